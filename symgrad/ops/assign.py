@@ -1,0 +1,51 @@
+"""Ops behind assignment and conversion: ``setitem`` (``t[i] = v``, ``fill_``) and ``cast``.
+
+``setitem`` is what PyTorch calls CopySlices: the result equals ``x`` with ``x[index]``
+replaced by ``value``; the gradient of ``x`` is ``g`` with the assigned part zeroed, the
+gradient of ``value`` is ``g[index]`` summed back to the value's shape.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import STRUCTURAL, Domain, Op, register
+
+
+def _setitem_forward(x: np.ndarray, value: np.ndarray, index: tuple) -> np.ndarray:
+    out = np.array(x, copy=True)
+    out[index] = value
+    return out
+
+
+def _setitem_vjp(xp, g, ans, x, value, index):
+    grad_x = xp.setitem(g, 0, index=index)
+    grad_value = xp.sum_to(xp.getitem(g, index=index), np.shape(value))
+    return grad_x, grad_value
+
+
+setitem = register(Op(
+    name="setitem",
+    grad_fn_name="CopySlices",
+    forward=_setitem_forward,
+    vjp=_setitem_vjp,
+    sympy=STRUCTURAL,
+    kind="structural",
+    arity=2,
+    saves=frozenset(),
+    domains=(Domain(), Domain()),
+))
+
+
+def _cast_vjp(xp, g, ans, x, dtype):
+    # only float inputs can carry a gradient, so the gradient goes back to x's float dtype
+    return (xp.cast(g, dtype=x.dtype),)
+
+
+cast = register(Op(
+    name="cast",
+    grad_fn_name="ToCopyBackward0",
+    forward=lambda x, dtype: np.asarray(x).astype(dtype),
+    vjp=_cast_vjp,
+    sympy=lambda sp, x, dtype: x,
+    saves=frozenset(),
+))

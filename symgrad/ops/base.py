@@ -1,0 +1,139 @@
+"""The shape of one entry in the op table, the registry, and the array namespace.
+
+Every primitive op is declared once as an :class:`Op` with its faces side by side:
+
+* ``forward(*arrays, **attrs)`` -- the NumPy forward;
+* ``sympy`` -- its SymPy form: for elementwise ops a callable
+  ``sympy(sp, *exprs, **attrs)`` that receives the ``sympy`` module (so this package
+  never imports SymPy itself); for structural ops the marker :data:`STRUCTURAL`, meaning
+  that the symbolic engine defines a SymPy ``Function`` subclass of the same name, with
+  its shape rule, NumPy printing and symbolic adjoint (see ``symgrad.symbolic``);
+* ``vjp(xp, g, ans, *inputs, **attrs)`` -- the hand-written vector-Jacobian product for
+  the tape engine.  It returns one gradient per input: an array, or :data:`UNDEFINED`
+  for an input that has no derivative at all (a boolean mask, an index).  ``xp`` is an
+  :class:`ArrayNamespace`: with NumPy arrays the VJP is plain NumPy; with tensors (for
+  ``create_graph=True``) the same code records a differentiable graph.  An op whose VJP
+  is not written yet has ``vjp=None`` (:data:`NOT_IMPLEMENTED` is the message);
+* ``domains`` -- where its tests draw random inputs from, one :class:`Domain` per input.
+
+The op table imports neither engine, and SymPy is never imported here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+class _Marker:
+    """A named singleton used as an explicit marker in the op table."""
+
+    def __init__(self, name: str, meaning: str) -> None:
+        self.name = name
+        self.meaning = meaning
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+UNDEFINED = _Marker(
+    "UNDEFINED", "the derivative with respect to this input does not exist (a mask or an index)"
+)
+NOT_IMPLEMENTED = _Marker("NOT_IMPLEMENTED", "symgrad has no derivative rule for this op yet")
+STRUCTURAL = _Marker(
+    "STRUCTURAL", "SymPy form is the symbolic engine's Function subclass named after the op"
+)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where the tests of an op draw one input from.
+
+    ``avoid`` lists kinks or poles (relu at 0, tan at pi/2) that samples keep ``margin``
+    away from, so finite differences stay meaningful.  ``integer`` draws integers.
+    """
+
+    low: float = -2.0
+    high: float = 2.0
+    avoid: tuple[float, ...] = ()
+    margin: float = 0.05
+    integer: bool = False
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        """Draw an array of ``shape`` from the domain.
+
+        >>> Domain(0.5, 1.0).sample(np.random.default_rng(0), (3,)).min() >= 0.5
+        True
+        """
+        if self.integer:
+            return rng.integers(int(self.low), int(self.high) + 1, size=shape).astype(dtype)
+        values = rng.uniform(self.low, self.high, size=shape)
+        for point in self.avoid:
+            close = np.abs(values - point) < self.margin
+            values = np.where(close, point + np.copysign(self.margin * 2, values - point + 1e-300), values)
+        return np.asarray(values, dtype=dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """One primitive operation with all its faces (see the module docstring).
+
+    ``kind`` is ``"elementwise"`` (broadcasting, SymPy form is an ordinary expression),
+    ``"reduction"`` or ``"structural"``.  ``grad_fn_name`` is PyTorch's node name for the
+    same op (``"AddBackward0"``).  ``saves`` names what the VJP reads besides shapes:
+    ``"inputs"``, ``"output"``, both or neither; only those are version-checked, so an
+    in-place change to a tensor the VJP does not read is allowed, as in PyTorch.
+    ``arity`` is the number of tensor inputs, ``None`` for variadic ops (cat, stack).
+    """
+
+    name: str
+    grad_fn_name: str
+    forward: Callable[..., np.ndarray]
+    vjp: Callable[..., tuple] | None
+    sympy: Callable[..., Any] | _Marker
+    kind: str = "elementwise"
+    arity: int | None = 1
+    saves: frozenset[str] = frozenset({"inputs"})
+    domains: tuple[Domain, ...] = field(default_factory=lambda: (Domain(),))
+    differentiable: tuple[bool, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Op {self.name}>"
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    """Add ``op`` to the table; a second op of the same name is an error."""
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is declared twice in the op table")
+    OPS[op.name] = op
+    return op
+
+
+class ArrayNamespace:
+    """Calls ops by name, either on NumPy arrays or on tensors.
+
+    VJPs are written once against this namespace: ``xp.exp(x)``, ``xp.sum_to(g, shape)``.
+    With :data:`numpy_ops` every call is the op's NumPy forward; the tape engine builds a
+    second namespace whose calls record ops on tensors, which is how ``create_graph=True``
+    makes gradients differentiable without a second set of derivative rules.
+
+    >>> numpy_ops.exp(np.zeros(2))
+    array([1., 1.])
+    """
+
+    def __init__(self, call: Callable[..., Any]) -> None:
+        self._call = call
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        try:
+            op = OPS[name]
+        except KeyError:
+            raise AttributeError(f"the op table has no op named {name!r}") from None
+        return lambda *args, **attrs: self._call(op, *args, **attrs)
+
+
+numpy_ops = ArrayNamespace(lambda op, *args, **attrs: op.forward(*args, **attrs))

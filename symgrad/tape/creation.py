@@ -1,0 +1,134 @@
+"""Creating tensors: ``tensor``, ``ones``, ``randn``, the ``*_like`` forms and the seed.
+
+Python floats become the default float dtype (float64 unless ``set_default_dtype`` says
+otherwise); random numbers come from one seeded generator (``manual_seed``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes
+from .tensor import Tensor, as_tensor
+
+_rng = [np.random.default_rng()]
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind ``rand``, ``randn`` and ``nn`` initialisation."""
+    _rng[0] = np.random.default_rng(seed)
+
+
+def generator() -> np.random.Generator:
+    """The generator ``manual_seed`` controls."""
+    return _rng[0]
+
+
+def tensor(data, dtype=None, requires_grad: bool = False, name: str | None = None) -> Tensor:
+    """A new tensor holding a copy of ``data``.
+
+    >>> tensor([[1.0, 2.0]], requires_grad=True)
+    tensor([[1., 2.]], requires_grad=True)
+    >>> tensor([1, 2], requires_grad=True)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: only tensors of floating point dtype can require gradients, got symgrad.int64; ...
+    """
+    if isinstance(data, Tensor):
+        data = data._data
+    return Tensor(dtypes.as_array(data, dtype), requires_grad=requires_grad, name=name)
+
+
+def FloatTensor(data) -> Tensor:  # noqa: N802  (PyTorch's legacy constructor)
+    """A float32 tensor, like ``torch.FloatTensor([[2, 4]])``."""
+    return tensor(data, dtype=dtypes.float32)
+
+
+def _sizes(size) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    return tuple(int(s) for s in size)
+
+
+def _float_dtype(dtype):
+    return dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)
+
+
+def _make(array: np.ndarray, requires_grad: bool) -> Tensor:
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    return _make(np.zeros(_sizes(size), _float_dtype(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones."""
+    return _make(np.ones(_sizes(size), _float_dtype(dtype)), requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``."""
+    if dtype is None:
+        dtype = dtypes.as_array(fill_value).dtype
+    return _make(np.full(tuple(size), fill_value, dtypes.to_dtype(dtype)), requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, requires_grad: bool = False) -> Tensor:
+    """The identity matrix."""
+    return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``start, start+step, ...`` below ``end``; integers stay integers, like PyTorch.
+
+    >>> arange(3)
+    tensor([0, 1, 2])
+    """
+    if end is None:
+        start, end = 0, start
+    array = np.arange(start, end, step)
+    if array.dtype == np.float64:
+        array = array.astype(dtypes.get_default_dtype())
+    return _make(array.astype(dtypes.to_dtype(dtype)) if dtype is not None else array, requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    return _make(np.linspace(start, end, steps).astype(_float_dtype(dtype)), requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Uniform random numbers in [0, 1)."""
+    return _make(_rng[0].random(_sizes(size)).astype(_float_dtype(dtype)), requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal random numbers."""
+    return _make(_rng[0].standard_normal(_sizes(size)).astype(_float_dtype(dtype)), requires_grad)
+
+
+def _like(other, maker, dtype, requires_grad, **kwargs) -> Tensor:
+    other = as_tensor(other)
+    return maker(other.shape, dtype=other.dtype if dtype is None else dtype, requires_grad=requires_grad, **kwargs)
+
+
+def zeros_like(other, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _like(other, zeros, dtype, requires_grad)
+
+
+def ones_like(other, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _like(other, ones, dtype, requires_grad)
+
+
+def full_like(other, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    other = as_tensor(other)
+    return full(other.shape, fill_value, dtype=other.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+def rand_like(other, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _like(other, rand, dtype, requires_grad)
+
+
+def randn_like(other, dtype=None, requires_grad: bool = False) -> Tensor:
+    return _like(other, randn, dtype, requires_grad)

@@ -1,0 +1,668 @@
+"""Backward: the public entry points, the engine switch, and the tape engine itself.
+
+``backward()`` and ``autograd.grad()`` validate their arguments here and hand the graph to
+the selected engine through one switch (:func:`set_backward_engine`):
+
+* ``"tape"`` -- this module: replays the recorded nodes in reverse topological order,
+  calling each op's hand-written VJP (NumPy arrays, or tensors under ``create_graph``);
+* ``"symbolic"`` -- the compiled closed forms of ``symgrad.symbolic`` (loaded on first
+  use, so the tape never imports SymPy);
+* ``"both"`` -- runs both and raises when they disagree.
+
+The steps every engine shares live here too: :func:`graph_order` (nodes in reverse
+topological order), :func:`deliver` (hooks, ``retain_grad``, ``.grad`` accumulation) and
+:func:`release_graph` (freeing saved values unless ``retain_graph``).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..ops import NOT_IMPLEMENTED, UNDEFINED, numpy_ops, sum_to_shape
+from . import dtypes
+from .grad_mode import set_grad_enabled
+from .node import AccumulateGrad, Node
+from .tensor import Tensor, as_tensor, tensor_ops
+
+# ------------------------------------------------------------------ engine switch
+_ENGINES: dict[str, Callable | str] = {
+    "tape": "symgrad.tape.engine:tape_backward",
+    "symbolic": "symgrad.symbolic.backward:symbolic_backward",
+    "both": "symgrad.symbolic.backward:cross_checked_backward",
+}
+_selected = ["tape"]
+
+
+def set_backward_engine(name: str) -> None:
+    """Choose what ``backward()`` and ``autograd.grad()`` run: "tape", "symbolic" or "both".
+
+    >>> set_backward_engine("tape"); get_backward_engine()
+    'tape'
+    """
+    if name not in _ENGINES:
+        raise ValueError(f"unknown backward engine {name!r}; choose one of {sorted(_ENGINES)}")
+    _selected[0] = name
+
+
+def get_backward_engine() -> str:
+    """The name of the engine ``backward()`` uses now."""
+    return _selected[0]
+
+
+class backward_engine:
+    """Context manager selecting an engine for a block: ``with backward_engine("both"):``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.previous = get_backward_engine()
+        set_backward_engine(self.name)
+
+    def __exit__(self, *exc) -> None:
+        set_backward_engine(self.previous)
+
+
+def _engine_function(name: str) -> Callable:
+    entry = _ENGINES[name]
+    if isinstance(entry, str):
+        module, attr = entry.split(":")
+        entry = _ENGINES[name] = getattr(importlib.import_module(module), attr)
+    return entry
+
+
+# ------------------------------------------------------------------ public entry points
+def _root_gradients(roots: Sequence[Tensor], grad_roots, create_graph: bool) -> list:
+    """Check roots and their upstream gradients; default 1 for single-element roots."""
+    if grad_roots is None:
+        grad_roots = [None] * len(roots)
+    if len(grad_roots) != len(roots):
+        raise RuntimeError(f"got {len(grad_roots)} gradients for {len(roots)} outputs")
+    out = []
+    for i, (root, g) in enumerate(zip(roots, grad_roots)):
+        if not isinstance(root, Tensor):
+            raise TypeError(f"output {i} is a {type(root).__name__}, not a Tensor")
+        if not root.requires_grad:
+            raise RuntimeError(
+                f"element {i} of tensors does not require grad and does not have a grad_fn: "
+                "nothing it depends on was created with requires_grad=True (or it was computed under no_grad)"
+            )
+        if g is None:
+            if root.numel() != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; output {i} has shape "
+                    f"{list(root.shape)}: pass gradient= of that shape to backward()"
+                )
+            g = Tensor(np.ones(root.shape, root.dtype))
+        g = as_tensor(g)
+        if g.shape != root.shape:
+            raise RuntimeError(
+                f"Mismatch in shape: gradient {i} has shape {list(g.shape)} and output {i} has shape {list(root.shape)}"
+            )
+        if not dtypes.is_floating(g.dtype):
+            raise TypeError(f"gradient {i} has dtype {dtypes.dtype_name(g.dtype)}; it must be floating point")
+        if g.dtype != root.dtype:
+            g = g.to(root.dtype)
+        out.append(g if create_graph else g._data)
+    return out
+
+
+def _as_list(tensors) -> list:
+    if tensors is None:
+        return None
+    if isinstance(tensors, Tensor):
+        return [tensors]
+    return list(tensors)
+
+
+def backward(tensors, grad_tensors=None, *, retain_graph: bool | None = None,
+             create_graph: bool = False, inputs=None) -> None:
+    """Accumulate the gradients of ``tensors`` into the ``.grad`` of the leaves (or of
+    ``inputs`` only).  The graph is freed unless ``retain_graph=True``."""
+    roots = _as_list(tensors)
+    grads = _root_gradients(roots, _as_list(grad_tensors), create_graph)
+    inputs = _as_list(inputs)
+    if inputs is not None:
+        _check_inputs(inputs)
+    _engine_function(get_backward_engine())(
+        roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
+        create_graph=create_graph, accumulate=True,
+    )
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """The gradients of ``outputs`` with respect to ``inputs``, returned, not accumulated.
+
+    >>> import symgrad
+    >>> x = symgrad.tensor(3.0, requires_grad=True)
+    >>> symgrad.autograd.grad(x ** 2, x)
+    (tensor(6.),)
+    """
+    roots = _as_list(outputs)
+    grads = _root_gradients(roots, _as_list(grad_outputs), create_graph)
+    inputs = _as_list(inputs)
+    _check_inputs(inputs)
+    results = _engine_function(get_backward_engine())(
+        roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
+        create_graph=create_graph, accumulate=False,
+    )
+    out = []
+    for i, (tensor, g) in enumerate(zip(inputs, results)):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"input {i} (shape {list(tensor.shape)}) was not used to compute the outputs; "
+                    "pass allow_unused=True if that is expected"
+                )
+            out.append(None)
+        else:
+            out.append(g if isinstance(g, Tensor) else Tensor(np.asarray(g, dtype=tensor.dtype)))
+    return tuple(out)
+
+
+def _check_inputs(inputs: list) -> None:
+    if not inputs:
+        raise RuntimeError("inputs must not be empty; pass the tensors to differentiate with respect to")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"input {i} is a {type(t).__name__}, not a Tensor")
+        if not t.requires_grad:
+            raise RuntimeError(f"input {i} (shape {list(t.shape)}) does not require grad")
+
+
+# ------------------------------------------------------------------ shared steps
+def graph_order(root_edges, targets=None) -> list:
+    """Nodes reachable from ``root_edges``, each after every node that feeds it a gradient
+    (reverse topological order), iteratively so deep graphs cannot hit a recursion limit.
+
+    With ``targets`` (a set of nodes), only nodes on a path to a target are kept.
+    """
+    postorder, state = [], {}
+    for root in root_edges:
+        if root is None or root in state:
+            continue
+        stack = [(root, iter(_edges(root)))]
+        state[root] = "open"
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child is not None and child not in state:
+                    state[child] = "open"
+                    stack.append((child, iter(_edges(child))))
+                    break
+            else:
+                stack.pop()
+                postorder.append(node)
+    order = postorder[::-1]
+    if targets is None:
+        return order
+    useful = set()
+    for node in postorder:  # children before parents
+        if node in targets or any(e in useful for e in _edges(node)):
+            useful.add(node)
+    return [node for node in order if node in useful]
+
+
+def _edges(node) -> list:
+    return [saved.edge for saved in node.inputs] if isinstance(node, Node) else []
+
+
+def input_targets(inputs) -> dict:
+    """Map each requested input's gradient sink (AccumulateGrad or grad_fn) to its position."""
+    return {t._edge(): i for i, t in enumerate(inputs)}
+
+
+def run_hooks(hooks: list, g, create_graph: bool):
+    """Call tensor hooks in order; a returned value replaces the gradient."""
+    for hook in list(hooks):
+        wrapped = g if isinstance(g, Tensor) else Tensor(g)
+        replaced = hook(wrapped)
+        if replaced is not None:
+            replaced = as_tensor(replaced)
+            if replaced.shape != wrapped.shape:
+                raise RuntimeError(
+                    f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape {list(replaced.shape)}, "
+                    f"expected {list(wrapped.shape)}"
+                )
+            g = replaced if create_graph else replaced._data
+    return g
+
+
+def deliver(node, g, create_graph: bool, accumulate: bool):
+    """What happens when ``node``'s total gradient ``g`` is known: tensor hooks run, a
+    retained non-leaf stores it, a leaf accumulates it.  Returns the (hooked) gradient."""
+    if isinstance(node, AccumulateGrad):
+        g = run_hooks(node.variable._leaf_hooks, g, create_graph)
+        if accumulate:
+            accumulate_grad(node.variable, g, create_graph)
+        return g
+    g = run_hooks(node.hooks, g, create_graph)
+    retained = node.retained() if node.retained is not None else None
+    if retained is not None and accumulate:
+        accumulate_grad(retained, g, create_graph)
+    return g
+
+
+def accumulate_grad(tensor: Tensor, g, create_graph: bool) -> None:
+    """Add ``g`` into ``tensor.grad`` (in place unless ``create_graph``)."""
+    if isinstance(g, Tensor) and not create_graph:
+        g = g._data
+    if not isinstance(g, Tensor):
+        g = np.asarray(g, dtype=tensor.dtype)
+        if g.shape != tensor.shape:
+            raise RuntimeError(f"gradient of shape {list(g.shape)} does not match the tensor's shape {list(tensor.shape)}")
+    if tensor._grad is None:
+        tensor._grad = g if isinstance(g, Tensor) else Tensor(g.copy())
+    elif create_graph or tensor._grad.grad_fn is not None:
+        tensor._grad = tensor._grad + g
+    else:
+        tensor._grad._data += g
+        tensor._grad._version.value += 1
+
+
+def release_graph(nodes) -> None:
+    """Free the saved values of ``nodes`` (after a backward without ``retain_graph``)."""
+    for node in nodes:
+        if isinstance(node, Node):
+            node.free()
+
+
+def check_not_freed(node: Node) -> None:
+    if node.freed:
+        raise RuntimeError(
+            "Trying to backward through the graph a second time (or directly access saved tensors "
+            f"after they have already been freed): {node.name()} already released its saved values. "
+            "Specify retain_graph=True in the first backward() or autograd.grad() call if you need "
+            "to backward through the graph a second time."
+        )
+
+
+# ------------------------------------------------------------------ the tape engine
+def tape_backward(roots, grad_roots, *, inputs, retain_graph: bool, create_graph: bool, accumulate: bool):
+    """Reverse-mode over the recorded nodes with the op table's hand-written VJPs.
+
+    Returns the gradients of ``inputs`` when ``accumulate`` is False.
+    """
+    targets = input_targets(inputs) if inputs is not None else None
+    root_edges = [root._edge() for root in roots]
+    order = graph_order(root_edges, None if targets is None else set(targets))
+    pending: dict = {}
+    for edge, g in zip(root_edges, grad_roots):
+        _add(pending, edge, 0, g)
+    reachable = set(order)
+    results = [None] * (len(inputs) if inputs is not None else 0)
+    with set_grad_enabled(create_graph):
+        for node in order:
+            if node not in pending:
+                continue
+            grads = pending.pop(node)
+            is_target = targets is not None and node in targets
+            deliver_to_leaf = accumulate and (targets is None or is_target)
+            first = deliver(node, grads[0], create_graph, deliver_to_leaf)
+            grads[0] = first
+            if is_target:
+                results[targets[node]] = first
+            if isinstance(node, AccumulateGrad):
+                continue
+            check_not_freed(node)
+            node.check_versions()
+            for saved, g_in in zip(node.inputs, node_vjp(node, grads, create_graph)):
+                if saved.edge in reachable and g_in is not None and g_in is not UNDEFINED:
+                    _add(pending, saved.edge, 0, g_in)
+    if not retain_graph:
+        release_graph(order)
+    return None if accumulate else results
+
+
+def _sums_down_to(shape, target) -> bool:
+    """True when ``target`` broadcasts to ``shape``, so a gradient of ``shape`` can be
+    summed down to ``target`` (PyTorch accepts such gradients from custom backwards)."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(shape)
+    except ValueError:
+        return False
+
+
+def _add(pending: dict, node, index: int, g) -> None:
+    slots = pending.get(node)
+    if slots is None:
+        slots = pending[node] = [None] * (node.n_outputs if isinstance(node, Node) else 1)
+    slots[index] = g if slots[index] is None else slots[index] + g
+
+
+def node_vjp(node: Node, grads: list, create_graph: bool) -> list:
+    """Gradients for each input of ``node`` from its output gradients (hand-written VJPs)."""
+    if node.function is not None:
+        return _function_vjp(node, grads, create_graph)
+    op = node.op
+    if op.vjp is None:
+        raise NotImplementedError(f"{op.name} ({node.name()}): {NOT_IMPLEMENTED.meaning}")
+    if create_graph:
+        answer = Tensor(node.outputs[0])
+        answer.grad_fn = node
+        values = [saved.tensor for saved in node.inputs]
+        g = grads[0] if isinstance(grads[0], Tensor) else Tensor(grads[0])
+        return list(op.vjp(tensor_ops, g, answer, *values, **node.attrs))
+    values = [saved.tensor._data for saved in node.inputs]
+    return list(op.vjp(numpy_ops, np.asarray(grads[0]), node.outputs[0], *values, **node.attrs))
+
+
+def _function_vjp(node: Node, grads: list, create_graph: bool) -> list:
+    """Call a custom Function's backward and check what it returns."""
+    ctx = node.ctx
+    wrapped = []
+    for i, g in enumerate(grads):
+        if g is None:
+            g = np.zeros(ctx.output_shapes[i], ctx.output_dtypes[i])
+        wrapped.append(g if isinstance(g, Tensor) else Tensor(g))
+    returned = node.function.backward(ctx, *wrapped)
+    if not isinstance(returned, tuple):
+        returned = (returned,)
+    if len(returned) != len(ctx.arg_is_tensor):
+        raise RuntimeError(
+            f"function {node.name()} returned an incorrect number of gradients "
+            f"(expected {len(ctx.arg_is_tensor)}, got {len(returned)})"
+        )
+    out = []
+    tensor_args = [g for g, is_tensor in zip(returned, ctx.arg_is_tensor) if is_tensor]
+    for position, (saved, g) in enumerate(zip(node.inputs, tensor_args)):
+        if g is None:
+            out.append(None)
+            continue
+        g = as_tensor(g)
+        expected = saved.tensor.shape
+        if g.shape != expected:
+            if not _sums_down_to(g.shape, expected):
+                raise RuntimeError(
+                    f"function {node.name()} returned an invalid gradient at index {position}: "
+                    f"got shape {list(g.shape)} but expected shape compatible with {list(expected)}"
+                )
+            g = tensor_ops.sum_to(g, expected) if create_graph else Tensor(sum_to_shape(g._data, expected))
+        out.append(g if create_graph else g._data)
+    return out
+
+
+def _as_list(tensors) -> list:
+    if tensors is None:
+        return None
+    if isinstance(tensors, Tensor):
+        return [tensors]
+    return list(tensors)
+
+
+def backward(tensors, grad_tensors=None, *, retain_graph: bool | None = None,
+             create_graph: bool = False, inputs=None) -> None:
+    """Accumulate the gradients of ``tensors`` into the ``.grad`` of the leaves (or of
+    ``inputs`` only).  The graph is freed unless ``retain_graph=True``."""
+    roots = _as_list(tensors)
+    grads = _root_gradients(roots, _as_list(grad_tensors), create_graph)
+    inputs = _as_list(inputs)
+    if inputs is not None:
+        _check_inputs(inputs)
+    _engine_function(get_backward_engine())(
+        roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
+        create_graph=create_graph, accumulate=True,
+    )
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """The gradients of ``outputs`` with respect to ``inputs``, returned, not accumulated.
+
+    >>> import symgrad
+    >>> x = symgrad.tensor(3.0, requires_grad=True)
+    >>> symgrad.autograd.grad(x ** 2, x)
+    (tensor(6.),)
+    """
+    roots = _as_list(outputs)
+    grads = _root_gradients(roots, _as_list(grad_outputs), create_graph)
+    inputs = _as_list(inputs)
+    _check_inputs(inputs)
+    results = _engine_function(get_backward_engine())(
+        roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
+        create_graph=create_graph, accumulate=False,
+    )
+    out = []
+    for i, (tensor, g) in enumerate(zip(inputs, results)):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"input {i} (shape {list(tensor.shape)}) was not used to compute the outputs; "
+                    "pass allow_unused=True if that is expected"
+                )
+            out.append(None)
+        else:
+            out.append(g if isinstance(g, Tensor) else Tensor(np.asarray(g, dtype=tensor.dtype)))
+    return tuple(out)
+
+
+def _check_inputs(inputs: list) -> None:
+    if not inputs:
+        raise RuntimeError("inputs must not be empty; pass the tensors to differentiate with respect to")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"input {i} is a {type(t).__name__}, not a Tensor")
+        if not t.requires_grad:
+            raise RuntimeError(f"input {i} (shape {list(t.shape)}) does not require grad")
+
+
+# ------------------------------------------------------------------ shared steps
+def graph_order(root_edges, targets=None) -> list:
+    """Nodes reachable from ``root_edges``, each after every node that feeds it a gradient
+    (reverse topological order), iteratively so deep graphs cannot hit a recursion limit.
+
+    With ``targets`` (a set of nodes), only nodes on a path to a target are kept.
+    """
+    postorder, state = [], {}
+    for root in root_edges:
+        if root is None or root in state:
+            continue
+        stack = [(root, iter(_edges(root)))]
+        state[root] = "open"
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child is not None and child not in state:
+                    state[child] = "open"
+                    stack.append((child, iter(_edges(child))))
+                    break
+            else:
+                stack.pop()
+                postorder.append(node)
+    order = postorder[::-1]
+    if targets is None:
+        return order
+    useful = set()
+    for node in postorder:  # children before parents
+        if node in targets or any(e in useful for e in _edges(node)):
+            useful.add(node)
+    return [node for node in order if node in useful]
+
+
+def _edges(node) -> list:
+    return [saved.edge for saved in node.inputs] if isinstance(node, Node) else []
+
+
+def input_targets(inputs) -> dict:
+    """Map each requested input's gradient sink (AccumulateGrad or grad_fn) to its position."""
+    return {t._edge(): i for i, t in enumerate(inputs)}
+
+
+def run_hooks(hooks: list, g, create_graph: bool):
+    """Call tensor hooks in order; a returned value replaces the gradient."""
+    for hook in list(hooks):
+        wrapped = g if isinstance(g, Tensor) else Tensor(g)
+        replaced = hook(wrapped)
+        if replaced is not None:
+            replaced = as_tensor(replaced)
+            if replaced.shape != wrapped.shape:
+                raise RuntimeError(
+                    f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape {list(replaced.shape)}, "
+                    f"expected {list(wrapped.shape)}"
+                )
+            g = replaced if create_graph else replaced._data
+    return g
+
+
+def deliver(node, g, create_graph: bool, accumulate: bool):
+    """What happens when ``node``'s total gradient ``g`` is known: tensor hooks run, a
+    retained non-leaf stores it, a leaf accumulates it.  Returns the (hooked) gradient."""
+    if isinstance(node, AccumulateGrad):
+        g = run_hooks(node.variable._leaf_hooks, g, create_graph)
+        if accumulate:
+            accumulate_grad(node.variable, g, create_graph)
+        return g
+    g = run_hooks(node.hooks, g, create_graph)
+    retained = node.retained() if node.retained is not None else None
+    if retained is not None and accumulate:
+        accumulate_grad(retained, g, create_graph)
+    return g
+
+
+def accumulate_grad(tensor: Tensor, g, create_graph: bool) -> None:
+    """Add ``g`` into ``tensor.grad`` (in place unless ``create_graph``)."""
+    if isinstance(g, Tensor) and not create_graph:
+        g = g._data
+    if not isinstance(g, Tensor):
+        g = np.asarray(g, dtype=tensor.dtype)
+        if g.shape != tensor.shape:
+            raise RuntimeError(f"gradient of shape {list(g.shape)} does not match the tensor's shape {list(tensor.shape)}")
+    if tensor._grad is None:
+        tensor._grad = g if isinstance(g, Tensor) else Tensor(g.copy())
+    elif create_graph or tensor._grad.grad_fn is not None:
+        tensor._grad = tensor._grad + g
+    else:
+        tensor._grad._data += g
+        tensor._grad._version.value += 1
+
+
+def release_graph(nodes) -> None:
+    """Free the saved values of ``nodes`` (after a backward without ``retain_graph``)."""
+    for node in nodes:
+        if isinstance(node, Node):
+            node.free()
+
+
+def check_not_freed(node: Node) -> None:
+    if node.freed:
+        raise RuntimeError(
+            "Trying to backward through the graph a second time (or directly access saved tensors "
+            f"after they have already been freed): {node.name()} already released its saved values. "
+            "Specify retain_graph=True in the first backward() or autograd.grad() call if you need "
+            "to backward through the graph a second time."
+        )
+
+
+# ------------------------------------------------------------------ the tape engine
+def tape_backward(roots, grad_roots, *, inputs, retain_graph: bool, create_graph: bool, accumulate: bool):
+    """Reverse-mode over the recorded nodes with the op table's hand-written VJPs.
+
+    Returns the gradients of ``inputs`` when ``accumulate`` is False.
+    """
+    targets = input_targets(inputs) if inputs is not None else None
+    root_edges = [root._edge() for root in roots]
+    order = graph_order(root_edges, None if targets is None else set(targets))
+    pending: dict = {}
+    for edge, g in zip(root_edges, grad_roots):
+        _add(pending, edge, 0, g)
+    reachable = set(order)
+    results = [None] * (len(inputs) if inputs is not None else 0)
+    with set_grad_enabled(create_graph):
+        for node in order:
+            if node not in pending:
+                continue
+            grads = pending.pop(node)
+            is_target = targets is not None and node in targets
+            deliver_to_leaf = accumulate and (targets is None or is_target)
+            first = deliver(node, grads[0], create_graph, deliver_to_leaf)
+            grads[0] = first
+            if is_target:
+                results[targets[node]] = first
+            if isinstance(node, AccumulateGrad):
+                continue
+            check_not_freed(node)
+            node.check_versions()
+            for saved, g_in in zip(node.inputs, node_vjp(node, grads, create_graph)):
+                if saved.edge in reachable and g_in is not None and g_in is not UNDEFINED:
+                    _add(pending, saved.edge, 0, g_in)
+    if not retain_graph:
+        release_graph(order)
+    return None if accumulate else results
+
+
+def _sums_down_to(shape, target) -> bool:
+    """True when ``target`` broadcasts to ``shape``, so a gradient of ``shape`` can be
+    summed down to ``target`` (PyTorch accepts such gradients from custom backwards)."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(shape)
+    except ValueError:
+        return False
+
+
+def _add(pending: dict, node, index: int, g) -> None:
+    slots = pending.get(node)
+    if slots is None:
+        slots = pending[node] = [None] * (node.n_outputs if isinstance(node, Node) else 1)
+    slots[index] = g if slots[index] is None else slots[index] + g
+
+
+def node_vjp(node: Node, grads: list, create_graph: bool) -> list:
+    """Gradients for each input of ``node`` from its output gradients (hand-written VJPs)."""
+    if node.function is not None:
+        return _function_vjp(node, grads, create_graph)
+    op = node.op
+    if op.vjp is None:
+        raise NotImplementedError(f"{op.name} ({node.name()}): {NOT_IMPLEMENTED.meaning}")
+    if create_graph:
+        answer = Tensor(node.outputs[0])
+        answer.grad_fn = node
+        values = [saved.tensor for saved in node.inputs]
+        g = grads[0] if isinstance(grads[0], Tensor) else Tensor(grads[0])
+        return list(op.vjp(tensor_ops, g, answer, *values, **node.attrs))
+    values = [saved.tensor._data for saved in node.inputs]
+    return list(op.vjp(numpy_ops, np.asarray(grads[0]), node.outputs[0], *values, **node.attrs))
+
+
+def _function_vjp(node: Node, grads: list, create_graph: bool) -> list:
+    """Call a custom Function's backward and check what it returns."""
+    ctx = node.ctx
+    wrapped = []
+    for i, g in enumerate(grads):
+        if g is None:
+            g = np.zeros(ctx.output_shapes[i], ctx.output_dtypes[i])
+        wrapped.append(g if isinstance(g, Tensor) else Tensor(g))
+    returned = node.function.backward(ctx, *wrapped)
+    if not isinstance(returned, tuple):
+        returned = (returned,)
+    if len(returned) != len(ctx.arg_is_tensor):
+        raise RuntimeError(
+            f"function {node.name()} returned an incorrect number of gradients "
+            f"(expected {len(ctx.arg_is_tensor)}, got {len(returned)})"
+        )
+    out = []
+    tensor_args = [g for g, is_tensor in zip(returned, ctx.arg_is_tensor) if is_tensor]
+    for position, (saved, g) in enumerate(zip(node.inputs, tensor_args)):
+        if g is None:
+            out.append(None)
+            continue
+        g = as_tensor(g)
+        expected = saved.tensor.shape
+        if g.shape != expected:
+            try:
+                np.broadcast_shapes(g.shape, expected)
+                g = Tensor(sum_to_shape(g._data, expected)) if not create_graph else g.sum_to_shape(expected)
+            except ValueError:
+                raise RuntimeError(
+                    f"function {node.name()} returned an invalid gradient at index {position}: "
+                    f"got shape {list(g.shape)} but expected shape compatible with {list(expected)}"
+                ) from None
+            if g.shape != expected:
+                raise RuntimeError(
+                    f"function {node.name()} returned an invalid gradient at index {position}: "
+                    f"got shape {list(g.shape)} but expected shape compatible with {list(expected)}"
+                )
+        out.append(g if create_graph else g._data)
+    return out

@@ -1,0 +1,88 @@
+"""Grad mode: whether operations are recorded for backward, per thread.
+
+``no_grad``, ``enable_grad`` and ``set_grad_enabled`` work as context managers and as
+decorators, like PyTorch's.
+
+>>> import symgrad
+>>> x = symgrad.tensor([1.0], requires_grad=True)
+>>> with symgrad.no_grad():
+...     (x * 2).requires_grad
+False
+>>> symgrad.is_grad_enabled()
+True
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True when operations on tensors that require grad are recorded (this thread)."""
+    return getattr(_state, "enabled", True)
+
+
+def _set(enabled: bool) -> None:
+    _state.enabled = bool(enabled)
+
+
+class set_grad_enabled:
+    """Turn recording on or off: immediately as a call, for a block as a context manager,
+    or for a function as a decorator."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+        self.previous = is_grad_enabled()
+        _set(self.mode)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        _set(self.previous)
+
+    def __call__(self, func):
+        mode = self.mode
+        _set(self.previous)  # used as a decorator: the constructor must not leak a mode
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class _GradModeBlock:
+    """Base of ``no_grad``/``enable_grad``: sets a fixed mode on entry, restores it on exit."""
+
+    mode = True
+
+    def __enter__(self) -> None:
+        self.previous = is_grad_enabled()
+        _set(self.mode)
+
+    def __exit__(self, *exc) -> None:
+        _set(self.previous)
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradModeBlock):
+    """Context manager and decorator: record nothing inside (inference, updates by hand)."""
+
+    mode = False
+
+
+class enable_grad(_GradModeBlock):
+    """Context manager and decorator: record again inside a ``no_grad`` block."""
+
+    mode = True

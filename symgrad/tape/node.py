@@ -1,0 +1,134 @@
+"""Graph nodes: what ``grad_fn`` is, what it saved, and where gradients flow next.
+
+A :class:`Node` records one op application: the op (or a custom ``Function``), its
+attributes, one :class:`SavedInput` per tensor input (the value at record time, the
+version it had, and the *edge* its gradient flows to), and the output array.  A leaf
+that requires grad gets one :class:`AccumulateGrad` node, shared by every op that uses it,
+as in PyTorch.  Edges are captured when the op runs, so a later in-place change of a
+tensor's ``grad_fn`` never rewires an existing graph.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+
+from .dtypes import dtype_name
+
+
+class VersionCounter:
+    """Counts in-place changes of one buffer; shared by a tensor and its ``detach()``es."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class SavedInput:
+    """One tensor input of a node: value, version at record time, and gradient edge."""
+
+    __slots__ = ("tensor", "version", "edge")
+
+    def __init__(self, tensor, edge) -> None:
+        self.tensor = tensor
+        self.version = tensor._version.value
+        self.edge = edge
+
+
+class RemovableHandle:
+    """Returned by ``register_hook``; ``remove()`` takes the hook away."""
+
+    def __init__(self, hooks: list, hook) -> None:
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class AccumulateGrad:
+    """The gradient sink of a leaf tensor that requires grad."""
+
+    def __init__(self, variable) -> None:
+        self.variable = variable
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+class Node:
+    """A recorded op application; it is the ``grad_fn`` of the tensor the op produced.
+
+    ``op`` is the op-table entry, or None for a custom ``Function`` (then ``function`` and
+    ``ctx`` are set).  ``hooks`` are tensor hooks registered on the output; ``retained``
+    is a weak reference to an output tensor that called ``retain_grad()``.
+    """
+
+    def __init__(self, op, attrs: dict, inputs: list[SavedInput], *, function=None, ctx=None, n_outputs: int = 1) -> None:
+        self.op = op
+        self.attrs = attrs
+        self.inputs = tuple(inputs)
+        self.function = function
+        self.ctx = ctx
+        self.n_outputs = n_outputs
+        self.outputs: list[np.ndarray | None] = [None] * n_outputs
+        self.output_versions: list[tuple[Any, int] | None] = [None] * n_outputs
+        self.hooks: list = []
+        self.retained: weakref.ref | None = None
+        self.freed = False
+
+    def name(self) -> str:
+        if self.function is not None:
+            return f"{self.function.__name__}Backward"
+        return self.op.grad_fn_name
+
+    @property
+    def next_functions(self) -> tuple:
+        """PyTorch-style ``((node_or_None, 0), ...)``, one pair per tensor input."""
+        return tuple((saved.edge, 0) for saved in self.inputs)
+
+    def set_output(self, index: int, tensor) -> None:
+        """Remember output ``index`` (its buffer and version) for VJPs that read it."""
+        self.outputs[index] = tensor._data
+        self.output_versions[index] = (tensor._version, tensor._version.value)
+
+    def check_versions(self) -> None:
+        """Raise if a tensor this node's VJP reads was modified in place after recording."""
+        saves = self.op.saves if self.op is not None else frozenset()
+        if "inputs" in saves:
+            for saved in self.inputs:
+                _check_version(self, saved.tensor._version.value, saved.version, saved.tensor._data)
+        if "output" in saves:
+            for array, versions in zip(self.outputs, self.output_versions):
+                counter, expected = versions
+                _check_version(self, counter.value, expected, array)
+
+    def free(self) -> None:
+        """Drop saved values after a backward without ``retain_graph``; edges stay."""
+        self.freed = True
+        self.outputs = [None] * self.n_outputs
+        if self.ctx is not None:
+            self.ctx.free()
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+def _check_version(node: Node, actual: int, expected: int, array) -> None:
+    if actual != expected:
+        raise RuntimeError(
+            "one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: [{dtype_name(array.dtype)} {list(np.shape(array))}], which is "
+            f"output or input of {node.name()}, is at version {actual}; expected version "
+            f"{expected} instead. Compute the in-place change on a clone() or after backward()."
+        )

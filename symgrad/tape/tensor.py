@@ -1,0 +1,726 @@
+"""The eager ``Tensor``: a NumPy array plus PyTorch's autograd bookkeeping.
+
+Every differentiable method goes through :func:`apply_op`, which runs the op table's
+NumPy forward and, when grad mode is on and an input requires grad, records a
+:class:`~symgrad.tape.node.Node`.  In-place methods go through ``Tensor._inplace``, which
+enforces PyTorch's rules (no in-place change of a leaf that requires grad while grad mode
+is on) and bumps the version counter that backward checks.
+"""
+from __future__ import annotations
+
+import builtins
+import numbers
+import warnings
+import weakref
+
+import numpy as np
+
+from ..ops import OPS, ArrayNamespace
+from . import dtypes
+from .grad_mode import is_grad_enabled, no_grad
+from .node import AccumulateGrad, Node, RemovableHandle, SavedInput, VersionCounter
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    Build tensors with :func:`symgrad.tensor` and friends rather than calling this class.
+
+    >>> import symgrad
+    >>> x = symgrad.ones(2, 2, requires_grad=True)
+    >>> y = x + 2
+    >>> y
+    tensor([[3., 3.],
+            [3., 3.]], grad_fn=<AddBackward0>)
+    >>> out = (y * y * 3).mean()
+    >>> out.backward()
+    >>> x.grad
+    tensor([[4.5000, 4.5000],
+            [4.5000, 4.5000]])
+    """
+
+    __array_ufunc__ = None  # NumPy defers to Tensor's reflected operators: 2.0 * t is a Tensor
+
+    def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
+                 _version: VersionCounter | None = None, _constant=None) -> None:
+        self._data = data
+        self._version = _version if _version is not None else VersionCounter()
+        self._grad: Tensor | None = None
+        self.grad_fn: Node | None = None
+        self._requires_grad = False
+        self._accumulator: AccumulateGrad | None = None
+        self._leaf_hooks: list = []
+        self._retains_grad = False
+        self._constant = _constant
+        self.name = name
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ----------------------------------------------------------------- autograd state
+    @property
+    def requires_grad(self) -> builtins.bool:
+        return self._requires_grad or self.grad_fn is not None
+
+    @requires_grad.setter
+    def requires_grad(self, value: builtins.bool) -> None:
+        self.requires_grad_(value)
+
+    def requires_grad_(self, requires_grad: builtins.bool = True) -> "Tensor":
+        """Set whether this leaf records operations for gradients; returns ``self``."""
+        if self.grad_fn is not None:
+            if not requires_grad:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables; use detach() "
+                    "to get a tensor that does not require grad"
+                )
+            return self
+        if requires_grad and not dtypes.is_floating(self.dtype):
+            raise RuntimeError(
+                f"only tensors of floating point dtype can require gradients, got {dtypes.dtype_name(self.dtype)}; "
+                "convert first, e.g. tensor(data, dtype=symgrad.float32) or t.float()"
+            )
+        self._requires_grad = builtins.bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> builtins.bool:
+        """True for tensors not produced by a recorded op (and for all that need no grad)."""
+        return self.grad_fn is None
+
+    @property
+    def grad(self) -> "Tensor | None":
+        if self.grad_fn is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
+                "Its .grad will not be populated during backward(); call .retain_grad() on it "
+                "before backward() if you want its gradient.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: "Tensor | None") -> None:
+        if value is not None:
+            value = as_tensor(value)
+            if value.shape != self.shape:
+                raise RuntimeError(f"assigned grad has shape {value.shape}, but the tensor has shape {self.shape}")
+        self._grad = value
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of this non-leaf tensor in ``.grad`` during backward."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on a tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            self._retains_grad = True
+            self.grad_fn.retained = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> builtins.bool:
+        return self._retains_grad
+
+    def register_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
+        replaces the gradient.  Returns a handle whose ``remove()`` takes the hook away."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        hooks = self.grad_fn.hooks if self.grad_fn is not None else self._leaf_hooks
+        hooks.append(hook)
+        return RemovableHandle(hooks, hook)
+
+    def _edge(self):
+        """Where this tensor's gradient flows: its grad_fn, its AccumulateGrad, or None."""
+        if self.grad_fn is not None:
+            return self.grad_fn
+        if self._requires_grad:
+            if self._accumulator is None:
+                self._accumulator = AccumulateGrad(self)
+            return self._accumulator
+        return None
+
+    def backward(self, gradient=None, retain_graph: builtins.bool | None = None,
+                 create_graph: builtins.bool = False, inputs=None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (see ``symgrad.autograd``)."""
+        from .engine import backward
+
+        backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+                 create_graph=create_graph, inputs=inputs)
+
+    def detach(self) -> "Tensor":
+        """A tensor sharing this one's memory and version counter, outside the graph."""
+        return Tensor(self._data, _version=self._version)
+
+    def detach_(self) -> "Tensor":
+        """Cut this tensor out of the graph in place, making it a leaf."""
+        self.grad_fn = None
+        self._requires_grad = False
+        self._retains_grad = False
+        return self
+
+    @property
+    def data(self) -> "Tensor":
+        """The values as a tensor outside the graph (shares memory, like ``detach()``)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = as_tensor(value)._data
+        self._version.value += 1
+
+    # ----------------------------------------------------------------- array facts
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    def size(self, dim: int | None = None):
+        """The shape, or the length of dimension ``dim``."""
+        return self.shape if dim is None else self.shape[dim]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return self._data.size
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def item(self):
+        """The single value as a Python number."""
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to a Python scalar")
+        return self._data.reshape(()).item()
+
+    def numpy(self) -> np.ndarray:
+        """The values as an ndarray sharing memory; refused while the tensor requires grad."""
+        if self.requires_grad:
+            raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
+        return self._data
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def __float__(self) -> float:
+        return builtins.float(self.item())
+
+    def __int__(self) -> int:
+        return builtins.int(self.item())
+
+    def __bool__(self) -> builtins.bool:
+        if self._data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self._data.size} elements is ambiguous")
+        return builtins.bool(self._data.reshape(()).item())
+
+    def __index__(self) -> int:
+        if self._data.size != 1 or self.dtype.kind not in "iub":
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return builtins.int(self.item())
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        from .printing import tensor_repr
+
+        return tensor_repr(self)
+
+    # ----------------------------------------------------------------- conversions
+    def to(self, dtype) -> "Tensor":
+        """A copy with another dtype (differentiable between float dtypes)."""
+        dtype = dtypes.to_dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        return apply_op("cast", self, dtype=dtype)
+
+    def float(self) -> "Tensor":
+        return self.to(dtypes.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(dtypes.float64)
+
+    def long(self) -> "Tensor":
+        return self.to(dtypes.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(dtypes.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(dtypes.bool)
+
+    def type(self, dtype) -> "Tensor":
+        return self.to(dtype)
+
+    # ----------------------------------------------------------------- arithmetic
+    def __add__(self, other):
+        return apply_op("add", self, other)
+
+    def __radd__(self, other):
+        return apply_op("add", other, self)
+
+    def __sub__(self, other):
+        return apply_op("sub", self, other)
+
+    def __rsub__(self, other):
+        return apply_op("sub", other, self)
+
+    def __mul__(self, other):
+        return apply_op("mul", self, other)
+
+    def __rmul__(self, other):
+        return apply_op("mul", other, self)
+
+    def __truediv__(self, other):
+        return apply_op("div", self, other)
+
+    def __rtruediv__(self, other):
+        return apply_op("div", other, self)
+
+    def __pow__(self, exponent):
+        return self.pow(exponent)
+
+    def __rpow__(self, base):
+        return apply_op("pow", base, self)
+
+    def __matmul__(self, other):
+        return apply_op("matmul", self, other)
+
+    def __rmatmul__(self, other):
+        return apply_op("matmul", other, self)
+
+    def __neg__(self):
+        return apply_op("neg", self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return apply_op("abs", self)
+
+    def pow(self, exponent):
+        """``self ** exponent``: a number exponent records PowBackward0, a tensor PowBackward1."""
+        if isinstance(exponent, numbers.Number) and not isinstance(exponent, builtins.bool):
+            return apply_op("pow_scalar", self, exponent=exponent)
+        return apply_op("pow", self, exponent)
+
+    # comparisons give boolean tensors and are never recorded
+    def _compare(self, other, ufunc) -> "Tensor":
+        other_data = other._data if isinstance(other, Tensor) else np.asarray(other)
+        return Tensor(ufunc(self._data, other_data))
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other):  # noqa: D105  (elementwise, like PyTorch)
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    def __invert__(self):
+        if self.dtype != dtypes.bool:
+            raise TypeError(f"~ is only defined for boolean tensors, got {dtypes.dtype_name(self.dtype)}")
+        return Tensor(~self._data)
+
+    def __and__(self, other):
+        return self._compare(other, np.logical_and)
+
+    def __or__(self, other):
+        return self._compare(other, np.logical_or)
+
+    def eq(self, other):
+        return self == other
+
+    def allclose(self, other, rtol: float = 1e-5, atol: float = 1e-8) -> builtins.bool:
+        return builtins.bool(np.allclose(self._data, as_tensor(other)._data, rtol=rtol, atol=atol))
+
+    def equal(self, other) -> builtins.bool:
+        other = as_tensor(other)
+        return self.shape == other.shape and builtins.bool(np.array_equal(self._data, other._data))
+
+    def argmax(self, dim: int | None = None, keepdim: builtins.bool = False):
+        return Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim if dim is not None else False))
+
+    def argmin(self, dim: int | None = None, keepdim: builtins.bool = False):
+        return Tensor(np.argmin(self._data, axis=dim, keepdims=keepdim if dim is not None else False))
+
+    # ----------------------------------------------------------------- elementwise math
+    def exp(self):
+        return apply_op("exp", self)
+
+    def log(self):
+        return apply_op("log", self)
+
+    def sqrt(self):
+        return apply_op("sqrt", self)
+
+    def sin(self):
+        return apply_op("sin", self)
+
+    def cos(self):
+        return apply_op("cos", self)
+
+    def tan(self):
+        return apply_op("tan", self)
+
+    def tanh(self):
+        return apply_op("tanh", self)
+
+    def sigmoid(self):
+        return apply_op("sigmoid", self)
+
+    def relu(self):
+        return apply_op("relu", self)
+
+    def abs(self):
+        return apply_op("abs", self)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0):
+        return apply_op("softplus", self, beta=beta, threshold=threshold)
+
+    def clamp(self, min=None, max=None):
+        """Limit values to ``[min, max]`` (either bound may be None)."""
+        if min is None and max is None:
+            raise RuntimeError("clamp needs at least one of 'min' or 'max'")
+        return apply_op("clamp", self, min=min, max=max)
+
+    clip = clamp
+
+    def maximum(self, other):
+        return apply_op("maximum", self, other)
+
+    def minimum(self, other):
+        return apply_op("minimum", self, other)
+
+    def square(self):
+        return self.pow(2)
+
+    # ----------------------------------------------------------------- reductions
+    def sum(self, dim=None, keepdim: builtins.bool = False):
+        return apply_op("sum", self, dim=_dims(dim), keepdim=keepdim)
+
+    def mean(self, dim=None, keepdim: builtins.bool = False):
+        if not dtypes.is_floating(self.dtype):
+            raise RuntimeError(f"mean() needs a floating dtype, got {dtypes.dtype_name(self.dtype)}; use .float() first")
+        return apply_op("mean", self, dim=_dims(dim), keepdim=keepdim)
+
+    def max(self, dim=None, keepdim: builtins.bool = False):
+        """The largest element, or ``(values, indices)`` along ``dim`` (or elementwise
+        ``maximum`` when given a tensor)."""
+        return self._extreme("max", np.argmax, dim, keepdim)
+
+    def min(self, dim=None, keepdim: builtins.bool = False):
+        """The smallest element, or ``(values, indices)`` along ``dim`` (or elementwise
+        ``minimum`` when given a tensor)."""
+        return self._extreme("min", np.argmin, dim, keepdim)
+
+    def _extreme(self, name, argfunc, dim, keepdim):
+        if isinstance(dim, Tensor):
+            return apply_op("maximum" if name == "max" else "minimum", self, dim)
+        if dim is None:
+            return apply_op(name, self, dim=None, keepdim=False)
+        values = apply_op(name, self, dim=dim, keepdim=keepdim)
+        indices = Tensor(np.asarray(argfunc(self._data, axis=dim), dtype=np.int64))
+        if keepdim:
+            indices = Tensor(np.expand_dims(indices._data, dim))
+        return MinMaxResult(values, indices)
+
+    def logsumexp(self, dim, keepdim: builtins.bool = False):
+        return apply_op("logsumexp", self, dim=_dims(dim), keepdim=keepdim)
+
+    def softmax(self, dim: int):
+        return apply_op("softmax", self, dim=dim)
+
+    def log_softmax(self, dim: int):
+        return apply_op("log_softmax", self, dim=dim)
+
+    def norm(self, p=2, dim=None, keepdim: builtins.bool = False):
+        """The 2-norm over all elements or over ``dim``."""
+        if p not in (2, "fro"):
+            raise NotImplementedError(f"norm with p={p!r} is not implemented; symgrad has the 2-norm")
+        return apply_op("norm", self, dim=_dims(dim), keepdim=keepdim)
+
+    # ----------------------------------------------------------------- shape ops
+    def matmul(self, other):
+        return apply_op("matmul", self, other)
+
+    def mm(self, other):
+        return apply_op("matmul", self, other)
+
+    def dot(self, other):
+        return apply_op("matmul", self, other)
+
+    def t(self):
+        """Transpose of a tensor with at most two dimensions."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim))) if self.ndim > 1 else self
+
+    def transpose(self, dim0: int, dim1: int):
+        return apply_op("transpose", self, dim0=dim0, dim1=dim1)
+
+    def permute(self, *dims):
+        return apply_op("permute", self, dims=_shape_args(dims))
+
+    def reshape(self, *shape):
+        return apply_op("reshape", self, shape=_resolve_shape(self, _shape_args(shape)))
+
+    def view(self, *shape):
+        return self.reshape(*shape)
+
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    def flatten(self):
+        return self.reshape(-1)
+
+    def unsqueeze(self, dim: int):
+        return apply_op("unsqueeze", self, dim=dim)
+
+    def squeeze(self, dim: int | None = None):
+        return apply_op("squeeze", self, dim=dim)
+
+    def expand(self, *shape):
+        target = _shape_args(shape)
+        lead = len(target) - self.ndim
+        target = tuple(self.shape[i - lead] if size == -1 else size for i, size in enumerate(target))
+        return apply_op("broadcast_to", self, shape=target)
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def broadcast_to(self, shape):
+        return apply_op("broadcast_to", self, shape=tuple(shape))
+
+    def clone(self):
+        return apply_op("clone", self)
+
+    def __getitem__(self, key):
+        return apply_op("getitem", self, index=_index(key))
+
+    # ----------------------------------------------------------------- in-place
+    def _inplace(self, op_name: str, *others, **attrs) -> "Tensor":
+        """Apply ``op_name(self, *others)`` and write the result into this tensor's memory.
+
+        Recorded like PyTorch: the new value gets a node whose input is a snapshot of the
+        old value, the version counter goes up, and a leaf that requires grad may only be
+        changed under ``no_grad``.
+        """
+        recording = is_grad_enabled()
+        if recording and self.is_leaf and self._requires_grad:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation; "
+                "change it under `with symgrad.no_grad():`, or work on x.detach() or x.clone()"
+            )
+        if recording and (self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
+            before = Tensor(self._data.copy(), _version=VersionCounter())
+            before.grad_fn, before._requires_grad = self.grad_fn, self._requires_grad
+            before._accumulator = self._accumulator
+            result = apply_op(op_name, before, *others, **attrs)
+        else:
+            with no_grad():
+                result = apply_op(op_name, self, *others, **attrs)
+        self._write(result._data, op_name)
+        if result.grad_fn is not None:
+            self.grad_fn = result.grad_fn
+            self.grad_fn.set_output(0, self)
+        return self
+
+    def _write(self, values: np.ndarray, op_name: str) -> None:
+        if values.shape != self.shape:
+            raise RuntimeError(
+                f"in-place {op_name} would change the shape from {self.shape} to {values.shape}; "
+                "in-place results must keep the tensor's shape"
+            )
+        if not np.can_cast(values.dtype, self.dtype, casting="same_kind"):
+            raise RuntimeError(
+                f"in-place {op_name}: result type {dtypes.dtype_name(values.dtype)} can't be cast to "
+                f"the tensor's dtype {dtypes.dtype_name(self.dtype)}"
+            )
+        self._data[...] = values
+        self._version.value += 1
+
+    def __iadd__(self, other):
+        return self._inplace("add", other)
+
+    def __isub__(self, other):
+        return self._inplace("sub", other)
+
+    def __imul__(self, other):
+        return self._inplace("mul", other)
+
+    def __itruediv__(self, other):
+        return self._inplace("div", other)
+
+    def add_(self, other, alpha=1):
+        return self._inplace("add", other if alpha == 1 else other * alpha)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace("sub", other if alpha == 1 else other * alpha)
+
+    def mul_(self, other):
+        return self._inplace("mul", other)
+
+    def div_(self, other):
+        return self._inplace("div", other)
+
+    def clamp_(self, min=None, max=None):
+        if min is None and max is None:
+            raise RuntimeError("clamp_ needs at least one of 'min' or 'max'")
+        return self._inplace("clamp", min=min, max=max)
+
+    def zero_(self):
+        """Fill with zeros in place (how ``.grad`` is reset between steps)."""
+        return self.fill_(0)
+
+    def fill_(self, value):
+        """Set every element to ``value`` in place."""
+        return self._inplace("setitem", value, index=(Ellipsis,))
+
+    def __setitem__(self, key, value):
+        self._inplace("setitem", value, index=_index(key))
+
+
+class MinMaxResult(tuple):
+    """``(values, indices)`` returned by ``max(dim)``/``min(dim)``, with named fields."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+# --------------------------------------------------------------------- helpers
+def _dims(dim):
+    if dim is None:
+        return None
+    if isinstance(dim, (list, tuple)):
+        return tuple(builtins.int(d) for d in dim)
+    return builtins.int(dim)
+
+
+def _shape_args(args) -> tuple[int, ...]:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = args[0]
+    return tuple(builtins.int(a) for a in args)
+
+
+def _resolve_shape(tensor: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Replace a single -1 in ``shape`` and check the element count, naming both shapes."""
+    if shape.count(-1) > 1:
+        raise RuntimeError(f"only one dimension can be inferred (-1) in shape {list(shape)}")
+    known = int(np.prod([s for s in shape if s != -1]))
+    if -1 in shape:
+        if known == 0 or tensor.numel() % known:
+            raise RuntimeError(f"shape {list(shape)} is invalid for input of size {tensor.numel()}")
+        shape = tuple(tensor.numel() // known if s == -1 else s for s in shape)
+    elif known != tensor.numel():
+        raise RuntimeError(f"shape {list(shape)} is invalid for input of size {tensor.numel()} (shape {list(tensor.shape)})")
+    return shape
+
+
+def _index(key):
+    """Turn a Python index (ints, slices, None, Ellipsis, tensors, lists) into a tuple of
+    NumPy-ready index parts; tensors become arrays."""
+    parts = key if isinstance(key, tuple) else (key,)
+    out = []
+    for part in parts:
+        if isinstance(part, Tensor):
+            if part.requires_grad:
+                raise IndexError("an index tensor must not require grad")
+            part = part._data
+        elif isinstance(part, list):
+            part = np.asarray(part)
+        if isinstance(part, np.ndarray) and part.dtype.kind not in "iub":
+            raise IndexError(f"index arrays must hold integers or booleans, got dtype {part.dtype}")
+        out.append(part)
+    return tuple(out)
+
+
+def as_tensor(data, dtype=None) -> Tensor:
+    """Return ``data`` as a tensor, without copying a tensor or ndarray of the right dtype.
+
+    >>> import numpy as np, symgrad
+    >>> a = np.zeros(2)
+    >>> t = symgrad.as_tensor(a); t[0] = 5.0; a
+    array([5., 0.])
+    """
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return Tensor(dtypes.as_array(data, copy=False))
+    return Tensor(dtypes.as_array(data, dtype))
+
+
+def _operand(value, like: list) -> Tensor:
+    """Wrap a Python number as a constant tensor whose dtype follows PyTorch's promotion:
+    a float number next to a float tensor takes the tensor's dtype."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, numbers.Number):
+        floats = [t.dtype for t in like if isinstance(t, Tensor) and dtypes.is_floating(t.dtype)]
+        if isinstance(value, builtins.bool):
+            dtype = dtypes.bool
+        elif floats:
+            dtype = floats[0]
+        elif isinstance(value, numbers.Integral):
+            dtype = dtypes.int64
+        else:
+            dtype = dtypes.get_default_dtype()
+        return Tensor(np.asarray(value, dtype=dtype), _constant=value)
+    return as_tensor(value)
+
+
+def apply_op(op_name: str, *operands, **attrs) -> Tensor:
+    """Run one op from the table on tensors (or numbers), recording it when needed."""
+    op = OPS[op_name]
+    inputs = [_operand(value, operands) for value in operands]
+    try:
+        result = op.forward(*(t._data for t in inputs), **attrs)
+    except (ValueError, IndexError, TypeError) as err:
+        shapes = ", ".join(str(list(t.shape)) for t in inputs)
+        raise type(err)(f"{op_name} failed for input shapes {shapes}: {err}") from None
+    out = Tensor(np.asarray(result))
+    if is_grad_enabled() and dtypes.is_floating(out.dtype) and any(t.requires_grad for t in inputs):
+        node = Node(op, attrs, [SavedInput(t, t._edge()) for t in inputs])
+        out.grad_fn = node
+        node.set_output(0, out)
+    return out
+
+
+tensor_ops = ArrayNamespace(lambda op, *args, **attrs: apply_op(op.name, *args, **attrs))
+"""The namespace VJPs use under ``create_graph=True``: every call records an op."""
