@@ -86,11 +86,14 @@ class Node:
         self.hooks: list = []
         self.retained: weakref.ref | None = None
         self.freed = False
+        if function is not None:
+            self._name = f"{function.__name__}Backward"
+        else:
+            self._name = op.node_name(*(saved.tensor.shape for saved in self.inputs), **attrs)
 
     def name(self) -> str:
-        if self.function is not None:
-            return f"{self.function.__name__}Backward"
-        return self.op.grad_fn_name
+        """PyTorch's name for this node, e.g. ``AddBackward0``."""
+        return self._name
 
     @property
     def next_functions(self) -> tuple:

@@ -15,7 +15,7 @@ import weakref
 
 import numpy as np
 
-from ..ops import OPS, ArrayNamespace
+from ..ops import OPS, ArrayNamespace, normalize_index
 from . import dtypes
 from .grad_mode import is_grad_enabled, no_grad
 from .node import AccumulateGrad, Node, RemovableHandle, SavedInput, VersionCounter
@@ -653,22 +653,14 @@ def _resolve_shape(tensor: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape
 
 
-def _index(key):
-    """Turn a Python index (ints, slices, None, Ellipsis, tensors, lists) into a tuple of
-    NumPy-ready index parts; tensors become arrays."""
+def _index(key) -> tuple:
+    """Turn a Python index (ints, slices, None, Ellipsis, tensors, lists) into the op
+    table's normal form (``normalize_index``); index tensors must not require grad."""
     parts = key if isinstance(key, tuple) else (key,)
-    out = []
     for part in parts:
-        if isinstance(part, Tensor):
-            if part.requires_grad:
-                raise IndexError("an index tensor must not require grad")
-            part = part._data
-        elif isinstance(part, list):
-            part = np.asarray(part)
-        if isinstance(part, np.ndarray) and part.dtype.kind not in "iub":
-            raise IndexError(f"index arrays must hold integers or booleans, got dtype {part.dtype}")
-        out.append(part)
-    return tuple(out)
+        if isinstance(part, Tensor) and part.requires_grad:
+            raise IndexError("an index tensor must not require grad; index with t.detach()")
+    return normalize_index(tuple(part._data if isinstance(part, Tensor) else part for part in parts))
 
 
 def as_tensor(data, dtype=None) -> Tensor:
