@@ -478,7 +478,12 @@ class Tensor:
         """Transpose of a tensor with at most two dimensions."""
         if self.ndim > 2:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
-        return self if self.ndim < 2 else self.transpose(0, 1)
+        if self.ndim < 2:
+            return self
+        out = self.transpose(0, 1)
+        if out.grad_fn is not None:
+            out.grad_fn._name = "TBackward0"  # PyTorch names t() apart from transpose()
+        return out
 
     @property
     def T(self):
