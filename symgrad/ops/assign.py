@@ -19,8 +19,13 @@ def _setitem_forward(x: np.ndarray, value: np.ndarray, index: tuple) -> np.ndarr
 
 def _setitem_vjp(xp, g, ans, x, value, index):
     grad_x = xp.setitem(g, 0, index=index)
-    grad_value = xp.sum_to(xp.getitem(g, index=index), np.shape(value))
+    grad_value = xp.sum_to(xp.getitem(g, index=index), shape=np.shape(value))
     return grad_x, grad_value
+
+
+def _setitem_name(x_shape, value_shape, *, index) -> str:
+    """PyTorch calls assignment through an integer array or mask IndexPutBackward0."""
+    return "IndexPutBackward0" if any(isinstance(item, np.ndarray) for item in index) else "CopySlices"
 
 
 setitem = register(Op(
@@ -33,6 +38,7 @@ setitem = register(Op(
     arity=2,
     saves=frozenset(),
     domains=(Domain(), Domain()),
+    name_rule=_setitem_name,
 ))
 
 

@@ -63,7 +63,7 @@ class Domain:
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         """Draw an array of ``shape`` from the domain.
 
-        >>> Domain(0.5, 1.0).sample(np.random.default_rng(0), (3,)).min() >= 0.5
+        >>> bool(Domain(0.5, 1.0).sample(np.random.default_rng(0), (3,)).min() >= 0.5)
         True
         """
         if self.integer:
@@ -85,6 +85,10 @@ class Op:
     ``"inputs"``, ``"output"``, both or neither; only those are version-checked, so an
     in-place change to a tensor the VJP does not read is allowed, as in PyTorch.
     ``arity`` is the number of tensor inputs, ``None`` for variadic ops (cat, stack).
+    ``differentiable`` marks, per input, whether it can carry a gradient (``where``'s
+    condition cannot); ``None`` means all can.  ``name_rule``, when set, gives PyTorch's
+    node name for given input shapes and attrs where it depends on them (``matmul``:
+    ``DotBackward0``/``MvBackward0``/``MmBackward0``...); use :meth:`node_name`.
     """
 
     name: str
@@ -97,6 +101,17 @@ class Op:
     saves: frozenset[str] = frozenset({"inputs"})
     domains: tuple[Domain, ...] = field(default_factory=lambda: (Domain(),))
     differentiable: tuple[bool, ...] | None = None
+    name_rule: Callable[..., str] | None = None
+
+    def node_name(self, *shapes: tuple[int, ...], **attrs: Any) -> str:
+        """PyTorch's ``grad_fn`` name for this op on inputs of ``shapes`` with ``attrs``.
+
+        >>> OPS["add"].node_name((2,), (2,))
+        'AddBackward0'
+        """
+        if self.name_rule is None:
+            return self.grad_fn_name
+        return self.name_rule(*shapes, **attrs)
 
     def __repr__(self) -> str:
         return f"<Op {self.name}>"

@@ -23,7 +23,7 @@ def sum_to_shape(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     g = np.asarray(g)
     shape = tuple(shape)
     if g.shape == shape:
-        return g
+        return g.copy()  # an op's forward never returns (a view of) its input
     lead = g.ndim - len(shape)
     if lead < 0:
         raise ValueError(f"cannot sum a gradient of shape {g.shape} down to the larger shape {shape}")
@@ -43,7 +43,7 @@ sum_to = register(Op(
     name="sum_to",
     grad_fn_name="SumToBackward0",
     forward=sum_to_shape,
-    vjp=lambda xp, g, ans, x, shape: (xp.broadcast_to(g, np.shape(x)),),
+    vjp=lambda xp, g, ans, x, shape: (xp.broadcast_to(g, shape=np.shape(x)),),
     sympy=STRUCTURAL,
     kind="structural",
     saves=frozenset(),
@@ -53,7 +53,7 @@ broadcast_to = register(Op(
     name="broadcast_to",
     grad_fn_name="ExpandBackward0",
     forward=broadcast_array,
-    vjp=lambda xp, g, ans, x, shape: (xp.sum_to(g, np.shape(x)),),
+    vjp=lambda xp, g, ans, x, shape: (xp.sum_to(g, shape=np.shape(x)),),
     sympy=STRUCTURAL,
     kind="structural",
     saves=frozenset(),

@@ -2,44 +2,393 @@
 
 Binary ops broadcast like NumPy; their VJPs sum the gradient back to each input's shape
 with ``xp.sum_to`` (the one unbroadcast helper, see ``broadcast.py``).
+
+Conventions every entry here follows:
+
+* forwards return a new array (``np.asarray`` turns NumPy's 0-d scalar results into
+  arrays) in the inputs' float dtype: constants are Python numbers, which NumPy's
+  NEP 50 rules treat as "weak", so ``float32`` stays ``float32``;
+* VJPs use only Python operators (``+ - * / **``, comparisons, which give boolean masks)
+  and ``xp.<op>(...)`` calls with attributes passed by keyword, so the same code runs on
+  arrays and, for ``create_graph=True``, on tensors;
+* at kinks the VJPs return what PyTorch 2.13 returns (checked by ``tests/test_ops_table.py``):
+  relu'(0) = 0, abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
+  (``min <= x <= max``), maximum/minimum split it half/half on ties;
+* SymPy forms are chosen so that SymPy's own derivative agrees with PyTorch at those
+  kinks and so that ``lambdify(..., "numpy")`` evaluates them elementwise over arrays
+  (``Piecewise``, never ``Max``/``Min``, which print as reductions).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Domain, Op, register
+from .base import UNDEFINED, Domain, Op, register
 
 
 def _shape(a) -> tuple[int, ...]:
     return np.shape(a)
 
 
+def _fresh(ufunc):
+    """Wrap a NumPy function so that its result is always an ``ndarray`` (never a scalar)."""
+    return lambda *arrays: np.asarray(ufunc(*arrays))
+
+
+def _number(sp, value):
+    """A SymPy number for an attribute: an Integer when integral (prints ``2``, not ``2.0``)."""
+    value = float(value)
+    return sp.Integer(int(value)) if value.is_integer() else sp.Float(value)
+
+
+def _unary(name, grad_fn_name, forward, vjp, sympy, domain=Domain(), saves=("inputs",)):
+    return register(Op(
+        name=name,
+        grad_fn_name=grad_fn_name,
+        forward=_fresh(forward),
+        vjp=vjp,
+        sympy=sympy,
+        saves=frozenset(saves),
+        domains=(domain,),
+    ))
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
 add = register(Op(
     name="add",
     grad_fn_name="AddBackward0",
-    forward=np.add,
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, _shape(a)), xp.sum_to(g, _shape(b))),
+    forward=_fresh(np.add),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(g, shape=_shape(b))),
     sympy=lambda sp, a, b: a + b,
     arity=2,
     saves=frozenset(),
     domains=(Domain(), Domain()),
 ))
 
+sub = register(Op(
+    name="sub",
+    grad_fn_name="SubBackward0",
+    forward=_fresh(np.subtract),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-g, shape=_shape(b))),
+    sympy=lambda sp, a, b: a - b,
+    arity=2,
+    saves=frozenset(),
+    domains=(Domain(), Domain()),
+))
+
+neg = _unary(
+    "neg", "NegBackward0", np.negative,
+    vjp=lambda xp, g, ans, x: (-g,),
+    sympy=lambda sp, x: -x,
+    saves=(),
+)
+
 mul = register(Op(
     name="mul",
     grad_fn_name="MulBackward0",
-    forward=np.multiply,
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * b, _shape(a)), xp.sum_to(g * a, _shape(b))),
+    forward=_fresh(np.multiply),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * b, shape=_shape(a)), xp.sum_to(g * a, shape=_shape(b))),
     sympy=lambda sp, a, b: a * b,
     arity=2,
     domains=(Domain(), Domain()),
 ))
 
-exp = register(Op(
-    name="exp",
-    grad_fn_name="ExpBackward0",
-    forward=np.exp,
+# div is mul(a, pow_scalar(b, -1)) mathematically; it has its own entry because it is
+# PyTorch's DivBackward0 node and a / b is more accurate than a * b ** -1.
+div = register(Op(
+    name="div",
+    grad_fn_name="DivBackward0",
+    forward=_fresh(np.true_divide),
+    vjp=lambda xp, g, ans, a, b: (
+        xp.sum_to(g / b, shape=_shape(a)),
+        xp.sum_to(-g * a / (b * b), shape=_shape(b)),
+    ),
+    sympy=lambda sp, a, b: a / b,
+    arity=2,
+    domains=(Domain(), Domain(avoid=(0.0,), margin=0.3)),
+))
+
+
+def _pow_vjp(xp, g, ans, a, b):
+    # PyTorch: d/da is 0 where the exponent is 0 (even at a = 0); d/db is 0 where
+    # a == 0 and b >= 0 (instead of 0 * log 0 = nan).
+    zero = g * 0
+    grad_a = xp.where(b == 0, zero, g * b * xp.pow(a, b - 1))
+    grad_b = xp.where((a == 0) * (b >= 0), zero, g * ans * xp.log(a))
+    return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
+
+
+pow_ = register(Op(
+    name="pow",
+    grad_fn_name="PowBackward1",
+    forward=_fresh(np.power),
+    vjp=_pow_vjp,
+    sympy=lambda sp, a, b: a ** b,
+    arity=2,
+    saves=frozenset({"inputs", "output"}),
+    domains=(Domain(0.5, 2.0), Domain()),
+))
+
+
+def _pow_scalar_forward(x, *, exponent):
+    if isinstance(exponent, np.generic):  # a NumPy scalar would promote float32 to float64
+        exponent = exponent.item()
+    return np.asarray(np.power(x, exponent))
+
+
+def _pow_scalar_vjp(xp, g, ans, x, *, exponent):
+    if exponent == 0:  # PyTorch returns zeros, even at x = 0
+        return (g * 0,)
+    return (g * exponent * xp.pow_scalar(x, exponent=exponent - 1),)
+
+
+pow_scalar = register(Op(
+    name="pow_scalar",
+    grad_fn_name="PowBackward0",
+    forward=_pow_scalar_forward,
+    vjp=_pow_scalar_vjp,
+    sympy=lambda sp, x, *, exponent: x ** _number(sp, exponent),
+    domains=(Domain(0.5, 2.0),),
+))
+
+# ----------------------------------------------------------------------------- transcendental
+
+exp = _unary(
+    "exp", "ExpBackward0", np.exp,
     vjp=lambda xp, g, ans, x: (g * ans,),
     sympy=lambda sp, x: sp.exp(x),
-    saves=frozenset({"output"}),
+    saves=("output",),
+)
+
+log = _unary(
+    "log", "LogBackward0", np.log,
+    vjp=lambda xp, g, ans, x: (g / x,),
+    sympy=lambda sp, x: sp.log(x),
+    domain=Domain(0.1, 3.0),
+)
+
+sqrt = _unary(
+    "sqrt", "SqrtBackward0", np.sqrt,
+    vjp=lambda xp, g, ans, x: (g / (2 * ans),),
+    sympy=lambda sp, x: sp.sqrt(x),
+    domain=Domain(0.1, 3.0),
+    saves=("output",),
+)
+
+sin = _unary(
+    "sin", "SinBackward0", np.sin,
+    vjp=lambda xp, g, ans, x: (g * xp.cos(x),),
+    sympy=lambda sp, x: sp.sin(x),
+)
+
+cos = _unary(
+    "cos", "CosBackward0", np.cos,
+    vjp=lambda xp, g, ans, x: (-(g * xp.sin(x)),),
+    sympy=lambda sp, x: sp.cos(x),
+)
+
+tan = _unary(
+    "tan", "TanBackward0", np.tan,
+    vjp=lambda xp, g, ans, x: (g * (1 + ans * ans),),
+    sympy=lambda sp, x: sp.tan(x),
+    domain=Domain(-3.0, 3.0, avoid=(-np.pi / 2, np.pi / 2), margin=0.15),
+    saves=("output",),
+)
+
+tanh = _unary(
+    "tanh", "TanhBackward0", np.tanh,
+    vjp=lambda xp, g, ans, x: (g * (1 - ans * ans),),
+    sympy=lambda sp, x: sp.tanh(x),
+    saves=("output",),
+)
+
+
+def _sigmoid_forward(x):
+    # Stable for any |x|: exp is only ever taken of -|x| <= 0, so it cannot overflow.
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+# sigmoid = 1 / (1 + exp(-x)) is derived, but is its own entry: composing it overflows
+# exp(-x) for x < -88 in float32, and PyTorch records it as one SigmoidBackward0 node.
+sigmoid = _unary(
+    "sigmoid", "SigmoidBackward0", _sigmoid_forward,
+    vjp=lambda xp, g, ans, x: (g * ans * (1 - ans),),
+    sympy=lambda sp, x: 1 / (1 + sp.exp(-x)),
+    saves=("output",),
+)
+
+# ----------------------------------------------------------------------------- piecewise
+
+relu = _unary(
+    "relu", "ReluBackward0", lambda x: np.maximum(x, 0),
+    vjp=lambda xp, g, ans, x: (g * (ans > 0),),  # relu'(0) = 0, as PyTorch
+    sympy=lambda sp, x: sp.Piecewise((x, x > 0), (0, True)),
+    domain=Domain(avoid=(0.0,)),
+    saves=("output",),
+)
+
+sign = _unary(
+    "sign", "SignBackward0", np.sign,
+    vjp=lambda xp, g, ans, x: (g * 0,),  # zero everywhere, as PyTorch (no Dirac delta)
+    sympy=lambda sp, x: sp.sign(x),
+    domain=Domain(avoid=(0.0,)),
+    saves=(),
+)
+
+abs_ = _unary(
+    "abs", "AbsBackward0", np.abs,
+    vjp=lambda xp, g, ans, x: (g * xp.sign(x),),  # abs'(0) = sign(0) = 0, as PyTorch
+    sympy=lambda sp, x: sp.Abs(x),  # d/dx Abs(x) = sign(x) for a real symbol
+    domain=Domain(avoid=(0.0,)),
+)
+
+
+def _clamp_forward(x, *, min=None, max=None):  # noqa: A002  (PyTorch's attr names)
+    if min is None and max is None:
+        raise ValueError("clamp needs at least one of min= and max= to be a number, got both None")
+    return np.asarray(np.clip(x, min, max))
+
+
+def _clamp_vjp(xp, g, ans, x, *, min=None, max=None):  # noqa: A002
+    # PyTorch passes the gradient where min <= x <= max, bounds included; if min > max
+    # the output is the constant max and no element passes.
+    grad = g
+    if min is not None:
+        grad = grad * (x >= min)
+    if max is not None:
+        grad = grad * (x <= max)
+    return (grad,)
+
+
+def _clamp_sympy(sp, x, *, min=None, max=None):  # noqa: A002
+    if min is not None and max is not None and min > max:
+        return _number(sp, max) + 0 * x
+    pieces = []
+    if min is not None:
+        pieces.append((_number(sp, min), x < min))
+    if max is not None:
+        pieces.append((_number(sp, max), x > max))
+    return sp.Piecewise(*pieces, (x, True))  # derivative 1 at the bounds, as PyTorch
+
+
+clamp = register(Op(
+    name="clamp",
+    grad_fn_name="ClampBackward1",
+    forward=_clamp_forward,
+    vjp=_clamp_vjp,
+    sympy=_clamp_sympy,
+    # the test table's bounds are drawn from these points
+    domains=(Domain(avoid=(-1.0, -0.5, 0.0, 0.5, 1.0)),),
+))
+
+
+def _extremum_vjp(xp, g, a, b, wins):
+    """Gradients of maximum/minimum: ``wins(a, b)`` is where ``a`` is chosen; ties split half/half."""
+    tie = a == b
+    half = g * 0.5
+    grad_a = xp.where(tie, half, g * wins(a, b))
+    grad_b = xp.where(tie, half, g * wins(b, a))
+    return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
+
+
+maximum = register(Op(
+    name="maximum",
+    grad_fn_name="MaximumBackward0",
+    forward=_fresh(np.maximum),
+    vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p > q),
+    sympy=lambda sp, a, b: sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, True)),
+    arity=2,
+    domains=(Domain(), Domain()),
+))
+
+minimum = register(Op(
+    name="minimum",
+    grad_fn_name="MinimumBackward0",
+    forward=_fresh(np.minimum),
+    vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p < q),
+    sympy=lambda sp, a, b: sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, True)),
+    arity=2,
+    domains=(Domain(), Domain()),
+))
+
+
+def _where_vjp(xp, g, ans, condition, a, b):
+    zero = g * 0
+    return (
+        UNDEFINED,
+        xp.sum_to(xp.where(condition, g, zero), shape=_shape(a)),
+        xp.sum_to(xp.where(condition, zero, g), shape=_shape(b)),
+    )
+
+
+where = register(Op(
+    name="where",
+    grad_fn_name="WhereBackward0",
+    forward=lambda condition, a, b: np.asarray(np.where(np.asarray(condition, dtype=bool), a, b)),
+    vjp=_where_vjp,
+    # the condition is a boolean array; SymPy sees it as a number, true when non-zero
+    sympy=lambda sp, condition, a, b: sp.Piecewise((a, sp.Ne(condition, 0)), (b, True)),
+    arity=3,
+    domains=(Domain(0, 1, integer=True), Domain(), Domain()),
+    differentiable=(False, True, True),
+))
+
+clone = _unary(
+    "clone", "CloneBackward0", lambda x: np.array(x, copy=True),
+    vjp=lambda xp, g, ans, x: (g,),
+    sympy=lambda sp, x: x,
+    saves=(),
+)
+
+# ----------------------------------------------------------------------------- smooth activations
+
+
+def _softplus_forward(x, *, beta=1.0, threshold=20.0):
+    # PyTorch: x where beta * x > threshold, else log1p(exp(beta * x)) / beta.  exp is
+    # taken of min(beta * x, threshold) so the unused branch cannot overflow.
+    x = np.asarray(x)
+    z = x * beta
+    return np.where(z > threshold, x, np.log1p(np.exp(np.minimum(z, threshold))) / beta)
+
+
+# softplus = log(1 + exp(x)) is derived, but is its own entry: the composition overflows
+# for large x, and PyTorch's threshold switch (identity above it) must be reproduced.
+softplus = register(Op(
+    name="softplus",
+    grad_fn_name="SoftplusBackward0",
+    forward=_softplus_forward,
+    vjp=lambda xp, g, ans, x, *, beta=1.0, threshold=20.0: (
+        xp.where(x * beta > threshold, g, g * xp.sigmoid(x * beta)),
+    ),
+    sympy=lambda sp, x, *, beta=1.0, threshold=20.0: sp.Piecewise(
+        (x, _number(sp, beta) * x > _number(sp, threshold)),
+        (sp.log(1 + sp.exp(_number(sp, beta) * x)) / _number(sp, beta), True),
+    ),
+    domains=(Domain(-3.0, 3.0),),
+))
+
+
+def _bce_forward(logits, target):
+    # max(z, 0) - z*y + log1p(exp(-|z|)): exp of a non-positive number, never overflows
+    z = np.asarray(logits)
+    return np.asarray(np.maximum(z, 0) - z * target + np.log1p(np.exp(-np.abs(z))))
+
+
+# The loss log(1 + exp(z)) - z*y is derived, but is its own entry for stability (see
+# the forward) and because PyTorch records one BinaryCrossEntropyWithLogitsBackward0 node.
+binary_cross_entropy_with_logits = register(Op(
+    name="binary_cross_entropy_with_logits",
+    grad_fn_name="BinaryCrossEntropyWithLogitsBackward0",
+    forward=_bce_forward,
+    vjp=lambda xp, g, ans, logits, target: (
+        xp.sum_to(g * (xp.sigmoid(logits) - target), shape=_shape(logits)),
+        xp.sum_to(-(g * logits), shape=_shape(target)),
+    ),
+    # the smooth form (not max(z,0) + log1p(exp(-|z|))), so that SymPy's derivative at
+    # z = 0 is sigmoid(0) - y like PyTorch's, not the one-sided -y
+    sympy=lambda sp, logits, target: sp.log(1 + sp.exp(logits)) - logits * target,
+    arity=2,
+    domains=(Domain(-3.0, 3.0), Domain(0.0, 1.0)),
 ))

@@ -1,0 +1,267 @@
+"""Reductions and the softmax family: ops that combine elements along dimensions.
+
+Every op here has ``sympy=STRUCTURAL`` (the symbolic engine defines a SymPy ``Function``
+of the same name; the attribute table is in ``structural.py``).  Dimensions follow
+PyTorch: the attribute is ``dim`` (``None`` for all dimensions, an int, or a tuple of
+ints; negative values count from the end) and ``keepdim`` keeps reduced dimensions with
+size 1.  ``dim=()`` is refused, because PyTorch reads it as "all dimensions" and NumPy as
+"none".
+
+Choices at non-differentiable points, checked against PyTorch 2.13:
+
+* ``max``/``min`` over all elements split the gradient evenly between tied elements;
+  over one ``dim`` they give all of it to the first extreme index (what ``torch.max``
+  returns as ``indices`` on CPU).  Both use the helper op ``extremum_mask``.
+* ``norm`` (the 2-norm) has gradient 0 where the norm is 0.
+
+The softmax family and ``logsumexp`` are derived, but are their own entries: their
+forwards subtract the maximum first so that they do not overflow, and their VJPs are
+written from the output, which is both cheaper and stable.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import STRUCTURAL, Op, register
+
+
+def normalize_dims(dim, ndim: int) -> tuple[int, ...] | None:
+    """Normalize a PyTorch ``dim`` attribute to a sorted tuple of non-negative dims.
+
+    ``None`` (all dimensions) stays ``None``.  A 0-d array accepts ``dim`` 0 and -1, as
+    PyTorch does, and has nothing to reduce.
+
+    >>> normalize_dims(-1, 3), normalize_dims((2, 0), 3), normalize_dims(None, 3)
+    ((2,), (0, 2), None)
+    """
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if not dims:
+        raise ValueError("dim=() is ambiguous (PyTorch reduces all dims, NumPy none): "
+                         "pass dim=None to reduce over all dimensions")
+    size = max(ndim, 1)
+    out = []
+    for d in dims:
+        if not isinstance(d, (int, np.integer)) or not -size <= d < size:
+            raise IndexError(f"dim {d!r} is out of range for an array with {ndim} dimensions "
+                             f"(expected an int in [{-size}, {size - 1}])")
+        out.append(int(d) % size)
+    if len(set(out)) != len(out):
+        raise ValueError(f"dim {dim!r} names the same dimension twice")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def kept_shape(shape: tuple[int, ...], dim) -> tuple[int, ...]:
+    """The shape of a reduction over ``dim`` with ``keepdim=True``.
+
+    >>> kept_shape((2, 3, 4), (0, -1))
+    (1, 3, 1)
+    """
+    dims = normalize_dims(dim, len(shape))
+    return tuple(1 if dims is None or i in dims else n for i, n in enumerate(shape))
+
+
+def _keep(xp, g, x, dim, keepdim):
+    """``g`` (the gradient of a reduction's output) reshaped to the keepdim shape."""
+    return g if keepdim else xp.reshape(g, shape=kept_shape(np.shape(x), dim))
+
+
+def _reduction(name, grad_fn_name, forward, vjp, saves, name_rule=None):
+    return register(Op(
+        name=name,
+        grad_fn_name=grad_fn_name,
+        forward=forward,
+        vjp=vjp,
+        sympy=STRUCTURAL,
+        kind="reduction",
+        saves=frozenset(saves),
+        name_rule=name_rule,
+    ))
+
+
+def _all_or_dim(all_name, dim_name):
+    """Name rule: PyTorch's node for a full reduction differs from one over ``dim``."""
+    return lambda shape, *, dim=None, keepdim=False: all_name if dim is None and not keepdim else dim_name
+
+
+# ----------------------------------------------------------------------------- sum, mean
+
+
+def _sum_forward(x, *, dim=None, keepdim=False):
+    x = np.asarray(x)
+    return np.asarray(np.sum(x, axis=normalize_dims(dim, x.ndim), keepdims=keepdim))
+
+
+sum_ = _reduction(
+    "sum", "SumBackward0", _sum_forward,
+    vjp=lambda xp, g, ans, x, *, dim=None, keepdim=False: (
+        xp.broadcast_to(_keep(xp, g, x, dim, keepdim), shape=np.shape(x)),
+    ),
+    saves=(),
+    name_rule=_all_or_dim("SumBackward0", "SumBackward1"),
+)
+
+
+def _count(shape, dim) -> int:
+    dims = normalize_dims(dim, len(shape))
+    return math.prod(shape if dims is None else (shape[d] for d in dims))
+
+
+def _mean_forward(x, *, dim=None, keepdim=False):
+    x = np.asarray(x)
+    return np.asarray(np.mean(x, axis=normalize_dims(dim, x.ndim), keepdims=keepdim))
+
+
+# mean is sum / count; it has its own entry because PyTorch records one MeanBackward node.
+mean = _reduction(
+    "mean", "MeanBackward0", _mean_forward,
+    vjp=lambda xp, g, ans, x, *, dim=None, keepdim=False: (
+        xp.broadcast_to(_keep(xp, g, x, dim, keepdim) / _count(np.shape(x), dim), shape=np.shape(x)),
+    ),
+    saves=(),
+    name_rule=_all_or_dim("MeanBackward0", "MeanBackward1"),
+)
+
+# ----------------------------------------------------------------------------- max, min
+
+
+def _single_dim(dim, op_name):
+    if dim is not None and not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op_name} reduces over all dims (dim=None) or one int dim, got dim={dim!r}")
+
+
+def _extremum_forward(reduce, op_name):
+    def forward(x, *, dim=None, keepdim=False):
+        _single_dim(dim, op_name)
+        x = np.asarray(x)
+        return np.asarray(reduce(x, axis=normalize_dims(dim, x.ndim), keepdims=keepdim))
+    return forward
+
+
+def _extremum_mask_forward(x, *, dim=None, mode="max"):
+    x = np.asarray(x)
+    if mode not in ("max", "min"):
+        raise ValueError(f"extremum_mask mode must be 'max' or 'min', got {mode!r}")
+    _single_dim(dim, "extremum_mask")
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
+    if dim is None:  # ties share the gradient evenly (NaN, if any, is the extremum)
+        value = x.max() if mode == "max" else x.min()
+        hit = np.isnan(x) if np.isnan(value) else x == value
+        return hit.astype(dtype) / dtype.type(hit.sum())
+    if x.ndim == 0:
+        return np.ones(x.shape, dtype=dtype)
+    (axis,) = normalize_dims(dim, x.ndim)
+    out = np.zeros(x.shape, dtype=dtype)
+    pick = np.argmax if mode == "max" else np.argmin  # the first extreme index, as torch
+    np.put_along_axis(out, pick(x, axis=axis, keepdims=True), 1, axis=axis)
+    return out
+
+
+# Helper for the VJPs of max/min: where their gradient goes, in x's shape and dtype.
+# dim=None: 1/k at each of the k tied extreme elements; dim an int: 1 at the first
+# extreme index along dim.  Not a PyTorch op (PyTorch saves the indices instead), so its
+# node name only shows up in graphs built with create_graph=True.
+extremum_mask = _reduction(
+    "extremum_mask", "ExtremumMaskBackward0", _extremum_mask_forward,
+    # piecewise constant in x: its derivative is zero wherever it exists
+    vjp=lambda xp, g, ans, x, *, dim=None, mode="max": (g * 0,),
+    saves=(),
+)
+
+max_ = _reduction(
+    "max", "MaxBackward1", _extremum_forward(np.max, "max"),
+    vjp=lambda xp, g, ans, x, *, dim=None, keepdim=False: (
+        _keep(xp, g, x, dim, keepdim) * xp.extremum_mask(x, dim=dim, mode="max"),
+    ),
+    saves=("inputs",),
+    name_rule=_all_or_dim("MaxBackward1", "MaxBackward0"),
+)
+
+min_ = _reduction(
+    "min", "MinBackward1", _extremum_forward(np.min, "min"),
+    vjp=lambda xp, g, ans, x, *, dim=None, keepdim=False: (
+        _keep(xp, g, x, dim, keepdim) * xp.extremum_mask(x, dim=dim, mode="min"),
+    ),
+    saves=("inputs",),
+    name_rule=_all_or_dim("MinBackward1", "MinBackward0"),
+)
+
+# ----------------------------------------------------------------------------- logsumexp, softmax
+
+
+def _shifted(x, dims):
+    """``x - m`` with ``m`` the max over ``dims`` (kept), and ``m``; infinite maxima shift by 0."""
+    m = np.max(x, axis=dims, keepdims=True) if x.size else np.zeros(kept_shape(x.shape, dims), x.dtype)
+    m = np.where(np.isfinite(m), m, 0)
+    return x - m, m
+
+
+def _logsumexp_forward(x, *, dim=None, keepdim=False):
+    x = np.asarray(x)
+    dims = normalize_dims(dim, x.ndim)
+    shifted, m = _shifted(x, dims)
+    out = np.log(np.sum(np.exp(shifted), axis=dims, keepdims=True)) + m
+    if keepdim:
+        return out
+    return out.reshape(()) if dims is None else np.squeeze(out, axis=dims)
+
+
+logsumexp = _reduction(
+    "logsumexp", "LogsumexpBackward0", _logsumexp_forward,
+    vjp=lambda xp, g, ans, x, *, dim=None, keepdim=False: (
+        _keep(xp, g, x, dim, keepdim) * xp.exp(x - _keep(xp, ans, x, dim, keepdim)),
+    ),
+    saves=("inputs", "output"),
+)
+
+
+def _softmax_forward(x, *, dim):
+    x = np.asarray(x)
+    dims = normalize_dims(dim, x.ndim)
+    e = np.exp(_shifted(x, dims)[0])
+    return e / np.sum(e, axis=dims, keepdims=True)
+
+
+softmax = _reduction(
+    "softmax", "SoftmaxBackward0", _softmax_forward,
+    vjp=lambda xp, g, ans, x, *, dim: (ans * (g - xp.sum(g * ans, dim=dim, keepdim=True)),),
+    saves=("output",),
+)
+
+
+def _log_softmax_forward(x, *, dim):
+    x = np.asarray(x)
+    dims = normalize_dims(dim, x.ndim)
+    shifted = _shifted(x, dims)[0]
+    return shifted - np.log(np.sum(np.exp(shifted), axis=dims, keepdims=True))
+
+
+log_softmax = _reduction(
+    "log_softmax", "LogSoftmaxBackward0", _log_softmax_forward,
+    vjp=lambda xp, g, ans, x, *, dim: (g - xp.exp(ans) * xp.sum(g, dim=dim, keepdim=True),),
+    saves=("output",),
+)
+
+# ----------------------------------------------------------------------------- norm
+
+
+def _norm_forward(x, *, dim=None, keepdim=False):
+    x = np.asarray(x)
+    return np.asarray(np.sqrt(np.sum(x * x, axis=normalize_dims(dim, x.ndim), keepdims=keepdim)))
+
+
+def _norm_vjp(xp, g, ans, x, *, dim=None, keepdim=False):
+    # x * g / |x|, and 0 where |x| = 0 (PyTorch): there x is all zeros, so dividing by
+    # |x| + 1 instead gives the same 0 without a division by zero.
+    norm = _keep(xp, ans, x, dim, keepdim)
+    return (x * (_keep(xp, g, x, dim, keepdim) / (norm + (norm == 0))),)
+
+
+norm = _reduction(
+    "norm", "LinalgVectorNormBackward0", _norm_forward,
+    vjp=_norm_vjp,
+    saves=("inputs", "output"),
+)
