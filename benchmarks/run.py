@@ -1,0 +1,131 @@
+"""Run symgrad's benchmark suite: every workload, every installed tool, interleaved.
+
+    python benchmarks/run.py            # full run (about 10-15 minutes here)
+    python benchmarks/run.py --quick    # fewer rounds and sizes (about 2 minutes)
+    python benchmarks/run.py --quick --check   # also: every tool's gradient must agree
+                                                # with symgrad's (exit status 1 if not)
+
+Writes the tables and the plot into ``docs/benchmarks.md`` (between its GENERATED
+markers) and ``docs/benchmarks.png``, and the raw samples as JSON (``--json``).
+
+Workloads (see the ``w*_*.py`` modules): W1 a 3-input formula at 10^6 points, W2 the
+Rosenbrock gradient (vectorised, and as a SymPy expression of n scalars), W3 a
+logistic-regression gradient, W4 the tutorial's linear-regression loop, W5 derivation
+and compile time against graph size.
+
+OpenBLAS: where this machine sets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (needed by old
+OpenBLAS builds), they slow a current NumPy down; this command re-executes itself once
+with both removed, for this process only, and the report prints which BLAS kernel ran.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+if (os.environ.get("OPENBLAS_CORETYPE") is not None or os.environ.get("OPENBLAS_L2_SIZE") is not None) and \
+        not os.environ.get("SYMGRAD_BENCH_NO_REEXEC") and "--keep-openblas-env" not in sys.argv:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env["SYMGRAD_BENCH_NO_REEXEC"] = "1"
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:0] = [HERE, ROOT]
+# cold compile caches: torch.compile's inductor cache lives in a fresh directory per run
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="symgrad-bench-inductor-"))
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAX_ENABLE_X64", "1")
+
+WORKLOADS = {
+    "W1": "w1_formula",
+    "W2": "w2_rosenbrock",
+    "W3": "w3_logreg",
+    "W4": "w4_linreg",
+    "W5": "w5_scaling",
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes (about 2 minutes)")
+    parser.add_argument("--check", action="store_true",
+                        help="check every tool's gradient against symgrad's; exit 1 on a disagreement")
+    parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3")
+    parser.add_argument("--rounds", type=int, default=None, help="timing rounds per group")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"),
+                        help="Markdown file to update ('-' for none)")
+    parser.add_argument("--plot", default=os.path.join(ROOT, "docs", "benchmarks.png"), help="PNG plot ('-' for none)")
+    parser.add_argument("--json", default="", help="also write raw results to this JSON file")
+    parser.add_argument("--keep-openblas-env", action="store_true", help="do not unset OPENBLAS_* (see above)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+
+    warnings.filterwarnings("ignore")
+    import importlib
+
+    import bench_harness as H
+    import bench_report
+    import bench_tools
+
+    rounds = args.rounds or (3 if args.quick else 9)
+    sample_seconds = 0.02 if args.quick else 0.05
+    chosen = [w.strip().upper() for w in args.only.split(",") if w.strip()] or list(WORKLOADS)
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+
+    started = time.time()
+    env_before = bench_tools.environment()
+    rows = []
+    extras: dict = {}
+    for key in chosen:
+        module = importlib.import_module(WORKLOADS[key])
+        t0 = time.perf_counter()
+        log(f"== {key}: {module.__doc__.splitlines()[0]}")
+        if hasattr(module, "run"):  # W5 measures one-off costs, not repeated calls
+            w_rows, extra = module.run(quick=args.quick, check=args.check, log=log,
+                                       available=bench_tools.missing)
+            rows += w_rows
+            extras[key] = extra
+        else:
+            for group in module.groups(args.quick):
+                rows += H.run_group(group, rounds=rounds, sample_seconds=sample_seconds, check=args.check,
+                                    quick=args.quick, available=bench_tools.missing, log=log)
+        log(f"   {key} took {time.perf_counter() - t0:.1f} s")
+    elapsed = time.time() - started
+    env = bench_tools.environment()
+    env["loadavg at start"] = env_before.get("loadavg", "?")
+    env["run"] = f"{'--quick ' if args.quick else ''}{'--check ' if args.check else ''}{rounds} rounds, " \
+                 f"{elapsed:.0f} s in all"
+    versions = {k: bench_tools.version(k) for k in bench_tools.TOOLS if k not in ("threadpoolctl",)}
+    result = {"rows": [r.as_dict() for r in rows], "extras": extras, "env": env, "versions": versions,
+              "quick": args.quick, "check": args.check, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+    text = bench_report.markdown(result)
+    if args.plot != "-":
+        try:
+            bench_report.plot(result, args.plot)
+        except Exception as exc:  # noqa: BLE001
+            log(f"no plot: {exc}")
+    if args.out != "-":
+        bench_report.update_file(args.out, text)
+        log(f"wrote {args.out}" + (f" and {args.plot}" if args.plot != "-" else ""))
+    else:
+        print(text)
+    failed_checks = [r for r in rows if r.check and r.check not in ("agrees", "reference", "n/a", "no reference")]
+    if args.check:
+        n_ok = sum(1 for r in rows if r.check == "agrees")
+        print(f"check: {n_ok} tool results agree with symgrad, {len(failed_checks)} disagree", file=sys.stderr)
+        for r in failed_checks:
+            print(f"  {r.workload} {r.label} {r.tool}: {r.check}", file=sys.stderr)
+    return 1 if (args.check and failed_checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""W3: logistic-regression loss and gradient, mean(BCEWithLogits(X @ W + b, Y)).
+
+X is 10,000 x 100, W 100 x 10, b 10, Y 10,000 x 10 of 0/1 labels.  Every tool returns
+the loss and its gradient with respect to W and b.  The floor is the hand-written NumPy
+closed form (one matmul forward, one backward, one exp shared by loss and gradient).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench_common import as_numpy, block, jax_modules, stopwatch, symgrad_functional
+from bench_harness import Case, Group, Prepared, Skip
+
+N, D, K = 10_000, 100, 10
+
+
+def data():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((N, D))
+    W = rng.standard_normal((D, K)) * 0.1
+    b = rng.standard_normal(K) * 0.1
+    Y = (rng.uniform(size=(N, K)) < 0.5).astype(np.float64)
+    return X, W, b, Y
+
+
+def hand(X, W, b, Y):
+    """Loss and (dW, db), written out: z = XW + b, loss = mean(max(z,0) - z y + log1p(exp(-|z|)))."""
+    z = X @ W
+    z += b
+    e = np.exp(-np.abs(z))
+    loss = (np.maximum(z, 0) - z * Y + np.log1p(e)).mean()
+    s = np.where(z >= 0, 1.0, e) / (1.0 + e)  # sigmoid(z), stable
+    s -= Y
+    s *= 1.0 / z.size
+    return loss, (X.T @ s, s.sum(axis=0))
+
+
+def groups(quick: bool) -> list[Group]:
+    X, W, b, Y = data()
+    state: dict = {}
+    cases = [
+        Case("hand-written NumPy (floor)", lambda: _hand(X, W, b, Y), role="floor", requires=("numpy",)),
+        Case("symgrad value_and_grad (NumPy)", lambda: _symgrad(X, W, b, Y, state), role="symgrad",
+             requires=("symgrad",)),
+        Case("symgrad -> lean NumPy (prototype)", lambda: _symgrad_lean(W, b, state), role="symgrad",
+             requires=("symgrad",), note="symgrad's closed forms with views for transposes and one shared "
+             "exp(-|z|) for sigmoid and softplus; benchmarks/proto_backends.py LeanNumPy"),
+        Case("symgrad eager, symbolic backward", lambda: _symgrad_eager(X, W, b, Y, "symbolic"), role="symgrad",
+             requires=("symgrad",)),
+        Case("symgrad eager, tape backward", lambda: _symgrad_eager(X, W, b, Y, "tape"), role="symgrad",
+             requires=("symgrad",)),
+        Case("torch eager", lambda: _torch(X, W, b, Y), requires=("torch",)),
+        Case("torch.compile", lambda: _torch_compile(X, W, b, Y), requires=("torch",), quick=False),
+        Case("JAX jit", lambda: _jax(X, W, b, Y), requires=("jax",)),
+        Case("HIPS autograd", lambda: _autograd(X, W, b, Y), requires=("autograd",)),
+    ]
+    return [Group("W3", "X 10,000x100, W 100x10", cases, reference="symgrad value_and_grad (NumPy)",
+                  rtol=1e-8, atol=1e-12)]
+
+
+def _hand(X, W, b, Y):
+    return Prepared(lambda: hand(X, W, b, Y), lambda: list(hand(X, W, b, Y)[1]))
+
+
+def _symgrad(X, W, b, Y, state):
+    F = symgrad_functional()
+    import symgrad
+    import symgrad.nn.functional as Fn
+
+    Xt, Yt = symgrad.tensor(X), symgrad.tensor(Y)
+    vg = F.value_and_grad(lambda W, b: Fn.binary_cross_entropy_with_logits(Xt @ W + b, Yt), argnums=(0, 1))
+    setup: dict = {}
+    with stopwatch(setup, "trace+derive+compile+first call"):
+        vg(W, b)
+    state["vg"] = vg
+    return Prepared(lambda: vg(W, b), lambda: list(vg(W, b)[1]), setup)
+
+
+def _symgrad_lean(W, b, state):
+    import proto_backends as pb
+
+    vg = state.get("vg")
+    if vg is None:
+        raise Skip("needs the symgrad value_and_grad case")
+    compiled = vg.compiled
+    inputs = vg._problem.inputs([W, b]) if getattr(vg, "_problem", None) is not None else None
+    if inputs is None:  # a traced function: its problem is cached per signature
+        problem = next(iter(vg._compiled.values()))[0]
+        inputs = problem.inputs([W, b])
+    setup: dict = {}
+    with stopwatch(setup, "backend compile"):
+        lean = pb.lean_numpy(compiled.symbols, list(compiled.exprs.values()))
+    return Prepared(lambda: lean(*inputs), lambda: list(lean(*inputs)[1:]), setup)
+
+
+def _symgrad_eager(X, W, b, Y, engine):
+    import symgrad
+    import symgrad.nn.functional as Fn
+
+    Xt, Yt = symgrad.tensor(X), symgrad.tensor(Y)
+    Wt, bt = symgrad.tensor(W, requires_grad=True), symgrad.tensor(b, requires_grad=True)
+
+    def call():
+        with symgrad.backward_engine(engine):
+            loss = Fn.binary_cross_entropy_with_logits(Xt @ Wt + bt, Yt)
+            return loss, symgrad.autograd.grad(loss, [Wt, bt])
+
+    setup: dict = {}
+    with stopwatch(setup, "first call"):
+        call()
+    return Prepared(call, lambda: as_numpy(call()[1]), setup)
+
+
+def _torch(X, W, b, Y):
+    import torch
+    import torch.nn.functional as Fn
+
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    Wt, bt = torch.from_numpy(W.copy()).requires_grad_(), torch.from_numpy(b.copy()).requires_grad_()
+
+    def call():
+        loss = Fn.binary_cross_entropy_with_logits(Xt @ Wt + bt, Yt)
+        return loss, torch.autograd.grad(loss, [Wt, bt])
+
+    return Prepared(call, lambda: as_numpy(call()[1]))
+
+
+def _torch_compile(X, W, b, Y):
+    import torch
+    import torch.nn.functional as Fn
+
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    Wt, bt = torch.from_numpy(W.copy()), torch.from_numpy(b.copy())
+
+    def loss(W, b, X, Y):
+        return Fn.binary_cross_entropy_with_logits(X @ W + b, Y)
+
+    fn = torch.compile(torch.func.grad_and_value(loss, argnums=(0, 1)))
+    setup: dict = {}
+    with stopwatch(setup, "compile+first call"):
+        fn(Wt, bt, Xt, Yt)
+    return Prepared(lambda: fn(Wt, bt, Xt, Yt), lambda: as_numpy(fn(Wt, bt, Xt, Yt)[0]), setup)
+
+
+def _jax(X, W, b, Y):
+    jax, jnp = jax_modules()
+    Xj, Yj, Wj, bj = (jnp.asarray(a) for a in (X, Y, W, b))
+
+    def loss(W, b, X, Y):
+        z = X @ W + b
+        return jnp.mean(jnp.maximum(z, 0) - z * Y + jnp.log1p(jnp.exp(-jnp.abs(z))))
+
+    fn = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    setup: dict = {}
+    with stopwatch(setup, "trace+compile+first call"):
+        block(fn(Wj, bj, Xj, Yj))
+    return Prepared(lambda: block(fn(Wj, bj, Xj, Yj)), lambda: as_numpy(fn(Wj, bj, Xj, Yj)[1]), setup)
+
+
+def _autograd(X, W, b, Y):
+    import autograd
+    import autograd.numpy as anp
+
+    def loss(W, b):
+        z = anp.dot(X, W) + b
+        return anp.mean(anp.maximum(z, 0) - z * Y + anp.log1p(anp.exp(-anp.abs(z))))
+
+    fn = autograd.value_and_grad(loss, argnum=(0, 1)) if _multi_argnum(autograd) else None
+    if fn is None:
+        g = autograd.value_and_grad(lambda t: loss(*t))
+        return Prepared(lambda: g((W, b)), lambda: list(g((W, b))[1]))
+    return Prepared(lambda: fn(W, b), lambda: list(fn(W, b)[1]))
+
+
+def _multi_argnum(autograd) -> bool:
+    try:
+        autograd.value_and_grad(lambda a, b: a * b, argnum=(0, 1))(1.0, 2.0)
+        return True
+    except Exception:  # noqa: BLE001
+        return False

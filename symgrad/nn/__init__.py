@@ -1,0 +1,22 @@
+"""``symgrad.nn``: modules, parameters, layers and losses with PyTorch's interface.
+
+>>> import symgrad
+>>> from symgrad import nn
+>>> symgrad.manual_seed(0)
+>>> model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
+>>> loss = nn.MSELoss()(model(symgrad.randn(8, 2)), symgrad.zeros(8, 1))
+>>> loss.backward()
+>>> [p.grad.shape for p in model.parameters()]
+[(4, 2), (4,), (1, 4), (1,)]
+"""
+from . import functional
+from .layers import Linear, LogSoftmax, ReLU, Sequential, Sigmoid, Softmax, Tanh
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from .module import IncompatibleKeys, Module
+from .parameter import Parameter
+
+__all__ = [
+    "functional", "Module", "Parameter", "IncompatibleKeys",
+    "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+    "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss", "CrossEntropyLoss",
+]

@@ -1,0 +1,469 @@
+"""``symgrad.nn.functional``: losses and activations as functions, PyTorch's signatures.
+
+Everything here is built from primitive ops of the op table (no derivative of its own),
+so both backward engines differentiate it.  The exception for stability is
+``binary_cross_entropy_with_logits``, which is a primitive op (``max(z,0) - z*y +
+log1p(exp(-|z|))`` never overflows).  Where PyTorch records one node for a whole loss
+(``MseLossBackward0``, ``NllLossBackward0``, ``BinaryCrossEntropyWithLogitsBackward0``,
+...), the last node of symgrad's composition carries that name, so ``loss.grad_fn``
+prints as in PyTorch; its ``next_functions`` are symgrad's own intermediate nodes.
+
+Reductions are ``"none"``, ``"mean"`` (default) and ``"sum"``.  Unlike PyTorch, which
+only warns and then broadcasts, ``mse_loss`` and ``l1_loss`` raise a ``ValueError`` when
+input and target shapes differ: a silently broadcast loss is almost always a bug.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..tape import dtypes
+from ..tape.tensor import Tensor, apply_op, as_tensor
+
+__all__ = [
+    "linear", "relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax",
+    "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
+    "cross_entropy",
+]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction!r} is not a valid value for reduction; use 'none', 'mean' or 'sum'")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _named(out: Tensor, grad_fn_name: str) -> Tensor:
+    """Give the last node of a composed loss PyTorch's node name for the whole loss."""
+    node = out.grad_fn
+    if node is not None and hasattr(node, "_name"):
+        node._name = grad_fn_name
+    return out
+
+
+def _same_shape(function: str, input: Tensor, target: Tensor) -> None:
+    if input.shape != target.shape:
+        raise ValueError(
+            f"{function}: target shape {list(target.shape)} differs from input shape {list(input.shape)}; "
+            "symgrad does not broadcast a loss's target (PyTorch warns and broadcasts, which is almost always "
+            f"a bug): reshape the target to {list(input.shape)}, e.g. target.view_as(input)"
+        )
+
+
+def _float_target(input: Tensor, target) -> Tensor:
+    """The target as a tensor; integer or boolean targets take the input's float dtype."""
+    target = as_tensor(target)
+    if not dtypes.is_floating(target.dtype) and dtypes.is_floating(input.dtype):
+        target = target.to(input.dtype)
+    return target
+
+
+def _require_float_target(function: str, input: Tensor, target: Tensor, same_dtype: bool) -> None:
+    if not dtypes.is_floating(target.dtype) or (same_dtype and target.dtype != input.dtype):
+        raise TypeError(
+            f"{function}: target has dtype {dtypes.dtype_name(target.dtype)} but the input is "
+            f"{dtypes.dtype_name(input.dtype)}; pass a float target of the input's dtype, e.g. "
+            "target.to(input.dtype)"
+        )
+
+
+# ---------------------------------------------------------------------- activations
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias``, the affine map of :class:`~symgrad.nn.Linear`.
+
+    >>> import symgrad
+    >>> linear(symgrad.tensor([[1.0, 2.0]]), symgrad.tensor([[3.0, 4.0]]), symgrad.tensor([0.5]))
+    tensor([[11.5000]])
+    """
+    input, weight = as_tensor(input), as_tensor(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {list(weight.shape)}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input shape {list(input.shape)} does not end in in_features={weight.shape[1]} "
+            f"(weight shape {list(weight.shape)})"
+        )
+    out = input.matmul(weight.t())
+    return out if bias is None else out + bias
+
+
+def relu(input: Tensor) -> Tensor:
+    """``max(x, 0)``; the gradient at 0 is 0, like PyTorch's.
+
+    >>> import symgrad
+    >>> relu(symgrad.tensor([-1.0, 0.0, 2.0]))
+    tensor([0., 0., 2.])
+    """
+    return apply_op("relu", input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """``1 / (1 + exp(-x))``.
+
+    >>> import symgrad
+    >>> sigmoid(symgrad.tensor([0.0]))
+    tensor([0.5000])
+    """
+    return apply_op("sigmoid", input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    """Hyperbolic tangent.
+
+    >>> import symgrad
+    >>> tanh(symgrad.tensor([0.0]))
+    tensor([0.])
+    """
+    return apply_op("tanh", input)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """``log(1 + exp(beta * x)) / beta``, linear above ``threshold`` like PyTorch's."""
+    return apply_op("softplus", input, beta=beta, threshold=threshold)
+
+
+def _softmax_dim(name: str, ndim: int, dim: int | None) -> int:
+    if dim is not None:
+        return dim
+    dim = 0 if ndim in (0, 1, 3) else 1
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+        f"dim={dim} as an argument.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return dim
+
+
+def _with_dtype(input: Tensor, dtype) -> Tensor:
+    input = as_tensor(input)
+    return input if dtype is None else input.to(dtype)
+
+
+def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """``exp(x) / sum(exp(x))`` along ``dim`` (computed stably).
+
+    >>> import symgrad
+    >>> softmax(symgrad.tensor([[0.0, 0.0]]), dim=1)
+    tensor([[0.5000, 0.5000]])
+    """
+    input = _with_dtype(input, dtype)
+    return apply_op("softmax", input, dim=_softmax_dim("softmax", input.ndim, dim))
+
+
+def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """``x - logsumexp(x)`` along ``dim`` (computed stably).
+
+    >>> import symgrad
+    >>> log_softmax(symgrad.tensor([0.0, 0.0]), dim=0).exp()
+    tensor([0.5000, 0.5000])
+    """
+    input = _with_dtype(input, dtype)
+    return apply_op("log_softmax", input, dim=_softmax_dim("log_softmax", input.ndim, dim))
+
+
+# ---------------------------------------------------------------------- regression losses
+def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Squared error ``(input - target)**2``, reduced; ``grad_fn`` is ``MseLossBackward0``.
+
+    Shapes must match (symgrad raises where PyTorch warns and broadcasts).
+
+    >>> import symgrad
+    >>> x = symgrad.tensor([1.0, 2.0], requires_grad=True)
+    >>> loss = mse_loss(x, symgrad.tensor([0.0, 0.0]))
+    >>> loss
+    tensor(2.5000, grad_fn=<MseLossBackward0>)
+    >>> loss.backward(); x.grad
+    tensor([1., 2.])
+    >>> mse_loss(x, symgrad.zeros(3))
+    Traceback (most recent call last):
+    ...
+    ValueError: mse_loss: target shape [3] differs from input shape [2]; ...
+    """
+    _check_reduction(reduction)
+    input = as_tensor(input)
+    target = _float_target(input, target)
+    _same_shape("mse_loss", input, target)
+    return _named(_reduce((input - target) ** 2, reduction), "MseLossBackward0")
+
+
+def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """Absolute error ``|input - target|``, reduced (gradient 0 where they are equal).
+
+    >>> import symgrad
+    >>> l1_loss(symgrad.tensor([1.0, -3.0]), symgrad.tensor([0.0, 0.0]), reduction="sum")
+    tensor(4.)
+    """
+    _check_reduction(reduction)
+    input = as_tensor(input)
+    target = _float_target(input, target)
+    _same_shape("l1_loss", input, target)
+    return _reduce((input - target).abs(), reduction)
+
+
+# ---------------------------------------------------------------------- binary classification
+def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reduction: str = "mean",
+                                     pos_weight=None) -> Tensor:
+    """``-[pos_weight * y * log(sigmoid(z)) + (1 - y) * log(1 - sigmoid(z))]``, stable for any ``z``.
+
+    ``weight`` rescales each element (broadcast to the input's shape); ``pos_weight``
+    rescales the positive term (broadcast along the last dimension, one per class).
+    ``grad_fn`` is ``BinaryCrossEntropyWithLogitsBackward0`` for every reduction.
+
+    >>> import symgrad
+    >>> z = symgrad.tensor([1000.0, -1000.0, 0.0], requires_grad=True)
+    >>> loss = binary_cross_entropy_with_logits(z, symgrad.tensor([1.0, 0.0, 1.0]), reduction="sum")
+    >>> loss
+    tensor(0.6931, grad_fn=<BinaryCrossEntropyWithLogitsBackward0>)
+    >>> loss.backward(); z.grad
+    tensor([ 0.0000,  0.0000, -0.5000])
+    """
+    _check_reduction(reduction)
+    input = as_tensor(input)
+    target = as_tensor(target)
+    if input.shape != target.shape:
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: target size {list(target.shape)} must be the same as "
+            f"input size {list(input.shape)}"
+        )
+    _require_float_target("binary_cross_entropy_with_logits", input, target, same_dtype=False)
+    loss = apply_op("binary_cross_entropy_with_logits", input, target)
+    if pos_weight is not None:
+        # (1 + (p - 1) y) * log(1 + exp(-z)) + (1 - y) z  ==  bce(z, y) + (p - 1) y * bce(z, 1)
+        pos_weight = _broadcastable("binary_cross_entropy_with_logits", "pos_weight", pos_weight, input)
+        softplus_neg = apply_op("binary_cross_entropy_with_logits", input, 1.0)
+        loss = loss + (pos_weight - 1) * target * softplus_neg
+    if weight is not None:
+        loss = loss * _broadcastable("binary_cross_entropy_with_logits", "weight", weight, input)
+    return _named(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
+
+
+def _broadcastable(function: str, label: str, value, input: Tensor) -> Tensor:
+    value = as_tensor(value)
+    try:
+        shape = np.broadcast_shapes(value.shape, input.shape)
+    except ValueError:
+        shape = None
+    if shape != input.shape:
+        raise ValueError(
+            f"{function}: {label} of shape {list(value.shape)} does not broadcast to the input's shape "
+            f"{list(input.shape)}"
+        )
+    return value
+
+
+def _clamped_log(x: Tensor) -> Tensor:
+    """``max(log(x), -100)`` for ``x`` in [0, 1] whose gradient is finite everywhere.
+
+    ``log`` is taken of ``where(x > 0, x, 1)``, so that ``x = 0`` (value -100, gradient 0)
+    never sends ``0 * inf`` through the graph.
+    """
+    positive = x > 0
+    safe = apply_op("where", positive, x, 1.0)
+    return apply_op("where", positive, safe.log().clamp(min=-100.0), -100.0)
+
+
+def binary_cross_entropy(input: Tensor, target, weight=None, reduction: str = "mean") -> Tensor:
+    """``-[y log(x) + (1 - y) log(1 - x)]`` for probabilities ``x`` in [0, 1].
+
+    Each log is clamped at -100, like PyTorch, so ``x = 0`` or ``1`` gives a finite loss.
+    Inputs outside [0, 1] raise.  (At ``x`` exactly 0 or 1 the gradient is that of the
+    clamped loss, 0, where PyTorch's hand-written rule gives ``(x - y) / 1e-12``.)
+
+    >>> import symgrad
+    >>> binary_cross_entropy(symgrad.tensor([0.0, 0.5]), symgrad.tensor([1.0, 1.0]), reduction="none")
+    tensor([100.0000,   0.6931])
+    """
+    _check_reduction(reduction)
+    input = as_tensor(input)
+    target = as_tensor(target)
+    if input.shape != target.shape:
+        raise ValueError(
+            f"binary_cross_entropy: target size {list(target.shape)} must be the same as input size "
+            f"{list(input.shape)}"
+        )
+    _require_float_target("binary_cross_entropy", input, target, same_dtype=True)
+    values = input.detach().numpy()
+    if values.size and not (np.all(values >= 0) and np.all(values <= 1)):
+        raise ValueError(
+            f"binary_cross_entropy: all elements of input should be between 0 and 1, got values from "
+            f"{np.nanmin(values):.6g} to {np.nanmax(values):.6g} (nan counts as out of range); apply sigmoid "
+            "first or use binary_cross_entropy_with_logits"
+        )
+    loss = -(target * _clamped_log(input) + (1 - target) * _clamped_log(1 - input))
+    if weight is not None:
+        loss = loss * _broadcastable("binary_cross_entropy", "weight", weight, input)
+    return _named(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
+
+
+# ---------------------------------------------------------------------- multi-class losses
+def _class_targets(function: str, input: Tensor, target) -> np.ndarray:
+    """Check class-index targets against ``input`` of shape (C,), (N, C) or (N, C, d1, ...)."""
+    target = as_tensor(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(
+            f"{function}: expected class indices of an integer dtype as target, got "
+            f"{dtypes.dtype_name(target.dtype)}; use target.long()"
+        )
+    if input.ndim == 0:
+        raise ValueError(f"{function}: input must have at least one dimension (the classes), got a 0-d tensor")
+    expected = () if input.ndim == 1 else (input.shape[0],) + input.shape[2:]
+    if target.shape != expected:
+        raise ValueError(
+            f"{function}: target shape {list(target.shape)} does not fit input shape {list(input.shape)}; "
+            f"expected a target of shape {list(expected)} (input is (N, C, ...) with the classes in dim "
+            f"{0 if input.ndim == 1 else 1})"
+        )
+    return target.numpy()
+
+
+def _class_weight(function: str, weight, n_classes: int, dtype) -> np.ndarray | None:
+    if weight is None:
+        return None
+    weight = as_tensor(weight).detach().numpy()
+    if weight.shape != (n_classes,):
+        raise ValueError(
+            f"{function}: weight should have one entry per class ({n_classes}), got shape {list(weight.shape)}"
+        )
+    return weight.astype(dtype)
+
+
+def _nll_name(ndim: int, reduction: str) -> str:
+    """PyTorch's node name: 1-D/2-D inputs use nll_loss, 4-D nll_loss2d, and other ranks are
+    reshaped into nll_loss2d (then an unreduced result is a view)."""
+    if ndim <= 2:
+        return "NllLossBackward0"
+    if ndim != 4 and reduction == "none":
+        return "ViewBackward0"
+    return "NllLoss2DBackward0"
+
+
+def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of class ``target`` under log-probabilities ``input``.
+
+    ``input`` is (C,), (N, C) or (N, C, d1, ...); ``target`` holds class indices of shape
+    (), (N,) or (N, d1, ...).  ``weight`` (one per class) scales each term and the mean
+    divides by the summed weights of the counted targets; targets equal to
+    ``ignore_index`` count for nothing.
+
+    >>> import symgrad
+    >>> logp = symgrad.tensor([[-1.0, -2.0], [-3.0, -4.0]], requires_grad=True)
+    >>> loss = nll_loss(logp, symgrad.tensor([1, 0]))
+    >>> loss
+    tensor(2.5000, grad_fn=<NllLossBackward0>)
+    >>> loss.backward(); logp.grad
+    tensor([[ 0.0000, -0.5000],
+            [-0.5000,  0.0000]])
+    """
+    _check_reduction(reduction)
+    input = as_tensor(input)
+    classes = _class_targets("nll_loss", input, target)
+    n_classes = input.shape[0] if input.ndim == 1 else input.shape[1]
+    class_weight = _class_weight("nll_loss", weight, n_classes, input.dtype)
+    counted = classes != ignore_index
+    bad = counted & ((classes < 0) | (classes >= n_classes))
+    if np.any(bad):
+        raise IndexError(
+            f"nll_loss: target {int(classes[bad].flat[0])} is out of bounds for {n_classes} classes "
+            f"(valid: 0..{n_classes - 1}, or ignore_index={ignore_index})"
+        )
+    safe = np.where(counted, classes, 0).astype(np.intp)
+    if input.ndim == 1:
+        picked = input[(safe,)]
+    else:
+        # move the class dim last, then pick input[n, ..., target[n, ...]]
+        moved = input if input.ndim == 2 else input.permute(0, *range(2, input.ndim), 1)
+        picked = moved[tuple(np.indices(classes.shape)) + (safe,)]
+    all_counted = bool(np.all(counted))
+    if not all_counted:
+        picked = apply_op("where", Tensor(counted), picked, 0.0)
+    name = _nll_name(input.ndim, reduction)
+    if class_weight is None and all_counted:
+        return _named(_reduce(-picked, reduction), name)
+    scale = (class_weight[safe] if class_weight is not None else np.ones(safe.shape, input.dtype)) * counted
+    loss = -(picked * Tensor(scale.astype(input.dtype)))
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan, like PyTorch
+            return _named(loss.sum() / Tensor(np.asarray(scale.sum(), dtype=input.dtype)), name)
+    return _named(_reduce(loss, reduction), name)
+
+
+def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """``nll_loss(log_softmax(input, class dim), target)``, or soft (probability) targets.
+
+    ``target`` is either class indices (as for :func:`nll_loss`) or, with a float target
+    of the input's shape, class probabilities.  ``label_smoothing`` mixes the target with
+    the uniform distribution, as in PyTorch.
+
+    >>> import symgrad
+    >>> logits = symgrad.tensor([[2.0, 0.0, 0.0]], requires_grad=True)
+    >>> loss = cross_entropy(logits, symgrad.tensor([0]))
+    >>> loss
+    tensor(0.2395, grad_fn=<NllLossBackward0>)
+    >>> loss.backward(); logits.grad
+    tensor([[-0.2130,  0.1065,  0.1065]])
+    """
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    input = as_tensor(input)
+    target = as_tensor(target)
+    if input.ndim == 0:
+        raise ValueError("cross_entropy: input must have at least one dimension (the classes), got a 0-d tensor")
+    class_dim = 0 if input.ndim == 1 else 1
+    n_classes = input.shape[class_dim]
+    logp = apply_op("log_softmax", input, dim=class_dim)
+    class_weight = _class_weight("cross_entropy", weight, n_classes, input.dtype)
+    weight_view = None
+    if class_weight is not None:
+        shape = [1] * input.ndim
+        shape[class_dim] = n_classes
+        weight_view = Tensor(class_weight.reshape(shape))
+
+    if dtypes.is_floating(target.dtype):
+        # probability targets: -(sum over classes of target * log p), mean over the rest
+        if target.shape != input.shape:
+            raise ValueError(
+                f"cross_entropy: a float (probability) target must have the input's shape {list(input.shape)}, "
+                f"got {list(target.shape)}; for class indices pass an integer target"
+            )
+        if label_smoothing > 0:
+            target = target * (1 - label_smoothing) + label_smoothing / n_classes
+        terms = logp * target if weight_view is None else logp * target * weight_view
+        if reduction == "none":
+            return -terms.sum(dim=class_dim)
+        if reduction == "sum":
+            return -terms.sum()
+        return -terms.sum() / (input.numel() // n_classes)
+
+    loss = nll_loss(logp, target, weight=weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0:
+        return loss
+    # PyTorch's smoothing term: -sum over classes of (weighted) log p, uniform target
+    classes = target.numpy()
+    counted = classes != ignore_index
+    smooth = -(logp if weight_view is None else logp * weight_view).sum(dim=class_dim)
+    if not np.all(counted):
+        smooth = apply_op("where", Tensor(counted), smooth, 0.0)
+    if reduction == "sum":
+        smooth = smooth.sum()
+    elif reduction == "mean":
+        if class_weight is None:
+            denominator = np.asarray(counted.sum(), dtype=input.dtype)
+        else:
+            denominator = np.asarray(class_weight[classes[counted]].sum(), dtype=input.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            smooth = smooth.sum() / Tensor(denominator)
+    return (1 - label_smoothing) * loss + smooth * (label_smoothing / n_classes)

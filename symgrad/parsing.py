@@ -1,0 +1,825 @@
+"""The safe expression parser: mathematics in, SymPy (and symgrad tensors) out.
+
+This module owns every place where symgrad reads a formula, a shape or a value typed
+by a user (the ``symgrad`` command, ``symgrad.viz``).  It never passes user text to
+``eval``, ``exec``, ``compile`` or ``sympify``:
+
+1. Python's own parser turns the text into a syntax tree (``ast.parse(mode="eval")``);
+   parsing is not evaluation.  Syntax errors become :class:`ExpressionError` with the
+   column where parsing failed.
+2. A strict, iterative visitor accepts only numbers, names, ``+ - * / ** @``, unary
+   ``-``/``+``, parentheses and calls of the whitelisted functions in :data:`FUNCTIONS`
+   (plus the constants ``pi`` and ``e``).  Anything else -- attribute access, indexing,
+   lambdas, comprehensions, strings, keyword arguments, starred arguments, comparisons,
+   calls of anything that is not a whitelisted name -- is refused with an
+   :class:`ExpressionError` that names the construct and its column.
+3. The accepted tree is flattened into a post-order :class:`Instruction` program.  The
+   program is folded (without recursion) into a SymPy expression over array-level
+   symbols (:class:`symgrad.symbolic.symbols.ArrayVar`, one symbol per variable,
+   whatever its shape) and, on request, replayed on symgrad tensors with the same ops
+   (:meth:`ParsedExpression.to_tensor`), which is how ``symgrad check`` obtains the tape
+   value of the very same formula.
+
+Names must be ordinary identifiers: Python keywords, builtins (``eval``, ``open``,
+``__import__``...), names starting with ``_``, module names that generated code uses
+(``np``, ``numpy``, ``math``...) and names that would print like SymPy constants
+(``I``, ``E``, ``oo``...) are refused, so no user name can shadow anything in generated
+code.  Numbers are bounded (:data:`MAX_BITS`), so ``9**9**9**9`` is refused instead of
+exhausting memory, and so is text longer than :data:`MAX_LENGTH` characters or nested
+deeper than :data:`MAX_DEPTH` levels (:data:`MAX_PIECEWISE_NESTING` for ``maximum``/``minimum``).
+
+>>> p = parse("sin(x)*exp(-y**2)")
+>>> p.expr
+exp(-y**2)*sin(x)
+>>> p.names
+('x', 'y')
+>>> parse("__import__('os').system('echo hi')")
+Traceback (most recent call last):
+    ...
+symgrad.parsing.ExpressionError: attribute access ('.system') is not allowed in an expression (column 18)
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import keyword
+import math
+import unicodedata
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import sympy as sp
+
+from .symbolic import ArrayVar, shape_of, structural_class
+
+__all__ = [
+    "ExpressionError", "ParsedExpression", "Instruction", "FunctionSpec", "FUNCTIONS", "CONSTANTS",
+    "parse", "parse_shapes", "parse_values", "parse_names", "check_name",
+    "MAX_LENGTH", "MAX_DEPTH", "MAX_BITS", "MAX_ELEMENTS", "MAX_PIECEWISE_NESTING",
+]
+
+MAX_LENGTH = 10_000
+"""Longest expression text accepted, in characters."""
+
+MAX_DEPTH = 100
+"""Deepest nesting accepted.  A chain of the same associative operator (``a+b-c+d``,
+``a*b/c``) counts as one level, because SymPy flattens it."""
+
+MAX_BITS = 1_000
+"""Largest exact number (numerator or denominator, in bits; about 300 digits) that a
+literal or a constant sub-expression such as ``2**999`` may produce."""
+
+MAX_PIECEWISE_NESTING = 2
+"""Deepest nesting of ``maximum``/``minimum`` calls: their piecewise SymPy form repeats
+both arguments in three branches, so its size (and SymPy's time) grows exponentially."""
+
+_PIECEWISE = ("maximum", "minimum")
+
+MAX_ELEMENTS = 1_000_000
+"""Largest number of elements of one declared array input."""
+
+Shape = tuple[int, ...]
+
+
+# ============================================================================ errors
+class ExpressionError(ValueError):
+    """A formula, shape or value that symgrad refuses, with the column to blame.
+
+    ``column`` is 1-based (None when the problem has no single position); ``construct``
+    names what was refused (``"attribute access"``, ``"syntax"``, ...).
+
+    >>> err = ExpressionError("unknown function 'foo'", text="foo(x)", column=1, construct="call")
+    >>> print(err)
+    unknown function 'foo' (column 1)
+    >>> print(err.pointer())
+      foo(x)
+      ^
+    """
+
+    def __init__(self, message: str, *, text: str = "", column: int | None = None,
+                 construct: str = "expression") -> None:
+        super().__init__(message)
+        self.message = message
+        self.text = text
+        self.column = column
+        self.construct = construct
+
+    def __str__(self) -> str:
+        if self.column is None:
+            return self.message
+        return f"{self.message} (column {self.column})"
+
+    def pointer(self) -> str:
+        """The offending text with a caret under the column ('' when there is none)."""
+        if self.column is None or not self.text:
+            return ""
+        shown = "".join(ch if ch.isprintable() else "?" for ch in self.text)
+        caret = self.column - 1
+        if len(shown) > 72:  # a window of the text around the column
+            start = max(0, min(caret - 36, len(shown) - 72))
+            prefix = "..." if start else ""
+            suffix = "..." if start + 72 < len(shown) else ""
+            shown = prefix + shown[start:start + 72] + suffix
+            caret = caret - start + len(prefix)
+        return f"  {shown}\n  {' ' * caret}^"
+
+
+# ============================================================================ functions
+def _op_sympy(op_name: str) -> Callable[..., sp.Expr]:
+    """The SymPy form the symbolic engine gives an elementwise op: its stable form when
+    it has one (``sigmoid``, ``softplus``), else the op table's SymPy face."""
+    def build(*args: sp.Expr) -> sp.Expr:
+        from .ops import OPS
+        from .symbolic.stable import STABLE_FORMS
+
+        form = STABLE_FORMS.get(op_name, OPS[op_name].sympy)
+        return form(sp, *args)
+
+    return build
+
+
+def _structural(op_name: str, **attrs: Any) -> Callable[..., sp.Expr]:
+    def build(*args: sp.Expr) -> sp.Expr:
+        return structural_class(op_name).of(*args, **attrs)
+
+    return build
+
+
+def _matrix_transpose_sympy(x: sp.Expr) -> sp.Expr:
+    n = len(shape_of(x))
+    if n < 2:
+        raise ValueError(f"transpose needs an array with at least 2 dimensions, got shape {shape_of(x)}")
+    return structural_class("transpose").of(x, dim0=n - 2, dim1=n - 1)
+
+
+def _matrix_transpose_tensor(t: Any) -> Any:
+    if t.ndim < 2:
+        raise ValueError(f"transpose needs an array with at least 2 dimensions, got shape {tuple(t.shape)}")
+    return t.transpose(t.ndim - 2, t.ndim - 1)
+
+
+def _tensor_function(name: str) -> Callable[..., Any]:
+    def build(*args: Any) -> Any:
+        import symgrad
+
+        return getattr(symgrad, name)(*args)
+
+    return build
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One whitelisted function: its arity, its SymPy face and its tensor face."""
+
+    name: str
+    arity: int
+    sympy: Callable[..., sp.Expr]
+    tensor: Callable[..., Any]
+    doc: str
+
+
+def _spec(name: str, doc: str, arity: int = 1, sympy_form=None, tensor_form=None) -> FunctionSpec:
+    return FunctionSpec(name, arity, sympy_form or _op_sympy(name), tensor_form or _tensor_function(name), doc)
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {spec.name: spec for spec in [
+    _spec("sin", "sine"),
+    _spec("cos", "cosine"),
+    _spec("tan", "tangent"),
+    _spec("exp", "exponential"),
+    _spec("log", "natural logarithm"),
+    _spec("sqrt", "square root"),
+    _spec("tanh", "hyperbolic tangent"),
+    _spec("sigmoid", "logistic sigmoid 1/(1+exp(-x))"),
+    _spec("softplus", "log(1+exp(x))"),
+    _spec("relu", "max(x, 0)"),
+    _spec("abs", "absolute value"),
+    _spec("sign", "sign (-1, 0 or 1)"),
+    _spec("maximum", "elementwise maximum of two arguments", 2),
+    _spec("minimum", "elementwise minimum of two arguments", 2),
+    _spec("sum", "sum of all elements", sympy_form=_structural("sum", dim=None, keepdim=False)),
+    _spec("mean", "mean of all elements", sympy_form=_structural("mean", dim=None, keepdim=False)),
+    _spec("transpose", "swap the last two axes", sympy_form=_matrix_transpose_sympy,
+          tensor_form=_matrix_transpose_tensor),
+]}
+"""The whitelist of callable names, with their faces."""
+
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
+"""Named constants."""
+
+_RESERVED = (
+    set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
+    | {"np", "numpy", "math", "cmath", "sympy", "sp", "scipy", "mpmath", "symgrad", "torch", "jax",
+       "os", "sys", "builtins", "array", "I", "E", "S", "oo", "zoo", "nan", "inf", "infinity",
+       "Inf", "NaN", "lambda"}
+)
+_SYMPY_LOOKALIKES = {"I", "E", "S", "oo", "zoo", "nan", "inf", "infinity", "Inf", "NaN"}
+
+
+def _generated_code_names() -> frozenset:
+    """Names that compiled code binds (``matmul``, ``reshape``...): a variable of that
+    name would shadow them."""
+    if not _CODE_NAMES:
+        from .symbolic import numpy_namespace
+
+        _CODE_NAMES.append(frozenset(numpy_namespace()) | {"functools", "compiled"})
+    return _CODE_NAMES[0]
+
+
+_CODE_NAMES: list = []
+
+
+def check_name(name: str, *, text: str = "", column: int | None = None) -> None:
+    """Refuse a variable name that could shadow anything; return None when it is fine.
+
+    >>> check_name("theta")
+    >>> check_name("open")
+    Traceback (most recent call last):
+        ...
+    symgrad.parsing.ExpressionError: the name 'open' is a Python builtin and cannot be a variable; rename it
+    """
+    def refuse(why: str) -> ExpressionError:
+        return ExpressionError(f"the name {name!r} {why}", text=text, column=column, construct="name")
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise refuse("is not a valid identifier; use letters, digits and '_' and start with a letter")
+    if unicodedata.normalize("NFKC", name) != name:
+        raise refuse("is not in Unicode normal form NFKC; type it plainly")
+    if name.startswith("_"):
+        raise refuse("starts with '_'; such names are reserved, start it with a letter")
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise refuse("is a Python keyword and cannot be a variable; rename it")
+    if name in FUNCTIONS:
+        raise refuse(f"is a function; call it as {name}(...) or rename the variable")
+    if name in CONSTANTS:
+        raise refuse("is a constant and cannot be a variable; rename the variable")
+    if name in _SYMPY_LOOKALIKES:
+        raise refuse("would print like a SymPy constant; rename it")
+    if name in dir(builtins):
+        raise refuse("is a Python builtin and cannot be a variable; rename it")
+    if name in _RESERVED or name in _generated_code_names():
+        raise refuse("is reserved for generated code; rename it")
+
+
+# ============================================================================ program
+@dataclass(frozen=True)
+class Instruction:
+    """One step of a parsed formula, in post-order.
+
+    ``kind`` is ``"number"`` (``value`` an int or float), ``"name"`` (a variable),
+    ``"constant"`` (``pi``, ``e``), ``"op"`` (``value`` is ``add``, ``sub``, ``mul``,
+    ``div``, ``pow``, ``matmul`` or ``neg``) or ``"call"`` (``value`` a name from
+    :data:`FUNCTIONS`).  ``nargs`` operands are popped from the value stack.  ``column``
+    is the 1-based column of the construct in the text.
+    """
+
+    kind: str
+    value: Any
+    nargs: int
+    column: int
+
+
+_BINARY = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"), ast.Div: ("div", "/"),
+           ast.Pow: ("pow", "**"), ast.MatMult: ("matmul", "@")}
+_BINARY_REFUSED = {
+    ast.Mod: "'%' (modulo)", ast.FloorDiv: "'//' (floor division)", ast.LShift: "'<<'", ast.RShift: "'>>'",
+    ast.BitAnd: "'&'", ast.BitOr: "'|'", ast.BitXor: "'^' (in Python this is bitwise xor; write x**2 for a power)",
+}
+_GROUP = {"add": "sum", "sub": "sum", "mul": "product", "div": "product"}
+
+_CONSTRUCTS = {
+    "Attribute": "attribute access", "Subscript": "indexing (subscript)", "Slice": "a slice",
+    "Lambda": "lambda", "ListComp": "a list comprehension", "SetComp": "a set comprehension",
+    "DictComp": "a dict comprehension", "GeneratorExp": "a generator expression",
+    "List": "a list literal", "Tuple": "a tuple (a comma outside a function call)", "Dict": "a dict literal",
+    "Set": "a set literal", "Compare": "a comparison", "BoolOp": "'and'/'or'", "IfExp": "a conditional expression",
+    "NamedExpr": "assignment (':=')", "JoinedStr": "an f-string", "FormattedValue": "an f-string",
+    "Await": "await", "Yield": "yield", "YieldFrom": "yield", "Starred": "a starred expression",
+}
+
+
+def _char_column(text: str, byte_offset: int | None) -> int | None:
+    """Turn the parser's UTF-8 byte offset into a 1-based character column."""
+    if byte_offset is None:
+        return None
+    return len(text.encode("utf-8")[:byte_offset].decode("utf-8", errors="ignore")) + 1
+
+
+def _refuse_characters(text: str) -> None:
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}",
+                              construct="length")
+    if not text.strip():
+        raise ExpressionError("the expression is empty", text=text, construct="syntax")
+    for index, ch in enumerate(text):
+        if ch in " \t":
+            continue
+        category = unicodedata.category(ch)
+        if category[0] in "CZ" and category != "Zs" or ch == "\\":
+            raise ExpressionError(f"the character {ch!r} (U+{ord(ch):04X}) is not allowed in an expression",
+                                  text=text, column=index + 1, construct="character")
+
+
+def _python_tree(text: str) -> ast.Expression:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(text, mode="eval")
+    except SyntaxError as err:
+        column = err.offset if err.offset and err.offset > 0 else None
+        if column is not None:
+            column = min(column, len(text) + 1)
+        reason = (err.msg or "invalid syntax").replace(" (<unknown>, line 1)", "")
+        if "Exceeds the limit" in reason:
+            reason = "a number literal is too long"
+        raise ExpressionError(f"syntax error: {reason}", text=text, column=column, construct="syntax") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError("the expression is nested too deeply for Python's parser", text=text,
+                              construct="depth") from None
+    except ValueError as err:  # e.g. null bytes, over-long integer literals
+        raise ExpressionError(f"syntax error: {err}", text=text, construct="syntax") from None
+
+
+def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]:
+    """Validate the Python tree and flatten it into post-order, without recursion."""
+    program: list[Instruction] = []
+    # (node, depth, group of the parent operator, expanded?)
+    stack: list[tuple[ast.AST, int, str | None, bool]] = [(tree.body, 1, None, False)]
+    piecewise_depth: dict[int, int] = {id(tree.body): 0}  # nesting of maximum/minimum calls
+
+    def column_of(node: ast.AST) -> int | None:
+        return _char_column(text, getattr(node, "col_offset", None))
+
+    def operator_column(node: ast.BinOp) -> int:
+        """The column of a binary operator's symbol (between its operands)."""
+        start = (_char_column(text, node.left.end_col_offset) or 1) - 1
+        stop = (_char_column(text, node.right.col_offset) or 1) - 1
+        gap = text[start:stop]
+        stripped = gap.lstrip(" \t)")
+        return start + len(gap) - len(stripped) + 1
+
+    def refuse(node: ast.AST, message: str, construct: str, column: int | None = None) -> ExpressionError:
+        return ExpressionError(message, text=text, column=column or column_of(node), construct=construct)
+
+    def attribute_error(node: ast.Attribute) -> ExpressionError:
+        column = _char_column(text, node.end_col_offset - len(node.attr.encode("utf-8")))
+        return refuse(node, f"attribute access ('.{node.attr}') is not allowed in an expression",
+                      "attribute access", column)
+
+    while stack:
+        node, depth, group, expanded = stack.pop()
+        col = column_of(node) or 1
+        if expanded:
+            if isinstance(node, ast.BinOp):
+                program.append(Instruction("op", _BINARY[type(node.op)][0], 2, operator_column(node)))
+            elif isinstance(node, ast.UnaryOp):
+                program.append(Instruction("op", "neg", 1, col))
+            else:  # ast.Call
+                program.append(Instruction("call", node.func.id, len(node.args), col))
+            continue
+        own_group = None
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            own_group = _GROUP.get(_BINARY[type(node.op)][0])
+            if own_group is not None and own_group == group:
+                depth -= 1  # a + b - c is one flat sum for SymPy: one level
+        if depth > MAX_DEPTH:
+            raise refuse(node, f"the expression nests more than {MAX_DEPTH} levels deep", "depth")
+
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or value is None or value is Ellipsis:
+                raise refuse(node, f"{value!r} is not a number", "constant")
+            if isinstance(value, complex):
+                raise refuse(node, "imaginary numbers are not supported", "complex number")
+            if isinstance(value, (str, bytes)):
+                raise refuse(node, "a string literal is not allowed in an expression", "string")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise refuse(node, "the number literal is too large (it overflows to infinity)", "number")
+            if isinstance(value, int) and value.bit_length() > MAX_BITS:
+                raise refuse(node, f"the number literal is too long (more than {MAX_BITS} bits)", "number")
+            if not isinstance(value, (int, float)):
+                raise refuse(node, f"the literal {type(value).__name__} is not allowed", "constant")
+            program.append(Instruction("number", value, 0, col))
+        elif isinstance(node, ast.Name):
+            if node.id in CONSTANTS:
+                program.append(Instruction("constant", node.id, 0, col))
+            else:
+                check_name(node.id, text=text, column=col)
+                program.append(Instruction("name", node.id, 0, col))
+        elif isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINARY:
+                refused = _BINARY_REFUSED.get(type(node.op), type(node.op).__name__)
+                raise refuse(node, f"the operator {refused} is not allowed", "operator", operator_column(node))
+            stack.append((node, depth, group, True))
+            stack.append((node.right, depth + 1, own_group, False))
+            stack.append((node.left, depth + 1, own_group, False))
+            piecewise_depth[id(node.left)] = piecewise_depth[id(node.right)] = piecewise_depth.get(id(node), 0)
+        elif isinstance(node, ast.UnaryOp):
+            piecewise_depth[id(node.operand)] = piecewise_depth.get(id(node), 0)
+            if isinstance(node.op, ast.UAdd):
+                stack.append((node.operand, depth + 1, None, False))
+            elif isinstance(node.op, ast.USub):
+                stack.append((node, depth, group, True))
+                stack.append((node.operand, depth + 1, None, False))
+            else:
+                what = {ast.Not: "'not'", ast.Invert: "'~'"}.get(type(node.op), type(node.op).__name__)
+                raise refuse(node, f"the operator {what} is not allowed", "operator")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                raise attribute_error(func)
+            if not isinstance(func, ast.Name):
+                raise refuse(func, "only whitelisted function names can be called; "
+                             "write a*(b) for a product", "call")
+            if func.id not in FUNCTIONS:
+                allowed = ", ".join(sorted(FUNCTIONS))
+                if func.id in dir(builtins) or func.id.startswith("_") or keyword.iskeyword(func.id):
+                    message = f"calling {func.id!r} is not allowed; the functions are: {allowed}"
+                else:
+                    message = f"unknown function {func.id!r}; the functions are: {allowed}"
+                raise refuse(func, message, "call")
+            for keyword_arg in node.keywords:
+                if keyword_arg.arg is None:
+                    raise refuse(keyword_arg, "'**' unpacking is not allowed", "keyword argument")
+                raise refuse(keyword_arg, f"keyword argument '{keyword_arg.arg}=' is not allowed", "keyword argument")
+            for arg in node.args:
+                if isinstance(arg, ast.Starred):
+                    raise refuse(arg, "a starred argument ('*') is not allowed", "starred argument")
+            spec = FUNCTIONS[func.id]
+            nesting = piecewise_depth.get(id(node), 0) + (func.id in _PIECEWISE)
+            if nesting > MAX_PIECEWISE_NESTING:
+                raise refuse(func, f"maximum/minimum nest more than {MAX_PIECEWISE_NESTING} deep (their "
+                             "piecewise closed form grows exponentially with nesting)", "depth")
+            for arg in node.args:
+                piecewise_depth[id(arg)] = nesting
+            if len(node.args) != spec.arity:
+                plural = "s" if spec.arity != 1 else ""
+                raise refuse(func, f"{spec.name} takes {spec.arity} argument{plural}, got {len(node.args)}", "call")
+            stack.append((node, depth, group, True))
+            for arg in reversed(node.args):
+                stack.append((arg, depth + 1, None, False))
+        elif isinstance(node, ast.Attribute):
+            raise attribute_error(node)
+        else:
+            kind = type(node).__name__
+            what = _CONSTRUCTS.get(kind, f"the Python construct {kind!r}")
+            raise refuse(node, f"{what} is not allowed in an expression", kind)
+    return tuple(program)
+
+
+# ============================================================================ folding
+def _log2(number: sp.Expr) -> float:
+    """Bits of the larger of numerator and denominator of a rational number (0 otherwise)."""
+    if isinstance(number, sp.Rational) and number != 0:
+        return max(math.log2(abs(int(number.p))), math.log2(int(number.q)))
+    return 0.0
+
+
+def _coefficient_bits(expr: sp.Expr) -> float:
+    """Bits of the exact number SymPy would multiply out of ``expr`` (a product's
+    coefficient; for a sum, the largest coefficient of its terms, since a number times a
+    sum is distributed)."""
+    if isinstance(expr, sp.Add):
+        return max(_coefficient_bits(term) for term in expr.args)
+    if isinstance(expr, sp.Mul):
+        return _log2(expr.as_coeff_Mul()[0])
+    return _log2(expr)
+
+
+def _check_size(name: str, args: list) -> None:
+    """Refuse arithmetic whose exact numeric result would exceed :data:`MAX_BITS`
+    (checked *before* SymPy computes it)."""
+    if name in ("mul", "div"):
+        if sum(_coefficient_bits(a) for a in args) > MAX_BITS:
+            raise ValueError(f"the numbers in this product are too large (more than {MAX_BITS} bits)")
+    elif name == "pow":
+        base, exponent = args
+        bits = _coefficient_bits(base)
+        if isinstance(base, sp.Pow) and isinstance(base.base, sp.Rational):
+            bits = _log2(base.base)  # (2**k)**n is evaluated as 2**(k*n)
+            if isinstance(base.exp, sp.Rational):
+                exponent = exponent * base.exp
+        if isinstance(exponent, sp.Rational) and bits * abs(float(exponent)) > MAX_BITS:
+            raise ValueError(f"this power is too large (more than {MAX_BITS} bits)")
+
+
+def _sympy_operator(name: str) -> Callable[..., sp.Expr]:
+    return {
+        "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "neg": lambda a: -a,
+        "matmul": lambda a, b: structural_class("matmul").of(a, b),
+    }[name]
+
+
+def _tensor_operator(name: str) -> Callable[..., Any]:
+    return {
+        "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+        "div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "neg": lambda a: -a,
+        "matmul": lambda a, b: a @ b,
+    }[name]
+
+
+_SYMBOLS_NOT_REAL = (sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I)
+
+
+@dataclass
+class ParsedExpression:
+    """A formula that passed the whitelist: its text, program, variables and SymPy form.
+
+    ``names`` lists the variables in order of first appearance; ``symbols`` maps each
+    to its :class:`~symgrad.symbolic.symbols.ArrayVar` (shape ``()`` for scalars);
+    ``shape`` is the shape of the result.
+
+    >>> p = parse("x @ w + b", shapes={"x": (2,), "w": (2, 3), "b": (3,)})
+    >>> p.expr, p.shape, p.shapes["w"]
+    (b + x @ w, (3,), (2, 3))
+    """
+
+    text: str
+    program: tuple[Instruction, ...]
+    names: tuple[str, ...]
+    shapes: dict[str, Shape]
+    symbols: dict[str, sp.Symbol]
+    expr: sp.Expr = field(repr=False)
+    shape: Shape = ()
+
+    def _repr_latex_(self) -> str:
+        """Notebook display: the formula in LaTeX."""
+        from .symbolic import latex
+
+        return f"$\\displaystyle {latex(self.expr)}$"
+
+    def fold(self, name: Callable[[str], Any], number: Callable[[Any], Any], constant: Callable[[str], Any],
+             op: Callable[[str, list], Any], call: Callable[[str, list], Any]) -> Any:
+        """Evaluate the program with one callback per kind of instruction (no recursion).
+
+        >>> parse("2*x + 1").fold(name=lambda n: 10, number=float, constant=None,
+        ...     op=lambda o, a: {"add": a[0] + a[1], "mul": a[0] * a[1]}[o], call=None)
+        21.0
+        """
+        return _fold(self.text, self.program, name, number, constant, op, call)
+
+    def to_tensor(self, values: Mapping[str, Any], *, requires_grad: bool = True,
+                  dtype: Any = np.float64) -> tuple[Any, dict[str, Any]]:
+        """Replay the formula on symgrad tensors built from ``values``: returns the output
+        tensor and the input tensors by name (``requires_grad`` leaves named after the
+        variables, so ``backward()`` fills their ``.grad``).  A value that is a tensor
+        already is used as it is.
+
+        >>> out, inputs = parse("x*y + sin(x)").to_tensor({"x": 2.0, "y": 3.0})
+        >>> out.backward(); float(inputs["x"].grad)  # y + cos(x)
+        2.5838531634528574
+        """
+        import symgrad
+
+        missing = [n for n in self.names if n not in values]
+        if missing:
+            raise ExpressionError(f"no value given for {', '.join(missing)}", text=self.text, construct="value")
+        inputs: dict[str, Any] = {}
+        for variable in self.names:
+            if isinstance(values[variable], symgrad.Tensor):  # used as given
+                inputs[variable] = values[variable]
+                continue
+            array = np.asarray(values[variable], dtype=dtype)
+            expected = self.shapes.get(variable, ())
+            if array.shape != expected:
+                if array.ndim == 0:
+                    array = np.full(expected, array, dtype=dtype)
+                else:
+                    raise ExpressionError(f"the value of {variable} has shape {array.shape}, but its declared "
+                                          f"shape is {expected}", text=self.text, construct="value")
+            inputs[variable] = symgrad.tensor(array, requires_grad=requires_grad)
+            inputs[variable].name = variable
+
+        # constants stay Python numbers, as a user would write them next to tensors (x**2
+        # records PowBackward0 with exponent 2.0); arithmetic between constants alone is
+        # done by NumPy, so it overflows to inf instead of raising
+        def op(name: str, args: list) -> Any:
+            if any(isinstance(a, symgrad.Tensor) for a in args):
+                return _tensor_operator(name)(*args)
+            return float(_tensor_operator(name)(*(np.float64(a) for a in args)))
+
+        def call(name: str, args: list) -> Any:
+            args = [a if isinstance(a, symgrad.Tensor) else symgrad.tensor(a, dtype=dtype) for a in args]
+            return FUNCTIONS[name].tensor(*args)
+
+        with np.errstate(all="ignore"):
+            out = self.fold(name=inputs.__getitem__, number=float, constant=lambda c: float(CONSTANTS[c]),
+                            op=op, call=call)
+        if not isinstance(out, symgrad.Tensor):
+            out = symgrad.tensor(np.asarray(out, dtype=dtype))
+        return out, inputs
+
+
+def _fold(text: str, program: Iterable[Instruction], name, number, constant, op, call) -> Any:
+    values: list[Any] = []
+    for step in program:
+        try:
+            if step.kind == "number":
+                values.append(number(step.value))
+                continue
+            if step.kind == "name":
+                values.append(name(step.value))
+                continue
+            if step.kind == "constant":
+                values.append(constant(step.value))
+                continue
+            args = values[len(values) - step.nargs:]
+            del values[len(values) - step.nargs:]
+            values.append((op if step.kind == "op" else call)(step.value, args))
+        except ExpressionError:
+            raise
+        except Exception as err:  # noqa: BLE001  (SymPy or NumPy refusing a construct: report, never crash)
+            what = step.value if step.kind == "call" else {"add": "+", "sub": "-", "mul": "*", "div": "/",
+                                                            "pow": "**", "matmul": "@", "neg": "-"}.get(step.value)
+            reason = str(err) if isinstance(err, (ValueError, TypeError, ArithmeticError)) and str(err) else (
+                f"{type(err).__name__}: {err}")
+            raise ExpressionError(f"cannot apply {what!r}: {reason}", text=text, column=step.column,
+                                  construct=str(step.value)) from None
+    (result,) = values
+    return result
+
+
+_FOLDED = ("sigmoid", "softplus")
+"""Functions whose SymPy form (the engine's stable functions) has no numeric evaluation:
+SymPy cannot compare ``softplus(3)`` with a number and can loop for minutes trying (in a
+``Piecewise`` of ``maximum``), so a call on constants becomes its float value."""
+
+
+def _fold_constant(name: str, args: list) -> sp.Expr:
+    from .ops import OPS
+
+    values = [float(sp.N(a)) for a in args]  # TypeError for a non-real constant: reported
+    result = float(OPS[name].forward(*(np.float64(v) for v in values)))
+    if not math.isfinite(result):
+        raise ValueError(f"{name} of {', '.join(map(str, values))} is not finite")
+    return sp.Float(result)
+
+
+def _sympy_number(value: Any) -> sp.Expr:
+    if isinstance(value, int):
+        return sp.Integer(value)
+    return sp.Float(repr(value))
+
+
+def parse(text: str, shapes: Mapping[str, Iterable[int]] | None = None) -> ParsedExpression:
+    """Parse a formula into a :class:`ParsedExpression`, or raise :class:`ExpressionError`.
+
+    ``shapes`` declares array inputs (``{"w": (3, 2)}``); undeclared variables are scalars.
+
+    >>> parse("x**2 + pi").expr
+    x**2 + pi
+    >>> parse("x +* 2")
+    Traceback (most recent call last):
+        ...
+    symgrad.parsing.ExpressionError: syntax error: invalid syntax (column 4)
+    """
+    if not isinstance(text, str):
+        raise ExpressionError(f"an expression must be text, got {type(text).__name__}", construct="type")
+    _refuse_characters(text)
+    text = text.strip(" \t")
+    program = _compile_program(text, _python_tree(text))
+    declared = {name: tuple(int(n) for n in shape) for name, shape in (shapes or {}).items()}
+    names: list[str] = []
+    for step in program:
+        if step.kind == "name" and step.value not in names:
+            names.append(step.value)
+    symbols = {n: ArrayVar(n, declared.get(n, ())) for n in names}
+
+    def op(name: str, args: list) -> sp.Expr:
+        _check_size(name, args)
+        result = _sympy_operator(name)(*args)
+        shape_of(result)  # raises ValueError (naming the shapes) when they do not fit
+        return result
+
+    def call(name: str, args: list) -> sp.Expr:
+        result = FUNCTIONS[name].sympy(*args)
+        if type(result).__name__ in _FOLDED and not result.free_symbols:
+            result = _fold_constant(name, args)
+        shape_of(result)
+        return result
+
+    expr = _fold(text, program, symbols.__getitem__, _sympy_number, CONSTANTS.__getitem__, op, call)
+    if expr.has(*_SYMBOLS_NOT_REAL):
+        raise ExpressionError(f"the expression is not a finite real formula: it simplifies to {expr} "
+                              "(a division by zero, or the logarithm or root of a negative number?)",
+                              text=text, construct="value")
+    return ParsedExpression(text=text, program=program, names=tuple(names),
+                            shapes={n: declared.get(n, ()) for n in names}, symbols=symbols, expr=expr,
+                            shape=shape_of(expr))
+
+
+# ============================================================================ specs
+def _split_top_level(text: str) -> list[str]:
+    """Split at commas that are not inside brackets."""
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch in "[(":
+            depth += 1
+        elif ch in "])":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _assignments(specs: str | Iterable[str], what: str) -> list[tuple[str, str]]:
+    if isinstance(specs, str):
+        specs = [specs]
+    out = []
+    for spec in specs:
+        if len(spec) > MAX_LENGTH:
+            raise ExpressionError(f"the {what} list is longer than {MAX_LENGTH} characters", construct=what)
+        for part in _split_top_level(spec):
+            name, sep, value = part.partition("=")
+            name = name.strip()
+            if not sep:
+                raise ExpressionError(f"expected NAME=VALUE in the {what} list, got {part!r}", construct=what)
+            check_name(name)
+            out.append((name, value.strip()))
+    return out
+
+
+def parse_shapes(specs: str | Iterable[str]) -> dict[str, Shape]:
+    """Parse shape declarations such as ``"w=3x2,b=2"`` (``x=scalar`` or ``x=()`` for a scalar).
+
+    >>> parse_shapes(["w=3x2,b=2", "s=scalar"])
+    {'w': (3, 2), 'b': (2,), 's': ()}
+    >>> parse_shapes("w=3xq")
+    Traceback (most recent call last):
+        ...
+    symgrad.parsing.ExpressionError: the shape of w must look like 3x2 (positive integers joined by 'x'), got '3xq'
+    """
+    shapes: dict[str, Shape] = {}
+    for name, value in _assignments(specs, "shape"):
+        if value in ("scalar", "()", ""):
+            shapes[name] = ()
+            continue
+        dims = value.lower().replace("*", "x").replace("×", "x").split("x")
+        if not all(d.strip().isdigit() and d.strip().isascii() and len(d.strip()) <= 9 for d in dims) \
+                or any(int(d) == 0 for d in dims):
+            raise ExpressionError(f"the shape of {name} must look like 3x2 (positive integers joined by 'x'), "
+                                  f"got {value!r}", construct="shape")
+        shape = tuple(int(d) for d in dims)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise ExpressionError(f"the shape {value} of {name} has {math.prod(shape)} elements; the limit is "
+                                  f"{MAX_ELEMENTS}", construct="shape")
+        shapes[name] = shape
+    return shapes
+
+
+def _number_value(name: str, text: str) -> float:
+    try:
+        value = float(text) if text.strip().lower() not in ("pi", "e") else float(CONSTANTS[text.strip().lower()])
+    except ValueError:
+        raise ExpressionError(f"the value of {name} must be a number or a list of numbers such as "
+                              f"[[1, 2], [3, 4]], got {text!r}", construct="value") from None
+    if not math.isfinite(value):
+        raise ExpressionError(f"the value of {name} must be finite, got {text!r}", construct="value")
+    return value
+
+
+def parse_values(specs: str | Iterable[str]) -> dict[str, np.ndarray]:
+    """Parse point values such as ``"x=1.5,y=-2,w=[[1,2],[3,4]]"`` into float64 arrays.
+
+    Lists are read as JSON (never evaluated).
+
+    >>> v = parse_values("x=1.5,w=[[1,2],[3,4]]")
+    >>> v["x"], v["w"].shape
+    (array(1.5), (2, 2))
+    """
+    values: dict[str, np.ndarray] = {}
+    for name, text in _assignments(specs, "value"):
+        if text.startswith("["):
+            try:
+                data = json.loads(text)
+                array = np.asarray(data, dtype=np.float64)
+            except (ValueError, TypeError, RecursionError, OverflowError):
+                raise ExpressionError(f"the value of {name} must be a number or a rectangular list of numbers, "
+                                      f"got {text!r}", construct="value") from None
+            if array.size > MAX_ELEMENTS or not np.all(np.isfinite(array)):
+                raise ExpressionError(f"the value of {name} must hold at most {MAX_ELEMENTS} finite numbers",
+                                      construct="value")
+            values[name] = array
+        else:
+            values[name] = np.asarray(_number_value(name, text))
+    return values
+
+
+def parse_names(spec: str | Iterable[str]) -> list[str]:
+    """Parse a comma-separated list of variable names (``--wrt x,y``).
+
+    >>> parse_names("x, y")
+    ['x', 'y']
+    """
+    parts = _split_top_level(spec) if isinstance(spec, str) else [p for s in spec for p in _split_top_level(s)]
+    for name in parts:
+        check_name(name)
+    return parts

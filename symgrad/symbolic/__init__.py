@@ -1,0 +1,46 @@
+"""The symbolic engine: graph -> SymPy, reverse-mode adjoints, compile, printing.
+
+A computation (eager tensors, a traced function, or a plain SymPy expression) becomes a
+SymPy expression over array-level symbols (:mod:`.symbols`): elementwise ops are
+ordinary SymPy expressions, everything else is a structural function
+(:mod:`.structural`), and unstable closed forms use the stable functions of
+:mod:`.stable`.  :mod:`.reverse` derives closed-form derivatives in one iterative pass,
+:mod:`.compile` turns them into one cached NumPy function, :mod:`.backward` runs
+``backward()`` on them, :mod:`.functional` offers JAX-style transforms and
+:mod:`.printing` shows the formulas.
+
+>>> import sympy as sp
+>>> x = sp.Symbol("x", real=True)
+>>> diff(sigmoid(x), x)
+(1 - sigmoid(x))*sigmoid(x)
+"""
+from .backward import (GradientMismatchError, cross_checked_backward, last_compiled, set_cross_check_tolerances,
+                       symbolic_backward)
+from .compile import (CompiledFunction, compile_cache_clear, compile_cache_info, compile_exprs,
+                      set_compile_cache_size)
+from .functional import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .graph import tensor_expr, tensor_graph
+from .printing import ClosedForm, latex, per_element, pretty, text, tidy
+from .reverse import adjoints, diff, gradient, hessian as hessian_expr, jacobian as jacobian_expr, jvp_expr, vjp_expr
+from .stable import sigmoid, softplus
+from .structural import STRUCTURAL_FUNCTIONS, StructuralFunction, numpy_namespace, structural_class
+from .symbols import ArrayVar, Attrs, array_symbol, shape_of
+
+__all__ = [
+    # symbols and structure
+    "ArrayVar", "Attrs", "array_symbol", "shape_of",
+    "STRUCTURAL_FUNCTIONS", "StructuralFunction", "numpy_namespace", "structural_class",
+    "sigmoid", "softplus",
+    # closed forms
+    "diff", "gradient", "jacobian_expr", "hessian_expr", "vjp_expr", "jvp_expr", "adjoints",
+    "tensor_expr", "tensor_graph",
+    # compile and cache
+    "CompiledFunction", "compile_exprs", "compile_cache_info", "compile_cache_clear", "set_compile_cache_size",
+    # backward
+    "symbolic_backward", "cross_checked_backward", "GradientMismatchError", "set_cross_check_tolerances",
+    "last_compiled",
+    # transforms
+    "grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp",
+    # printing
+    "ClosedForm", "text", "pretty", "latex", "tidy", "per_element",
+]

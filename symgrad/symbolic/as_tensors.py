@@ -1,0 +1,154 @@
+"""Evaluate closed forms with tensor ops, recording a graph (``create_graph=True``).
+
+Compiled NumPy code is fast but opaque to autograd.  For ``backward(create_graph=True)``
+the symbolic engine evaluates its closed-form gradients *with symgrad's tensor ops*
+instead: every SymPy node maps to the op-table op it came from (``Add`` -> ``add``,
+``Pow`` -> ``pow_scalar``/``pow``, ``exp`` -> ``exp``, ``Piecewise`` -> ``where``, a
+structural function -> its op, the stable ``sigmoid``/``softplus`` -> theirs), so the
+gradients are tensors whose own graph can be differentiated again, by either engine.
+
+A node with no op-table counterpart raises :class:`NotTensorizable`; the caller then
+hands the backward to the tape engine.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .stable import sigmoid, softplus
+from .structural import StructuralFunction, is_equal
+
+__all__ = ["NotTensorizable", "evaluate_as_tensors"]
+
+
+class NotTensorizable(NotImplementedError):
+    """A closed form contains a function with no op-table counterpart."""
+
+
+_UNARY = {
+    sp.exp: "exp", sp.log: "log", sp.sin: "sin", sp.cos: "cos", sp.tan: "tan", sp.tanh: "tanh",
+    sp.Abs: "abs", sp.sign: "sign", sigmoid: "sigmoid", softplus: "softplus",
+}
+_COMPARE = {
+    sp.StrictGreaterThan: "__gt__", sp.StrictLessThan: "__lt__", sp.GreaterThan: "__ge__",
+    sp.LessThan: "__le__", sp.Equality: "__eq__", sp.Unequality: "__ne__",
+}
+
+
+def evaluate_as_tensors(exprs: list, env: dict) -> list:
+    """Evaluate ``exprs`` with tensor ops; ``env`` maps symbols to tensors.
+
+    >>> import symgrad
+    >>> x = sp.Symbol("x", real=True)
+    >>> t = symgrad.tensor([1.0, 2.0], requires_grad=True)
+    >>> (y,) = evaluate_as_tensors([sp.exp(x) * x ** 2], {x: t})
+    >>> y.grad_fn.name()
+    'MulBackward0'
+    """
+    from ..tape import apply_op
+    from ..tape.tensor import Tensor
+
+    values: dict = dict(env)
+    stack = [(e, False) for e in reversed(exprs)]
+    while stack:
+        node, ready = stack.pop()
+        if node in values:
+            continue
+        kids = _kids(node)
+        if not ready:
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if k not in values)
+            continue
+        values[node] = _apply(node, [values[k] for k in kids], apply_op, Tensor)
+    return [values[e] for e in exprs]
+
+
+def _kids(node: sp.Basic) -> tuple:
+    if isinstance(node, StructuralFunction):
+        return node.arrays
+    if isinstance(node, sp.Piecewise):
+        out = []
+        for expr, cond in node.args:
+            out.append(expr)
+            if cond is not sp.true:
+                out.append(cond)
+        return tuple(out)
+    if isinstance(node, (sp.Expr, sp.logic.boolalg.Boolean)) and node.args:
+        return tuple(a for a in node.args)
+    return ()
+
+
+def _apply(node, args: list, apply_op, Tensor) -> Any:
+    if node.is_Number or isinstance(node, sp.NumberSymbol):
+        return int(node) if node.is_Integer else float(node)
+    if node is sp.true or node is sp.false:
+        return bool(node)
+    if isinstance(node, sp.Symbol):
+        raise NotTensorizable(f"the symbol {node} has no tensor value")
+    if isinstance(node, StructuralFunction):
+        return apply_op(node.op_name, *args, **node.attrs)
+    if isinstance(node, sp.Add):
+        out = args[0]
+        for a in args[1:]:
+            out = out + a
+        return out
+    if isinstance(node, sp.Mul):
+        out = args[0]
+        for a in args[1:]:
+            out = out * a
+        return out
+    if isinstance(node, sp.Pow):
+        base, exponent = args
+        if not isinstance(base, Tensor):
+            return apply_op("pow", base, exponent) if isinstance(exponent, Tensor) else base ** exponent
+        return base ** exponent
+    if node.func in _UNARY:
+        return apply_op(_UNARY[node.func], args[0])
+    if isinstance(node, is_equal):
+        return apply_op("where", _as_tensor(args[0], Tensor) == args[1], 1.0, 0.0)
+    if node.func in _COMPARE:
+        left, right = args
+        if not isinstance(left, Tensor):
+            left = _as_tensor(left, Tensor)
+        return getattr(left, _COMPARE[node.func])(right)
+    if isinstance(node, sp.And):
+        return _fold(args, lambda a, b: a & b, Tensor)
+    if isinstance(node, sp.Or):
+        return _fold(args, lambda a, b: a | b, Tensor)
+    if isinstance(node, sp.Not):
+        return ~_as_tensor(args[0], Tensor)
+    if isinstance(node, sp.Piecewise):
+        return _piecewise(node, args, apply_op, Tensor)
+    if isinstance(node, sp.DiracDelta):
+        return 0.0
+    raise NotTensorizable(f"{node.func.__name__} (in {node}) has no op-table counterpart")
+
+
+def _as_tensor(value, Tensor):
+    return value if isinstance(value, Tensor) else Tensor(np.asarray(value))
+
+
+def _fold(args, op, Tensor):
+    out = _as_tensor(args[0], Tensor)
+    for a in args[1:]:
+        out = op(out, _as_tensor(a, Tensor))
+    return out
+
+
+def _piecewise(node, args: list, apply_op, Tensor):
+    pairs = []
+    position = 0
+    for expr, cond in node.args:
+        value = args[position]
+        position += 1
+        if cond is sp.true:
+            pairs.append((value, None))
+            break
+        pairs.append((value, args[position]))
+        position += 1
+    out = pairs[-1][0] if pairs[-1][1] is None else 0.0
+    for value, cond in reversed(pairs[:-1] if pairs[-1][1] is None else pairs):
+        out = apply_op("where", _as_tensor(cond, Tensor), value, out)
+    return out

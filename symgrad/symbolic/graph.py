@@ -1,0 +1,387 @@
+"""Recorded tensor graphs -> SymPy expressions over array symbols.
+
+A :class:`Segment` is the part of a recorded graph below some *top* values, walked once,
+iteratively, down to its inputs:
+
+* a leaf that requires grad (an ``AccumulateGrad`` edge) becomes an input symbol named
+  by ``tensor.name`` (``nn.Module`` parameters carry their attribute path, e.g.
+  ``fc.weight``) or, unnamed, ``t0``, ``t1``, ... in the order the walk meets them;
+* a Python number used as an operand (``x * 2``: ``tensor._constant``) becomes a SymPy
+  number;
+* every other tensor that is not recorded (data, targets, anything computed without
+  grad) becomes an input symbol too, whose value is read at call time, so a training
+  loop over new batches reuses one compiled function;
+* a node in ``boundary`` (a custom ``Function`` without a SymPy form, a node with hooks
+  or ``retain_grad``) is *cut*: its output becomes an input symbol whose value is the
+  node's recorded output;
+* every other node becomes its op's SymPy form: the op table's elementwise form (or the
+  stable replacement from ``stable.py``), the structural function of ``structural.py``,
+  or a custom Function's own ``sympy(sp, *exprs)``.
+
+The walk also produces a hashable **structure key** -- ops, attributes, shapes, dtypes,
+names and constants, never values -- so a cache lookup needs no SymPy at all; the
+SymPy expressions are built only on a cache miss (:meth:`Segment.build`).
+
+:func:`tensor_expr` is the user-facing face: the closed form of a tensor over its leaves
+(``Tensor.expr`` delegates to it).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import sympy as sp
+from sympy.core.parameters import evaluate
+
+from .stable import STABLE_FORMS
+from .structural import exact, structural_class
+from .symbols import ArrayVar, Slot, _freeze
+
+__all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph"]
+
+DEEP = 48
+"""Graphs deeper than this are translated to unevaluated SymPy (see ``Segment.build``)."""
+
+
+class InputRef:
+    """One input of a segment: a leaf, a non-recorded array, or a cut node's output."""
+
+    __slots__ = ("kind", "tensor", "node", "index", "name", "shape", "dtype", "symbol", "version", "array")
+
+    def __init__(self, kind: str, *, tensor=None, node=None, index: int = 0, name: str | None,
+                 shape: tuple, dtype: np.dtype, version: int | None = None, array=None) -> None:
+        self.kind = kind
+        self.array = array
+        self.tensor = tensor
+        self.node = node
+        self.index = index
+        self.name = name
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.symbol: ArrayVar | None = None
+        self.version = version
+
+    def value(self) -> np.ndarray:
+        """The array this input stands for, now."""
+        if self.kind == "index":
+            return self.array
+        if self.kind == "cut":
+            out = self.node.outputs[self.index]
+            if out is None:
+                raise RuntimeError(
+                    f"the output of {self.node.name()} was freed by an earlier backward(); pass "
+                    "retain_graph=True to the first backward() to run backward twice"
+                )
+            return out
+        return self.tensor._data
+
+    def key(self) -> tuple:
+        return (self.kind, self.name, self.shape, self.dtype.str)
+
+    def __repr__(self) -> str:
+        return f"<InputRef {self.kind} {self.name} {self.shape} {self.dtype}>"
+
+
+def _output_index(node, tensor) -> int:
+    if node.n_outputs == 1 or tensor is None:
+        return 0
+    for k, out in enumerate(node.outputs):
+        if out is tensor._data:
+            return k
+    return 0
+
+
+def _node_types():
+    from ..tape.node import AccumulateGrad, Node
+
+    return Node, AccumulateGrad
+
+
+def _constant_number(value: Any) -> sp.Expr:
+    if isinstance(value, (bool, np.bool_)):
+        return sp.Integer(int(value))
+    if isinstance(value, (int, np.integer)):
+        return sp.Integer(int(value))
+    if isinstance(value, complex):
+        return sp.Float(value.real) + sp.I * sp.Float(value.imag)
+    value = float(value)
+    if value.is_integer() and abs(value) < 2 ** 53:
+        return sp.Integer(int(value))
+    if not np.isfinite(value):
+        return {np.inf: sp.oo, -np.inf: -sp.oo}.get(value, sp.nan)
+    return sp.Float(value)
+
+
+class Segment:
+    """The recorded graph below ``tops`` (pairs ``(edge, tensor)`` like ``SavedInput``,
+    or tensors), stopping at ``boundary`` nodes and at nodes outside ``keep``.
+
+    ``own`` lets a boundary node be a top itself (its expression is built from its
+    inputs).  ``key`` identifies the structure; ``inputs`` lists the :class:`InputRef`
+    in a deterministic order; :meth:`build` makes the SymPy expressions.
+    """
+
+    def __init__(self, tops: Sequence[Any], *, boundary: frozenset | set = frozenset(),
+                 keep: set | None = None, own: Any = None) -> None:
+        Node, AccumulateGrad = _node_types()
+        self._Node, self._Acc = Node, AccumulateGrad
+        self.boundary = boundary
+        self.keep = keep
+        self.inputs: list[InputRef] = []
+        self._input_ids: dict = {}
+        self.nodes: list = []  # interior nodes, operands first
+        self._node_ids: dict = {}
+        self.entries: list = []  # per interior node: (op identity, attrs key, child refs)
+        self.node_attrs: list = []  # per interior node: attrs, index arrays replaced by slots
+        self.children: list = []  # per interior node: child refs
+        self.top_refs: list = []
+        tops = [self._as_pair(t) for t in tops]
+        top_nodes = {id(own)} if own is not None else set()
+        for edge, tensor in tops:
+            self.top_refs.append(self._walk(edge, tensor, top_nodes))
+        self.key = ("segment", tuple(self.entries), tuple(i.key() for i in self.inputs), tuple(self.top_refs))
+
+    # ------------------------------------------------------------------ walking
+    def _as_pair(self, top: Any) -> tuple:
+        if isinstance(top, tuple):
+            return top
+        if hasattr(top, "edge") and hasattr(top, "tensor"):
+            return top.edge, top.tensor
+        return top._edge(), top
+
+    def _interior(self, edge, top_nodes: set) -> bool:
+        if not isinstance(edge, self._Node):
+            return False
+        if id(edge) in top_nodes:
+            return True
+        if edge in self.boundary:
+            return False
+        return self.keep is None or edge in self.keep
+
+    def _walk(self, edge, tensor, top_nodes: set) -> tuple:
+        """The reference of one value, walking interior nodes iteratively."""
+        if not self._interior(edge, top_nodes):
+            return self._leaf_ref(edge, tensor)
+        k = _output_index(edge, tensor)
+        if id(edge) in self._node_ids:
+            return ("n", self._node_ids[id(edge)], k)
+        stack = [(edge, 0)]
+        while stack:
+            node, position = stack[-1]
+            inputs = node.inputs
+            while position < len(inputs):
+                saved = inputs[position]
+                child = saved.edge
+                if self._interior(child, top_nodes) and id(child) not in self._node_ids and child is not node:
+                    if any(child is n for n, _ in stack):  # pragma: no cover  (graphs are acyclic)
+                        raise RuntimeError("the recorded graph has a cycle")
+                    stack[-1] = (node, position)
+                    stack.append((child, 0))
+                    break
+                position += 1
+            else:
+                stack.pop()
+                refs = tuple(self._child_ref(s, top_nodes) for s in inputs)
+                identity = ("op", node.op.name) if node.op is not None else ("fn", node.function)
+                attrs, index_refs, index_shapes = self._index_inputs(node)
+                self._node_ids[id(node)] = len(self.nodes)
+                self.nodes.append(node)
+                self.children.append(refs + index_refs)
+                self.node_attrs.append(attrs)
+                self.entries.append((identity, _freeze(attrs), refs + index_refs,
+                                     tuple(s.tensor.shape for s in inputs) + index_shapes))
+        return ("n", self._node_ids[id(edge)], k)
+
+    def _index_inputs(self, node) -> tuple[dict, tuple, tuple]:
+        """Index arrays of an ``index`` attribute become inputs (values read at call time)
+        referred to by :class:`Slot` placeholders; of a boolean mask, the number of true
+        elements (which decides the result's shape) is part of the structure."""
+        attrs = node.attrs
+        index = attrs.get("index") if node.op is not None else None
+        if not isinstance(index, tuple) or not any(_is_index_array(p) for p in index):
+            return attrs, (), ()
+        template, refs, shapes = [], [], []
+        for part in index:
+            if _is_index_array(part):
+                position = self._add_input(("index", id(part)), lambda part=part: InputRef(
+                    "index", array=part, name=None, shape=part.shape, dtype=part.dtype))
+                count = int(np.count_nonzero(part)) if part.dtype == bool else None
+                template.append(Slot(len(refs), count))
+                refs.append(("in", position))
+                shapes.append(part.shape)
+            else:
+                template.append(part)
+        return {**attrs, "index": tuple(template)}, tuple(refs), tuple(shapes)
+
+    def _child_ref(self, saved, top_nodes: set) -> tuple:
+        edge = saved.edge
+        if self._interior(edge, top_nodes):
+            return ("n", self._node_ids[id(edge)], _output_index(edge, saved.tensor))
+        return self._leaf_ref(edge, saved.tensor)
+
+    def _leaf_ref(self, edge, tensor) -> tuple:
+        if isinstance(edge, self._Acc):
+            leaf = edge.variable
+            return ("in", self._add_input(("leaf", id(leaf)), lambda: InputRef(
+                "leaf", tensor=leaf, name=leaf.name, shape=leaf.shape, dtype=leaf.dtype,
+                version=leaf._version.value)))
+        if isinstance(edge, self._Node):
+            k = _output_index(edge, tensor)
+            name = _cut_name(edge, k)
+            shape = tensor.shape if tensor is not None else edge.ctx.output_shapes[k]
+            dtype = tensor.dtype if tensor is not None else edge.ctx.output_dtypes[k]
+            return ("in", self._add_input(("cut", id(edge), k), lambda: InputRef(
+                "cut", node=edge, index=k, name=name, shape=shape, dtype=dtype)))
+        constant = getattr(tensor, "_constant", None)
+        if constant is not None:
+            return ("c", type(constant).__name__, repr(constant), tensor.dtype.str)
+        return ("in", self._add_input(("array", id(tensor)), lambda: InputRef(
+            "array", tensor=tensor, name=tensor.name, shape=tensor.shape, dtype=tensor.dtype,
+            version=tensor._version.value)))
+
+    def _add_input(self, identity: tuple, make) -> int:
+        position = self._input_ids.get(identity)
+        if position is None:
+            position = self._input_ids[identity] = len(self.inputs)
+            self.inputs.append(make())
+        return position
+
+    # ------------------------------------------------------------------ queries
+    def input_position(self, tensor) -> int | None:
+        """Where a leaf or array tensor is among :attr:`inputs` (None if absent)."""
+        for kind in ("leaf", "array"):
+            position = self._input_ids.get((kind, id(tensor)))
+            if position is not None:
+                return position
+        return None
+
+    def node_position(self, node) -> int | None:
+        """Where an interior node is among :attr:`nodes` (None if absent)."""
+        return self._node_ids.get(id(node))
+
+    def values(self) -> list:
+        """The current arrays of every input, in order."""
+        return [ref.value() for ref in self.inputs]
+
+    # ------------------------------------------------------------------ SymPy
+    def build(self) -> tuple[list, list]:
+        """``(input symbols, top expressions)``; node expressions are kept in ``self.exprs``."""
+        taken: dict = {}
+        symbols = []
+        for i, ref in enumerate(self.inputs):
+            if ref.kind == "index":
+                base = f"idx{sum(1 for r in self.inputs[:i] if r.kind == 'index')}"
+            else:
+                base = ref.name or f"t{sum(1 for r in self.inputs[:i] if not r.name and r.kind != 'index')}"
+            name = base
+            while name in taken:
+                taken[base] += 1
+                name = f"{base}_{taken[base]}"
+            taken.setdefault(name, 0)
+            ref.symbol = ArrayVar(name, ref.shape, ref.dtype)
+            symbols.append(ref.symbol)
+        exprs: list = []
+        depth: list = []
+        for node, refs, entry in zip(self.nodes, self.children, self.entries):
+            depth.append(1 + max((depth[r[1]] for r in refs if r[0] == "n"), default=0))
+        deep = max(depth, default=0) > DEEP
+        with evaluate(not deep):
+            # deep chains are built unevaluated: SymPy's automatic simplification asks
+            # assumptions of whole subtrees, which is superlinear (and recursive) in depth
+            for node, refs, entry, attrs in zip(self.nodes, self.children, self.entries, self.node_attrs):
+                args = [self._expr(r, exprs, symbols) for r in refs]
+                exprs.append(_node_expr(node, args, entry[3], attrs))
+        self.exprs = exprs
+        self.symbols = symbols
+        return symbols, [self._expr(r, exprs, symbols) for r in self.top_refs]
+
+    def _expr(self, ref: tuple, exprs: list, symbols: list) -> sp.Expr:
+        if ref[0] == "n":
+            out = exprs[ref[1]]
+            return out[ref[2]] if isinstance(out, tuple) else out
+        if ref[0] == "in":
+            return symbols[ref[1]]
+        return _constant_number(eval_constant(ref))
+
+    def node_expr(self, position: int, k: int = 0) -> sp.Expr:
+        out = self.exprs[position]
+        return out[k] if isinstance(out, tuple) else out
+
+
+def eval_constant(ref: tuple) -> Any:
+    """The Python number of a constant reference ``("c", type, repr, dtype)``."""
+    _, type_name, text, _ = ref
+    if type_name == "bool":
+        return text == "True"
+    if type_name == "int":
+        return int(text)
+    if type_name == "complex":
+        return complex(text)
+    return float(text) if text not in ("nan", "inf", "-inf") else float(text)
+
+
+def _cut_name(node, k: int) -> str:
+    retained = node.retained() if getattr(node, "retained", None) is not None else None
+    if retained is not None and retained.name:
+        return retained.name
+    if node.function is not None:
+        base = node.function.__name__
+    else:
+        base = node.op.name
+    return f"{base}_out{k}" if node.n_outputs > 1 else f"{base}_out"
+
+
+def _is_index_array(part: Any) -> bool:
+    return isinstance(part, np.ndarray) and part.dtype.kind in "iub"
+
+
+def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
+    attrs = node.attrs if attrs is None else attrs
+    op = node.op
+    if op is None:
+        form = getattr(node.function, "sympy", None)
+        if form is None:
+            raise NotImplementedError(
+                f"the custom Function {node.function.__name__} has no SymPy form; define "
+                "`sympy(sp, *exprs)` on it, or differentiate it with its own backward (backward() does)"
+            )
+        out = form(sp, *args)
+        return tuple(out) if isinstance(out, (tuple, list)) else out
+    from ..ops import STRUCTURAL
+
+    if op.sympy is STRUCTURAL:
+        cls = structural_class(op.name)
+        exact_args = [exact(a, s) for a, s in zip(args, shapes)]
+        return cls.of(*exact_args, **attrs)
+    form = STABLE_FORMS.get(op.name, op.sympy)
+    return sp.sympify(form(sp, *args, **attrs))
+
+
+# ============================================================================ user-facing
+def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
+    """The closed form of ``tensor`` and a map from its symbols to the tensors they stand
+    for (leaves and other inputs).
+
+    >>> import symgrad
+    >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True, name="w")
+    >>> expr, symbols = tensor_graph((w * 3).sum())
+    >>> expr, symbols
+    (sum(3*w), {w: tensor([1., 2.], requires_grad=True, name='w')})
+    """
+    segment = Segment([tensor])
+    symbols, (expr,) = segment.build()
+    expr = exact(expr, tuple(tensor.shape)) if tuple(tensor.shape) else expr
+    return expr, {s: ref.tensor if ref.kind != "cut" else ref.node for s, ref in zip(symbols, segment.inputs)}
+
+
+def tensor_expr(tensor) -> sp.Expr:
+    """The SymPy closed form of a tensor over the leaves it depends on (what
+    ``Tensor.expr`` returns).
+
+    >>> import symgrad
+    >>> x = symgrad.tensor([[1.0, 2.0]], name="x")
+    >>> w = symgrad.tensor([[0.5], [0.25]], requires_grad=True, name="w")
+    >>> tensor_expr(symgrad.sigmoid(x @ w) * 2)
+    2*sigmoid(x @ w)
+    """
+    return tensor_graph(tensor)[0]

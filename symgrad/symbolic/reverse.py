@@ -1,0 +1,380 @@
+"""Symbolic reverse mode: closed-form derivatives by adjoint accumulation over the SymPy DAG.
+
+One iterative pass (no recursion limit) visits every distinct node of the expression
+DAG once, from the outputs down, and differentiates each shared subexpression once:
+
+* elementwise nodes (``Add``, ``Mul``, ``Pow``, ``exp``, ``Piecewise``, the stable
+  functions, ...) get their local partials from SymPy's own differentiation of the node
+  with its operands replaced by fresh real symbols (``Add``/``Mul``/``Pow`` use the same
+  rules written out, for speed);
+* structural nodes (``matmul``, ``sum``, ``reshape``, ``getitem``, ...) apply their
+  symbolic adjoint rule (``structural.py``);
+* broadcasting is undone by one symbolic sum-to-shape node (:func:`reduce_to`).
+
+It never reads a tape VJP.  Adjoints may keep a shape that merely *broadcasts* to the
+node's shape (the gradient of ``mean(x)`` is the scalar ``1/n``), which keeps the printed
+formulas compact; :func:`diff` and the compiler give results their exact shape.
+
+Derivatives of indicator-like functions (``sign``, ``Heaviside``) are zero almost
+everywhere: ``DiracDelta`` terms are dropped, as every numeric engine does.
+
+The public entry points are :func:`diff`, :func:`gradient`, :func:`jacobian`,
+:func:`hessian`, :func:`vjp_expr` and :func:`jvp_expr`; :func:`adjoints` is the engine.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import sympy as sp
+from sympy.core.parameters import evaluate
+
+from .structural import StructuralFunction, exact, reduce_to, scale
+from .symbols import ArrayVar, broadcast_shapes, operands, shape_of, size_of
+
+__all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "as_expr"]
+
+_ZERO = sp.S.Zero
+
+
+def _children(node: sp.Basic) -> tuple:
+    if isinstance(node, (sp.Add, sp.Mul, sp.Pow)):
+        return node.args
+    if isinstance(node, StructuralFunction):
+        return node.arrays
+    if not node.args:
+        return ()
+    return operands(node)
+
+
+def _topological(roots: Iterable[sp.Basic]) -> tuple[list, dict]:
+    """Nodes in postorder (operands first) and each node's operands, iteratively."""
+    order: list = []
+    kids: dict = {}
+    for root in roots:
+        if root in kids:
+            continue
+        kids[root] = _children(root)
+        stack = [(root, iter(kids[root]))]
+        while stack:
+            node, it = stack[-1]
+            for child in it:
+                if child not in kids:
+                    kids[child] = _children(child)
+                    stack.append((child, iter(kids[child])))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order, kids
+
+
+def _local_partials(node: sp.Basic, children: Sequence[sp.Basic]) -> list:
+    """``d node / d child`` for each child, by SymPy's ``diff`` on fresh real symbols."""
+    if isinstance(node, sp.Add):
+        return [sp.S.One] * len(children)
+    if isinstance(node, sp.Mul):
+        args = node.args
+        return [sp.Mul(*(args[:i] + args[i + 1:])) for i in range(len(args))]
+    if isinstance(node, sp.Pow):
+        base, expo = node.args
+        d_base = _times(expo, base ** (expo - 1)) if expo.free_symbols or not expo.is_zero else _ZERO
+        d_expo = node * sp.log(base) if expo.free_symbols else _ZERO
+        return [d_base, d_expo]
+    dummies = [sp.Dummy(f"u{i}", real=True) for i in range(len(children))]
+    forward = dict(zip(children, dummies))
+    back = dict(zip(dummies, children))
+    local = node.xreplace(forward)
+    out = []
+    for dummy in dummies:
+        if dummy not in local.free_symbols:
+            out.append(_ZERO)
+            continue
+        partial = sp.diff(local, dummy)
+        if partial.has(sp.DiracDelta):
+            partial = partial.replace(sp.DiracDelta, lambda *args: _ZERO)
+        if partial.has(sp.Derivative):
+            raise NotImplementedError(
+                f"SymPy cannot differentiate {node.func.__name__} (in {node}); give the op a SymPy "
+                "form with a derivative, or use the tape engine"
+            )
+        out.append(partial.xreplace(back))
+    return out
+
+
+def adjoints(seeds: Sequence[tuple[Any, Any]], wrt: Sequence[Any]) -> list:
+    """Reverse-mode accumulation: for outputs ``y`` with upstream gradients ``g`` (pairs
+    in ``seeds``), the closed-form gradient of ``sum(g * y)`` for every node in ``wrt``
+    (symbols or intermediate subexpressions).  Nodes ``wrt`` does not depend on get 0.
+
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> adjoints([(x * sp.sin(y), 1)], [x, y])
+    [sin(y), x*cos(y)]
+
+    Numeric factors are not distributed over sums while deriving (``-2*(1 - x)`` stays
+    as it is, see :func:`~symgrad.symbolic.structural.scale`), which keeps shared
+    subexpressions intact and formulas short.
+    """
+    return _adjoints(seeds, wrt)
+
+
+def _adjoints(seeds, wrt, scalar_outputs: bool = False) -> list:
+    """The pass itself (see :func:`adjoints`)."""
+    seeds = [(sp.sympify(y), sp.sympify(g)) for y, g in seeds]
+    wrt = [sp.sympify(w) for w in wrt]
+    order, kids = _topological([y for y, _ in seeds] + wrt)
+    depth: dict = {}
+    for node in order:
+        depth[node] = 1 + max((depth[c] for c in kids[node]), default=-1)
+    flat = max(depth.values(), default=0) > DEEP
+    with evaluate(not flat):
+        return _pass(seeds, wrt, order, kids, flat, scalar_outputs)
+
+
+def _pass(seeds, wrt, order, kids, flat: bool, scalar_outputs: bool) -> list:
+    targets = set(wrt)
+    arrays = any(isinstance(node, (ArrayVar, StructuralFunction)) for node in order)
+    if scalar_outputs and arrays:
+        for y, _ in seeds:
+            _require_scalar(y, "gradient")
+    depends: set = set()
+    for node in order:
+        if node in targets or any(c in depends for c in kids[node]):
+            depends.add(node)
+    pending: dict = {}
+    for y, g in seeds:
+        if arrays and len(shape_of(g)) > 0 and shape_of(g) != shape_of(y):
+            if broadcast_shapes(shape_of(g), shape_of(y)) != shape_of(y):
+                raise ValueError(f"the upstream gradient {g} of shape {shape_of(g)} does not broadcast "
+                                 f"to the shape {shape_of(y)} of {y}; pass exact(y, shape) instead")
+        if y in depends and g != 0:
+            pending.setdefault(y, []).append(g)
+    found: dict = {}
+    for node in reversed(order):
+        contributions = pending.pop(node, None)
+        if contributions is None:
+            continue
+        g = contributions[0] if len(contributions) == 1 else _sum(contributions, flat)
+        if node in targets:
+            found[node] = g
+        children = kids[node]
+        if not children or g == 0:
+            continue
+        if isinstance(node, StructuralFunction):
+            g_exact = exact(g, shape_of(node))
+            usable = node.differentiable_args()
+            for i, child in enumerate(children):
+                if child in depends and usable[i]:
+                    _push(pending, child, node.adjoint(g_exact, i))
+            continue
+        live = [c in depends for c in children]
+        partials = _local_partials(node, children) if any(live) else []
+        for child, is_live, partial in zip(children, live, partials):
+            if is_live and partial != 0:
+                contribution = _times(g, partial, flat)
+                if arrays:
+                    contribution = reduce_to(contribution, shape_of(child), shape_of(node))
+                _push(pending, child, contribution)
+    return [found.get(w, _ZERO) for w in wrt]
+
+
+DEEP = 48
+"""Past this depth the DAG counts as deep: SymPy's canonical ordering of the operands of
+products and sums compares operands recursively, which on deep chains costs time
+proportional to their depth for every product, so adjoints are then combined without
+re-sorting (``Mul``/``Add`` built from their arguments as they are)."""
+
+
+def _times(g: sp.Expr, partial: sp.Expr, flat: bool = False) -> sp.Expr:
+    """``g * partial``; a number never gets distributed over a sum."""
+    if g.is_Number:
+        return scale(g, partial)
+    if partial.is_Number:
+        return scale(partial, g)
+    if flat and not (g.is_Atom or partial.is_Atom):
+        return sp.Mul._from_args((g, partial))
+    return g * partial
+
+
+def _sum(terms: list, flat: bool = False) -> sp.Expr:
+    if flat:
+        return sp.Add._from_args(tuple(terms))
+    return sp.Add(*terms)
+
+
+def _push(pending: dict, node: sp.Basic, contribution: sp.Expr) -> None:
+    if contribution != 0:
+        pending.setdefault(node, []).append(contribution)
+
+
+# ---------------------------------------------------------------------------- public API
+def _is_tensor(value: Any) -> bool:
+    return hasattr(value, "_data") and hasattr(value, "grad_fn")
+
+
+def as_expr(value: Any) -> sp.Expr:
+    """A SymPy expression for ``value``: a SymPy object, a number, or a symgrad Tensor
+    (its recorded graph, see :func:`symgrad.symbolic.graph.tensor_expr`).
+
+    >>> as_expr(2)
+    2
+    """
+    if isinstance(value, sp.Basic):
+        return value
+    if _is_tensor(value):
+        from .graph import tensor_expr
+
+        return tensor_expr(value)
+    return sp.sympify(value)
+
+
+def _resolve(y: Any, xs: Sequence[Any]) -> tuple[sp.Expr, list]:
+    """``y`` and ``xs`` as expressions; tensors are looked up in ``y``'s graph (a tensor
+    ``y`` does not depend on becomes a fresh symbol, whose gradient is 0)."""
+    if not _is_tensor(y) and not any(_is_tensor(x) for x in xs):
+        return as_expr(y), [sp.sympify(x) for x in xs]
+    if not _is_tensor(y):
+        raise TypeError("differentiate a tensor with respect to tensors, or an expression with respect to symbols")
+    from .graph import tensor_graph
+
+    expr, symbols = tensor_graph(y)
+    by_id = {id(t): s for s, t in symbols.items()}
+    out = []
+    for x in xs:
+        if not _is_tensor(x):
+            raise TypeError(f"differentiate a tensor with respect to tensors, got {type(x).__name__}")
+        out.append(by_id.get(id(x)) or ArrayVar(x.name or "unused", x.shape, x.dtype))
+    return expr, out
+
+
+def _require_scalar(y: sp.Expr, what: str) -> None:
+    shape = shape_of(y)
+    if size_of(shape) != 1:
+        raise ValueError(
+            f"{what} needs a scalar (one-element) expression, got shape {shape}: "
+            "use jacobian() for vector outputs, or vjp_expr(y, x, g) with an upstream gradient g"
+        )
+
+
+def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False) -> Any:
+    """The closed-form derivative of a scalar ``y`` with respect to ``x`` (a symbol, an
+    array symbol, a tensor, or a list of them), ``n`` times; ``simplify=True`` tidies the
+    result (``sympy.factor_terms``).
+
+    For an array ``x`` the result is the gradient, an expression of ``x``'s shape;
+    ``n > 1`` needs a scalar ``x`` (use :func:`hessian` for arrays).
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> diff(sp.exp(x) * x, x)
+    x*exp(x) + exp(x)
+    >>> diff(x ** 3, x, n=2)
+    6*x
+    >>> diff(x ** 2 / 3 - x / 3, x, simplify=True)
+    (2*x - 1)/3
+    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.structural import Sum
+    >>> w = ArrayVar("w", (3,))
+    >>> diff(Sum.of(w ** 2), w)
+    2*w
+    """
+    if isinstance(x, (list, tuple)):
+        return [diff(y, xi, n, simplify=simplify) for xi in x]
+    y, (x,) = _resolve(y, [x])
+    if n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n}")
+    if n > 1 and size_of(shape_of(x)) != 1:
+        raise ValueError(
+            f"diff(y, x, n={n}) needs a scalar x; x has shape {shape_of(x)}: use hessian(y, x) "
+            "for second derivatives with respect to an array"
+        )
+    for _ in range(n):
+        _require_scalar(y, "diff")
+        (y,) = adjoints([(y, sp.S.One)], [x])
+        y = exact(y, shape_of(x)) if shape_of(x) else y
+    return sp.factor_terms(y) if simplify else y
+
+
+def gradient(y: Any, xs: Sequence[Any]) -> list:
+    """The gradient of a scalar ``y`` with respect to each of ``xs``, in one reverse pass.
+
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> gradient(x ** 2 * y, [x, y])
+    [2*x*y, x**2]
+    """
+    y, xs = _resolve(y, list(xs))
+    grads = _adjoints([(y, sp.S.One)], xs, scalar_outputs=True)
+    return [exact(g, shape_of(x)) if shape_of(x) else g for g, x in zip(grads, xs)]
+
+
+def jacobian(ys: Any, xs: Sequence[Any]) -> sp.Matrix:
+    """The Jacobian matrix of scalar expressions ``ys`` with respect to scalar ``xs``
+    (one reverse pass per output).
+
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> jacobian([x * y, x + y], [x, y])
+    Matrix([
+    [y, x],
+    [1, 1]])
+    """
+    if isinstance(ys, sp.MatrixBase):
+        ys = list(ys)
+    elif not isinstance(ys, (list, tuple)):
+        ys = [ys]
+    ys = [as_expr(y) for y in ys]
+    xs = [sp.sympify(x) for x in xs]
+    for v in list(ys) + list(xs):
+        if shape_of(v) != ():
+            raise ValueError(
+                f"jacobian() works on scalar expressions; {v} has shape {shape_of(v)}: use "
+                "vjp_expr/jvp_expr for array-level closed forms, or symgrad.symbolic.functional.jacobian"
+            )
+    return sp.Matrix([adjoints([(y, sp.S.One)], xs) for y in ys])
+
+
+def hessian(y: Any, xs: Sequence[Any]) -> sp.Matrix:
+    """The Hessian of a scalar ``y`` with respect to scalar ``xs`` (reverse over reverse).
+
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> hessian(x ** 2 * y, [x, y])
+    Matrix([
+    [2*y, 2*x],
+    [2*x,   0]])
+    """
+    xs = [sp.sympify(x) for x in xs]
+    return jacobian(gradient(y, xs), xs)
+
+
+def vjp_expr(y: Any, x: Any, g: Any) -> sp.Expr:
+    """The vector-Jacobian product ``g^T (dy/dx)`` in closed form (shape of ``x``).
+
+    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> x, g = ArrayVar("x", (3,)), ArrayVar("g", (3,))
+    >>> vjp_expr(sp.sin(x), x, g)
+    g*cos(x)
+    """
+    (y, (x,)), g = _resolve(y, [x]), sp.sympify(g)
+    if shape_of(g) != shape_of(y) and shape_of(g):
+        y = exact(y, broadcast_shapes(shape_of(y), shape_of(g)))
+    (out,) = adjoints([(y, g)], [x])
+    return exact(out, shape_of(x)) if shape_of(x) else out
+
+
+def jvp_expr(y: Any, x: Any, v: Any) -> sp.Expr:
+    """The Jacobian-vector product ``(dy/dx) v`` in closed form (shape of ``y``), as the
+    transpose of the (linear) VJP: ``d/dg <vjp(g), v>``.
+
+    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> x, v = ArrayVar("x", (3,)), ArrayVar("v", (3,))
+    >>> jvp_expr(x ** 2, x, v)
+    2*v*x
+    """
+    from .structural import Sum
+
+    (y, (x,)), v = _resolve(y, [x]), sp.sympify(v)
+    seed = ArrayVar("_jvp_seed", shape_of(y), "float64")
+    (vjp_out,) = adjoints([(y, seed)], [x])
+    inner = Sum.of(exact(vjp_out, shape_of(x)) * v) if shape_of(x) or shape_of(v) else vjp_out * v
+    (out,) = adjoints([(inner, sp.S.One)], [seed])
+    out = exact(out, shape_of(y)) if shape_of(y) else out
+    if out.has(seed):  # pragma: no cover  (a VJP is linear in its seed)
+        raise RuntimeError(f"internal error: the VJP of {y} is not linear in its upstream gradient")
+    return out

@@ -1,0 +1,140 @@
+"""Elementwise SymPy functions whose compiled NumPy form is the numerically stable one.
+
+A closed form like ``exp(z)/(1 + exp(z))`` overflows for large ``z`` when compiled
+literally.  For the ops where the op table's SymPy form would be unstable in compiled
+code, the symbolic engine uses these functions instead: each is an ordinary SymPy
+``Function`` with a correct ``fdiff`` (so derivatives still come from SymPy's own
+differentiation, and print compactly as ``sigmoid(z) - y``), a LaTeX form, a rewrite to
+elementary functions (``expr.rewrite(sp.exp)``), and NumPy printing that calls a stable
+helper from :data:`NUMPY_HELPERS`.
+
+:data:`STABLE_FORMS` maps op names to the SymPy form used in place of the op table's.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import sympy as sp
+
+__all__ = ["sigmoid", "softplus", "STABLE_FORMS", "NUMPY_HELPERS"]
+
+
+def _np_sigmoid(x):
+    """``1/(1+exp(-x))`` without overflow: ``exp(-logaddexp(0, -x))``."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
+def _np_softplus(x):
+    """``log(1+exp(x))`` without overflow."""
+    return np.logaddexp(0, x)
+
+
+class sigmoid(sp.Function):
+    """The logistic function; compiled as ``exp(-logaddexp(0, -x))``.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> sigmoid(z).diff(z)
+    (1 - sigmoid(z))*sigmoid(z)
+    >>> sigmoid(z).rewrite(sp.exp)
+    1/(1 + exp(-z))
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sp.Rational(1, 2)
+        return None
+
+    def fdiff(self, argindex=1):
+        return self * (1 - self)
+
+    def _eval_rewrite_as_exp(self, x, **kwargs):
+        return 1 / (1 + sp.exp(-x))
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+    def _numpycode(self, printer) -> str:
+        return f"sigmoid({printer._print(self.args[0])})"
+
+    _pythoncode = _numpycode
+
+    def _latex(self, printer, exp=None) -> str:
+        text = r"\sigma\left(%s\right)" % printer._print(self.args[0])
+        return text if exp is None else r"%s^{%s}" % (text, exp)
+
+
+class softplus(sp.Function):
+    """``log(1 + exp(x))``; compiled as ``logaddexp(0, x)``.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> softplus(x).diff(x)
+    sigmoid(x)
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sp.log(2)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+    def _eval_rewrite_as_exp(self, x, **kwargs):
+        return sp.log(1 + sp.exp(x))
+
+    _eval_rewrite_as_log = _eval_rewrite_as_exp
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _numpycode(self, printer) -> str:
+        return f"softplus({printer._print(self.args[0])})"
+
+    _pythoncode = _numpycode
+
+    def _latex(self, printer, exp=None) -> str:
+        text = r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+        return text if exp is None else r"%s^{%s}" % (text, exp)
+
+
+NUMPY_HELPERS: dict[str, Callable] = {"sigmoid": _np_sigmoid, "softplus": _np_softplus}
+
+
+def _number(value: Any) -> sp.Expr:
+    value = float(value)
+    return sp.Integer(int(value)) if value.is_integer() else sp.Float(value)
+
+
+def _softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0, **_: Any):
+    """PyTorch's softplus: ``x`` where ``beta*x > threshold``, else ``softplus(beta*x)/beta``.
+
+    From ``threshold >= 20`` on (PyTorch's default) the switch changes values and slopes
+    by at most ``log1p(exp(-20)) ~ 2e-9``, a numerical shortcut rather than mathematics,
+    so the form is plain ``softplus``; a smaller threshold is kept as a ``Piecewise``.
+    """
+    beta = _number(beta)
+    smooth = softplus(beta * x) / beta
+    if threshold is None or float(threshold) >= 20:
+        return smooth
+    return sp.Piecewise((x, beta * x > _number(threshold)), (smooth, True))
+
+
+STABLE_FORMS: dict[str, Callable[..., sp.Expr]] = {
+    "sigmoid": lambda sp_module, x, **_: sigmoid(x),
+    "softplus": _softplus_form,
+    "log_sigmoid": lambda sp_module, x, **_: -softplus(-x),
+    "logsigmoid": lambda sp_module, x, **_: -softplus(-x),
+    "binary_cross_entropy_with_logits": lambda sp_module, z, y, **_: softplus(z) - y * z,
+}
+"""SymPy forms used instead of the op table's for ops whose literal closed form would
+overflow when compiled (the math is the same; ``fdiff`` above gives the derivatives)."""

@@ -1,0 +1,358 @@
+"""Array-level symbols, op attributes as SymPy atoms, and shape inference.
+
+A tensor of any shape is *one* SymPy symbol, an :class:`ArrayVar`, whose shape and
+dtype are part of its identity (two symbols named ``x`` with different shapes are
+different symbols, so they never share compiled code).  SymPy arithmetic on array
+symbols means elementwise arithmetic with NumPy broadcasting; everything that is not
+elementwise is a structural ``Function`` (see ``structural.py``).
+
+Op attributes (``dim``, ``shape``, an index ...) ride along as one :class:`Attrs` atom,
+the last argument of a structural function: hashable, immutable, printable, and free of
+symbols, so SymPy traversals, ``cse`` and ``xreplace`` pass it through untouched.
+
+:func:`shape_of` infers the shape of any expression iteratively (no recursion limit):
+array symbols carry theirs, numbers and plain symbols are scalars, structural functions
+apply their shape rule, everything else broadcasts its operands.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import sympy as sp
+
+Shape = tuple[int, ...]
+
+__all__ = ["ArrayVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder"]
+
+
+class ArrayVar(sp.Symbol):
+    """A whole array as one SymPy symbol; ``array_shape`` and ``array_dtype`` are part of
+    its identity.
+
+    >>> w = ArrayVar("w", (3, 2))
+    >>> w, w.array_shape, w.array_dtype
+    (w, (3, 2), 'float64')
+    >>> w == ArrayVar("w", (2, 3))
+    False
+    >>> shape_of(2 * w + 1)
+    (3, 2)
+    """
+
+    __slots__ = ("array_shape", "array_dtype")
+
+    array_shape: Shape
+    array_dtype: str
+
+    def __new__(cls, name: str, shape: Iterable[int] = (), dtype: Any = "float64", **assumptions: Any) -> "ArrayVar":
+        shape = tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype).name
+        if np.dtype(dtype).kind in "fiub":
+            assumptions.setdefault("real", True)
+        return cls.__xnew_cached_(cls, name, shape, dtype, **assumptions)
+
+    @staticmethod
+    def __xnew__(cls, name, shape, dtype, **assumptions):  # type: ignore[override]
+        obj = sp.Symbol.__xnew__(cls, name, **assumptions)
+        obj.array_shape = shape
+        obj.array_dtype = dtype
+        return obj
+
+    from sympy.core.cache import cacheit as _cacheit
+
+    __xnew_cached_ = staticmethod(_cacheit(__xnew__))
+    del _cacheit
+
+    def _hashable_content(self):
+        return (self.name, self.array_shape, self.array_dtype) + self._assumptions0
+
+    def __getnewargs_ex__(self):
+        return ((self.name, self.array_shape, self.array_dtype), self._assumptions_orig)
+
+    def __getstate__(self):
+        return {"array_shape": self.array_shape, "array_dtype": self.array_dtype}
+
+    @property
+    def ndim(self) -> int:
+        return len(self.array_shape)
+
+    def _sympyrepr(self, printer) -> str:
+        return f"ArrayVar({self.name!r}, {self.array_shape!r}, {self.array_dtype!r})"
+
+
+def array_symbol(name: str, shape: Iterable[int] = (), dtype: Any = "float64") -> ArrayVar:
+    """One SymPy symbol standing for a whole array of ``shape`` and ``dtype``.
+
+    >>> x = array_symbol("x", (4,))
+    >>> shape_of(x * 2), x.array_dtype
+    ((4,), 'float64')
+    """
+    return ArrayVar(name, shape, dtype)
+
+
+# ---------------------------------------------------------------------------- attributes
+class Slot:
+    """A placeholder inside an ``index`` attribute for the ``k``-th index-array argument
+    of the node (see ``structural._Indexed``).  For a boolean mask, ``count`` is its
+    number of true elements, which decides the result's shape and so is structure.
+
+    >>> Slot(0) == Slot(0), Slot(1, count=3)
+    (True, Slot(1, count=3))
+    """
+
+    __slots__ = ("k", "count")
+
+    def __init__(self, k: int, count: int | None = None) -> None:
+        self.k = int(k)
+        self.count = None if count is None else int(count)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Slot) and (other.k, other.count) == (self.k, self.count)
+
+    def __hash__(self) -> int:
+        return hash(("Slot", self.k, self.count))
+
+    def __repr__(self) -> str:
+        return f"Slot({self.k})" if self.count is None else f"Slot({self.k}, count={self.count})"
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, type-tagged form of an attribute value (True and 1 stay different)."""
+    if isinstance(value, Slot):
+        return ("slot", value.k, value.count)
+    if value is None or value is Ellipsis:
+        return (repr(value),)
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, (int, np.integer)):
+        return ("int", int(value))
+    if isinstance(value, (float, np.floating)):
+        return ("float", float(value).hex())
+    if isinstance(value, complex):
+        return ("complex", value.real.hex(), value.imag.hex())
+    if isinstance(value, str):
+        return ("str", value)
+    if isinstance(value, slice):
+        return ("slice", _freeze(value.start), _freeze(value.stop), _freeze(value.step))
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return ("dtype", np.dtype(value).name)
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.name, value.shape, tuple(value.ravel().tolist()))
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__,) + tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return ("dict",) + tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    raise TypeError(
+        f"op attribute {value!r} of type {type(value).__name__} cannot be part of a symbolic graph; "
+        "use numbers, strings, tuples, slices, None, Ellipsis, dtypes or integer arrays"
+    )
+
+
+def _own(value: Any) -> Any:
+    """A private copy of an attribute value (arrays are copied and frozen, NumPy scalars
+    become Python numbers)."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        value = value.copy()
+        value.flags.writeable = False
+        return value
+    if isinstance(value, list):
+        return tuple(_own(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(_own(v) for v in value)
+    return value
+
+
+class Attrs(sp.Atom):
+    """The attributes of one op application as a SymPy atom (not a mathematical object).
+
+    >>> a = Attrs({"dim": 0, "keepdim": True})
+    >>> a.get("dim"), a == Attrs({"keepdim": True, "dim": 0}), a == Attrs({"dim": 0, "keepdim": 1})
+    (0, True, False)
+    """
+
+    __slots__ = ("values", "key")
+    is_commutative = True
+
+    values: dict
+    key: tuple
+
+    def __new__(cls, values: dict | None = None) -> "Attrs":
+        obj = sp.Atom.__new__(cls)
+        values = dict(values or {})
+        obj.values = {k: _own(v) for k, v in sorted(values.items())}
+        obj.key = tuple((k, _freeze(v)) for k, v in obj.values.items())
+        return obj
+
+    def _hashable_content(self):
+        return self.key
+
+    def __getnewargs__(self):
+        return (self.values,)
+
+    def __getstate__(self):
+        return None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def _sympystr(self, printer) -> str:
+        return ", ".join(f"{k}={_attr_text(v)}" for k, v in self.values.items())
+
+    def _sympyrepr(self, printer) -> str:
+        return f"Attrs({self.values!r})"
+
+    def _eval_subs(self, old, new):
+        return self
+
+    @property
+    def free_symbols(self) -> set:
+        return set()
+
+
+def _attr_text(value: Any) -> str:
+    """Readable (and, for everything but integer arrays, valid Python) text of a value."""
+    if isinstance(value, np.ndarray):
+        return f"array({value.tolist()!r})"
+    if isinstance(value, slice):
+        parts = ["" if v is None else str(v) for v in (value.start, value.stop)]
+        text = ":".join(parts)
+        return text + (f":{value.step}" if value.step is not None else "")
+    if isinstance(value, np.dtype):
+        return repr(value.name)
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------- traversal
+def operands(node: sp.Basic) -> tuple:
+    """The array-valued operands of ``node``: its arguments, looking through non-Expr
+    wrappers (``Piecewise`` pairs, relations, booleans) and skipping :class:`Attrs`.
+
+    >>> x, y = sp.symbols("x y")
+    >>> operands(sp.Piecewise((x, y > 0), (0, True)))
+    (x, y, 0)
+    """
+    args = node.args
+    if all(isinstance(a, sp.Expr) for a in args):
+        return args if len(set(args)) == len(args) else tuple(dict.fromkeys(args))
+    out: list = []
+    seen: set = set()
+    stack = list(reversed(args))
+    while stack:
+        arg = stack.pop()
+        if isinstance(arg, Attrs):
+            continue
+        if isinstance(arg, sp.Expr) or not arg.args:
+            if isinstance(arg, sp.Expr) and arg not in seen:
+                seen.add(arg)
+                out.append(arg)
+            continue
+        stack.extend(reversed(arg.args))
+    return tuple(out)
+
+
+def postorder(roots: Iterable[sp.Basic]) -> list:
+    """Every distinct node reachable from ``roots``, each after all of its operands,
+    iteratively (no recursion limit).  Shared subexpressions appear once.
+
+    >>> x = sp.Symbol("x")
+    >>> postorder([sp.exp(x) * sp.sin(x)])
+    [x, exp(x), sin(x), exp(x)*sin(x)]
+    """
+    order: list = []
+    seen: set = set()
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(operands(root)))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(operands(child))))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+# ---------------------------------------------------------------------------- shapes
+def broadcast_shapes(*shapes: Shape) -> Shape:
+    """NumPy's broadcasting rule, with an error that names the shapes.
+
+    >>> broadcast_shapes((3, 1), (2,))
+    (3, 2)
+    """
+    first = shapes[0] if shapes else ()
+    if all(s == first for s in shapes):
+        return first
+    if sum(1 for s in shapes if s) == 1:
+        return next(s for s in shapes if s)
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError(f"shapes {', '.join(map(str, shapes))} do not broadcast together") from None
+
+
+_SHAPES: dict = {}
+_SHAPES_LIMIT = 200_000
+
+
+def shape_of(expr: Any) -> Shape:
+    """The array shape of ``expr`` (``()`` for scalars).
+
+    >>> x = ArrayVar("x", (2, 3))
+    >>> shape_of(sp.exp(x) + ArrayVar("b", (3,)))
+    (2, 3)
+    >>> shape_of(sp.Integer(2))
+    ()
+    """
+    if not isinstance(expr, sp.Basic):
+        return tuple(np.shape(expr))
+    known = _SHAPES.get(expr)
+    if known is not None:
+        return known
+    if len(_SHAPES) > _SHAPES_LIMIT:
+        _SHAPES.clear()
+    from .structural import StructuralFunction
+
+    stack = [(expr, None)]
+    while stack:
+        node, children = stack[-1]
+        if children is None:
+            children = [c for c in operands(node) if c not in _SHAPES]
+            stack[-1] = (node, children)
+            if children:
+                stack.extend((c, None) for c in children)
+                continue
+        stack.pop()
+        if node in _SHAPES:
+            continue
+        if isinstance(node, ArrayVar):
+            shape = node.array_shape
+        elif isinstance(node, StructuralFunction):
+            shape = node.shape_rule([_SHAPES[a] for a in node.arrays], node.attrs)
+        elif not node.args:
+            shape = ()
+        else:
+            shape = broadcast_shapes(*(_SHAPES[a] for a in operands(node)))
+        _SHAPES[node] = shape
+    return _SHAPES[expr]
+
+
+def size_of(shape: Shape) -> int:
+    """The number of elements of ``shape``."""
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def free_arrays(expr: sp.Basic) -> set:
+    """The symbols (array or scalar) that ``expr`` depends on."""
+    return {node for node in postorder([expr]) if isinstance(node, sp.Symbol)}

@@ -1,0 +1,623 @@
+"""Random differentiable programs over the op table, with inputs they are valid at.
+
+A :class:`Program` is a straight-line sequence of op applications (``apply_op(name, *args,
+**attrs)``) over a few input tensors.  It is generated together with its inputs: every
+value is computed while the program grows, so each op's arguments can be kept inside the
+op's sampling :class:`~symgrad.ops.Domain` (``log`` of positive numbers, ``relu`` away
+from 0, ``tan`` away from its poles).  Fresh inputs are drawn from the domain of the op
+that first uses them; an intermediate value outside the domain gets an affine step
+``a * v + b`` (two ``mul``/``add`` ops) that moves it inside.
+
+How an op is called -- its attributes (``dim``, ``shape``, ``index`` ...) and the shapes
+of its arguments -- comes from a *recipe*.  Elementwise ops without attributes need none
+(they broadcast their ``arity`` arguments); :data:`RECIPES` holds the others, and
+:func:`register_recipe` adds one for an op you register yourself.
+
+The generator only *chooses*; a :class:`Chooser` decides how: :class:`RandomChooser` uses a
+NumPy generator (:func:`random_program`), ``symgrad.testing.strategies`` uses Hypothesis.
+
+>>> import numpy as np
+>>> program = random_program(np.random.default_rng(0), ops=["sin", "mul", "sum"], max_steps=3)
+>>> value = program(*program.tensors())
+>>> value.shape == program.output_shape
+True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..ops import OPS, Domain
+from ..tape.tensor import Tensor, apply_op
+
+__all__ = [
+    "Program", "Step", "Chooser", "RandomChooser", "Reject", "RecipeError", "ProgramBuilder", "RECIPES",
+    "register_recipe", "random_program", "covered_ops", "uncovered_ops", "NONSMOOTH_OPS", "LEAF_SHAPES",
+]
+
+LEAF_SHAPES: tuple[tuple[int, ...], ...] = ((), (3,), (2, 3), (1, 3), (3, 1), (2, 1, 2))
+"""Shapes fresh inputs are drawn with (small, so a full Jacobian stays cheap)."""
+
+MAX_NUMEL = 24
+"""No intermediate value has more elements than this."""
+
+MAX_MAGNITUDE = 50.0
+"""Arguments larger than this are scaled back into the op's domain (no exp(exp(x)))."""
+
+NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "maximum", "minimum", "max", "min", "extremum_mask"})
+"""Ops with kinks or jumps; second-derivative checks leave them out."""
+
+
+class Reject(Exception):
+    """The choices so far cannot make a valid program; start again (Hypothesis: reject)."""
+
+
+class RecipeError(RuntimeError):
+    """A recipe produced a call its op refuses: the recipe (or the op) is wrong."""
+
+
+# ----------------------------------------------------------------------------- programs
+@dataclass(frozen=True)
+class Ref:
+    """A value of the program: an input (``index < n_inputs``) or a step's result."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """``values.append(apply_op(op, *args, **attrs))``; args are :class:`Ref` or constants
+    (Python numbers, NumPy arrays).  ``function`` replaces ``apply_op`` for a user function."""
+
+    op: str
+    args: tuple
+    attrs: dict = field(default_factory=dict)
+    function: Callable | None = None
+
+
+@dataclass
+class Program:
+    """A straight-line program over ``len(inputs)`` tensors, with the inputs it was made for.
+
+    ``layout`` lists the program's values in creation order: an ``int`` k is input k, a
+    :class:`Step` an op applied to earlier values.  Call the program with tensors
+    (:meth:`tensors` makes them from :attr:`inputs`); ``str(program)`` is its Python source.
+    """
+
+    names: list[str]
+    inputs: list[np.ndarray]
+    layout: list
+    output_shape: tuple[int, ...] = ()
+
+    @property
+    def steps(self) -> list[Step]:
+        return [item for item in self.layout if isinstance(item, Step)]
+
+    def __call__(self, *tensors):
+        if len(tensors) != len(self.inputs):
+            raise TypeError(f"this program takes {len(self.inputs)} tensors, got {len(tensors)}")
+        values = []
+        for item in self.layout:
+            if not isinstance(item, Step):
+                values.append(tensors[item])
+                continue
+            args = [values[a.index] if isinstance(a, Ref) else a for a in item.args]
+            if item.function is not None:
+                values.append(item.function(*args, **item.attrs))
+            else:
+                values.append(apply_op(item.op, *args, **item.attrs))
+        return values[-1]
+
+    def tensors(self, requires_grad: bool = True, dtype=None) -> tuple[Tensor, ...]:
+        """Fresh input tensors holding copies of :attr:`inputs`."""
+        return tuple(Tensor(np.array(x, dtype=dtype or x.dtype), requires_grad=requires_grad, name=name)
+                     for x, name in zip(self.inputs, self.names))
+
+    @property
+    def ops(self) -> list[str]:
+        """The ops the program applies, in order."""
+        return [step.op for step in self.steps]
+
+    def __str__(self) -> str:
+        lines = [f"def program({', '.join(self.names)}):"]
+        for name, x in zip(self.names, self.inputs):
+            values = np.array2string(x.ravel(), precision=4, separator=", ")
+            lines.append(f"    # {name}: shape {list(x.shape)}, {x.dtype.name}, values {values}")
+        names = []
+        for index, item in enumerate(self.layout):
+            if not isinstance(item, Step):
+                names.append(self.names[item])
+                continue
+            names.append(f"v{index}")
+            args = [names[a.index] if isinstance(a, Ref) else _literal(a) for a in item.args]
+            attrs = [f"{k}={_literal(v)}" for k, v in item.attrs.items()]
+            call = f"{item.op}({', '.join(args + attrs)})" if item.function is not None else \
+                f"apply_op({', '.join([repr(item.op)] + args + attrs)})"
+            lines.append(f"    {names[-1]} = {call}")
+        lines.append(f"    return {names[-1]}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Program {' -> '.join(self.ops)} over {len(self.inputs)} input(s)>"
+
+
+def _literal(value) -> str:
+    if isinstance(value, np.ndarray):
+        dtype = "bool" if value.dtype == bool else f"np.{value.dtype.name}"
+        return f"np.array({value.tolist()!r}, dtype={dtype})"
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, slice):
+        return f"slice({value.start!r}, {value.stop!r}, {value.step!r})"
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, np.dtype):
+        return f"np.{value.name}"
+    return repr(value)
+
+
+# ----------------------------------------------------------------------------- choosing
+class Chooser:
+    """Makes the generator's choices; subclasses decide how (random, Hypothesis)."""
+
+    rng: np.random.Generator
+
+    def integer(self, low: int, high: int) -> int:
+        """An int in ``[low, high]``."""
+        raise NotImplementedError
+
+    def element(self, options: Sequence):
+        return options[self.integer(0, len(options) - 1)]
+
+    def boolean(self) -> bool:
+        return bool(self.integer(0, 1))
+
+
+class RandomChooser(Chooser):
+    """Choices from a NumPy generator, which also draws the input values."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def integer(self, low: int, high: int) -> int:
+        return int(self.rng.integers(low, high + 1))
+
+
+# ----------------------------------------------------------------------------- building
+class ProgramBuilder:
+    """Grows one program; recipes call :meth:`value`, :meth:`constant` and the chooser."""
+
+    def __init__(self, choose: Chooser, max_leaves: int = 3, dtype=np.float64,
+                 functions: dict[str, tuple[Callable, tuple[Domain, ...]]] | None = None) -> None:
+        self.choose = choose
+        self.max_leaves = max_leaves
+        self.dtype = np.dtype(dtype)
+        self.functions = functions or {}
+        self.names: list[str] = []
+        self.inputs: list[np.ndarray] = []
+        self.layout: list = []  # input numbers and steps, in creation order
+        self.values: list[np.ndarray] = []  # the value of each layout entry
+
+    # ------------------------------------------------------------ values for recipes
+    def shape(self, ref: Ref) -> tuple[int, ...]:
+        return self.values[ref.index].shape
+
+    def value(self, *, shape: tuple | None = None, broadcast_with: tuple | None = None, min_ndim: int = 0,
+              max_ndim: int = 3, domain: Domain | None = None, fresh_shapes: Sequence[tuple] | None = None) -> Ref:
+        """A value for an argument: an existing one that fits, or a fresh input.
+
+        ``shape`` demands an exact shape; ``broadcast_with`` one that broadcasts with it
+        (without growing past :data:`MAX_NUMEL`); ``domain`` keeps the values inside it.
+        """
+        def fits(s):
+            if shape is not None:
+                return s == tuple(shape)
+            if not (min_ndim <= len(s) <= max_ndim):
+                return False
+            if broadcast_with is not None:
+                try:
+                    return int(np.prod(np.broadcast_shapes(s, broadcast_with))) <= MAX_NUMEL
+                except ValueError:
+                    return False
+            return True
+
+        # newest first: Hypothesis shrinks towards index 0, so programs shrink to chains
+        candidates = [i for i, v in enumerate(self.values) if fits(v.shape) and v.dtype.kind == "f"][::-1]
+        fresh = not candidates or (len(self.inputs) < self.max_leaves and self.choose.integer(0, 2) == 2)
+        if fresh:
+            if len(self.inputs) >= self.max_leaves + 2:
+                raise Reject("too many inputs")
+            if shape is not None:
+                options = [tuple(shape)]
+            elif fresh_shapes is not None:
+                options = [tuple(s) for s in fresh_shapes]
+            elif broadcast_with is not None:
+                options = _broadcastable_shapes(tuple(broadcast_with))
+            else:
+                options = [s for s in LEAF_SHAPES if min_ndim <= len(s) <= max_ndim] or [(2,) * min_ndim]
+            return self._leaf(self.choose.element(options), domain or Domain())
+        ref = Ref(self.choose.element(candidates))
+        return self.into_domain(ref, domain or Domain())
+
+    def constant(self, value) -> Any:
+        """A constant argument (a mask, an index array): passed as is."""
+        return value
+
+    def into_domain(self, ref: Ref, domain: Domain) -> Ref:
+        """``ref``, or ``a * ref + b`` when its values leave ``domain`` (or are huge)."""
+        v = self.values[ref.index]
+        if _inside(v, domain):
+            return ref
+        a, b = _affine_into(v, domain)
+        scaled = self._append(Step("mul", (ref, a)))
+        return self._append(Step("add", (scaled, b)))
+
+    def _leaf(self, shape: tuple, domain: Domain) -> Ref:
+        array = domain.sample(self.choose.rng, shape, dtype=self.dtype) if not domain.integer else \
+            Domain().sample(self.choose.rng, shape, dtype=self.dtype)
+        self.names.append(f"x{len(self.inputs)}")
+        self.layout.append(len(self.inputs))
+        self.inputs.append(array)
+        self.values.append(array)
+        return Ref(len(self.values) - 1)
+
+    def _append(self, step: Step) -> Ref:
+        args = [self.values[a.index] if isinstance(a, Ref) else a for a in step.args]
+        try:
+            if step.function is not None:
+                out = step.function(*[Tensor(np.asarray(x)) for x in args], **step.attrs)
+                out = np.asarray(out._data if isinstance(out, Tensor) else out)
+            else:
+                out = np.asarray(OPS[step.op].forward(*args, **step.attrs))
+        except Exception as err:
+            shapes = [np.shape(x) for x in args]
+            raise RecipeError(f"{step.op} refused the call its recipe made (argument shapes {shapes}, attrs "
+                              f"{step.attrs}): {type(err).__name__}: {err}") from err
+        if out.size > MAX_NUMEL or out.dtype.kind != "f":
+            raise Reject(f"{step.op} gave {out.size} elements of dtype {out.dtype}")
+        if not np.isfinite(out).all():
+            raise Reject(f"{step.op} gave non-finite values")
+        self.layout.append(step)
+        self.values.append(out)
+        return Ref(len(self.values) - 1)
+
+    # ------------------------------------------------------------ one op
+    def apply(self, op: str) -> Ref:
+        """Append one application of ``op`` (arguments and attributes from its recipe)."""
+        if op in self.functions:
+            function, domains = self.functions[op]
+            first = self.value(domain=domains[0])
+            args = [first] + [self.value(broadcast_with=self.shape(first), domain=d) for d in domains[1:]]
+            return self._append(Step(op, tuple(args), {}, function))
+        recipe = RECIPES.get(op, elementwise_recipe if OPS[op].kind == "elementwise" else None)
+        if recipe is None:
+            raise RecipeError(f"op {op!r} has no recipe: add one with symgrad.testing.register_recipe")
+        args, attrs = recipe(self, OPS[op])
+        return self._append(Step(op, tuple(args), attrs))
+
+    def build(self, ops: Sequence[str], steps: int) -> Program:
+        """Apply ``steps`` ops drawn from ``ops``, then package the program.  Results no
+        later step uses are summed into the output, so every op affects it."""
+        for _ in range(steps):
+            self.apply(self.choose.element(list(ops)))
+        if not any(isinstance(item, Step) for item in self.layout):
+            raise Reject("empty program")
+        used = {a.index for item in self.layout if isinstance(item, Step) for a in item.args if isinstance(a, Ref)}
+        last = len(self.layout) - 1
+        sinks = [i for i, item in enumerate(self.layout) if isinstance(item, Step) and i not in used and i != last]
+        out = Ref(last)
+        for sink in sinks:
+            total = self._append(Step("sum", (Ref(sink),), {"dim": None, "keepdim": False}))
+            out = self._append(Step("add", (out, total)))
+        return Program(self.names, self.inputs, self.layout, self.values[-1].shape)
+
+
+def _inside(v: np.ndarray, domain: Domain) -> bool:
+    if domain.integer:
+        return True
+    if v.size and np.abs(v).max() > MAX_MAGNITUDE:
+        return False
+    if domain != Domain() and v.size and (v.min() < domain.low or v.max() > domain.high):
+        return False
+    return all(np.all(np.abs(v - p) >= domain.margin) for p in domain.avoid)
+
+
+def _affine_into(v: np.ndarray, domain: Domain) -> tuple[float, float]:
+    """``(a, b)`` with ``a * v + b`` inside ``domain``, away from its avoided points."""
+    low, high = domain.low, domain.high
+    width = high - low
+    lo, hi = low + 0.1 * width, high - 0.1 * width
+    vmin, vmax = float(v.min()), float(v.max())
+    spread = vmax - vmin
+    a = 1.0 if spread < 1e-9 else min(1.0, (hi - lo) / spread)
+    for _ in range(6):
+        centre = (lo + hi) / 2 - a * (vmin + vmax) / 2
+        offsets = np.linspace(-0.4, 0.4, 17) * (hi - lo - a * spread)
+        for offset in sorted(offsets, key=abs):
+            b = round(float(centre + offset), 6)
+            if _inside(a * v + b, domain):
+                return a, b
+        a /= 3
+    raise Reject(f"no affine map moves values into {domain}")
+
+
+def _broadcastable_shapes(shape: tuple) -> list[tuple]:
+    """Shapes that broadcast with ``shape`` without enlarging it: itself, trailing parts,
+    and versions with size-1 dims."""
+    options = {shape, ()}
+    for start in range(len(shape)):
+        options.add(shape[start:])
+    for i in range(len(shape)):
+        options.add(shape[:i] + (1,) + shape[i + 1:])
+    return sorted(options, key=lambda s: (len(s), s))
+
+
+# ----------------------------------------------------------------------------- recipes
+Recipe = Callable[[ProgramBuilder, Any], tuple[list, dict]]
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(name: str, recipe: Recipe | None = None):
+    """Declare how random programs call op ``name``: ``recipe(builder, op)`` returns
+    ``(args, attrs)``.  Usable as a decorator.
+
+    >>> @register_recipe("my_op_for_the_doctest")
+    ... def _(b, op):
+    ...     return [b.value()], {}
+    >>> "my_op_for_the_doctest" in RECIPES
+    True
+    >>> del RECIPES["my_op_for_the_doctest"]
+    """
+    def add(recipe: Recipe) -> Recipe:
+        RECIPES[name] = recipe
+        return recipe
+    return add(recipe) if recipe is not None else add
+
+
+def elementwise_recipe(b: ProgramBuilder, op) -> tuple[list, dict]:
+    """An elementwise op without attributes: ``arity`` arguments that broadcast together,
+    each inside its domain."""
+    domains = op.domains if len(op.domains) == (op.arity or 1) else (op.domains[0],) * (op.arity or 1)
+    first = b.value(domain=domains[0])
+    return [first] + [b.value(broadcast_with=b.shape(first), domain=d) for d in domains[1:]], {}
+
+
+def _dim_choice(b: ProgramBuilder, ndim: int, allow_none: bool = True, allow_tuple: bool = True):
+    options = ([None] if allow_none else []) + list(range(-ndim, ndim))
+    if allow_tuple and ndim >= 2:
+        options.append((0, ndim - 1))
+    return b.choose.element(options) if options else None
+
+
+@register_recipe("pow_scalar")
+def _pow_scalar(b, op):
+    return [b.value(domain=op.domains[0])], {"exponent": b.choose.element([2, 3, 0.5, -1, 1.5, -0.5])}
+
+
+@register_recipe("clamp")
+def _clamp(b, op):
+    bounds = b.choose.element([(-0.5, None), (None, 0.5), (-1.0, 1.0), (0.0, 0.5)])
+    return [b.value(domain=op.domains[0])], {"min": bounds[0], "max": bounds[1]}
+
+
+@register_recipe("softplus")
+def _softplus(b, op):
+    return [b.value(domain=op.domains[0])], {"beta": b.choose.element([1.0, 2.0])}
+
+
+@register_recipe("cast")
+def _cast(b, op):
+    return [b.value()], {"dtype": b.dtype}
+
+
+@register_recipe("where")
+def _where(b, op):
+    a = b.value(domain=op.domains[1])
+    other = b.value(broadcast_with=b.shape(a), domain=op.domains[2])
+    shape = np.broadcast_shapes(b.shape(a), b.shape(other))
+    condition = b.choose.rng.random(shape) < 0.5
+    return [b.constant(condition), a, other], {}
+
+
+@register_recipe("sum")
+@register_recipe("mean")
+@register_recipe("logsumexp")
+def _reduce(b, op):
+    x = b.value()
+    return [x], {"dim": _dim_choice(b, len(b.shape(x))), "keepdim": b.choose.boolean()}
+
+
+@register_recipe("norm")
+def _norm(b, op):
+    # the 2-norm has a kink where it is 0: keep its argument away from 0
+    x = b.value(domain=Domain(0.2, 2.0))
+    return [x], {"dim": _dim_choice(b, len(b.shape(x))), "keepdim": b.choose.boolean()}
+
+
+@register_recipe("max")
+@register_recipe("min")
+def _extremum(b, op):
+    x = b.value()
+    dim = _dim_choice(b, len(b.shape(x)), allow_tuple=False)
+    return [x], {"dim": dim, "keepdim": b.choose.boolean() if dim is not None else False}
+
+
+@register_recipe("extremum_mask")
+def _extremum_mask(b, op):
+    x = b.value()
+    return [x], {"dim": _dim_choice(b, len(b.shape(x)), allow_tuple=False), "mode": b.choose.element(["max", "min"])}
+
+
+@register_recipe("softmax")
+@register_recipe("log_softmax")
+def _softmax(b, op):
+    x = b.value(min_ndim=1)
+    return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
+
+
+@register_recipe("matmul")
+def _matmul(b, op):
+    a = b.value(min_ndim=1)
+    shape = b.shape(a)
+    k = shape[-1]
+    m = b.choose.element([None, 1, 2])
+    other = b.value(shape=(k,) if m is None else (k, m))
+    return [a, other], {}
+
+
+@register_recipe("transpose")
+def _transpose(b, op):
+    x = b.value(min_ndim=2)
+    ndim = len(b.shape(x))
+    dim0 = b.choose.integer(-ndim, ndim - 1)
+    dim1 = b.choose.element([d for d in range(-ndim, ndim) if d % ndim != dim0 % ndim])
+    return [x], {"dim0": dim0, "dim1": dim1}
+
+
+@register_recipe("permute")
+def _permute(b, op):
+    x = b.value(min_ndim=2)
+    dims = list(range(len(b.shape(x))))
+    order = []
+    while dims:
+        order.append(dims.pop(b.choose.integer(0, len(dims) - 1)))
+    return [x], {"dims": tuple(order)}
+
+
+@register_recipe("reshape")
+def _reshape(b, op):
+    x = b.value()
+    n = int(np.prod(b.shape(x)))
+    options = [(n,), (1, n)] + [(d, n // d) for d in range(2, n) if n % d == 0]
+    if n == 1:
+        options.append(())
+    shape = b.choose.element(options)
+    if len(shape) == 2 and b.choose.boolean():
+        shape = (shape[0], -1)
+    return [x], {"shape": shape}
+
+
+@register_recipe("unsqueeze")
+def _unsqueeze(b, op):
+    x = b.value(max_ndim=2)
+    ndim = len(b.shape(x))
+    return [x], {"dim": b.choose.integer(-ndim - 1, ndim)}
+
+
+@register_recipe("squeeze")
+def _squeeze(b, op):
+    x = b.value(min_ndim=1, fresh_shapes=[(1, 3), (3, 1), (2, 1, 2)])
+    shape = b.shape(x)
+    ones = [i for i, s in enumerate(shape) if s == 1]
+    return [x], {"dim": b.choose.element([None, *ones, *range(len(shape))])}
+
+
+@register_recipe("broadcast_to")
+def _broadcast_to(b, op):
+    x = b.value(max_ndim=2)
+    shape = b.shape(x)
+    options = [(2,) + shape] + [shape[:i] + (2,) + shape[i + 1:] for i, s in enumerate(shape) if s == 1]
+    options = [s for s in options if int(np.prod(s)) <= MAX_NUMEL]
+    return [x], {"shape": b.choose.element(options or [shape])}
+
+
+@register_recipe("sum_to")
+def _sum_to(b, op):
+    x = b.value(min_ndim=1)
+    return [x], {"shape": b.choose.element([s for s in _broadcastable_shapes(b.shape(x))])}
+
+
+def _index_for(b: ProgramBuilder, shape: tuple) -> tuple:
+    """An indexing key for an array of ``shape``: ints, slices, None, Ellipsis, integer
+    arrays (with repeats) or a boolean mask."""
+    n = shape[0]
+    kind = b.choose.element(["int", "slice", "none", "ellipsis", "array", "mask"])
+    if kind == "int":
+        return (b.choose.integer(-n, n - 1),)
+    if kind == "slice":
+        start = b.choose.integer(0, n - 1)
+        return (slice(start, None, b.choose.element([None, 2])),)
+    if kind == "none":
+        return (None, slice(None, None, None))
+    if kind == "ellipsis":
+        return (Ellipsis, b.choose.integer(0, shape[-1] - 1))
+    if kind == "array":
+        return (np.array([b.choose.integer(0, n - 1) for _ in range(b.choose.integer(1, 3))], dtype=np.intp),)
+    mask = b.choose.rng.random(n) < 0.5
+    mask[b.choose.integer(0, n - 1)] = True
+    return (mask,)
+
+
+@register_recipe("getitem")
+def _getitem(b, op):
+    x = b.value(min_ndim=1)
+    return [x], {"index": _index_for(b, b.shape(x))}
+
+
+@register_recipe("index_put")
+def _index_put(b, op):
+    shape = b.choose.element([s for s in LEAF_SHAPES if s])
+    index = _index_for(b, shape)
+    selected = np.zeros(shape)[index].shape
+    return [b.value(shape=selected)], {"shape": shape, "index": index}
+
+
+@register_recipe("setitem")
+def _setitem(b, op):
+    x = b.value(min_ndim=1)
+    index = _index_for(b, b.shape(x))
+    if any(isinstance(i, np.ndarray) and i.dtype != bool and len(set(i.tolist())) < i.size for i in index):
+        index = (slice(0, 1, None),)  # repeated indices make assignment order matter
+    selected = np.zeros(b.shape(x))[index].shape
+    value = b.value(shape=selected) if b.choose.boolean() else b.value(shape=())
+    return [x, value], {"index": index}
+
+
+@register_recipe("cat")
+def _cat(b, op):
+    x = b.value(min_ndim=1)
+    shape = b.shape(x)
+    dim = b.choose.integer(-len(shape), len(shape) - 1)
+    axis = dim % len(shape)
+    others = []
+    for _ in range(b.choose.integer(1, 2)):
+        size = b.choose.integer(1, 2)
+        others.append(b.value(shape=shape[:axis] + (size,) + shape[axis + 1:]))
+    return [x, *others], {"dim": dim}
+
+
+@register_recipe("stack")
+def _stack(b, op):
+    x = b.value(max_ndim=2)
+    shape = b.shape(x)
+    others = [b.value(shape=shape) for _ in range(b.choose.integer(1, 2))]
+    return [x, *others], {"dim": b.choose.integer(-len(shape) - 1, len(shape))}
+
+
+def covered_ops() -> list[str]:
+    """Ops of the table that random programs can use."""
+    return sorted(name for name, op in OPS.items() if name in RECIPES or op.kind == "elementwise")
+
+
+def uncovered_ops() -> list[str]:
+    """Ops of the table without a recipe (random programs never use them)."""
+    return sorted(set(OPS) - set(covered_ops()))
+
+
+def random_program(rng: np.random.Generator, ops: Sequence[str] | None = None, *, max_steps: int = 4,
+                   max_leaves: int = 3, dtype=np.float64, tries: int = 100) -> Program:
+    """A random program (and inputs) over ``ops`` (default: every covered op).
+
+    Unlike :func:`symgrad.testing.strategies.programs` this needs no Hypothesis.
+    """
+    ops = list(ops) if ops is not None else covered_ops()
+    for _ in range(tries):
+        builder = ProgramBuilder(RandomChooser(rng), max_leaves=max_leaves, dtype=dtype)
+        try:
+            return builder.build(ops, builder.choose.integer(1, max_steps))
+        except Reject:
+            continue
+    raise RuntimeError(f"could not build a valid program over {ops} in {tries} tries")

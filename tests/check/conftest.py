@@ -1,0 +1,28 @@
+"""Fixtures for the verification toolkit's tests.
+
+The symgrad pytest plugin's fixtures (``rng``, ``gradcheck``, ``backward_engines``) are
+imported here so these tests run whether or not symgrad is installed with its ``pytest11``
+entry point; when it is, these definitions shadow the plugin's identical ones.  pytester
+(used to run the plugin in a separate project) is enabled here if nothing enabled it.
+"""
+from __future__ import annotations
+
+import pytest
+
+from symgrad.check.pytest_plugin import backward_engines, gradcheck, rng  # noqa: F401  (fixtures)
+from symgrad.testing import skip_unless_engine
+
+def pytest_configure(config) -> None:
+    if not config.pluginmanager.has_plugin("pytester"):
+        config.pluginmanager.import_plugin("pytester")
+
+
+ENGINES = ["tape", "symbolic"]
+"""The engines every engine-parametrized test runs on; unavailable ones skip with the reason."""
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """Each backward engine in turn (skipped, with the reason, where it cannot load)."""
+    skip_unless_engine(request.param)
+    return request.param

@@ -1,0 +1,197 @@
+"""Symbolic reverse mode: closed forms, their agreement with SymPy's own ``diff``, and
+the complexity promises (linear derivation; derivation + compile independent of array
+sizes).  Timing tests use generous bounds: they catch quadratic behaviour, not noise."""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from symgrad.symbolic import (ArrayVar, adjoints, compile_exprs, diff, gradient, hessian_expr, jacobian_expr,
+                              jvp_expr, vjp_expr)
+from symgrad.symbolic.compile import operation_count
+from symgrad.symbolic.structural import Getitem, Matmul, Sum
+
+x, y, z = sp.symbols("x y z", real=True)
+
+SCALAR_CASES = [
+    x * sp.sin(y) + sp.exp(x * y),
+    sp.log(x ** 2 + 1) / (y ** 2 + 2),
+    sp.tanh(x - y) * sp.sqrt(z ** 2 + 1),
+    (x + y) ** 3 * (x - z) ** -2,
+    sp.Abs(x) * y + sp.atan(z),
+    x ** y,
+    sp.Piecewise((x ** 2, x > y), (x * y, True)),
+    sp.exp(sp.exp(sp.exp(x))) * sp.exp(x),
+]
+
+
+@pytest.mark.parametrize("expr", SCALAR_CASES, ids=[str(e)[:30] for e in SCALAR_CASES])
+def test_gradient_equals_sympy_diff(expr, rng):
+    symbols = [x, y, z]
+    ours = gradient(expr, symbols)
+    theirs = [sp.diff(expr, s) for s in symbols]
+    f_ours = sp.lambdify(symbols, ours, "numpy")
+    f_theirs = sp.lambdify(symbols, theirs, "numpy")
+    for _ in range(3):
+        point = rng.uniform(0.5, 1.5, size=3)
+        np.testing.assert_allclose(f_ours(*point), f_theirs(*point), rtol=1e-10)
+
+
+@pytest.mark.parametrize("expr", SCALAR_CASES[:4], ids=[str(e)[:30] for e in SCALAR_CASES[:4]])
+def test_hessian_and_higher_orders_equal_sympy(expr, rng):
+    symbols = [x, y, z]
+    ours = sp.lambdify(symbols, hessian_expr(expr, symbols), "numpy")
+    theirs = sp.lambdify(symbols, sp.hessian(expr, symbols), "numpy")
+    third_ours = sp.lambdify(symbols, diff(expr, x, n=3), "numpy")
+    third_theirs = sp.lambdify(symbols, sp.diff(expr, x, 3), "numpy")
+    point = rng.uniform(0.5, 1.5, size=3)
+    np.testing.assert_allclose(ours(*point), theirs(*point), rtol=1e-9)
+    np.testing.assert_allclose(third_ours(*point), third_theirs(*point), rtol=1e-9)
+
+
+def test_jacobian_vjp_jvp_agree(rng):
+    outputs = [x * y, sp.sin(x + z), y ** 2 * z]
+    J = jacobian_expr(outputs, [x, y, z])
+    assert J == sp.Matrix(outputs).jacobian([x, y, z])
+    X, V, G = ArrayVar("X", (4,)), ArrayVar("V", (4,)), ArrayVar("G", (4,))
+    f = sp.sin(X) * X
+    compiled = compile_exprs([X, V, G], [jvp_expr(f, X, V), vjp_expr(f, X, G)], cache=False)
+    xs, vs, gs = rng.normal(size=(3, 4))
+    slope = np.cos(xs) * xs + np.sin(xs)
+    jvp_value, vjp_value = compiled(xs, vs, gs)
+    np.testing.assert_allclose(jvp_value, slope * vs)
+    np.testing.assert_allclose(vjp_value, slope * gs)
+
+
+def test_diff_of_array_expression_has_the_input_shape():
+    w = ArrayVar("w", (3, 2))
+    a = ArrayVar("a", (2,))
+    expr = Sum.of(Matmul.of(w, a) ** 2)
+    g = diff(expr, w)
+    assert str(g) == "reshape(2*(w @ a), shape=(3, 1)) @ reshape(a, shape=(2, 1)).T"  # an outer product
+    values = {w: np.arange(6.0).reshape(3, 2), a: np.array([1.0, -1.0])}
+    got = compile_exprs([w, a], [g], cache=False)(values[w], values[a])[0]
+    np.testing.assert_allclose(got, 2 * np.outer(values[w] @ values[a], values[a]))
+    with pytest.raises(ValueError, match="scalar x"):
+        diff(expr, w, n=2)
+    with pytest.raises(ValueError, match="one-element"):
+        diff(Matmul.of(w, a), w)
+
+
+def test_unused_symbols_get_zero_and_shared_nodes_are_differentiated_once():
+    shared = sp.exp(x * y)
+    assert adjoints([(shared + shared ** 2, 1)], [z]) == [0]
+    order_calls = []
+    original = sp.diff
+
+    def counting(*args, **kwargs):
+        order_calls.append(args[0])
+        return original(*args, **kwargs)
+
+    sp_diff, sp.diff = sp.diff, counting
+    try:
+        (gx,) = adjoints([(sp.sin(shared) + sp.cos(shared) + sp.tan(shared), 1)], [x])
+    finally:
+        sp.diff = sp_diff
+    expected = sp.diff(sp.sin(shared) + sp.cos(shared) + sp.tan(shared), x)
+    assert sp.simplify(gx - expected) == 0
+    # exp(x*y) is one node: its partial is taken once, not once per use
+    assert sum(1 for e in order_calls if e.func == sp.exp) == 1
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def test_deep_graph_needs_no_recursion():
+    import symgrad
+
+    x = symgrad.tensor(np.array([0.3, -0.2, 0.5]), requires_grad=True, name="x")
+    h = x
+    for _ in range(250):  # 1000 recorded nodes in one chain
+        h = (h * 0.9).tanh() + x * 0.01
+    loss = h.sum()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(_stack_depth() + 250)  # far less than the chain is deep
+    try:
+        with symgrad.backward_engine("symbolic"):
+            loss.backward(retain_graph=True)
+    finally:
+        sys.setrecursionlimit(limit)
+    symbolic = x.grad.numpy().copy()
+    x.grad = None
+    with symgrad.backward_engine("tape"):
+        loss.backward()
+    np.testing.assert_allclose(symbolic, x.grad.numpy(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- Rosenbrock
+def _rosenbrock_scalar(n):
+    xs = sp.symbols(f"x0:{n}", real=True)
+    return xs, sp.Add(*[100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(n - 1)])
+
+
+def _rosenbrock_gradient(v):
+    g = np.zeros_like(v)
+    g[:-1] += -400 * v[:-1] * (v[1:] - v[:-1] ** 2) - 2 * (1 - v[:-1])
+    g[1:] += 200 * (v[1:] - v[:-1] ** 2)
+    return g
+
+
+def test_rosenbrock_1000_scalar_symbols_is_linear(rng):
+    xs, f = _rosenbrock_scalar(1000)
+    start = time.perf_counter()
+    grads = gradient(f, xs)
+    derive = time.perf_counter() - start
+    assert derive < 3.0, f"deriving the 1000-variable Rosenbrock gradient took {derive:.2f} s"
+    compiled = compile_exprs(xs, [f] + grads, output_shapes=[()] * 1001, cache=False)
+    point = rng.uniform(-1, 1, size=1000)
+    out = compiled(*point)
+    np.testing.assert_allclose(np.array(out[1:]), _rosenbrock_gradient(point), rtol=1e-10, atol=1e-10)
+    assert operation_count(grads) <= 5 * operation_count([f])
+    assert operation_count([f] + grads) <= 5 * operation_count([f])
+
+
+def test_rosenbrock_derivation_scales_linearly_in_variables():
+    def derive(n):
+        xs, f = _rosenbrock_scalar(n)
+        start = time.perf_counter()
+        gradient(f, xs)
+        return time.perf_counter() - start
+
+    derive(50)  # warm up imports and caches
+    small, large = min(derive(100) for _ in range(2)), min(derive(800) for _ in range(2))
+    # linear: 8x the variables; quadratic would be 64x.  Bound at 20x (plus noise).
+    assert large < 20 * small + 0.1, (small, large)
+
+
+def _vectorised_rosenbrock(n):
+    X = ArrayVar("x", (n,))
+    a, b = Getitem.of(X, index=(slice(1, None),)), Getitem.of(X, index=(slice(None, -1),))
+    return X, Sum.of(100 * (a - b ** 2) ** 2 + (1 - b) ** 2)
+
+
+def _derive_and_compile(n):
+    X, f = _vectorised_rosenbrock(n)
+    start = time.perf_counter()
+    (g,) = gradient(f, [X])
+    compiled = compile_exprs([X], [f, g], output_names=["value", "grad_x"], cache=False)
+    return time.perf_counter() - start, compiled
+
+
+def test_vectorised_rosenbrock_cost_does_not_depend_on_n(rng):
+    _derive_and_compile(7)  # warm up
+    small = min(_derive_and_compile(10)[0] for _ in range(3))
+    large, compiled = min((_derive_and_compile(1_000_000) for _ in range(3)), key=lambda r: r[0])
+    assert large <= 2 * small + 0.05, (small, large)
+    point = rng.uniform(-1, 1, size=1_000_000)
+    value, grad = compiled(point)
+    np.testing.assert_allclose(grad, _rosenbrock_gradient(point), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(value, np.sum(100 * (point[1:] - point[:-1] ** 2) ** 2 + (1 - point[:-1]) ** 2))
