@@ -59,6 +59,7 @@ class Case:
     role: str = "tool"  # "floor", "symgrad", "tool"
     requires: tuple = ()  # keys of bench_tools.TOOLS
     quick: bool = True  # also run with --quick
+    heavy: bool = False  # minutes of setup: skipped with --quick even under --check
     note: str = ""
     timeout: float | None = None  # seconds allowed for prepare
 
@@ -174,8 +175,8 @@ def run_group(group: Group, *, rounds: int, sample_seconds: float, check: bool, 
     for case in group.cases:
         row = Row(group.workload, group.label, case.tool, case.role, note=case.note, params=dict(group.params))
         rows.append(row)
-        if quick and not case.quick and not check:  # --check runs every tool, --quick or not
-            row.status, row.reason = "skipped", "not run with --quick (slow setup; --check runs it)"
+        if quick and (case.heavy or not case.quick and not check):  # --check runs every tool but the heavy
+            row.status, row.reason = "skipped", "not run with --quick (slow setup)"
             continue
         missing = available(case.requires)
         if missing:

@@ -101,6 +101,8 @@ def environment() -> dict:
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
         "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "(unset)"),
     }
+    if os.environ.get("SYMGRAD_BENCH_THREADS"):
+        info["threads cap (--threads)"] = os.environ["SYMGRAD_BENCH_THREADS"]
     try:
         info["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:

@@ -620,6 +620,32 @@ class _SoftplusFrom(sp.Function):
         return f"(numpy.maximum({z}, 0) + numpy.log1p({e}))"
 
 
+class _Sqrt(sp.Function):
+    """``sqrt`` as its own node, so that ``b**1.5`` and ``b**0.5`` share one square root."""
+
+    nargs = 1
+
+    def _numpycode(self, printer):
+        return f"numpy.sqrt({printer._print(self.args[0])})"
+
+
+def _half_powers(exprs):
+    """``b**0.5 -> sqrt(b)``, ``b**1.5 -> b*sqrt(b)``, ``b**-0.5 -> 1/sqrt(b)``: NumPy's
+    ``power`` with a fractional exponent costs an exp and a log per element."""
+    half = {sp.Float(0.5), sp.Rational(1, 2)}
+
+    def rule(e):
+        base, expo = e.args
+        for k in (-1, 0, 1, 2):
+            if expo - k in half or (expo.is_Float and float(expo) == k + 0.5):
+                root = _Sqrt(base)
+                return sp.Mul(base ** k, root) if k else root
+        return e
+
+    return [e.replace(lambda x: isinstance(x, sp.Pow) and x.args[1].is_Number and not x.args[1].is_Integer, rule)
+            for e in exprs]
+
+
 def _share_exponentials(exprs):
     """sigmoid(z) and softplus(z) from one ``exp(-|z|)`` per ``z`` (1 exp + 1 log1p
     instead of ``exp(-logaddexp(0, -z))`` and ``logaddexp(0, z)``: 5 transcendentals)."""
@@ -635,6 +661,7 @@ def _share_exponentials(exprs):
 class LeanNumPy(Backend):
     """symgrad's NumPy code generation with four changes, to measure them:
 
+    0. half-integer powers become square roots (``b**1.5 -> b*sqrt(b)``, sharing the root);
     1. basic indexing prints as a subscript (a view), not ``getitem(...)`` (a copy);
     2. a 2-D transpose prints as ``.T`` (a view), not ``transpose(...)`` (a copy);
     3. a sum of ``index_put`` terms of one shape (the adjoint of several slices of one
@@ -652,7 +679,7 @@ class LeanNumPy(Backend):
         from symgrad.symbolic.structural import Getitem, IndexPut, Transpose, attr_code, numpy_namespace
 
         t0 = time.perf_counter()
-        outputs = _share_exponentials(list(outputs))
+        outputs = _share_exponentials(_half_powers(list(outputs)))
 
         class Printer(SymgradNumPyPrinter):
             def _print(self, expr, **kwargs):

@@ -28,6 +28,23 @@ if (os.environ.get("OPENBLAS_CORETYPE") is not None or os.environ.get("OPENBLAS_
     env["SYMGRAD_BENCH_NO_REEXEC"] = "1"
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
+def _early_threads(argv) -> None:
+    """``--threads N`` caps every tool's thread pool; it must be set before any import."""
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--threads=") else (
+            argv[i + 1] if arg == "--threads" and i + 1 < len(argv) else None)
+        if value:
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                        "NUMEXPR_MAX_THREADS", "NUMBA_NUM_THREADS"):
+                os.environ[var] = value
+            if value == "1":
+                os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                           " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+            os.environ["SYMGRAD_BENCH_THREADS"] = value
+
+
+_early_threads(sys.argv)
+
 import argparse  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
@@ -62,12 +79,22 @@ def main(argv=None) -> int:
                         help="Markdown file to update ('-' for none)")
     parser.add_argument("--plot", default=os.path.join(ROOT, "docs", "benchmarks.png"), help="PNG plot ('-' for none)")
     parser.add_argument("--json", default="", help="also write raw results to this JSON file")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cap every tool's threads (default: each tool's own default, 2 cores here)")
     parser.add_argument("--keep-openblas-env", action="store_true", help="do not unset OPENBLAS_* (see above)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
     warnings.filterwarnings("ignore")
     import importlib
+
+    if args.threads:
+        try:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
 
     import bench_harness as H
     import bench_report

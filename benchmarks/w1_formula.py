@@ -37,6 +37,9 @@ def groups(quick: bool) -> list[Group]:
              requires=("symgrad",)),
         Case("symgrad -> C fused (prototype)", lambda: _symgrad_backend(data, state, "c"), role="symgrad",
              requires=("symgrad", "cc"), note="generated C, OpenMP, glibc libmvec; benchmarks/proto_backends.py"),
+        Case("symgrad -> lean NumPy (prototype)", lambda: _symgrad_backend(data, state, "lean"), role="symgrad",
+             requires=("symgrad",), note="half-integer powers as square roots, no output copies; "
+             "benchmarks/proto_backends.py LeanNumPy"),
         Case("symgrad -> numba (prototype)", lambda: _symgrad_backend(data, state, "numba"), role="symgrad",
              requires=("symgrad", "numba")),
         Case("symgrad -> numexpr (prototype)", lambda: _symgrad_backend(data, state, "numexpr"), role="symgrad",
@@ -92,6 +95,8 @@ def _symgrad_backend(data, state, kind):
     with stopwatch(setup, "backend compile"):
         if kind == "c":
             backend = pb.c_elementwise(compiled.symbols, outputs)
+        elif kind == "lean":
+            backend = pb.lean_numpy(compiled.symbols, outputs)
         elif kind == "numba":
             backend = pb.numba_elementwise(compiled.symbols, outputs, data)
         else:

@@ -15,9 +15,6 @@ the tensors worth checking.  Then:
 * :func:`test_same_on_every_engine` runs every snippet with backward on the symbolic engine
   and on "both" (symbolic cross-checked against the tape) and compares with the tape.
 
-Where symgrad still differs from torch, ``KNOWN_DIFFERENCES`` says how, and the affected
-tests are strict xfails.
-
 Random inputs come from ``symgrad.manual_seed``; nothing here depends on the digits the
 tutorials happened to print for their random tensors.
 
@@ -39,33 +36,8 @@ import numpy as np
 import pytest
 
 import symgrad
-import symgrad.nn  # noqa: F401  (``import torch`` alone gives torch.nn; see test_import_symgrad_gives_nn)
 
 SEED = 0
-
-# Differences from PyTorch these tests found: snippet -> (what differs, default dtypes
-# where it shows or None for both).  Each makes the affected tests strict xfails, so the
-# day symgrad behaves like torch the tests say so.
-TENSOR_FORMAT = ("f\"{x}\" of a 0-d tensor: torch formats x.item() (Tensor.__format__), so the "
-                 "tutorial prints 'x: 2.4000000953674316'; symgrad prints the repr "
-                 "'x: tensor(2.4000, requires_grad=True)' (and f\"{x:.2f}\" raises TypeError)")
-COPY_CONSTRUCT_WARNING = ("symgrad.tensor(a_tensor) gives no UserWarning; torch warns 'To copy construct from "
-                          "a tensor, it is recommended to use sourceTensor.detach().clone()...'")
-INT_PROMOTION = ("float32 tensor - int64 tensor is float64 in symgrad (NumPy promotion), float32 in torch "
-                 "(an integer tensor never raises a float tensor's dtype): the loss of y_pred - label")
-KNOWN_DIFFERENCES = {
-    "003/tensor_vs_as_tensor": (COPY_CONSTRUCT_WARNING, None),
-    "004/gradient_descent": (TENSOR_FORMAT, None),
-    "003/model_parameters": (INT_PROMOTION, {"float32"}),
-}
-
-
-def known_difference(name: str, dtype: str | None = None) -> list:
-    """The strict xfail mark for snippet ``name`` (under default ``dtype``), if any."""
-    reason, dtypes = KNOWN_DIFFERENCES.get(name, (None, None))
-    if reason is None or (dtype is not None and dtypes is not None and dtype not in dtypes):
-        return []
-    return [pytest.mark.xfail(reason=reason, strict=True)]
 
 # ====================================================================== the machinery
 SNIPPETS: dict = {}
@@ -936,7 +908,6 @@ def tensor_vs_as_tensor(lib, draws):
     return dict(copied=copied, shared=shared, x=x)
 
 
-@pytest.mark.xfail(reason=COPY_CONSTRUCT_WARNING, strict=True)
 def test_003_tensor_vs_as_tensor():
     out = run("003/tensor_vs_as_tensor")
     assert out["copied"][0].item() != 100.0  # tensor() copied before x changed
@@ -1106,7 +1077,6 @@ def gradient_descent(lib, draws):
     return dict(x=x, listx=listx, listy=listy)  # (the tutorial plots listy against listx)
 
 
-@pytest.mark.xfail(reason=TENSOR_FORMAT, strict=True)
 def test_004_gradient_descent(capsys):
     out = run("004/gradient_descent")
     printed = capsys.readouterr().out.splitlines()
@@ -1279,7 +1249,7 @@ def default_dtype(request):
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("default_dtype, name", [
-    pytest.param(dtype, name, marks=known_difference(name, dtype), id=f"{dtype}-{name}")
+    pytest.param(dtype, name, id=f"{dtype}-{name}")
     for dtype in ("float64", "float32") for name in SNIPPETS
 ], indirect=["default_dtype"])
 def test_same_as_torch(name, default_dtype, capsys):
@@ -1298,10 +1268,7 @@ def test_same_as_torch(name, default_dtype, capsys):
 
 # ====================================================================== every snippet on every engine
 @pytest.mark.parametrize("engine", ["symbolic", "both"])
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=known_difference(name) if name == "003/tensor_vs_as_tensor" else [])
-    for name in SNIPPETS
-])
+@pytest.mark.parametrize("name", list(SNIPPETS))
 def test_same_on_every_engine(name, engine, capsys):
     """backward() hands the graph to the selected engine: the symbolic engine (closed
     forms) and "both" (symbolic cross-checked against the tape) give what the tape gives,
@@ -1317,9 +1284,6 @@ def test_same_on_every_engine(name, engine, capsys):
 
 
 # ====================================================================== import torch -> torch.nn
-@pytest.mark.xfail(reason="after `import symgrad` alone, symgrad.nn is not an attribute (AttributeError); "
-                          "after `import torch`, torch.nn.functional is (tutorial 000 uses it that way)",
-                   strict=True)
 def test_import_symgrad_gives_nn():
     """Tutorial 000 calls torch.nn.functional.binary_cross_entropy_with_logits after a bare
     ``import torch``; the same must work with symgrad (checked in a fresh interpreter, since

@@ -46,9 +46,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 def _named(out: Tensor, grad_fn_name: str) -> Tensor:
     """Give the last node of a composed loss PyTorch's node name for the whole loss."""
-    node = out.grad_fn
-    if node is not None and hasattr(node, "_name"):
-        node._name = grad_fn_name
+    if out.grad_fn is not None:
+        out.grad_fn.rename(grad_fn_name)
     return out
 
 

@@ -5,6 +5,8 @@ otherwise); random numbers come from one seeded generator (``manual_seed``).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import dtypes
@@ -34,6 +36,12 @@ def tensor(data, dtype=None, requires_grad: bool = False, name: str | None = Non
     RuntimeError: only tensors of floating point dtype can require gradients, got symgrad.int64; ...
     """
     if isinstance(data, Tensor):
+        warnings.warn(
+            "To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() or "
+            "sourceTensor.detach().clone().requires_grad_(True), rather than symgrad.tensor(sourceTensor).",
+            UserWarning,
+            stacklevel=2,
+        )
         data = data._data
     return Tensor(dtypes.as_array(data, dtype), requires_grad=requires_grad, name=name)
 

@@ -32,14 +32,16 @@ _ENGINES: dict[str, Callable | str] = {
     "symbolic": "symgrad.symbolic.backward:symbolic_backward",
     "both": "symgrad.symbolic.backward:cross_checked_backward",
 }
-_selected = ["tape"]
+_selected = ["symbolic"]
 
 
 def set_backward_engine(name: str) -> None:
     """Choose what ``backward()`` and ``autograd.grad()`` run: "tape", "symbolic" or "both".
 
+    >>> previous = get_backward_engine()
     >>> set_backward_engine("tape"); get_backward_engine()
     'tape'
+    >>> set_backward_engine(previous)
     """
     if name not in _ENGINES:
         raise ValueError(f"unknown backward engine {name!r}; choose one of {sorted(_ENGINES)}")

@@ -95,6 +95,12 @@ class Node:
         """PyTorch's name for this node, e.g. ``AddBackward0``."""
         return self._name
 
+    def rename(self, name: str) -> None:
+        """Show this node under another PyTorch name (``t()`` is ``TBackward0`` though it
+        records a transpose; a composed loss shows the loss's name).  Display only: no
+        engine reads the name."""
+        self._name = name
+
     @property
     def next_functions(self) -> tuple:
         """PyTorch-style ``((node_or_None, 0), ...)``, one pair per tensor input."""

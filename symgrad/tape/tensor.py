@@ -105,6 +105,11 @@ class Tensor:
             value = as_tensor(value)
             if value.shape != self.shape:
                 raise RuntimeError(f"assigned grad has shape {value.shape}, but the tensor has shape {self.shape}")
+            if value.dtype != self.dtype:
+                raise RuntimeError(
+                    f"assigned grad has dtype {dtypes.dtype_name(value.dtype)}, but the tensor has dtype "
+                    f"{dtypes.dtype_name(self.dtype)}"
+                )
         self._grad = value
 
     def retain_grad(self) -> None:
@@ -235,6 +240,27 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
+    def __format__(self, spec: str) -> str:
+        """Like PyTorch: a 0-d tensor formats as its number, others only without a spec."""
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError(f"unsupported format string {spec!r} for a Tensor of shape {list(self.shape)}")
+        return repr(self)
+
+    @property
+    def expr(self):
+        """This tensor's SymPy expression over the leaves it depends on (loads SymPy).
+
+        >>> import symgrad
+        >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True, name="w")
+        >>> (w * 2).sin().sum().expr
+        sum(sin(2*w))
+        """
+        from ..symbolic import tensor_expr
+
+        return tensor_expr(self)
+
     def __repr__(self) -> str:
         from .printing import tensor_repr
 
@@ -351,6 +377,14 @@ class Tensor:
 
     def __or__(self, other):
         return self._compare(other, np.logical_or)
+
+    def all(self) -> "Tensor":
+        """True where every element is nonzero, as a boolean tensor."""
+        return Tensor(np.asarray(np.all(self._data)))
+
+    def any(self) -> "Tensor":
+        """True where some element is nonzero, as a boolean tensor."""
+        return Tensor(np.asarray(np.any(self._data)))
 
     def eq(self, other):
         return self == other
@@ -482,7 +516,7 @@ class Tensor:
             return self
         out = self.transpose(0, 1)
         if out.grad_fn is not None:
-            out.grad_fn._name = "TBackward0"  # PyTorch names t() apart from transpose()
+            out.grad_fn.rename("TBackward0")  # PyTorch names t() apart from transpose()
         return out
 
     @property
@@ -610,6 +644,10 @@ class Tensor:
         """Set every element to ``value`` in place."""
         return self._inplace("setitem", value, index=(Ellipsis,))
 
+    def copy_(self, source) -> "Tensor":
+        """Copy ``source``'s values (broadcast) into this tensor in place."""
+        return self._inplace("setitem", source, index=(Ellipsis,))
+
     def __setitem__(self, key, value):
         self._inplace("setitem", value, index=_index(key))
 
@@ -702,10 +740,39 @@ def _operand(value, like: list) -> Tensor:
     return as_tensor(value)
 
 
+def _promote(op, inputs: list) -> list:
+    """PyTorch's type promotion for elementwise ops, where it differs from NumPy's.
+
+    The float dtype of the result comes from the dimensioned float tensors if there are
+    any, else from 0-d float tensors, else from Python numbers; integer and boolean
+    operands are converted to it (``float32 - int64`` is float32, not float64), and a
+    float operand of another dtype is cast (recorded, so its gradient flows back).
+    """
+    if op.kind != "elementwise" or len(inputs) < 2:
+        return inputs
+    positions = [i for i in range(len(inputs)) if op.differentiable is None or op.differentiable[i]]
+    floats = [inputs[i] for i in positions if dtypes.is_floating(inputs[i].dtype)]
+    if not floats:
+        return inputs
+    tensors = [t for t in floats if t._constant is None]
+    decisive = [t for t in tensors if t.ndim > 0] or tensors
+    target = np.result_type(*(t.dtype for t in decisive)) if decisive else floats[0].dtype
+    promoted = list(inputs)
+    for i in positions:
+        operand = promoted[i]
+        if operand.dtype == target:
+            continue
+        if dtypes.is_floating(operand.dtype):
+            promoted[i] = operand.to(target)
+        else:
+            promoted[i] = Tensor(operand._data.astype(target), _constant=operand._constant)
+    return promoted
+
+
 def apply_op(op_name: str, *operands, **attrs) -> Tensor:
     """Run one op from the table on tensors (or numbers), recording it when needed."""
     op = OPS[op_name]
-    inputs = [_operand(value, operands) for value in operands]
+    inputs = _promote(op, [_operand(value, operands) for value in operands])
     try:
         result = op.forward(*(t._data for t in inputs), **attrs)
     except (ValueError, IndexError, TypeError) as err:
