@@ -166,6 +166,7 @@ class Segment:
         if id(edge) in self._node_ids:
             return ("n", self._node_ids[id(edge)], k)
         stack = [(edge, 0)]
+        on_stack = {id(edge)}
         while stack:
             node, position = stack[-1]
             inputs = node.inputs
@@ -173,14 +174,16 @@ class Segment:
                 saved = inputs[position]
                 child = saved.edge
                 if self._interior(child, top_nodes) and id(child) not in self._node_ids and child is not node:
-                    if any(child is n for n, _ in stack):  # pragma: no cover  (graphs are acyclic)
+                    if id(child) in on_stack:  # pragma: no cover  (graphs are acyclic)
                         raise RuntimeError("the recorded graph has a cycle")
                     stack[-1] = (node, position)
                     stack.append((child, 0))
+                    on_stack.add(id(child))
                     break
                 position += 1
             else:
                 stack.pop()
+                on_stack.discard(id(node))
                 refs = tuple(self._child_ref(s, top_nodes) for s in inputs)
                 identity = ("op", node.op.name) if node.op is not None else ("fn", node.function)
                 attrs, index_refs, index_shapes = self._index_inputs(node)
