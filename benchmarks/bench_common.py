@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Any, Callable
 
 import numpy as np
 
@@ -23,12 +22,6 @@ def stopwatch(into: dict, key: str):
         into[key] = into.get(key, 0.0) + time.perf_counter() - t0
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
 def jax_modules():
     """``(jax, jax.numpy)`` with 64-bit floats on the CPU."""
     import jax
@@ -38,12 +31,6 @@ def jax_modules():
     import jax.numpy as jnp
 
     return jax, jnp
-
-
-def torch_module():
-    import torch
-
-    return torch
 
 
 def symgrad_functional():

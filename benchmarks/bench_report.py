@@ -97,12 +97,12 @@ def _group_table(rows: list, reference_tool: str | None, per: str = "") -> list[
     return out
 
 
-def markdown(result) -> str:
+def markdown(result, image: str | None = None) -> str:
     lines = [BEGIN, ""]
     env = result["env"]
-    lines.append(f"Measured {result['date']} with `python benchmarks/run.py"
-                 f"{' --quick' if result['quick'] else ''}{' --check' if result['check'] else ''}` "
-                 f"({env.get('run', '')}).")
+    command = result.get("command") or ("python benchmarks/run.py" + (" --quick" if result["quick"] else "")
+                                        + (" --check" if result["check"] else ""))
+    lines.append(f"Measured {result['date']} with `{command.strip()}` ({env.get('run', '')}).")
     lines.append("")
     lines.append("| machine | |")
     lines.append("|---|---|")
@@ -131,8 +131,6 @@ def markdown(result) -> str:
         for (gw, label), rows in groups.items():
             if gw != w:
                 continue
-            from bench_harness import Row  # noqa: F401  (documentation of the row fields)
-
             reference = REFERENCES.get(w)
             if w == "W5":
                 continue
@@ -151,8 +149,8 @@ def markdown(result) -> str:
     for target, measured, verdict in targets(result):
         lines.append(f"| {target} | {measured} | {verdict} |")
     lines.append("")
-    if os.path.exists(os.path.join(os.path.dirname(__file__), "..", "docs", "benchmarks.png")):
-        lines.append("![benchmark plot](benchmarks.png)")
+    if image:
+        lines.append(f"![benchmark plot]({image})")
         lines.append("")
     lines.append(END)
     return "\n".join(lines)
@@ -232,7 +230,7 @@ def targets(result) -> list[tuple[str, str, str]]:
     if both(sg, lam):
         out.append(("W1: default NumPy backend no slower than SymPy's lambdify(cse) of the naive gradient",
                     f"symgrad {fmt_time(sg)}, lambdify {fmt_time(lam)} ({sg / lam:.2f}x)",
-                    "met" if sg <= lam * 1.05 else "missed"))
+                    "met" if sg <= lam else "met within the 5% noise margin" if sg <= lam * 1.05 else "missed"))
     fused = find(result, "W1", "symgrad -> C fused (prototype)")
     teager = median(find(result, "W1", "torch eager"))
     jaxj = median(find(result, "W1", "JAX jit"))
@@ -318,6 +316,8 @@ def targets(result) -> list[tuple[str, str, str]]:
         if r["role"] != "symgrad" or not math.isfinite(median(r)):
             continue
         t = median(r)
+        if "eager" not in r["tool"]:
+            r = dict(r, tool=r["tool"] + "; not eager, for comparison")
         if math.isfinite(torch4):
             out.append((f"W4: faster than torch eager per epoch ({r['tool']})",
                         f"{fmt_time(t)} vs torch {fmt_time(torch4)} ({t / torch4:.2f}x)",
@@ -330,10 +330,12 @@ def targets(result) -> list[tuple[str, str, str]]:
     extra = result.get("extras", {}).get("W5")
     if extra:
         for name, series in extra["series"].items():
-            if name in ("symgrad: grad() end to end", "symgrad: derive") and series.get("slope") is not None:
+            if name in ("symgrad: derive", "symgrad: compile", "symgrad: grad() end to end") \
+                    and series.get("slope") is not None:
                 s = series["slope"]
-                out.append((f"W5: linear growth with graph size ({name})", f"slope {s:.2f}",
-                            "met" if s <= 1.2 else "missed"))
+                out.append((f"W5: linear growth with graph size ({name})",
+                            f"slope {s:.2f} between {extra['sizes'][-2]:,} and {extra['sizes'][-1]:,} ops",
+                            "met" if s <= 1.1 else "nearly (slope under 1.2)" if s <= 1.2 else "missed"))
     return out
 
 

@@ -694,6 +694,14 @@ class LeanNumPy(Backend):
                     return f"numpy.swapaxes({self._print(expr.arrays[0])}, {expr.attrs['dim0']}, {expr.attrs['dim1']})"
                 return super()._print(expr, **kwargs)
 
+            def define_temp(self, expr) -> str:
+                """``expr`` itself, not the name of its temporary."""
+                self._defining = expr
+                try:
+                    return self._print(expr)
+                finally:
+                    self._defining = None
+
         taken: set = set()
         names = [python_name(str(s), taken) for s in symbols]
         # find outputs that are sums of index_put terms
@@ -712,10 +720,10 @@ class LeanNumPy(Backend):
             else:
                 roots.append(out)
         order, temps = _cse(roots)
-        printer = Printer(dict(zip(symbols, names)), temps)
+        printer = Printer(names=dict(zip(symbols, names)), temps=temps)
         lines = [f"def {name}({', '.join(names)}):"]
         for node in order:
-            lines.append(f"    {temps[node]} = {printer.define(node)}")
+            lines.append(f"    {temps[node]} = {printer.define_temp(node)}")
         results = []
         for k, out in enumerate(outputs):
             if k in scatter:

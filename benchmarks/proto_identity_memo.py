@@ -39,22 +39,27 @@ def install() -> None:
 
 
 if __name__ == "__main__":
+    # python benchmarks/proto_identity_memo.py [as-is|identity] [size ...]
+    # Three derivations of the same W5 program in one process, SymPy's cache cleared
+    # before each (as a long session's LRU evictions do piecemeal).
     import os
     import sys
     import time
 
-    sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:0] = [here, os.path.dirname(here)]
     import w5_scaling as W
 
+    variant = sys.argv[1] if len(sys.argv) > 1 else "identity"
+    sizes = [int(a) for a in sys.argv[2:]] or [100, 300]
+    if variant == "identity":
+        install()
     data = W.inputs()
-    for label, patch in (("as is", False), ("identity memo", True)):
-        if patch:
-            install()
-        for size in (100, 1000):
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                phases, _grads = W.symgrad_phases(size, data)
-                times.append(time.perf_counter() - t0)
-            print(f"{label:14s} {size:5d} nodes: " + ", ".join(f"{t:.3f} s" for t in times)
-                  + f"  (last: {', '.join(f'{k} {v:.3f}' for k, v in phases.items())})", flush=True)
+    for size in sizes:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            phases, _grads = W.symgrad_phases(size, data)
+            times.append(time.perf_counter() - t0)
+        print(f"{variant:9s} {size:5d} nodes: " + ", ".join(f"{t:.3f} s" for t in times)
+              + f"  (last: {', '.join(f'{k} {v:.3f}' for k, v in phases.items())})", flush=True)

@@ -1,7 +1,7 @@
 """Run symgrad's benchmark suite: every workload, every installed tool, interleaved.
 
-    python benchmarks/run.py            # full run (about 10-15 minutes here)
-    python benchmarks/run.py --quick    # fewer rounds and sizes (about 2 minutes)
+    python benchmarks/run.py            # full run (about 10 minutes here)
+    python benchmarks/run.py --quick    # fewer rounds and sizes (about 1 minute)
     python benchmarks/run.py --quick --check   # also: every tool's gradient must agree
                                                 # with symgrad's (exit status 1 if not)
 
@@ -70,7 +70,7 @@ WORKLOADS = {
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes (about 1 minute)")
     parser.add_argument("--check", action="store_true",
                         help="check every tool's gradient against symgrad's; exit 1 on a disagreement")
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W3")
@@ -79,9 +79,12 @@ def main(argv=None) -> int:
                         help="Markdown file to update ('-' for none)")
     parser.add_argument("--plot", default=os.path.join(ROOT, "docs", "benchmarks.png"), help="PNG plot ('-' for none)")
     parser.add_argument("--json", default="", help="also write raw results to this JSON file")
+    parser.add_argument("--merge", default="",
+                        help="a JSON file of an earlier run: keep its results for the workloads not run now")
     parser.add_argument("--threads", type=int, default=None,
                         help="cap every tool's threads (default: each tool's own default, 2 cores here)")
     parser.add_argument("--keep-openblas-env", action="store_true", help="do not unset OPENBLAS_* (see above)")
+    parser.add_argument("--from-json", default="", help="only rewrite the docs from a JSON file of an earlier run")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 
@@ -104,6 +107,11 @@ def main(argv=None) -> int:
     sample_seconds = 0.02 if args.quick else 0.05
     chosen = [w.strip().upper() for w in args.only.split(",") if w.strip()] or list(WORKLOADS)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+
+    if args.from_json:
+        with open(args.from_json) as f:
+            result = json.load(f)
+        return _write(result, args, log, bench_report)
 
     started = time.time()
     env_before = bench_tools.environment()
@@ -130,21 +138,26 @@ def main(argv=None) -> int:
                  f"{elapsed:.0f} s in all"
     versions = {k: bench_tools.version(k) for k in bench_tools.TOOLS if k not in ("threadpoolctl",)}
     result = {"rows": [r.as_dict() for r in rows], "extras": extras, "env": env, "versions": versions,
-              "quick": args.quick, "check": args.check, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+              "quick": args.quick, "check": args.check, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "command": _command(argv if argv is not None else sys.argv[1:])}
+    if args.merge:
+        with open(args.merge) as f:
+            earlier = json.load(f)
+        kept = [r for r in earlier["rows"] if r["workload"] not in chosen]
+        result["rows"] = kept + result["rows"]
+        order = {w: i for i, w in enumerate(WORKLOADS)}
+        result["rows"].sort(key=lambda r: order.get(r["workload"], 99))
+        for key, value in earlier.get("extras", {}).items():
+            if key not in chosen:
+                result["extras"].setdefault(key, value)
+        result["env"]["merged"] = (f"{', '.join(sorted({r['workload'] for r in kept}))} from the run of "
+                                   f"{earlier.get('date', '?')}, `{earlier.get('command', '?')}` (load at its start "
+                                   f"{earlier.get('env', {}).get('loadavg at start', '?')}); "
+                                   f"{', '.join(chosen)} from this run")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1, default=str)
-    text = bench_report.markdown(result)
-    if args.plot != "-":
-        try:
-            bench_report.plot(result, args.plot)
-        except Exception as exc:  # noqa: BLE001
-            log(f"no plot: {exc}")
-    if args.out != "-":
-        bench_report.update_file(args.out, text)
-        log(f"wrote {args.out}" + (f" and {args.plot}" if args.plot != "-" else ""))
-    else:
-        print(text)
+    _write(result, args, log, bench_report)
     failed_checks = [r for r in rows if r.check and r.check not in ("agrees", "reference", "n/a", "no reference")]
     if args.check:
         n_ok = sum(1 for r in rows if r.check == "agrees")
@@ -152,6 +165,43 @@ def main(argv=None) -> int:
         for r in failed_checks:
             print(f"  {r.workload} {r.label} {r.tool}: {r.check}", file=sys.stderr)
     return 1 if (args.check and failed_checks) else 0
+
+
+def _command(argv) -> str:
+    """The command line, without where the raw JSON went."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--json":
+            skip = True
+            continue
+        if a.startswith("--json="):
+            continue
+        out.append(a)
+    return " ".join(["python benchmarks/run.py", *out])
+
+
+def _write(result, args, log, bench_report) -> int:
+    """The plot, then the Markdown block (into ``args.out``, or printed)."""
+    plotted = False
+    if args.plot != "-":
+        try:
+            bench_report.plot(result, args.plot)
+            plotted = True
+        except Exception as exc:  # noqa: BLE001
+            log(f"no plot: {exc}")
+    image = None
+    if plotted and args.out != "-":
+        image = os.path.relpath(args.plot, os.path.dirname(os.path.abspath(args.out)))
+    text = bench_report.markdown(result, image=image)
+    if args.out != "-":
+        bench_report.update_file(args.out, text)
+        log(f"wrote {args.out}" + (f" and {args.plot}" if plotted else ""))
+    else:
+        print(text)
+    return 0
 
 
 if __name__ == "__main__":

@@ -67,12 +67,13 @@ def _symgrad(X, W, b, Y, state):
     import symgrad
     import symgrad.nn.functional as Fn
 
-    Xt, Yt = symgrad.tensor(X), symgrad.tensor(Y)
+    Xt, Yt = symgrad.tensor(X, name="X"), symgrad.tensor(Y, name="Y")
     vg = F.value_and_grad(lambda W, b: Fn.binary_cross_entropy_with_logits(Xt @ W + b, Yt), argnums=(0, 1))
     setup: dict = {}
     with stopwatch(setup, "trace+derive+compile+first call"):
         vg(W, b)
     state["vg"] = vg
+    state["values"] = {"W": W, "b": b, "X": X, "Y": Y}
     return Prepared(lambda: vg(W, b), lambda: list(vg(W, b)[1]), setup)
 
 
@@ -83,10 +84,10 @@ def _symgrad_lean(W, b, state):
     if vg is None:
         raise Skip("needs the symgrad value_and_grad case")
     compiled = vg.compiled
-    inputs = vg._problem.inputs([W, b]) if getattr(vg, "_problem", None) is not None else None
-    if inputs is None:  # a traced function: its problem is cached per signature
-        problem = next(iter(vg._compiled.values()))[0]
-        inputs = problem.inputs([W, b])
+    try:  # the generated function's inputs, by name (the captured tensors are named X and Y)
+        inputs = [state["values"][name] for name in compiled.inputs]
+    except KeyError as exc:
+        raise Skip(f"cannot map the compiled inputs {compiled.inputs} to arrays ({exc})") from None
     setup: dict = {}
     with stopwatch(setup, "backend compile"):
         lean = pb.lean_numpy(compiled.symbols, list(compiled.exprs.values()))

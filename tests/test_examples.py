@@ -123,6 +123,39 @@ EXPECTED = {
         "z.detach().requires_grad: False",
         "loss decreased every step: True",
     ],
+    "graph_visualisation.py": [
+        "Net()\nparameters: w (2, 1), b (1, 1)",
+        "<symgrad.viz.Graph tensor with 6 nodes>\nfirst lines of the DOT text:\ndigraph symgrad {",
+        'n1 [label="add\\nAddBackward0\\n(10, 1)"',
+        'n2 [label="matmul\\nMmBackward0\\n(10, 1)"',
+        "DOT written to ",
+        "net.dot (", " bytes)\nSVG ",  # "SVG written to ..." with Graphviz, "SVG not written: ..." without
+        "mean | MseLossBackward0 | scalar | grad: 1",
+        "matmul | MmBackward0 | (10, 1) | grad: b/5 - target/5 + (x @ w)/5",
+        "net_loss.dot (", " bytes)\nSVG ",
+        "dloss/dw = x.T @ ((b - target + x @ w)/5)",
+        "dloss/db = sum_to((b - target + x @ w)/5, shape=(1, 1))",
+        'symgrad graph "sin(x) * exp(-y**2)" --adjoints -o ',
+    ],
+    "physics_formula.py": [
+        "l = -log(sigma) - log(2*pi)/2 - (-mu + x)**2/(2*sigma**2)",
+        "dl/dmu = (-mu + x)/sigma**2",
+        "dl/dsigma = (-1 + (-mu + x)**2/sigma**2)/sigma",
+        "def value_and_grad(mu, sigma, x):",
+        "value and 2 partial derivatives at 1,000,000 points: ",
+        "dl/dmu: max |symbolic - finite difference| / (1 + |symbolic|) = ",
+        "dl/dsigma: max |symbolic - finite difference| / (1 + |symbolic|) = ",
+        "all 2,000,000 derivatives agree with finite differences (< 1e-5): True",
+        "sample mean = 1.4994, sample std = 0.7001",
+        "(both 0 up to rounding): True",
+        "R = v**2*sin(2*theta)/g",
+        "dR/dv = 2*v*sin(2*theta)/g\ndR/dtheta = 2*v**2*cos(2*theta)/g\ndR/dg = -v**2*sin(2*theta)/g**2",
+        "dR/dtheta at 45 degrees: 0",
+        "def value_and_grad(v, theta, g):",
+        "dR/dv: max |symbolic - finite difference| / (1 + |symbolic|) = ",
+        "dR/dtheta: max |symbolic - finite difference| / (1 + |symbolic|) = ",
+        "all 2,000,000 derivatives agree with finite differences (< 1e-5): True",
+    ],
 }
 
 
@@ -131,19 +164,26 @@ def test_every_example_is_in_the_table():
     assert scripts == sorted(EXPECTED)
 
 
-def _run(script: str) -> tuple[subprocess.CompletedProcess, float]:
+# script -> its command-line arguments, given pytest's tmp_path (scripts that write files
+# write them there, never into the repository)
+ARGUMENTS = {
+    "graph_visualisation.py": lambda tmp_path: [str(tmp_path / "graphs")],
+}
+
+
+def _run(script: str, *args: str) -> tuple[subprocess.CompletedProcess, float]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONIOENCODING"] = "utf-8"
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
                             encoding="utf-8", env=env, cwd=ROOT, timeout=120)
     return result, time.perf_counter() - start
 
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
-def test_example_runs_and_prints(script):
-    result, elapsed = _run(script)
+def test_example_runs_and_prints(script, tmp_path):
+    result, elapsed = _run(script, *ARGUMENTS.get(script, lambda _: [])(tmp_path))
     assert result.returncode == 0, f"{script} failed:\n{result.stderr}"
     assert elapsed < TIME_LIMIT, f"{script} took {elapsed:.1f} s"
     output = result.stdout

@@ -1,10 +1,11 @@
 """The symbolic engine: graph -> SymPy, reverse-mode adjoints, compile, printing.
 
 A computation (eager tensors, a traced function, or a plain SymPy expression) becomes a
-SymPy expression over array-level symbols (:mod:`.symbols`): elementwise ops are
-ordinary SymPy expressions, everything else is a structural function
-(:mod:`.structural`), and unstable closed forms use the stable functions of
-:mod:`.stable`.  :mod:`.reverse` derives closed-form derivatives in one iterative pass,
+SymPy expression over array-level symbols (:mod:`.symbols`, hash-consed): elementwise ops
+are ordinary SymPy expressions (selections -- ``where``, ``maximum``, comparisons -- are the
+functions of :mod:`.elementwise`, which SymPy never rewrites), everything else is a
+structural function (:mod:`.structural`), and unstable closed forms use the stable
+functions of :mod:`.stable`.  :mod:`.reverse` derives closed-form derivatives in one iterative pass,
 :mod:`.compile` turns them into one cached NumPy function, :mod:`.backward` runs
 ``backward()`` on them, :mod:`.functional` offers JAX-style transforms and
 :mod:`.printing` shows the formulas.

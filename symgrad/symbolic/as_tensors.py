@@ -17,8 +17,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .elementwise import (Cast, Equal, Greater, GreaterEqual, Less, LessEqual, LogicalAnd, LogicalNot,
+                          LogicalOr, Maximum, Minimum, NotEqual, Select, TieStep)
 from .stable import sigmoid, softplus
 from .structural import StructuralFunction, is_equal
+from .symbols import Attrs
 
 __all__ = ["NotTensorizable", "evaluate_as_tensors"]
 
@@ -34,6 +37,8 @@ _UNARY = {
 _COMPARE = {
     sp.StrictGreaterThan: "__gt__", sp.StrictLessThan: "__lt__", sp.GreaterThan: "__ge__",
     sp.LessThan: "__le__", sp.Equality: "__eq__", sp.Unequality: "__ne__",
+    Greater: "__gt__", Less: "__lt__", GreaterEqual: "__ge__", LessEqual: "__le__", Equal: "__eq__",
+    NotEqual: "__ne__",
 }
 
 
@@ -76,7 +81,7 @@ def _kids(node: sp.Basic) -> tuple:
                 out.append(cond)
         return tuple(out)
     if isinstance(node, (sp.Expr, sp.logic.boolalg.Boolean)) and node.args:
-        return tuple(a for a in node.args)
+        return tuple(a for a in node.args if not isinstance(a, Attrs))
     return ()
 
 
@@ -108,6 +113,22 @@ def _apply(node, args: list, apply_op, Tensor) -> Any:
         return apply_op(_UNARY[node.func], args[0])
     if isinstance(node, is_equal):
         return apply_op("where", _as_tensor(args[0], Tensor) == args[1], 1.0, 0.0)
+    if isinstance(node, Cast):
+        return apply_op("cast", _as_tensor(args[0], Tensor), dtype=node.dtype)
+    if isinstance(node, Select):
+        condition, a, b = args
+        return apply_op("where", _as_tensor(condition, Tensor), a, b)
+    if isinstance(node, (Maximum, Minimum)):
+        return apply_op(node.numpy_name, *[_as_tensor(a, Tensor) for a in args])
+    if isinstance(node, TieStep):
+        a, b = (_as_tensor(v, Tensor) for v in args)
+        return apply_op("where", a > b, 1.0, apply_op("where", a == b, 0.5, 0.0))
+    if isinstance(node, LogicalAnd):
+        return _fold(args, lambda a, b: a & b, Tensor)
+    if isinstance(node, LogicalOr):
+        return _fold(args, lambda a, b: a | b, Tensor)
+    if isinstance(node, LogicalNot):
+        return ~_as_tensor(args[0], Tensor)
     if node.func in _COMPARE:
         left, right = args
         if not isinstance(left, Tensor):

@@ -301,11 +301,15 @@ def _tensor_gradients(segment: Segment, key, arrays, seeds, positions) -> list:
         raise NotImplementedError(
             f"create_graph=True on the symbolic engine: {err}; use set_backward_engine('tape') for this graph"
         ) from None
+    from ..tape import apply_op
+
     out = []
     for value, p in zip(values, positions):
         ref = segment.inputs[p]
         if not isinstance(value, Tensor):
             value = Tensor(np.full(ref.shape, value, dtype=ref.dtype))
+        elif value.dtype != ref.dtype and ref.dtype.kind == "f":
+            value = apply_op("cast", value, dtype=ref.dtype)  # gradients have their input's dtype
         out.append(value)
     return out
 

@@ -34,9 +34,9 @@ import numpy as np
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.printing.numpy import NumPyPrinter
-from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.precedence import PRECEDENCE, precedence
 
-from .structural import numpy_namespace
+from .structural import StructuralFunction, numpy_namespace
 from .symbols import shape_of
 
 __all__ = [
@@ -51,28 +51,47 @@ MAX_DEPTH = 40
 # ============================================================================ printer
 class SymgradNumPyPrinter(NumPyPrinter):
     """SymPy's NumPy printer with symgrad's conventions: symbols print as their Python
-    argument names, temporaries by name, floats exactly, and n-ary ``Max``/``Min``/
-    ``And``/``Or`` as nested binary calls (which broadcast, unlike ``reduce``)."""
+    argument names, temporaries by name (once they are defined), constant subexpressions
+    as Python numbers (``log(2)`` as ``0.6931471805599453``, which NumPy treats as a
+    "weak" scalar, so ``float32`` arrays stay ``float32``), floats exactly, ``Piecewise``
+    as nested ``numpy.where``, and n-ary ``Max``/``Min``/``And``/``Or`` as nested binary
+    calls (which broadcast, unlike ``reduce``).
 
-    def __init__(self, names: dict | None = None, temps: dict | None = None) -> None:
+    Sums, products and powers are printed straight from their arguments: SymPy's own
+    printers build new expressions while printing (``1/x**2`` from ``x**-2``), which costs
+    assumption queries on deep operands and may name a temporary before it is defined.
+    """
+
+    def __init__(self, names: dict | None = None, temps: dict | None = None,
+                 constants: dict | None = None) -> None:
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False, "order": "none"})
         self._names = names or {}
         self._temps = temps or {}
+        self._constants = constants or {}
+        self._available: set = set()
+        self._check_available = False
         self._defining: Any = None
 
     def _print(self, expr, **kwargs) -> str:
-        temp = self._temps.get(expr) if isinstance(expr, sp.Basic) and expr.args else None
-        if temp is not None and expr is not self._defining:
-            return temp
+        if isinstance(expr, sp.Basic) and expr.args:
+            temp = self._temps.get(expr)
+            if temp is not None and expr is not self._defining and (
+                    not self._check_available or temp in self._available):
+                return temp
+            constant = self._constants.get(expr)
+            if constant is not None:
+                return constant
         return super()._print(expr, **kwargs)
 
-    def define(self, expr) -> str:
-        """Print ``expr`` itself (not the name of its temporary)."""
+    def define(self, expr, name: str) -> str:
+        """Print ``expr`` itself (not the name of its temporary); afterwards ``name`` may
+        stand for it."""
         self._defining = expr
         try:
             return self._print(expr)
         finally:
             self._defining = None
+            self._available.add(name)
 
     def _print_Symbol(self, expr) -> str:
         name = self._names.get(expr)
@@ -92,15 +111,112 @@ class SymgradNumPyPrinter(NumPyPrinter):
     def _print_DiracDelta(self, expr) -> str:
         return f"(0*{self._print(expr.args[0])})"
 
+    # ------------------------------------------------------------------ arithmetic
+    def _wrap(self, expr, level: int, strict: bool = False) -> str:
+        text = self._print(expr)
+        prec = _precedence(expr, self)
+        return f"({text})" if prec < level or (strict and prec <= level) else text
+
     def _print_Add(self, expr, order=None) -> str:
-        if len(expr.args) <= CHUNK:
-            return super()._print_Add(expr, order=order)
-        return _balanced([self._print(a) for a in expr.args], " + ")
+        parts = []
+        for term in expr.args:
+            negative, text = self._signed(term)
+            parts.append(("-" if negative else "+", text))
+        if len(parts) > CHUNK:
+            return _balanced([f"-{t}" if s == "-" else t for s, t in parts], " + ")
+        out = parts[0][1] if parts[0][0] == "+" else f"-{parts[0][1]}"
+        for sign, text in parts[1:]:
+            out += f" {sign} {text}"
+        return out
+
+    def _signed(self, term) -> tuple[bool, str]:
+        """``(negative, text)`` of a term of a sum, ``text`` without the sign."""
+        if _negative_number(term):
+            return True, self._print(-term)
+        constant = self._constants.get(term)
+        if constant is not None and constant.startswith("(-"):
+            return True, constant[2:-1]
+        if isinstance(term, sp.Mul) and term.args and _negative_number(term.args[0]) and not self._is_named(term):
+            return True, self._product(-term.args[0], term.args[1:])
+        return False, self._wrap(term, PRECEDENCE["Add"])
+
+    def _is_named(self, expr) -> bool:
+        temp = self._temps.get(expr)
+        return (temp is not None and expr is not self._defining and (
+            not self._check_available or temp in self._available)) or expr in self._constants
 
     def _print_Mul(self, expr) -> str:
-        if len(expr.args) <= CHUNK:
-            return super()._print_Mul(expr)
-        return _balanced([self.parenthesize(a, PRECEDENCE["Mul"], strict=False) for a in expr.args], "*")
+        args = expr.args
+        if args and args[0].is_Number:
+            coeff, factors = args[0], args[1:]
+        else:
+            coeff, factors = sp.S.One, args
+        if _negative_number(coeff):
+            return "-" + self._product(-coeff, factors)
+        return self._product(coeff, factors)
+
+    def _product(self, coeff, factors) -> str:
+        """``coeff * prod(factors)`` for a non-negative number ``coeff``."""
+        numer: list[str] = []
+        denom: list[tuple] = []
+        if coeff.is_Rational and not coeff.is_Integer:
+            if coeff.p != 1:
+                numer.append(str(coeff.p))
+            denom.append((str(coeff.q), True))
+        elif coeff is not sp.S.One or not factors:
+            numer.append(self._print(coeff))
+        if len(factors) > CHUNK:
+            numer.append(_balanced([self._wrap(f, PRECEDENCE["Mul"]) for f in factors], "*"))
+            factors = ()
+        for factor in factors:
+            if (isinstance(factor, sp.Pow) and _negative_number(factor.exp) and not self._is_named(factor)
+                    and factor.base.is_commutative):
+                base, expo = factor.base, -factor.exp
+                if expo is sp.S.One:
+                    denom.append((self._wrap(base, PRECEDENCE["Mul"], strict=True), True))
+                else:
+                    denom.append((self._power(base, expo), True))
+            else:
+                numer.append(self._wrap(factor, PRECEDENCE["Mul"]))
+        text = "*".join(numer) if numer else "1"
+        if not denom:
+            return text
+        if len(denom) == 1:
+            d, atomic = denom[0]
+            return f"{text}/{d}" if atomic else f"{text}/({d})"
+        return f"{text}/({'*'.join(d for d, _ in denom)})"
+
+    def _print_Pow(self, expr, rational=False) -> str:
+        base, expo = expr.args
+        if expo.is_Number and expo.is_negative:
+            if expo is sp.S.NegativeOne:
+                return f"1/{self._wrap(base, PRECEDENCE['Mul'], strict=True)}"
+            return f"1/{self._power(base, -expo)}"
+        return self._power(base, expo)
+
+    def _power(self, base, expo) -> str:
+        if expo is sp.S.Half:
+            return f"{self._module_format('numpy.sqrt')}({self._print(base)})"
+        if expo.is_Rational and not expo.is_Integer:
+            expo_text = f"({expo.p}/{expo.q})"
+        elif expo.is_Number:
+            expo_text = self._print(expo)
+            if _negative_number(expo):
+                expo_text = f"({expo_text})"
+        else:
+            expo_text = self._wrap(expo, PRECEDENCE["Pow"], strict=True)
+        return f"{self._wrap(base, PRECEDENCE['Pow'], strict=True)}**{expo_text}"
+
+    def _print_Piecewise(self, expr) -> str:
+        pieces = list(expr.args)
+        if pieces[-1].cond is sp.true:
+            out = self._print(pieces.pop().expr)
+        else:
+            out = f"{self._module_format('numpy.nan')}"
+        where = self._module_format("numpy.where")
+        for value, cond in reversed(pieces):
+            out = f"{where}({self._print(cond)}, {self._print(value)}, {out})"
+        return out
 
     def _nested(self, func: str, args) -> str:
         out = self._print(args[0])
@@ -132,6 +248,38 @@ def _balanced(parts: list[str], op: str) -> str:
     return "(" + op.join(parts) + ")"
 
 
+def _negative_number(expr) -> bool:
+    return expr.is_Number and expr.is_extended_negative is True
+
+
+def _precedence(expr, printer: SymgradNumPyPrinter) -> int:
+    """The precedence of what :class:`SymgradNumPyPrinter` prints for ``expr`` (without
+    SymPy's ``could_extract_minus_sign``, which builds ``-expr``)."""
+    if expr.args and printer._is_named(expr):
+        return PRECEDENCE["Atom"]
+    if expr.is_Number:
+        if _negative_number(expr):
+            return PRECEDENCE["Add"]
+        if expr.is_Rational and not expr.is_Integer:
+            return PRECEDENCE["Mul"]
+        return PRECEDENCE["Atom"]
+    if isinstance(expr, sp.Add):
+        return PRECEDENCE["Add"]
+    if isinstance(expr, sp.Mul):
+        args = expr.args
+        if args and _negative_number(args[0]):
+            return PRECEDENCE["Add"]
+        return PRECEDENCE["Mul"]
+    if isinstance(expr, sp.Pow):
+        base, expo = expr.args
+        if expo is sp.S.Half:
+            return PRECEDENCE["Atom"]
+        if expo.is_Number and expo.is_negative:
+            return PRECEDENCE["Mul"]
+        return PRECEDENCE["Pow"]
+    return precedence(expr)
+
+
 # ============================================================================ CSE
 def common_subexpressions(outputs: Sequence[sp.Basic]) -> tuple[list, dict]:
     """The nodes that get a temporary, in evaluation order, and ``node -> name``.
@@ -145,6 +293,13 @@ def common_subexpressions(outputs: Sequence[sp.Basic]) -> tuple[list, dict]:
     >>> order, names[sp.exp(x)]
     ([exp(x)], '_t0')
     """
+    chosen, temps, _ = _plan(outputs)
+    return chosen, temps
+
+
+def _plan(outputs: Sequence[sp.Basic]) -> tuple[list, dict, set]:
+    """Temporaries (see :func:`common_subexpressions`) and the constant subexpressions
+    (no symbols, no array ops), which print as numbers."""
     uses: dict = {}
     order: list = []
     kids: dict = {}
@@ -169,8 +324,13 @@ def common_subexpressions(outputs: Sequence[sp.Basic]) -> tuple[list, dict]:
     temps: dict = {}
     chosen: list = []
     depth: dict = {}
+    constants: set = set()
     for node in order:  # operands first
         if not node.args:
+            depth[node] = 0
+            continue
+        if _constant(node, constants):
+            constants.add(node)
             depth[node] = 0
             continue
         d = 1 + max((depth.get(c, 0) for c in kids[node]), default=0)
@@ -179,7 +339,35 @@ def common_subexpressions(outputs: Sequence[sp.Basic]) -> tuple[list, dict]:
             chosen.append(node)
             d = 0
         depth[node] = d
-    return chosen, temps
+    return chosen, temps, constants
+
+
+def _constant(node: sp.Basic, constants: set) -> bool:
+    if not isinstance(node, sp.Expr) or isinstance(node, StructuralFunction):
+        return False
+    for arg in node.args:
+        if arg.args:
+            if arg not in constants:
+                return False
+        elif not (arg.is_Number or isinstance(arg, sp.NumberSymbol)):
+            return False
+    return True
+
+
+def _constant_text(node: sp.Expr) -> str | None:
+    """A Python number literal for a constant subexpression, or None to print it."""
+    try:
+        value = node.evalf(17)
+    except Exception:  # noqa: BLE001  (leave anything unusual to the printer)
+        return None
+    if not value.is_Number:
+        return None
+    if value is sp.nan:
+        return "float('nan')"
+    if value.is_infinite:
+        return "float('inf')" if value.is_extended_positive else "float('-inf')"
+    number = float(value)
+    return repr(number) if number >= 0 else f"({number!r})"
 
 
 def _nameable(node: sp.Basic) -> bool:
@@ -192,25 +380,51 @@ def _args(node: sp.Basic) -> tuple:
 
 # ============================================================================ compiled function
 def python_name(name: str, taken: set) -> str:
-    """A valid, unused Python identifier for a display name (``fc.weight`` -> ``fc_weight``).
+    """A safe, unused Python identifier for a display name: ASCII letters, digits and
+    ``_`` only (``fc.weight`` -> ``fc_weight``), never a keyword, a builtin, a name the
+    generated code calls (``matmul``, ``sum``, ``numpy`` ...) or a temporary (``_t0``).
+    Tensor names come from users, so nothing of ``name`` reaches generated code except
+    these characters.
 
     >>> python_name("fc.weight", set()), python_name("lambda", set()), python_name("x", {"x"})
     ('fc_weight', 'lambda_', 'x_1')
+    >>> python_name("__import__('os')", set()), python_name("sum", set()), python_name("x y", set())
+    ('__import____os__', 'sum_', 'x_y')
     """
-    base = re.sub(r"\W", "_", name) or "_"
+    base = re.sub(r"[^0-9A-Za-z_]", "_", str(name)) or "_"
     if base[0].isdigit():
         base = "_" + base
-    if keyword.iskeyword(base) or base in _RESERVED:
+    while base in _reserved() or keyword.iskeyword(base) or keyword.issoftkeyword(base) or _TEMPORARY.match(base):
         base += "_"
     candidate, i = base, 0
-    while candidate in taken or candidate.startswith("_t") and candidate[2:].isdigit():
+    while candidate in taken or candidate in _reserved() or _TEMPORARY.match(candidate):
         i += 1
         candidate = f"{base}_{i}"
     taken.add(candidate)
     return candidate
 
 
-_RESERVED = {"numpy", "array", "equal", "sigmoid", "softplus", "functools"}
+_TEMPORARY = re.compile(r"_t\d+$")
+_RESERVED_NAMES: dict = {}
+
+
+def _reserved() -> set:
+    """Every name generated code may read: builtins, the modules and every function of
+    :func:`numpy_namespace`, and the names of generated functions."""
+    from ..ops import OPS
+    from .structural import STRUCTURAL_FUNCTIONS
+
+    version = (len(OPS), len(STRUCTURAL_FUNCTIONS))
+    names = _RESERVED_NAMES.get(version)
+    if names is None:
+        import builtins
+
+        names = set(dir(builtins)) | set(numpy_namespace()) | {
+            "numpy", "functools", "np", "sympy", "sp", "compiled", "backward", "grad", "value_and_grad",
+            "jacobian", "hessian", "vjp", "jvp"}
+        _RESERVED_NAMES.clear()
+        _RESERVED_NAMES[version] = names
+    return names
 
 
 class CompiledFunction:
@@ -245,6 +459,8 @@ class CompiledFunction:
         self.output_shapes = list(output_shapes) if output_shapes is not None else [
             _maybe_shape(e) for e in outputs]
         self.output_dtypes = [None if d is None else np.dtype(d) for d in (output_dtypes or [None] * len(outputs))]
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"a compiled function needs an identifier for a name, got {name!r}")
         self.name = name
         self.source, self.n_temporaries = _generate(self.symbols, self.inputs, list(outputs), name)
         namespace = {"numpy": np, "functools": __import__("functools")}
@@ -328,11 +544,17 @@ def operation_count(outputs: Sequence[sp.Expr]) -> int:
 
 
 def _generate(symbols: list, names: list[str], outputs: list, name: str) -> tuple[str, int]:
-    order, temps = common_subexpressions(outputs)
-    printer = SymgradNumPyPrinter(dict(zip(symbols, names)), temps)
+    order, temps, constant_nodes = _plan(outputs)
+    constants = {}
+    for node in constant_nodes:
+        text = _constant_text(node)
+        if text is not None:
+            constants[node] = text
+    printer = SymgradNumPyPrinter(dict(zip(symbols, names)), temps, constants)
+    printer._check_available = True
     lines = [f"def {name}({', '.join(names)}):"]
     for node in order:
-        lines.append(f"    {temps[node]} = {printer.define(node)}")
+        lines.append(f"    {temps[node]} = {printer.define(node, temps[node])}")
     results = [printer._print(out) for out in outputs]
     body = ", ".join(results) + ("," if len(results) == 1 else "")
     lines.append(f"    return ({body})")

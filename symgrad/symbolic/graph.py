@@ -33,9 +33,10 @@ import numpy as np
 import sympy as sp
 from sympy.core.parameters import evaluate
 
+from .elementwise import elementwise_form, lower
 from .stable import STABLE_FORMS
 from .structural import exact, structural_class
-from .symbols import ArrayVar, Slot, _freeze
+from .symbols import ArrayVar, Slot, _freeze, intern, start_building
 
 __all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph"]
 
@@ -237,7 +238,7 @@ class Segment:
                 "cut", node=edge, index=k, name=name, shape=shape, dtype=dtype)))
         constant = getattr(tensor, "_constant", None)
         if constant is not None:
-            return ("c", type(constant).__name__, repr(constant), tensor.dtype.str)
+            return ("c", _freeze(_number_value(constant)), tensor.dtype.str)
         return ("in", self._add_input(("array", id(tensor)), lambda: InputRef(
             "array", tensor=tensor, name=tensor.name, shape=tensor.shape, dtype=tensor.dtype,
             version=tensor._version.value)))
@@ -269,13 +270,17 @@ class Segment:
     # ------------------------------------------------------------------ SymPy
     def build(self) -> tuple[list, list]:
         """``(input symbols, top expressions)``; node expressions are kept in ``self.exprs``."""
+        start_building()
         taken: dict = {}
         symbols = []
+        n_index = n_unnamed = 0
         for i, ref in enumerate(self.inputs):
             if ref.kind == "index":
-                base = f"idx{sum(1 for r in self.inputs[:i] if r.kind == 'index')}"
+                base = f"idx{n_index}"
+                n_index += 1
             else:
-                base = ref.name or f"t{sum(1 for r in self.inputs[:i] if not r.name and r.kind != 'index')}"
+                base = ref.name or f"t{n_unnamed}"
+                n_unnamed += not ref.name
             name = base
             while name in taken:
                 taken[base] += 1
@@ -293,7 +298,9 @@ class Segment:
             # assumptions of whole subtrees, which is superlinear (and recursive) in depth
             for node, refs, entry, attrs in zip(self.nodes, self.children, self.entries, self.node_attrs):
                 args = [self._expr(r, exprs, symbols) for r in refs]
-                exprs.append(_node_expr(node, args, entry[3], attrs))
+                out = _node_expr(node, args, entry[3], attrs)
+                # one object per structure: a rebuilt graph shares the previous build's nodes
+                exprs.append(tuple(intern(o) for o in out) if isinstance(out, tuple) else intern(out))
         self.exprs = exprs
         self.symbols = symbols
         return symbols, [self._expr(r, exprs, symbols) for r in self.top_refs]
@@ -304,23 +311,45 @@ class Segment:
             return out[ref[2]] if isinstance(out, tuple) else out
         if ref[0] == "in":
             return symbols[ref[1]]
-        return _constant_number(eval_constant(ref))
+        return intern(_constant_number(eval_constant(ref)))
 
     def node_expr(self, position: int, k: int = 0) -> sp.Expr:
         out = self.exprs[position]
         return out[k] if isinstance(out, tuple) else out
 
 
+def _number_value(value: Any) -> Any:
+    """A Python number for a constant operand (NumPy scalars and 0-d arrays included)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (complex, np.complexfloating)):
+        return complex(value)
+    raise TypeError(f"the constant operand {value!r} of type {type(value).__name__} is not a number")
+
+
 def eval_constant(ref: tuple) -> Any:
-    """The Python number of a constant reference ``("c", type, repr, dtype)``."""
-    _, type_name, text, _ = ref
-    if type_name == "bool":
-        return text == "True"
-    if type_name == "int":
-        return int(text)
-    if type_name == "complex":
-        return complex(text)
-    return float(text) if text not in ("nan", "inf", "-inf") else float(text)
+    """The Python number of a constant reference ``("c", frozen value, dtype)`` (read
+    from the type-tagged value, never parsed from a ``repr``).
+
+    >>> eval_constant(("c", _freeze(0.1), "<f8")), eval_constant(("c", _freeze(np.float64(2.5)), "<f8"))
+    (0.1, 2.5)
+    """
+    kind, *parts = ref[1]
+    if kind == "bool":
+        return bool(parts[0])
+    if kind == "int":
+        return int(parts[0])
+    if kind == "float":
+        return float.fromhex(parts[0])
+    if kind == "complex":
+        return complex(float.fromhex(parts[0]), float.fromhex(parts[1]))
+    raise ValueError(f"unknown constant reference {ref!r}")
 
 
 def _cut_name(node, k: int) -> str:
@@ -349,15 +378,17 @@ def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
                 "`sympy(sp, *exprs)` on it, or differentiate it with its own backward (backward() does)"
             )
         out = form(sp, *args)
-        return tuple(out) if isinstance(out, (tuple, list)) else out
+        stop = set(args)
+        if isinstance(out, (tuple, list)):
+            return tuple(lower(sp.sympify(o), stop) for o in out)
+        return lower(sp.sympify(out), stop)
     from ..ops import STRUCTURAL
 
     if op.sympy is STRUCTURAL:
         cls = structural_class(op.name)
         exact_args = [exact(a, s) for a, s in zip(args, shapes)]
         return cls.of(*exact_args, **attrs)
-    form = STABLE_FORMS.get(op.name, op.sympy)
-    return sp.sympify(form(sp, *args, **attrs))
+    return elementwise_form(op.name, STABLE_FORMS.get(op.name, op.sympy), args, attrs)
 
 
 # ============================================================================ user-facing

@@ -26,10 +26,11 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 import sympy as sp
-from sympy.core.parameters import evaluate
+from sympy.core.parameters import evaluate, global_parameters
 
+from .elementwise import NOT_DIFFERENTIABLE, Select, dummies, lower
 from .structural import StructuralFunction, exact, reduce_to, scale
-from .symbols import ArrayVar, broadcast_shapes, operands, shape_of, size_of
+from .symbols import ArrayVar, broadcast_shapes, intern, operands, shape_of, size_of
 
 __all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "as_expr"]
 
@@ -69,36 +70,77 @@ def _topological(roots: Iterable[sp.Basic]) -> tuple[list, dict]:
 
 
 def _local_partials(node: sp.Basic, children: Sequence[sp.Basic]) -> list:
-    """``d node / d child`` for each child, by SymPy's ``diff`` on fresh real symbols."""
+    """``d node / d child`` for each child, by SymPy's ``diff`` on fresh real symbols.
+
+    The derivative is taken of a *template* -- the node with its operands replaced by
+    private dummies -- and cached per template, so every ``tanh`` node of a graph costs
+    one dictionary lookup and one substitution, not one call of SymPy's ``diff``."""
     if isinstance(node, sp.Add):
         return [sp.S.One] * len(children)
     if isinstance(node, sp.Mul):
         args = node.args
-        return [sp.Mul(*(args[:i] + args[i + 1:])) for i in range(len(args))]
+        return [_product(args[:i] + args[i + 1:]) for i in range(len(args))]
     if isinstance(node, sp.Pow):
         base, expo = node.args
-        d_base = _times(expo, base ** (expo - 1)) if expo.free_symbols or not expo.is_zero else _ZERO
-        d_expo = node * sp.log(base) if expo.free_symbols else _ZERO
+        constant = expo.is_Number
+        d_base = _ZERO if constant and expo.is_zero else _times(expo, _power(base, expo - 1))
+        d_expo = _ZERO if constant else _times(node, sp.log(base))
         return [d_base, d_expo]
-    dummies = [sp.Dummy(f"u{i}", real=True) for i in range(len(children))]
-    forward = dict(zip(children, dummies))
-    back = dict(zip(dummies, children))
-    local = node.xreplace(forward)
+    if isinstance(node, NOT_DIFFERENTIABLE):
+        return [_ZERO] * len(children)
+    us = dummies(len(children))
+    forward = dict(zip(children, us))
+    if node.args == tuple(children):
+        key = (node.func, len(children))
+        local = None
+    else:
+        local = node.xreplace(forward)
+        key = local
+    partials = _PARTIALS.get(key)
+    if partials is None:
+        if local is None:
+            with evaluate(True):
+                local = node.func(*us)
+        partials = _PARTIALS[key] = _template_partials(node, local, us)
+    back = dict(zip(us, children))
+    return [p if p.is_Number else p.xreplace(back) for p in partials]
+
+
+_PARTIALS: dict = {}
+
+
+def _template_partials(node: sp.Basic, local: sp.Expr, us: Sequence[sp.Symbol]) -> list:
     out = []
-    for dummy in dummies:
-        if dummy not in local.free_symbols:
-            out.append(_ZERO)
-            continue
-        partial = sp.diff(local, dummy)
-        if partial.has(sp.DiracDelta):
-            partial = partial.replace(sp.DiracDelta, lambda *args: _ZERO)
-        if partial.has(sp.Derivative):
-            raise NotImplementedError(
-                f"SymPy cannot differentiate {node.func.__name__} (in {node}); give the op a SymPy "
-                "form with a derivative, or use the tape engine"
-            )
-        out.append(partial.xreplace(back))
+    with evaluate(True):
+        free = local.free_symbols
+        for dummy in us:
+            if dummy not in free:
+                out.append(_ZERO)
+                continue
+            partial = sp.diff(local, dummy)
+            if partial.has(sp.DiracDelta):
+                partial = partial.replace(sp.DiracDelta, lambda *args: _ZERO)
+            if partial.has(sp.Derivative):
+                raise NotImplementedError(
+                    f"SymPy cannot differentiate {node.func.__name__} (in {node}); give the op a SymPy "
+                    "form with a derivative, or use the tape engine"
+                )
+            out.append(lower(partial))
     return out
+
+
+def _product(factors: tuple) -> sp.Expr:
+    if len(factors) == 1:
+        return factors[0]
+    if not global_parameters.evaluate:
+        return sp.Mul._from_args(factors, is_commutative=True)
+    return sp.Mul(*factors)
+
+
+def _power(base: sp.Expr, expo: sp.Expr) -> sp.Expr:
+    if expo is sp.S.One:
+        return base
+    return sp.Pow(base, expo)
 
 
 def adjoints(seeds: Sequence[tuple[Any, Any]], wrt: Sequence[Any]) -> list:
@@ -146,30 +188,30 @@ def _pass(seeds, wrt, order, kids, flat: bool, scalar_outputs: bool) -> list:
             if broadcast_shapes(shape_of(g), shape_of(y)) != shape_of(y):
                 raise ValueError(f"the upstream gradient {g} of shape {shape_of(g)} does not broadcast "
                                  f"to the shape {shape_of(y)} of {y}; pass exact(y, shape) instead")
-        if y in depends and g != 0:
+        if y in depends and not _is_zero(g):
             pending.setdefault(y, []).append(g)
     found: dict = {}
     for node in reversed(order):
         contributions = pending.pop(node, None)
         if contributions is None:
             continue
-        g = contributions[0] if len(contributions) == 1 else _sum(contributions, flat)
+        g = contributions[0] if len(contributions) == 1 else intern(_sum(contributions, flat))
         if node in targets:
             found[node] = g
         children = kids[node]
-        if not children or g == 0:
+        if not children or _is_zero(g):
             continue
         if isinstance(node, StructuralFunction):
             g_exact = exact(g, shape_of(node))
             usable = node.differentiable_args()
-            for i, child in enumerate(children):
-                if child in depends and usable[i]:
-                    _push(pending, child, node.adjoint(g_exact, i))
+            wanted = [i for i, child in enumerate(children) if usable[i] and child in depends]
+            for i, contribution in zip(wanted, node.adjoints(g_exact, wanted)):
+                _push(pending, children[i], contribution)
             continue
         live = [c in depends for c in children]
         partials = _local_partials(node, children) if any(live) else []
         for child, is_live, partial in zip(children, live, partials):
-            if is_live and partial != 0:
+            if is_live and not _is_zero(partial):
                 contribution = _times(g, partial, flat)
                 if arrays:
                     contribution = reduce_to(contribution, shape_of(child), shape_of(node))
@@ -185,25 +227,54 @@ re-sorting (``Mul``/``Add`` built from their arguments as they are)."""
 
 
 def _times(g: sp.Expr, partial: sp.Expr, flat: bool = False) -> sp.Expr:
-    """``g * partial``; a number never gets distributed over a sum."""
+    """``g * partial``; a number never gets distributed over a sum, and a selector
+    ``where(c, 1, 0)`` takes ``g`` into its branches (``where(c, g, 0)``: no 0/1 array is
+    made, and the dtype of ``g`` is kept)."""
     if g.is_Number:
         return scale(g, partial)
     if partial.is_Number:
         return scale(partial, g)
+    if isinstance(partial, Select) and _numeric_select(partial):
+        return _select_times(g, partial, flat)
     if flat and not (g.is_Atom or partial.is_Atom):
-        return sp.Mul._from_args((g, partial))
+        return sp.Mul._from_args((g, partial), is_commutative=True)
     return g * partial
+
+
+def _numeric_select(expr: sp.Expr) -> bool:
+    """A ``where`` whose branches are numbers or such ``where``s (a selector)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Select):
+            stack.extend(node.args[1:])
+        elif not node.is_Number:
+            return False
+    return True
+
+
+def _select_times(g: sp.Expr, selector: sp.Expr, flat: bool) -> sp.Expr:
+    if isinstance(selector, Select):
+        c, a, b = selector.args
+        return Select(c, _select_times(g, a, flat), _select_times(g, b, flat))
+    return _times(g, selector, flat)
 
 
 def _sum(terms: list, flat: bool = False) -> sp.Expr:
     if flat:
-        return sp.Add._from_args(tuple(terms))
+        return sp.Add._from_args(tuple(terms), is_commutative=True)
     return sp.Add(*terms)
 
 
+def _is_zero(expr: sp.Expr) -> bool:
+    """``expr == 0`` without SymPy's comparison machinery (a number that is zero)."""
+    return expr.is_Number and expr.is_zero
+
+
 def _push(pending: dict, node: sp.Basic, contribution: sp.Expr) -> None:
-    if contribution != 0:
-        pending.setdefault(node, []).append(contribution)
+    if not _is_zero(contribution):
+        # canonical objects only: two equal deep expressions never meet in a dictionary
+        pending.setdefault(node, []).append(intern(contribution))
 
 
 # ---------------------------------------------------------------------------- public API

@@ -30,7 +30,36 @@ def _np_softplus(x):
     return np.logaddexp(0, x)
 
 
-class sigmoid(sp.Function):
+class _StableFunction(sp.Function):
+    """Shared numeric behaviour: real for real arguments, and a direct ``evalf`` from
+    the elementary form, so that SymPy can compare ``softplus(3)`` with a number at once
+    (the default path splits it into ``re``/``im`` parts and can loop for minutes)."""
+
+    nargs = 1
+
+    def _eval_evalf(self, prec):
+        arg = self.args[0]._eval_evalf(prec)
+        if arg is None or not arg.is_number:
+            return None
+        with sp.core.parameters.evaluate(True):
+            return self._eval_rewrite_as_exp(arg)._eval_evalf(prec)
+
+    def as_real_imag(self, deep=True, **hints):
+        if self.args[0].is_extended_real:
+            return (self, sp.S.Zero)
+        return super().as_real_imag(deep=deep, **hints)
+
+    def _eval_is_extended_real(self):
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_is_real(self):
+        return True if self.args[0].is_real else None
+
+    def _eval_is_finite(self):
+        return True if self.args[0].is_finite else None
+
+
+class sigmoid(_StableFunction):
     """The logistic function; compiled as ``exp(-logaddexp(0, -x))``.
 
     >>> z = sp.Symbol("z", real=True)
@@ -54,9 +83,6 @@ class sigmoid(sp.Function):
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return 1 / (1 + sp.exp(-x))
 
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
     def _eval_is_positive(self):
         return True if self.args[0].is_real else None
 
@@ -70,7 +96,7 @@ class sigmoid(sp.Function):
         return text if exp is None else r"%s^{%s}" % (text, exp)
 
 
-class softplus(sp.Function):
+class softplus(_StableFunction):
     """``log(1 + exp(x))``; compiled as ``logaddexp(0, x)``.
 
     >>> x = sp.Symbol("x", real=True)
@@ -93,9 +119,6 @@ class softplus(sp.Function):
         return sp.log(1 + sp.exp(x))
 
     _eval_rewrite_as_log = _eval_rewrite_as_exp
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
 
     def _numpycode(self, printer) -> str:
         return f"softplus({printer._print(self.args[0])})"
@@ -129,12 +152,38 @@ def _softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0, **_: An
     return sp.Piecewise((x, beta * x > _number(threshold)), (smooth, True))
 
 
+def _cast_form(sp_module, x, **attrs: Any):
+    from .elementwise import _cast_form as form
+
+    return form(sp_module, x, **attrs)
+
+
+def _maximum_form(sp_module, a, b, **_: Any):
+    from .elementwise import Maximum
+
+    return Maximum(a, b)
+
+
+def _minimum_form(sp_module, a, b, **_: Any):
+    from .elementwise import Minimum
+
+    return Minimum(a, b)
+
+
 STABLE_FORMS: dict[str, Callable[..., sp.Expr]] = {
     "sigmoid": lambda sp_module, x, **_: sigmoid(x),
     "softplus": _softplus_form,
     "log_sigmoid": lambda sp_module, x, **_: -softplus(-x),
     "logsigmoid": lambda sp_module, x, **_: -softplus(-x),
     "binary_cross_entropy_with_logits": lambda sp_module, z, y, **_: softplus(z) - y * z,
+    # not the table's three-branch Piecewise: nested calls would grow exponentially (and a
+    # Piecewise over arrays is rewritten by SymPy, see elementwise.py); same values and
+    # the same derivative, ties split half/half
+    "maximum": _maximum_form,
+    "minimum": _minimum_form,
+    # the table's form is x itself; this one rounds values as the tape does
+    "cast": _cast_form,
 }
 """SymPy forms used instead of the op table's for ops whose literal closed form would
-overflow when compiled (the math is the same; ``fdiff`` above gives the derivatives)."""
+overflow when compiled, or grow exponentially when nested (the math is the same;
+``fdiff`` gives the derivatives)."""

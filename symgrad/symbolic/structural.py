@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
+import mpmath.libmp as mlib
 import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
@@ -100,7 +101,12 @@ class StructuralFunction(sp.Function):
 
     def differentiable_args(self) -> tuple[bool, ...]:
         """Which array arguments carry a gradient (indices and masks do not)."""
-        return (True,) * len(self.arrays)
+        return (True,) * (len(self.args) - 1)
+
+    def adjoints(self, g: sp.Expr, wanted: Sequence[int]) -> list:
+        """``[adjoint(g, i) for i in wanted]``; ops with many arguments (``cat``,
+        ``stack``) override it to share the work between arguments."""
+        return [self.adjoint(g, i) for i in wanted]
 
     def _eval_derivative(self, s):
         raise TypeError(
@@ -130,7 +136,11 @@ class StructuralFunction(sp.Function):
         parts = [printer._print(a) for a in self.arrays] + self._shown_attrs()
         return f"{self.op_name}({', '.join(parts)})"
 
-    def _latex(self, printer) -> str:
+    def _latex(self, printer, exp=None) -> str:
+        text = self._latex_body(printer)
+        return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
+
+    def _latex_body(self, printer) -> str:
         parts = [printer._print(a) for a in self.arrays] + [
             r"\text{%s}" % t.replace("_", r"\_") for t in self._shown_attrs()]
         name = self.latex_name or r"\operatorname{%s}" % self.op_name.replace("_", r"\_")
@@ -176,19 +186,41 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def attr_code(value: Any) -> str:
-    """Python source for an attribute value, evaluated in :func:`numpy_namespace`."""
+    """Python source for an attribute value, evaluated in :func:`numpy_namespace`: only
+    literals (numbers, strings, ``None``, ``...``), tuples, slices, dtypes and arrays of
+    numbers; anything else is refused, so no ``repr`` of an arbitrary object ever reaches
+    generated code.
+
+    >>> attr_code((slice(1, None), None, Ellipsis, -2.5, "max", np.dtype("float32")))
+    "(slice(1, None, None), None, Ellipsis, -2.5, 'max', 'float32')"
+    """
     if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"an array attribute of dtype {value.dtype} cannot be compiled; use numbers")
         return f"array({value.tolist()!r}, dtype={value.dtype.name!r})"
-    if isinstance(value, float) and not np.isfinite(value):
-        return f"float({str(value)!r})"
-    if isinstance(value, np.dtype):
-        return repr(value.name)
+    if value is None or value is Ellipsis or isinstance(value, (bool, np.bool_)):
+        return repr(value if not isinstance(value, np.bool_) else bool(value))
+    if isinstance(value, (int, np.integer)):
+        return repr(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return repr(value) if np.isfinite(value) else f"float({str(value)!r})"
+    if isinstance(value, complex):
+        return f"complex({attr_code(value.real)}, {attr_code(value.imag)})"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return repr(np.dtype(value).name)
+    if isinstance(value, list):
+        return "[" + ", ".join(attr_code(v) for v in value) + "]"
     if isinstance(value, tuple):
         inner = ", ".join(attr_code(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     if isinstance(value, slice):
         return f"slice({attr_code(value.start)}, {attr_code(value.stop)}, {attr_code(value.step)})"
-    return repr(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{attr_code(k)}: {attr_code(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"the attribute value {value!r} of type {type(value).__name__} cannot be compiled")
 
 
 STRUCTURAL_FUNCTIONS: dict[str, type[StructuralFunction]] = {}
@@ -236,18 +268,35 @@ def scale(c: Any, expr: sp.Expr) -> sp.Expr:
         return expr
     if c.is_zero:
         return sp.S.Zero
-    if expr.is_Number:
-        return c * expr
-    if expr.is_Mul and expr.args[0].is_Number:
-        coeff, rest = c * expr.args[0], expr.args[1:]
+    if expr.is_Number and c.is_Number:
+        return _number_product(c, expr)
+    if expr.is_Mul and expr.args[0].is_Number and c.is_Number:
+        coeff, rest = _number_product(c, expr.args[0]), expr.args[1:]
         if coeff is sp.S.One:
-            return sp.Mul._from_args(rest) if len(rest) > 1 else rest[0]
+            return sp.Mul._from_args(rest, is_commutative=True) if len(rest) > 1 else rest[0]
         if coeff.is_zero:
             return sp.S.Zero
-        return sp.Mul._from_args((coeff,) + rest)
+        return sp.Mul._from_args((coeff,) + rest, is_commutative=True)
     if expr.is_Add and c.is_Number:
-        return sp.Mul._from_args((c, expr))
+        return sp.Mul._from_args((c, expr), is_commutative=True)
     return c * expr
+
+
+def _number_product(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """``a*b`` of two numbers as one number, also while SymPy's evaluation is off
+    (without switching it on: every switch clears SymPy's cache)."""
+    from sympy.core.parameters import global_parameters
+
+    if global_parameters.evaluate:
+        return a * b
+    if a.is_Rational and b.is_Rational:
+        return sp.Rational(a.p * b.p, a.q * b.q)
+    if a.is_Float or b.is_Float:
+        if a.is_finite and b.is_finite:
+            precision = max(getattr(a, "_prec", 53), getattr(b, "_prec", 53))
+            return sp.Float._new(mlib.mpf_mul(a._as_mpf_val(precision), b._as_mpf_val(precision), precision,
+                                              mlib.round_nearest), precision)
+    return sp.Mul(a, b)
 
 
 def exact(expr: sp.Expr, shape: Shape) -> sp.Expr:
@@ -519,6 +568,16 @@ def _matrix_transpose(x: sp.Expr) -> sp.Expr:
     return Transpose.of(x, dim0=n - 2, dim1=n - 1)
 
 
+def _new_axis(x: sp.Expr, position: int) -> sp.Expr:
+    """``x[:, None]`` (``position=-1``) or ``x[None, :]`` (``-2``) for a vector, with an
+    ellipsis in front for more axes: a new axis of length 1 that broadcasts."""
+    n = len(shape_of(x))
+    tail = (None,) if position == -1 else (None, slice(None))
+    if n == 1 and position == -1:
+        return Getitem.of(x, index=(slice(None), None))
+    return Getitem.of(x, index=(Ellipsis,) + tail)
+
+
 def _insert_axis(x: sp.Expr, position: int) -> sp.Expr:
     shape = list(shape_of(x))
     shape.insert(position if position >= 0 else len(shape) + 1 + position, 1)
@@ -553,6 +612,19 @@ class Matmul(StructuralFunction):
         sa, sb = shape_of(a), shape_of(b)
         if len(sa) == 1 and len(sb) == 1:
             return g * (b if index == 0 else a)
+        if len(sa) == 1:  # vector @ matrix (or a batch of matrices): g has b's batch axes
+            g_row = g if len(sb) == 2 else _new_axis(g, -2)
+            if index == 1:
+                return _new_axis(a, -1) * g_row  # an outer product, a[:, None]*g
+            if len(sb) == 2:
+                return Matmul.of(b, g)
+            return Sum.of(b * g_row, dim=tuple(range(len(sb) - 2)) + (len(sb) - 1,))
+        if len(sb) == 1:  # matrix (or a batch of matrices) @ vector: g has a's leading axes
+            if index == 0:
+                return _new_axis(g, -1) * b  # an outer product, g[:, None]*b
+            if len(sa) == 2:
+                return Matmul.of(_matrix_transpose(a), g)
+            return Sum.of(a * _new_axis(g, -1), dim=tuple(range(len(sa) - 1)))
         a2 = _insert_axis(a, 0) if len(sa) == 1 else a
         b2 = _insert_axis(b, -1) if len(sb) == 1 else b
         g2 = g
@@ -574,7 +646,7 @@ class Matmul(StructuralFunction):
         right = printer.parenthesize(b, PRECEDENCE["Mul"], strict=False)
         return f"{left} @ {right}"
 
-    def _latex(self, printer) -> str:
+    def _latex_body(self, printer) -> str:
         a, b = self.arrays
         left = printer.parenthesize(a, MATMUL_PRECEDENCE, strict=True)
         right = printer.parenthesize(b, PRECEDENCE["Mul"], strict=False)
@@ -594,10 +666,14 @@ class Matmul(StructuralFunction):
 
 
 def _pretty_T(printer, x):
-    from sympy.printing.pretty.stringpict import prettyForm
+    """``x`` with a superscript ``T`` (built directly: ``prettyForm.__pow__`` expects the
+    base of a function call to come from SymPy's own function printer)."""
+    from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
     base = pretty_operand(printer, x, PRECEDENCE["Func"], strict=False)
-    return base ** prettyForm("T")
+    top = stringPict(*stringPict("T").left(" " * base.width()))
+    bottom = stringPict(*base.right(" "))
+    return prettyForm(*bottom.above(top), binding=prettyForm.POW)
 
 
 class _AxesOp(StructuralFunction):
@@ -646,10 +722,10 @@ class Transpose(_AxesOp):
             return f"{self._postfix_arg(printer)}.T"
         return super()._sympystr(printer)
 
-    def _latex(self, printer) -> str:
+    def _latex_body(self, printer) -> str:
         if self._is_matrix_T():
             return "{%s}^{T}" % self._postfix_arg(printer)
-        return super()._latex(printer)
+        return super()._latex_body(printer)
 
     def _pretty(self, printer):
         if self._is_matrix_T():
@@ -690,11 +766,11 @@ class Permute(_AxesOp):
             return f"{self._postfix_arg(printer)}.T"
         return super()._sympystr(printer)
 
-    def _latex(self, printer) -> str:
+    def _latex_body(self, printer) -> str:
         dims = tuple(int(d) for d in self.attrs["dims"])
         if dims == tuple(reversed(range(len(dims)))):
             return "{%s}^{T}" % self._postfix_arg(printer)
-        return super()._latex(printer)
+        return super()._latex_body(printer)
 
     def _pretty(self, printer):
         dims = tuple(int(d) for d in self.attrs["dims"])
@@ -876,7 +952,7 @@ class Getitem(_Indexed):
         arg, key = self._text(printer)
         return f"{arg}[{key}]"
 
-    def _latex(self, printer) -> str:
+    def _latex_body(self, printer) -> str:
         arg, key = self._text(printer)
         return r"{%s}_{\left[%s\right]}" % (arg, key)
 
@@ -955,14 +1031,24 @@ class Cat(StructuralFunction):
         return tuple(out)
 
     def adjoint(self, g, index):
+        return self.adjoints(g, [index])[0]
+
+    def adjoints(self, g, wanted):
         shapes = [shape_of(a) for a in self.arrays]
         kept = _cat_kept(shapes)
-        if not kept[index]:
-            return sp.Integer(0)
-        dim = _norm_dims(self.attrs.get("dim", 0), len(shapes[index]))[0]
-        start = sum(s[dim] for s, k in zip(shapes[:index], kept) if k)
-        key = (slice(None),) * dim + (slice(start, start + shapes[index][dim]),)
-        return Getitem.of(g, index=key)
+        dim = _norm_dims(self.attrs.get("dim", 0), len(next(s for s, k in zip(shapes, kept) if k)))[0]
+        starts, start = [], 0
+        for shape, keep in zip(shapes, kept):
+            starts.append(start)
+            start += shape[dim] if keep else 0
+        out = []
+        for index in wanted:
+            if not kept[index]:
+                out.append(sp.Integer(0))
+                continue
+            key = (slice(None),) * dim + (slice(starts[index], starts[index] + shapes[index][dim]),)
+            out.append(Getitem.of(g, index=key))
+        return out
 
 
 @_register
@@ -980,9 +1066,12 @@ class Stack(StructuralFunction):
         return tuple(out)
 
     def adjoint(self, g, index):
-        n = len(shape_of(self.arrays[0])) + 1
+        return self.adjoints(g, [index])[0]
+
+    def adjoints(self, g, wanted):
+        n = len(shape_of(self.args[0])) + 1
         dim = int(self.attrs.get("dim", 0)) % n
-        return Getitem.of(g, index=(slice(None),) * dim + (index,))
+        return [Getitem.of(g, index=(slice(None),) * dim + (index,)) for index in wanted]
 
 
 # ====================================================================== elementwise helpers
@@ -1017,7 +1106,7 @@ def numpy_namespace() -> dict[str, Any]:
            [0., 0.]])
     """
     from ..ops import OPS
-    from . import stable
+    from . import elementwise, stable
 
     space: dict[str, Any] = {"array": np.array, "equal": np.equal}
     for name, op in OPS.items():
@@ -1030,4 +1119,5 @@ def numpy_namespace() -> dict[str, Any]:
             except KeyError:
                 pass
     space.update(stable.NUMPY_HELPERS)
+    space.update(elementwise.NUMPY_HELPERS)
     return space

@@ -16,6 +16,7 @@ apply their shape rule, everything else broadcasts its operands.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterable
 
 import numpy as np
@@ -23,7 +24,8 @@ import sympy as sp
 
 Shape = tuple[int, ...]
 
-__all__ = ["ArrayVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder"]
+__all__ = ["ArrayVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
+           "intern"]
 
 
 class ArrayVar(sp.Symbol):
@@ -303,7 +305,20 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
 
 
 _SHAPES: dict = {}
-_SHAPES_LIMIT = 200_000
+_OLD_SHAPES: dict = {}
+_SHAPES_LIMIT = 500_000
+"""The shape memo keeps two generations of at most this many entries each: when the
+current one is full it becomes the old one (whose entries move back when used), so a
+graph larger than the limit never makes every lookup start over."""
+
+
+def _known_shape(node: sp.Basic) -> Shape | None:
+    shape = _SHAPES.get(node)
+    if shape is None:
+        shape = _OLD_SHAPES.get(node)
+        if shape is not None:
+            _SHAPES[node] = shape
+    return shape
 
 
 def shape_of(expr: Any) -> Shape:
@@ -315,37 +330,39 @@ def shape_of(expr: Any) -> Shape:
     >>> shape_of(sp.Integer(2))
     ()
     """
+    global _SHAPES, _OLD_SHAPES
     if not isinstance(expr, sp.Basic):
         return tuple(np.shape(expr))
-    known = _SHAPES.get(expr)
+    known = _known_shape(expr)
     if known is not None:
         return known
     if len(_SHAPES) > _SHAPES_LIMIT:
-        _SHAPES.clear()
+        _OLD_SHAPES, _SHAPES = _SHAPES, {}
     from .structural import StructuralFunction
 
+    shapes = _SHAPES
     stack = [(expr, None)]
     while stack:
         node, children = stack[-1]
         if children is None:
-            children = [c for c in operands(node) if c not in _SHAPES]
+            children = [c for c in operands(node) if _known_shape(c) is None]
             stack[-1] = (node, children)
             if children:
                 stack.extend((c, None) for c in children)
                 continue
         stack.pop()
-        if node in _SHAPES:
+        if node in shapes:
             continue
         if isinstance(node, ArrayVar):
             shape = node.array_shape
         elif isinstance(node, StructuralFunction):
-            shape = node.shape_rule([_SHAPES[a] for a in node.arrays], node.attrs)
+            shape = node.shape_rule([shapes[a] for a in node.arrays], node.attrs)
         elif not node.args:
             shape = ()
         else:
-            shape = broadcast_shapes(*(_SHAPES[a] for a in operands(node)))
-        _SHAPES[node] = shape
-    return _SHAPES[expr]
+            shape = broadcast_shapes(*(shapes[a] for a in operands(node)))
+        shapes[node] = shape
+    return shapes[expr]
 
 
 def size_of(shape: Shape) -> int:
@@ -356,3 +373,97 @@ def size_of(shape: Shape) -> int:
 def free_arrays(expr: sp.Basic) -> set:
     """The symbols (array or scalar) that ``expr`` depends on."""
     return {node for node in postorder([expr]) if isinstance(node, sp.Symbol)}
+
+
+# ---------------------------------------------------------------------------- hash-consing
+_CANONICAL: dict = {}  # (type, ids of canonical args) or ("atom", atom) -> canonical object
+_INTERN_LOCK = threading.RLock()  # threads building at once agree on one canonical object
+_KNOWN: dict = {}  # id -> canonical object
+INTERN_LIMIT = 2_000_000
+"""Past this many canonical nodes the table starts afresh before the next build (and so
+do the caches keyed by expressions: see :func:`start_building`)."""
+
+
+def intern(expr: Any) -> Any:
+    """The canonical object structurally equal to ``expr`` (hash-consing).
+
+    SymPy compares two *distinct* but equal expressions by walking both trees, which for
+    deep graphs is slow and recursive (a ``RecursionError`` past ~1,000 levels), and it
+    happens whenever a rebuilt graph meets the previous build in a dictionary (SymPy's
+    own cache, the shape memo, CSE tables).  The engine therefore interns every node it
+    builds, bottom-up: a node is looked up by its type and the *identities* of its
+    (canonical) arguments, so equal expressions become the same object and no lookup
+    ever compares trees.  Linear in the number of new nodes; canonical nodes are
+    skipped in O(1).
+
+    >>> x = sp.Symbol("x")
+    >>> a, b = intern(sp.sin(x) + 1), intern(sp.sin(x) + 1)
+    >>> a is b
+    True
+    """
+    if not isinstance(expr, sp.Basic) or _KNOWN.get(id(expr)) is expr:
+        return expr
+    with _INTERN_LOCK:
+        return _intern(expr)
+
+
+def _intern(expr: Any) -> Any:
+    known = _KNOWN
+    done: dict = {}
+    stack = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in done or known.get(id(node)) is node:
+            continue
+        args = node.args
+        if not ready and args:
+            stack.append((node, True))
+            for arg in args:
+                if known.get(id(arg)) is not arg and id(arg) not in done:
+                    stack.append((arg, False))
+            continue
+        if args:
+            canon = tuple(done.get(id(a), a) for a in args)
+            key = (type(node), tuple(map(id, canon)))
+            found = _CANONICAL.get(key)
+            if found is None:
+                if any(c is not a for c, a in zip(canon, args)):
+                    from sympy.core.parameters import evaluate
+
+                    with evaluate(False):
+                        node = node.func(*canon)
+                found = _CANONICAL[key] = node
+                known[id(node)] = node
+                # assumptions are computed lazily and recursively: ask the one every
+                # product asks while the arguments' answers are cached (O(1) here)
+                node.is_commutative
+        else:
+            key = ("atom", node)
+            found = _CANONICAL.get(key)
+            if found is None:
+                found = _CANONICAL[key] = node
+                known[id(node)] = node
+        done[id(node)] = found
+    return done.get(id(expr), expr)
+
+
+def start_building() -> None:
+    """Called before the engine builds or derives a graph: past :data:`INTERN_LIMIT`
+    canonical nodes the table starts afresh -- only here, between two builds, never in
+    the middle of one (where it would let equal trees be built twice)."""
+    if len(_CANONICAL) > INTERN_LIMIT:
+        with _INTERN_LOCK:
+            reset_interned()
+
+
+def reset_interned() -> None:
+    """Forget the canonical table, and with it every cache keyed by expressions (SymPy's
+    own cache and the shape memo), so that no two independently built equal trees can
+    meet later."""
+    from sympy.core.cache import clear_cache
+
+    _CANONICAL.clear()
+    _KNOWN.clear()
+    _SHAPES.clear()
+    _OLD_SHAPES.clear()
+    clear_cache()

@@ -39,11 +39,27 @@ def set_default_dtype(dtype) -> None:
 
 
 def to_dtype(dtype) -> np.dtype:
-    """Turn ``symgrad.float32``, ``np.float32``, ``"float32"`` or ``float`` into a NumPy dtype."""
+    """Turn ``symgrad.float32``, ``np.float32``, ``"float32"`` or ``float`` into a NumPy dtype.
+
+    Only numbers and booleans: ``dtype=str`` (or object, complex, datetime) is refused here,
+    so no creation path or ``.to()`` can make a tensor that the refusal in
+    :func:`as_array` would have stopped.
+
+    >>> to_dtype(str)
+    Traceback (most recent call last):
+    ...
+    TypeError: dtype <U0 (from <class 'str'>) is not supported: symgrad tensors hold numbers or booleans only ...
+    """
     try:
-        return np.dtype(dtype)
+        result = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"{dtype!r} is not a dtype symgrad understands (try symgrad.float32 or 'float64')") from None
+    if result.kind not in "biuf":
+        raise TypeError(
+            f"dtype {result} (from {dtype!r}) is not supported: symgrad tensors hold numbers or booleans only "
+            "(bool, int8..int64, uint8, float16, float32, float64)"
+        )
+    return result
 
 
 def is_floating(dtype) -> bool:

@@ -16,6 +16,7 @@ topological order), :func:`deliver` (hooks, ``retain_grad``, ``.grad`` accumulat
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,39 +33,55 @@ _ENGINES: dict[str, Callable | str] = {
     "symbolic": "symgrad.symbolic.backward:symbolic_backward",
     "both": "symgrad.symbolic.backward:cross_checked_backward",
 }
-_selected = ["symbolic"]
+_selected = ["symbolic"]  # the process-wide choice
+_block = threading.local()  # a ``backward_engine`` block's choice, per thread (like grad mode)
+
+
+def _check_engine(name: str) -> None:
+    if name not in _ENGINES:
+        raise ValueError(f"unknown backward engine {name!r}; choose one of {sorted(_ENGINES)}")
 
 
 def set_backward_engine(name: str) -> None:
     """Choose what ``backward()`` and ``autograd.grad()`` run: "tape", "symbolic" or "both".
+
+    The choice is process-wide (inside a ``backward_engine`` block it also replaces the
+    block's choice for the rest of the block).
 
     >>> previous = get_backward_engine()
     >>> set_backward_engine("tape"); get_backward_engine()
     'tape'
     >>> set_backward_engine(previous)
     """
-    if name not in _ENGINES:
-        raise ValueError(f"unknown backward engine {name!r}; choose one of {sorted(_ENGINES)}")
+    _check_engine(name)
     _selected[0] = name
+    if getattr(_block, "name", None) is not None:
+        _block.name = name
 
 
 def get_backward_engine() -> str:
-    """The name of the engine ``backward()`` uses now."""
-    return _selected[0]
+    """The name of the engine ``backward()`` uses now (in this thread)."""
+    return getattr(_block, "name", None) or _selected[0]
 
 
 class backward_engine:
-    """Context manager selecting an engine for a block: ``with backward_engine("both"):``."""
+    """Context manager selecting an engine for a block: ``with backward_engine("both"):``.
+
+    The block's choice holds in the thread that entered it, so blocks in concurrent
+    threads cannot undo each other's choice (threads started inside the block use the
+    process-wide choice of :func:`set_backward_engine`).
+    """
 
     def __init__(self, name: str) -> None:
+        _check_engine(name)
         self.name = name
 
     def __enter__(self) -> None:
-        self.previous = get_backward_engine()
-        set_backward_engine(self.name)
+        self.previous = getattr(_block, "name", None)
+        _block.name = self.name
 
     def __exit__(self, *exc) -> None:
-        set_backward_engine(self.previous)
+        _block.name = self.previous
 
 
 def _engine_function(name: str) -> Callable:
@@ -128,10 +145,11 @@ def backward(tensors, grad_tensors=None, *, retain_graph: bool | None = None,
     inputs = _as_list(inputs)
     if inputs is not None:
         _check_inputs(inputs)
-    _engine_function(get_backward_engine())(
-        roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
-        create_graph=create_graph, accumulate=True,
-    )
+    with _GradWrites():
+        _engine_function(get_backward_engine())(
+            roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
+            create_graph=create_graph, accumulate=True,
+        )
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
@@ -248,21 +266,51 @@ def deliver(node, g, create_graph: bool, accumulate: bool):
     return g
 
 
+_writes = threading.local()
+_GRAD_LOCK = threading.RLock()
+
+
+class _GradWrites:
+    """The ``.grad`` writes of one ``backward()`` call, made only when the whole call
+    succeeds: a backward that fails half-way (a custom backward's bad return, a hook, a
+    freed or modified graph) leaves every ``.grad`` and its version as they were."""
+
+    def __enter__(self) -> None:
+        self.outer = getattr(_writes, "pending", None)
+        _writes.pending = []
+
+    def __exit__(self, exc_type, *exc) -> None:
+        pending, _writes.pending = _writes.pending, self.outer
+        if exc_type is None:
+            for tensor, g, create_graph in pending:
+                _write_grad(tensor, g, create_graph)
+
+
 def accumulate_grad(tensor: Tensor, g, create_graph: bool) -> None:
-    """Add ``g`` into ``tensor.grad`` (in place unless ``create_graph``)."""
+    """Add ``g`` into ``tensor.grad`` (in place unless ``create_graph``); inside
+    ``backward()`` the write waits until the call has succeeded."""
     if isinstance(g, Tensor) and not create_graph:
         g = g._data
     if not isinstance(g, Tensor):
         g = np.asarray(g, dtype=tensor.dtype)
         if g.shape != tensor.shape:
             raise RuntimeError(f"gradient of shape {list(g.shape)} does not match the tensor's shape {list(tensor.shape)}")
-    if tensor._grad is None:
-        tensor._grad = g if isinstance(g, Tensor) else Tensor(g.copy())
-    elif create_graph or tensor._grad.grad_fn is not None:
-        tensor._grad = tensor._grad + g
+    pending = getattr(_writes, "pending", None)
+    if pending is None:
+        _write_grad(tensor, g, create_graph)
     else:
-        tensor._grad._data += g
-        tensor._grad._version.value += 1
+        pending.append((tensor, g, create_graph))
+
+
+def _write_grad(tensor: Tensor, g, create_graph: bool) -> None:
+    with _GRAD_LOCK:  # threads whose graphs share a leaf add into one .grad
+        if tensor._grad is None:
+            tensor._grad = g if isinstance(g, Tensor) else Tensor(g.copy())
+        elif create_graph or tensor._grad.grad_fn is not None:
+            tensor._grad = tensor._grad + g
+        else:
+            tensor._grad._data += g
+            tensor._grad._version.value += 1
 
 
 def release_graph(nodes) -> None:

@@ -36,6 +36,35 @@ class SavedInput:
         self.version = tensor._version.value
         self.edge = edge
 
+    def release(self) -> None:
+        """Drop the value of an intermediate input (one produced by a recorded op), keeping
+        what the graph's structure needs: shape, dtype and the edge.  Leaves, constants and
+        data tensors stay: they are the user's, and printing the graph reads them."""
+        if isinstance(self.edge, Node) and not isinstance(self.tensor, ReleasedValue):
+            self.tensor = ReleasedValue(self.tensor)
+
+
+class ReleasedValue:
+    """What a freed node keeps of an intermediate input: its shape and dtype, no data."""
+
+    __slots__ = ("shape", "dtype", "name", "_version")
+    _data = None
+    _constant = None
+    requires_grad = True
+
+    def __init__(self, tensor) -> None:
+        self.shape = tensor.shape
+        self.dtype = tensor.dtype
+        self.name = tensor.name
+        self._version = tensor._version
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        return int(np.prod(self.shape))
+
 
 class RemovableHandle:
     """Returned by ``register_hook``; ``remove()`` takes the hook away."""
@@ -126,6 +155,8 @@ class Node:
         """Drop saved values after a backward without ``retain_graph``; edges stay."""
         self.freed = True
         self.outputs = [None] * self.n_outputs
+        for saved in self.inputs:
+            saved.release()
         if self.ctx is not None:
             self.ctx.free()
 

@@ -14,7 +14,7 @@ _PREFIX = "tensor("
 
 def _float_formatter(values: np.ndarray):
     finite = values[np.isfinite(values)]
-    magnitudes = np.abs(finite[finite != 0])
+    magnitudes = np.abs(finite[finite != 0]).astype(np.float64)  # float16 cannot hold 1e8
     if finite.size and np.all(finite == np.round(finite)) and (magnitudes.size == 0 or magnitudes.max() < 1e8):
         fmt = lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)  # noqa: E731
     elif magnitudes.size and (magnitudes.max() >= 1e8 or magnitudes.min() < 1e-4):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import numbers
+import threading
 import warnings
 import weakref
 
@@ -19,6 +20,8 @@ from ..ops import OPS, ArrayNamespace, normalize_index
 from . import dtypes
 from .grad_mode import is_grad_enabled, no_grad
 from .node import AccumulateGrad, Node, RemovableHandle, SavedInput, VersionCounter
+
+_ACCUMULATOR_LOCK = threading.Lock()
 
 
 class Tensor:
@@ -52,6 +55,8 @@ class Tensor:
         self._leaf_hooks: list = []
         self._retains_grad = False
         self._constant = _constant
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"a tensor's name must be a string, got {type(name).__name__} {name!r:.60}")
         self.name = name
         if requires_grad:
             self.requires_grad_(True)
@@ -139,7 +144,9 @@ class Tensor:
             return self.grad_fn
         if self._requires_grad:
             if self._accumulator is None:
-                self._accumulator = AccumulateGrad(self)
+                with _ACCUMULATOR_LOCK:  # one sink per leaf, even when threads race to make it
+                    if self._accumulator is None:
+                        self._accumulator = AccumulateGrad(self)
             return self._accumulator
         return None
 

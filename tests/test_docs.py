@@ -1,0 +1,160 @@
+"""The documentation: the tutorials' code runs and prints what they show, and the site builds.
+
+Each tutorial page (MyST Markdown) is run like a notebook: its ``python`` blocks execute
+in order in one namespace per page, and a ``text`` block right after a ``python`` block is
+what that block prints (compared line by line, trailing spaces ignored; a line ``...``
+matches any number of lines, for output that varies, such as timings or file paths).
+
+The site build runs ``python -m sphinx -W --keep-going -b html docs <tmp>`` (warnings are
+errors) when Sphinx and myst-parser are installed (``pip install '.[docs]'``), and skips
+otherwise.
+
+After a deliberate change of what the tutorials print (a new printer, say), run
+``python tests/test_docs.py`` to rewrite every shown output that no longer matches with
+what its block prints now, then read the diff before committing it.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import linecache
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+import symgrad
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+TUTORIALS = ["tutorial_from_pytorch.md", "tutorial_from_sympy.md"]
+FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+BUILD_TIME_LIMIT = 120.0  # seconds; the build takes a few seconds on CI's machine
+
+
+def blocks(text: str) -> list[tuple[str, str | None, int]]:
+    """``(code, expected output or None, line number)`` for each python block of a page."""
+    found = [(m.group(1), m.group(2), m.start(), m.end()) for m in FENCE.finditer(text)]
+    out = []
+    for i, (kind, code, start, end) in enumerate(found):
+        if kind != "python":
+            continue
+        expected = None
+        if i + 1 < len(found) and found[i + 1][0] == "text" and not text[end:found[i + 1][2]].strip():
+            expected = found[i + 1][1]
+        out.append((code, expected, text.count("\n", 0, start) + 2))
+    return out
+
+
+def run_page(path: Path) -> list[tuple[str, str | None, str, int]]:
+    """Run a page's python blocks in one namespace; ``(code, expected, printed, line)`` each."""
+    namespace: dict = {"__name__": "__main__"}
+    results = []
+    for code, expected, line in blocks(path.read_text(encoding="utf-8")):
+        filename = f"{path.name}:{line}"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(code, filename, "exec"), namespace)  # noqa: S102  (our own documentation)
+        results.append((code, expected, printed.getvalue(), line))
+    return results
+
+
+def matches(expected: str, printed: str) -> bool:
+    """Line-by-line equality (trailing spaces ignored); a ``...`` line matches any lines."""
+    pattern = "\n".join(".*?" if line.strip() == "..." else re.escape(line.rstrip())
+                        for line in expected.rstrip("\n").split("\n"))
+    actual = "\n".join(line.rstrip() for line in printed.rstrip("\n").split("\n"))
+    return re.fullmatch(pattern, actual, re.S) is not None
+
+
+@pytest.fixture
+def fresh_state():
+    """A page changes global settings as a user would; put them back afterwards."""
+    engine, dtype = symgrad.get_backward_engine(), symgrad.get_default_dtype()
+    yield
+    symgrad.set_backward_engine(engine)
+    symgrad.set_default_dtype(dtype)
+
+
+@pytest.mark.parametrize("page", TUTORIALS)
+def test_tutorial_runs_and_prints_what_it_shows(page, fresh_state):
+    results = run_page(DOCS / page)
+    assert len(results) >= 10, f"{page} has only {len(results)} python blocks"
+    for code, expected, printed, line in results:
+        if expected is None:
+            assert printed == "", f"{page}:{line}: the block prints, so show its output in a text block:\n{printed}"
+            continue
+        assert matches(expected, printed), (
+            f"{page}:{line}\n--- block ---\n{code}\n--- shown ---\n{expected}\n--- printed ---\n{printed}")
+
+
+def test_every_page_is_in_the_table_of_contents():
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^(\w+)\s*$", index, re.M))
+    pages = {p.stem for p in DOCS.glob("*.md")} - {"index"}
+    assert pages <= listed, f"docs/index.md's toctree misses {sorted(pages - listed)}"
+
+
+def test_the_docs_build_without_warnings(tmp_path):
+    pytest.importorskip("sphinx", reason="the docs build needs the docs extra: pip install '.[docs]'")
+    pytest.importorskip("myst_parser", reason="the docs build needs the docs extra: pip install '.[docs]'")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q",
+                             "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
+    assert elapsed < BUILD_TIME_LIMIT, f"the docs build took {elapsed:.0f} s"
+    for page in ["index", "api", "architecture", "cli", "testing", *(Path(p).stem for p in TUTORIALS)]:
+        assert (tmp_path / "html" / f"{page}.html").is_file(), f"{page}.html was not built"
+    api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
+    for name in ["symgrad.Tensor", "symgrad.autograd.Function", "symgrad.nn.Linear", "symgrad.nn.functional.mse_loss",
+                 "symgrad.optim.SGD", "symgrad.check.gradcheck", "symgrad.testing.assert_grads_close",
+                 "symgrad.symbolic.diff", "symgrad.viz.draw"]:
+        assert f'id="{name}"' in api, f"the API reference does not document {name}"
+
+
+def update_page(path: Path) -> list[int]:
+    """Rewrite the shown output of every block of ``path`` whose output no longer matches
+    (adding a ``text`` block where a printing block has none); return their line numbers.
+    Outputs with a ``...`` line are reported, never rewritten."""
+    text = path.read_text(encoding="utf-8")
+    fences = list(FENCE.finditer(text))
+    results = iter(run_page(path))
+    edits, changed = [], []
+    for i, fence in enumerate(fences):
+        if fence.group(1) != "python":
+            continue
+        code, expected, printed, line = next(results)
+        following = fences[i + 1] if i + 1 < len(fences) else None
+        shown = following is not None and following.group(1) == "text" and not text[fence.end():following.start()].strip()
+        new_block = "```text\n" + printed.rstrip("\n") + "\n```"
+        if shown and not matches(expected, printed):
+            if any(row.strip() == "..." for row in expected.splitlines()):
+                print(f"{path.name}:{line}: output differs but has '...' lines: edit it by hand")
+                continue
+            edits.append((following.start(), following.end(), new_block))
+        elif not shown and printed:
+            edits.append((fence.end(), fence.end(), "\n\n" + new_block))
+        else:
+            continue
+        changed.append(line)
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    path.write_text(text, encoding="utf-8")
+    return changed
+
+
+if __name__ == "__main__":
+    for name in TUTORIALS:
+        lines = update_page(DOCS / name)
+        print(f"docs/{name}: " + (f"rewrote the output of the blocks at lines {lines}" if lines else "up to date"))
