@@ -22,7 +22,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -34,7 +33,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 TUTORIALS = ["tutorial_from_pytorch.md", "tutorial_from_sympy.md"]
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
-BUILD_TIME_LIMIT = 120.0  # seconds; the build takes a few seconds on CI's machine
 
 
 def blocks(text: str) -> list[tuple[str, str | None, int]]:
@@ -107,13 +105,10 @@ def test_the_docs_build_without_warnings(tmp_path):
     pytest.importorskip("myst_parser", reason="the docs build needs the docs extra: pip install '.[docs]'")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q",
                              "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],
                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    elapsed = time.perf_counter() - start
     assert result.returncode == 0, f"sphinx-build failed:\n{result.stdout}\n{result.stderr}"
-    assert elapsed < BUILD_TIME_LIMIT, f"the docs build took {elapsed:.0f} s"
     for page in ["index", "api", "architecture", "cli", "testing", *(Path(p).stem for p in TUTORIALS)]:
         assert (tmp_path / "html" / f"{page}.html").is_file(), f"{page}.html was not built"
     api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")

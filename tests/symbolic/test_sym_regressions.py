@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import re
-import time
 import zlib
 
 import numpy as np
@@ -387,11 +386,11 @@ EVALF = [
 
 
 @pytest.mark.parametrize("case", EVALF, ids=_ident)
-def test_sigmoid_and_softplus_evaluate_numerically_at_once(case):
+def test_sigmoid_and_softplus_evaluate_numerically_at_once(case, work_counter):
+    """SymPy's default evaluation looped for minutes on ``maximum(-3, softplus(3))``; each
+    case takes under 15,000 calls now, and is stopped at 200,000."""
     _, build, expected = case
-    start = time.perf_counter()
-    value = float(sp.N(build()))
-    assert time.perf_counter() - start < 2.0
+    _, value = work_counter.count(lambda: float(sp.N(build())), limit=200_000)
     assert value == pytest.approx(expected, rel=1e-12)
 
 
@@ -414,9 +413,7 @@ def _nested(depth: int):
 @pytest.mark.parametrize("depth", [1, 2, 4, 8, 16])
 def test_nested_maximum_minimum_match_and_stay_linear(depth, rng):
     arrays = [rng.uniform(-1, 1, size=(4,)), rng.uniform(-1, 1, size=(4,))]
-    start = time.perf_counter()
     check_three_ways(_nested(depth), arrays)
-    assert time.perf_counter() - start < 5.0
     size = operation_count(list(last_compiled()[0].exprs.values()))
     assert size < 30 * depth + 30, size  # distinct operations: linear (the Piecewise form was exponential)
 
@@ -425,19 +422,16 @@ def test_nested_maximum_formula_size_grows_linearly():
     """Operations after sharing common subexpressions (what is compiled): linear in the
     depth.  (The printed tree repeats the inner maximum in each level's term.)"""
     x, y = sp.symbols("x y", real=True)
-    sizes, times = [], []
+    sizes = []
     for depth in (5, 10, 20, 40):
         expr = x
         for level in range(depth):
             expr = Maximum(expr, y * (level + 1)) if level % 2 else Maximum(sp.sin(expr), x)
-        start = time.perf_counter()
         (g,) = gradient(expr, [x])
-        times.append(time.perf_counter() - start)
         sizes.append(operation_count([g]))
     # polynomial, not exponential: SymPy flattens products, so up to the depth where the
     # engine stops evaluating (reverse.DEEP) an adjoint repeats the factors of the one above
     assert sizes[-1] < 8 * sizes[0] * 8, sizes
-    assert max(times) < 2.0, times
 
 
 TIES = [
