@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .reverse import as_expr
 from .structural import StructuralFunction, is_equal
 from .symbols import ArrayVar, operands, postorder, shape_of, size_of
 
@@ -37,7 +38,7 @@ def tidy(expr: Any) -> Any:
         return type(expr)(tidy(e) for e in expr)
     if isinstance(expr, sp.MatrixBase):
         return expr.applyfunc(tidy)
-    return sp.factor_terms(sp.sympify(expr))
+    return sp.factor_terms(as_expr(expr))
 
 
 def text(expr: Any, simplify: bool = False) -> str:
@@ -171,7 +172,7 @@ def per_element(expr: Any) -> Any:
     >>> per_element(Matmul.of(a, v))
     [a[0, 0]*v[0] + a[0, 1]*v[1], a[1, 0]*v[0] + a[1, 1]*v[1]]
     """
-    expr = sp.sympify(expr)
+    expr = as_expr(expr)
     if size_of(shape_of(expr)) > MAX_ELEMENTS:
         raise ValueError(
             f"the per-element view is for small arrays; this form has shape {shape_of(expr)} "

@@ -284,3 +284,38 @@ def test_fuzz_random_names_through_tensor_and_symbolic_backward(names, tmp_path_
     np.testing.assert_allclose(b.grad.numpy(), upstream.sum(0) + W.sum(0), rtol=1e-12)
     assert os.listdir(where) == []
     figures.add("fuzz: random tensor names through symbolic backward (programs)", 1)
+
+
+# ---------------------------------------------------------------------------- text as an expression
+def _symbolic_entry_points():
+    """Every public symbolic function that takes expressions, called with text in each
+    expression slot (SymPy's ``sympify`` would evaluate it as Python)."""
+    import sympy as sp
+
+    from symgrad import symbolic
+
+    x = sp.Symbol("x", real=True)
+    f = sp.sin(x)
+    return [
+        ("diff y", lambda s: symbolic.diff(s, x)),
+        ("diff x", lambda s: symbolic.diff(f, s)),
+        ("gradient y", lambda s: symbolic.gradient(s, [x])),
+        ("gradient xs", lambda s: symbolic.gradient(f, [s])),
+        ("jacobian_expr", lambda s: symbolic.jacobian_expr([s], [x])),
+        ("hessian_expr", lambda s: symbolic.hessian_expr(f, [s])),
+        ("adjoints seed", lambda s: symbolic.adjoints([(f, s)], [x])),
+        ("adjoints wrt", lambda s: symbolic.adjoints([(f, 1)], [s])),
+        ("compile_exprs", lambda s: symbolic.compile_exprs([x], [s])),
+        ("text", lambda s: symbolic.text(s, simplify=True)),
+        ("per_element", lambda s: symbolic.per_element(s)),
+    ]
+
+
+@pytest.mark.parametrize("entry", _symbolic_entry_points(), ids=lambda e: e[0])
+@pytest.mark.parametrize("payload", ["__import__('os').system('touch pwned') or x", "open('pwned', 'w') and x"])
+def test_text_is_refused_as_an_expression(entry, payload, empty_cwd, monkeypatch):
+    wires = TripWires(monkeypatch)
+    with pytest.raises(TypeError, match="symgrad does not evaluate text"):
+        entry[1](payload)
+    wires.check()
+    assert os.listdir(empty_cwd) == []

@@ -234,7 +234,7 @@ def test_examples_print_the_same_on_both_engines(script, tmp_path, monkeypatch):
     _same_output(symbolic.replace(str(tmp_path), "OUT"), tape.replace(str(tmp_path), "OUT"))
     if script == "linear_regression.py":  # two fits of 100 epochs, one structure
         info = compile_cache_info()
-        assert info.misses == 1 and info.hits >= 99
+        assert (info.misses, info.hits) == (1, 199)
 
 
 SECOND_ORDER = {

@@ -138,6 +138,29 @@ def test_training_loop_compiles_once():
     np.testing.assert_allclose(model.weight.detach().numpy(), [[3.0]], atol=0.05)
 
 
+def test_the_tutorials_linear_regression_compiles_once_in_100_epochs():
+    """The tutorial's loop as written (issue 3: 1 miss, 99 hits): x = 1..5, y = 2x + 1,
+    a = b = 1, lr = 0.01, ``.grad.zero_()`` then ``backward()`` then an update under
+    ``no_grad``."""
+    x = symgrad.tensor([1, 2, 3, 4, 5], dtype=symgrad.float)
+    y = symgrad.tensor([3, 5, 7, 9, 11], dtype=symgrad.float)
+    a = symgrad.tensor([1], dtype=symgrad.float, requires_grad=True)
+    b = symgrad.tensor([1], dtype=symgrad.float, requires_grad=True)
+    with symgrad.backward_engine("symbolic"):
+        for _ in range(100):
+            loss = ((a * x + b - y) ** 2).mean()
+            if a.grad is not None:
+                a.grad.zero_()
+                b.grad.zero_()
+            loss.backward()
+            with symgrad.no_grad():
+                a -= 0.01 * a.grad
+                b -= 0.01 * b.grad
+    info = compile_cache_info()
+    assert (info.misses, info.hits) == (1, 99)
+    assert (a.item(), b.item()) == (pytest.approx(1.949, abs=1e-3), pytest.approx(1.183, abs=1e-3))
+
+
 def test_new_labels_and_index_arrays_reuse_the_compiled_function():
     rng = np.random.default_rng(3)
     w = symgrad.tensor(rng.normal(size=(4, 3)), requires_grad=True, name="w")
