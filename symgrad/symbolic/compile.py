@@ -444,6 +444,9 @@ class CompiledFunction:
         return (numpy.sin(x), numpy.cos(x))
     """
 
+    backend = "numpy"
+    """The name of the backend that compiled it (see :mod:`symgrad.symbolic.backends`)."""
+
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], *,
                  input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
                  output_shapes: Sequence[tuple | None] | None = None,
@@ -564,23 +567,30 @@ def _generate(symbols: list, names: list[str], outputs: list, name: str) -> tupl
 def compile_exprs(inputs: Sequence[sp.Symbol], outputs: Sequence[Any], *,
                   output_names: Sequence[str] | None = None, input_names: Sequence[str] | None = None,
                   output_shapes: Sequence[Any] | None = None, output_dtypes: Sequence[Any] | None = None,
-                  cache: bool = True, name: str = "compiled") -> CompiledFunction:
-    """Compile ``outputs`` (SymPy expressions over ``inputs``) into one NumPy function,
-    cached by the expressions' structure.
+                  cache: bool = True, name: str = "compiled", backend: str = "numpy") -> CompiledFunction:
+    """Compile ``outputs`` (SymPy expressions over ``inputs``) into one function, cached by
+    the expressions' structure and the backend: ``"numpy"`` (the default) generates NumPy
+    code; ``"c"``, ``"c_fused"`` and ``"c_scalar"`` generate C (see
+    :mod:`symgrad.symbolic.backends`).
 
     >>> from symgrad.symbolic.symbols import ArrayVar
     >>> x = ArrayVar("x", (3,))
     >>> f = compile_exprs([x], [2 * x + 1])
     >>> f(np.arange(3.0)).out0
     array([1., 3., 5.])
+    >>> compile_exprs([x], [2 * x + 1], backend="c").backend   # doctest: +SKIP
+    'c_fused'
     """
+    from .backends import get_backend
+
+    chosen = get_backend(backend)
     outputs = [sp.sympify(o) for o in outputs]
     key = ("exprs", tuple(inputs), tuple(outputs), tuple(output_names or ()), tuple(input_names or ()),
-           _hashable(output_shapes), _hashable(output_dtypes), name)
+           _hashable(output_shapes), _hashable(output_dtypes), name, backend)
 
     def build() -> CompiledFunction:
-        return CompiledFunction(inputs, outputs, input_names=input_names, output_names=output_names,
-                                output_shapes=output_shapes, output_dtypes=output_dtypes, name=name)
+        return chosen.compile(inputs, outputs, input_names=input_names, output_names=output_names,
+                              output_shapes=output_shapes, output_dtypes=output_dtypes, name=name)
 
     return cached(key, build) if cache else build()
 

@@ -16,7 +16,8 @@ Each transform accepts either
 and returns a :class:`Transformed` callable on NumPy arrays and Python numbers, which
 exposes the closed forms it compiled (``closed_forms``), the generated ``source`` and a
 notebook rendering.  Derivatives come from :mod:`.reverse`; code from :mod:`.compile`
-(the global cache is shared with ``backward()``).
+(the global cache is shared with ``backward()``), by the ``backend=`` each transform
+takes (``"numpy"`` by default; ``"c"`` for generated C, see :mod:`.backends`).
 
 ``jacobian`` and ``hessian`` compile one vector-Jacobian product with a symbolic
 upstream gradient and evaluate it once per output element (NumPy, no re-derivation).
@@ -132,14 +133,19 @@ class Transformed:
     """A compiled derivative transform; call it like the original function.
 
     ``closed_forms`` maps output names to SymPy closed forms of the most recent input
-    shapes; ``source`` is the generated NumPy code; ``compiled`` the
-    :class:`~symgrad.symbolic.compile.CompiledFunction`.
+    shapes; ``source`` is the generated code (NumPy, or C for a C ``backend``);
+    ``compiled`` the :class:`~symgrad.symbolic.compile.CompiledFunction` (or the
+    backend's equivalent).
     """
 
-    def __init__(self, kind: str, f: Any, argnums: Any, args: Sequence[sp.Symbol] | None, simplify: bool) -> None:
+    def __init__(self, kind: str, f: Any, argnums: Any, args: Sequence[sp.Symbol] | None, simplify: bool,
+                 backend: str = "numpy") -> None:
+        from .backends import get_backend
+
         self.kind = kind
         self.f = f
         self.simplify = simplify
+        self.backend = get_backend(backend).name
         self._single = isinstance(argnums, (int, np.integer, sp.Symbol))
         self.is_expression = isinstance(f, sp.Basic)
         if self.is_expression:
@@ -183,7 +189,7 @@ class Transformed:
                 self.compiled = entry[1]
                 return entry[0], entry[1], arrays
             problem = _trace(self.f, arrays, self.argnums, kwargs)
-        key = (self.kind, problem.key, tuple(self.argnums), self.simplify)
+        key = (self.kind, problem.key, tuple(self.argnums), self.simplify, self.backend)
         compiled = cached(key, lambda: self._build(problem))
         if signature is not None:
             self._compiled[signature] = (problem, compiled)
@@ -243,8 +249,11 @@ class Transformed:
 
             outputs = [tidy(o) for o in outputs]
         inputs = problem.symbols + extra
-        return CompiledFunction(inputs, outputs, input_names=[str(s) for s in inputs], output_names=out_names,
-                                output_shapes=[None] * len(outputs), name=self.kind)
+        from .backends import get_backend
+
+        return get_backend(self.backend).compile(inputs, outputs, input_names=[str(s) for s in inputs],
+                                                 output_names=out_names, output_shapes=[None] * len(outputs),
+                                                 name=self.kind)
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args: Any, **kwargs: Any):
@@ -340,7 +349,8 @@ def _hessian(compiled: CompiledFunction, inputs: list, problem: _Problem, argnum
 
 
 # ============================================================================ public transforms
-def grad(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None, simplify: bool = False) -> Transformed:
+def grad(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
+         backend: str = "numpy") -> Transformed:
     """The gradient of a scalar function, as a compiled callable.
 
     >>> import symgrad
@@ -353,43 +363,44 @@ def grad(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None, s
     >>> grad(x ** 2 * y, y)(3.0, 5.0)        # inputs: y, then x
     array(25.)
     """
-    return Transformed("grad", f, argnums, args, simplify)
+    return Transformed("grad", f, argnums, args, simplify, backend)
 
 
 def value_and_grad(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None,
-                   simplify: bool = False) -> Transformed:
+                   simplify: bool = False, backend: str = "numpy") -> Transformed:
     """``(value, gradient)`` from one compiled function.
 
     >>> x = sp.Symbol("x", real=True)
     >>> value_and_grad(sp.sin(x))(0.0)
     (array(0.), array(1.))
     """
-    return Transformed("value_and_grad", f, argnums, args, simplify)
+    return Transformed("value_and_grad", f, argnums, args, simplify, backend)
 
 
 def jacobian(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None,
-             simplify: bool = False) -> Transformed:
+             simplify: bool = False, backend: str = "numpy") -> Transformed:
     """The Jacobian, shaped ``output.shape + input.shape``.
 
     >>> jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
     array([[2., 0.],
            [0., 4.]])
     """
-    return Transformed("jacobian", f, argnums, args, simplify)
+    return Transformed("jacobian", f, argnums, args, simplify, backend)
 
 
 def hessian(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None,
-            simplify: bool = False) -> Transformed:
+            simplify: bool = False, backend: str = "numpy") -> Transformed:
     """The Hessian of a scalar function, shaped ``input.shape + input.shape``.
 
     >>> x, y = sp.symbols("x y", real=True)
     >>> hessian(x ** 2 * y, (0, 1), args=(x, y))(1.0, 2.0)
     ((array(4.), array(2.)), (array(2.), array(0.)))
     """
-    return Transformed("hessian", f, argnums, args, simplify)
+    return Transformed("hessian", f, argnums, args, simplify, backend)
 
 
-def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | None = None):
+def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | None = None,
+        backend: str = "numpy"):
     """``(value, vjp_fn)``: ``vjp_fn(g)`` gives ``g``'s pull-back to every primal (a tuple).
     The compiled function is ``vjp_fn.compiled``.
 
@@ -398,7 +409,7 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
     (array([1., 9.]), (array([2., 6.]),))
     """
     argnums = tuple(range(len(primals))) if argnums is None else argnums
-    t = Transformed("vjp", f, argnums, args, False)
+    t = Transformed("vjp", f, argnums, args, False, backend)
     problem, compiled, arrays = t._prepare(primals, {})
     inputs = problem.inputs(arrays)
     value = compiled(*inputs, np.zeros(problem.value_shape))[0]
@@ -414,13 +425,14 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
     return value, vjp_fn
 
 
-def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequence[sp.Symbol] | None = None):
+def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequence[sp.Symbol] | None = None,
+        backend: str = "numpy"):
     """``(value, tangent_out)``: the Jacobian-vector product in forward direction.
 
     >>> jvp(lambda x: x ** 2, (np.array([1.0, 3.0]),), (np.array([1.0, 0.5]),))
     (array([1., 9.]), array([2., 3.]))
     """
-    t = Transformed("jvp", f, tuple(range(len(primals))), args, False)
+    t = Transformed("jvp", f, tuple(range(len(primals))), args, False, backend)
     problem, compiled, arrays = t._prepare(primals, {})
     inputs = problem.inputs(arrays)
     tangents = [np.broadcast_to(np.asarray(getattr(v, "_data", v), dtype=np.float64), a.shape)

@@ -1,0 +1,342 @@
+"""C code for elementwise closed forms: the printer and the header every C backend shares.
+
+:class:`CPrinter` prints one *point* of an elementwise expression as a C ``double``
+expression: symbols as the names the backend gives them, shared subexpressions as the
+temporaries of symgrad's own CSE (:func:`~symgrad.symbolic.compile.common_subexpressions`),
+everything else fully parenthesised (no precedence to lose).  It keeps NumPy's IEEE
+semantics, because the code is compiled without ``-ffast-math`` and with
+``-ffp-contract=off`` (no fused multiply-add that NumPy would not do):
+
+* NaN propagates through ``maximum``/``minimum`` (C's ``fmax`` would drop it), ``sign``
+  (``sign(nan)`` is nan), ``where`` (a NaN condition counts as true, as in NumPy);
+* powers follow the NumPy backend: ``b**2`` is ``b*b``, ``b**-1`` is ``1/b``, a
+  half-integer power is a square root times an integer power (``b**1.5`` is
+  ``b*sqrt(b)``, ``b**-0.5`` is ``1/sqrt(b)``); other powers call ``pow``;
+* ``sigmoid`` and ``softplus`` are the stable forms (one ``exp(-|z|)``), like the NumPy
+  backend's ``logaddexp`` forms;
+* comparisons give 0 or 1, ``cast`` to ``float32``/``float16`` rounds as NumPy does;
+* ``broadcast_to(e)`` is ``e``: the loop runs over the broadcast shape, point by point.
+
+Math functions are declared ``#pragma omp declare simd`` under ``asm`` aliases of their
+glibc names (``sg_sin`` is ``sin``): GCC then calls glibc's vector math library
+(libmvec) in vectorised loops, and does not merge ``sin``/``cos`` of one argument into a
+``sincos`` call (which has no vector form and stopped all vectorisation in the
+prototype).  :func:`check_translatable` names the first operation a backend cannot print.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
+
+from ..elementwise import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep
+from ..stable import sigmoid, softplus
+from ..structural import BroadcastTo, Mean, Sum, StructuralFunction
+from ..symbols import postorder, shape_of
+from . import UnsupportedExpressionError
+
+__all__ = ["CPrinter", "C_HEADER", "check_translatable", "op_name", "split_reduction"]
+
+_MATH = {  # SymPy function -> (glibc name, arity): all have libmvec variants in glibc 2.35+
+    sp.sin: ("sin", 1), sp.cos: ("cos", 1), sp.tan: ("tan", 1), sp.exp: ("exp", 1), sp.log: ("log", 1),
+    sp.tanh: ("tanh", 1), sp.sinh: ("sinh", 1), sp.cosh: ("cosh", 1), sp.asin: ("asin", 1), sp.acos: ("acos", 1),
+    sp.atan: ("atan", 1), sp.asinh: ("asinh", 1), sp.acosh: ("acosh", 1), sp.atanh: ("atanh", 1),
+    sp.erf: ("erf", 1), sp.erfc: ("erfc", 1), sp.atan2: ("atan2", 2),
+}
+_PLAIN = {sp.Abs: "fabs", sp.floor: "floor", sp.ceiling: "ceil"}  # inline instructions, no libm call
+_RELATIONS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<", sp.LessThan: "<=",
+              sp.Equality: "==", sp.Unequality: "!="}
+_COMPARE = {"greater": ">", "greater_equal": ">=", "less": "<", "less_equal": "<=", "equal": "==", "not_equal": "!="}
+_CAST = {"float64": "{}", "float32": "(double)(float)({})", "float16": "(double)(_Float16)({})"}
+
+
+def _header() -> str:
+    lines = ["#include <math.h>", "#include <stddef.h>"]
+    for c_name, arity in sorted(set(_MATH.values()) | {("pow", 2), ("log1p", 1)}):
+        lines.append("#pragma omp declare simd notinbranch")
+        lines.append(f"__attribute__((const, nothrow)) double sg_{c_name}({', '.join(['double'] * arity)}) "
+                     f"__asm__(\"{c_name}\");")
+    lines += [
+        "static inline double sg_maximum(double a, double b) { return (a >= b || a != a) ? a : b; }",
+        "static inline double sg_minimum(double a, double b) { return (a <= b || a != a) ? a : b; }",
+        "static inline double sg_sign(double a) { return a > 0 ? 1.0 : (a < 0 ? -1.0 : a); }",
+        "static inline double sg_tie_step(double a, double b) { return a > b ? 1.0 : (a == b ? 0.5 : 0.0); }",
+        "static inline double sg_sigmoid(double z) {",
+        "    double e = sg_exp(-fabs(z)); return (z >= 0 ? 1.0 : e) / (1.0 + e); }",
+        "static inline double sg_softplus(double z) {",
+        "    return (z != z) ? z : (z > 0 ? z : 0.0) + sg_log1p(sg_exp(-fabs(z))); }",
+    ]
+    return "\n".join(lines)
+
+
+C_HEADER = _header()
+"""Includes and helper functions every generated C file starts with."""
+
+
+def split_reduction(expr: sp.Expr) -> tuple[str, sp.Expr]:
+    """``(kind, body)``: ``("sum", body)`` or ``("mean", body)`` for a full reduction at the
+    root of an output (under any ``broadcast_to`` that only gives the output its exact
+    shape), else ``("elementwise", expr)`` without those ``broadcast_to`` wrappers.
+
+    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> x = ArrayVar("x", (3,))
+    >>> split_reduction(Sum.of(sp.sin(x), dim=None, keepdim=False))
+    ('sum', sin(x))
+    >>> split_reduction(BroadcastTo.of(sp.Integer(2), shape=(3,)))
+    ('elementwise', 2)
+    """
+    while isinstance(expr, BroadcastTo):
+        expr = expr.arrays[0]
+    if isinstance(expr, (Sum, Mean)) and len(expr.dims()) == len(shape_of(expr.arrays[0])):
+        return ("sum" if isinstance(expr, Sum) else "mean"), expr.arrays[0]
+    return "elementwise", expr
+
+
+def op_name(node: sp.Basic) -> str:
+    """The name of ``node``'s operation as users know it (``matmul``, ``getitem``, ``sin``).
+
+    >>> op_name(sp.sin(sp.Symbol("x")))
+    'sin'
+    """
+    if isinstance(node, StructuralFunction):
+        return node.op_name or type(node).__name__
+    if isinstance(node, Select):
+        return "where"
+    return type(node).__name__
+
+
+def _translatable(node: sp.Basic) -> bool:
+    if not node.args:
+        return isinstance(node, sp.Symbol) or node.is_Number or isinstance(node, (sp.NumberSymbol,
+                                                                                     sp.logic.boolalg.BooleanAtom))
+    if isinstance(node, StructuralFunction):
+        return isinstance(node, BroadcastTo)  # at one point of the loop, broadcast_to(e) is e
+    if isinstance(node, (sp.Add, sp.Mul, sp.Pow, sp.Piecewise, ExprCondPair, sp.And, sp.Or, sp.Not,
+                         sp.Max, sp.Min, Compare, LogicalAnd, LogicalOr, LogicalNot, Select, Maximum, Minimum,
+                         TieStep, sigmoid, softplus, sp.sign, sp.DiracDelta)) or type(node) in _RELATIONS:
+        return True
+    if isinstance(node, Cast):
+        return node.dtype in _CAST
+    if type(node) in _MATH or type(node) in _PLAIN:
+        return len(node.args) == _MATH.get(type(node), (None, 1))[1]
+    return not node.free_symbols and _constant(node) is not None
+
+
+def check_translatable(outputs: Sequence[sp.Basic], output_names: Sequence[str], backend: str,
+                       hint: str = "") -> None:
+    """Raise :class:`UnsupportedExpressionError` naming the first operation of ``outputs``
+    that :class:`CPrinter` cannot print (and the output it is in).
+
+    >>> x = sp.Symbol("x")
+    >>> check_translatable([sp.sin(x) + x ** 2], ["out0"], "c_fused")
+    >>> check_translatable([sp.besselj(0, x)], ["out0"], "c_fused")
+    Traceback (most recent call last):
+    ...
+    symgrad.symbolic.backends.UnsupportedExpressionError: the c_fused backend cannot translate besselj ...
+    """
+    for out, name in zip(outputs, output_names):
+        for node in postorder([out]):
+            if not _translatable(node):
+                raise UnsupportedExpressionError(
+                    f"the {backend} backend cannot translate {op_name(node)} (in output {name!r}: {_short(node)}); "
+                    f"{hint}use backend='numpy', which compiles every operation")
+
+
+def _short(node: sp.Basic) -> str:
+    text = str(node)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _constant(node: sp.Basic) -> str | None:
+    """A C literal for a number or a constant subexpression (``log(2)``), or None."""
+    try:
+        value = complex(node.evalf(17))
+    except (TypeError, ValueError):
+        return None
+    if value.imag != 0:
+        return None
+    number = value.real
+    if np.isnan(number):
+        return "NAN"
+    if np.isinf(number):
+        return "INFINITY" if number > 0 else "(-INFINITY)"
+    return repr(number) if number >= 0 else f"({number!r})"
+
+
+class CPrinter:
+    """Prints elementwise SymPy expressions as C ``double`` expressions.
+
+    ``names`` maps each symbol to the C expression reading it (``in0[i]``, ``x[3]``);
+    ``temps`` maps CSE'd nodes to the names of their temporaries.
+
+    >>> x, y = sp.symbols("x y")
+    >>> CPrinter({x: "x", y: "y"}, {}).print(sp.Max(x, 2) + sp.exp(-y) / x ** 2)
+    '((sg_exp(((-1.0)*y)))/((x*x)) + sg_maximum(2.0, x))'
+    """
+
+    def __init__(self, names: dict, temps: dict) -> None:
+        self.names = names
+        self.temps = temps
+        self._defining: sp.Basic | None = None
+
+    def define(self, node: sp.Basic) -> str:
+        """``node`` itself, not the name of its temporary."""
+        self._defining = node
+        try:
+            return self.print(node)
+        finally:
+            self._defining = None
+
+    def print(self, expr: sp.Basic) -> str:
+        """The C text of ``expr``."""
+        temp = self.temps.get(expr) if expr.args else None
+        if temp is not None and expr is not self._defining:
+            return temp
+        if not expr.args:
+            return self._atom(expr)
+        for cls in type(expr).__mro__:
+            method: Callable | None = getattr(self, f"_print_{cls.__name__}", None)
+            if method is not None:
+                return method(expr)
+        if type(expr) in _MATH:
+            return f"sg_{_MATH[type(expr)][0]}({', '.join(self.print(a) for a in expr.args)})"
+        if type(expr) in _PLAIN:
+            return f"{_PLAIN[type(expr)]}({self.print(expr.args[0])})"
+        if type(expr) in _RELATIONS:
+            a, b = expr.args
+            return f"({self.print(a)} {_RELATIONS[type(expr)]} {self.print(b)})"
+        text = _constant(expr) if not expr.free_symbols else None
+        if text is None:
+            raise UnsupportedExpressionError(f"no C translation of {op_name(expr)} ({_short(expr)}); "
+                                             "use backend='numpy'")
+        return text
+
+    def _atom(self, expr: sp.Basic) -> str:
+        if isinstance(expr, sp.Symbol):
+            try:
+                return self.names[expr]
+            except KeyError:
+                raise NameError(f"the expression uses the symbol {expr} that is not among the inputs; "
+                                "pass it in `inputs`") from None
+        if expr is sp.true:
+            return "1"
+        if expr is sp.false:
+            return "0"
+        text = _constant(expr)
+        if text is None:
+            raise UnsupportedExpressionError(f"no C translation of the constant {expr}; use backend='numpy'")
+        return text
+
+    # ------------------------------------------------------------------ arithmetic
+    def _print_Add(self, expr: sp.Add) -> str:
+        return "(" + " + ".join(self.print(a) for a in expr.args) + ")"
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        numer, denom = [], []
+        for factor in expr.args:
+            if (isinstance(factor, sp.Pow) and factor.exp.is_Number and factor.exp.is_negative
+                    and factor not in self.temps):
+                denom.append(self._power(factor.base, -factor.exp))
+            else:
+                numer.append(self.print(factor))
+        text = "*".join(numer) if numer else "1.0"
+        if not denom:
+            return f"({text})"
+        return f"({text})/({'*'.join(denom)})"
+
+    def _print_Pow(self, expr: sp.Pow) -> str:
+        base, expo = expr.args
+        if expo.is_Number and expo.is_negative:
+            return f"(1.0/{self._power(base, -expo)})" if expo != -1 else f"(1.0/{self.print(base)})"
+        return self._power(base, expo)
+
+    def _power(self, base: sp.Basic, expo: sp.Basic) -> str:
+        b = self.print(base)
+        if expo.is_Number:
+            value = float(expo)
+            if value == 1:
+                return b
+            if value == 2:
+                return f"({b}*{b})"
+            if (2 * value) % 2 == 1:  # b**(k + 1/2) = b**k * sqrt(b), as the NumPy backend prints it
+                whole = int(value - 0.5)
+                return f"sqrt({b})" if whole == 0 else f"({self._power(base, sp.Integer(whole))}*sqrt({b}))"
+        return f"sg_pow({b}, {self.print(expo)})"
+
+    # ------------------------------------------------------------------ functions
+    def _print_BroadcastTo(self, expr) -> str:
+        return self.print(expr.arrays[0])
+
+    def _print_sign(self, expr) -> str:
+        return f"sg_sign({self.print(expr.args[0])})"
+
+    def _print_DiracDelta(self, expr) -> str:
+        return f"(0.0*{self.print(expr.args[0])})"
+
+    def _print_sigmoid(self, expr) -> str:
+        return f"sg_sigmoid({self.print(expr.args[0])})"
+
+    def _print_softplus(self, expr) -> str:
+        return f"sg_softplus({self.print(expr.args[0])})"
+
+    def _print_Cast(self, expr) -> str:
+        return _CAST[expr.dtype].format(self.print(expr.args[0]))
+
+    def _nested(self, func: str, args) -> str:
+        out = self.print(args[0])
+        for arg in args[1:]:
+            out = f"{func}({out}, {self.print(arg)})"
+        return out
+
+    def _print_Maximum(self, expr) -> str:
+        return self._nested("sg_maximum", expr.args)
+
+    _print_Max = _print_Maximum
+
+    def _print_Minimum(self, expr) -> str:
+        return self._nested("sg_minimum", expr.args)
+
+    _print_Min = _print_Minimum
+
+    def _print_TieStep(self, expr) -> str:
+        a, b = expr.args
+        return f"sg_tie_step({self.print(a)}, {self.print(b)})"
+
+    # ------------------------------------------------------------------ selections and logic
+    def _truth(self, cond: sp.Basic) -> str:
+        return f"({self.print(cond)} != 0)"
+
+    def _print_Select(self, expr) -> str:
+        c, a, b = expr.args
+        return f"({self._truth(c)} ? {self.print(a)} : {self.print(b)})"
+
+    def _print_Compare(self, expr) -> str:
+        a, b = expr.args
+        return f"(double)({self.print(a)} {_COMPARE[expr.numpy_name]} {self.print(b)})"
+
+    def _logical(self, op: str, args) -> str:
+        return "(double)(" + f" {op} ".join(self._truth(a) for a in args) + ")"
+
+    def _print_LogicalAnd(self, expr) -> str:
+        return self._logical("&&", expr.args)
+
+    _print_And = _print_LogicalAnd
+
+    def _print_LogicalOr(self, expr) -> str:
+        return self._logical("||", expr.args)
+
+    _print_Or = _print_LogicalOr
+
+    def _print_LogicalNot(self, expr) -> str:
+        return f"(double)(!{self._truth(expr.args[0])})"
+
+    _print_Not = _print_LogicalNot
+
+    def _print_Piecewise(self, expr) -> str:
+        pieces = list(expr.args)
+        out = self.print(pieces.pop().expr) if pieces[-1].cond is sp.true else "NAN"
+        for value, cond in reversed(pieces):
+            out = f"({self._truth(cond)} ? {self.print(value)} : {out})"
+        return out

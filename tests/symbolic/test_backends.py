@@ -1,0 +1,343 @@
+"""The compiled-function backends (``symgrad.symbolic.backends``): every C backend agrees
+with the NumPy backend -- on random elementwise programs, the W1 formula and the plain-SymPy
+Rosenbrock gradient, in float64 and float32, with NaN and infinity -- compiles safely from
+many threads, keeps backends apart in the cache, and fails with specific errors.
+
+Tests that need a C compiler skip, with the reason, when none is found.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad
+import symgrad.symbolic as S
+from symgrad.ops import OPS
+from symgrad.symbolic.backends import (BackendInputError, CCompileError, CompilerNotFoundError,
+                                       UnsupportedExpressionError, backend_names)
+from symgrad.symbolic.backends.cbuild import find_compiler
+from symgrad.symbolic.graph import tensor_graph
+from symgrad.symbolic.reverse import adjoints
+from symgrad.symbolic.structural import Sum
+from symgrad.symbolic.symbols import ArrayVar, shape_of
+from symgrad.tape.tensor import apply_op
+from symgrad.testing.generator import Program, ProgramBuilder, RandomChooser, Reject
+
+ARRAY_BACKENDS = ["c", "c_fused"]
+SCALAR_BACKENDS = ["c", "c_scalar"]
+ELEMENTWISE_OPS = sorted(name for name, op in OPS.items() if op.kind == "elementwise")
+TOLERANCES = {np.float64: dict(rtol=1e-9, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
+
+
+@pytest.fixture(scope="module")
+def cc() -> list[str]:
+    try:
+        return find_compiler()
+    except CompilerNotFoundError as err:
+        pytest.skip(f"no C compiler: {err}")
+
+
+@pytest.fixture
+def build_dir(tmp_path, monkeypatch) -> str:
+    """A fresh, empty build directory (nothing compiled before)."""
+    path = str(tmp_path / "build")
+    monkeypatch.setenv("SYMGRAD_BUILD_DIR", path)
+    return path
+
+
+def assert_agree(native, reference, tolerances: dict) -> None:
+    """Same output names, shapes, floating dtypes; values equal to ``tolerances``, NaN
+    and infinities in the same places."""
+    assert native._fields == reference._fields
+    for name, got, want in zip(reference._fields, native, reference):
+        want = np.asarray(want)
+        assert got.shape == want.shape, name
+        if want.dtype.kind == "f":
+            assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+        np.testing.assert_allclose(got, want, equal_nan=True, err_msg=name, **tolerances)
+
+
+def compile_both(backend: str, symbols: list, outputs: list):
+    return (S.compile_exprs(symbols, outputs, backend=backend, cache=False),
+            S.compile_exprs(symbols, outputs, backend="numpy", cache=False))
+
+
+# ============================================================================ random programs
+def elementwise_program(seed: int, dtype) -> Program:
+    """A random chain of elementwise ops (broadcasting inputs), without the generator's
+    final sums of unused results (a sum inside an expression is not elementwise)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        builder = ProgramBuilder(RandomChooser(rng), dtype=dtype)
+        try:
+            for _ in range(int(rng.integers(2, 8))):
+                builder.apply(builder.choose.element(ELEMENTWISE_OPS))
+        except Reject:
+            continue
+        return Program(builder.names, builder.inputs, builder.layout, builder.values[-1].shape)
+    raise AssertionError(f"no program for seed {seed}")
+
+
+PROGRAM_CASES = [(backend, dtype, seed) for backend in ARRAY_BACKENDS for dtype in (np.float64, np.float32)
+                 for seed in range(10)]
+
+
+@pytest.mark.parametrize("backend, dtype, seed", PROGRAM_CASES)
+def test_random_elementwise_program_agrees_with_numpy(cc, backend, dtype, seed):
+    program = elementwise_program(seed, dtype)
+    value, refs = tensor_graph(program(*program.tensors()))
+    symbols = list(refs)
+    values = [refs[s].detach().numpy() for s in symbols]
+    total = Sum.of(value, dim=None, keepdim=False)
+    full = [s for s in symbols if shape_of(s) == shape_of(value) and getattr(s, "array_dtype", "") != "bool"]
+    grads = adjoints([(total, sp.S.One)], full) if full else []
+    native, reference = compile_both(backend, symbols, [value, total, *grads])
+    assert_agree(native(*values), reference(*values), TOLERANCES[dtype])
+
+
+# ============================================================================ W1 and Rosenbrock
+def w1_formula(m, x, y, z):
+    return m.sin(x * y) * m.exp(-z) + m.log(1 + x * x) * m.tanh(y) + m.cos(z) * (y * y + z * z + 1) ** 1.5
+
+
+@pytest.mark.parametrize("backend, dtype, n", [(b, d, n) for b in ARRAY_BACKENDS for d in (np.float64, np.float32)
+                                               for n in (1, 2049, 10_001)])
+def test_w1_formula_agrees_with_numpy(cc, backend, dtype, n):
+    data = [a.astype(dtype) for a in np.random.default_rng(n).uniform(-1.0, 1.0, (3, n))]
+    f = lambda x, y, z: w1_formula(symgrad, x, y, z).sum()  # noqa: E731
+    native = S.value_and_grad(f, argnums=(0, 1, 2), backend=backend)
+    value, grads = native(*data)
+    ref_value, ref_grads = S.value_and_grad(f, argnums=(0, 1, 2))(*data)
+    assert native.compiled.backend == "c_fused"
+    tol = dict(TOLERANCES[dtype], rtol=TOLERANCES[dtype]["rtol"] * 10)  # sums: another summation order
+    np.testing.assert_allclose(value, ref_value, **tol)
+    assert value.dtype == ref_value.dtype
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_allclose(got, want, **TOLERANCES[dtype])
+
+
+def rosen_der(x: np.ndarray) -> np.ndarray:
+    """The hand-written Rosenbrock gradient (scipy.optimize.rosen_der's formula)."""
+    der = np.zeros_like(x)
+    xm, xm_m1, xm_p1 = x[1:-1], x[:-2], x[2:]
+    der[1:-1] = 200 * (xm - xm_m1 ** 2) - 400 * (xm_p1 - xm ** 2) * xm - 2 * (1 - xm)
+    der[0] = -400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0])
+    der[-1] = 200 * (x[-1] - x[-2] ** 2)
+    return der
+
+
+@pytest.mark.parametrize("backend, n", [(b, n) for b in SCALAR_BACKENDS for n in (2, 3, 60)])
+def test_plain_sympy_rosenbrock_gradient(cc, backend, n):
+    xs = sp.symbols(f"x0:{n}", real=True)
+    f = sp.Add(*[100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(n - 1)])
+    x = np.random.default_rng(n).uniform(-1.5, 1.5, n)
+    native = S.grad(f, list(xs), args=list(xs), backend=backend)
+    got = np.array(native(*x))
+    assert native.compiled.backend == "c_scalar"
+    np.testing.assert_allclose(got, np.array(S.grad(f, list(xs), args=list(xs))(*x)), rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(got, rosen_der(x), rtol=1e-12, atol=1e-10)
+    np.testing.assert_array_equal(native.compiled.call_packed(x), got)
+
+
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
+def test_transforms_take_a_backend(cc, backend):
+    x = np.random.default_rng(3).uniform(0.5, 1.5, 4)
+    f = lambda x: (symgrad.sin(x) * x).sum()  # noqa: E731
+    cases = [
+        (S.grad(f, backend=backend)(x), S.grad(f)(x)),
+        (S.jacobian(lambda x: symgrad.exp(x) * x, backend=backend)(x), S.jacobian(lambda x: symgrad.exp(x) * x)(x)),
+        (S.hessian(f, backend=backend)(x), S.hessian(f)(x)),
+        (S.vjp(lambda x: x ** 3, x, backend=backend)[1](np.ones(4)), S.vjp(lambda x: x ** 3, x)[1](np.ones(4))),
+        (S.jvp(lambda x: x ** 3, (x,), (x,), backend=backend), S.jvp(lambda x: x ** 3, (x,), (x,))),
+    ]
+    for got, want in cases:
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12)
+
+
+# ============================================================================ IEEE special values
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 1e300, -1e-300, 710.0])
+SPECIAL_CASES = {
+    "sin": lambda x, y: symgrad.sin(x), "exp": lambda x, y: symgrad.exp(x), "log": lambda x, y: symgrad.log(x),
+    "tanh": lambda x, y: symgrad.tanh(x), "sqrt": lambda x, y: symgrad.sqrt(x), "pow1.5": lambda x, y: x ** 1.5,
+    "pow2": lambda x, y: x ** 2, "pow_xy": lambda x, y: x ** y, "div": lambda x, y: x / y,
+    "maximum": lambda x, y: symgrad.maximum(x, y), "minimum": lambda x, y: symgrad.minimum(x, y),
+    "sign": lambda x, y: apply_op("sign", x), "abs": lambda x, y: symgrad.abs(x), "relu": lambda x, y: symgrad.relu(x),
+    "sigmoid": lambda x, y: symgrad.sigmoid(x), "softplus": lambda x, y: symgrad.softplus(x),
+    "where": lambda x, y: symgrad.where(x > y, x, y), "clamp": lambda x, y: symgrad.clamp(x, -1.0, 1.0),
+    "mul_add": lambda x, y: x * y + x,
+}
+
+
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
+@pytest.mark.parametrize("case", sorted(SPECIAL_CASES))
+def test_nan_and_inf_propagate_as_in_numpy(cc, backend, case):
+    x, y = np.meshgrid(SPECIAL, SPECIAL)
+    tx, ty = (symgrad.tensor(a.ravel(), requires_grad=True, name=n) for a, n in ((x, "x"), (y, "y")))
+    with np.errstate(all="ignore"):
+        value, refs = tensor_graph(SPECIAL_CASES[case](tx, ty))
+    symbols = list(refs)
+    values = [refs[s].detach().numpy() for s in symbols]
+    outputs = [value, Sum.of(value, dim=None, keepdim=False)]
+    native, reference = compile_both(backend, symbols, outputs)
+    with np.errstate(all="ignore"):
+        assert_agree(native(*values), reference(*values), dict(rtol=1e-12, atol=0))
+
+
+# ============================================================================ float32
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
+def test_float32_computes_in_float64_and_rounds_once(cc, backend):
+    """The documented choice: float32 inputs are widened, the result rounded to float32 once."""
+    x = ArrayVar("x", (1000,), "float32")
+    expr = sp.exp(sp.sin(x) * 3) / (1 + x ** 2)
+    values = np.random.default_rng(5).uniform(-3, 3, 1000).astype(np.float32)
+    got = S.compile_exprs([x], [expr], backend=backend, cache=False)(values).out0
+    x64 = ArrayVar("x", (1000,), "float64")
+    exact = S.compile_exprs([x64], [expr.xreplace({x: x64})])(values.astype(np.float64)).out0
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, exact.astype(np.float32))
+
+
+# ============================================================================ the interface and the cache
+def test_native_function_interface(cc):
+    x, y = ArrayVar("x", (3,)), ArrayVar("w.b", (3,))
+    f = S.compile_exprs([x, y], [Sum.of(x * y, dim=None, keepdim=False), y, x], output_names=["value", "grad_x", "grad_y"],
+                        backend="c")
+    a, b = np.arange(3.0), np.ones(3)
+    out = f(a, w_b=b)
+    assert (f.inputs, f.outputs, f.backend) == (["x", "w_b"], ["value", "grad_x", "grad_y"], "c_fused")
+    assert out.value == 3.0 and out.grad_x is not b and np.array_equal(out.grad_y, a)
+    assert "void sg_kernel" in f.source and set(f.exprs) == {"value", "grad_x", "grad_y"}
+    assert "sum" in f.latex() and "c_fused" in repr(f)
+
+
+def test_backends_never_share_a_cache_entry(cc):
+    x = ArrayVar("x", (5,))
+    expr = sp.cos(x) * 7 + 1
+    native, numpy_f = (S.compile_exprs([x], [expr], backend=b) for b in ("c", "numpy"))
+    assert native is not numpy_f and (native.backend, numpy_f.backend) == ("c_fused", "numpy")
+    assert S.compile_exprs([x], [expr], backend="c") is native
+    assert S.compile_exprs([x], [expr], backend="c_fused") is not native  # another name, another entry
+    f = lambda v: (symgrad.cos(v) * 7).sum()  # noqa: E731
+    assert S.grad(f, backend="c")._prepare([np.ones(5)], {})[1].backend == "c_fused"
+    assert S.grad(f)._prepare([np.ones(5)], {})[1].backend == "numpy"
+
+
+def test_compiling_from_many_threads(cc, build_dir):
+    x = ArrayVar("x", (64,))
+    exprs = [sp.sin(x) * k + sp.exp(-x) for k in range(4)]  # 4 sources, each wanted by 3 threads at once
+    values = np.linspace(-2, 2, 64)
+    results: dict = {}
+    errors: list = []
+    start = threading.Barrier(12)
+
+    def work(i: int) -> None:
+        try:
+            start.wait()
+            results[i] = S.compile_exprs([x], [exprs[i % 4]], backend="c", cache=False)(values).out0
+        except Exception as err:  # noqa: BLE001  (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i, got in results.items():
+        np.testing.assert_allclose(got, np.sin(values) * (i % 4) + np.exp(-values), rtol=1e-14)
+    assert len(results) == 12
+    assert sorted(os.path.splitext(n)[1] for n in os.listdir(build_dir)) == [".so"] * 4
+
+
+# ============================================================================ errors
+def _no_compiler(monkeypatch, tmp_path):
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
+def _missing_cc(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+
+
+def _failing_cc(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", "false")
+
+
+COMPILER_ERRORS = [  # (how the compiler is broken, error, words the message must contain)
+    (_no_compiler, CompilerNotFoundError, ["CC", "cc", "gcc", "backend='numpy'"]),
+    (_missing_cc, CompilerNotFoundError, ["no-such-cc", "CC"]),
+    (_failing_cc, CCompileError, ["exit 1", "backend='numpy'"]),
+]
+
+
+@pytest.mark.parametrize("breakage, error, words", COMPILER_ERRORS)
+def test_compiler_errors(breakage, error, words, monkeypatch, tmp_path):
+    breakage(monkeypatch, tmp_path)
+    monkeypatch.setenv("SYMGRAD_BUILD_DIR", str(tmp_path / "build"))
+    x = ArrayVar("x", (3,))
+    with pytest.raises(error) as info:
+        S.compile_exprs([x], [sp.sin(x) + 17], backend="c", cache=False)
+    for word in words:
+        assert word in str(info.value)
+
+
+_A, _B = ArrayVar("a", (2, 2)), ArrayVar("b", (2, 2))
+UNSUPPORTED = [  # (backend, inputs, output, the op the message names)
+    ("c", [_A, _B], S.structural_class("matmul").of(_A, _B), "matmul"),
+    ("c", [_A], S.structural_class("getitem").of(_A, index=(0,)), "getitem"),
+    ("c", [_A], sp.exp(Sum.of(_A, dim=None, keepdim=False)) * _A, "sum"),
+    ("c", [_A], Sum.of(_A, dim=(0,), keepdim=False), "sum"),
+    ("c", [_A], S.structural_class("softmax").of(_A, dim=1), "softmax"),
+    ("c_fused", [_A], sp.besselj(0, _A), "besselj"),
+    ("c_scalar", [_A], sp.sin(_A), "shape (2, 2)"),
+]
+
+
+@pytest.mark.parametrize("backend, inputs, output, op", UNSUPPORTED)
+def test_untranslatable_expressions_name_the_op(cc, backend, inputs, output, op):
+    with pytest.raises(UnsupportedExpressionError) as info:
+        S.compile_exprs(inputs, [output], backend=backend, cache=False)
+    assert op in str(info.value) and "backend='numpy'" in str(info.value)
+
+
+BAD_INPUTS = [  # (value for x of shape (3,) float64, words the message must contain)
+    (np.ones(4), ["'x'", "(4,)", "(3,)"]),
+    (np.ones((3, 1)), ["(3, 1)"]),
+    (np.arange(3), ["int64"]),
+    (np.ones(3, dtype=complex), ["complex128"]),
+    (np.ones(3, dtype=np.longdouble), ["float128"]),
+]
+
+
+@pytest.mark.parametrize("value, words", BAD_INPUTS)
+def test_wrong_inputs_are_named(cc, value, words):
+    x = ArrayVar("x", (3,))
+    f = S.compile_exprs([x], [sp.sin(x)], backend="c")
+    with pytest.raises(BackendInputError) as info:
+        f(value)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_scalar_backend_refuses_arrays_for_scalar_symbols(cc):
+    x = sp.Symbol("x", real=True)
+    f = S.compile_exprs([x], [sp.sin(x)], backend="c")
+    assert f.backend == "c_scalar" and float(f(0.5).out0) == np.sin(0.5)
+    with pytest.raises(BackendInputError, match=r"shape \(3,\)"):
+        f(np.ones(3))
+    with pytest.raises(BackendInputError, match="call_packed"):
+        f.call_packed(np.ones(2))
+
+
+@pytest.mark.parametrize("call", [lambda: S.compile_exprs([sp.Symbol("x")], [sp.Symbol("x")], backend="fortran"),
+                                  lambda: S.grad(lambda x: x.sum(), backend="fortran")])
+def test_unknown_backend_lists_the_known_ones(call):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert "'fortran'" in str(info.value) and str(backend_names()) in str(info.value)
