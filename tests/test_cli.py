@@ -54,7 +54,10 @@ DIFF_CASES = [
     (["diff", "-x**2"], ["df/dx = -2*x"]),  # a leading '-' is an expression, not an option
     (["diff", "--", "-x**3"], ["df/dx = -3*x**2"]),
     (["diff", "sum(x**2)", "--shape", "x=3"], ["df/dx = 2*x"]),
-    (["diff", "sum(x @ w)", "--shape", "x=2,w=2x3", "--wrt", "w"], ["df/dw = "]),
+    # d/dw sum(x @ w) is the outer product of x with ones: w's gradient repeats x in each column
+    (["diff", "sum(x @ w)", "--shape", "x=2,w=2x3", "--wrt", "w"], ["df/dw = broadcast_to(1, shape=(3,))*x[:, None]"]),
+    (["diff", "sum(x @ w)", "--shape", "x=2,w=2x3", "--wrt", "w", "--at", "x=2,w=0"],
+     ["df/dw[0, 0]  2            2", "df/dw[1, 2]  2            2"]),
     (["diff", "x*y", "--wrt", "z"], ["df/dz = 0"]),
     (["diff", "sigmoid(x)"], ["df/dx = (1 - sigmoid(x))*sigmoid(x)"]),
 ]

@@ -435,6 +435,66 @@ def test_custom_function_ctx_flags():
     assert out.grad_fn.name() == "ScaleBackward" and x.grad.tolist() == [2.0, 2.0]
 
 
+class _MaxWithIndex(symgrad.autograd.Function):
+    """Values and their argmax; the index output is marked non-differentiable."""
+
+    @staticmethod
+    def forward(ctx, x):
+        index = symgrad.tensor(np.argmax(x.detach().numpy(), axis=1))
+        ctx.save_for_backward(index)
+        ctx.shape = x.shape
+        ctx.mark_non_differentiable(index)
+        return x.detach().max(dim=1).values, index
+
+    @staticmethod
+    def backward(ctx, g, g_index):
+        (index,) = ctx.saved_tensors
+        grad = np.zeros(ctx.shape)
+        grad[np.arange(ctx.shape[0]), index.numpy()] = g.numpy()
+        return symgrad.tensor(grad)
+
+
+@pytest.mark.parametrize("engine", ["tape", "symbolic"])
+def test_mark_non_differentiable_outputs_carry_no_gradient(engine):
+    x = symgrad.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]], requires_grad=True)
+    values, index = _MaxWithIndex.apply(x)
+    assert values.requires_grad and values.grad_fn is not None
+    assert not index.requires_grad and index.grad_fn is None
+    with symgrad.backward_engine(engine):
+        (values * symgrad.tensor([2.0, 3.0])).sum().backward()
+    assert x.grad.tolist() == [[0.0, 2.0, 0.0], [3.0, 0.0, 0.0]]
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        index.sum().backward()
+
+
+@pytest.mark.parametrize("name, args", [
+    ("zeros_like", ()), ("ones_like", ()), ("full_like", (2.5,)), ("rand_like", ()), ("randn_like", ()),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_like_factories_copy_shape_and_dtype(name, args, dtype):
+    source = symgrad.zeros(2, 3, dtype=getattr(symgrad, dtype))
+    made = getattr(symgrad, name)(source, *args)
+    assert (made.shape, made.dtype, made.requires_grad) == ((2, 3), source.dtype, False)
+    values = made.numpy()
+    if name == "rand_like":
+        assert ((values >= 0) & (values < 1)).all()
+    elif name != "randn_like":
+        assert (values == {"zeros_like": 0.0, "ones_like": 1.0, "full_like": 2.5}[name]).all()
+    assert getattr(symgrad, name)(source, *args, requires_grad=True).requires_grad
+
+
+@pytest.mark.parametrize("engine", ["tape", "symbolic"])
+def test_view_reshapes_and_carries_the_gradient_back(engine):
+    t = symgrad.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    v = t.view(4)
+    assert v.shape == (4,) and v.grad_fn.name() == "ViewBackward0" and v.tolist() == [1.0, 2.0, 3.0, 4.0]
+    with symgrad.backward_engine(engine):
+        (v * symgrad.arange(4.0)).sum().backward()
+    assert t.grad.tolist() == [[0.0, 1.0], [2.0, 3.0]]
+    with pytest.raises((RuntimeError, ValueError), match="shape"):
+        t.view(3)
+
+
 # ---------------------------------------------------------------- scale and independence
 def test_long_chain_has_no_recursion_limit():
     x = symgrad.tensor(1.0, requires_grad=True)
