@@ -40,7 +40,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .compile import CompiledFunction, cached
+from .compile import CompiledFunction, cache_transaction, cached
 from .graph import InputRef, Segment
 from .reverse import adjoints
 from .structural import exact
@@ -96,7 +96,7 @@ def symbolic_backward(roots: Sequence[Any], grad_roots: Sequence[Any], *, inputs
     if not _inputs_unmodified(order):
         return engine.tape_backward(roots, grad_roots, inputs=inputs, retain_graph=retain_graph,
                                     create_graph=create_graph, accumulate=accumulate)
-    with engine.set_grad_enabled(create_graph):
+    with engine.set_grad_enabled(create_graph), cache_transaction():  # a failure caches nothing
         results = _backward(roots, grad_roots, order, root_edges, targets, inputs, create_graph, accumulate)
     if not retain_graph:
         engine.release_graph(order)
@@ -388,16 +388,17 @@ def cross_checked_backward(roots, grad_roots, *, inputs=None, retain_graph: bool
         checked = list(inputs)
     else:
         checked = [node.variable for node in order if isinstance(node, engine.AccumulateGrad)]
-    if checked:
-        with _HooksHeld(order):
-            symbolic = symbolic_backward(roots, grad_roots, inputs=checked, retain_graph=True,
-                                         create_graph=False, accumulate=False)
-            tape = engine.tape_backward(roots, grad_roots, inputs=checked, retain_graph=True,
-                                        create_graph=False, accumulate=False)
-        for i, (tensor, s, t) in enumerate(zip(checked, symbolic, tape)):
-            _compare(i, tensor, s, t)
-    return symbolic_backward(roots, grad_roots, inputs=inputs, retain_graph=retain_graph,
-                             create_graph=create_graph, accumulate=accumulate)
+    with cache_transaction():  # a mismatch leaves the compile cache as it was
+        if checked:
+            with _HooksHeld(order):
+                symbolic = symbolic_backward(roots, grad_roots, inputs=checked, retain_graph=True,
+                                             create_graph=False, accumulate=False)
+                tape = engine.tape_backward(roots, grad_roots, inputs=checked, retain_graph=True,
+                                            create_graph=False, accumulate=False)
+            for i, (tensor, s, t) in enumerate(zip(checked, symbolic, tape)):
+                _compare(i, tensor, s, t)
+        return symbolic_backward(roots, grad_roots, inputs=inputs, retain_graph=retain_graph,
+                                 create_graph=create_graph, accumulate=accumulate)
 
 
 def _compare(i: int, tensor, symbolic, tape) -> None:

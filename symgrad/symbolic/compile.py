@@ -28,7 +28,8 @@ import keyword
 import re
 import threading
 from collections import OrderedDict, namedtuple
-from typing import Any, Callable, Hashable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 import sympy as sp
@@ -40,7 +41,7 @@ from .structural import StructuralFunction, numpy_namespace
 from .symbols import shape_of
 
 __all__ = [
-    "CompiledFunction", "compile_exprs", "cached", "compile_cache_info", "compile_cache_clear",
+    "CompiledFunction", "compile_exprs", "cached", "cache_transaction", "compile_cache_info", "compile_cache_clear",
     "set_compile_cache_size", "common_subexpressions", "operation_count", "CacheInfo",
 ]
 
@@ -613,16 +614,128 @@ class _Cache:
         self.hits = 0
         self.misses = 0
         self.lock = threading.RLock()
+        self.claims: dict = {}  # key -> the _Claim of a value being built, or built and not committed yet
 
 
 _CACHE = _Cache(256)
+_MISSING = object()
+_LOCAL = threading.local()  # .open: this thread's open transactions, innermost last
+
+
+class _Claim:
+    """One thread's claim to build the value of a key: threads that miss the same key
+    meanwhile wait for it instead of building it again."""
+
+    __slots__ = ("owner", "done", "value", "error")
+
+    def __init__(self) -> None:
+        self.owner = threading.get_ident()
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def result(self) -> Any:
+        """The value once built; the builder's exception if the build failed."""
+        if self.owner == threading.get_ident() and not self.done.is_set():
+            raise RuntimeError(
+                "a compile-cache build looked up its own key while building it (it would wait for itself "
+                "forever); build the value without calling cached() for the same key inside"
+            )
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class _Transaction:
+    """The lookups of one transaction, ``(key, value)`` in order, and the claims of the
+    values it built."""
+
+    __slots__ = ("lookups", "claims")
+
+    def __init__(self) -> None:
+        self.lookups: list = []
+        self.claims: list = []
+
+
+def _open_transactions() -> list:
+    try:
+        return _LOCAL.open
+    except AttributeError:
+        _LOCAL.open = []
+        return _LOCAL.open
+
+
+def _release(claims: list) -> None:
+    with _CACHE.lock:
+        for key, claim in claims:
+            if _CACHE.claims.get(key) is claim:
+                del _CACHE.claims[key]
+
+
+def _commit(transaction: _Transaction) -> None:
+    """Count and store a transaction's lookups: a key still absent is a miss and enters
+    the cache, a present one is a hit (so misses count the entries ever added)."""
+    with _CACHE.lock:
+        for key, value in transaction.lookups:
+            if key in _CACHE.entries:
+                _CACHE.entries.move_to_end(key)
+                _CACHE.hits += 1
+            else:
+                _CACHE.entries[key] = value
+                _CACHE.misses += 1
+        while len(_CACHE.entries) > _CACHE.maxsize:
+            _CACHE.entries.popitem(last=False)
+        _release(transaction.claims)
+
+
+@contextmanager
+def cache_transaction() -> Iterator[None]:
+    """Commit the cache lookups made inside the block only if it ends without an
+    exception: then values built inside enter the cache and every lookup counts as a
+    hit or a miss; after an exception the cache and its counts are as they were (so a
+    failed ``backward()`` leaves no entry).  Blocks nest: an inner one commits into the
+    outer one.  Inside the block, values built before are found again.
+
+    >>> before = compile_cache_info()
+    >>> try:
+    ...     with cache_transaction():
+    ...         value = cached(("doc", "transaction"), lambda: "built")
+    ...         raise ValueError("the call fails later")
+    ... except ValueError:
+    ...     pass
+    >>> compile_cache_info() == before
+    True
+    >>> with cache_transaction():
+    ...     cached(("doc", "transaction"), lambda: "built")
+    'built'
+    >>> compile_cache_info().misses - before.misses
+    1
+    """
+    transactions = _open_transactions()
+    transaction = _Transaction()
+    transactions.append(transaction)
+    try:
+        yield
+    except BaseException:
+        transactions.pop()
+        _release(transaction.claims)
+        raise
+    transactions.pop()
+    if transactions:
+        transactions[-1].lookups.extend(transaction.lookups)
+        transactions[-1].claims.extend(transaction.claims)
+    else:
+        _commit(transaction)
 
 
 def cached(key: Hashable, build: Callable[[], Any]) -> Any:
     """The cached value for ``key``, building (and counting a miss) when absent.
 
     Keys describe graph structure only -- ops, shapes, dtypes, attributes, constants --
-    never input values.
+    never input values.  Threads that miss the same key at once build it once: the first
+    claims the key, the others wait for its value (or get its exception).  Inside
+    :func:`cache_transaction` the value enters the cache when the block commits.
 
     >>> before = compile_cache_info().misses
     >>> cached(("doc", 1), lambda: "built"), cached(("doc", 1), lambda: "again")
@@ -630,22 +743,30 @@ def cached(key: Hashable, build: Callable[[], Any]) -> Any:
     >>> compile_cache_info().misses - before
     1
     """
+    transactions = _open_transactions()
+    if not transactions:
+        with cache_transaction():
+            return cached(key, build)
     with _CACHE.lock:
+        value = _CACHE.entries.get(key, _MISSING)
+        claim = _CACHE.claims.get(key) if value is _MISSING else None
+        mine = value is _MISSING and claim is None
+        if mine:
+            claim = _CACHE.claims[key] = _Claim()
+    if mine:
         try:
-            value = _CACHE.entries[key]
-        except KeyError:
-            pass
-        else:
-            _CACHE.entries.move_to_end(key)
-            _CACHE.hits += 1
-            return value
-    value = build()
-    with _CACHE.lock:
-        _CACHE.misses += 1
-        _CACHE.entries[key] = value
-        _CACHE.entries.move_to_end(key)
-        while len(_CACHE.entries) > _CACHE.maxsize:
-            _CACHE.entries.popitem(last=False)
+            claim.value = build()
+        except BaseException as err:
+            claim.error = err
+            _release([(key, claim)])
+            raise
+        finally:
+            claim.done.set()
+        transactions[-1].claims.append((key, claim))
+        value = claim.value
+    elif claim is not None:
+        value = claim.result()
+    transactions[-1].lookups.append((key, value))
     return value
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.parameters import evaluate
 
+from ..tape.structure import number_value
 from .elementwise import elementwise_form, lower
 from .stable import STABLE_FORMS
 from .structural import exact, structural_class
@@ -45,13 +46,17 @@ DEEP = 48
 
 
 class InputRef:
-    """One input of a segment: a leaf, a non-recorded array, or a cut node's output."""
+    """One input of a segment: a leaf, a non-recorded array, a cut node's output, or a
+    constant operand SymPy cannot hold (``"const"``: its frozen value is ``constant``)."""
 
-    __slots__ = ("kind", "tensor", "node", "index", "name", "shape", "dtype", "symbol", "version", "array")
+    __slots__ = ("kind", "tensor", "node", "index", "name", "shape", "dtype", "symbol", "version", "array",
+                 "constant")
 
     def __init__(self, kind: str, *, tensor=None, node=None, index: int = 0, name: str | None,
-                 shape: tuple, dtype: np.dtype, version: int | None = None, array=None) -> None:
+                 shape: tuple, dtype: np.dtype, version: int | None = None, array=None,
+                 constant: tuple | None = None) -> None:
         self.kind = kind
+        self.constant = constant
         self.array = array
         self.tensor = tensor
         self.node = node
@@ -77,7 +82,7 @@ class InputRef:
         return self.tensor._data
 
     def key(self) -> tuple:
-        return (self.kind, self.name, self.shape, self.dtype.str)
+        return (self.kind, self.name, self.shape, self.dtype.str, self.constant)
 
     def __repr__(self) -> str:
         return f"<InputRef {self.kind} {self.name} {self.shape} {self.dtype}>"
@@ -98,6 +103,42 @@ def _node_types():
     return Node, AccumulateGrad
 
 
+def _in_product(node) -> bool:
+    """Whether ``node`` multiplies or divides its operands (where a zero constant folds)."""
+    return node.op is not None and node.op.name in ("mul", "div")
+
+
+def _sympy_holds(value: Any, in_product: bool) -> bool:
+    """Whether the constant operand ``value`` can be a SymPy number without changing
+    what NumPy computes: not NaN or an infinity (SymPy's ``nan``/``oo`` absorb what they
+    meet, ``x + oo -> oo``, so the gradient would be 0) and not a zero factor or divisor
+    (SymPy folds ``x*0 -> 0`` and ``0/x -> 0`` where NumPy's ``inf*0`` and ``0/0`` are
+    NaN, makes ``x/0`` its ``zoo``, and ``-0.0`` loses its sign).  Other constants
+    become inputs.
+
+    >>> _sympy_holds(2.5, True), _sympy_holds(float("inf"), False), _sympy_holds(0.0, True), _sympy_holds(0, False)
+    (True, False, False, True)
+    """
+    if isinstance(value, (float, complex)) and not np.isfinite(value):
+        return False
+    return not (in_product and value == 0)
+
+
+def _constant_name(value: Any) -> str:
+    """The symbol name of a constant that is an input: ``inf``, ``minus_inf``, ``nan``,
+    ``zero``, ``minus_zero`` (``nonfinite`` for a complex value).
+
+    >>> _constant_name(float("-inf")), _constant_name(-0.0), _constant_name(0)
+    ('minus_inf', 'minus_zero', 'zero')
+    """
+    if isinstance(value, complex):
+        return "nonfinite"
+    if value != value:
+        return "nan"
+    word = "inf" if value else "zero"
+    return f"minus_{word}" if np.signbit(value) else word
+
+
 def _constant_number(value: Any) -> sp.Expr:
     if isinstance(value, (bool, np.bool_)):
         return sp.Integer(int(value))
@@ -108,9 +149,7 @@ def _constant_number(value: Any) -> sp.Expr:
     value = float(value)
     if value.is_integer() and abs(value) < 2 ** 53:
         return sp.Integer(int(value))
-    if not np.isfinite(value):
-        return {np.inf: sp.oo, -np.inf: -sp.oo}.get(value, sp.nan)
-    return sp.Float(value)
+    return sp.Float(value)  # finite: the others are inputs (_sympy_holds)
 
 
 class Segment:
@@ -185,7 +224,7 @@ class Segment:
             else:
                 stack.pop()
                 on_stack.discard(id(node))
-                refs = tuple(self._child_ref(s, top_nodes) for s in inputs)
+                refs = tuple(self._child_ref(s, top_nodes, _in_product(node)) for s in inputs)
                 identity = ("op", node.op.name) if node.op is not None else ("fn", node.function)
                 attrs, index_refs, index_shapes = self._index_inputs(node)
                 self._node_ids[id(node)] = len(self.nodes)
@@ -217,13 +256,13 @@ class Segment:
                 template.append(part)
         return {**attrs, "index": tuple(template)}, tuple(refs), tuple(shapes)
 
-    def _child_ref(self, saved, top_nodes: set) -> tuple:
+    def _child_ref(self, saved, top_nodes: set, in_product: bool = False) -> tuple:
         edge = saved.edge
         if self._interior(edge, top_nodes):
             return ("n", self._node_ids[id(edge)], _output_index(edge, saved.tensor))
-        return self._leaf_ref(edge, saved.tensor)
+        return self._leaf_ref(edge, saved.tensor, in_product)
 
-    def _leaf_ref(self, edge, tensor) -> tuple:
+    def _leaf_ref(self, edge, tensor, in_product: bool = False) -> tuple:
         if isinstance(edge, self._Acc):
             leaf = edge.variable
             return ("in", self._add_input(("leaf", id(leaf)), lambda: InputRef(
@@ -238,7 +277,13 @@ class Segment:
                 "cut", node=edge, index=k, name=name, shape=shape, dtype=dtype)))
         constant = getattr(tensor, "_constant", None)
         if constant is not None:
-            return ("c", _freeze(_number_value(constant)), tensor.dtype.str)
+            value = number_value(constant)
+            if _sympy_holds(value, in_product):
+                return ("c", _freeze(value), tensor.dtype.str)
+            # an input whose value is read at call time; its value is part of the key
+            return ("in", self._add_input(("const", _freeze(value), tensor.dtype.str), lambda: InputRef(
+                "const", tensor=tensor, name=_constant_name(value), shape=tensor.shape, dtype=tensor.dtype,
+                constant=_freeze(value))))
         return ("in", self._add_input(("array", id(tensor)), lambda: InputRef(
             "array", tensor=tensor, name=tensor.name, shape=tensor.shape, dtype=tensor.dtype,
             version=tensor._version.value)))
@@ -316,21 +361,6 @@ class Segment:
     def node_expr(self, position: int, k: int = 0) -> sp.Expr:
         out = self.exprs[position]
         return out[k] if isinstance(out, tuple) else out
-
-
-def _number_value(value: Any) -> Any:
-    """A Python number for a constant operand (NumPy scalars and 0-d arrays included)."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, (complex, np.complexfloating)):
-        return complex(value)
-    raise TypeError(f"the constant operand {value!r} of type {type(value).__name__} is not a number")
 
 
 def eval_constant(ref: tuple) -> Any:

@@ -340,29 +340,37 @@ def shape_of(expr: Any) -> Shape:
         _OLD_SHAPES, _SHAPES = _SHAPES, {}
     from .structural import StructuralFunction
 
-    shapes = _SHAPES
+    found: dict = {}  # every shape this call reads: another thread may swap or clear the memo meanwhile
     stack = [(expr, None)]
     while stack:
         node, children = stack[-1]
         if children is None:
-            children = [c for c in operands(node) if _known_shape(c) is None]
+            children = []
+            for child in operands(node):
+                shape = found.get(child)
+                if shape is None:
+                    shape = _known_shape(child)
+                if shape is None:
+                    children.append(child)
+                else:
+                    found[child] = shape
             stack[-1] = (node, children)
             if children:
                 stack.extend((c, None) for c in children)
                 continue
         stack.pop()
-        if node in shapes:
+        if node in found:
             continue
         if isinstance(node, ArrayVar):
             shape = node.array_shape
         elif isinstance(node, StructuralFunction):
-            shape = node.shape_rule([shapes[a] for a in node.arrays], node.attrs)
+            shape = node.shape_rule([found[a] for a in node.arrays], node.attrs)
         elif not node.args:
             shape = ()
         else:
-            shape = broadcast_shapes(*(shapes[a] for a in operands(node)))
-        shapes[node] = shape
-    return shapes[expr]
+            shape = broadcast_shapes(*(found[a] for a in operands(node)))
+        found[node] = _SHAPES[node] = shape
+    return found[expr]
 
 
 def size_of(shape: Shape) -> int:

@@ -63,8 +63,15 @@ def to_dtype(dtype) -> np.dtype:
 
 
 def is_floating(dtype) -> bool:
-    """True for the floating dtypes, the only ones that can require grad."""
-    return np.issubdtype(dtype, np.floating)
+    """True for the floating dtypes, the only ones that can require grad.
+
+    >>> is_floating(float32), is_floating(np.float16), is_floating("int64")
+    (True, True, False)
+    """
+    kind = getattr(dtype, "kind", None)
+    if kind is None or not isinstance(dtype, np.dtype):
+        kind = np.dtype(dtype).kind
+    return kind == "f"
 
 
 def dtype_name(dtype) -> str:

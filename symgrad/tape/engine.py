@@ -114,7 +114,9 @@ def _root_gradients(roots: Sequence[Tensor], grad_roots, create_graph: bool) -> 
                     f"grad can be implicitly created only for scalar outputs; output {i} has shape "
                     f"{list(root.shape)}: pass gradient= of that shape to backward()"
                 )
-            g = Tensor(np.ones(root.shape, root.dtype))
+            ones = np.ones(root.shape, root.dtype)
+            out.append(Tensor(ones) if create_graph else ones)
+            continue
         g = as_tensor(g)
         if g.shape != root.shape:
             raise RuntimeError(

@@ -115,13 +115,16 @@ class Node:
         self.hooks: list = []
         self.retained: weakref.ref | None = None
         self.freed = False
-        if function is not None:
-            self._name = f"{function.__name__}Backward"
-        else:
-            self._name = op.node_name(*(saved.tensor.shape for saved in self.inputs), **attrs)
+        self._name: str | None = None  # worked out when first asked for (see name())
 
     def name(self) -> str:
-        """PyTorch's name for this node, e.g. ``AddBackward0``."""
+        """PyTorch's name for this node, e.g. ``AddBackward0`` (from the op and the input
+        shapes it was recorded with, which a freed node still knows)."""
+        if self._name is None:
+            if self.function is not None:
+                self._name = f"{self.function.__name__}Backward"
+            else:
+                self._name = self.op.node_name(*(saved.tensor.shape for saved in self.inputs), **self.attrs)
         return self._name
 
     def rename(self, name: str) -> None:

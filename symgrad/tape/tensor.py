@@ -18,7 +18,7 @@ import numpy as np
 
 from ..ops import OPS, ArrayNamespace, normalize_index
 from . import dtypes
-from .grad_mode import is_grad_enabled, no_grad
+from .grad_mode import is_grad_enabled
 from .node import AccumulateGrad, Node, RemovableHandle, SavedInput, VersionCounter
 
 _ACCUMULATOR_LOCK = threading.Lock()
@@ -44,20 +44,27 @@ class Tensor:
 
     __array_ufunc__ = None  # NumPy defers to Tensor's reflected operators: 2.0 * t is a Tensor
 
+    # The state of a fresh tensor, as class attributes: an op's output sets only what
+    # differs (every eager op makes one tensor, so this is on the hot path).
+    _grad: "Tensor | None" = None
+    grad_fn: Node | None = None
+    _requires_grad = False
+    _accumulator: AccumulateGrad | None = None
+    _leaf_hooks: tuple | list = ()  # a list of its own once a hook is registered
+    _retains_grad = False
+    _constant = None
+    name: str | None = None
+
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
         self._data = data
         self._version = _version if _version is not None else VersionCounter()
-        self._grad: Tensor | None = None
-        self.grad_fn: Node | None = None
-        self._requires_grad = False
-        self._accumulator: AccumulateGrad | None = None
-        self._leaf_hooks: list = []
-        self._retains_grad = False
-        self._constant = _constant
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"a tensor's name must be a string, got {type(name).__name__} {name!r:.60}")
-        self.name = name
+        if _constant is not None:
+            self._constant = _constant
+        if name is not None:
+            if not isinstance(name, str):
+                raise TypeError(f"a tensor's name must be a string, got {type(name).__name__} {name!r:.60}")
+            self.name = name
         if requires_grad:
             self.requires_grad_(True)
 
@@ -134,7 +141,12 @@ class Tensor:
         replaces the gradient.  Returns a handle whose ``remove()`` takes the hook away."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-        hooks = self.grad_fn.hooks if self.grad_fn is not None else self._leaf_hooks
+        if self.grad_fn is not None:
+            hooks = self.grad_fn.hooks
+        else:
+            if not isinstance(self._leaf_hooks, list):
+                self._leaf_hooks = []
+            hooks = self._leaf_hooks
         hooks.append(hook)
         return RemovableHandle(hooks, hook)
 
@@ -591,22 +603,22 @@ class Tensor:
             before.grad_fn, before._requires_grad = self.grad_fn, self._requires_grad
             before._accumulator = self._accumulator
             result = apply_op(op_name, before, *others, **attrs)
-        else:
-            with no_grad():
-                result = apply_op(op_name, self, *others, **attrs)
-        self._write(result._data, op_name)
-        if result.grad_fn is not None:
-            self.grad_fn = result.grad_fn
-            self.grad_fn.set_output(0, self)
+            self._write(result._data, op_name)
+            if result.grad_fn is not None:
+                self.grad_fn = result.grad_fn
+                self.grad_fn.set_output(0, self)
+        else:  # nothing to record (no operand requires grad, or grad mode is off)
+            self._write(_forward(op_name, (self,) + others, attrs)[2], op_name)
         return self
 
     def _write(self, values: np.ndarray, op_name: str) -> None:
-        if values.shape != self.shape:
+        data = self._data
+        if values.shape != data.shape:
             raise RuntimeError(
                 f"in-place {op_name} would change the shape from {self.shape} to {values.shape}; "
                 "in-place results must keep the tensor's shape"
             )
-        if not np.can_cast(values.dtype, self.dtype, casting="same_kind"):
+        if values.dtype is not data.dtype and not np.can_cast(values.dtype, data.dtype, casting="same_kind"):
             raise RuntimeError(
                 f"in-place {op_name}: result type {dtypes.dtype_name(values.dtype)} can't be cast to "
                 f"the tensor's dtype {dtypes.dtype_name(self.dtype)}"
@@ -754,11 +766,18 @@ def _promote(op, inputs: list) -> list:
     any, else from 0-d float tensors, else from Python numbers; integer and boolean
     operands are converted to it (``float32 - int64`` is float32, not float64), and a
     float operand of another dtype is cast (recorded, so its gradient flows back).
+    Operands that all have one dtype are returned as they are, at once.
     """
     if op.kind != "elementwise" or len(inputs) < 2:
         return inputs
+    first = inputs[0].dtype
+    for t in inputs:
+        if t.dtype is not first and t.dtype != first:
+            break
+    else:
+        return inputs
     positions = [i for i in range(len(inputs)) if op.differentiable is None or op.differentiable[i]]
-    floats = [inputs[i] for i in positions if dtypes.is_floating(inputs[i].dtype)]
+    floats = [inputs[i] for i in positions if inputs[i].dtype.kind == "f"]
     if not floats:
         return inputs
     tensors = [t for t in floats if t._constant is None]
@@ -769,27 +788,43 @@ def _promote(op, inputs: list) -> list:
         operand = promoted[i]
         if operand.dtype == target:
             continue
-        if dtypes.is_floating(operand.dtype):
+        if operand.dtype.kind == "f":
             promoted[i] = operand.to(target)
         else:
             promoted[i] = Tensor(operand._data.astype(target), _constant=operand._constant)
     return promoted
 
 
-def apply_op(op_name: str, *operands, **attrs) -> Tensor:
-    """Run one op from the table on tensors (or numbers), recording it when needed."""
+def _forward(op_name: str, operands: tuple, attrs: dict) -> tuple:
+    """``(op, input tensors after promotion, result array)`` of one op on ``operands``."""
     op = OPS[op_name]
-    inputs = _promote(op, [_operand(value, operands) for value in operands])
+    inputs = _promote(op, [value if isinstance(value, Tensor) else _operand(value, operands) for value in operands])
     try:
-        result = op.forward(*(t._data for t in inputs), **attrs)
+        result = op.forward(*[t._data for t in inputs], **attrs)
     except (ValueError, IndexError, TypeError) as err:
         shapes = ", ".join(str(list(t.shape)) for t in inputs)
         raise type(err)(f"{op_name} failed for input shapes {shapes}: {err}") from None
-    out = Tensor(np.asarray(result))
-    if is_grad_enabled() and dtypes.is_floating(out.dtype) and any(t.requires_grad for t in inputs):
-        node = Node(op, attrs, [SavedInput(t, t._edge()) for t in inputs])
-        out.grad_fn = node
-        node.set_output(0, out)
+    return op, inputs, result if type(result) is np.ndarray else np.asarray(result)
+
+
+def apply_op(op_name: str, *operands, **attrs) -> Tensor:
+    """Run one op from the table on tensors (or numbers), recording it when needed.
+
+    >>> import symgrad
+    >>> x = symgrad.tensor([1.0, 2.0], dtype=symgrad.float32, requires_grad=True)
+    >>> y = apply_op("mul", x, 3)
+    >>> y.dtype, y.grad_fn
+    (dtype('float32'), <MulBackward0 object at ...>)
+    """
+    op, inputs, data = _forward(op_name, operands, attrs)
+    out = Tensor(data)
+    if data.dtype.kind == "f" and is_grad_enabled():
+        for t in inputs:
+            if t._requires_grad or t.grad_fn is not None:
+                node = Node(op, attrs, [SavedInput(t, t._edge()) for t in inputs])
+                out.grad_fn = node
+                node.set_output(0, out)
+                break
     return out
 
 

@@ -386,18 +386,10 @@ def test_a_failed_backward_can_be_retried_after_the_fix(engine):
     np.testing.assert_allclose(world.v.grad.numpy(), world.u.detach().numpy() + 2.0)
 
 
-# The symbolic engine compiles (and caches) the segments above the failure point before
-# it reaches it; the entries are valid code for those segments, but the cache changed.
-SYMBOLIC_CACHES_BEFORE_FAILING = (
-    "the symbolic engine compiles and caches the segment above the failing node (a miss and a "
-    "new entry) before the failure is found; the entry is valid code, but compile_cache_info() changes"
-)
-
-
 @pytest.mark.parametrize("failure", FAILURES, ids=[f.name for f in FAILURES])
-def test_a_failed_call_leaves_the_compile_cache_as_it_was(engine, failure, request):
-    if engine == "symbolic" and failure.mid_backward and failure.name not in ("modified-in-place", "freed-graph", "anomaly"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SYMBOLIC_CACHES_BEFORE_FAILING))
+def test_a_failed_call_leaves_the_compile_cache_as_it_was(engine, failure):
+    """The symbolic engine compiles the segments above the failure point before it reaches
+    it; those entries enter the cache only when the whole backward succeeds."""
     world = World()
     call = failure.setup(world)
     before = world.cache()
@@ -405,3 +397,40 @@ def test_a_failed_call_leaves_the_compile_cache_as_it_was(engine, failure, reque
         call()
     after = world.cache()
     assert (after.hits, after.misses, after.currsize) == (before.hits, before.misses, before.currsize)
+
+
+class WrongBackward(symgrad.autograd.Function):
+    """``2x`` with a SymPy form, and a backward that forgets the 2: the engines disagree."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+    @staticmethod
+    def sympy(sp, x):
+        return 2 * x
+
+
+def test_a_cross_check_mismatch_leaves_grads_and_the_compile_cache_as_they_were():
+    """Engine ``"both"`` compiles the symbolic gradients before comparing them; a mismatch
+    commits none of it."""
+    world = World()
+    loss = WrongBackward.apply(world.v).sum() + (world.u * 4).sum()
+    before, cache = world.snapshot(), world.cache()
+    with symgrad.backward_engine("both"), pytest.raises(symgrad.GradientMismatchError, match="differs"):
+        loss.backward()
+    _same(before, world.snapshot())
+    assert world.cache() == cache
+
+
+def test_a_cache_build_that_looks_up_its_own_key_raises_instead_of_waiting_forever():
+    from symgrad.symbolic.compile import cached
+
+    key = ("test", "a build that needs itself")
+    with pytest.raises(RuntimeError, match="its own key"):
+        cached(key, lambda: cached(key, lambda: "inner"))
+    assert cached(key, lambda: "built") == "built"  # the failed build released the key

@@ -221,10 +221,6 @@ def test_compile_cache_under_concurrent_use(fresh_cache, figures):
     figures.add("threads: concurrent compile-cache lookups checked", threads * rounds)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "symbolic compile cache: cached() builds outside its lock with no per-key claim, so threads that miss "
-    "the same structure at once all compile it (8 threads -> 8 misses for 1 structure) instead of one "
-    "compiling while the others wait"))
 def test_threads_missing_the_same_structure_compile_it_once(fresh_cache, monkeypatch):
     import symgrad.symbolic.backward as backward_module
 
@@ -248,10 +244,42 @@ def test_threads_missing_the_same_structure_compile_it_once(fresh_cache, monkeyp
     assert (info.misses, info.hits, info.currsize) == (1, 7, 1)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=(
-    "symbolic engine: shape_of's memo (symbols._SHAPES) is cleared by whichever thread finds it over "
-    "_SHAPES_LIMIT, while another thread is between filling and reading it -> KeyError; made likely here by "
-    "lowering the limit from 200,000 to 5 (with the default it needs graphs of ~200,000 shapes)"))
+def test_a_failed_build_raises_in_every_waiter_and_frees_the_key(fresh_cache, monkeypatch):
+    """One thread builds while the others wait on its claim; its exception reaches them all,
+    nothing is cached or counted, and the next lookup builds afresh."""
+    import symgrad.symbolic.compile as compile_module
+
+    threads, key = 8, ("test", "a build that fails")
+    waiting, builds = threading.Semaphore(0), []
+    result = compile_module._Claim.result
+
+    def counted_result(claim):
+        waiting.release()
+        return result(claim)
+
+    monkeypatch.setattr(compile_module._Claim, "result", counted_result)
+
+    def failing_build():
+        builds.append(threading.get_ident())
+        for _ in range(threads - 1):  # every other thread is waiting for this build
+            assert waiting.acquire(timeout=30), "a thread never came to wait for the build"
+        raise ValueError("the build failed")
+
+    def work(i, barrier):
+        barrier.wait()
+        try:
+            compile_module.cached(key, failing_build)
+        except ValueError as err:
+            return str(err)
+        return "no error"
+
+    assert run_threads(work, threads) == ["the build failed"] * threads
+    assert len(builds) == 1
+    assert compile_cache_info()[:2] == (0, 0) and compile_cache_info().currsize == 0
+    assert compile_module.cached(key, lambda: "built") == "built"
+    assert compile_cache_info().misses == 1
+
+
 def test_shape_memo_survives_concurrent_clearing(monkeypatch, fresh_cache):
     import symgrad.symbolic.symbols as symbols
 
