@@ -40,6 +40,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..tape.structure import graph_key
 from .compile import CompiledFunction, cache_transaction, cached
 from .graph import InputRef, Segment
 from .reverse import adjoints
@@ -66,10 +67,16 @@ def last_compiled() -> list[CompiledFunction]:
     return list(_LAST)
 
 
-def _engine():
-    from ..tape import engine
+_ENGINE: list = []
 
-    return engine
+
+def _engine():
+    """``symgrad.tape.engine``, imported on first use (it loads this module lazily too)."""
+    if not _ENGINE:
+        from ..tape import engine
+
+        _ENGINE.append(engine)
+    return _ENGINE[0]
 
 
 def symbolic_backward(roots: Sequence[Any], grad_roots: Sequence[Any], *, inputs=None, retain_graph: bool = False,
@@ -85,38 +92,55 @@ def symbolic_backward(roots: Sequence[Any], grad_roots: Sequence[Any], *, inputs
     tensor([ 3., 12.])
     """
     engine = _engine()
-    Node, AccumulateGrad = engine.Node, engine.AccumulateGrad
     targets = engine.input_targets(inputs) if inputs is not None else None
     root_edges = [root._edge() for root in roots]
     order = engine.graph_order(root_edges, None if targets is None else set(targets))
-    for node in order:
-        if isinstance(node, Node):
-            engine.check_not_freed(node)
-            node.check_versions()
-    if not _inputs_unmodified(order):
+    unmodified, boundary = _scan(order, root_edges, targets)
+    if not unmodified:
         return engine.tape_backward(roots, grad_roots, inputs=inputs, retain_graph=retain_graph,
                                     create_graph=create_graph, accumulate=accumulate)
     with engine.set_grad_enabled(create_graph), cache_transaction():  # a failure caches nothing
-        results = _backward(roots, grad_roots, order, root_edges, targets, inputs, create_graph, accumulate)
+        results = _backward(roots, grad_roots, order, root_edges, targets, inputs, create_graph, accumulate,
+                            boundary)
     if not retain_graph:
         engine.release_graph(order)
     return None if accumulate else results
 
 
-def _backward(roots, grad_roots, order, root_edges, targets, inputs, create_graph: bool, accumulate: bool):
+def _scan(order, root_edges, targets) -> tuple[bool, frozenset]:
+    """One pass over the graph: raise if a node was freed or a tensor its VJP reads was
+    modified in place; say whether every input tensor still has the version it was
+    recorded with (if not, a recomputation from current values would differ from what
+    was recorded, and the tape engine answers); and find the *boundary* nodes (roots,
+    nodes with hooks or ``retain_grad``, custom Functions without a SymPy form, non-leaf
+    ``inputs``)."""
+    engine = _engine()
+    Node = engine.Node
+    unmodified = True
+    boundary = set(e for e in root_edges if isinstance(e, Node))
+    for node in order:
+        if not isinstance(node, Node):
+            continue
+        engine.check_not_freed(node)
+        node.check_versions()
+        for saved in node.inputs:
+            if not isinstance(saved.edge, Node) and saved.tensor._version.value != saved.version:
+                unmodified = False
+        if (node.hooks or node.retained is not None and node.retained() is not None
+                or (node.function is not None and getattr(node.function, "sympy", None) is None)
+                or (targets is not None and node in targets)):
+            boundary.add(node)
+    return unmodified, frozenset(boundary)
+
+
+def _backward(roots, grad_roots, order, root_edges, targets, inputs, create_graph: bool, accumulate: bool,
+              boundary: frozenset):
     engine = _engine()
     Node, AccumulateGrad = engine.Node, engine.AccumulateGrad
     in_order = set(order)
-
-    boundary = set(e for e in root_edges if isinstance(e, Node))
-    for node in order:
-        if isinstance(node, Node) and (
-            node.hooks or node.retained is not None and node.retained() is not None
-            or (node.function is not None and getattr(node.function, "sympy", None) is None)
-            or (targets is not None and node in targets)
-        ):
-            boundary.add(node)
-    boundary = frozenset(boundary)
+    known = None  # the whole graph's structure key, when one compiled function is all of backward
+    if targets is None and not create_graph and len(roots) == 1 and boundary == {root_edges[0]}:
+        known = graph_key(order, AccumulateGrad)
 
     pending: dict = {}
     for root, edge, g in zip(roots, root_edges, grad_roots):
@@ -156,7 +180,7 @@ def _backward(roots, grad_roots, order, root_edges, targets, inputs, create_grap
         tops = [(node, None)] if node.n_outputs == 1 else [(node, k) for k in range(node.n_outputs)]
         seeds = [(g if create_graph else np.asarray(g)) if g is not None else _zeros(node, k, create_graph)
                  for k, g in enumerate(grads)]
-        _run_segment(tops, seeds, boundary, in_order, pending, node, create_graph)
+        _run_segment(tops, seeds, boundary, in_order, pending, node, create_graph, known)
     return results
 
 
@@ -167,17 +191,6 @@ def _zeros(node, k: int, create_graph: bool):
 
         return Tensor(zeros)
     return zeros
-
-
-def _inputs_unmodified(order) -> bool:
-    """False when a tensor a node read was modified in place after it was recorded (then
-    a recomputation from current values would differ, and the tape engine answers)."""
-    for node in order:
-        for saved in getattr(node, "inputs", ()):
-            if saved.edge is None or not hasattr(saved.edge, "inputs"):
-                if saved.tensor._version.value != saved.version:
-                    return False
-    return True
 
 
 def _output_slot(node, tensor) -> int:
@@ -215,8 +228,25 @@ class _TopTensor:
         self._data = node.outputs[k]
 
 
-def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bool = False) -> None:
-    """Differentiate ``sum(seed * top)`` over one segment and route the gradients."""
+_KNOWN: dict = {}
+"""(graph key, seed specs, sink sources) -> (compile-cache key, the sources in the
+compiled function's input order, the source of each output): how a graph recorded
+again finds its compiled backward without being translated again."""
+_KNOWN_LIMIT = 256
+
+
+def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bool = False,
+                 known: tuple | None = None) -> None:
+    """Differentiate ``sum(seed * top)`` over one segment and route the gradients.
+
+    ``known`` is the whole graph's ``(key, sources)`` (:func:`~symgrad.tape.structure.graph_key`)
+    when the segment is all of it; a graph compiled before is then run without building
+    the segment.
+    """
+    arrays = [getattr(s, "_data", s) for s in seeds]
+    seed_specs = tuple((np.shape(a), np.asarray(a).dtype.str) for a in arrays)
+    if known is not None and _run_known(known, arrays, seed_specs, boundary, in_order, pending, own):
+        return
     pairs = []
     for edge, extra in tops:
         if isinstance(extra, int):  # output k of a multi-output node
@@ -224,18 +254,9 @@ def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bo
         else:
             pairs.append((edge, extra))
     segment = Segment(pairs, boundary=boundary, keep=in_order, own=own)
-    sinks = []  # (input position, destination node, slot)
-    for position, ref in enumerate(segment.inputs):
-        if ref.kind == "leaf":
-            acc = ref.tensor._edge()
-            if acc in in_order:
-                sinks.append((position, acc, 0))
-        elif ref.kind == "cut" and ref.node in in_order:
-            sinks.append((position, ref.node, ref.index))
+    sinks = _sinks(segment, in_order)
     if not sinks:
         return
-    arrays = [getattr(s, "_data", s) for s in seeds]
-    seed_specs = tuple((np.shape(a), np.asarray(a).dtype.str) for a in arrays)
     positions = [p for p, _, _ in sinks]
     key = (segment.key, seed_specs, tuple(positions))
     if create_graph:
@@ -244,8 +265,67 @@ def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bo
         compiled = cached(("backward",) + key, lambda: _compile_segment(segment, arrays, positions))
         _LAST.append(compiled)
         grads = compiled(*(segment.values() + [np.asarray(a) for a in arrays]))
+        if known is not None:
+            _remember(known, segment, seed_specs, positions, ("backward",) + key)
     for (position, node, slot), g in zip(sinks, grads):
         _add(pending, node, slot, g, node)
+
+
+def _sinks(segment: Segment, in_order) -> list:
+    """``(input position, destination node, slot)`` for each input of ``segment`` that
+    takes a gradient: leaves whose gradient sink is in the graph, and cut nodes."""
+    sinks = []
+    for position, ref in enumerate(segment.inputs):
+        if ref.kind == "leaf":
+            acc = ref.tensor._edge()
+            if acc in in_order:
+                sinks.append((position, acc, 0))
+        elif ref.kind == "cut" and ref.node in in_order:
+            sinks.append((position, ref.node, ref.index))
+    return sinks
+
+
+def _source_sinks(sources: list, in_order) -> tuple:
+    """The positions among ``sources`` of the leaves whose gradient sink is in the graph."""
+    return tuple(i for i, (kind, tensor) in enumerate(sources) if kind == "leaf" and tensor._edge() in in_order)
+
+
+def _remember(known: tuple, segment: Segment, seed_specs: tuple, positions: list, cache_key: tuple) -> None:
+    """Note how the graph of ``known`` maps onto the segment just compiled for it."""
+    graph, sources = known
+    where = {(kind, id(tensor)): i for i, (kind, tensor) in enumerate(sources)}
+    order = [where.get((ref.kind, id(ref.tensor))) for ref in segment.inputs]
+    if None in order:  # pragma: no cover  (a whole graph's inputs are its sources)
+        return
+    outputs = tuple(order[p] for p in positions)
+    if len(_KNOWN) >= _KNOWN_LIMIT:
+        _KNOWN.clear()
+    _KNOWN[(graph, seed_specs, tuple(sorted(outputs)))] = (cache_key, tuple(order), outputs)
+
+
+def _run_known(known: tuple, arrays: list, seed_specs: tuple, boundary, in_order, pending, own) -> bool:
+    """Run the compiled backward of a graph recorded before on this graph's sources;
+    False (and nothing done) when its structure has not been compiled yet."""
+    graph, sources = known
+    sinks = _source_sinks(sources, in_order)
+    if not sinks:
+        return True
+    entry = _KNOWN.get((graph, seed_specs, sinks))
+    if entry is None:
+        return False
+    cache_key, order, outputs = entry
+
+    def rebuild() -> CompiledFunction:  # evicted from the compile cache since
+        segment = Segment([(own, None)], boundary=boundary, keep=in_order, own=own)
+        return _compile_segment(segment, arrays, [p for p, _, _ in _sinks(segment, in_order)])
+
+    compiled = cached(cache_key, rebuild)
+    _LAST.append(compiled)
+    grads = compiled(*([sources[i][1]._data for i in order] + [np.asarray(a) for a in arrays]))
+    for i, g in zip(outputs, grads):
+        acc = sources[i][1]._edge()
+        _add(pending, acc, 0, g, acc)
+    return True
 
 
 def _derive_segment(segment: Segment, seeds, sink_positions: list[int]) -> tuple[list, list, list]:

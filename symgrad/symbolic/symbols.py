@@ -22,6 +22,8 @@ from typing import Any, Iterable
 import numpy as np
 import sympy as sp
 
+from ..tape.structure import freeze as _freeze
+
 Shape = tuple[int, ...]
 
 __all__ = ["ArrayVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
@@ -114,40 +116,12 @@ class Slot:
     def __hash__(self) -> int:
         return hash(("Slot", self.k, self.count))
 
+    def frozen(self) -> tuple:
+        """This placeholder's part of a structure key (see ``symgrad.tape.structure.freeze``)."""
+        return ("slot", self.k, self.count)
+
     def __repr__(self) -> str:
         return f"Slot({self.k})" if self.count is None else f"Slot({self.k}, count={self.count})"
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable, type-tagged form of an attribute value (True and 1 stay different)."""
-    if isinstance(value, Slot):
-        return ("slot", value.k, value.count)
-    if value is None or value is Ellipsis:
-        return (repr(value),)
-    if isinstance(value, (bool, np.bool_)):
-        return ("bool", bool(value))
-    if isinstance(value, (int, np.integer)):
-        return ("int", int(value))
-    if isinstance(value, (float, np.floating)):
-        return ("float", float(value).hex())
-    if isinstance(value, complex):
-        return ("complex", value.real.hex(), value.imag.hex())
-    if isinstance(value, str):
-        return ("str", value)
-    if isinstance(value, slice):
-        return ("slice", _freeze(value.start), _freeze(value.stop), _freeze(value.step))
-    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
-        return ("dtype", np.dtype(value).name)
-    if isinstance(value, np.ndarray):
-        return ("array", value.dtype.name, value.shape, tuple(value.ravel().tolist()))
-    if isinstance(value, (tuple, list)):
-        return (type(value).__name__,) + tuple(_freeze(v) for v in value)
-    if isinstance(value, dict):
-        return ("dict",) + tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    raise TypeError(
-        f"op attribute {value!r} of type {type(value).__name__} cannot be part of a symbolic graph; "
-        "use numbers, strings, tuples, slices, None, Ellipsis, dtypes or integer arrays"
-    )
 
 
 def _own(value: Any) -> Any:
