@@ -45,6 +45,20 @@ def symgrad_functional():
     return symgrad
 
 
+def fresh_build_dir() -> str:
+    """Point symgrad's C backends at a new, empty build directory, so that the setup time
+    measured next includes running the C compiler (not a library compiled by an earlier run)."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="symgrad-bench-build-")
+    atexit.register(shutil.rmtree, path, True)
+    os.environ["SYMGRAD_BUILD_DIR"] = path
+    return path
+
+
 def as_numpy(values) -> list:
     """Tool outputs (torch tensors, JAX arrays, DMs, scalars) as NumPy arrays."""
     out = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench_common import as_numpy, block, jax_modules, stopwatch, symgrad_functional
+from bench_common import as_numpy, block, fresh_build_dir, jax_modules, stopwatch, symgrad_functional
 from bench_harness import Case, Group, Prepared, Skip
 
 N_POINTS = 1_000_000
@@ -35,8 +35,11 @@ def groups(quick: bool) -> list[Group]:
         Case("np.sin pass (floor)", lambda: _floor(data), role="floor", requires=("numpy",)),
         Case("symgrad value_and_grad (NumPy)", lambda: _symgrad_functional(data, state), role="symgrad",
              requires=("symgrad",)),
-        Case("symgrad -> C fused (prototype)", lambda: _symgrad_backend(data, state, "c"), role="symgrad",
-             requires=("symgrad", "cc"), note="generated C, OpenMP, glibc libmvec; benchmarks/proto_backends.py"),
+        Case("symgrad value_and_grad (C backend)", lambda: _symgrad_functional(data, {}, backend="c"),
+             role="symgrad", requires=("symgrad", "cc"),
+             note="backend='c': generated C, one fused OpenMP loop, glibc libmvec (symgrad.symbolic.backends)"),
+        Case("symgrad C backend, compiled function only", lambda: _symgrad_compiled_only(data, state), role="symgrad",
+             requires=("symgrad", "cc"), note="value_and_grad(..., backend='c').compiled called directly"),
         Case("symgrad -> lean NumPy (prototype)", lambda: _symgrad_backend(data, state, "lean"), role="symgrad",
              requires=("symgrad",), note="half-integer powers as square roots, no output copies; "
              "benchmarks/proto_backends.py LeanNumPy"),
@@ -67,12 +70,14 @@ def _floor(data):
     return Prepared(lambda: np.sin(x))
 
 
-def _symgrad_functional(data, state):
+def _symgrad_functional(data, state, backend="numpy"):
     F = symgrad_functional()
     import symgrad
 
+    if backend != "numpy":
+        fresh_build_dir()
     setup: dict = {}
-    vg = F.value_and_grad(lambda x, y, z: formula(symgrad, x, y, z).sum(), argnums=(0, 1, 2))
+    vg = F.value_and_grad(lambda x, y, z: formula(symgrad, x, y, z).sum(), argnums=(0, 1, 2), backend=backend)
     with stopwatch(setup, "trace+derive+compile+first call"):
         vg(*data)
     state["compiled"] = vg.compiled
@@ -84,6 +89,20 @@ def _symgrad_functional(data, state):
     return Prepared(lambda: vg(*data), grads, setup)
 
 
+def _symgrad_compiled_only(data, state):
+    compiled = state.get("compiled")
+    if compiled is None:
+        raise Skip("needs the symgrad value_and_grad case (its closed forms)")
+    fresh_build_dir()
+    setup: dict = {}
+    with stopwatch(setup, "compile (C backend)"):
+        import symgrad.symbolic as S
+
+        native = S.compile_exprs(compiled.symbols, list(compiled.exprs.values()), output_names=compiled.outputs,
+                                 backend="c")
+    return Prepared(lambda: native(*data), lambda: list(native(*data)[1:]), setup)
+
+
 def _symgrad_backend(data, state, kind):
     import proto_backends as pb
 
@@ -93,9 +112,7 @@ def _symgrad_backend(data, state, kind):
     setup = {"derive (symgrad)": next(iter(state["setup"].values()))}
     outputs = list(compiled.exprs.values())
     with stopwatch(setup, "backend compile"):
-        if kind == "c":
-            backend = pb.c_elementwise(compiled.symbols, outputs)
-        elif kind == "lean":
+        if kind == "lean":
             backend = pb.lean_numpy(compiled.symbols, outputs)
         elif kind == "numba":
             backend = pb.numba_elementwise(compiled.symbols, outputs, data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench_common import as_numpy, block, jax_modules, stopwatch, symgrad_functional
+from bench_common import as_numpy, block, fresh_build_dir, jax_modules, stopwatch, symgrad_functional
 from bench_harness import Case, Group, Prepared, Skip
 
 N_POINT = 1000
@@ -61,9 +61,11 @@ def groups(quick: bool) -> list[Group]:
         Case("symgrad eager, tape backward", lambda: _symgrad_eager(x, "tape"), role="symgrad", requires=("symgrad",)),
         Case("symgrad SymPy form (NumPy)", lambda: _plain_symgrad(x), role="symgrad", requires=("symgrad",),
              note="symgrad.grad(expr, xs) on the expression of n scalar symbols, called with n floats"),
-        Case("symgrad SymPy form -> C (prototype)", lambda: _plain_backend(x, "c"), role="symgrad",
-             requires=("symgrad", "cc"), note="symgrad's closed forms as straight-line C (-O0), packed vector in/out"),
-        Case("symgrad SymPy form -> symengine LLVM (prototype)", lambda: _plain_backend(x, "symengine"),
+        Case("symgrad SymPy form (C backend)", lambda: _plain_c(x, packed=False), role="symgrad",
+             requires=("symgrad", "cc"), note="symgrad.grad(expr, xs, backend='c'), called with n floats"),
+        Case("symgrad SymPy form (C backend), call_packed", lambda: _plain_c(x, packed=True), role="symgrad",
+             requires=("symgrad", "cc"), note="the same compiled function's call_packed(x): vector in, vector out"),
+        Case("symgrad SymPy form -> symengine LLVM (prototype)", lambda: _plain_symengine(x),
              role="symgrad", requires=("symgrad", "symengine"), quick=False),
         Case("symengine diff + LLVM", lambda: _symengine(x), requires=("symengine",), quick=False, timeout=120),
         Case("SymPy diff + lambdify(cse)", lambda: _sympy(x), requires=("sympy",), quick=False, heavy=True,
@@ -79,7 +81,9 @@ def groups(quick: bool) -> list[Group]:
     xs = point(PLAIN_SMALL)
     plain = [
         Case("symgrad SymPy form (NumPy)", lambda: _plain_symgrad(xs), role="symgrad", requires=("symgrad",)),
-        Case("symgrad SymPy form -> C (prototype)", lambda: _plain_backend(xs, "c"), role="symgrad",
+        Case("symgrad SymPy form (C backend)", lambda: _plain_c(xs, packed=False), role="symgrad",
+             requires=("symgrad", "cc")),
+        Case("symgrad SymPy form (C backend), call_packed", lambda: _plain_c(xs, packed=True), role="symgrad",
              requires=("symgrad", "cc")),
         Case("SymPy diff + lambdify(cse)", lambda: _sympy(xs), requires=("sympy",), timeout=300, quick=False),
         Case("symengine diff + LLVM", lambda: _symengine(xs), requires=("symengine",), timeout=120),
@@ -187,7 +191,26 @@ def _plain_symgrad(x):
     return Prepared(lambda: g(*values), grads, setup)
 
 
-def _plain_backend(x, kind):
+def _plain_c(x, packed):
+    from symgrad.symbolic import compile_cache_clear
+
+    F = symgrad_functional()
+    xs, f = _plain_expression(len(x))
+    _clear_sympy_cache()
+    compile_cache_clear()
+    fresh_build_dir()
+    g = F.grad(f, list(xs), args=list(xs), backend="c")
+    values = [float(v) for v in x]
+    setup: dict = {}
+    with stopwatch(setup, "derive+compile"):
+        g(*values)
+    if packed:
+        call = g.compiled.call_packed
+        return Prepared(lambda: call(x), lambda: [call(x)], setup)
+    return Prepared(lambda: g(*values), lambda: [np.array([float(v) for v in g(*values)])], setup)
+
+
+def _plain_symengine(x):
     import symgrad.symbolic as S
 
     import proto_backends as pb
@@ -198,7 +221,7 @@ def _plain_backend(x, kind):
     with stopwatch(setup, "derive"):
         grads = S.gradient(f, list(xs))
     with stopwatch(setup, "backend compile"):
-        backend = pb.c_scalar(list(xs), grads) if kind == "c" else pb.symengine_scalar(list(xs), grads)
+        backend = pb.symengine_scalar(list(xs), grads)
     return Prepared(lambda: backend(x), lambda: [np.asarray(backend(x)).ravel()], setup)
 
 

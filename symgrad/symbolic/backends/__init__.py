@@ -6,16 +6,16 @@ of :class:`~symgrad.symbolic.compile.CompiledFunction`: call it with arrays (pos
 or by name), get a named tuple of arrays; ``.source``, ``.exprs``, ``.inputs``,
 ``.outputs`` and ``.backend`` are inspectable.
 
-========== ==================================================================================
-name       what it compiles
-========== ==================================================================================
-``numpy``  everything: one generated NumPy function (the default; no extra dependency)
-``c``      generated C: ``c_scalar`` when every input and output is a scalar, else ``c_fused``
-``c_fused`` elementwise expressions over arrays (with a full ``sum``/``mean`` at the root
-           of an output) as one fused, OpenMP-threaded, vectorised C loop
-``c_scalar`` functions of many scalar symbols (a plain SymPy expression of ``x0 .. x999``)
-           as one straight-line C function over a packed vector
-========== ==================================================================================
+``numpy``
+    Everything: one generated NumPy function (the default; no extra dependency).
+``c``
+    Generated C: ``c_scalar`` when every input and output is a scalar, else ``c_fused``.
+``c_fused``
+    Elementwise expressions over arrays (with a full ``sum``/``mean`` at the root of an
+    output) as one fused, OpenMP-threaded, vectorised C loop (:mod:`.c_fused`).
+``c_scalar``
+    Functions of many scalar symbols (a plain SymPy expression of ``x0 .. x999``) as one
+    straight-line C function over a packed vector (:mod:`.c_scalar`).
 
 The C backends need a C compiler at run time (``$CC``, else ``cc`` or ``gcc``; see
 :mod:`.cbuild`) and compute in ``float64``: ``float32``/``float16`` inputs are widened,
@@ -192,7 +192,7 @@ class NativeFunction:
 
     def _check(self, i: int, value: Any) -> np.ndarray:
         if type(value) is float or type(value) is int:
-            array = np.asarray(value, dtype=np.float64)
+            array = np.float64(value)  # a NumPy scalar: shape (), dtype float64, cheaper than an array
         else:
             array = np.asarray(getattr(value, "_data", value))
             if not (array.dtype.kind == "b" or (array.dtype.kind == "f" and array.dtype.itemsize <= 8)):

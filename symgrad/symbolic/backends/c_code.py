@@ -151,6 +151,9 @@ def _short(node: sp.Basic) -> str:
 
 def _constant(node: sp.Basic) -> str | None:
     """A C literal for a number or a constant subexpression (``log(2)``), or None."""
+    special = {sp.nan: "NAN", sp.oo: "INFINITY", -sp.oo: "(-INFINITY)"}
+    if node in special:
+        return special[node]
     try:
         value = complex(node.evalf(17))
     except (TypeError, ValueError):
