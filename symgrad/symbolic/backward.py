@@ -229,9 +229,9 @@ class _TopTensor:
 
 
 _KNOWN: dict = {}
-"""(graph key, seed specs, sink sources) -> (compile-cache key, the sources in the
-compiled function's input order, the source of each output): how a graph recorded
-again finds its compiled backward without being translated again."""
+"""(graph key, seed specs, sink sources) -> (compile-cache key, per input of the
+compiled function its source or constant value, the source of each output): how a graph
+recorded again finds its compiled backward without being translated again."""
 _KNOWN_LIMIT = 256
 
 
@@ -291,12 +291,20 @@ def _source_sinks(sources: list, in_order) -> tuple:
 
 
 def _remember(known: tuple, segment: Segment, seed_specs: tuple, positions: list, cache_key: tuple) -> None:
-    """Note how the graph of ``known`` maps onto the segment just compiled for it."""
+    """Note how the graph of ``known`` maps onto the segment just compiled for it: each
+    input of the compiled function is a source (its position) or a constant the segment
+    made an input (its value, which the graph key fixes)."""
     graph, sources = known
     where = {(kind, id(tensor)): i for i, (kind, tensor) in enumerate(sources)}
-    order = [where.get((ref.kind, id(ref.tensor))) for ref in segment.inputs]
-    if None in order:  # pragma: no cover  (a whole graph's inputs are its sources)
-        return
+    order = []
+    for ref in segment.inputs:
+        if ref.kind == "const":
+            order.append(ref.value().copy())
+            continue
+        position = where.get((ref.kind, id(ref.tensor)))
+        if position is None:  # pragma: no cover  (a whole graph's other inputs are its sources)
+            return
+        order.append(position)
     outputs = tuple(order[p] for p in positions)
     if len(_KNOWN) >= _KNOWN_LIMIT:
         _KNOWN.clear()
@@ -321,7 +329,8 @@ def _run_known(known: tuple, arrays: list, seed_specs: tuple, boundary, in_order
 
     compiled = cached(cache_key, rebuild)
     _LAST.append(compiled)
-    grads = compiled(*([sources[i][1]._data for i in order] + [np.asarray(a) for a in arrays]))
+    values = [sources[i][1]._data if type(i) is int else i for i in order]
+    grads = compiled(*(values + [np.asarray(a) for a in arrays]))
     for i, g in zip(outputs, grads):
         acc = sources[i][1]._edge()
         _add(pending, acc, 0, g, acc)

@@ -190,3 +190,25 @@ UNDESCRIBED = [
 @pytest.mark.parametrize("name,program", UNDESCRIBED, ids=[case[0] for case in UNDESCRIBED])
 def test_graphs_the_key_does_not_describe_take_the_walk(name, program):
     assert _key(program()) is None
+
+
+NONFINITE = [  # constants the symbolic engine makes inputs of the compiled function
+    ("zero factor", lambda x: (x * 0.0 + x.sin()).sum()),
+    ("infinite bound", lambda x: x.clamp(max=float("inf")).exp().sum()),
+    ("nan constant", lambda x: (x * 2 + float("nan")).sum()),
+]
+
+
+@pytest.mark.parametrize("name,program", NONFINITE, ids=[case[0] for case in NONFINITE])
+def test_constants_made_inputs_are_passed_on_the_known_path(name, program, monkeypatch):
+    x = _leaf((4,), name="x")
+    with symgrad.backward_engine("tape"):
+        program(x).backward()
+    reference = x.grad.numpy().copy()
+    built = _count_segments(monkeypatch)
+    for step in range(3):
+        x.grad = None
+        with symgrad.backward_engine("symbolic"):
+            program(x).backward()
+        np.testing.assert_allclose(x.grad.numpy(), reference, rtol=1e-12, equal_nan=True)
+    assert len(built) == 1
