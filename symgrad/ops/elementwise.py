@@ -13,7 +13,7 @@ Conventions every entry here follows:
   arrays and, for ``create_graph=True``, on tensors;
 * at kinks the VJPs return what PyTorch 2.13 returns (checked by ``tests/test_ops_table.py``):
   relu'(0) = 0, abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
-  (``min <= x <= max``), maximum/minimum split it half/half on ties;
+  (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties;
 * SymPy forms are chosen so that SymPy's own derivative agrees with PyTorch at those
   kinks and so that ``lambdify(..., "numpy")`` evaluates them elementwise over arrays
   (``Piecewise``, never ``Max``/``Min``, which print as reductions).
@@ -263,14 +263,19 @@ def _clamp_vjp(xp, g, ans, x, *, min=None, max=None):  # noqa: A002
 
 
 def _clamp_sympy(sp, x, *, min=None, max=None):  # noqa: A002
+    # x where min <= x <= max (derivative 1 at the bounds, as PyTorch), a bound beyond
+    # it, and NaN for NaN (no branch holds: value NaN, derivative 0, as PyTorch).
+    # Unevaluated: for a real x SymPy would drop the NaN branch as unreachable.
     if min is not None and max is not None and min > max:
         return _number(sp, max) + 0 * x
-    pieces = []
+    inside, beyond = [], []
     if min is not None:
-        pieces.append((_number(sp, min), x < min))
+        inside.append(x >= min)
+        beyond.append((_number(sp, min), x < min))
     if max is not None:
-        pieces.append((_number(sp, max), x > max))
-    return sp.Piecewise(*pieces, (x, True))  # derivative 1 at the bounds, as PyTorch
+        inside.append(x <= max)
+        beyond.append((_number(sp, max), x > max))
+    return sp.Piecewise((x, sp.And(*inside)), *beyond, (sp.nan, True), evaluate=False)
 
 
 clamp = register(Op(

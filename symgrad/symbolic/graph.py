@@ -7,7 +7,10 @@ iteratively, down to its inputs:
   by ``tensor.name`` (``nn.Module`` parameters carry their attribute path, e.g.
   ``fc.weight``) or, unnamed, ``t0``, ``t1``, ... in the order the walk meets them;
 * a Python number used as an operand (``x * 2``: ``tensor._constant``) becomes a SymPy
-  number;
+  number -- unless SymPy would fold it into something NumPy does not compute (NaN and
+  the infinities, ``x + oo -> oo``; a zero factor or divisor, ``x*0 -> 0``, ``x/0 ->
+  zoo``): such a constant is an input (kind ``"const"``, named ``inf``, ``nan``,
+  ``zero``, ...) whose value is part of the structure key;
 * every other tensor that is not recorded (data, targets, anything computed without
   grad) becomes an input symbol too, whose value is read at call time, so a training
   loop over new batches reuses one compiled function;
