@@ -517,6 +517,48 @@ class CompiledFunction:
     def __repr__(self) -> str:
         return f"<CompiledFunction {self.name}({', '.join(self.inputs)}) -> ({', '.join(self.outputs)})>"
 
+    def __reduce__(self):
+        """Pickle the closed forms, not the generated code: unpickling (in another process,
+        a Dask worker) compiles them again.  The expressions travel as a flat table of
+        nodes (:func:`_dag_table`), so a deep graph never meets pickle's recursion limit."""
+        options = {"input_names": self.inputs, "output_names": self.outputs, "output_shapes": self.output_shapes,
+                   "output_dtypes": self.output_dtypes, "name": self.name}
+        return (_unpickle_compiled, (type(self), self.symbols, _dag_table(list(self.exprs.values())), options))
+
+
+def _dag_table(roots: list) -> tuple[list, list]:
+    """``(table, outputs)``: every distinct node once, after its arguments -- an atom as
+    itself, any other node as ``(func, argument positions)`` -- and the roots' positions."""
+    position: dict = {}
+    table: list = []
+    for root in roots:
+        stack = [(root, iter(root.args))]
+        while stack:
+            node, args = stack[-1]
+            for arg in args:
+                if arg not in position:
+                    stack.append((arg, iter(arg.args)))
+                    break
+            else:
+                stack.pop()
+                if node not in position:
+                    position[node] = len(table)
+                    table.append((node.func, tuple(position[a] for a in node.args)) if node.args else node)
+    return table, [position[r] for r in roots]
+
+
+def _unpickle_compiled(cls: type, symbols: list, dag: tuple[list, list], options: dict) -> "CompiledFunction":
+    """Rebuild the expressions of :func:`_dag_table` as they were (no re-evaluation) and
+    compile them."""
+    from sympy.core.parameters import evaluate
+
+    table, roots = dag
+    nodes: list = []
+    with evaluate(False):
+        for entry in table:
+            nodes.append(entry[0](*[nodes[i] for i in entry[1]]) if isinstance(entry, tuple) else entry)
+    return cls(symbols, [nodes[i] for i in roots], **options)
+
 
 def _maybe_shape(expr: sp.Expr):
     try:

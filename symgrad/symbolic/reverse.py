@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence
 import sympy as sp
 from sympy.core.parameters import evaluate, global_parameters
 
+from ..progress import progress
 from .elementwise import NOT_DIFFERENTIABLE, Select, dummies, lower
 from .structural import StructuralFunction, exact, reduce_to, scale
 from .symbols import ArrayVar, broadcast_shapes, intern, operands, shape_of, size_of
@@ -191,7 +192,7 @@ def _pass(seeds, wrt, order, kids, flat: bool, scalar_outputs: bool) -> list:
         if y in depends and not _is_zero(g):
             pending.setdefault(y, []).append(g)
     found: dict = {}
-    for node in reversed(order):
+    for node in progress(reversed(order), total=len(order), desc="symgrad deriving", unit="node"):
         contributions = pending.pop(node, None)
         if contributions is None:
             continue
