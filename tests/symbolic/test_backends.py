@@ -20,6 +20,7 @@ from symgrad.ops import OPS
 from symgrad.symbolic.backends import (BackendInputError, CCompileError, CompilerNotFoundError,
                                        UnsupportedExpressionError, backend_names)
 from symgrad.symbolic.backends.cbuild import find_compiler
+from symgrad.symbolic.elementwise import Cast, Greater, Select
 from symgrad.symbolic.graph import tensor_graph
 from symgrad.symbolic.reverse import adjoints
 from symgrad.symbolic.structural import Sum
@@ -201,6 +202,26 @@ def test_float32_computes_in_float64_and_rounds_once(cc, backend):
     exact = S.compile_exprs([x64], [expr.xreplace({x: x64})])(values.astype(np.float64)).out0
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, exact.astype(np.float32))
+
+
+_X32, _X64 = ArrayVar("a", (4,), "float32"), ArrayVar("b", (4,), "float64")
+DTYPE_CASES = [  # outputs whose dtype NumPy decides differently
+    lambda: Cast.of(_X64 * 3, "float32") + _X32,   # a cast target flows on
+    lambda: Greater(_X32, _X64),                     # a comparison is bool
+    lambda: Select(Greater(_X64, 0), _X32, 2),      # a condition does not promote
+    lambda: _X32 * _X64,                             # float32 * float64 -> float64
+    lambda: sp.sin(_X32) * 2.5,                      # numbers are weak: stays float32
+]
+
+
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
+@pytest.mark.parametrize("case", range(len(DTYPE_CASES)))
+def test_output_dtypes_follow_numpy(cc, backend, case):
+    values = [np.linspace(-1, 1, 4).astype(np.float32), np.linspace(1, -2, 4)]
+    native, reference = compile_both(backend, [_X32, _X64], [DTYPE_CASES[case]()])
+    got, want = native(*values).out0, reference(*values).out0
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 # ============================================================================ the interface and the cache

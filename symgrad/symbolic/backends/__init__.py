@@ -251,21 +251,33 @@ def _dtype_rules(symbols: list, outputs: list) -> list:
 
     boolean = (Compare, LogicalAnd, LogicalOr, LogicalNot, sp.logic.boolalg.BooleanFunction, sp.core.relational.Relational)
     index = {s: i for i, s in enumerate(symbols)}
-    flows: dict = {}  # node -> (input positions, fixed dtypes) its dtype comes from
+    none: frozenset = frozenset()
+    flows: dict = {}  # node -> (bit mask of input positions, fixed dtypes) its dtype comes from
     for node in postorder(outputs):
         if node in index:
-            flows[node] = (frozenset((index[node],)), frozenset())
+            flows[node] = (1 << index[node], none)
         elif not node.args or isinstance(node, boolean):
-            flows[node] = (frozenset(), frozenset())
+            flows[node] = (0, none)
         elif isinstance(node, Cast):
-            flows[node] = (frozenset(), frozenset((node.dtype,)))
+            flows[node] = (0, frozenset((node.dtype,)))
         else:
-            parts = [flows[a] for a in node.args if a in flows]
-            flows[node] = (frozenset().union(*(p[0] for p in parts)), frozenset().union(*(p[1] for p in parts)))
+            mask, fixed = 0, none
+            for arg in node.args:
+                part = flows.get(arg)
+                if part is not None:
+                    mask |= part[0]
+                    if part[1]:
+                        fixed = fixed | part[1]
+            flows[node] = (mask, fixed)
     rules = []
     for out in outputs:
-        positions, fixed = flows.get(out, (frozenset(), frozenset()))
-        rules.append(_rule(sorted(positions), sorted(fixed), isinstance(out, boolean)))
+        mask, fixed = flows.get(out, (0, none))
+        positions = []
+        while mask:
+            low = mask & -mask
+            positions.append(low.bit_length() - 1)
+            mask ^= low
+        rules.append(_rule(positions, sorted(fixed), isinstance(out, boolean)))
     return rules
 
 

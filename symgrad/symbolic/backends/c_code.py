@@ -136,12 +136,12 @@ def check_translatable(outputs: Sequence[sp.Basic], output_names: Sequence[str],
     ...
     symgrad.symbolic.backends.UnsupportedExpressionError: the c_fused backend cannot translate besselj ...
     """
-    for out, name in zip(outputs, output_names):
-        for node in postorder([out]):
-            if not _translatable(node):
-                raise UnsupportedExpressionError(
-                    f"the {backend} backend cannot translate {op_name(node)} (in output {name!r}: {_short(node)}); "
-                    f"{hint}use backend='numpy', which compiles every operation")
+    for node in postorder(list(outputs)):
+        if not _translatable(node):
+            name = next(n for out, n in zip(outputs, output_names) if node in postorder([out]))
+            raise UnsupportedExpressionError(
+                f"the {backend} backend cannot translate {op_name(node)} (in output {name!r}: {_short(node)}); "
+                f"{hint}use backend='numpy', which compiles every operation")
 
 
 def _short(node: sp.Basic) -> str:
@@ -154,6 +154,9 @@ def _constant(node: sp.Basic) -> str | None:
     special = {sp.nan: "NAN", sp.oo: "INFINITY", -sp.oo: "(-INFINITY)"}
     if node in special:
         return special[node]
+    if isinstance(node, (sp.Integer, sp.Float)):
+        number = float(node)
+        return repr(number) if number >= 0 else f"({number!r})"
     try:
         value = complex(node.evalf(17))
     except (TypeError, ValueError):
@@ -252,7 +255,7 @@ class CPrinter:
     def _print_Pow(self, expr: sp.Pow) -> str:
         base, expo = expr.args
         if expo.is_Number and expo.is_negative:
-            return f"(1.0/{self._power(base, -expo)})" if expo != -1 else f"(1.0/{self.print(base)})"
+            return f"(1.0/{self._power(base, -expo)})"
         return self._power(base, expo)
 
     def _power(self, base: sp.Basic, expo: sp.Basic) -> str:
