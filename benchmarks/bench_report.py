@@ -256,7 +256,7 @@ def targets(result) -> list[tuple[str, str, str]]:
     # W2 vectorised
     rows = [r for r in result["rows"] if r["workload"] == "W2" and r["label"].startswith("vectorised")]
     if rows:
-        for tool, tag in ((REFERENCES["W2"], ""), ("symgrad -> lean NumPy (prototype)", " (lean NumPy prototype)")):
+        for tool, tag in ((REFERENCES["W2"], ""),):
             ratios = []
             setups = []
             for n in sorted({r["params"]["n"] for r in rows}):
@@ -297,7 +297,7 @@ def targets(result) -> list[tuple[str, str, str]]:
     hand3 = median(find(result, "W3", "hand-written NumPy (floor)"))
     others = [(r["tool"], median(r)) for r in result["rows"] if r["workload"] == "W3" and r["role"] == "tool"
               and math.isfinite(median(r))]
-    for tool, tag in ((REFERENCES["W3"], ""), ("symgrad -> lean NumPy (prototype)", " (lean NumPy prototype)")):
+    for tool, tag in ((REFERENCES["W3"], ""),):
         t3 = median(find(result, "W3", tool))
         if not both(t3, hand3):
             continue

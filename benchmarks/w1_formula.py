@@ -40,9 +40,6 @@ def groups(quick: bool) -> list[Group]:
              note="backend='c': generated C, one fused OpenMP loop, glibc libmvec (symgrad.symbolic.backends)"),
         Case("symgrad C backend, compiled function only", lambda: _symgrad_compiled_only(data, state), role="symgrad",
              requires=("symgrad", "cc"), note="value_and_grad(..., backend='c').compiled called directly"),
-        Case("symgrad -> lean NumPy (prototype)", lambda: _symgrad_backend(data, state, "lean"), role="symgrad",
-             requires=("symgrad",), note="half-integer powers as square roots, no output copies; "
-             "benchmarks/proto_backends.py LeanNumPy"),
         Case("symgrad -> numba (prototype)", lambda: _symgrad_backend(data, state, "numba"), role="symgrad",
              requires=("symgrad", "numba")),
         Case("symgrad -> numexpr (prototype)", lambda: _symgrad_backend(data, state, "numexpr"), role="symgrad",
@@ -112,9 +109,7 @@ def _symgrad_backend(data, state, kind):
     setup = {"derive (symgrad)": next(iter(state["setup"].values()))}
     outputs = list(compiled.exprs.values())
     with stopwatch(setup, "backend compile"):
-        if kind == "lean":
-            backend = pb.lean_numpy(compiled.symbols, outputs)
-        elif kind == "numba":
+        if kind == "numba":
             backend = pb.numba_elementwise(compiled.symbols, outputs, data)
         else:
             backend = pb.numexpr_elementwise(compiled.symbols, outputs)

@@ -53,9 +53,6 @@ def groups(quick: bool) -> list[Group]:
         Case("symgrad grad (NumPy)", lambda: _symgrad(x, state), role="symgrad", requires=("symgrad",)),
         Case("symgrad compiled code, no wrapper", lambda: _symgrad_raw(x, state), role="symgrad",
              requires=("symgrad",), note="the generated NumPy function called directly (CompiledFunction.fn)"),
-        Case("symgrad -> lean NumPy (prototype)", lambda: _symgrad_lean(x, state), role="symgrad",
-             requires=("symgrad",), note="symgrad's closed forms, printed with views and in-place scatter; "
-             "benchmarks/proto_backends.py LeanNumPy"),
         Case("symgrad eager, symbolic backward", lambda: _symgrad_eager(x, "symbolic"), role="symgrad",
              requires=("symgrad",)),
         Case("symgrad eager, tape backward", lambda: _symgrad_eager(x, "tape"), role="symgrad", requires=("symgrad",)),
@@ -97,8 +94,6 @@ def groups(quick: bool) -> list[Group]:
         sweep = [
             Case("hand-written NumPy (floor)", lambda xm=xm: _hand(xm), role="floor", requires=("numpy",)),
             Case("symgrad grad (NumPy)", lambda xm=xm, st=st: _symgrad(xm, st), role="symgrad", requires=("symgrad",)),
-            Case("symgrad -> lean NumPy (prototype)", lambda xm=xm, st=st: _symgrad_lean(xm, st), role="symgrad",
-                 requires=("symgrad",)),
             Case("JAX jit", lambda xm=xm: _jax(xm), requires=("jax",)),
             Case("torch eager", lambda xm=xm: _torch(xm), requires=("torch",)),
         ]
@@ -135,19 +130,6 @@ def _symgrad_raw(x, state):
         raise Skip("needs the symgrad grad case")
     fn = g.compiled.fn
     return Prepared(lambda: fn(x), lambda: [fn(x)[0]])
-
-
-def _symgrad_lean(x, state):
-    import proto_backends as pb
-
-    g = state.get("g")
-    if g is None:
-        raise Skip("needs the symgrad grad case")
-    compiled = g.compiled
-    setup: dict = {}
-    with stopwatch(setup, "backend compile"):
-        lean = pb.lean_numpy(compiled.symbols, list(compiled.exprs.values()))
-    return Prepared(lambda: lean(x), lambda: [lean(x)[0]], setup)
 
 
 def _symgrad_eager(x, engine):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench_common import as_numpy, block, jax_modules, stopwatch, symgrad_functional
-from bench_harness import Case, Group, Prepared, Skip
+from bench_harness import Case, Group, Prepared
 
 N, D, K = 10_000, 100, 10
 
@@ -42,9 +42,6 @@ def groups(quick: bool) -> list[Group]:
         Case("hand-written NumPy (floor)", lambda: _hand(X, W, b, Y), role="floor", requires=("numpy",)),
         Case("symgrad value_and_grad (NumPy)", lambda: _symgrad(X, W, b, Y, state), role="symgrad",
              requires=("symgrad",)),
-        Case("symgrad -> lean NumPy (prototype)", lambda: _symgrad_lean(W, b, state), role="symgrad",
-             requires=("symgrad",), note="symgrad's closed forms with views for transposes and one shared "
-             "exp(-|z|) for sigmoid and softplus; benchmarks/proto_backends.py LeanNumPy"),
         Case("symgrad eager, symbolic backward", lambda: _symgrad_eager(X, W, b, Y, "symbolic"), role="symgrad",
              requires=("symgrad",)),
         Case("symgrad eager, tape backward", lambda: _symgrad_eager(X, W, b, Y, "tape"), role="symgrad",
@@ -73,25 +70,7 @@ def _symgrad(X, W, b, Y, state):
     with stopwatch(setup, "trace+derive+compile+first call"):
         vg(W, b)
     state["vg"] = vg
-    state["values"] = {"W": W, "b": b, "X": X, "Y": Y}
     return Prepared(lambda: vg(W, b), lambda: list(vg(W, b)[1]), setup)
-
-
-def _symgrad_lean(W, b, state):
-    import proto_backends as pb
-
-    vg = state.get("vg")
-    if vg is None:
-        raise Skip("needs the symgrad value_and_grad case")
-    compiled = vg.compiled
-    try:  # the generated function's inputs, by name (the captured tensors are named X and Y)
-        inputs = [state["values"][name] for name in compiled.inputs]
-    except KeyError as exc:
-        raise Skip(f"cannot map the compiled inputs {compiled.inputs} to arrays ({exc})") from None
-    setup: dict = {}
-    with stopwatch(setup, "backend compile"):
-        lean = pb.lean_numpy(compiled.symbols, list(compiled.exprs.values()))
-    return Prepared(lambda: lean(*inputs), lambda: list(lean(*inputs)[1:]), setup)
 
 
 def _symgrad_eager(X, W, b, Y, engine):

@@ -11,8 +11,13 @@ all derivatives), like ``sympy.lambdify`` with ``cse``:
   sub-products, which is superlinear; the derivation already shares what matters.)
 * **Printing** uses SymPy's NumPy printer (``numpy.exp(x)``); structural ops print as
   function calls bound to the op table's NumPy forwards (``matmul(a, b)``), so no operator
-  precedence can be lost.  Inputs and outputs keep readable names (``fc.weight`` becomes
-  the argument ``fc_weight``).
+  precedence can be lost -- except where a view does the job without a copy: basic
+  indexing as a subscript of a name or a parenthesised operand (``(a - b)[1:]``),
+  transposes and reshapes as ``numpy.swapaxes``/``transpose``/``reshape``.  Generated code
+  never writes into a view, and a returned view of an input is copied.  Half-integer
+  powers share one ``sqrt``, ``sigmoid(z)`` and ``softplus(z)`` one ``exp(-|z|)``, and a
+  sum of ``index_put`` terms accumulates in one array.  Inputs and outputs keep readable
+  names (``fc.weight`` becomes the argument ``fc_weight``).
 * The result is a :class:`CompiledFunction`: call it with arrays (positionally or by
   name); ``.source``, ``.exprs``, ``.inputs`` and ``.outputs`` are inspectable.
 
@@ -37,7 +42,8 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
-from .structural import StructuralFunction, numpy_namespace
+from .stable import ExpNegAbs, sigmoid, softplus
+from .structural import StructuralFunction, index_put_sum_code, is_basic_index_put, numpy_namespace
 from .symbols import shape_of
 
 __all__ = [
@@ -61,14 +67,23 @@ class SymgradNumPyPrinter(NumPyPrinter):
     Sums, products and powers are printed straight from their arguments: SymPy's own
     printers build new expressions while printing (``1/x**2`` from ``x**-2``), which costs
     assumption queries on deep operands and may name a temporary before it is defined.
+    Half-integer powers go through one square root (``b**1.5`` as ``b*sqrt(b)``, the root
+    shared by every half-integer power of ``b``: NumPy's ``power`` costs an ``exp`` and a
+    ``log`` per element), and a sum of ``index_put`` terms of one shape accumulates in one
+    array (``index_put_sum``).  Inputs are arrays (``CompiledFunction`` converts them), so
+    basic indexing prints as a plain subscript.
     """
 
+    array_inputs = True
+    """Symbols stand for NumPy arrays, never lists (see ``structural.subscripted``)."""
+
     def __init__(self, names: dict | None = None, temps: dict | None = None,
-                 constants: dict | None = None) -> None:
+                 constants: dict | None = None, shared: dict | None = None) -> None:
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False, "order": "none"})
         self._names = names or {}
         self._temps = temps or {}
         self._constants = constants or {}
+        self._shared = shared or {}
         self._available: set = set()
         self._check_available = False
         self._defining: Any = None
@@ -83,6 +98,15 @@ class SymgradNumPyPrinter(NumPyPrinter):
             if constant is not None:
                 return constant
         return super()._print(expr, **kwargs)
+
+    def shared_temporary(self, kind: str, arg) -> str | None:
+        """The temporary of a value several nodes share (``("sqrt", b)``: ``sqrt(b)``;
+        ``("exp_neg_abs", z)``: ``exp(-|z|)``, see :func:`_plan`) once it is defined, else None."""
+        node = self._shared.get((kind, arg))
+        if node is None or node is self._defining:
+            return None
+        temp = self._temps[node]
+        return temp if not self._check_available or temp in self._available else None
 
     def define(self, expr, name: str) -> str:
         """Print ``expr`` itself (not the name of its temporary); afterwards ``name`` may
@@ -119,8 +143,18 @@ class SymgradNumPyPrinter(NumPyPrinter):
         return f"({text})" if prec < level or (strict and prec <= level) else text
 
     def _print_Add(self, expr, order=None) -> str:
+        puts = [t for t in expr.args if is_basic_index_put(t) and not self._is_named(t)]
+        if len(puts) > 1:
+            shape = shape_of(expr)
+            if all(tuple(p.attrs["shape"]) == shape for p in puts):
+                chosen = {id(p) for p in puts}
+                rest = [t for t in expr.args if id(t) not in chosen]
+                return index_put_sum_code(self, puts, self._sum(rest) if rest else None)
+        return self._sum(expr.args)
+
+    def _sum(self, terms) -> str:
         parts = []
-        for term in expr.args:
+        for term in terms:
             negative, text = self._signed(term)
             parts.append(("-" if negative else "+", text))
         if len(parts) > CHUNK:
@@ -196,8 +230,14 @@ class SymgradNumPyPrinter(NumPyPrinter):
         return self._power(base, expo)
 
     def _power(self, base, expo) -> str:
-        if expo is sp.S.Half:
-            return f"{self._module_format('numpy.sqrt')}({self._print(base)})"
+        """``base**expo`` for a non-negative ``expo``, as an atom or a power."""
+        k = _half_integer(expo)
+        if k is not None:
+            root = self.shared_temporary("sqrt", base) or f"{self._module_format('numpy.sqrt')}({self._print(base)})"
+            if k == 0:
+                return root
+            factor = self._wrap(base, PRECEDENCE["Mul"]) if k == 1 else self._power(base, sp.Integer(k))
+            return f"({factor}*{root})"
         if expo.is_Rational and not expo.is_Integer:
             expo_text = f"({expo.p}/{expo.q})"
         elif expo.is_Number:
@@ -273,12 +313,40 @@ def _precedence(expr, printer: SymgradNumPyPrinter) -> int:
         return PRECEDENCE["Mul"]
     if isinstance(expr, sp.Pow):
         base, expo = expr.args
-        if expo is sp.S.Half:
-            return PRECEDENCE["Atom"]
         if expo.is_Number and expo.is_negative:
             return PRECEDENCE["Mul"]
+        if _half_integer(expo) is not None:
+            return PRECEDENCE["Atom"]
         return PRECEDENCE["Pow"]
     return precedence(expr)
+
+
+MAX_HALF = 2
+"""Powers ``b**(k + 1/2)`` up to this ``k`` print through ``sqrt(b)``; higher ones stay
+``b**e`` (``b**k`` itself is a ``power`` call then)."""
+
+
+def _half_integer(expo) -> int | None:
+    """``k`` when ``|expo| == k + 1/2`` for ``0 <= k <= MAX_HALF`` (a Rational or a Float),
+    else None.
+
+    >>> _half_integer(sp.Rational(3, 2)), _half_integer(sp.Float(-0.5)), _half_integer(sp.Integer(2))
+    (1, 0, None)
+    """
+    if not expo.is_Number:
+        return None
+    if expo.is_Rational:
+        if expo.q != 2:
+            return None
+        k = (abs(expo.p) - 1) // 2
+    elif expo.is_Float:
+        twice = 2 * abs(float(expo))
+        if not (twice.is_integer() and int(twice) % 2 == 1):
+            return None
+        k = int(twice) // 2
+    else:
+        return None
+    return k if k <= MAX_HALF else None
 
 
 # ============================================================================ CSE
@@ -294,13 +362,18 @@ def common_subexpressions(outputs: Sequence[sp.Basic]) -> tuple[list, dict]:
     >>> order, names[sp.exp(x)]
     ([exp(x)], '_t0')
     """
-    chosen, temps, _ = _plan(outputs)
+    chosen, temps, _, _ = _plan(outputs)
     return chosen, temps
 
 
-def _plan(outputs: Sequence[sp.Basic]) -> tuple[list, dict, set]:
-    """Temporaries (see :func:`common_subexpressions`) and the constant subexpressions
-    (no symbols, no array ops), which print as numbers."""
+def _plan(outputs: Sequence[sp.Basic], share: bool = False) -> tuple[list, dict, set, dict]:
+    """Temporaries (see :func:`common_subexpressions`), the constant subexpressions (no
+    symbols, no array ops), which print as numbers, and -- with ``share``, for the NumPy
+    printer -- the values several nodes share: ``("sqrt", b) -> sqrt(b)`` when ``b`` has
+    two or more half-integer powers, ``("exp_neg_abs", z) -> exp(-|z|)`` when both
+    ``sigmoid(z)`` and ``softplus(z)`` occur.  Each shared value is a temporary defined
+    just before its first user; the base of a power that prints it twice (``b*sqrt(b)``)
+    is a temporary too."""
     uses: dict = {}
     order: list = []
     kids: dict = {}
@@ -326,21 +399,67 @@ def _plan(outputs: Sequence[sp.Basic]) -> tuple[list, dict, set]:
     chosen: list = []
     depth: dict = {}
     constants: set = set()
+    users = _sharing_users(order) if share else {}
+    shared: dict = {}
+
+
+    def name(node) -> None:
+        temps[node] = f"_t{len(chosen)}"
+        chosen.append(node)
+        depth[node] = 0
+
     for node in order:  # operands first
         if not node.args:
             depth[node] = 0
+            continue
+        if node in temps:  # a shared value defined earlier (``sqrt(b)`` that is also in the DAG)
             continue
         if _constant(node, constants):
             constants.add(node)
             depth[node] = 0
             continue
+        key = _sharing_key(node) if share else None
+        if key is not None:
+            kind, arg = key
+            if users[key] > 1 and key not in shared:
+                shared[key] = ExpNegAbs(arg) if kind == "exp_neg_abs" else sp.Pow(arg, sp.S.Half, evaluate=False)
+                name(shared[key])
+                if node in temps:  # the DAG's own ``sqrt(b)``
+                    continue
+            if kind == "sqrt" and key in shared and node.args[1].is_positive and not _half_integer(node.args[1]):
+                depth[node] = 0  # ``b**0.5`` prints as the shared root's name
+                continue
+            if (kind == "sqrt" and _half_integer(node.args[1]) and arg.args and arg not in temps
+                    and arg not in constants and _nameable(arg)):
+                name(arg)  # printed twice (``b*sqrt(b)``); this power is its only user
         d = 1 + max((depth.get(c, 0) for c in kids[node]), default=0)
         if (uses.get(node, 0) > 1 or d > MAX_DEPTH) and _nameable(node):
-            temps[node] = f"_t{len(chosen)}"
-            chosen.append(node)
+            name(node)
             d = 0
         depth[node] = d
-    return chosen, temps, constants
+    return chosen, temps, constants, shared
+
+
+def _sharing_key(node: sp.Basic):
+    """``("sqrt", b)`` for a half-integer power of ``b``, ``("exp_neg_abs", z)`` for
+    ``sigmoid(z)`` or ``softplus(z)``, else None."""
+    if isinstance(node, sp.Pow):
+        return ("sqrt", node.args[0]) if _half_integer(node.args[1]) is not None else None
+    if isinstance(node, (sigmoid, softplus)):
+        return ("exp_neg_abs", node.args[0])
+    return None
+
+
+def _sharing_users(order: list) -> dict:
+    """How many nodes could share each value of :func:`_sharing_key`: the half-integer
+    powers of each base; for ``exp(-|z|)``, 2 when both ``sigmoid(z)`` and ``softplus(z)``
+    occur (two sigmoids of ``z`` are one node already)."""
+    users: dict = {}
+    for node in order:
+        key = _sharing_key(node)
+        if key is not None:
+            users[key] = users.get(key, 0) + 1
+    return users
 
 
 def _constant(node: sp.Basic, constants: set) -> bool:
@@ -473,35 +592,67 @@ class CompiledFunction:
         exec(code, namespace)
         self.fn: Callable = namespace[name]
         self._result = namedtuple("Outputs", self.outputs, rename=True)
+        # once per compiled function (its inputs have fixed shapes and dtypes), not per call
+        self._positions = {n: i for i, n in enumerate(self.inputs)}
+        self._finishing = list(zip([None if s is None else tuple(s) for s in self.output_shapes], self.output_dtypes))
+        # every branch of a Piecewise is evaluated; the unused ones may warn
+        self._quiet_fn = np.errstate(divide="ignore", invalid="ignore", over="ignore")(self.fn)
 
     def __call__(self, *args: Any, **kwargs: Any):
-        values = list(args)
-        if kwargs:
-            lookup = dict(zip(self.inputs, range(len(self.inputs))))
-            values += [None] * (len(self.inputs) - len(values))
-            for key, value in kwargs.items():
-                if key not in lookup:
-                    raise TypeError(f"unknown input {key!r}; the inputs are {self.inputs}")
-                values[lookup[key]] = value
-        if len(values) != len(self.inputs) or any(v is None for v in values):
-            raise TypeError(f"{self.name} takes the inputs {self.inputs}, got {len(args)} positional "
-                            f"and {sorted(kwargs)} named values")
-        arrays = [np.asarray(v) for v in values]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            # every branch of a Piecewise is evaluated; the unused ones may warn
-            raw = self.fn(*arrays)
-        return self._result(*(self._finish(r, i, arrays) for i, r in enumerate(raw)))
+        if kwargs or len(args) != len(self.inputs):
+            args = self._bind(args, kwargs)
+        return self._result(*self.outputs_of(args))
 
-    def _finish(self, value: Any, i: int, inputs: list) -> np.ndarray:
-        out = np.asarray(value)
-        shape, dtype = self.output_shapes[i], self.output_dtypes[i]
-        copied = False
-        if shape is not None and out.shape != tuple(shape):
+    def outputs_of(self, values: Sequence[Any]) -> list:
+        """The outputs, as a list, for every input in order (arrays or numbers): the call
+        without argument binding or the named tuple, for callers that have the inputs
+        in order already (the transforms of :mod:`.functional`).
+
+        >>> x = sp.Symbol("x", real=True)
+        >>> compile_exprs([x], [x + 1, 2 * x]).outputs_of([np.array(1.0)])
+        [array(2.), array(2.)]
+        """
+        arrays = []
+        for value in values:
+            if type(value) is not np.ndarray:
+                if value is None:
+                    raise self._arity_error(values, {})
+                value = np.asarray(value)
+            arrays.append(value)
+        raw = self._quiet_fn(*arrays)
+        outs: list = []
+        for value, (shape, dtype) in zip(raw, self._finishing):
+            outs.append(self._finish(value, shape, dtype, arrays, outs))
+        return outs
+
+    def _bind(self, args: tuple, kwargs: dict) -> list:
+        """The inputs in order, from positional and named values."""
+        values = list(args) + [None] * (len(self.inputs) - len(args))
+        for key, value in kwargs.items():
+            position = self._positions.get(key)
+            if position is None:
+                raise TypeError(f"unknown input {key!r}; the inputs are {self.inputs}")
+            values[position] = value
+        if len(values) != len(self.inputs) or any(v is None for v in values):
+            raise self._arity_error(args, kwargs)
+        return values
+
+    def _arity_error(self, args: Sequence, kwargs: dict) -> TypeError:
+        return TypeError(f"{self.name} takes the inputs {self.inputs}, got {len(args)} positional "
+                         f"and {sorted(kwargs)} named values")
+
+    @staticmethod
+    def _finish(value: Any, shape: tuple | None, dtype: np.dtype | None, inputs: list, earlier: list) -> np.ndarray:
+        """One output with its shape and dtype, writeable, and sharing no memory with an
+        input or an earlier output (generated code returns views of inputs where it can:
+        those are copied, nothing else is)."""
+        out = value if type(value) is np.ndarray else np.asarray(value)
+        if shape is not None and out.shape != shape:
             out = np.broadcast_to(out, shape)
         if dtype is not None and out.dtype != dtype:
-            out, copied = out.astype(dtype), True
-        if not copied and (not out.flags.writeable or not out.flags.owndata or any(out is a for a in inputs)):
-            out = np.array(out)
+            return out.astype(dtype)  # a new array
+        if not out.flags.writeable or _overlaps_any(out, inputs) or _overlaps_any(out, earlier):
+            return out.copy()
         return out
 
     def latex(self) -> str:
@@ -560,6 +711,16 @@ def _unpickle_compiled(cls: type, symbols: list, dag: tuple[list, list], options
     return cls(symbols, [nodes[i] for i in roots], **options)
 
 
+def _overlaps_any(out: np.ndarray, arrays: list) -> bool:
+    """Whether ``out`` shares memory with one of ``arrays``: two arrays that own their
+    data only if they are one array; otherwise ``numpy.shares_memory`` decides."""
+    own = out.base is None
+    for a in arrays:
+        if a is out or (not (own and a.base is None) and np.shares_memory(out, a)):
+            return True
+    return False
+
+
 def _maybe_shape(expr: sp.Expr):
     try:
         return shape_of(expr)
@@ -590,13 +751,13 @@ def operation_count(outputs: Sequence[sp.Expr]) -> int:
 
 
 def _generate(symbols: list, names: list[str], outputs: list, name: str) -> tuple[str, int]:
-    order, temps, constant_nodes = _plan(outputs)
+    order, temps, constant_nodes, shared = _plan(outputs, share=True)
     constants = {}
     for node in constant_nodes:
         text = _constant_text(node)
         if text is not None:
             constants[node] = text
-    printer = SymgradNumPyPrinter(dict(zip(symbols, names)), temps, constants)
+    printer = SymgradNumPyPrinter(dict(zip(symbols, names)), temps, constants, shared)
     printer._check_available = True
     lines = [f"def {name}({', '.join(names)}):"]
     for node in order:

@@ -76,8 +76,9 @@ class _Problem:
 def _arrays(args: Sequence[Any], argnums: Sequence[int]) -> list[np.ndarray]:
     out = []
     for i, a in enumerate(args):
-        a = np.asarray(getattr(a, "_data", a))
-        if i in argnums and a.dtype.kind not in "fc":
+        if type(a) is not np.ndarray:
+            a = np.asarray(getattr(a, "_data", a))
+        if a.dtype.kind not in "fc" and i in argnums:
             a = a.astype(np.float64)
         out.append(a)
     return out
@@ -183,7 +184,7 @@ class Transformed:
             for i in self.argnums:
                 if i >= len(arrays):
                     raise TypeError(f"argnums={i} but the function was called with {len(arrays)} arguments")
-            signature = (tuple((a.shape, a.dtype.str) for a in arrays), tuple(sorted(kwargs.items())))
+            signature = (tuple([(a.shape, a.dtype) for a in arrays]), tuple(sorted(kwargs.items())) if kwargs else ())
             entry = self._compiled.get(signature)
             if entry is not None:
                 self.compiled = entry[1]
@@ -262,10 +263,9 @@ class Transformed:
         problem, compiled, arrays = self._prepare(args, kwargs)
         inputs = problem.inputs(arrays)
         if self.kind == "grad":
-            out = compiled(*inputs)
-            return self._pick(out, arrays)
+            return self._pick(_evaluate(compiled, inputs), arrays)
         if self.kind == "value_and_grad":
-            out = compiled(*inputs)
+            out = _evaluate(compiled, inputs)
             return out[0], self._pick(out[1:], arrays)
         if self.kind == "jacobian":
             return self._pick(_jacobian_rows(compiled, inputs, problem.value_shape, len(self.argnums), 0), arrays,
@@ -275,11 +275,19 @@ class Transformed:
         raise AssertionError(self.kind)  # pragma: no cover
 
     def _pick(self, grads: Sequence[np.ndarray], arrays: list, cast: bool = True):
+        """The gradients of ``argnums``, each (with ``cast``) of its argument's shape and
+        dtype.  The compiled function's outputs are already fresh, writeable arrays that
+        share no memory with an input, so one is copied only to broadcast or cast it."""
         out = []
         for g, i in zip(grads, self.argnums):
-            g = g if isinstance(g, tuple) else np.asarray(g)
-            if cast and arrays[i].dtype.kind in "fc":
-                g = np.broadcast_to(g, arrays[i].shape).astype(arrays[i].dtype)
+            if not isinstance(g, tuple):
+                g = g if type(g) is np.ndarray else np.asarray(g)
+                like = arrays[i]
+                if cast and like.dtype.kind in "fc":
+                    if g.shape != like.shape:
+                        g = np.broadcast_to(g, like.shape).astype(like.dtype)  # a new, writeable array
+                    elif g.dtype != like.dtype:
+                        g = g.astype(like.dtype)
             out.append(g)
         return out[0] if self._single else tuple(out)
 
@@ -311,6 +319,12 @@ class Transformed:
     def __repr__(self) -> str:
         target = f"expression {self.f}" if self.is_expression else getattr(self.f, "__name__", repr(self.f))
         return f"<symgrad {self.kind} of {target}, argnums={self.argnums}>"
+
+
+def _evaluate(compiled: Any, inputs: list) -> Sequence:
+    """The outputs of ``compiled`` for ``inputs`` in order: the thin path of a
+    ``CompiledFunction`` (no argument binding, no named tuple), else the backend's call."""
+    return compiled.outputs_of(inputs) if isinstance(compiled, CompiledFunction) else compiled(*inputs)
 
 
 def _jacobian_rows(compiled: CompiledFunction, inputs: list, out_shape: tuple, n_wrt: int, skip: int) -> list:

@@ -6,7 +6,8 @@ code, the symbolic engine uses these functions instead: each is an ordinary SymP
 ``Function`` with a correct ``fdiff`` (so derivatives still come from SymPy's own
 differentiation, and print compactly as ``sigmoid(z) - y``), a LaTeX form, a rewrite to
 elementary functions (``expr.rewrite(sp.exp)``), and NumPy printing that calls a stable
-helper from :data:`NUMPY_HELPERS`.
+helper from :data:`NUMPY_HELPERS` -- or, where the compiler shares one ``exp(-|z|)``
+between ``sigmoid(z)`` and ``softplus(z)`` (:class:`ExpNegAbs`), computes from it.
 
 :data:`STABLE_FORMS` maps op names to the SymPy form used in place of the op table's.
 """
@@ -17,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-__all__ = ["sigmoid", "softplus", "STABLE_FORMS", "NUMPY_HELPERS"]
+__all__ = ["sigmoid", "softplus", "ExpNegAbs", "shared_exp_neg_abs", "STABLE_FORMS", "NUMPY_HELPERS"]
 
 
 def _np_sigmoid(x):
@@ -87,7 +88,11 @@ class sigmoid(_StableFunction):
         return True if self.args[0].is_real else None
 
     def _numpycode(self, printer) -> str:
-        return f"sigmoid({printer._print(self.args[0])})"
+        z = self.args[0]
+        e = shared_exp_neg_abs(printer, z)
+        if e is None:
+            return f"sigmoid({printer._print(z)})"
+        return f"(numpy.where({printer._print(z)} >= 0, 1.0, {e})/(1.0 + {e}))"
 
     _pythoncode = _numpycode
 
@@ -121,13 +126,46 @@ class softplus(_StableFunction):
     _eval_rewrite_as_log = _eval_rewrite_as_exp
 
     def _numpycode(self, printer) -> str:
-        return f"softplus({printer._print(self.args[0])})"
+        z = self.args[0]
+        e = shared_exp_neg_abs(printer, z)
+        if e is None:
+            return f"softplus({printer._print(z)})"
+        return f"(numpy.maximum({printer._print(z)}, 0) + numpy.log1p({e}))"
 
     _pythoncode = _numpycode
 
     def _latex(self, printer, exp=None) -> str:
         text = r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
         return text if exp is None else r"%s^{%s}" % (text, exp)
+
+
+class ExpNegAbs(sp.Function):
+    """``exp(-|z|)``: the one transcendental that ``sigmoid(z)`` and ``softplus(z)`` of the
+    same ``z`` share in compiled code.  The compiler gives it a temporary when both occur
+    (``compile._plan``); then ``sigmoid(z)`` prints as ``where(z >= 0, 1, e)/(1 + e)`` and
+    ``softplus(z)`` as ``maximum(z, 0) + log1p(e)``, stable for any ``|z|`` (``e`` is in
+    ``[0, 1]``, so nothing overflows) and two transcendentals for both instead of five.
+    Only code generation builds it; it is never differentiated.
+
+    >>> z = sp.Symbol("z", real=True)
+    >>> from sympy.printing.numpy import NumPyPrinter
+    >>> NumPyPrinter({"fully_qualified_modules": True})._print(ExpNegAbs(z))
+    'numpy.exp(-numpy.abs(z))'
+    """
+
+    nargs = 1
+
+    def _numpycode(self, printer) -> str:
+        return f"numpy.exp(-numpy.abs({printer._print(self.args[0])}))"
+
+    _pythoncode = _numpycode
+
+
+def shared_exp_neg_abs(printer, z: sp.Expr) -> str | None:
+    """The name of the temporary holding ``exp(-|z|)`` if ``printer`` (the compiler's)
+    has one, else None (then ``sigmoid``/``softplus`` call their helpers)."""
+    shared = getattr(printer, "shared_temporary", None)
+    return shared("exp_neg_abs", z) if shared is not None else None
 
 
 NUMPY_HELPERS: dict[str, Callable] = {"sigmoid": _np_sigmoid, "softplus": _np_softplus}

@@ -9,7 +9,11 @@ indexing, concatenation, broadcasting, softmax-like ops) is a subclass of
 * its **NumPy printing**: generated code calls the op by name with keyword attributes,
   ``matmul(a, b)`` or ``sum(x, dim=(0,), keepdim=False)``, bound to the op table's own
   NumPy forward (:func:`numpy_namespace`).  Function-call syntax cannot be
-  mis-parenthesised;
+  mis-parenthesised.  Ops whose result can be a view print as one, without the forward's
+  copy: ``getitem`` with a basic index as a subscript (:func:`subscripted`: the operand
+  in parentheses unless it is a name), ``transpose``/``permute`` as
+  ``numpy.swapaxes``/``numpy.transpose``, ``reshape``/``unsqueeze``/``squeeze`` as
+  ``numpy.reshape``; generated code never writes into them;
 * its **symbolic adjoint rule** (``adjoint(g, i)``): the gradient of argument ``i`` given
   the upstream gradient ``g``, written with other structural functions and SymPy
   arithmetic.  No rule here ever calls a tape VJP;
@@ -714,6 +718,11 @@ class Transpose(_AxesOp):
     def adjoint(self, g, index):
         return Transpose.of(g, **self.attrs)
 
+    def _numpycode(self, printer) -> str:  # a view (generated code never writes into one)
+        return f"numpy.swapaxes({printer._print(self.arrays[0])}, {', '.join(map(str, self._dims()))})"
+
+    _pythoncode = _numpycode
+
     def _is_matrix_T(self) -> bool:
         return len(shape_of(self.arrays[0])) == 2
 
@@ -760,6 +769,12 @@ class Permute(_AxesOp):
         dims = [int(d) % n for d in self.attrs["dims"]]
         return Permute.of(g, dims=tuple(int(i) for i in np.argsort(dims)))
 
+    def _numpycode(self, printer) -> str:  # a view
+        dims = attr_code(tuple(int(d) for d in self.attrs["dims"]))
+        return f"numpy.transpose({printer._print(self.arrays[0])}, {dims})"
+
+    _pythoncode = _numpycode
+
     def _sympystr(self, printer) -> str:
         dims = tuple(int(d) for d in self.attrs["dims"])
         if dims == tuple(reversed(range(len(dims)))):
@@ -789,6 +804,11 @@ class _ShapeOnly(StructuralFunction):
 
     def adjoint(self, g, index):
         return Reshape.of(g, shape=shape_of(self.arrays[0]))
+
+    def _numpycode(self, printer) -> str:  # a view where NumPy can make one
+        return f"numpy.reshape({printer._print(self.arrays[0])}, {attr_code(shape_of(self))})"
+
+    _pythoncode = _numpycode
 
 
 @_register
@@ -879,6 +899,44 @@ def fill_index(index: Any, arrays: Sequence[Any]) -> tuple:
     return tuple(arrays[p.k] if isinstance(p, Slot) else p for p in _index_parts(index))
 
 
+def is_basic_index(index: Any) -> bool:
+    """Whether ``index`` is made of ints, slices, ``None`` and ``...`` only (NumPy's basic
+    indexing: the result is a view, each element is selected at most once).
+
+    >>> is_basic_index((slice(1, None), None, Ellipsis, -1)), is_basic_index((np.array([0, 0]),))
+    (True, False)
+    """
+    return all(p is None or p is Ellipsis or type(p) is int or type(p) is slice for p in _index_parts(index))
+
+
+def subscript_code(index: Any) -> str:
+    """Python source of a basic index inside ``[...]``: ``1:, None`` for ``(slice(1, None), None)``.
+
+    >>> subscript_code((slice(None, -1), None, Ellipsis, 2)), subscript_code(()), subscript_code((slice(0, 9, 2),))
+    (':-1, None, ..., 2', '()', '0:9:2')
+    """
+    def item(p: Any) -> str:
+        if type(p) is slice:
+            bounds = ["" if v is None else str(int(v)) for v in (p.start, p.stop)]
+            return ":".join(bounds) + ("" if p.step is None else f":{int(p.step)}")
+        return "..." if p is Ellipsis else attr_code(p)
+
+    parts = _index_parts(index)
+    return ", ".join(item(p) for p in parts) if parts else "()"
+
+
+def subscripted(printer, x: sp.Expr) -> str:
+    """``x`` printed so that a subscript applies to all of it: a name as it is (an input
+    through ``numpy.asarray`` unless the printer promises array inputs, so that a list
+    passed to ``lambdify`` is not sliced as a list), anything else in parentheses."""
+    text = printer._print(x)
+    if not text.isidentifier():
+        return f"({text})"
+    if isinstance(x, sp.Symbol) and not getattr(printer, "array_inputs", False):
+        return f"numpy.asarray({text})"
+    return text
+
+
 class _Indexed(StructuralFunction):
     """Ops with an ``index`` attribute.  Integer index arrays may be *arguments* (after
     the data arrays), referred to from the index by :class:`Slot` placeholders: then the
@@ -944,6 +1002,15 @@ class Getitem(_Indexed):
         x = self.data[0]
         return IndexPut.of(g, *self.index_arrays, shape=shape_of(x), index=self.attrs["index"])
 
+    def _numpycode(self, printer) -> str:
+        index = self.attrs["index"]
+        if is_basic_index(index) and shape_of(self.data[0]):
+            # a subscript, a view: generated code never writes into one
+            return f"{subscripted(printer, self.data[0])}[{subscript_code(index)}]"
+        return super()._numpycode(printer)
+
+    _pythoncode = _numpycode
+
     def _text(self, printer) -> str:
         arg = printer.parenthesize(self.data[0], PRECEDENCE["Func"], strict=True)
         return arg, _index_text(self.attrs["index"], self._names(printer))
@@ -987,6 +1054,37 @@ class IndexPut(_Indexed):
         g = printer._print(self.data[0])
         key = _index_text(self.attrs["index"], self._names(printer))
         return f"index_put({g}, shape={self.attrs['shape']}, index=[{key}])"
+
+
+def is_basic_index_put(expr: Any) -> bool:
+    """Whether ``expr`` is an ``index_put`` at a basic index (ints, slices, ``None``, ``...``)."""
+    return isinstance(expr, IndexPut) and not expr.index_arrays and is_basic_index(expr.attrs["index"])
+
+
+def index_put_sum_code(printer, puts: Sequence[IndexPut], rest: str | None) -> str:
+    """Source for the sum of ``index_put`` terms of one shape at basic indices (plus the
+    already printed ``rest`` of the sum): one zeros array with each term added in place
+    (:func:`_index_put_sum`), not a zeros array per term and a sum of them."""
+    values = ", ".join(printer._print(p.data[0]) for p in puts)
+    index = ", ".join(attr_code(tuple(_index_parts(p.attrs["index"]))) for p in puts)
+    text = f"index_put_sum({values}, shape={attr_code(tuple(puts[0].attrs['shape']))}, index=({index},)"
+    return text + (f", rest={rest})" if rest is not None else ")")
+
+
+def _index_put_sum(*values: Any, shape: tuple, index: tuple, rest: Any = None) -> np.ndarray:
+    """``index_put(values[0], shape, index[0]) + ... + rest`` in one array: zeros of the
+    promoted dtype, each value added in place at its basic index.
+
+    >>> _index_put_sum(np.ones(2), 2.0, shape=(3,), index=((slice(1, None),), (0,)), rest=10)
+    array([12., 11., 11.])
+    """
+    extra = () if rest is None else (rest,)
+    out = np.zeros(shape, np.result_type(*values, *extra))
+    for key, value in zip(index, values):
+        out[key] += value
+    if rest is not None:
+        out += rest
+    return out
 
 
 @_register
@@ -1095,7 +1193,8 @@ class is_equal(sp.Function):
 
 def numpy_namespace() -> dict[str, Any]:
     """Names generated code may call: every structural op's NumPy forward (bound to the op
-    table), the stable elementwise helpers, and ``array``/``equal`` from NumPy.
+    table), ``index_put_sum`` (a sum of ``index_put`` terms accumulated in one array), the
+    stable elementwise helpers, and ``array``/``equal`` from NumPy.
 
     >>> import sympy as sp
     >>> from symgrad.symbolic.symbols import ArrayVar
@@ -1118,6 +1217,7 @@ def numpy_namespace() -> dict[str, Any]:
                 space[name] = cls.numpy_forward()
             except KeyError:
                 pass
+    space["index_put_sum"] = _index_put_sum
     space.update(stable.NUMPY_HELPERS)
     space.update(elementwise.NUMPY_HELPERS)
     return space

@@ -12,6 +12,7 @@ import symgrad.optim
 import symgrad.nn.functional as F
 from symgrad.symbolic import (ArrayVar, CompiledFunction, compile_cache_clear, compile_cache_info, compile_exprs,
                               gradient, last_compiled, set_compile_cache_size)
+from symgrad.symbolic.symbols import shape_of
 
 
 @pytest.fixture(autouse=True)
@@ -197,3 +198,173 @@ def test_boolean_masks_are_inputs_and_only_their_count_is_structure():
     assert (compile_cache_info().misses, compile_cache_info().hits) == (2, 1)
     for mask, got in zip(masks, results):
         np.testing.assert_allclose(got, np.where(mask, 3 * x.detach().numpy() ** 2, 0.0))
+
+
+# ============================================================================ lean generated NumPy
+# Each case: input shapes, the expression over them, the same computation written in NumPy
+# (the independent reference), and a fragment the generated source must contain (the new
+# printing, so the test fails if the compiler falls back to the copying forwards).
+def _lean_cases():
+    from symgrad.symbolic.stable import sigmoid, softplus
+    from symgrad.symbolic.structural import Getitem, IndexPut, Matmul, Permute, Reshape, Squeeze, Transpose, Unsqueeze
+
+    def put_sum(u, v, w):
+        out = np.zeros((4, 3), np.result_type(u, v, w))
+        out[1:] += u
+        out[:, 0] += v
+        return out + w
+
+    return {
+        "matmul-transposed-elementwise": (
+            [(3, 2), (3, 1), (3, 1), (3, 1)],
+            lambda X, Y, a, b: Matmul.of(Transpose.of(X, dim0=0, dim1=1), -Y + a / b),
+            lambda X, Y, a, b: X.T @ (-Y + a / b), "matmul(numpy.swapaxes(X, 0, 1), -Y + a/b)"),
+        "transpose-of-elementwise": (
+            [(3, 2), (3, 2)], lambda X, Y: Transpose.of(X ** 2 - Y, dim0=1, dim1=0),
+            lambda X, Y: (X ** 2 - Y).T, "numpy.swapaxes("),
+        "getitem-slices-of-elementwise": (
+            [(4, 3), (4, 3)], lambda X, Y: Getitem.of(-X + Y / 2, index=(slice(1, None), None, slice(None, None, 2))),
+            lambda X, Y: (-X + Y / 2)[1:, None, ::2], "[1:, None, ::2]"),
+        "getitem-int-ellipsis-times": (
+            [(4, 3), (4,)], lambda X, Y: Getitem.of(X, index=(Ellipsis, -1)) * Y,
+            lambda X, Y: X[..., -1] * Y, "X[..., -1]"),
+        "permute-of-elementwise": (
+            [(2, 3, 4)], lambda X: Permute.of(X * 2 + 1, dims=(2, 0, 1)),
+            lambda X: np.transpose(X * 2 + 1, (2, 0, 1)), "numpy.transpose(1 + 2*X, (2, 0, 1))"),
+        "reshape-unsqueeze-squeeze": (
+            [(2, 3), (2, 1, 3)],
+            lambda A, B: Reshape.of(A - 1, shape=(3, 2)) + Reshape.of(Unsqueeze.of(A, dim=0), shape=(3, 2))
+            + Reshape.of(Squeeze.of(B, dim=1) * A, shape=(3, 2)),
+            lambda A, B: (A - 1).reshape(3, 2) + A[None].reshape(3, 2) + (B.squeeze(1) * A).reshape(3, 2),
+            "numpy.reshape("),
+        "index-put-sum": (
+            [(3, 3), (4,), (4, 3)],
+            lambda u, v, w: IndexPut.of(u * u, shape=(4, 3), index=(slice(1, None),))
+            + IndexPut.of(v - 1, shape=(4, 3), index=(slice(None), 0)) + w,
+            lambda u, v, w: put_sum(u * u, v - 1, w), "index_put_sum("),
+        "half-integer-powers": (
+            [(5,)], lambda a: (a ** 2 + 1) ** sp.Rational(3, 2) + (a ** 2 + 1) ** sp.Float(0.5)
+            - (a ** 2 + 1) ** sp.Rational(-5, 2),
+            lambda a: (a ** 2 + 1) ** 1.5 + (a ** 2 + 1) ** 0.5 - (a ** 2 + 1) ** -2.5, "numpy.sqrt("),
+        "sigmoid-softplus-shared": (
+            [(6,), (6,)], lambda z, y: sigmoid(z * y) - softplus(z * y) * y,
+            lambda z, y: 1 / (1 + np.exp(-z * y)) - np.log1p(np.exp(z * y)) * y, "numpy.log1p(_t"),
+    }
+
+
+LEAN_CASES = _lean_cases()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", sorted(LEAN_CASES))
+def test_lean_printing_agrees_with_numpy_and_keeps_float32(case, dtype):
+    shapes, build, reference, fragment = LEAN_CASES[case]
+    rng = np.random.default_rng(11)
+    symbols = [ArrayVar(n, s, np.dtype(dtype).name) for n, s in zip(["X", "Y", "a", "b"], shapes)]
+    arrays = [rng.uniform(0.5, 2.0, s).astype(dtype) for s in shapes]
+    expr = build(*symbols)
+    f = compile_exprs(symbols, [expr], cache=False)
+    assert fragment in f.source, f.source
+    got = f(*arrays).out0
+    assert got.dtype == dtype
+    tolerance = 1e-12 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(got, reference(*[a.astype(np.float64) for a in arrays]), rtol=tolerance)
+
+
+def test_half_integer_powers_share_one_square_root():
+    a = ArrayVar("a", (5,))
+    b = a ** 2 + 1
+    source = compile_exprs([a], [b ** sp.Rational(3, 2), b ** sp.Float(0.5), b ** sp.Rational(-1, 2)],
+                           cache=False).source
+    assert source.count("numpy.sqrt(") == 1 and "**1.5" not in source and "**(3/2)" not in source, source
+
+
+# views the generated code may return for an input: each output must come back a fresh,
+# writeable array that shares no memory with any input or other output
+def _view_cases():
+    from symgrad.symbolic.structural import Getitem, Permute, Reshape, Transpose
+
+    x, X = ArrayVar("x", (6,)), ArrayVar("X", (2, 3))
+    return {
+        "input-itself": ([x], [x]),
+        "slice": ([x], [Getitem.of(x, index=(slice(1, None),))]),
+        "whole-subscript": ([x], [Getitem.of(x, index=(Ellipsis,))]),
+        "transpose": ([X], [Transpose.of(X, dim0=0, dim1=1)]),
+        "permute": ([X], [Permute.of(X, dims=(1, 0))]),
+        "reshape": ([X], [Reshape.of(X, shape=(6,))]),
+        "same-output-twice": ([x], [2 * x, 2 * x]),
+        "view-and-its-base": ([x], [Getitem.of(x + 1, index=(slice(2, None),)), x + 1]),
+    }
+
+
+VIEW_CASES = _view_cases()
+
+
+@pytest.mark.parametrize("case", sorted(VIEW_CASES))
+def test_outputs_never_alias_inputs_or_each_other_and_are_writeable(case):
+    symbols, outputs = VIEW_CASES[case]
+    rng = np.random.default_rng(5)
+    arrays = [rng.normal(size=shape_of(s)) for s in symbols]
+    kept = [a.copy() for a in arrays]
+    out = compile_exprs(symbols, outputs, cache=False)(*arrays)
+    for i, o in enumerate(out):
+        assert o.flags.writeable
+        assert not any(np.shares_memory(o, a) for a in arrays), (case, i)
+        assert not any(np.shares_memory(o, p) for p in out[:i]), (case, i)
+        o[...] = 1e9  # changing a result changes no caller's input
+    for a, k in zip(arrays, kept):
+        np.testing.assert_array_equal(a, k)
+
+
+TRANSFORM_CASES = {
+    # grad of x*y with respect to x is y itself, an input of the compiled function
+    "grad-is-an-input": (lambda x, y: (x * y).sum(), (0,)),
+    "grad-is-a-slice": (lambda x, y: (x[1:] * y[1:]).sum() + (y[0] * x[0]).sum(), (0, 1)),
+    "grad-is-a-transpose": (lambda x, y: (x * y.T.T).sum(), (0, 1)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", sorted(TRANSFORM_CASES))
+def test_transform_results_never_change_the_callers_inputs(case, dtype):
+    f, argnums = TRANSFORM_CASES[case]
+    rng = np.random.default_rng(9)
+    x, y = (rng.normal(size=(3, 4)).astype(dtype) for _ in range(2))
+    kept = [x.copy(), y.copy()]
+    value, grads = symgrad.value_and_grad(f, argnums)(x, y)
+    np.testing.assert_allclose(grads[0], y, rtol=1e-6)  # d/dx of sum(x*y) is y in every case
+    for g in grads:
+        assert g.dtype == dtype and g.flags.writeable
+        assert not np.shares_memory(g, x) and not np.shares_memory(g, y)
+        g += 100
+    np.testing.assert_array_equal(x, kept[0])
+    np.testing.assert_array_equal(y, kept[1])
+
+
+def test_backward_gradients_never_alias_other_inputs():
+    y = np.random.default_rng(2).normal(size=5)
+    x = symgrad.tensor(np.ones(5), requires_grad=True, name="x")
+    with symgrad.backward_engine("symbolic"):
+        (x * symgrad.tensor(y)).sum().backward()
+    assert not np.shares_memory(x.grad.numpy(), y)
+    np.testing.assert_array_equal(x.grad.numpy(), y)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_shared_sigmoid_softplus_are_stable_on_a_wide_sweep(dtype):
+    """BCE with logits: loss and gradient use sigmoid(z) and softplus(z) of one z, which
+    share one exp(-|z|); finite and accurate for |z| up to 1e3 (reference: logaddexp)."""
+    z = np.concatenate([np.linspace(-1e3, 1e3, 2001), np.linspace(-30, 30, 601)]).astype(dtype)
+    y = (np.random.default_rng(4).uniform(size=z.shape) < 0.5).astype(dtype)
+    vg = symgrad.value_and_grad(lambda z, y: F.binary_cross_entropy_with_logits(z, y, reduction="sum"))
+    loss, grad = vg(z, y)
+    assert vg.source.count("numpy.exp(-numpy.abs(") == 1, vg.source
+    assert "sigmoid(" not in vg.source and "softplus(" not in vg.source  # both computed from it
+    assert loss.dtype == dtype and grad.dtype == dtype
+    z64, y64 = z.astype(np.float64), y.astype(np.float64)
+    want_grad = np.exp(-np.logaddexp(0, -z64)) - y64
+    want_loss = np.sum(np.logaddexp(0, z64) - z64 * y64)
+    assert np.all(np.isfinite(grad)) and np.isfinite(loss)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(grad, want_grad, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(loss, want_loss, rtol=rtol)
