@@ -283,16 +283,32 @@ _OLD_SHAPES: dict = {}
 _SHAPES_LIMIT = 500_000
 """The shape memo keeps two generations of at most this many entries each: when the
 current one is full it becomes the old one (whose entries move back when used), so a
-graph larger than the limit never makes every lookup start over."""
+graph larger than the limit never makes every lookup start over.
+
+It is keyed by object *identity* (``id(node) -> (node, shape)``, the reference keeping
+the id unique): a lookup never compares expressions.  Keyed by the expressions
+themselves, a lookup with an expression *equal* to a stored one but built anew (SymPy's
+evaluation rebuilds products and sums, and after ``clear_cache()`` nothing it builds is
+the object of an earlier derivation) fell back to ``Basic.__eq__``, a tree comparison
+that is exponential on a DAG with shared subexpressions: deriving a 100-op program a
+second time took 8x the first."""
 
 
 def _known_shape(node: sp.Basic) -> Shape | None:
-    shape = _SHAPES.get(node)
-    if shape is None:
-        shape = _OLD_SHAPES.get(node)
-        if shape is not None:
-            _SHAPES[node] = shape
-    return shape
+    entry = _SHAPES.get(id(node))
+    if entry is None:
+        entry = _OLD_SHAPES.get(id(node))
+        if entry is None or entry[0] is not node:
+            return None
+        _SHAPES[id(node)] = entry
+    return entry[1] if entry[0] is node else None
+
+
+def _shape_operands(node: sp.Basic) -> tuple:
+    """The operands whose shapes decide ``node``'s (the same objects on every call)."""
+    from .structural import StructuralFunction
+
+    return node.arrays if isinstance(node, StructuralFunction) else operands(node)
 
 
 def shape_of(expr: Any) -> Shape:
@@ -314,37 +330,40 @@ def shape_of(expr: Any) -> Shape:
         _OLD_SHAPES, _SHAPES = _SHAPES, {}
     from .structural import StructuralFunction
 
-    found: dict = {}  # every shape this call reads: another thread may swap or clear the memo meanwhile
+    # every shape this call reads, by identity (the expression keeps its nodes alive):
+    # another thread may swap or clear the memo meanwhile
+    found: dict = {}
     stack = [(expr, None)]
     while stack:
         node, children = stack[-1]
         if children is None:
             children = []
-            for child in operands(node):
-                shape = found.get(child)
+            for child in _shape_operands(node):
+                shape = found.get(id(child))
                 if shape is None:
                     shape = _known_shape(child)
                 if shape is None:
                     children.append(child)
                 else:
-                    found[child] = shape
+                    found[id(child)] = shape
             stack[-1] = (node, children)
             if children:
                 stack.extend((c, None) for c in children)
                 continue
         stack.pop()
-        if node in found:
+        if id(node) in found:
             continue
         if isinstance(node, ArrayVar):
             shape = node.array_shape
         elif isinstance(node, StructuralFunction):
-            shape = node.shape_rule([found[a] for a in node.arrays], node.attrs)
+            shape = node.shape_rule([found[id(a)] for a in node.arrays], node.attrs)
         elif not node.args:
             shape = ()
         else:
-            shape = broadcast_shapes(*(found[a] for a in operands(node)))
-        found[node] = _SHAPES[node] = shape
-    return found[expr]
+            shape = broadcast_shapes(*(found[id(a)] for a in operands(node)))
+        found[id(node)] = shape
+        _SHAPES[id(node)] = (node, shape)
+    return found[id(expr)]
 
 
 def size_of(shape: Shape) -> int:
