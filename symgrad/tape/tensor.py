@@ -745,16 +745,14 @@ def _operand(value, like: list) -> Tensor:
     a float number next to a float tensor takes the tensor's dtype."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, numbers.Number):
-        floats = [t.dtype for t in like if isinstance(t, Tensor) and dtypes.is_floating(t.dtype)]
-        if isinstance(value, builtins.bool):
+    kind = type(value)
+    if kind is float or kind is int or isinstance(value, numbers.Number):
+        if kind is builtins.bool or isinstance(value, builtins.bool):
             dtype = dtypes.bool
-        elif floats:
-            dtype = floats[0]
-        elif isinstance(value, numbers.Integral):
-            dtype = dtypes.int64
         else:
-            dtype = dtypes.get_default_dtype()
+            dtype = next((t.dtype for t in like if isinstance(t, Tensor) and t.dtype.kind == "f"), None)
+            if dtype is None:
+                dtype = dtypes.int64 if isinstance(value, numbers.Integral) else dtypes.get_default_dtype()
         return Tensor(np.asarray(value, dtype=dtype), _constant=value)
     return as_tensor(value)
 
