@@ -135,6 +135,16 @@ EXPECTED = {
         "dloss/db = sum_to((b - target + x @ w)/5, shape=(1, 1))",
         'symgrad graph "sin(x) * exp(-y**2)" --adjoints -o ',
     ],
+    "chunked_gradient.py": [
+        "<symgrad chunked value_and_grad_<lambda>, chunk_size=20000, batch_argnums=(1, 2)>",
+        "200,000 rows in chunks of 20,000: value = ",
+        "value equals sum((X @ w - y)**2): True",
+        "gradient equals 2 X.T (X @ w - y): True",
+        "peak below two chunks of X: True",
+        "step 0: loss / rows = ", "step 2: loss / rows = ",
+        "a mean over the batch is refused: output 0 (grad_w) is not a sum over the batch",
+        "what to do: write .sum() instead of .mean()",
+    ],
     "physics_formula.py": [
         "l = -log(sigma) - log(2*pi)/2 - (-mu + x)**2/(2*sigma**2)",
         "dl/dmu = (-mu + x)/sigma**2",
