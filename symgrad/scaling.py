@@ -121,9 +121,11 @@ def _tolerance(dtype: np.dtype) -> float:
 
 
 def _close(whole: np.ndarray, combined: np.ndarray, scale: np.ndarray, rtol: float) -> bool:
-    both_nan = np.isnan(whole) & np.isnan(combined) if whole.dtype.kind in "fc" else False
+    """Equal up to ``rtol * scale`` (floats, NaN where both are NaN) or exactly (other dtypes)."""
+    if whole.dtype.kind not in "fc" or combined.dtype.kind not in "fc":
+        return bool(np.array_equal(whole, combined))
     with np.errstate(invalid="ignore"):
-        ok = (whole == combined) | (np.abs(whole - combined) <= rtol * scale) | both_nan
+        ok = (whole == combined) | (np.abs(whole - combined) <= rtol * scale) | (np.isnan(whole) & np.isnan(combined))
     return bool(np.all(ok))
 
 
@@ -245,12 +247,12 @@ class Chunked:
     # ------------------------------------------------------------------ calling
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         args = self._batch_args(args)
-        if any(_is_dask(args[i]) for i in self.batch_argnums):
-            return self._lazy(args, kwargs)
         for i, a in enumerate(args):
             if i not in self.batch_argnums and _is_dask(a):
                 raise TypeError(f"argument {i} is a Dask array but not a batch argument; pass it computed "
                                 "(.compute()) or list it in batch_argnums")
+        if any(_is_dask(args[i]) for i in self.batch_argnums):
+            return self._lazy(args, kwargs)
         n = args[self.batch_argnums[0]].shape[0]
         evaluate = self._evaluator(args, kwargs)
         if n <= self.chunk_size:  # one chunk: nothing is combined
@@ -277,10 +279,6 @@ class Chunked:
         import dask
         import dask.array as da
 
-        for i, a in enumerate(args):
-            if i not in self.batch_argnums and _is_dask(a):
-                raise TypeError(f"argument {i} is a Dask array but not a batch argument; pass it computed "
-                                "(.compute()) or list it in batch_argnums")
         n = int(args[self.batch_argnums[0]].shape[0])
         batch = {}
         for i in self.batch_argnums:

@@ -125,6 +125,14 @@ def test_named_outputs_stay_a_named_tuple():
     assert out.twice.tolist() == [0, 2, 4, 6, 8] and out.square.tolist() == [0, 1, 4, 9, 16]
 
 
+def test_integer_and_boolean_outputs_are_combined_exactly():
+    X = np.random.default_rng(10).normal(size=(23, 3))
+    counts, positive = chunked(lambda X: ((X > 0).sum(0), X > 0), chunk_size=5, batch_argnums=0)(X)
+    assert counts.dtype.kind == "i" and positive.dtype == bool
+    np.testing.assert_array_equal(counts, (X > 0).sum(0))
+    np.testing.assert_array_equal(positive, X > 0)
+
+
 def test_a_memory_map_is_read_chunk_by_chunk(tmp_path):
     rng = np.random.default_rng(2)
     X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float64, shape=(1000, 3))
