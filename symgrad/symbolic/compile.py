@@ -595,8 +595,7 @@ class CompiledFunction:
         # once per compiled function (its inputs have fixed shapes and dtypes), not per call
         self._positions = {n: i for i, n in enumerate(self.inputs)}
         self._finishing = list(zip([None if s is None else tuple(s) for s in self.output_shapes], self.output_dtypes))
-        # every branch of a Piecewise is evaluated; the unused ones may warn
-        self._quiet_fn = np.errstate(divide="ignore", invalid="ignore", over="ignore")(self.fn)
+        self._quiet_fn = _quiet(self.fn)
 
     def __call__(self, *args: Any, **kwargs: Any):
         if kwargs or len(args) != len(self.inputs):
@@ -709,6 +708,43 @@ def _unpickle_compiled(cls: type, symbols: list, dag: tuple[list, list], options
         for entry in table:
             nodes.append(entry[0](*[nodes[i] for i in entry[1]]) if isinstance(entry, tuple) else entry)
     return cls(symbols, [nodes[i] for i in roots], **options)
+
+
+def _quiet(fn: Callable) -> Callable:
+    """``fn`` run under ``numpy.errstate(divide="ignore", invalid="ignore", over="ignore")``
+    (every branch of a ``Piecewise`` is evaluated; the unused ones may warn).
+
+    ``errstate`` builds its settings object on every call (a microsecond, as much as a
+    small gradient costs); this makes it once per error state the caller is in -- NumPy
+    keeps that state in a context variable, so threads and a caller's own ``errstate``
+    are respected -- and falls back to ``errstate`` where that variable is not found.
+
+    >>> with np.errstate(divide="raise"):
+    ...     _quiet(lambda x: 1 / x)(np.zeros(1)), np.geterr()["divide"]
+    (array([inf]), 'raise')
+    """
+    try:
+        from numpy._core._ufunc_config import _extobj_contextvar as state, _make_extobj as make
+    except ImportError:  # pragma: no cover  (another NumPy layout)
+        return np.errstate(divide="ignore", invalid="ignore", over="ignore")(fn)
+
+    def quiet(*arrays):
+        current = state.get()
+        caller, settings = _QUIET_SETTINGS[0]
+        if caller is not current:
+            settings = make(divide="ignore", invalid="ignore", over="ignore")
+            _QUIET_SETTINGS[0] = (current, settings)
+        token = state.set(settings)
+        try:
+            return fn(*arrays)
+        finally:
+            state.reset(token)
+
+    return quiet
+
+
+_QUIET_SETTINGS: list = [(None, None)]
+"""The last caller's NumPy error state and its quiet version (one tuple, swapped whole)."""
 
 
 def _overlaps_any(out: np.ndarray, arrays: list) -> bool:

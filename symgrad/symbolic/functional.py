@@ -54,8 +54,12 @@ class _Problem:
         self.key = key
         self.arg_shapes = arg_shapes
         self.arg_dtypes = arg_dtypes
+        # the usual case: the inputs are the arguments themselves, in order
+        self._arguments_only = list(arg_positions) == list(range(len(symbols)))
 
     def inputs(self, args: Sequence[np.ndarray]) -> list:
+        if self._arguments_only:
+            return list(args)
         values = self.extra_values()
         for position, array in zip(self.arg_positions, args):
             if position is not None:
@@ -181,14 +185,14 @@ class Transformed:
             signature: Any = None
         else:
             arrays = _arrays(args, self.argnums)
+            signature = (tuple([(a.shape, a.dtype) for a in arrays]), tuple(sorted(kwargs.items())) if kwargs else ())
+            entry = self._compiled.get(signature)
+            if entry is not None:  # traced before with as many arguments, so argnums fit
+                self.compiled = entry[1]
+                return entry[0], entry[1], arrays
             for i in self.argnums:
                 if i >= len(arrays):
                     raise TypeError(f"argnums={i} but the function was called with {len(arrays)} arguments")
-            signature = (tuple([(a.shape, a.dtype) for a in arrays]), tuple(sorted(kwargs.items())) if kwargs else ())
-            entry = self._compiled.get(signature)
-            if entry is not None:
-                self.compiled = entry[1]
-                return entry[0], entry[1], arrays
             problem = _trace(self.f, arrays, self.argnums, kwargs)
         key = (self.kind, problem.key, tuple(self.argnums), self.simplify, self.backend)
         compiled = cached(key, lambda: self._build(problem))

@@ -368,3 +368,29 @@ def test_shared_sigmoid_softplus_are_stable_on_a_wide_sweep(dtype):
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(grad, want_grad, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(loss, want_loss, rtol=rtol)
+
+
+QUIET_CASES = {  # expression of x, a point where NumPy warns (divide, invalid, overflow)
+    "log-at-zero": (lambda x: sp.log(x), 0.0),
+    "sqrt-below-zero": (lambda x: sp.sqrt(x), -1.0),
+    "exp-overflow": (lambda x: sp.exp(x), 1000.0),
+    "unused-branch": (lambda x: sp.Piecewise((sp.log(x), x > 0), (x, True)), -2.0),
+}
+
+
+@pytest.mark.parametrize("outer", [None, "raise"])
+@pytest.mark.parametrize("case", sorted(QUIET_CASES))
+def test_compiled_code_does_not_warn_and_restores_the_callers_error_state(case, outer):
+    import warnings
+
+    build, point = QUIET_CASES[case]
+    x = ArrayVar("x", (2,))
+    f = compile_exprs([x], [build(x)], cache=False)
+    before = np.geterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all=outer) if outer else np.errstate():
+            inside = np.geterr()
+            f(np.full(2, point))
+            assert np.geterr() == inside  # the caller's own settings are back
+    assert np.geterr() == before
