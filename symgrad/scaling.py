@@ -290,12 +290,13 @@ class Chunked:
             leaves, tree = evaluate(0, 1)
             return _unflatten([da.from_array(leaf) for leaf in leaves], tree)
         layout = self._layout(args, kwargs, evaluate)
-        block_fn = dask.delayed(_BlockFunction(self.fn, args, self.batch_argnums, kwargs), traverse=False,
+        block_fn = dask.delayed(_BlockFunction(self.fn, args, self.batch_argnums, kwargs, layout), traverse=False,
                                 name=f"symgrad-chunked-function-{uuid.uuid4().hex}")
         blocks = {i: a.to_delayed().ravel() for i, a in batch.items()}
         lengths = batch[self.batch_argnums[0]].chunks[0]
-        tasks = [dask.delayed(_call_block, pure=True)(block_fn, *[blocks[i][b] for i in self.batch_argnums])
-                 for b in range(len(lengths))]
+        starts = np.cumsum((0,) + lengths[:-1]).tolist()
+        tasks = [dask.delayed(_call_block, pure=True)(block_fn, start, *[blocks[i][b] for i in self.batch_argnums])
+                 for b, start in enumerate(starts)]
         leaves = []
         for k, (kind, shape, dtype) in enumerate(zip(layout.kinds, layout.shapes, layout.dtypes)):
             if kind == _BATCH:
@@ -308,24 +309,28 @@ class Chunked:
 
 
 class _BlockFunction:
-    """The function and its non-batch arguments, shipped once to each Dask worker."""
+    """The function, its non-batch arguments and the probed layout, shipped once to each
+    Dask worker; a call evaluates one block and checks its outputs against the layout."""
 
-    def __init__(self, fn: Callable, args: Sequence[Any], batch_argnums: Sequence[int], kwargs: dict) -> None:
+    def __init__(self, fn: Callable, args: Sequence[Any], batch_argnums: Sequence[int], kwargs: dict,
+                 layout: _Layout) -> None:
         self.fn = fn
         self.args = [None if i in batch_argnums else a for i, a in enumerate(args)]
         self.batch_argnums = tuple(batch_argnums)
         self.kwargs = kwargs
+        self.layout = layout
 
-    def __call__(self, *blocks: np.ndarray) -> tuple:
+    def __call__(self, start: int, *blocks: np.ndarray) -> tuple:
         call = list(self.args)
         for i, block in zip(self.batch_argnums, blocks):
             call[i] = block
-        leaves, _ = _flatten(self.fn(*call, **self.kwargs))
+        leaves, tree = _flatten(self.fn(*call, **self.kwargs))
+        self.layout.check(leaves, tree, len(blocks[0]), start)
         return tuple(leaves)
 
 
-def _call_block(block_fn: _BlockFunction, *blocks: np.ndarray) -> tuple:
-    return block_fn(*blocks)
+def _call_block(block_fn: _BlockFunction, start: int, *blocks: np.ndarray) -> tuple:
+    return block_fn(start, *blocks)
 
 
 def _is_dask(value: Any) -> bool:

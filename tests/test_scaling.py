@@ -189,6 +189,13 @@ def test_a_function_that_is_not_a_sum_over_the_batch_raises(case):
         chunked(f, chunk_size=8, batch_argnums=batch)(*args)
 
 
+def test_a_chunk_whose_outputs_do_not_fit_the_probe_raises():
+    """``X[:3]`` looks per-row on two rows, but a 10-row chunk gives 3 rows back."""
+    with pytest.raises(NotAdditiveError, match=r"output 0 of the chunk at row 0 \(10 rows\) has shape \(3, 2\), "
+                                               r"expected \(10, 2\)"):
+        chunked(lambda X: X[:3] * 2, chunk_size=10, batch_argnums=0)(np.ones((25, 2)))
+
+
 def test_the_mean_error_says_what_to_do():
     f, batch, _ = _mean_loss()
     with pytest.raises(NotAdditiveError) as info:
@@ -367,6 +374,8 @@ def test_dask_refuses_what_numpy_refuses(dask_client):
     with pytest.raises(TypeError, match="argument 0 is a Dask array but not a batch argument"):
         chunked(symgrad.grad(lambda w, X: (X @ w).sum()), chunk_size=10, batch_argnums=1)(
             da.ones(2, chunks=2), X)
+    with pytest.raises(NotAdditiveError, match=r"has shape \(3, 2\), expected \(10, 2\)"):
+        chunked(lambda X: X[:3] * 2, chunk_size=10, batch_argnums=0)(X).compute()
 
 
 # ============================================================================ the docs page
