@@ -14,6 +14,9 @@ Conventions every entry here follows:
 * at kinks the VJPs return what PyTorch 2.13 returns (checked by ``tests/test_ops_table.py``):
   relu'(0) = 0, abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
   (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties;
+* relu, clamp and where select the gradient (``xp.where(mask, g, 0.0)``) rather than
+  multiply it by a 0/1 mask, so an inf or NaN ``g`` gives PyTorch's exact 0 outside the
+  mask, not ``inf * 0 = nan`` (the symbolic engine selects too);
 * SymPy forms are chosen so that SymPy's own derivative agrees with PyTorch at those
   kinks and so that ``lambdify(..., "numpy")`` evaluates them elementwise over arrays
   (``Piecewise``, never ``Max``/``Min``, which print as reductions).
@@ -38,6 +41,12 @@ def _number(sp, value):
     """A SymPy number for an attribute: an Integer when integral (prints ``2``, not ``2.0``)."""
     value = float(value)
     return sp.Integer(int(value)) if value.is_integer() else sp.Float(value)
+
+
+def _zeros_like(xp, g):
+    """Exact zeros shaped and typed like ``g`` (``g * 0`` is NaN where ``g`` is inf or NaN;
+    PyTorch's zero gradients are 0 there too)."""
+    return xp.where(True, 0.0, g)
 
 
 def _unary(name, grad_fn_name, forward, vjp, sympy, domain=Domain(), saves=("inputs",)):
@@ -138,7 +147,7 @@ def _pow_scalar_forward(x, *, exponent):
 
 def _pow_scalar_vjp(xp, g, ans, x, *, exponent):
     if exponent == 0:  # PyTorch returns zeros, even at x = 0
-        return (g * 0,)
+        return (_zeros_like(xp, g),)
     return (g * exponent * xp.pow_scalar(x, exponent=exponent - 1),)
 
 
@@ -223,7 +232,7 @@ sigmoid = _unary(
 
 relu = _unary(
     "relu", "ReluBackward0", lambda x: np.maximum(x, 0),
-    vjp=lambda xp, g, ans, x: (g * (ans > 0),),  # relu'(0) = 0, as PyTorch
+    vjp=lambda xp, g, ans, x: (xp.where(ans > 0, g, 0.0),),  # relu'(0) = 0, as PyTorch
     sympy=lambda sp, x: sp.Piecewise((x, x > 0), (0, True)),
     domain=Domain(avoid=(0.0,)),
     saves=("output",),
@@ -231,7 +240,7 @@ relu = _unary(
 
 sign = _unary(
     "sign", "SignBackward0", np.sign,
-    vjp=lambda xp, g, ans, x: (g * 0,),  # zero everywhere, as PyTorch (no Dirac delta)
+    vjp=lambda xp, g, ans, x: (_zeros_like(xp, g),),  # zero everywhere, as PyTorch (no Dirac delta)
     sympy=lambda sp, x: sp.sign(x),
     domain=Domain(avoid=(0.0,)),
     saves=(),
@@ -256,9 +265,9 @@ def _clamp_vjp(xp, g, ans, x, *, min=None, max=None):  # noqa: A002
     # the output is the constant max and no element passes.
     grad = g
     if min is not None:
-        grad = grad * (x >= min)
+        grad = xp.where(x >= min, grad, 0.0)
     if max is not None:
-        grad = grad * (x <= max)
+        grad = xp.where(x <= max, grad, 0.0)
     return (grad,)
 
 
@@ -320,11 +329,10 @@ minimum = register(Op(
 
 
 def _where_vjp(xp, g, ans, condition, a, b):
-    zero = g * 0
     return (
         UNDEFINED,
-        xp.sum_to(xp.where(condition, g, zero), shape=_shape(a)),
-        xp.sum_to(xp.where(condition, zero, g), shape=_shape(b)),
+        xp.sum_to(xp.where(condition, g, 0.0), shape=_shape(a)),
+        xp.sum_to(xp.where(condition, 0.0, g), shape=_shape(b)),
     )
 
 

@@ -211,6 +211,64 @@ def test_transforms_and_create_graph_see_the_same_constants(program, value, deri
     np.testing.assert_allclose(grad.detach().numpy(), weights * expected_grad, rtol=1e-12, equal_nan=True)
 
 
+# An inf or NaN *upstream gradient*: where an op's derivative is a 0/1 selection, PyTorch
+# selects (where, masked_fill) and gives an exact 0 outside it, never inf*0 = NaN; both
+# engines must too.  Every x is paired with every g.  (NaN inputs are left out: PyTorch's
+# relu and maximum pass g at x = NaN, symgrad follows NumPy's (x > 0), see above.)
+UPSTREAM_X = np.repeat([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, INF, -INF], 4)
+UPSTREAM_G = np.tile([INF, -INF, NAN, 1.5], 9)
+
+
+def _lib(x):
+    torch = pytest.importorskip("torch")
+    return torch if isinstance(x, torch.Tensor) else symgrad
+
+
+def _like(x, values):
+    return _lib(x).tensor(np.resize(values, len(UPSTREAM_X)))
+
+
+UPSTREAM_CASES = [
+    ("relu", lambda x: x.relu()),
+    ("clamp", lambda x: x.clamp(-1.0, 1.0)),
+    ("clamp-min", lambda x: x.clamp(min=0.0)),
+    ("where", lambda x: _lib(x).where(x > 0, x, x * -2.0)),
+    ("pow-zero", lambda x: x ** 0),
+    ("abs", lambda x: x.abs()),
+    ("times-zero", lambda x: x * 0.0),
+]
+# maximum/minimum's tie step and pow's b*a**(b-1) at b = 0 are factors of g on both
+# engines (the symbolic TieStep, the tape's g * (a > b)), so inf*0 = NaN there.
+UPSTREAM_FACTOR = (
+    "both engines: maximum/minimum and pow (at exponent 0) multiply g by a 0/1 factor, so an inf or NaN "
+    "upstream gradient gives inf*0 = nan where PyTorch selects an exact 0"
+)
+UPSTREAM_FACTOR_CASES = [
+    ("maximum", lambda x: x.maximum(_like(x, [0.5]))),
+    ("minimum", lambda x: x.minimum(_like(x, [0.5]))),
+    ("pow-tensor-exponent", lambda x: x ** _like(x, [0.0, 2.0])),
+]
+
+
+def _upstream_cases():
+    for name, program in UPSTREAM_CASES:
+        yield pytest.param(program, id=name)
+    for name, program in UPSTREAM_FACTOR_CASES:
+        yield pytest.param(program, id=name, marks=pytest.mark.xfail(strict=True, reason=UPSTREAM_FACTOR))
+
+
+@pytest.mark.parametrize("program", list(_upstream_cases()))
+def test_nonfinite_upstream_gradients_select_as_torch_does(engine, program, figures):
+    torch = pytest.importorskip("torch")
+    reference = torch.tensor(UPSTREAM_X, requires_grad=True)
+    program(reference).backward(torch.tensor(UPSTREAM_G))
+    x = symgrad.tensor(UPSTREAM_X, requires_grad=True)
+    with np.errstate(all="ignore"):
+        program(x).backward(symgrad.tensor(UPSTREAM_G))
+    np.testing.assert_array_equal(x.grad.numpy(), reference.grad.numpy())  # NaN where torch has NaN
+    figures.add("non-finite upstream gradients (program x engine)", 1)
+
+
 # Reductions and the softmax family: the engines agree element for element (NaN where
 # one is NaN, the same infinities) and the value is NumPy's.
 REDUCTIONS = [
