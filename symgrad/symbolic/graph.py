@@ -40,7 +40,7 @@ from ..tape.structure import number_value
 from .elementwise import elementwise_form, lower
 from .stable import STABLE_FORMS
 from .structural import exact, structural_class
-from .symbols import ArrayVar, Slot, _freeze, intern, start_building
+from .symbols import ArrayVar, Slot, _freeze, collection_paused, intern, start_building
 
 __all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph"]
 
@@ -316,6 +316,7 @@ class Segment:
         return [ref.value() for ref in self.inputs]
 
     # ------------------------------------------------------------------ SymPy
+    @collection_paused()
     def build(self) -> tuple[list, list]:
         """``(input symbols, top expressions)``; node expressions are kept in ``self.exprs``."""
         start_building()

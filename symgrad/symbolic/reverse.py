@@ -31,7 +31,7 @@ from sympy.core.parameters import evaluate, global_parameters
 from ..progress import progress
 from .elementwise import NOT_DIFFERENTIABLE, Select, dummies, lower
 from .structural import StructuralFunction, exact, reduce_to, scale
-from .symbols import ArrayVar, broadcast_shapes, intern, operands, shape_of, size_of
+from .symbols import ArrayVar, broadcast_shapes, collection_paused, intern, operands, shape_of, size_of
 
 __all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "as_expr"]
 
@@ -160,6 +160,7 @@ def adjoints(seeds: Sequence[tuple[Any, Any]], wrt: Sequence[Any]) -> list:
     return _adjoints(seeds, wrt)
 
 
+@collection_paused()
 def _adjoints(seeds, wrt, scalar_outputs: bool = False) -> list:
     """The pass itself (see :func:`adjoints`)."""
     seeds = [(sp.sympify(y), sp.sympify(g)) for y, g in seeds]

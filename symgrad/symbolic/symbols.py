@@ -16,8 +16,10 @@ apply their shape rule, everything else broadcasts its operands.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import sympy as sp
@@ -27,7 +29,7 @@ from ..tape.structure import freeze as _freeze
 Shape = tuple[int, ...]
 
 __all__ = ["ArrayVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
-           "intern"]
+           "intern", "collection_paused"]
 
 
 class ArrayVar(sp.Symbol):
@@ -446,6 +448,42 @@ def _intern(expr: Any) -> Any:
                 known[id(node)] = node
         done[id(node)] = found
     return done.get(id(expr), expr)
+
+
+_PAUSES = [0, False]  # [builds running, whether the collector was on before the first]
+_PAUSE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector back while a graph is built or derived.
+
+    Building and deriving allocate millions of SymPy objects, all of them live; every
+    full collection of the cyclic collector walks every live object, so on large graphs
+    it took a share of the time that grew with the graph (W5's derivation: 1.7x at
+    12,000 ops, the slope 1.16 instead of 1.0).  Expressions are acyclic, so nothing is
+    lost: the collector runs again, as it was, when the last build in any thread ends
+    (reference counting frees everything meanwhile).
+
+    >>> import gc
+    >>> with collection_paused():
+    ...     gc.isenabled()
+    False
+    >>> gc.isenabled()
+    True
+    """
+    with _PAUSE_LOCK:
+        if _PAUSES[0] == 0:
+            _PAUSES[1] = gc.isenabled()
+            gc.disable()
+        _PAUSES[0] += 1
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            _PAUSES[0] -= 1
+            if _PAUSES[0] == 0 and _PAUSES[1]:
+                gc.enable()
 
 
 def start_building() -> None:
