@@ -8,6 +8,7 @@ Tests that need a C compiler skip, with the reason, when none is found.
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 
 import numpy as np
@@ -233,8 +234,22 @@ def test_native_function_interface(cc):
     out = f(a, w_b=b)
     assert (f.inputs, f.outputs, f.backend) == (["x", "w_b"], ["value", "grad_x", "grad_y"], "c_fused")
     assert out.value == 3.0 and out.grad_x is not b and np.array_equal(out.grad_y, a)
+    assert [np.array_equal(o, p) for o, p in zip(f.outputs_of([a, b]), out)] == [True] * 3
     assert "void sg_kernel" in f.source and set(f.exprs) == {"value", "grad_x", "grad_y"}
     assert "sum" in f.latex() and "c_fused" in repr(f)
+
+
+@pytest.mark.parametrize("backend, symbols, output", [
+    ("c_fused", [ArrayVar("x", (3,))], lambda x: Sum.of(sp.exp(x) * x, dim=None, keepdim=False)),
+    ("c_scalar", [sp.Symbol("x", real=True)], lambda x: sp.atan(x) / (1 + x ** 2)),
+])
+def test_native_functions_pickle_as_closed_forms(cc, backend, symbols, output):
+    f = S.compile_exprs(symbols, [output(*symbols), symbols[0] * 2], output_names=["value", "twice"], backend=backend)
+    g = pickle.loads(pickle.dumps(f))
+    value = np.linspace(0.5, 1.5, 3) if backend == "c_fused" else 0.75
+    assert type(g) is type(f) and g.source == f.source and g.outputs == f.outputs
+    for got, want in zip(g(value), f(value)):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_backends_never_share_a_cache_entry(cc):

@@ -185,10 +185,15 @@ class NativeFunction:
         if len(values) != len(self.inputs) or any(v is None for v in values):
             raise TypeError(f"{self.name} takes the inputs {self.inputs}, got {len(args)} positional "
                             f"and {sorted(kwargs)} named values")
+        return self._result(*self.outputs_of(values))
+
+    def outputs_of(self, values: Sequence[Any]) -> list:
+        """The outputs, as a list, for every input in order: the call without argument
+        binding or the named tuple (as ``CompiledFunction.outputs_of``)."""
         arrays = [self._check(i, v) for i, v in enumerate(values)]
         raw = self._run(arrays)
         dtypes = self._output_dtypes(arrays)
-        return self._result(*(self._finish(r, self.output_shapes[k], dtypes[k]) for k, r in enumerate(raw)))
+        return [self._finish(r, self.output_shapes[k], dtypes[k]) for k, r in enumerate(raw)]
 
     def _check(self, i: int, value: Any) -> np.ndarray:
         if type(value) is float or type(value) is int:
@@ -228,6 +233,14 @@ class NativeFunction:
     def _run(self, arrays: list) -> list:
         """One ``float64`` array per output (its own shape), from the checked inputs."""
         raise NotImplementedError
+
+    def __reduce__(self):
+        """Pickle the closed forms, as ``CompiledFunction`` does: unpickling (in another
+        process, a Dask worker) generates and loads the C again (from the build directory
+        when that machine compiled it before)."""
+        from ..compile import CompiledFunction
+
+        return CompiledFunction.__reduce__(self)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ inspection
     def latex(self) -> str:
