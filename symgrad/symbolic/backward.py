@@ -264,7 +264,7 @@ def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bo
     else:
         compiled = cached(("backward",) + key, lambda: _compile_segment(segment, arrays, positions))
         _LAST.append(compiled)
-        grads = compiled(*(segment.values() + [np.asarray(a) for a in arrays]))
+        grads = compiled.outputs_of(segment.values() + [np.asarray(a) for a in arrays])
         if known is not None:
             _remember(known, segment, seed_specs, positions, ("backward",) + key)
     for (position, node, slot), g in zip(sinks, grads):
@@ -330,7 +330,7 @@ def _run_known(known: tuple, arrays: list, seed_specs: tuple, boundary, in_order
     compiled = cached(cache_key, rebuild)
     _LAST.append(compiled)
     values = [sources[i][1]._data if type(i) is int else i for i in order]
-    grads = compiled(*(values + [np.asarray(a) for a in arrays]))
+    grads = compiled.outputs_of(values + [np.asarray(a) for a in arrays])
     for i, g in zip(outputs, grads):
         acc = sources[i][1]._edge()
         _add(pending, acc, 0, g, acc)

@@ -257,11 +257,13 @@ def deliver(node, g, create_graph: bool, accumulate: bool):
     """What happens when ``node``'s total gradient ``g`` is known: tensor hooks run, a
     retained non-leaf stores it, a leaf accumulates it.  Returns the (hooked) gradient."""
     if isinstance(node, AccumulateGrad):
-        g = run_hooks(node.variable._leaf_hooks, g, create_graph)
+        if node.variable._leaf_hooks:
+            g = run_hooks(node.variable._leaf_hooks, g, create_graph)
         if accumulate:
             accumulate_grad(node.variable, g, create_graph)
         return g
-    g = run_hooks(node.hooks, g, create_graph)
+    if node.hooks:
+        g = run_hooks(node.hooks, g, create_graph)
     retained = node.retained() if node.retained is not None else None
     if retained is not None and accumulate:
         accumulate_grad(retained, g, create_graph)
