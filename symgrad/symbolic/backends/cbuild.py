@@ -10,8 +10,10 @@ that generates C:
   for and how to set ``CC``.
 * **The build directory** is ``$SYMGRAD_BUILD_DIR``, else ``symgrad-build-<uid>`` in the
   temporary directory, created private (mode 0700) and refused if another user owns it.
-  A library is named by a hash of its source, its flags and the compiler, so the same
-  code compiles once per machine and later processes just load it.
+  A library is named by a hash of its source, its flags, the compiler and the CPU (its
+  model and instruction-set flags: code built with ``-march=native`` must never be loaded
+  on another CPU sharing the directory), so the same code compiles once per machine and
+  later processes just load it.
 * **Thread-safe**: one lock per hash, so concurrent requests for the same source compile
   it once; each compilation writes to a private temporary name and is renamed into place
   atomically, so no process ever loads a half-written library.
@@ -19,8 +21,10 @@ that generates C:
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -84,7 +88,7 @@ def load_c(source: str, flags: Sequence[str]) -> tuple[ctypes.CDLL, str]:
     42
     """
     compiler = find_compiler()
-    digest = hashlib.sha256("\0".join([source, *flags, *compiler]).encode()).hexdigest()[:24]
+    digest = hashlib.sha256("\0".join([source, *flags, *compiler, _cpu()]).encode()).hexdigest()[:24]
     directory = build_dir()
     target = os.path.join(directory, f"sg_{digest}.so")
     with _LOCKS_GUARD:
@@ -93,6 +97,22 @@ def load_c(source: str, flags: Sequence[str]) -> tuple[ctypes.CDLL, str]:
         if not os.path.exists(target):
             _compile(compiler, source, list(flags), directory, target)
         return ctypes.CDLL(target), target
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu() -> str:
+    """The machine, CPU model and instruction-set flags (what ``-march=native`` depends on)."""
+    lines = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "flags", "Features", "CPU part")):
+                    lines.append(line.strip())
+                elif not line.strip() and lines:
+                    break  # the first processor describes them all
+    except OSError:
+        pass
+    return "\n".join([platform.machine(), platform.processor(), *lines])
 
 
 def _compile(compiler: list[str], source: str, flags: list[str], directory: str, target: str) -> None:
