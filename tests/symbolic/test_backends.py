@@ -302,13 +302,16 @@ def _missing_cc(monkeypatch, tmp_path):
 
 
 def _failing_cc(monkeypatch, tmp_path):
-    monkeypatch.setenv("CC", "false")
+    script = tmp_path / "failing-cc"
+    script.write_text("#!/bin/sh\necho 'fake-cc: error: no' >&2\nexit 1\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("CC", str(script))
 
 
 COMPILER_ERRORS = [  # (how the compiler is broken, error, words the message must contain)
     (_no_compiler, CompilerNotFoundError, ["CC", "cc", "gcc", "backend='numpy'"]),
     (_missing_cc, CompilerNotFoundError, ["no-such-cc", "CC"]),
-    (_failing_cc, CCompileError, ["exit 1", "backend='numpy'"]),
+    (_failing_cc, CCompileError, ["exit 1", "fake-cc: error: no", "backend='numpy'"]),
 ]
 
 
