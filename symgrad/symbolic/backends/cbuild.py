@@ -40,7 +40,7 @@ __all__ = ["find_compiler", "build_dir", "load_c"]
 def find_compiler() -> list[str]:
     """The C compiler command (a list: the program, then any arguments ``CC`` carries).
 
-    >>> find_compiler()[0].endswith(("cc", "gcc", "clang"))   # doctest: +SKIP
+    >>> os.access(find_compiler()[0], os.X_OK)
     True
     """
     cc = os.environ.get("CC", "").strip()
