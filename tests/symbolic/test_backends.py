@@ -7,6 +7,7 @@ Tests that need a C compiler skip, with the reason, when none is found.
 """
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import threading
@@ -189,6 +190,31 @@ def test_nan_and_inf_propagate_as_in_numpy(cc, backend, case):
     native, reference = compile_both(backend, symbols, outputs)
     with np.errstate(all="ignore"):
         assert_agree(native(*values), reference(*values), dict(rtol=1e-12, atol=0))
+
+
+_U = ArrayVar("u", (50,))
+MATH_CASES = {  # SymPy functions the op table does not use, each on values inside its domain
+    "tan": sp.tan(_U), "asin": sp.asin(_U / 2), "acos": sp.acos(_U / 2), "atan": sp.atan(_U * 3),
+    "sinh": sp.sinh(_U), "cosh": sp.cosh(_U), "asinh": sp.asinh(_U * 4), "acosh": sp.acosh(2 + _U),
+    "atanh": sp.atanh(_U / 2), "atan2": sp.atan2(_U, 1 - _U),
+    "floor": sp.floor(_U * 3), "ceiling": sp.ceiling(_U * 3), "Abs": sp.Abs(_U), "pow_-1.5": (2 + _U) ** -1.5,
+    "pow_cbrt": (2 + _U) ** sp.Rational(1, 3), "pi": sp.pi * _U, "log(2)": sp.log(2) * _U,
+}
+
+
+@pytest.mark.parametrize("case", sorted(MATH_CASES))
+def test_math_functions_agree_with_numpy(cc, case):
+    values = np.linspace(-0.99, 0.99, 50)
+    native, reference = compile_both("c", [_U], [MATH_CASES[case]])
+    assert_agree(native(values), reference(values), dict(rtol=1e-13, atol=1e-15))
+
+
+@pytest.mark.parametrize("function, reference", [(sp.erf, math.erf), (sp.erfc, math.erfc)])
+def test_error_functions_agree_with_the_math_module(cc, function, reference):
+    """NumPy has no erf (the NumPy backend cannot compile it); Python's math module can."""
+    values = np.linspace(-3, 3, 50)
+    got = S.compile_exprs([_U], [function(_U)], backend="c", cache=False)(values).out0
+    np.testing.assert_allclose(got, [reference(v) for v in values], rtol=1e-14, atol=1e-16)
 
 
 # ============================================================================ float32
