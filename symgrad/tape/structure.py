@@ -33,8 +33,19 @@ def freeze(value: Any) -> Any:
     >>> freeze((slice(None, 2), Ellipsis))
     ('tuple', ('slice', ('None',), ('int', 2), ('None',)), ('Ellipsis',))
     """
-    if value is None or value is Ellipsis:
-        return (repr(value),)
+    kind = type(value)  # the common exact types first: this runs for every attribute of every node
+    if value is None:
+        return ("None",)
+    if kind is bool:
+        return ("bool", value)
+    if kind is int:
+        return ("int", value)
+    if kind is float:
+        return ("float", value.hex())
+    if kind is dict:
+        return ("dict",) + tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    if value is Ellipsis:
+        return ("Ellipsis",)
     if isinstance(value, (bool, np.bool_)):
         return ("bool", bool(value))
     if isinstance(value, (int, np.integer)):
