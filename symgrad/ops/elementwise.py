@@ -12,7 +12,7 @@ Conventions every entry here follows:
   and ``xp.<op>(...)`` calls with attributes passed by keyword, so the same code runs on
   arrays and, for ``create_graph=True``, on tensors;
 * at kinks the VJPs return what PyTorch 2.13 returns (checked by ``tests/test_ops_table.py``):
-  relu'(0) = 0, abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
+  relu'(0) = 0 (relu'(nan) = 1), abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
   (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties;
 * relu, clamp and where select the gradient (``xp.where(mask, g, 0.0)``) rather than
   multiply it by a 0/1 mask, so an inf or NaN ``g`` gives PyTorch's exact 0 outside the
@@ -232,8 +232,9 @@ sigmoid = _unary(
 
 relu = _unary(
     "relu", "ReluBackward0", lambda x: np.maximum(x, 0),
-    vjp=lambda xp, g, ans, x: (xp.where(ans > 0, g, 0.0),),  # relu'(0) = 0, as PyTorch
-    sympy=lambda sp, x: sp.Piecewise((x, x > 0), (0, True)),
+    # relu'(0) = 0 and relu'(nan) = 1, as PyTorch (which zeroes the gradient where x <= 0)
+    vjp=lambda xp, g, ans, x: (xp.where(ans <= 0, 0.0, g),),
+    sympy=lambda sp, x: sp.Piecewise((0, x <= 0), (x, True)),  # NaN: value NaN, as np.maximum
     domain=Domain(avoid=(0.0,)),
     saves=("output",),
 )

@@ -25,8 +25,8 @@ the operands' dtype (Python scalars are "weak" under NumPy 2, so a ``float32`` g
 stays ``float32``).
 
 >>> x = sp.Symbol("x", real=True)
->>> relu = elementwise_form("relu", lambda sp, x: sp.Piecewise((x, x > 0), (0, True)), [x])
->>> relu, relu.diff(x)
+>>> step = elementwise_form("doc_step", lambda sp, x: sp.Piecewise((x, x > 0), (0, True)), [x])
+>>> step, step.diff(x)
 (where(x > 0, x, 0), where(x > 0, 1, 0))
 >>> Maximum(x, 2 * x).diff(x)
 tie_step(x, 2*x) + 2*tie_step(2*x, x)

@@ -32,7 +32,8 @@ PRIMITIVES = [
     ("sigmoid", lambda x: x.sigmoid(), _sigmoid, lambda x: _sigmoid(x) * (1 - _sigmoid(x))),
     ("softplus", lambda x: x.softplus(), lambda x: np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20)))),
      lambda x: np.where(x > 20, 1.0, _sigmoid(x))),
-    ("relu", lambda x: x.relu(), lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0),
+    # PyTorch zeroes relu's gradient where x <= 0, so it passes it at NaN
+    ("relu", lambda x: x.relu(), lambda x: np.maximum(x, 0), lambda x: np.where(x <= 0, 0.0, 1.0)),
     ("abs", lambda x: x.abs(), np.abs, np.sign),
     ("neg", lambda x: -x, np.negative, lambda x: -np.ones_like(x)),
     ("square", lambda x: x ** 2, np.square, lambda x: 2 * x),
@@ -214,7 +215,7 @@ def test_transforms_and_create_graph_see_the_same_constants(program, value, deri
 # An inf or NaN *upstream gradient*: where an op's derivative is a 0/1 selection, PyTorch
 # selects (where, masked_fill) and gives an exact 0 outside it, never inf*0 = NaN; both
 # engines must too.  Every x is paired with every g.  (NaN inputs are left out: PyTorch's
-# relu and maximum pass g at x = NaN, symgrad follows NumPy's (x > 0), see above.)
+# maximum passes g at x = NaN and its abs gives 0 there; symgrad's follow NumPy, above.)
 UPSTREAM_X = np.repeat([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, INF, -INF], 4)
 UPSTREAM_G = np.tile([INF, -INF, NAN, 1.5], 9)
 
