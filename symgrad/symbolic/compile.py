@@ -43,7 +43,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from .stable import ExpNegAbs, sigmoid, softplus
-from .structural import StructuralFunction, index_put_sum_code, is_basic_index_put, numpy_namespace
+from .structural import StructuralFunction, attr_code, is_basic_index_put, numpy_namespace, subscript_code
 from .symbols import shape_of
 
 __all__ = [
@@ -69,8 +69,8 @@ class SymgradNumPyPrinter(NumPyPrinter):
     assumption queries on deep operands and may name a temporary before it is defined.
     Half-integer powers go through one square root (``b**1.5`` as ``b*sqrt(b)``, the root
     shared by every half-integer power of ``b``: NumPy's ``power`` costs an ``exp`` and a
-    ``log`` per element), and a sum of ``index_put`` terms of one shape accumulates in one
-    array (``index_put_sum``).  Inputs are arrays (``CompiledFunction`` converts them), so
+    ``log`` per element), and a sum of ``index_put`` terms of one shape accumulates in place
+    in one array (:meth:`define_index_put_sum`).  Inputs are arrays (``CompiledFunction`` converts them), so
     basic indexing prints as a plain subscript.
     """
 
@@ -143,26 +143,65 @@ class SymgradNumPyPrinter(NumPyPrinter):
         return f"({text})" if prec < level or (strict and prec <= level) else text
 
     def _print_Add(self, expr, order=None) -> str:
-        puts = [t for t in expr.args if is_basic_index_put(t) and not self._is_named(t)]
-        if len(puts) > 1:
-            shape = shape_of(expr)
-            if all(tuple(p.attrs["shape"]) == shape for p in puts):
-                chosen = {id(p) for p in puts}
-                rest = [t for t in expr.args if id(t) not in chosen]
-                return index_put_sum_code(self, puts, self._sum(rest) if rest else None)
         return self._sum(expr.args)
 
+    def define_index_put_sum(self, expr, puts: list, name: str) -> list[str]:
+        """Statements defining ``name`` as the sum ``expr`` whose terms ``puts`` are
+        ``index_put``s of its shape at basic indices (:func:`_index_put_terms`): one
+        zeros array of the promoted dtype, each term's values added in place at its
+        index (the values are names: :func:`_plan` gives them temporaries), then the
+        other terms."""
+        values = [self._print(p.data[0]) for p in puts]
+        lines = [f"{name} = numpy.zeros({attr_code(tuple(puts[0].attrs['shape']))}, "
+                 f"numpy.result_type({', '.join(values)}))"]
+        lines += [f"{name}[{subscript_code(p.attrs['index'])}] += {v}" for p, v in zip(puts, values)]
+        chosen = {id(p) for p in puts}
+        rest = [t for t in expr.args if id(t) not in chosen]
+        if rest:  # not in place: the rest may promote the dtype
+            lines.append(f"{name} = {name} + ({self._sum(rest)})")
+        self._available.add(name)
+        return lines
+
     def _sum(self, terms) -> str:
+        """The terms of a sum, each pass over the data counted: a coefficient all terms
+        share is applied once (``(a - b)/n``, not ``-b/n + a/n``), and a positive term goes
+        first (``a - b``, not ``-b + a``, which negates ``b`` first)."""
+        common = self._common_coefficient(terms) if 1 < len(terms) <= CHUNK else None
         parts = []
         for term in terms:
-            negative, text = self._signed(term)
+            if common is None:
+                negative, text = self._signed(term)
+            else:
+                negative = term.args[0].is_extended_negative
+                text = self._product(sp.S.One, term.args[1:])
             parts.append(("-" if negative else "+", text))
         if len(parts) > CHUNK:
             return _balanced([f"-{t}" if s == "-" else t for s, t in parts], " + ")
+        first = next((i for i, (sign, _) in enumerate(parts) if sign == "+"), 0)
+        parts.insert(0, parts.pop(first))
         out = parts[0][1] if parts[0][0] == "+" else f"-{parts[0][1]}"
         for sign, text in parts[1:]:
             out += f" {sign} {text}"
-        return out
+        if common is None:
+            return out
+        if common.is_Rational:
+            scaled = f"({out})/{common.q}"
+            return scaled if common.p == 1 else f"{common.p}*{scaled}"
+        return f"{self._print(common)}*({out})"
+
+    def _common_coefficient(self, terms):
+        """The absolute numeric coefficient (other than 1) of every term, if they all have
+        the same one and none is a named temporary; else None."""
+        common = None
+        for term in terms:
+            if not isinstance(term, sp.Mul) or not term.args[0].is_Number or self._is_named(term):
+                return None
+            coeff = abs(term.args[0])
+            if common is None:
+                common = coeff
+            elif type(coeff) is not type(common) or coeff != common:
+                return None
+        return None if common is sp.S.One or not common.is_finite else common
 
     def _signed(self, term) -> tuple[bool, str]:
         """``(negative, text)`` of a term of a sum, ``text`` without the sign."""
@@ -362,18 +401,20 @@ def common_subexpressions(outputs: Sequence[sp.Basic]) -> tuple[list, dict]:
     >>> order, names[sp.exp(x)]
     ([exp(x)], '_t0')
     """
-    chosen, temps, _, _ = _plan(outputs)
+    chosen, temps, _, _, _ = _plan(outputs)
     return chosen, temps
 
 
-def _plan(outputs: Sequence[sp.Basic], share: bool = False) -> tuple[list, dict, set, dict]:
+def _plan(outputs: Sequence[sp.Basic], share: bool = False) -> tuple[list, dict, set, dict, dict]:
     """Temporaries (see :func:`common_subexpressions`), the constant subexpressions (no
     symbols, no array ops), which print as numbers, and -- with ``share``, for the NumPy
     printer -- the values several nodes share: ``("sqrt", b) -> sqrt(b)`` when ``b`` has
     two or more half-integer powers, ``("exp_neg_abs", z) -> exp(-|z|)`` when both
     ``sigmoid(z)`` and ``softplus(z)`` occur.  Each shared value is a temporary defined
     just before its first user; the base of a power that prints it twice (``b*sqrt(b)``)
-    is a temporary too."""
+    is a temporary too.  Also with ``share``: the sums accumulated in place, ``sum ->
+    its index_put terms`` (:func:`_index_put_terms`); each is a temporary, and so are
+    the values of its terms."""
     uses: dict = {}
     order: list = []
     kids: dict = {}
@@ -401,6 +442,7 @@ def _plan(outputs: Sequence[sp.Basic], share: bool = False) -> tuple[list, dict,
     constants: set = set()
     users = _sharing_users(order) if share else {}
     shared: dict = {}
+    scatters: dict = {}
 
 
     def name(node) -> None:
@@ -417,6 +459,14 @@ def _plan(outputs: Sequence[sp.Basic], share: bool = False) -> tuple[list, dict,
         if _constant(node, constants):
             constants.add(node)
             depth[node] = 0
+            continue
+        puts = _index_put_terms(node, temps) if share else None
+        if puts:
+            for value in (p.data[0] for p in puts):
+                if value.args and value not in temps and value not in constants and _nameable(value):
+                    name(value)  # its only user is its index_put, which is printed as this sum
+            scatters[node] = puts
+            name(node)
             continue
         key = _sharing_key(node) if share else None
         if key is not None:
@@ -437,7 +487,19 @@ def _plan(outputs: Sequence[sp.Basic], share: bool = False) -> tuple[list, dict,
             name(node)
             d = 0
         depth[node] = d
-    return chosen, temps, constants, shared
+    return chosen, temps, constants, shared, scatters
+
+
+def _index_put_terms(node: sp.Basic, temps: dict) -> list | None:
+    """The ``index_put`` terms of a sum that accumulate in one array: two or more, at
+    basic indices (each element once), of the sum's own shape, not named temporaries."""
+    if not isinstance(node, sp.Add):
+        return None
+    puts = [t for t in node.args if is_basic_index_put(t) and t not in temps]
+    if len(puts) < 2:
+        return None
+    shape = shape_of(node)
+    return puts if all(tuple(p.attrs["shape"]) == shape for p in puts) else None
 
 
 def _sharing_key(node: sp.Basic):
@@ -787,7 +849,7 @@ def operation_count(outputs: Sequence[sp.Expr]) -> int:
 
 
 def _generate(symbols: list, names: list[str], outputs: list, name: str) -> tuple[str, int]:
-    order, temps, constant_nodes, shared = _plan(outputs, share=True)
+    order, temps, constant_nodes, shared, scatters = _plan(outputs, share=True)
     constants = {}
     for node in constant_nodes:
         text = _constant_text(node)
@@ -797,7 +859,10 @@ def _generate(symbols: list, names: list[str], outputs: list, name: str) -> tupl
     printer._check_available = True
     lines = [f"def {name}({', '.join(names)}):"]
     for node in order:
-        lines.append(f"    {temps[node]} = {printer.define(node, temps[node])}")
+        if node in scatters:
+            lines += [f"    {line}" for line in printer.define_index_put_sum(node, scatters[node], temps[node])]
+        else:
+            lines.append(f"    {temps[node]} = {printer.define(node, temps[node])}")
     results = [printer._print(out) for out in outputs]
     body = ", ".join(results) + ("," if len(results) == 1 else "")
     lines.append(f"    return ({body})")

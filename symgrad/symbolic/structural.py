@@ -1061,32 +1061,6 @@ def is_basic_index_put(expr: Any) -> bool:
     return isinstance(expr, IndexPut) and not expr.index_arrays and is_basic_index(expr.attrs["index"])
 
 
-def index_put_sum_code(printer, puts: Sequence[IndexPut], rest: str | None) -> str:
-    """Source for the sum of ``index_put`` terms of one shape at basic indices (plus the
-    already printed ``rest`` of the sum): one zeros array with each term added in place
-    (:func:`_index_put_sum`), not a zeros array per term and a sum of them."""
-    values = ", ".join(printer._print(p.data[0]) for p in puts)
-    index = ", ".join(attr_code(tuple(_index_parts(p.attrs["index"]))) for p in puts)
-    text = f"index_put_sum({values}, shape={attr_code(tuple(puts[0].attrs['shape']))}, index=({index},)"
-    return text + (f", rest={rest})" if rest is not None else ")")
-
-
-def _index_put_sum(*values: Any, shape: tuple, index: tuple, rest: Any = None) -> np.ndarray:
-    """``index_put(values[0], shape, index[0]) + ... + rest`` in one array: zeros of the
-    promoted dtype, each value added in place at its basic index.
-
-    >>> _index_put_sum(np.ones(2), 2.0, shape=(3,), index=((slice(1, None),), (0,)), rest=10)
-    array([12., 11., 11.])
-    """
-    extra = () if rest is None else (rest,)
-    out = np.zeros(shape, np.result_type(*values, *extra))
-    for key, value in zip(index, values):
-        out[key] += value
-    if rest is not None:
-        out += rest
-    return out
-
-
 @_register
 class Setitem(_Indexed):
     """``setitem(x, value, index)``: ``x`` with ``x[index]`` replaced by ``value``."""
@@ -1193,8 +1167,7 @@ class is_equal(sp.Function):
 
 def numpy_namespace() -> dict[str, Any]:
     """Names generated code may call: every structural op's NumPy forward (bound to the op
-    table), ``index_put_sum`` (a sum of ``index_put`` terms accumulated in one array), the
-    stable elementwise helpers, and ``array``/``equal`` from NumPy.
+    table), the stable elementwise helpers, and ``array``/``equal`` from NumPy.
 
     >>> import sympy as sp
     >>> from symgrad.symbolic.symbols import ArrayVar
@@ -1217,7 +1190,6 @@ def numpy_namespace() -> dict[str, Any]:
                 space[name] = cls.numpy_forward()
             except KeyError:
                 pass
-    space["index_put_sum"] = _index_put_sum
     space.update(stable.NUMPY_HELPERS)
     space.update(elementwise.NUMPY_HELPERS)
     return space

@@ -500,13 +500,13 @@ def test_float32_graphs_compute_in_float32(case, rng, monkeypatch):
     arrays = [rng.uniform(-1, 1, size=(4, 3)).astype(np.float32), rng.uniform(-1, 1, size=(3, 2)).astype(np.float32)]
     names = ["x", "w"]
     calls: list = []
-    original = CompiledFunction.__call__
+    original = CompiledFunction.outputs_of  # what the symbolic backward calls
 
-    def recording(self, *args, **kwargs):
-        calls.append((self, args))
-        return original(self, *args, **kwargs)
+    def recording(self, values):
+        calls.append((self, list(values)))
+        return original(self, values)
 
-    monkeypatch.setattr(CompiledFunction, "__call__", recording)
+    monkeypatch.setattr(CompiledFunction, "outputs_of", recording)
     _, symbolic = engine_grads("symbolic", build, arrays, names=names)
     _, tape = engine_grads("tape", build, arrays, names=names)
     for s, t in zip(symbolic, tape):
@@ -533,7 +533,7 @@ def _intermediate_dtypes(compiled, args) -> dict:
             body.append("    return __outs")
         else:
             body.append(line)
-            name = stripped.split(" = ")[0]
+            name = re.match(r"\w+", stripped).group()  # also of ``_t2[1:] += _t1``
             body.append(f"    __seen[{name!r}] = numpy.asarray({name}).dtype")
     seen: dict = {}
     namespace = {"numpy": np, "functools": __import__("functools"), "__seen": seen}

@@ -165,7 +165,7 @@ def test_matmul_prints_with_the_parentheses_it_needs():
     assert str(ArrayVar("Z", (3, 2)) * Matmul.of(X, ArrayVar("W", (2, 2)))) == "Z*(X @ W)"
     assert str(Transpose.of(X ** 2, dim0=0, dim1=1)) == "(X**2).T"
     source = compile_exprs([X, Y, a, b], [expr], cache=False).source
-    assert "matmul(numpy.swapaxes(X, 0, 1), -Y + a/b)" in source
+    assert "matmul(numpy.swapaxes(X, 0, 1), a/b - Y)" in source
 
 
 def test_structural_functions_refuse_sympy_diff():
