@@ -131,7 +131,16 @@ class SymgradNumPyPrinter(NumPyPrinter):
     _print_Dummy = _print_Symbol
 
     def _print_Float(self, expr) -> str:
-        return repr(float(expr)) if expr._prec <= 53 else super()._print_Float(expr)
+        value = float(expr)
+        if not np.isfinite(value) or (value == 0 and not expr.is_zero):
+            # SymPy multiplied constants into one beyond float64 (x*1e308*10 -> 1e309*x)
+            raise OverflowError(
+                f"SymPy folded constants into the coefficient {sp.sstr(expr, full_prec=False)}, which float64 "
+                "cannot hold, so the compiled code would not compute what NumPy does op by op; write the "
+                "constants as one Python number (x * inf), or run this backward with "
+                "symgrad.backward_engine('tape')"
+            )
+        return repr(value) if expr._prec <= 53 else super()._print_Float(expr)
 
     def _print_DiracDelta(self, expr) -> str:
         return f"(0*{self._print(expr.args[0])})"

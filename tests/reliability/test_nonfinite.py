@@ -270,6 +270,32 @@ def test_nonfinite_upstream_gradients_select_as_torch_does(engine, program, figu
     figures.add("non-finite upstream gradients (program x engine)", 1)
 
 
+# SymPy multiplies the constants of a product into one coefficient, exactly; one beyond
+# float64 (x*1e308*10 -> 1e309*x, x*1e-200*1e-200 -> 1e-400*x, or a derivative's 1000*1e306)
+# would print as inf or 0, where NumPy, op by op, gives other numbers (1e-400*x is 0 for
+# x = 1e300, NumPy's 1e-100).  The symbolic engine refuses such code; the tape computes.
+# (id, program, NumPy's chain rule for an upstream gradient of ones, op by op)
+FOLDED_BEYOND_FLOAT64 = [
+    ("overflow", lambda x: x * 1e308 * 10.0, lambda x: np.ones_like(x) * 10.0 * 1e308),
+    ("underflow", lambda x: x * 1e-200 * 1e-200, lambda x: np.ones_like(x) * 1e-200 * 1e-200),
+    ("derivative-overflow", lambda x: x ** 1000 * 1e306, lambda x: np.ones_like(x) * 1e306 * 1000 * x ** 999),
+]
+
+
+@pytest.mark.parametrize("program, derivative", [c[1:] for c in FOLDED_BEYOND_FLOAT64],
+                         ids=[c[0] for c in FOLDED_BEYOND_FLOAT64])
+def test_constants_folded_beyond_float64_fail_loudly_on_the_symbolic_engine(program, derivative):
+    points = np.array([0.0, 1.0, -1.0, 1e300])
+    x = symgrad.tensor(points, requires_grad=True)
+    with np.errstate(all="ignore"):
+        with symgrad.backward_engine("symbolic"), pytest.raises(OverflowError, match="float64 cannot hold"):
+            program(x).sum().backward()
+        assert x.grad is None
+        with symgrad.backward_engine("tape"):
+            program(x).sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), derivative(points))
+
+
 # Reductions and the softmax family: the engines agree element for element (NaN where
 # one is NaN, the same infinities) and the value is NumPy's.
 REDUCTIONS = [
