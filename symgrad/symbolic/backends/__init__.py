@@ -11,8 +11,8 @@ or by name), get a named tuple of arrays; ``.source``, ``.exprs``, ``.inputs``,
 ``c``
     Generated C: ``c_scalar`` when every input and output is a scalar, else ``c_fused``.
 ``c_fused``
-    Elementwise expressions over arrays (with a full ``sum``/``mean`` at the root of an
-    output) as one fused, OpenMP-threaded, vectorised C loop (:mod:`.c_fused`).
+    Elementwise expressions over arrays, and their full sums and means, as one fused,
+    OpenMP-threaded, vectorised C loop (:mod:`.c_fused`).
 ``c_scalar``
     Functions of many scalar symbols (a plain SymPy expression of ``x0 .. x999``) as one
     straight-line C function over a packed vector (:mod:`.c_scalar`).
@@ -139,8 +139,9 @@ class NativeFunction:
     arrays in, one ``float64`` array per output out); this class binds the arguments,
     checks every input against its symbol's shape and dtype (floating or bool), and shapes and
     casts the outputs: each gets the dtype NumPy would give it (the promotion of the
-    inputs it depends on, ``cast`` targets included; a comparison gives ``bool``), unless
-    ``output_dtypes`` says otherwise.
+    inputs it depends on, ``cast`` targets included; a comparison gives ``bool``; a
+    constant, the promotion of all inputs, as the tape would), unless ``output_dtypes``
+    says otherwise.
     """
 
     backend: str = ""
@@ -290,6 +291,8 @@ def _dtype_rules(symbols: list, outputs: list) -> list:
             low = mask & -mask
             positions.append(low.bit_length() - 1)
             mask ^= low
+        if not positions and not fixed:  # a constant (``x/x`` is 1): the dtype of the whole function
+            positions = list(range(len(symbols)))
         rules.append(_rule(positions, sorted(fixed), isinstance(out, boolean)))
     return rules
 

@@ -33,11 +33,12 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 
 from ..elementwise import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep
 from ..stable import sigmoid, softplus
-from ..structural import BroadcastTo, Mean, Sum, StructuralFunction
-from ..symbols import postorder, shape_of
+from ..structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
+from ..symbols import postorder, shape_of, size_of
 from . import UnsupportedExpressionError
 
-__all__ = ["CPrinter", "C_HEADER", "check_translatable", "op_name", "split_reduction"]
+__all__ = ["CPrinter", "C_HEADER", "check_translatable", "op_name", "split_reduction", "full_reduction",
+           "cut_reductions"]
 
 _MATH = {  # SymPy function -> (glibc name, arity): all have libmvec variants in glibc 2.35+
     sp.sin: ("sin", 1), sp.cos: ("cos", 1), sp.tan: ("tan", 1), sp.exp: ("exp", 1), sp.log: ("log", 1),
@@ -89,9 +90,56 @@ def split_reduction(expr: sp.Expr) -> tuple[str, sp.Expr]:
     """
     while isinstance(expr, BroadcastTo):
         expr = expr.arrays[0]
-    if isinstance(expr, (Sum, Mean)) and len(expr.dims()) == len(shape_of(expr.arrays[0])):
-        return ("sum" if isinstance(expr, Sum) else "mean"), expr.arrays[0]
-    return "elementwise", expr
+    kind = full_reduction(expr)
+    return (kind, expr.arrays[0]) if kind else ("elementwise", expr)
+
+
+def full_reduction(node: sp.Basic) -> str | None:
+    """``"sum"`` or ``"mean"`` if ``node`` reduces its argument over every axis (``sum``,
+    ``mean``, or ``sum_to`` a shape of one element), else None.
+
+    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> x = ArrayVar("x", (2, 3))
+    >>> full_reduction(Mean.of(x, dim=(0, 1), keepdim=True)), full_reduction(Sum.of(x, dim=(0,), keepdim=False))
+    ('mean', None)
+    """
+    if isinstance(node, (Sum, Mean)) and len(node.dims()) == len(shape_of(node.arrays[0])):
+        return "sum" if isinstance(node, Sum) else "mean"
+    if isinstance(node, SumTo) and size_of(tuple(node.attrs["shape"])) == 1:
+        return "sum"
+    return None
+
+
+def cut_reductions(bodies: list) -> tuple[list, dict]:
+    """``(bodies, {reduction: symbol})``: the outermost full reductions inside ``bodies``
+    replaced by scalar symbols, and those of a scalar (``sum(x)`` of a 0-d ``x``) by their
+    argument; the expressions are rebuilt once per node, so shared subexpressions stay
+    shared.
+
+    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> x, c = ArrayVar("x", (3,)), sp.Symbol("c")
+    >>> cut_reductions([x / Sum.of(x, dim=None, keepdim=False) + Sum.of(c, dim=None, keepdim=False)])
+    ([x/_sum0 + c], {sum(x): _sum0})
+    """
+    found: dict = {}
+    rebuilt: dict = {}
+    stack = [(b, False) for b in bodies]
+    while stack:  # depth first, operands before their node, never into a cut reduction
+        node, ready = stack.pop()
+        if node in rebuilt:
+            continue
+        scalar = full_reduction(node) is not None and shape_of(node.arrays[0]) == ()
+        if full_reduction(node) and not scalar:
+            found[node] = rebuilt[node] = sp.Dummy(f"sum{len(found)}", real=True)
+        elif not node.args:
+            rebuilt[node] = node
+        elif ready:
+            args = tuple(rebuilt[a] for a in node.args)
+            rebuilt[node] = args[0] if scalar else node.func(*args) if args != node.args else node
+        else:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if a not in rebuilt)
+    return [rebuilt[b] for b in bodies], found
 
 
 def op_name(node: sp.Basic) -> str:

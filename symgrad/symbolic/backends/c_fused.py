@@ -13,8 +13,10 @@ different order than NumPy's pairwise sum: equal to rounding).
 
 The loop runs over the broadcast shape of all outputs; an input of a smaller shape is
 broadcast to it (a copy per call), an output of a smaller shape is read back from the
-loop's result.  Anything but elementwise operations -- ``matmul``, ``getitem``, a
-``sum`` inside an expression, ... -- raises
+loop's result.  A full ``sum``/``mean`` *inside* an expression (``x / x.sum()``) is
+computed first, by a fused loop of its own, and read as a scalar: one more pass over the
+data per level of nesting.  Anything else that is not elementwise -- ``matmul``,
+``getitem``, a reduction over some axes, ``softmax``, ... -- raises
 :class:`~symgrad.symbolic.backends.UnsupportedExpressionError` naming it.
 """
 from __future__ import annotations
@@ -26,9 +28,9 @@ import numpy as np
 import sympy as sp
 
 from ..compile import common_subexpressions
-from ..symbols import broadcast_shapes, shape_of, size_of
-from . import Backend, NativeFunction
-from .c_code import C_HEADER, CPrinter, check_translatable, split_reduction
+from ..symbols import broadcast_shapes, postorder, shape_of, size_of
+from . import Backend, NativeFunction, UnsupportedExpressionError
+from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, split_reduction
 from .cbuild import load_c
 
 __all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK"]
@@ -42,10 +44,10 @@ BLOCK = 2048
 
 
 class CFusedBackend(Backend):
-    """Elementwise expressions over arrays (full sums at the root) as one fused C loop."""
+    """Elementwise expressions over arrays (and their full sums) as one fused C loop."""
 
     name = "c_fused"
-    summary = "elementwise array expressions (full sum/mean at the root) as one fused OpenMP C loop"
+    summary = "elementwise array expressions and their full sums/means as fused OpenMP C loops"
 
     def compile(self, inputs, outputs, **options) -> "FusedFunction":  # noqa: D102
         return FusedFunction(inputs, outputs, **options)
@@ -70,14 +72,28 @@ class FusedFunction(NativeFunction):
         super().__init__(inputs, outputs, **options)
         plans = [split_reduction(e) for e in self.exprs.values()]
         self.kinds = [kind for kind, _ in plans]
-        bodies = [body for _, body in plans]
+        bodies, reductions = cut_reductions([body for _, body in plans])
+        # full sums inside the expressions: computed first, by loops of their own (one per
+        # shape of what they sum), then read by this loop as scalars
+        by_shape: dict = {}
+        for reduction in reductions:
+            by_shape.setdefault(tuple(shape_of(reduction.arrays[0])), []).append(reduction)
+        self.inner = [FusedFunction(self.symbols, group, input_names=self.inputs, name=f"{self.name}_sums")
+                      for group in by_shape.values()]
+        symbols = self.symbols + [reductions[r] for group in by_shape.values() for r in group]
         check_translatable(bodies, self.outputs, self.backend,
-                           "it compiles elementwise expressions, with a full sum or mean at the root of an output; ")
+                           "it compiles elementwise expressions and full sums or means; ")
         self.body_shapes = [tuple(shape_of(b)) for b in bodies]
-        self.shape = broadcast_shapes(*self.body_shapes) if self.body_shapes else ()
-        free = set().union(*(b.free_symbols for b in bodies)) if bodies else set()
-        self.used = [i for i, s in enumerate(self.symbols) if s in free]
-        self.is_array = {i: self.input_shapes[i] != () for i in self.used}
+        try:
+            self.shape = broadcast_shapes(*self.body_shapes) if self.body_shapes else ()
+        except ValueError:
+            raise UnsupportedExpressionError(
+                f"the c_fused backend evaluates all outputs in one loop, but their shapes {self.body_shapes} "
+                "do not broadcast together; compile them separately, or use backend='numpy'") from None
+        free = {node for node in postorder(bodies) if isinstance(node, sp.Symbol)}
+        self.used = [i for i, s in enumerate(symbols) if s in free]
+        self.is_array = {i: i < len(self.symbols) and self.input_shapes[i] != () for i in self.used}
+        self._kernel_symbols = symbols
         self.source = self._generate(bodies)
         library, self.library_path = load_c(self.source, FLAGS)
         self.fn = library.sg_kernel
@@ -92,7 +108,7 @@ class FusedFunction(NativeFunction):
         return sum(kind != "elementwise" for kind in self.kinds)
 
     def _generate(self, bodies: list) -> str:
-        names = {self.symbols[i]: f"v{i}" for i in self.used}
+        names = {self._kernel_symbols[i]: f"v{i}" for i in self.used}
         order, temps = common_subexpressions(bodies)
         self.n_temporaries = len(order)
         printer = CPrinter(names, temps)
@@ -137,6 +153,7 @@ class FusedFunction(NativeFunction):
         return "\n".join(lines)
 
     def _run(self, arrays: list) -> list:
+        arrays = arrays + [float(v) for inner in self.inner for v in inner._run(arrays)]
         shape = self.shape
         n = size_of(shape)
         args: list = [n]

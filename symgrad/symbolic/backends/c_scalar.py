@@ -24,7 +24,7 @@ import sympy as sp
 from ..compile import common_subexpressions
 from ..symbols import shape_of
 from . import Backend, BackendInputError, NativeFunction, UnsupportedExpressionError
-from .c_code import C_HEADER, CPrinter, check_translatable, split_reduction
+from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, split_reduction
 from .cbuild import load_c
 
 __all__ = ["CScalarBackend", "ScalarFunction", "FLAGS"]
@@ -63,8 +63,7 @@ class ScalarFunction(NativeFunction):
                 raise UnsupportedExpressionError(
                     f"the c_scalar backend compiles functions of scalar symbols, but input {name!r} has shape "
                     f"{shape}; use backend='c_fused' (or 'c') for arrays, or backend='numpy'")
-        plans = [split_reduction(e) for e in self.exprs.values()]
-        bodies = [body for _, body in plans]
+        bodies, _ = cut_reductions([body for _, body in (split_reduction(e) for e in self.exprs.values())])
         for name, body, shape in zip(self.outputs, bodies, self.output_shapes):
             if shape_of(body) != () or shape != ():
                 raise UnsupportedExpressionError(
