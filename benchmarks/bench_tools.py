@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import os
 import platform
-import shutil
 import subprocess
 from functools import lru_cache
 
@@ -26,7 +25,7 @@ TOOLS = {
     "numba": "numba",
     "matplotlib": "matplotlib",
     "threadpoolctl": "threadpoolctl",
-    "cc": None,  # a C compiler (gcc/cc) for the generated-C prototype backend
+    "cc": None,  # the C compiler symgrad's C backends use (backend="c")
 }
 
 INSTALL_HINT = "pip install 'symgrad[bench]'"
@@ -36,7 +35,7 @@ INSTALL_HINT = "pip install 'symgrad[bench]'"
 def status(key: str) -> str:
     """'' if the tool ``key`` can be used, else why not."""
     if key == "cc":
-        return "" if c_compiler() else "no C compiler (gcc, cc or clang) on PATH"
+        return "" if c_compiler() else "no C compiler ($CC, cc or gcc on PATH) for symgrad's C backends"
     module = TOOLS[key]
     try:
         importlib.import_module(module)
@@ -64,10 +63,14 @@ def missing(keys: tuple) -> str:
 
 @lru_cache(maxsize=None)
 def c_compiler() -> str | None:
-    for name in (os.environ.get("CC"), "gcc", "cc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
+    """The compiler symgrad's C backends would run (``$CC``, else ``cc``, else ``gcc``), or None."""
+    from symgrad.symbolic.backends import CompilerNotFoundError
+    from symgrad.symbolic.backends.cbuild import find_compiler
+
+    try:
+        return find_compiler()[0]
+    except CompilerNotFoundError:
+        return None
 
 
 def version(key: str) -> str:
