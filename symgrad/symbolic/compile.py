@@ -558,6 +558,8 @@ def _constant_text(node: sp.Expr) -> str | None:
     if value.is_infinite:
         return "float('inf')" if value.is_extended_positive else "float('-inf')"
     number = float(value)
+    if not np.isfinite(number):  # beyond float64 (exp(1000)): NumPy's exp overflows to inf too
+        return "float('inf')" if number > 0 else "float('-inf')"
     return repr(number) if number >= 0 else f"({number!r})"
 
 

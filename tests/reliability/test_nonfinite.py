@@ -296,6 +296,23 @@ def test_constants_folded_beyond_float64_fail_loudly_on_the_symbolic_engine(prog
         np.testing.assert_array_equal(x.grad.numpy(), derivative(points))
 
 
+# A constant subexpression (x - x is 0 for SymPy) evaluated beyond float64 is printed as
+# inf, which is what NumPy's exp gives too.  (id, program, NumPy value)
+CONSTANT_OVERFLOW = [
+    ("exp-1000", lambda x: (x - x + 1000.0).exp() * x, lambda x: np.exp(1000.0) * x),
+    ("minus-exp-1000", lambda x: -(x - x + 1000.0).exp() * x, lambda x: -np.exp(1000.0) * x),
+    ("exp-minus-1000", lambda x: (x - x - 1000.0).exp() * x, lambda x: np.exp(-1000.0) * x),
+]
+
+
+@pytest.mark.parametrize("program, value", [c[1:] for c in CONSTANT_OVERFLOW], ids=[c[0] for c in CONSTANT_OVERFLOW])
+def test_constant_subexpressions_beyond_float64_compile_to_numpys_value(program, value):
+    points = np.array([1.0, 2.5, -0.5])
+    with np.errstate(all="ignore"):
+        got = symgrad.vjp(program, points)[0]
+        np.testing.assert_array_equal(got, value(points))
+
+
 # Reductions and the softmax family: the engines agree element for element (NaN where
 # one is NaN, the same infinities) and the value is NumPy's.
 REDUCTIONS = [
