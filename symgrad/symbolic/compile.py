@@ -70,8 +70,8 @@ class SymgradNumPyPrinter(NumPyPrinter):
     Half-integer powers go through one square root (``b**1.5`` as ``b*sqrt(b)``, the root
     shared by every half-integer power of ``b``: NumPy's ``power`` costs an ``exp`` and a
     ``log`` per element), and a sum of ``index_put`` terms of one shape accumulates in place
-    in one array (:meth:`define_index_put_sum`).  Inputs are arrays (``CompiledFunction`` converts them), so
-    basic indexing prints as a plain subscript.
+    in one array (:meth:`define_index_put_sum`).  Inputs are arrays (``CompiledFunction``
+    converts them), so basic indexing prints as a plain subscript.
     """
 
     array_inputs = True
@@ -452,7 +452,6 @@ def _plan(outputs: Sequence[sp.Basic], share: bool = False) -> tuple[list, dict,
     users = _sharing_users(order) if share else {}
     shared: dict = {}
     scatters: dict = {}
-
 
     def name(node) -> None:
         temps[node] = f"_t{len(chosen)}"

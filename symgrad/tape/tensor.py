@@ -17,7 +17,7 @@ import weakref
 import numpy as np
 
 from ..ops import OPS, ArrayNamespace, normalize_index
-from . import dtypes, tracing
+from . import dtypes
 from .grad_mode import is_grad_enabled
 from .node import AccumulateGrad, Node, RemovableHandle, SavedInput, VersionCounter
 
@@ -54,7 +54,6 @@ class Tensor:
     _retains_grad = False
     _constant = None
     name: str | None = None
-    _made_outside_graph: str | None = None  # how, when made from a running trace (tracing.py)
 
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
@@ -173,7 +172,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A tensor sharing this one's memory and version counter, outside the graph."""
-        return tracing.mark(Tensor(self._data, _version=self._version), "detach()", self)
+        return Tensor(self._data, _version=self._version)
 
     def detach_(self) -> "Tensor":
         """Cut this tensor out of the graph in place, making it a leaf."""
@@ -367,7 +366,7 @@ class Tensor:
     # comparisons give boolean tensors and are never recorded
     def _compare(self, other, ufunc) -> "Tensor":
         other_data = other._data if isinstance(other, Tensor) else np.asarray(other)
-        return tracing.mark(Tensor(ufunc(self._data, other_data)), f"a comparison ({_COMPARISONS[ufunc]})", self, other)
+        return Tensor(ufunc(self._data, other_data))
 
     def __lt__(self, other):
         return self._compare(other, np.less)
@@ -390,7 +389,7 @@ class Tensor:
     def __invert__(self):
         if self.dtype != dtypes.bool:
             raise TypeError(f"~ is only defined for boolean tensors, got {dtypes.dtype_name(self.dtype)}")
-        return tracing.mark(Tensor(~self._data), "~", self)
+        return Tensor(~self._data)
 
     def __and__(self, other):
         return self._compare(other, np.logical_and)
@@ -400,11 +399,11 @@ class Tensor:
 
     def all(self) -> "Tensor":
         """True where every element is nonzero, as a boolean tensor."""
-        return tracing.mark(Tensor(np.asarray(np.all(self._data))), "all()", self)
+        return Tensor(np.asarray(np.all(self._data)))
 
     def any(self) -> "Tensor":
         """True where some element is nonzero, as a boolean tensor."""
-        return tracing.mark(Tensor(np.asarray(np.any(self._data))), "any()", self)
+        return Tensor(np.asarray(np.any(self._data)))
 
     def eq(self, other):
         return self == other
@@ -417,12 +416,10 @@ class Tensor:
         return self.shape == other.shape and builtins.bool(np.array_equal(self._data, other._data))
 
     def argmax(self, dim: int | None = None, keepdim: builtins.bool = False):
-        return tracing.mark(Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim if dim is not None else False)),
-                            "argmax()", self)
+        return Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim if dim is not None else False))
 
     def argmin(self, dim: int | None = None, keepdim: builtins.bool = False):
-        return tracing.mark(Tensor(np.argmin(self._data, axis=dim, keepdims=keepdim if dim is not None else False)),
-                            "argmin()", self)
+        return Tensor(np.argmin(self._data, axis=dim, keepdims=keepdim if dim is not None else False))
 
     # ----------------------------------------------------------------- elementwise math
     def exp(self):
@@ -503,7 +500,7 @@ class Tensor:
         indices = Tensor(np.asarray(argfunc(self._data, axis=dim), dtype=np.int64))
         if keepdim:
             indices = Tensor(np.expand_dims(indices._data, dim))
-        return MinMaxResult(values, tracing.mark(indices, f"{name}(dim=...).indices", self))
+        return MinMaxResult(values, indices)
 
     def logsumexp(self, dim, keepdim: builtins.bool = False):
         return apply_op("logsumexp", self, dim=_dims(dim), keepdim=keepdim)
@@ -723,10 +720,6 @@ def _resolve_shape(tensor: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape
 
 
-_COMPARISONS = {np.less: "<", np.less_equal: "<=", np.greater: ">", np.greater_equal: ">=", np.equal: "==",
-                np.not_equal: "!=", np.logical_and: "&", np.logical_or: "|"}
-
-
 def _index(key) -> tuple:
     """Turn a Python index (ints, slices, None, Ellipsis, tensors, lists) into the op
     table's normal form (``normalize_index``); index tensors must not require grad."""
@@ -734,11 +727,7 @@ def _index(key) -> tuple:
     for part in parts:
         if isinstance(part, Tensor) and part.requires_grad:
             raise IndexError("an index tensor must not require grad; index with t.detach()")
-    normalized = normalize_index(tuple(part._data if isinstance(part, Tensor) else part for part in parts))
-    if tracing.ACTIVE_TRACES:
-        tracing.check_use(part for part in parts if isinstance(part, Tensor))
-        tracing.note_index(parts, normalized)
-    return normalized
+    return normalize_index(tuple(part._data if isinstance(part, Tensor) else part for part in parts))
 
 
 def as_tensor(data, dtype=None) -> Tensor:
@@ -839,12 +828,6 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
                 out.grad_fn = node
                 node.set_output(0, out)
                 break
-    if tracing.ACTIVE_TRACES:
-        operand_tensors = [o for o in operands if isinstance(o, Tensor)]  # before dtype promotion
-        if out.grad_fn is not None:
-            tracing.check_use(operand_tensors)
-        else:
-            tracing.mark(out, f"the unrecorded op {op_name}", *operand_tensors)
     return out
 
 
