@@ -44,6 +44,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 
 from .stable import ExpNegAbs, sigmoid, softplus
 from .structural import StructuralFunction, attr_code, is_basic_index_put, numpy_namespace, subscript_code
+from .reverse import as_expr
 from .symbols import shape_of
 
 __all__ = [
@@ -899,7 +900,7 @@ def compile_exprs(inputs: Sequence[sp.Symbol], outputs: Sequence[Any], *,
     from .backends import get_backend
 
     chosen = get_backend(backend)
-    outputs = [sp.sympify(o) for o in outputs]
+    outputs = [as_expr(o) for o in outputs]
     key = ("exprs", tuple(inputs), tuple(outputs), tuple(output_names or ()), tuple(input_names or ()),
            _hashable(output_shapes), _hashable(output_dtypes), name, backend)
 

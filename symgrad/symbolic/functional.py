@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy as sp
 
+from ..ops import normalize_index
 from .compile import CompiledFunction, cached
 from .reverse import adjoints, jvp_expr
 from .structural import exact
@@ -45,9 +46,11 @@ class _Problem:
     how to read the remaining (captured) inputs."""
 
     def __init__(self, symbols: list, arg_positions: list, value: sp.Expr, value_shape: tuple,
-                 extra_values: Callable[[], list], key: Any, arg_shapes: list, arg_dtypes: list) -> None:
+                 extra_values: Callable[[], list], key: Any, arg_shapes: list, arg_dtypes: list,
+                 index_positions: Sequence[tuple[int, int]] = ()) -> None:
         self.symbols = symbols
         self.arg_positions = arg_positions
+        self.index_positions = list(index_positions)  # (argument, input) for arguments used as indices
         self.value = value
         self.value_shape = value_shape
         self.extra_values = extra_values
@@ -55,7 +58,7 @@ class _Problem:
         self.arg_shapes = arg_shapes
         self.arg_dtypes = arg_dtypes
         # the usual case: the inputs are the arguments themselves, in order
-        self._arguments_only = list(arg_positions) == list(range(len(symbols)))
+        self._arguments_only = list(arg_positions) == list(range(len(symbols))) and not self.index_positions
 
     def inputs(self, args: Sequence[np.ndarray]) -> list:
         if self._arguments_only:
@@ -64,6 +67,8 @@ class _Problem:
         for position, array in zip(self.arg_positions, args):
             if position is not None:
                 values[position] = array
+        for argument, position in self.index_positions:
+            values[position] = normalize_index(args[argument])[0]
         return values
 
     def wrt(self, argnums: Sequence[int]) -> list:
@@ -90,16 +95,24 @@ def _arrays(args: Sequence[Any], argnums: Sequence[int]) -> list[np.ndarray]:
 
 def _trace(f: Callable, arrays: list[np.ndarray], argnums: Sequence[int], kwargs: dict) -> _Problem:
     from .. import tape
+    from ..tape.tracing import check_use, tracing
     from .graph import Segment
 
     names = _parameter_names(f, len(arrays))
-    leaves = [tape.tensor(a, requires_grad=(i in argnums), name=names[i]) for i, a in enumerate(arrays)]
-    with tape.enable_grad():
+    # Every floating argument requires grad while tracing, differentiated or not, so that
+    # what f computes from it is recorded (and recomputed at each call); the tracing guard
+    # refuses what f computes from its inputs outside the graph (masks, argmax, ...).
+    leaves = [tape.tensor(a, requires_grad=(i in argnums or a.dtype.kind == "f"), name=names[i])
+              for i, a in enumerate(arrays)]
+    with tape.enable_grad(), tracing(leaves) as trace:
         out = f(*leaves, **kwargs)
-    if not isinstance(out, tape.Tensor):
-        out = tape.as_tensor(out)
+        if not isinstance(out, tape.Tensor):
+            out = tape.as_tensor(out)
+        check_use([out])
     segment = Segment([out])
     positions = [segment.input_position(t) for t in leaves]
+    index_inputs = [(i, segment.index_position(array)) for i, leaf in enumerate(leaves)
+                    for array in trace.index_arrays(leaf)]
     symbols, (value,) = segment.build()
     value = exact(value, tuple(out.shape)) if tuple(out.shape) else value
     # the function's own arguments first, in order, then what it captured
@@ -108,8 +121,9 @@ def _trace(f: Callable, arrays: list[np.ndarray], argnums: Sequence[int], kwargs
     symbols = [symbols[i] for i in order]
     refs = [segment.inputs[i] for i in order]
     positions = [None if p is None else order.index(p) for p in positions]
+    index_positions = [(i, order.index(p)) for i, p in index_inputs if p is not None]
     return _Problem(symbols, positions, value, tuple(out.shape), lambda: [r.value() for r in refs],
-                    segment.key, [a.shape for a in arrays], [a.dtype for a in arrays])
+                    segment.key, [a.shape for a in arrays], [a.dtype for a in arrays], index_positions)
 
 
 def _parameter_names(f: Callable, n: int) -> list[str]:

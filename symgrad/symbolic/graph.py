@@ -307,6 +307,11 @@ class Segment:
                 return position
         return None
 
+    def index_position(self, array) -> int | None:
+        """Where an index array (an attribute of a recorded op) is among :attr:`inputs`
+        (None if absent)."""
+        return self._input_ids.get(("index", id(array)))
+
     def node_position(self, node) -> int | None:
         """Where an interior node is among :attr:`nodes` (None if absent)."""
         return self._node_ids.get(id(node))

@@ -163,8 +163,8 @@ def adjoints(seeds: Sequence[tuple[Any, Any]], wrt: Sequence[Any]) -> list:
 @collection_paused()
 def _adjoints(seeds, wrt, scalar_outputs: bool = False) -> list:
     """The pass itself (see :func:`adjoints`)."""
-    seeds = [(sp.sympify(y), sp.sympify(g)) for y, g in seeds]
-    wrt = [sp.sympify(w) for w in wrt]
+    seeds = [(as_expr(y), as_expr(g)) for y, g in seeds]
+    wrt = [as_expr(w) for w in wrt]
     order, kids = _topological([y for y, _ in seeds] + wrt)
     depth: dict = {}
     for node in order:
@@ -288,8 +288,15 @@ def as_expr(value: Any) -> sp.Expr:
     """A SymPy expression for ``value``: a SymPy object, a number, or a symgrad Tensor
     (its recorded graph, see :func:`symgrad.symbolic.graph.tensor_expr`).
 
+    Text is refused: SymPy's ``sympify`` of a string *evaluates* it as Python, so a
+    formula from a user goes through symgrad's whitelisted parser instead.
+
     >>> as_expr(2)
     2
+    >>> as_expr("x**2")
+    Traceback (most recent call last):
+        ...
+    TypeError: symgrad does not evaluate text ('x**2'): parse a formula with symgrad.parsing.parse(text).expr, or pass SymPy symbols
     """
     if isinstance(value, sp.Basic):
         return value
@@ -297,14 +304,22 @@ def as_expr(value: Any) -> sp.Expr:
         from .graph import tensor_expr
 
         return tensor_expr(value)
-    return sp.sympify(value)
+    if isinstance(value, (str, bytes)):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise TypeError(f"symgrad does not evaluate text ({shown!r}): parse a formula with "
+                        "symgrad.parsing.parse(text).expr, or pass SymPy symbols")
+    try:
+        return sp.sympify(value, strict=True)
+    except sp.SympifyError:
+        raise TypeError(f"cannot use a {type(value).__name__} as an expression: pass a SymPy expression, "
+                        "a number or a symgrad tensor") from None
 
 
 def _resolve(y: Any, xs: Sequence[Any]) -> tuple[sp.Expr, list]:
     """``y`` and ``xs`` as expressions; tensors are looked up in ``y``'s graph (a tensor
     ``y`` does not depend on becomes a fresh symbol, whose gradient is 0)."""
     if not _is_tensor(y) and not any(_is_tensor(x) for x in xs):
-        return as_expr(y), [sp.sympify(x) for x in xs]
+        return as_expr(y), [as_expr(x) for x in xs]
     if not _is_tensor(y):
         raise TypeError("differentiate a tensor with respect to tensors, or an expression with respect to symbols")
     from .graph import tensor_graph
@@ -393,7 +408,7 @@ def jacobian(ys: Any, xs: Sequence[Any]) -> sp.Matrix:
     elif not isinstance(ys, (list, tuple)):
         ys = [ys]
     ys = [as_expr(y) for y in ys]
-    xs = [sp.sympify(x) for x in xs]
+    xs = [as_expr(x) for x in xs]
     for v in list(ys) + list(xs):
         if shape_of(v) != ():
             raise ValueError(
@@ -412,7 +427,7 @@ def hessian(y: Any, xs: Sequence[Any]) -> sp.Matrix:
     [2*y, 2*x],
     [2*x,   0]])
     """
-    xs = [sp.sympify(x) for x in xs]
+    xs = [as_expr(x) for x in xs]
     return jacobian(gradient(y, xs), xs)
 
 
@@ -424,7 +439,7 @@ def vjp_expr(y: Any, x: Any, g: Any) -> sp.Expr:
     >>> vjp_expr(sp.sin(x), x, g)
     g*cos(x)
     """
-    (y, (x,)), g = _resolve(y, [x]), sp.sympify(g)
+    (y, (x,)), g = _resolve(y, [x]), as_expr(g)
     if shape_of(g) != shape_of(y) and shape_of(g):
         y = exact(y, broadcast_shapes(shape_of(y), shape_of(g)))
     (out,) = adjoints([(y, g)], [x])
@@ -442,7 +457,7 @@ def jvp_expr(y: Any, x: Any, v: Any) -> sp.Expr:
     """
     from .structural import Sum
 
-    (y, (x,)), v = _resolve(y, [x]), sp.sympify(v)
+    (y, (x,)), v = _resolve(y, [x]), as_expr(v)
     seed = ArrayVar("_jvp_seed", shape_of(y), "float64")
     (vjp_out,) = adjoints([(y, seed)], [x])
     inner = Sum.of(exact(vjp_out, shape_of(x)) * v) if shape_of(x) or shape_of(v) else vjp_out * v

@@ -17,7 +17,7 @@ import weakref
 import numpy as np
 
 from ..ops import OPS, ArrayNamespace, normalize_index
-from . import dtypes
+from . import dtypes, tracing
 from .grad_mode import is_grad_enabled
 from .node import AccumulateGrad, Node, RemovableHandle, SavedInput, VersionCounter
 
@@ -54,6 +54,7 @@ class Tensor:
     _retains_grad = False
     _constant = None
     name: str | None = None
+    _made_outside_graph: str | None = None  # how, when made from a running trace (tracing.py)
 
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
@@ -172,7 +173,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A tensor sharing this one's memory and version counter, outside the graph."""
-        return Tensor(self._data, _version=self._version)
+        return tracing.mark(Tensor(self._data, _version=self._version), "detach()", self)
 
     def detach_(self) -> "Tensor":
         """Cut this tensor out of the graph in place, making it a leaf."""
@@ -366,7 +367,7 @@ class Tensor:
     # comparisons give boolean tensors and are never recorded
     def _compare(self, other, ufunc) -> "Tensor":
         other_data = other._data if isinstance(other, Tensor) else np.asarray(other)
-        return Tensor(ufunc(self._data, other_data))
+        return tracing.mark(Tensor(ufunc(self._data, other_data)), f"a comparison ({_COMPARISONS[ufunc]})", self, other)
 
     def __lt__(self, other):
         return self._compare(other, np.less)
@@ -389,7 +390,7 @@ class Tensor:
     def __invert__(self):
         if self.dtype != dtypes.bool:
             raise TypeError(f"~ is only defined for boolean tensors, got {dtypes.dtype_name(self.dtype)}")
-        return Tensor(~self._data)
+        return tracing.mark(Tensor(~self._data), "~", self)
 
     def __and__(self, other):
         return self._compare(other, np.logical_and)
@@ -399,11 +400,11 @@ class Tensor:
 
     def all(self) -> "Tensor":
         """True where every element is nonzero, as a boolean tensor."""
-        return Tensor(np.asarray(np.all(self._data)))
+        return tracing.mark(Tensor(np.asarray(np.all(self._data))), "all()", self)
 
     def any(self) -> "Tensor":
         """True where some element is nonzero, as a boolean tensor."""
-        return Tensor(np.asarray(np.any(self._data)))
+        return tracing.mark(Tensor(np.asarray(np.any(self._data))), "any()", self)
 
     def eq(self, other):
         return self == other
@@ -416,10 +417,12 @@ class Tensor:
         return self.shape == other.shape and builtins.bool(np.array_equal(self._data, other._data))
 
     def argmax(self, dim: int | None = None, keepdim: builtins.bool = False):
-        return Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim if dim is not None else False))
+        return tracing.mark(Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim if dim is not None else False)),
+                            "argmax()", self)
 
     def argmin(self, dim: int | None = None, keepdim: builtins.bool = False):
-        return Tensor(np.argmin(self._data, axis=dim, keepdims=keepdim if dim is not None else False))
+        return tracing.mark(Tensor(np.argmin(self._data, axis=dim, keepdims=keepdim if dim is not None else False)),
+                            "argmin()", self)
 
     # ----------------------------------------------------------------- elementwise math
     def exp(self):
@@ -500,7 +503,7 @@ class Tensor:
         indices = Tensor(np.asarray(argfunc(self._data, axis=dim), dtype=np.int64))
         if keepdim:
             indices = Tensor(np.expand_dims(indices._data, dim))
-        return MinMaxResult(values, indices)
+        return MinMaxResult(values, tracing.mark(indices, f"{name}(dim=...).indices", self))
 
     def logsumexp(self, dim, keepdim: builtins.bool = False):
         return apply_op("logsumexp", self, dim=_dims(dim), keepdim=keepdim)
@@ -720,6 +723,10 @@ def _resolve_shape(tensor: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape
 
 
+_COMPARISONS = {np.less: "<", np.less_equal: "<=", np.greater: ">", np.greater_equal: ">=", np.equal: "==",
+                np.not_equal: "!=", np.logical_and: "&", np.logical_or: "|"}
+
+
 def _index(key) -> tuple:
     """Turn a Python index (ints, slices, None, Ellipsis, tensors, lists) into the op
     table's normal form (``normalize_index``); index tensors must not require grad."""
@@ -727,7 +734,11 @@ def _index(key) -> tuple:
     for part in parts:
         if isinstance(part, Tensor) and part.requires_grad:
             raise IndexError("an index tensor must not require grad; index with t.detach()")
-    return normalize_index(tuple(part._data if isinstance(part, Tensor) else part for part in parts))
+    normalized = normalize_index(tuple(part._data if isinstance(part, Tensor) else part for part in parts))
+    if tracing.ACTIVE_TRACES:
+        tracing.check_use(part for part in parts if isinstance(part, Tensor))
+        tracing.note_index(parts, normalized)
+    return normalized
 
 
 def as_tensor(data, dtype=None) -> Tensor:
@@ -828,6 +839,12 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
                 out.grad_fn = node
                 node.set_output(0, out)
                 break
+    if tracing.ACTIVE_TRACES:
+        operand_tensors = [o for o in operands if isinstance(o, Tensor)]  # before dtype promotion
+        if out.grad_fn is not None:
+            tracing.check_use(operand_tensors)
+        else:
+            tracing.mark(out, f"the unrecorded op {op_name}", *operand_tensors)
     return out
 
 

@@ -2,6 +2,8 @@
 over SymPy expressions, checked against central differences and against each other."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -103,3 +105,71 @@ def test_unused_argument_has_zero_gradient_and_errors_are_clear(rng):
         grad(lambda a: a * 2)(np.ones(3))
     with pytest.raises(RuntimeError, match="call it once first"):
         grad(lambda a: a.sum()).source
+
+
+# What a traced function computes from its arguments is recomputed at every call (the
+# arguments it does not differentiate, and the ones it indexes with, included); what it
+# computes outside the recorded graph (masks, argmax, integer arithmetic, detach) is
+# refused with a clear error instead of being frozen at its value from the first call.
+RECOMPUTED = [
+    ("op_on_the_other_argument", lambda a, x: (a * (x * 2.0).sin()).sum(), lambda a, x: (a * np.sin(2 * x)).sum()),
+    ("clamped_other_argument", lambda a, x: (a ** 2 * x.clamp(-0.5, 0.5)).sum(),
+     lambda a, x: (a ** 2 * np.clip(x, -0.5, 0.5)).sum()),
+    ("relu_instead_of_a_mask", lambda a, x: (a.relu() * x).sum(), lambda a, x: (np.maximum(a, 0) * x).sum()),
+]
+
+
+@pytest.mark.parametrize("case", RECOMPUTED, ids=lambda c: c[0])
+def test_values_computed_from_the_arguments_are_recomputed_at_every_call(case, rng):
+    _, program, reference = case
+    transform = value_and_grad(program)
+    for _ in range(4):  # one trace for this shape, then calls with new signs everywhere
+        a, x = rng.uniform(-1, 1, size=5), rng.uniform(-1, 1, size=5)
+        value, gradient = transform(a, x)
+        assert value == pytest.approx(reference(a, x), rel=1e-12)
+        np.testing.assert_allclose(gradient, _central(reference, [a, x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_index_arguments_are_read_at_every_call(rng):
+    transform = grad(lambda a, idx, rows: (a[idx] ** 2).sum() + a[rows].sum())
+    for _ in range(4):
+        a, idx, rows = rng.uniform(-1, 1, size=6), rng.integers(0, 6, size=3), rng.integers(0, 6, size=2)
+        expected = np.zeros(6)
+        np.add.at(expected, idx, 2 * a[idx])
+        np.add.at(expected, rows, 1.0)
+        np.testing.assert_allclose(transform(a, idx, rows), expected, rtol=1e-12)
+
+
+def test_a_boolean_mask_argument_is_refused_as_an_index():
+    from symgrad.tape.tracing import UntraceableError
+
+    with pytest.raises(UntraceableError, match="boolean mask of shape \\(3,\\)"):
+        grad(lambda a, mask: a[mask].sum())(np.ones(3), np.array([True, False, True]))
+
+
+FROZEN = [
+    ("where_of_a_mask", lambda a: symgrad.where(a > 0, a, -a).sum(), "a comparison (>)"),
+    ("times_a_mask", lambda a: (a * (a > 0)).sum(), "a comparison (>)"),
+    ("index_from_argmax", lambda a: a[a.argmax()] * 2, "argmax()"),
+    ("integer_arithmetic_on_an_index", lambda a: a[symgrad.tensor([0, 1]) + a.shape[0] - 2].sum(), None),
+    ("detached_inside", lambda a: (a * a.detach()).sum(), "detach()"),
+    ("under_no_grad", lambda a: a.sum() * _no_grad(lambda: (a * 2).sum()), "the unrecorded op sum"),
+    ("returned_mask_count", lambda a: (a > 0).sum(), "the unrecorded op sum"),
+]
+
+
+def _no_grad(make):
+    with symgrad.no_grad():
+        return make()
+
+
+@pytest.mark.parametrize("case", FROZEN, ids=lambda c: c[0])
+def test_values_made_outside_the_graph_are_refused_not_frozen(case):
+    _, program, how = case
+    from symgrad.tape.tracing import UntraceableError
+
+    if how is None:  # a constant index of the function's own: nothing frozen
+        np.testing.assert_allclose(grad(program)(np.arange(4.0)), [0, 0, 1, 1])
+        return
+    with pytest.raises(UntraceableError, match=re.escape(f"made by {how} from its inputs")):
+        grad(program)(np.array([0.5, -1.0, 2.0]))
