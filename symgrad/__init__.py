@@ -16,6 +16,7 @@ from .tape import (Function, FloatTensor, Tensor, arange, as_tensor, backward_en
 from .tape.dtypes import (bool, double, float, float16, float32, float64, get_default_dtype, half, int, int8, int16,
                           int32, int64, long, set_default_dtype, short, uint8)
 from .tape.functions import *  # noqa: F401,F403  (torch-style free functions: exp, sum, matmul, cat, ...)
+from .tape.tracing import UntraceableError
 from .progress import get_progress, set_progress
 from .scaling import Chunked, NotAdditiveError, chunked
 

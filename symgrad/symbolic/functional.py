@@ -6,8 +6,13 @@ Each transform accepts either
 * a **Python function** written with symgrad ops (``lambda w: (x @ w).sigmoid().sum()``):
   it is *traced* once per input shapes and dtypes -- called on leaf tensors named after
   its parameters, its recorded graph translated to SymPy (``graph.py``) -- so, as with
-  ``jax.jit``, Python control flow is frozen at trace time; tensors it creates itself
-  become inputs whose values are read at each call; or
+  ``jax.jit``, Python control flow is frozen at trace time. Every floating argument is
+  recorded (differentiated or not) and integer arguments used as indices are read at
+  each call; tensors it creates from Python data become inputs whose values are read at
+  each call. A value it computes from its arguments *outside* the recorded graph (a
+  comparison mask, ``argmax``, ``detach()``, integer arithmetic, work under ``no_grad``)
+  raises :class:`~symgrad.tape.tracing.UntraceableError` when the graph uses it, rather
+  than being frozen at its first value; or
 * a **SymPy expression**, with the symbols to call it with (``args``; by default the
   differentiated symbols first, then the other free symbols by name).  Plain symbols are
   scalars evaluated elementwise (pass arrays to evaluate on many points); array symbols
