@@ -15,10 +15,15 @@ engine never computes with it.
 """
 from __future__ import annotations
 
-from typing import Any
+import itertools
+import os
+from typing import Any, Iterator
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import Application
+from sympy.core.operations import AssocOp
+from sympy.core.relational import Relational
 
 from .reverse import as_expr
 from .structural import StructuralFunction, is_equal
@@ -41,15 +46,21 @@ def tidy(expr: Any) -> Any:
     return sp.factor_terms(as_expr(expr))
 
 
-def text(expr: Any, simplify: bool = False) -> str:
-    """Plain text (``str``) of a closed form.
+def text(expr: Any, simplify: bool = False, max_length: int | None = None) -> str:
+    """Plain text (``str``) of a closed form, complete however deep it is (see
+    :func:`deep_text`); with ``max_length``, abbreviated to about that many characters
+    (see :func:`abbreviate`).
 
     >>> from symgrad.symbolic.structural import Matmul, Transpose
     >>> x, y = ArrayVar("x", (3, 2)), ArrayVar("y", (3, 1))
     >>> text(Matmul.of(Transpose.of(x, dim0=0, dim1=1), 1 - y / 3))
     'x.T @ (1 - y/3)'
+    >>> text(sum(sp.sin(k * sp.Symbol("t")) for k in range(1, 200)), max_length=80)
+    'sin(t) + sin(2*t) + sin(3*t) + ...[2,474 characters in all]... + sin(199*t)'
     """
-    return str(tidy(expr) if simplify else expr)
+    form = tidy(expr) if simplify else expr
+    shown = deep_text(form) if isinstance(form, sp.Basic) else str(form)
+    return shown if max_length is None else abbreviate(shown, max_length)
 
 
 def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True) -> str:
@@ -104,6 +115,194 @@ class ClosedForm:
     def per_element(self):
         """The per-element view (small arrays only), see :func:`per_element`."""
         return per_element(self.expr)
+
+
+# ============================================================================ deep text
+PRINT_DEPTH = 24
+"""Levels of a tree that SymPy's (recursive) printer prints at a time; deeper forms are
+printed in pieces of at most this depth."""
+
+REPR_LENGTH = 1_000
+"""Characters of an abbreviated ``repr`` (``text()`` and ``str()`` stay complete)."""
+
+
+def abbreviate(shown: str, max_length: int) -> str:
+    """``shown`` in at most ``max_length`` characters: its beginning and end (cut at a
+    ``' + '`` or ``', '`` where one is near) around the number of characters in all.
+
+    >>> abbreviate("x" * 30, 29)
+    'x...[30 characters in all]...'
+    >>> abbreviate("short", 20)
+    'short'
+    """
+    if len(shown) <= max_length:
+        return shown
+    marker = f"...[{len(shown):,} characters in all]..."
+    room = max_length - len(marker)
+    if room < 1:
+        raise ValueError(f"max_length={max_length} leaves no room for an abbreviation of {len(shown):,} "
+                         f"characters; use {len(marker) + 1} or more")
+    tail_room = room // 4
+    slack = 2 if tail_room > 2 else 0  # lets the end start at a " + "
+    head, start = shown[: room - tail_room - slack], len(shown) - tail_room - slack
+    tail = shown[start:]
+    for sep in (" + ", ", "):
+        cut = head.rfind(sep)
+        if cut >= len(head) // 2:
+            head = head[: cut + len(sep)]
+            break
+    for sep in (" + ", ", "):
+        cut = shown.find(sep, start)
+        if cut >= 0:
+            tail = shown[cut:]
+            break
+    return f"{head}{marker}{tail}"
+
+
+class _Piece(ArrayVar):
+    """Stands for a subtree printed already: prints as a marker that the final text
+    replaces with the subtree's text; its shape and precedence are the subtree's, so
+    SymPy's printer treats it like the subtree (parentheses, ``.T``) without looking inside."""
+
+    def _sympystr(self, printer) -> str:
+        return self.shown
+
+    def _sympyrepr(self, printer) -> str:
+        return self.shown
+
+
+def deep_text(expr: sp.Basic) -> str:
+    """The text SymPy's printer gives, for trees of any depth: printed bottom-up in pieces
+    of :data:`PRINT_DEPTH` levels or so, each by SymPy's printer, the pieces below standing
+    in for their subtrees (SymPy's own printer recurses, and orders the terms of a sum by
+    comparing whole subtrees).  Where a piece ends, a sum orders its terms with the piece
+    standing in for the subtree, and a long run of products keeps its parentheses: the
+    text can differ from SymPy's there, never in what it means.
+
+    >>> x = sp.Symbol("x")
+    >>> chain = x
+    >>> for _ in range(3000):
+    ...     chain = sp.Mul(2, sp.Add(chain, 1, evaluate=False), evaluate=False)
+    >>> shown = deep_text(chain)
+    >>> shown.count("2*("), shown[:12], shown[-12:]
+    (3000, '2*(2*(2*(2*(', '1) + 1) + 1)')
+    >>> deep_text(sp.sin(x) + 1) == str(sp.sin(x) + 1)
+    True
+    """
+    from sympy.printing.str import StrPrinter
+
+    cuts = _cut_points(expr)
+    if not cuts:
+        return StrPrinter().doprint(expr)
+    token = f"\x00{os.urandom(8).hex()}:"  # no name can contain it by chance
+    pieces: list[str] = []
+    stand_ins: dict = {}  # id(original node) -> its _Piece
+    rebuilt: dict = {}
+    for node in cuts:
+        shown = StrPrinter().doprint(_with_stand_ins(node, stand_ins, rebuilt))
+        sign = "-" if shown.startswith("-") and not node.is_Add else ""  # SymPy turns "+ -a" into "- a"
+        pieces.append(shown[len(sign):])
+        stand_in = _Piece(f"_piece{next(_PIECES)}", shape_of(node))
+        stand_in.shown = f"{sign}{token}{len(pieces) - 1}\x00"
+        stand_in.precedence = _precedence_of(node, shown)
+        stand_ins[id(node)] = stand_in
+    top = stand_ins[id(expr)].shown if id(expr) in stand_ins else StrPrinter().doprint(
+        _with_stand_ins(expr, stand_ins, rebuilt))
+    return _expand(top, pieces, token)
+
+
+_PIECES = itertools.count()
+_UNEVALUATED = (AssocOp, sp.Pow, Application, Relational)
+"""Node types whose constructors take ``evaluate=False``."""
+
+
+def _cut_points(expr: sp.Basic) -> list:
+    """The nodes (in postorder) at which ``expr`` is cut into pieces: an expression node
+    whose subtree, counting cut nodes below it as one level, is :data:`PRINT_DEPTH` deep --
+    not a product, a power or an ``exp``, unless twice that deep (SymPy's printer looks
+    into those: a product into the products and powers among its factors, a sum into the
+    exponent of each term to order them)."""
+    height: dict = {}  # id -> levels below and including the node (None while its children are visited)
+    cuts = []
+    stack = [expr]
+    while stack:
+        node = stack[-1]
+        key = id(node)
+        if key not in height:
+            height[key] = None
+            children = [a for a in node.args if id(a) not in height]
+            if children:
+                stack.extend(children)
+                continue
+        elif height[key] is not None:
+            stack.pop()
+            continue
+        stack.pop()
+        levels = 1 + max((height[id(a)] for a in node.args), default=0)
+        if levels >= PRINT_DEPTH and isinstance(node, sp.Expr) and (
+                levels >= 2 * PRINT_DEPTH or not (node.is_Mul or node.is_Pow or isinstance(node, sp.exp))):
+            cuts.append(node)
+            levels = 1
+        height[key] = levels
+    return cuts
+
+
+def _with_stand_ins(node: sp.Basic, stand_ins: dict, rebuilt: dict) -> sp.Basic:
+    """``node`` with every cut node below it replaced by its stand-in, rebuilt without
+    evaluation (SymPy would otherwise simplify, distribute and reorder)."""
+    done = rebuilt.get(id(node))
+    if done is not None:
+        return done
+    args = [stand_ins[id(a)] if id(a) in stand_ins else _with_stand_ins(a, stand_ins, rebuilt) for a in node.args]
+    if all(new is old for new, old in zip(args, node.args)):
+        out = node
+    elif isinstance(node, _UNEVALUATED):
+        out = node.func(*args, evaluate=False)
+    else:
+        out = node.func(*args)
+    rebuilt[id(node)] = out
+    return out
+
+
+def _precedence_of(node: sp.Basic, shown: str) -> int:
+    """The precedence SymPy's printer gives ``node``, from its printed text where SymPy
+    would look inside (a product with a minus sign binds like a sum; a sum inside a sum
+    keeps its parentheses)."""
+    from sympy.printing.precedence import PRECEDENCE, precedence
+
+    if node.is_Add:
+        return PRECEDENCE["Add"] - 1
+    if shown.startswith("-"):
+        return PRECEDENCE["Add"]
+    if node.is_Mul:
+        return PRECEDENCE["Mul"]
+    return precedence(node)
+
+
+def _expand(top: str, pieces: list[str], token: str) -> str:
+    """``top`` with every marker ``token<k>\\x00`` replaced by piece ``k`` (whose own
+    markers are replaced in turn), without recursion."""
+    out: list[str] = []
+    stack = [_segments(top, token)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, int):
+            stack.append(_segments(pieces[item], token))
+        else:
+            out.append(item)
+    return "".join(out)
+
+
+def _segments(shown: str, token: str) -> Iterator[str | int]:
+    """The text of ``shown`` between markers, and the piece number of each marker."""
+    parts = shown.split(token)
+    yield parts[0]
+    for part in parts[1:]:
+        index, _, rest = part.partition("\x00")
+        yield int(index)
+        yield rest
 
 
 # ============================================================================ per-element view

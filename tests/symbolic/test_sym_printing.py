@@ -2,7 +2,11 @@
 per-element view agrees with the array-level form."""
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
+import pytest
 import sympy as sp
 
 import symgrad
@@ -10,6 +14,7 @@ import symgrad.nn.functional as F
 from symgrad.symbolic import (ArrayVar, ClosedForm, compile_exprs, diff, latex, per_element, pretty, tensor_graph,
                               text)
 from symgrad.symbolic.structural import Matmul, Sum, Transpose
+from symgrad.symbolic.symbols import postorder
 
 
 def _tutorial():
@@ -65,3 +70,117 @@ def test_per_element_view_matches_the_array_form(rng):
     per = np.array(elements.subs(scalars).evalf(), dtype=float)
     whole = compile_exprs([A, v], [grad], cache=False)(values[A], values[v])[0]
     np.testing.assert_allclose(per, whole, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- deep forms
+# One level of a deep form: (id, exact, child -> node), built unevaluated as the engine builds
+# deep chains.  "exact" levels have one non-constant operand and no long runs of products,
+# powers and exp (where a piece must end inside such a run, the text may differ from SymPy's),
+# so SymPy's printer, which can still print these forms whole, is an exact reference for them.
+X = sp.Symbol("x")
+LEVELS = [
+    ("plus-number", True, lambda c: sp.Add(c, sp.Float(0.25), evaluate=False)),
+    ("one-over", True, lambda c: sp.Pow(sp.Add(1, sp.Pow(c, 2, evaluate=False), evaluate=False), -1, evaluate=False)),
+    ("sine", True, lambda c: sp.sin(c, evaluate=False)),
+    ("exp-of-minus-square", False, lambda c: sp.exp(sp.Mul(-1, sp.Pow(c, 2, evaluate=False), evaluate=False),
+                                                   evaluate=False)),
+    ("number-times", False, lambda c: sp.Mul(sp.Float(0.5), c, evaluate=False)),
+    ("minus", False, lambda c: sp.Mul(-1, c, evaluate=False)),
+    ("minus-number-times", False, lambda c: sp.Mul(sp.Float(-0.75), c, evaluate=False)),
+    ("x-minus", False, lambda c: sp.Add(X, sp.Mul(-1, c, evaluate=False), evaluate=False)),
+    ("minus-x-plus", False, lambda c: sp.Add(sp.Mul(-1, X, evaluate=False), c, evaluate=False)),
+    ("times-x", False, lambda c: sp.Mul(c, X, evaluate=False)),
+    ("over-x-plus-2", False, lambda c: sp.Mul(c, sp.Pow(sp.Add(X, 2, evaluate=False), -1, evaluate=False),
+                                              evaluate=False)),
+]
+FUNCTIONS = {"sin": math.sin, "exp": math.exp}
+
+
+def _deep_form(kinds: list, depth: int, rng) -> sp.Expr:
+    expr = sp.sin(X)
+    for k in rng.integers(0, len(kinds), size=depth):
+        expr = kinds[k][2](expr)
+    return expr
+
+
+def _value(expr: sp.Expr, x: float) -> float:
+    """The form's value at ``x``, evaluated from the tree (never from printed text)."""
+    values: dict = {}
+    for node in postorder([expr]):
+        args = [values[a] for a in node.args]
+        if node is X:
+            values[node] = x
+        elif node.is_Number:
+            values[node] = float(node)
+        elif node.is_Add:
+            values[node] = math.fsum(args)
+        elif node.is_Mul:
+            values[node] = math.prod(args)
+        elif node.is_Pow:
+            values[node] = args[0] ** args[1]
+        else:
+            values[node] = FUNCTIONS[type(node).__name__](*args)
+    return values[expr]
+
+
+@pytest.mark.parametrize("kinds", [[level] for level in LEVELS] + [[lv for lv in LEVELS if lv[1]], LEVELS],
+                         ids=[level[0] for level in LEVELS] + ["exact-mixed", "all-mixed"])
+def test_deep_text_is_what_sympy_prints_and_means_the_same(kinds, rng, monkeypatch):
+    """Cut into pieces of 5 levels (not 24), a form 60 levels deep is printed in a dozen
+    pieces, while SymPy's own printer can still print it whole."""
+    import symgrad.symbolic.printing as printing
+
+    monkeypatch.setattr(printing, "PRINT_DEPTH", 5)
+    expr = _deep_form(kinds, 60, rng)
+    shown = text(expr)
+    if all(exact for _, exact, _ in kinds):
+        assert shown == sp.sstr(expr)
+    x = float(rng.uniform(0.2, 0.8))
+    assert math.isclose(eval(shown, {"__builtins__": {}, "x": x, **FUNCTIONS}), _value(expr, x), rel_tol=1e-9)
+
+
+def test_deep_text_of_a_very_deep_form_is_complete(rng):
+    """3,000 levels of the kinds SymPy prints literally: every level is in the text."""
+    kinds = [level for level in LEVELS if level[0] in ("plus-number", "one-over", "sine")]
+    picks = rng.integers(0, len(kinds), size=3_000)
+    expr = sp.sin(X)
+    for k in picks:
+        expr = kinds[k][2](expr)
+    shown = text(expr)
+    made = {name: int(np.sum(picks == k)) for k, (name, _, _) in enumerate(kinds)}
+    assert shown.count(" + 0.25") + shown.count("0.25 + ") == made["plus-number"]
+    assert shown.count("1/(") == shown.count("**2 + 1)") == made["one-over"]
+    assert shown.count("sin(") == made["sine"] + 1 and len(re.findall(r"\bx\b", shown)) == 1
+    assert shown.count("(") == shown.count(")")
+
+
+def test_str_is_complete_and_repr_abbreviated_past_the_repr_length():
+    from symgrad.symbolic.printing import REPR_LENGTH
+
+    x = ArrayVar("x", (3,))
+    for terms, long in [(3, False), (400, True)]:
+        expr = Sum.of(sum(sp.sin(k * x) for k in range(1, terms + 1)))
+        assert str(expr).count("sin(") == terms
+        assert (repr(expr) == str(expr)) is not long
+        assert len(repr(expr)) <= REPR_LENGTH
+        assert long is (f"[{len(str(expr)):,} characters in all]" in repr(expr))
+
+
+@pytest.mark.parametrize("max_length", [40, 61, 200, 1_000])
+def test_text_with_max_length_keeps_both_ends_within_the_length(max_length):
+    expr = sum(sp.sin(k * X) for k in range(1, 300))
+    full, short = text(expr), text(expr, max_length=max_length)
+    assert len(short) <= max_length < len(full)
+    head, _, tail = short.partition("...[")
+    assert full.startswith(head) and full.endswith(tail.partition("]...")[2])
+
+
+def test_names_that_look_like_the_printers_markers_print_as_they_are():
+    """Pieces of a deep form are joined through markers with a random token; names with
+    NUL bytes and digits cannot clash with them."""
+    name = "\x00a1:2\x00"
+    y = sp.Symbol(name)
+    expr = y
+    for _ in range(200):
+        expr = sp.Mul(2, sp.Add(expr, y, evaluate=False), evaluate=False)
+    assert text(expr).count(name) == 201
