@@ -33,8 +33,7 @@ import keyword
 import re
 import threading
 from collections import OrderedDict, namedtuple
-from contextlib import contextmanager
-from typing import Any, Callable, Hashable, Iterator, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 import sympy as sp
@@ -962,17 +961,6 @@ class _Claim:
         return self.value
 
 
-class _Transaction:
-    """The lookups of one transaction, ``(key, value)`` in order, and the claims of the
-    values it built."""
-
-    __slots__ = ("lookups", "claims")
-
-    def __init__(self) -> None:
-        self.lookups: list = []
-        self.claims: list = []
-
-
 def _open_transactions() -> list:
     try:
         return _LOCAL.open
@@ -982,13 +970,15 @@ def _open_transactions() -> list:
 
 
 def _release(claims: list) -> None:
+    if not claims:
+        return
     with _CACHE.lock:
         for key, claim in claims:
             if _CACHE.claims.get(key) is claim:
                 del _CACHE.claims[key]
 
 
-def _commit(transaction: _Transaction) -> None:
+def _commit(transaction: "cache_transaction") -> None:
     """Count and store a transaction's lookups: a key still absent is a miss and enters
     the cache, a present one is a hit (so misses count the entries ever added)."""
     with _CACHE.lock:
@@ -1004,8 +994,7 @@ def _commit(transaction: _Transaction) -> None:
         _release(transaction.claims)
 
 
-@contextmanager
-def cache_transaction() -> Iterator[None]:
+class cache_transaction:
     """Commit the cache lookups made inside the block only if it ends without an
     exception: then values built inside enter the cache and every lookup counts as a
     hit or a miss; after an exception the cache and its counts are as they were (so a
@@ -1027,21 +1016,26 @@ def cache_transaction() -> Iterator[None]:
     >>> compile_cache_info().misses - before.misses
     1
     """
-    transactions = _open_transactions()
-    transaction = _Transaction()
-    transactions.append(transaction)
-    try:
-        yield
-    except BaseException:
+
+    __slots__ = ("lookups", "claims")
+
+    def __init__(self) -> None:
+        self.lookups: list = []  # (key, value) in order
+        self.claims: list = []  # (key, _Claim) of the values built inside
+
+    def __enter__(self) -> None:
+        _open_transactions().append(self)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        transactions = _open_transactions()
         transactions.pop()
-        _release(transaction.claims)
-        raise
-    transactions.pop()
-    if transactions:
-        transactions[-1].lookups.extend(transaction.lookups)
-        transactions[-1].claims.extend(transaction.claims)
-    else:
-        _commit(transaction)
+        if kind is not None:
+            _release(self.claims)
+        elif transactions:
+            transactions[-1].lookups.extend(self.lookups)
+            transactions[-1].claims.extend(self.claims)
+        else:
+            _commit(self)
 
 
 def cached(key: Hashable, build: Callable[[], Any]) -> Any:
