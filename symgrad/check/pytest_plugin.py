@@ -12,7 +12,11 @@ it off.  It offers:
 * ``rng`` -- a ``numpy.random.Generator`` seeded per test (from ``--symgrad-seed`` and the
   test's id), so random inputs are reproducible; a failing test's report names the seed;
 * ``backward_engines`` -- the backward engines that can run here (``["symbolic", "tape"]``
-  once the symbolic engine is installed).
+  once the symbolic engine is installed);
+* ``work_counter`` -- machine-independent measures of work for tests of how a cost grows
+  (:mod:`symgrad.testing.work`): ``work_counter.count(fn, limit=None)`` returns
+  ``(function calls, result)``, ``work_counter.linear(label, sizes, calls)`` asserts linear
+  growth. Never assert seconds in a test.
 
 The header of a pytest run shows the seed and the engines the backward switch knows.
 """
@@ -24,9 +28,10 @@ import numpy as np
 import pytest
 
 from ..testing import assert_check_grad, assert_function_backward, assert_gradcheck, assert_gradgradcheck
+from ..testing.work import assert_linear, count_calls
 from .engines import available_engines, engine_names
 
-__all__ = ["GradChecker", "gradcheck", "rng", "backward_engines"]
+__all__ = ["GradChecker", "WorkCounter", "gradcheck", "rng", "backward_engines", "work_counter"]
 
 DEFAULT_SEED = 0
 
@@ -98,6 +103,19 @@ def rng(request) -> np.random.Generator:
 def backward_engines() -> list[str]:
     """The backward engines that can run here."""
     return available_engines()
+
+
+class WorkCounter:
+    """What the ``work_counter`` fixture gives a test (see :mod:`symgrad.testing.work`)."""
+
+    count = staticmethod(count_calls)
+    linear = staticmethod(assert_linear)
+
+
+@pytest.fixture
+def work_counter() -> WorkCounter:
+    """Count function calls instead of timing: ``work_counter.count(fn)``, ``work_counter.linear(...)``."""
+    return WorkCounter()
 
 
 _SEED = pytest.StashKey[int]()

@@ -6,7 +6,9 @@ Assertions (plain ``AssertionError``, so pytest shows the message as the failure
 * :func:`assert_gradcheck` / :func:`assert_gradgradcheck` -- ``symgrad.gradcheck`` passes;
 * :func:`assert_function_backward` -- a custom ``Function``'s backward is right;
 * :func:`assert_check_grad` -- a NumPy gradient function is right;
-* :func:`skip_unless_engine` -- skip a test where a backward engine cannot load.
+* :func:`skip_unless_engine` -- skip a test where a backward engine cannot load;
+* :func:`count_calls` / :func:`assert_linear` -- work measured in function calls, for
+  tests of how a cost grows (:mod:`symgrad.testing.work`; never assert seconds).
 
 Random programs over the op table (see :mod:`symgrad.testing.generator`):
 :func:`random_program` with a NumPy generator, and the Hypothesis strategies
@@ -32,11 +34,12 @@ import numpy as np
 from ..check import check_function, check_grad, gradcheck, gradgradcheck
 from ..tape.tensor import Tensor
 from .generator import NONSMOOTH_OPS, Program, random_program, register_recipe
+from .work import WorkLimitExceeded, assert_linear, count_calls
 
 __all__ = [
     "assert_grads_close", "assert_gradcheck", "assert_gradgradcheck", "assert_function_backward",
     "assert_check_grad", "close_tolerances", "skip_unless_engine", "Program", "random_program", "register_recipe", "NONSMOOTH_OPS",
-    "programs", "op_programs", "arrays_in",
+    "programs", "op_programs", "arrays_in", "count_calls", "assert_linear", "WorkLimitExceeded",
 ]
 
 _STRATEGIES = ("programs", "op_programs", "arrays_in")

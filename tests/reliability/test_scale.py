@@ -2,7 +2,7 @@
 backward on both engines, printing and DOT export finish without RecursionError, with
 correct gradients, and with work linear in the size.
 
-Growth is measured in function calls (``work_counter``, ``tests/conftest.py``), the same on
+Growth is measured in function calls (``work_counter``, ``symgrad.testing.work``), the same on
 every machine: each phase at two sizes a factor 4 apart, allowed 1.5x over linear
 (quadratic would be 4x over).  Seconds are never asserted; the 100,000-op runs report
 theirs in the suite's figures.

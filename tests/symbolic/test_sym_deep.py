@@ -3,8 +3,8 @@ linear in the graph's size, at the default recursion limit.
 
 The symbolic engine walks the tape, builds SymPy (hash-consed, unevaluated past a depth),
 derives, eliminates common subexpressions and compiles, all iteratively. Growth is
-measured in function calls (the ``work_counter`` fixture of ``tests/conftest.py``), never
-in seconds.
+measured in function calls (the ``work_counter`` fixture of symgrad's pytest plugin,
+``symgrad.testing.work``), never in seconds.
 """
 from __future__ import annotations
 

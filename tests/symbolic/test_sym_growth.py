@@ -1,5 +1,5 @@
 """W5's promise: translating, deriving and compiling a graph cost work linear in its
-size.  Work is counted in function calls (``tests/conftest.py``), never in seconds; the
+size.  Work is counted in function calls (``work_counter``, ``symgrad.testing.work``), never in seconds; the
 cyclic garbage collector, whose full collections walk every live object, is held back
 while a graph is built or derived (``symbols.collection_paused``) and restored after.
 """

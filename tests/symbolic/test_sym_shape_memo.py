@@ -3,7 +3,7 @@ equal to one met before (after ``clear_cache()``, or rebuilt by SymPy's evaluati
 never compared with it, so a rebuilt DAG with shared subexpressions costs work linear in
 its nodes, and a program derived a second time costs what the first derivation did.
 
-Work is counted in function calls (``tests/conftest.py``), never in seconds."""
+Work is counted in function calls (``work_counter``, ``symgrad.testing.work``), never in seconds."""
 from __future__ import annotations
 
 import numpy as np
