@@ -193,6 +193,8 @@ class SymgradNumPyPrinter(NumPyPrinter):
             out += f" {sign} {text}"
         if common is None:
             return out
+        if common.is_Integer:
+            return f"{common.p}*({out})"
         if common.is_Rational:
             scaled = f"({out})/{common.q}"
             return scaled if common.p == 1 else f"{common.p}*{scaled}"
