@@ -200,6 +200,8 @@ class Transformed:
             if len(args) != len(self.args):
                 raise TypeError(f"expected {len(self.args)} inputs {self.args}, got {len(args)}")
             arrays = [np.asarray(getattr(a, "_data", a)) for a in args]
+            if self.compiled is not None:  # one expression, one compiled function: no cache lookup per call
+                return self._problem, self.compiled, arrays
             problem = self._problem
             signature: Any = None
         else:
