@@ -39,28 +39,11 @@ LIMIT = 120.0  # seconds per measurement before a tool is given up on at this si
 
 
 def program(m, xs, n_ops: int, seed: int = 0):
-    """``n_ops`` random elementwise ops over the inputs ``xs`` with namespace ``m``."""
-    rng = np.random.default_rng(seed)
-    values = list(xs)
-    for _ in range(n_ops):
-        k = int(rng.integers(6))
-        a = values[-1 - int(rng.integers(min(8, len(values))))]
-        b = values[-1 - int(rng.integers(min(8, len(values))))]
-        c = float(np.round(rng.uniform(0.5, 1.5), 3))
-        if k == 0:
-            v = m.tanh(a)
-        elif k == 1:
-            v = m.sin(a)
-        elif k == 2:
-            v = a * b
-        elif k == 3:
-            v = a + b
-        elif k == 4:
-            v = a * c
-        else:
-            v = m.cos(a)
-        values.append(v)
-    return values[-1]
+    """``n_ops`` random elementwise ops over the inputs ``xs`` with namespace ``m``
+    (``symgrad.testing.generator.elementwise_dag``, shared with the growth tests)."""
+    from symgrad.testing.generator import elementwise_dag
+
+    return elementwise_dag(m, xs, n_ops, seed)
 
 
 def inputs():

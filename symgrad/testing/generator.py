@@ -35,6 +35,7 @@ from ..tape.tensor import Tensor, apply_op
 __all__ = [
     "Program", "Step", "Chooser", "RandomChooser", "Reject", "RecipeError", "ProgramBuilder", "RECIPES",
     "register_recipe", "random_program", "covered_ops", "uncovered_ops", "NONSMOOTH_OPS", "LEAF_SHAPES",
+    "elementwise_dag",
 ]
 
 LEAF_SHAPES: tuple[tuple[int, ...], ...] = ((), (3,), (2, 3), (1, 3), (3, 1), (2, 1, 2))
@@ -621,3 +622,26 @@ def random_program(rng: np.random.Generator, ops: Sequence[str] | None = None, *
         except Reject:
             continue
     raise RuntimeError(f"could not build a valid program over {ops} in {tries} tries")
+
+
+def elementwise_dag(m: Any, xs: Sequence[Any], n_ops: int, seed: int = 0) -> Any:
+    """A seeded random DAG of ``n_ops`` elementwise ops (``tanh``, ``sin``, ``cos``, ``+``,
+    ``*``, scaling by a constant) over ``xs`` and the last eight values, with shared
+    subexpressions; ``m`` is the namespace that provides ``tanh``/``sin``/``cos``
+    (``symgrad``, ``numpy``, ``sympy``, ``jax.numpy`` ...), so the same program runs in
+    every tool (the benchmark suite's W5 workload and the growth tests).
+
+    >>> import numpy as np
+    >>> float(np.round(elementwise_dag(np, [np.float64(0.5)], 3, seed=1), 6))
+    0.479426
+    """
+    rng = np.random.default_rng(seed)
+    values = list(xs)
+    for _ in range(n_ops):
+        k = int(rng.integers(6))
+        a = values[-1 - int(rng.integers(min(8, len(values))))]
+        b = values[-1 - int(rng.integers(min(8, len(values))))]
+        c = float(np.round(rng.uniform(0.5, 1.5), 3))
+        values.append((lambda: m.tanh(a), lambda: m.sin(a), lambda: a * b, lambda: a + b, lambda: a * c,
+                       lambda: m.cos(a))[k]())
+    return values[-1]

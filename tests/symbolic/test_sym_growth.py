@@ -13,6 +13,7 @@ import pytest
 import sympy as sp
 
 import symgrad
+from symgrad.testing.generator import elementwise_dag
 from symgrad.symbolic.compile import CompiledFunction
 from symgrad.symbolic.graph import Segment
 from symgrad.symbolic.reverse import adjoints
@@ -21,17 +22,8 @@ from symgrad.symbolic.symbols import collection_paused
 
 
 def _program(xs, n_ops: int, seed: int):
-    """W5's program (``benchmarks/w5_scaling.py``): a random DAG of tanh, sin, cos, +, *
-    and scalings by constants over recent values."""
-    rng = np.random.default_rng(seed)
-    values = list(xs)
-    for _ in range(n_ops):
-        k = int(rng.integers(6))
-        a = values[-1 - int(rng.integers(min(8, len(values))))]
-        b = values[-1 - int(rng.integers(min(8, len(values))))]
-        c = float(np.round(rng.uniform(0.5, 1.5), 3))
-        values.append([a.tanh, a.sin, lambda: a * b, lambda: a + b, lambda: a * c, a.cos][k]())
-    return values[-1].sum()
+    """W5's program (``benchmarks/w5_scaling.py``), summed."""
+    return elementwise_dag(symgrad, xs, n_ops, seed).sum()
 
 
 def _phases(n_ops: int, work_counter) -> dict:

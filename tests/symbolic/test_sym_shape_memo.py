@@ -13,6 +13,7 @@ from sympy.core.cache import clear_cache
 from sympy.core.parameters import evaluate
 
 import symgrad
+from symgrad.testing.generator import elementwise_dag
 from symgrad.symbolic.compile import CompiledFunction
 from symgrad.symbolic.graph import Segment
 from symgrad.symbolic.reverse import adjoints
@@ -60,17 +61,8 @@ def test_structural_shapes_through_the_identity_memo():
 
 
 def _program(xs, n_ops: int, seed: int):
-    """W5's program (``benchmarks/w5_scaling.py``): a random DAG of tanh, sin, cos, +, *
-    and scalings by constants."""
-    rng = np.random.default_rng(seed)
-    values = list(xs)
-    for _ in range(n_ops):
-        k = int(rng.integers(6))
-        a = values[-1 - int(rng.integers(min(8, len(values))))]
-        b = values[-1 - int(rng.integers(min(8, len(values))))]
-        c = float(np.round(rng.uniform(0.5, 1.5), 3))
-        values.append([a.tanh, a.sin, lambda: a * b, lambda: a + b, lambda: a * c, a.cos][k]())
-    return values[-1].sum()
+    """W5's program (``benchmarks/w5_scaling.py``), summed."""
+    return elementwise_dag(symgrad, xs, n_ops, seed).sum()
 
 
 def test_deriving_a_program_again_compares_no_trees(monkeypatch):
