@@ -66,7 +66,7 @@ class tracing:
 def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
     """Remember which tensor each index array of an op came from, so that a traced
     function's index arguments are read at every call."""
-    if not (ACTIVE_TRACES and getattr(_state, "indices", None) is not None):
+    if not _running():
         return
     for part, array in zip(parts, normalized):
         if not hasattr(part, "_made_outside_graph"):
@@ -79,6 +79,11 @@ def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
         _state.indices.append((array, part))
 
 
+def _running() -> bool:
+    """A trace runs in this thread (the counter first: it is what the hot path reads)."""
+    return bool(ACTIVE_TRACES) and getattr(_state, "leaves", None) is not None
+
+
 def _live(tensor: Any) -> bool:
     """Part of the trace: an input, in the recorded graph, or made from the trace."""
     return (tensor.grad_fn is not None or tensor._requires_grad or tensor._made_outside_graph is not None
@@ -88,7 +93,7 @@ def _live(tensor: Any) -> bool:
 def mark(out: Any, how: str, *inputs: Any) -> Any:
     """Mark ``out`` as made by ``how`` outside the graph when an input is part of the
     running trace; returns ``out``."""
-    if ACTIVE_TRACES and getattr(_state, "leaves", None) is not None and out.grad_fn is None:
+    if out.grad_fn is None and _running():
         if any(_live(t) for t in inputs if hasattr(t, "_made_outside_graph")):
             out._made_outside_graph = how
     return out
@@ -96,7 +101,7 @@ def mark(out: Any, how: str, *inputs: Any) -> Any:
 
 def check_use(tensors: Iterable[Any]) -> None:
     """Raise :class:`UntraceableError` if a running trace uses a marked tensor."""
-    if not (ACTIVE_TRACES and getattr(_state, "leaves", None) is not None):
+    if not _running():
         return
     for t in tensors:
         how = getattr(t, "_made_outside_graph", None)
