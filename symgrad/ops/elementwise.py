@@ -120,10 +120,10 @@ div = register(Op(
 
 def _pow_vjp(xp, g, ans, a, b):
     # PyTorch: d/da is 0 where the exponent is 0 (even at a = 0); d/db is 0 where
-    # a == 0 and b >= 0 (instead of 0 * log 0 = nan).
-    zero = g * 0
-    grad_a = xp.where(b == 0, zero, g * b * xp.pow(a, b - 1))
-    grad_b = xp.where((a == 0) * (b >= 0), zero, g * ans * xp.log(a))
+    # a == 0 and b >= 0 (instead of 0 * log 0 = nan).  Selected, never multiplied by 0, so
+    # an inf or NaN upstream gradient gives an exact 0 there too.
+    grad_a = xp.where(b == 0, 0.0, g * b * xp.pow(a, b - 1))
+    grad_b = xp.where((a == 0) * (b >= 0), 0.0, g * ans * xp.log(a))
     return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
 
 
@@ -300,11 +300,12 @@ clamp = register(Op(
 
 
 def _extremum_vjp(xp, g, a, b, wins):
-    """Gradients of maximum/minimum: ``wins(a, b)`` is where ``a`` is chosen; ties split half/half."""
+    """Gradients of maximum/minimum: ``wins(a, b)`` is where ``a`` is chosen; ties split
+    half/half.  ``g`` is selected, never multiplied by a 0/1 mask (inf * 0 would be NaN)."""
     tie = a == b
     half = g * 0.5
-    grad_a = xp.where(tie, half, g * wins(a, b))
-    grad_b = xp.where(tie, half, g * wins(b, a))
+    grad_a = xp.where(tie, half, xp.where(wins(a, b), g, 0.0))
+    grad_b = xp.where(tie, half, xp.where(wins(b, a), g, 0.0))
     return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
 
 

@@ -67,9 +67,9 @@ class SymgradNumPyPrinter(NumPyPrinter):
     Sums, products and powers are printed straight from their arguments: SymPy's own
     printers build new expressions while printing (``1/x**2`` from ``x**-2``), which costs
     assumption queries on deep operands and may name a temporary before it is defined.
-    Half-integer powers go through one square root (``b**1.5`` as ``b*sqrt(b)``, the root
-    shared by every half-integer power of ``b``: NumPy's ``power`` costs an ``exp`` and a
-    ``log`` per element), and a sum of ``index_put`` terms of one shape accumulates in place
+    Half-integer powers go through one square root where that is exact (``b**1.5`` as
+    ``b*sqrt(b)``, the root shared by every half-integer power of ``b``: NumPy's ``power``
+    costs an ``exp`` and a ``log`` per element; see :func:`half_integer`), and a sum of ``index_put`` terms of one shape accumulates in place
     in one array (:meth:`define_index_put_sum`).  Inputs are arrays (``CompiledFunction``
     converts them), so basic indexing prints as a plain subscript.
     """
@@ -254,7 +254,7 @@ class SymgradNumPyPrinter(NumPyPrinter):
             numer.append(_balanced([self._wrap(f, PRECEDENCE["Mul"]) for f in factors], "*"))
             factors = ()
         for factor in factors:
-            if (isinstance(factor, sp.Pow) and _negative_number(factor.exp) and not self._is_named(factor)
+            if (isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and not self._is_named(factor)
                     and factor.base.is_commutative):
                 base, expo = factor.base, -factor.exp
                 if expo is sp.S.One:
@@ -273,15 +273,16 @@ class SymgradNumPyPrinter(NumPyPrinter):
 
     def _print_Pow(self, expr, rational=False) -> str:
         base, expo = expr.args
-        if expo.is_Number and expo.is_negative:
+        if _as_division(base, expo):
             if expo is sp.S.NegativeOne:
                 return f"1/{self._wrap(base, PRECEDENCE['Mul'], strict=True)}"
             return f"1/{self._power(base, -expo)}"
         return self._power(base, expo)
 
     def _power(self, base, expo) -> str:
-        """``base**expo`` for a non-negative ``expo``, as an atom or a power."""
-        k = _half_integer(expo)
+        """``base**expo`` for a non-negative ``expo`` (or one :func:`_as_division` leaves
+        as a power), as an atom or a power."""
+        k = half_integer(base, expo)
         if k is not None:
             root = self.shared_temporary("sqrt", base) or f"{self._module_format('numpy.sqrt')}({self._print(base)})"
             if k == 0:
@@ -363,9 +364,9 @@ def _precedence(expr, printer: SymgradNumPyPrinter) -> int:
         return PRECEDENCE["Mul"]
     if isinstance(expr, sp.Pow):
         base, expo = expr.args
-        if expo.is_Number and expo.is_negative:
+        if _as_division(base, expo):
             return PRECEDENCE["Mul"]
-        if _half_integer(expo) is not None:
+        if half_integer(base, expo) is not None:
             return PRECEDENCE["Atom"]
         return PRECEDENCE["Pow"]
     return precedence(expr)
@@ -376,12 +377,34 @@ MAX_HALF = 2
 ``b**e`` (``b**k`` itself is a ``power`` call then)."""
 
 
-def _half_integer(expo) -> int | None:
-    """``k`` when ``|expo| == k + 1/2`` for ``0 <= k <= MAX_HALF`` (a Rational or a Float),
-    else None.
+def _as_division(base, expo) -> bool:
+    """Whether ``base**expo`` prints as ``1/base**-expo``: for a negative integer or
+    Rational ``expo``, or one that prints through a square root (:func:`half_integer`).
+    Any other negative Float stays a power: NumPy computes ``b**0.5`` as ``sqrt(b)``, so
+    ``1/b**0.5`` is -inf at ``b = -0.0`` where ``b**-0.5`` is +inf.
 
-    >>> _half_integer(sp.Rational(3, 2)), _half_integer(sp.Float(-0.5)), _half_integer(sp.Integer(2))
-    (1, 0, None)
+    >>> x = sp.Symbol("x", real=True)
+    >>> _as_division(x, sp.Integer(-2)), _as_division(x, sp.Float(-0.5)), _as_division(x, sp.Float(0.5))
+    (True, False, False)
+    """
+    if not (expo.is_Number and expo.is_negative):
+        return False
+    return not expo.is_Float or expo.is_integer or half_integer(base, expo) is not None
+
+
+def half_integer(base, expo) -> int | None:
+    """``k`` when ``base**expo`` may print through a square root, ``|expo| == k + 1/2`` for
+    ``0 <= k <= MAX_HALF``, else None.
+
+    A Rational exponent comes from ``sqrt`` (whose derivative the tape computes with
+    ``sqrt`` too); a Float exponent is a ``x ** 1.5`` the user wrote, which NumPy computes
+    with ``power``, and ``sqrt`` gives the same only where the base is never -0.0 or -inf
+    (``power(-0.0, -0.5)`` is +inf, ``1/sqrt(-0.0)`` -inf; ``power(-inf, 0.5)`` is inf,
+    ``sqrt(-inf)`` nan): for a base that is surely non-negative (:func:`_never_negative`).
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> half_integer(x, sp.Rational(3, 2)), half_integer(x, sp.Float(-0.5)), half_integer(x ** 2 + 1, sp.Float(-0.5))
+    (1, None, 0)
     """
     if not expo.is_Number:
         return None
@@ -391,12 +414,30 @@ def _half_integer(expo) -> int | None:
         k = (abs(expo.p) - 1) // 2
     elif expo.is_Float:
         twice = 2 * abs(float(expo))
-        if not (twice.is_integer() and int(twice) % 2 == 1):
+        if not (twice.is_integer() and int(twice) % 2 == 1) or not _never_negative(base):
             return None
         k = int(twice) // 2
     else:
         return None
     return k if k <= MAX_HALF else None
+
+
+def _never_negative(expr, levels: int = 6) -> bool:
+    """True when ``expr`` is never negative, -0.0 or -inf in floating point (an even
+    power, ``exp``, ``abs``, a positive number, and sums and products of them), decided
+    from at most ``levels`` levels of the tree (no assumption queries on deep forms)."""
+    if expr.is_Number:
+        return bool(expr.is_positive) or (expr.is_zero and not expr.is_Float)
+    if levels == 0:
+        return False
+    if isinstance(expr, sp.Pow):
+        expo = expr.args[1]
+        return bool(expo.is_Integer and expo.is_even) or (expo.is_Rational and _never_negative(expr.args[0], levels - 1))
+    if isinstance(expr, (sp.exp, sp.Abs)):
+        return True
+    if isinstance(expr, (sp.Add, sp.Mul)):
+        return all(_never_negative(arg, levels - 1) for arg in expr.args)
+    return False
 
 
 # ============================================================================ CSE
@@ -486,10 +527,10 @@ def _plan(outputs: Sequence[sp.Basic], share: bool = False) -> tuple[list, dict,
                 name(shared[key])
                 if node in temps:  # the DAG's own ``sqrt(b)``
                     continue
-            if kind == "sqrt" and key in shared and node.args[1].is_positive and not _half_integer(node.args[1]):
+            if kind == "sqrt" and key in shared and node.args[1].is_positive and half_integer(*node.args) == 0:
                 depth[node] = 0  # ``b**0.5`` prints as the shared root's name
                 continue
-            if (kind == "sqrt" and _half_integer(node.args[1]) and arg.args and arg not in temps
+            if (kind == "sqrt" and half_integer(*node.args) and arg.args and arg not in temps
                     and arg not in constants and _nameable(arg)):
                 name(arg)  # printed twice (``b*sqrt(b)``); this power is its only user
         d = 1 + max((depth.get(c, 0) for c in kids[node]), default=0)
@@ -516,7 +557,7 @@ def _sharing_key(node: sp.Basic):
     """``("sqrt", b)`` for a half-integer power of ``b``, ``("exp_neg_abs", z)`` for
     ``sigmoid(z)`` or ``softplus(z)``, else None."""
     if isinstance(node, sp.Pow):
-        return ("sqrt", node.args[0]) if _half_integer(node.args[1]) is not None else None
+        return ("sqrt", node.args[0]) if half_integer(*node.args) is not None else None
     if isinstance(node, (sigmoid, softplus)):
         return ("exp_neg_abs", node.args[0])
     return None

@@ -193,8 +193,8 @@ class _Logical(_Real):
 
     _pythoncode = _numpycode
 
-    def _sympystr(self, printer) -> str:
-        return f" {self.symbol} ".join(printer.parenthesize(a, PRECEDENCE["Relational"], strict=True)
+    def _sympystr(self, printer) -> str:  # & and | bind tighter than comparisons: (a > 0) & (b > 0)
+        return f" {self.symbol} ".join(printer.parenthesize(a, PRECEDENCE["Relational"], strict=False)
                                        for a in self.args)
 
     @property
@@ -345,6 +345,18 @@ class TieStep(_Real):
 
     def _eval_rewrite_as_Piecewise(self, a, b, **kwargs):
         return sp.Piecewise((1, a > b), (sp.S.Half, sp.Eq(a, b)), (0, True))
+
+    def as_select(self) -> sp.Expr:
+        """The same step as a selector: the reverse pass multiplies an upstream gradient
+        into the branches of a ``where``, so an inf or NaN gradient gives an exact 0 where
+        ``a`` loses (PyTorch's rule), never ``inf * 0``.
+
+        >>> a, b = sp.symbols("a b", real=True)
+        >>> TieStep(a, b).as_select()
+        where(a > b, 1, where(a == b, 1/2, 0))
+        """
+        a, b = self.args
+        return Select(Greater(a, b), sp.S.One, Select(Equal(a, b), sp.S.Half, sp.S.Zero))
 
 
 class _Extremum(_Real):

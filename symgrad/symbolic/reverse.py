@@ -29,7 +29,8 @@ import sympy as sp
 from sympy.core.parameters import evaluate, global_parameters
 
 from ..progress import progress
-from .elementwise import NOT_DIFFERENTIABLE, Select, dummies, lower
+from .elementwise import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, LogicalAnd, Select, TieStep, dummies,
+                          lower)
 from .structural import StructuralFunction, exact, reduce_to, scale
 from .symbols import ArrayVar, broadcast_shapes, collection_paused, intern, operands, shape_of, size_of
 
@@ -83,10 +84,9 @@ def _local_partials(node: sp.Basic, children: Sequence[sp.Basic]) -> list:
         return [_product(args[:i] + args[i + 1:]) for i in range(len(args))]
     if isinstance(node, sp.Pow):
         base, expo = node.args
-        constant = expo.is_Number
-        d_base = _ZERO if constant and expo.is_zero else _times(expo, _power(base, expo - 1))
-        d_expo = _ZERO if constant else _times(node, sp.log(base))
-        return [d_base, d_expo]
+        if expo.is_Number:
+            return [_ZERO if expo.is_zero else _times(expo, _power(base, expo - 1)), _ZERO]
+        return _pow_partials(node, base, expo)
     if isinstance(node, NOT_DIFFERENTIABLE):
         return [_ZERO] * len(children)
     us = dummies(len(children))
@@ -128,6 +128,25 @@ def _template_partials(node: sp.Basic, local: sp.Expr, us: Sequence[sp.Symbol]) 
                 )
             out.append(lower(partial))
     return out
+
+
+def _pow_partials(node: sp.Pow, base: sp.Expr, expo: sp.Expr) -> list:
+    """``d/da`` and ``d/db`` of ``a**b`` for a non-constant ``b``, by PyTorch's rule: 0
+    where ``b == 0`` (not ``0 * a**-1``, NaN or inf at ``a = 0``), and 0 where ``a == 0``
+    and ``b >= 0`` (not ``a**b * log(a)``, NaN at ``a = 0``).  Both are selections, so an
+    inf or NaN upstream gradient gives an exact 0 there too.
+
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> _pow_partials(a ** b, a, b)
+    [where(b == 0, 0, a**(b - 1)*b), where((a == 0) & (b >= 0), 0, a**b*log(a))]
+    """
+    d_base = Select(Equal(expo, 0), _ZERO, _times(expo, _power(base, expo - 1)))
+    if base.is_zero is False:
+        return [d_base, _times(node, sp.log(base))]
+    if base.is_zero:  # a constant 0 base: log(0) is -inf (SymPy's would be zoo)
+        return [d_base, Select(GreaterEqual(expo, 0), _ZERO, _times(node, sp.S.NegativeInfinity))]
+    at_zero = LogicalAnd(Equal(base, 0), GreaterEqual(expo, 0))
+    return [d_base, Select(at_zero, _ZERO, _times(node, sp.log(base)))]
 
 
 def _product(factors: tuple) -> sp.Expr:
@@ -229,30 +248,21 @@ re-sorting (``Mul``/``Add`` built from their arguments as they are)."""
 
 
 def _times(g: sp.Expr, partial: sp.Expr, flat: bool = False) -> sp.Expr:
-    """``g * partial``; a number never gets distributed over a sum, and a selector
-    ``where(c, 1, 0)`` takes ``g`` into its branches (``where(c, g, 0)``: no 0/1 array is
-    made, and the dtype of ``g`` is kept)."""
+    """``g * partial``; a number never gets distributed over a sum, and a ``where``
+    (or maximum's tie step) takes ``g`` into its branches: ``where(c, 1, 0)`` gives
+    ``where(c, g, 0)``, so no 0/1 array is made, the dtype of ``g`` is kept, and an inf
+    or NaN ``g`` gives an exact 0 where it is not selected (PyTorch's rule)."""
     if g.is_Number:
         return scale(g, partial)
     if partial.is_Number:
         return scale(partial, g)
-    if isinstance(partial, Select) and _numeric_select(partial):
+    if isinstance(partial, TieStep):
+        partial = partial.as_select()
+    if isinstance(partial, Select):
         return _select_times(g, partial, flat)
     if flat and not (g.is_Atom or partial.is_Atom):
         return sp.Mul._from_args((g, partial), is_commutative=True)
     return g * partial
-
-
-def _numeric_select(expr: sp.Expr) -> bool:
-    """A ``where`` whose branches are numbers or such ``where``s (a selector)."""
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Select):
-            stack.extend(node.args[1:])
-        elif not node.is_Number:
-            return False
-    return True
 
 
 def _select_times(g: sp.Expr, selector: sp.Expr, flat: bool) -> sp.Expr:

@@ -103,36 +103,33 @@ SIMPLIFIED_CASES = [
 ]
 
 # NumPy's power and sqrt differ at -0.0 and -inf: (-0.0)**-0.5 = +inf, 1/sqrt(-0.0) = -inf;
-# (-inf)**-0.5 = 0, 1/sqrt(-inf) = nan.  The tape (like PyTorch) uses power.
-POW_AS_SQRT = (
-    "symbolic engine: d/dx x**0.5 = 0.5*x**-0.5 is compiled as 0.5/sqrt(x), which gives -inf at x = -0.0 and "
-    "nan at x = -inf where NumPy's power (the tape, PyTorch) gives +inf and 0"
-)
+# (-inf)**-0.5 = 0, 1/sqrt(-inf) = nan.  The tape (like PyTorch) uses power, and so does
+# the symbolic engine's code for a Float exponent unless the base is never negative.
 POW_CASES = [
     ("pow-half", lambda x: x ** 0.5, lambda x: x ** 0.5, lambda x: 0.5 * x ** -0.5),
+    ("pow-one-and-a-half", lambda x: x ** 1.5, lambda x: x ** 1.5, lambda x: 1.5 * x ** 0.5),
+    ("pow-minus-half", lambda x: x ** -0.5, lambda x: x ** -0.5, lambda x: -0.5 * x ** -1.5),
+    ("pow-half-of-a-square-plus-one", lambda x: (x * x + 1.0) ** 0.5, lambda x: (x * x + 1.0) ** 0.5,
+     lambda x: 0.5 * (x * x + 1.0) ** -0.5 * 2 * x),
 ]
 
-# d/db a**b is a**b*log(a) for SymPy, nan (0*-inf) at a = 0 and -inf at (0, 0); the tape
-# and PyTorch give 0 where a == 0 and b >= 0.  A zero constant base is folded further:
-# log(0) is SymPy's zoo, which the NumPy printer cannot print (KeyError: 'ComplexInfinity').
-POW_AT_ZERO_BASE = (
-    "symbolic engine: d/db a**b = a**b*log(a) is nan/-inf at a = 0 where the tape and PyTorch give 0 "
-    "(for a == 0, b >= 0); for a constant base 0, log(0) is zoo and compiling raises KeyError: 'ComplexInfinity'"
-)
+
+# d/db a**b is 0 where a == 0 and b >= 0 (PyTorch's rule, not 0 * log 0 = nan), on both
+# engines, for a constant 0 base too (whose log is -inf for b < 0).
 ZERO_BASE_CASES = [
     ("zero-to-the-x", lambda x: 0.0 ** x, lambda x: 0.0 ** x, lambda x: np.where(x >= 0, 0.0, 0.0 ** x * np.log(0.0))),
     ("zeros-tensor-to-the-x", lambda x: symgrad.tensor(np.zeros(len(POINTS))) ** x, lambda x: 0.0 ** x,
      lambda x: np.where(x >= 0, 0.0, 0.0 ** x * np.log(0.0))),
+    ("x-to-the-zeros-tensor", lambda x: x ** symgrad.tensor(np.zeros(len(POINTS))), lambda x: x ** 0.0,
+     lambda x: np.zeros_like(x)),
 ]
 
 
 def _cases():
-    for case in PRIMITIVES + CONSTANT_CASES + CLAMP_CASES:
+    for case in PRIMITIVES + CONSTANT_CASES + CLAMP_CASES + POW_CASES + ZERO_BASE_CASES:
         yield pytest.param(*case[1:], None, id=case[0])
-    for cases, reason in ((SIMPLIFIED_CASES, AUTO_SIMPLIFIED), (POW_CASES, POW_AS_SQRT),
-                          (ZERO_BASE_CASES, POW_AT_ZERO_BASE)):
-        for case in cases:
-            yield pytest.param(*case[1:], reason, id=case[0])
+    for case in SIMPLIFIED_CASES:
+        yield pytest.param(*case[1:], AUTO_SIMPLIFIED, id=case[0])
 
 
 @pytest.mark.parametrize("program, value, derivative, symbolic_bug", list(_cases()))
@@ -237,28 +234,14 @@ UPSTREAM_CASES = [
     ("pow-zero", lambda x: x ** 0),
     ("abs", lambda x: x.abs()),
     ("times-zero", lambda x: x * 0.0),
-]
-# maximum/minimum's tie step and pow's b*a**(b-1) at b = 0 are factors of g on both
-# engines (the symbolic TieStep, the tape's g * (a > b)), so inf*0 = NaN there.
-UPSTREAM_FACTOR = (
-    "both engines: maximum/minimum and pow (at exponent 0) multiply g by a 0/1 factor, so an inf or NaN "
-    "upstream gradient gives inf*0 = nan where PyTorch selects an exact 0"
-)
-UPSTREAM_FACTOR_CASES = [
+    # maximum/minimum select g (half of it at a tie); pow's d/da is 0 at exponent 0
     ("maximum", lambda x: x.maximum(_like(x, [0.5]))),
     ("minimum", lambda x: x.minimum(_like(x, [0.5]))),
     ("pow-tensor-exponent", lambda x: x ** _like(x, [0.0, 2.0])),
 ]
 
 
-def _upstream_cases():
-    for name, program in UPSTREAM_CASES:
-        yield pytest.param(program, id=name)
-    for name, program in UPSTREAM_FACTOR_CASES:
-        yield pytest.param(program, id=name, marks=pytest.mark.xfail(strict=True, reason=UPSTREAM_FACTOR))
-
-
-@pytest.mark.parametrize("program", list(_upstream_cases()))
+@pytest.mark.parametrize("program", [case[1] for case in UPSTREAM_CASES], ids=[case[0] for case in UPSTREAM_CASES])
 def test_nonfinite_upstream_gradients_select_as_torch_does(engine, program, figures):
     torch = pytest.importorskip("torch")
     reference = torch.tensor(UPSTREAM_X, requires_grad=True)

@@ -11,7 +11,8 @@ semantics, because the code is compiled without ``-ffast-math`` and with
   (``sign(nan)`` is nan), ``where`` (a NaN condition counts as true, as in NumPy);
 * powers follow the NumPy backend: ``b**2`` is ``b*b``, ``b**-1`` is ``1/b``, a
   half-integer power is a square root times an integer power (``b**1.5`` is
-  ``b*sqrt(b)``, ``b**-0.5`` is ``1/sqrt(b)``); other powers call ``pow``;
+  ``b*sqrt(b)``, ``b**-0.5`` is ``1/sqrt(b)``) where that is exact (see
+  :func:`~symgrad.symbolic.compile.half_integer`); other powers call ``pow``;
 * ``sigmoid`` and ``softplus`` are the stable forms (one ``exp(-|z|)``), like the NumPy
   backend's ``logaddexp`` forms;
 * comparisons give 0 or 1, ``cast`` to ``float32``/``float16`` rounds as NumPy does;
@@ -31,6 +32,7 @@ import numpy as np
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
+from ..compile import half_integer
 from ..elementwise import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep
 from ..stable import sigmoid, softplus
 from ..structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
@@ -314,7 +316,7 @@ class CPrinter:
                 return b
             if value == 2:
                 return f"({b}*{b})"
-            if (2 * value) % 2 == 1:  # b**(k + 1/2) = b**k * sqrt(b), as the NumPy backend prints it
+            if value > 0 and half_integer(base, expo) is not None:  # b**(k + 1/2) = b**k * sqrt(b), as NumPy's
                 whole = int(value - 0.5)
                 return f"sqrt({b})" if whole == 0 else f"({self._power(base, sp.Integer(whole))}*sqrt({b}))"
         return f"sg_pow({b}, {self.print(expo)})"
