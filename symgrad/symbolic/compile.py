@@ -384,12 +384,12 @@ def _as_division(base, expo) -> bool:
     ``1/b**0.5`` is -inf at ``b = -0.0`` where ``b**-0.5`` is +inf.
 
     >>> x = sp.Symbol("x", real=True)
-    >>> _as_division(x, sp.Integer(-2)), _as_division(x, sp.Float(-0.5)), _as_division(x, sp.Float(0.5))
-    (True, False, False)
+    >>> _as_division(x, sp.Integer(-2)), _as_division(x, sp.Float(-2.0)), _as_division(x, sp.Float(-0.5))
+    (True, True, False)
     """
     if not (expo.is_Number and expo.is_negative):
         return False
-    return not expo.is_Float or expo.is_integer or half_integer(base, expo) is not None
+    return not expo.is_Float or float(expo).is_integer() or half_integer(base, expo) is not None
 
 
 def half_integer(base, expo) -> int | None:
