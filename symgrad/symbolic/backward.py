@@ -55,14 +55,15 @@ _LAST: list = []
 
 def last_compiled() -> list[CompiledFunction]:
     """The compiled functions the most recent symbolic backward ran (one per segment),
-    to read their ``.source`` and ``.exprs``.
+    to read their ``.source`` and ``.exprs``: the chain rule over the graph as recorded
+    (grouped as it multiplies, not simplified; see ``Segment.build``).
 
     >>> import symgrad
     >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True, name="w")
     >>> with symgrad.backward_engine("symbolic"):
     ...     (w.sin() * 3).sum().backward()
     >>> last_compiled()[0].exprs
-    {'grad_w': 3*g*cos(w)}
+    {'grad_w': 3*(g*cos(w))}
     """
     return list(_LAST)
 
@@ -338,8 +339,9 @@ def _run_known(known: tuple, arrays: list, seed_specs: tuple, boundary, in_order
 
 
 def _derive_segment(segment: Segment, seeds, sink_positions: list[int]) -> tuple[list, list, list]:
-    """Input symbols, seed symbols and the closed-form gradients of the sinks."""
-    symbols, top_exprs = segment.build()
+    """Input symbols, seed symbols and the closed-form gradients of the sinks (as
+    recorded: see ``Segment.build``)."""
+    symbols, top_exprs = segment.build(as_recorded=True)
     seed_symbols = []
     taken = {s.name for s in symbols}
     for i, seed in enumerate(seeds):
@@ -350,7 +352,7 @@ def _derive_segment(segment: Segment, seeds, sink_positions: list[int]) -> tuple
         seed_symbols.append(ArrayVar(name, np.shape(seed), np.asarray(seed).dtype))
     wrt = [symbols[p] for p in sink_positions]
     pairs = [(exact(top, np.shape(seed)), g) for top, seed, g in zip(top_exprs, seeds, seed_symbols)]
-    grads = adjoints(pairs, wrt)
+    grads = adjoints(pairs, wrt, as_recorded=True)
     shapes = [segment.inputs[p].shape for p in sink_positions]
     return symbols, seed_symbols, [exact(g, shape) for g, shape in zip(grads, shapes)]
 

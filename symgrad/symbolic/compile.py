@@ -32,7 +32,7 @@ from __future__ import annotations
 import keyword
 import re
 import threading
-from collections import OrderedDict, namedtuple
+from collections import Counter, OrderedDict, namedtuple
 from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
@@ -424,8 +424,16 @@ def half_integer(base, expo) -> int | None:
 
 def _never_negative(expr, levels: int = 6) -> bool:
     """True when ``expr`` is never negative, -0.0 or -inf in floating point (an even
-    power, ``exp``, ``abs``, a positive number, and sums and products of them), decided
-    from at most ``levels`` levels of the tree (no assumption queries on deep forms)."""
+    power, ``exp``, ``abs``, a positive number, sums and products of them, and products
+    whose other factors come in pairs, ``y*y``), decided from at most ``levels`` levels
+    of the tree (no assumption queries on deep forms).
+
+    >>> y, z = sp.symbols("y z", real=True)
+    >>> from sympy.core.parameters import evaluate
+    >>> with evaluate(False):
+    ...     _never_negative(y * y + z * z + 1), _never_negative(y * z + 1)
+    (True, False)
+    """
     if expr.is_Number:
         return bool(expr.is_positive) or (expr.is_zero and not expr.is_Float)
     if levels == 0:
@@ -435,8 +443,11 @@ def _never_negative(expr, levels: int = 6) -> bool:
         return bool(expo.is_Integer and expo.is_even) or (expo.is_Rational and _never_negative(expr.args[0], levels - 1))
     if isinstance(expr, (sp.exp, sp.Abs)):
         return True
-    if isinstance(expr, (sp.Add, sp.Mul)):
+    if isinstance(expr, sp.Add):
         return all(_never_negative(arg, levels - 1) for arg in expr.args)
+    if isinstance(expr, sp.Mul):
+        unpaired = Counter(arg for arg in expr.args if not _never_negative(arg, levels - 1))
+        return all(n % 2 == 0 for n in unpaired.values())
     return False
 
 

@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import sympy as sp
+from sympy.core.parameters import evaluate
 
 from ..ops import normalize_index
 from .compile import CompiledFunction, cached
@@ -52,12 +53,13 @@ class _Problem:
 
     def __init__(self, symbols: list, arg_positions: list, value: sp.Expr, value_shape: tuple,
                  extra_values: Callable[[], list], key: Any, arg_shapes: list, arg_dtypes: list,
-                 index_positions: Sequence[tuple[int, int]] = ()) -> None:
+                 index_positions: Sequence[tuple[int, int]] = (), as_recorded: bool = False) -> None:
         self.symbols = symbols
         self.arg_positions = arg_positions
         self.index_positions = list(index_positions)  # (argument, input) for arguments used as indices
         self.value = value
         self.value_shape = value_shape
+        self.as_recorded = as_recorded  # a traced function's form, unsimplified (Segment.build)
         self.extra_values = extra_values
         self.key = key
         self.arg_shapes = arg_shapes
@@ -118,7 +120,7 @@ def _trace(f: Callable, arrays: list[np.ndarray], argnums: Sequence[int], kwargs
     positions = [segment.input_position(t) for t in leaves]
     index_inputs = [(i, segment.index_position(array)) for i, leaf in enumerate(leaves)
                     for array in trace.index_arrays(leaf)]
-    symbols, (value,) = segment.build()
+    symbols, (value,) = segment.build(as_recorded=True)
     value = exact(value, tuple(out.shape)) if tuple(out.shape) else value
     # the function's own arguments first, in order, then what it captured
     first = [p for p in positions if p is not None]
@@ -128,7 +130,8 @@ def _trace(f: Callable, arrays: list[np.ndarray], argnums: Sequence[int], kwargs
     positions = [None if p is None else order.index(p) for p in positions]
     index_positions = [(i, order.index(p)) for i, p in index_inputs if p is not None]
     return _Problem(symbols, positions, value, tuple(out.shape), lambda: [r.value() for r in refs],
-                    segment.key, [a.shape for a in arrays], [a.dtype for a in arrays], index_positions)
+                    segment.key, [a.shape for a in arrays], [a.dtype for a in arrays], index_positions,
+                    as_recorded=True)
 
 
 def _parameter_names(f: Callable, n: int) -> list[str]:
@@ -236,7 +239,7 @@ class Transformed:
                     f"{self.kind} needs a function with one output element, got shape {problem.value_shape}: "
                     "use jacobian() or vjp()"
                 )
-            grads = adjoints([(value, sp.S.One)], wrt)
+            grads = adjoints([(value, sp.S.One)], wrt, as_recorded=problem.as_recorded)
             grads = [exact(g, shape_of(w)) if shape_of(w) else g for g, w in zip(grads, wrt)]
             if self.kind == "hessian":
                 seeds = [ArrayVar(f"v_{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
@@ -244,8 +247,9 @@ class Transformed:
                 # one VJP of the gradient: row i of the Hessian is its value at e_i
                 from .structural import Sum
 
-                inner = sp.Add(*[Sum.of(g * s) if shape_of(w) else g * s for g, s, w in zip(grads, seeds, wrt)])
-                rows = adjoints([(inner, sp.S.One)], wrt)
+                with evaluate(not problem.as_recorded):
+                    inner = sp.Add(*[Sum.of(g * s) if shape_of(w) else g * s for g, s, w in zip(grads, seeds, wrt)])
+                rows = adjoints([(inner, sp.S.One)], wrt, as_recorded=problem.as_recorded)
                 outputs = [exact(r, shape_of(w)) if shape_of(w) else r for r, w in zip(rows, wrt)]
                 out_names = [f"hvp_{n}" for n in names]
                 extra = seeds
@@ -256,7 +260,7 @@ class Transformed:
         elif self.kind in ("jacobian", "vjp"):
             seed = ArrayVar("g", problem.value_shape, "float64")
             top = exact(value, problem.value_shape) if problem.value_shape else value
-            grads = adjoints([(top, seed)], wrt)
+            grads = adjoints([(top, seed)], wrt, as_recorded=problem.as_recorded)
             outputs = ([value] if self.kind == "vjp" else []) + [
                 exact(g, shape_of(w)) if shape_of(w) else g for g, w in zip(grads, wrt)]
             out_names = (["value"] if self.kind == "vjp" else []) + [f"vjp_{n}" for n in names]
@@ -264,7 +268,9 @@ class Transformed:
         elif self.kind == "jvp":
             tangents = [ArrayVar(f"d{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
                         for n, w in zip(names, wrt)]
-            total = sp.Add(*[jvp_expr(value, w, t) for w, t in zip(wrt, tangents)])
+            with evaluate(not problem.as_recorded):
+                total = sp.Add(*[jvp_expr(value, w, t, as_recorded=problem.as_recorded)
+                                 for w, t in zip(wrt, tangents)])
             if problem.value_shape:
                 total = exact(total, problem.value_shape)
             outputs, out_names, extra = [value, total], ["value", "tangent"], tangents

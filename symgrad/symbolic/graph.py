@@ -322,8 +322,14 @@ class Segment:
 
     # ------------------------------------------------------------------ SymPy
     @collection_paused()
-    def build(self) -> tuple[list, list]:
-        """``(input symbols, top expressions)``; node expressions are kept in ``self.exprs``."""
+    def build(self, as_recorded: bool = False) -> tuple[list, list]:
+        """``(input symbols, top expressions)``; node expressions are kept in ``self.exprs``.
+
+        ``as_recorded=True`` builds every node unevaluated, as the tape recorded it: SymPy
+        simplifies nothing across nodes (``x/x`` stays a quotient, ``log(exp(x))`` a log),
+        so the chain rule over these forms meets the same 0/0, inf/inf and inf*0 as the
+        tape's (the engines differentiate and compile these; what users print is the
+        simplified form)."""
         start_building()
         taken: dict = {}
         symbols = []
@@ -347,8 +353,8 @@ class Segment:
         for node, refs, entry in zip(self.nodes, self.children, self.entries):
             depth.append(1 + max((depth[r[1]] for r in refs if r[0] == "n"), default=0))
         deep = max(depth, default=0) > DEEP
-        with evaluate(not deep):
-            # deep chains are built unevaluated: SymPy's automatic simplification asks
+        with evaluate(not (deep or as_recorded)):
+            # deep chains are built unevaluated too: SymPy's automatic simplification asks
             # assumptions of whole subtrees, which is superlinear (and recursive) in depth
             for node, refs, entry, attrs in zip(self.nodes, self.children, self.entries, self.node_attrs):
                 args = [self._expr(r, exprs, symbols) for r in refs]

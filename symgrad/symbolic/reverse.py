@@ -85,7 +85,7 @@ def _local_partials(node: sp.Basic, children: Sequence[sp.Basic]) -> list:
     if isinstance(node, sp.Pow):
         base, expo = node.args
         if expo.is_Number:
-            return [_ZERO if expo.is_zero else _times(expo, _power(base, expo - 1)), _ZERO]
+            return [_ZERO if expo.is_zero else _times(expo, _power(base, _minus_one(expo))), _ZERO]
         return _pow_partials(node, base, expo)
     if isinstance(node, NOT_DIFFERENTIABLE):
         return [_ZERO] * len(children)
@@ -149,6 +149,19 @@ def _pow_partials(node: sp.Pow, base: sp.Expr, expo: sp.Expr) -> list:
     return [d_base, Select(at_zero, _ZERO, _times(node, sp.log(base)))]
 
 
+def _minus_one(number: sp.Number) -> sp.Number:
+    """``number - 1`` as a number, also while SymPy's evaluation is off (where
+    ``Rational(1, 2) - 1`` would stay an unevaluated sum).
+
+    >>> with evaluate(False):
+    ...     _minus_one(sp.Rational(1, 2)), _minus_one(sp.Float(1.5)), _minus_one(sp.Integer(3))
+    (-1/2, 0.500000000000000, 2)
+    """
+    if number.is_Rational:
+        return sp.Rational(number.p - number.q, number.q)
+    return sp.Float(float(number) - 1.0)
+
+
 def _product(factors: tuple) -> sp.Expr:
     if len(factors) == 1:
         return factors[0]
@@ -163,10 +176,14 @@ def _power(base: sp.Expr, expo: sp.Expr) -> sp.Expr:
     return sp.Pow(base, expo)
 
 
-def adjoints(seeds: Sequence[tuple[Any, Any]], wrt: Sequence[Any]) -> list:
+def adjoints(seeds: Sequence[tuple[Any, Any]], wrt: Sequence[Any], *, as_recorded: bool = False) -> list:
     """Reverse-mode accumulation: for outputs ``y`` with upstream gradients ``g`` (pairs
     in ``seeds``), the closed-form gradient of ``sum(g * y)`` for every node in ``wrt``
     (symbols or intermediate subexpressions).  Nodes ``wrt`` does not depend on get 0.
+
+    ``as_recorded=True`` combines the adjoints unevaluated, for forms built with
+    ``Segment.build(as_recorded=True)``: every product and sum stays as the chain rule
+    makes it (``g*x*x**-1`` is not ``g``), so it is NaN and inf where the tape's is.
 
     >>> x, y = sp.symbols("x y", real=True)
     >>> adjoints([(x * sp.sin(y), 1)], [x, y])
@@ -176,11 +193,11 @@ def adjoints(seeds: Sequence[tuple[Any, Any]], wrt: Sequence[Any]) -> list:
     as it is, see :func:`~symgrad.symbolic.structural.scale`), which keeps shared
     subexpressions intact and formulas short.
     """
-    return _adjoints(seeds, wrt)
+    return _adjoints(seeds, wrt, as_recorded=as_recorded)
 
 
 @collection_paused()
-def _adjoints(seeds, wrt, scalar_outputs: bool = False) -> list:
+def _adjoints(seeds, wrt, scalar_outputs: bool = False, as_recorded: bool = False) -> list:
     """The pass itself (see :func:`adjoints`)."""
     seeds = [(as_expr(y), as_expr(g)) for y, g in seeds]
     wrt = [as_expr(w) for w in wrt]
@@ -188,7 +205,7 @@ def _adjoints(seeds, wrt, scalar_outputs: bool = False) -> list:
     depth: dict = {}
     for node in order:
         depth[node] = 1 + max((depth[c] for c in kids[node]), default=-1)
-    flat = max(depth.values(), default=0) > DEEP
+    flat = as_recorded or max(depth.values(), default=0) > DEEP
     with evaluate(not flat):
         return _pass(seeds, wrt, order, kids, flat, scalar_outputs)
 
@@ -260,9 +277,20 @@ def _times(g: sp.Expr, partial: sp.Expr, flat: bool = False) -> sp.Expr:
         partial = partial.as_select()
     if isinstance(partial, Select):
         return _select_times(g, partial, flat)
-    if flat and not (g.is_Atom or partial.is_Atom):
-        return sp.Mul._from_args((g, partial), is_commutative=True)
+    if flat:
+        # unevaluated: the factors stay apart (x*x**-1 is not 1); only exact fractions merge
+        (c, g), (d, partial) = _rational_part(g), _rational_part(partial)
+        product = g * partial if g.is_Atom or partial.is_Atom else sp.Mul._from_args((g, partial), is_commutative=True)
+        return scale(sp.Rational(c.p * d.p, c.q * d.q), product)
     return g * partial
+
+
+def _rational_part(expr: sp.Expr) -> tuple:
+    """``(r, rest)`` with ``expr == r*rest`` for a product led by a fraction, else ``(1, expr)``."""
+    if expr.is_Mul and expr.args[0].is_Rational:
+        rest = expr.args[1:]
+        return expr.args[0], rest[0] if len(rest) == 1 else sp.Mul._from_args(rest, is_commutative=True)
+    return sp.S.One, expr
 
 
 def _select_times(g: sp.Expr, selector: sp.Expr, flat: bool) -> sp.Expr:
@@ -456,9 +484,10 @@ def vjp_expr(y: Any, x: Any, g: Any) -> sp.Expr:
     return exact(out, shape_of(x)) if shape_of(x) else out
 
 
-def jvp_expr(y: Any, x: Any, v: Any) -> sp.Expr:
+def jvp_expr(y: Any, x: Any, v: Any, *, as_recorded: bool = False) -> sp.Expr:
     """The Jacobian-vector product ``(dy/dx) v`` in closed form (shape of ``y``), as the
-    transpose of the (linear) VJP: ``d/dg <vjp(g), v>``.
+    transpose of the (linear) VJP: ``d/dg <vjp(g), v>`` (``as_recorded``: see
+    :func:`adjoints`).
 
     >>> from symgrad.symbolic.symbols import ArrayVar
     >>> x, v = ArrayVar("x", (3,)), ArrayVar("v", (3,))
@@ -469,9 +498,10 @@ def jvp_expr(y: Any, x: Any, v: Any) -> sp.Expr:
 
     (y, (x,)), v = _resolve(y, [x]), as_expr(v)
     seed = ArrayVar("_jvp_seed", shape_of(y), "float64")
-    (vjp_out,) = adjoints([(y, seed)], [x])
-    inner = Sum.of(exact(vjp_out, shape_of(x)) * v) if shape_of(x) or shape_of(v) else vjp_out * v
-    (out,) = adjoints([(inner, sp.S.One)], [seed])
+    (vjp_out,) = adjoints([(y, seed)], [x], as_recorded=as_recorded)
+    with evaluate(not as_recorded):
+        inner = Sum.of(exact(vjp_out, shape_of(x)) * v) if shape_of(x) or shape_of(v) else vjp_out * v
+    (out,) = adjoints([(inner, sp.S.One)], [seed], as_recorded=as_recorded)
     out = exact(out, shape_of(y)) if shape_of(y) else out
     if out.has(seed):  # pragma: no cover  (a VJP is linear in its seed)
         raise RuntimeError(f"internal error: the VJP of {y} is not linear in its upstream gradient")

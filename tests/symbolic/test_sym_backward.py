@@ -198,7 +198,7 @@ def test_closed_form_of_the_last_backward_is_readable():
         F.binary_cross_entropy_with_logits(t["x"] @ t["w"] + t["b"], t["y"]).backward()
     (compiled,) = last_compiled()
     assert compiled.outputs == ["grad_w", "grad_b"]
-    assert str(compiled.exprs["grad_w"]) == "x.T @ (-g*y/8 + g*sigmoid(b + x @ w)/8)"
+    assert str(compiled.exprs["grad_w"]) == "x.T @ (-g*y/8 + (g*sigmoid(b + x @ w))/8)"
 
 
 def _run_example(path: Path, engine: str, out_dir: Path, monkeypatch) -> str:
