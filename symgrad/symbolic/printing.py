@@ -9,6 +9,11 @@ cheap; it is off by default.
 :class:`ClosedForm` wraps an expression for display: ``str`` gives text, ``repr`` the
 pretty form, and ``_repr_latex_`` renders it in notebooks.
 
+Forms of any depth print completely (SymPy's printers recurse): text and LaTeX are
+printed bottom-up in pieces by SymPy's printers and spliced (:func:`deep_text`,
+:func:`deep_latex`); the pretty form names the pieces and defines each below the form
+(:func:`deep_pieces`), since 2-D pictures do not splice.
+
 :func:`per_element` is the *view* for small arrays: it evaluates an array-level form on
 arrays of scalar symbols (``w[0, 1]``), giving one scalar closed form per element.  The
 engine never computes with it.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from typing import Any, Iterator
 
 import numpy as np
@@ -24,6 +30,8 @@ import sympy as sp
 from sympy.core.function import Application
 from sympy.core.operations import AssocOp
 from sympy.core.relational import Relational
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
 
 from .reverse import as_expr
 from .structural import StructuralFunction, is_equal
@@ -63,26 +71,57 @@ def text(expr: Any, simplify: bool = False, max_length: int | None = None) -> st
     return shown if max_length is None else abbreviate(shown, max_length)
 
 
-def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True) -> str:
-    """SymPy's 2-D pretty form.
+def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_line: bool = True) -> str:
+    """SymPy's 2-D pretty form (with ``wrap_line``, lines wider than the terminal are
+    broken as SymPy breaks them).  A form too deep for SymPy's printer prints as its top
+    piece, naming the pieces below it, then one line (or block) per piece, top-down, each
+    naming the pieces below it in turn (see :func:`deep_pieces`)::
+
+        sin(sin(sin(sin(p₁))))
+        where  p₁ = sin(sin(sin(...(p₂)...)))
+               p₂ = sin(sin(sin(...(x)...)))
 
     >>> print(pretty(sp.Symbol("x") ** 2 / 2))
      2
     x
     ──
     2
+    >>> chain = sp.Symbol("x")
+    >>> for _ in range(50):
+    ...     chain = sp.sin(chain)
+    >>> shown = pretty(chain)
+    >>> shown.splitlines()[0], shown.count("where  p₁ = sin(sin("), shown.count("       p₂ = sin(sin(")
+    ('sin(sin(sin(sin(p₁))))', 1, 1)
     """
-    return sp.pretty(tidy(expr) if simplify else expr, use_unicode=use_unicode)
+    from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
+    from sympy.printing.pretty.stringpict import prettyForm, stringPict
+
+    form = tidy(expr) if simplify else expr
+    top, definitions = deep_pieces(form) if isinstance(form, sp.Basic) else (form, [])
+    if not definitions:
+        return sp.pretty(top, use_unicode=use_unicode, wrap_line=wrap_line)
+    printer = PrettyPrinter({"use_unicode": use_unicode, "wrap_line": wrap_line})
+    unicode_was = pretty_use_unicode(printer._settings["use_unicode"])  # as sympy.pretty does
+    try:
+        blocks = [printer.doprint(top)]
+        for k, (name, piece) in enumerate(definitions):
+            label = prettyForm("where  " if k == 0 else " " * 7)
+            line = prettyForm(*stringPict.next(label, printer._print(name), " = ", printer._print(piece)))
+            blocks.append(line.render(**printer._settings))
+    finally:
+        pretty_use_unicode(unicode_was)
+    return "\n".join(blocks)
 
 
 def latex(expr: Any, simplify: bool = False) -> str:
-    """LaTeX source.
+    """LaTeX source, complete however deep the form is (see :func:`deep_latex`).
 
     >>> from symgrad.symbolic.stable import sigmoid
     >>> latex(sigmoid(sp.Symbol("z")))
     '\\\\sigma\\\\left(z\\\\right)'
     """
-    return sp.latex(tidy(expr) if simplify else expr)
+    form = tidy(expr) if simplify else expr
+    return deep_latex(form) if isinstance(form, sp.Basic) else sp.latex(form)
 
 
 class ClosedForm:
@@ -117,13 +156,22 @@ class ClosedForm:
         return per_element(self.expr)
 
 
-# ============================================================================ deep text
+# ============================================================================ deep forms
 PRINT_DEPTH = 24
-"""Levels of a tree that SymPy's (recursive) printer prints at a time; deeper forms are
+"""Levels of a tree that SymPy's (recursive) printers print at a time; deeper forms are
 printed in pieces of at most this depth."""
 
 REPR_LENGTH = 1_000
 """Characters of an abbreviated ``repr`` (``text()`` and ``str()`` stay complete)."""
+
+KEY_DEPTH = 60
+"""Levels of nested tuples of a subtree's sort key that its stand-in keeps: SymPy orders
+the terms of a sum and the factors of a product by comparing such keys, and compares
+two subtrees like their stand-ins unless their keys agree so far."""
+
+REAL_ENDS = 16
+"""Characters of a piece's own text that its marker keeps at each end, so that a printer
+looking at an operand's text (a leading minus sign, two numbers side by side) sees them."""
 
 
 def abbreviate(shown: str, max_length: int) -> str:
@@ -160,24 +208,142 @@ def abbreviate(shown: str, max_length: int) -> str:
 
 
 class _Piece(ArrayVar):
-    """Stands for a subtree printed already: prints as a marker that the final text
-    replaces with the subtree's text; its shape and precedence are the subtree's, so
-    SymPy's printer treats it like the subtree (parentheses, ``.T``) without looking inside."""
+    """Stands for a subtree printed already, one *piece* of a deep form: prints as a marker
+    that the final text replaces with the piece's text, and answers what a printer asks
+    about an operand (its precedence, whether a minus sign can be taken out, its negation,
+    the LaTeX of a function raised to a power) by asking the piece (the subtree's top
+    levels, with stand-ins further down), so SymPy's printer treats it like the subtree
+    without looking deeper."""
+
+    is_Symbol = False  # a subtree, not a name (SymPy's printers and assumptions ask)
 
     def _sympystr(self, printer) -> str:
         return self.shown
 
-    def _sympyrepr(self, printer) -> str:
-        return self.shown
+    _sympyrepr = _sympystr
+
+    def _latex(self, printer, exp=None) -> str:
+        return self.shown if exp is None else printer._print(self.piece, exp=exp)
+
+    def could_extract_minus_sign(self) -> bool:
+        return self.piece.could_extract_minus_sign()
+
+    def sort_key(self, order=None):
+        return self.key
+
+    def __neg__(self) -> sp.Expr:
+        if self.negated is None:
+            self.negated = self.printing.stand_in(-self.piece, self.array_shape)
+            if isinstance(self.negated, _Piece) and self.negated.negated is None:
+                self.negated.negated = self
+        return self.negated
+
+
+class _FunctionPiece(_Piece):
+    """The stand-in of a function call (a power of it prints as ``\\sin^{2}`` in LaTeX)."""
+
+    is_Function = True
+
+
+class _DeepPrinting:
+    """One printing of a deep form by ``printer``: every piece is printed once, bottom-up,
+    its text kept under a numbered marker that the stand-ins print; ``precedence_of(piece,
+    shown)`` is the precedence a stand-in gives the printer."""
+
+    def __init__(self, printer, precedence_of) -> None:
+        self.printer, self.precedence_of = printer, precedence_of
+        self.token = f"\x00{os.urandom(8).hex()}:"  # no name can contain it by chance
+        self.bodies: list[str] = []
+        self.stand_ins: list[_Piece] = []
+
+    def doprint(self, expr: sp.Basic) -> str:
+        try:
+            top = _split(expr, _cut_points(expr), lambda piece, node, _: self.stand_in(piece, shape_of(node)))
+            return _expand(self.printer.doprint(top), self.bodies, self.token)
+        finally:  # SymPy's caches may keep stand-ins; they must not keep the form
+            for stand_in in self.stand_ins:
+                stand_in.piece = stand_in.printing = stand_in.negated = None
+
+    def stand_in(self, piece: sp.Expr, shape) -> sp.Expr:
+        """A stand-in for ``piece`` (printed now); its marker keeps the piece's first and
+        last :data:`REAL_ENDS` characters, between markers of the pieces below, except a
+        sum's leading minus sign (SymPy's text printer takes it for the sign of the term)."""
+        if isinstance(piece, _Piece):
+            return piece
+        shown = self.printer.doprint(piece)
+        first, last = shown.find(self.token), shown.rfind(self.token)
+        head = "" if piece.is_Add else shown[:min(REAL_ENDS, len(shown) if first < 0 else first)]
+        tail_from = max(len(head), len(shown) - REAL_ENDS,
+                        0 if last < 0 else shown.index("\x00", last + len(self.token)) + 1)
+        self.bodies.append(shown[len(head):tail_from])
+        stand_in = (_FunctionPiece if piece.is_Function else _Piece)(f"_piece{next(_PIECES)}", shape)
+        stand_in.shown = f"{head}{self.token}{len(self.bodies) - 1}\x00{shown[tail_from:]}"
+        stand_in.precedence = self.precedence_of(piece, shown)
+        stand_in.piece, stand_in.printing, stand_in.negated = piece, self, None
+        stand_in.key = _truncated(piece.sort_key(), KEY_DEPTH)
+        self.stand_ins.append(stand_in)
+        return stand_in
+
+
+def _truncated(key, depth: int):
+    """A sort key (nested tuples) with the tuples ``depth`` levels down emptied."""
+    if not isinstance(key, tuple):
+        return key
+    return () if depth == 0 else tuple(_truncated(k, depth - 1) for k in key)
+
+
+class _Name(ArrayVar):
+    """The name of a piece of a deep form in its printed definition (``p_1``)."""
+
+
+def deep_pieces(expr: sp.Basic) -> tuple[sp.Basic, list[tuple[sp.Symbol, sp.Basic]]]:
+    """``expr`` in pieces that SymPy's printers can print whole: its top piece, and the
+    definitions ``(name, piece)`` of the names in it, top-down, each piece naming the
+    pieces below it in turn (pieces as :func:`deep_text` cuts them).  The names are
+    ``p_1, p_2, ...`` (``q_1, ...`` if the form has a symbol that prints like those);
+    a form SymPy can print whole is its own top piece, with no definitions.
+
+    >>> x = sp.Symbol("x")
+    >>> chain = x
+    >>> for _ in range(50):
+    ...     chain = sp.sin(chain)
+    >>> top, definitions = deep_pieces(chain)
+    >>> top, [(name, str(piece).count("sin")) for name, piece in definitions]
+    (sin(sin(sin(sin(p_1)))), [(p_1, 23), (p_2, 23)])
+    >>> deep_pieces(sp.sin(x))
+    (sin(x), [])
+    """
+    cuts = _cut_points(expr)
+    count = len(cuts) - (1 if cuts and cuts[-1] is expr else 0)
+    letter = _free_letter(expr)
+    definitions: list = [None] * count
+
+    def name(piece: sp.Expr, node: sp.Expr, k: int) -> _Name:
+        stand_in = _Name(f"{letter}_{count - k}", shape_of(node))
+        definitions[count - k - 1] = (stand_in, piece)
+        return stand_in
+
+    return _split(expr, cuts, name), definitions
+
+
+def _free_letter(expr: sp.Basic) -> str:
+    """A letter ``L`` such that no symbol of ``expr`` prints like ``L_1`` (SymPy prints
+    ``p1``, ``p_1`` and ``p₁`` alike)."""
+    names = {node.name for node in postorder([expr]) if isinstance(node, sp.Symbol)}
+    letters = itertools.chain("pqrsuvw", (f"p{chr(0x2032) * n}" for n in itertools.count(1)))  # then p′, p″...
+    return next(letter for letter in letters if not any(
+        re.fullmatch(re.escape(letter) + r"_?([0-9]+|[\u2080-\u2089]+)", name) for name in names))
 
 
 def deep_text(expr: sp.Basic) -> str:
     """The text SymPy's printer gives, for trees of any depth: printed bottom-up in pieces
     of :data:`PRINT_DEPTH` levels or so, each by SymPy's printer, the pieces below standing
     in for their subtrees (SymPy's own printer recurses, and orders the terms of a sum by
-    comparing whole subtrees).  Where a piece ends, a sum orders its terms with the piece
-    standing in for the subtree, and a long run of products keeps its parentheses: the
-    text can differ from SymPy's there, never in what it means.
+    comparing whole subtrees).  A stand-in answers the printer's questions about its
+    subtree (precedence, sign, negation, sort key) from the piece.  Where SymPy would look
+    further down -- comparing two subtrees that agree for :data:`KEY_DEPTH` key levels,
+    multiplying the numbers of a long run of products, collecting the terms of a sum it
+    negates -- the text can differ from SymPy's, never in what it means.
 
     >>> x = sp.Symbol("x")
     >>> chain = x
@@ -189,26 +355,63 @@ def deep_text(expr: sp.Basic) -> str:
     >>> deep_text(sp.sin(x) + 1) == str(sp.sin(x) + 1)
     True
     """
-    from sympy.printing.str import StrPrinter
+    return _DeepPrinting(StrPrinter(), _precedence_of).doprint(expr)
 
-    cuts = _cut_points(expr)
-    if not cuts:
-        return StrPrinter().doprint(expr)
-    token = f"\x00{os.urandom(8).hex()}:"  # no name can contain it by chance
-    pieces: list[str] = []
-    stand_ins: dict = {}  # id(original node) -> its _Piece
-    rebuilt: dict = {}
-    for node in cuts:
-        shown = StrPrinter().doprint(_with_stand_ins(node, stand_ins, rebuilt))
-        sign = "-" if shown.startswith("-") and not node.is_Add else ""  # SymPy turns "+ -a" into "- a"
-        pieces.append(shown[len(sign):])
-        stand_in = _Piece(f"_piece{next(_PIECES)}", shape_of(node))
-        stand_in.shown = f"{sign}{token}{len(pieces) - 1}\x00"
-        stand_in.precedence = _precedence_of(node, shown)
-        stand_ins[id(node)] = stand_in
-    top = stand_ins[id(expr)].shown if id(expr) in stand_ins else StrPrinter().doprint(
-        _with_stand_ins(expr, stand_ins, rebuilt))
-    return _expand(top, pieces, token)
+
+def deep_latex(expr: sp.Basic) -> str:
+    """The LaTeX SymPy's printer gives, for trees of any depth, printed in pieces as
+    :func:`deep_text` prints text; a stand-in also answers the LaTeX printer's questions
+    about brackets (and a function's power) as its subtree would.  Where SymPy would look
+    further down (as for text, and where it prints a product that is a numerator, a
+    denominator or what is left after its minus sign factor by factor), the LaTeX can
+    differ from SymPy's, never in what it means.
+
+    >>> x = sp.Symbol("x")
+    >>> chain = x
+    >>> for _ in range(3000):
+    ...     chain = sp.Mul(2, sp.Add(chain, 1, evaluate=False), evaluate=False)
+    >>> shown = deep_latex(chain)
+    >>> shown.count("2 \\\\left("), shown[:18], shown[-22:]
+    (3000, '2 \\\\left(2 \\\\left(2 ', ' + 1\\\\right) + 1\\\\right)')
+    >>> deep_latex(sp.sin(x) ** 2 + 1) == sp.latex(sp.sin(x) ** 2 + 1)
+    True
+    """
+    from sympy.printing.precedence import precedence_traditional
+
+    return _DeepPrinting(_DeepLatexPrinter(), lambda piece, shown: precedence_traditional(piece)).doprint(expr)
+
+
+class _DeepLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX printer, asking whether an operand needs brackets of the piece its
+    stand-in stands for."""
+
+    def _needs_brackets(self, expr) -> bool:
+        return super()._needs_brackets(_piece_of(expr))
+
+    def _needs_function_brackets(self, expr) -> bool:
+        return super()._needs_function_brackets(_piece_of(expr))
+
+    def _needs_mul_brackets(self, expr, first=False, last=False) -> bool:
+        return super()._needs_mul_brackets(_piece_of(expr), first=first, last=last)
+
+    def _needs_add_brackets(self, expr) -> bool:
+        return super()._needs_add_brackets(_piece_of(expr))
+
+    def _print_Mul(self, expr) -> str:
+        """As SymPy's, where a product whose minus sign SymPy takes out leaves a sum's
+        stand-in (SymPy then prints ``- (a + b)``, asking the rest whether it is a sum)."""
+        args = expr.args
+        evaluated = isinstance(expr, sp.Mul) and not (
+            args[0] is sp.S.One or any(isinstance(a, sp.Number) for a in args[1:]))  # SymPy prints those factor by factor
+        if evaluated and expr.could_extract_minus_sign():
+            rest = -expr
+            if isinstance(rest, _Piece) and rest.piece.is_Add:
+                return "- (%s)" % self._print(rest)
+        return super()._print_Mul(expr)
+
+
+def _piece_of(expr: sp.Basic) -> sp.Basic:
+    return expr.piece if isinstance(expr, _Piece) else expr
 
 
 _PIECES = itertools.count()
@@ -245,6 +448,19 @@ def _cut_points(expr: sp.Basic) -> list:
             levels = 1
         height[key] = levels
     return cuts
+
+
+def _split(expr: sp.Basic, cuts: list, stand_in_for) -> sp.Basic:
+    """The top piece of ``expr``: ``expr`` with every node of ``cuts`` (in postorder, see
+    :func:`_cut_points`) but ``expr`` itself replaced by ``stand_in_for(piece, node, k)``,
+    bottom-up, where ``piece`` is the ``k``-th cut node with the cut nodes below it replaced
+    in turn."""
+    stand_ins: dict = {}  # id(original node) -> its stand-in
+    rebuilt: dict = {}
+    for k, node in enumerate(cuts):
+        if node is not expr:
+            stand_ins[id(node)] = stand_in_for(_with_stand_ins(node, stand_ins, rebuilt), node, k)
+    return _with_stand_ins(expr, stand_ins, rebuilt)
 
 
 def _with_stand_ins(node: sp.Basic, stand_ins: dict, rebuilt: dict) -> sp.Basic:

@@ -10,6 +10,7 @@ theirs in the suite's figures.
 from __future__ import annotations
 
 import gc
+import re
 import time
 
 import numpy as np
@@ -169,24 +170,52 @@ def test_text_of_a_deep_closed_form_is_complete():
     assert str(y.expr) == full and len(repr(y.expr)) <= 2_000 < len(full)
 
 
-DEEP_PRINTING_GAPS = [  # (id, printer, closed form of the chain): SymPy's own recursive printers
+def test_latex_and_pretty_of_a_deep_closed_form_are_complete():
+    """LaTeX is spliced from pieces; pretty names the pieces (``p₁``) and defines each once."""
+    from symgrad.symbolic import latex, pretty
+
+    n = GROWTH_SIZES[0]
+    _, y, _ = chain(n)
+    tex = latex(y.expr)
+    assert tex.count("1.0001") == n // 2 and tex.count(" + 0.001") == n // 2
+    assert tex.count(r"\left(") == tex.count(r"\right)") >= n // 2
+    shown = pretty(y.expr, wrap_line=False)
+    lines = shown.splitlines()
+    assert shown.count("1.0001") == n // 2 and shown.count(" + 0.001") == n // 2
+    names = [line.split(" = ")[0].split()[-1] for line in lines[1:]]
+    assert lines[1].startswith("where  p₁ = ") and names == [f"p{_subscript(k)}" for k in range(1, len(lines))]
+    assert all(len(re.findall(name + "(?![₀-₉])", shown)) == 2 for name in names)  # named once, defined once
+
+
+def _subscript(k: int) -> str:
+    return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
+
+@pytest.mark.parametrize("printer", ["text", "latex", "pretty"])
+def test_printing_a_deep_closed_form_does_linear_work(printer, work_counter):
+    from symgrad.symbolic import latex, pretty, text
+
+    shown = {"text": text, "latex": latex, "pretty": pretty}[printer]
+    shown(chain(300)[1].expr)  # warm up imports and SymPy's caches
+    forms = [chain(n)[1].expr for n in GROWTH_SIZES]
+    calls = tuple(work_counter.count(lambda form=form: shown(form))[0] for form in forms)
+    work_counter.linear(f"{printer}() of a deep closed form", GROWTH_SIZES, calls)
+
+
+DEEP_PRINTING_GAPS = [  # (id, printer, closed form of the chain): SymPy's own recursive printer
     ("str-of-an-elementwise-top", "str", lambda y: y.expr.args[0]),
     ("repr-of-an-elementwise-top", "repr", lambda y: y.expr.args[0]),
-    ("pretty", "pretty", lambda y: y.expr),
-    ("latex", "latex", lambda y: y.expr),
 ]
 
 
 @pytest.mark.parametrize("printer, form", [c[1:] for c in DEEP_PRINTING_GAPS], ids=[c[0] for c in DEEP_PRINTING_GAPS])
 @pytest.mark.xfail(strict=True, raises=RecursionError, reason=(
-    "symbolic printing: only text() and the str/repr of a form whose outermost op is symgrad's (sum, "
-    "mean, matmul, ...) print deep forms in pieces; str/repr of a form whose outermost node is SymPy's "
-    "(Add, Mul, sin) and pretty()/latex() of any deep form use SymPy's recursive printers"))
+    "symbolic printing: text(), pretty(), latex() and the str/repr of a form whose outermost op is symgrad's "
+    "(sum, mean, matmul, ...) print deep forms in pieces; str/repr of a form whose outermost node is SymPy's "
+    "(Add, Mul, sin) are SymPy's own (t.expr is a plain SymPy expression) and recurse"))
 def test_other_printers_of_a_deep_closed_form(printer, form):
-    from symgrad.symbolic import latex, pretty
-
     _, y, _ = chain(GROWTH_SIZES[0])
-    {"str": str, "repr": repr, "pretty": pretty, "latex": latex}[printer](form(y))
+    {"str": str, "repr": repr}[printer](form(y))
 
 
 def test_repr_of_a_long_closed_form_is_abbreviated_and_text_is_complete():
