@@ -71,7 +71,7 @@ def _topological(roots: Iterable[sp.Basic]) -> tuple[list, dict]:
     return order, kids
 
 
-def _local_partials(node: sp.Basic, children: Sequence[sp.Basic]) -> list:
+def _local_partials(node: sp.Basic, children: Sequence[sp.Basic], as_recorded: bool = False) -> list:
     """``d node / d child`` for each child, by SymPy's ``diff`` on fresh real symbols.
 
     The derivative is taken of a *template* -- the node with its operands replaced by
@@ -86,7 +86,9 @@ def _local_partials(node: sp.Basic, children: Sequence[sp.Basic]) -> list:
         base, expo = node.args
         if expo.is_Number:
             return [_ZERO if expo.is_zero else _times(expo, _power(base, _minus_one(expo))), _ZERO]
-        return _pow_partials(node, base, expo)
+        if as_recorded:
+            return _pow_partials(node, base, expo)
+        return [_times(expo, _power(base, expo - 1)), _times(node, sp.log(base))]
     if isinstance(node, NOT_DIFFERENTIABLE):
         return [_ZERO] * len(children)
     us = dummies(len(children))
@@ -131,10 +133,11 @@ def _template_partials(node: sp.Basic, local: sp.Expr, us: Sequence[sp.Symbol]) 
 
 
 def _pow_partials(node: sp.Pow, base: sp.Expr, expo: sp.Expr) -> list:
-    """``d/da`` and ``d/db`` of ``a**b`` for a non-constant ``b``, by PyTorch's rule: 0
-    where ``b == 0`` (not ``0 * a**-1``, NaN or inf at ``a = 0``), and 0 where ``a == 0``
-    and ``b >= 0`` (not ``a**b * log(a)``, NaN at ``a = 0``).  Both are selections, so an
-    inf or NaN upstream gradient gives an exact 0 there too.
+    """``d/da`` and ``d/db`` of ``a**b`` for a non-constant ``b`` as the engines compute
+    them, by PyTorch's rule: 0 where ``b == 0`` (not ``0 * a**-1``, NaN or inf at
+    ``a = 0``), and 0 where ``a == 0`` and ``b >= 0`` (not ``a**b * log(a)``, NaN at
+    ``a = 0``).  Both are selections, so an inf or NaN upstream gradient gives an exact 0
+    there too.  Printed derivatives keep the plain rules (``b*a**(b - 1)``, ``a**b*log(a)``).
 
     >>> a, b = sp.symbols("a b", real=True)
     >>> _pow_partials(a ** b, a, b)
@@ -207,10 +210,10 @@ def _adjoints(seeds, wrt, scalar_outputs: bool = False, as_recorded: bool = Fals
         depth[node] = 1 + max((depth[c] for c in kids[node]), default=-1)
     flat = as_recorded or max(depth.values(), default=0) > DEEP
     with evaluate(not flat):
-        return _pass(seeds, wrt, order, kids, flat, scalar_outputs)
+        return _pass(seeds, wrt, order, kids, flat, scalar_outputs, as_recorded)
 
 
-def _pass(seeds, wrt, order, kids, flat: bool, scalar_outputs: bool) -> list:
+def _pass(seeds, wrt, order, kids, flat: bool, scalar_outputs: bool, as_recorded: bool) -> list:
     targets = set(wrt)
     arrays = any(isinstance(node, (ArrayVar, StructuralFunction)) for node in order)
     if scalar_outputs and arrays:
@@ -247,7 +250,7 @@ def _pass(seeds, wrt, order, kids, flat: bool, scalar_outputs: bool) -> list:
                 _push(pending, children[i], contribution)
             continue
         live = [c in depends for c in children]
-        partials = _local_partials(node, children) if any(live) else []
+        partials = _local_partials(node, children, as_recorded) if any(live) else []
         for child, is_live, partial in zip(children, live, partials):
             if is_live and not _is_zero(partial):
                 contribution = _times(g, partial, flat)
