@@ -268,17 +268,19 @@ re-sorting (``Mul``/``Add`` built from their arguments as they are)."""
 
 
 def _times(g: sp.Expr, partial: sp.Expr, flat: bool = False) -> sp.Expr:
-    """``g * partial``; a number never gets distributed over a sum, and a ``where``
-    (or maximum's tie step) takes ``g`` into its branches: ``where(c, 1, 0)`` gives
-    ``where(c, g, 0)``, so no 0/1 array is made, the dtype of ``g`` is kept, and an inf
-    or NaN ``g`` gives an exact 0 where it is not selected (PyTorch's rule)."""
+    """``g * partial``; a number never gets distributed over a sum, and a selector
+    ``where(c, 1, 0)`` takes ``g`` into its branches: ``where(c, g, 0)``, so no 0/1 array
+    is made and the dtype of ``g`` is kept.  Unevaluated (``flat``: the forms the engines
+    compute), any ``where`` and maximum's tie step take ``g`` in, so an inf or NaN ``g``
+    gives an exact 0 where it is not selected (PyTorch's rule); a printed form keeps
+    ``g*where(c, a, b)`` and ``g*tie_step(a, b)``, which are shorter."""
     if g.is_Number:
         return scale(g, partial)
     if partial.is_Number:
         return scale(partial, g)
-    if isinstance(partial, TieStep):
+    if flat and isinstance(partial, TieStep):
         partial = partial.as_select()
-    if isinstance(partial, Select):
+    if isinstance(partial, Select) and (flat or _numeric_select(partial)):
         return _select_times(g, partial, flat)
     if flat:
         # unevaluated: the factors stay apart (x*x**-1 is not 1); only exact fractions merge
@@ -286,6 +288,18 @@ def _times(g: sp.Expr, partial: sp.Expr, flat: bool = False) -> sp.Expr:
         product = g * partial if g.is_Atom or partial.is_Atom else sp.Mul._from_args((g, partial), is_commutative=True)
         return scale(sp.Rational(c.p * d.p, c.q * d.q), product)
     return g * partial
+
+
+def _numeric_select(expr: sp.Expr) -> bool:
+    """A ``where`` whose branches are numbers or such ``where``s (a selector)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Select):
+            stack.extend(node.args[1:])
+        elif not node.is_Number:
+            return False
+    return True
 
 
 def _rational_part(expr: sp.Expr) -> tuple:
