@@ -247,6 +247,17 @@ def test_nonfinite_upstream_gradients_select_as_torch_does(engine, program, figu
     figures.add("non-finite upstream gradients (program x engine)", 1)
 
 
+def test_exponent_gradient_at_a_zero_base_selects_the_upstream_gradient(engine):
+    """``d/db 0**b`` is 0 for ``b >= 0``: symgrad selects it, so an inf or NaN upstream
+    gradient gives an exact 0 there (PyTorch multiplies g by that 0 and gives NaN); for
+    ``b < 0`` it is ``g * inf * log(0)``, as NumPy's chain rule computes it."""
+    with np.errstate(all="ignore"):
+        x = symgrad.tensor(UPSTREAM_X, requires_grad=True)
+        (symgrad.tensor(np.zeros(len(UPSTREAM_X))) ** x).backward(symgrad.tensor(UPSTREAM_G))
+        expected = np.where(UPSTREAM_X >= 0, 0.0, UPSTREAM_G * 0.0 ** UPSTREAM_X * np.log(0.0))
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
 # The chain rule multiplies the numbers of a product's adjoint into one coefficient,
 # exactly; one beyond float64 (x*1e308*10 -> 1e309, x*1e-200*1e-200 -> 1e-400) would print
 # as inf or 0, where NumPy, op by op, gives other numbers (1e-400*x is 0 for x = 1e300,
