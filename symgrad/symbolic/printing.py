@@ -12,7 +12,10 @@ pretty form, and ``_repr_latex_`` renders it in notebooks.
 Forms of any depth print completely (SymPy's printers recurse): text and LaTeX are
 printed bottom-up in pieces by SymPy's printers and spliced (:func:`deep_text`,
 :func:`deep_latex`); the pretty form names the pieces and defines each below the form
-(:func:`deep_pieces`), since 2-D pictures do not splice.
+(:func:`deep_pieces`), since 2-D pictures do not splice.  Python's ``str``, ``repr`` and
+the notebook LaTeX of *any* SymPy expression, whose methods are SymPy's, fall back on
+these where SymPy's printer runs out of depth (see
+:func:`_print_every_sympy_form_at_any_depth`, run when this module loads).
 
 :func:`per_element` is the *view* for small arrays: it evaluates an array-level form on
 arrays of scalar symbols (``w[0, 1]``), giving one scalar closed form per element.  The
@@ -20,6 +23,7 @@ engine never computes with it.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -519,6 +523,63 @@ def _segments(shown: str, token: str) -> Iterator[str | int]:
         index, _, rest = part.partition("\x00")
         yield int(index)
         yield rest
+
+
+# ============================================================================ str and repr of any SymPy form
+def _printing_at_any_depth(sympy_method, fallback):
+    """``sympy_method`` (a printing method of SymPy's ``Printable``), unchanged wherever it
+    returns; where it raises :class:`RecursionError` on an expression (a tree too deep for
+    SymPy's recursive printer), ``fallback(expr)`` instead.  A recursion that is not about
+    depth recurses again in the fallback and raises."""
+
+    @functools.wraps(sympy_method)
+    def method(self):
+        try:
+            return sympy_method(self)
+        except RecursionError:
+            if not isinstance(self, sp.Basic):  # a mutable matrix: no tree to print in pieces
+                raise
+        return fallback(self)
+
+    method.prints_at_any_depth = True
+    return method
+
+
+def _print_every_sympy_form_at_any_depth() -> None:
+    """Let ``str``, ``repr`` and the notebook LaTeX (``_repr_latex_``) of every SymPy
+    expression print however deep it is, once per program.
+
+    ``t.expr`` is a plain SymPy expression, and so is every node in it, so Python's
+    ``str``/``repr`` go straight to SymPy's ``Printable`` methods -- the hooks SymPy's own
+    ``init_printing`` overwrites.  Each is wrapped: SymPy's method runs first and its text
+    is the answer whenever it returns; only where it raises ``RecursionError`` does the
+    form print in pieces: ``str`` completely (:func:`deep_text`, the text SymPy's printer
+    gives with a deep enough stack), ``repr`` abbreviated past :data:`REPR_LENGTH`
+    characters as symgrad's own forms are, ``_repr_latex_`` by :func:`deep_latex`.
+
+    >>> chain = sp.Symbol("x")
+    >>> for _ in range(3000):
+    ...     chain = sp.Add(sp.sin(chain, evaluate=False), 1, evaluate=False)
+    >>> shown = str(chain)
+    >>> shown.count("sin("), shown[:16], len(repr(chain)) <= REPR_LENGTH < len(shown)
+    (3000, 'sin(sin(sin(sin(', True)
+    >>> str(sp.sin(sp.Symbol("x")) + 1)  # what SymPy prints, wherever it can
+    'sin(x) + 1'
+    """
+    from sympy.printing.defaults import Printable
+
+    fallbacks = {
+        "__str__": deep_text,
+        "__repr__": lambda expr: text(expr, max_length=REPR_LENGTH),
+        "_repr_latex_": lambda expr: f"$\\displaystyle {deep_latex(expr)}$",
+    }
+    for name, fallback in fallbacks.items():
+        current = getattr(Printable, name)
+        if not getattr(current, "prints_at_any_depth", False):
+            setattr(Printable, name, _printing_at_any_depth(current, fallback))
+
+
+_print_every_sympy_form_at_any_depth()
 
 
 # ============================================================================ per-element view

@@ -158,11 +158,6 @@ class StructuralFunction(sp.Function):
         parts += [f"{k}={v!r}" for k, v in self.attrs.items()]
         return f"{type(self).__name__}.of({', '.join(parts)})"
 
-    def __str__(self) -> str:  # complete at any depth (SymPy's printer recurses)
-        from .printing import text  # (printing imports this module)
-
-        return text(self)
-
     def __repr__(self) -> str:  # long forms abbreviated; str() and text() give them whole
         from .printing import REPR_LENGTH, text
 

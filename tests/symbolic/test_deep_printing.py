@@ -1,4 +1,5 @@
-"""LaTeX and pretty printing of closed forms too deep for SymPy's (recursive) printers.
+"""LaTeX and pretty printing of closed forms too deep for SymPy's (recursive) printers,
+and SymPy's own ``str``/``repr``, which symgrad wraps to print such forms in pieces.
 
 Cut into pieces of 5 levels (not 24), forms 40 levels deep are printed in pieces while
 SymPy's own printers can still print them whole, so SymPy is the reference: the spliced
@@ -349,6 +350,38 @@ def test_pretty_of_a_deep_form_is_its_pieces_pretty_printed_and_named(kinds, use
 def test_pretty_and_latex_of_a_shallow_form_are_sympys(form):
     assert pretty(form) == sp.pretty(form) and latex(form) == sp.latex(form)
     assert printing.deep_pieces(form) == (form, [])
+
+
+@pytest.mark.parametrize("form", [X ** 2 / 2, sp.sin(X) + Y, -X - Y, Matmul.of(Transpose.of(A, dim0=0, dim1=1), XA - 1),
+                                  sp.Matrix([[X, Y]])], ids=["quotient", "sum", "negated-sum", "matmul", "matrix"])
+def test_str_repr_and_notebook_latex_of_a_shallow_form_are_sympys(form):
+    """symgrad's wrapping of SymPy's ``Printable`` changes nothing SymPy can print."""
+    from sympy.printing.str import sstr
+
+    assert str(form) == repr(form) == sstr(form, order=None)
+    assert form._repr_latex_() == f"$\\displaystyle {sp.latex(form, mode='plain')}$"
+
+
+class _PrintsItself(sp.Expr):
+    """An expression whose text is its own text: its printing never ends, at any depth."""
+
+    def _sympystr(self, printer) -> str:
+        return printer._print(self)
+
+
+@pytest.mark.parametrize("printer", [str, repr], ids=["str", "repr"])
+def test_a_recursion_that_is_not_about_depth_still_raises(printer):
+    with pytest.raises(RecursionError):
+        printer(_PrintsItself())
+
+
+def test_sympys_printing_is_wrapped_once():
+    from sympy.printing.defaults import Printable
+
+    wrapped = Printable.__str__, Printable.__repr__, Printable._repr_latex_
+    printing._print_every_sympy_form_at_any_depth()  # as a second import would
+    assert (Printable.__str__, Printable.__repr__, Printable._repr_latex_) == wrapped
+    assert all(method.prints_at_any_depth for method in wrapped)
 
 
 @pytest.mark.parametrize("taken, letter", [(["p_1"], "q"), (["p1", "q_2"], "r"), (["p₃"], "q"), (["p", "p_x"], "p")])
