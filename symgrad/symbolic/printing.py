@@ -31,15 +31,12 @@ from typing import Any, Iterator
 
 import numpy as np
 import sympy as sp
-from sympy.core.function import Application
-from sympy.core.operations import AssocOp
-from sympy.core.relational import Relational
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from .reverse import as_expr
 from .structural import StructuralFunction, is_equal
-from .symbols import ArrayVar, operands, postorder, shape_of, size_of
+from .symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
 
 __all__ = ["text", "pretty", "latex", "tidy", "ClosedForm", "per_element"]
 
@@ -419,8 +416,6 @@ def _piece_of(expr: sp.Basic) -> sp.Basic:
 
 
 _PIECES = itertools.count()
-_UNEVALUATED = (AssocOp, sp.Pow, Application, Relational)
-"""Node types whose constructors take ``evaluate=False``."""
 
 
 def _cut_points(expr: sp.Basic) -> list:
@@ -474,12 +469,7 @@ def _with_stand_ins(node: sp.Basic, stand_ins: dict, rebuilt: dict) -> sp.Basic:
     if done is not None:
         return done
     args = [stand_ins[id(a)] if id(a) in stand_ins else _with_stand_ins(a, stand_ins, rebuilt) for a in node.args]
-    if all(new is old for new, old in zip(args, node.args)):
-        out = node
-    elif isinstance(node, _UNEVALUATED):
-        out = node.func(*args, evaluate=False)
-    else:
-        out = node.func(*args)
+    out = node if all(new is old for new, old in zip(args, node.args)) else unevaluated(node, args)
     rebuilt[id(node)] = out
     return out
 

@@ -23,13 +23,16 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import Application
+from sympy.core.operations import AssocOp
+from sympy.core.relational import Relational
 
 from ..tape.structure import freeze as _freeze
 
 Shape = tuple[int, ...]
 
 __all__ = ["ArrayVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
-           "intern", "collection_paused"]
+           "intern", "unevaluated", "collection_paused"]
 
 
 class ArrayVar(sp.Symbol):
@@ -387,6 +390,28 @@ INTERN_LIMIT = 2_000_000
 do the caches keyed by expressions: see :func:`start_building`)."""
 
 
+_TAKE_EVALUATE = (AssocOp, sp.Pow, Application, Relational)
+"""SymPy's node types whose constructors take ``evaluate=False``."""
+
+
+def unevaluated(node: sp.Basic, args: Iterable) -> sp.Basic:
+    """A node of ``node``'s type over ``args``, built as given (evaluation would simplify,
+    distribute and reorder).  Types whose constructors take ``evaluate=False`` get it;
+    the rest are built under SymPy's global ``evaluate(False)``, which clears SymPy's
+    whole cache each time it switches, so it is the exception.
+
+    >>> x = sp.Symbol("x")
+    >>> unevaluated(x + 1, (x, x))
+    x + x
+    """
+    if isinstance(node, _TAKE_EVALUATE):
+        return node.func(*args, evaluate=False)
+    from sympy.core.parameters import evaluate
+
+    with evaluate(False):
+        return node.func(*args)
+
+
 def intern(expr: Any) -> Any:
     """The canonical object structurally equal to ``expr`` (hash-consing).
 
@@ -430,16 +455,11 @@ def _intern(expr: Any) -> Any:
             key = (type(node), tuple(map(id, canon)))
             found = _CANONICAL.get(key)
             if found is None:
-                if any(c is not a for c, a in zip(canon, args)):
-                    from sympy.core.parameters import evaluate
-
-                    with evaluate(False):
-                        node = node.func(*canon)
-                found = _CANONICAL[key] = node
-                known[id(node)] = node
+                found = unevaluated(node, canon) if any(c is not a for c, a in zip(canon, args)) else node
+                _CANONICAL[key] = known[id(found)] = found
                 # assumptions are computed lazily and recursively: ask the one every
                 # product asks while the arguments' answers are cached (O(1) here)
-                node.is_commutative
+                found.is_commutative
         else:
             key = ("atom", node)
             found = _CANONICAL.get(key)
