@@ -173,7 +173,9 @@ def pretty_call(printer, name: str, arrays, attrs: list[str]):
     for item in items[1:]:
         body = prettyForm(*stringPict.next(body, ", ", item))
     body = prettyForm(*body.parens())
-    return prettyForm(*stringPict.next(prettyForm(name), body), binding=prettyForm.FUNC)
+    call = prettyForm(*stringPict.next(prettyForm(name), body), binding=prettyForm.FUNC)
+    call.prettyFunc, call.prettyArgs = prettyForm(name), body  # a power prints as name²(...), as sin²(x)
+    return call
 
 
 def pretty_operand(printer, expr, level: int, strict: bool):
@@ -1034,7 +1036,7 @@ class Getitem(_Indexed):
         base = pretty_operand(printer, self.data[0], PRECEDENCE["Func"], strict=False)
         names = [str(a) for a in self.index_arrays]
         key = prettyForm("[" + _index_text(self.attrs["index"], names) + "]")
-        return prettyForm(*stringPict.next(base, key), binding=prettyForm.FUNC)
+        return prettyForm(*stringPict.next(base, key))  # binds as an atom: x[0]² needs no brackets
 
     @property
     def precedence(self) -> int:

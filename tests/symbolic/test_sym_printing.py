@@ -13,7 +13,8 @@ import symgrad
 import symgrad.nn.functional as F
 from symgrad.symbolic import (ArrayVar, ClosedForm, compile_exprs, diff, latex, per_element, pretty, tensor_graph,
                               text)
-from symgrad.symbolic.structural import Matmul, Sum, Transpose
+from symgrad.symbolic.elementwise import Maximum
+from symgrad.symbolic.structural import Matmul, Sum, Transpose, structural_class
 from symgrad.symbolic.symbols import postorder
 
 
@@ -56,6 +57,31 @@ def test_pretty_uses_operators_and_superscript_transpose():
     X, Y = ArrayVar("X", (3, 2)), ArrayVar("Y", (3, 1))
     shown = pretty(Matmul.of(Transpose.of(X, dim0=0, dim1=1), -Y + 1))
     assert shown.splitlines()[0].strip() == "T" and "X  @ (1 - Y)" in shown
+
+
+XV, YV = ArrayVar("x", (3,)), ArrayVar("y", (3,))
+LOOKALIKES = {  # symgrad's node -> a plain SymPy expression that prints alike
+    "structural-call": (Sum.of(XV), sp.Function("sum")(sp.Symbol("x"))),
+    "elementwise-call": (Maximum(XV, YV), sp.Function("maximum")(sp.Symbol("x"), sp.Symbol("y"))),
+    "index": (structural_class("getitem").of(XV, index=(0,)), sp.Symbol("x[0]")),
+}
+CONTEXTS = {
+    "square": lambda node: node ** 2,
+    "power-of-a-sum": lambda node: node ** (sp.Symbol("t") + 1),
+    "reciprocal": lambda node: 1 / node,
+    "negated-square": lambda node: -node ** 2,
+    "times-3-square": lambda node: 3 * node ** 2,
+}
+
+
+@pytest.mark.parametrize("context", CONTEXTS)
+@pytest.mark.parametrize("kind", LOOKALIKES)
+def test_pretty_powers_of_symgrads_nodes_print_as_sympys_do(kind, context):
+    """A call is raised to a power as SymPy raises ``sin``: ``sum²(x)`` (a power of one once
+    raised AttributeError), an index as a symbol: ``x[0]²``."""
+    node, lookalike = LOOKALIKES[kind]
+    shape = CONTEXTS[context]
+    assert pretty(shape(node)) == sp.pretty(shape(lookalike))
 
 
 def test_per_element_view_matches_the_array_form(rng):

@@ -113,7 +113,8 @@ def test_lambdify_matches_forward(case, rng):
     np.testing.assert_allclose(f(*arrays), expected, rtol=1e-12)
     compiled = compile_exprs(symbols, [node], cache=False)
     np.testing.assert_allclose(compiled(*arrays)[0], expected, rtol=1e-12)
-    assert str(node) and sp.latex(node) and sp.pretty(node)
+    for form in (node, node ** 2, -node ** 2, 1 / node):  # printers look into a power's base
+        assert str(form) and sp.latex(form) and sp.pretty(form)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[1][0]], ids=_ident)
