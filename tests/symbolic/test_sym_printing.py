@@ -16,6 +16,7 @@ from symgrad.symbolic import (ArrayVar, ClosedForm, compile_exprs, diff, latex, 
 from symgrad.symbolic.elementwise import Maximum
 from symgrad.symbolic.structural import Matmul, Sum, Transpose, structural_class
 from symgrad.symbolic.symbols import postorder
+from symgrad.testing import random_program
 
 
 def _tutorial():
@@ -82,6 +83,26 @@ def test_pretty_powers_of_symgrads_nodes_print_as_sympys_do(kind, context):
     node, lookalike = LOOKALIKES[kind]
     shape = CONTEXTS[context]
     assert pretty(shape(node)) == sp.pretty(shape(lookalike))
+
+
+def test_every_printer_prints_random_programs_and_their_gradients():
+    """The closed forms of seeded random programs over every op, and their gradients,
+    print in every printer: symgrad's, SymPy's own and the notebook's."""
+    rng = np.random.default_rng(20261206)
+    printers = {"repr": repr, "pretty": pretty, "latex": latex, "sympy.pretty": sp.pretty, "sympy.latex": sp.latex,
+                "notebook": lambda form: form._repr_latex_()}
+    for _ in range(300):
+        program = random_program(rng, max_steps=6)
+        tensors = program.tensors()
+        y = program(*tensors)
+        y = y if y.shape == () else y.sum()
+        for form in [y.expr, *diff(y, list(tensors))]:
+            assert str(form) == text(form)
+            for name, printer in printers.items():
+                try:
+                    assert printer(form)
+                except Exception as error:  # noqa: BLE001 (reported with the program)
+                    pytest.fail(f"{name} of {text(form)} raised {error!r}; the program:\n{program}")
 
 
 def test_per_element_view_matches_the_array_form(rng):
