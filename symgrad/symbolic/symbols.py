@@ -395,15 +395,28 @@ _TAKE_EVALUATE = (AssocOp, sp.Pow, Application, Relational)
 
 
 def unevaluated(node: sp.Basic, args: Iterable) -> sp.Basic:
-    """A node of ``node``'s type over ``args``, built as given (evaluation would simplify,
-    distribute and reorder).  Types whose constructors take ``evaluate=False`` get it;
-    the rest are built under SymPy's global ``evaluate(False)``, which clears SymPy's
-    whole cache each time it switches, so it is the exception.
+    """A node of ``node``'s type over ``args`` themselves, built as given (evaluation would
+    simplify, distribute and reorder).  Types whose constructors take ``evaluate=False``
+    get it; the rest are built under SymPy's global ``evaluate(False)``, which clears
+    SymPy's whole cache each time it switches, so it is the exception.  SymPy's cache
+    can answer with an equal node built earlier over *other* (equal) objects; then the
+    cache is cleared and the node built afresh, so the node's arguments are ``args``.
 
     >>> x = sp.Symbol("x")
     >>> unevaluated(x + 1, (x, x))
     x + x
     """
+    args = tuple(args)
+    built = _build_unevaluated(node, args)
+    if {id(a) for a in built.args} != {id(a) for a in args}:  # (Max and And order their arguments)
+        from sympy.core.cache import clear_cache
+
+        clear_cache()
+        built = _build_unevaluated(node, args)
+    return built
+
+
+def _build_unevaluated(node: sp.Basic, args: tuple) -> sp.Basic:
     if isinstance(node, _TAKE_EVALUATE):
         return node.func(*args, evaluate=False)
     from sympy.core.parameters import evaluate

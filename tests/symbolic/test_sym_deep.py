@@ -123,8 +123,27 @@ def test_interning_a_tree_over_new_leaves_equal_to_canonical_ones(monkeypatch):
     again = sp.symbols("leaf0:40", real=True)
     assert again[0] == first[0] and again[0] is not first[0]
     clears = []
-    monkeypatch.setattr(parameters, "clear_cache", lambda: clears.append(1))
+    monkeypatch.setattr(parameters, "clear_cache", lambda: clears.append(1))  # the global flag's switch
+    monkeypatch.setattr(sp.core.cache, "clear_cache", lambda: clears.append(1))
     canonical = intern(form(again))
     assert clears == []
     assert {id(leaf) for leaf in canonical.free_symbols} == {id(leaf) for leaf in first}
     assert intern(form(first)) is canonical and intern(form(again)) is canonical
+
+
+def test_unevaluated_builds_over_the_objects_given_even_past_an_equal_node_in_sympys_cache():
+    """SymPy's cache compares arguments by equality, so it can answer a build over one
+    symbol with an equal node over another equal symbol: a canonical node would then
+    hold a leaf that is not canonical."""
+    import sympy as sp
+
+    from symgrad.symbolic.symbols import intern, unevaluated
+
+    canonical = [intern(leaf) for leaf in sp.symbols("v0:2", real=True)]
+    sp.core.cache.clear_cache()
+    again = sp.symbols("v0:2", real=True)
+    users = sp.Add(sp.sin(again[0], evaluate=False), again[1], evaluate=False)  # now in SymPy's cache
+    inner = unevaluated(sp.sin(again[0]), (canonical[0],))
+    outer = unevaluated(users, (inner, canonical[1]))
+    assert inner.args[0] is canonical[0] and outer.args[0] is inner and outer.args[1] is canonical[1]
+    assert {id(leaf) for leaf in intern(users).free_symbols} == {id(leaf) for leaf in canonical}
