@@ -142,6 +142,8 @@ class Tensor:
         replaces the gradient.  Returns a handle whose ``remove()`` takes the hook away."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if not callable(hook):
+            raise TypeError(f"a hook must be callable as hook(grad), got {type(hook).__name__} {hook!r}")
         if self.grad_fn is not None:
             hooks = self.grad_fn.hooks
         else:
@@ -255,6 +257,8 @@ class Tensor:
         return builtins.int(self.item())
 
     def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor; use t.item() for its value")
         return (self[i] for i in range(len(self)))
 
     def __hash__(self) -> int:

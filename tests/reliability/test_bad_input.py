@@ -76,6 +76,9 @@ FORWARD_ERRORS = [
     ("to-complex", lambda: leaf(3).to(np.complex128), TypeError, ["complex128", "not supported"]),
     ("mean-int", lambda: symgrad.tensor([1, 2]).mean(), RuntimeError, ["int64"]),
     ("set-default-dtype", lambda: symgrad.set_default_dtype(symgrad.int32), TypeError, ["int32"]),
+    ("iterate-0-d", lambda: list(leaf()), TypeError, ["iteration over a 0-d tensor", "item()"]),
+    # a hook that could only fail in the middle of a later backward
+    ("hook-not-callable", lambda: leaf(2).register_hook(3), TypeError, ["hook", "callable", "int 3"]),
 ]
 
 
