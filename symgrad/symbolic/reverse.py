@@ -23,6 +23,7 @@ The public entry points are :func:`diff`, :func:`gradient`, :func:`jacobian`,
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterable, Sequence
 
 import sympy as sp
@@ -419,11 +420,11 @@ def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False) -> Any:
     >>> diff(Sum.of(w ** 2), w)
     2*w
     """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"n (the order of the derivative) must be a non-negative integer, got {n!r}")
     if isinstance(x, (list, tuple)):
         return [diff(y, xi, n, simplify=simplify) for xi in x]
     y, (x,) = _resolve(y, [x])
-    if n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n}")
     if n > 1 and size_of(shape_of(x)) != 1:
         raise ValueError(
             f"diff(y, x, n={n}) needs a scalar x; x has shape {shape_of(x)}: use hessian(y, x) "

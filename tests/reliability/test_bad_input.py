@@ -77,6 +77,10 @@ FORWARD_ERRORS = [
     ("mean-int", lambda: symgrad.tensor([1, 2]).mean(), RuntimeError, ["int64"]),
     ("set-default-dtype", lambda: symgrad.set_default_dtype(symgrad.int32), TypeError, ["int32"]),
     ("iterate-0-d", lambda: list(leaf()), TypeError, ["iteration over a 0-d tensor", "item()"]),
+    ("diff-order-float", lambda: symgrad.diff((leaf(2) ** 2).sum(), leaf(2), n=1.5), ValueError,
+     ["order of the derivative", "1.5"]),
+    ("diff-order-negative", lambda: symgrad.diff((leaf(2) ** 2).sum(), leaf(2), n=-1), ValueError,
+     ["order of the derivative", "-1"]),
     # a hook that could only fail in the middle of a later backward
     ("hook-not-callable", lambda: leaf(2).register_hook(3), TypeError, ["hook", "callable", "int 3"]),
 ]
