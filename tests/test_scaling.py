@@ -384,7 +384,7 @@ def test_the_scaling_page_runs_and_prints_what_it_shows():
     pytest.importorskip("dask.array")
     from pathlib import Path
 
-    from test_docs import matches, run_page
+    from .test_docs import matches, run_page
 
     before = symgrad.get_progress()
     try:
