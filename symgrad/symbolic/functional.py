@@ -40,7 +40,7 @@ from ..ops import normalize_index
 from .compile import CompiledFunction, cached
 from .reverse import adjoints, jvp_expr
 from .structural import exact
-from .symbols import ArrayVar, shape_of, size_of
+from .symbols import ArrayVar, free_symbols, intern, shape_of, size_of
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp", "Transformed"]
 
@@ -147,9 +147,10 @@ def _parameter_names(f: Callable, n: int) -> list[str]:
 
 def _expression_problem(expr: sp.Expr, args: Sequence[sp.Symbol]) -> _Problem:
     symbols = list(args)
-    missing = sorted(expr.free_symbols - set(symbols), key=str)
+    missing = sorted(free_symbols(expr) - set(symbols), key=str)
     if missing:
         raise ValueError(f"the expression also depends on {missing}; list them in args=")
+    expr = intern(expr)  # one object per structure, as the derivatives built from it (no deep comparisons)
     return _Problem(symbols, list(range(len(symbols))), expr, shape_of(expr), lambda: [None] * len(symbols),
                     ("sympy", expr, tuple(symbols)), [shape_of(s) for s in symbols],
                     [np.dtype(getattr(s, "array_dtype", "float64")) for s in symbols])
@@ -179,10 +180,10 @@ class Transformed:
             wrt = [argnums] if self._single else list(argnums)
             if all(isinstance(w, (int, np.integer)) for w in wrt):
                 if args is None:
-                    args = sorted(f.free_symbols, key=str)
+                    args = sorted(free_symbols(f), key=str)
                 wrt = [args[i] for i in wrt]
             if args is None:
-                args = list(wrt) + sorted(f.free_symbols - set(wrt), key=str)
+                args = list(wrt) + sorted(free_symbols(f) - set(wrt), key=str)
             self.args = list(args)
             self.argnums = [self.args.index(w) for w in wrt]
             self._problem = _expression_problem(f, self.args)

@@ -17,6 +17,7 @@ apply their shape rule, everything else broadcasts its operands.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import threading
 from typing import Any, Iterable, Iterator
@@ -376,18 +377,54 @@ def size_of(shape: Shape) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
-def free_arrays(expr: sp.Basic) -> set:
-    """The symbols (array or scalar) that ``expr`` depends on."""
-    return {node for node in postorder([expr]) if isinstance(node, sp.Symbol)}
+def free_symbols(expr: sp.Basic) -> set:
+    """``expr.free_symbols``, found without recursion (SymPy's property recurses, and
+    raises ``RecursionError`` on a form about 1,000 levels deep): every node whose class
+    keeps SymPy's generic rule (the union over its arguments) is looked through; any other
+    node -- a symbol, or one that binds or hides symbols, such as ``Lambda`` or
+    ``Integral`` -- answers for itself.
+
+    >>> x, t = sp.symbols("x t")
+    >>> deep = x
+    >>> for _ in range(3000):
+    ...     deep = sp.Add(sp.sin(deep, evaluate=False), t, evaluate=False)
+    >>> sorted(free_symbols(deep), key=str), free_symbols(sp.Integral(x * t, (t, 0, 1)))
+    ([t, x], {x})
+    """
+    found: set = set()
+    seen: set = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if _keeps_the_generic_rule(type(node)):
+            stack.extend(node.args)
+        else:
+            found |= node.free_symbols
+    return found
+
+
+_GENERIC_FREE_SYMBOLS = sp.Basic.__dict__["free_symbols"]
+
+
+@functools.lru_cache(maxsize=None)
+def _keeps_the_generic_rule(cls: type) -> bool:
+    """Whether ``cls`` takes ``free_symbols`` from ``Basic`` (looked up along the MRO: a
+    SymPy function class's metaclass has a ``free_symbols`` of its own)."""
+    owner = next(k for k in cls.__mro__ if "free_symbols" in k.__dict__)
+    return owner.__dict__["free_symbols"] is _GENERIC_FREE_SYMBOLS
 
 
 # ---------------------------------------------------------------------------- hash-consing
 _CANONICAL: dict = {}  # (type, ids of canonical args) or ("atom", atom) -> canonical object
 _INTERN_LOCK = threading.RLock()  # threads building at once agree on one canonical object
 _KNOWN: dict = {}  # id -> canonical object
+_ALIASES: dict = {}  # id -> (a node equal to a canonical object but not it, that object); keeps the node alive
 INTERN_LIMIT = 2_000_000
-"""Past this many canonical nodes the table starts afresh before the next build (and so
-do the caches keyed by expressions: see :func:`start_building`)."""
+"""Past this many canonical nodes and aliases the table starts afresh before the next
+build (and so do the caches keyed by expressions: see :func:`start_building`)."""
 
 
 _TAKE_EVALUATE = (AssocOp, sp.Pow, Application, Relational)
@@ -435,36 +472,53 @@ def intern(expr: Any) -> Any:
     builds, bottom-up: a node is looked up by its type and the *identities* of its
     (canonical) arguments, so equal expressions become the same object and no lookup
     ever compares trees.  Linear in the number of new nodes; canonical nodes are
-    skipped in O(1).
+    skipped in O(1), and so are nodes interned before that were equal to a canonical
+    object (a user's tree over a new ``Float(0.5)`` each time): the table keeps each as
+    an alias of its canonical object, alive until the table starts afresh.
 
     >>> x = sp.Symbol("x")
     >>> a, b = intern(sp.sin(x) + 1), intern(sp.sin(x) + 1)
     >>> a is b
     True
     """
-    if not isinstance(expr, sp.Basic) or _KNOWN.get(id(expr)) is expr:
+    if not isinstance(expr, sp.Basic):
         return expr
+    settled = _interned_before(expr)
+    if settled is not None:
+        return settled
     with _INTERN_LOCK:
         return _intern(expr)
 
 
+def _interned_before(node: sp.Basic) -> sp.Basic | None:
+    """``node``'s canonical object if ``node`` was interned before (it is canonical, or an
+    alias of a canonical object), else None."""
+    if _KNOWN.get(id(node)) is node:
+        return node
+    alias = _ALIASES.get(id(node))
+    return alias[1] if alias is not None and alias[0] is node else None
+
+
 def _intern(expr: Any) -> Any:
     known = _KNOWN
-    done: dict = {}
+    done: dict = {}  # id -> canonical object, for every node of expr met so far
     stack = [(expr, False)]
     while stack:
         node, ready = stack.pop()
-        if id(node) in done or known.get(id(node)) is node:
+        if id(node) in done:
             continue
         args = node.args
-        if not ready and args:
-            stack.append((node, True))
-            for arg in args:
-                if known.get(id(arg)) is not arg and id(arg) not in done:
-                    stack.append((arg, False))
-            continue
+        if not ready:
+            settled = _interned_before(node)
+            if settled is not None:
+                done[id(node)] = settled
+                continue
+            if args:
+                stack.append((node, True))
+                stack.extend((arg, False) for arg in args if id(arg) not in done)
+                continue
         if args:
-            canon = tuple(done.get(id(a), a) for a in args)
+            canon = tuple(done[id(a)] for a in args)
             key = (type(node), tuple(map(id, canon)))
             found = _CANONICAL.get(key)
             if found is None:
@@ -479,8 +533,10 @@ def _intern(expr: Any) -> Any:
             if found is None:
                 found = _CANONICAL[key] = node
                 known[id(node)] = node
+        if found is not node:  # an equal node was canonical first: next time, found in O(1)
+            _ALIASES[id(node)] = (node, found)
         done[id(node)] = found
-    return done.get(id(expr), expr)
+    return done[id(expr)]
 
 
 _PAUSES = [0, False]  # [builds running, whether the collector was on before the first]
@@ -523,7 +579,7 @@ def start_building() -> None:
     """Called before the engine builds or derives a graph: past :data:`INTERN_LIMIT`
     canonical nodes the table starts afresh -- only here, between two builds, never in
     the middle of one (where it would let equal trees be built twice)."""
-    if len(_CANONICAL) > INTERN_LIMIT:
+    if len(_CANONICAL) + len(_ALIASES) > INTERN_LIMIT:
         with _INTERN_LOCK:
             reset_interned()
 
@@ -536,6 +592,7 @@ def reset_interned() -> None:
 
     _CANONICAL.clear()
     _KNOWN.clear()
+    _ALIASES.clear()
     _SHAPES.clear()
     _OLD_SHAPES.clear()
     clear_cache()
