@@ -422,9 +422,12 @@ _CANONICAL: dict = {}  # (type, ids of canonical args) or ("atom", atom) -> cano
 _INTERN_LOCK = threading.RLock()  # threads building at once agree on one canonical object
 _KNOWN: dict = {}  # id -> canonical object
 _ALIASES: dict = {}  # id -> (a node equal to a canonical object but not it, that object); keeps the node alive
+ALIAS_LIMIT = 100_000
+"""Past this many aliases (nodes found equal to a canonical object, kept so that meeting
+them again costs O(1)) they are forgotten, which costs only walking them again."""
 INTERN_LIMIT = 2_000_000
-"""Past this many canonical nodes and aliases the table starts afresh before the next
-build (and so do the caches keyed by expressions: see :func:`start_building`)."""
+"""Past this many canonical nodes the table starts afresh before the next build (and so
+do the caches keyed by expressions: see :func:`start_building`)."""
 
 
 _TAKE_EVALUATE = (AssocOp, sp.Pow, Application, Relational)
@@ -473,8 +476,8 @@ def intern(expr: Any) -> Any:
     (canonical) arguments, so equal expressions become the same object and no lookup
     ever compares trees.  Linear in the number of new nodes; canonical nodes are
     skipped in O(1), and so are nodes interned before that were equal to a canonical
-    object (a user's tree over a new ``Float(0.5)`` each time): the table keeps each as
-    an alias of its canonical object, alive until the table starts afresh.
+    object (a user's tree over a new ``Float(0.5)`` each time): the table keeps the last
+    :data:`ALIAS_LIMIT` or so of them as aliases of their canonical objects.
 
     >>> x = sp.Symbol("x")
     >>> a, b = intern(sp.sin(x) + 1), intern(sp.sin(x) + 1)
@@ -500,6 +503,8 @@ def _interned_before(node: sp.Basic) -> sp.Basic | None:
 
 
 def _intern(expr: Any) -> Any:
+    if len(_ALIASES) > ALIAS_LIMIT:
+        _ALIASES.clear()
     known = _KNOWN
     done: dict = {}  # id -> canonical object, for every node of expr met so far
     stack = [(expr, False)]
@@ -579,7 +584,7 @@ def start_building() -> None:
     """Called before the engine builds or derives a graph: past :data:`INTERN_LIMIT`
     canonical nodes the table starts afresh -- only here, between two builds, never in
     the middle of one (where it would let equal trees be built twice)."""
-    if len(_CANONICAL) + len(_ALIASES) > INTERN_LIMIT:
+    if len(_CANONICAL) > INTERN_LIMIT:
         with _INTERN_LOCK:
             reset_interned()
 

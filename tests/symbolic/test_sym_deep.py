@@ -206,3 +206,16 @@ def test_deriving_a_plain_sympy_chain_does_linear_work(work_counter):
     derive(100)  # warm up imports and SymPy's caches
     sizes = (300, 1200)
     work_counter.linear("deriving a plain SymPy chain", sizes, tuple(derive(n) for n in sizes))
+
+
+def test_aliases_are_bounded_and_forgetting_them_changes_no_answer(monkeypatch):
+    import symgrad.symbolic.symbols as symbols
+
+    import sympy as sp
+
+    monkeypatch.setattr(symbols, "ALIAS_LIMIT", 50)
+    canonical = symbols.intern(_sympy_chain(40)[1])
+    for _ in range(20):
+        sp.core.cache.clear_cache()  # SymPy's cache lets go: the next chain is 101 new objects
+        assert symbols.intern(_sympy_chain(40)[1]) is canonical
+        assert len(symbols._ALIASES) <= 50 + 101  # the limit, and what one call adds past it
