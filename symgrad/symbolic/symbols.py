@@ -505,25 +505,27 @@ def _interned_before(node: sp.Basic) -> sp.Basic | None:
 def _intern(expr: Any) -> Any:
     if len(_ALIASES) > ALIAS_LIMIT:
         _ALIASES.clear()
-    known = _KNOWN
-    done: dict = {}  # id -> canonical object, for every node of expr met so far
+    known, aliases = _KNOWN, _ALIASES
+    done: dict = {}  # id -> canonical object, for the nodes of expr that are not canonical
     stack = [(expr, False)]
     while stack:
         node, ready = stack.pop()
         if id(node) in done:
             continue
         args = node.args
-        if not ready:
-            settled = _interned_before(node)
-            if settled is not None:
-                done[id(node)] = settled
-                continue
-            if args:
-                stack.append((node, True))
-                stack.extend((arg, False) for arg in args if id(arg) not in done)
-                continue
+        if not ready and args:
+            stack.append((node, True))
+            for arg in args:  # canonical ones are skipped, aliases resolved, in O(1)
+                if id(arg) in done or known.get(id(arg)) is arg:
+                    continue
+                alias = aliases.get(id(arg))
+                if alias is not None and alias[0] is arg:
+                    done[id(arg)] = alias[1]
+                else:
+                    stack.append((arg, False))
+            continue
         if args:
-            canon = tuple(done[id(a)] for a in args)
+            canon = tuple(done.get(id(a), a) for a in args)
             key = (type(node), tuple(map(id, canon)))
             found = _CANONICAL.get(key)
             if found is None:
@@ -539,7 +541,7 @@ def _intern(expr: Any) -> Any:
                 found = _CANONICAL[key] = node
                 known[id(node)] = node
         if found is not node:  # an equal node was canonical first: next time, found in O(1)
-            _ALIASES[id(node)] = (node, found)
+            aliases[id(node)] = (node, found)
         done[id(node)] = found
     return done[id(expr)]
 
