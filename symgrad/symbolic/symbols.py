@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import operator
 import threading
 from typing import Any, Iterable, Iterator
 
@@ -448,7 +449,9 @@ def unevaluated(node: sp.Basic, args: Iterable) -> sp.Basic:
     """
     args = tuple(args)
     built = _build_unevaluated(node, args)
-    if {id(a) for a in built.args} != {id(a) for a in args}:  # (Max and And order their arguments)
+    kept = built.args
+    if not (len(kept) == len(args) and all(map(operator.is_, kept, args))) and \
+            {id(a) for a in kept} != {id(a) for a in args}:  # (Max and And order their arguments)
         from sympy.core.cache import clear_cache
 
         clear_cache()
@@ -540,8 +543,8 @@ def _intern(expr: Any) -> Any:
             if found is None:
                 found = _CANONICAL[key] = node
                 known[id(node)] = node
-        if found is not node:  # an equal node was canonical first: next time, found in O(1)
-            aliases[id(node)] = (node, found)
+        if found is not node and args:  # an equal node was canonical first: next time, found
+            aliases[id(node)] = (node, found)  # in O(1), not by walking it again (an atom is O(1))
         done[id(node)] = found
     return done[id(expr)]
 
