@@ -27,6 +27,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import Application
 from sympy.core.operations import AssocOp
+from sympy.core.parameters import evaluate
 from sympy.core.relational import Relational
 
 from ..tape.structure import freeze as _freeze
@@ -462,8 +463,6 @@ def unevaluated(node: sp.Basic, args: Iterable) -> sp.Basic:
 def _build_unevaluated(node: sp.Basic, args: tuple) -> sp.Basic:
     if isinstance(node, _TAKE_EVALUATE):
         return node.func(*args, evaluate=False)
-    from sympy.core.parameters import evaluate
-
     with evaluate(False):
         return node.func(*args)
 
@@ -508,44 +507,50 @@ def _interned_before(node: sp.Basic) -> sp.Basic | None:
 def _intern(expr: Any) -> Any:
     if len(_ALIASES) > ALIAS_LIMIT:
         _ALIASES.clear()
-    known, aliases = _KNOWN, _ALIASES
+    known = _KNOWN
+    switched = False
     done: dict = {}  # id -> canonical object, for the nodes of expr that are not canonical
-    stack = [(expr, False)]
-    while stack:
-        node, ready = stack.pop()
-        if id(node) in done:
-            continue
-        args = node.args
-        if not ready and args:
-            stack.append((node, True))
-            for arg in args:  # canonical ones are skipped, aliases resolved, in O(1)
-                if id(arg) in done or known.get(id(arg)) is arg:
-                    continue
-                alias = aliases.get(id(arg))
-                if alias is not None and alias[0] is arg:
-                    done[id(arg)] = alias[1]
-                else:
-                    stack.append((arg, False))
-            continue
-        if args:
-            canon = tuple(done.get(id(a), a) for a in args)
-            key = (type(node), tuple(map(id, canon)))
-            found = _CANONICAL.get(key)
-            if found is None:
-                found = unevaluated(node, canon) if any(c is not a for c, a in zip(canon, args)) else node
-                _CANONICAL[key] = known[id(found)] = found
-                # assumptions are computed lazily and recursively: ask the one every
-                # product asks while the arguments' answers are cached (O(1) here)
-                found.is_commutative
-        else:
-            key = ("atom", node)
-            found = _CANONICAL.get(key)
-            if found is None:
-                found = _CANONICAL[key] = node
-                known[id(node)] = node
-        if found is not node and args:  # an equal node was canonical first: next time, found
-            aliases[id(node)] = (node, found)  # in O(1), not by walking it again (an atom is O(1))
-        done[id(node)] = found
+    with contextlib.ExitStack() as unevaluating:  # entered at the first rebuild, see below
+        stack = [(expr, False)]
+        while stack:
+            node, ready = stack.pop()
+            if id(node) in done:
+                continue
+            args = node.args
+            if not ready and args:
+                stack.append((node, True))
+                for arg in args:  # canonical ones are skipped, aliases resolved, in O(1)
+                    if id(arg) not in done:
+                        settled = _interned_before(arg)
+                        if settled is None:
+                            stack.append((arg, False))
+                        elif settled is not arg:
+                            done[id(arg)] = settled
+                continue
+            if args:
+                canon = tuple(done.get(id(a), a) for a in args)
+                key = (type(node), tuple(map(id, canon)))
+                found = _CANONICAL.get(key)
+                if found is None:
+                    found = node
+                    if any(c is not a for c, a in zip(canon, args)):
+                        if not switched:  # one switch of SymPy's global flag for the whole walk: it
+                            unevaluating.enter_context(evaluate(False))  # clears SymPy's cache, so no
+                            switched = True  # entry over equal but other deep trees is compared
+                        found = unevaluated(node, canon)
+                    _CANONICAL[key] = known[id(found)] = found
+                    # assumptions are computed lazily and recursively: ask the one every
+                    # product asks while the arguments' answers are cached (O(1) here)
+                    found.is_commutative
+            else:
+                key = ("atom", node)
+                found = _CANONICAL.get(key)
+                if found is None:
+                    found = _CANONICAL[key] = node
+                    known[id(node)] = node
+            if found is not node and args:  # an equal node was canonical first: next time, found
+                _ALIASES[id(node)] = (node, found)  # in O(1), not by walking it again (an atom is O(1))
+            done[id(node)] = found
     return done[id(expr)]
 
 
