@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from ..tape import dtypes
+from ..tape import dtypes, tracing
 from ..tape.tensor import Tensor, apply_op, as_tensor
 
 __all__ = [
@@ -293,7 +293,7 @@ def binary_cross_entropy(input: Tensor, target, weight=None, reduction: str = "m
             f"{list(input.shape)}"
         )
     _require_float_target("binary_cross_entropy", input, target, same_dtype=True)
-    values = input.detach().numpy()
+    values = input._data  # checked at the call that records the loss (under a transform: its first call)
     if values.size and not (np.all(values >= 0) and np.all(values <= 1)):
         raise ValueError(
             f"binary_cross_entropy: all elements of input should be between 0 and 1, got values from "
@@ -307,8 +307,10 @@ def binary_cross_entropy(input: Tensor, target, weight=None, reduction: str = "m
 
 
 # ---------------------------------------------------------------------- multi-class losses
-def _class_targets(function: str, input: Tensor, target) -> np.ndarray:
-    """Check class-index targets against ``input`` of shape (C,), (N, C) or (N, C, d1, ...)."""
+def _class_targets(function: str, input: Tensor, target) -> Tensor:
+    """Check class-index targets against ``input`` of shape (C,), (N, C) or (N, C, d1, ...).
+    Arrays computed from their values go through ``tracing.derived_array``, so a traced
+    loss recomputes them from each call's targets."""
     target = as_tensor(target)
     if target.dtype.kind not in "iu":
         raise TypeError(
@@ -324,7 +326,7 @@ def _class_targets(function: str, input: Tensor, target) -> np.ndarray:
             f"expected a target of shape {list(expected)} (input is (N, C, ...) with the classes in dim "
             f"{0 if input.ndim == 1 else 1})"
         )
-    return target.numpy()
+    return target
 
 
 def _class_weight(function: str, weight, n_classes: int, dtype) -> np.ndarray | None:
@@ -367,34 +369,45 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
     """
     _check_reduction(reduction)
     input = as_tensor(input)
-    classes = _class_targets("nll_loss", input, target)
+    target = _class_targets("nll_loss", input, target)
     n_classes = input.shape[0] if input.ndim == 1 else input.shape[1]
     class_weight = _class_weight("nll_loss", weight, n_classes, input.dtype)
-    counted = classes != ignore_index
-    bad = counted & ((classes < 0) | (classes >= n_classes))
-    if np.any(bad):
-        raise IndexError(
-            f"nll_loss: target {int(classes[bad].flat[0])} is out of bounds for {n_classes} classes "
-            f"(valid: 0..{n_classes - 1}, or ignore_index={ignore_index})"
-        )
-    safe = np.where(counted, classes, 0).astype(np.intp)
+
+    def safe_classes(classes: np.ndarray) -> np.ndarray:
+        counted = classes != ignore_index
+        bad = counted & ((classes < 0) | (classes >= n_classes))
+        if np.any(bad):
+            raise IndexError(
+                f"nll_loss: target {int(classes[bad].flat[0])} is out of bounds for {n_classes} classes "
+                f"(valid: 0..{n_classes - 1}, or ignore_index={ignore_index})"
+            )
+        return np.where(counted, classes, 0).astype(np.intp)
+
+    def scale_of(classes: np.ndarray) -> np.ndarray:
+        counted = classes != ignore_index
+        safe = np.where(counted, classes, 0).astype(np.intp)
+        per_class = class_weight[safe] if class_weight is not None else np.ones(safe.shape, input.dtype)
+        return (per_class * counted).astype(input.dtype)
+
+    safe = tracing.derived_array(target, safe_classes)
     if input.ndim == 1:
         picked = input[(safe,)]
     else:
         # move the class dim last, then pick input[n, ..., target[n, ...]]
         moved = input if input.ndim == 2 else input.permute(0, *range(2, input.ndim), 1)
-        picked = moved[tuple(np.indices(classes.shape)) + (safe,)]
-    all_counted = bool(np.all(counted))
+        picked = moved[tuple(np.indices(target.shape)) + (safe,)]
+    # a traced loss takes the general path: which targets are ignored changes from call to call
+    all_counted = not tracing.is_traced(target) and bool(np.all(target._data != ignore_index))
     if not all_counted:
-        picked = apply_op("where", Tensor(counted), picked, 0.0)
+        picked = apply_op("where", Tensor(tracing.derived_array(target, lambda c: c != ignore_index)), picked, 0.0)
     name = _nll_name(input.ndim, reduction)
     if class_weight is None and all_counted:
         return _named(_reduce(-picked, reduction), name)
-    scale = (class_weight[safe] if class_weight is not None else np.ones(safe.shape, input.dtype)) * counted
-    loss = -(picked * Tensor(scale.astype(input.dtype)))
+    loss = -(picked * Tensor(tracing.derived_array(target, scale_of)))
     if reduction == "mean":
+        total = tracing.derived_array(target, lambda c: np.asarray(scale_of(c).sum(), dtype=input.dtype))
         with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan, like PyTorch
-            return _named(loss.sum() / Tensor(np.asarray(scale.sum(), dtype=input.dtype)), name)
+            return _named(loss.sum() / Tensor(total), name)
     return _named(_reduce(loss, reduction), name)
 
 
@@ -451,18 +464,18 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     if label_smoothing == 0:
         return loss
     # PyTorch's smoothing term: -sum over classes of (weighted) log p, uniform target
-    classes = target.numpy()
-    counted = classes != ignore_index
     smooth = -(logp if weight_view is None else logp * weight_view).sum(dim=class_dim)
-    if not np.all(counted):
-        smooth = apply_op("where", Tensor(counted), smooth, 0.0)
+    if tracing.is_traced(target) or not np.all(target._data != ignore_index):
+        smooth = apply_op("where", Tensor(tracing.derived_array(target, lambda c: c != ignore_index)), smooth, 0.0)
     if reduction == "sum":
         smooth = smooth.sum()
     elif reduction == "mean":
-        if class_weight is None:
-            denominator = np.asarray(counted.sum(), dtype=input.dtype)
-        else:
-            denominator = np.asarray(class_weight[classes[counted]].sum(), dtype=input.dtype)
+        def denominator_of(classes: np.ndarray) -> np.ndarray:
+            counted = classes != ignore_index
+            if class_weight is None:
+                return np.asarray(counted.sum(), dtype=input.dtype)
+            return np.asarray(class_weight[classes[counted]].sum(), dtype=input.dtype)
+
         with np.errstate(invalid="ignore", divide="ignore"):
-            smooth = smooth.sum() / Tensor(denominator)
+            smooth = smooth.sum() / Tensor(tracing.derived_array(target, denominator_of))
     return (1 - label_smoothing) * loss + smooth * (label_smoothing / n_classes)

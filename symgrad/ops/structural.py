@@ -62,6 +62,8 @@ be modified in place without changing another tensor's.
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from .base import STRUCTURAL, Domain, Op, register
@@ -219,9 +221,13 @@ def normalize_index(index) -> tuple:
 
 
 def _index_int(value, item) -> int:
-    if not isinstance(value, (int, np.integer)):
-        raise TypeError(f"slice {item!r} has a non-integer bound {value!r}")
-    return int(value)
+    """A slice bound as an int: ints, NumPy integers and anything else with ``__index__``
+    (a one-element integer tensor, as in PyTorch)."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if hasattr(type(value), "__index__"):
+        return operator.index(value)
+    raise TypeError(f"slice {item!r} has a non-integer bound {value!r}")
 
 
 def index_key(index) -> tuple:

@@ -3,79 +3,287 @@
 
 Each transform accepts either
 
-* a **Python function** written with symgrad ops (``lambda w: (x @ w).sigmoid().sum()``):
-  it is *traced* once per input shapes and dtypes -- called on leaf tensors named after
-  its parameters, its recorded graph translated to SymPy (``graph.py``) -- so, as with
-  ``jax.jit``, Python control flow is frozen at trace time. Every floating argument is
-  recorded (differentiated or not) and integer arguments used as indices are read at
-  each call; tensors it creates from Python data become inputs whose values are read at
-  each call. A value it computes from its arguments *outside* the recorded graph (a
-  comparison mask, ``argmax``, ``detach()``, integer arithmetic, work under ``no_grad``)
-  raises :class:`~symgrad.tape.tracing.UntraceableError` when the graph uses it, rather
-  than being frozen at its first value; or
+* a **Python function** written with symgrad ops (``lambda w: (x @ w).sigmoid().sum()``).
+  It is *traced* -- called on leaf tensors (tracers) named after its parameters, its
+  recorded graph translated to SymPy (``graph.py``) -- once per **trace key**, and the
+  compiled closed form is reused for every call with that key.  The key holds everything
+  that can change the program (``docs/transforms.md`` gives the argument):
+
+  - the function itself: its code, and the values of its closure cells, defaults and the
+    globals it reads (:func:`fingerprint`: numbers by value, arrays and tensors by
+    identity, shape and dtype, other objects by identity and their attributes);
+  - every **static** argument's value: those in ``static_argnums`` / ``static_argnames``
+    and, automatically, Python ``int``, ``bool``, ``str``, ``None`` (and tuples of them):
+    such values decide shapes, axes and Python control flow, so a new value retraces;
+  - the shape and dtype of every **dynamic** argument (arrays, tensors, Python floats,
+    integer and boolean arrays): their values are read at every call.
+
+  While tracing, every way of turning a traced value into a Python or NumPy value
+  raises :class:`~symgrad.tape.tracing.UntraceableError` (see :mod:`symgrad.tape.tracing`),
+  so nothing the function computes from its arguments can be frozen at the first call.
+  Python control flow on static values and on shapes is fine.
 * a **SymPy expression**, with the symbols to call it with (``args``; by default the
   differentiated symbols first, then the other free symbols by name).  Plain symbols are
   scalars evaluated elementwise (pass arrays to evaluate on many points); array symbols
   (``ArrayVar``) are whole arrays.
 
-and returns a :class:`Transformed` callable on NumPy arrays and Python numbers, which
-exposes the closed forms it compiled (``closed_forms``), the generated ``source`` and a
-notebook rendering.  Derivatives come from :mod:`.reverse`; code from :mod:`.compile`
-(the global cache is shared with ``backward()``), by the ``backend=`` each transform
-takes (``"numpy"`` by default; ``"c"`` for generated C, see :mod:`.backends`).
+It returns a :class:`Transformed` callable, which exposes the closed forms it compiled
+(``closed_forms``), the generated ``source`` and a notebook rendering.  Results are NumPy
+arrays -- unless an argument, or a tensor the function captures, requires grad (with grad
+mode on) or is being traced by an enclosing transform: then the closed forms are
+evaluated with tensor ops and the results are tensors recorded in the graph, so
+transforms compose (``grad(grad(f))``, a ``grad`` inside a loss that is ``.backward()``-ed).
+With ``set_backward_engine("both")`` every call is also run eagerly on the tape and
+compared (:class:`~symgrad.symbolic.backward.GradientMismatchError` on a difference).
 
-``jacobian`` and ``hessian`` compile one vector-Jacobian product with a symbolic
-upstream gradient and evaluate it once per output element (NumPy, no re-derivation).
+Derivatives come from :mod:`.reverse`; code from :mod:`.compile` (the global cache is
+shared with ``backward()``), by the ``backend=`` each transform takes (``"numpy"`` by
+default; ``"c"`` for generated C, see :mod:`.backends`).  ``jacobian`` and ``hessian``
+compile one vector-Jacobian product with a symbolic upstream gradient and evaluate it
+once per output element (no re-derivation).
 """
 from __future__ import annotations
 
 import inspect
+import types
+import weakref
+from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import sympy as sp
 from sympy.core.parameters import evaluate
 
-from ..ops import normalize_index
+from ..tape.structure import freeze
 from .compile import CompiledFunction, cached
 from .reverse import adjoints, jvp_expr
 from .structural import exact
-from .symbols import ArrayVar, free_symbols, intern, shape_of, size_of
+from .symbols import ArrayVar, EngineVar, free_symbols, intern, shape_of, size_of
 
-__all__ = ["grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp", "Transformed"]
+__all__ = ["grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp", "Transformed", "fingerprint"]
+
+TRACES_PER_TRANSFORM = 32
+"""How many traces one :class:`Transformed` keeps (least recently used go first); the
+compiled functions themselves live in the global compile cache."""
+
+
+# ============================================================================ the trace key
+_STATIC_TYPES = (bool, int, str, type(None))
+_FINGERPRINT_BUDGET = 4096
+
+
+def _is_static_value(value: Any) -> bool:
+    """Python ``int``, ``bool``, ``str``, ``None`` or a tuple of them: static automatically."""
+    if type(value) in _STATIC_TYPES:
+        return True
+    return type(value) is tuple and all(_is_static_value(v) for v in value)
+
+
+def fingerprint(obj: Any) -> Any:
+    """A hashable value that changes whenever ``obj`` could make a traced function
+    record another program: a function by its code and the fingerprints of its closure
+    cells, defaults and the globals its code reads (helper functions included); numbers
+    and strings by value; arrays and tensors by identity, shape and dtype (their values
+    are read at each call); containers by their items; other objects by identity and
+    their attributes.  Past a budget of items it falls back to identity.
+
+    >>> c = 2.0
+    >>> f = lambda x: x * c
+    >>> a = fingerprint(f); c = 3.0
+    >>> a == fingerprint(f)
+    False
+    """
+    return _Fingerprinter().of(obj, 0)
+
+
+class _Fingerprinter:
+    def __init__(self) -> None:
+        self.seen: dict = {}
+        self.budget = _FINGERPRINT_BUDGET
+
+    def of(self, obj: Any, depth: int) -> Any:
+        self.budget -= 1
+        kind = type(obj)
+        if obj is None or kind in (bool, int, float, complex, str, bytes):
+            return freeze(obj) if kind is not bytes else ("bytes", obj)
+        if isinstance(obj, (np.generic,)):
+            return ("np", obj.dtype.str, obj.tobytes())
+        if isinstance(obj, np.ndarray):
+            return ("ndarray", id(obj), obj.shape, obj.dtype.str)
+        if isinstance(obj, (types.ModuleType, type)) or callable(getattr(obj, "__array_namespace__", None)):
+            return ("id", id(obj))
+        marker = id(obj)
+        if marker in self.seen:
+            return ("seen", marker)
+        self.seen[marker] = True
+        from ..tape.tensor import Tensor
+
+        if isinstance(obj, Tensor):
+            return ("tensor", marker, obj.shape, obj.dtype.str, obj._requires_grad, id(obj.grad_fn))
+        if self.budget <= 0 or depth > 6:
+            return ("id", marker)
+        if isinstance(obj, types.FunctionType):
+            return self.function(obj, depth)
+        if isinstance(obj, types.MethodType):
+            return ("method", self.of(obj.__func__, depth + 1), self.of(obj.__self__, depth + 1))
+        if isinstance(obj, (types.BuiltinFunctionType, np.ufunc)):
+            return ("id", marker)
+        if kind in (tuple, list, set, frozenset):
+            items = sorted(obj, key=repr) if kind in (set, frozenset) else obj
+            return (kind.__name__,) + tuple(self.of(v, depth + 1) for v in items)
+        if kind is dict:
+            return ("dict",) + tuple((repr(k), self.of(v, depth + 1)) for k, v in obj.items())
+        if isinstance(obj, Transformed):  # its caches change as it runs; what it computes is its function's
+            return ("transformed", obj.kind, tuple(obj.argnums), self.of(obj.f, depth + 1))
+        if isinstance(obj, CompiledFunction):
+            return ("id", marker)
+        partial = getattr(obj, "func", None)
+        if callable(partial) and hasattr(obj, "keywords") and hasattr(obj, "args"):  # functools.partial
+            return ("partial", self.of(partial, depth + 1), self.of(obj.args, depth + 1),
+                    self.of(obj.keywords, depth + 1))
+        attributes = getattr(obj, "__dict__", None)
+        if isinstance(attributes, dict):
+            return ("object", marker, self.of(attributes, depth + 1))
+        return ("id", marker)
+
+    def function(self, f: types.FunctionType, depth: int) -> tuple:
+        cells = tuple(self.of(_cell_value(c), depth + 1) for c in (f.__closure__ or ()))
+        defaults = self.of(f.__defaults__, depth + 1), self.of(f.__kwdefaults__, depth + 1)
+        names = sorted(_global_names(f.__code__))
+        namespace = f.__globals__
+        read = tuple((n, self.of(namespace[n], depth + 1)) for n in names if n in namespace)
+        return ("function", id(f.__code__), cells, defaults, read)
+
+
+def _cell_value(cell) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell (a name not yet assigned)
+        return _EMPTY
+
+
+_EMPTY = object()
+
+
+def _global_names(code: types.CodeType) -> set:
+    """The global names ``code`` and the functions defined in it may read."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
+
+
+# ============================================================================ one call's arguments
+class _Arguments:
+    """One call's arguments sorted into *static* values (part of the trace key) and
+    *dynamic* arrays (read at every call), with the tensors the caller passed."""
+
+    __slots__ = ("key", "arrays", "paths", "given", "positional", "keywords")
+
+    def __init__(self, transform: "Transformed", args: tuple, kwargs: dict) -> None:
+        statics = transform.static_argnums
+        static_names = transform.static_argnames
+        names = transform.parameter_names
+        self.arrays: list[np.ndarray] = []
+        self.paths: list = []  # argument position (int) or keyword (str) of each array
+        self.given: list = []  # the Tensor the caller passed for each array, or None
+        self.positional: list = list(args)  # static values in place; dynamic ones replaced by leaves
+        self.keywords: dict = dict(kwargs)
+        key = []
+        for i in transform.argnums:
+            if i >= len(args):
+                raise TypeError(f"argnums={i} but {transform.__name__} was called with {len(args)} positional "
+                                "arguments")
+        for i, value in enumerate(args):
+            static = i in statics or (i < len(names) and names[i] in static_names)
+            key.append(self._sort(i, value, static, i in transform.argnums, transform))
+        for name in sorted(kwargs):
+            key.append((name, self._sort(name, kwargs[name], name in static_names, False, transform)))
+        self.key = tuple(key)
+
+    def _sort(self, path: Any, value: Any, static: bool, differentiated: bool, transform: "Transformed") -> tuple:
+        from ..tape.tensor import Tensor
+
+        what = f"argument {path}" if isinstance(path, int) else f"keyword argument {path!r}"
+        if differentiated and static:
+            raise ValueError(f"{what} is both differentiated (argnums) and static (static_argnums/static_argnames)")
+        if static or (not differentiated and not isinstance(value, Tensor) and _is_static_value(value)):
+            try:
+                hash(value)
+            except TypeError:
+                raise TypeError(f"static {what} of {transform.__name__} must be hashable, got {type(value).__name__} "
+                                f"{value!r}; pass arrays as dynamic arguments (not in static_argnums)") from None
+            return ("static", type(value).__name__, fingerprint(value))
+        if isinstance(value, Tensor):
+            array, given = value._data, value
+        else:
+            try:
+                array = np.asarray(value)
+            except Exception as err:  # noqa: BLE001  (anything NumPy refuses)
+                raise TypeError(f"{what} of {transform.__name__} is not an array, a number or a tensor "
+                                f"({type(value).__name__}: {err}); pass it with static_argnums or through a "
+                                "closure") from None
+            given = None
+        if array.dtype.kind not in "fciub":
+            raise TypeError(f"{what} of {transform.__name__} has dtype {array.dtype}, which is not numeric; pass a "
+                            "non-array value with static_argnums (or static_argnames)")
+        if differentiated and array.dtype.kind not in "fc":
+            if array.dtype.kind == "b":
+                raise TypeError(f"{what} is differentiated (argnums) but is boolean; differentiate float arguments")
+            array = array.astype(np.float64)  # grad(f)(3): an integer point of a real function
+        self.arrays.append(array)
+        self.paths.append(path)
+        self.given.append(given)
+        return ("dynamic", array.shape, array.dtype.str)
+
+    def call(self, leaves: list) -> tuple[list, dict]:
+        """The arguments to call the traced function with: ``leaves`` in the dynamic places."""
+        positional, keywords = list(self.positional), dict(self.keywords)
+        for path, leaf in zip(self.paths, leaves):
+            if isinstance(path, int):
+                positional[path] = leaf
+            else:
+                keywords[path] = leaf
+        return positional, keywords
 
 
 # ============================================================================ traced problems
 class _Problem:
-    """A function (or expression) fixed for one set of input shapes and dtypes: its input
-    symbols, the positions of the caller's arguments among them, the value expression and
-    how to read the remaining (captured) inputs."""
+    """A traced function (or an expression) fixed for one trace key: its input symbols,
+    where each dynamic argument is among them, the value (and aux) expressions, and how
+    to read the captured inputs."""
 
     def __init__(self, symbols: list, arg_positions: list, value: sp.Expr, value_shape: tuple,
-                 extra_values: Callable[[], list], key: Any, arg_shapes: list, arg_dtypes: list,
-                 index_positions: Sequence[tuple[int, int]] = (), as_recorded: bool = False) -> None:
+                 refs: list, key: Any, arg_shapes: list, arg_dtypes: list, derived: Sequence[tuple] = (),
+                 aux: Sequence[sp.Expr] = (), aux_rebuild: Callable | None = None, as_recorded: bool = False,
+                 diff: Sequence[int] = ()) -> None:
         self.symbols = symbols
+        self.diff = list(diff)  # the differentiated arguments, as indices of the dynamic ones
         self.arg_positions = arg_positions
-        self.index_positions = list(index_positions)  # (argument, input) for arguments used as indices
+        self.derived = list(derived)  # (argument, input position, compute) for arrays computed from an argument
         self.value = value
         self.value_shape = value_shape
+        self.aux = list(aux)
+        self.aux_rebuild = aux_rebuild
         self.as_recorded = as_recorded  # a traced function's form, unsimplified (Segment.build)
-        self.extra_values = extra_values
+        self.refs = refs  # per symbol: the InputRef of a captured input, None for an argument
         self.key = key
         self.arg_shapes = arg_shapes
         self.arg_dtypes = arg_dtypes
         # the usual case: the inputs are the arguments themselves, in order
-        self._arguments_only = list(arg_positions) == list(range(len(symbols))) and not self.index_positions
+        self._arguments_only = list(arg_positions) == list(range(len(symbols))) and not self.derived
 
-    def inputs(self, args: Sequence[np.ndarray]) -> list:
+    def inputs(self, arrays: Sequence[np.ndarray]) -> list:
+        """The compiled function's input arrays for one call's dynamic ``arrays``."""
         if self._arguments_only:
-            return list(args)
-        values = self.extra_values()
-        for position, array in zip(self.arg_positions, args):
+            return list(arrays)
+        values = [None if ref is None else ref.value() for ref in self.refs]
+        for position, array in zip(self.arg_positions, arrays):
             if position is not None:
                 values[position] = array
-        for argument, position in self.index_positions:
-            values[position] = normalize_index(args[argument])[0]
+        for argument, position, compute in self.derived:
+            values[position] = compute(arrays[argument])
         return values
 
     def wrt(self, argnums: Sequence[int]) -> list:
@@ -83,100 +291,141 @@ class _Problem:
         for i in argnums:
             position = self.arg_positions[i]
             if position is None:  # the function does not use this argument
-                out.append(ArrayVar(f"_unused{i}", self.arg_shapes[i], self.arg_dtypes[i]))
+                out.append(EngineVar(f"unused{i}", self.arg_shapes[i], self.arg_dtypes[i]))
             else:
                 out.append(self.symbols[position])
         return out
 
 
-def _arrays(args: Sequence[Any], argnums: Sequence[int]) -> list[np.ndarray]:
-    out = []
-    for i, a in enumerate(args):
-        if type(a) is not np.ndarray:
-            a = np.asarray(getattr(a, "_data", a))
-        if a.dtype.kind not in "fc" and i in argnums:
-            a = a.astype(np.float64)
-        out.append(a)
-    return out
-
-
-def _trace(f: Callable, arrays: list[np.ndarray], argnums: Sequence[int], kwargs: dict) -> _Problem:
+def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str], has_aux: bool) -> _Problem:
     from .. import tape
     from ..tape.tracing import check_use, tracing
     from .graph import Segment
 
-    names = _parameter_names(f, len(arrays))
     # Every floating argument requires grad while tracing, differentiated or not, so that
-    # what f computes from it is recorded (and recomputed at each call); the tracing guard
-    # refuses what f computes from its inputs outside the graph (masks, argmax, ...).
-    leaves = [tape.tensor(a, requires_grad=(i in argnums or a.dtype.kind == "f"), name=names[i])
-              for i, a in enumerate(arrays)]
+    # what f computes from it is recorded (and recomputed at each call).
+    leaves = [tape.tensor(a, requires_grad=(k in diff or a.dtype.kind == "f"), name=name)
+              for k, (a, name) in enumerate(zip(call.arrays, names))]
+    positional, keywords = call.call(leaves)
     with tape.enable_grad(), tracing(leaves) as trace:
-        out = f(*leaves, **kwargs)
-        if not isinstance(out, tape.Tensor):
-            out = tape.as_tensor(out)
-        check_use([out])
-    segment = Segment([out])
+        result = f(*positional, **keywords)
+        aux_tensors: list = []
+        rebuild = None
+        if has_aux:
+            if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                raise TypeError(f"has_aux=True needs the function to return a pair (output, aux), got "
+                                f"{type(result).__name__}")
+            result, aux = result
+            aux_tensors, rebuild = _flatten_aux(aux)
+        out = result if isinstance(result, tape.Tensor) else tape.as_tensor(result)
+        check_use([out] + aux_tensors)
+    segment = Segment([out] + aux_tensors)
     positions = [segment.input_position(t) for t in leaves]
-    index_inputs = [(i, segment.index_position(array)) for i, leaf in enumerate(leaves)
-                    for array in trace.index_arrays(leaf)]
-    symbols, (value,) = segment.build(as_recorded=True)
+    derived = []
+    for k, leaf in enumerate(leaves):
+        for array, compute in trace.derived_from(leaf):
+            position = segment.index_position(array)
+            if position is None:
+                position = segment.data_position(array)
+            if position is not None:
+                derived.append((k, position, compute))
+    symbols, (value, *aux_exprs) = segment.build(as_recorded=True)
     value = exact(value, tuple(out.shape)) if tuple(out.shape) else value
+    aux_exprs = [exact(e, tuple(t.shape)) if tuple(t.shape) else e for e, t in zip(aux_exprs, aux_tensors)]
+    # the key: the graph, and where each argument (and each array computed from one) enters it
+    key = (segment.key, tuple(positions), tuple((k, p) for k, p, _ in derived),
+           tuple((a.shape, a.dtype.str) for a in call.arrays))
     # the function's own arguments first, in order, then what it captured
     first = [p for p in positions if p is not None]
     order = first + [i for i in range(len(symbols)) if i not in first]
     symbols = [symbols[i] for i in order]
-    refs = [segment.inputs[i] for i in order]
+    refs = [None if i in first else segment.inputs[i] for i in order]
     positions = [None if p is None else order.index(p) for p in positions]
-    index_positions = [(i, order.index(p)) for i, p in index_inputs if p is not None]
-    return _Problem(symbols, positions, value, tuple(out.shape), lambda: [r.value() for r in refs],
-                    segment.key, [a.shape for a in arrays], [a.dtype for a in arrays], index_positions,
-                    as_recorded=True)
+    derived = [(k, order.index(p), compute) for k, p, compute in derived]
+    return _Problem(symbols, positions, value, tuple(out.shape), refs, key, [a.shape for a in call.arrays],
+                    [a.dtype for a in call.arrays], derived, aux_exprs, rebuild, as_recorded=True, diff=diff)
 
 
-def _parameter_names(f: Callable, n: int) -> list[str]:
+def _flatten_aux(aux: Any) -> tuple[list, Callable]:
+    """The tensors in ``aux`` (a tensor, or tuples, lists and dicts of tensors and other
+    values) and a function rebuilding ``aux`` from their values."""
+    from ..tape.tensor import Tensor
+
+    tensors: list = []
+
+    def template(node):
+        if isinstance(node, Tensor):
+            tensors.append(node)
+            return ("leaf", len(tensors) - 1)
+        if isinstance(node, (tuple, list)):
+            return (type(node), [template(v) for v in node])
+        if isinstance(node, dict):
+            return (dict, {k: template(v) for k, v in node.items()})
+        return ("const", node)
+
+    shape = template(aux)
+
+    def rebuild(values: list) -> Any:
+        def build(node):
+            kind, content = node
+            if kind == "leaf":
+                return values[content]
+            if kind == "const":
+                return content
+            if kind is dict:
+                return {k: build(v) for k, v in content.items()}
+            return kind(build(v) for v in content)
+        return build(shape)
+
+    return tensors, rebuild
+
+
+def _parameter_names(f: Callable) -> list[str]:
     try:
-        params = [p.name for p in inspect.signature(f).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return [p.name for p in inspect.signature(f).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
-        params = []
-    if len(params) < n:
-        params += [f"arg{i}" for i in range(len(params), n)]
-    return params[:n]
+        return []
 
 
-def _expression_problem(expr: sp.Expr, args: Sequence[sp.Symbol]) -> _Problem:
+def _expression_problem(expr: sp.Expr, args: Sequence[sp.Symbol], diff: Sequence[int]) -> _Problem:
     symbols = list(args)
     missing = sorted(free_symbols(expr) - set(symbols), key=str)
     if missing:
         raise ValueError(f"the expression also depends on {missing}; list them in args=")
     expr = intern(expr)  # one object per structure, as the derivatives built from it (no deep comparisons)
-    return _Problem(symbols, list(range(len(symbols))), expr, shape_of(expr), lambda: [None] * len(symbols),
+    return _Problem(symbols, list(range(len(symbols))), expr, shape_of(expr), [None] * len(symbols),
                     ("sympy", expr, tuple(symbols)), [shape_of(s) for s in symbols],
-                    [np.dtype(getattr(s, "array_dtype", "float64")) for s in symbols])
+                    [np.dtype(getattr(s, "array_dtype", "float64")) for s in symbols], diff=diff)
 
 
 # ============================================================================ the callable
 class Transformed:
     """A compiled derivative transform; call it like the original function.
 
-    ``closed_forms`` maps output names to SymPy closed forms of the most recent input
-    shapes; ``source`` is the generated code (NumPy, or C for a C ``backend``);
-    ``compiled`` the :class:`~symgrad.symbolic.compile.CompiledFunction` (or the
-    backend's equivalent).
+    ``closed_forms`` maps output names to SymPy closed forms of the most recent trace;
+    ``source`` is the generated code (NumPy, or C for a C ``backend``); ``compiled`` the
+    :class:`~symgrad.symbolic.compile.CompiledFunction` (or the backend's equivalent).
     """
 
     def __init__(self, kind: str, f: Any, argnums: Any, args: Sequence[sp.Symbol] | None, simplify: bool,
-                 backend: str = "numpy") -> None:
+                 backend: str = "numpy", *, has_aux: bool = False, static_argnums: Any = (),
+                 static_argnames: Any = ()) -> None:
         from .backends import get_backend
 
         self.kind = kind
         self.f = f
         self.simplify = simplify
         self.backend = get_backend(backend).name
+        self.has_aux = bool(has_aux)
         self._single = isinstance(argnums, (int, np.integer, sp.Symbol))
         self.is_expression = isinstance(f, sp.Basic)
+        self.static_argnums = _int_tuple(static_argnums, "static_argnums")
+        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         if self.is_expression:
+            if self.has_aux or self.static_argnums or self.static_argnames:
+                raise TypeError("has_aux, static_argnums and static_argnames apply to Python functions, not to a "
+                                "SymPy expression")
             wrt = [argnums] if self._single else list(argnums)
             if all(isinstance(w, (int, np.integer)) for w in wrt):
                 if args is None:
@@ -186,54 +435,68 @@ class Transformed:
                 args = list(wrt) + sorted(free_symbols(f) - set(wrt), key=str)
             self.args = list(args)
             self.argnums = [self.args.index(w) for w in wrt]
-            self._problem = _expression_problem(f, self.args)
+            self._problem = _expression_problem(f, self.args, self.argnums)
+            self.parameter_names: list[str] = []
         else:
+            if not callable(f):
+                raise TypeError(f"{kind} needs a Python function or a SymPy expression, got {type(f).__name__}")
             self.args = None
-            self.argnums = [int(argnums)] if self._single else [int(a) for a in argnums]
+            self.argnums = list(_int_tuple(argnums, "argnums"))
             self._problem = None
-        self._compiled: dict = {}
+            self.parameter_names = _parameter_names(f)
+        if not self.is_expression and not self.argnums:
+            raise ValueError(f"{kind} needs at least one argument to differentiate (argnums is empty)")
+        self._traces: OrderedDict = OrderedDict()
         self.compiled: CompiledFunction | None = None
-        functools_name = getattr(f, "__name__", "expr")
-        self.__name__ = f"{kind}_{functools_name}"
+        self.__name__ = f"{kind}_{getattr(f, '__name__', 'expr')}"
+
+    def __getstate__(self) -> dict:
+        """Pickled (to Dask workers) without its traces: each process traces anew."""
+        state = dict(self.__dict__)
+        state["_traces"] = OrderedDict()
+        return state
 
     # ------------------------------------------------------------------ compile
-    def _prepare(self, args: Sequence[Any], kwargs: dict) -> tuple[_Problem, CompiledFunction, list]:
+    def _prepare(self, args: Sequence[Any], kwargs: dict):
+        """``(problem, compiled, arguments)`` for one call, tracing and compiling on a new key."""
         if self.is_expression:
             if kwargs:
                 raise TypeError("a transformed SymPy expression takes its inputs positionally")
             if len(args) != len(self.args):
                 raise TypeError(f"expected {len(self.args)} inputs {self.args}, got {len(args)}")
-            arrays = [np.asarray(getattr(a, "_data", a)) for a in args]
+            call = _ExpressionArguments(args)
             if self.compiled is not None:  # one expression, one compiled function: no cache lookup per call
-                return self._problem, self.compiled, arrays
+                return self._problem, self.compiled, call
             problem = self._problem
-            signature: Any = None
         else:
-            arrays = _arrays(args, self.argnums)
-            signature = (tuple([(a.shape, a.dtype) for a in arrays]), tuple(sorted(kwargs.items())) if kwargs else ())
-            entry = self._compiled.get(signature)
-            if entry is not None:  # traced before with as many arguments, so argnums fit
-                self.compiled = entry[1]
-                return entry[0], entry[1], arrays
-            for i in self.argnums:
-                if i >= len(arrays):
-                    raise TypeError(f"argnums={i} but the function was called with {len(arrays)} arguments")
-            problem = _trace(self.f, arrays, self.argnums, kwargs)
-        key = (self.kind, problem.key, tuple(self.argnums), self.simplify, self.backend)
+            call = _Arguments(self, args, kwargs)
+            trace_key = (call.key, fingerprint(self.f))
+            entry = self._traces.get(trace_key)
+            if entry is not None:
+                self._traces.move_to_end(trace_key)
+                problem, compiled_ref = entry
+                compiled = compiled_ref()
+                if compiled is not None:
+                    self.compiled = compiled
+                    return problem, compiled, call
+            else:
+                diff = [call.paths.index(i) for i in self.argnums]
+                names = [self.parameter_names[p] if isinstance(p, int) and p < len(self.parameter_names)
+                         else (p if isinstance(p, str) else f"arg{p}") for p in call.paths]
+                problem = _trace(self.f, call, diff, names, self.has_aux)
+        key = (self.kind, problem.key, tuple(problem.diff), self.simplify, self.backend)
         compiled = cached(key, lambda: self._build(problem))
-        if signature is not None:
-            self._compiled[signature] = (problem, compiled)
+        if not self.is_expression:
+            self._traces[trace_key] = (problem, weakref.ref(compiled))
+            while len(self._traces) > TRACES_PER_TRANSFORM:
+                self._traces.popitem(last=False)
         self.compiled = compiled
-        return problem, compiled, arrays
+        return problem, compiled, call
 
     def _build(self, problem: _Problem) -> CompiledFunction:
-        wrt = problem.wrt(self.argnums)
+        wrt = problem.wrt(problem.diff)
         value = problem.value
         names = [str(w) for w in wrt]
-        outputs: list = []
-        out_names: list = []
-        shapes: list = []
-        dtypes: list = []
         if self.kind in ("grad", "value_and_grad", "hessian"):
             if size_of(problem.value_shape) != 1:
                 raise ValueError(
@@ -243,7 +506,7 @@ class Transformed:
             grads = adjoints([(value, sp.S.One)], wrt, as_recorded=problem.as_recorded)
             grads = [exact(g, shape_of(w)) if shape_of(w) else g for g, w in zip(grads, wrt)]
             if self.kind == "hessian":
-                seeds = [ArrayVar(f"v_{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
+                seeds = [EngineVar(f"v_{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
                          for n, w in zip(names, wrt)]
                 # one VJP of the gradient: row i of the Hessian is its value at e_i
                 from .structural import Sum
@@ -259,7 +522,7 @@ class Transformed:
                 out_names = (["value"] if self.kind == "value_and_grad" else []) + [f"grad_{n}" for n in names]
                 extra = []
         elif self.kind in ("jacobian", "vjp"):
-            seed = ArrayVar("g", problem.value_shape, "float64")
+            seed = EngineVar("g", problem.value_shape, "float64")
             top = exact(value, problem.value_shape) if problem.value_shape else value
             grads = adjoints([(top, seed)], wrt, as_recorded=problem.as_recorded)
             outputs = ([value] if self.kind == "vjp" else []) + [
@@ -267,7 +530,7 @@ class Transformed:
             out_names = (["value"] if self.kind == "vjp" else []) + [f"vjp_{n}" for n in names]
             extra = [seed]
         elif self.kind == "jvp":
-            tangents = [ArrayVar(f"d{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
+            tangents = [EngineVar(f"d{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
                         for n, w in zip(names, wrt)]
             with evaluate(not problem.as_recorded):
                 total = sp.Add(*[jvp_expr(value, w, t, as_recorded=problem.as_recorded)
@@ -281,6 +544,8 @@ class Transformed:
             from .printing import tidy
 
             outputs = [tidy(o) for o in outputs]
+        outputs += problem.aux
+        out_names += [f"aux{k}" for k in range(len(problem.aux))]
         inputs = problem.symbols + extra
         from .backends import get_backend
 
@@ -292,36 +557,25 @@ class Transformed:
     def __call__(self, *args: Any, **kwargs: Any):
         if self.kind in ("vjp", "jvp"):
             raise TypeError(f"call symgrad's {self.kind}(f, ...) directly; it returns values, not a function")
-        problem, compiled, arrays = self._prepare(args, kwargs)
-        inputs = problem.inputs(arrays)
+        run = self._run(args, kwargs)
         if self.kind == "grad":
-            return self._pick(_evaluate(compiled, inputs), arrays)
-        if self.kind == "value_and_grad":
-            out = _evaluate(compiled, inputs)
-            return out[0], self._pick(out[1:], arrays)
-        if self.kind == "jacobian":
-            return self._pick(_jacobian_rows(compiled, inputs, problem.value_shape, len(self.argnums), 0), arrays,
-                              cast=False)
-        if self.kind == "hessian":
-            return self._pick(_hessian(compiled, inputs, problem, self.argnums), arrays, cast=False)
-        raise AssertionError(self.kind)  # pragma: no cover
+            out = run.grads(run.evaluate()[:len(self.argnums)])
+        elif self.kind == "value_and_grad":
+            values = run.evaluate()
+            out = (values[0], run.grads(values[1:1 + len(self.argnums)]))
+        elif self.kind == "jacobian":
+            out = run.grads(run.jacobian(), cast=False)
+        else:
+            out = run.grads(run.hessian(), cast=False)
+        if self.has_aux:
+            aux = run.aux()
+            out = ((out[0], aux), out[1]) if self.kind == "value_and_grad" else (out, aux)
+        run.cross_check(out)
+        return out
 
-    def _pick(self, grads: Sequence[np.ndarray], arrays: list, cast: bool = True):
-        """The gradients of ``argnums``, each (with ``cast``) of its argument's shape and
-        dtype.  The compiled function's outputs are already fresh, writeable arrays that
-        share no memory with an input, so one is copied only to broadcast or cast it."""
-        out = []
-        for g, i in zip(grads, self.argnums):
-            if not isinstance(g, tuple):
-                g = g if type(g) is np.ndarray else np.asarray(g)
-                like = arrays[i]
-                if cast and like.dtype.kind in "fc":
-                    if g.shape != like.shape:
-                        g = np.broadcast_to(g, like.shape).astype(like.dtype)  # a new, writeable array
-                    elif g.dtype != like.dtype:
-                        g = g.astype(like.dtype)
-            out.append(g)
-        return out[0] if self._single else tuple(out)
+    def _run(self, args: Sequence[Any], kwargs: dict) -> "_Run":
+        problem, compiled, call = self._prepare(args, kwargs)
+        return _Run(self, problem, compiled, call)
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -353,50 +607,286 @@ class Transformed:
         return f"<symgrad {self.kind} of {target}, argnums={self.argnums}>"
 
 
-def _evaluate(compiled: Any, inputs: list) -> Sequence:
-    """The outputs of ``compiled`` for ``inputs`` in order: the thin path of a
-    ``CompiledFunction`` (no argument binding, no named tuple), else the backend's call."""
-    return compiled.outputs_of(inputs) if isinstance(compiled, CompiledFunction) else compiled(*inputs)
+def _int_tuple(value: Any, what: str) -> tuple:
+    values = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise TypeError(f"{what} takes argument positions (whole numbers >= 0), got {value!r}")
+    return tuple(int(v) for v in values)
 
 
-def _jacobian_rows(compiled: CompiledFunction, inputs: list, out_shape: tuple, n_wrt: int, skip: int) -> list:
-    """Evaluate a compiled VJP (last input: the seed ``g``) at every one-hot seed."""
-    rows: list[list] = [[] for _ in range(n_wrt)]
-    size = size_of(out_shape)
-    for k in range(size):
-        seed = np.zeros(size)
-        seed[k] = 1.0
-        out = compiled(*inputs, seed.reshape(out_shape))
-        for i in range(n_wrt):
-            rows[i].append(np.asarray(out[skip + i]))
-    result = []
-    for i in range(n_wrt):
-        stacked = np.stack(rows[i]) if rows[i] else np.zeros((0,))
-        result.append(stacked.reshape(tuple(out_shape) + stacked.shape[1:]))
-    return result
+class _ExpressionArguments:
+    """The arguments of a transformed SymPy expression: all dynamic, in order."""
+
+    def __init__(self, args: Sequence[Any]) -> None:
+        from ..tape.tensor import Tensor
+
+        self.given = [a if isinstance(a, Tensor) else None for a in args]
+        self.arrays = [np.asarray(getattr(a, "_data", a)) for a in args]
+        self.paths = list(range(len(args)))
 
 
-def _hessian(compiled: CompiledFunction, inputs: list, problem: _Problem, argnums: list) -> list:
-    """Block rows of the Hessian from the compiled Hessian-vector product."""
-    shapes = [problem.arg_shapes[i] for i in argnums]
-    blocks: list = []
-    for j, shape_j in enumerate(shapes):
-        rows: list = [[] for _ in shapes]
-        for k in range(size_of(shape_j)):
-            seeds = [np.zeros(s) for s in shapes]
-            seeds[j].reshape(-1)[k] = 1.0
-            out = compiled(*inputs, *seeds)
-            for i in range(len(shapes)):
-                rows[i].append(np.broadcast_to(out[i], shapes[i]))
-        blocks.append([np.stack(r).reshape(tuple(shape_j) + tuple(shapes[i])) for i, r in enumerate(rows)])
-    if len(shapes) == 1:
-        return [blocks[0][0]]
-    return [tuple(blocks[i][j] for j in range(len(shapes))) for i in range(len(shapes))]
+# ============================================================================ one evaluation
+class _Run:
+    """One call of a transform: its inputs, evaluated by the compiled NumPy (or C)
+    function, or -- when an input requires grad or is traced -- by tensor ops that record
+    the closed forms in the graph (see the module)."""
+
+    def __init__(self, transform: Transformed, problem: _Problem, compiled: Any, call: Any) -> None:
+        self.transform = transform
+        self.problem = problem
+        self.compiled = compiled
+        self.call = call
+        self.diff = problem.diff
+        self.inputs = problem.inputs(call.arrays)
+        self.tensor_env = self._tensor_env()
+        self.outputs: list | None = None
+
+    # -------------------------------------------------------------- which evaluation
+    def _tensor_env(self) -> dict | None:
+        """Symbol -> tensor when the results must be recorded, else None."""
+        from ..tape.grad_mode import is_grad_enabled
+        from ..tape.tensor import Tensor
+        from ..tape.tracing import is_traced
+
+        if not is_grad_enabled():
+            return None
+
+        def live(t) -> bool:
+            return isinstance(t, Tensor) and (t.requires_grad or is_traced(t))
+
+        captured = [ref.tensor for ref in self.problem.refs if ref is not None and ref.kind in ("leaf", "array")]
+        if not any(live(t) for t in list(self.call.given) + captured):
+            return None
+        env = {}
+        for symbol, ref, array in zip(self.problem.symbols, self.problem.refs, self.inputs):
+            if ref is not None and ref.kind in ("leaf", "array", "const"):
+                env[symbol] = ref.tensor
+            else:
+                env[symbol] = Tensor(np.asarray(array))
+        for position, given in zip(self.problem.arg_positions, self.call.given):
+            if position is not None and given is not None:
+                env[self.problem.symbols[position]] = given if given.dtype.kind in "fc" else Tensor(
+                    self.inputs[position])
+        return env
+
+    def _outputs(self, extra: Sequence[Any] = ()) -> list:
+        """The compiled function's outputs at this call's inputs (plus ``extra`` inputs:
+        seeds, tangents), as arrays or as recorded tensors."""
+        if self.tensor_env is None:
+            if isinstance(self.compiled, CompiledFunction):
+                return list(self.compiled.outputs_of(list(self.inputs) + list(extra)))
+            return list(self.compiled(*self.inputs, *extra))
+        from ..tape.tensor import Tensor
+        from .as_tensors import NotTensorizable, evaluate_as_tensors
+
+        env = dict(self.tensor_env)
+        for symbol, value in zip(self.compiled.symbols[len(self.inputs):], extra):
+            env[symbol] = value if isinstance(value, Tensor) else Tensor(np.asarray(value, dtype=np.float64))
+        try:
+            values = evaluate_as_tensors(list(self.compiled.exprs.values()), env)
+        except NotTensorizable as err:
+            raise NotImplementedError(
+                f"{self.transform.kind} on tensors that require grad records its closed form as tensor ops: {err}"
+            ) from None
+        return values
+
+    def evaluate(self) -> list:
+        if self.outputs is None:
+            self.outputs = self._outputs()
+        return self.outputs
+
+    # -------------------------------------------------------------- results
+    def grads(self, grads: Sequence[Any], cast: bool = True):
+        """The results of ``argnums``, each (with ``cast``) of its argument's shape and
+        dtype.  The compiled function's outputs are fresh, writeable arrays, so one is
+        copied only to broadcast or cast it."""
+        out = [self._shaped(g, self.call.arrays[i], cast) for g, i in zip(grads, self.diff)]
+        return out[0] if self.transform._single else tuple(out)
+
+    def _shaped(self, g: Any, like: np.ndarray, cast: bool) -> Any:
+        if isinstance(g, tuple):
+            return tuple(self._shaped(v, like, cast) for v in g)
+        if self.tensor_env is not None:
+            return _tensor_like(g, like.shape if cast else None, like.dtype)
+        g = g if type(g) is np.ndarray else np.asarray(g)
+        if like.dtype.kind in "fc":
+            if cast and g.shape != like.shape:
+                return np.broadcast_to(g, like.shape).astype(like.dtype)  # a new, writeable array
+            if g.dtype != like.dtype:
+                return g.astype(like.dtype)
+        return g
+
+    def aux(self) -> Any:
+        n = len(self.problem.aux)
+        values = self.evaluate()[len(self.evaluate()) - n:] if n else []
+        return self.problem.aux_rebuild(values)
+
+    def jacobian(self) -> list:
+        """Evaluate the compiled VJP (its last input: the seed ``g``) at every one-hot seed."""
+        shape = self.problem.value_shape
+        rows: list[list] = [[] for _ in self.diff]
+        for k in range(size_of(shape)):
+            seed = np.zeros(size_of(shape))
+            seed[k] = 1.0
+            out = self._outputs([seed.reshape(shape)])
+            for i in range(len(self.diff)):
+                rows[i].append(out[i])
+        result = []
+        for i, position in enumerate(self.diff):
+            arg_shape = self.call.arrays[position].shape
+            dtype = self.call.arrays[position].dtype
+            parts = [self._shaped(r, self.call.arrays[position], True) for r in rows[i]]
+            result.append(_stack(parts, tuple(shape) + tuple(arg_shape), dtype))
+        return result
+
+    def hessian(self) -> list:
+        """Block rows of the Hessian from the compiled Hessian-vector product."""
+        likes = [self.call.arrays[p] for p in self.diff]
+        blocks: list = []
+        for j, like_j in enumerate(likes):
+            rows: list = [[] for _ in likes]
+            for k in range(like_j.size):
+                seeds = [np.zeros(like.shape) for like in likes]
+                seeds[j].reshape(-1)[k] = 1.0
+                out = self._outputs(seeds)
+                for i, like in enumerate(likes):
+                    rows[i].append(self._shaped(out[i], like, True))
+            blocks.append([_stack(r, like_j.shape + likes[i].shape, likes[i].dtype) for i, r in enumerate(rows)])
+        if len(likes) == 1:
+            return [blocks[0][0]]
+        return [tuple(blocks[i][j] for j in range(len(likes))) for i in range(len(likes))]
+
+    # -------------------------------------------------------------- "both"
+    def cross_check(self, out: Any) -> None:
+        """With ``set_backward_engine("both")``: run the function eagerly on the tape and
+        compare (see :func:`_eager_results`)."""
+        from ..tape import get_backward_engine
+
+        if get_backward_engine() != "both" or self.transform.is_expression or self.tensor_env is not None:
+            return
+        _cross_check(self.transform, self.call, out)
+
+
+def _tensor_like(value: Any, shape: tuple | None, dtype: np.dtype) -> Any:
+    """A recorded tensor of ``shape`` (broadcast) and ``dtype`` (cast between floats)."""
+    from ..tape import apply_op
+    from ..tape.tensor import Tensor
+
+    if not isinstance(value, Tensor):
+        value = np.asarray(value, dtype=dtype)
+        return Tensor(np.broadcast_to(value, shape).copy() if shape is not None else value)
+    if shape is not None and value.shape != tuple(shape):
+        value = value + Tensor(np.zeros(shape, dtype=value.dtype))
+    if value.dtype != dtype and dtype.kind == "f":
+        value = apply_op("cast", value, dtype=dtype)
+    return value
+
+
+def _stack(parts: list, shape: tuple, dtype: np.dtype) -> Any:
+    from ..tape.tensor import Tensor
+
+    if any(isinstance(p, Tensor) for p in parts):
+        from ..tape.functions import stack
+
+        return stack(parts).reshape(shape) if parts else Tensor(np.zeros(shape, dtype))
+    stacked = np.stack(parts) if parts else np.zeros((0,), dtype)
+    return stacked.reshape(shape).astype(dtype if dtype.kind in "fc" else np.float64, copy=False)
+
+
+# ============================================================================ eager cross-check
+def _cross_check(transform: Transformed, call: _Arguments, out: Any) -> None:
+    """Compare a transform's results with the tape engine's on a fresh eager run."""
+    from ..tape import backward_engine
+    from .backward import GradientMismatchError, _compare
+
+    with backward_engine("tape"):
+        expected = _eager_results(transform, call)
+    got = _flat_results(transform, out)
+    if len(got) != len(expected):  # pragma: no cover  (both come from the same transform)
+        raise GradientMismatchError(f"{transform.__name__}: {len(got)} results against {len(expected)} on the tape")
+    for k, (label, g, e) in enumerate(zip(_result_labels(transform), got, expected)):
+        g = np.asarray(g)
+        _compare(k, _Labelled(label, g), g, np.asarray(e))
+
+
+class _Labelled:
+    """What ``_compare`` reads of a tensor: a name, a shape and a dtype."""
+
+    def __init__(self, name: str, like: np.ndarray) -> None:
+        self.name, self.shape, self.dtype = name, like.shape, like.dtype
+
+
+def _result_labels(transform: Transformed) -> list[str]:
+    labels = [f"the value of {transform.__name__}"] if transform.kind == "value_and_grad" else []
+    return labels + [f"the {transform.kind} of {transform.__name__} for argument {i}" for i in transform.argnums]
+
+
+def _flat_results(transform: Transformed, out: Any) -> list:
+    if transform.has_aux:
+        out = (out[0][0], out[1]) if transform.kind == "value_and_grad" else out[0]
+    if transform.kind == "value_and_grad":
+        value, grads = out
+        return [value] + ([grads] if transform._single else list(grads))
+    if transform.kind == "hessian" and not transform._single:
+        return [np.concatenate([np.asarray(b).reshape(-1) for b in row]) for row in out]
+    return [out] if transform._single else list(out)
+
+
+def _eager_results(transform: Transformed, call: _Arguments) -> list:
+    """The transform's results computed by running the function eagerly on the tape."""
+    from .. import autograd, tape
+
+    leaves = [tape.tensor(a, requires_grad=(a.dtype.kind == "f")) for a in call.arrays]
+    positional, keywords = call.call(leaves)
+    diff = [leaves[call.paths.index(i)] for i in transform.argnums]
+    with tape.enable_grad():
+        result = transform.f(*positional, **keywords)
+        if transform.has_aux:
+            result = result[0]
+        out = result if isinstance(result, tape.Tensor) else tape.as_tensor(result)
+
+        def pull(seed, create_graph=False):
+            grads = autograd.grad([out], diff, grad_outputs=[tape.tensor(seed, dtype=out.dtype)],
+                                  retain_graph=True, allow_unused=True, create_graph=create_graph)
+            return [np.zeros(t.shape, t.dtype) if g is None else g for g, t in zip(grads, diff)]
+
+        kind = transform.kind
+        if kind in ("grad", "value_and_grad"):
+            grads = [np.asarray(g._data) for g in pull(np.ones(out.shape))]
+            return ([out._data] if kind == "value_and_grad" else []) + grads
+        if kind == "jacobian":
+            rows = [[] for _ in diff]
+            for k in range(out.numel()):
+                seed = np.zeros(out.numel())
+                seed[k] = 1.0
+                for i, g in enumerate(pull(seed.reshape(out.shape))):
+                    rows[i].append(np.asarray(getattr(g, "_data", g)))
+            return [np.stack(r).reshape(out.shape + t.shape) if r else np.zeros(out.shape + t.shape)
+                    for r, t in zip(rows, diff)]
+        # hessian: the tape's gradient with create_graph, differentiated once per element
+        grads = pull(np.ones(out.shape), create_graph=True)
+        blocks = []
+        for gj, tj in zip(grads, diff):
+            row = []
+            for ti in diff:
+                entries = []
+                for k in range(tj.numel()):
+                    if not isinstance(gj, tape.Tensor) or gj.grad_fn is None:
+                        entries.append(np.zeros(ti.shape))
+                        continue
+                    (h,) = autograd.grad([gj.reshape(-1)[k]], [ti], retain_graph=True, allow_unused=True)
+                    entries.append(np.zeros(ti.shape) if h is None else h._data)
+                row.append(np.stack(entries).reshape(tj.shape + ti.shape) if entries else np.zeros(tj.shape + ti.shape))
+            blocks.append(row)
+        if len(diff) == 1:
+            return [blocks[0][0]]
+        return [np.concatenate([b.reshape(-1) for b in row]) for row in blocks]
 
 
 # ============================================================================ public transforms
-def grad(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
-         backend: str = "numpy") -> Transformed:
+def grad(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (), static_argnames: Any = (),
+         args: Sequence[sp.Symbol] | None = None, simplify: bool = False, backend: str = "numpy") -> Transformed:
     """The gradient of a scalar function, as a compiled callable.
 
     >>> import symgrad
@@ -405,44 +895,53 @@ def grad(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None, s
     array([ 3., 12.])
     >>> df.closed_forms
     {'grad_x': 3*x**2}
+    >>> grad(lambda x, k: (x ** k).sum())(np.array([1.0, 2.0]), 2)   # k: a Python int, static
+    array([2., 4.])
     >>> x, y = sp.symbols("x y", real=True)
     >>> grad(x ** 2 * y, y)(3.0, 5.0)        # inputs: y, then x
     array(25.)
     """
-    return Transformed("grad", f, argnums, args, simplify, backend)
+    return Transformed("grad", f, argnums, args, simplify, backend, has_aux=has_aux, static_argnums=static_argnums,
+                       static_argnames=static_argnames)
 
 
-def value_and_grad(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None,
-                   simplify: bool = False, backend: str = "numpy") -> Transformed:
-    """``(value, gradient)`` from one compiled function.
+def value_and_grad(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (),
+                   static_argnames: Any = (), args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
+                   backend: str = "numpy") -> Transformed:
+    """``(value, gradient)`` from one compiled function (``((value, aux), gradient)``
+    with ``has_aux=True``).
 
     >>> x = sp.Symbol("x", real=True)
     >>> value_and_grad(sp.sin(x))(0.0)
     (array(0.), array(1.))
     """
-    return Transformed("value_and_grad", f, argnums, args, simplify, backend)
+    return Transformed("value_and_grad", f, argnums, args, simplify, backend, has_aux=has_aux,
+                       static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def jacobian(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None,
-             simplify: bool = False, backend: str = "numpy") -> Transformed:
+def jacobian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (),
+             static_argnames: Any = (), args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
+             backend: str = "numpy") -> Transformed:
     """The Jacobian, shaped ``output.shape + input.shape``.
 
     >>> jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
     array([[2., 0.],
            [0., 4.]])
     """
-    return Transformed("jacobian", f, argnums, args, simplify, backend)
+    return Transformed("jacobian", f, argnums, args, simplify, backend, has_aux=has_aux,
+                       static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def hessian(f: Any, argnums: Any = 0, *, args: Sequence[sp.Symbol] | None = None,
-            simplify: bool = False, backend: str = "numpy") -> Transformed:
+def hessian(f: Any, argnums: Any = 0, *, static_argnums: Any = (), static_argnames: Any = (),
+            args: Sequence[sp.Symbol] | None = None, simplify: bool = False, backend: str = "numpy") -> Transformed:
     """The Hessian of a scalar function, shaped ``input.shape + input.shape``.
 
     >>> x, y = sp.symbols("x y", real=True)
     >>> hessian(x ** 2 * y, (0, 1), args=(x, y))(1.0, 2.0)
     ((array(4.), array(2.)), (array(2.), array(0.)))
     """
-    return Transformed("hessian", f, argnums, args, simplify, backend)
+    return Transformed("hessian", f, argnums, args, simplify, backend, static_argnums=static_argnums,
+                       static_argnames=static_argnames)
 
 
 def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | None = None,
@@ -456,18 +955,22 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
     """
     argnums = tuple(range(len(primals))) if argnums is None else argnums
     t = Transformed("vjp", f, argnums, args, False, backend)
-    problem, compiled, arrays = t._prepare(primals, {})
-    inputs = problem.inputs(arrays)
-    value = compiled(*inputs, np.zeros(problem.value_shape))[0]
+    run = t._run(primals, {})
+    shape = run.problem.value_shape
+    value = run._outputs([np.zeros(shape)])[0]
 
     def vjp_fn(g: Any) -> tuple:
-        g = np.broadcast_to(np.asarray(getattr(g, "_data", g), dtype=np.float64), problem.value_shape)
-        out = compiled(*inputs, g)[1:]
-        return tuple(np.broadcast_to(o, arrays[i].shape).astype(arrays[i].dtype, copy=True)
-                     for o, i in zip(out, t.argnums))
+        from ..tape.tensor import Tensor
 
-    vjp_fn.compiled = compiled  # type: ignore[attr-defined]
-    vjp_fn.closed_forms = dict(compiled.exprs)  # type: ignore[attr-defined]
+        if not isinstance(g, Tensor):
+            g = np.broadcast_to(np.asarray(g, dtype=np.float64), shape)
+        elif g.shape != shape:
+            raise ValueError(f"vjp_fn needs a cotangent of the value's shape {shape}, got {g.shape}")
+        out = run._outputs([g])[1:1 + len(run.diff)]
+        return tuple(run._shaped(o, run.call.arrays[i], True) for o, i in zip(out, run.diff))
+
+    vjp_fn.compiled = run.compiled  # type: ignore[attr-defined]
+    vjp_fn.closed_forms = dict(run.compiled.exprs)  # type: ignore[attr-defined]
     return value, vjp_fn
 
 
@@ -478,10 +981,19 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequen
     >>> jvp(lambda x: x ** 2, (np.array([1.0, 3.0]),), (np.array([1.0, 0.5]),))
     (array([1., 9.]), array([2., 3.]))
     """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp needs one tangent per primal, got {len(primals)} primals and {len(tangents)} tangents")
     t = Transformed("jvp", f, tuple(range(len(primals))), args, False, backend)
-    problem, compiled, arrays = t._prepare(primals, {})
-    inputs = problem.inputs(arrays)
-    tangents = [np.broadcast_to(np.asarray(getattr(v, "_data", v), dtype=np.float64), a.shape)
-                for v, a in zip(tangents, arrays)]
-    out = compiled(*inputs, *tangents)
+    run = t._run(primals, {})
+    from ..tape.tensor import Tensor
+
+    seeds = []
+    for v, i in zip(tangents, run.diff):
+        like = run.call.arrays[i]
+        if isinstance(v, Tensor):
+            seeds.append(v)
+        else:
+            seeds.append(np.broadcast_to(np.asarray(v, dtype=np.float64), like.shape))
+    out = run._outputs(seeds)
     return out[0], out[1]

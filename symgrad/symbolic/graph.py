@@ -312,6 +312,14 @@ class Segment:
         (None if absent)."""
         return self._input_ids.get(("index", id(array)))
 
+    def data_position(self, array) -> int | None:
+        """Where the tensor holding exactly ``array`` (a non-recorded array input) is among
+        :attr:`inputs` (None if absent)."""
+        for position, ref in enumerate(self.inputs):
+            if ref.kind == "array" and ref.tensor._data is array:
+                return position
+        return None
+
     def node_position(self, node) -> int | None:
         """Where an interior node is among :attr:`nodes` (None if absent)."""
         return self._node_ids.get(id(node))

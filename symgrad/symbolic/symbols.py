@@ -34,7 +34,7 @@ from ..tape.structure import freeze as _freeze
 
 Shape = tuple[int, ...]
 
-__all__ = ["ArrayVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
+__all__ = ["ArrayVar", "EngineVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
            "intern", "unevaluated", "collection_paused"]
 
 
@@ -90,6 +90,35 @@ class ArrayVar(sp.Symbol):
 
     def _sympyrepr(self, printer) -> str:
         return f"ArrayVar({self.name!r}, {self.array_shape!r}, {self.array_dtype!r})"
+
+
+class EngineVar(ArrayVar):
+    """An array symbol the engine makes (an upstream gradient, a tangent, an unused
+    argument): like ``sp.Dummy`` it equals only itself, so no name a user chooses can
+    meet it; it prints under its display name.
+
+    >>> g = EngineVar("g", (2,))
+    >>> g == ArrayVar("g", (2,)), g == EngineVar("g", (2,)), str(g)
+    (False, False, 'g')
+    """
+
+    __slots__ = ("dummy_index",)
+
+    _count = 0
+
+    def __new__(cls, name: str, shape: Iterable[int] = (), dtype: Any = "float64") -> "EngineVar":
+        shape = tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype).name
+        obj = ArrayVar.__xnew__(cls, name, shape, dtype, real=True)
+        EngineVar._count += 1
+        obj.dummy_index = EngineVar._count
+        return obj
+
+    def _hashable_content(self):
+        return super()._hashable_content() + (self.dummy_index,)
+
+    def __getnewargs_ex__(self):  # pragma: no cover  (pickling makes a new, distinct symbol)
+        return ((self.name, self.array_shape, self.array_dtype), {})
 
 
 def array_symbol(name: str, shape: Iterable[int] = (), dtype: Any = "float64") -> ArrayVar:

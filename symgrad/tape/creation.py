@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, tracing
 from .tensor import Tensor, as_tensor
 
 _rng = [np.random.default_rng()]
@@ -36,6 +36,9 @@ def tensor(data, dtype=None, requires_grad: bool = False, name: str | None = Non
     RuntimeError: only tensors of floating point dtype can require gradients, got symgrad.int64; ...
     """
     if isinstance(data, Tensor):
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(data, "symgrad.tensor() (a copy outside the graph)",
+                           "use the tensor itself, or x.clone() for a recorded copy")
         warnings.warn(
             "To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() or "
             "sourceTensor.detach().clone().requires_grad_(True), rather than symgrad.tensor(sourceTensor).",
@@ -108,11 +111,15 @@ def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False) ->
 
 def rand(*size, dtype=None, requires_grad: bool = False) -> Tensor:
     """Uniform random numbers in [0, 1)."""
+    if tracing.ACTIVE_TRACES:
+        tracing.refuse_random("symgrad.rand()")
     return _make(_rng[0].random(_sizes(size)).astype(_float_dtype(dtype)), requires_grad)
 
 
 def randn(*size, dtype=None, requires_grad: bool = False) -> Tensor:
     """Standard normal random numbers."""
+    if tracing.ACTIVE_TRACES:
+        tracing.refuse_random("symgrad.randn()")
     return _make(_rng[0].standard_normal(_sizes(size)).astype(_float_dtype(dtype)), requires_grad)
 
 

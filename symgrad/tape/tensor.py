@@ -224,34 +224,56 @@ class Tensor:
 
     def item(self):
         """The single value as a Python number."""
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "item()")
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to a Python scalar")
         return self._data.reshape(()).item()
 
     def numpy(self) -> np.ndarray:
         """The values as an ndarray sharing memory; refused while the tensor requires grad."""
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "numpy()")
         if self.requires_grad:
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
         return self._data
 
     def tolist(self):
+        """The values as (nested) Python lists of numbers."""
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "tolist()")
         return self._data.tolist()
 
     def __array__(self, dtype=None, copy=None):
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "numpy.asarray() (__array__)")
         return self._data if dtype is None else self._data.astype(dtype)
 
     def __float__(self) -> float:
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "float()")
         return builtins.float(self.item())
 
     def __int__(self) -> int:
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "int()")
         return builtins.int(self.item())
 
+    def __complex__(self) -> complex:
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "complex()")
+        return builtins.complex(self.item())
+
     def __bool__(self) -> builtins.bool:
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "bool() (an if, while, and, or, not or assert on a tensor)")
         if self._data.size != 1:
             raise RuntimeError(f"the truth value of a tensor with {self._data.size} elements is ambiguous")
         return builtins.bool(self._data.reshape(()).item())
 
     def __index__(self) -> int:
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "index() (a tensor used as a Python integer: range(t), x[:t], [..] * t)")
         if self._data.size != 1 or self.dtype.kind not in "iub":
             raise TypeError("only integer tensors of a single element can be used as an index")
         return builtins.int(self.item())
@@ -267,7 +289,9 @@ class Tensor:
     def __format__(self, spec: str) -> str:
         """Like PyTorch: a 0-d tensor formats as its number, others only without a spec."""
         if self.ndim == 0:
-            return format(self.item(), spec)
+            if tracing.ACTIVE_TRACES and spec:
+                tracing.refuse(self, f"format() with {spec!r}")
+            return format(self._data.reshape(()).item(), spec)
         if spec:
             raise TypeError(f"unsupported format string {spec!r} for a Tensor of shape {list(self.shape)}")
         return repr(self)

@@ -1,36 +1,51 @@
 """Tracing guard: a traced function must not freeze values computed from its arguments.
 
-The transforms (``symgrad.grad(f)`` and friends) call ``f`` once per input shapes on leaf
-tensors and compile the recorded graph; at every later call the compiled code reads the
-new arguments. A tensor that ``f`` computes from its arguments *without* recording it --
-a comparison (``a > 0``), ``argmax``, ``detach()``, integer arithmetic, anything under
-``no_grad`` -- would enter the compiled code as a constant holding its value from the
-first call, and every later call would silently reuse it. This module notices that:
+The transforms (``symgrad.grad(f)`` and friends) call ``f`` once per cache key on leaf
+tensors (*tracers*) and compile the recorded graph; at every later call with the same key
+the compiled code reads the new arguments. Anything ``f`` learns about its arguments'
+*values* outside the recorded graph would be frozen at the first call. This module
+refuses all of it while a trace runs:
 
-* while a trace runs (:func:`tracing`), every tensor made outside the graph from a tensor
-  of the trace is marked with how it was made (:func:`mark`);
-* a recorded op that uses a marked tensor, or a traced function that returns one, raises
-  :class:`UntraceableError` naming it (:func:`check_use`).
+* **ways out of the graph** -- ``float(t)``, ``int(t)``, ``bool(t)`` (so ``if x > 0:``),
+  ``complex(t)``, ``t.item()``, ``t.numpy()``, ``t.tolist()``, ``np.asarray(t)``
+  (``__array__``), ``operator.index(t)`` (``range(t)``, ``x[:t]``), ``format(t, spec)``
+  and ``symgrad.tensor(t)`` of a traced tensor raise :class:`UntraceableError`
+  (:func:`refuse`), naming the operation, the line of the user's function that did it
+  and the fix;
+* **tensors made outside the graph** from a traced tensor -- a comparison
+  (``a > 0``), ``argmax``, ``detach()``, integer arithmetic, anything under ``no_grad``
+  -- are marked with how they were made (:func:`mark`); a recorded op that uses one, or
+  a traced function that returns one, raises (:func:`check_use`);
+* **random numbers** drawn inside a traced function would be drawn once: refused too;
+* **index arrays** taken from an integer argument (``x[i]``, labels in ``nll_loss``)
+  are remembered with how they were computed from it (:func:`derived_array`), so the
+  compiled function recomputes them from each call's argument.
 
-Outside a trace the cost is one test of a module-level counter per op.
+Shapes and dtypes are static (part of the cache key), so ``x.shape``, ``len(x)`` and
+iterating over the first dimension work while tracing.  Outside a trace the cost is
+one test of a module-level counter per op.
 
 >>> import symgrad
 >>> t = symgrad.grad(lambda a: symgrad.where(a > 0, a, -a).sum())
 >>> t([1.0, -2.0])
 Traceback (most recent call last):
     ...
-symgrad.tape.tracing.UntraceableError: the traced function uses a tensor of shape (2,) and dtype bool made by a comparison (>) from its inputs, outside the recorded graph: the compiled function would reuse its value from the first call at every later call. Compute it from the function's inputs at each step with eager backward() instead, or pass it to the function as an argument
+symgrad.tape.tracing.UntraceableError: the traced function uses a tensor of shape (2,) and dtype bool made by a comparison (>) from its inputs, outside the recorded graph (at ...): ...
 """
 from __future__ import annotations
 
+import linecache
+import os
+import sys
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 ACTIVE_TRACES = 0
 """How many traces run now, in any thread: a cheap test before the per-thread one."""
 
 _state = threading.local()
 _lock = threading.Lock()
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class UntraceableError(RuntimeError):
@@ -38,45 +53,31 @@ class UntraceableError(RuntimeError):
 
 
 class tracing:
-    """Context manager: this thread runs a trace; ``leaves`` are its inputs."""
+    """Context manager: this thread runs a trace; ``leaves`` are its inputs.  Traces
+    nest (a transform called inside a traced function traces its own function)."""
 
     def __init__(self, leaves: Iterable[Any]) -> None:
         self.leaves = list(leaves)
 
     def __enter__(self) -> "tracing":
         global ACTIVE_TRACES
-        self.previous = (getattr(_state, "leaves", None), getattr(_state, "indices", None))
+        self.previous = (getattr(_state, "leaves", None), getattr(_state, "derived", None))
         _state.leaves = {id(t) for t in self.leaves}
-        _state.indices = self.indices = []
+        _state.derived = self.derived = []
         with _lock:
             ACTIVE_TRACES += 1
         return self
 
     def __exit__(self, *exc) -> None:
         global ACTIVE_TRACES
-        _state.leaves, _state.indices = self.previous
+        _state.leaves, _state.derived = self.previous
         with _lock:
             ACTIVE_TRACES -= 1
 
-    def index_arrays(self, leaf: Any) -> list:
-        """The index arrays recorded ops took from ``leaf`` (see :func:`note_index`)."""
-        return [array for array, tensor in self.indices if tensor is leaf]
-
-
-def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
-    """Remember which tensor each index array of an op came from, so that a traced
-    function's index arguments are read at every call."""
-    if not _running():
-        return
-    for part, array in zip(parts, normalized):
-        if not hasattr(part, "_made_outside_graph"):
-            continue
-        if array.dtype == bool and _live(part):
-            raise UntraceableError(
-                f"the traced function indexes with a boolean mask of shape {tuple(part.shape)} from its inputs: the "
-                "shape of the result depends on the mask's values, which change from call to call. Index with "
-                "integer positions instead (numpy.flatnonzero(mask)), or use symgrad.where(mask, x, 0)")
-        _state.indices.append((array, part))
+    def derived_from(self, leaf: Any) -> list:
+        """``(array, compute)`` for each array computed from ``leaf``'s values while
+        tracing (see :func:`derived_array`): ``compute(values of leaf)`` recomputes it."""
+        return [(array, compute) for array, tensor, compute in self.derived if tensor is leaf]
 
 
 def _running() -> bool:
@@ -88,6 +89,101 @@ def _live(tensor: Any) -> bool:
     """Part of the trace: an input, in the recorded graph, or made from the trace."""
     return (tensor.grad_fn is not None or tensor._requires_grad or tensor._made_outside_graph is not None
             or id(tensor) in _state.leaves)
+
+
+def is_traced(tensor: Any) -> bool:
+    """Whether ``tensor`` is part of a trace running in this thread."""
+    return _running() and _live(tensor)
+
+
+def user_line() -> str:
+    """``' (at file:line, in function: source)'`` for the innermost frame outside the
+    symgrad package -- the line of the user's code that is running -- or ``''``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(_PACKAGE_DIR + os.sep):
+            source = linecache.getline(filename, frame.f_lineno).strip()
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}, in {frame.f_code.co_name}"
+            return f" (at {where}: {source})" if source else f" (at {where})"
+        frame = frame.f_back
+    return ""
+
+
+_FIXES = {
+    "bool": "for a branch on a value use symgrad.where(condition, a, b), which is recorded; for a Python "
+            "value that decides the program, pass it as a static argument (static_argnums=...)",
+    "index": "index with the integer tensor itself (x[i]), which is read at every call, or pass the "
+             "number as a static argument (static_argnums=...)",
+    "random": "draw the random numbers outside the function and pass them as an argument",
+}
+_DEFAULT_FIX = ("keep the computation in symgrad ops on the tensor (they are recorded), or pass the Python "
+                "value as a static argument (static_argnums=...); for a result you want to print or store, "
+                "call the transform and use what it returns")
+
+
+def refuse(tensor: Any, operation: str, fix: str | None = None) -> None:
+    """Raise :class:`UntraceableError` if ``tensor`` is traced: ``operation`` (``"float()"``,
+    ``"item()"``, ...) would turn it into a Python or NumPy value that the compiled
+    function would reuse at every later call."""
+    if not (_running() and _live(tensor)):
+        return
+    kind = "bool" if operation.startswith("bool") else "index" if operation.startswith("index") else None
+    raise UntraceableError(
+        f"{operation} of a traced tensor of shape {tuple(tensor.shape)} and dtype {tensor.dtype}{user_line()}: "
+        "while symgrad.grad (or another transform) traces a function, its tensors have no fixed value -- the "
+        "compiled function is reused with new arguments, so a value read now would be frozen at this call's. "
+        f"Instead, {fix or _FIXES.get(kind, _DEFAULT_FIX)}")
+
+
+def refuse_random(what: str) -> None:
+    """Raise :class:`UntraceableError` when random numbers are drawn inside a trace."""
+    if _running():
+        raise UntraceableError(
+            f"{what} inside a traced function{user_line()}: the numbers would be drawn once, when the function is "
+            f"traced, and reused at every call. Instead, {_FIXES['random']}")
+
+
+def derived_array(source: Any, compute: Callable[[Any], Any]) -> Any:
+    """``compute(values of source)``; while ``source`` is traced, remembered so the
+    compiled function recomputes it from each call's argument (labels and index arrays
+    that a function computes from an integer argument).  A ``source`` that is traced but
+    not an argument of the trace (it was itself computed outside the graph) is refused."""
+    array = compute(source._data)
+    if _running() and _live(source):
+        if id(source) not in _state.leaves:
+            raise UntraceableError(
+                f"the traced function computes an index from a tensor of shape {tuple(source.shape)} and dtype "
+                f"{source.dtype} made {source._made_outside_graph or 'by recorded ops'} from its inputs"
+                f"{user_line()}: only an argument's own values can be read again at each call. Pass the index "
+                "tensor to the function as an argument")
+        _state.derived.append((array, source, compute))
+    return array
+
+
+def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
+    """Remember which tensor each index array of an op came from, so that a traced
+    function's index arguments are read at every call."""
+    if not _running():
+        return
+    from ..ops import normalize_index
+
+    for part, array in zip(parts, normalized):
+        if not hasattr(part, "_made_outside_graph"):  # an array: maybe computed from an argument
+            for known, source, compute in list(_state.derived):
+                if known is part and array is not part:  # normalizing made a new array: recompute it too
+                    _state.derived.append((array, source, lambda values, compute=compute: normalize_index(
+                        (compute(values),))[0]))
+            continue
+        if not _live(part):
+            continue
+        if array.dtype == bool:
+            raise UntraceableError(
+                f"the traced function indexes with a boolean mask of shape {tuple(part.shape)} from its inputs"
+                f"{user_line()}: the shape of the result depends on the mask's values, which change from call to "
+                "call. Index with integer positions instead (numpy.flatnonzero(mask)), or use "
+                "symgrad.where(mask, x, 0)")
+        _state.derived.append((array, part, lambda values: normalize_index((values,))[0]))
 
 
 def mark(out: Any, how: str, *inputs: Any) -> Any:
@@ -108,6 +204,6 @@ def check_use(tensors: Iterable[Any]) -> None:
         if how is not None:
             raise UntraceableError(
                 f"the traced function uses a tensor of shape {tuple(t.shape)} and dtype {t.dtype} made by {how} "
-                "from its inputs, outside the recorded graph: the compiled function would reuse its value from "
-                "the first call at every later call. Compute it from the function's inputs at each step with "
-                "eager backward() instead, or pass it to the function as an argument")
+                f"from its inputs, outside the recorded graph{user_line()}: the compiled function would reuse its "
+                "value from the first call at every later call. Compute it from the function's inputs at each "
+                "step with eager backward() instead, or pass it to the function as an argument")

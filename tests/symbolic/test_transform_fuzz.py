@@ -1,0 +1,154 @@
+"""Random programs through every transform, cross-checked against fresh eager tape runs.
+
+Two fuzzers, both seeded from the session seed (it changes every day; replay a failure
+with the ``SYMGRAD_TEST_SEED`` the message prints):
+
+* every transform (``value_and_grad``, ``jacobian``, ``vjp``, ``jvp``, ``hessian``) of a
+  random program, called twice with different values and with the arguments in another
+  order, under ``set_backward_engine("both")`` (each call also runs eagerly on the tape)
+  and compared with an eager tape run by the test itself;
+* pairs of programs that differ in one respect -- argument order, an unused parameter, a
+  closure, a constant, a static value, the names -- called interleaved through one warm
+  compile cache: each result must be its own program's.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad.symbolic import hessian, jacobian, jvp, value_and_grad, vjp
+from symgrad.testing.generator import NONSMOOTH_OPS, random_program
+
+from .seeding import replay_hint, session_seed
+
+N_PROGRAMS = 24
+
+
+def _eager_jacobian(program, arrays):
+    """Value and the Jacobian of ``program`` for every input, by the tape engine."""
+    tensors = [symgrad.tensor(a, requires_grad=True) for a in arrays]
+    with symgrad.backward_engine("tape"):
+        out = program(*tensors)
+        rows = [[] for _ in tensors]
+        for k in range(out.numel()):
+            seed = np.zeros(out.numel())
+            seed[k] = 1.0
+            grads = symgrad.autograd.grad(out, tensors, grad_outputs=symgrad.tensor(seed.reshape(out.shape)),
+                                          retain_graph=True, allow_unused=True)
+            for i, (g, t) in enumerate(zip(grads, tensors)):
+                rows[i].append(np.zeros(t.shape) if g is None else g.numpy())
+    return out.detach().numpy(), [np.stack(r).reshape(out.shape + t.shape) if r else np.zeros(out.shape + t.shape)
+                                  for r, t in zip(rows, tensors)]
+
+
+def _close(got, expected, what, seed):
+    np.testing.assert_allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), rtol=1e-9,
+                               atol=1e-9, equal_nan=True, err_msg=f"{what}; {replay_hint(seed)}")
+
+
+def _check_every_transform(program, arrays, rng, seed, order):
+    f = (lambda *xs: program(*[xs[i] for i in order]))
+    args = [arrays[i] for i in np.argsort(order)]  # f(*args) == program(*arrays)
+    n = len(args)
+    value, jac = _eager_jacobian(f, args)
+    with symgrad.backward_engine("both"):
+        got_value, grads = value_and_grad(lambda *xs: f(*xs).sum(), argnums=tuple(range(n)))(*args)
+        _close(got_value, value.sum(), f"value_and_grad value of\n{program}", seed)
+        for g, j in zip(grads, jac):
+            _close(g, j.reshape((-1,) + g.shape).sum(0), f"value_and_grad of\n{program}", seed)
+        jacs = jacobian(f, argnums=tuple(range(n)))(*args)
+        for g, j in zip(jacs, jac):
+            _close(g, j, f"jacobian of\n{program}", seed)
+        cotangent = rng.normal(size=value.shape)
+        got_value, back = vjp(f, *args)
+        _close(got_value, value, f"vjp value of\n{program}", seed)
+        for g, j in zip(back(cotangent), jac):
+            _close(g, np.tensordot(cotangent, j, axes=value.ndim), f"vjp of\n{program}", seed)
+        tangents = [rng.normal(size=a.shape) for a in args]
+        got_value, tangent = jvp(f, args, tangents)
+        expected = sum(np.tensordot(j, t, axes=t.ndim) for j, t in zip(jac, tangents))
+        _close(tangent, expected, f"jvp of\n{program}", seed)
+        if not NONSMOOTH_OPS.intersection(program.ops) and n == 1:
+            hessian(lambda x: f(x).sum())(*args)  # "both": compared with the tape's Hessian
+
+
+@pytest.mark.parametrize("k", range(N_PROGRAMS))
+def test_random_programs_through_every_transform(k):
+    seed = session_seed("transform-fuzz", k)
+    rng = np.random.default_rng(seed)
+    program = random_program(rng, max_steps=4)
+    arrays = [np.array(x, dtype=float) for x in program.inputs]
+    order = list(range(len(arrays)))
+    _check_every_transform(program, arrays, rng, seed, order)
+    # a second call with other values (a small step stays inside the ops' domains)
+    moved = [a * (1 + 1e-3 * rng.uniform(-1, 1, size=a.shape)) for a in arrays]
+    _check_every_transform(program, moved, rng, seed, order)
+    # the arguments in another order: a new function, whose trace must not be the first one's
+    _check_every_transform(program, arrays, rng, seed, order[::-1])
+
+
+def _named(f, names):
+    """``f`` with a signature of these parameter names (the traced leaves take them)."""
+    f.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
+    return f
+
+
+def _variants(program, arrays, rng):
+    """Functions that differ from ``program`` in one respect, each with its arguments and
+    how many leading arguments are differentiated.  Input ``i`` of the program is named
+    ``p{i}`` in every variant, so the recorded graphs are alike and only what the
+    variant changes tells them apart."""
+    n = len(arrays)
+    names = [f"p{i}" for i in range(n)]
+    base = _named(lambda *xs: program(*xs).sum(), names)
+    # argument j is program input n-1-j, and is named so
+    reordered = _named(lambda *xs: program(*xs[::-1]).sum(), names[::-1])
+    unused = _named(lambda u, *xs: program(*xs).sum(), ["u"] + names)
+    # p0 captured (requiring grad, as the arguments' tracers do) instead of passed
+    captured = symgrad.tensor(arrays[0], requires_grad=True, name="p0")
+    closure = _named(lambda q, *xs: program(captured, *xs).sum(), ["q"] + names[1:])
+    c = float(rng.uniform(1.5, 2.5))
+    scaled = _named(lambda *xs: program(*xs).sum() * c, names)
+    powered = _named(lambda *xs_k: program(*xs_k[:-1]).sum() ** xs_k[-1], names + ["k"])
+    renamed = _named(lambda *xs: program(*xs).sum(), [f"r{i}" for i in range(n)])
+    return {
+        "base": (base, list(arrays), n),
+        "argument order": (reordered, list(arrays[::-1]), n),
+        "an unused parameter": (unused, [np.ones(2)] + list(arrays), n + 1),
+        "a closure": (closure, [np.ones(2)] + list(arrays[1:]), n),
+        "a constant": (scaled, list(arrays), n),
+        "a static value 1": (powered, list(arrays) + [1], n),
+        "a static value 2": (powered, list(arrays) + [2], n),
+        "the names": (renamed, list(arrays), n),
+    }
+
+
+def _eager_value_and_grads(f, args, n_diff):
+    tensors = [symgrad.tensor(a, requires_grad=True) if i < n_diff and not isinstance(a, int) else a
+               for i, a in enumerate(args)]
+    with symgrad.backward_engine("tape"):
+        out = f(*tensors)
+        diff = [t for t in tensors[:n_diff]]
+        grads = symgrad.autograd.grad(out, diff, allow_unused=True)
+    return out.item(), [np.zeros(t.shape) if g is None else g.numpy() for g, t in zip(grads, diff)]
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_programs_that_differ_in_one_respect_never_share_a_result(k):
+    seed = session_seed("transform-pairs", k)
+    rng = np.random.default_rng(seed)
+    program = random_program(rng, max_steps=3)
+    arrays = [np.array(x, dtype=float) for x in program.inputs]
+    variants = _variants(program, arrays, rng)
+    transforms = {name: value_and_grad(f, argnums=tuple(range(n))) for name, (f, _, n) in variants.items()}
+    for _ in range(2):  # interleaved, through one warm cache
+        for name, (f, args, n) in variants.items():
+            value, grads = transforms[name](*args)
+            expected_value, expected_grads = _eager_value_and_grads(f, args, n)
+            _close(value, expected_value, f"{name}: value of\n{program}", seed)
+            for g, e in zip(grads, expected_grads):
+                _close(g, e, f"{name}: gradient of\n{program}", seed)
