@@ -115,6 +115,29 @@ def test_constant_and_identity(f, x, first, second):
     assert float(symgrad.grad(symgrad.grad(f))(x)) == second
 
 
+# test_grad_const, extended to the other transforms: a derivative that is zero because the
+# output does not depend on the input is a float array of zeros of the right shape.
+ZERO_DERIVATIVES = [
+    pytest.param(lambda: symgrad.grad(lambda x: 1.0)(np.ones(2)), (2,), id="grad-constant"),
+    pytest.param(lambda: symgrad.grad(lambda x, y: (y ** 2).sum())(np.ones(2), 2.0), (2,), id="grad-unused"),
+    pytest.param(lambda: symgrad.jacobian(lambda x, y: y * 2.0)(np.ones(2), np.ones(3)), (3, 2), id="jacobian-unused"),
+    pytest.param(lambda: symgrad.jacobian(lambda x: symgrad.tensor([1.0, 2.0, 3.0]))(np.ones(2)), (3, 2),
+                 id="jacobian-constant"),
+    pytest.param(lambda: symgrad.hessian(lambda x: (x * 2.0).sum())(np.ones(2)), (2, 2), id="hessian-linear"),
+    pytest.param(lambda: symgrad.hessian(lambda x: 1.0)(np.ones(2)), (2, 2), id="hessian-constant"),
+    pytest.param(lambda: symgrad.vjp(lambda x, y: y * 2.0, np.ones(2), np.ones(3))[1](np.ones(3))[0], (2,),
+                 id="vjp-unused"),
+]
+
+
+@pytest.mark.parametrize("call,shape", ZERO_DERIVATIVES)
+def test_zero_derivatives_are_float_zeros(call, shape):
+    got = np.asarray(call())
+    assert got.shape == shape
+    assert got.dtype.kind == "f", got.dtype
+    assert not got.any()
+
+
 # test_third_derivative_other_args(2): f = sin(sin x + sin y), chains of grad over argnums
 def _s(x, y):
     return np.sin(x) + np.sin(y)
