@@ -538,7 +538,7 @@ def _power_tower(x, n):
     return x
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 2, 1, 0])
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
 def test_python_int_argument_is_static(n):
     g = symgrad.grad(_power_tower)
     for x in [1.1, 0.9]:
@@ -724,6 +724,16 @@ def test_a_rebound_closure_variable_is_read_again():
     close(g(x), 4 * x)
     k = 5.0
     close(g(x), 10 * x)
+
+
+def test_a_closed_over_array_changed_in_place_is_read_again():
+    """Under jax.jit a closed-over NumPy array is a constant; symgrad reads arrays the
+    function captures at every call (documented in symgrad.symbolic.functional)."""
+    w = np.array([1.0, 2.0, 3.0])
+    g = symgrad.grad(lambda x: (x * w).sum())
+    close(g(np.ones(3)), [1.0, 2.0, 3.0])
+    w[:] = [4.0, -5.0, 6.0]
+    close(g(np.ones(3)), [4.0, -5.0, 6.0])
 
 
 def test_defaults_are_part_of_the_program():
