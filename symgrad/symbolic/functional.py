@@ -128,11 +128,11 @@ class _Fingerprinter:
             return ("method", self.of(obj.__func__, depth + 1), self.of(obj.__self__, depth + 1))
         if isinstance(obj, (types.BuiltinFunctionType, np.ufunc)):
             return ("id", marker)
-        if kind in (tuple, list, set, frozenset):
-            items = sorted(obj, key=repr) if kind in (set, frozenset) else obj
+        if isinstance(obj, (tuple, list, set, frozenset)):
+            items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
             return (kind.__name__,) + tuple(self.of(v, depth + 1) for v in items)
-        if kind is dict:
-            return ("dict",) + tuple((repr(k), self.of(v, depth + 1)) for k, v in obj.items())
+        if isinstance(obj, dict):  # OrderedDict of parameters included
+            return (kind.__name__,) + tuple((repr(k), self.of(v, depth + 1)) for k, v in obj.items())
         if isinstance(obj, Transformed):  # its caches change as it runs; what it computes is its function's
             return ("transformed", obj.kind, tuple(obj.argnums), self.of(obj.f, depth + 1))
         if isinstance(obj, CompiledFunction):
@@ -179,10 +179,12 @@ class _Arguments:
     """One call's arguments sorted into *static* values (part of the trace key) and
     *dynamic* arrays (read at every call), with the tensors the caller passed."""
 
-    __slots__ = ("key", "arrays", "paths", "given", "positional", "keywords")
+    __slots__ = ("key", "arrays", "paths", "given", "positional", "keywords", "argnums")
 
     def __init__(self, transform: "Transformed", args: tuple, kwargs: dict) -> None:
-        statics = transform.static_argnums
+        n = len(args)
+        self.argnums = [i + n if i < 0 else i for i in transform.argnums]  # negative: from the end, as in JAX
+        statics = {i + n if i < 0 else i for i in transform.static_argnums}
         static_names = transform.static_argnames
         names = transform.parameter_names
         self.arrays: list[np.ndarray] = []
@@ -191,15 +193,15 @@ class _Arguments:
         self.positional: list = list(args)  # static values in place; dynamic ones replaced by leaves
         self.keywords: dict = dict(kwargs)
         key = []
-        for i in transform.argnums:
-            if i >= len(args):
-                raise TypeError(f"argnums={i} but {transform.__name__} was called with {len(args)} positional "
-                                "arguments")
+        for i, given in zip(self.argnums, transform.argnums):
+            if not 0 <= i < n:
+                raise TypeError(f"argnums={given} but {transform.__name__} was called with {n} positional arguments")
         for i, value in enumerate(args):
             static = i in statics or (i < len(names) and names[i] in static_names)
-            key.append(self._sort(i, value, static, i in transform.argnums, transform))
+            key.append(self._sort(i, value, static, i in self.argnums, transform))
         for name in sorted(kwargs):
-            key.append((name, self._sort(name, kwargs[name], name in static_names, False, transform)))
+            static = name in static_names or (name in names and names.index(name) in statics)
+            key.append((name, self._sort(name, kwargs[name], static, False, transform)))
         self.key = tuple(key)
 
     def _sort(self, path: Any, value: Any, static: bool, differentiated: bool, transform: "Transformed") -> tuple:
@@ -214,7 +216,10 @@ class _Arguments:
             except TypeError:
                 raise TypeError(f"static {what} of {transform.__name__} must be hashable, got {type(value).__name__} "
                                 f"{value!r}; pass arrays as dynamic arguments (not in static_argnums)") from None
-            return ("static", type(value).__name__, fingerprint(value))
+            try:  # numbers, strings and tuples of them by their exact value (-0.0 is not 0.0)
+                return ("static", type(value).__name__, freeze(value))
+            except TypeError:  # other objects by their own hash and equality, as jax.jit does
+                return ("static", type(value).__name__, value)
         if isinstance(value, Tensor):
             array, given = value._data, value
         else:
@@ -250,29 +255,41 @@ class _Arguments:
 
 # ============================================================================ traced problems
 class _Problem:
-    """A traced function (or an expression) fixed for one trace key: its input symbols,
-    where each dynamic argument is among them, the value (and aux) expressions, and how
-    to read the captured inputs."""
+    """A traced function (or an expression) fixed for one trace key: where each dynamic
+    argument enters the compiled function's inputs, how to read the captured inputs, and
+    -- built only when a compiled function has to be made (:meth:`materialize`) -- the
+    input symbols and the value (and aux) expressions."""
 
-    def __init__(self, symbols: list, arg_positions: list, value: sp.Expr, value_shape: tuple,
-                 refs: list, key: Any, arg_shapes: list, arg_dtypes: list, derived: Sequence[tuple] = (),
-                 aux: Sequence[sp.Expr] = (), aux_rebuild: Callable | None = None, as_recorded: bool = False,
-                 diff: Sequence[int] = ()) -> None:
-        self.symbols = symbols
-        self.diff = list(diff)  # the differentiated arguments, as indices of the dynamic ones
+    def __init__(self, refs: list, arg_positions: list, value_shape: tuple, key: Any, arg_shapes: list,
+                 arg_dtypes: list, build: Callable[[], tuple], *, derived: Sequence[tuple] = (), n_aux: int = 0,
+                 aux_rebuild: Callable | None = None, as_recorded: bool = False, diff: Sequence[int] = ()) -> None:
+        self.refs = refs  # per compiled input: the InputRef of a captured input, None for an argument
         self.arg_positions = arg_positions
         self.derived = list(derived)  # (argument, input position, compute) for arrays computed from an argument
-        self.value = value
         self.value_shape = value_shape
-        self.aux = list(aux)
+        self.n_aux = n_aux
         self.aux_rebuild = aux_rebuild
         self.as_recorded = as_recorded  # a traced function's form, unsimplified (Segment.build)
-        self.refs = refs  # per symbol: the InputRef of a captured input, None for an argument
         self.key = key
         self.arg_shapes = arg_shapes
         self.arg_dtypes = arg_dtypes
+        self.diff = list(diff)  # the differentiated arguments, as indices of the dynamic ones
+        self._build = build
+        self._built: tuple | None = None
         # the usual case: the inputs are the arguments themselves, in order
-        self._arguments_only = list(arg_positions) == list(range(len(symbols))) and not self.derived
+        self._arguments_only = list(arg_positions) == list(range(len(refs))) and not self.derived
+
+    def materialize(self) -> tuple[list, sp.Expr, list]:
+        """``(input symbols, value expression, aux expressions)``, built once."""
+        if self._built is None:
+            if self._build is None:
+                raise RuntimeError("internal error: this trace was released before its closed form was built")
+            self._built = self._build()
+        return self._built
+
+    def release(self) -> None:
+        """Forget the recorded graph (its arrays) once the compiled function exists."""
+        self._build = None
 
     def inputs(self, arrays: Sequence[np.ndarray]) -> list:
         """The compiled function's input arrays for one call's dynamic ``arrays``."""
@@ -286,14 +303,16 @@ class _Problem:
             values[position] = compute(arrays[argument])
         return values
 
-    def wrt(self, argnums: Sequence[int]) -> list:
+    def wrt(self) -> list:
+        """The symbols of the differentiated arguments."""
+        symbols = self.materialize()[0]
         out = []
-        for i in argnums:
+        for i in self.diff:
             position = self.arg_positions[i]
             if position is None:  # the function does not use this argument
                 out.append(EngineVar(f"unused{i}", self.arg_shapes[i], self.arg_dtypes[i]))
             else:
-                out.append(self.symbols[position])
+                out.append(symbols[position])
         return out
 
 
@@ -317,6 +336,9 @@ def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str],
                                 f"{type(result).__name__}")
             result, aux = result
             aux_tensors, rebuild = _flatten_aux(aux)
+        if isinstance(result, (tuple, list, dict)):
+            raise TypeError(f"the function returns a {type(result).__name__}, but a transform needs one tensor as "
+                            "its output; return (output, aux) with has_aux=True to pass other values out")
         out = result if isinstance(result, tape.Tensor) else tape.as_tensor(result)
         check_use([out] + aux_tensors)
     segment = Segment([out] + aux_tensors)
@@ -329,21 +351,26 @@ def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str],
                 position = segment.data_position(array)
             if position is not None:
                 derived.append((k, position, compute))
-    symbols, (value, *aux_exprs) = segment.build(as_recorded=True)
-    value = exact(value, tuple(out.shape)) if tuple(out.shape) else value
-    aux_exprs = [exact(e, tuple(t.shape)) if tuple(t.shape) else e for e, t in zip(aux_exprs, aux_tensors)]
     # the key: the graph, and where each argument (and each array computed from one) enters it
     key = (segment.key, tuple(positions), tuple((k, p) for k, p, _ in derived),
            tuple((a.shape, a.dtype.str) for a in call.arrays))
-    # the function's own arguments first, in order, then what it captured
+    # the compiled function's inputs: the function's own arguments first, in order, then what it captured
     first = [p for p in positions if p is not None]
-    order = first + [i for i in range(len(symbols)) if i not in first]
-    symbols = [symbols[i] for i in order]
+    order = first + [i for i in range(len(segment.inputs)) if i not in first]
     refs = [None if i in first else segment.inputs[i] for i in order]
-    positions = [None if p is None else order.index(p) for p in positions]
-    derived = [(k, order.index(p), compute) for k, p, compute in derived]
-    return _Problem(symbols, positions, value, tuple(out.shape), refs, key, [a.shape for a in call.arrays],
-                    [a.dtype for a in call.arrays], derived, aux_exprs, rebuild, as_recorded=True, diff=diff)
+    out_shape = tuple(out.shape)
+    aux_shapes = [tuple(t.shape) for t in aux_tensors]
+
+    def build() -> tuple:
+        symbols, (value, *aux_exprs) = segment.build(as_recorded=True)
+        value = exact(value, out_shape) if out_shape else value
+        aux_exprs = [exact(e, shape) if shape else e for e, shape in zip(aux_exprs, aux_shapes)]
+        return [symbols[i] for i in order], value, aux_exprs
+
+    return _Problem(refs, [None if p is None else order.index(p) for p in positions], out_shape, key,
+                    [a.shape for a in call.arrays], [a.dtype for a in call.arrays], build,
+                    derived=[(k, order.index(p), compute) for k, p, compute in derived], n_aux=len(aux_tensors),
+                    aux_rebuild=rebuild, as_recorded=True, diff=diff)
 
 
 def _flatten_aux(aux: Any) -> tuple[list, Callable]:
@@ -394,9 +421,9 @@ def _expression_problem(expr: sp.Expr, args: Sequence[sp.Symbol], diff: Sequence
     if missing:
         raise ValueError(f"the expression also depends on {missing}; list them in args=")
     expr = intern(expr)  # one object per structure, as the derivatives built from it (no deep comparisons)
-    return _Problem(symbols, list(range(len(symbols))), expr, shape_of(expr), [None] * len(symbols),
-                    ("sympy", expr, tuple(symbols)), [shape_of(s) for s in symbols],
-                    [np.dtype(getattr(s, "array_dtype", "float64")) for s in symbols], diff=diff)
+    return _Problem([None] * len(symbols), list(range(len(symbols))), shape_of(expr), ("sympy", expr, tuple(symbols)),
+                    [shape_of(s) for s in symbols], [np.dtype(getattr(s, "array_dtype", "float64")) for s in symbols],
+                    lambda: (symbols, expr, []), diff=diff)
 
 
 # ============================================================================ the callable
@@ -472,21 +499,19 @@ class Transformed:
             call = _Arguments(self, args, kwargs)
             trace_key = (call.key, fingerprint(self.f))
             entry = self._traces.get(trace_key)
-            if entry is not None:
+            compiled = entry[1]() if entry is not None else None
+            if compiled is not None:  # traced and compiled before (and not evicted from the global cache since)
                 self._traces.move_to_end(trace_key)
-                problem, compiled_ref = entry
-                compiled = compiled_ref()
-                if compiled is not None:
-                    self.compiled = compiled
-                    return problem, compiled, call
-            else:
-                diff = [call.paths.index(i) for i in self.argnums]
-                names = [self.parameter_names[p] if isinstance(p, int) and p < len(self.parameter_names)
-                         else (p if isinstance(p, str) else f"arg{p}") for p in call.paths]
-                problem = _trace(self.f, call, diff, names, self.has_aux)
+                self.compiled = compiled
+                return entry[0], compiled, call
+            diff = [call.paths.index(i) for i in call.argnums]
+            names = [self.parameter_names[p] if isinstance(p, int) and p < len(self.parameter_names)
+                     else (p if isinstance(p, str) else f"arg{p}") for p in call.paths]
+            problem = _trace(self.f, call, diff, names, self.has_aux)
         key = (self.kind, problem.key, tuple(problem.diff), self.simplify, self.backend)
         compiled = cached(key, lambda: self._build(problem))
         if not self.is_expression:
+            problem.release()
             self._traces[trace_key] = (problem, weakref.ref(compiled))
             while len(self._traces) > TRACES_PER_TRANSFORM:
                 self._traces.popitem(last=False)
@@ -494,8 +519,8 @@ class Transformed:
         return problem, compiled, call
 
     def _build(self, problem: _Problem) -> CompiledFunction:
-        wrt = problem.wrt(problem.diff)
-        value = problem.value
+        symbols, value, aux = problem.materialize()
+        wrt = problem.wrt()
         names = [str(w) for w in wrt]
         if self.kind in ("grad", "value_and_grad", "hessian"):
             if size_of(problem.value_shape) != 1:
@@ -544,9 +569,9 @@ class Transformed:
             from .printing import tidy
 
             outputs = [tidy(o) for o in outputs]
-        outputs += problem.aux
-        out_names += [f"aux{k}" for k in range(len(problem.aux))]
-        inputs = problem.symbols + extra
+        outputs += aux
+        out_names += [f"aux{k}" for k in range(len(aux))]
+        inputs = symbols + extra
         from .backends import get_backend
 
         return get_backend(self.backend).compile(inputs, outputs, input_names=[str(s) for s in inputs],
@@ -608,10 +633,11 @@ class Transformed:
 
 
 def _int_tuple(value: Any, what: str) -> tuple:
-    values = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise TypeError(f"{what} takes argument positions (whole numbers >= 0), got {value!r}")
+    """Argument positions as a tuple of ints (negative ones count from the end)."""
+    values = (value,) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (
+        tuple, list)) else None
+    if values is None or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
+        raise TypeError(f"{what} takes argument positions (whole numbers), got {value!r}")
     return tuple(int(v) for v in values)
 
 
@@ -659,14 +685,15 @@ class _Run:
         if not any(live(t) for t in list(self.call.given) + captured):
             return None
         env = {}
-        for symbol, ref, array in zip(self.problem.symbols, self.problem.refs, self.inputs):
+        symbols = self.compiled.symbols  # those its closed forms use (the key fixes their order)
+        for symbol, ref, array in zip(symbols, self.problem.refs, self.inputs):
             if ref is not None and ref.kind in ("leaf", "array", "const"):
                 env[symbol] = ref.tensor
             else:
                 env[symbol] = Tensor(np.asarray(array))
         for position, given in zip(self.problem.arg_positions, self.call.given):
             if position is not None and given is not None:
-                env[self.problem.symbols[position]] = given if given.dtype.kind in "fc" else Tensor(
+                env[symbols[position]] = given if given.dtype.kind in "fc" else Tensor(
                     self.inputs[position])
         return env
 
@@ -718,7 +745,7 @@ class _Run:
         return g
 
     def aux(self) -> Any:
-        n = len(self.problem.aux)
+        n = self.problem.n_aux
         values = self.evaluate()[len(self.evaluate()) - n:] if n else []
         return self.problem.aux_rebuild(values)
 
@@ -839,7 +866,7 @@ def _eager_results(transform: Transformed, call: _Arguments) -> list:
 
     leaves = [tape.tensor(a, requires_grad=(a.dtype.kind == "f")) for a in call.arrays]
     positional, keywords = call.call(leaves)
-    diff = [leaves[call.paths.index(i)] for i in transform.argnums]
+    diff = [leaves[call.paths.index(i)] for i in call.argnums]
     with tape.enable_grad():
         result = transform.f(*positional, **keywords)
         if transform.has_aux:

@@ -315,7 +315,9 @@ def test_a_python_float_argument_is_read_at_each_call_not_retraced(monkeypatch):
 
 @pytest.mark.parametrize("bad, error, match", [
     (dict(argnums=0, static_argnums=0), ValueError, "both differentiated"),
-    (dict(argnums=-1), TypeError, "argnums takes argument positions"),
+    (dict(argnums=1.5), TypeError, "argnums takes argument positions"),
+    (dict(argnums=-2), TypeError, "argnums=-2 but"),
+    (dict(argnums=3), TypeError, "argnums=3 but"),
     (dict(argnums=0, static_argnums="x"), TypeError, "static_argnums takes argument positions"),
     (dict(argnums=()), ValueError, "argnums is empty"),
 ])
