@@ -54,7 +54,11 @@ import numpy as np
 import sympy as sp
 from sympy.core.parameters import evaluate
 
+from .. import tape
+from ..tape import tracing
+from ..tape.grad_mode import is_grad_enabled
 from ..tape.structure import freeze
+from ..tape.tensor import Tensor, apply_op
 from .compile import CompiledFunction, cached
 from .reverse import adjoints, jvp_expr
 from .structural import exact
@@ -69,6 +73,7 @@ compiled functions themselves live in the global compile cache."""
 
 # ============================================================================ the trace key
 _STATIC_TYPES = (bool, int, str, type(None))
+_ATOMS = frozenset({bool, int, str, bytes, type(None)})
 _FINGERPRINT_BUDGET = 4096
 
 
@@ -104,20 +109,20 @@ class _Fingerprinter:
     def of(self, obj: Any, depth: int) -> Any:
         self.budget -= 1
         kind = type(obj)
-        if obj is None or kind in (bool, int, float, complex, str, bytes):
-            return freeze(obj) if kind is not bytes else ("bytes", obj)
-        if isinstance(obj, (np.generic,)):
-            return ("np", obj.dtype.str, obj.tobytes())
+        if kind in _ATOMS:
+            return (kind.__name__, obj)
+        if kind is float or kind is complex:
+            return freeze(obj)  # -0.0 is not 0.0
+        if kind is types.ModuleType or isinstance(obj, type):
+            return ("id", id(obj))
         if isinstance(obj, np.ndarray):
             return ("ndarray", id(obj), obj.shape, obj.dtype.str)
-        if isinstance(obj, (types.ModuleType, type)) or callable(getattr(obj, "__array_namespace__", None)):
-            return ("id", id(obj))
+        if isinstance(obj, np.generic):
+            return ("np", obj.dtype.str, obj.tobytes())
         marker = id(obj)
         if marker in self.seen:
             return ("seen", marker)
         self.seen[marker] = True
-        from ..tape.tensor import Tensor
-
         if isinstance(obj, Tensor):
             return ("tensor", marker, obj.shape, obj.dtype.str, obj._requires_grad, id(obj.grad_fn))
         if self.budget <= 0 or depth > 6:
@@ -149,7 +154,7 @@ class _Fingerprinter:
     def function(self, f: types.FunctionType, depth: int) -> tuple:
         cells = tuple(self.of(_cell_value(c), depth + 1) for c in (f.__closure__ or ()))
         defaults = self.of(f.__defaults__, depth + 1), self.of(f.__kwdefaults__, depth + 1)
-        names = sorted(_global_names(f.__code__))
+        names = _global_names(f.__code__)
         namespace = f.__globals__
         read = tuple((n, self.of(namespace[n], depth + 1)) for n in names if n in namespace)
         return ("function", id(f.__code__), cells, defaults, read)
@@ -165,13 +170,25 @@ def _cell_value(cell) -> Any:
 _EMPTY = object()
 
 
-def _global_names(code: types.CodeType) -> set:
-    """The global names ``code`` and the functions defined in it may read."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
-    return names
+def _global_names(code: types.CodeType) -> tuple:
+    """The global names ``code`` and the functions defined in it may read, sorted
+    (remembered per code object)."""
+    known = _GLOBAL_NAMES.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
+    names: set = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        names.update(current.co_names)
+        stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+    if len(_GLOBAL_NAMES) > 4096:
+        _GLOBAL_NAMES.clear()
+    _GLOBAL_NAMES[id(code)] = (code, tuple(sorted(names)))
+    return _GLOBAL_NAMES[id(code)][1]
+
+
+_GLOBAL_NAMES: dict = {}
 
 
 # ============================================================================ one call's arguments
@@ -197,7 +214,7 @@ class _Arguments:
             if not 0 <= i < n:
                 raise TypeError(f"argnums={given} but {transform.__name__} was called with {n} positional arguments")
         for i, value in enumerate(args):
-            static = i in statics or (i < len(names) and names[i] in static_names)
+            static = i in statics or (static_names and i < len(names) and names[i] in static_names)
             key.append(self._sort(i, value, static, i in self.argnums, transform))
         for name in sorted(kwargs):
             static = name in static_names or (name in names and names.index(name) in statics)
@@ -205,9 +222,8 @@ class _Arguments:
         self.key = tuple(key)
 
     def _sort(self, path: Any, value: Any, static: bool, differentiated: bool, transform: "Transformed") -> tuple:
-        from ..tape.tensor import Tensor
-
-        what = f"argument {path}" if isinstance(path, int) else f"keyword argument {path!r}"
+        """This argument's entry of the trace key; a dynamic one's array is kept."""
+        what = _ArgumentName(path)
         if differentiated and static:
             raise ValueError(f"{what} is both differentiated (argnums) and static (static_argnums/static_argnames)")
         if static or (not differentiated and not isinstance(value, Tensor) and _is_static_value(value)):
@@ -253,6 +269,18 @@ class _Arguments:
         return positional, keywords
 
 
+class _ArgumentName:
+    """``argument 1`` or ``keyword argument 'k'``, formatted only into an error message."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"argument {self.path}" if isinstance(self.path, int) else f"keyword argument {self.path!r}"
+
+
 # ============================================================================ traced problems
 class _Problem:
     """A traced function (or an expression) fixed for one trace key: where each dynamic
@@ -276,6 +304,7 @@ class _Problem:
         self.diff = list(diff)  # the differentiated arguments, as indices of the dynamic ones
         self._build = build
         self._built: tuple | None = None
+        self.captured = [ref.tensor for ref in refs if ref is not None and ref.kind in ("leaf", "array")]
         # the usual case: the inputs are the arguments themselves, in order
         self._arguments_only = list(arg_positions) == list(range(len(refs))) and not self.derived
 
@@ -317,8 +346,6 @@ class _Problem:
 
 
 def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str], has_aux: bool) -> _Problem:
-    from .. import tape
-    from ..tape.tracing import check_use, tracing
     from .graph import Segment
 
     # Every floating argument requires grad while tracing, differentiated or not, so that
@@ -326,7 +353,7 @@ def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str],
     leaves = [tape.tensor(a, requires_grad=(k in diff or a.dtype.kind == "f"), name=name)
               for k, (a, name) in enumerate(zip(call.arrays, names))]
     positional, keywords = call.call(leaves)
-    with tape.enable_grad(), tracing(leaves) as trace:
+    with tape.enable_grad(), tracing.tracing(leaves) as trace:
         result = f(*positional, **keywords)
         aux_tensors: list = []
         rebuild = None
@@ -340,7 +367,7 @@ def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str],
             raise TypeError(f"the function returns a {type(result).__name__}, but a transform needs one tensor as "
                             "its output; return (output, aux) with has_aux=True to pass other values out")
         out = result if isinstance(result, tape.Tensor) else tape.as_tensor(result)
-        check_use([out] + aux_tensors)
+        tracing.check_use([out] + aux_tensors)
     segment = Segment([out] + aux_tensors)
     positions = [segment.input_position(t) for t in leaves]
     derived = []
@@ -376,7 +403,6 @@ def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str],
 def _flatten_aux(aux: Any) -> tuple[list, Callable]:
     """The tensors in ``aux`` (a tensor, or tuples, lists and dicts of tensors and other
     values) and a function rebuilding ``aux`` from their values."""
-    from ..tape.tensor import Tensor
 
     tensors: list = []
 
@@ -645,10 +671,8 @@ class _ExpressionArguments:
     """The arguments of a transformed SymPy expression: all dynamic, in order."""
 
     def __init__(self, args: Sequence[Any]) -> None:
-        from ..tape.tensor import Tensor
-
         self.given = [a if isinstance(a, Tensor) else None for a in args]
-        self.arrays = [np.asarray(getattr(a, "_data", a)) for a in args]
+        self.arrays = [np.asarray(a._data if g is not None else a) for a, g in zip(args, self.given)]
         self.paths = list(range(len(args)))
 
 
@@ -671,18 +695,14 @@ class _Run:
     # -------------------------------------------------------------- which evaluation
     def _tensor_env(self) -> dict | None:
         """Symbol -> tensor when the results must be recorded, else None."""
-        from ..tape.grad_mode import is_grad_enabled
-        from ..tape.tensor import Tensor
-        from ..tape.tracing import is_traced
 
         if not is_grad_enabled():
             return None
-
-        def live(t) -> bool:
-            return isinstance(t, Tensor) and (t.requires_grad or is_traced(t))
-
-        captured = [ref.tensor for ref in self.problem.refs if ref is not None and ref.kind in ("leaf", "array")]
-        if not any(live(t) for t in list(self.call.given) + captured):
+        traced = tracing.ACTIVE_TRACES
+        for t in (*self.call.given, *self.problem.captured):
+            if t is not None and (t._requires_grad or t.grad_fn is not None or (traced and tracing.is_traced(t))):
+                break
+        else:
             return None
         env = {}
         symbols = self.compiled.symbols  # those its closed forms use (the key fixes their order)
@@ -704,7 +724,6 @@ class _Run:
             if isinstance(self.compiled, CompiledFunction):
                 return list(self.compiled.outputs_of(list(self.inputs) + list(extra)))
             return list(self.compiled(*self.inputs, *extra))
-        from ..tape.tensor import Tensor
         from .as_tensors import NotTensorizable, evaluate_as_tensors
 
         env = dict(self.tensor_env)
@@ -788,17 +807,14 @@ class _Run:
     def cross_check(self, out: Any) -> None:
         """With ``set_backward_engine("both")``: run the function eagerly on the tape and
         compare (see :func:`_eager_results`)."""
-        from ..tape import get_backward_engine
 
-        if get_backward_engine() != "both" or self.transform.is_expression or self.tensor_env is not None:
+        if tape.get_backward_engine() != "both" or self.transform.is_expression or self.tensor_env is not None:
             return
         _cross_check(self.transform, self.call, out)
 
 
 def _tensor_like(value: Any, shape: tuple | None, dtype: np.dtype) -> Any:
     """A recorded tensor of ``shape`` (broadcast) and ``dtype`` (cast between floats)."""
-    from ..tape import apply_op
-    from ..tape.tensor import Tensor
 
     if not isinstance(value, Tensor):
         value = np.asarray(value, dtype=dtype)
@@ -811,7 +827,6 @@ def _tensor_like(value: Any, shape: tuple | None, dtype: np.dtype) -> Any:
 
 
 def _stack(parts: list, shape: tuple, dtype: np.dtype) -> Any:
-    from ..tape.tensor import Tensor
 
     if any(isinstance(p, Tensor) for p in parts):
         from ..tape.functions import stack
@@ -824,10 +839,9 @@ def _stack(parts: list, shape: tuple, dtype: np.dtype) -> Any:
 # ============================================================================ eager cross-check
 def _cross_check(transform: Transformed, call: _Arguments, out: Any) -> None:
     """Compare a transform's results with the tape engine's on a fresh eager run."""
-    from ..tape import backward_engine
     from .backward import GradientMismatchError, _compare
 
-    with backward_engine("tape"):
+    with tape.backward_engine("tape"):
         expected = _eager_results(transform, call)
     got = _flat_results(transform, out)
     if len(got) != len(expected):  # pragma: no cover  (both come from the same transform)
@@ -862,7 +876,7 @@ def _flat_results(transform: Transformed, out: Any) -> list:
 
 def _eager_results(transform: Transformed, call: _Arguments) -> list:
     """The transform's results computed by running the function eagerly on the tape."""
-    from .. import autograd, tape
+    from .. import autograd
 
     leaves = [tape.tensor(a, requires_grad=(a.dtype.kind == "f")) for a in call.arrays]
     positional, keywords = call.call(leaves)
@@ -987,7 +1001,6 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
     value = run._outputs([np.zeros(shape)])[0]
 
     def vjp_fn(g: Any) -> tuple:
-        from ..tape.tensor import Tensor
 
         if not isinstance(g, Tensor):
             g = np.broadcast_to(np.asarray(g, dtype=np.float64), shape)
@@ -1013,7 +1026,6 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequen
         raise ValueError(f"jvp needs one tangent per primal, got {len(primals)} primals and {len(tangents)} tangents")
     t = Transformed("jvp", f, tuple(range(len(primals))), args, False, backend)
     run = t._run(primals, {})
-    from ..tape.tensor import Tensor
 
     seeds = []
     for v, i in zip(tangents, run.diff):
