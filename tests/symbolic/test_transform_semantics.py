@@ -511,3 +511,15 @@ def test_the_both_engine_cross_checks_every_transform(monkeypatch):
 def test_operator_index_of_a_static_int_is_fine():
     df = grad(lambda x, n: x[: operator.index(n)].sum())
     np.testing.assert_allclose(df(np.ones(3), 2), [1.0, 1.0, 0.0])
+
+
+def test_labels_under_chunked_are_each_chunks_own():
+    rng = np.random.default_rng(5)
+    X, w = rng.normal(size=(6, 3)), rng.normal(size=(3, 4))
+    y = np.array([0, 3, 1, 2, 2, 0])
+    loss = value_and_grad(lambda w, X, y: F.cross_entropy(X @ w, y, reduction="sum"))
+    value, g = symgrad.chunked(loss, chunk_size=2, batch_argnums=(1, 2))(w, X, y)
+    expected_value, (expected_g,) = eager(lambda w: F.cross_entropy(symgrad.tensor(X) @ w, symgrad.tensor(y),
+                                                                    reduction="sum"), (w,))
+    np.testing.assert_allclose(value, expected_value, rtol=1e-12)
+    np.testing.assert_allclose(g, expected_g, rtol=1e-12)
