@@ -438,10 +438,19 @@ class Tensor:
         return self == other
 
     def allclose(self, other, rtol: float = 1e-5, atol: float = 1e-8) -> builtins.bool:
-        return builtins.bool(np.allclose(self._data, as_tensor(other)._data, rtol=rtol, atol=atol))
+        """Whether every element is close to ``other``'s, as a Python bool."""
+        other = as_tensor(other)
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "allclose()")
+            tracing.refuse(other, "allclose()")
+        return builtins.bool(np.allclose(self._data, other._data, rtol=rtol, atol=atol))
 
     def equal(self, other) -> builtins.bool:
+        """Whether the shapes and all elements are equal, as a Python bool."""
         other = as_tensor(other)
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse(self, "equal()")
+            tracing.refuse(other, "equal()")
         return self.shape == other.shape and builtins.bool(np.array_equal(self._data, other._data))
 
     def argmax(self, dim: int | None = None, keepdim: builtins.bool = False):

@@ -233,6 +233,9 @@ OUT_OF_GRAPH = {
     "format()": lambda x: x * float(f"{x.sum():.3f}"),
     "symgrad.tensor()": lambda x: x * symgrad.tensor(x).sum(),
     "symgrad.randn()": lambda x: x * symgrad.randn(2),
+    "symgrad.rand()": lambda x: x * symgrad.rand(2),
+    "allclose()": lambda x: x * 2 if x.allclose(symgrad.ones(2)) else x,
+    "equal()": lambda x: x * 2 if x.equal(symgrad.ones(2)) else x,
 }
 
 
