@@ -764,9 +764,14 @@ class _Run:
         return g
 
     def aux(self) -> Any:
+        """The ``aux`` the function returned (``has_aux=True``), from this call's values."""
         n = self.problem.n_aux
-        values = self.evaluate()[len(self.evaluate()) - n:] if n else []
-        return self.problem.aux_rebuild(values)
+        if not n:
+            return self.problem.aux_rebuild([])
+        # a jacobian's compiled VJP also takes the upstream gradient, which aux does not read
+        outputs = self._outputs([np.zeros(self.problem.value_shape)]) if self.transform.kind == "jacobian" \
+            else self.evaluate()
+        return self.problem.aux_rebuild(outputs[len(outputs) - n:])
 
     def jacobian(self) -> list:
         """Evaluate the compiled VJP (its last input: the seed ``g``) at every one-hot seed."""

@@ -437,6 +437,9 @@ def test_has_aux():
     g2, aux2 = grad(f, has_aux=True)(B)
     np.testing.assert_allclose(aux2["y"], np.sin(B))
     np.testing.assert_allclose(g2, np.cos(B))
+    jac, aux3 = jacobian(lambda x: (x.sin(), x.cos().sum()), has_aux=True)(A)
+    np.testing.assert_allclose(jac, np.diag(np.cos(A)))
+    np.testing.assert_allclose(aux3, np.cos(A).sum())
     with pytest.raises(TypeError, match="pair"):
         grad(lambda x: x.sum(), has_aux=True)(A)
 
