@@ -91,7 +91,7 @@ class Function:
                     continue
                 if any(output is t for t in tensors) or output.grad_fn is not None:
                     output = outputs[index] = Tensor(output._data, _version=output._version)
-                output.grad_fn = node
+                output.grad_fn, output._output_nr = node, index
                 node.set_output(index, output)
         return outputs[0] if single else tuple(outputs)
 

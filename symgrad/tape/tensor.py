@@ -48,6 +48,7 @@ class Tensor:
     # differs (every eager op makes one tensor, so this is on the hot path).
     _grad: "Tensor | None" = None
     grad_fn: Node | None = None
+    _output_nr = 0  # which output of grad_fn this tensor is (a multi-output Function's k)
     _requires_grad = False
     _accumulator: AccumulateGrad | None = None
     _leaf_hooks: tuple | list = ()  # a list of its own once a hook is registered
@@ -131,7 +132,7 @@ class Tensor:
             raise RuntimeError("can't retain_grad on a tensor that has requires_grad=False")
         if self.grad_fn is not None:
             self._retains_grad = True
-            self.grad_fn.retained = weakref.ref(self)
+            self.grad_fn.retained[self._output_nr] = weakref.ref(self)
 
     @property
     def retains_grad(self) -> builtins.bool:
@@ -145,7 +146,7 @@ class Tensor:
         if not callable(hook):
             raise TypeError(f"a hook must be callable as hook(grad), got {type(hook).__name__} {hook!r}")
         if self.grad_fn is not None:
-            hooks = self.grad_fn.hooks
+            hooks = self.grad_fn.hooks[self._output_nr]
         else:
             if not isinstance(self._leaf_hooks, list):
                 self._leaf_hooks = []
@@ -180,6 +181,7 @@ class Tensor:
     def detach_(self) -> "Tensor":
         """Cut this tensor out of the graph in place, making it a leaf."""
         self.grad_fn = None
+        self._output_nr = 0
         self._requires_grad = False
         self._retains_grad = False
         return self
@@ -608,11 +610,12 @@ class Tensor:
         if recording and (self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
             before = Tensor(self._data.copy(), _version=VersionCounter())
             before.grad_fn, before._requires_grad = self.grad_fn, self._requires_grad
+            before._output_nr = self._output_nr
             before._accumulator = self._accumulator
             result = apply_op(op_name, before, *others, **attrs)
             self._write(result._data, op_name)
             if result.grad_fn is not None:
-                self.grad_fn = result.grad_fn
+                self.grad_fn, self._output_nr = result.grad_fn, 0
                 self.grad_fn.set_output(0, self)
         else:  # nothing to record (no operand requires grad, or grad mode is off)
             self._write(_forward(op_name, (self,) + others, attrs)[2], op_name)
