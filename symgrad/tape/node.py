@@ -155,12 +155,16 @@ class Node:
         self.output_versions[index] = (tensor._version, tensor._version.value)
 
     def check_versions(self) -> None:
-        """Raise if a tensor this node's VJP reads was modified in place after recording."""
-        saves = self.op.saves if self.op is not None else frozenset()
-        if "inputs" in saves:
-            for saved in self.inputs:
+        """Raise if a tensor this node's VJP reads for a gradient that an input needs
+        (``Op.reads``) was modified in place after recording."""
+        op = self.op
+        if op is None or not op.saves:
+            return
+        needs_grad = [saved.edge is not None for saved in self.inputs]
+        for position, saved in enumerate(self.inputs):
+            if op.reads(position, needs_grad):
                 _check_version(self, saved.tensor._version.value, saved.version, saved.tensor._data)
-        if "output" in saves:
+        if op.reads("output", needs_grad):
             for array, versions in zip(self.outputs, self.output_versions):
                 counter, expected = versions
                 _check_version(self, counter.value, expected, array)
