@@ -434,10 +434,18 @@ def _function_vjp(node: Node, grads: list, create_graph: bool) -> list:
     returned = node.function.backward(ctx, *wrapped)
     if not isinstance(returned, tuple):
         returned = (returned,)
-    if len(returned) != len(ctx.arg_is_tensor):
+    expected = len(ctx.arg_is_tensor)
+    if len(returned) > expected and all(g is None for g in returned[expected:]):
+        returned = returned[:expected]  # trailing Nones beyond the inputs: accepted, as in PyTorch
+    if len(returned) != expected:
+        extra = next((i for i in range(expected, len(returned)) if returned[i] is not None), None)
+        beyond = "" if extra is None else (
+            f"; gradient {extra} is a {type(returned[extra]).__name__}, but forward took only {expected} "
+            "argument(s): return one gradient per forward argument (None where there is none), "
+            "and only None after them")
         raise RuntimeError(
             f"function {node.name()} returned an incorrect number of gradients "
-            f"(expected {len(ctx.arg_is_tensor)}, got {len(returned)})"
+            f"(expected {expected}, got {len(returned)}){beyond}"
         )
     out = []
     tensor_args = [g for g, is_tensor in zip(returned, ctx.arg_is_tensor) if is_tensor]
