@@ -9,6 +9,7 @@ is on) and bumps the version counter that backward checks.
 from __future__ import annotations
 
 import builtins
+import copy
 import numbers
 import threading
 import warnings
@@ -195,6 +196,48 @@ class Tensor:
     def data(self, value) -> None:
         self._data = as_tensor(value)._data
         self._version.value += 1
+
+    # ----------------------------------------------------------------- copying
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        """``copy.deepcopy`` of a leaf (or of a tensor that needs no grad): copies of the
+        values, ``requires_grad``, name and ``.grad``, with a version counter of its own
+        and no hooks.  A tensor computed by a recorded op refuses, as in PyTorch: its graph
+        is not copied (it may be thousands of nodes deep).
+
+        >>> import copy, symgrad
+        >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True)
+        >>> copy.deepcopy(w)
+        tensor([1., 2.], requires_grad=True)
+        >>> copy.deepcopy(w * 2)
+        Traceback (most recent call last):
+        ...
+        RuntimeError: only graph leaves support copy.deepcopy, ...
+        """
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                f"only graph leaves support copy.deepcopy, as in PyTorch; this tensor (shape {list(self.shape)}) "
+                f"is the output of {self.grad_fn.name()}. Deep-copy t.detach() for its values, or copy the "
+                "leaves and compute it again"
+            )
+        out = Tensor(self._data.copy(), requires_grad=self._requires_grad, name=self.name, _constant=self._constant)
+        if self._made_outside_graph is not None:
+            out._made_outside_graph = self._made_outside_graph
+        memo[id(self)] = out
+        if self._grad is not None:
+            out._grad = copy.deepcopy(self._grad, memo)
+        return out
+
+    def __reduce_ex__(self, protocol):
+        """Pickled: the values, ``requires_grad`` and name, never the graph or ``.grad``; a
+        tensor computed by a recorded op comes back as a leaf that requires grad, as in
+        PyTorch.
+
+        >>> import pickle, symgrad
+        >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True)
+        >>> pickle.loads(pickle.dumps(w * 2))
+        tensor([2., 4.], requires_grad=True)
+        """
+        return _rebuild_tensor, (np.array(self._data), self.requires_grad, self.name, self._constant)
 
     # ----------------------------------------------------------------- array facts
     @property
@@ -684,6 +727,11 @@ class Tensor:
 
     def __setitem__(self, key, value):
         self._inplace("setitem", value, index=_index(key))
+
+
+def _rebuild_tensor(array: np.ndarray, requires_grad: builtins.bool, name: str | None, constant) -> Tensor:
+    """The other half of ``Tensor.__reduce_ex__``."""
+    return Tensor(array, requires_grad=requires_grad, name=name, _constant=constant)
 
 
 class MinMaxResult(tuple):
