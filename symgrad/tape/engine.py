@@ -250,7 +250,16 @@ def input_targets(inputs) -> dict:
 
 def deliver_outputs(node, grads: list, create_graph: bool, accumulate: bool, targets, results: list) -> None:
     """:func:`deliver` every output gradient of ``node`` that is known (in place in
-    ``grads``), and put the ones ``autograd.grad`` asked for into ``results``."""
+    ``grads``), and put the ones ``autograd.grad`` asked for into ``results``.
+
+    >>> import symgrad
+    >>> y = symgrad.tensor([1.0], requires_grad=True) * 2
+    >>> y.retain_grad()
+    >>> grads, results = [np.array([5.0])], [None]
+    >>> deliver_outputs(y.grad_fn, grads, False, True, input_targets([y]), results)
+    >>> y.grad, results
+    (tensor([5.]), [array([5.])])
+    """
     for k, g in enumerate(grads):
         if g is not None:
             grads[k] = deliver(node, g, create_graph, accumulate, k)

@@ -146,7 +146,13 @@ class Node:
         return tuple((saved.edge, saved.index) for saved in self.inputs)
 
     def has_hooks(self) -> bool:
-        """True when an output has tensor hooks or retains its gradient."""
+        """True when an output has tensor hooks or retains its gradient.
+
+        >>> import symgrad
+        >>> y = symgrad.tensor([1.0], requires_grad=True) * 2
+        >>> y.grad_fn.has_hooks(), y.register_hook(print) is not None, y.grad_fn.has_hooks()
+        (False, True, True)
+        """
         return any(self.hooks) or any(ref is not None and ref() is not None for ref in self.retained)
 
     def set_output(self, index: int, tensor) -> None:
