@@ -208,3 +208,34 @@ def test_create_graph_through_output_k(k, engine):
     got = second(functions(symgrad.autograd.Function)["three"], engine)
     for g, e in zip(got, second(PLAIN["three"], "tape")):
         np.testing.assert_allclose(g, e, rtol=1e-12)
+
+
+def _with_index_output(base, lib):
+    """``(2a, a > 0 as integers, 3a)``: output 1 carries no gradient."""
+
+    class WithIndex(base):
+        @staticmethod
+        def forward(ctx, a):
+            index = (a > 0).to(lib.int64)
+            ctx.mark_non_differentiable(index)
+            return a * 2.0, index, a * 3.0
+
+        @staticmethod
+        def backward(ctx, g0, g1, g2):
+            return 2 * g0 + 3 * g2
+
+    return WithIndex.apply
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_output_after_a_non_differentiable_one(engine):
+    """Output 2 keeps its number when output 1 is marked non-differentiable."""
+    x = symgrad.tensor([1.0, -2.0], requires_grad=True)
+    q = _with_index_output(symgrad.autograd.Function, symgrad)(x)
+    with backward_engine(engine):
+        (q[2] * 5).sum().backward()
+    assert x.grad.tolist() == [15.0, 15.0] and not q[1].requires_grad
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([1.0, -2.0], requires_grad=True)
+    (_with_index_output(torch.autograd.Function, torch)(t)[2] * 5).sum().backward()
+    assert t.grad.tolist() == x.grad.tolist()
