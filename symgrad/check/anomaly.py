@@ -22,7 +22,6 @@ symgrad.check.anomaly.AnomalyError: backward of sqrt (SqrtBackward0) produced in
 """
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import threading
@@ -33,6 +32,7 @@ import numpy as np
 from ..tape import engine as _engine
 from ..tape import node as _node
 from ..tape.engine import backward_engine
+from ..tape.grad_mode import decorate
 from ..tape.tensor import Tensor
 
 __all__ = ["detect_anomaly", "is_anomaly_enabled", "AnomalyError"]
@@ -100,11 +100,7 @@ class detect_anomaly:
             self._engine_block.__exit__(*exc)
 
     def __call__(self, func):
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with detect_anomaly(self.check_nan, self.engine):
-                return func(*args, **kwargs)
-        return wrapper
+        return decorate(func, lambda: detect_anomaly(self.check_nan, self.engine))
 
 
 # --------------------------------------------------------------------------- the hooks

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..autograd import grad as autograd_grad
-from ..tape.engine import backward_engine
+from ..tape.engine import backward_engine, graph_order
 from ..tape.grad_mode import enable_grad
 from ..tape.tensor import Tensor
 from .engines import as_outputs, engine_rows, engine_status
@@ -98,6 +98,8 @@ def gradgradcheck(func: Callable, inputs, grad_outputs=None, *, eps: float | Non
         if len(grad_outputs) != len(outputs):
             raise ValueError(f"gradgradcheck got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
     labels, skipped = resolve_engines(engines)
+    labels, repeated = without_repeated_opinions(labels, outputs)
+    skipped.update(repeated)
     diff = differentiable_positions(args)
     names = [_input_name(args[i], i) for i in diff]
     n_args = len(args)
@@ -187,6 +189,42 @@ def resolve_engines(engines) -> tuple[list[tuple[str, str]], dict[str, str]]:
     return labels, skipped
 
 
+def without_repeated_opinions(engines: list, outputs) -> tuple[list, dict]:
+    """``engines`` without the symbolic engine when the graph of ``outputs`` has a custom
+    Function with no SymPy form and the tape is checked too: the symbolic engine would run
+    that Function's own ``backward`` again, which is no second opinion.  Returns the
+    engines left and ``{label: why}`` for the one dropped.
+
+    >>> import symgrad
+    >>> class Twice(symgrad.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x): return x * 2
+    ...     @staticmethod
+    ...     def backward(ctx, g): return g * 2
+    >>> out = Twice.apply(symgrad.tensor([1.0], requires_grad=True))
+    >>> without_repeated_opinions([("symbolic", "symbolic"), ("tape", "tape")], [(0, out)])[1]["symbolic"]
+    'no closed form: Twice defines no sympy form, so the symbolic engine would run Twice.backward again; only the tape and finite differences checked'
+    """
+    names = [name for name, _ in engines]
+    if "symbolic" not in names or "tape" not in names:
+        return engines, {}
+    roots = [out.grad_fn for _, out in outputs if out.grad_fn is not None]
+    custom = []
+    for node in graph_order(roots):
+        function = getattr(node, "function", None)
+        if function is not None and getattr(function, "sympy", None) is None and function.__name__ not in custom:
+            custom.append(function.__name__)
+    if not custom:
+        return engines, {}
+    which = ", ".join(custom)
+    backwards = ", ".join(f"{name}.backward" for name in custom)
+    verb = "defines" if len(custom) == 1 else "define"
+    dropped = {label: (f"no closed form: {which} {verb} no sympy form, so the symbolic engine would run {backwards} "
+                       "again; only the tape and finite differences checked")
+               for name, label in engines if name == "symbolic"}
+    return [(name, label) for name, label in engines if name != "symbolic"], dropped
+
+
 def _as_args(inputs) -> tuple:
     return tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
 
@@ -242,14 +280,15 @@ class Check:
         self.out_names = out_names
 
     def run(self) -> GradcheckResult:
+        outputs = as_outputs(self.fd_func(*self.args))
+        self.engines, repeated = without_repeated_opinions(self.engines, outputs)
         labels = tuple(label for _, label in self.engines) + tuple(self.given)
         result = GradcheckResult(self.what, 1, labels, self.tol, self.dtype, fast_mode=self.fast_mode,
-                                 skipped=dict(self.skipped))
+                                 skipped={**self.skipped, **repeated})
         fd = FiniteDifferences(self.fd_func, self.args, self.diff)
         if not fd.upcast and self.dtype != np.float64:
             result.notes.append(f"note: the function refused float64 inputs, so finite differences ran in "
                                 f"{self.dtype.name} and are only roughly accurate")
-        outputs = as_outputs(self.fd_func(*self.args))
         self.positions = [p for p, _ in outputs]
         self.out_shapes = [tuple(out.shape) for _, out in outputs]
         self.in_shapes = [tuple(self.args[i].shape) for i in self.diff]

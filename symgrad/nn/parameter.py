@@ -51,6 +51,11 @@ class Parameter(Tensor):
     def __reduce_ex__(self, protocol):
         return (_rebuild_parameter, (np.array(self._data), self.requires_grad, self.name))
 
+    def __deepcopy__(self, memo: dict) -> "Parameter":
+        """A new parameter with a copy of the values (not ``.grad``), as PyTorch's."""
+        memo[id(self)] = out = _rebuild_parameter(self._data.copy(), self.requires_grad, self.name)
+        return out
+
 
 def _rebuild_parameter(array: np.ndarray, requires_grad: bool, name: str | None) -> Parameter:
     param = Parameter(Tensor(array), requires_grad=requires_grad)

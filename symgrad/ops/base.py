@@ -84,6 +84,11 @@ class Op:
     same op (``"AddBackward0"``).  ``saves`` names what the VJP reads besides shapes:
     ``"inputs"``, ``"output"``, both or neither; only those are version-checked, so an
     in-place change to a tensor the VJP does not read is allowed, as in PyTorch.
+    ``needed_by`` narrows that, as PyTorch's saving does: it maps an input position (or
+    ``"output"``) to the inputs whose gradients read it (``mul``: ``{0: (1,), 1: (0,)}``,
+    ``a`` is only read for ``b``'s gradient); a saved tensor it does not list is read for
+    every input's gradient.  A tensor read only for gradients that no input needs
+    (inputs that do not require grad, Python numbers) is not checked; see :meth:`reads`.
     ``arity`` is the number of tensor inputs, ``None`` for variadic ops (cat, stack).
     ``differentiable`` marks, per input, whether it can carry a gradient (``where``'s
     condition cannot); ``None`` means all can.  ``name_rule``, when set, gives PyTorch's
@@ -102,6 +107,7 @@ class Op:
     domains: tuple[Domain, ...] = field(default_factory=lambda: (Domain(),))
     differentiable: tuple[bool, ...] | None = None
     name_rule: Callable[..., str] | None = None
+    needed_by: dict = field(default_factory=dict)
 
     def node_name(self, *shapes: tuple[int, ...], **attrs: Any) -> str:
         """PyTorch's ``grad_fn`` name for this op on inputs of ``shapes`` with ``attrs``.
@@ -112,6 +118,20 @@ class Op:
         if self.name_rule is None:
             return self.grad_fn_name
         return self.name_rule(*shapes, **attrs)
+
+    def reads(self, saved, needs_grad) -> bool:
+        """Whether the VJP reads input ``saved`` (a position) or ``"output"`` when the
+        inputs that need a gradient are those where ``needs_grad`` is true.
+
+        >>> OPS["mul"].reads(0, (True, False)), OPS["mul"].reads(1, (True, False))
+        (False, True)
+        >>> OPS["exp"].reads("output", (True,)), OPS["exp"].reads(0, (True,))
+        (True, False)
+        """
+        if ("output" if saved == "output" else "inputs") not in self.saves:
+            return False
+        readers = self.needed_by.get(saved)
+        return any(needs_grad) if readers is None else any(needs_grad[i] for i in readers)
 
     def __repr__(self) -> str:
         return f"<Op {self.name}>"

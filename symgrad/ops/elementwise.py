@@ -99,6 +99,7 @@ mul = register(Op(
     vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * b, shape=_shape(a)), xp.sum_to(g * a, shape=_shape(b))),
     sympy=lambda sp, a, b: a * b,
     arity=2,
+    needed_by={0: (1,), 1: (0,)},
     domains=(Domain(), Domain()),
 ))
 
@@ -114,6 +115,7 @@ div = register(Op(
     ),
     sympy=lambda sp, a, b: a / b,
     arity=2,
+    needed_by={0: (1,)},
     domains=(Domain(), Domain(avoid=(0.0,), margin=0.3)),
 ))
 
@@ -135,6 +137,7 @@ pow_ = register(Op(
     sympy=lambda sp, a, b: a ** b,
     arity=2,
     saves=frozenset({"inputs", "output"}),
+    needed_by={"output": (1,)},
     domains=(Domain(0.5, 2.0), Domain()),
 ))
 
@@ -346,6 +349,7 @@ where = register(Op(
     # the condition is a boolean array; SymPy sees it as a number, true when non-zero
     sympy=lambda sp, condition, a, b: sp.Piecewise((a, sp.Ne(condition, 0)), (b, True)),
     arity=3,
+    needed_by={1: (), 2: ()},  # only the condition is read
     domains=(Domain(0, 1, integer=True), Domain(), Domain()),
     differentiable=(False, True, True),
 ))

@@ -70,7 +70,7 @@ from .base import STRUCTURAL, Domain, Op, register
 from .reductions import normalize_dims
 
 
-def _structural(name, grad_fn_name, forward, vjp, saves=(), arity=1, name_rule=None):
+def _structural(name, grad_fn_name, forward, vjp, saves=(), arity=1, name_rule=None, needed_by=None):
     return register(Op(
         name=name,
         grad_fn_name=grad_fn_name,
@@ -82,6 +82,7 @@ def _structural(name, grad_fn_name, forward, vjp, saves=(), arity=1, name_rule=N
         saves=frozenset(saves),
         domains=(Domain(),) * (arity or 1),
         name_rule=name_rule,
+        needed_by=needed_by or {},
     ))
 
 
@@ -125,6 +126,7 @@ matmul = _structural(
     saves=("inputs",),
     arity=2,
     name_rule=_matmul_name,
+    needed_by={0: (1,), 1: (0,)},
 )
 
 # ----------------------------------------------------------------------------- dims and shapes

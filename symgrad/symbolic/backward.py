@@ -127,7 +127,7 @@ def _scan(order, root_edges, targets) -> tuple[bool, frozenset]:
         for saved in node.inputs:
             if not isinstance(saved.edge, Node) and saved.tensor._version.value != saved.version:
                 unmodified = False
-        if (node.hooks or node.retained is not None and node.retained() is not None
+        if (node.has_hooks()
                 or (node.function is not None and getattr(node.function, "sympy", None) is None)
                 or (targets is not None and node in targets)):
             boundary.add(node)
@@ -147,33 +147,27 @@ def _backward(roots, grad_roots, order, root_edges, targets, inputs, create_grap
     for root, edge, g in zip(roots, root_edges, grad_roots):
         if edge is not None:
             g = g if create_graph else np.asarray(g)
-            _add(pending, edge, 0 if not isinstance(edge, Node) else _output_slot(edge, root), g, edge)
+            _add(pending, edge, root._output_nr, g, edge)
     results = [None] * (len(inputs) if inputs is not None else 0)
     _LAST.clear()
     for node in order:
         grads = pending.pop(node, None)
         if grads is None:
             continue
-        is_target = targets is not None and node in targets
-        deliver_to_leaf = accumulate and (targets is None or is_target)
-        if isinstance(node, AccumulateGrad):
-            g = engine.deliver(node, grads[0], create_graph, deliver_to_leaf)
-            if is_target:
-                results[targets[node]] = g
-            continue
-        if node not in boundary:  # pragma: no cover  (only boundary nodes receive gradients)
+        deliver_to_leaf = accumulate and (targets is None or node in targets)
+        if not isinstance(node, AccumulateGrad) and node not in boundary:  # pragma: no cover
             raise RuntimeError(f"internal error: {node.name()} received a gradient outside a boundary")
-        first = grads[0] if grads[0] is not None else _zeros(node, 0, create_graph)
-        first = engine.deliver(node, first, create_graph, deliver_to_leaf)
-        grads[0] = first if create_graph else np.asarray(first)
-        if is_target:
-            results[targets[node]] = grads[0]
+        engine.deliver_outputs(node, grads, create_graph, deliver_to_leaf, targets, results)
+        if isinstance(node, AccumulateGrad):
+            continue
+        if not create_graph:
+            grads[:] = [None if g is None else np.asarray(g) for g in grads]
         if node.function is not None and getattr(node.function, "sympy", None) is None:
             in_grads = engine.node_vjp(node, grads, create_graph)
             tops, seeds = [], []
             for saved, g_in in zip(node.inputs, in_grads):
                 if saved.edge is not None and g_in is not None and saved.edge in in_order:
-                    tops.append((saved.edge, saved.tensor))
+                    tops.append((saved.edge, saved.index if isinstance(saved.edge, Node) else saved.tensor))
                     seeds.append(g_in if create_graph else np.asarray(g_in))
             if tops:
                 _run_segment(tops, seeds, boundary, in_order, pending, None, create_graph)
@@ -192,15 +186,6 @@ def _zeros(node, k: int, create_graph: bool):
 
         return Tensor(zeros)
     return zeros
-
-
-def _output_slot(node, tensor) -> int:
-    if node.n_outputs == 1:
-        return 0
-    for k, out in enumerate(node.outputs):
-        if out is tensor._data:
-            return k
-    return 0
 
 
 def _node_shape(node, k: int) -> tuple:
@@ -223,10 +208,13 @@ def _add(pending: dict, node, index: int, g, edge) -> None:
 
 
 class _TopTensor:
-    """Stand-in for the output tensor of a top node (only ``_data`` is read)."""
+    """Stand-in for output ``k`` of a top node: its value, shape, dtype and number."""
 
     def __init__(self, node, k: int) -> None:
         self._data = node.outputs[k]
+        self.shape = _node_shape(node, k)
+        self.dtype = _node_dtype(node, k)
+        self._output_nr = k
 
 
 _KNOWN: dict = {}
@@ -380,7 +368,7 @@ def _tensor_gradients(segment: Segment, key, arrays, seeds, positions) -> list:
     for symbol, ref in zip(symbols, segment.inputs):
         if ref.kind == "cut":
             value = Tensor(ref.value())
-            value.grad_fn = ref.node
+            value.grad_fn, value._output_nr = ref.node, ref.index
         else:
             value = ref.tensor
         env[symbol] = value
@@ -452,7 +440,8 @@ class _HooksHeld:
             else:
                 self.saved.append((node, "hooks", node.hooks))
                 self.saved.append((node, "retained", node.retained))
-                node.hooks, node.retained = [], None
+                node.hooks = [[] for _ in range(node.n_outputs)]
+                node.retained = [None] * node.n_outputs
         return self
 
     def __exit__(self, *exc) -> None:

@@ -91,13 +91,9 @@ class InputRef:
         return f"<InputRef {self.kind} {self.name} {self.shape} {self.dtype}>"
 
 
-def _output_index(node, tensor) -> int:
-    if node.n_outputs == 1 or tensor is None:
-        return 0
-    for k, out in enumerate(node.outputs):
-        if out is tensor._data:
-            return k
-    return 0
+def _output_index(tensor) -> int:
+    """Which output of its ``grad_fn`` a top tensor is (a multi-output Function's ``k``)."""
+    return getattr(tensor, "_output_nr", 0)
 
 
 def _node_types():
@@ -204,8 +200,8 @@ class Segment:
     def _walk(self, edge, tensor, top_nodes: set) -> tuple:
         """The reference of one value, walking interior nodes iteratively."""
         if not self._interior(edge, top_nodes):
-            return self._leaf_ref(edge, tensor)
-        k = _output_index(edge, tensor)
+            return self._leaf_ref(edge, tensor, k=_output_index(tensor))
+        k = _output_index(tensor)
         if id(edge) in self._node_ids:
             return ("n", self._node_ids[id(edge)], k)
         stack = [(edge, 0)]
@@ -262,17 +258,16 @@ class Segment:
     def _child_ref(self, saved, top_nodes: set, in_product: bool = False) -> tuple:
         edge = saved.edge
         if self._interior(edge, top_nodes):
-            return ("n", self._node_ids[id(edge)], _output_index(edge, saved.tensor))
-        return self._leaf_ref(edge, saved.tensor, in_product)
+            return ("n", self._node_ids[id(edge)], saved.index)
+        return self._leaf_ref(edge, saved.tensor, in_product, saved.index)
 
-    def _leaf_ref(self, edge, tensor, in_product: bool = False) -> tuple:
+    def _leaf_ref(self, edge, tensor, in_product: bool = False, k: int = 0) -> tuple:
         if isinstance(edge, self._Acc):
             leaf = edge.variable
             return ("in", self._add_input(("leaf", id(leaf)), lambda: InputRef(
                 "leaf", tensor=leaf, name=leaf.name, shape=leaf.shape, dtype=leaf.dtype,
                 version=leaf._version.value)))
         if isinstance(edge, self._Node):
-            k = _output_index(edge, tensor)
             name = _cut_name(edge, k)
             shape = tensor.shape if tensor is not None else edge.ctx.output_shapes[k]
             dtype = tensor.dtype if tensor is not None else edge.ctx.output_dtypes[k]
@@ -406,7 +401,7 @@ def eval_constant(ref: tuple) -> Any:
 
 
 def _cut_name(node, k: int) -> str:
-    retained = node.retained() if getattr(node, "retained", None) is not None else None
+    retained = node.retained[k]() if node.retained[k] is not None else None
     if retained is not None and retained.name:
         return retained.name
     if node.function is not None:

@@ -233,8 +233,39 @@ def _edges(node) -> list:
 
 
 def input_targets(inputs) -> dict:
-    """Map each requested input's gradient sink (AccumulateGrad or grad_fn) to its position."""
-    return {t._edge(): i for i, t in enumerate(inputs)}
+    """Map each requested input's gradient sink (AccumulateGrad or grad_fn) to the
+    ``(output index, position)`` pairs of the inputs it produced (two outputs of one
+    multi-output Function are one sink with two pairs).
+
+    >>> import symgrad
+    >>> x = symgrad.tensor(1.0, requires_grad=True)
+    >>> input_targets([x, x * 2]).values()
+    dict_values([[(0, 0)], [(0, 1)]])
+    """
+    targets: dict = {}
+    for i, t in enumerate(inputs):
+        targets.setdefault(t._edge(), []).append((t._output_nr, i))
+    return targets
+
+
+def deliver_outputs(node, grads: list, create_graph: bool, accumulate: bool, targets, results: list) -> None:
+    """:func:`deliver` every output gradient of ``node`` that is known (in place in
+    ``grads``), and put the ones ``autograd.grad`` asked for into ``results``.
+
+    >>> import symgrad
+    >>> y = symgrad.tensor([1.0], requires_grad=True) * 2
+    >>> y.retain_grad()
+    >>> grads, results = [np.array([5.0])], [None]
+    >>> deliver_outputs(y.grad_fn, grads, False, True, input_targets([y]), results)
+    >>> y.grad, results
+    (tensor([5.]), [array([5.])])
+    """
+    for k, g in enumerate(grads):
+        if g is not None:
+            grads[k] = deliver(node, g, create_graph, accumulate, k)
+    if targets is not None:
+        for k, position in targets.get(node, ()):
+            results[position] = grads[k]
 
 
 def run_hooks(hooks: list, g, create_graph: bool):
@@ -253,18 +284,19 @@ def run_hooks(hooks: list, g, create_graph: bool):
     return g
 
 
-def deliver(node, g, create_graph: bool, accumulate: bool):
-    """What happens when ``node``'s total gradient ``g`` is known: tensor hooks run, a
-    retained non-leaf stores it, a leaf accumulates it.  Returns the (hooked) gradient."""
+def deliver(node, g, create_graph: bool, accumulate: bool, index: int = 0):
+    """What happens when the total gradient ``g`` of output ``index`` of ``node`` is
+    known: tensor hooks run, a retained non-leaf stores it, a leaf accumulates it.
+    Returns the (hooked) gradient."""
     if isinstance(node, AccumulateGrad):
         if node.variable._leaf_hooks:
             g = run_hooks(node.variable._leaf_hooks, g, create_graph)
         if accumulate:
             accumulate_grad(node.variable, g, create_graph)
         return g
-    if node.hooks:
-        g = run_hooks(node.hooks, g, create_graph)
-    retained = node.retained() if node.retained is not None else None
+    if node.hooks[index]:
+        g = run_hooks(node.hooks[index], g, create_graph)
+    retained = node.retained[index]() if node.retained[index] is not None else None
     if retained is not None and accumulate:
         accumulate_grad(retained, g, create_graph)
     return g
@@ -344,8 +376,8 @@ def tape_backward(roots, grad_roots, *, inputs, retain_graph: bool, create_graph
     root_edges = [root._edge() for root in roots]
     order = graph_order(root_edges, None if targets is None else set(targets))
     pending: dict = {}
-    for edge, g in zip(root_edges, grad_roots):
-        _add(pending, edge, 0, g)
+    for root, edge, g in zip(roots, root_edges, grad_roots):
+        _add(pending, edge, root._output_nr, g)
     reachable = set(order)
     results = [None] * (len(inputs) if inputs is not None else 0)
     with set_grad_enabled(create_graph):
@@ -353,19 +385,15 @@ def tape_backward(roots, grad_roots, *, inputs, retain_graph: bool, create_graph
             if node not in pending:
                 continue
             grads = pending.pop(node)
-            is_target = targets is not None and node in targets
-            deliver_to_leaf = accumulate and (targets is None or is_target)
-            first = deliver(node, grads[0], create_graph, deliver_to_leaf)
-            grads[0] = first
-            if is_target:
-                results[targets[node]] = first
+            deliver_to_leaf = accumulate and (targets is None or node in targets)
+            deliver_outputs(node, grads, create_graph, deliver_to_leaf, targets, results)
             if isinstance(node, AccumulateGrad):
                 continue
             check_not_freed(node)
             node.check_versions()
             for saved, g_in in zip(node.inputs, node_vjp(node, grads, create_graph)):
                 if saved.edge in reachable and g_in is not None and g_in is not UNDEFINED:
-                    _add(pending, saved.edge, 0, g_in)
+                    _add(pending, saved.edge, saved.index, g_in)
     if not retain_graph:
         release_graph(order)
     return None if accumulate else results
@@ -415,10 +443,18 @@ def _function_vjp(node: Node, grads: list, create_graph: bool) -> list:
     returned = node.function.backward(ctx, *wrapped)
     if not isinstance(returned, tuple):
         returned = (returned,)
-    if len(returned) != len(ctx.arg_is_tensor):
+    expected = len(ctx.arg_is_tensor)
+    if len(returned) > expected and all(g is None for g in returned[expected:]):
+        returned = returned[:expected]  # trailing Nones beyond the inputs: accepted, as in PyTorch
+    if len(returned) != expected:
+        extra = next((i for i in range(expected, len(returned)) if returned[i] is not None), None)
+        beyond = "" if extra is None else (
+            f"; gradient {extra} is a {type(returned[extra]).__name__}, but forward took only {expected} "
+            "argument(s): return one gradient per forward argument (None where there is none), "
+            "and only None after them")
         raise RuntimeError(
             f"function {node.name()} returned an incorrect number of gradients "
-            f"(expected {len(ctx.arg_is_tensor)}, got {len(returned)})"
+            f"(expected {expected}, got {len(returned)}){beyond}"
         )
     out = []
     tensor_args = [g for g, is_tensor in zip(returned, ctx.arg_is_tensor) if is_tensor]

@@ -91,7 +91,7 @@ class Function:
                     continue
                 if any(output is t for t in tensors) or output.grad_fn is not None:
                     output = outputs[index] = Tensor(output._data, _version=output._version)
-                output.grad_fn = node
+                output.grad_fn, output._output_nr = node, index
                 output._made_outside_graph = None  # computed under no_grad, but recorded now (tracing.py)
                 node.set_output(index, output)
         return outputs[0] if single else tuple(outputs)

@@ -1,7 +1,9 @@
 """Grad mode: whether operations are recorded for backward, per thread.
 
 ``no_grad``, ``enable_grad`` and ``set_grad_enabled`` work as context managers and as
-decorators, like PyTorch's.
+decorators, like PyTorch's.  A decorated generator function runs each of its resumptions
+(``next``, ``send``, ``throw``, ``close``) in the decorator's mode, and its caller between
+them in the caller's own mode.
 
 >>> import symgrad
 >>> x = symgrad.tensor([1.0], requires_grad=True)
@@ -14,6 +16,7 @@ True
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 _state = threading.local()
@@ -46,13 +49,55 @@ class set_grad_enabled:
     def __call__(self, func):
         mode = self.mode
         _set(self.previous)  # used as a decorator: the constructor must not leak a mode
+        return decorate(func, lambda: set_grad_enabled(mode))
 
+
+def decorate(func, block):
+    """``func`` run inside the context manager ``block()``; for a generator function,
+    each resumption is (how every mode decorator wraps a function).
+
+    >>> def count():
+    ...     yield is_grad_enabled()
+    ...     yield is_grad_enabled()
+    >>> list(decorate(count, no_grad)())
+    [False, False]
+    """
+    if inspect.isgeneratorfunction(func):
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
-                return func(*args, **kwargs)
+        def generator(*args, **kwargs):
+            return (yield from _resumed_in(block, func(*args, **kwargs)))
 
-        return wrapper
+        return generator
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with block():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _resumed_in(block, gen):
+    """Drive ``gen`` with every resumption inside ``block()`` (as PyTorch does): values
+    sent and exceptions thrown in are passed on, and its return value is returned."""
+    try:
+        with block():
+            value = gen.send(None)
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                with block():
+                    gen.close()
+                raise
+            except BaseException as err:  # noqa: BLE001  (thrown in by the caller: passed on)
+                with block():
+                    value = gen.throw(err)
+            else:
+                with block():
+                    value = gen.send(sent)
+    except StopIteration as stop:
+        return stop.value
 
 
 class _GradModeBlock:
@@ -68,12 +113,7 @@ class _GradModeBlock:
         _set(self.previous)
 
     def __call__(self, func):
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            with type(self)():
-                return func(*args, **kwargs)
-
-        return wrapper
+        return decorate(func, type(self))
 
 
 class no_grad(_GradModeBlock):

@@ -27,14 +27,19 @@ class VersionCounter:
 
 
 class SavedInput:
-    """One tensor input of a node: value, version at record time, and gradient edge."""
+    """One tensor input of a node: value, version at record time, and gradient edge.
 
-    __slots__ = ("tensor", "version", "edge")
+    ``index`` is which output of the edge's node the tensor was (PyTorch's
+    ``output_nr``): 0 but for the outputs of a multi-output custom ``Function``.
+    """
+
+    __slots__ = ("tensor", "version", "edge", "index")
 
     def __init__(self, tensor, edge) -> None:
         self.tensor = tensor
         self.version = tensor._version.value
         self.edge = edge
+        self.index = tensor._output_nr if isinstance(edge, Node) else 0
 
     def release(self) -> None:
         """Drop the value of an intermediate input (one produced by a recorded op), keeping
@@ -47,7 +52,7 @@ class SavedInput:
 class ReleasedValue:
     """What a freed node keeps of an intermediate input: its shape and dtype, no data."""
 
-    __slots__ = ("shape", "dtype", "name", "_version")
+    __slots__ = ("shape", "dtype", "name", "_version", "_output_nr")
     _data = None
     _constant = None
     requires_grad = True
@@ -57,6 +62,7 @@ class ReleasedValue:
         self.dtype = tensor.dtype
         self.name = tensor.name
         self._version = tensor._version
+        self._output_nr = tensor._output_nr
 
     @property
     def ndim(self) -> int:
@@ -99,8 +105,9 @@ class Node:
     """A recorded op application; it is the ``grad_fn`` of the tensor the op produced.
 
     ``op`` is the op-table entry, or None for a custom ``Function`` (then ``function`` and
-    ``ctx`` are set).  ``hooks`` are tensor hooks registered on the output; ``retained``
-    is a weak reference to an output tensor that called ``retain_grad()``.
+    ``ctx`` are set).  Per output ``k``: ``hooks[k]`` are the tensor hooks registered on
+    it, ``retained[k]`` a weak reference to it once it called ``retain_grad()`` (else
+    None).
     """
 
     def __init__(self, op, attrs: dict, inputs: list[SavedInput], *, function=None, ctx=None, n_outputs: int = 1) -> None:
@@ -112,8 +119,8 @@ class Node:
         self.n_outputs = n_outputs
         self.outputs: list[np.ndarray | None] = [None] * n_outputs
         self.output_versions: list[tuple[Any, int] | None] = [None] * n_outputs
-        self.hooks: list = []
-        self.retained: weakref.ref | None = None
+        self.hooks: list[list] = [[] for _ in range(n_outputs)]
+        self.retained: list[weakref.ref | None] = [None] * n_outputs
         self.freed = False
         self._name: str | None = None  # worked out when first asked for (see name())
 
@@ -135,8 +142,18 @@ class Node:
 
     @property
     def next_functions(self) -> tuple:
-        """PyTorch-style ``((node_or_None, 0), ...)``, one pair per tensor input."""
-        return tuple((saved.edge, 0) for saved in self.inputs)
+        """PyTorch-style ``((node_or_None, output_nr), ...)``, one pair per tensor input."""
+        return tuple((saved.edge, saved.index) for saved in self.inputs)
+
+    def has_hooks(self) -> bool:
+        """True when an output has tensor hooks or retains its gradient.
+
+        >>> import symgrad
+        >>> y = symgrad.tensor([1.0], requires_grad=True) * 2
+        >>> y.grad_fn.has_hooks(), y.register_hook(print) is not None, y.grad_fn.has_hooks()
+        (False, True, True)
+        """
+        return any(self.hooks) or any(ref is not None and ref() is not None for ref in self.retained)
 
     def set_output(self, index: int, tensor) -> None:
         """Remember output ``index`` (its buffer and version) for VJPs that read it."""
@@ -144,12 +161,16 @@ class Node:
         self.output_versions[index] = (tensor._version, tensor._version.value)
 
     def check_versions(self) -> None:
-        """Raise if a tensor this node's VJP reads was modified in place after recording."""
-        saves = self.op.saves if self.op is not None else frozenset()
-        if "inputs" in saves:
-            for saved in self.inputs:
+        """Raise if a tensor this node's VJP reads for a gradient that an input needs
+        (``Op.reads``) was modified in place after recording."""
+        op = self.op
+        if op is None or not op.saves:
+            return
+        needs_grad = [saved.edge is not None for saved in self.inputs]
+        for position, saved in enumerate(self.inputs):
+            if op.reads(position, needs_grad):
                 _check_version(self, saved.tensor._version.value, saved.version, saved.tensor._data)
-        if "output" in saves:
+        if op.reads("output", needs_grad):
             for array, versions in zip(self.outputs, self.output_versions):
                 counter, expected = versions
                 _check_version(self, counter.value, expected, array)

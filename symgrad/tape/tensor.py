@@ -9,6 +9,7 @@ is on) and bumps the version counter that backward checks.
 from __future__ import annotations
 
 import builtins
+import copy
 import numbers
 import threading
 import warnings
@@ -48,6 +49,7 @@ class Tensor:
     # differs (every eager op makes one tensor, so this is on the hot path).
     _grad: "Tensor | None" = None
     grad_fn: Node | None = None
+    _output_nr = 0  # which output of grad_fn this tensor is (a multi-output Function's k)
     _requires_grad = False
     _accumulator: AccumulateGrad | None = None
     _leaf_hooks: tuple | list = ()  # a list of its own once a hook is registered
@@ -131,7 +133,7 @@ class Tensor:
             raise RuntimeError("can't retain_grad on a tensor that has requires_grad=False")
         if self.grad_fn is not None:
             self._retains_grad = True
-            self.grad_fn.retained = weakref.ref(self)
+            self.grad_fn.retained[self._output_nr] = weakref.ref(self)
 
     @property
     def retains_grad(self) -> builtins.bool:
@@ -145,7 +147,7 @@ class Tensor:
         if not callable(hook):
             raise TypeError(f"a hook must be callable as hook(grad), got {type(hook).__name__} {hook!r}")
         if self.grad_fn is not None:
-            hooks = self.grad_fn.hooks
+            hooks = self.grad_fn.hooks[self._output_nr]
         else:
             if not isinstance(self._leaf_hooks, list):
                 self._leaf_hooks = []
@@ -180,6 +182,7 @@ class Tensor:
     def detach_(self) -> "Tensor":
         """Cut this tensor out of the graph in place, making it a leaf."""
         self.grad_fn = None
+        self._output_nr = 0
         self._requires_grad = False
         self._retains_grad = False
         return self
@@ -193,6 +196,48 @@ class Tensor:
     def data(self, value) -> None:
         self._data = as_tensor(value)._data
         self._version.value += 1
+
+    # ----------------------------------------------------------------- copying
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        """``copy.deepcopy`` of a leaf (or of a tensor that needs no grad): copies of the
+        values, ``requires_grad``, name and ``.grad``, with a version counter of its own
+        and no hooks.  A tensor computed by a recorded op refuses, as in PyTorch: its graph
+        is not copied (it may be thousands of nodes deep).
+
+        >>> import copy, symgrad
+        >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True)
+        >>> copy.deepcopy(w)
+        tensor([1., 2.], requires_grad=True)
+        >>> copy.deepcopy(w * 2)
+        Traceback (most recent call last):
+        ...
+        RuntimeError: only graph leaves support copy.deepcopy, ...
+        """
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                f"only graph leaves support copy.deepcopy, as in PyTorch; this tensor (shape {list(self.shape)}) "
+                f"is the output of {self.grad_fn.name()}. Deep-copy t.detach() for its values, or copy the "
+                "leaves and compute it again"
+            )
+        out = Tensor(self._data.copy(), requires_grad=self._requires_grad, name=self.name, _constant=self._constant)
+        if self._made_outside_graph is not None:
+            out._made_outside_graph = self._made_outside_graph
+        memo[id(self)] = out
+        if self._grad is not None:
+            out._grad = copy.deepcopy(self._grad, memo)
+        return out
+
+    def __reduce_ex__(self, protocol):
+        """Pickled: the values, ``requires_grad`` and name, never the graph or ``.grad``; a
+        tensor computed by a recorded op comes back as a leaf that requires grad, as in
+        PyTorch.
+
+        >>> import pickle, symgrad
+        >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True)
+        >>> pickle.loads(pickle.dumps(w * 2))
+        tensor([2., 4.], requires_grad=True)
+        """
+        return _rebuild_tensor, (np.array(self._data), self.requires_grad, self.name, self._constant)
 
     # ----------------------------------------------------------------- array facts
     @property
@@ -641,11 +686,12 @@ class Tensor:
         if recording and (self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
             before = Tensor(self._data.copy(), _version=VersionCounter())
             before.grad_fn, before._requires_grad = self.grad_fn, self._requires_grad
+            before._output_nr = self._output_nr
             before._accumulator = self._accumulator
             result = apply_op(op_name, before, *others, **attrs)
             self._write(result._data, op_name)
             if result.grad_fn is not None:
-                self.grad_fn = result.grad_fn
+                self.grad_fn, self._output_nr = result.grad_fn, 0
                 self.grad_fn.set_output(0, self)
         else:  # nothing to record (no operand requires grad, or grad mode is off)
             self._write(_forward(op_name, (self,) + others, attrs)[2], op_name)
@@ -714,6 +760,11 @@ class Tensor:
 
     def __setitem__(self, key, value):
         self._inplace("setitem", value, index=_index(key))
+
+
+def _rebuild_tensor(array: np.ndarray, requires_grad: builtins.bool, name: str | None, constant) -> Tensor:
+    """The other half of ``Tensor.__reduce_ex__``."""
+    return Tensor(array, requires_grad=requires_grad, name=name, _constant=constant)
 
 
 class MinMaxResult(tuple):
