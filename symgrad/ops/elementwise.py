@@ -13,7 +13,9 @@ Conventions every entry here follows:
   arrays and, for ``create_graph=True``, on tensors;
 * at kinks the VJPs return what PyTorch 2.13 returns (checked by ``tests/test_ops_table.py``):
   relu'(0) = 0 (relu'(nan) = 1), abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
-  (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties;
+  (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties and zero
+  it only for the losing argument, so where either argument is NaN both get all of it
+  (``maximum(x, x)`` has gradient 2 at NaN, 1 elsewhere);
 * relu, clamp and where select the gradient (``xp.where(mask, g, 0.0)``) rather than
   multiply it by a 0/1 mask, so an inf or NaN ``g`` gives PyTorch's exact 0 outside the
   mask, not ``inf * 0 = nan`` (the symbolic engine selects too);
@@ -300,12 +302,14 @@ clamp = register(Op(
 
 
 def _extremum_vjp(xp, g, a, b, wins):
-    """Gradients of maximum/minimum: ``wins(a, b)`` is where ``a`` is chosen; ties split
-    half/half.  ``g`` is selected, never multiplied by a 0/1 mask (inf * 0 would be NaN)."""
+    """Gradients of maximum/minimum: ``wins(a, b)`` is where ``a`` is chosen.  As in
+    PyTorch, ties split half/half and only the losing argument gets 0, so where either
+    argument is NaN (no comparison holds) both get ``g``.  ``g`` is selected, never
+    multiplied by a 0/1 mask (inf * 0 would be NaN)."""
     tie = a == b
     half = g * 0.5
-    grad_a = xp.where(tie, half, xp.where(wins(a, b), g, 0.0))
-    grad_b = xp.where(tie, half, xp.where(wins(b, a), g, 0.0))
+    grad_a = xp.where(tie, half, xp.where(wins(b, a), 0.0, g))
+    grad_b = xp.where(tie, half, xp.where(wins(a, b), 0.0, g))
     return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
 
 
@@ -314,7 +318,8 @@ maximum = register(Op(
     grad_fn_name="MaximumBackward0",
     forward=_fresh(np.maximum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p > q),
-    sympy=lambda sp, a, b: sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, True)),
+    # NaN in either argument: no comparison holds, the value is NaN and both get d = 1
+    sympy=lambda sp, a, b: sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, sp.Eq(a, b)), (a + b, True)),
     arity=2,
     domains=(Domain(), Domain()),
 ))
@@ -324,7 +329,7 @@ minimum = register(Op(
     grad_fn_name="MinimumBackward0",
     forward=_fresh(np.minimum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p < q),
-    sympy=lambda sp, a, b: sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, True)),
+    sympy=lambda sp, a, b: sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, sp.Eq(a, b)), (a + b, True)),
     arity=2,
     domains=(Domain(), Domain()),
 ))

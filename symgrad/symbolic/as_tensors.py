@@ -126,7 +126,7 @@ def _apply(node, args: list, apply_op, Tensor) -> Any:
         return apply_op(node.numpy_name, *[_as_tensor(a, Tensor) for a in args])
     if isinstance(node, TieStep):
         a, b = (_as_tensor(v, Tensor) for v in args)
-        return apply_op("where", a > b, 1.0, apply_op("where", a == b, 0.5, 0.0))
+        return apply_op("where", a < b, 0.0, apply_op("where", a == b, 0.5, 1.0))
     if isinstance(node, LogicalAnd):
         return _fold(args, lambda a, b: a & b, Tensor)
     if isinstance(node, LogicalOr):
