@@ -10,7 +10,9 @@ The rules (PyTorch's; ``docs/reliability.md`` and the op table's docstrings say 
   extreme elements, or between the NaN elements when there is a NaN;
 * ``max(dim)``/``min(dim)``: all of it goes to the first extreme index (the first NaN);
 * ``clamp``: the gradient passes where ``min <= x <= max``, bounds included, never at a
-  NaN, and nowhere when ``min > max``; ``relu`` zeroes it where ``x <= 0`` (so passes it
+  NaN, and nowhere when ``min > max``; with tensor bounds, ``min`` takes it where
+  ``x < min < max`` and ``max`` where ``x > max`` or ``max < min`` (two degenerate points
+  differ from PyTorch: ``DEVIATIONS``); ``relu`` zeroes it where ``x <= 0`` (so passes it
   at NaN).
 
 Issue 13: ``x.minimum(x)`` at NaN was 1 on the symbolic engine (``minimum(x, x)``
@@ -66,6 +68,28 @@ RULES = {
     "clamp_min_above_max": (lambda a: a.clamp(min=2.0, max=1.0), [[0.0, 1.0, 1.5, 2.0, 3.0, NAN]],
                             [[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]),
     "clamp_equal_bounds": (lambda a: a.clamp(min=1.0, max=1.0), [[0.0, 1.0, 2.0]], [[0.0, 1.0, 0.0]]),
+    # tensor bounds (clamp_tensor): they are inputs and take gradients, min where x < min < max,
+    # max where x > max or max < min (even at a NaN x)
+    "clamp_tensor_bounds": (lambda a, lo, hi: a.clamp(min=lo, max=hi),
+                            [[-2.0, -1.0, 0.0, 1.0, 2.0, NAN, 0.0, 3.0, 0.0], [-1.0] * 8 + [2.0], [1.0] * 9],
+                            [[0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0], [1.0] + [0.0] * 8,
+                             [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0]]),
+    "clamp_tensor_min_above_max": (lambda a, lo, hi: a.clamp(min=lo, max=hi), [[0.0, 1.5, 3.0, NAN], [2.0] * 4,
+                                                                               [1.0] * 4],
+                                   [[0.0] * 4, [0.0] * 4, [1.0] * 4]),
+    "clamp_tensor_nan_bounds": (lambda a, lo, hi: a.clamp(min=lo, max=hi), [[0.5, 2.0, 0.5, 2.0],
+                                                                            [NAN, NAN, 0.0, 0.0],
+                                                                            [1.0, 1.0, NAN, NAN]],
+                                [[0.0] * 4, [0.0] * 4, [0.0, 1.0, 0.0, 0.0]]),
+    "clamp_tensor_min_only": (lambda a, lo: a.clamp(min=lo), [[-1.0, 0.0, 1.0, NAN, 0.0, INF], [0.0, 0.0, 0.0, 0.0,
+                                                                                                NAN, INF]],
+                              [[0.0, 1.0, 1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]]),
+    "clamp_tensor_max_only": (lambda a, hi: a.clamp(max=hi), [[-1.0, 0.0, 1.0, NAN, 0.0, -INF],
+                                                              [0.0, 0.0, 0.0, 0.0, NAN, -INF]],
+                              [[1.0, 1.0, 0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]),
+    "clamp_tensor_broadcast": (lambda a, lo, hi: a.clamp(min=lo, max=hi), [[[-1.0, 0.5], [0.0, 2.0]], [0.0, 0.8],
+                                                                           [1.0]],
+                               [[[0.0, 0.0], [1.0, 0.0]], [1.0, 1.0], [1.0]]),
     "relu_kink": (lambda a: a.relu(), [[-1.0, 0.0, -0.0, 1.0, NAN]], [[0.0, 0.0, 0.0, 1.0, 1.0]]),
 }
 
@@ -98,11 +122,39 @@ def test_a_losing_argument_gets_an_exact_zero_for_any_upstream(engine, upstream)
     np.testing.assert_array_equal(b.grad.numpy(), [upstream, 0.0, upstream, upstream * 0.5])
 
 
-@pytest.mark.parametrize("name", sorted(RULES))
-def test_the_rules_are_pytorchs(name):
-    torch = pytest.importorskip("torch")
-    function, inputs, want = RULES[name]
-    leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in inputs]
-    (function(*leaves) * UPSTREAM).sum().backward()
+# Where PyTorch's clamp with tensor bounds gives no gradient at all, its rule is not the
+# derivative of any one closed form (the value is min, yet min takes no gradient), so the
+# engines, which must agree with SymPy's derivative of the op's form, give it to min.
+# name: (function, inputs, symgrad's gradients, PyTorch's gradients)
+DEVIATIONS = {
+    "clamp_tensor_below_equal_bounds": (lambda a, lo, hi: a.clamp(min=lo, max=hi), [[0.0, 1.0], [1.0, 1.0],
+                                                                                    [1.0, 1.0]],
+                                        [[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0], [0.0, 0.0]]),
+    "clamp_tensor_below_min_nan_max": (lambda a, lo, hi: a.clamp(min=lo, max=hi), [[0.0], [1.0], [NAN]],
+                                       [[0.0], [1.0], [0.0]], [[0.0], [0.0], [0.0]]),
+}
+
+
+@pytest.mark.parametrize("engine", ["tape", "symbolic", "both"])
+@pytest.mark.parametrize("name", sorted(DEVIATIONS))
+def test_documented_deviations(name, engine):
+    function, inputs, want, _ = DEVIATIONS[name]
+    leaves = [symgrad.tensor(np.array(v, dtype=np.float64), requires_grad=True) for v in inputs]
+    with symgrad.backward_engine(engine):
+        function(*leaves).sum().backward()
     for leaf, expected in zip(leaves, want):
         np.testing.assert_array_equal(leaf.grad.numpy(), np.array(expected))
+
+
+def _torch_grads(function, inputs):
+    torch = pytest.importorskip("torch")
+    leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in inputs]
+    (function(*leaves) * UPSTREAM).sum().backward()
+    return [leaf.grad.numpy() for leaf in leaves]
+
+
+@pytest.mark.parametrize("name", sorted(RULES) + sorted(DEVIATIONS))
+def test_the_rules_are_pytorchs(name):
+    function, inputs, want = RULES[name] if name in RULES else (DEVIATIONS[name][:2] + (DEVIATIONS[name][3],))
+    for got, expected in zip(_torch_grads(function, inputs), want):
+        np.testing.assert_array_equal(got, np.array(expected))

@@ -301,6 +301,43 @@ clamp = register(Op(
 ))
 
 
+def _clamp_tensor_vjp(xp, g, ans, x, min, max):  # noqa: A002
+    # The derivative of the SymPy form below, branch by branch (first match): x where
+    # min <= x <= max; else max where max < min; else min where x < min; else max where
+    # x > max; else (a NaN) nothing.
+    inside = (x >= min) * (x <= max)
+    crossed = max < min
+    below = x < min
+    grad_x = xp.where(inside, g, 0.0)
+    grad_min = xp.where(inside, 0.0, xp.where(crossed, 0.0, xp.where(below, g, 0.0)))
+    grad_max = xp.where(inside, 0.0, xp.where(crossed, g, xp.where(below, 0.0, xp.where(x > max, g, 0.0))))
+    return (xp.sum_to(grad_x, shape=_shape(x)), xp.sum_to(grad_min, shape=_shape(min)),
+            xp.sum_to(grad_max, shape=_shape(max)))
+
+
+def _clamp_tensor_sympy(sp, x, min, max):  # noqa: A002
+    # Unevaluated: for real symbols SymPy would drop the NaN branch as unreachable.
+    return sp.Piecewise((x, sp.And(x >= min, x <= max)), (max, max < min), (min, x < min), (max, x > max),
+                        (sp.nan, True), evaluate=False)
+
+
+# clamp with array or tensor bounds (PyTorch's clamp.Tensor, one ClampBackward0 node): the
+# bounds are inputs, broadcast with x, and take gradients.  Tensor.clamp passes a missing
+# bound as -inf or +inf.  Gradients are PyTorch's, but for two degenerate cases its rule
+# cannot be a derivative of any one closed form (it gives no gradient to anything there):
+# below min == max, and below min with a NaN max, min gets it here.  Values are NumPy's
+# (NaN where any operand is NaN; max where min > max).
+clamp_tensor = register(Op(
+    name="clamp_tensor",
+    grad_fn_name="ClampBackward0",
+    forward=lambda x, min, max: np.asarray(np.minimum(np.maximum(x, min), max)),  # noqa: A002
+    vjp=_clamp_tensor_vjp,
+    sympy=_clamp_tensor_sympy,
+    arity=3,
+    domains=(Domain(), Domain(-2.0, -0.2), Domain(0.2, 2.0)),
+))
+
+
 def _extremum_vjp(xp, g, a, b, wins):
     """Gradients of maximum/minimum: ``wins(a, b)`` is where ``a`` is chosen.  As in
     PyTorch, ties split half/half and only the losing argument gets 0, so where either
