@@ -123,9 +123,14 @@ div = register(Op(
 def _pow_vjp(xp, g, ans, a, b):
     # PyTorch: d/da is 0 where the exponent is 0 (even at a = 0); d/db is 0 where
     # a == 0 and b >= 0 (instead of 0 * log 0 = nan).  Selected, never multiplied by 0, so
-    # an inf or NaN upstream gradient gives an exact 0 there too.
-    grad_a = xp.where(b == 0, 0.0, g * b * xp.pow(a, b - 1))
-    grad_b = xp.where((a == 0) * (b >= 0), 0.0, g * ans * xp.log(a))
+    # an inf or NaN upstream gradient gives an exact 0 there too.  The branch not taken is
+    # computed at a = 1 there (JAX's "double where"), so it is finite and the gradient's
+    # own derivatives (create_graph=True: with respect to g, a, b) are 0 there, not
+    # 0 * inf = nan.
+    no_base = b == 0
+    grad_a = xp.where(no_base, 0.0, g * b * xp.pow(xp.where(no_base, 1.0, a), b - 1))
+    at_zero = (a == 0) * (b >= 0)
+    grad_b = xp.where(at_zero, 0.0, g * ans * xp.log(xp.where(at_zero, 1.0, a)))
     return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
 
 

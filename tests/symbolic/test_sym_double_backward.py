@@ -83,3 +83,56 @@ def test_grad_of_grad_through_an_int_array_index_is_the_closed_form():
     counts = np.array([2.0, 0.0, 1.0])
     np.testing.assert_allclose(g.detach().numpy(), 3 * counts * x.detach().numpy() ** 2)
     np.testing.assert_allclose(x.grad.numpy(), 6 * counts * x.detach().numpy())
+
+
+# ---------------------------------------------------------------------------- a ** b at 0
+# Issue 13: where the first derivative of a ** b is selected to be 0 (d/db where a == 0 and
+# b >= 0; d/da where b == 0), the branch not taken was still 0 * log(0) or b * 0 ** -1, so
+# its derivatives (create_graph=True) were 0 * inf = nan: d(grad_b)/dg at a = 0 was NaN.
+# Like JAX (the branch not taken is computed at a = 1), they are finite.  PyTorch 2.13 gives
+# NaN for d(grad_a)/dg at b = 0 and for d(grad_b)/db at a = 0 (its d(grad_b)/dg is 0).
+A = [0.0, 0.0, 0.0, 0.0, 2.0, 0.5, 0.0]
+B = [0.5, 0.0, 2.0, -1.0, 0.0, 1.5, 1.0]
+SELECTED_B = np.array([a == 0 and b >= 0 for a, b in zip(A, B)])  # d/db selected to 0
+SELECTED_A = np.array([b == 0 for b in B])  # d/da selected to 0
+
+POWERS = {
+    "tensor_base": lambda a, b: a ** b,
+    "zero_number_base": lambda a, b: (0.0 ** b) * (a + 1),
+    "zeros_tensor_base": lambda a, b: symgrad.tensor(np.zeros(len(A))) ** b + a,
+    "zeros_tensor_exponent": lambda a, b: a ** symgrad.tensor(np.zeros(len(A))) * b,
+}
+
+
+def _pow_second(program: str, first: str, second: str):
+    a = symgrad.tensor(A, requires_grad=True)
+    b = symgrad.tensor(B, requires_grad=True)
+    g = symgrad.tensor(np.linspace(0.5, 2.0, len(A)), requires_grad=True)
+    with np.errstate(all="ignore"), symgrad.backward_engine(first):
+        grad_a, grad_b = symgrad.autograd.grad(POWERS[program](a, b), [a, b], grad_outputs=g, create_graph=True)
+    out = {"grad_a": grad_a.detach().numpy(), "grad_b": grad_b.detach().numpy()}
+    with np.errstate(all="ignore"), symgrad.backward_engine(second):
+        for name, grad in (("grad_a", grad_a), ("grad_b", grad_b)):
+            for wrt_name, wrt in (("g", g), ("a", a), ("b", b)):
+                (d,) = symgrad.autograd.grad(grad.sum(), wrt, retain_graph=True, allow_unused=True)
+                out[f"d{name}/d{wrt_name}"] = np.zeros(len(A)) if d is None else d.numpy()
+    return out
+
+
+@pytest.mark.parametrize("program", sorted(POWERS))
+@pytest.mark.parametrize("engines", [("tape", "tape"), ("symbolic", "symbolic"), ("symbolic", "tape"),
+                                     ("tape", "symbolic")])
+def test_second_derivatives_of_a_power_at_zero_are_finite_where_the_first_is_selected(program, engines):
+    got = _pow_second(program, *engines)
+    g = np.linspace(0.5, 2.0, len(A))
+    # gradients are linear in g: d(grad)/dg is the gradient for g = 1
+    np.testing.assert_allclose(got["dgrad_a/dg"], got["grad_a"] / g, rtol=1e-13)
+    np.testing.assert_allclose(got["dgrad_b/dg"], got["grad_b"] / g, rtol=1e-13)
+    if program == "tensor_base":
+        for key in ("dgrad_b/dg", "dgrad_b/db"):
+            assert np.all(got[key][SELECTED_B] == 0), (key, got[key])
+        for key in ("dgrad_a/dg", "dgrad_a/da"):
+            assert np.all(got[key][SELECTED_A] == 0), (key, got[key])
+    reference = _pow_second(program, "tape", "tape")
+    for key, value in got.items():
+        np.testing.assert_allclose(value, reference[key], rtol=1e-13, equal_nan=True, err_msg=key)
