@@ -152,9 +152,9 @@ class ClosedForm:
             body = r"\mathrm{%s} = %s" % (self.name.replace("_", r"\_"), body)
         return f"$\\displaystyle {body}$"
 
-    def per_element(self):
+    def per_element(self, indices: Mapping | None = None):
         """The per-element view (small arrays only), see :func:`per_element`."""
-        return per_element(self.expr)
+        return per_element(self.expr, indices)
 
 
 # ============================================================================ deep forms

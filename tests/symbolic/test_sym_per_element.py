@@ -112,3 +112,13 @@ def test_a_form_without_its_index_values_raises_naming_the_index():
     form = symgrad.diff((x[[0, 2]] ** 2).sum(), x)
     with pytest.raises(ValueError, match=r"idx0.*indices="):
         per_element(form)
+
+
+def test_a_closed_form_takes_the_index_values_too():
+    x, _ = _leaves()
+    loss = (x[[0, 2, 0]] ** 2).sum()
+    form = symgrad.diff(loss, x)
+    indices = tensor_graph(loss)[1]
+    assert symgrad.ClosedForm(form).per_element(indices) == per_element(form, indices=indices)
+    loss.backward()
+    np.testing.assert_allclose(_evaluate(per_element(form, indices=indices), indices), x.grad.numpy(), rtol=1e-13)
