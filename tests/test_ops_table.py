@@ -86,6 +86,8 @@ CASES = [
     case("clamp", (5,), min=-1.0),
     case("clamp", (5,), max=0.5),
     case("clamp", (5,), min=0.5, max=-0.5),
+    *[case("clamp_tensor", *shapes) for shapes in [((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), ()),
+                                                    ((2, 1), (1, 3), (2, 3)), ((4,), (), (4,))]],
     case("softplus", (2, 3), beta=2.0, threshold=1.0, domains=(Domain(-3, 3, avoid=(0.5,)),)),
     case("softplus", (5,), beta=0.5, threshold=20.0),
     case("where", (2, 3), (2, 3), (2, 3)),
@@ -178,6 +180,7 @@ TORCH = {
     "sign": lambda t, x: t.sign(x),
     "clone": lambda t, x: x.clone(),
     "clamp": lambda t, x, min=None, max=None: t.clamp(x, min=min, max=max),
+    "clamp_tensor": lambda t, x, min, max: t.clamp(x, min=min, max=max),
     "maximum": lambda t, a, b: t.maximum(a, b),
     "minimum": lambda t, a, b: t.minimum(a, b),
     "where": lambda t, c, a, b: t.where(c, a, b),
@@ -244,6 +247,11 @@ KINKS = [
     ("sqrt", [[0.0, 1.0]], {}),
     *[("clamp", [[-1.0, -0.5, 0.0, 0.5, 1.0]], bounds) for bounds in [
         {"min": -0.5, "max": 0.5}, {"min": -0.5}, {"max": 0.5}, {"min": 0.5, "max": -0.5}]],
+    # at and beyond both bounds, min > max, and one-sided (the other bound infinite)
+    ("clamp_tensor", [[-1.0, -0.5, 0.0, 0.5, 1.0, 0.0, 2.0, 0.7], [-0.5, -0.5, -0.5, -0.5, -0.5, 1.0, 1.0, 0.7],
+                      [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.8]], {}),
+    ("clamp_tensor", [[-1.0, -0.5, 0.0, 0.5], [-0.5], [float("inf")]], {}),
+    ("clamp_tensor", [[-1.0, -0.5, 0.0, 0.5], [-float("inf")], [-0.5, 0.0, -1.0, 1.0]], {}),
     ("maximum", [[1.0, 2.0, 3.0], [1.0, 3.0, 2.0]], {}),
     ("minimum", [[1.0, 2.0, 3.0], [1.0, 3.0, 2.0]], {}),
     ("maximum", [[[1.0, 2.0], [2.0, 2.0]], [2.0]], {}),

@@ -13,7 +13,9 @@ Conventions every entry here follows:
   arrays and, for ``create_graph=True``, on tensors;
 * at kinks the VJPs return what PyTorch 2.13 returns (checked by ``tests/test_ops_table.py``):
   relu'(0) = 0 (relu'(nan) = 1), abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
-  (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties;
+  (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties and zero
+  it only for the losing argument, so where either argument is NaN both get all of it
+  (``maximum(x, x)`` has gradient 2 at NaN, 1 elsewhere);
 * relu, clamp and where select the gradient (``xp.where(mask, g, 0.0)``) rather than
   multiply it by a 0/1 mask, so an inf or NaN ``g`` gives PyTorch's exact 0 outside the
   mask, not ``inf * 0 = nan`` (the symbolic engine selects too);
@@ -123,9 +125,14 @@ div = register(Op(
 def _pow_vjp(xp, g, ans, a, b):
     # PyTorch: d/da is 0 where the exponent is 0 (even at a = 0); d/db is 0 where
     # a == 0 and b >= 0 (instead of 0 * log 0 = nan).  Selected, never multiplied by 0, so
-    # an inf or NaN upstream gradient gives an exact 0 there too.
-    grad_a = xp.where(b == 0, 0.0, g * b * xp.pow(a, b - 1))
-    grad_b = xp.where((a == 0) * (b >= 0), 0.0, g * ans * xp.log(a))
+    # an inf or NaN upstream gradient gives an exact 0 there too.  The branch not taken is
+    # computed at a = 1 there (JAX's "double where"), so it is finite and the gradient's
+    # own derivatives (create_graph=True: with respect to g, a, b) are 0 there, not
+    # 0 * inf = nan.
+    no_base = b == 0
+    grad_a = xp.where(no_base, 0.0, g * b * xp.pow(xp.where(no_base, 1.0, a), b - 1))
+    at_zero = (a == 0) * (b >= 0)
+    grad_b = xp.where(at_zero, 0.0, g * ans * xp.log(xp.where(at_zero, 1.0, a)))
     return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
 
 
@@ -302,13 +309,52 @@ clamp = register(Op(
 ))
 
 
+def _clamp_tensor_vjp(xp, g, ans, x, min, max):  # noqa: A002
+    # The derivative of the SymPy form below, branch by branch (first match): x where
+    # min <= x <= max; else max where max < min; else min where x < min; else max where
+    # x > max; else (a NaN) nothing.
+    inside = (x >= min) * (x <= max)
+    crossed = max < min
+    below = x < min
+    grad_x = xp.where(inside, g, 0.0)
+    grad_min = xp.where(inside, 0.0, xp.where(crossed, 0.0, xp.where(below, g, 0.0)))
+    grad_max = xp.where(inside, 0.0, xp.where(crossed, g, xp.where(below, 0.0, xp.where(x > max, g, 0.0))))
+    return (xp.sum_to(grad_x, shape=_shape(x)), xp.sum_to(grad_min, shape=_shape(min)),
+            xp.sum_to(grad_max, shape=_shape(max)))
+
+
+def _clamp_tensor_sympy(sp, x, min, max):  # noqa: A002
+    # Unevaluated: for real symbols SymPy would drop the NaN branch as unreachable.
+    return sp.Piecewise((x, sp.And(x >= min, x <= max)), (max, max < min), (min, x < min), (max, x > max),
+                        (sp.nan, True), evaluate=False)
+
+
+# clamp with array or tensor bounds (PyTorch's clamp.Tensor, one ClampBackward0 node): the
+# bounds are inputs, broadcast with x, and take gradients.  Tensor.clamp passes a missing
+# bound as -inf or +inf.  Gradients are PyTorch's, but for two degenerate cases its rule
+# cannot be a derivative of any one closed form (it gives no gradient to anything there):
+# below min == max, and below min with a NaN max, min gets it here.  Values are NumPy's
+# (NaN where any operand is NaN; max where min > max).
+clamp_tensor = register(Op(
+    name="clamp_tensor",
+    grad_fn_name="ClampBackward0",
+    forward=lambda x, min, max: np.asarray(np.minimum(np.maximum(x, min), max)),  # noqa: A002
+    vjp=_clamp_tensor_vjp,
+    sympy=_clamp_tensor_sympy,
+    arity=3,
+    domains=(Domain(), Domain(-2.0, -0.2), Domain(0.2, 2.0)),
+))
+
+
 def _extremum_vjp(xp, g, a, b, wins):
-    """Gradients of maximum/minimum: ``wins(a, b)`` is where ``a`` is chosen; ties split
-    half/half.  ``g`` is selected, never multiplied by a 0/1 mask (inf * 0 would be NaN)."""
+    """Gradients of maximum/minimum: ``wins(a, b)`` is where ``a`` is chosen.  As in
+    PyTorch, ties split half/half and only the losing argument gets 0, so where either
+    argument is NaN (no comparison holds) both get ``g``.  ``g`` is selected, never
+    multiplied by a 0/1 mask (inf * 0 would be NaN)."""
     tie = a == b
     half = g * 0.5
-    grad_a = xp.where(tie, half, xp.where(wins(a, b), g, 0.0))
-    grad_b = xp.where(tie, half, xp.where(wins(b, a), g, 0.0))
+    grad_a = xp.where(tie, half, xp.where(wins(b, a), 0.0, g))
+    grad_b = xp.where(tie, half, xp.where(wins(a, b), 0.0, g))
     return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
 
 
@@ -317,7 +363,8 @@ maximum = register(Op(
     grad_fn_name="MaximumBackward0",
     forward=_fresh(np.maximum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p > q),
-    sympy=lambda sp, a, b: sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, True)),
+    # NaN in either argument: no comparison holds, the value is NaN and both get d = 1
+    sympy=lambda sp, a, b: sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, sp.Eq(a, b)), (a + b, True)),
     arity=2,
     domains=(Domain(), Domain()),
 ))
@@ -327,7 +374,7 @@ minimum = register(Op(
     grad_fn_name="MinimumBackward0",
     forward=_fresh(np.minimum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p < q),
-    sympy=lambda sp, a, b: sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, True)),
+    sympy=lambda sp, a, b: sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, sp.Eq(a, b)), (a + b, True)),
     arity=2,
     domains=(Domain(), Domain()),
 ))

@@ -20,7 +20,7 @@ import sympy as sp
 from .elementwise import (Cast, Equal, Greater, GreaterEqual, Less, LessEqual, LogicalAnd, LogicalNot,
                           LogicalOr, Maximum, Minimum, NotEqual, Select, TieStep)
 from .stable import sigmoid, softplus
-from .structural import StructuralFunction, is_equal
+from .structural import StructuralFunction, _Indexed, fill_index, is_equal
 from .symbols import Attrs
 
 __all__ = ["NotTensorizable", "evaluate_as_tensors"]
@@ -92,6 +92,10 @@ def _apply(node, args: list, apply_op, Tensor) -> Any:
         return bool(node)
     if isinstance(node, sp.Symbol):
         raise NotTensorizable(f"the symbol {node} has no tensor value")
+    if isinstance(node, _Indexed):  # index arrays fill the index's slots, they are not operands
+        data = args[: node.n_data]
+        return apply_op(node.op_name, *data, **{**node.attrs, "index": fill_index(node.attrs["index"],
+                                                                                   args[node.n_data:])})
     if isinstance(node, StructuralFunction):
         return apply_op(node.op_name, *args, **node.attrs)
     if isinstance(node, sp.Add):
@@ -122,7 +126,7 @@ def _apply(node, args: list, apply_op, Tensor) -> Any:
         return apply_op(node.numpy_name, *[_as_tensor(a, Tensor) for a in args])
     if isinstance(node, TieStep):
         a, b = (_as_tensor(v, Tensor) for v in args)
-        return apply_op("where", a > b, 1.0, apply_op("where", a == b, 0.5, 0.0))
+        return apply_op("where", a < b, 0.0, apply_op("where", a == b, 0.5, 1.0))
     if isinstance(node, LogicalAnd):
         return _fold(args, lambda a, b: a & b, Tensor)
     if isinstance(node, LogicalOr):

@@ -25,9 +25,10 @@ it (``deliver``), and a hook's returned gradient is what flows on.  Then
   segments of its inputs.
 
 Leaves receive the sum of their contributions through ``deliver`` (leaf hooks, ``.grad``
-accumulation).  ``create_graph=True`` and graphs whose input tensors were modified in
-place after being recorded are handed to the tape engine (the compiled closed forms
-are NumPy code, not recorded ops).
+accumulation).  With ``create_graph=True`` the closed forms are evaluated with tensor ops
+instead of compiled NumPy code (:mod:`.as_tensors`), so the gradients have a graph of
+their own; index arrays and masks stay arrays inside the index.  Graphs whose input
+tensors were modified in place after being recorded are handed to the tape engine.
 
 :func:`cross_checked_backward` (engine ``"both"``) runs both engines with hooks held
 back, compares every gradient, and raises :class:`GradientMismatchError` naming the
@@ -369,6 +370,8 @@ def _tensor_gradients(segment: Segment, key, arrays, seeds, positions) -> list:
         if ref.kind == "cut":
             value = Tensor(ref.value())
             value.grad_fn, value._output_nr = ref.node, ref.index
+        elif ref.kind == "index":  # an integer array or mask: it stays an array in the index
+            value = ref.value()
         else:
             value = ref.tensor
         env[symbol] = value

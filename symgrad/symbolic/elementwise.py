@@ -15,9 +15,11 @@ numbers:
 * :class:`Select` ``where(c, a, b)`` (``numpy.where``), its condition a comparison
   (:class:`Greater`, ...) or a logical combination of them;
 * :class:`Maximum` / :class:`Minimum` (``numpy.maximum``/``numpy.minimum``), whose
-  ``fdiff`` is :class:`TieStep` -- 1 where the argument wins, 1/2 at a tie, 0 where it
-  loses, which is PyTorch's rule -- so the derivative of ``n`` nested calls has ``O(n)``
-  nodes.
+  ``fdiff`` is :class:`TieStep` -- 0 where the argument loses, 1/2 at a tie, 1 elsewhere
+  (where it wins, and where either argument is NaN), which is PyTorch's rule -- so the
+  derivative of ``n`` nested calls has ``O(n)`` nodes.  Neither simplifies a call on two
+  equal arguments: ``maximum(x, x)`` is ``x`` but its derivative is 2 at NaN (PyTorch's
+  rule), so ``tie_step(x, x)`` is 1/2 only where ``x`` is a number.
 
 All of them are real, differentiate by ``fdiff`` (a comparison's derivative is zero
 almost everywhere, as every numeric engine has it) and print as NumPy calls that keep
@@ -308,18 +310,20 @@ class Select(_Real):
 
 
 class TieStep(_Real):
-    """``tie_step(a, b)``: 1 where ``a > b``, 1/2 where ``a == b``, 0 where ``a < b`` --
-    the share of the gradient ``maximum(a, b)`` sends to ``a`` (PyTorch splits ties
-    half/half).  Piecewise constant: its own derivative is zero."""
+    """``tie_step(a, b)``: 0 where ``a < b``, 1/2 where ``a == b``, 1 elsewhere (``a > b``,
+    or either is NaN) -- the share of the gradient ``maximum(a, b)`` sends to ``a``.  This
+    is PyTorch's rule, which zeroes the gradient of the losing argument only: ties split
+    half/half, and at a NaN both arguments get all of it.  Piecewise constant: its own
+    derivative is zero.  ``tie_step(x, x)`` stays as it is (1 at NaN, 1/2 elsewhere)."""
 
     nargs = 2
 
     @classmethod
     def eval(cls, a, b):
-        if _same(a, b):
-            return sp.S.Half
-        if _number(a) and _number(b) and not (a is sp.nan or b is sp.nan):
-            return sp.S.One if a > b else sp.S.Zero
+        if _number(a) and _number(b):
+            if a is sp.nan or b is sp.nan:
+                return sp.S.One
+            return sp.S.Zero if a < b else (sp.S.Half if a == b else sp.S.One)
         return None
 
     def fdiff(self, argindex=1):
@@ -344,7 +348,7 @@ class TieStep(_Real):
         return text if exp is None else r"%s^{%s}" % (text, exp)
 
     def _eval_rewrite_as_Piecewise(self, a, b, **kwargs):
-        return sp.Piecewise((1, a > b), (sp.S.Half, sp.Eq(a, b)), (0, True))
+        return sp.Piecewise((0, a < b), (sp.S.Half, sp.Eq(a, b)), (1, True))
 
     def as_select(self) -> sp.Expr:
         """The same step as a selector: the reverse pass multiplies an upstream gradient
@@ -353,10 +357,10 @@ class TieStep(_Real):
 
         >>> a, b = sp.symbols("a b", real=True)
         >>> TieStep(a, b).as_select()
-        where(a > b, 1, where(a == b, 1/2, 0))
+        where(a < b, 0, where(a == b, 1/2, 1))
         """
         a, b = self.args
-        return Select(Greater(a, b), sp.S.One, Select(Equal(a, b), sp.S.Half, sp.S.Zero))
+        return Select(Less(a, b), sp.S.Zero, Select(Equal(a, b), sp.S.Half, sp.S.One))
 
 
 class _Extremum(_Real):
@@ -370,8 +374,6 @@ class _Extremum(_Real):
 
     @classmethod
     def eval(cls, a, b):
-        if _same(a, b):
-            return a
         if _number(a) and _number(b):
             if a is sp.nan or b is sp.nan:
                 return sp.nan
@@ -417,7 +419,7 @@ class Maximum(_Extremum):
         return TieStep(a, b) if argindex == 1 else TieStep(b, a)
 
     def _eval_rewrite_as_Piecewise(self, a, b, **kwargs):
-        return sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, True))
+        return sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, sp.Eq(a, b)), (a + b, True))
 
 
 class Minimum(_Extremum):
@@ -434,7 +436,7 @@ class Minimum(_Extremum):
         return TieStep(b, a) if argindex == 1 else TieStep(a, b)
 
     def _eval_rewrite_as_Piecewise(self, a, b, **kwargs):
-        return sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, True))
+        return sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, sp.Eq(a, b)), (a + b, True))
 
 
 class Cast(_Real):
@@ -506,7 +508,7 @@ def _tie_step(a, b):
     if dtype.kind != "f":
         dtype = np.dtype(np.float64)
     one, half, zero = dtype.type(1), dtype.type(0.5), dtype.type(0)
-    return np.where(np.greater(a, b), one, np.where(np.equal(a, b), half, zero))
+    return np.where(np.less(a, b), zero, np.where(np.equal(a, b), half, one))
 
 
 NUMPY_HELPERS: dict[str, Callable] = {"tie_step": _tie_step}

@@ -442,7 +442,7 @@ def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
 # ============================================================================ user-facing
 def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
     """The closed form of ``tensor`` and a map from its symbols to the tensors they stand
-    for (leaves and other inputs).
+    for (leaves and other inputs; the arrays, for integer-array and mask indices).
 
     >>> import symgrad
     >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True, name="w")
@@ -453,7 +453,8 @@ def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
     segment = Segment([tensor])
     symbols, (expr,) = segment.build()
     expr = exact(expr, tuple(tensor.shape)) if tuple(tensor.shape) else expr
-    return expr, {s: ref.tensor if ref.kind != "cut" else ref.node for s, ref in zip(symbols, segment.inputs)}
+    return expr, {s: ref.node if ref.kind == "cut" else ref.value() if ref.kind == "index" else ref.tensor
+                  for s, ref in zip(symbols, segment.inputs)}
 
 
 def tensor_expr(tensor) -> sp.Expr:

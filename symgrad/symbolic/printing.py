@@ -27,15 +27,15 @@ import functools
 import itertools
 import os
 import re
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from .reverse import as_expr
-from .structural import StructuralFunction, is_equal
+from .reverse import _is_tensor, as_expr
+from .structural import StructuralFunction, _Indexed, fill_index, is_equal
 from .symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
 
 __all__ = ["text", "pretty", "latex", "tidy", "ClosedForm", "per_element"]
@@ -152,9 +152,9 @@ class ClosedForm:
             body = r"\mathrm{%s} = %s" % (self.name.replace("_", r"\_"), body)
         return f"$\\displaystyle {body}$"
 
-    def per_element(self):
+    def per_element(self, indices: Mapping | None = None):
         """The per-element view (small arrays only), see :func:`per_element`."""
-        return per_element(self.expr)
+        return per_element(self.expr, indices)
 
 
 # ============================================================================ deep forms
@@ -593,9 +593,39 @@ def _reduce_dims(node) -> tuple | None:
     return dims
 
 
-def _structural_elements(node: StructuralFunction, args: list) -> np.ndarray:
+def _indicator(a: Any, b: Any) -> sp.Expr:
+    """1 where ``a == b``, else 0, as a scalar closed form."""
+    return sp.Piecewise((1, sp.Eq(a, b)), (0, True))
+
+
+def _extremum_mask_elements(x: np.ndarray, dim: Any, mode: str) -> np.ndarray:
+    """Where ``max``/``min`` send their gradient, per element: ``1/k`` at each of the ``k``
+    tied extremes (``dim=None``), or 1 at the first extreme along ``dim``."""
+    from .structural import _norm_dims
+
+    pick = sp.Max if mode == "max" else sp.Min
+    indicator = np.frompyfunc(_indicator, 2, 1)
+    if x.ndim == 0:
+        return np.array(sp.S.One, dtype=object)
+    if dim is None:
+        hits = indicator(x, pick(*x.reshape(-1)))
+        return np.asarray(hits / sp.Add(*hits.reshape(-1)), dtype=object)
+    (axis,) = _norm_dims(dim, x.ndim)
+    extreme = np.frompyfunc(lambda *v: pick(*v), x.shape[axis], 1)(*np.moveaxis(x, axis, 0))
+    hits = np.moveaxis(indicator(np.moveaxis(x, axis, 0), extreme), 0, axis)
+    out = np.empty(x.shape, dtype=object)
+    for k in np.ndindex(*x.shape):
+        earlier = [hits[k[:axis] + (j,) + k[axis + 1:]] for j in range(k[axis])]
+        out[k] = hits[k] * sp.Mul(*[1 - e for e in earlier])
+    return out
+
+
+def _structural_elements(node: StructuralFunction, args: list, index_arrays: list) -> np.ndarray:
     name = node.op_name
     attrs = node.attrs
+    if isinstance(node, _Indexed):  # index arrays and masks fill the index, they are not operands
+        index = fill_index(attrs["index"], index_arrays)
+        return np.asarray(node.numpy_forward()(*args, **{**attrs, "index": index}), dtype=object)
     if name in ("max", "min"):
         func = np.frompyfunc(sp.Max if name == "max" else sp.Min, 2, 1)
         dims = _reduce_dims(node)
@@ -619,8 +649,21 @@ def _structural_elements(node: StructuralFunction, args: list) -> np.ndarray:
         out = log(total)
         return out if attrs.get("keepdim") else np.squeeze(out, axis=dims)
     if name == "extremum_mask":
-        raise NotImplementedError("extremum_mask has no per-element closed form (it picks indices)")
+        return _extremum_mask_elements(args[0], attrs.get("dim"), attrs.get("mode", "max"))
     return np.asarray(node.numpy_forward()(*args, **attrs), dtype=object)
+
+
+def _index_value(symbol: Any, known: dict, by_name: dict) -> np.ndarray:
+    """The array an index symbol stands for, from ``per_element``'s ``indices``."""
+    value = known.get(symbol, by_name.get(getattr(symbol, "name", None)))
+    if value is None:
+        raise ValueError(
+            f"the form indexes with {symbol} (an integer array or mask of shape {shape_of(symbol)}), whose values "
+            f"it does not hold: pass per_element(form, indices={{{str(symbol)!r}: array}}) "
+            "(symgrad.symbolic.tensor_graph(tensor)[1] maps a tensor's index symbols to their arrays), or pass "
+            "the tensor itself"
+        )
+    return np.asarray(getattr(value, "_data", value))
 
 
 def _norm_dims_single(node) -> tuple:
@@ -629,16 +672,33 @@ def _norm_dims_single(node) -> tuple:
     return _norm_dims(node.attrs["dim"], len(shape_of(node.arrays[0])))
 
 
-def per_element(expr: Any) -> Any:
+def per_element(expr: Any, indices: Mapping | None = None) -> Any:
     """One scalar closed form per element of an array-level form (small arrays only):
     a ``Matrix`` for 2-D results, a SymPy N-d array otherwise, the expression for scalars.
+
+    Which elements an integer-array or mask index picks depends on its values, which a
+    form does not hold (they are inputs, like data): a tensor's own graph gives them, and
+    for a form (a gradient from :func:`~symgrad.symbolic.diff`, say) ``indices`` maps each
+    index symbol (or its name) to its array -- ``tensor_graph(loss)[1]`` is such a map.
 
     >>> from symgrad.symbolic.structural import Matmul
     >>> a, v = ArrayVar("a", (2, 2)), ArrayVar("v", (2,))
     >>> per_element(Matmul.of(a, v))
     [a[0, 0]*v[0] + a[0, 1]*v[1], a[1, 0]*v[0] + a[1, 1]*v[1]]
+    >>> import symgrad
+    >>> x = symgrad.tensor([1.0, 2.0, 3.0], requires_grad=True, name="x")
+    >>> per_element(x[[2, 0, 2]] ** 2)
+    [x[2]**2, x[0]**2, x[2]**2]
     """
+    known: dict = {}
+    if _is_tensor(expr):
+        from .graph import tensor_graph
+
+        expr, known = tensor_graph(expr)
     expr = as_expr(expr)
+    for key, value in (indices or {}).items():
+        known[key] = value
+    by_name = {getattr(k, "name", k): v for k, v in known.items()}
     if size_of(shape_of(expr)) > MAX_ELEMENTS:
         raise ValueError(
             f"the per-element view is for small arrays; this form has shape {shape_of(expr)} "
@@ -648,8 +708,11 @@ def per_element(expr: Any) -> Any:
     for node in postorder([expr]):
         if isinstance(node, sp.Symbol):
             values[node] = _element_symbols(node) if isinstance(node, ArrayVar) else np.array(node, dtype=object)
+        elif isinstance(node, _Indexed):
+            arrays = [_index_value(a, known, by_name) for a in node.index_arrays]
+            values[node] = _structural_elements(node, [values[a] for a in node.data], arrays)
         elif isinstance(node, StructuralFunction):
-            values[node] = _structural_elements(node, [values[a] for a in node.arrays])
+            values[node] = _structural_elements(node, [values[a] for a in node.arrays], [])
         elif not node.args:
             values[node] = np.array(node, dtype=object)
         else:

@@ -138,19 +138,25 @@ def _pow_partials(node: sp.Pow, base: sp.Expr, expo: sp.Expr) -> list:
     them, by PyTorch's rule: 0 where ``b == 0`` (not ``0 * a**-1``, NaN or inf at
     ``a = 0``), and 0 where ``a == 0`` and ``b >= 0`` (not ``a**b * log(a)``, NaN at
     ``a = 0``).  Both are selections, so an inf or NaN upstream gradient gives an exact 0
-    there too.  Printed derivatives keep the plain rules (``b*a**(b - 1)``, ``a**b*log(a)``).
+    there too.  The branch not taken is computed at ``a = 1`` there (JAX's "double
+    where"), so it is finite and the derivatives of these partials (``create_graph=True``:
+    with respect to the upstream gradient, ``a`` or ``b``) are 0 there, not ``0 * inf =
+    nan``.  Printed derivatives keep the plain rules (``b*a**(b - 1)``, ``a**b*log(a)``).
 
     >>> a, b = sp.symbols("a b", real=True)
     >>> _pow_partials(a ** b, a, b)
-    [where(b == 0, 0, a**(b - 1)*b), where((a == 0) & (b >= 0), 0, a**b*log(a))]
+    [where(b == 0, 0, b*where(b == 0, 1, a)**(b - 1)), where((a == 0) & (b >= 0), 0, a**b*log(where((a == 0) & (b >= 0), 1, a)))]
     """
-    d_base = Select(Equal(expo, 0), _ZERO, _times(expo, _power(base, expo - 1)))
+    no_base = Equal(expo, 0)
+    safe_base = base if base.is_zero is False else Select(no_base, sp.S.One, base)
+    d_base = Select(no_base, _ZERO, _times(expo, _power(safe_base, expo - 1)))
     if base.is_zero is False:
         return [d_base, _times(node, sp.log(base))]
-    if base.is_zero:  # a constant 0 base: log(0) is -inf (SymPy's would be zoo)
-        return [d_base, Select(GreaterEqual(expo, 0), _ZERO, _times(node, sp.S.NegativeInfinity))]
+    if base.is_zero:  # a constant 0 base: log(0) is -inf at run time (SymPy's would be zoo)
+        at_zero = GreaterEqual(expo, 0)
+        return [d_base, Select(at_zero, _ZERO, _times(node, sp.log(Select(at_zero, sp.S.One, _ZERO))))]
     at_zero = LogicalAnd(Equal(base, 0), GreaterEqual(expo, 0))
-    return [d_base, Select(at_zero, _ZERO, _times(node, sp.log(base)))]
+    return [d_base, Select(at_zero, _ZERO, _times(node, sp.log(Select(at_zero, sp.S.One, base))))]
 
 
 def _minus_one(number: sp.Number) -> sp.Number:

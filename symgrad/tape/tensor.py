@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import math
 import numbers
 import threading
 import warnings
@@ -541,17 +542,44 @@ class Tensor:
         return apply_op("softplus", self, beta=beta, threshold=threshold)
 
     def clamp(self, min=None, max=None):
-        """Limit values to ``[min, max]`` (either bound may be None)."""
+        """Limit values to ``[min, max]`` (either bound may be None).  Bounds that are
+        numbers are attributes of one ``clamp`` op; array or tensor bounds are inputs of
+        ``clamp_tensor`` (broadcast with ``self``, and a tensor bound takes a gradient),
+        a missing one passed as -inf or +inf.
+
+        Gradients (PyTorch's): ``self`` gets it where ``min <= self <= max``, bounds
+        included, never at a NaN; a tensor ``min`` where ``self < min < max``, a tensor
+        ``max`` where ``self > max`` or ``max < min``.  Below ``min == max`` (and below
+        ``min`` when ``max`` is NaN) PyTorch gives no gradient at all; here ``min`` gets it,
+        as the derivative of the op's closed form does.
+
+        >>> import symgrad
+        >>> x = symgrad.tensor([-2.0, 0.5, 3.0])
+        >>> x.clamp(min=0.0), x.clamp(max=symgrad.tensor([1.0, 0.0, 2.0]))
+        (tensor([0.0000, 0.5000, 3.0000]), tensor([-2.,  0.,  2.]))
+        """
         if min is None and max is None:
             raise RuntimeError("clamp needs at least one of 'min' or 'max'")
+        if _is_bound_array(min) or _is_bound_array(max):
+            return apply_op("clamp_tensor", self, -math.inf if min is None else min, math.inf if max is None else max)
         return apply_op("clamp", self, min=min, max=max)
 
     clip = clamp
 
     def maximum(self, other):
+        """Elementwise maximum.  Gradients as in PyTorch: the smaller argument gets 0, a tie
+        splits the gradient half/half, and where either argument is NaN both get all of it
+        (so ``x.maximum(x)`` has gradient 2 at NaN, 1 elsewhere).
+
+        >>> import symgrad
+        >>> a = symgrad.tensor([1.0, 2.0, float("nan")], requires_grad=True)
+        >>> a.maximum(symgrad.tensor([2.0, 2.0, 0.0])).sum().backward(); a.grad
+        tensor([0.0000, 0.5000, 1.0000])
+        """
         return apply_op("maximum", self, other)
 
     def minimum(self, other):
+        """Elementwise minimum; gradients as for :meth:`maximum` (the larger argument gets 0)."""
         return apply_op("minimum", self, other)
 
     def square(self):
@@ -568,7 +596,9 @@ class Tensor:
 
     def max(self, dim=None, keepdim: builtins.bool = False):
         """The largest element, or ``(values, indices)`` along ``dim`` (or elementwise
-        ``maximum`` when given a tensor)."""
+        ``maximum`` when given a tensor).  As in PyTorch, the gradient of the largest
+        element is split evenly between tied elements (between the NaNs, if any); along
+        ``dim`` all of it goes to the first extreme index (the first NaN)."""
         return self._extreme("max", np.argmax, dim, keepdim)
 
     def min(self, dim=None, keepdim: builtins.bool = False):
@@ -739,6 +769,8 @@ class Tensor:
     def clamp_(self, min=None, max=None):
         if min is None and max is None:
             raise RuntimeError("clamp_ needs at least one of 'min' or 'max'")
+        if _is_bound_array(min) or _is_bound_array(max):
+            return self._inplace("clamp_tensor", -math.inf if min is None else min, math.inf if max is None else max)
         return self._inplace("clamp", min=min, max=max)
 
     def zero_(self):
@@ -842,6 +874,12 @@ def as_tensor(data, dtype=None) -> Tensor:
     if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
         return Tensor(dtypes.as_array(data, copy=False))
     return Tensor(dtypes.as_array(data, dtype))
+
+
+def _is_bound_array(value) -> builtins.bool:
+    """Whether a clamp bound is an array or tensor (an input), not a number (an attribute)."""
+    return value is not None and not isinstance(value, numbers.Number) and not (
+        isinstance(value, np.ndarray) and value.ndim == 0)
 
 
 def _operand(value, like: list) -> Tensor:

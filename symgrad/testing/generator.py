@@ -47,7 +47,7 @@ MAX_NUMEL = 24
 MAX_MAGNITUDE = 50.0
 """Arguments larger than this are scaled back into the op's domain (no exp(exp(x)))."""
 
-NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "maximum", "minimum", "max", "min", "extremum_mask"})
+NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min", "extremum_mask"})
 """Ops with kinks or jumps; second-derivative checks leave them out."""
 
 

@@ -43,8 +43,9 @@ PRIMITIVES = [
     ("times-inf", lambda x: x * INF, lambda x: x * INF, lambda x: np.full_like(x, INF)),
     ("times-tensor", lambda x: x * symgrad.tensor(POINTS[::-1].copy()), lambda x: x * POINTS[::-1],
      lambda x: POINTS[::-1].copy()),
+    # PyTorch zeroes maximum's gradient where x loses (x < 0.5), so it passes it at NaN
     ("maximum", lambda x: x.maximum(symgrad.tensor(np.full(len(POINTS), 0.5))), lambda x: np.maximum(x, 0.5),
-     lambda x: np.where(x == 0.5, 0.5, (x > 0.5) * 1.0)),
+     lambda x: np.where(x == 0.5, 0.5, np.where(x < 0.5, 0.0, 1.0))),
     ("where", lambda x: symgrad.where(x > 0, x * 2, x * -3), lambda x: np.where(x > 0, 2 * x, -3 * x),
      lambda x: np.where(x > 0, 2.0, -3.0)),
 ]

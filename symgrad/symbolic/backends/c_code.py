@@ -65,7 +65,7 @@ def _header() -> str:
         "static inline double sg_maximum(double a, double b) { return (a >= b || a != a) ? a : b; }",
         "static inline double sg_minimum(double a, double b) { return (a <= b || a != a) ? a : b; }",
         "static inline double sg_sign(double a) { return a > 0 ? 1.0 : (a < 0 ? -1.0 : a); }",
-        "static inline double sg_tie_step(double a, double b) { return a > b ? 1.0 : (a == b ? 0.5 : 0.0); }",
+        "static inline double sg_tie_step(double a, double b) { return a < b ? 0.0 : (a == b ? 0.5 : 1.0); }",
         "static inline double sg_sigmoid(double z) {",
         "    double e = sg_exp(-fabs(z)); return (z >= 0 ? 1.0 : e) / (1.0 + e); }",
         "static inline double sg_softplus(double z) {",
