@@ -709,6 +709,8 @@ class _Run:
         for symbol, ref, array in zip(symbols, self.problem.refs, self.inputs):
             if ref is not None and ref.kind in ("leaf", "array", "const"):
                 env[symbol] = ref.tensor
+            elif ref is not None and ref.kind == "index":  # stays an array in the index (this call's)
+                env[symbol] = array
             else:
                 env[symbol] = Tensor(np.asarray(array))
         for position, given in zip(self.problem.arg_positions, self.call.given):

@@ -424,6 +424,14 @@ def test_a_grad_inside_a_loss_that_is_backwarded_agrees_with_the_tape():
     np.testing.assert_allclose(symbolic, w2.grad.numpy(), rtol=1e-12)
 
 
+def test_a_transform_of_an_indexed_function_inside_an_eager_program_is_recorded():
+    w = symgrad.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    i = np.array([2, 0])
+    y = grad(lambda v, i: (v[i] * w[i]).sum())(np.ones(3), i)  # = w at [2, 0], 0 elsewhere
+    (y * y).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [2 * 0.5, 0.0, 2 * 2.0])
+
+
 def test_has_aux():
     def f(x):
         y = x.sin()
