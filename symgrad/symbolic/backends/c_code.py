@@ -8,11 +8,16 @@ semantics, because the code is compiled without ``-ffast-math`` and with
 ``-ffp-contract=off`` (no fused multiply-add that NumPy would not do):
 
 * NaN propagates through ``maximum``/``minimum`` (C's ``fmax`` would drop it), ``sign``
-  (``sign(nan)`` is nan), ``where`` (a NaN condition counts as true, as in NumPy);
-* powers follow the NumPy backend: ``b**2`` is ``b*b``, ``b**-1`` is ``1/b``, a
-  half-integer power is a square root times an integer power (``b**1.5`` is
-  ``b*sqrt(b)``, ``b**-0.5`` is ``1/sqrt(b)``) where that is exact (see
-  :func:`~symgrad.symbolic.compile.half_integer`); other powers call ``pow``;
+  (``sign(nan)`` is nan), ``where`` (a NaN condition counts as true, as in NumPy); at a
+  tie ``maximum``/``minimum`` return their second argument, as NumPy's do
+  (``maximum(-0.0, 0.0)`` is ``0.0``), and ``sign(-0.0)`` is ``0.0``;
+* sums, products and powers are evaluated in the order and form the NumPy backend's
+  printer gives them (floating-point arithmetic is not associative; see the comment
+  above ``CPrinter._print_Add``): ``b**2`` is ``b*b`` and ``b**0.5`` is ``sqrt(b)`` (NumPy's
+  own shortcuts for arrays), ``b**-1`` is ``1/b``, a half-integer power is a square root
+  times an integer power (``b**1.5`` is ``b*sqrt(b)``, ``b**-0.5`` is ``1/sqrt(b)``) where
+  that is exact (see :func:`~symgrad.symbolic.compile.half_integer`); other powers call
+  ``pow``;
 * ``sigmoid`` and ``softplus`` are the stable forms (one ``exp(-|z|)``), like the NumPy
   backend's ``logaddexp`` forms;
 * comparisons give 0 or 1, ``cast`` to ``float32``/``float16`` rounds as NumPy does;
@@ -32,7 +37,7 @@ import numpy as np
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from ..compile import half_integer
+from ..compile import CHUNK, _as_division, _balanced, half_integer
 from ..elementwise import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep
 from ..stable import sigmoid, softplus
 from ..structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
@@ -62,9 +67,9 @@ def _header() -> str:
         lines.append(f"__attribute__((const, nothrow)) double sg_{c_name}({', '.join(['double'] * arity)}) "
                      f"__asm__(\"{c_name}\");")
     lines += [
-        "static inline double sg_maximum(double a, double b) { return (a >= b || a != a) ? a : b; }",
-        "static inline double sg_minimum(double a, double b) { return (a <= b || a != a) ? a : b; }",
-        "static inline double sg_sign(double a) { return a > 0 ? 1.0 : (a < 0 ? -1.0 : a); }",
+        "static inline double sg_maximum(double a, double b) { return (a > b || a != a) ? a : b; }",
+        "static inline double sg_minimum(double a, double b) { return (a < b || a != a) ? a : b; }",
+        "static inline double sg_sign(double a) { return a > 0 ? 1.0 : (a < 0 ? -1.0 : (a == 0 ? 0.0 : a)); }",
         "static inline double sg_tie_step(double a, double b) { return a > b ? 1.0 : (a == b ? 0.5 : 0.0); }",
         "static inline double sg_sigmoid(double z) {",
         "    double e = sg_exp(-fabs(z)); return (z >= 0 ? 1.0 : e) / (1.0 + e); }",
@@ -199,6 +204,11 @@ def _short(node: sp.Basic) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _literal(number: int) -> str:
+    """A C double literal for a Python integer (C's own integers would divide as integers)."""
+    return _constant(sp.Integer(number))
+
+
 def _constant(node: sp.Basic) -> str | None:
     """A C literal for a number or a constant subexpression (``log(2)``), or None."""
     special = {sp.nan: "NAN", sp.oo: "INFINITY", -sp.oo: "(-INFINITY)"}
@@ -229,7 +239,7 @@ class CPrinter:
 
     >>> x, y = sp.symbols("x y")
     >>> CPrinter({x: "x", y: "y"}, {}).print(sp.Max(x, 2) + sp.exp(-y) / x ** 2)
-    '((sg_exp(((-1.0)*y)))/((x*x)) + sg_maximum(2.0, x))'
+    '((sg_exp((-y))/(x*x)) + sg_maximum(2.0, x))'
     """
 
     def __init__(self, names: dict, temps: dict) -> None:
@@ -286,39 +296,121 @@ class CPrinter:
         return text
 
     # ------------------------------------------------------------------ arithmetic
+    # Sums, products and powers are evaluated in exactly the order, grouping and form the
+    # NumPy backend's printer (``compile.SymgradNumPyPrinter``) gives them: a coefficient
+    # that every term of a sum shares applied once, the first positive term first, a
+    # Rational coefficient ``p*x/q``, negative powers as one denominator, ``**2`` as a
+    # square, ``**0.5`` as a square root, long sums and products in balanced chunks.
+    # Floating-point arithmetic is not associative: another order rounds, underflows
+    # or overflows differently (``(0.5*x)/y`` is 0/0 at x = 5e-324, y = 0 where
+    # ``x/y/2`` is inf).
+    def _named(self, expr: sp.Basic) -> bool:
+        return expr in self.temps and expr is not self._defining
+
     def _print_Add(self, expr: sp.Add) -> str:
-        return "(" + " + ".join(self.print(a) for a in expr.args) + ")"
+        terms = expr.args
+        common = self._common_coefficient(terms) if 1 < len(terms) <= CHUNK else None
+        parts = []
+        for term in terms:
+            if common is None:
+                parts.append(self._signed(term))
+            else:
+                parts.append((bool(term.args[0].is_extended_negative), self._product(sp.S.One, term.args[1:])))
+        if len(parts) > CHUNK:
+            return _balanced([f"(-{text})" if negative else text for negative, text in parts], " + ")
+        first = next((i for i, (negative, _) in enumerate(parts) if not negative), 0)
+        parts.insert(0, parts.pop(first))
+        out = f"(-{parts[0][1]})" if parts[0][0] else parts[0][1]
+        for negative, text in parts[1:]:
+            out += f" {'-' if negative else '+'} {text}"
+        out = f"({out})"
+        if common is None:
+            return out
+        if common.is_Integer:
+            return f"({_literal(common.p)}*{out})"
+        if common.is_Rational:
+            scaled = f"{out}/{_literal(common.q)}"
+            return f"({scaled})" if common.p == 1 else f"({_literal(common.p)}*{scaled})"
+        return f"({self.print(common)}*{out})"
+
+    def _common_coefficient(self, terms):
+        """The absolute numeric coefficient (other than 1) every term has, if none is a
+        named temporary; else None (as the NumPy printer decides it)."""
+        common = None
+        for term in terms:
+            if not isinstance(term, sp.Mul) or not term.args[0].is_Number or self._named(term):
+                return None
+            coeff = abs(term.args[0])
+            if common is None:
+                common = coeff
+            elif type(coeff) is not type(common) or coeff != common:
+                return None
+        return None if common is sp.S.One or not common.is_finite else common
+
+    def _signed(self, term: sp.Basic) -> tuple[bool, str]:
+        """``(negative, text)`` of a term of a sum, ``text`` without the sign."""
+        if term.is_Number and term.is_extended_negative:
+            return True, self.print(-term)
+        if term.args and not term.free_symbols and not self._named(term):
+            text = _constant(term)
+            if text is not None and text.startswith("(-"):
+                return True, text[2:-1]
+        if (isinstance(term, sp.Mul) and term.args[0].is_Number and term.args[0].is_extended_negative
+                and not self._named(term)):
+            return True, self._product(-term.args[0], term.args[1:])
+        return False, self.print(term)
 
     def _print_Mul(self, expr: sp.Mul) -> str:
-        numer, denom = [], []
-        for factor in expr.args:
-            if (isinstance(factor, sp.Pow) and factor.exp.is_Number and factor.exp.is_negative
-                    and factor not in self.temps):
-                denom.append(self._power(factor.base, -factor.exp))
+        args = expr.args
+        coeff, factors = (args[0], args[1:]) if args[0].is_Number else (sp.S.One, args)
+        if coeff.is_extended_negative:
+            return f"(-{self._product(-coeff, factors)})"
+        return self._product(coeff, factors)
+
+    def _product(self, coeff: sp.Basic, factors) -> str:
+        """``coeff * prod(factors)`` for a non-negative number ``coeff``."""
+        numer: list[str] = []
+        denom: list[str] = []
+        if coeff.is_Rational and not coeff.is_Integer:
+            if coeff.p != 1:
+                numer.append(_literal(coeff.p))
+            denom.append(_literal(coeff.q))
+        elif coeff is not sp.S.One or not factors:
+            numer.append(self.print(coeff))
+        if len(factors) > CHUNK:
+            numer.append(_balanced([self.print(f) for f in factors], "*"))
+            factors = ()
+        for factor in factors:
+            if (isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and not self._named(factor)
+                    and factor.base.is_commutative):
+                expo = -factor.exp
+                denom.append(self.print(factor.base) if expo is sp.S.One else self._power(factor.base, expo))
             else:
                 numer.append(self.print(factor))
         text = "*".join(numer) if numer else "1.0"
         if not denom:
-            return f"({text})"
-        return f"({text})/({'*'.join(denom)})"
+            return text if len(numer) == 1 else f"({text})"  # every printed factor is an atom or parenthesised
+        return f"({text}/{denom[0]})" if len(denom) == 1 else f"({text}/({'*'.join(denom)}))"
 
     def _print_Pow(self, expr: sp.Pow) -> str:
         base, expo = expr.args
-        if expo.is_Number and expo.is_negative:
-            return f"(1.0/{self._power(base, -expo)})"
+        if _as_division(base, expo):
+            return f"(1.0/{self.print(base) if expo is sp.S.NegativeOne else self._power(base, -expo)})"
         return self._power(base, expo)
 
     def _power(self, base: sp.Basic, expo: sp.Basic) -> str:
         b = self.print(base)
+        k = half_integer(base, expo)
+        if k is not None:  # b**(k + 1/2) = b**k * sqrt(b), as the NumPy backend prints it
+            return f"sqrt({b})" if k == 0 else f"({b if k == 1 else self._power(base, sp.Integer(k))}*sqrt({b}))"
         if expo.is_Number:
             value = float(expo)
             if value == 1:
                 return b
-            if value == 2:
+            if value == 2:  # NumPy computes array**2 as a square ...
                 return f"({b}*{b})"
-            if value > 0 and half_integer(base, expo) is not None:  # b**(k + 1/2) = b**k * sqrt(b), as NumPy's
-                whole = int(value - 0.5)
-                return f"sqrt({b})" if whole == 0 else f"({self._power(base, sp.Integer(whole))}*sqrt({b}))"
+            if value == 0.5:  # ... and array**0.5 as a square root (power(-inf, 0.5) would be +inf)
+                return f"sqrt({b})"
         return f"sg_pow({b}, {self.print(expo)})"
 
     # ------------------------------------------------------------------ functions
