@@ -73,7 +73,13 @@ EXACT = {  # name -> (arity, the expression of x (and y))
     "Piecewise >=": (2, lambda x, y: sp.Piecewise((x, x >= y), (y, True))),
     "Piecewise ==": (2, lambda x, y: sp.Piecewise((x, sp.Eq(x, y)), (y, sp.Ne(x, 0)), (0, True))),
     "cast float32": (1, lambda x: Cast.of(x, "float32")), "cast float16": (1, lambda x: Cast.of(x, "float16")),
-    "cast float32 * 3": (1, lambda x: Cast.of(x, "float32") * 3),
+    "cast float32 * 3": (1, lambda x: Cast.of(x, "float32") * 3), "cast float64": (1, lambda x: Cast.of(x, "float64")),
+    "Piecewise <=": (2, lambda x, y: sp.Piecewise((x, x <= y), (y, True))),
+    "-pi-y+x": (2, lambda x, y: sp.Add(-sp.pi, -y, x, evaluate=False)),
+    "-x/3-y/3+x/3": (2, lambda x, y: sp.Add(-x / 3, -y / 3, x / 3, evaluate=False)),
+    "2x-2y*x": (2, lambda x, y: sp.Add(2 * x, -2 * y * x, evaluate=False)),
+    "sum of 42": (2, lambda x, y: sp.Add(x, *[y, -y] * 15, y, *[x, -x] * 5, evaluate=False)),  # 2 chunks of 32
+    "product of 40": (2, lambda x, y: sp.Mul(*[x, y, 1 / y, x] * 10, evaluate=False)),
 }
 LIBRARY = {  # name -> (arity, the expression), computed by a math library
     **{f.__name__: (1, f) for f in (sp.sin, sp.cos, sp.tan, sp.exp, sp.log, sp.tanh, sp.sinh, sp.cosh, sp.asin,
