@@ -78,6 +78,10 @@ EXACT = {  # name -> (arity, the expression of x (and y))
     "-pi-y+x": (2, lambda x, y: sp.Add(-sp.pi, -y, x, evaluate=False)),
     "-x/3-y/3+x/3": (2, lambda x, y: sp.Add(-x / 3, -y / 3, x / 3, evaluate=False)),
     "2x-2y*x": (2, lambda x, y: sp.Add(2 * x, -2 * y * x, evaluate=False)),
+    "(pi/3)*x": (1, lambda x: sp.Mul(sp.pi / 3, x, evaluate=False)),  # NumPy: pi/3 rounded once
+    "(log(2)/7)*x": (1, lambda x: sp.Mul(sp.log(2) / 7, x, evaluate=False)),
+    "2*pi+2*x": (1, lambda x: sp.Add(sp.Mul(2, sp.pi, evaluate=False), 2 * x, evaluate=False)),
+    "-pi/3+x": (1, lambda x: sp.Add(sp.Mul(-sp.pi, sp.Rational(1, 3), evaluate=False), x, evaluate=False)),
     "sum of 42": (2, lambda x, y: sp.Add(x, *[y, -y] * 15, y, *[x, -x] * 5, evaluate=False)),  # 2 chunks of 32
     "product of 40": (2, lambda x, y: sp.Mul(*[x, y, 1 / y, x] * 10, evaluate=False)),
 }

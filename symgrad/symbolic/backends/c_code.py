@@ -246,6 +246,31 @@ class CPrinter:
         self.names = names
         self.temps = temps
         self._defining: sp.Basic | None = None
+        self._constants: dict = {}  # node -> (whether it is a constant subexpression, its literal or None)
+
+    def _folded(self, node: sp.Basic) -> str | None:
+        """The literal of a constant subexpression that the NumPy backend prints as one
+        number (evaluated by SymPy, rounded once: ``pi/3`` is not ``3.141592653589793/3``),
+        else None; the rule of ``compile._constant``, an expression of numbers and
+        constants like ``pi``.  Decided once per node, operands first, without recursion."""
+        if not node.args:
+            return None
+        known = self._constants
+        stack = [node]
+        while stack:
+            top = stack[-1]
+            if top in known:
+                stack.pop()
+                continue
+            pending = [a for a in top.args if a.args and a not in known]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            constant = isinstance(top, sp.Expr) and not isinstance(top, StructuralFunction) and all(
+                known[a][0] if a.args else (a.is_Number or isinstance(a, sp.NumberSymbol)) for a in top.args)
+            known[top] = (constant, _constant(top) if constant else None)
+        return known[node][1]
 
     def define(self, node: sp.Basic) -> str:
         """``node`` itself, not the name of its temporary."""
@@ -262,6 +287,9 @@ class CPrinter:
             return temp
         if not expr.args:
             return self._atom(expr)
+        folded = self._folded(expr)
+        if folded is not None:
+            return folded
         for cls in type(expr).__mro__:
             method: Callable | None = getattr(self, f"_print_{cls.__name__}", None)
             if method is not None:
@@ -305,7 +333,8 @@ class CPrinter:
     # or overflows differently (``(0.5*x)/y`` is 0/0 at x = 5e-324, y = 0 where
     # ``x/y/2`` is inf).
     def _named(self, expr: sp.Basic) -> bool:
-        return expr in self.temps and expr is not self._defining
+        """A temporary's name or one number stands for ``expr`` (the NumPy printer's ``_is_named``)."""
+        return (expr in self.temps and expr is not self._defining) or self._folded(expr) is not None
 
     def _print_Add(self, expr: sp.Add) -> str:
         terms = expr.args
@@ -351,10 +380,9 @@ class CPrinter:
         """``(negative, text)`` of a term of a sum, ``text`` without the sign."""
         if term.is_Number and term.is_extended_negative:
             return True, self.print(-term)
-        if term.args and not term.free_symbols and not self._named(term):
-            text = _constant(term)
-            if text is not None and text.startswith("(-"):
-                return True, text[2:-1]
+        text = self._folded(term)
+        if text is not None and text.startswith("(-"):
+            return True, text[2:-1]
         if (isinstance(term, sp.Mul) and term.args[0].is_Number and term.args[0].is_extended_negative
                 and not self._named(term)):
             return True, self._product(-term.args[0], term.args[1:])
