@@ -117,9 +117,9 @@ def points(arity: int) -> list[np.ndarray]:
 def evaluate(backend: str, build, arity: int) -> tuple[np.ndarray, str]:
     """``build`` compiled by ``backend`` at every point: ``(values as float64, source)``."""
     values = points(arity)
-    if backend == "c_scalar":
-        symbols = sp.symbols("x y", real=True)[:arity]
-        f = S.compile_exprs(list(symbols), [build(*symbols)], backend=backend, cache=False)
+    if backend == "c_scalar":  # 0-d array symbols: SymPy orders their arguments as the reference's
+        symbols = [ArrayVar(n, ()) for n in "xy"[:arity]]
+        f = S.compile_exprs(symbols, [build(*symbols)], backend=backend, cache=False)
         with np.errstate(all="ignore"):
             got = [f.call_packed(np.array(point))[0] for point in zip(*values)]
         return np.array(got, dtype=np.float64), f.source

@@ -20,7 +20,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import sympy as sp
 
 import symgrad.symbolic as S
 from symgrad.symbolic.backends import CompilerNotFoundError, UnsafeBuildDirError
