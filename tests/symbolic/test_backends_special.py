@@ -82,6 +82,10 @@ EXACT = {  # name -> (arity, the expression of x (and y))
     "(log(2)/7)*x": (1, lambda x: sp.Mul(sp.log(2) / 7, x, evaluate=False)),
     "2*pi+2*x": (1, lambda x: sp.Add(sp.Mul(2, sp.pi, evaluate=False), 2 * x, evaluate=False)),
     "-pi/3+x": (1, lambda x: sp.Add(sp.Mul(-sp.pi, sp.Rational(1, 3), evaluate=False), x, evaluate=False)),
+    "x*(3/2)": (1, lambda x: sp.Mul(x, sp.Rational(3, 2), evaluate=False)),  # NumPy: x*3/2, overflows at 1e308
+    "2*(x*y)": (2, lambda x, y: sp.Mul(2, sp.Mul(x, y, evaluate=False), evaluate=False)),  # NumPy: 2*x*y
+    "y*(x*x)": (2, lambda x, y: sp.Mul(y, sp.Mul(x, x, evaluate=False), evaluate=False)),  # NumPy: y*x*x
+    "y+(x+x)": (2, lambda x, y: sp.Add(y, sp.Add(x, x, evaluate=False), evaluate=False)),  # NumPy: y + x + x
     "sum of 42": (2, lambda x, y: sp.Add(x, *[y, -y] * 15, y, *[x, -x] * 5, evaluate=False)),  # 2 chunks of 32
     "product of 40": (2, lambda x, y: sp.Mul(*[x, y, 1 / y, x] * 10, evaluate=False)),
 }
