@@ -207,3 +207,38 @@ def test_gradients_agree_at_special_values(cc, backend, case):
         else:
             got = np.array([float(native(v)) for v in values])
     assert_same(np.asarray(got, dtype=np.float64), want, 1, 0 if exact else ULPS, native.source)
+
+
+# ============================================================================ random arithmetic
+def random_expression(seed: int, x, y) -> sp.Expr:
+    """A random expression of IEEE-exact operations (nested sums and products, evaluated by
+    SymPy or not, Rational, Integer and Float constants, ``pi``, squares, square roots,
+    ``abs``, ``maximum``, ``where``), four levels deep; real and finite as an expression."""
+    rng = np.random.default_rng(seed)
+    leaves = [x, y, x, y, sp.Integer(2), sp.Integer(-1), sp.Rational(1, 2), sp.Rational(-3, 7), sp.Float(0.1), sp.pi]
+    ops = [lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b, lambda a, b: a ** 2,
+           lambda a, b: sp.sqrt(a * a), lambda a, b: sp.Abs(a), lambda a, b: Maximum(a, b), lambda a, b: -a,
+           lambda a, b: a / 2, lambda a, b: Select(Greater(a, b), a, b),
+           lambda a, b: sp.Add(a, b, a, evaluate=False), lambda a, b: sp.Mul(sp.Rational(1, 2), a, b, evaluate=False),
+           lambda a, b: sp.Mul(a, sp.Rational(3, 2), b, evaluate=False)]
+
+    def build(depth):
+        if depth == 0:
+            return leaves[rng.integers(len(leaves))]
+        return ops[rng.integers(len(ops))](build(depth - 1), build(depth - 1))
+
+    while True:
+        expr = build(4)
+        if expr.free_symbols and not expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I):
+            return expr
+
+
+@pytest.mark.parametrize("backend", ["c_fused", "c_scalar"])
+@pytest.mark.parametrize("seed", range(20))
+def test_random_exact_expressions_agree_bit_for_bit(cc, backend, seed):
+    """The whole class, beyond the rows above: the C code evaluates arithmetic in the NumPy
+    backend's order and grouping, so no overflow, underflow or rounding differs."""
+    build = lambda x, y: random_expression(seed, x, y)  # noqa: E731
+    got, source = evaluate(backend, build, 2)
+    want, _ = evaluate("numpy", build, 2)
+    assert_same(got, want, 2, 0, source)
