@@ -361,7 +361,8 @@ def test_compiling_from_many_threads(cc, build_dir):
     for i, got in results.items():
         np.testing.assert_allclose(got, np.sin(values) * (i % 4) + np.exp(-values), rtol=1e-14)
     assert len(results) == 12
-    assert sorted(os.path.splitext(n)[1] for n in os.listdir(build_dir)) == [".so"] * 4
+    names = os.listdir(build_dir)  # 4 libraries, each with its hash; no leftover of a compilation
+    assert sorted(n.split(".", 1)[1] for n in names) == ["so"] * 4 + ["so.sha256"] * 4
 
 
 # ============================================================================ errors
@@ -381,14 +382,38 @@ def _failing_cc(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(script))
 
 
+def _silent_cc(monkeypatch, tmp_path):
+    script = tmp_path / "silent-cc"
+    script.write_text("#!/bin/sh\nexit 0\n")  # succeeds, writes no library
+    script.chmod(0o755)
+    monkeypatch.setenv("CC", str(script))
+
+
+def _cc(value):
+    """A breakage that sets ``CC`` to ``value`` (``{tmp}`` is the test's temporary directory)."""
+    def breakage(monkeypatch, tmp_path):
+        (tmp_path / "not-executable").write_text("int main;\n")
+        monkeypatch.setenv("CC", value.format(tmp=tmp_path))
+    breakage.__name__ = f"CC={value!r}"
+    return breakage
+
+
 COMPILER_ERRORS = [  # (how the compiler is broken, error, words the message must contain)
     (_no_compiler, CompilerNotFoundError, ["CC", "cc", "gcc", "backend='numpy'"]),
     (_missing_cc, CompilerNotFoundError, ["no-such-cc", "CC"]),
     (_failing_cc, CCompileError, ["exit 1", "fake-cc: error: no", "backend='numpy'"]),
+    (_silent_cc, CCompileError, ["silent-cc", "no library", "backend='numpy'"]),
+    (_cc('gcc "'), CompilerNotFoundError, ["CC='gcc \"'", "quotation", "unset it", "backend='numpy'"]),
+    (_cc("gcc -O2 \\"), CompilerNotFoundError, ["CC='gcc -O2 \\\\'", "escaped", "unset it"]),
+    (_cc(""), CompilerNotFoundError, ["CC=''", "names no program", "unset it"]),
+    (_cc("   "), CompilerNotFoundError, ["CC='   '", "names no program", "unset it"]),
+    (_cc('""'), CompilerNotFoundError, ["CC='\"\"'", "executable", "unset it"]),
+    (_cc("{tmp}"), CompilerNotFoundError, ["CC='/", "executable", "unset it"]),
+    (_cc("{tmp}/not-executable -O2"), CompilerNotFoundError, ["not-executable -O2'", "executable", "unset it"]),
 ]
 
 
-@pytest.mark.parametrize("breakage, error, words", COMPILER_ERRORS)
+@pytest.mark.parametrize("breakage, error, words", COMPILER_ERRORS, ids=lambda v: getattr(v, "__name__", None))
 def test_compiler_errors(breakage, error, words, monkeypatch, tmp_path):
     breakage(monkeypatch, tmp_path)
     monkeypatch.setenv("SYMGRAD_BUILD_DIR", str(tmp_path / "build"))

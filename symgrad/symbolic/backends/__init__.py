@@ -42,7 +42,8 @@ import sympy as sp
 
 __all__ = [
     "Backend", "NativeFunction", "register_backend", "get_backend", "backend_names",
-    "BackendError", "CompilerNotFoundError", "CCompileError", "UnsupportedExpressionError", "BackendInputError",
+    "BackendError", "CompilerNotFoundError", "CCompileError", "UnsafeBuildDirError", "UnsupportedExpressionError",
+    "BackendInputError",
 ]
 
 
@@ -58,6 +59,12 @@ class CompilerNotFoundError(BackendError):
 
 class CCompileError(BackendError):
     """The C compiler rejected generated code (the message has its output)."""
+
+
+class UnsafeBuildDirError(BackendError):
+    """The C build directory is a symbolic link, not a directory, owned by another user or
+    writable by the group or others (the message names it, the reason and what to do);
+    compiled code is never loaded from it."""
 
 
 class UnsupportedExpressionError(BackendError, NotImplementedError):

@@ -2,16 +2,21 @@
 
 :class:`CPrinter` prints one *point* of an elementwise expression as a C ``double``
 expression: symbols as the names the backend gives them, shared subexpressions as the
-temporaries of symgrad's own CSE (:func:`~symgrad.symbolic.compile.common_subexpressions`),
-everything else fully parenthesised (no precedence to lose).  It keeps NumPy's IEEE
-semantics, because the code is compiled without ``-ffast-math`` and with
-``-ffp-contract=off`` (no fused multiply-add that NumPy would not do):
+temporaries of symgrad's own CSE and constant subexpressions as one literal each
+(:func:`plan`, the NumPy backend's plan).  It keeps NumPy's IEEE semantics, because the
+code is compiled without ``-ffast-math`` and with ``-ffp-contract=off`` (no fused
+multiply-add that NumPy would not do):
 
 * NaN propagates through ``maximum``/``minimum`` (C's ``fmax`` would drop it), ``sign``
-  (``sign(nan)`` is nan), ``where`` (a NaN condition counts as true, as in NumPy);
-* powers follow the NumPy backend: ``b**2`` is ``b*b``, ``b**-1`` is ``1/b``, a
-  half-integer power is a square root times an integer power (``b**1.5`` is
-  ``b*sqrt(b)``, ``b**-0.5`` is ``1/sqrt(b)``) where that is exact (see
+  (``sign(nan)`` is nan), ``where`` (a NaN condition counts as true, as in NumPy); at a
+  tie ``maximum``/``minimum`` return their second argument, as NumPy's do
+  (``maximum(-0.0, 0.0)`` is ``0.0``), and ``sign(-0.0)`` is ``0.0``;
+* sums, products and powers are printed by the NumPy backend's printer, which
+  :class:`CPrinter` extends, so they are evaluated in the same order, grouping and form
+  (floating-point arithmetic is not associative): ``b**2`` is ``b*b`` and ``b**0.5`` is
+  ``sqrt(b)`` (NumPy's own shortcuts for arrays), ``b**-1`` is ``1/b``, a half-integer
+  power is a square root times an integer power (``b**1.5`` is ``b*sqrt(b)``,
+  ``b**-0.5`` is ``1/sqrt(b)``) where that is exact (see
   :func:`~symgrad.symbolic.compile.half_integer`); other powers call ``pow``;
 * ``sigmoid`` and ``softplus`` are the stable forms (one ``exp(-|z|)``), like the NumPy
   backend's ``logaddexp`` forms;
@@ -32,14 +37,14 @@ import numpy as np
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from ..compile import half_integer
+from ..compile import SymgradNumPyPrinter, _plan, half_integer
 from ..elementwise import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep
 from ..stable import sigmoid, softplus
 from ..structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
 from ..symbols import postorder, shape_of, size_of
 from . import UnsupportedExpressionError
 
-__all__ = ["CPrinter", "C_HEADER", "check_translatable", "op_name", "split_reduction", "full_reduction",
+__all__ = ["CPrinter", "C_HEADER", "check_translatable", "op_name", "plan", "split_reduction", "full_reduction",
            "cut_reductions"]
 
 _MATH = {  # SymPy function -> (glibc name, arity): all have libmvec variants in glibc 2.35+
@@ -62,9 +67,9 @@ def _header() -> str:
         lines.append(f"__attribute__((const, nothrow)) double sg_{c_name}({', '.join(['double'] * arity)}) "
                      f"__asm__(\"{c_name}\");")
     lines += [
-        "static inline double sg_maximum(double a, double b) { return (a >= b || a != a) ? a : b; }",
-        "static inline double sg_minimum(double a, double b) { return (a <= b || a != a) ? a : b; }",
-        "static inline double sg_sign(double a) { return a > 0 ? 1.0 : (a < 0 ? -1.0 : a); }",
+        "static inline double sg_maximum(double a, double b) { return (a > b || a != a) ? a : b; }",
+        "static inline double sg_minimum(double a, double b) { return (a < b || a != a) ? a : b; }",
+        "static inline double sg_sign(double a) { return a > 0 ? 1.0 : (a < 0 ? -1.0 : (a == 0 ? 0.0 : a)); }",
         "static inline double sg_tie_step(double a, double b) { return a < b ? 0.0 : (a == b ? 0.5 : 1.0); }",
         "static inline double sg_sigmoid(double z) {",
         "    double e = sg_exp(-fabs(z)); return (z >= 0 ? 1.0 : e) / (1.0 + e); }",
@@ -199,6 +204,26 @@ def _short(node: sp.Basic) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def plan(bodies: Sequence[sp.Basic]) -> tuple[list, dict, dict]:
+    """``(order, temps, constants)`` for printing ``bodies``: the temporaries of symgrad's
+    CSE in the order to define them, their names, and the literals of the constant
+    subexpressions -- the NumPy backend's plan (a constant like ``pi/3`` is one number,
+    rounded once, not ``3.141592653589793/3``).
+
+    >>> x = sp.Symbol("x")
+    >>> plan([sp.exp(x) + sp.Mul(sp.Mul(sp.pi, sp.Rational(1, 3), evaluate=False), sp.exp(x), evaluate=False)])
+    ([exp(x)], {exp(x): '_t0'}, {pi*(1/3): '1.0471975511965979'})
+    """
+    order, temps, constant_nodes, _, _ = _plan(list(bodies))
+    constants = {node: text for node in constant_nodes if (text := _constant(node)) is not None}
+    return order, temps, constants
+
+
+def _literal(number: int) -> str:
+    """A C double literal for a Python integer (C's own integers would divide as integers)."""
+    return _constant(sp.Integer(number))
+
+
 def _constant(node: sp.Basic) -> str | None:
     """A C literal for a number or a constant subexpression (``log(2)``), or None."""
     special = {sp.nan: "NAN", sp.oo: "INFINITY", -sp.oo: "(-INFINITY)"}
@@ -221,178 +246,171 @@ def _constant(node: sp.Basic) -> str | None:
     return repr(number) if number >= 0 else f"({number!r})"
 
 
-class CPrinter:
+class CPrinter(SymgradNumPyPrinter):
     """Prints elementwise SymPy expressions as C ``double`` expressions.
 
     ``names`` maps each symbol to the C expression reading it (``in0[i]``, ``x[3]``);
-    ``temps`` maps CSE'd nodes to the names of their temporaries.
+    ``temps`` maps CSE'd nodes to the names of their temporaries, ``constants`` constant
+    subexpressions to their literals (both from :func:`plan`).
+
+    Sums, products and powers are printed by the NumPy backend's own printer
+    (:class:`~symgrad.symbolic.compile.SymgradNumPyPrinter`, which this class extends), so
+    the C code evaluates them in exactly the order, grouping and form the NumPy backend
+    does: C and Python parse ``+ - * /`` and unary minus alike, and floating-point
+    arithmetic is not associative (``x*3/2/2`` overflows at 1e308 where ``x*0.75`` does
+    not; ``(0.5*x)/y`` is 0/0 at x = 5e-324, y = 0 where ``x/y/2`` is inf).  Only what
+    differs is printed here: names, numbers as ``double`` literals (a Rational ``3/2`` as
+    ``3.0/2.0``, which C would otherwise divide as integers), math functions, powers
+    without ``**`` (``b**2`` as ``b*b`` and ``b**0.5`` as ``sqrt(b)``, NumPy's own
+    shortcuts for an array base), selections and logic.
 
     >>> x, y = sp.symbols("x y")
     >>> CPrinter({x: "x", y: "y"}, {}).print(sp.Max(x, 2) + sp.exp(-y) / x ** 2)
-    '((sg_exp(((-1.0)*y)))/((x*x)) + sg_maximum(2.0, x))'
+    'sg_exp(-y)/(x*x) + sg_maximum(2.0, x)'
     """
 
-    def __init__(self, names: dict, temps: dict) -> None:
-        self.names = names
-        self.temps = temps
-        self._defining: sp.Basic | None = None
+    printmethod = "_symgrad_c"  # no class has one: never the NumPy printer's ``_numpycode``
+
+    def __init__(self, names: dict, temps: dict, constants: dict | None = None) -> None:
+        super().__init__(names, temps, constants)
 
     def define(self, node: sp.Basic) -> str:
         """``node`` itself, not the name of its temporary."""
-        self._defining = node
-        try:
-            return self.print(node)
-        finally:
-            self._defining = None
+        return super().define(node, self._temps[node]) if node in self._temps else self.print(node)
 
     def print(self, expr: sp.Basic) -> str:
         """The C text of ``expr``."""
-        temp = self.temps.get(expr) if expr.args else None
-        if temp is not None and expr is not self._defining:
-            return temp
+        return self._print(expr)
+
+    def _print(self, expr, **kwargs) -> str:
         if not expr.args:
             return self._atom(expr)
+        if self._is_named(expr):
+            return super()._print(expr)  # its temporary or its literal
+        if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)):
+            return getattr(self, f"_print_{type(expr).__name__}")(expr)  # the NumPy printer's arithmetic
         for cls in type(expr).__mro__:
-            method: Callable | None = getattr(self, f"_print_{cls.__name__}", None)
+            method: Callable | None = getattr(self, f"_c_{cls.__name__}", None)
             if method is not None:
                 return method(expr)
         if type(expr) in _MATH:
-            return f"sg_{_MATH[type(expr)][0]}({', '.join(self.print(a) for a in expr.args)})"
+            return f"sg_{_MATH[type(expr)][0]}({', '.join(self._print(a) for a in expr.args)})"
         if type(expr) in _PLAIN:
-            return f"{_PLAIN[type(expr)]}({self.print(expr.args[0])})"
+            return f"{_PLAIN[type(expr)]}({self._print(expr.args[0])})"
         if type(expr) in _RELATIONS:
             a, b = expr.args
-            return f"({self.print(a)} {_RELATIONS[type(expr)]} {self.print(b)})"
+            return f"({self._print(a)} {_RELATIONS[type(expr)]} {self._print(b)})"
         text = _constant(expr) if not expr.free_symbols else None
         if text is None:
             raise UnsupportedExpressionError(f"no C translation of {op_name(expr)} ({_short(expr)}); "
                                              "use backend='numpy'")
         return text
 
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        return {"numpy.sqrt": "sqrt", "numpy.nan": "NAN"}[fqn]
+
     def _atom(self, expr: sp.Basic) -> str:
         if isinstance(expr, sp.Symbol):
-            try:
-                return self.names[expr]
-            except KeyError:
-                raise NameError(f"the expression uses the symbol {expr} that is not among the inputs; "
-                                "pass it in `inputs`") from None
+            return self._print_Symbol(expr)
         if expr is sp.true:
             return "1"
         if expr is sp.false:
             return "0"
+        if expr.is_Rational and not expr.is_Integer:  # as Python's p/q: two numbers, one division
+            text = f"{_literal(abs(expr.p))}/{_literal(expr.q)}"
+            return f"(-{text})" if expr.p < 0 else text
         text = _constant(expr)
         if text is None:
             raise UnsupportedExpressionError(f"no C translation of the constant {expr}; use backend='numpy'")
         return text
 
-    # ------------------------------------------------------------------ arithmetic
-    def _print_Add(self, expr: sp.Add) -> str:
-        return "(" + " + ".join(self.print(a) for a in expr.args) + ")"
-
-    def _print_Mul(self, expr: sp.Mul) -> str:
-        numer, denom = [], []
-        for factor in expr.args:
-            if (isinstance(factor, sp.Pow) and factor.exp.is_Number and factor.exp.is_negative
-                    and factor not in self.temps):
-                denom.append(self._power(factor.base, -factor.exp))
-            else:
-                numer.append(self.print(factor))
-        text = "*".join(numer) if numer else "1.0"
-        if not denom:
-            return f"({text})"
-        return f"({text})/({'*'.join(denom)})"
-
-    def _print_Pow(self, expr: sp.Pow) -> str:
-        base, expo = expr.args
-        if expo.is_Number and expo.is_negative:
-            return f"(1.0/{self._power(base, -expo)})"
-        return self._power(base, expo)
-
+    # ------------------------------------------------------------------ powers
     def _power(self, base: sp.Basic, expo: sp.Basic) -> str:
-        b = self.print(base)
+        if half_integer(base, expo) is not None:  # b**(k + 1/2) = b**k * sqrt(b), as the NumPy printer has it
+            return super()._power(base, expo)
+        b = f"({self._print(base)})" if base.args else self._print(base)
         if expo.is_Number:
             value = float(expo)
             if value == 1:
                 return b
-            if value == 2:
+            if value == 2:  # NumPy computes array**2 as a square ...
                 return f"({b}*{b})"
-            if value > 0 and half_integer(base, expo) is not None:  # b**(k + 1/2) = b**k * sqrt(b), as NumPy's
-                whole = int(value - 0.5)
-                return f"sqrt({b})" if whole == 0 else f"({self._power(base, sp.Integer(whole))}*sqrt({b}))"
-        return f"sg_pow({b}, {self.print(expo)})"
+            if value == 0.5:  # ... and array**0.5 as a square root (pow(-inf, 0.5) would be +inf)
+                return f"sqrt({b})"
+        return f"sg_pow({b}, {self._print(expo)})"
 
     # ------------------------------------------------------------------ functions
-    def _print_BroadcastTo(self, expr) -> str:
-        return self.print(expr.arrays[0])
+    def _c_BroadcastTo(self, expr) -> str:
+        return self._print(expr.arrays[0])
 
-    def _print_sign(self, expr) -> str:
-        return f"sg_sign({self.print(expr.args[0])})"
+    def _c_sign(self, expr) -> str:
+        return f"sg_sign({self._print(expr.args[0])})"
 
-    def _print_DiracDelta(self, expr) -> str:
-        return f"(0.0*{self.print(expr.args[0])})"
+    def _c_DiracDelta(self, expr) -> str:
+        return f"(0.0*{self._print(expr.args[0])})"
 
-    def _print_sigmoid(self, expr) -> str:
-        return f"sg_sigmoid({self.print(expr.args[0])})"
+    def _c_sigmoid(self, expr) -> str:
+        return f"sg_sigmoid({self._print(expr.args[0])})"
 
-    def _print_softplus(self, expr) -> str:
-        return f"sg_softplus({self.print(expr.args[0])})"
+    def _c_softplus(self, expr) -> str:
+        return f"sg_softplus({self._print(expr.args[0])})"
 
-    def _print_Cast(self, expr) -> str:
-        return _CAST[expr.dtype].format(self.print(expr.args[0]))
+    def _c_Cast(self, expr) -> str:
+        return _CAST[expr.dtype].format(self._print(expr.args[0]))
 
-    def _nested(self, func: str, args) -> str:
-        out = self.print(args[0])
+    def _c_nested(self, func: str, args) -> str:
+        out = self._print(args[0])
         for arg in args[1:]:
-            out = f"{func}({out}, {self.print(arg)})"
+            out = f"{func}({out}, {self._print(arg)})"
         return out
 
-    def _print_Maximum(self, expr) -> str:
-        return self._nested("sg_maximum", expr.args)
+    def _c_Maximum(self, expr) -> str:
+        return self._c_nested("sg_maximum", expr.args)
 
-    _print_Max = _print_Maximum
+    _c_Max = _c_Maximum
 
-    def _print_Minimum(self, expr) -> str:
-        return self._nested("sg_minimum", expr.args)
+    def _c_Minimum(self, expr) -> str:
+        return self._c_nested("sg_minimum", expr.args)
 
-    _print_Min = _print_Minimum
+    _c_Min = _c_Minimum
 
-    def _print_TieStep(self, expr) -> str:
+    def _c_TieStep(self, expr) -> str:
         a, b = expr.args
-        return f"sg_tie_step({self.print(a)}, {self.print(b)})"
+        return f"sg_tie_step({self._print(a)}, {self._print(b)})"
 
     # ------------------------------------------------------------------ selections and logic
     def _truth(self, cond: sp.Basic) -> str:
-        return f"({self.print(cond)} != 0)"
+        return f"({self._print(cond)} != 0)"
 
-    def _print_Select(self, expr) -> str:
+    def _c_Select(self, expr) -> str:
         c, a, b = expr.args
-        return f"({self._truth(c)} ? {self.print(a)} : {self.print(b)})"
+        return f"({self._truth(c)} ? {self._print(a)} : {self._print(b)})"
 
-    def _print_Compare(self, expr) -> str:
+    def _c_Compare(self, expr) -> str:
         a, b = expr.args
-        return f"(double)({self.print(a)} {_COMPARE[expr.numpy_name]} {self.print(b)})"
+        return f"(double)({self._print(a)} {_COMPARE[expr.numpy_name]} {self._print(b)})"
 
     def _logical(self, op: str, args) -> str:
         return "(double)(" + f" {op} ".join(self._truth(a) for a in args) + ")"
 
-    def _print_LogicalAnd(self, expr) -> str:
+    def _c_LogicalAnd(self, expr) -> str:
         return self._logical("&&", expr.args)
 
-    _print_And = _print_LogicalAnd
+    _c_And = _c_LogicalAnd
 
-    def _print_LogicalOr(self, expr) -> str:
+    def _c_LogicalOr(self, expr) -> str:
         return self._logical("||", expr.args)
 
-    _print_Or = _print_LogicalOr
+    _c_Or = _c_LogicalOr
 
-    def _print_LogicalNot(self, expr) -> str:
+    def _c_LogicalNot(self, expr) -> str:
         return f"(double)(!{self._truth(expr.args[0])})"
 
-    _print_Not = _print_LogicalNot
+    _c_Not = _c_LogicalNot
 
-    def _print_Piecewise(self, expr) -> str:
+    def _c_Piecewise(self, expr) -> str:
         pieces = list(expr.args)
-        out = self.print(pieces.pop().expr) if pieces[-1].cond is sp.true else "NAN"
+        out = self._print(pieces.pop().expr) if pieces[-1].cond is sp.true else "NAN"
         for value, cond in reversed(pieces):
-            out = f"({self._truth(cond)} ? {self.print(value)} : {out})"
+            out = f"({self._truth(cond)} ? {self._print(value)} : {out})"
         return out

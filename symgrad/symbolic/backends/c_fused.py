@@ -27,10 +27,9 @@ from typing import Any, Sequence
 import numpy as np
 import sympy as sp
 
-from ..compile import common_subexpressions
 from ..symbols import broadcast_shapes, postorder, shape_of, size_of
 from . import Backend, NativeFunction, UnsupportedExpressionError
-from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, split_reduction
+from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
 from .cbuild import load_c
 
 __all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK"]
@@ -109,9 +108,9 @@ class FusedFunction(NativeFunction):
 
     def _generate(self, bodies: list) -> str:
         names = {self._kernel_symbols[i]: f"v{i}" for i in self.used}
-        order, temps = common_subexpressions(bodies)
+        order, temps, constants = plan(bodies)
         self.n_temporaries = len(order)
-        printer = CPrinter(names, temps)
+        printer = CPrinter(names, temps, constants)
         params = [f"const double* restrict in{i}" if self.is_array[i] else f"const double v{i}" for i in self.used]
         outs = [f"double* restrict out{k}" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
         accs = [f"acc{k}" for k, kind in enumerate(self.kinds) if kind != "elementwise"]

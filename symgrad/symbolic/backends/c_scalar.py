@@ -21,10 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 import sympy as sp
 
-from ..compile import common_subexpressions
 from ..symbols import shape_of
 from . import Backend, BackendInputError, NativeFunction, UnsupportedExpressionError
-from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, split_reduction
+from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
 from .cbuild import load_c
 
 __all__ = ["CScalarBackend", "ScalarFunction", "FLAGS"]
@@ -70,9 +69,9 @@ class ScalarFunction(NativeFunction):
                     f"the c_scalar backend computes scalar outputs, but output {name!r} has shape {shape}; "
                     "use backend='c_fused' (or 'c'), or backend='numpy'")
         check_translatable(bodies, self.outputs, self.backend)
-        order, temps = common_subexpressions(bodies)
+        order, temps, constants = plan(bodies)
         self.n_temporaries = len(order)
-        printer = CPrinter({s: f"x[{i}]" for i, s in enumerate(self.symbols)}, temps)
+        printer = CPrinter({s: f"x[{i}]" for i, s in enumerate(self.symbols)}, temps, constants)
         self.source = "\n".join([
             C_HEADER, "",
             "void sg_kernel(const double* restrict x, double* restrict out) {",
