@@ -62,7 +62,7 @@ from ..tape.tensor import Tensor, apply_op
 from .compile import CompiledFunction, cached
 from .reverse import adjoints, jvp_expr
 from .structural import exact
-from .symbols import ArrayVar, EngineVar, free_symbols, intern, shape_of, size_of
+from .symbols import EngineVar, free_symbols, intern, shape_of, size_of
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp", "Transformed", "fingerprint"]
 

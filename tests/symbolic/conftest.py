@@ -1,8 +1,29 @@
-"""Shared helpers of the symbolic engine's tests: seeded inputs and central differences."""
+"""Shared helpers of the symbolic engine's tests: seeded inputs, central differences, the C
+compiler and the backends."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+
+@pytest.fixture(scope="session")
+def cc() -> list[str]:
+    """The C compiler command the C backends use; the test skips where there is none."""
+    from symgrad.symbolic.backends import CompilerNotFoundError
+    from symgrad.symbolic.backends.cbuild import find_compiler
+
+    try:
+        return find_compiler()
+    except CompilerNotFoundError as err:
+        pytest.skip(f"no C compiler: {err}")
+
+
+@pytest.fixture(params=["numpy", "c"])
+def backend(request) -> str:
+    """Each compiled-code backend by name (the C one skips without a compiler)."""
+    if request.param != "numpy":
+        request.getfixturevalue("cc")
+    return request.param
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import symgrad.symbolic as S
 from symgrad.ops import OPS
 from symgrad.symbolic.backends import (BackendInputError, CCompileError, CompilerNotFoundError,
                                        UnsupportedExpressionError, backend_names)
-from symgrad.symbolic.backends.cbuild import find_compiler
 from symgrad.symbolic.elementwise import Cast, Greater, Select
 from symgrad.symbolic.graph import tensor_graph
 from symgrad.symbolic.reverse import adjoints
@@ -34,14 +33,6 @@ ARRAY_BACKENDS = ["c", "c_fused"]
 SCALAR_BACKENDS = ["c", "c_scalar"]
 ELEMENTWISE_OPS = sorted(name for name, op in OPS.items() if op.kind == "elementwise")
 TOLERANCES = {np.float64: dict(rtol=1e-9, atol=1e-12), np.float32: dict(rtol=2e-4, atol=2e-5)}
-
-
-@pytest.fixture(scope="module")
-def cc() -> list[str]:
-    try:
-        return find_compiler()
-    except CompilerNotFoundError as err:
-        pytest.skip(f"no C compiler: {err}")
 
 
 @pytest.fixture

@@ -27,8 +27,6 @@ import sympy as sp
 
 import symgrad
 import symgrad.symbolic as S
-from symgrad.symbolic.backends import CompilerNotFoundError
-from symgrad.symbolic.backends.cbuild import find_compiler
 from symgrad.symbolic.elementwise import (Cast, Equal, Greater, GreaterEqual, Less, LessEqual, LogicalAnd,
                                           LogicalNot, LogicalOr, Maximum, Minimum, NotEqual, Select, TieStep)
 from symgrad.symbolic.stable import sigmoid, softplus
@@ -101,14 +99,6 @@ LIBRARY = {  # name -> (arity, the expression), computed by a math library
     "pi*x": (1, lambda x: sp.pi * x), "log(2)*x": (1, lambda x: sp.log(2) * x),
 }
 ERF = {"erf": (sp.erf, math.erf), "erfc": (sp.erfc, math.erfc)}
-
-
-@pytest.fixture(scope="module")
-def cc() -> list[str]:
-    try:
-        return find_compiler()
-    except CompilerNotFoundError as err:
-        pytest.skip(f"no C compiler: {err}")
 
 
 def points(arity: int) -> list[np.ndarray]:
