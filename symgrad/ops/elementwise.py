@@ -346,7 +346,7 @@ where = register(Op(
     # the condition is a boolean array; SymPy sees it as a number, true when non-zero
     sympy=lambda sp, condition, a, b: sp.Piecewise((a, sp.Ne(condition, 0)), (b, True)),
     arity=3,
-    domains=(Domain(0, 1, integer=True), Domain(), Domain()),
+    domains=(Domain(boolean=True), Domain(), Domain()),
     differentiable=(False, True, True),
 ))
 

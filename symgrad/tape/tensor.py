@@ -55,6 +55,7 @@ class Tensor:
     _constant = None
     name: str | None = None
     _made_outside_graph: str | None = None  # how, when made from a running trace (tracing.py)
+    _trace_node: Node | None = None  # a mask op a running trace recorded without grad (tracing.py)
 
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
@@ -154,7 +155,8 @@ class Tensor:
         return RemovableHandle(hooks, hook)
 
     def _edge(self):
-        """Where this tensor's gradient flows: its grad_fn, its AccumulateGrad, or None."""
+        """Where this tensor's gradient flows: its grad_fn, its AccumulateGrad, the node a
+        trace recorded for it (a mask, which never receives a gradient), or None."""
         if self.grad_fn is not None:
             return self.grad_fn
         if self._requires_grad:
@@ -163,7 +165,7 @@ class Tensor:
                     if self._accumulator is None:
                         self._accumulator = AccumulateGrad(self)
             return self._accumulator
-        return None
+        return self._trace_node
 
     def backward(self, gradient=None, retain_graph: builtins.bool | None = None,
                  create_graph: builtins.bool = False, inputs=None) -> None:
@@ -392,39 +394,37 @@ class Tensor:
             return apply_op("pow_scalar", self, exponent=exponent)
         return apply_op("pow", self, exponent)
 
-    # comparisons give boolean tensors and are never recorded
-    def _compare(self, other, ufunc) -> "Tensor":
-        other_data = other._data if isinstance(other, Tensor) else np.asarray(other)
-        return tracing.mark(Tensor(ufunc(self._data, other_data)), f"a comparison ({_COMPARISONS[ufunc]})", self, other)
-
+    # comparisons and logical ops give boolean masks: mask ops of the table (ops/masks.py),
+    # which eager code never records (no gradient flows through a mask) and a running
+    # trace records when an operand is part of it (tracing.py)
     def __lt__(self, other):
-        return self._compare(other, np.less)
+        return apply_op("lt", self, other)
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal)
+        return apply_op("le", self, other)
 
     def __gt__(self, other):
-        return self._compare(other, np.greater)
+        return apply_op("gt", self, other)
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
+        return apply_op("ge", self, other)
 
     def __eq__(self, other):  # noqa: D105  (elementwise, like PyTorch)
-        return self._compare(other, np.equal)
+        return apply_op("eq", self, other)
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal)
+        return apply_op("ne", self, other)
 
     def __invert__(self):
         if self.dtype != dtypes.bool:
             raise TypeError(f"~ is only defined for boolean tensors, got {dtypes.dtype_name(self.dtype)}")
-        return tracing.mark(Tensor(~self._data), "~", self)
+        return apply_op("logical_not", self)
 
     def __and__(self, other):
-        return self._compare(other, np.logical_and)
+        return apply_op("logical_and", self, other)
 
     def __or__(self, other):
-        return self._compare(other, np.logical_or)
+        return apply_op("logical_or", self, other)
 
     def all(self) -> "Tensor":
         """True where every element is nonzero, as a boolean tensor."""
@@ -751,10 +751,6 @@ def _resolve_shape(tensor: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape
 
 
-_COMPARISONS = {np.less: "<", np.less_equal: "<=", np.greater: ">", np.greater_equal: ">=", np.equal: "==",
-                np.not_equal: "!=", np.logical_and: "&", np.logical_or: "|"}
-
-
 def _index(key) -> tuple:
     """Turn a Python index (ints, slices, None, Ellipsis, tensors, lists) into the op
     table's normal form (``normalize_index``); index tensors must not require grad."""
@@ -807,7 +803,9 @@ def _promote(op, inputs: list) -> list:
     The float dtype of the result comes from the dimensioned float tensors if there are
     any, else from 0-d float tensors, else from Python numbers; integer and boolean
     operands are converted to it (``float32 - int64`` is float32, not float64), and a
-    float operand of another dtype is cast (recorded, so its gradient flows back).
+    float operand of another dtype is cast (recorded, so its gradient flows back); so is
+    an integer or boolean operand that a running trace follows (``mask * x``), so the
+    compiled function converts each call's values.
     Operands that all have one dtype are returned as they are, at once.
     """
     if op.kind != "elementwise" or len(inputs) < 2:
@@ -830,7 +828,7 @@ def _promote(op, inputs: list) -> list:
         operand = promoted[i]
         if operand.dtype == target:
             continue
-        if operand.dtype.kind == "f":
+        if operand.dtype.kind == "f" or (tracing.ACTIVE_TRACES and tracing.is_traced(operand)):
             promoted[i] = operand.to(target)
         else:
             promoted[i] = Tensor(operand._data.astype(target), _constant=operand._constant)
@@ -871,6 +869,10 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
         operand_tensors = [o for o in operands if isinstance(o, Tensor)]  # before dtype promotion
         if out.grad_fn is not None:
             tracing.check_use(operand_tensors)
+        elif tracing.follows(op, inputs):  # a mask, or what is computed from one: recorded for the trace only
+            node = Node(op, attrs, [SavedInput(t, t._edge()) for t in inputs])
+            node.set_output(0, out)
+            out._trace_node = node
         else:
             tracing.mark(out, f"the unrecorded op {op_name}", *operand_tensors)
     return out

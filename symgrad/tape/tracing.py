@@ -87,8 +87,8 @@ def _running() -> bool:
 
 def _live(tensor: Any) -> bool:
     """Part of the trace: an input, in the recorded graph, or made from the trace."""
-    return (tensor.grad_fn is not None or tensor._requires_grad or tensor._made_outside_graph is not None
-            or id(tensor) in _state.leaves)
+    return (tensor.grad_fn is not None or tensor._requires_grad or tensor._trace_node is not None
+            or tensor._made_outside_graph is not None or id(tensor) in _state.leaves)
 
 
 def is_traced(tensor: Any) -> bool:
@@ -177,6 +177,12 @@ def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
             continue
         if not _live(part):
             continue
+        if part._trace_node is not None and array.dtype != bool:
+            raise UntraceableError(
+                f"the traced function indexes with an array of shape {tuple(part.shape)} and dtype {part.dtype} "
+                f"computed from a mask of its inputs{user_line()}: only an argument's own values can be read "
+                "again at each call. Select with symgrad.where(mask, x, 0) instead, or pass the index tensor to "
+                "the function as an argument")
         if array.dtype == bool:
             raise UntraceableError(
                 f"the traced function indexes with a boolean mask of shape {tuple(part.shape)} from its inputs"
@@ -184,6 +190,21 @@ def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
                 "call. Index with integer positions instead (numpy.flatnonzero(mask)), or use "
                 "symgrad.where(mask, x, 0)")
         _state.derived.append((array, part, lambda values: normalize_index((values,))[0]))
+
+
+def follows(op: Any, inputs: Iterable[Any]) -> bool:
+    """Whether the running trace records ``op`` applied to ``inputs`` although none of
+    them requires grad: ``op`` is a mask op (a comparison, ``&``, ``|``, ``~``), a
+    ``cast``, or has an input the trace recorded that way (``mask.float() * 2``), and
+    some input is part of the trace and none was made outside the graph.  The tape then
+    records the op as the output's ``_trace_node`` (not its ``grad_fn``: a mask never
+    requires grad), so the compiled function recomputes it from each call's values."""
+    if not _running():
+        return False
+    live = [t for t in inputs if _live(t)]
+    if not live or any(t._made_outside_graph is not None for t in live):
+        return False
+    return op.kind == "mask" or op.name == "cast" or any(t._trace_node is not None for t in live)
 
 
 def mark(out: Any, how: str, *inputs: Any) -> Any:
