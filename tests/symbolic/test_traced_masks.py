@@ -224,3 +224,20 @@ def test_an_unused_argument_under_the_both_engine():
         gx, gy = grad(lambda x, y: (x * 2).sum(), argnums=(0, 1))(X, Y)
     np.testing.assert_allclose(gx, 2.0)
     np.testing.assert_allclose(gy, 0.0)
+
+
+@pytest.mark.parametrize("name", ["where(x gt y)", "(x > 0) & ~(y >= x)", "-mask.double() * x", "x * mask (promoted)"])
+def test_the_c_backend_recomputes_a_mask(name):
+    from symgrad.symbolic.backends import CompilerNotFoundError
+    from symgrad.symbolic.backends.cbuild import find_compiler
+
+    try:
+        find_compiler()
+    except CompilerNotFoundError as err:
+        pytest.skip(f"no C compiler: {err}")
+    f = MASKED[name]
+    transform = grad(lambda x, y: f(x, y).sum(), argnums=(0, 1), backend="c")
+    for x, y in CALLS:
+        _, jac_x, jac_y = eager(f, x, y)
+        for g, e in zip(transform(x, y), (jac_x.sum(0), jac_y.sum(0)), strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=f"{name} at x={x}, y={y}")
