@@ -437,6 +437,30 @@ class Tensor:
     def eq(self, other):
         return self == other
 
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def logical_and(self, other):
+        return apply_op("logical_and", self, other)
+
+    def logical_or(self, other):
+        return apply_op("logical_or", self, other)
+
+    def logical_not(self):
+        return apply_op("logical_not", self)
+
     def allclose(self, other, rtol: float = 1e-5, atol: float = 1e-8) -> builtins.bool:
         return builtins.bool(np.allclose(self._data, as_tensor(other)._data, rtol=rtol, atol=atol))
 
