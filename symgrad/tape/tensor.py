@@ -662,9 +662,26 @@ class Tensor:
             if result.grad_fn is not None:
                 self.grad_fn = result.grad_fn
                 self.grad_fn.set_output(0, self)
+        elif tracing.ACTIVE_TRACES and any(tracing.is_traced(t) for t in (self, *others) if isinstance(t, Tensor)):
+            self._inplace_while_tracing(op_name, others, attrs)
         else:  # nothing to record (no operand requires grad, or grad mode is off)
             self._write(_forward(op_name, (self,) + others, attrs)[2], op_name)
         return self
+
+    def _inplace_while_tracing(self, op_name: str, others: tuple, attrs: dict) -> None:
+        """An in-place op no gradient needs, where a running trace reads an operand.  A mask
+        the trace follows (``m[0] = True``, ``m *= 3``) is followed through it, as its
+        out-of-place form would be; any other traced tensor (an argument, a value changed
+        under ``no_grad``) is marked as made outside the graph, so a later use raises rather
+        than the compiled function computing it without the change."""
+        before = Tensor(self._data.copy(), _version=VersionCounter())
+        before._trace_node, before._made_outside_graph = self._trace_node, self._made_outside_graph
+        result = apply_op(op_name, before, *others, **attrs)
+        self._write(result._data, op_name)
+        if self._trace_node is None and self._made_outside_graph is None and tracing.is_traced(self):
+            self._made_outside_graph = f"an in-place {op_name} the trace cannot record"
+        else:
+            self._trace_node, self._made_outside_graph = result._trace_node, result._made_outside_graph
 
     def _write(self, values: np.ndarray, op_name: str) -> None:
         data = self._data

@@ -105,6 +105,56 @@ def test_a_mask_is_recomputed_at_every_call(name, kind, engine, traces):
     assert len(traces) == 1, "the mask must be read at every call, without tracing again"
 
 
+def _mask_set(x, y):
+    m = x > 0
+    m[0] = True
+    return symgrad.where(m, x, y)
+
+
+def _mask_scaled(x, y):
+    m = (y > 0).double()
+    m *= 3
+    return m * x
+
+
+def _mask_combined_in_place(x, y):
+    m = (x > 0).double()
+    m += (y > 0).double()
+    return m * x * y
+
+
+# in-place changes of a mask while tracing are followed like their out-of-place forms
+IN_PLACE = {"m[0] = True": _mask_set, "m *= 3": _mask_scaled, "m += mask": _mask_combined_in_place}
+
+
+@pytest.mark.parametrize("name", list(IN_PLACE))
+def test_a_mask_changed_in_place_is_followed(name):
+    f = IN_PLACE[name]
+    transform = grad(lambda x, y: f(x, y).sum(), argnums=(0, 1))
+    for x, y in CALLS:
+        _, jac_x, jac_y = eager(f, x, y)
+        for g, e in zip(transform(x, y), (jac_x.sum(0), jac_y.sum(0)), strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=f"{name} at x={x}, y={y}")
+
+
+def _argument_set(x, k):
+    k[0] = 5
+    return (x * k).sum()
+
+
+def _changed_under_no_grad(x, k):
+    y = x * 2
+    with symgrad.no_grad():
+        y += 1
+    return (y * x).sum()
+
+
+@pytest.mark.parametrize("f", [_argument_set, _changed_under_no_grad], ids=lambda f: f.__name__)
+def test_a_traced_tensor_changed_in_place_without_a_record_raises(f):
+    with pytest.raises(UntraceableError, match="made by an in-place (setitem|add) the trace cannot record"):
+        grad(f)(np.ones(2), np.array([1, 2]))
+
+
 # masks of integer and boolean arguments, compared with a static Python int
 LABELLED = {
     "labels == k": lambda x, labels, k: symgrad.where(labels == k, x, 2 * x),
