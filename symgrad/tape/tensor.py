@@ -181,6 +181,8 @@ class Tensor:
 
     def detach_(self) -> "Tensor":
         """Cut this tensor out of the graph in place, making it a leaf."""
+        if self.grad_fn is not None and tracing.ACTIVE_TRACES and tracing.is_traced(self):
+            self._made_outside_graph = "detach_()"  # its value is computed from the trace, outside the graph now
         self.grad_fn = None
         self._requires_grad = False
         self._retains_grad = False

@@ -20,9 +20,9 @@ refuses all of it while a trace runs:
   mask never requires grad, as in PyTorch), so ``symgrad.where(a > 0, a, -a)`` is
   recomputed from each call's values.  Eager code never records a mask;
 * **tensors made outside the graph** from a traced tensor -- ``argmax``, ``all()``,
-  ``any()``, ``detach()``, integer arithmetic on an argument, anything under ``no_grad``,
-  an in-place change of an argument or of a value under ``no_grad`` (a mask changed in
-  place is followed) -- are marked with how they were made (:func:`mark`); a recorded op
+  ``any()``, ``detach()``, ``detach_()``, integer arithmetic on an argument, anything
+  under ``no_grad``, an in-place change of an argument or of a value under ``no_grad``
+  (a mask changed in place is followed) -- are marked with how they were made (:func:`mark`); a recorded op
   that uses one, or a traced function that returns one, raises (:func:`check_use`);
 * **random numbers** drawn inside a traced function would be drawn once: refused too;
 * **index arrays** taken from an integer argument (``x[i]``, labels in ``nll_loss``)

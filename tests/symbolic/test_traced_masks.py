@@ -149,10 +149,27 @@ def _changed_under_no_grad(x, k):
     return (y * x).sum()
 
 
-@pytest.mark.parametrize("f", [_argument_set, _changed_under_no_grad], ids=lambda f: f.__name__)
+def _detached_in_place(x, k):
+    y = x * 2
+    y.detach_()
+    return (x * y).sum()
+
+
+@pytest.mark.parametrize("f", [_argument_set, _changed_under_no_grad, _detached_in_place], ids=lambda f: f.__name__)
 def test_a_traced_tensor_changed_in_place_without_a_record_raises(f):
-    with pytest.raises(UntraceableError, match="made by an in-place (setitem|add) the trace cannot record"):
+    with pytest.raises(UntraceableError, match="made by (an in-place (setitem|add) the trace cannot record|detach_)"):
         grad(f)(np.ones(2), np.array([1, 2]))
+
+
+def test_a_mask_detached_in_place_is_still_followed():
+    def f(x):
+        m = x > 0
+        m.detach_()  # a mask has no gradient to cut: nothing changes
+        return symgrad.where(m, x, -x).sum()
+
+    df = grad(f)
+    np.testing.assert_allclose(df(np.array([1.0, 2.0])), [1.0, 1.0])
+    np.testing.assert_allclose(df(np.array([3.0, -4.0])), [1.0, -1.0])
 
 
 # masks of integer and boolean arguments, compared with a static Python int
