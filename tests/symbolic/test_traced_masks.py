@@ -53,9 +53,19 @@ MASKED = {
     "x * mask (promoted)": lambda x, y: x * (y > 0),
     "mask * 2.0 * x": lambda x, y: (y > 0) * 2.0 * x,
     "(1 - mask.double()) * x": lambda x, y: (1 - (x > 0).double()) * x,
+    "mask.reshape": lambda x, y: symgrad.where((x > y).reshape(2, 2), x.reshape(2, 2), 0.0).reshape(-1),
+    "mask[1:] (getitem)": lambda x, y: symgrad.where((x > 0)[1:], x[:-1], y[1:]),
+    "cat of masks": lambda x, y: symgrad.where(symgrad.cat([x[:2] > 0, y[2:] < 0]), x, 2 * y),
+    "mask written into a float tensor": lambda x, y: _written(x > y) * x,
     "count of a mask": lambda x, y: (x > 0).float().sum() * x,
     "mean of a mask": lambda x, y: (y > 0).double().mean() * x * y,
 }
+
+
+def _written(mask):
+    out = symgrad.zeros(*mask.shape, dtype=symgrad.float64)
+    out[:] = mask
+    return out
 
 
 def eager(f, x, y):
