@@ -4,17 +4,21 @@
 op's domains and runs, in float64 and float32 where it applies:
 
 1. ``test_forward_matches_sympy`` -- the NumPy forward against the op's SymPy form,
-   lambdified to NumPy (elementwise ops only: STRUCTURAL ops are skipped here, their
+   lambdified to NumPy (elementwise and mask ops: STRUCTURAL ops are skipped here, their
    SymPy ``Function`` classes are tested by the symbolic engine's tests);
 2. ``test_vjp_matches_finite_differences`` -- the VJP (through ``numpy_ops``) against
-   central differences of the forward (float64); ``test_float32_stays_float32`` --
-   dtypes are kept and values agree with float64;
+   central differences of the forward (float64); an input that is not differentiable
+   (``where``'s condition, every input of a mask op) must get ``UNDEFINED`` and nothing is
+   compared: a mask is piecewise constant, it has no derivative to check;
+   ``test_float32_stays_float32`` -- dtypes are kept (a mask op gives booleans) and values
+   agree with float64;
 3. ``test_vjp_uses_only_operators_and_xp`` -- the VJP run on boxed arrays that refuse
    NumPy functions, so it will also run on tensors for ``create_graph=True``; it reads
    no value that the op's ``saves`` does not declare;
 4. ``test_matches_torch`` / ``test_kinks_match_torch`` -- forward and VJP against PyTorch
    (skipped without torch), also at kinks, ties, bounds and |x| = 1e3;
-   ``test_node_name_matches_torch`` -- ``op.node_name`` is PyTorch's ``grad_fn`` name;
+   ``test_node_name_matches_torch`` -- ``op.node_name`` is PyTorch's ``grad_fn`` name
+   (not for mask ops: PyTorch records no node for a comparison);
    ``test_stable_at_extreme_values`` -- no overflow at |x| = 1e3, in both dtypes;
 5. coverage -- every registered op has cases, a PyTorch spelling (or a reason why not)
    and a complete entry; the structural docstring table lists every STRUCTURAL op;
@@ -68,6 +72,8 @@ def case(op, *shapes, domains=None, torch=True, **attrs) -> Case:
 UNARY = ["neg", "exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "abs",
          "sign", "clone", "softplus"]
 BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "binary_cross_entropy_with_logits"]
+COMPARISONS = ["lt", "le", "gt", "ge", "eq", "ne"]
+LOGICAL = ["logical_and", "logical_or"]
 BROADCASTS = [((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((4, 1, 3), (2, 1))]
 MASK_4 = np.array([True, False, True, True])
 MASK_4x5 = np.arange(20).reshape(4, 5) % 3 == 0
@@ -76,6 +82,10 @@ WIDE = (Domain(),)  # integer exponents are defined on negative bases
 CASES = [
     *[case(name, shape) for name in UNARY for shape in [(), (5,), (2, 3)]],
     *[case(name, *shapes) for name in BINARY for shapes in BROADCASTS],
+    *[case(name, *shapes) for name in COMPARISONS for shapes in BROADCASTS],
+    # same shapes only: SymPy prints And/Or as logical_and.reduce((a, b)), which does not broadcast
+    *[case(name, shape, shape) for name in LOGICAL for shape in [(), (5,), (2, 3)]],
+    *[case("logical_not", shape) for shape in [(), (5,), (2, 3)]],
     case("pow_scalar", (2, 3), exponent=2, domains=WIDE),
     case("pow_scalar", (5,), exponent=3, domains=WIDE),
     case("pow_scalar", (5,), exponent=0, domains=WIDE),
@@ -184,6 +194,8 @@ TORCH = {
     "maximum": lambda t, a, b: t.maximum(a, b),
     "minimum": lambda t, a, b: t.minimum(a, b),
     "where": lambda t, c, a, b: t.where(c, a, b),
+    **{name: (lambda name: lambda t, a, b: getattr(t, name)(a, b))(name) for name in COMPARISONS + LOGICAL},
+    "logical_not": lambda t, m: t.logical_not(m),
     "softplus": lambda t, x, **attrs: t.nn.functional.softplus(x, **attrs),
     "binary_cross_entropy_with_logits": lambda t, z, y: t.nn.functional.binary_cross_entropy_with_logits(
         *t.broadcast_tensors(z, y), reduction="none"),
@@ -279,16 +291,15 @@ def differentiable(op, i: int) -> bool:
 
 
 def draw(case: Case, dtype) -> tuple[list[np.ndarray], np.ndarray]:
-    """Seeded inputs from the op's domains (non-differentiable ones as booleans) and a g."""
+    """Seeded inputs from the op's domains (booleans where the domain says so) and a g."""
     op = OPS[case.op]
     rng = np.random.default_rng(zlib.crc32(str(case).encode()))
     domains = case.domains or op.domains
     if op.arity is None:
         domains = domains * len(case.shapes)
     inputs = []
-    for i, (shape, domain) in enumerate(zip(case.shapes, domains)):
-        x = np.asarray(domain.sample(rng, shape))
-        inputs.append(x.astype(dtype if differentiable(op, i) else bool))
+    for shape, domain in zip(case.shapes, domains):
+        inputs.append(np.asarray(domain.sample(rng, shape, dtype=dtype)))
     ans = op.forward(*inputs, **case.attrs)
     g = np.asarray(rng.standard_normal(np.shape(ans))).astype(dtype)
     return inputs, g
@@ -332,7 +343,7 @@ def params(cases) -> list:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [
-    pytest.param(c, id=str(c), marks=[] if OPS[c.op].kind == "elementwise" else
+    pytest.param(c, id=str(c), marks=[] if OPS[c.op].kind in ("elementwise", "mask") else
                  [pytest.mark.skip(reason="STRUCTURAL: checked by the symbolic engine's tests")])
     for c in CASES])
 def test_forward_matches_sympy(case, dtype):
@@ -373,7 +384,8 @@ def test_float32_stays_float32(case):
     ans, grads = run(op, inputs, g, case.attrs)
     ans64, grads64 = run(op, [x.astype(np.float64) if x.dtype == np.float32 else x for x in inputs],
                          g.astype(np.float64), case.attrs)
-    assert ans.dtype == np.dtype(case.attrs.get("dtype", np.float32))  # cast's dtype attr, else kept
+    expected = bool if op.kind == "mask" else case.attrs.get("dtype", np.float32)  # cast's dtype attr, else kept
+    assert ans.dtype == np.dtype(expected)
     scale = max(1.0, float(np.max(np.abs(ans64), initial=0)))
     np.testing.assert_allclose(ans, ans64, rtol=1e-5, atol=1e-5 * scale)
     for i, (grad, grad64) in enumerate(zip(grads, grads64)):
@@ -478,6 +490,9 @@ def compare_with_torch(torch, name, inputs, g, attrs, dtype):
     np.testing.assert_allclose(ans, out.detach().numpy(), **tol, err_msg="forward")
     assert ans.dtype == out.detach().numpy().dtype, "forward dtype"
     wrt = [t for t in tensors if t.requires_grad]
+    if not wrt:  # a mask op: no input carries a gradient, in PyTorch either
+        assert all(grad is UNDEFINED for grad in grads) and not out.requires_grad
+        return out
     expected = iter(torch.autograd.grad(out, wrt, torch.from_numpy(g), allow_unused=True))
     for i, grad in enumerate(grads):
         if grad is UNDEFINED:
@@ -499,7 +514,8 @@ def test_matches_torch(case, dtype):
     compare_with_torch(torch, case.op, inputs, g, case.attrs, dtype)
 
 
-@pytest.mark.parametrize("case", params([c for c in TORCH_CASES if c.op not in NOT_TORCH_NODES]))
+@pytest.mark.parametrize("case", params([c for c in TORCH_CASES if c.op not in NOT_TORCH_NODES
+                                         and OPS[c.op].kind != "mask"]))
 def test_node_name_matches_torch(case):
     torch = pytest.importorskip("torch")
     inputs, _ = draw(case, np.float64)
@@ -548,12 +564,14 @@ def test_entry_is_complete(name):
     assert op.name == name
     assert re.fullmatch(r"[A-Z][A-Za-z]*(Backward\d)?", op.grad_fn_name)  # torch's spelling
     assert callable(op.forward) and callable(op.vjp)
-    assert op.kind in ("elementwise", "reduction", "structural")
+    assert op.kind in ("elementwise", "reduction", "structural", "mask")
     assert op.saves <= {"inputs", "output"}
     assert all(isinstance(d, Domain) for d in op.domains)
     assert len(op.domains) == (1 if op.arity is None else op.arity)
     assert op.differentiable is None or len(op.differentiable) == op.arity
-    if op.kind == "elementwise":
+    if op.kind == "mask":  # the non-differentiable kind says so for every input
+        assert op.differentiable == (False,) * op.arity
+    if op.kind in ("elementwise", "mask"):
         assert callable(op.sympy)
     else:
         assert op.sympy is STRUCTURAL

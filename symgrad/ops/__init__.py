@@ -2,14 +2,15 @@
 
 Importing this package registers every op in :data:`OPS`: elementwise ops
 (``elementwise.py``), reductions and the softmax family (``reductions.py``), structural
-ops such as matmul, reshapes, indexing and concatenation (``structural.py``), and the
+ops such as matmul, reshapes, indexing and concatenation (``structural.py``), the
+comparisons and logical ops on masks, which have no derivative (``masks.py``), and the
 one unbroadcast helper ``sum_to`` with its adjoint ``broadcast_to`` (``broadcast.py``).
 
 >>> sorted(OPS)[:3]
 ['abs', 'add', 'binary_cross_entropy_with_logits']
 """
 from .base import NOT_IMPLEMENTED, OPS, STRUCTURAL, UNDEFINED, ArrayNamespace, Domain, Op, numpy_ops
-from . import assign, broadcast, elementwise, reductions, structural  # noqa: F401  (registration)
+from . import assign, broadcast, elementwise, masks, reductions, structural  # noqa: F401  (registration)
 from .broadcast import sum_to_shape
 from .reductions import kept_shape, normalize_dims
 from .structural import index_key, normalize_index

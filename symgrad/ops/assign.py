@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import STRUCTURAL, Domain, Op, register
+from .base import STRUCTURAL, UNDEFINED, Domain, Op, register
 
 
 def _setitem_forward(x: np.ndarray, value: np.ndarray, index: tuple) -> np.ndarray:
@@ -43,7 +43,10 @@ setitem = register(Op(
 
 
 def _cast_vjp(xp, g, ans, x, dtype):
-    # only float inputs can carry a gradient, so the gradient goes back to x's float dtype
+    # only float inputs can carry a gradient, so the gradient goes back to x's float dtype;
+    # a mask or integer input (cast while a trace follows it, ``mask.float()``) gets none
+    if x.dtype.kind != "f":
+        return (UNDEFINED,)
     return (xp.cast(g, dtype=x.dtype),)
 
 

@@ -51,7 +51,8 @@ class Domain:
     """Where the tests of an op draw one input from.
 
     ``avoid`` lists kinks or poles (relu at 0, tan at pi/2) that samples keep ``margin``
-    away from, so finite differences stay meaningful.  ``integer`` draws integers.
+    away from, so finite differences stay meaningful.  ``integer`` draws integers (as
+    ``dtype``); ``boolean`` draws a boolean mask, whatever ``dtype`` is asked for.
     """
 
     low: float = -2.0
@@ -59,13 +60,18 @@ class Domain:
     avoid: tuple[float, ...] = ()
     margin: float = 0.05
     integer: bool = False
+    boolean: bool = False
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         """Draw an array of ``shape`` from the domain.
 
         >>> bool(Domain(0.5, 1.0).sample(np.random.default_rng(0), (3,)).min() >= 0.5)
         True
+        >>> Domain(boolean=True).sample(np.random.default_rng(0), (3,)).dtype
+        dtype('bool')
         """
+        if self.boolean:
+            return rng.random(shape) < 0.5
         if self.integer:
             return rng.integers(int(self.low), int(self.high) + 1, size=shape).astype(dtype)
         values = rng.uniform(self.low, self.high, size=shape)
@@ -80,7 +86,9 @@ class Op:
     """One primitive operation with all its faces (see the module docstring).
 
     ``kind`` is ``"elementwise"`` (broadcasting, SymPy form is an ordinary expression),
-    ``"reduction"`` or ``"structural"``.  ``grad_fn_name`` is PyTorch's node name for the
+    ``"reduction"``, ``"structural"`` or ``"mask"``: an elementwise op with a boolean
+    output and no derivative (comparisons and the logical combinations of masks, see
+    ``masks.py``; its VJP returns :data:`UNDEFINED` for every input).  ``grad_fn_name`` is PyTorch's node name for the
     same op (``"AddBackward0"``).  ``saves`` names what the VJP reads besides shapes:
     ``"inputs"``, ``"output"``, both or neither; only those are version-checked, so an
     in-place change to a tensor the VJP does not read is allowed, as in PyTorch.

@@ -397,7 +397,7 @@ where = register(Op(
     sympy=lambda sp, condition, a, b: sp.Piecewise((a, sp.Ne(condition, 0)), (b, True)),
     arity=3,
     needed_by={1: (), 2: ()},  # only the condition is read
-    domains=(Domain(0, 1, integer=True), Domain(), Domain()),
+    domains=(Domain(boolean=True), Domain(), Domain()),
     differentiable=(False, True, True),
 ))
 

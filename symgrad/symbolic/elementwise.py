@@ -45,7 +45,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 __all__ = ["Select", "Compare", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual",
            "LogicalAnd", "LogicalOr", "LogicalNot", "Maximum", "Minimum", "TieStep", "Cast", "lower",
-           "elementwise_form", "NUMPY_HELPERS", "NOT_DIFFERENTIABLE"]
+           "elementwise_form", "is_condition", "NUMPY_HELPERS", "NOT_DIFFERENTIABLE"]
 
 
 class _Real(sp.Function):
@@ -619,4 +619,20 @@ def elementwise_form(name: Any, form: Callable[..., Any], args: Sequence[sp.Expr
         with evaluate(True):
             template = lower(sp.sympify(form(sp, *us, **attrs)))
         _TEMPLATES[key] = template
-    return template.xreplace(dict(zip(us, [sp.sympify(a) for a in args])))
+    args = [sp.sympify(a) for a in args]
+    rule = dict(zip(us, args))
+    for u, a in zip(us, args):
+        if is_condition(a):  # a mask the trace recorded: where(x > 0, ...), not where((x > 0) != 0, ...)
+            rule[NotEqual(u, sp.S.Zero)] = a
+            rule[Equal(u, sp.S.Zero)] = LogicalNot(a)
+    return template.xreplace(rule)
+
+
+def is_condition(expr: Any) -> bool:
+    """Whether ``expr`` is a comparison or a logical combination of them (0/1-valued).
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> is_condition(Greater(x, 0)), is_condition(LogicalNot(Less(x, 1))), is_condition(x)
+    (True, True, False)
+    """
+    return isinstance(expr, (Compare, _Logical))

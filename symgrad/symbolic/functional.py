@@ -368,6 +368,10 @@ def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str],
                             "its output; return (output, aux) with has_aux=True to pass other values out")
         out = result if isinstance(result, tape.Tensor) else tape.as_tensor(result)
         tracing.check_use([out] + aux_tensors)
+    if out.dtype.kind != "f":
+        raise TypeError(f"the function returns a tensor of dtype {out.dtype} (shape {tuple(out.shape)}), but a "
+                        "transform differentiates a floating-point output; convert it (.float(), .double()), or "
+                        "return it as aux with has_aux=True")
     segment = Segment([out] + aux_tensors)
     positions = [segment.input_position(t) for t in leaves]
     derived = []
@@ -895,13 +899,15 @@ def _eager_results(transform: Transformed, call: _Arguments) -> list:
         out = result if isinstance(result, tape.Tensor) else tape.as_tensor(result)
 
         def pull(seed, create_graph=False):
+            if not out.requires_grad:  # computed from masks only: the derivative is zero, as the transform's
+                return [np.zeros(t.shape, t.dtype) for t in diff]
             grads = autograd.grad([out], diff, grad_outputs=[tape.tensor(seed, dtype=out.dtype)],
                                   retain_graph=True, allow_unused=True, create_graph=create_graph)
             return [np.zeros(t.shape, t.dtype) if g is None else g for g, t in zip(grads, diff)]
 
         kind = transform.kind
         if kind in ("grad", "value_and_grad"):
-            grads = [np.asarray(g._data) for g in pull(np.ones(out.shape))]
+            grads = [np.asarray(getattr(g, "_data", g)) for g in pull(np.ones(out.shape))]  # zeros if unused
             return ([out._data] if kind == "value_and_grad" else []) + grads
         if kind == "jacobian":
             rows = [[] for _ in diff]

@@ -11,6 +11,7 @@ __all__ = [
     "relu", "abs", "clamp", "clip", "maximum", "minimum", "where", "sum", "mean", "max", "min", "matmul", "mm",
     "transpose", "t", "permute", "reshape", "unsqueeze", "squeeze", "cat", "concat", "stack", "broadcast_to",
     "clone", "softmax", "log_softmax", "logsumexp", "softplus", "norm", "is_tensor", "numel", "detach",
+    "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "logical_not",
 ]
 
 
@@ -59,6 +60,19 @@ def neg(a):
 def where(condition, a, b):
     """``a`` where ``condition`` holds, else ``b`` (the condition carries no gradient)."""
     return apply_op("where", condition, a, b)
+
+
+def _mask_function(name: str):
+    def call(*args):
+        return apply_op(name, *args)
+
+    call.__name__ = name
+    call.__doc__ = f"``symgrad.{name}(...)``: the mask op ``{name}`` (boolean result, no derivative)."
+    return call
+
+
+for _name in ["lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "logical_not"]:
+    globals()[_name] = _mask_function(_name)
 
 
 def cat(tensors, dim: int = 0):

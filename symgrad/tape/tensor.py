@@ -58,6 +58,7 @@ class Tensor:
     _constant = None
     name: str | None = None
     _made_outside_graph: str | None = None  # how, when made from a running trace (tracing.py)
+    _trace_node: Node | None = None  # a mask op a running trace recorded without grad (tracing.py)
 
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
@@ -157,7 +158,8 @@ class Tensor:
         return RemovableHandle(hooks, hook)
 
     def _edge(self):
-        """Where this tensor's gradient flows: its grad_fn, its AccumulateGrad, or None."""
+        """Where this tensor's gradient flows: its grad_fn, its AccumulateGrad, the node a
+        trace recorded for it (a mask, which never receives a gradient), or None."""
         if self.grad_fn is not None:
             return self.grad_fn
         if self._requires_grad:
@@ -166,7 +168,7 @@ class Tensor:
                     if self._accumulator is None:
                         self._accumulator = AccumulateGrad(self)
             return self._accumulator
-        return None
+        return self._trace_node
 
     def backward(self, gradient=None, retain_graph: builtins.bool | None = None,
                  create_graph: builtins.bool = False, inputs=None) -> None:
@@ -182,6 +184,8 @@ class Tensor:
 
     def detach_(self) -> "Tensor":
         """Cut this tensor out of the graph in place, making it a leaf."""
+        if self.grad_fn is not None and tracing.ACTIVE_TRACES and tracing.is_traced(self):
+            self._made_outside_graph = "detach_()"  # its value is computed from the trace, outside the graph now
         self.grad_fn = None
         self._output_nr = 0
         self._requires_grad = False
@@ -438,39 +442,37 @@ class Tensor:
             return apply_op("pow_scalar", self, exponent=exponent)
         return apply_op("pow", self, exponent)
 
-    # comparisons give boolean tensors and are never recorded
-    def _compare(self, other, ufunc) -> "Tensor":
-        other_data = other._data if isinstance(other, Tensor) else np.asarray(other)
-        return tracing.mark(Tensor(ufunc(self._data, other_data)), f"a comparison ({_COMPARISONS[ufunc]})", self, other)
-
+    # comparisons and logical ops give boolean masks: mask ops of the table (ops/masks.py),
+    # which eager code never records (no gradient flows through a mask) and a running
+    # trace records when an operand is part of it (tracing.py)
     def __lt__(self, other):
-        return self._compare(other, np.less)
+        return apply_op("lt", self, other)
 
     def __le__(self, other):
-        return self._compare(other, np.less_equal)
+        return apply_op("le", self, other)
 
     def __gt__(self, other):
-        return self._compare(other, np.greater)
+        return apply_op("gt", self, other)
 
     def __ge__(self, other):
-        return self._compare(other, np.greater_equal)
+        return apply_op("ge", self, other)
 
     def __eq__(self, other):  # noqa: D105  (elementwise, like PyTorch)
-        return self._compare(other, np.equal)
+        return apply_op("eq", self, other)
 
     def __ne__(self, other):
-        return self._compare(other, np.not_equal)
+        return apply_op("ne", self, other)
 
     def __invert__(self):
         if self.dtype != dtypes.bool:
             raise TypeError(f"~ is only defined for boolean tensors, got {dtypes.dtype_name(self.dtype)}")
-        return tracing.mark(Tensor(~self._data), "~", self)
+        return apply_op("logical_not", self)
 
     def __and__(self, other):
-        return self._compare(other, np.logical_and)
+        return apply_op("logical_and", self, other)
 
     def __or__(self, other):
-        return self._compare(other, np.logical_or)
+        return apply_op("logical_or", self, other)
 
     def all(self) -> "Tensor":
         """True where every element is nonzero, as a boolean tensor."""
@@ -482,6 +484,30 @@ class Tensor:
 
     def eq(self, other):
         return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def logical_and(self, other):
+        return apply_op("logical_and", self, other)
+
+    def logical_or(self, other):
+        return apply_op("logical_or", self, other)
+
+    def logical_not(self):
+        return apply_op("logical_not", self)
 
     def allclose(self, other, rtol: float = 1e-5, atol: float = 1e-8) -> builtins.bool:
         """Whether every element is close to ``other``'s, as a Python bool."""
@@ -723,9 +749,26 @@ class Tensor:
             if result.grad_fn is not None:
                 self.grad_fn, self._output_nr = result.grad_fn, 0
                 self.grad_fn.set_output(0, self)
+        elif tracing.ACTIVE_TRACES and any(tracing.is_traced(t) for t in (self, *others) if isinstance(t, Tensor)):
+            self._inplace_while_tracing(op_name, others, attrs)
         else:  # nothing to record (no operand requires grad, or grad mode is off)
             self._write(_forward(op_name, (self,) + others, attrs)[2], op_name)
         return self
+
+    def _inplace_while_tracing(self, op_name: str, others: tuple, attrs: dict) -> None:
+        """An in-place op no gradient needs, where a running trace reads an operand.  A mask
+        the trace follows (``m[0] = True``, ``m *= 3``) is followed through it, as its
+        out-of-place form would be; any other traced tensor (an argument, a value changed
+        under ``no_grad``) is marked as made outside the graph, so a later use raises rather
+        than the compiled function computing it without the change."""
+        before = Tensor(self._data.copy(), _version=VersionCounter())
+        before._trace_node, before._made_outside_graph = self._trace_node, self._made_outside_graph
+        result = apply_op(op_name, before, *others, **attrs)
+        self._write(result._data, op_name)
+        if self._trace_node is None and self._made_outside_graph is None and tracing.is_traced(self):
+            self._made_outside_graph = f"an in-place {op_name} the trace cannot record"
+        else:
+            self._trace_node, self._made_outside_graph = result._trace_node, result._made_outside_graph
 
     def _write(self, values: np.ndarray, op_name: str) -> None:
         data = self._data
@@ -843,10 +886,6 @@ def _resolve_shape(tensor: Tensor, shape: tuple[int, ...]) -> tuple[int, ...]:
     return shape
 
 
-_COMPARISONS = {np.less: "<", np.less_equal: "<=", np.greater: ">", np.greater_equal: ">=", np.equal: "==",
-                np.not_equal: "!=", np.logical_and: "&", np.logical_or: "|"}
-
-
 def _index(key) -> tuple:
     """Turn a Python index (ints, slices, None, Ellipsis, tensors, lists) into the op
     table's normal form (``normalize_index``); index tensors must not require grad."""
@@ -905,7 +944,9 @@ def _promote(op, inputs: list) -> list:
     The float dtype of the result comes from the dimensioned float tensors if there are
     any, else from 0-d float tensors, else from Python numbers; integer and boolean
     operands are converted to it (``float32 - int64`` is float32, not float64), and a
-    float operand of another dtype is cast (recorded, so its gradient flows back).
+    float operand of another dtype is cast (recorded, so its gradient flows back); so is
+    an integer or boolean operand that a running trace follows (``mask * x``), so the
+    compiled function converts each call's values.
     Operands that all have one dtype are returned as they are, at once.
     """
     if op.kind != "elementwise" or len(inputs) < 2:
@@ -928,7 +969,7 @@ def _promote(op, inputs: list) -> list:
         operand = promoted[i]
         if operand.dtype == target:
             continue
-        if operand.dtype.kind == "f":
+        if operand.dtype.kind == "f" or (tracing.ACTIVE_TRACES and tracing.is_traced(operand)):
             promoted[i] = operand.to(target)
         else:
             promoted[i] = Tensor(operand._data.astype(target), _constant=operand._constant)
@@ -969,6 +1010,10 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
         operand_tensors = [o for o in operands if isinstance(o, Tensor)]  # before dtype promotion
         if out.grad_fn is not None:
             tracing.check_use(operand_tensors)
+        elif tracing.follows(op, inputs):  # a mask, or what is computed from one: recorded for the trace only
+            node = Node(op, attrs, [SavedInput(t, t._edge()) for t in inputs])
+            node.set_output(0, out)
+            out._trace_node = node
         else:
             tracing.mark(out, f"the unrecorded op {op_name}", *operand_tensors)
     return out

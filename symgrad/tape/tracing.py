@@ -12,14 +12,23 @@ refuses all of it while a trace runs:
   and ``symgrad.tensor(t)`` of a traced tensor raise :class:`UntraceableError`
   (:func:`refuse`), naming the operation, the line of the user's function that did it
   and the fix;
-* **tensors made outside the graph** from a traced tensor -- a comparison
-  (``a > 0``), ``argmax``, ``detach()``, integer arithmetic, anything under ``no_grad``
-  -- are marked with how they were made (:func:`mark`); a recorded op that uses one, or
-  a traced function that returns one, raises (:func:`check_use`);
+* **masks are followed** -- a comparison (``a > 0``), ``&``, ``|`` and ``~`` of masks
+  (the table's mask ops), a ``cast`` of a mask or of an integer argument
+  (``mask.float()``, and the conversion in ``mask * x``), and any op on what those made,
+  are recorded when an input is part of the trace although nothing requires grad
+  (:func:`follows`): the node is the output's ``_trace_node``, not its ``grad_fn`` (a
+  mask never requires grad, as in PyTorch), so ``symgrad.where(a > 0, a, -a)`` is
+  recomputed from each call's values.  Eager code never records a mask;
+* **tensors made outside the graph** from a traced tensor -- ``argmax``, ``all()``,
+  ``any()``, ``detach()``, ``detach_()``, integer arithmetic on an argument, anything
+  under ``no_grad``, an in-place change of an argument or of a value under ``no_grad``
+  (a mask changed in place is followed) -- are marked with how they were made (:func:`mark`); a recorded op
+  that uses one, or a traced function that returns one, raises (:func:`check_use`);
 * **random numbers** drawn inside a traced function would be drawn once: refused too;
 * **index arrays** taken from an integer argument (``x[i]``, labels in ``nll_loss``)
   are remembered with how they were computed from it (:func:`derived_array`), so the
-  compiled function recomputes them from each call's argument.
+  compiled function recomputes them from each call's argument.  A traced boolean mask
+  used as an index (``x[a > 0]``) raises: the result's shape would depend on the values.
 
 Shapes and dtypes are static (part of the cache key), so ``x.shape``, ``len(x)`` and
 iterating over the first dimension work while tracing.  Outside a trace the cost is
@@ -27,10 +36,12 @@ one test of a module-level counter per op.
 
 >>> import symgrad
 >>> t = symgrad.grad(lambda a: symgrad.where(a > 0, a, -a).sum())
->>> t([1.0, -2.0])
+>>> t([1.0, -2.0]), t([-1.0, 2.0])
+(array([ 1., -1.]), array([-1.,  1.]))
+>>> symgrad.grad(lambda a: a[a > 0].sum())([1.0, -2.0])
 Traceback (most recent call last):
     ...
-symgrad.tape.tracing.UntraceableError: the traced function uses a tensor of shape (2,) and dtype bool made by a comparison (>) from its inputs, outside the recorded graph (at ...): ...
+symgrad.tape.tracing.UntraceableError: the traced function indexes with a boolean mask of shape (2,) from its inputs (at ...): ...
 """
 from __future__ import annotations
 
@@ -87,8 +98,8 @@ def _running() -> bool:
 
 def _live(tensor: Any) -> bool:
     """Part of the trace: an input, in the recorded graph, or made from the trace."""
-    return (tensor.grad_fn is not None or tensor._requires_grad or tensor._made_outside_graph is not None
-            or id(tensor) in _state.leaves)
+    return (tensor.grad_fn is not None or tensor._requires_grad or tensor._trace_node is not None
+            or tensor._made_outside_graph is not None or id(tensor) in _state.leaves)
 
 
 def is_traced(tensor: Any) -> bool:
@@ -177,6 +188,12 @@ def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
             continue
         if not _live(part):
             continue
+        if part._trace_node is not None and array.dtype != bool:
+            raise UntraceableError(
+                f"the traced function indexes with an array of shape {tuple(part.shape)} and dtype {part.dtype} "
+                f"computed from a mask of its inputs{user_line()}: only an argument's own values can be read "
+                "again at each call. Select with symgrad.where(mask, x, 0) instead, or pass the index tensor to "
+                "the function as an argument")
         if array.dtype == bool:
             raise UntraceableError(
                 f"the traced function indexes with a boolean mask of shape {tuple(part.shape)} from its inputs"
@@ -184,6 +201,31 @@ def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
                 "call. Index with integer positions instead (numpy.flatnonzero(mask)), or use "
                 "symgrad.where(mask, x, 0)")
         _state.derived.append((array, part, lambda values: normalize_index((values,))[0]))
+
+
+def follows(op: Any, inputs: Iterable[Any]) -> bool:
+    """Whether the running trace records ``op`` applied to ``inputs`` although none of
+    them requires grad: ``op`` is a mask op (a comparison, ``&``, ``|``, ``~``), a
+    ``cast``, or has an input the trace recorded that way (``mask.float() * 2``), and
+    some input is part of the trace and none was made outside the graph.  The tape then
+    records the op as the output's ``_trace_node`` (not its ``grad_fn``: a mask never
+    requires grad), so the compiled function recomputes it from each call's values.
+
+    >>> import symgrad
+    >>> from symgrad.ops import OPS
+    >>> x = symgrad.tensor([1.0], requires_grad=True)
+    >>> follows(OPS["gt"], [x])  # no trace runs here: eager masks are never recorded
+    False
+    >>> with tracing([x]):
+    ...     follows(OPS["gt"], [x]), follows(OPS["gt"], [x.detach()]), follows(OPS["sin"], [x])
+    (True, False, False)
+    """
+    if not _running():
+        return False
+    live = [t for t in inputs if _live(t)]
+    if not live or any(t._made_outside_graph is not None for t in live):
+        return False
+    return op.kind == "mask" or op.name == "cast" or any(t._trace_node is not None for t in live)
 
 
 def mark(out: Any, how: str, *inputs: Any) -> Any:

@@ -11,7 +11,10 @@ that first uses them; an intermediate value outside the domain gets an affine st
 How an op is called -- its attributes (``dim``, ``shape``, ``index`` ...) and the shapes
 of its arguments -- comes from a *recipe*.  Elementwise ops without attributes need none
 (they broadcast their ``arity`` arguments); :data:`RECIPES` holds the others, and
-:func:`register_recipe` adds one for an op you register yourself.
+:func:`register_recipe` adds one for an op you register yourself.  A mask op (a
+comparison, ``logical_and`` ...) has no derivative, so its boolean result is always used
+as the condition of a ``where`` that follows it; comparisons are made against 0 with
+values kept away from 0, so finite differences never cross the threshold.
 
 The generator only *chooses*; a :class:`Chooser` decides how: :class:`RandomChooser` uses a
 NumPy generator (:func:`random_program`), ``symgrad.testing.strategies`` uses Hypothesis.
@@ -47,8 +50,16 @@ MAX_NUMEL = 24
 MAX_MAGNITUDE = 50.0
 """Arguments larger than this are scaled back into the op's domain (no exp(exp(x)))."""
 
-NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min", "extremum_mask"})
-"""Ops with kinks or jumps; second-derivative checks leave them out."""
+COMPARISON_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
+LOGICAL_OPS = ("logical_and", "logical_or", "logical_not")
+
+NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min",
+                           "extremum_mask", *COMPARISON_OPS, *LOGICAL_OPS})
+"""Ops with kinks or jumps (a mask selects between branches); second-derivative checks
+leave them out."""
+
+AWAY_FROM_ZERO = Domain(avoid=(0.0,), margin=0.1)
+"""Where the values compared with 0 are kept (a mask must not flip under finite differences)."""
 
 
 class Reject(Exception):
@@ -277,7 +288,8 @@ class ProgramBuilder:
             shapes = [np.shape(x) for x in args]
             raise RecipeError(f"{step.op} refused the call its recipe made (argument shapes {shapes}, attrs "
                               f"{step.attrs}): {type(err).__name__}: {err}") from err
-        if out.size > MAX_NUMEL or out.dtype.kind != "f":
+        mask = step.function is None and OPS[step.op].kind == "mask"
+        if out.size > MAX_NUMEL or (out.dtype.kind != "f" and not (mask and out.dtype == bool)):
             raise Reject(f"{step.op} gave {out.size} elements of dtype {out.dtype}")
         if not np.isfinite(out).all():
             raise Reject(f"{step.op} gave non-finite values")
@@ -297,7 +309,21 @@ class ProgramBuilder:
         if recipe is None:
             raise RecipeError(f"op {op!r} has no recipe: add one with symgrad.testing.register_recipe")
         args, attrs = recipe(self, OPS[op])
-        return self._append(Step(op, tuple(args), attrs))
+        out = self._append(Step(op, tuple(args), attrs))
+        return self._select(out) if OPS[op].kind == "mask" else out
+
+    def mask(self, broadcast_with: tuple | None = None) -> Ref:
+        """A boolean mask: a value (that broadcasts with ``broadcast_with``) compared with 0,
+        kept away from 0."""
+        op = self.choose.element(list(COMPARISON_OPS))
+        x = self.value(domain=AWAY_FROM_ZERO, broadcast_with=broadcast_with)
+        return self._append(Step(op, (x, self.constant(0.0))))
+
+    def _select(self, mask: Ref) -> Ref:
+        """``where(mask, a, b)`` with values ``a`` and ``b`` that broadcast with the mask."""
+        a = self.value(broadcast_with=self.shape(mask))
+        b = self.value(broadcast_with=np.broadcast_shapes(self.shape(mask), self.shape(a)))
+        return self._append(Step("where", (mask, a, b)))
 
     def build(self, ops: Sequence[str], steps: int) -> Program:
         """Apply ``steps`` ops drawn from ``ops``, then package the program.  Results no
@@ -421,6 +447,21 @@ def _where(b, op):
     shape = np.broadcast_shapes(b.shape(a), b.shape(other))
     condition = b.choose.rng.random(shape) < 0.5
     return [b.constant(condition), a, other], {}
+
+
+def _comparison(b, op):
+    return [b.value(domain=AWAY_FROM_ZERO), b.constant(0.0)], {}
+
+
+def _logical(b, op):
+    first = b.mask()
+    return [first] + [b.mask(broadcast_with=b.shape(first)) for _ in range(op.arity - 1)], {}
+
+
+for _name in COMPARISON_OPS:
+    register_recipe(_name, _comparison)
+for _name in LOGICAL_OPS:
+    register_recipe(_name, _logical)
 
 
 @register_recipe("sum")
