@@ -168,19 +168,16 @@ class Segment:
     or tensors), stopping at ``boundary`` nodes and at nodes outside ``keep``.
 
     ``own`` lets a boundary node be a top itself (its expression is built from its
-    inputs).  ``cut_names`` names the outputs of boundary nodes (``(node, k) -> name``,
-    a tensor's own name) where users named them.  ``key`` identifies the structure;
-    ``inputs`` lists the :class:`InputRef` in a deterministic order; :meth:`build` makes
-    the SymPy expressions.
+    inputs).  ``key`` identifies the structure; ``inputs`` lists the :class:`InputRef`
+    in a deterministic order; :meth:`build` makes the SymPy expressions.
     """
 
     def __init__(self, tops: Sequence[Any], *, boundary: frozenset | set = frozenset(),
-                 keep: set | None = None, own: Any = None, cut_names: dict | None = None) -> None:
+                 keep: set | None = None, own: Any = None) -> None:
         Node, AccumulateGrad = _node_types()
         self._Node, self._Acc = Node, AccumulateGrad
         self.boundary = boundary
         self.keep = keep
-        self.cut_names = {(id(node), k): name for (node, k), name in (cut_names or {}).items()}
         self.inputs: list[InputRef] = []
         self._input_ids: dict = {}
         self.nodes: list = []  # interior nodes, operands first
@@ -284,8 +281,7 @@ class Segment:
                 version=leaf._version.value, user_named=bool(leaf.name))))
         if isinstance(edge, self._Node):
             k = _output_index(edge, tensor)
-            given = self.cut_names.get((id(edge), k))
-            name, user_named = (given, True) if given else _cut_name(edge, k)
+            name, user_named = _cut_name(edge, k, tensor)
             shape = tensor.shape if tensor is not None else edge.ctx.output_shapes[k]
             dtype = tensor.dtype if tensor is not None else edge.ctx.output_dtypes[k]
             return ("in", self._add_input(("cut", id(edge), k), lambda: InputRef(
@@ -432,9 +428,12 @@ def _distinct_names(bases: Sequence[str], user_named: Sequence[bool]) -> list[st
     return names
 
 
-def _cut_name(node, k: int) -> tuple[str, bool]:
-    """The name of output ``k`` of a cut node and whether a user gave it (a tensor that
-    called ``retain_grad()``), else the engine's (``mul_out``)."""
+def _cut_name(node, k: int, tensor=None) -> tuple[str, bool]:
+    """The name of output ``k`` of a cut node and whether a user gave it (the name of the
+    tensor that was used, or of one that called ``retain_grad()``), else the engine's
+    (``mul_out``)."""
+    if tensor is not None and tensor.name:
+        return tensor.name, True
     retained = node.retained() if getattr(node, "retained", None) is not None else None
     if retained is not None and retained.name:
         return retained.name, True
@@ -509,8 +508,8 @@ def graphs_at(y, xs: Sequence[Any]) -> list[tuple[sp.Expr, Any]]:
 
     A leaf, or a tensor no recorded op made (data, or computed from tensors that do not
     require grad), is an input of ``y``'s graph.  A tensor a recorded op made is *cut*:
-    its node's outputs become input symbols (named after ``x.name``, else after the op,
-    ``mul_out``), so a derivative holds fixed what ``x`` was computed from -- the
+    its node's outputs become input symbols (named after the tensors' names, else after
+    the op, ``mul_out``), so a derivative holds fixed what ``x`` was computed from -- the
     gradient ``autograd.grad(y, x)`` computes -- while everything above ``x`` still
     flows.  The leaves share one graph; each cut node has its own, cut there only.
 
@@ -522,18 +521,13 @@ def graphs_at(y, xs: Sequence[Any]) -> list[tuple[sp.Expr, Any]]:
     >>> graphs_at(y, [w, h])
     [(sum(w) + sum(4*w**2), w), (sum(h**2) + sum(w), h)]
     """
-    names: dict = {}  # per cut node, the names users gave its outputs
-    for x in xs:
-        if x.grad_fn is not None and x.name:
-            names.setdefault(id(x.grad_fn), {})[(x.grad_fn, _output_index(x.grad_fn, x))] = x.name
     graphs: dict = {}
     out = []
     for x in xs:
         node = x.grad_fn
         key = None if node is None else id(node)
         if key not in graphs:
-            cut = {} if node is None else {"boundary": frozenset([node]), "cut_names": names.get(key)}
-            segment = Segment([y], **cut)
+            segment = Segment([y], boundary=frozenset() if node is None else frozenset([node]))
             symbols, (expr,) = segment.build()
             graphs[key] = (segment, symbols, exact(expr, tuple(y.shape)) if tuple(y.shape) else expr)
         segment, symbols, expr = graphs[key]

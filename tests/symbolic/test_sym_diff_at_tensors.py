@@ -226,3 +226,59 @@ def test_a_tensor_the_graph_does_not_use_raises_as_autograd_grad_does(case):
             symgrad.autograd.grad(loss, tape_inputs, retain_graph=True)
         with symgrad.backward_engine("tape"):
             assert symgrad.autograd.grad(loss, tape_inputs, allow_unused=True) == (None,)
+
+
+@pytest.mark.parametrize("product", ["vjp_expr", "jvp_expr"])
+def test_vector_products_at_an_intermediate_are_the_tapes(product):
+    from symgrad.symbolic import jvp_expr, vjp_expr
+    from symgrad.symbolic.symbols import ArrayVar
+
+    w = _leaf(W, "w")
+    h = _named(w.exp(), "h")
+    out = (h * h).sin() + h * w  # a vector: the products need an upstream or tangent vector
+    g, v = np.array([1.0, -2.0, 0.5]), np.array([0.25, 3.0, -1.0])
+    with symgrad.backward_engine("tape"):
+        (tape_vjp,) = symgrad.autograd.grad(out, h, grad_outputs=[symgrad.tensor(g)], retain_graph=True)
+        rows = [symgrad.autograd.grad(out, h, grad_outputs=[symgrad.tensor(np.eye(3)[k])], retain_graph=True)[0]
+                for k in range(3)]
+    jacobian = np.stack([r.numpy() for r in rows])
+    named = [w, h, _leaf(g, "g", grad=False), _leaf(v, "v", grad=False)]
+    if product == "vjp_expr":
+        closed, expected = vjp_expr(out, h, ArrayVar("g", (3,))), tape_vjp.numpy()
+    else:
+        closed, expected = jvp_expr(out, h, ArrayVar("v", (3,))), jacobian @ v
+    np.testing.assert_allclose(_value(closed, named), expected, rtol=1e-12)
+
+
+class _SinCos(symgrad.autograd.Function):
+    """Two outputs of one node: a cut must find the output it was asked for."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.sin(), x.cos()
+
+    @staticmethod
+    def backward(ctx, g_sin, g_cos):
+        (x,) = ctx.saved_tensors
+        return g_sin * x.cos() - g_cos * x.sin()
+
+    @staticmethod
+    def sympy(sp, x):
+        return sp.sin(x), sp.cos(x)
+
+
+@pytest.mark.parametrize("which", [0, 1, (0, 1)])
+def test_an_output_of_a_node_with_two_is_cut_where_it_is(which):
+    """Compared with the exact partials: ``autograd.grad`` at such an output is wrong on
+    both engines today (the tape gives the sum over the node's outputs, the symbolic
+    engine the first output's gradient for both)."""
+    w = _leaf(W, "w")
+    outs = [_named(o, n) for o, n in zip(_SinCos.apply(w * 1), ["s", "c"])]
+    loss = (outs[0] * outs[1] * outs[1]).sum() + (outs[0] * w).sum()
+    s, c = np.sin(W), np.cos(W)
+    exact = [c * c + np.array(W), 2 * s * c]  # d/ds and d/dc of sum(s*c*c + s*w)
+    positions = (which,) if isinstance(which, int) else which
+    xs = [outs[k] for k in positions]
+    for k, g in zip(positions, symgrad.gradient(loss, xs)):
+        np.testing.assert_allclose(_value(g, [w] + outs), exact[k], rtol=1e-12, err_msg=outs[k].name)
