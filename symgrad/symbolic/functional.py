@@ -62,7 +62,7 @@ from ..tape.tensor import Tensor, apply_op
 from .compile import CompiledFunction, cached
 from .reverse import adjoints, jvp_expr
 from .structural import exact
-from .symbols import EngineVar, free_symbols, intern, shape_of, size_of
+from .symbols import EngineArray, free_symbols, intern, shape_of, size_of
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp", "Transformed", "fingerprint"]
 
@@ -339,7 +339,7 @@ class _Problem:
         for i in self.diff:
             position = self.arg_positions[i]
             if position is None:  # the function does not use this argument
-                out.append(EngineVar(f"unused{i}", self.arg_shapes[i], self.arg_dtypes[i]))
+                out.append(EngineArray(f"unused{i}", self.arg_shapes[i], self.arg_dtypes[i]))
             else:
                 out.append(symbols[position])
         return out
@@ -561,7 +561,7 @@ class Transformed:
             grads = adjoints([(value, sp.S.One)], wrt, as_recorded=problem.as_recorded)
             grads = [exact(g, shape_of(w)) if shape_of(w) else g for g, w in zip(grads, wrt)]
             if self.kind == "hessian":
-                seeds = [EngineVar(f"v_{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
+                seeds = [EngineArray(f"v_{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
                          for n, w in zip(names, wrt)]
                 # one VJP of the gradient: row i of the Hessian is its value at e_i
                 from .structural import Sum
@@ -577,7 +577,7 @@ class Transformed:
                 out_names = (["value"] if self.kind == "value_and_grad" else []) + [f"grad_{n}" for n in names]
                 extra = []
         elif self.kind in ("jacobian", "vjp"):
-            seed = EngineVar("g", problem.value_shape, "float64")
+            seed = EngineArray("g", problem.value_shape, "float64")
             top = exact(value, problem.value_shape) if problem.value_shape else value
             grads = adjoints([(top, seed)], wrt, as_recorded=problem.as_recorded)
             outputs = ([value] if self.kind == "vjp" else []) + [
@@ -585,7 +585,7 @@ class Transformed:
             out_names = (["value"] if self.kind == "vjp" else []) + [f"vjp_{n}" for n in names]
             extra = [seed]
         elif self.kind == "jvp":
-            tangents = [EngineVar(f"d{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
+            tangents = [EngineArray(f"d{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
                         for n, w in zip(names, wrt)]
             with evaluate(not problem.as_recorded):
                 total = sp.Add(*[jvp_expr(value, w, t, as_recorded=problem.as_recorded)

@@ -15,8 +15,8 @@ iteratively, down to its inputs:
   grad) becomes an input symbol too, whose value is read at call time, so a training
   loop over new batches reuses one compiled function;
 * a node in ``boundary`` (a custom ``Function`` without a SymPy form, a node with hooks
-  or ``retain_grad``) is *cut*: its output becomes an input symbol whose value is the
-  node's recorded output;
+  or ``retain_grad``, a tensor ``symgrad.diff`` differentiates with respect to) is *cut*:
+  its output becomes an input symbol whose value is the node's recorded output;
 * every other node becomes its op's SymPy form: the op table's elementwise form (or the
   stable replacement from ``stable.py``), the structural function of ``structural.py``,
   or a custom Function's own ``sympy(sp, *exprs)``.
@@ -26,7 +26,13 @@ names and constants, never values -- so a cache lookup needs no SymPy at all; th
 SymPy expressions are built only on a cache miss (:meth:`Segment.build`).
 
 :func:`tensor_expr` is the user-facing face: the closed form of a tensor over its leaves
-(``Tensor.expr`` delegates to it).
+(``Tensor.expr`` delegates to it); :func:`graphs_at` gives ``symgrad.diff`` the closed
+form in which each tensor it differentiates with respect to is a symbol.
+
+Input symbols are named after what users named (a tensor's ``name``, a module
+parameter's path); the names the engine makes (``t0``, ``idx0``, ``zero``, ``mul_out``)
+yield to them: a user's tensor named ``t0`` keeps its name and the engine's becomes
+``t0_1``.
 """
 from __future__ import annotations
 
@@ -42,7 +48,7 @@ from .stable import STABLE_FORMS
 from .structural import exact, structural_class
 from .symbols import ArrayVar, Slot, _freeze, collection_paused, intern, start_building
 
-__all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph"]
+__all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at"]
 
 DEEP = 48
 """Graphs deeper than this are translated to unevaluated SymPy (see ``Segment.build``)."""
@@ -50,15 +56,17 @@ DEEP = 48
 
 class InputRef:
     """One input of a segment: a leaf, a non-recorded array, a cut node's output, or a
-    constant operand SymPy cannot hold (``"const"``: its frozen value is ``constant``)."""
+    constant operand SymPy cannot hold (``"const"``: its frozen value is ``constant``).
+    ``user_named``: ``name`` is one a user gave (else the engine made it)."""
 
     __slots__ = ("kind", "tensor", "node", "index", "name", "shape", "dtype", "symbol", "version", "array",
-                 "constant")
+                 "constant", "user_named")
 
     def __init__(self, kind: str, *, tensor=None, node=None, index: int = 0, name: str | None,
                  shape: tuple, dtype: np.dtype, version: int | None = None, array=None,
-                 constant: tuple | None = None) -> None:
+                 constant: tuple | None = None, user_named: bool = False) -> None:
         self.kind = kind
+        self.user_named = user_named
         self.constant = constant
         self.array = array
         self.tensor = tensor
@@ -266,13 +274,13 @@ class Segment:
             leaf = edge.variable
             return ("in", self._add_input(("leaf", id(leaf)), lambda: InputRef(
                 "leaf", tensor=leaf, name=leaf.name, shape=leaf.shape, dtype=leaf.dtype,
-                version=leaf._version.value)))
+                version=leaf._version.value, user_named=bool(leaf.name))))
         if isinstance(edge, self._Node):
-            name = _cut_name(edge, k)
+            name, user_named = _cut_name(edge, k, tensor)
             shape = tensor.shape if tensor is not None else edge.ctx.output_shapes[k]
             dtype = tensor.dtype if tensor is not None else edge.ctx.output_dtypes[k]
             return ("in", self._add_input(("cut", id(edge), k), lambda: InputRef(
-                "cut", node=edge, index=k, name=name, shape=shape, dtype=dtype)))
+                "cut", node=edge, index=k, name=name, shape=shape, dtype=dtype, user_named=user_named)))
         constant = getattr(tensor, "_constant", None)
         if constant is not None:
             value = number_value(constant)
@@ -284,7 +292,7 @@ class Segment:
                 constant=_freeze(value))))
         return ("in", self._add_input(("array", id(tensor)), lambda: InputRef(
             "array", tensor=tensor, name=tensor.name, shape=tensor.shape, dtype=tensor.dtype,
-            version=tensor._version.value)))
+            version=tensor._version.value, user_named=bool(tensor.name))))
 
     def _add_input(self, identity: tuple, make) -> int:
         position = self._input_ids.get(identity)
@@ -301,6 +309,10 @@ class Segment:
             if position is not None:
                 return position
         return None
+
+    def cut_position(self, node, k: int = 0) -> int | None:
+        """Where output ``k`` of a cut (boundary) node is among :attr:`inputs` (None if absent)."""
+        return self._input_ids.get(("cut", id(node), k))
 
     def index_position(self, array) -> int | None:
         """Where an index array (an attribute of a recorded op) is among :attr:`inputs`
@@ -334,21 +346,18 @@ class Segment:
         tape's (the engines differentiate and compile these; what users print is the
         simplified form)."""
         start_building()
-        taken: dict = {}
-        symbols = []
+        bases = []
         n_index = n_unnamed = 0
-        for i, ref in enumerate(self.inputs):
+        for ref in self.inputs:
             if ref.kind == "index":
-                base = f"idx{n_index}"
+                bases.append(f"idx{n_index}")
                 n_index += 1
             else:
-                base = ref.name or f"t{n_unnamed}"
+                bases.append(ref.name or f"t{n_unnamed}")
                 n_unnamed += not ref.name
-            name = base
-            while name in taken:
-                taken[base] += 1
-                name = f"{base}_{taken[base]}"
-            taken.setdefault(name, 0)
+        names = _distinct_names(bases, [ref.user_named for ref in self.inputs])
+        symbols = []
+        for ref, name in zip(self.inputs, names):
             ref.symbol = ArrayVar(name, ref.shape, ref.dtype)
             symbols.append(ref.symbol)
         exprs: list = []
@@ -400,15 +409,42 @@ def eval_constant(ref: tuple) -> Any:
     raise ValueError(f"unknown constant reference {ref!r}")
 
 
-def _cut_name(node, k: int) -> str:
+def _distinct_names(bases: Sequence[str], user_named: Sequence[bool]) -> list[str]:
+    """One name per input, all different: the names users gave first, in order (a
+    repeated one gets ``_1``, ``_2``, ...), then the engine's, which never take a user's.
+
+    >>> _distinct_names(["t0", "x", "t0", "x"], [False, True, True, True])
+    ['t0_1', 'x', 't0', 'x_1']
+    """
+    taken: dict = {}
+    names: list = [None] * len(bases)
+    for users in (True, False):
+        for i, (base, user) in enumerate(zip(bases, user_named)):
+            if user is not users:
+                continue
+            name = base
+            while name in taken:
+                taken[base] = taken.get(base, 0) + 1
+                name = f"{base}_{taken[base]}"
+            taken.setdefault(name, 0)
+            names[i] = name
+    return names
+
+
+def _cut_name(node, k: int, tensor=None) -> tuple[str, bool]:
+    """The name of output ``k`` of a cut node and whether a user gave it (the name of the
+    tensor that was used, or of one that called ``retain_grad()``), else the engine's
+    (``mul_out``)."""
+    if tensor is not None and tensor.name:
+        return tensor.name, True
     retained = node.retained[k]() if node.retained[k] is not None else None
     if retained is not None and retained.name:
-        return retained.name
+        return retained.name, True
     if node.function is not None:
         base = node.function.__name__
     else:
         base = node.op.name
-    return f"{base}_out{k}" if node.n_outputs > 1 else f"{base}_out"
+    return (f"{base}_out{k}" if node.n_outputs > 1 else f"{base}_out"), False
 
 
 def _is_index_array(part: Any) -> bool:
@@ -472,3 +508,37 @@ def tensor_expr(tensor) -> sp.Expr:
     2*sigmoid(x @ w)
     """
     return tensor_graph(tensor)[0]
+
+
+def graphs_at(y, xs: Sequence[Any]) -> list[tuple[sp.Expr, Any]]:
+    """For each tensor ``x`` of ``xs``: ``(closed form of y, symbol of x in it)``, the
+    symbol ``None`` where ``y``'s recorded graph does not use ``x``.
+
+    A leaf, or a tensor no recorded op made (data, or computed from tensors that do not
+    require grad), is an input of ``y``'s graph.  A tensor a recorded op made is *cut*:
+    its node's outputs become input symbols (named after the tensors' names, else after
+    the op, ``mul_out``), so a derivative holds fixed what ``x`` was computed from -- the
+    gradient ``autograd.grad(y, x)`` computes -- while everything above ``x`` still
+    flows.  The leaves share one graph; each cut node has its own, cut there only.
+
+    >>> import symgrad
+    >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True, name="w")
+    >>> h = w * 2
+    >>> h.name = "h"
+    >>> y = (h * h).sum() + w.sum()
+    >>> graphs_at(y, [w, h])
+    [(sum(w) + sum(4*w**2), w), (sum(h**2) + sum(w), h)]
+    """
+    graphs: dict = {}
+    out = []
+    for x in xs:
+        node = x.grad_fn
+        key = None if node is None else id(node)
+        if key not in graphs:
+            segment = Segment([y], boundary=frozenset() if node is None else frozenset([node]))
+            symbols, (expr,) = segment.build()
+            graphs[key] = (segment, symbols, exact(expr, tuple(y.shape)) if tuple(y.shape) else expr)
+        segment, symbols, expr = graphs[key]
+        position = segment.input_position(x) if node is None else segment.cut_position(node, _output_index(node, x))
+        out.append((expr, None if position is None else symbols[position]))
+    return out

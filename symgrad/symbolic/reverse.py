@@ -33,7 +33,7 @@ from ..progress import progress
 from .elementwise import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, LogicalAnd, Select, TieStep, dummies,
                           lower)
 from .structural import StructuralFunction, exact, reduce_to, scale
-from .symbols import ArrayVar, broadcast_shapes, collection_paused, intern, operands, shape_of, size_of
+from .symbols import ArrayVar, EngineArray, broadcast_shapes, collection_paused, intern, operands, shape_of, size_of
 
 __all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "as_expr"]
 
@@ -377,23 +377,42 @@ def as_expr(value: Any) -> sp.Expr:
                         "a number or a symgrad tensor") from None
 
 
-def _resolve(y: Any, xs: Sequence[Any]) -> tuple[sp.Expr, list]:
-    """``y`` and ``xs`` as expressions; tensors are looked up in ``y``'s graph (a tensor
-    ``y`` does not depend on becomes a fresh symbol, whose gradient is 0)."""
+def _resolve(y: Any, xs: Sequence[Any], allow_unused: bool = False) -> list[tuple[sp.Expr, sp.Expr]]:
+    """``(y, x)`` as expressions for each ``x`` of ``xs``.  With tensors, ``x`` is a symbol
+    of the closed form of ``y`` given with it (:func:`~symgrad.symbolic.graph.graphs_at`:
+    a tensor made by a recorded op is cut there, so its derivative is the one
+    ``autograd.grad(y, x)`` computes).  A tensor ``y``'s graph does not use raises, as
+    ``autograd.grad`` does, unless ``allow_unused`` (then it is a symbol of its own, an
+    :class:`~symgrad.symbolic.symbols.EngineArray`: its derivative is 0)."""
     if not _is_tensor(y) and not any(_is_tensor(x) for x in xs):
-        return as_expr(y), [as_expr(x) for x in xs]
+        y = as_expr(y)
+        return [(y, as_expr(x)) for x in xs]
     if not _is_tensor(y):
         raise TypeError("differentiate a tensor with respect to tensors, or an expression with respect to symbols")
-    from .graph import tensor_graph
-
-    expr, symbols = tensor_graph(y)
-    by_id = {id(t): s for s, t in symbols.items()}
-    out = []
     for x in xs:
         if not _is_tensor(x):
             raise TypeError(f"differentiate a tensor with respect to tensors, got {type(x).__name__}")
-        out.append(by_id.get(id(x)) or ArrayVar(x.name or "unused", x.shape, x.dtype))
-    return expr, out
+    from .graph import graphs_at
+
+    out = []
+    for i, (x, (expr, symbol)) in enumerate(zip(xs, graphs_at(y, xs))):
+        if symbol is None:
+            if not allow_unused:
+                raise RuntimeError(_unused_message(x, i, len(xs)))
+            symbol = EngineArray(x.name or "unused", x.shape, x.dtype)
+        out.append((expr, symbol))
+    return out
+
+
+def _unused_message(x: Any, i: int, n: int) -> str:
+    which = f"the tensor {x.name!r}" if x.name else ("the tensor" if n == 1 else f"tensor {i} of the list")
+    message = (f"{which} (shape {list(x.shape)}) was not used to compute the differentiated tensor (its recorded "
+               "graph does not reach it); pass allow_unused=True for a derivative of 0 if that is expected")
+    if not x.requires_grad:
+        message += (". It does not require grad, and ops on tensors that do not require grad are not recorded: if "
+                    "the differentiated tensor was computed from it (1 - x), call .requires_grad_() on it before "
+                    "computing, or differentiate with respect to the tensor the op made")
+    return message
 
 
 def _require_scalar(y: sp.Expr, what: str) -> None:
@@ -405,13 +424,19 @@ def _require_scalar(y: sp.Expr, what: str) -> None:
         )
 
 
-def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False) -> Any:
+def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False, allow_unused: bool = False) -> Any:
     """The closed-form derivative of a scalar ``y`` with respect to ``x`` (a symbol, an
     array symbol, a tensor, or a list of them), ``n`` times; ``simplify=True`` tidies the
     result (``sympy.factor_terms``).
 
     For an array ``x`` the result is the gradient, an expression of ``x``'s shape;
     ``n > 1`` needs a scalar ``x`` (use :func:`hessian` for arrays).
+
+    A tensor ``x`` may be any tensor ``y``'s graph uses: a leaf, data, or an
+    intermediate (``h = w * 2``), which is then a symbol of its own (named ``x.name``, else
+    after its op) and what it was computed from is held fixed -- the value
+    ``symgrad.autograd.grad(y, x)`` computes.  A tensor the graph does not use raises
+    ``RuntimeError``, as ``autograd.grad`` does, unless ``allow_unused=True`` (then 0).
 
     >>> x = sp.Symbol("x", real=True)
     >>> diff(sp.exp(x) * x, x)
@@ -425,12 +450,18 @@ def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False) -> Any:
     >>> w = ArrayVar("w", (3,))
     >>> diff(Sum.of(w ** 2), w)
     2*w
+    >>> import symgrad
+    >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True, name="w")
+    >>> h = w * 2
+    >>> h.name = "h"
+    >>> diff((h * h).sum(), h)
+    2*h
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
         raise ValueError(f"n (the order of the derivative) must be a non-negative integer, got {n!r}")
     if isinstance(x, (list, tuple)):
-        return [diff(y, xi, n, simplify=simplify) for xi in x]
-    y, (x,) = _resolve(y, [x])
+        return [diff(y, xi, n, simplify=simplify, allow_unused=allow_unused) for xi in x]
+    ((y, x),) = _resolve(y, [x], allow_unused)
     if n > 1 and size_of(shape_of(x)) != 1:
         raise ValueError(
             f"diff(y, x, n={n}) needs a scalar x; x has shape {shape_of(x)}: use hessian(y, x) "
@@ -443,16 +474,24 @@ def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False) -> Any:
     return sp.factor_terms(y) if simplify else y
 
 
-def gradient(y: Any, xs: Sequence[Any]) -> list:
-    """The gradient of a scalar ``y`` with respect to each of ``xs``, in one reverse pass.
+def gradient(y: Any, xs: Sequence[Any], *, allow_unused: bool = False) -> list:
+    """The gradient of a scalar ``y`` with respect to each of ``xs``, in one reverse pass
+    (tensors: one for the leaves and data, and one per intermediate tensor, whose
+    gradient holds what it was computed from fixed, as in :func:`diff`).
 
     >>> x, y = sp.symbols("x y", real=True)
     >>> gradient(x ** 2 * y, [x, y])
     [2*x*y, x**2]
     """
-    y, xs = _resolve(y, list(xs))
-    grads = _adjoints([(y, sp.S.One)], xs, scalar_outputs=True)
-    return [exact(g, shape_of(x)) if shape_of(x) else g for g, x in zip(grads, xs)]
+    pairs = _resolve(y, list(xs), allow_unused)
+    grads: list = [None] * len(pairs)
+    for expr in {id(expr): expr for expr, _ in pairs}.values():
+        positions = [i for i, (e, _) in enumerate(pairs) if e is expr]
+        wrt = [pairs[i][1] for i in positions]
+        for i, g in zip(positions, _adjoints([(expr, sp.S.One)], wrt, scalar_outputs=True)):
+            x = pairs[i][1]
+            grads[i] = exact(g, shape_of(x)) if shape_of(x) else g
+    return grads
 
 
 def jacobian(ys: Any, xs: Sequence[Any]) -> sp.Matrix:
@@ -493,7 +532,7 @@ def hessian(y: Any, xs: Sequence[Any]) -> sp.Matrix:
     return jacobian(gradient(y, xs), xs)
 
 
-def vjp_expr(y: Any, x: Any, g: Any) -> sp.Expr:
+def vjp_expr(y: Any, x: Any, g: Any, *, allow_unused: bool = False) -> sp.Expr:
     """The vector-Jacobian product ``g^T (dy/dx)`` in closed form (shape of ``x``).
 
     >>> from symgrad.symbolic.symbols import ArrayVar
@@ -501,17 +540,20 @@ def vjp_expr(y: Any, x: Any, g: Any) -> sp.Expr:
     >>> vjp_expr(sp.sin(x), x, g)
     g*cos(x)
     """
-    (y, (x,)), g = _resolve(y, [x]), as_expr(g)
+    ((y, x),), g = _resolve(y, [x], allow_unused), as_expr(g)
     if shape_of(g) != shape_of(y) and shape_of(g):
         y = exact(y, broadcast_shapes(shape_of(y), shape_of(g)))
     (out,) = adjoints([(y, g)], [x])
     return exact(out, shape_of(x)) if shape_of(x) else out
 
 
-def jvp_expr(y: Any, x: Any, v: Any, *, as_recorded: bool = False) -> sp.Expr:
+def jvp_expr(y: Any, x: Any, v: Any, *, as_recorded: bool = False, allow_unused: bool = False) -> sp.Expr:
     """The Jacobian-vector product ``(dy/dx) v`` in closed form (shape of ``y``), as the
     transpose of the (linear) VJP: ``d/dg <vjp(g), v>`` (``as_recorded``: see
-    :func:`adjoints`).
+    :func:`adjoints`).  Two reverse passes over the DAG, each visiting every node once,
+    so the work is linear in the size of the DAG, however often a value is reused; the
+    upstream gradient ``g`` is an :class:`~symgrad.symbolic.symbols.EngineArray`, which no
+    symbol of ``y`` can be.
 
     >>> from symgrad.symbolic.symbols import ArrayVar
     >>> x, v = ArrayVar("x", (3,)), ArrayVar("v", (3,))
@@ -520,13 +562,11 @@ def jvp_expr(y: Any, x: Any, v: Any, *, as_recorded: bool = False) -> sp.Expr:
     """
     from .structural import Sum
 
-    (y, (x,)), v = _resolve(y, [x]), as_expr(v)
-    seed = ArrayVar("_jvp_seed", shape_of(y), "float64")
+    ((y, x),), v = _resolve(y, [x], allow_unused), as_expr(v)
+    seed = EngineArray("g", shape_of(y), "float64")
     (vjp_out,) = adjoints([(y, seed)], [x], as_recorded=as_recorded)
     with evaluate(not as_recorded):
         inner = Sum.of(exact(vjp_out, shape_of(x)) * v) if shape_of(x) or shape_of(v) else vjp_out * v
     (out,) = adjoints([(inner, sp.S.One)], [seed], as_recorded=as_recorded)
     out = exact(out, shape_of(y)) if shape_of(y) else out
-    if out.has(seed):  # pragma: no cover  (a VJP is linear in its seed)
-        raise RuntimeError(f"internal error: the VJP of {y} is not linear in its upstream gradient")
     return out

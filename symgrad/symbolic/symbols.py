@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import itertools
 import operator
 import threading
 from typing import Any, Iterable, Iterator
@@ -34,7 +35,7 @@ from ..tape.structure import freeze as _freeze
 
 Shape = tuple[int, ...]
 
-__all__ = ["ArrayVar", "EngineVar", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
+__all__ = ["ArrayVar", "EngineArray", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
            "intern", "unevaluated", "collection_paused"]
 
 
@@ -92,33 +93,45 @@ class ArrayVar(sp.Symbol):
         return f"ArrayVar({self.name!r}, {self.array_shape!r}, {self.array_dtype!r})"
 
 
-class EngineVar(ArrayVar):
-    """An array symbol the engine makes (an upstream gradient, a tangent, an unused
-    argument): like ``sp.Dummy`` it equals only itself, so no name a user chooses can
-    meet it; it prints under its display name.
+class EngineArray(ArrayVar):
+    """An array symbol the engine makes for itself (a seed, a tangent), which no user
+    symbol can ever equal: its class is its own (SymPy's equality and hash compare the
+    class) and a serial number, new for every one made, is part of its identity, so an
+    ``ArrayVar`` (or an engine symbol made elsewhere) of the same name, shape and dtype
+    is another symbol.
 
-    >>> g = EngineVar("g", (2,))
-    >>> g == ArrayVar("g", (2,)), g == EngineVar("g", (2,)), str(g)
-    (False, False, 'g')
+    >>> seed = EngineArray("seed", (2,))
+    >>> seed == ArrayVar("seed", (2,)), seed == EngineArray("seed", (2,)), seed == seed
+    (False, False, True)
+    >>> str(seed), shape_of(seed * 2)
+    ('seed', (2,))
     """
 
-    __slots__ = ("dummy_index",)
+    __slots__ = ("serial",)
 
-    _count = 0
+    serial: int
+    _serials = itertools.count()
 
-    def __new__(cls, name: str, shape: Iterable[int] = (), dtype: Any = "float64") -> "EngineVar":
+    def __new__(cls, name: str, shape: Iterable[int] = (), dtype: Any = "float64",  # type: ignore[override]
+                serial: int | None = None) -> "EngineArray":
         shape = tuple(int(s) for s in shape)
         dtype = np.dtype(dtype).name
-        obj = ArrayVar.__xnew__(cls, name, shape, dtype, real=True)
-        EngineVar._count += 1
-        obj.dummy_index = EngineVar._count
+        real = {"real": True} if np.dtype(dtype).kind in "fiub" else {}
+        obj = ArrayVar.__xnew__(cls, name, shape, dtype, **real)
+        obj.serial = next(cls._serials) if serial is None else int(serial)
         return obj
 
     def _hashable_content(self):
-        return super()._hashable_content() + (self.dummy_index,)
+        return super()._hashable_content() + (self.serial,)
 
-    def __getnewargs_ex__(self):  # pragma: no cover  (pickling makes a new, distinct symbol)
-        return ((self.name, self.array_shape, self.array_dtype), {})
+    def __getnewargs_ex__(self):
+        return (self.name, self.array_shape, self.array_dtype, self.serial), {}
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "serial": self.serial}
+
+    def _sympyrepr(self, printer) -> str:
+        return f"EngineArray({self.name!r}, {self.array_shape!r}, {self.array_dtype!r}, serial={self.serial})"
 
 
 def array_symbol(name: str, shape: Iterable[int] = (), dtype: Any = "float64") -> ArrayVar:
