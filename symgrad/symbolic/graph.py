@@ -539,6 +539,6 @@ def graphs_at(y, xs: Sequence[Any]) -> list[tuple[sp.Expr, Any]]:
             symbols, (expr,) = segment.build()
             graphs[key] = (segment, symbols, exact(expr, tuple(y.shape)) if tuple(y.shape) else expr)
         segment, symbols, expr = graphs[key]
-        position = segment.input_position(x) if node is None else segment.cut_position(node, _output_index(node, x))
+        position = segment.input_position(x) if node is None else segment.cut_position(node, _output_index(x))
         out.append((expr, None if position is None else symbols[position]))
     return out
