@@ -399,8 +399,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
     """``symgrad diff``: print closed-form derivatives (and check them at a point)."""
     if sum([args.hessian, args.jacobian, args.order != 1]) > 1:
         raise UsageError("choose one of --order, --hessian and --jacobian")
-    if not 1 <= args.order <= MAX_ORDER:
-        raise UsageError(f"--order must be between 1 and {MAX_ORDER}, got {args.order}")
     mode = "jacobian" if args.jacobian else "hessian" if args.hessian else "order"
     problem = _problem(args.expressions, args.shape, args.wrt)
     at = parse_values(args.at) if args.at else None
@@ -678,6 +676,66 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 # ============================================================================ parser
+def _order(text: str) -> int:
+    """``--order``: a whole number from 1 to :data:`MAX_ORDER`.
+
+    >>> _order("2")
+    2
+    >>> _order("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number from 1 to 10, got '0'
+    """
+    text = text.strip()  # a leading minus arrives as " -1" (see _protect_leading_minus)
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MAX_ORDER:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_ORDER}, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """``--seed``: a whole number >= 0 (what ``numpy.random.default_rng`` accepts).
+
+    >>> _seed("7")
+    7
+    >>> _seed("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number >= 0, got '-1'
+    """
+    text = text.strip()  # a leading minus arrives as " -1" (see _protect_leading_minus)
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def _tolerance_option(text: str) -> float:
+    """``--atol``/``--rtol``: a finite number >= 0.
+
+    >>> _tolerance_option("1e-4")
+    0.0001
+    >>> _tolerance_option("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a finite number >= 0, got 'nan'
+    """
+    text = text.strip()  # a leading minus arrives as " -1" (see _protect_leading_minus)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises :class:`UsageError` instead of exiting (so ``main`` decides)."""
 
@@ -704,7 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
                                epilog=EXAMPLES, description="Print every partial derivative in closed form.")
     diff.add_argument("expressions", nargs="+", metavar="EXPR", help="the expression(s) to differentiate")
     diff.add_argument("--wrt", help="comma-separated variables (default: every variable, in order of appearance)")
-    diff.add_argument("--order", type=int, default=1, metavar="N", help="all mixed partials of order N (scalars)")
+    diff.add_argument("--order", type=_order, default=1, metavar="N", help="all mixed partials of order N (scalars)")
     diff.add_argument("--hessian", action="store_true", help="the matrix of second derivatives")
     diff.add_argument("--jacobian", action="store_true", help="the Jacobian of several scalar expressions")
     style = diff.add_mutually_exclusive_group()
@@ -728,9 +786,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--at", action="append", metavar="VALUES",
                        help=at_help + "; variables not given are drawn from [0.5, 1.5] (--seed)")
     check.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
-    check.add_argument("--seed", type=int, default=0, help="seed for values not given with --at (default 0)")
-    check.add_argument("--atol", type=float, help="absolute tolerance against finite differences")
-    check.add_argument("--rtol", type=float, help="relative tolerance against finite differences")
+    check.add_argument("--seed", type=_seed, default=0, help="seed for values not given with --at (default 0)")
+    check.add_argument("--atol", type=_tolerance_option, help="absolute tolerance against finite differences")
+    check.add_argument("--rtol", type=_tolerance_option, help="relative tolerance against finite differences")
     check.add_argument("--json", action="store_true", help="print one JSON document")
     check.set_defaults(run=cmd_check)
 
@@ -743,7 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--tape", action="store_true", help="draw the tape graph of symgrad tensors instead")
     graph.add_argument("--at", action="append", metavar="VALUES", help=at_help + " (with --tape)")
     graph.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
-    graph.add_argument("--seed", type=int, default=0, help="seed for values not given with --at")
+    graph.add_argument("--seed", type=_seed, default=0, help="seed for values not given with --at")
     graph.set_defaults(run=cmd_graph)
     return parser
 
