@@ -313,6 +313,57 @@ def test_check_fails_where_the_function_is_not_finite(capsys):
     assert status == 1 and "NOT FINITE" in out
 
 
+def test_check_work_does_not_grow_with_the_array(capsys):
+    """Finite differences at FD_SAMPLE elements of a large variable, the engines compared
+    on all of them (vectorised): the same function calls for 100 and 20,000 elements.
+    (Before, one difference per element: 20,000 differences, each evaluating the whole
+    formula twice; 1,000,000 elements, the documented limit, would have taken hours.)"""
+    from symgrad.cli import FD_SAMPLE
+    from symgrad.testing import count_calls
+
+    def check(n):
+        return count_calls(lambda: main(["check", "sum(sin(x)*x)", "--shape", f"x={n}"]), limit=limit)[0]
+
+    limit = None
+    small = check(2 * FD_SAMPLE)
+    limit = 2 * small
+    large = check(20_000)
+    assert large <= 1.2 * small, (small, large)
+    out = capsys.readouterr().out
+    assert f"check passed: {FD_SAMPLE}/{FD_SAMPLE}" in out
+    assert (f"note: x has 20000 elements: finite differences at {FD_SAMPLE} of them (where the engines differ "
+            "most, and drawn with --seed 0); symbolic and tape agree on all 20000") in out
+
+
+@pytest.mark.parametrize("position", [0, 12_345, 99_999])
+def test_check_of_a_large_array_finds_one_wrong_element_anywhere(capsys, monkeypatch, position):
+    """A VJP wrong at one element of 100,000 fails the check, whatever the sample, and the
+    table shows that element: the elements where the engines differ most are checked."""
+    from symgrad.ops import OPS
+
+    right = OPS["sin"].vjp
+    wrong = dataclasses.replace(OPS["sin"], vjp=lambda xp, g, ans, x: (
+        right(xp, g, ans, x)[0] + (np.arange(np.size(x)).reshape(np.shape(x)) == position),))
+    monkeypatch.setitem(OPS, "sin", wrong)
+    status, out, err = run(capsys, "check", "sum(sin(x))", "--shape", "x=100000")
+    assert status == 1
+    row = next(line for line in out.splitlines() if line.startswith(f"x[{position}] "))
+    assert row.endswith("MISMATCH (symbolic vs tape)")
+    assert "symbolic and tape DISAGREE on 1 of 100000" in out
+    assert err.startswith(f"symgrad: error: gradient check failed for 'sum(sin(x))' at x[{position}]:")
+
+
+def test_check_json_of_a_sampled_array_leaves_unchecked_differences_null(capsys):
+    from symgrad.cli import FD_SAMPLE
+
+    status, out, _ = run(capsys, "check", "sum(x*x)", "--shape", "x=200", "--json")
+    assert status == 0
+    (gradient,) = json.loads(out)["gradients"]
+    checked = [i for i, v in enumerate(gradient["finite_difference"]) if v is not None]
+    assert len(checked) == FD_SAMPLE and all(v is not None for v in gradient["tape"])
+    assert [gradient["finite_difference"][i] for i in checked] == pytest.approx([gradient["tape"][i] for i in checked])
+
+
 def test_check_json(capsys):
     status, out, _ = run(capsys, "check", "x*exp(y)", "--at", "x=2,y=0", "--json")
     assert status == 0
