@@ -1,13 +1,9 @@
-"""Shared helpers of the symbolic engine's tests: seeded inputs and central differences."""
+"""Shared helpers of the symbolic engine's tests: central differences.  (Random inputs
+come from the ``rng`` fixture of symgrad's plugin, seeded from the session seed.)"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(20240611)
 
 
 def central_vjp(forward, arrays: list, g: np.ndarray, index: int, eps: float = 1e-6) -> np.ndarray:
