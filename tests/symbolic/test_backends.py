@@ -113,7 +113,10 @@ def test_random_elementwise_program_agrees_with_numpy(cc, backend, dtype, case, 
 def test_random_program_with_inner_sums_agrees_with_numpy(cc, backend, dtype, case, rng):
     """The generator's own programs: it adds the sums of unused results to the output, so
     full sums sit inside the expressions.  The value's dtype is the tape's (the NumPy
-    backend can widen float32 through ``where`` of two Python numbers)."""
+    backend can widen float32 through ``where`` of two Python numbers).  A gradient can
+    hold a reduction over some axes (``sum_to`` of a broadcast operand of an inner sum),
+    which the C backends refuse by design (docs/backends.md); then the value alone is
+    compared.  (Found when the programs stopped being the same six every run.)"""
     program = random_program(rng, ELEMENTWISE_OPS, max_steps=6, dtype=dtype)
     tape_value = program(*program.tensors())
     value, refs = tensor_graph(tape_value)
@@ -121,7 +124,11 @@ def test_random_program_with_inner_sums_agrees_with_numpy(cc, backend, dtype, ca
     values = [refs[s].detach().numpy() for s in symbols]
     full = [s for s in symbols if shape_of(s) == shape_of(value) and getattr(s, "array_dtype", "") != "bool"]
     outputs = [value, *(adjoints([(Sum.of(value, dim=None, keepdim=False), sp.S.One)], full) if full else [])]
-    native, reference = compile_both(backend, symbols, outputs)
+    try:
+        native, reference = compile_both(backend, symbols, outputs)
+    except UnsupportedExpressionError as refusal:
+        assert "cannot translate sum_to" in str(refusal), str(refusal)
+        native, reference = compile_both(backend, symbols, outputs[:1])
     got = native(*values)
     assert got[0].dtype == tape_value.dtype
     assert_agree(got, reference(*values), TOLERANCES[dtype], dtypes=False)
