@@ -45,6 +45,16 @@ MAX_ORDER = 10
 MAX_TABLE_ELEMENTS = 50
 """Arrays with more elements are summarised in value tables (largest error only)."""
 
+FD_SAMPLE = 50
+"""``symgrad check`` takes finite differences at every element of a variable with at most
+this many, else at this many: the :data:`FD_WORST` elements where the two engines differ
+most, then elements drawn with ``--seed``.  The engines themselves (vectorised) are
+compared on every element.  (Each finite difference evaluates the whole formula twice, so
+differences at all 1,000,000 elements of the largest array took hours.)"""
+
+FD_WORST = 10
+"""How many of the :data:`FD_SAMPLE` elements are those where the engines differ most."""
+
 EXAMPLES = """\
 examples:
   symgrad diff "sin(x)*exp(-y**2)" --wrt x,y
@@ -331,6 +341,34 @@ def _elements(label: str, array: np.ndarray) -> list[tuple[str, tuple]]:
     return [(f"{label}[{', '.join(map(str, index))}]", index) for index in np.ndindex(array.shape)]
 
 
+def _fd_elements(symbolic: np.ndarray, tape: np.ndarray, shape: tuple, seed: int) -> list[tuple]:
+    """The elements of a variable that ``check`` takes finite differences at (see
+    :data:`FD_SAMPLE`), in order.
+
+    >>> _fd_elements(np.zeros(3), np.zeros(3), (3,), 0)
+    [(0,), (1,), (2,)]
+    >>> picked = _fd_elements(np.zeros(1000), np.eye(1, 1000, 7).ravel(), (1000,), 0)
+    >>> len(picked), (7,) in picked
+    (50, True)
+    """
+    size = math.prod(shape)
+    if size <= FD_SAMPLE:
+        return list(np.ndindex(shape)) if shape else [()]
+    s = np.broadcast_to(symbolic, shape).ravel()
+    t = np.broadcast_to(tape, shape).ravel()
+    with np.errstate(all="ignore"):
+        gap = np.where(np.isfinite(s) & np.isfinite(t), np.abs(s - t), np.inf)
+    worst = np.argpartition(-gap, FD_WORST)[:FD_WORST]
+    worst = worst[gap[worst] > 0]
+    drawn = np.random.default_rng([seed, 1]).choice(size, size=FD_SAMPLE, replace=False)
+    flat = list(dict.fromkeys(int(i) for i in (*worst, *drawn)))[:FD_SAMPLE]
+    return sorted(tuple(int(k) for k in np.unravel_index(i, shape)) for i in flat)
+
+
+def _element_label(name: str, index: tuple) -> str:
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip()]
@@ -399,8 +437,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
     """``symgrad diff``: print closed-form derivatives (and check them at a point)."""
     if sum([args.hessian, args.jacobian, args.order != 1]) > 1:
         raise UsageError("choose one of --order, --hessian and --jacobian")
-    if not 1 <= args.order <= MAX_ORDER:
-        raise UsageError(f"--order must be between 1 and {MAX_ORDER}, got {args.order}")
     mode = "jacobian" if args.jacobian else "hessian" if args.hessian else "order"
     problem = _problem(args.expressions, args.shape, args.wrt)
     at = parse_values(args.at) if args.at else None
@@ -522,6 +558,7 @@ def _latex_label(label: str) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     """``symgrad check``: symbolic vs tape vs finite differences, as a table."""
     from .check.numerical import FiniteDifferences
+    from .progress import progress
     from .tape.engine import backward_engine
 
     problem = _problem([args.expression], args.shape, args.wrt)
@@ -557,17 +594,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         grad = inputs[n].grad if n in inputs else None
         tape[n] = np.zeros(problem.shapes.get(n, ())) if grad is None else np.asarray(grad.numpy(), dtype=np.float64)
 
-    # 3. finite differences of the tape forward, in float64, with one-sided quotients
+    # 3. finite differences of the tape forward, in float64, with one-sided quotients, at
+    #    every element of small variables and a sample of large ones (FD_SAMPLE)
     import symgrad
 
     order = [n for n in problem.wrt if n in parsed.names]
+    checked = {n: _fd_elements(symbolic[n], tape[n], problem.shapes.get(n, ()), args.seed) for n in problem.wrt}
+
+    def size_of(name: str) -> int:
+        return math.prod(problem.shapes.get(name, ()))
 
     def forward(*tensors):
         bound = dict(zip(order, tensors))
         return parsed.to_tensor({n: bound.get(n, values[n]) for n in parsed.names}, requires_grad=False)[0]
 
     leaves = tuple(symgrad.tensor(values[n], requires_grad=True) for n in order)
-    fd = {n: np.zeros(problem.shapes.get(n, ())) for n in problem.wrt}
+    fd = {n: np.full(problem.shapes.get(n, ()), np.nan if len(checked[n]) < size_of(n) else 0.0)
+          for n in problem.wrt}
     one_sided: dict = {n: (np.zeros(problem.shapes.get(n, ())), np.zeros(problem.shapes.get(n, ()))) for n in problem.wrt}
     if order:
         with np.errstate(all="ignore"):
@@ -575,7 +618,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             f0 = differences.f0[0][0]
             for k, name in enumerate(order):
                 shape = problem.shapes.get(name, ())
-                for index in np.ndindex(shape) if shape else [()]:
+                for index in progress(checked[name], desc=f"symgrad check: finite differences of {name}",
+                                      unit="element"):
                     direction = np.zeros(shape)
                     direction[index] = 1.0
                     plus, minus = differences.difference(k, direction.ravel(), tol.eps)
@@ -583,11 +627,21 @@ def cmd_check(args: argparse.Namespace) -> int:
                     one_sided[name][0][index] = (plus[0][0] - f0) / tol.eps
                     one_sided[name][1][index] = (f0 - minus[0][0]) / tol.eps
 
-    rows, failures, kinks = [], [], []
+    rows, failures, kinks, notes = [], [], [], []
     for name in problem.wrt:
         s_arr = np.broadcast_to(symbolic[name], fd[name].shape)
         t_arr = np.broadcast_to(tape[name], fd[name].shape)
-        for label, index in _elements(name, fd[name]):
+        if len(checked[name]) < size_of(name):
+            with np.errstate(all="ignore"):
+                differ = int(np.count_nonzero(~((np.abs(s_arr - t_arr) <= 1e-9 + 1e-7 * np.abs(t_arr))
+                                                | (np.isnan(s_arr) & np.isnan(t_arr)))))
+            notes.append(f"{name} has {size_of(name)} elements: finite differences at {len(checked[name])} of them "
+                         f"(where the engines differ most, and drawn with --seed {args.seed}); symbolic and tape "
+                         + (f"agree on all {size_of(name)}" if not differ else
+                            f"DISAGREE on {differ} of {size_of(name)}"))
+            # (the elements where they differ most are among the checked ones, so a difference fails below)
+        for index in checked[name]:
+            label = _element_label(name, index)
             s, t, f = float(s_arr[index]), float(t_arr[index]), float(fd[name][index])
             right, left = float(one_sided[name][0][index]), float(one_sided[name][1][index])
             bound = float(tol.bound(f))
@@ -635,6 +689,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if kinks:
             _write(f"note: at {', '.join(kinks)} the function has a kink (the one-sided differences "
                    "disagree); both engines' value lies between them, which counts as agreement")
+        for note in notes:
+            _write(f"note: {note}")
     if failures:
         label, s, t, f = failures[0]
         raise CheckFailed(f"gradient check failed for {parsed.text!r} at {label}: symbolic {_number(s)}, "
@@ -678,6 +734,66 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 # ============================================================================ parser
+def _order(text: str) -> int:
+    """``--order``: a whole number from 1 to :data:`MAX_ORDER`.
+
+    >>> _order("2")
+    2
+    >>> _order("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number from 1 to 10, got '0'
+    """
+    text = text.strip()  # a leading minus arrives as " -1" (see _protect_leading_minus)
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MAX_ORDER:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_ORDER}, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """``--seed``: a whole number >= 0 (what ``numpy.random.default_rng`` accepts).
+
+    >>> _seed("7")
+    7
+    >>> _seed("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number >= 0, got '-1'
+    """
+    text = text.strip()  # a leading minus arrives as " -1" (see _protect_leading_minus)
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def _tolerance_option(text: str) -> float:
+    """``--atol``/``--rtol``: a finite number >= 0.
+
+    >>> _tolerance_option("1e-4")
+    0.0001
+    >>> _tolerance_option("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a finite number >= 0, got 'nan'
+    """
+    text = text.strip()  # a leading minus arrives as " -1" (see _protect_leading_minus)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises :class:`UsageError` instead of exiting (so ``main`` decides)."""
 
@@ -704,7 +820,7 @@ def build_parser() -> argparse.ArgumentParser:
                                epilog=EXAMPLES, description="Print every partial derivative in closed form.")
     diff.add_argument("expressions", nargs="+", metavar="EXPR", help="the expression(s) to differentiate")
     diff.add_argument("--wrt", help="comma-separated variables (default: every variable, in order of appearance)")
-    diff.add_argument("--order", type=int, default=1, metavar="N", help="all mixed partials of order N (scalars)")
+    diff.add_argument("--order", type=_order, default=1, metavar="N", help="all mixed partials of order N (scalars)")
     diff.add_argument("--hessian", action="store_true", help="the matrix of second derivatives")
     diff.add_argument("--jacobian", action="store_true", help="the Jacobian of several scalar expressions")
     style = diff.add_mutually_exclusive_group()
@@ -728,9 +844,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--at", action="append", metavar="VALUES",
                        help=at_help + "; variables not given are drawn from [0.5, 1.5] (--seed)")
     check.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
-    check.add_argument("--seed", type=int, default=0, help="seed for values not given with --at (default 0)")
-    check.add_argument("--atol", type=float, help="absolute tolerance against finite differences")
-    check.add_argument("--rtol", type=float, help="relative tolerance against finite differences")
+    check.add_argument("--seed", type=_seed, default=0, help="seed for values not given with --at (default 0)")
+    check.add_argument("--atol", type=_tolerance_option, help="absolute tolerance against finite differences")
+    check.add_argument("--rtol", type=_tolerance_option, help="relative tolerance against finite differences")
     check.add_argument("--json", action="store_true", help="print one JSON document")
     check.set_defaults(run=cmd_check)
 
@@ -743,7 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--tape", action="store_true", help="draw the tape graph of symgrad tensors instead")
     graph.add_argument("--at", action="append", metavar="VALUES", help=at_help + " (with --tape)")
     graph.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
-    graph.add_argument("--seed", type=int, default=0, help="seed for values not given with --at")
+    graph.add_argument("--seed", type=_seed, default=0, help="seed for values not given with --at")
     graph.set_defaults(run=cmd_graph)
     return parser
 

@@ -5,13 +5,19 @@ in order in one namespace per page, and a ``text`` block right after a ``python`
 what that block prints (compared line by line, trailing spaces ignored; a line ``...``
 matches any number of lines, for output that varies, such as timings or file paths).
 
+The command line's pages (``docs/cli*.md``) are transcripts: in a plain fenced block, a
+line ``$ symgrad ...`` is a command, the lines after it are what it prints (standard
+output, then standard error), and ``[exit N]`` its exit status when it is not 0.  Each
+command runs in-process (``symgrad.cli.main``) in an empty directory and must print what
+is shown.
+
 The site build runs ``python -m sphinx -W --keep-going -b html docs <tmp>`` (warnings are
 errors) when Sphinx and myst-parser are installed (``pip install '.[docs]'``), and skips
 otherwise.
 
-After a deliberate change of what the tutorials print (a new printer, say), run
-``python tests/test_docs.py`` to rewrite every shown output that no longer matches with
-what its block prints now, then read the diff before committing it.
+After a deliberate change of what the tutorials or the command print (a new printer,
+say), run ``python tests/test_docs.py`` to rewrite every shown output that no longer
+matches with what its block or command prints now, then read the diff before committing it.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import io
 import linecache
 import os
 import re
+import shlex
 import subprocess
 import sys
 import warnings
@@ -95,6 +102,73 @@ def test_tutorial_runs_and_prints_what_it_shows(page, fresh_state):
             f"{page}:{line}\n--- block ---\n{code}\n--- shown ---\n{expected}\n--- printed ---\n{printed}")
 
 
+CLI_PAGES = sorted(p.name for p in DOCS.glob("cli*.md"))
+TRANSCRIPT = re.compile(r"^```[ \t]*\n(\$ symgrad .*?)^```[ \t]*$", re.S | re.M)
+
+
+def transcripts(text: str) -> list[tuple[str, str, int, int]]:
+    """``(command, shown output, start, end)`` of each ``$ symgrad`` command of a page;
+    start and end delimit the shown output in ``text``."""
+    found = []
+    for block in TRANSCRIPT.finditer(text):
+        starts = [m.start() for m in re.finditer(r"^\$ symgrad ", block.group(1), re.M)]
+        for k, start in enumerate(starts):
+            end = starts[k + 1] if k + 1 < len(starts) else len(block.group(1))
+            command, _, shown = block.group(1)[start:end].partition("\n")
+            offset = block.start(1) + start + len(command) + 1
+            found.append((command[2:], shown, offset, block.start(1) + end))
+    return found
+
+
+class _Terminal(io.StringIO):
+    """Captured output that says it is UTF-8, as the terminal the pages were made on (the
+    pretty printer draws with Unicode there)."""
+
+    encoding = "utf-8"
+
+
+def run_command(command: str, where: Path) -> str:
+    """What ``command`` prints (stdout, then stderr, then ``[exit N]`` unless 0), as a page shows it."""
+    from symgrad.cli import main
+
+    out, err = _Terminal(), _Terminal()
+    before = os.getcwd()
+    os.chdir(where)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(shlex.split(command)[1:])
+    finally:
+        os.chdir(before)
+    text = out.getvalue() + err.getvalue()
+    return text + (f"[exit {status}]\n" if status else "")
+
+
+def _separated(shown: str) -> str:
+    """A transcript's shown output without the blank line that separates it from the next command."""
+    return shown[:-1] if shown.endswith("\n\n") else shown
+
+
+@pytest.mark.parametrize("page", CLI_PAGES)
+def test_command_line_pages_show_what_the_command_prints(page, tmp_path):
+    found = transcripts((DOCS / page).read_text(encoding="utf-8"))
+    assert found, f"{page} shows no $ symgrad command"
+    for k, (command, shown, _, _) in enumerate(found):
+        where = tmp_path / str(k)
+        where.mkdir()
+        if " -o " in command and not command.split(" -o ")[1].split()[0].endswith((".dot", ".gv")) \
+                and not _has_dot():
+            continue  # a picture needs Graphviz's dot
+        printed = run_command(command, where)
+        assert matches(_separated(shown), printed), (
+            f"{page}: $ {command}\n--- shown ---\n{shown}\n--- printed ---\n{printed}")
+
+
+def _has_dot() -> bool:
+    from symgrad import viz
+
+    return viz.has_dot()
+
+
 TOCTREE = re.compile(r"^```\{toctree\}[^\n]*\n(.*?)^```", re.S | re.M)
 
 
@@ -159,7 +233,33 @@ def update_page(path: Path) -> list[int]:
     return changed
 
 
+def update_transcripts(path: Path) -> list[str]:
+    """Rewrite the shown output of every ``$ symgrad`` command of ``path`` that no longer
+    matches; return those commands (outputs with a ``...`` line are reported, never rewritten)."""
+    import tempfile
+
+    text = path.read_text(encoding="utf-8")
+    edits, changed = [], []
+    with tempfile.TemporaryDirectory() as where:
+        for command, shown, start, end in transcripts(text):
+            printed = run_command(command, Path(where))
+            if matches(_separated(shown), printed):
+                continue
+            if any(row.strip() == "..." for row in shown.splitlines()):
+                print(f"{path.name}: $ {command}: output differs but has '...' lines: edit it by hand")
+                continue
+            edits.append((start, end, printed + ("\n" if shown.endswith("\n\n") else "")))
+            changed.append(command)
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    path.write_text(text, encoding="utf-8")
+    return changed
+
+
 if __name__ == "__main__":
     for name in RUNNABLE:
         lines = update_page(DOCS / name)
         print(f"docs/{name}: " + (f"rewrote the output of the blocks at lines {lines}" if lines else "up to date"))
+    for name in CLI_PAGES:
+        commands = update_transcripts(DOCS / name)
+        print(f"docs/{name}: " + (f"rewrote the output of {commands}" if commands else "up to date"))

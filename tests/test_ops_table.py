@@ -27,7 +27,6 @@ op's domains and runs, in float64 and float32 where it applies:
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -290,10 +289,10 @@ def differentiable(op, i: int) -> bool:
     return op.differentiable is None or op.differentiable[i]
 
 
-def draw(case: Case, dtype) -> tuple[list[np.ndarray], np.ndarray]:
-    """Seeded inputs from the op's domains (booleans where the domain says so) and a g."""
+def draw(case: Case, dtype, rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+    """Inputs from the op's domains (booleans where the domain says so) and a g, drawn with
+    ``rng`` (the plugin's fixture: new inputs every day, replayable by the seed)."""
     op = OPS[case.op]
-    rng = np.random.default_rng(zlib.crc32(str(case).encode()))
     domains = case.domains or op.domains
     if op.arity is None:
         domains = domains * len(case.shapes)
@@ -346,10 +345,10 @@ def params(cases) -> list:
     pytest.param(c, id=str(c), marks=[] if OPS[c.op].kind in ("elementwise", "mask") else
                  [pytest.mark.skip(reason="STRUCTURAL: checked by the symbolic engine's tests")])
     for c in CASES])
-def test_forward_matches_sympy(case, dtype):
+def test_forward_matches_sympy(case, dtype, rng):
     sympy = pytest.importorskip("sympy")
     op = OPS[case.op]
-    inputs, _ = draw(case, dtype)
+    inputs, _ = draw(case, dtype, rng)
     symbols = sympy.symbols(f"x0:{len(inputs)}", real=True)
     expr = op.sympy(sympy, *symbols, **case.attrs)
     value = sympy.lambdify(symbols, expr, "numpy")(*inputs)
@@ -361,9 +360,9 @@ def test_forward_matches_sympy(case, dtype):
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_vjp_matches_finite_differences(case):
+def test_vjp_matches_finite_differences(case, rng):
     op = OPS[case.op]
-    inputs, g = draw(case, np.float64)
+    inputs, g = draw(case, np.float64, rng)
     ans, grads = run(op, inputs, g, case.attrs)
     assert isinstance(ans, np.ndarray) and ans.flags.writeable
     assert not any(np.shares_memory(ans, x) for x in inputs), "forward returned a view of an input"
@@ -378,9 +377,9 @@ def test_vjp_matches_finite_differences(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_float32_stays_float32(case):
+def test_float32_stays_float32(case, rng):
     op = OPS[case.op]
-    inputs, g = draw(case, np.float32)
+    inputs, g = draw(case, np.float32, rng)
     ans, grads = run(op, inputs, g, case.attrs)
     ans64, grads64 = run(op, [x.astype(np.float64) if x.dtype == np.float32 else x for x in inputs],
                          g.astype(np.float64), case.attrs)
@@ -460,9 +459,9 @@ boxed_ops = ArrayNamespace(_boxed_call)
 
 
 @pytest.mark.parametrize("case", params(CASES))
-def test_vjp_uses_only_operators_and_xp(case):
+def test_vjp_uses_only_operators_and_xp(case, rng):
     op = OPS[case.op]
-    inputs, g = draw(case, np.float64)
+    inputs, g = draw(case, np.float64, rng)
     ans, grads = run(op, inputs, g, case.attrs)
     # what the op does not declare in ``saves`` is replaced by NaN: the VJP may only read its shape
     if "output" not in op.saves:
@@ -508,17 +507,17 @@ TORCH_CASES = [c for c in CASES if c.torch and c.op in TORCH]
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", TORCH_CASES, ids=ids(TORCH_CASES))
-def test_matches_torch(case, dtype):
+def test_matches_torch(case, dtype, rng):
     torch = pytest.importorskip("torch")
-    inputs, g = draw(case, dtype)
+    inputs, g = draw(case, dtype, rng)
     compare_with_torch(torch, case.op, inputs, g, case.attrs, dtype)
 
 
 @pytest.mark.parametrize("case", params([c for c in TORCH_CASES if c.op not in NOT_TORCH_NODES
                                          and OPS[c.op].kind != "mask"]))
-def test_node_name_matches_torch(case):
+def test_node_name_matches_torch(case, rng):
     torch = pytest.importorskip("torch")
-    inputs, _ = draw(case, np.float64)
+    inputs, _ = draw(case, np.float64, rng)
     tensors = [torch.tensor(x, requires_grad=differentiable(OPS[case.op], i)) for i, x in enumerate(inputs)]
     torch_name = TORCH[case.op](torch, *tensors, **case.attrs).grad_fn.name().removeprefix("torch::autograd::")
     assert OPS[case.op].node_name(*(x.shape for x in inputs), **case.attrs) == torch_name

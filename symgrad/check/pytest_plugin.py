@@ -9,8 +9,12 @@ it off.  It offers:
   engine's gradient matches finite differences, and ``gradcheck.gradgrad``,
   ``gradcheck.function`` and ``gradcheck.numpy`` do the same for second derivatives, a
   custom ``Function`` and a NumPy gradient function; a failure shows the full report;
-* ``rng`` -- a ``numpy.random.Generator`` seeded per test (from ``--symgrad-seed`` and the
-  test's id), so random inputs are reproducible; a failing test's report names the seed;
+* ``rng`` -- a ``numpy.random.Generator`` seeded per test from the session seed and the
+  test's id, and ``test_seed``, the same seed as an int.  The session seed changes every
+  day (the UTC date, ``20261206``: see :mod:`symgrad.testing.seeds`) unless
+  ``SYMGRAD_TEST_SEED`` (or ``--symgrad-seed``) gives it, so random tests explore new
+  inputs over time, and a failing test's report says how to replay it
+  (``replay with SYMGRAD_TEST_SEED=...``);
 * ``backward_engines`` -- the backward engines that can run here (``["symbolic", "tape"]``
   once the symbolic engine is installed);
 * ``work_counter`` -- machine-independent measures of work for tests of how a cost grows
@@ -18,39 +22,77 @@ it off.  It offers:
   ``(function calls, result)``, ``work_counter.linear(label, sizes, calls)`` asserts linear
   growth. Never assert seconds in a test.
 
-The header of a pytest run shows the seed and the engines the backward switch knows.
+Every Hypothesis test draws from the session seed too (its own seed derived from the
+session seed and its id), unless it has an explicit ``@seed``, ``derandomize=True``, or the
+run gives ``--hypothesis-seed``; a failure names the session seed in the same way.
+
+The header of a pytest run shows the session seed and the engines the backward switch knows.
 """
 from __future__ import annotations
 
-import zlib
+import argparse
+import os
 
 import numpy as np
 import pytest
 
 from ..testing import assert_check_grad, assert_function_backward, assert_gradcheck, assert_gradgradcheck
+from ..testing.seeds import SEED_ENV, derive_seed, parse_seed, session_seed
 from ..testing.work import assert_linear, count_calls
 from .engines import available_engines, engine_names
 
-__all__ = ["GradChecker", "WorkCounter", "gradcheck", "rng", "backward_engines", "work_counter"]
+__all__ = ["GradChecker", "WorkCounter", "gradcheck", "rng", "test_seed", "backward_engines", "work_counter"]
 
-DEFAULT_SEED = 0
+_SESSION_SEED = pytest.StashKey[tuple]()  # config -> (seed, where it came from)
+_SEED = pytest.StashKey[int]()  # item -> the seed this test drew from
+
+
+def _seed_option(text: str) -> int:
+    """``--symgrad-seed``: what ``SYMGRAD_TEST_SEED`` accepts (so the replay line works).
+
+    >>> _seed_option("7")
+    7
+    """
+    try:
+        return parse_seed(text, "--symgrad-seed")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("symgrad", "symgrad gradient checks")
-    group.addoption("--symgrad-seed", type=int, default=None,
-                    help=f"base seed of the rng fixture (default {DEFAULT_SEED}); each test mixes in its id")
+    group.addoption("--symgrad-seed", type=_seed_option, default=None,
+                    help=f"session seed of the rng and test_seed fixtures and of Hypothesis tests (default: "
+                         f"${SEED_ENV}, else the UTC date as YYYYMMDD); each test mixes in its id")
+
+
+def pytest_configure(config) -> None:
+    # once per session, so a run that crosses midnight keeps one seed
+    seed = config.getoption("symgrad_seed", default=None)
+    if seed is not None:
+        config.stash[_SESSION_SEED] = (seed, "--symgrad-seed")
+    elif os.environ.get(SEED_ENV, "").strip():
+        try:
+            config.stash[_SESSION_SEED] = (session_seed(), SEED_ENV)
+        except ValueError as err:
+            raise pytest.UsageError(str(err)) from None
+    else:
+        config.stash[_SESSION_SEED] = (session_seed(), "the UTC date")
 
 
 def pytest_report_header(config) -> str:
     # names only: loading the symbolic engine would import SymPy in every pytest run
     engines = ", ".join(name for name in engine_names() if name != "both")
-    return f"symgrad: rng seed {_base_seed(config)} (--symgrad-seed); backward engines {engines} (fixture backward_engines)"
+    seed, source = config.stash[_SESSION_SEED]
+    return (f"symgrad: session seed {seed} (from {source}; replay with {SEED_ENV}={seed}); "
+            f"backward engines {engines} (fixture backward_engines)")
 
 
-def _base_seed(config) -> int:
-    seed = config.getoption("symgrad_seed", default=None)
-    return DEFAULT_SEED if seed is None else seed
+def _test_seed(item) -> int:
+    """This test's seed (derived from the session seed and its id), noted for its report."""
+    seed = derive_seed(item.config.stash[_SESSION_SEED][0], item.nodeid)
+    item.stash[_SEED] = seed
+    return seed
 
 
 class GradChecker:
@@ -93,10 +135,14 @@ def gradcheck() -> GradChecker:
 
 @pytest.fixture
 def rng(request) -> np.random.Generator:
-    """A NumPy generator seeded from ``--symgrad-seed`` and this test's id."""
-    seed = (_base_seed(request.config) * 1_000_003 + zlib.crc32(request.node.nodeid.encode())) % 2 ** 32
-    request.node.stash[_SEED] = seed
-    return np.random.default_rng(seed)
+    """A NumPy generator seeded from the session seed and this test's id."""
+    return np.random.default_rng(_test_seed(request.node))
+
+
+@pytest.fixture
+def test_seed(request) -> int:
+    """This test's seed: a 32-bit int derived from the session seed and this test's id."""
+    return _test_seed(request.node)
 
 
 @pytest.fixture
@@ -118,7 +164,17 @@ def work_counter() -> WorkCounter:
     return WorkCounter()
 
 
-_SEED = pytest.StashKey[int]()
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Seed a Hypothesis test from the session seed (unless it fixes its own seed)."""
+    test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+    if not getattr(test, "is_hypothesis_test", False) or item.config.getoption("hypothesis_seed", default=None):
+        return
+    if not hasattr(test, "_symgrad_own_seed"):  # what @seed gave it, remembered before we set ours
+        test._symgrad_own_seed = getattr(test, "_hypothesis_internal_use_seed", None)
+    settings = getattr(test, "_hypothesis_internal_use_settings", None)
+    if test._symgrad_own_seed is None and not getattr(settings, "derandomize", False):
+        test._hypothesis_internal_use_seed = _test_seed(item)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -127,5 +183,6 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     seed = item.stash.get(_SEED, None)
     if report.failed and seed is not None:
-        report.sections.append(("symgrad", f"the rng fixture was seeded with {seed} "
-                                           f"(base seed {_base_seed(item.config)}; change it with --symgrad-seed)"))
+        session, source = item.config.stash[_SESSION_SEED]
+        report.sections.append(("symgrad seed", f"this test drew from session seed {session} (from {source}; "
+                                                f"its own seed {seed}); replay with {SEED_ENV}={session}"))

@@ -37,12 +37,14 @@ for real.
 """
 from __future__ import annotations
 
+import contextlib
+from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..tape.structure import graph_key
-from .compile import CompiledFunction, cache_transaction, cached
+from .compile import CompiledFunction, cache_transaction, cached, compile_cache_info
 from .graph import InputRef, Segment
 from .reverse import adjoints
 from .structural import exact
@@ -218,11 +220,13 @@ class _TopTensor:
         self._output_nr = k
 
 
-_KNOWN: dict = {}
+_KNOWN: OrderedDict = OrderedDict()
 """(graph key, seed specs, sink sources) -> (compile-cache key, per input of the
 compiled function its source or constant value, the source of each output): how a graph
-recorded again finds its compiled backward without being translated again."""
-_KNOWN_LIMIT = 256
+recorded again finds its compiled backward without being translated again.  Least
+recently used first, and never more entries than the compile cache holds functions
+(:func:`~symgrad.symbolic.set_compile_cache_size`): a graph key is as large as its graph,
+and one whose compiled function was evicted would only compile it again."""
 
 
 def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bool = False,
@@ -296,9 +300,13 @@ def _remember(known: tuple, segment: Segment, seed_specs: tuple, positions: list
             return
         order.append(position)
     outputs = tuple(order[p] for p in positions)
-    if len(_KNOWN) >= _KNOWN_LIMIT:
-        _KNOWN.clear()
-    _KNOWN[(graph, seed_specs, tuple(sorted(outputs)))] = (cache_key, tuple(order), outputs)
+    key = (graph, seed_specs, tuple(sorted(outputs)))
+    _KNOWN[key] = (cache_key, tuple(order), outputs)
+    _KNOWN.move_to_end(key)
+    limit = compile_cache_info().maxsize
+    with contextlib.suppress(KeyError):  # (another thread may empty it meanwhile)
+        while len(_KNOWN) > limit:
+            _KNOWN.popitem(last=False)
 
 
 def _run_known(known: tuple, arrays: list, seed_specs: tuple, boundary, in_order, pending, own) -> bool:
@@ -308,9 +316,12 @@ def _run_known(known: tuple, arrays: list, seed_specs: tuple, boundary, in_order
     sinks = _source_sinks(sources, in_order)
     if not sinks:
         return True
-    entry = _KNOWN.get((graph, seed_specs, sinks))
+    key = (graph, seed_specs, sinks)
+    entry = _KNOWN.get(key)
     if entry is None:
         return False
+    with contextlib.suppress(KeyError):  # (evicted by another thread meanwhile)
+        _KNOWN.move_to_end(key)
     cache_key, order, outputs = entry
 
     def rebuild() -> CompiledFunction:  # evicted from the compile cache since

@@ -43,6 +43,8 @@ import sympy as sp
 from sympy.core.parameters import evaluate
 from sympy.printing.precedence import PRECEDENCE
 
+from .symbols import expression_cache
+
 __all__ = ["Select", "Compare", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual",
            "LogicalAnd", "LogicalOr", "LogicalNot", "Maximum", "Minimum", "TieStep", "Cast", "lower",
            "elementwise_form", "is_condition", "NUMPY_HELPERS", "NOT_DIFFERENTIABLE"]
@@ -585,7 +587,7 @@ def lower(expr: Any, stop: set | frozenset = frozenset()) -> Any:
 
 
 _DUMMIES: list = []
-_TEMPLATES: dict = {}
+_TEMPLATES: dict = expression_cache()  # emptied with the canonical table (bounded by size and age)
 
 
 def dummies(n: int) -> list:

@@ -33,7 +33,8 @@ from ..progress import progress
 from .elementwise import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, LogicalAnd, Select, TieStep, dummies,
                           lower)
 from .structural import StructuralFunction, exact, reduce_to, scale
-from .symbols import ArrayVar, EngineArray, broadcast_shapes, collection_paused, intern, operands, shape_of, size_of
+from .symbols import (ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache, intern, operands,
+                      shape_of, size_of)
 
 __all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "as_expr"]
 
@@ -110,7 +111,7 @@ def _local_partials(node: sp.Basic, children: Sequence[sp.Basic], as_recorded: b
     return [p if p.is_Number else p.xreplace(back) for p in partials]
 
 
-_PARTIALS: dict = {}
+_PARTIALS: dict = expression_cache()  # emptied with the canonical table (bounded by size and age)
 
 
 def _template_partials(node: sp.Basic, local: sp.Expr, us: Sequence[sp.Symbol]) -> list:

@@ -469,9 +469,34 @@ _ALIASES: dict = {}  # id -> (a node equal to a canonical object but not it, tha
 ALIAS_LIMIT = 100_000
 """Past this many aliases (nodes found equal to a canonical object, kept so that meeting
 them again costs O(1)) they are forgotten, which costs only walking them again."""
-INTERN_LIMIT = 2_000_000
+INTERN_LIMIT = 500_000
 """Past this many canonical nodes the table starts afresh before the next build (and so
 do the caches keyed by expressions: see :func:`start_building`)."""
+INTERN_GENERATION = 1_000
+"""After this many builds the table starts afresh too, however small it is: the tables are
+bounded by age as well as by size.  A training loop whose structure changes every step
+(an annealed coefficient: a new constant, so a new graph, each step) builds every step,
+and without this bound kept every step's nodes (and their shapes, aliases and templates)
+until :data:`INTERN_LIMIT`, about 9 KiB a step.  A loop that does not change structure
+does not build at all (its compiled backward is found by the graph's structure), so it
+never pays for walking its graph again."""
+_BUILDS = [0]  # builds since the tables last started afresh
+_EXPRESSION_CACHES: list = []
+
+
+def expression_cache() -> dict:
+    """A new dictionary for a cache keyed by expressions or constants (templates, partial
+    derivatives), emptied with the canonical table by :func:`reset_interned`, so that it
+    is bounded by the same size and age.
+
+    >>> table = expression_cache()
+    >>> table["key"] = 1
+    >>> reset_interned(); table
+    {}
+    """
+    table: dict = {}
+    _EXPRESSION_CACHES.append(table)
+    return table
 
 
 _TAKE_EVALUATE = (AssocOp, sp.Pow, Application, Relational)
@@ -634,17 +659,19 @@ def collection_paused() -> Iterator[None]:
 
 def start_building() -> None:
     """Called before the engine builds or derives a graph: past :data:`INTERN_LIMIT`
-    canonical nodes the table starts afresh -- only here, between two builds, never in
-    the middle of one (where it would let equal trees be built twice)."""
-    if len(_CANONICAL) > INTERN_LIMIT:
+    canonical nodes, or :data:`INTERN_GENERATION` builds, the table starts afresh -- only
+    here, between two builds, never in the middle of one (where it would let equal trees
+    be built twice)."""
+    _BUILDS[0] += 1
+    if len(_CANONICAL) > INTERN_LIMIT or _BUILDS[0] > INTERN_GENERATION:
         with _INTERN_LOCK:
             reset_interned()
 
 
 def reset_interned() -> None:
     """Forget the canonical table, and with it every cache keyed by expressions (SymPy's
-    own cache and the shape memo), so that no two independently built equal trees can
-    meet later."""
+    own cache, the shape memo and every :func:`expression_cache`), so that no two
+    independently built equal trees can meet later."""
     from sympy.core.cache import clear_cache
 
     _CANONICAL.clear()
@@ -652,4 +679,7 @@ def reset_interned() -> None:
     _ALIASES.clear()
     _SHAPES.clear()
     _OLD_SHAPES.clear()
+    for table in _EXPRESSION_CACHES:
+        table.clear()
+    _BUILDS[0] = 0
     clear_cache()

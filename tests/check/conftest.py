@@ -1,15 +1,13 @@
 """Fixtures for the verification toolkit's tests.
 
-The symgrad pytest plugin's fixtures (``rng``, ``gradcheck``, ``backward_engines``) are
-imported here so these tests run whether or not symgrad is installed with its ``pytest11``
-entry point; when it is, these definitions shadow the plugin's identical ones.  pytester
-(used to run the plugin in a separate project) is enabled here if nothing enabled it.
+The symgrad pytest plugin's fixtures (``rng``, ``gradcheck``, ``backward_engines``) come
+from the plugin, which ``tests/conftest.py`` loads.  pytester (used to run the plugin in a
+separate project) is enabled here if nothing enabled it.
 """
 from __future__ import annotations
 
 import pytest
 
-from symgrad.check.pytest_plugin import backward_engines, gradcheck, rng  # noqa: F401  (fixtures)
 from symgrad.testing import skip_unless_engine
 
 def pytest_configure(config) -> None:

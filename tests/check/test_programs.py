@@ -6,7 +6,6 @@ Sizes are bounded (at most 6 ops, 3 inputs, 24 elements per value) so the suite 
 from __future__ import annotations
 
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from symgrad.testing.strategies import arrays_in, op_programs, programs
 
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-                derandomize=True, print_blob=True)
+                print_blob=True)  # seeded from the session seed by symgrad's plugin (tests/conftest.py)
 SMOOTH_OPS = [op for op in covered_ops() if op not in NONSMOOTH_OPS]
 
 
@@ -59,9 +58,9 @@ def test_second_derivatives_of_smooth_programs(engine_name, program):
 
 
 @pytest.mark.parametrize("op", covered_ops())
-def test_each_op_in_random_programs(op, engine):
-    """Every op, guaranteed: a few seeded programs that apply it (not left to chance)."""
-    rng = np.random.default_rng(zlib.crc32(op.encode()))
+def test_each_op_in_random_programs(op, engine, rng):
+    """Every op, guaranteed: a few programs that apply it (not left to chance), drawn
+    from the session seed."""
     ran = 0
     for _ in range(40):
         program = random_program(rng, ops=[op], max_steps=2)
@@ -131,7 +130,7 @@ def test_the_property_test_catches_a_wrong_vjp():
     right = op.vjp
     object.__setattr__(op, "vjp", lambda xp, g, ans, x: (g * (1 - ans * ans) * 1.01,))  # Op is frozen
     try:
-        rng = np.random.default_rng(3)
+        rng = np.random.default_rng(3)  # fixed: programs known to use tanh where a 1% error shows
         caught = 0
         for _ in range(20):
             program = random_program(rng, ops=["tanh", "sum", "matmul", "getitem"], max_steps=4)

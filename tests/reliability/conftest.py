@@ -1,5 +1,6 @@
-"""Shared fixtures of the reliability suite: both engines, a clean compile cache, a seeded
-generator, an empty working directory, and the figures the suite reports.
+"""Shared fixtures of the reliability suite: both engines, a clean compile cache, an empty
+working directory, and the figures the suite reports (random inputs come from the ``rng``
+fixture of symgrad's plugin, seeded from the session seed).
 
 Every test that measures something (strings tried, programs fuzzed, sizes, timings) records
 it with the ``figures`` fixture; the figures are printed at the end of the run under
@@ -7,7 +8,6 @@ it with the ``figures`` fixture; the figures are printed at the end of the run u
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import symgrad
@@ -47,11 +47,6 @@ def engine(request):
     """Run the test once per backward engine (selected for this thread)."""
     with symgrad.backward_engine(request.param):
         yield request.param
-
-
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(20241122)
 
 
 @pytest.fixture

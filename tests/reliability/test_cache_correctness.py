@@ -208,8 +208,7 @@ def _build(spec):
     return x, (y * y).sum()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          derandomize=True)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=programs())
 def test_fuzzed_programs_through_one_warm_cache_match_the_tape(spec, figures):
     """Random programs share one cache (nothing is cleared between examples): whatever

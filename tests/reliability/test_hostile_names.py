@@ -252,7 +252,7 @@ def test_names_must_be_strings():
 NAME_ALPHABET = st.characters(blacklist_categories=("Cs",))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+@settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(names=st.lists(st.one_of(st.text(NAME_ALPHABET, max_size=30), st.sampled_from(HOSTILE_NAMES),
                                 st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,12}", fullmatch=True)),

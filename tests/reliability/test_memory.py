@@ -1,10 +1,13 @@
 """Memory: backward without ``retain_graph`` releases what the graph saved (weak references
 to intermediate tensors and their buffers die once the user drops them), a training loop
-keeps a constant number of live tensors, and the compile cache is bounded -- in entries
-and in the compiled functions kept alive."""
+keeps a constant number of live tensors, the compile cache is bounded -- in entries
+and in the compiled functions kept alive -- and a loop that records a new structure every
+step (an annealed coefficient) keeps memory bounded: every table the engine fills is."""
 from __future__ import annotations
 
 import gc
+import linecache
+import tracemalloc
 import warnings
 import weakref
 
@@ -143,3 +146,64 @@ def test_the_compile_cache_is_bounded_and_evicted_code_is_freed(size, fresh_cach
     gc.collect()
     assert first() is None, "an evicted compiled function is still alive"
     figures.add("cache: structures compiled through a bounded cache", 20)
+
+
+def _annealed_step(w, step: int) -> None:
+    """One training step whose structure is new every time: each constant (a coefficient,
+    an exponent, clamp's bound, softplus's beta) is a new number, so a new graph key, a new
+    compiled function and new op templates."""
+    c = 1.0 + 1e-3 * step
+    loss = (w * c).sum() + (w ** c).sum() + F.softplus(w.clamp(min=0.1 * c), beta=c).sum()
+    loss.backward()
+    w.grad = None
+
+
+def _tables() -> dict:
+    """Every table the symbolic engine fills while it builds, by name: its size."""
+    from symgrad.symbolic import backward, elementwise, reverse, symbols
+
+    return {"canonical nodes": len(symbols._CANONICAL), "known ids": len(symbols._KNOWN),
+            "aliases": len(symbols._ALIASES), "shape memo": len(symbols._SHAPES) + len(symbols._OLD_SHAPES),
+            "op templates": len(elementwise._TEMPLATES), "partials": len(reverse._PARTIALS),
+            "graphs known to backward": len(backward._KNOWN), "compile cache": compile_cache_info().currsize,
+            "linecache": len(linecache.cache)}
+
+
+def test_a_loop_that_changes_structure_every_step_keeps_memory_bounded(fresh_cache, monkeypatch, figures):
+    """The issue's loop (``loss = (w * (1.0 + 1e-3*step)).sum()``) grew ~9 KiB a step (22 MiB
+    per 1,000 steps with a larger model) because the canonical table, the shape memo, the
+    aliases and the op templates kept every step's nodes until 2,000,000 nodes.  They
+    start afresh every ``INTERN_GENERATION`` builds now; the test lowers that knob to 30
+    builds (and the compile cache to 16 entries) so that 600 steps cross 20 generations,
+    where the default 1,000 builds would need ~10,000 steps (minutes here)."""
+    from symgrad.symbolic import symbols
+
+    generation = 30
+    monkeypatch.setattr(symbols, "INTERN_GENERATION", generation)
+    set_compile_cache_size(16)
+    w = symgrad.tensor(np.linspace(0.5, 1.0, 4), requires_grad=True)
+    steps = 20 * generation
+    for step in range(2 * generation):  # warm up: imports, SymPy's own caches, the first generations
+        _annealed_step(w, step)
+    memory, tables = {}, {}
+    tracemalloc.start()
+    try:
+        for step in range(2 * generation, steps):
+            _annealed_step(w, step)
+            if (step + 1) % generation == 0:
+                gc.collect()
+                memory[step + 1] = tracemalloc.get_traced_memory()[0]
+                tables[step + 1] = _tables()
+    finally:
+        tracemalloc.stop()
+    early, late = [k for k in memory if k <= 6 * generation], [k for k in memory if k > 14 * generation]
+    mib = 2 ** 20
+    grown = max(memory[k] for k in late) - max(memory[k] for k in early)
+    assert grown <= mib // 4, (f"traced memory grew by {grown / mib:.2f} MiB from steps <= {6 * generation} to "
+                               f"steps > {14 * generation}: " + ", ".join(f"{k}: {v / mib:.2f}" for k, v in memory.items()))
+    for name in tables[late[0]]:
+        before, after = max(tables[k][name] for k in early), max(tables[k][name] for k in late)
+        assert after <= before, f"the table of {name} grew from {before} to {after} entries"
+    figures.set("memory: steps of a loop changing structure every step (generation of 30 builds)", steps)
+    figures.set(f"memory: traced growth, steps {14 * generation + generation}-{steps} over steps "
+                f"{3 * generation}-{6 * generation} (MiB)", grown / mib)

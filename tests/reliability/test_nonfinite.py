@@ -160,6 +160,7 @@ def test_nonfinite_and_zero_constants_keep_their_own_compiled_code(dtype, rng):
 
     symgrad.compile_cache_clear()
     points = np.concatenate([POINTS, rng.normal(size=5)]).astype(dtype)
+    terms = np.where(np.isfinite(points), 2 * np.abs(points) + 1, 0.0)  # the size of the terms a gradient adds
     for round_ in range(2):
         for name, program, derivative in KEYED_CONSTANTS:
             x = symgrad.tensor(points, requires_grad=True)
@@ -167,7 +168,13 @@ def test_nonfinite_and_zero_constants_keep_their_own_compiled_code(dtype, rng):
                 program(x).sum().backward()
                 expected = derivative(points)
             assert x.grad.dtype == dtype, name
-            np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6, equal_nan=True, err_msg=name)
+            # the engine adds x + (x + c) where NumPy computes 2*x + c: their rounding differs by a
+            # few ulps of the terms, which is far more than rtol where they cancel (x near -c/2)
+            got = x.grad.numpy()
+            with np.errstate(invalid="ignore"):
+                close = np.isclose(got, expected, rtol=1e-6, atol=0, equal_nan=True) | (
+                    np.abs(got - expected) <= 4 * np.finfo(dtype).eps * terms)
+            assert close.all(), f"{name}: at {points[~close]} the gradient is {got[~close]}, NumPy's {expected[~close]}"
             zeros = expected == 0  # a zero gradient has NumPy's sign too (x * -0.0 gives -0.0)
             assert (np.signbit(x.grad.numpy()[zeros]) == np.signbit(expected[zeros])).all(), name
         assert compile_cache_info().misses == len(KEYED_CONSTANTS), round_

@@ -1,5 +1,6 @@
-"""Shared helpers of the symbolic engine's tests: seeded inputs, central differences, the C
-compiler and the backends."""
+"""Shared helpers of the symbolic engine's tests: central differences, the C compiler and
+the backends.  (Random inputs come from the ``rng`` fixture of symgrad's plugin, seeded
+from the session seed.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -24,11 +25,6 @@ def backend(request) -> str:
     if request.param != "numpy":
         request.getfixturevalue("cc")
     return request.param
-
-
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(20240611)
 
 
 def central_vjp(forward, arrays: list, g: np.ndarray, index: int, eps: float = 1e-6) -> np.ndarray:

@@ -77,15 +77,15 @@ def elementwise_program(seed: int, dtype) -> Program:
     raise AssertionError(f"no program for seed {seed}")
 
 
-PROGRAM_CASES = [(backend, dtype, seed) for backend in ARRAY_BACKENDS for dtype in (np.float64, np.float32)
-                 for seed in range(10)]
+PROGRAM_CASES = [(backend, dtype, case) for backend in ARRAY_BACKENDS for dtype in (np.float64, np.float32)
+                 for case in range(10)]
 
 
-@pytest.mark.parametrize("backend, dtype, seed", PROGRAM_CASES)
-def test_random_elementwise_program_agrees_with_numpy(cc, backend, dtype, seed):
+@pytest.mark.parametrize("backend, dtype, case", PROGRAM_CASES)
+def test_random_elementwise_program_agrees_with_numpy(cc, backend, dtype, case, test_seed):
     """Value, its sum and gradients; the dtypes of the value and the sum are the tape's
     (the NumPy backend can widen float32 through ``where`` of two Python numbers)."""
-    program = elementwise_program(seed, dtype)
+    program = elementwise_program(test_seed, dtype)  # each case its own program, new every day
     tape_value = program(*program.tensors())
     value, refs = tensor_graph(tape_value)
     symbols = list(refs)
@@ -99,20 +99,27 @@ def test_random_elementwise_program_agrees_with_numpy(cc, backend, dtype, seed):
     assert_agree(got, reference(*values), TOLERANCES[dtype], dtypes=False)
 
 
-@pytest.mark.parametrize("backend, dtype, seed", [(b, d, s) for b in ARRAY_BACKENDS for d in (np.float64, np.float32)
-                                                  for s in range(100, 106)])
-def test_random_program_with_inner_sums_agrees_with_numpy(cc, backend, dtype, seed):
+@pytest.mark.parametrize("backend, dtype, case", [(b, d, c) for b in ARRAY_BACKENDS for d in (np.float64, np.float32)
+                                                  for c in range(6)])
+def test_random_program_with_inner_sums_agrees_with_numpy(cc, backend, dtype, case, rng):
     """The generator's own programs: it adds the sums of unused results to the output, so
     full sums sit inside the expressions.  The value's dtype is the tape's (the NumPy
-    backend can widen float32 through ``where`` of two Python numbers)."""
-    program = random_program(np.random.default_rng(seed), ELEMENTWISE_OPS, max_steps=6, dtype=dtype)
+    backend can widen float32 through ``where`` of two Python numbers).  A gradient can
+    hold a reduction over some axes (``sum_to`` of a broadcast operand of an inner sum),
+    which the C backends refuse by design (docs/backends.md); then the value alone is
+    compared.  (Found when the programs stopped being the same six every run.)"""
+    program = random_program(rng, ELEMENTWISE_OPS, max_steps=6, dtype=dtype)
     tape_value = program(*program.tensors())
     value, refs = tensor_graph(tape_value)
     symbols = list(refs)
     values = [refs[s].detach().numpy() for s in symbols]
     full = [s for s in symbols if shape_of(s) == shape_of(value) and getattr(s, "array_dtype", "") != "bool"]
     outputs = [value, *(adjoints([(Sum.of(value, dim=None, keepdim=False), sp.S.One)], full) if full else [])]
-    native, reference = compile_both(backend, symbols, outputs)
+    try:
+        native, reference = compile_both(backend, symbols, outputs)
+    except UnsupportedExpressionError as refusal:
+        assert "cannot translate sum_to" in str(refusal), str(refusal)
+        native, reference = compile_both(backend, symbols, outputs[:1])
     got = native(*values)
     assert got[0].dtype == tape_value.dtype
     assert_agree(got, reference(*values), TOLERANCES[dtype], dtypes=False)

@@ -85,10 +85,9 @@ def test_pretty_powers_of_symgrads_nodes_print_as_sympys_do(kind, context):
     assert pretty(shape(node)) == sp.pretty(shape(lookalike))
 
 
-def test_every_printer_prints_random_programs_and_their_gradients():
-    """The closed forms of seeded random programs over every op, and their gradients,
-    print in every printer: symgrad's, SymPy's own and the notebook's."""
-    rng = np.random.default_rng(20261206)
+def test_every_printer_prints_random_programs_and_their_gradients(rng):
+    """The closed forms of random programs over every op (drawn from the session seed),
+    and their gradients, print in every printer: symgrad's, SymPy's own and the notebook's."""
     printers = {"repr": repr, "pretty": pretty, "latex": latex, "sympy.pretty": sp.pretty, "sympy.latex": sp.latex,
                 "notebook": lambda form: form._repr_latex_()}
     for _ in range(300):

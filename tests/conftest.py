@@ -1,0 +1,18 @@
+"""The whole suite's set-up: symgrad's own pytest plugin, and Hypothesis seeded by it.
+
+The plugin (``symgrad.check.pytest_plugin``) is loaded here too, so the suite runs the
+same whether or not symgrad is installed with its ``pytest11`` entry point (the entry
+point's name is the module's, so it is never registered twice).  It gives every test that
+draws random numbers (the ``rng`` and ``test_seed`` fixtures, every Hypothesis test) a seed
+derived from the session seed, which changes every day unless ``SYMGRAD_TEST_SEED`` fixes
+it, and names that seed in every such test's failure report (``docs/testing.md``).
+
+The Hypothesis profile ``symgrad-tests`` has no example database, so what a run explores
+is decided by the session seed alone, and replaying the seed replays the run.
+"""
+from hypothesis import settings
+
+pytest_plugins = ["symgrad.check.pytest_plugin"]
+
+settings.register_profile("symgrad-tests", database=None, derandomize=False)
+settings.load_profile("symgrad-tests")
