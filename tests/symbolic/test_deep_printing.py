@@ -94,9 +94,13 @@ def _deep_form(kinds: list[str], rng, depth: int = DEPTH) -> sp.Expr:
 @pytest.mark.parametrize("kinds", [[name] for name in EXACT] + [
     [n for n in EXACT if n in SCALAR_LEVELS and n != "x-minus"], [n for n in EXACT if n in ARRAY_LEVELS]],
     ids=EXACT + ["scalar-mix", "array-mix"])
-@pytest.mark.parametrize("case", [0, 1, 2])
-def test_deep_latex_is_sympys_latex(kinds, case, small_pieces, rng):
-    expr = _deep_form(kinds, rng)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_deep_latex_is_sympys_latex(kinds, seed, small_pieces):
+    # Known mixes, not the session's: the reference, SymPy's own latex(), orders a sum's
+    # terms by evaluating them, which is exponential in the depth for some mixes of exp,
+    # powers and products (a mix drawn on 2026-12-07 ran for over 15 minutes). The printing
+    # fuzz (test_sym_printing.py) explores new programs every day.
+    expr = _deep_form(kinds, np.random.default_rng(seed))
     assert latex(expr) == sp.latex(expr)
 
 
