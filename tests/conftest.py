@@ -9,10 +9,25 @@ it, and names that seed in every such test's failure report (``docs/testing.md``
 
 The Hypothesis profile ``symgrad-tests`` has no example database, so what a run explores
 is decided by the session seed alone, and replaying the seed replays the run.
+
+The ``traces`` fixture counts the traces of symgrad's transforms, at the tracer: a counter
+the traced function kept itself would be part of its closure, and so of its trace key.
 """
+import pytest
 from hypothesis import settings
 
 pytest_plugins = ["symgrad.check.pytest_plugin"]
 
 settings.register_profile("symgrad-tests", database=None, derandomize=False)
 settings.load_profile("symgrad-tests")
+
+
+@pytest.fixture
+def traces(monkeypatch) -> list:
+    """A list that grows by one at every trace of any transform (``grad``, ``jacobian``...)."""
+    from symgrad.symbolic import functional
+
+    seen: list = []
+    trace = functional._trace
+    monkeypatch.setattr(functional, "_trace", lambda *a: seen.append(None) or trace(*a))
+    return seen

@@ -31,7 +31,7 @@ Deliberate differences from JAX (each test that meets one says so):
 8. What a function closes over is part of symgrad's trace key (JAX's ``jit`` freezes it):
    a closed-over list the function appends to changes at every call and so retraces.
    JAX's tests count traces with such a list; here they count the calls of the tracer
-   (``traces`` below), which the function cannot see.
+   (the suite's ``traces`` fixture), which the function cannot see.
 
 Skipped groups (no counterpart in symgrad): everything about ``jit`` itself (donation,
 devices, lowering, compiler options, cache sizes), ``pmap``/``vmap``, ``device_put``,
@@ -52,17 +52,6 @@ import numpy as np
 import pytest
 
 import symgrad
-
-
-@pytest.fixture
-def traces(monkeypatch):
-    """A list that grows by one at every trace of any transform (difference 8)."""
-    from symgrad.symbolic import functional
-
-    seen: list = []
-    trace = functional._trace
-    monkeypatch.setattr(functional, "_trace", lambda *a: seen.append(None) or trace(*a))
-    return seen
 
 
 def _rng(seed):

@@ -18,7 +18,7 @@ import pytest
 
 import symgrad
 from symgrad import UntraceableError
-from symgrad.symbolic import functional, grad, jacobian, value_and_grad
+from symgrad.symbolic import grad, jacobian, value_and_grad
 
 # values on both sides of every threshold below, with ties (x[0] == y[0], y[3] == 0)
 X = np.array([1.25, -0.5, 0.7, 0.0])
@@ -79,15 +79,6 @@ def eager(f, x, y):
             rows.append([np.zeros(x.shape) if g is None else g.numpy() for g in grads])
     jac_x, jac_y = (np.stack([row[i] for row in rows]) for i in (0, 1))
     return out.detach().numpy(), jac_x, jac_y
-
-
-@pytest.fixture
-def traces(monkeypatch):
-    """A list that grows by one at every trace of any transform."""
-    seen: list = []
-    trace = functional._trace
-    monkeypatch.setattr(functional, "_trace", lambda *a: seen.append(None) or trace(*a))
-    return seen
 
 
 @pytest.mark.parametrize("engine", ["symbolic", "both"])
