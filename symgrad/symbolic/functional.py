@@ -102,9 +102,20 @@ def fingerprint(obj: Any) -> Any:
 
 
 class _Fingerprinter:
-    def __init__(self) -> None:
+    """One fingerprint walk.  With ``guard=True`` it also records a :class:`_Guard`:
+    every binding the walk read (code objects, closure cells, defaults, globals) with the
+    object it found, and every array and tensor with the state the fingerprint took from
+    it -- or gives up on the guard (``guard = None``) when it meets an object whose
+    fingerprint depends on contents that can change in place (containers, objects'
+    attributes) or when the budget runs out."""
+
+    def __init__(self, guard: bool = False) -> None:
         self.seen: dict = {}
         self.budget = _FINGERPRINT_BUDGET
+        self.guard: _Guard | None = _Guard() if guard else None
+
+    def _unguardable(self) -> None:
+        self.guard = None
 
     def of(self, obj: Any, depth: int) -> Any:
         self.budget -= 1
@@ -116,6 +127,8 @@ class _Fingerprinter:
         if kind is types.ModuleType or isinstance(obj, type):
             return ("id", id(obj))
         if isinstance(obj, np.ndarray):
+            if self.guard is not None:
+                self.guard.arrays.append((obj, obj.shape, obj.dtype))
             return ("ndarray", id(obj), obj.shape, obj.dtype.str)
         if isinstance(obj, np.generic):
             return ("np", obj.dtype.str, obj.tobytes())
@@ -124,15 +137,20 @@ class _Fingerprinter:
             return ("seen", marker)
         self.seen[marker] = True
         if isinstance(obj, Tensor):
-            return ("tensor", marker, obj.shape, obj.dtype.str, obj._requires_grad, id(obj.grad_fn))
+            state = _tensor_state(obj)
+            if self.guard is not None:
+                self.guard.tensors.append((obj, state))
+            return ("tensor", marker) + state
         if self.budget <= 0 or depth > 6:
+            self._unguardable()
             return ("id", marker)
         if isinstance(obj, types.FunctionType):
             return self.function(obj, depth)
-        if isinstance(obj, types.MethodType):
-            return ("method", self.of(obj.__func__, depth + 1), self.of(obj.__self__, depth + 1))
         if isinstance(obj, (types.BuiltinFunctionType, np.ufunc)):
             return ("id", marker)
+        self._unguardable()  # what follows reads contents that can change in place
+        if isinstance(obj, types.MethodType):
+            return ("method", self.of(obj.__func__, depth + 1), self.of(obj.__self__, depth + 1))
         if isinstance(obj, (tuple, list, set, frozenset)):
             items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
             return (kind.__name__,) + tuple(self.of(v, depth + 1) for v in items)
@@ -152,12 +170,62 @@ class _Fingerprinter:
         return ("id", marker)
 
     def function(self, f: types.FunctionType, depth: int) -> tuple:
-        cells = tuple(self.of(_cell_value(c), depth + 1) for c in (f.__closure__ or ()))
-        defaults = self.of(f.__defaults__, depth + 1), self.of(f.__kwdefaults__, depth + 1)
-        names = _global_names(f.__code__)
+        code, closure, defaults, kwdefaults = f.__code__, f.__closure__, f.__defaults__, f.__kwdefaults__
+        contents = tuple(_cell_value(c) for c in (closure or ()))
+        names = _global_names(code)
         namespace = f.__globals__
-        read = tuple((n, self.of(namespace[n], depth + 1)) for n in names if n in namespace)
-        return ("function", id(f.__code__), cells, defaults, read)
+        found = tuple(namespace.get(n, _EMPTY) for n in names)
+        if self.guard is not None:
+            if any(v is _EMPTY for v in contents):  # a cell not yet assigned: not worth guarding
+                self._unguardable()
+            else:
+                self.guard.functions.append((f, code, closure, contents, defaults, kwdefaults, namespace, names, found))
+        cells = tuple(self.of(v, depth + 1) for v in contents)
+        fixed = self.of(defaults, depth + 1), self.of(kwdefaults, depth + 1)
+        read = tuple((n, self.of(v, depth + 1)) for n, v in zip(names, found) if v is not _EMPTY)
+        return ("function", id(code), cells, fixed, read)
+
+
+def _tensor_state(t: Tensor) -> tuple:
+    """What a tensor's fingerprint takes from it besides its identity."""
+    return (t.shape, t.dtype.str, t._requires_grad, id(t.grad_fn))
+
+
+class _Guard:
+    """A cheap test that a function's :func:`fingerprint` is unchanged, without walking
+    it again: every binding the walk read still holds the very object it held, and every
+    array and tensor it met still has the shape, dtype (and grad state) it had.  Built
+    only for functions whose fingerprint depends on nothing else (see
+    :class:`_Fingerprinter`); it keeps the objects alive, so identity is never confused
+    with a recycled ``id``."""
+
+    __slots__ = ("functions", "arrays", "tensors")
+
+    def __init__(self) -> None:
+        self.functions: list = []
+        self.arrays: list = []
+        self.tensors: list = []
+
+    def holds(self) -> bool:
+        for f, code, closure, contents, defaults, kwdefaults, namespace, names, found in self.functions:
+            if (f.__code__ is not code or f.__closure__ is not closure or f.__defaults__ is not defaults
+                    or f.__kwdefaults__ is not kwdefaults):
+                return False
+            if closure:
+                for cell, value in zip(closure, contents):
+                    if cell.cell_contents is not value:
+                        return False
+            get = namespace.get
+            for name, value in zip(names, found):
+                if get(name, _EMPTY) is not value:
+                    return False
+        for array, shape, dtype in self.arrays:
+            if array.shape != shape or array.dtype is not dtype:
+                return False
+        for t, state in self.tensors:
+            if _tensor_state(t) != state:
+                return False
+        return True
 
 
 def _cell_value(cell) -> Any:
@@ -258,6 +326,25 @@ class _Arguments:
         self.given.append(given)
         return ("dynamic", array.shape, array.dtype.str)
 
+    def plain_signature(self, args: tuple, kwargs: dict) -> tuple | None:
+        """``(shape, dtype)`` of each argument when every argument is a NumPy array taken
+        as it is (dynamic, no keywords, nothing converted), else None: the calls
+        :meth:`Transformed._prepare` can answer from its last trace without sorting."""
+        if kwargs or len(self.arrays) != len(args) or any(a is not b for a, b in zip(self.arrays, args)):
+            return None
+        if any(type(a) is not np.ndarray for a in args):
+            return None
+        return tuple((a.shape, a.dtype) for a in args)
+
+    def again(self, args: tuple) -> "_Arguments":
+        """This sorting for another call whose arguments have :meth:`plain_signature`'s
+        signature: the same key, paths and argument numbers, the new arrays."""
+        other = object.__new__(_Arguments)
+        other.key, other.paths, other.argnums = self.key, self.paths, self.argnums
+        other.arrays, other.positional, other.keywords = list(args), list(args), {}
+        other.given = [None] * len(args)
+        return other
+
     def call(self, leaves: list) -> tuple[list, dict]:
         """The arguments to call the traced function with: ``leaves`` in the dynamic places."""
         positional, keywords = list(self.positional), dict(self.keywords)
@@ -267,6 +354,17 @@ class _Arguments:
             else:
                 keywords[path] = leaf
         return positional, keywords
+
+
+class _PlainCall:
+    """The last call of a transform whose key can be re-checked cheaply: the guard of its
+    function's fingerprint, its arguments' shapes and dtypes, and what it ran."""
+
+    __slots__ = ("guard", "signature", "call", "problem", "compiled")
+
+    def __init__(self, guard: _Guard, signature: tuple, call: _Arguments, problem: "_Problem",
+                 compiled: Any) -> None:
+        self.guard, self.signature, self.call, self.problem, self.compiled = guard, signature, call, problem, compiled
 
 
 class _ArgumentName:
@@ -504,6 +602,7 @@ class Transformed:
         if not self.is_expression and not self.argnums:
             raise ValueError(f"{kind} needs at least one argument to differentiate (argnums is empty)")
         self._traces: OrderedDict = OrderedDict()
+        self._last_plain_call: _PlainCall | None = None
         self.compiled: CompiledFunction | None = None
         self.__name__ = f"{kind}_{getattr(f, '__name__', 'expr')}"
 
@@ -511,6 +610,7 @@ class Transformed:
         """Pickled (to Dask workers) without its traces: each process traces anew."""
         state = dict(self.__dict__)
         state["_traces"] = OrderedDict()
+        state["_last_plain_call"] = None
         return state
 
     # ------------------------------------------------------------------ compile
@@ -526,13 +626,23 @@ class Transformed:
                 return self._problem, self.compiled, call
             problem = self._problem
         else:
+            last = self._last_plain_call
+            if last is not None and not kwargs and last.guard.holds() and len(args) == len(last.signature):
+                for a, (shape, dtype) in zip(args, last.signature):
+                    if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype:
+                        break
+                else:  # the last call's key, without sorting the arguments or walking the function again
+                    self.compiled = last.compiled
+                    return last.problem, last.compiled, last.call.again(args)
             call = _Arguments(self, args, kwargs)
-            trace_key = (call.key, fingerprint(self.f))
+            walk = _Fingerprinter(guard=True)
+            trace_key = (call.key, walk.of(self.f, 0))
             entry = self._traces.get(trace_key)
             compiled = entry[1]() if entry is not None else None
             if compiled is not None:  # traced and compiled before (and not evicted from the global cache since)
                 self._traces.move_to_end(trace_key)
                 self.compiled = compiled
+                self._remember_plain_call(walk.guard, call, args, kwargs, entry[0], compiled)
                 return entry[0], compiled, call
             diff = [call.paths.index(i) for i in call.argnums]
             names = [self.parameter_names[p] if isinstance(p, int) and p < len(self.parameter_names)
@@ -545,8 +655,17 @@ class Transformed:
             self._traces[trace_key] = (problem, weakref.ref(compiled))
             while len(self._traces) > TRACES_PER_TRANSFORM:
                 self._traces.popitem(last=False)
+            self._remember_plain_call(walk.guard, call, args, kwargs, problem, compiled)
         self.compiled = compiled
         return problem, compiled, call
+
+    def _remember_plain_call(self, guard: "_Guard | None", call: _Arguments, args: tuple, kwargs: dict,
+                             problem: _Problem, compiled: Any) -> None:
+        """Keep this call for :meth:`_prepare`'s shortcut when its key can be re-checked
+        cheaply: the function's fingerprint has a :class:`_Guard` and the arguments are
+        plain NumPy arrays (the usual training step); otherwise forget the last one."""
+        signature = call.plain_signature(args, kwargs) if guard is not None else None
+        self._last_plain_call = None if signature is None else _PlainCall(guard, signature, call, problem, compiled)
 
     def _build(self, problem: _Problem) -> CompiledFunction:
         symbols, value, aux = problem.materialize()

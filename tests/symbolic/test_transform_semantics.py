@@ -174,6 +174,175 @@ def test_a_changed_helper_function_retraces():
     np.testing.assert_allclose(df(A), [4.0, 4.0])
 
 
+# ------------------------------------------------------------- the repeat-call shortcut
+# A repeat call with plain arrays of the same shapes skips sorting the arguments and
+# walking the function (``Transformed._prepare``): it re-checks the function's bindings
+# with a guard instead.  Every change below must still reach a fresh trace (or be read at
+# the call), exactly as the full key does.
+HELPER_SCALE = 2.0
+HIDDEN_BY_A_GLOBAL = "abs"
+
+
+def _helper(x):
+    return x * HELPER_SCALE
+
+
+def _change_code():
+    def f(x):
+        return (x * 2.0).sum()
+
+    return f, lambda: setattr(f, "__code__", (lambda x: (x * 3.0).sum()).__code__)
+
+
+def _change_a_cell():
+    k = 2.0
+
+    def f(x):
+        return (x * k).sum()
+
+    def change():
+        nonlocal k
+        k = 3.0
+
+    return f, change
+
+
+def _define_a_global_that_was_a_builtin():
+    f = eval("lambda x: abs(x * 2.0).sum()", {"__builtins__": __builtins__})
+
+    def change():
+        f.__globals__["abs"] = lambda t: t * t
+    return f, change
+
+
+def _rebind_a_helper():
+    f = eval("lambda x: helper(x).sum()", {"helper": _helper})
+    return f, lambda: f.__globals__.__setitem__("helper", lambda x: x * 5.0)
+
+
+def _change_a_helpers_global():
+    def change():
+        global HELPER_SCALE
+        HELPER_SCALE = 4.0
+    return (lambda x: _helper(x).sum()), change
+
+
+def _change_a_helpers_cell():
+    s = 2.0
+
+    def helper(x):
+        return x * s
+
+    def change():
+        nonlocal s
+        s = 6.0
+    return (lambda x: helper(x).sum()), change
+
+
+def _reshape_a_captured_array_in_place():
+    c = np.array([1.0, 2.0])
+
+    def change():
+        c.shape = (2, 1)
+    return (lambda x: (x * c).sum()), change
+
+
+def _view_a_captured_array_as_another_dtype():
+    c = np.array([1.0, 2.0], dtype=np.float64)
+
+    def change():
+        c.dtype = np.int64  # the same bytes, read as integers
+    return (lambda x: (x * c).sum()), change
+
+
+def _a_captured_tensor_starts_requiring_grad():
+    w = symgrad.tensor([1.0, 3.0])
+    return (lambda x: (x * w).sum()), lambda: w.requires_grad_(True)
+
+
+def _change_an_attribute():
+    class Model:
+        scale = 2.0
+    m = Model()
+    m.scale = 2.0
+    return (lambda x: (x * m.scale).sum()), lambda: setattr(m, "scale", 9.0)
+
+
+def _change_a_list_item():
+    weights = [2.0, 1.0]
+    return (lambda x: (x * weights[0]).sum()), lambda: weights.__setitem__(0, -1.0)
+
+
+def _change_a_captured_arrays_values():
+    c = np.array([1.0, 2.0])
+    return (lambda x: (x * c).sum()), lambda: c.__setitem__(0, 10.0)
+
+
+SHORTCUT_CHANGES = {f.__name__[1:]: f for f in (
+    _change_code, _change_a_cell, _define_a_global_that_was_a_builtin, _rebind_a_helper,
+    _change_a_helpers_global, _change_a_helpers_cell, _reshape_a_captured_array_in_place,
+    _view_a_captured_array_as_another_dtype, _a_captured_tensor_starts_requiring_grad, _change_an_attribute,
+    _change_a_list_item, _change_a_captured_arrays_values)}
+
+
+@pytest.mark.parametrize("change", SHORTCUT_CHANGES)
+def test_the_repeat_call_shortcut_sees_every_change(change, monkeypatch):
+    monkeypatch.setitem(globals(), "HELPER_SCALE", HELPER_SCALE)
+    f, make_the_change = SHORTCUT_CHANGES[change]()
+    transform = value_and_grad(f)
+    x = np.array([0.5, -1.5])
+    for _ in range(2):  # the second call takes the shortcut
+        assert_matches_eager(f, (x,), transform=transform)
+    make_the_change()
+    x = np.array([0.25, 2.0])  # a new array of the same shape and dtype
+    assert_matches_eager(f, (x,), transform=transform)
+    assert_matches_eager(f, (x,), transform=transform)
+
+
+ARGUMENT_CHANGES = {
+    "another dtype": lambda: np.array([0.5, 2.0], dtype=np.float32),
+    "another shape": lambda: np.array([[0.5, 2.0]]),
+    "a tensor": lambda: symgrad.tensor([0.5, 2.0]),
+    "a tensor that requires grad": lambda: symgrad.tensor([0.5, 2.0], requires_grad=True),
+    "a list": lambda: [0.5, 2.0],
+    "an integer array": lambda: np.array([1, 2]),
+    "an ndarray subclass": lambda: np.array([0.5, 2.0]).view(np.recarray),
+}
+
+
+@pytest.mark.parametrize("change", ARGUMENT_CHANGES)
+def test_the_repeat_call_shortcut_sees_another_kind_of_argument(change):
+    def f(x, y):
+        return (x * y.sum() + x ** 2).sum()
+
+    transform = value_and_grad(f, argnums=(0, 1))
+    x, y = np.array([1.0, -2.0]), np.array([3.0, 0.5])
+    transform(x, y)
+    transform(x, y)
+    other = ARGUMENT_CHANGES[change]()
+    value, (gx, gy) = transform(x, other)
+    plain = np.asarray(other.detach().numpy() if isinstance(other, symgrad.Tensor) else other, dtype=float)
+    expected_value, (ex, ey) = eager(f, (x, plain), argnums=(0, 1))
+    np.testing.assert_allclose(np.asarray(value.detach().numpy() if isinstance(value, symgrad.Tensor) else value),
+                               expected_value, rtol=1e-6)
+    as_array = [np.asarray(g.detach().numpy() if isinstance(g, symgrad.Tensor) else g) for g in (gx, gy)]
+    np.testing.assert_allclose(as_array[0], ex, rtol=1e-6)
+    np.testing.assert_allclose(as_array[1].reshape(ey.shape), ey, rtol=1e-6)
+
+
+def test_a_repeat_call_takes_the_shortcut(monkeypatch):
+    transform = grad(lambda x: (x * A).sum())
+    transform(B)
+    sorted_calls = []
+    real = functional._Arguments.__init__
+    monkeypatch.setattr(functional._Arguments, "__init__",
+                        lambda self, *a, **k: (sorted_calls.append(1), real(self, *a, **k))[1])
+    np.testing.assert_allclose(transform(B + 1.0), A)
+    assert sorted_calls == []
+    transform(B.astype(np.float32))  # another signature: sorted again
+    assert sorted_calls == [1]
+
+
 # ============================================================================ 2. engine names
 NAMED = {
     "g": lambda g: g ** 2,
