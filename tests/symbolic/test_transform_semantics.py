@@ -480,6 +480,35 @@ def test_static_argnums_and_argnames():
     np.testing.assert_allclose(g(x, ("w", 5.0), scale=2.0), [10.0, 10.0])
 
 
+KEYWORD_TRANSFORMS = {
+    "grad": lambda f: grad(f),
+    "value_and_grad": lambda f: value_and_grad(f),
+    "jacobian": lambda f: jacobian(f),
+    "hessian": lambda f: hessian(f),
+}
+KEYWORD_FUNCTIONS = {  # data passed by keyword (issue 19: it raised "unhashable type: 'numpy.ndarray'")
+    "default None": lambda x, w=None: (w * x ** 3).sum(),
+    "keyword only": lambda x, *, w: (w * x ** 3).sum(),
+    "positional by name": lambda x, w: (w * x ** 3).sum(),
+}
+
+
+@pytest.mark.parametrize("kind", KEYWORD_TRANSFORMS)
+@pytest.mark.parametrize("function", KEYWORD_FUNCTIONS)
+def test_array_keyword_arguments_are_data_read_at_each_call(kind, function, traces):
+    f = KEYWORD_FUNCTIONS[function]
+    transform = KEYWORD_TRANSFORMS[kind](f)
+    x = np.array([1.0, -2.0])
+    for w in (np.array([2.0, 3.0]), np.array([-1.0, 0.5])):
+        got = transform(x, w=w)
+        xt = symgrad.tensor(x, requires_grad=True)
+        (g,) = symgrad.autograd.grad(f(xt, w=symgrad.tensor(w)), [xt], create_graph=True)
+        expected = {"grad": g.detach().numpy(), "value_and_grad": g.detach().numpy(),
+                    "jacobian": 3 * w * x ** 2, "hessian": np.diag(6 * w * x)}[kind]
+        np.testing.assert_allclose(got[1] if kind == "value_and_grad" else got, expected)
+    assert len(traces) == 1  # a keyword array is dynamic: a new value is not a new trace
+
+
 def test_a_python_float_argument_is_read_at_each_call_not_retraced(traces):
     df = grad(lambda x, lr: (x * lr).sum())
     for lr in (0.1, 0.2, 0.3):
