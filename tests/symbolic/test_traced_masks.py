@@ -312,3 +312,41 @@ def test_the_c_backend_recomputes_a_mask(name):
         _, jac_x, jac_y = eager(f, x, y)
         for g, e in zip(transform(x, y), (jac_x.sum(0), jac_y.sum(0)), strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=f"{name} at x={x}, y={y}")
+
+
+# Robust losses written with a comparison (issue 19 item 8: they were refused inside
+# ``grad``/``hessian``, so Huber and pinball losses had to be rewritten with clamp/relu).
+def _huber(r, delta=1.0):
+    a = abs(r)
+    return symgrad.where(a < delta, 0.5 * r ** 2, delta * (a - 0.5 * delta)).sum()
+
+
+def _pinball(r, tau=0.3):
+    return symgrad.where(r >= 0, tau * r, (tau - 1) * r).sum()
+
+
+def _smooth_l1(r, beta=0.5):
+    a = abs(r)
+    return symgrad.where(a < beta, 0.5 * r ** 2 / beta, a - 0.5 * beta).sum()
+
+
+ROBUST_LOSSES = {  # name -> (loss, its gradient, the diagonal of its Hessian), by hand
+    "huber": (_huber, lambda r: np.where(abs(r) < 1.0, r, np.sign(r)), lambda r: (abs(r) < 1.0) * 1.0),
+    "pinball": (_pinball, lambda r: np.where(r >= 0, 0.3, -0.7), lambda r: 0.0 * r),
+    "smooth_l1": (_smooth_l1, lambda r: np.where(abs(r) < 0.5, r / 0.5, np.sign(r)),
+                  lambda r: (abs(r) < 0.5) / 0.5),
+}
+
+
+@pytest.mark.parametrize("name", ROBUST_LOSSES)
+def test_robust_losses_with_a_comparison_in_grad_and_hessian(name, rng, traces):
+    loss, gradient, curvature = ROBUST_LOSSES[name]
+    dloss, d2loss = grad(loss), symgrad.hessian(loss)
+    for scale in (0.3, 3.0):  # residuals mostly inside, then mostly outside the threshold
+        r = rng.normal(size=6) * scale
+        np.testing.assert_allclose(dloss(r), gradient(r), rtol=1e-12)
+        np.testing.assert_allclose(d2loss(r), np.diag(curvature(r)), atol=1e-12)
+        rt = symgrad.tensor(r, requires_grad=True)
+        loss(rt).backward()
+        np.testing.assert_allclose(rt.grad.numpy(), gradient(r), rtol=1e-12)
+    assert len(traces) == 2  # one per transform, whatever side of the threshold the values fall on
