@@ -77,7 +77,7 @@ class ArrayVar(sp.Symbol):
     del _cacheit
 
     def _hashable_content(self):
-        return (self.name, self.array_shape, self.array_dtype) + self._assumptions0
+        return (self.name, self.array_shape, self.array_dtype) + sp.Symbol._hashable_content(self)[1:]
 
     def __getnewargs_ex__(self):
         return ((self.name, self.array_shape, self.array_dtype), self._assumptions_orig)
