@@ -29,9 +29,12 @@ differ in a constant, a dtype, a shape, an axis or a slice have different keys.
 """
 from __future__ import annotations
 
+import itertools
 import keyword
+import linecache
 import re
 import threading
+import weakref
 from collections import Counter, OrderedDict, namedtuple
 from typing import Any, Callable, Hashable, Sequence
 
@@ -714,8 +717,12 @@ class CompiledFunction:
         self.source, self.n_temporaries = _generate(self.symbols, self.inputs, list(outputs), name)
         namespace = {"numpy": np, "functools": __import__("functools")}
         namespace.update(numpy_namespace())
-        code = compile(self.source, f"<symgrad compiled {name}>", "exec")
+        filename = f"<symgrad compiled {name} #{next(_SOURCE_NUMBERS)}>"
+        code = compile(self.source, filename, "exec")
         exec(code, namespace)
+        # tracebacks through the generated code show its lines, as long as this function lives
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
+        weakref.finalize(self, linecache.cache.pop, filename, None)
         self.fn: Callable = namespace[name]
         self._result = namedtuple("Outputs", self.outputs, rename=True)
         # once per compiled function (its inputs have fixed shapes and dtypes), not per call
@@ -868,6 +875,9 @@ def _quiet(fn: Callable) -> Callable:
 
     return quiet
 
+
+_SOURCE_NUMBERS = itertools.count(1)
+"""Numbers the generated sources' file names, so each has its own ``linecache`` entry."""
 
 _QUIET_SETTINGS: list = [(None, None)]
 """The last caller's NumPy error state and its quiet version (one tuple, swapped whole)."""

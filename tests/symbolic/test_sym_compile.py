@@ -394,3 +394,26 @@ def test_compiled_code_does_not_warn_and_restores_the_callers_error_state(case, 
             f(np.full(2, point))
             assert np.geterr() == inside  # the caller's own settings are back
     assert np.geterr() == before
+
+
+def test_an_error_inside_compiled_code_shows_the_generated_line():
+    """The generated source is registered in ``linecache`` for as long as its function
+    lives, so a traceback through it shows the failing line (issue 15)."""
+    import gc
+    import linecache
+    import traceback
+
+    from symgrad.symbolic.symbols import ArrayVar
+
+    x, y = ArrayVar("x", (2,)), ArrayVar("y", (2,))
+    compiled = compile_exprs([x, y], [x * y + 1])
+    with pytest.raises(ValueError) as caught:
+        compiled.outputs_of([np.ones(2), np.ones(3)])  # shapes the generated code cannot broadcast
+    shown = "".join(traceback.format_exception(caught.value))
+    frame = [f for f in traceback.extract_tb(caught.value.__traceback__) if f.filename.startswith("<symgrad compiled")]
+    assert frame and frame[-1].line and "x*y" in frame[-1].line.replace(" ", ""), shown
+    filename = frame[-1].filename
+    del compiled, caught, frame
+    compile_cache_clear()  # the cache's reference was the last one
+    gc.collect()
+    assert filename not in linecache.cache  # forgotten with its function
