@@ -963,9 +963,6 @@ class _Indexed(StructuralFunction):
     def differentiable_args(self):
         return (True,) * self.n_data + (False,) * len(self.index_arrays)
 
-    def _index_of(self, *extra: Any) -> dict:
-        return dict(index=self.attrs["index"])
-
     @classmethod
     def _placeholder_index(cls, shapes, attrs) -> tuple:
         """The index with each slot filled by a stand-in of the right shape (zeros, or a
