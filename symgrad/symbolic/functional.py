@@ -54,7 +54,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.parameters import evaluate
 
-from .. import tape
+from .. import pytree, tape
 from ..tape import tracing
 from ..tape.grad_mode import is_grad_enabled
 from ..tape.structure import freeze
@@ -262,9 +262,14 @@ _GLOBAL_NAMES: dict = {}
 # ============================================================================ one call's arguments
 class _Arguments:
     """One call's arguments sorted into *static* values (part of the trace key) and
-    *dynamic* arrays (read at every call), with the tensors the caller passed."""
+    *dynamic* arrays (read at every call), with the tensors the caller passed.
 
-    __slots__ = ("key", "arrays", "paths", "given", "positional", "keywords", "argnums")
+    An argument that is a pytree (tuples, lists, dicts, namedtuples: :mod:`symgrad.pytree`)
+    is sorted leaf by leaf, its structure part of the key; a differentiated one gets its
+    results in the same structure (``None`` leaves stay ``None``), as in JAX."""
+
+    __slots__ = ("key", "arrays", "paths", "names", "given", "positional", "keywords", "argnums", "trees",
+                 "diff", "groups")
 
     def __init__(self, transform: "Transformed", args: tuple, kwargs: dict) -> None:
         n = len(args)
@@ -274,36 +279,61 @@ class _Arguments:
         names = transform.parameter_names
         self.arrays: list[np.ndarray] = []
         self.paths: list = []  # argument position (int) or keyword (str) of each array
+        self.names: list[str] = []  # the traced leaf's name of each array
         self.given: list = []  # the Tensor the caller passed for each array, or None
         self.positional: list = list(args)  # static values in place; dynamic ones replaced by leaves
         self.keywords: dict = dict(kwargs)
+        self.trees: dict = {}  # path -> (structure, slots) of a pytree argument
         key = []
         for i, given in zip(self.argnums, transform.argnums):
             if not 0 <= i < n:
                 raise TypeError(f"argnums={given} but {transform.__name__} was called with {n} positional arguments")
         for i, value in enumerate(args):
             static = i in statics or (static_names and i < len(names) and names[i] in static_names)
-            key.append(self._sort(i, value, static, i in self.argnums, transform))
+            name = names[i] if i < len(names) else f"arg{i}"
+            key.append(self._sort(i, name, value, static, i in self.argnums, transform))
         for name in sorted(kwargs):
             static = name in static_names or (name in names and names.index(name) in statics)
-            key.append((name, self._sort(name, kwargs[name], static, False, transform)))
+            key.append((name, self._sort(name, name, kwargs[name], static, False, transform)))
         self.key = tuple(key)
+        self.names = _distinct(self.names)
+        # the differentiated arrays, and how their results regroup into each argument's structure
+        self.diff: list[int] = []
+        self.groups: list = []
+        for i in self.argnums:
+            if i in self.trees:
+                structure, slots = self.trees[i]
+                self.diff += [s for s in slots if isinstance(s, int)]
+                self.groups.append((structure, [isinstance(s, int) for s in slots]))
+            else:
+                self.diff.append(self.paths.index(i))
+                self.groups.append((None, [True]))
 
-    def _sort(self, path: Any, value: Any, static: bool, differentiated: bool, transform: "Transformed") -> tuple:
+    def _sort(self, path: Any, name: str, value: Any, static: bool, differentiated: bool,
+              transform: "Transformed") -> tuple:
         """This argument's entry of the trace key; a dynamic one's array is kept."""
         what = _ArgumentName(path)
         if differentiated and static:
             raise ValueError(f"{what} is both differentiated (argnums) and static (static_argnums/static_argnames)")
         if static or (not differentiated and not isinstance(value, Tensor) and _is_static_value(value)):
-            try:
-                hash(value)
-            except TypeError:
-                raise TypeError(f"static {what} of {transform.__name__} must be hashable, got {type(value).__name__} "
-                                f"{value!r}; pass arrays as dynamic arguments (not in static_argnums)") from None
-            try:  # numbers, strings and tuples of them by their exact value (-0.0 is not 0.0)
-                return ("static", type(value).__name__, freeze(value))
-            except TypeError:  # other objects by their own hash and equality, as jax.jit does
-                return ("static", type(value).__name__, value)
+            return _static_entry(value, what, transform)
+        if pytree.is_node(value):
+            leaves, structure = pytree.flatten(value)
+            slots, entries = [], []
+            for leaf, leaf_name in zip(leaves, pytree.leaf_names(structure, name)):
+                if leaf is None or (not differentiated and not isinstance(leaf, Tensor) and _is_static_value(leaf)):
+                    slots.append(("static", leaf))
+                    entries.append(_static_entry(leaf, what, transform))
+                else:
+                    slots.append(len(self.arrays))
+                    entries.append(self._keep(path, leaf_name, leaf, differentiated, what, transform))
+            self.trees[path] = (structure, slots)
+            return ("tree", structure, tuple(entries))
+        return self._keep(path, name, value, differentiated, what, transform)
+
+    def _keep(self, path: Any, name: str, value: Any, differentiated: bool, what: "_ArgumentName",
+              transform: "Transformed") -> tuple:
+        """Keep one dynamic array (of an argument, or a leaf of one); its key entry."""
         if isinstance(value, Tensor):
             array, given = value._data, value
         else:
@@ -323,6 +353,7 @@ class _Arguments:
             array = array.astype(np.float64)  # grad(f)(3): an integer point of a real function
         self.arrays.append(array)
         self.paths.append(path)
+        self.names.append(name)
         self.given.append(given)
         return ("dynamic", array.shape, array.dtype.str)
 
@@ -340,7 +371,8 @@ class _Arguments:
         """This sorting for another call whose arguments have :meth:`plain_signature`'s
         signature: the same key, paths and argument numbers, the new arrays."""
         other = object.__new__(_Arguments)
-        other.key, other.paths, other.argnums = self.key, self.paths, self.argnums
+        for field in ("key", "paths", "names", "argnums", "trees", "diff", "groups"):
+            setattr(other, field, getattr(self, field))
         other.arrays, other.positional, other.keywords = list(args), list(args), {}
         other.given = [None] * len(args)
         return other
@@ -349,11 +381,70 @@ class _Arguments:
         """The arguments to call the traced function with: ``leaves`` in the dynamic places."""
         positional, keywords = list(self.positional), dict(self.keywords)
         for path, leaf in zip(self.paths, leaves):
+            if path in self.trees:
+                continue
             if isinstance(path, int):
                 positional[path] = leaf
             else:
                 keywords[path] = leaf
+        for path, (structure, slots) in self.trees.items():
+            tree = structure.unflatten([leaves[s] if isinstance(s, int) else s[1] for s in slots])
+            if isinstance(path, int):
+                positional[path] = tree
+            else:
+                keywords[path] = tree
         return positional, keywords
+
+    def regroup(self, results: Sequence[Any]) -> list:
+        """One result per differentiated argument from one per differentiated array: a
+        pytree argument's results in its structure (``None`` where it held ``None``)."""
+        out, pending = [], iter(results)
+        for structure, dynamic in self.groups:
+            values = [next(pending) if d else None for d in dynamic]
+            out.append(values[0] if structure is None else structure.unflatten(values))
+        return out
+
+    def flat_like(self, values: Sequence[Any], what: str) -> list:
+        """The inverse of :meth:`regroup`: one value per differentiated argument (a pytree
+        of its argument's structure) to one per differentiated array."""
+        flat = []
+        for (structure, dynamic), value, i in zip(self.groups, values, self.argnums):
+            if structure is None:
+                flat.append(value)
+                continue
+            leaves, given = pytree.flatten(value)
+            if given != structure:
+                raise ValueError(f"the {what} for argument {i} has the structure {given}, but the argument has "
+                                 f"{structure}")
+            flat += [leaf for leaf, d in zip(leaves, dynamic) if d]
+        return flat
+
+
+def _static_entry(value: Any, what: "_ArgumentName", transform: "Transformed") -> tuple:
+    """A static value's entry of the trace key."""
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"static {what} of {transform.__name__} must be hashable, got {type(value).__name__} "
+                        f"{value!r}; pass arrays as dynamic arguments (not in static_argnums)") from None
+    try:  # numbers, strings and tuples of them by their exact value (-0.0 is not 0.0)
+        return ("static", type(value).__name__, freeze(value))
+    except TypeError:  # other objects by their own hash and equality, as jax.jit does
+        return ("static", type(value).__name__, value)
+
+
+def _distinct(names: list[str]) -> list[str]:
+    """``names`` with a suffix added where one repeats (a pytree leaf ``p_w`` beside a
+    parameter called ``p_w``): two traced leaves never share a name."""
+    taken: set = set()
+    out = []
+    for name in names:
+        unique, k = name, 1
+        while unique in taken:
+            unique, k = f"{name}_{k}", k + 1
+        taken.add(unique)
+        out.append(unique)
+    return out
 
 
 class _PlainCall:
@@ -443,13 +534,14 @@ class _Problem:
         return out
 
 
-def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str], has_aux: bool) -> _Problem:
+def _trace(f: Callable, call: _Arguments, has_aux: bool) -> _Problem:
     from .graph import Segment
 
     # Every floating argument requires grad while tracing, differentiated or not, so that
     # what f computes from it is recorded (and recomputed at each call).
+    diff = call.diff
     leaves = [tape.tensor(a, requires_grad=(k in diff or a.dtype.kind == "f"), name=name)
-              for k, (a, name) in enumerate(zip(call.arrays, names))]
+              for k, (a, name) in enumerate(zip(call.arrays, call.names))]
     positional, keywords = call.call(leaves)
     with tape.enable_grad(), tracing.tracing(leaves) as trace:
         result = f(*positional, **keywords)
@@ -503,34 +595,16 @@ def _trace(f: Callable, call: _Arguments, diff: Sequence[int], names: list[str],
 
 
 def _flatten_aux(aux: Any) -> tuple[list, Callable]:
-    """The tensors in ``aux`` (a tensor, or tuples, lists and dicts of tensors and other
-    values) and a function rebuilding ``aux`` from their values."""
-
-    tensors: list = []
-
-    def template(node):
-        if isinstance(node, Tensor):
-            tensors.append(node)
-            return ("leaf", len(tensors) - 1)
-        if isinstance(node, (tuple, list)):
-            return (type(node), [template(v) for v in node])
-        if isinstance(node, dict):
-            return (dict, {k: template(v) for k, v in node.items()})
-        return ("const", node)
-
-    shape = template(aux)
+    """The tensors in ``aux`` (a pytree of tensors and other values) and a function
+    rebuilding ``aux`` from their values (the other leaves kept as they are)."""
+    leaves, structure = pytree.flatten(aux)
+    tensors = [v for v in leaves if isinstance(v, Tensor)]
+    kept = [None if isinstance(v, Tensor) else v for v in leaves]
+    computed = [isinstance(v, Tensor) for v in leaves]
 
     def rebuild(values: list) -> Any:
-        def build(node):
-            kind, content = node
-            if kind == "leaf":
-                return values[content]
-            if kind == "const":
-                return content
-            if kind is dict:
-                return {k: build(v) for k, v in content.items()}
-            return kind(build(v) for v in content)
-        return build(shape)
+        pending = iter(values)
+        return structure.unflatten([next(pending) if c else v for c, v in zip(computed, kept)])
 
     return tensors, rebuild
 
@@ -644,10 +718,7 @@ class Transformed:
                 self.compiled = compiled
                 self._remember_plain_call(walk.guard, call, args, kwargs, entry[0], compiled)
                 return entry[0], compiled, call
-            diff = [call.paths.index(i) for i in call.argnums]
-            names = [self.parameter_names[p] if isinstance(p, int) and p < len(self.parameter_names)
-                     else (p if isinstance(p, str) else f"arg{p}") for p in call.paths]
-            problem = _trace(self.f, call, diff, names, self.has_aux)
+            problem = _trace(self.f, call, self.has_aux)
         key = (self.kind, problem.key, tuple(problem.diff), self.simplify, self.backend)
         compiled = cached(key, lambda: self._build(problem))
         if not self.is_expression:
@@ -732,15 +803,16 @@ class Transformed:
         if self.kind in ("vjp", "jvp"):
             raise TypeError(f"call symgrad's {self.kind}(f, ...) directly; it returns values, not a function")
         run = self._run(args, kwargs)
+        n = len(run.diff)
         if self.kind == "grad":
-            out = run.grads(run.evaluate()[:len(self.argnums)])
+            out = run.grads(run.evaluate()[:n])
         elif self.kind == "value_and_grad":
             values = run.evaluate()
-            out = (values[0], run.grads(values[1:1 + len(self.argnums)]))
+            out = (values[0], run.grads(values[1:1 + n]))
         elif self.kind == "jacobian":
             out = run.grads(run.jacobian(), cast=False)
         else:
-            out = run.grads(run.hessian(), cast=False)
+            out = run.grads([run.grads(row, cast=False) for row in run.hessian()], cast=False, shaped=True)
         if self.has_aux:
             aux = run.aux()
             out = ((out[0], aux), out[1]) if self.kind == "value_and_grad" else (out, aux)
@@ -797,6 +869,14 @@ class _ExpressionArguments:
         self.given = [a if isinstance(a, Tensor) else None for a in args]
         self.arrays = [np.asarray(a._data if g is not None else a) for a, g in zip(args, self.given)]
         self.paths = list(range(len(args)))
+
+    @staticmethod
+    def regroup(results: Sequence[Any]) -> list:
+        return list(results)
+
+    @staticmethod
+    def flat_like(values: Sequence[Any], what: str) -> list:
+        return list(values)
 
 
 # ============================================================================ one evaluation
@@ -868,16 +948,18 @@ class _Run:
         return self.outputs
 
     # -------------------------------------------------------------- results
-    def grads(self, grads: Sequence[Any], cast: bool = True):
-        """The results of ``argnums``, each (with ``cast``) of its argument's shape and
-        dtype.  The compiled function's outputs are fresh, writeable arrays, so one is
-        copied only to broadcast or cast it."""
-        out = [self._shaped(g, self.call.arrays[i], cast) for g, i in zip(grads, self.diff)]
+    def grads(self, grads: Sequence[Any], cast: bool = True, shaped: bool = False):
+        """The results of ``argnums`` from one result per differentiated array: each (with
+        ``cast``; unless already ``shaped``) of its array's shape and dtype, a pytree
+        argument's in its structure, one result or a tuple as ``argnums`` was one or many.
+        The compiled function's outputs are fresh, writeable arrays, so one is copied only
+        to broadcast or cast it."""
+        if not shaped:
+            grads = [self._shaped(g, self.call.arrays[i], cast) for g, i in zip(grads, self.diff)]
+        out = self.call.regroup(grads)
         return out[0] if self.transform._single else tuple(out)
 
     def _shaped(self, g: Any, like: np.ndarray, cast: bool) -> Any:
-        if isinstance(g, tuple):
-            return tuple(self._shaped(v, like, cast) for v in g)
         if self.tensor_env is not None:
             return _tensor_like(g, like.shape if cast else None, like.dtype)
         g = g if type(g) is np.ndarray else np.asarray(g)
@@ -917,7 +999,9 @@ class _Run:
         return result
 
     def hessian(self) -> list:
-        """Block rows of the Hessian from the compiled Hessian-vector product."""
+        """The Hessian's blocks from the compiled Hessian-vector product: row ``i``,
+        column ``j`` for differentiated arrays ``i`` and ``j``, of shape
+        ``shape_i + shape_j``."""
         likes = [self.call.arrays[p] for p in self.diff]
         blocks: list = []
         for j, like_j in enumerate(likes):
@@ -929,9 +1013,7 @@ class _Run:
                 for i, like in enumerate(likes):
                     rows[i].append(self._shaped(out[i], like, True))
             blocks.append([_stack(r, like_j.shape + likes[i].shape, likes[i].dtype) for i, r in enumerate(rows)])
-        if len(likes) == 1:
-            return [blocks[0][0]]
-        return [tuple(blocks[i][j] for j in range(len(likes))) for i in range(len(likes))]
+        return blocks
 
     # -------------------------------------------------------------- "both"
     def cross_check(self, out: Any) -> None:
@@ -976,7 +1058,7 @@ def _cross_check(transform: Transformed, call: _Arguments, out: Any) -> None:
     got = _flat_results(transform, out)
     if len(got) != len(expected):  # pragma: no cover  (both come from the same transform)
         raise GradientMismatchError(f"{transform.__name__}: {len(got)} results against {len(expected)} on the tape")
-    for k, (label, g, e) in enumerate(zip(_result_labels(transform), got, expected)):
+    for k, (label, g, e) in enumerate(zip(_result_labels(transform, call), got, expected)):
         g = np.asarray(g)
         _compare(k, _Labelled(label, g), g, np.asarray(e))
 
@@ -988,20 +1070,22 @@ class _Labelled:
         self.name, self.shape, self.dtype = name, like.shape, like.dtype
 
 
-def _result_labels(transform: Transformed) -> list[str]:
+def _result_labels(transform: Transformed, call: _Arguments) -> list[str]:
+    """What each of :func:`_flat_results` is, for a mismatch report."""
+    names = [f"{_ArgumentName(call.paths[i])} ({call.names[i]})" for i in call.diff]
+    if transform.kind == "hessian":
+        return [f"the hessian of {transform.__name__} for {a}, {b}" for a in names for b in names]
     labels = [f"the value of {transform.__name__}"] if transform.kind == "value_and_grad" else []
-    return labels + [f"the {transform.kind} of {transform.__name__} for argument {i}" for i in transform.argnums]
+    return labels + [f"the {transform.kind} of {transform.__name__} for {n}" for n in names]
 
 
 def _flat_results(transform: Transformed, out: Any) -> list:
+    """A transform's results (aux left out) as one flat list, in :func:`_eager_results`'
+    order: the value first, then one result per differentiated array (per pair of them
+    for a Hessian, row by row)."""
     if transform.has_aux:
         out = (out[0][0], out[1]) if transform.kind == "value_and_grad" else out[0]
-    if transform.kind == "value_and_grad":
-        value, grads = out
-        return [value] + ([grads] if transform._single else list(grads))
-    if transform.kind == "hessian" and not transform._single:
-        return [np.concatenate([np.asarray(b).reshape(-1) for b in row]) for row in out]
-    return [out] if transform._single else list(out)
+    return [v for v in pytree.flatten(out)[0] if v is not None]
 
 
 def _eager_results(transform: Transformed, call: _Arguments) -> list:
@@ -1010,7 +1094,7 @@ def _eager_results(transform: Transformed, call: _Arguments) -> list:
 
     leaves = [tape.tensor(a, requires_grad=(a.dtype.kind == "f")) for a in call.arrays]
     positional, keywords = call.call(leaves)
-    diff = [leaves[call.paths.index(i)] for i in call.argnums]
+    diff = [leaves[i] for i in call.diff]
     with tape.enable_grad():
         result = transform.f(*positional, **keywords)
         if transform.has_aux:
@@ -1052,9 +1136,7 @@ def _eager_results(transform: Transformed, call: _Arguments) -> list:
                     entries.append(np.zeros(ti.shape) if h is None else h._data)
                 row.append(np.stack(entries).reshape(tj.shape + ti.shape) if entries else np.zeros(tj.shape + ti.shape))
             blocks.append(row)
-        if len(diff) == 1:
-            return [blocks[0][0]]
-        return [np.concatenate([b.reshape(-1) for b in row]) for row in blocks]
+        return [block for row in blocks for block in row]
 
 
 # ============================================================================ public transforms
@@ -1139,7 +1221,7 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
         elif g.shape != shape:
             raise ValueError(f"vjp_fn needs a cotangent of the value's shape {shape}, got {g.shape}")
         out = run._outputs([g])[1:1 + len(run.diff)]
-        return tuple(run._shaped(o, run.call.arrays[i], True) for o, i in zip(out, run.diff))
+        return tuple(run.call.regroup([run._shaped(o, run.call.arrays[i], True) for o, i in zip(out, run.diff)]))
 
     vjp_fn.compiled = run.compiled  # type: ignore[attr-defined]
     vjp_fn.closed_forms = dict(run.compiled.exprs)  # type: ignore[attr-defined]
@@ -1160,7 +1242,7 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequen
     run = t._run(primals, {})
 
     seeds = []
-    for v, i in zip(tangents, run.diff):
+    for v, i in zip(run.call.flat_like(tangents, "tangent"), run.diff):
         like = run.call.arrays[i]
         if isinstance(v, Tensor):
             seeds.append(v)
