@@ -27,6 +27,7 @@ True
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -135,7 +136,7 @@ class Program:
     def __str__(self) -> str:
         lines = [f"def program({', '.join(self.names)}):"]
         for name, x in zip(self.names, self.inputs):
-            values = np.array2string(x.ravel(), precision=4, separator=", ")
+            values = np.array2string(x.ravel(), precision=4, separator=", ", max_line_width=sys.maxsize)
             lines.append(f"    # {name}: shape {list(x.shape)}, {x.dtype.name}, values {values}")
         names = []
         for index, item in enumerate(self.layout):
@@ -302,15 +303,23 @@ class ProgramBuilder:
         """Append one application of ``op`` (arguments and attributes from its recipe)."""
         if op in self.functions:
             function, domains = self.functions[op]
-            first = self.value(domain=domains[0])
-            args = [first] + [self.value(broadcast_with=self.shape(first), domain=d) for d in domains[1:]]
-            return self._append(Step(op, tuple(args), {}, function))
+            return self._append(Step(op, tuple(self.broadcasting(domains)), {}, function))
         recipe = RECIPES.get(op, elementwise_recipe if OPS[op].kind == "elementwise" else None)
         if recipe is None:
             raise RecipeError(f"op {op!r} has no recipe: add one with symgrad.testing.register_recipe")
         args, attrs = recipe(self, OPS[op])
         out = self._append(Step(op, tuple(args), attrs))
         return self._select(out) if OPS[op].kind == "mask" else out
+
+    def broadcasting(self, domains: Sequence) -> list[Ref]:
+        """One value inside each of ``domains``, all of which broadcast together (each
+        with the shape the ones before it broadcast to)."""
+        args = [self.value(domain=domains[0])]
+        shape = self.shape(args[0])
+        for domain in domains[1:]:
+            args.append(self.value(broadcast_with=shape, domain=domain))
+            shape = np.broadcast_shapes(shape, self.shape(args[-1]))
+        return args
 
     def mask(self, broadcast_with: tuple | None = None) -> Ref:
         """A boolean mask: a value (that broadcasts with ``broadcast_with``) compared with 0,
@@ -408,8 +417,7 @@ def elementwise_recipe(b: ProgramBuilder, op) -> tuple[list, dict]:
     """An elementwise op without attributes: ``arity`` arguments that broadcast together,
     each inside its domain."""
     domains = op.domains if len(op.domains) == (op.arity or 1) else (op.domains[0],) * (op.arity or 1)
-    first = b.value(domain=domains[0])
-    return [first] + [b.value(broadcast_with=b.shape(first), domain=d) for d in domains[1:]], {}
+    return b.broadcasting(domains), {}
 
 
 def _dim_choice(b: ProgramBuilder, ndim: int, allow_none: bool = True, allow_tuple: bool = True):

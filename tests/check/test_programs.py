@@ -16,7 +16,7 @@ from symgrad.check import KinkWarning, gradcheck, gradgradcheck
 from symgrad.ops import OPS
 from symgrad.tape.tensor import apply_op
 from symgrad.testing import NONSMOOTH_OPS, random_program, skip_unless_engine
-from symgrad.testing.generator import covered_ops, uncovered_ops
+from symgrad.testing.generator import ProgramBuilder, RandomChooser, covered_ops, uncovered_ops
 from symgrad.testing.strategies import arrays_in, op_programs, programs
 
 
@@ -143,3 +143,27 @@ def test_the_property_test_catches_a_wrong_vjp():
         assert "1.01 times the right one" in result.report()
     finally:
         object.__setattr__(op, "vjp", right)
+
+
+@pytest.mark.parametrize("arity", [2, 3, 4])
+def test_every_argument_drawn_for_an_op_broadcasts_with_all_the_others(arity, rng):
+    """Each argument broadcasts with what the ones before it broadcast to: Hypothesis once
+    drew ``clamp_tensor`` of shapes (), (3,), (4,) -- each fitted the first, not each other."""
+    from symgrad.ops.base import Domain
+
+    builder = ProgramBuilder(RandomChooser(rng), max_leaves=6)
+    for shape in [(), (3,), (4,), (2, 1), (1, 3)]:
+        builder.value(shape=shape)
+    for _ in range(200):
+        shapes = [builder.shape(ref) for ref in builder.broadcasting([Domain()] * arity)]
+        np.broadcast_shapes(*shapes)
+
+
+def test_the_source_keeps_each_inputs_values_on_its_comment_line(rng):
+    """A long input's values stay on one comment line (NumPy wraps them at 75 characters,
+    which once made the printed program a syntax error)."""
+    program = random_program(rng, ["exp"], max_steps=1)
+    program.inputs[0] = rng.normal(size=24)
+    source = str(program)
+    compile(source, "<program>", "exec")
+    assert all(line.lstrip().startswith(("def ", "#", "v", "return")) for line in source.splitlines())
