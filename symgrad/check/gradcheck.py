@@ -6,14 +6,16 @@ How a check runs (:class:`Check`):
 1. the inputs that require grad are the ones checked; default tolerances follow their
    dtype (float32 gets a :class:`~symgrad.check.report.Float32Warning`);
 2. finite differences in float64 give the reference, one column per input element (fast
-   mode: one random direction per input, and one random projection per output);
+   mode: one random direction per input, and one random projection per output), each with
+   its estimated error (:mod:`symgrad.check.numerical`), which widens that element's
+   tolerance;
 3. each engine runs the function under ``backward_engine(name)`` and computes one
    vector-Jacobian product per output element with ``symgrad.autograd.grad``;
 4. an element that disagrees is re-examined: when the one-sided differences differ by
-   more than the tolerance at step ``eps`` *and* at ``eps / 10``, the stencil straddles a
-   kink, and a gradient lying between the one-sided derivatives is a :class:`Kink`, not a
-   :class:`Mismatch`; when the central difference at ``eps / 10`` agrees, the kink was
-   inside the stencil but away from the point;
+   more than the tolerance at the smallest step ``s`` *and* at ``s / 10``, the stencil
+   straddles a kink, and a gradient lying between the one-sided derivatives is a
+   :class:`Kink`, not a :class:`Mismatch`; when the central difference at ``s / 10``
+   agrees, the kink was inside the stencil but away from the point;
 5. engines are also compared with each other (the first engine listed is the reference),
    strictly, also at kinks.
 
@@ -56,8 +58,9 @@ def gradcheck(func: Callable, inputs, *, eps: float | None = None, atol: float |
 
     ``func`` takes the ``inputs`` (a Tensor or a tuple; the Tensors with
     ``requires_grad=True`` are checked, anything else is passed through) and returns a
-    Tensor or a tuple of Tensors.  Defaults for ``eps``, ``atol`` and ``rtol`` follow the
-    dtype (float64: 1e-6, 1e-5, 1e-3).  ``fast_mode`` compares ``v^T J u`` for random
+    Tensor or a tuple of Tensors.  Defaults for ``atol`` and ``rtol`` follow the dtype
+    (float64: 1e-5, 1e-3); the finite-difference step is chosen per element unless ``eps``
+    fixes it.  ``fast_mode`` compares ``v^T J u`` for random
     ``u``, ``v`` (seeded by ``seed``) instead of the whole Jacobian.
 
     Returns a :class:`GradcheckResult`, truthy when all agree; raises
@@ -294,7 +297,7 @@ class Check:
         self.in_shapes = [tuple(self.args[i].shape) for i in self.diff]
         self.fd = fd
         self._plan()
-        numerical, plus, minus = self._numerical()
+        numerical, fd_error, plus, minus = self._numerical()
         analytic = {}
         for engine, label in self.engines:
             try:
@@ -311,7 +314,7 @@ class Check:
         self._kinks: dict = {}
         for o in range(len(self.out_shapes)):
             for k in range(len(self.diff)):
-                block = self._block(o, k, numerical[o][k])
+                block = self._block(o, k, numerical[o][k], fd_error[o][k])
                 result.blocks.append(block)
                 block.analytic = {label: blocks[o][k] for label, blocks in analytic.items()}
                 for label, value in block.analytic.items():
@@ -363,58 +366,54 @@ class Check:
 
     # ---------------------------------------------------------------- numerical side
     def _numerical(self):
-        h = self.tol.eps
+        """Per output and input: the estimated Jacobian block, its error, the first step of
+        each column, and the one-sided quotients (blocks of shape rows x columns)."""
         n_out = len(self.fd.f0)
-        central = [[None] * len(self.diff) for _ in range(n_out)]
-        plus_q = [[None] * len(self.diff) for _ in range(n_out)]
-        minus_q = [[None] * len(self.diff) for _ in range(n_out)]
+        fields = ("value", "error", "step", "plus", "minus")
+        found = {name: [[None] * len(self.diff) for _ in range(n_out)] for name in fields}
+        project = self._project_rows_flat if self.fast_mode else None
         for k in range(len(self.diff)):
-            directions = self._directions(k)
-            plus_cols = [[] for _ in range(n_out)]
-            minus_cols = [[] for _ in range(n_out)]
-            for direction in directions:
-                plus, minus = self.fd.difference(k, direction, h)
-                for o in range(n_out):
-                    plus_cols[o].append(plus[o])
-                    minus_cols[o].append(minus[o])
+            estimates = [self.fd.derivative(k, direction, self.tol.eps, self._target, project)
+                         for direction in self._directions(k)]
             for o in range(n_out):
-                if not directions:  # an empty input: an empty block
-                    empty = np.zeros((self.fd.f0[o].size if not self.fast_mode else 1, 0))
-                    central[o][k] = plus_q[o][k] = minus_q[o][k] = empty
-                    continue
-                p = self._project_rows(o, np.stack(plus_cols[o], axis=1))
-                m = self._project_rows(o, np.stack(minus_cols[o], axis=1))
-                f0 = self._project_rows(o, self.fd.f0[o].reshape(-1, 1))
-                central[o][k] = (p - m) / (2 * h)
-                plus_q[o][k] = (p - f0) / h
-                minus_q[o][k] = (f0 - m) / h
-        return central, plus_q, minus_q
+                rows = 1 if self.fast_mode else self.fd.f0[o].size
+                for name in fields:
+                    columns = [getattr(e, name)[o] for e in estimates]
+                    found[name][o][k] = np.stack(columns, axis=1) if columns else np.zeros((rows, 0))
+        self._steps = found["step"]
+        return found["value"], found["error"], found["plus"], found["minus"]
 
-    def _refine(self, o: int, k: int, c: int):
-        """Central and one-sided quotients of column ``c`` at step ``eps / 10``."""
-        key = (k, c)
+    def _target(self, value):
+        """The error a finite difference should stay below: a tenth of the tolerance."""
+        return self.tol.bound(value) / 10
+
+    def _project_rows_flat(self, o: int, values: np.ndarray) -> np.ndarray:
+        return self.v[o].reshape(1, -1) @ values
+
+    def _refine(self, o: int, k: int, r: int, c: int):
+        """Central and one-sided quotients of element (r, c) at a tenth of its smallest step."""
+        key = (k, c, float(self._steps[o][k][r, c]))
         if key not in self._refined:
-            h = self.tol.eps / 10
-            direction = self._directions(k)[c]
-            self._refined[key] = (self.fd.difference(k, direction, h), h)
-        (plus, minus), h = self._refined[key]
-        p = self._project_rows(o, plus[o].reshape(-1, 1))[:, 0]
-        m = self._project_rows(o, minus[o].reshape(-1, 1))[:, 0]
-        f0 = self._project_rows(o, self.fd.f0[o].reshape(-1, 1))[:, 0]
+            h = key[2] / 20
+            moved = self.fd.moved(k, self._directions(k)[c])
+            self._refined[key] = (moved(h), moved(-h), h)
+        plus, minus, h = self._refined[key]
+        project = (lambda values: self._project_rows_flat(o, values)) if self.fast_mode else (lambda values: values)
+        p, m, f0 = project(plus[o])[r], project(minus[o])[r], project(self.fd.f0[o])[r]
         return (p - m) / (2 * h), (p - f0) / h, (f0 - m) / h
 
     # ---------------------------------------------------------------- comparison
-    def _block(self, o: int, k: int, numerical: np.ndarray) -> Block:
+    def _block(self, o: int, k: int, numerical: np.ndarray, fd_error: np.ndarray) -> Block:
         position = self.positions[o]
         out_name = self.out_names[o] if self.out_names else f"output{position}"
         return Block(position, self.diff[k], out_name, self.in_names[self.diff[k]], self.out_shapes[o],
                      self.in_shapes[k], numerical, projected=self.fast_mode,
-                     kinks=np.zeros(numerical.shape, bool))
+                     kinks=np.zeros(numerical.shape, bool), fd_error=fd_error, steps=self._steps[o][k])
 
     def _compare_numerical(self, result, block: Block, label: str, value: np.ndarray, plus, minus) -> None:
         tol = self.tol
         numerical = block.numerical
-        bad = ~_close(value, numerical, tol)
+        bad = ~_close(value, numerical, tol, block.fd_error)
         o = self.positions.index(block.output)
         k = self.diff.index(block.input)
         for r, c in zip(*np.nonzero(bad)):
@@ -438,7 +437,8 @@ class Check:
             result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c),
                                               label, "numerical", float(value[r, c]), float(numerical[r, c]),
                                               values, tol, block.out_name, block.in_name, block.out_shape,
-                                              block.in_shape))
+                                              block.in_shape, fd_error=float(block.fd_error[r, c]),
+                                              step=float(block.steps[r, c])))
 
     def _kink(self, o, k, r, c, value, plus, minus):
         """``(left, right, at_point)`` when element (r, c) straddles a kink that explains
@@ -448,7 +448,7 @@ class Check:
             return None
         if abs(plus - minus) <= tol.atol + tol.rtol * max(abs(plus), abs(minus)):
             return None  # the one-sided differences agree: no kink, the gradient is wrong
-        central, plus_fine, minus_fine = (a[r] for a in self._refine(o, k, c))
+        central, plus_fine, minus_fine = self._refine(o, k, r, c)
         if abs(value - central) <= float(tol.bound(central)):
             return float(minus), float(plus), False  # the kink lies inside the stencil, away from the point
         jump = abs(plus_fine - minus_fine)
@@ -461,9 +461,11 @@ class Check:
         return None
 
 
-def _close(value: np.ndarray, reference: np.ndarray, tol: Tolerances) -> np.ndarray:
+def _close(value: np.ndarray, reference: np.ndarray, tol: Tolerances, fd_error=0.0) -> np.ndarray:
+    """Where ``value`` is within ``atol + rtol * |reference|`` of ``reference``, plus the
+    reference's own estimated error when it is a finite difference."""
     with np.errstate(invalid="ignore"):
-        close = np.abs(value - reference) <= tol.bound(reference)
+        close = np.abs(value - reference) <= tol.bound(reference) + fd_error
     return close | (np.isnan(value) & np.isnan(reference)) | (value == reference)
 
 

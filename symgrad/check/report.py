@@ -13,9 +13,9 @@ every engine (or hand-written gradient) is compared with it, and with the first 
 * :class:`GradcheckError` -- raised with that report when ``raise_exception=True``.
 
 >>> default_tolerances(np.float64)
-Tolerances(eps=1e-06, atol=1e-05, rtol=0.001)
+Tolerances(eps=None, atol=1e-05, rtol=0.001)
 >>> default_tolerances(np.float32)
-Tolerances(eps=1e-06, atol=0.0001, rtol=0.01)
+Tolerances(eps=None, atol=0.0001, rtol=0.01)
 """
 from __future__ import annotations
 
@@ -65,9 +65,11 @@ class EngineUnavailableError(RuntimeError):
 @dataclass(frozen=True)
 class Tolerances:
     """Step and tolerances of a check: an element passes when
-    ``|value - reference| <= atol + rtol * |reference|``."""
+    ``|value - reference| <= atol + rtol * |reference| + fd_error``, where ``fd_error`` is
+    the finite difference's own estimated error.  ``eps=None`` chooses the step per element
+    (:func:`symgrad.check.numerical.step_for`); a number fixes it."""
 
-    eps: float
+    eps: float | None
     atol: float
     rtol: float
 
@@ -77,17 +79,17 @@ class Tolerances:
 
 
 _DEFAULTS = {
-    np.dtype(np.float64): Tolerances(1e-6, 1e-5, 1e-3),
-    np.dtype(np.float32): Tolerances(1e-6, 1e-4, 1e-2),
-    np.dtype(np.float16): Tolerances(1e-6, 1e-2, 1e-1),
+    np.dtype(np.float64): Tolerances(None, 1e-5, 1e-3),
+    np.dtype(np.float32): Tolerances(None, 1e-4, 1e-2),
+    np.dtype(np.float16): Tolerances(None, 1e-2, 1e-1),
 }
 
 
 def default_tolerances(dtype) -> Tolerances:
     """The default step and tolerances for gradients computed in ``dtype``.
 
-    The finite differences are always taken in float64, so ``eps`` does not depend on the
-    dtype; ``atol`` and ``rtol`` grow with the rounding error of the engines' arithmetic.
+    The step is chosen per element by the finite differences (``eps=None``); ``atol`` and
+    ``rtol`` grow with the rounding error of the engines' arithmetic.
     """
     return _DEFAULTS.get(np.dtype(dtype), _DEFAULTS[np.dtype(np.float64)])
 
@@ -126,6 +128,8 @@ class Mismatch:
     in_name: str = "input"
     out_shape: tuple = ()
     in_shape: tuple = ()
+    fd_error: float = 0.0
+    step: float = 0.0
 
     @property
     def abs_err(self) -> float:
@@ -141,7 +145,7 @@ class Mismatch:
         err = self.abs_err
         if not np.isfinite(err):
             return float("inf")
-        return err / float(self.tolerances.bound(self.expected))
+        return err / (float(self.tolerances.bound(self.expected)) + self.fd_error)
 
     def where(self) -> str:
         """``d out[1] / d x[0, 2]``."""
@@ -198,7 +202,8 @@ class Block:
 
     ``numerical`` and every array in ``analytic`` have shape (rows, columns); ``bad`` maps
     a label to the boolean mask of its mismatching elements, ``kinks`` marks kink elements.
-    ``projected`` is True in fast mode (one row, one column: ``v^T J u``).
+    ``projected`` is True in fast mode (one row, one column: ``v^T J u``).  ``fd_error`` is
+    the estimated error of each finite-difference element, ``steps`` the first step of each.
     """
 
     output: int
@@ -212,6 +217,8 @@ class Block:
     bad: dict[str, np.ndarray] = field(default_factory=dict)
     kinks: np.ndarray | None = None
     projected: bool = False
+    fd_error: np.ndarray | float = 0.0
+    steps: np.ndarray | float = 0.0
 
     def row_index(self, r: int) -> tuple | None:
         return None if self.projected else np.unravel_index(r, self.out_shape) if self.out_shape else ()
@@ -315,14 +322,17 @@ class GradcheckResult:
         reference = worst.values["numerical"]
         for label, value in worst.values.items():
             if label == "numerical":
-                lines.append(f"  {label.ljust(width)}  {_num(value, 14)}   (central difference, eps={self.tolerances.eps:g})")
+                lines.append(f"  {label.ljust(width)}  {_num(value, 14)}   (extrapolated central difference, step "
+                             f"{worst.step:.2g}, estimated error {_err(worst.fd_error)})")
                 continue
             failed = any(m.label == label and (m.output, m.input, m.out_index, m.in_index)
                          == (worst.output, worst.input, worst.out_index, worst.in_index) for m in self.mismatches)
             lines.append(f"  {label.ljust(width)}  {_num(value, 14)}   abs err {_err(_abs_err(value, reference))}"
                          f"  rel err {_err(_rel_err(value, reference))}   {'MISMATCH' if failed else 'ok'}")
+        allowed = float(self.tolerances.bound(worst.expected))
         lines.append(f"  tolerances: {_tolerance_text(self.tolerances)}; allowed error here "
-                     f"{_err(float(self.tolerances.bound(worst.expected)))}")
+                     f"{_err(allowed + worst.fd_error)} ({_err(allowed)} + the finite difference's {_err(worst.fd_error)})")
+        lines.append(f"  finite-difference error here is ~{_err(worst.fd_error)}, the disagreement is {_err(worst.abs_err)}")
         by_pair: dict[tuple, list[Mismatch]] = {}
         for m in self.mismatches:
             by_pair.setdefault((m.output, m.input, m.label, m.reference), []).append(m)
@@ -390,7 +400,8 @@ def warn(warning: Warning) -> None:
 
 
 def _tolerance_text(tol: Tolerances) -> str:
-    return f"atol={tol.atol:g}, rtol={tol.rtol:g}, pass when |value - reference| <= atol + rtol * |reference|"
+    return (f"atol={tol.atol:g}, rtol={tol.rtol:g}, pass when |value - reference| <= atol + rtol * |reference| "
+            "+ the finite difference's estimated error")
 
 
 def _table(block: Block) -> list[str]:
