@@ -249,11 +249,17 @@ class Check:
     pairs (``check_function`` labels the tape as ``"MyRelu.backward"``); ``given`` maps a
     label to precomputed full Jacobian blocks ``[output][input]`` (``check_grad``'s
     hand-written gradient); ``fd_func`` evaluates the function for finite differences when
-    it differs from the traced one (a NumPy function).
+    it differs from the traced one (a NumPy function).  ``columns="diagonal"`` checks an
+    elementwise function (every output of each input's shape, output element ``i``
+    depending on input element ``i`` only): one column per input, the derivative of each
+    element, from one perturbation of all elements at once; ``along=[p, ...]`` checks the
+    Jacobian times one direction per input (a Hessian-vector product, when the function is
+    a gradient).  In both, ``given`` blocks are those columns, of the outputs' size.
     """
 
     def __init__(self, func, inputs, *, eps=None, atol=None, rtol=None, engines=DEFAULT_ENGINES,
-                 fast_mode=False, seed=0, what="gradcheck", given=None, fd_func=None, out_names=None) -> None:
+                 fast_mode=False, seed=0, what="gradcheck", given=None, fd_func=None, out_names=None,
+                 columns: str = "elements", along: list | None = None) -> None:
         self.func = func
         self.fd_func = fd_func or func
         self.args = _as_args(inputs)
@@ -281,6 +287,8 @@ class Check:
         self.what = what
         self.in_names = {i: _input_name(self.args[i], i) for i in self.diff}
         self.out_names = out_names
+        self.columns = "direction" if along is not None else columns
+        self.along = [np.asarray(p, np.float64).ravel() for p in along] if along is not None else None
 
     def run(self) -> GradcheckResult:
         outputs = as_outputs(self.fd_func(*self.args))
@@ -295,6 +303,11 @@ class Check:
         self.positions = [p for p, _ in outputs]
         self.out_shapes = [tuple(out.shape) for _, out in outputs]
         self.in_shapes = [tuple(self.args[i].shape) for i in self.diff]
+        if self.columns == "diagonal" and any(o != i for o in self.out_shapes for i in self.in_shapes):
+            raise ValueError(f"{self.what} with elementwise=True needs outputs of the inputs' shape (output element i "
+                             f"depends on input element i only); got outputs of shapes "
+                             f"{[list(o) for o in self.out_shapes]} and inputs of shapes "
+                             f"{[list(i) for i in self.in_shapes]}")
         self.fd = fd
         self._plan()
         numerical, fd_error, plus, minus = self._numerical()
@@ -344,13 +357,23 @@ class Check:
             self.u = [rng.standard_normal(shape).ravel() for shape in self.in_shapes]
 
     def _cotangents(self, o: int, shape: tuple):
+        if self.columns == "diagonal":
+            return [np.ones(shape)]
         return [self.v[o]] if self.fast_mode else None
 
     def _directions(self, k: int) -> list[np.ndarray]:
         if self.fast_mode:
             return [self.u[k]]
+        if self.columns == "direction":
+            return [self.along[k]]
+        if self.columns == "diagonal":  # every element at once, each by its own step
+            return [self._scales(k)]
         size = int(np.prod(self.in_shapes[k], dtype=np.int64))
         return [np.eye(1, size, j).ravel() for j in range(size)]
+
+    def _scales(self, k: int) -> np.ndarray:
+        """Elementwise checks move element j by ``t * max(|x_j|, 1)``: each its own step."""
+        return np.maximum(np.abs(self.fd.base[k].ravel().astype(np.float64)), 1.0)
 
     def _project_rows(self, o: int, values: np.ndarray) -> np.ndarray:
         """Output values (flattened, one column per direction) -> block rows."""
@@ -358,9 +381,15 @@ class Check:
 
     def _project_columns(self, rows: np.ndarray, k: int) -> np.ndarray:
         """Engine VJP rows (rows x numel(input)) -> block columns."""
+        if self.columns == "diagonal":  # ones^T J of an elementwise function is its diagonal
+            return rows.reshape(-1, 1)
+        if self.columns == "direction":
+            return rows @ self.along[k].reshape(-1, 1)
         return rows @ self.u[k].reshape(-1, 1) if self.fast_mode else rows
 
     def _project(self, jacobian: np.ndarray, o: int, k: int) -> np.ndarray:
+        if self.columns != "elements":  # given as the columns themselves
+            return np.asarray(jacobian, np.float64).reshape(-1, 1)
         jacobian = np.asarray(jacobian, np.float64).reshape(-1, int(np.prod(self.in_shapes[k], dtype=np.int64)))
         return self._project_columns(self._project_rows(o, jacobian), k)
 
@@ -380,6 +409,12 @@ class Check:
                 for name in fields:
                     columns = [getattr(e, name)[o] for e in estimates]
                     found[name][o][k] = np.stack(columns, axis=1) if columns else np.zeros((rows, 0))
+        if self.columns == "diagonal":  # derivative along the scaled direction -> per element
+            for k in range(len(self.diff)):
+                for o in range(n_out):
+                    for name in fields:
+                        scale = 1 / self._scales(k) if name != "step" else self._scales(k)
+                        found[name][o][k] = found[name][o][k] * scale.reshape(-1, 1)
         self._steps = found["step"]
         return found["value"], found["error"], found["plus"], found["minus"]
 
@@ -392,7 +427,8 @@ class Check:
 
     def _refine(self, o: int, k: int, r: int, c: int):
         """Central and one-sided quotients of element (r, c) at a tenth of its smallest step."""
-        key = (k, c, float(self._steps[o][k][r, c]))
+        scale = self._scales(k)[r] if self.columns == "diagonal" else 1.0
+        key = (k, c, float(self._steps[o][k][r, c] / scale))
         if key not in self._refined:
             h = key[2] / 20
             moved = self.fd.moved(k, self._directions(k)[c])
@@ -400,6 +436,7 @@ class Check:
         plus, minus, h = self._refined[key]
         project = (lambda values: self._project_rows_flat(o, values)) if self.fast_mode else (lambda values: values)
         p, m, f0 = project(plus[o])[r], project(minus[o])[r], project(self.fd.f0[o])[r]
+        h = h * scale
         return (p - m) / (2 * h), (p - f0) / h, (f0 - m) / h
 
     # ---------------------------------------------------------------- comparison
@@ -408,7 +445,8 @@ class Check:
         out_name = self.out_names[o] if self.out_names else f"output{position}"
         return Block(position, self.diff[k], out_name, self.in_names[self.diff[k]], self.out_shapes[o],
                      self.in_shapes[k], numerical, projected=self.fast_mode,
-                     kinks=np.zeros(numerical.shape, bool), fd_error=fd_error, steps=self._steps[o][k])
+                     kinks=np.zeros(numerical.shape, bool), fd_error=fd_error, steps=self._steps[o][k],
+                     columns=self.columns)
 
     def _compare_numerical(self, result, block: Block, label: str, value: np.ndarray, plus, minus) -> None:
         tol = self.tol
@@ -425,7 +463,7 @@ class Check:
             if key not in self._kinks:
                 block.kinks[r, c] = True
                 left, right, at_point = verdict
-                self._kinks[key] = Kink(block.output, block.input, block.row_index(r), block.col_index(c),
+                self._kinks[key] = Kink(block.output, block.input, block.row_index(r), block.col_index(c, r),
                                         float(numerical[r, c]), left, right, {"numerical": float(numerical[r, c])},
                                         at_point, block.out_name, block.in_name, block.out_shape, block.in_shape)
                 result.kinks.append(self._kinks[key])
@@ -434,7 +472,7 @@ class Check:
         for r, c in zip(*np.nonzero(bad)):
             values = {"numerical": float(numerical[r, c])}
             values.update({lab: float(arr[r, c]) for lab, arr in block.analytic.items()})
-            result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c),
+            result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c, r),
                                               label, "numerical", float(value[r, c]), float(numerical[r, c]),
                                               values, tol, block.out_name, block.in_name, block.out_shape,
                                               block.in_shape, fd_error=float(block.fd_error[r, c]),
@@ -485,6 +523,6 @@ def _compare_engines(result, block: Block, label: str, reference: str, ref_value
     for r, c in zip(*np.nonzero(bad)):
         values = {"numerical": float(block.numerical[r, c])}
         values.update({lab: float(arr[r, c]) for lab, arr in block.analytic.items()})
-        result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c),
+        result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c, r),
                                           label, reference, float(value[r, c]), float(ref_value[r, c]), values,
                                           tol, block.out_name, block.in_name, block.out_shape, block.in_shape))

@@ -99,7 +99,7 @@ def element_name(name: str, index: tuple, shape: tuple) -> str:
     """``x[1, 2]`` for an element, ``x`` for a 0-d tensor, ``x·u`` for a projection."""
     if index is None:
         return f"{name}·u"
-    if len(shape) == 0:
+    if len(shape) == 0 or not len(index):
         return name
     return f"{name}[{', '.join(str(int(i)) for i in index)}]"
 
@@ -204,6 +204,9 @@ class Block:
     a label to the boolean mask of its mismatching elements, ``kinks`` marks kink elements.
     ``projected`` is True in fast mode (one row, one column: ``v^T J u``).  ``fd_error`` is
     the estimated error of each finite-difference element, ``steps`` the first step of each.
+    ``columns`` says what a column is: one input element (``"elements"``), the input element
+    of the same row (``"diagonal"``: an elementwise check), or one given direction
+    (``"direction"``: a Hessian-vector product, whose input is named ``x·p``).
     """
 
     output: int
@@ -219,12 +222,20 @@ class Block:
     projected: bool = False
     fd_error: np.ndarray | float = 0.0
     steps: np.ndarray | float = 0.0
+    columns: str = "elements"
 
     def row_index(self, r: int) -> tuple | None:
         return None if self.projected else np.unravel_index(r, self.out_shape) if self.out_shape else ()
 
-    def col_index(self, c: int) -> tuple | None:
-        return None if self.projected else np.unravel_index(c, self.in_shape) if self.in_shape else ()
+    def col_index(self, c: int, r: int = 0) -> tuple | None:
+        """The input element of column ``c`` (of row ``r``, in an elementwise check)."""
+        if self.projected:
+            return None
+        if self.columns == "direction":
+            return ()
+        if self.columns == "diagonal":
+            return self.row_index(r)
+        return np.unravel_index(c, self.in_shape) if self.in_shape else ()
 
 
 # --------------------------------------------------------------------------- the result
@@ -352,7 +363,7 @@ class GradcheckResult:
                 continue
             if b.numerical.size <= 64 and b.numerical.shape[1] <= 8:
                 lines.extend(_table(b))
-            elif b is block and not b.projected and b.numerical.shape[1] <= 64:
+            elif b is block and not b.projected and b.columns == "elements" and b.numerical.shape[1] <= 64:
                 lines.extend(_gradient_view(b, worst))
         return lines
 
@@ -366,7 +377,7 @@ def _hint(block: Block, label: str) -> str:
     tol = 1e-6 + 1e-4 * np.abs(numerical)
     if block.projected or not np.isfinite(value).all():
         return ""
-    if len(block.in_shape) == 2 and block.in_shape[0] == block.in_shape[1]:
+    if block.columns == "elements" and len(block.in_shape) == 2 and block.in_shape[0] == block.in_shape[1]:
         flipped = value.reshape((-1, *block.in_shape)).transpose(0, 2, 1).reshape(value.shape)
         if np.all(np.abs(flipped - numerical) <= tol):
             return f"{label}'s gradient is the transpose of the right one (in the shape of {block.in_name})"
