@@ -412,12 +412,18 @@ def _run(f, call, positions, names, value, f_name, given, given_name, what, *, e
         labels, skipped = resolve_engines(engines)
         labels = [(engine, f"{label} (traced {f_name})") for engine, label in labels]
     check = Check(traced, tuple(tensors), eps=eps, atol=atol, rtol=rtol, engines=labels, what=f"{what}({f_name})",
-                  given={given_name: given}, fd_func=fd_func, out_names=[f_name], columns=columns, along=along)
+                  given={given_name: given}, fd_func=fd_func, out_names=[_output_name(f_name)], columns=columns,
+                  along=along)
     result = check.run()
     result.skipped.update(skipped)
     if note:
         result.notes.append(note)
     return result
+
+
+def _output_name(f_name: str) -> str:
+    """How Jacobian elements name the output: the function's name, or ``f`` for a lambda's text."""
+    return f_name if f_name.replace(".", "").replace("_", "").isalnum() else "f"
 
 
 def _traceable(f, call, positions, names, value):
