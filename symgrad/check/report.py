@@ -402,10 +402,11 @@ def _size(blocks: list[Block], m: Mismatch) -> int:
 
 
 def warn(warning: Warning) -> None:
-    """Issue ``warning`` at the first caller outside ``symgrad.check`` (the user's line)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    """Issue ``warning`` at the first caller outside the symgrad package (the user's line,
+    also through ``symgrad.testing`` and the pytest plugin's fixtures)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     level, frame = 2, sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(warning, stacklevel=level)
 
