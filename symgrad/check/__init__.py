@@ -22,11 +22,12 @@ from .gradcheck import DEFAULT_ENGINES, gradcheck, gradgradcheck
 from .handwritten import check_function, check_grad, check_hessian, check_hvp
 from .numerical import numerical_jacobian
 from .report import (EngineUnavailableError, EngineUnavailableWarning, Float32Warning, GradcheckError,
-                     GradcheckResult, Kink, KinkWarning, Mismatch, Tolerances, default_tolerances)
+                     GradcheckResult, Kink, KinkWarning, Mismatch, SympyFormWarning, Tolerances,
+                     default_tolerances)
 
 __all__ = [
     "gradcheck", "gradgradcheck", "check_function", "check_grad", "check_hvp", "check_hessian", "detect_anomaly", "is_anomaly_enabled",
     "AnomalyError", "GradcheckError", "GradcheckResult", "Mismatch", "Kink", "Tolerances", "default_tolerances",
-    "KinkWarning", "Float32Warning", "EngineUnavailableWarning", "EngineUnavailableError", "available_engines",
+    "KinkWarning", "Float32Warning", "SympyFormWarning", "EngineUnavailableWarning", "EngineUnavailableError", "available_engines",
     "engine_status", "numerical_jacobian", "DEFAULT_ENGINES",
 ]

@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = [
     "Tolerances", "default_tolerances", "Mismatch", "Kink", "Block", "GradcheckResult", "GradcheckError",
-    "KinkWarning", "Float32Warning", "EngineUnavailableWarning", "EngineUnavailableError",
+    "KinkWarning", "Float32Warning", "SympyFormWarning", "EngineUnavailableWarning", "EngineUnavailableError",
 ]
 
 
@@ -52,6 +52,11 @@ class KinkWarning(UserWarning):
 
 class Float32Warning(UserWarning):
     """A gradient check of float32 (or float16) tensors: rounding makes the check loose."""
+
+
+class SympyFormWarning(UserWarning):
+    """A custom Function's ``sympy`` form could not be compiled, so it was not checked (the
+    Function's ``backward`` still was): not a failure of the check."""
 
 
 class EngineUnavailableWarning(UserWarning):
