@@ -398,8 +398,9 @@ def _gradient_of(f_or_grad, call: list, what: str):
         raise TypeError(f"{what}: {name} returns a scalar, and its gradient cannot be traced (calling it on "
                         f"symgrad tensors raised {type(err).__name__}: {err}); pass the gradient function "
                         "instead") from None
-    traced_gradient.__qualname__ = f"gradient of {name}"
-    return traced_gradient, f"gradient of {name}", where
+    label = f"grad_{name}" if name.isidentifier() else "grad_f"
+    traced_gradient.__qualname__ = label
+    return traced_gradient, label, where
 
 
 def _run(f, call, positions, names, value, f_name, given, given_name, what, *, engines, eps, atol, rtol,

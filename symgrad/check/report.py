@@ -345,9 +345,8 @@ class GradcheckResult:
                          == (worst.output, worst.input, worst.out_index, worst.in_index) for m in self.mismatches)
             lines.append(f"  {label.ljust(width)}  {_num(value, 14)}   abs err {_err(_abs_err(value, reference))}"
                          f"  rel err {_err(_rel_err(value, reference))}   {'MISMATCH' if failed else 'ok'}")
-        allowed = float(self.tolerances.bound(worst.expected))
         lines.append(f"  tolerances: {_tolerance_text(self.tolerances)}; allowed error here "
-                     f"{_err(allowed + worst.fd_error)} ({_err(allowed)} + the finite difference's {_err(worst.fd_error)})")
+                     f"{_err(float(self.tolerances.bound(worst.expected)) + worst.fd_error)}")
         lines.append(f"  finite-difference error here is ~{_err(worst.fd_error)}, the disagreement is {_err(worst.abs_err)}")
         by_pair: dict[tuple, list[Mismatch]] = {}
         for m in self.mismatches:
@@ -418,7 +417,7 @@ def warn(warning: Warning) -> None:
 
 def _tolerance_text(tol: Tolerances) -> str:
     return (f"atol={tol.atol:g}, rtol={tol.rtol:g}, pass when |value - reference| <= atol + rtol * |reference| "
-            "+ the finite difference's estimated error")
+            "+ the finite-difference error")
 
 
 def _table(block: Block) -> list[str]:
