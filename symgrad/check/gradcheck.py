@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..autograd import grad as autograd_grad
+from ..progress import progress
 from ..tape.engine import backward_engine, graph_order
 from ..tape.grad_mode import enable_grad
 from ..tape.tensor import Tensor
@@ -255,11 +256,14 @@ class Check:
     element, from one perturbation of all elements at once; ``along=[p, ...]`` checks the
     Jacobian times one direction per input (a Hessian-vector product, when the function is
     a gradient).  In both, ``given`` blocks are those columns, of the outputs' size.
+    ``sample=[elements, ...]`` takes finite differences at those (flat) elements of each
+    input only, and compares every opinion there (the ``symgrad check`` command, on large
+    arrays).
     """
 
     def __init__(self, func, inputs, *, eps=None, atol=None, rtol=None, engines=DEFAULT_ENGINES,
                  fast_mode=False, seed=0, what="gradcheck", given=None, fd_func=None, out_names=None,
-                 columns: str = "elements", along: list | None = None) -> None:
+                 columns: str = "elements", along: list | None = None, sample: list | None = None) -> None:
         self.func = func
         self.fd_func = fd_func or func
         self.args = _as_args(inputs)
@@ -289,6 +293,7 @@ class Check:
         self.out_names = out_names
         self.columns = "direction" if along is not None else columns
         self.along = [np.asarray(p, np.float64).ravel() for p in along] if along is not None else None
+        self.sample = [np.asarray(s, np.int64) for s in sample] if sample is not None else None
 
     def run(self) -> GradcheckResult:
         outputs = as_outputs(self.fd_func(*self.args))
@@ -369,7 +374,8 @@ class Check:
         if self.columns == "diagonal":  # every element at once, each by its own step
             return [self._scales(k)]
         size = int(np.prod(self.in_shapes[k], dtype=np.int64))
-        return [np.eye(1, size, j).ravel() for j in range(size)]
+        elements = self.sample[k] if self.sample is not None else range(size)
+        return [np.eye(1, size, j).ravel() for j in elements]
 
     def _scales(self, k: int) -> np.ndarray:
         """Elementwise checks move element j by ``t * max(|x_j|, 1)``: each its own step."""
@@ -385,6 +391,8 @@ class Check:
             return rows.reshape(-1, 1)
         if self.columns == "direction":
             return rows @ self.along[k].reshape(-1, 1)
+        if self.sample is not None:
+            return rows[:, self.sample[k]]
         return rows @ self.u[k].reshape(-1, 1) if self.fast_mode else rows
 
     def _project(self, jacobian: np.ndarray, o: int, k: int) -> np.ndarray:
@@ -402,8 +410,9 @@ class Check:
         found = {name: [[None] * len(self.diff) for _ in range(n_out)] for name in fields}
         project = self._project_rows_flat if self.fast_mode else None
         for k in range(len(self.diff)):
-            estimates = [self.fd.derivative(k, direction, self.tol.eps, self._target, project)
-                         for direction in self._directions(k)]
+            steps = progress(self._directions(k), desc=f"{self.what}: finite differences of "
+                             f"{self.in_names[self.diff[k]]}", unit="direction")
+            estimates = [self.fd.derivative(k, direction, self.tol.eps, self._target, project) for direction in steps]
             for o in range(n_out):
                 rows = 1 if self.fast_mode else self.fd.f0[o].size
                 for name in fields:
@@ -446,7 +455,7 @@ class Check:
         return Block(position, self.diff[k], out_name, self.in_names[self.diff[k]], self.out_shapes[o],
                      self.in_shapes[k], numerical, projected=self.fast_mode,
                      kinks=np.zeros(numerical.shape, bool), fd_error=fd_error, steps=self._steps[o][k],
-                     columns=self.columns)
+                     columns=self.columns, column_elements=None if self.sample is None else self.sample[k])
 
     def _compare_numerical(self, result, block: Block, label: str, value: np.ndarray, plus, minus) -> None:
         tol = self.tol

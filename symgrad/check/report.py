@@ -211,7 +211,9 @@ class Block:
     the estimated error of each finite-difference element, ``steps`` the first step of each.
     ``columns`` says what a column is: one input element (``"elements"``), the input element
     of the same row (``"diagonal"``: an elementwise check), or one given direction
-    (``"direction"``: a Hessian-vector product, whose input is named ``x·p``).
+    (``"direction"``: a Hessian-vector product, whose input is named ``x·p``);
+    ``column_elements`` lists the flat input element of each column when only a sample of
+    the elements was checked.
     """
 
     output: int
@@ -228,6 +230,7 @@ class Block:
     fd_error: np.ndarray | float = 0.0
     steps: np.ndarray | float = 0.0
     columns: str = "elements"
+    column_elements: np.ndarray | None = None
 
     def row_index(self, r: int) -> tuple | None:
         return None if self.projected else np.unravel_index(r, self.out_shape) if self.out_shape else ()
@@ -240,6 +243,8 @@ class Block:
             return ()
         if self.columns == "diagonal":
             return self.row_index(r)
+        if self.column_elements is not None:
+            c = int(self.column_elements[c])
         return np.unravel_index(c, self.in_shape) if self.in_shape else ()
 
 
@@ -367,7 +372,8 @@ class GradcheckResult:
                 continue
             if b.numerical.size <= 64 and b.numerical.shape[1] <= 8:
                 lines.extend(_table(b))
-            elif b is block and not b.projected and b.columns == "elements" and b.numerical.shape[1] <= 64:
+            elif b is block and not b.projected and b.columns == "elements" and b.column_elements is None \
+                    and b.numerical.shape[1] <= 64:
                 lines.extend(_gradient_view(b, worst))
         return lines
 
@@ -381,7 +387,8 @@ def _hint(block: Block, label: str) -> str:
     tol = 1e-6 + 1e-4 * np.abs(numerical)
     if block.projected or not np.isfinite(value).all():
         return ""
-    if block.columns == "elements" and len(block.in_shape) == 2 and block.in_shape[0] == block.in_shape[1]:
+    if block.columns == "elements" and block.column_elements is None and len(block.in_shape) == 2 \
+            and block.in_shape[0] == block.in_shape[1]:
         flipped = value.reshape((-1, *block.in_shape)).transpose(0, 2, 1).reshape(value.shape)
         if np.all(np.abs(flipped - numerical) <= tol):
             return f"{label}'s gradient is the transpose of the right one (in the shape of {block.in_name})"
