@@ -328,7 +328,7 @@ def _split_value_and_grad(f, f_name: str):
 def _value(f, call: list, f_name: str, value_and_grad: bool) -> np.ndarray:
     returned = f(*_copies(call))
     if isinstance(returned, tuple):
-        hint = (f"; if it returns (value, gradient), pass grad_f=None and value_and_grad=True"
+        hint = ("; if it returns (value, gradient), pass grad_f=None and value_and_grad=True"
                 if len(returned) == 2 and not value_and_grad else "")
         raise TypeError(f"{f_name} returned a tuple of {len(returned)} items; it must return one value "
                         f"(a number or an array){hint}")

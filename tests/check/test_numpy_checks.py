@@ -177,3 +177,15 @@ def test_kink_warnings_point_at_the_callers_line(gradcheck):
         gradcheck.numpy(lambda x: np.abs(x).sum(), lambda x: np.where(x >= 0, 1.0, -1.0), np.array([0.0, 1.0]))
     kinks = [w for w in caught if issubclass(w.category, KinkWarning)]
     assert kinks and kinks[0].filename == __file__
+
+
+@pytest.mark.parametrize("mode", ["elementwise", "hvp"])
+def test_traced_opinions_in_the_elementwise_and_hvp_modes(mode, engine, rng):
+    """f that also runs on symgrad tensors is differentiated by the engine too, per element
+    (elementwise) or along p (hvp of a gradient that traces)."""
+    x = rng.uniform(-2, 2, size=4)
+    if mode == "elementwise":
+        result = check_grad(lambda x: x * x * x, lambda x: 3 * x * x, x, elementwise=True, engines=(engine,))
+    else:
+        result = check_hvp(lambda x: x * x * 2, lambda x, p: 4 * x * p, x, rng.normal(size=4), engines=(engine,))
+    assert result and result.labels[0].startswith(f"{engine} (traced")
