@@ -117,9 +117,12 @@ def test_hessian_vector_products_and_hessians(f_or_grad, rng):
     assert check_hvp(f_or_grad, rosen_hess_prod, x, p, engines=())
     assert check_hessian(f_or_grad, rosen_hess, x, engines=())
     with pytest.raises(GradcheckError, match=r"check_hvp\(.*\) failed"):
-        check_hvp(f_or_grad, lambda x, p: rosen_hess_prod(x, p) + np.eye(4)[1] * 5, x, p, engines=())
+        check_hvp(f_or_grad, lambda x, p: rosen_hess_prod(x, p) * (1 + 0.1 * np.eye(4)[1]) + np.eye(4)[1] * 0.1, x, p,
+                  engines=())
     with pytest.raises(GradcheckError, match=r"d .* / d x\[2\]"):
-        check_hessian(f_or_grad, lambda x: rosen_hess(x) + np.eye(4)[2][:, None] * np.eye(4)[2] * 3, x, engines=())
+        wrong_at_2_2 = np.outer(np.eye(4)[2], np.eye(4)[2])  # element [2, 2] off by 10% (and 0.1)
+        check_hessian(f_or_grad, lambda x: rosen_hess(x) * (1 + 0.1 * wrong_at_2_2) + 0.1 * wrong_at_2_2, x,
+                      engines=())
 
 
 def test_a_scalar_function_that_cannot_be_traced_asks_for_its_gradient():
