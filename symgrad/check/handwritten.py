@@ -332,8 +332,7 @@ def _value(f, call: list, f_name: str, value_and_grad: bool) -> np.ndarray:
                 if len(returned) == 2 and not value_and_grad else "")
         raise TypeError(f"{f_name} returned a tuple of {len(returned)} items; it must return one value "
                         f"(a number or an array){hint}")
-    value = np.asarray(returned, np.float64)
-    return value
+    return np.asarray(returned, np.float64)
 
 
 def _copies(call: list) -> list:
@@ -342,14 +341,10 @@ def _copies(call: list) -> list:
 
 def _given_jacobian(grad_f, call, positions, names, out_shape, grad_name, single, elementwise):
     returned = grad_f(*_copies(call))
+    several = (f"; it returned a tuple of {len(returned)}: to check several arguments, pass argnums=(0, 1, ...)"
+               if single and isinstance(returned, tuple) else "")
     if single:
         grads = [returned]
-        if isinstance(returned, (tuple, list)) and len(returned) != 1 and not isinstance(returned, np.ndarray):
-            try:
-                np.asarray(returned, np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f"{grad_name} returned {len(returned)} gradients for one differentiated argument; "
-                                 "pass argnums=(0, 1, ...) to check several") from None
     else:
         grads = list(returned) if isinstance(returned, (tuple, list)) else [returned]
         if len(grads) != len(positions):
@@ -359,14 +354,18 @@ def _given_jacobian(grad_f, call, positions, names, out_shape, grad_name, single
     out_size = int(np.prod(out_shape, dtype=np.int64))
     for grad, position, name in zip(grads, positions, names):
         array = call[position]
-        grad = np.asarray(grad, np.float64)
+        try:
+            grad = np.asarray(grad, np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{grad_name} returned a gradient for {name} that is not an array of numbers "
+                             f"({err}){several}") from None
         expected = tuple(out_shape) + array.shape
         if grad.shape != expected:
             what = ("the argument's shape" if not out_shape else "f's shape followed by the argument's shape")
             if elementwise:
                 what = "elementwise: one derivative per element"
             raise ValueError(f"{grad_name} returned a gradient of shape {list(grad.shape)} for {name} of shape "
-                             f"{list(array.shape)}; expected {list(expected)} ({what})")
+                             f"{list(array.shape)}; expected {list(expected)} ({what}){several}")
         blocks.append(grad.reshape(-1, 1) if elementwise else grad.reshape(out_size, array.size))
     return [blocks]
 
