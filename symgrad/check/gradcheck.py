@@ -279,7 +279,7 @@ class Check:
         defaults = default_tolerances(self.dtype)
         self.tol = Tolerances(eps if eps is not None else defaults.eps, atol if atol is not None else defaults.atol,
                               rtol if rtol is not None else defaults.rtol)
-        if self.dtype != np.float64 and what != "check_grad":
+        if self.dtype != np.float64:
             warn(Float32Warning(
                 f"{what} of {self.dtype.name} inputs: rounding in {self.dtype.name} makes the check loose "
                 f"(atol={self.tol.atol:g}, rtol={self.tol.rtol:g}); check in float64 (x.double()) for a strict check"
