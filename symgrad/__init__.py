@@ -7,8 +7,8 @@ so ``import symgrad`` and the tape engine run without importing SymPy.
 import importlib
 
 from . import autograd, check, nn, ops, optim
-from .check import (GradcheckError, GradcheckResult, check_function, check_grad, detect_anomaly, gradcheck,
-                    gradgradcheck)
+from .check import (GradcheckError, GradcheckResult, check_function, check_grad, check_hessian, check_hvp,
+                    detect_anomaly, gradcheck, gradgradcheck)
 from .tape import (Function, FloatTensor, Tensor, arange, as_tensor, backward_engine, enable_grad, eye, full,
                    full_like, get_backward_engine, is_grad_enabled, linspace, manual_seed, no_grad, ones, ones_like,
                    rand, rand_like, randn, randn_like, set_backward_engine, set_grad_enabled, tensor, zeros,

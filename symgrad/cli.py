@@ -49,7 +49,7 @@ FD_SAMPLE = 50
 """``symgrad check`` takes finite differences at every element of a variable with at most
 this many, else at this many: the :data:`FD_WORST` elements where the two engines differ
 most, then elements drawn with ``--seed``.  The engines themselves (vectorised) are
-compared on every element.  (Each finite difference evaluates the whole formula twice, so
+compared on every element.  (Each finite difference evaluates the whole formula four times or more, so
 differences at all 1,000,000 elements of the largest array took hours.)"""
 
 FD_WORST = 10
@@ -121,6 +121,7 @@ class Derivative:
     position: tuple = ()
     value: Any = None
     fd: Any = None
+    fd_error: Any = None
     error: float | None = None
 
 
@@ -272,25 +273,26 @@ def _compiled(inputs: list, outputs: list, names: list[str], output_names: list[
     return engine.compile_exprs(inputs, outputs, input_names=names, output_names=output_names)
 
 
-def _fd_step(value: float, eps: float) -> float:
-    return eps * max(1.0, abs(value))
+def _finite_difference(parent_fn, names: list[str], values: dict, var: str) -> tuple[np.ndarray, np.ndarray]:
+    """The derivative of the scalar compiled ``parent_fn`` along each element of ``var``,
+    and its estimated error, by symgrad.check's finite differences
+    (:func:`symgrad.check.numerical.derivative`, the steps and target of a check)."""
+    from .check.numerical import derivative, step_for
 
-
-def _finite_difference(parent_fn, names: list[str], values: dict, var: str, eps: float = 1e-6) -> np.ndarray:
-    """Central differences of the scalar compiled ``parent_fn`` along each element of ``var``."""
-    base = values[var]
-    result = np.zeros(base.shape)
+    tol = _tolerance()
+    base = np.asarray(values[var], dtype=np.float64)
+    result, error = np.zeros(base.shape), np.zeros(base.shape)
     for index in np.ndindex(base.shape) if base.shape else [()]:
-        h = _fd_step(float(base[index]), eps)
-        samples = []
-        for sign in (1.0, -1.0):
-            moved = dict(values)
-            changed = np.array(base, dtype=np.float64, copy=True)
-            changed[index] = changed[index] + sign * h
-            moved[var] = changed
-            samples.append(float(np.asarray(parent_fn(*(moved[n] for n in names))[0])))
-        result[index] = (samples[0] - samples[1]) / (2 * h)
-    return result
+        def evaluate(t: float, index: tuple = index) -> list[np.ndarray]:
+            changed = np.array(base, copy=True)
+            changed[index] = changed[index] + t
+            moved = {**values, var: changed}
+            return [np.atleast_1d(np.asarray(parent_fn(*(moved[n] for n in names))[0], np.float64)).ravel()]
+
+        estimate = derivative(evaluate, evaluate(0.0), step_for(float(base[index])),
+                              target=lambda value: tol.bound(value) / 10)
+        result[index], error[index] = estimate.value[0][0], estimate.error[0][0]
+    return result, error
 
 
 def _evaluate(problem: Problem, derivatives: list[Derivative], values: dict) -> list:
@@ -307,7 +309,7 @@ def _evaluate(problem: Problem, derivatives: list[Derivative], values: dict) -> 
             d.value = np.asarray(value, dtype=np.float64)
             if d.parent not in parents:
                 parents[d.parent] = _compiled(inputs, [d.parent], names)
-            d.fd = _finite_difference(parents[d.parent], names, values, d.var)
+            d.fd, d.fd_error = _finite_difference(parents[d.parent], names, values, d.var)
             difference = np.abs(np.broadcast_to(d.value, d.fd.shape) - d.fd)
             d.error = float(np.max(difference)) if difference.size else 0.0
     return f_values
@@ -377,13 +379,12 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _tolerance():
-    try:
-        from .check import default_tolerances
+def _tolerance(atol: float | None = None, rtol: float | None = None):
+    """symgrad.check's float64 tolerances, with ``--atol``/``--rtol`` when given."""
+    from .check import Tolerances, default_tolerances
 
-        return default_tolerances(np.float64)
-    except ImportError:  # pragma: no cover  (check/ ships with symgrad)
-        return argparse.Namespace(eps=1e-6, atol=1e-5, rtol=1e-3, bound=lambda ref: 1e-5 + 1e-3 * np.abs(ref))
+    tol = default_tolerances(np.float64)
+    return Tolerances(tol.eps, tol.atol if atol is None else atol, tol.rtol if rtol is None else rtol)
 
 
 def _value_rows(problem: Problem, derivatives: list[Derivative], f_values: list) -> list[list[str]]:
@@ -396,7 +397,7 @@ def _value_rows(problem: Problem, derivatives: list[Derivative], f_values: list)
         value = np.broadcast_to(d.value, d.fd.shape)
         elements = _elements(d.label, d.fd)
         if len(elements) > MAX_TABLE_ELEMENTS:
-            bad = bool(np.any(np.abs(value - d.fd) > tol.bound(d.fd)))
+            bad = bool(np.any(np.abs(value - d.fd) > tol.bound(d.fd) + d.fd_error))
             rows.append([f"{d.label} {d.fd.shape}", "(array)", "(array)", f"{d.error:.2g}", "MISMATCH" if bad else "ok"])
             continue
         for name, index in elements:
@@ -405,7 +406,7 @@ def _value_rows(problem: Problem, derivatives: list[Derivative], f_values: list)
             if not (math.isfinite(v) and math.isfinite(f)):
                 status = "not finite"
             else:
-                status = "ok" if error <= float(tol.bound(f)) else "MISMATCH"
+                status = "ok" if error <= float(tol.bound(f)) + float(d.fd_error[index]) else "MISMATCH"
             rows.append([name, _number(v), _number(f), f"{error:.2g}", status])
     return rows
 
@@ -468,7 +469,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
                 "latex": _render(d.expr, "latex"),
                 **({"elements": {label: str(e) for label, e in _element_view(d)}} if args.elements else {}),
                 **({"value": _json_shaped(d.value), "finite_difference": _json_shaped(d.fd),
-                    "abs_error": d.error} if values is not None else {}),
+                    "finite_difference_error": _json_shaped(d.fd_error), "abs_error": d.error}
+                   if values is not None else {}),
             } for d in derivatives],
         }
         if values is not None:
@@ -556,9 +558,10 @@ def _latex_label(label: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """``symgrad check``: symbolic vs tape vs finite differences, as a table."""
-    from .check.numerical import FiniteDifferences
-    from .progress import progress
+    """``symgrad check``: symbolic vs tape vs finite differences, as a table rendered from
+    one :mod:`symgrad.check` result (its finite differences, tolerances and kink rule)."""
+    import symgrad
+    from .check.gradcheck import Check
     from .tape.engine import backward_engine
 
     problem = _problem([args.expression], args.shape, args.wrt)
@@ -566,11 +569,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     _require_scalar_output(parsed, "check")
     at = parse_values(args.at) if args.at else {}
     values = _point(problem.names, problem.shapes, at, fill_missing=True, seed=args.seed)
-    tol = _tolerance()
-    if args.atol is not None or args.rtol is not None:
-        from .check import Tolerances
-
-        tol = Tolerances(tol.eps, tol.atol if args.atol is None else args.atol, tol.rtol if args.rtol is None else args.rtol)
+    tol = _tolerance(args.atol, args.rtol)
 
     # 1. symbolic: the closed form `symgrad diff` prints, compiled
     engine = _engine()
@@ -581,88 +580,67 @@ def cmd_check(args: argparse.Namespace) -> int:
         compiled = _compiled([problem.symbols[n] for n in names], [parsed.expr] + list(grads), names)
         results = compiled(*(values[n] for n in names))
     value = float(np.asarray(results[0]))
-    symbolic = {n: np.asarray(g, dtype=np.float64) for n, g in zip(problem.wrt, results[1:])}
+    shape_of = {n: tuple(problem.shapes.get(n, ())) for n in problem.wrt}
+    symbolic = {n: np.broadcast_to(np.asarray(g, dtype=np.float64), shape_of[n]) for n, g in zip(problem.wrt, results[1:])}
 
-    # 2. tape: the same formula on symgrad tensors, backward through the hand-written VJPs
+    # 2. tape, on every element: the same formula on symgrad tensors, backward through the hand-written VJPs
     with np.errstate(all="ignore"), backward_engine("tape"):
-        tape_values = {n: values[n] for n in parsed.names}
-        out, inputs = parsed.to_tensor(tape_values)
+        out, inputs = parsed.to_tensor({n: values[n] for n in parsed.names})
         if out.requires_grad:
             out.backward()
     tape = {}
     for n in problem.wrt:
         grad = inputs[n].grad if n in inputs else None
-        tape[n] = np.zeros(problem.shapes.get(n, ())) if grad is None else np.asarray(grad.numpy(), dtype=np.float64)
+        tape[n] = np.zeros(shape_of[n]) if grad is None else np.asarray(grad.numpy(), dtype=np.float64)
 
-    # 3. finite differences of the tape forward, in float64, with one-sided quotients, at
-    #    every element of small variables and a sample of large ones (FD_SAMPLE)
-    import symgrad
-
+    # 3. one symgrad.check run: finite differences at every element of small variables and a
+    #    sample of large ones (FD_SAMPLE), compared with the tape and with the closed form
     order = [n for n in problem.wrt if n in parsed.names]
-    checked = {n: _fd_elements(symbolic[n], tape[n], problem.shapes.get(n, ()), args.seed) for n in problem.wrt}
-
-    def size_of(name: str) -> int:
-        return math.prod(problem.shapes.get(name, ()))
-
-    def forward(*tensors):
-        bound = dict(zip(order, tensors))
-        return parsed.to_tensor({n: bound.get(n, values[n]) for n in parsed.names}, requires_grad=False)[0]
-
-    leaves = tuple(symgrad.tensor(values[n], requires_grad=True) for n in order)
-    fd = {n: np.full(problem.shapes.get(n, ()), np.nan if len(checked[n]) < size_of(n) else 0.0)
-          for n in problem.wrt}
-    one_sided: dict = {n: (np.zeros(problem.shapes.get(n, ())), np.zeros(problem.shapes.get(n, ()))) for n in problem.wrt}
+    checked = {n: _fd_elements(symbolic[n], tape[n], shape_of[n], args.seed) for n in problem.wrt}
+    fd = {n: np.full(shape_of[n], np.nan if len(checked[n]) < math.prod(shape_of[n]) else 0.0) for n in problem.wrt}
+    fd_error = {n: np.zeros(shape_of[n]) for n in problem.wrt}
+    verdicts: dict = {}
     if order:
+        def forward(*tensors):
+            bound = dict(zip(order, tensors))
+            return parsed.to_tensor({n: bound.get(n, values[n]) for n in parsed.names}, requires_grad=False)[0]
+
+        leaves = tuple(symgrad.tensor(values[n], requires_grad=True, name=n) for n in order)
+        flat = [[int(np.ravel_multi_index(i, shape_of[n])) if i else 0 for i in checked[n]] for n in order]
         with np.errstate(all="ignore"):
-            differences = FiniteDifferences(forward, leaves, list(range(len(order))))
-            f0 = differences.f0[0][0]
-            for k, name in enumerate(order):
-                shape = problem.shapes.get(name, ())
-                for index in progress(checked[name], desc=f"symgrad check: finite differences of {name}",
-                                      unit="element"):
-                    direction = np.zeros(shape)
-                    direction[index] = 1.0
-                    plus, minus = differences.difference(k, direction.ravel(), tol.eps)
-                    fd[name][index] = (plus[0][0] - minus[0][0]) / (2 * tol.eps)
-                    one_sided[name][0][index] = (plus[0][0] - f0) / tol.eps
-                    one_sided[name][1][index] = (f0 - minus[0][0]) / tol.eps
+            result = Check(forward, leaves, atol=tol.atol, rtol=tol.rtol, engines=[("tape", "tape")],
+                           what=f"symgrad check {parsed.text!r}", given={"symbolic": [[
+                               symbolic[n].reshape(1, -1) for n in order]]}, sample=flat).run()
+        for block in result.blocks:
+            name = order[block.input]
+            for c, element in enumerate(checked[name]):
+                fd[name][element] = block.numerical[0, c]
+                fd_error[name][element] = block.fd_error[0, c]
+                if block.kinks[0, c]:
+                    verdicts[(name, element)] = {"kink"}
+        for m in result.mismatches:
+            verdicts.setdefault((order[m.input], tuple(m.in_index)), set()).add((m.label, m.reference))
 
     rows, failures, kinks, notes = [], [], [], []
     for name in problem.wrt:
-        s_arr = np.broadcast_to(symbolic[name], fd[name].shape)
-        t_arr = np.broadcast_to(tape[name], fd[name].shape)
-        if len(checked[name]) < size_of(name):
+        size = math.prod(shape_of[name])
+        if len(checked[name]) < size:
             with np.errstate(all="ignore"):
-                differ = int(np.count_nonzero(~((np.abs(s_arr - t_arr) <= 1e-9 + 1e-7 * np.abs(t_arr))
-                                                | (np.isnan(s_arr) & np.isnan(t_arr)))))
-            notes.append(f"{name} has {size_of(name)} elements: finite differences at {len(checked[name])} of them "
+                differ = int(np.count_nonzero(~((np.abs(symbolic[name] - tape[name]) <= tol.bound(tape[name]))
+                                                | (np.isnan(symbolic[name]) & np.isnan(tape[name])))))
+            notes.append(f"{name} has {size} elements: finite differences at {len(checked[name])} of them "
                          f"(where the engines differ most, and drawn with --seed {args.seed}); symbolic and tape "
-                         + (f"agree on all {size_of(name)}" if not differ else
-                            f"DISAGREE on {differ} of {size_of(name)}"))
-            # (the elements where they differ most are among the checked ones, so a difference fails below)
+                         + (f"agree on all {size}" if not differ else f"DISAGREE on {differ} of {size}"))
         for index in checked[name]:
             label = _element_label(name, index)
-            s, t, f = float(s_arr[index]), float(t_arr[index]), float(fd[name][index])
-            right, left = float(one_sided[name][0][index]), float(one_sided[name][1][index])
-            bound = float(tol.bound(f))
-            errors = [abs(s - f), abs(t - f)]
-            agree_engines = abs(s - t) <= 1e-9 + 1e-7 * abs(t) or (math.isnan(s) and math.isnan(t))
-            agree_fd = all(e <= bound for e in errors)
-            status = "ok"
-            if not all(math.isfinite(v) for v in (s, t, f)):
-                status = "NOT FINITE"
-            elif not agree_engines:
-                status = "MISMATCH (symbolic vs tape)"
-            elif not agree_fd:
-                low, high = min(left, right), max(left, right)
-                if abs(right - left) > bound and low - bound <= s <= high + bound:
-                    status = "kink"
-                    kinks.append(label)
-                else:
-                    status = "MISMATCH (vs finite differences)"
-            if status.startswith("MISMATCH") or status == "NOT FINITE":
+            s, t, f = float(symbolic[name][index]), float(tape[name][index]), float(fd[name][index])
+            status = _check_status(verdicts.get((name, index), set()), (s, t, f))
+            if status == "kink":
+                kinks.append(label)
+            elif status != "ok":
                 failures.append((label, s, t, f))
-            rows.append([label, _number(s), _number(t), _number(f), f"{max(errors):.2g}", status])
+            rows.append([label, _number(s), _number(t), _number(f), f"{fd_error[name][index]:.2g}",
+                         f"{max(abs(s - f), abs(t - f)):.2g}", status])
 
     if args.json:
         document = {
@@ -670,7 +648,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             "at": {n: _json_shaped(values[n]) for n in problem.names},
             "tolerances": {"eps": tol.eps, "atol": tol.atol, "rtol": tol.rtol},
             "gradients": [{"wrt": n, "closed_form": str(g), "symbolic": _json_shaped(symbolic[n]),
-                           "tape": _json_shaped(tape[n]), "finite_difference": _json_shaped(fd[n])}
+                           "tape": _json_shaped(tape[n]), "finite_difference": _json_shaped(fd[n]),
+                           "finite_difference_error": _json_shaped(np.where(np.isnan(fd[n]), np.nan, fd_error[n]))}
                           for n, g in zip(problem.wrt, grads)],
             "kinks": kinks, "passed": not failures,
             "failures": [{"element": label, "symbolic": _json_value(s), "tape": _json_value(t),
@@ -681,11 +660,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         _write(f"f = {parsed.expr}")
         _write(f"at {_point_text(values)}: f = {_number(value)}")
         _write()
-        _write(_table(rows, ["", "symbolic", "tape", "finite difference", "abs error", ""]))
+        _write(_table(rows, ["", "symbolic", "tape", "finite difference", "fd error", "abs error", ""]))
         _write()
         verdict = "FAILED" if failures else "passed"
         _write(f"check {verdict}: {len(rows) - len(failures)}/{len(rows)} gradient elements agree "
-               f"(finite differences: eps={tol.eps:g}, |error| <= {tol.atol:g} + {tol.rtol:g}*|value|)")
+               f"(|error| <= {tol.atol:g} + {tol.rtol:g}*|value| + the finite difference's estimated error)")
         if kinks:
             _write(f"note: at {', '.join(kinks)} the function has a kink (the one-sided differences "
                    "disagree); both engines' value lies between them, which counts as agreement")
@@ -696,6 +675,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise CheckFailed(f"gradient check failed for {parsed.text!r} at {label}: symbolic {_number(s)}, "
                           f"tape {_number(t)}, finite difference {_number(f)}")
     return 0
+
+
+def _check_status(verdict: set, values: tuple) -> str:
+    """The status column of one element, from what symgrad.check found there.
+
+    >>> _check_status({("tape", "numerical")}, (1.0, 2.0, 1.0))
+    'MISMATCH (tape vs finite differences)'
+    >>> _check_status({("symbolic", "tape")}, (1.0, 1.1, 1.05))
+    'MISMATCH (symbolic vs tape)'
+    """
+    if not all(math.isfinite(v) for v in values):
+        return "NOT FINITE"
+    against_fd = sorted(entry[0] for entry in verdict - {"kink"} if entry[1] == "numerical")
+    if len(against_fd) == 2:
+        return "MISMATCH (vs finite differences)"
+    if against_fd:
+        return f"MISMATCH ({against_fd[0]} vs finite differences)"
+    if verdict - {"kink"}:
+        return "MISMATCH (symbolic vs tape)"
+    return "kink" if "kink" in verdict else "ok"
 
 
 def cmd_graph(args: argparse.Namespace) -> int:

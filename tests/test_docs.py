@@ -39,8 +39,10 @@ import symgrad
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 TUTORIALS = ["tutorial_from_pytorch.md", "tutorial_from_sympy.md"]
-RUNNABLE = TUTORIALS + ["transforms.md"]
+RUNNABLE = TUTORIALS + ["transforms.md", "checking_a_library.md"]
 """Pages whose python blocks run and must print what the page shows."""
+NEEDS = {"checking_a_library.md": ["scipy", "sklearn", "statsmodels"]}
+"""Optional libraries a page needs (``pip install '.[libs]'``); its test skips without them."""
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
@@ -92,6 +94,8 @@ def fresh_state():
 
 @pytest.mark.parametrize("page", RUNNABLE)
 def test_tutorial_runs_and_prints_what_it_shows(page, fresh_state):
+    for module in NEEDS.get(page, []):
+        pytest.importorskip(module, reason=f"docs/{page} needs {module}: pip install '.[libs]'")
     results = run_page(DOCS / page)
     assert len(results) >= (10 if page in TUTORIALS else 5), f"{page} has only {len(results)} python blocks"
     for code, expected, printed, line in results:

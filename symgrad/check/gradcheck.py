@@ -6,14 +6,16 @@ How a check runs (:class:`Check`):
 1. the inputs that require grad are the ones checked; default tolerances follow their
    dtype (float32 gets a :class:`~symgrad.check.report.Float32Warning`);
 2. finite differences in float64 give the reference, one column per input element (fast
-   mode: one random direction per input, and one random projection per output);
+   mode: one random direction per input, and one random projection per output), each with
+   its estimated error (:mod:`symgrad.check.numerical`), which widens that element's
+   tolerance;
 3. each engine runs the function under ``backward_engine(name)`` and computes one
    vector-Jacobian product per output element with ``symgrad.autograd.grad``;
 4. an element that disagrees is re-examined: when the one-sided differences differ by
-   more than the tolerance at step ``eps`` *and* at ``eps / 10``, the stencil straddles a
-   kink, and a gradient lying between the one-sided derivatives is a :class:`Kink`, not a
-   :class:`Mismatch`; when the central difference at ``eps / 10`` agrees, the kink was
-   inside the stencil but away from the point;
+   more than the tolerance at the smallest step ``s`` *and* at ``s / 10``, the stencil
+   straddles a kink, and a gradient lying between the one-sided derivatives is a
+   :class:`Kink`, not a :class:`Mismatch`; when the central difference at ``s / 10``
+   agrees, the kink was inside the stencil but away from the point;
 5. engines are also compared with each other (the first engine listed is the reference),
    strictly, also at kinks.
 
@@ -29,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..autograd import grad as autograd_grad
+from ..progress import progress
 from ..tape.engine import backward_engine, graph_order
 from ..tape.grad_mode import enable_grad
 from ..tape.tensor import Tensor
@@ -56,8 +59,9 @@ def gradcheck(func: Callable, inputs, *, eps: float | None = None, atol: float |
 
     ``func`` takes the ``inputs`` (a Tensor or a tuple; the Tensors with
     ``requires_grad=True`` are checked, anything else is passed through) and returns a
-    Tensor or a tuple of Tensors.  Defaults for ``eps``, ``atol`` and ``rtol`` follow the
-    dtype (float64: 1e-6, 1e-5, 1e-3).  ``fast_mode`` compares ``v^T J u`` for random
+    Tensor or a tuple of Tensors.  Defaults for ``atol`` and ``rtol`` follow the dtype
+    (float64: 1e-5, 1e-3); the finite-difference step is chosen per element unless ``eps``
+    fixes it.  ``fast_mode`` compares ``v^T J u`` for random
     ``u``, ``v`` (seeded by ``seed``) instead of the whole Jacobian.
 
     Returns a :class:`GradcheckResult`, truthy when all agree; raises
@@ -246,11 +250,20 @@ class Check:
     pairs (``check_function`` labels the tape as ``"MyRelu.backward"``); ``given`` maps a
     label to precomputed full Jacobian blocks ``[output][input]`` (``check_grad``'s
     hand-written gradient); ``fd_func`` evaluates the function for finite differences when
-    it differs from the traced one (a NumPy function).
+    it differs from the traced one (a NumPy function).  ``columns="diagonal"`` checks an
+    elementwise function (every output of each input's shape, output element ``i``
+    depending on input element ``i`` only): one column per input, the derivative of each
+    element, from one perturbation of all elements at once; ``along=[p, ...]`` checks the
+    Jacobian times one direction per input (a Hessian-vector product, when the function is
+    a gradient).  In both, ``given`` blocks are those columns, of the outputs' size.
+    ``sample=[elements, ...]`` takes finite differences at those (flat) elements of each
+    input only, and compares every opinion there (the ``symgrad check`` command, on large
+    arrays).
     """
 
     def __init__(self, func, inputs, *, eps=None, atol=None, rtol=None, engines=DEFAULT_ENGINES,
-                 fast_mode=False, seed=0, what="gradcheck", given=None, fd_func=None, out_names=None) -> None:
+                 fast_mode=False, seed=0, what="gradcheck", given=None, fd_func=None, out_names=None,
+                 columns: str = "elements", along: list | None = None, sample: list | None = None) -> None:
         self.func = func
         self.fd_func = fd_func or func
         self.args = _as_args(inputs)
@@ -266,7 +279,7 @@ class Check:
         defaults = default_tolerances(self.dtype)
         self.tol = Tolerances(eps if eps is not None else defaults.eps, atol if atol is not None else defaults.atol,
                               rtol if rtol is not None else defaults.rtol)
-        if self.dtype != np.float64 and what != "check_grad":
+        if self.dtype != np.float64:
             warn(Float32Warning(
                 f"{what} of {self.dtype.name} inputs: rounding in {self.dtype.name} makes the check loose "
                 f"(atol={self.tol.atol:g}, rtol={self.tol.rtol:g}); check in float64 (x.double()) for a strict check"
@@ -278,6 +291,9 @@ class Check:
         self.what = what
         self.in_names = {i: _input_name(self.args[i], i) for i in self.diff}
         self.out_names = out_names
+        self.columns = "direction" if along is not None else columns
+        self.along = [np.asarray(p, np.float64).ravel() for p in along] if along is not None else None
+        self.sample = [np.asarray(s, np.int64) for s in sample] if sample is not None else None
 
     def run(self) -> GradcheckResult:
         outputs = as_outputs(self.fd_func(*self.args))
@@ -292,9 +308,14 @@ class Check:
         self.positions = [p for p, _ in outputs]
         self.out_shapes = [tuple(out.shape) for _, out in outputs]
         self.in_shapes = [tuple(self.args[i].shape) for i in self.diff]
+        if self.columns == "diagonal" and any(o != i for o in self.out_shapes for i in self.in_shapes):
+            raise ValueError(f"{self.what} with elementwise=True needs outputs of the inputs' shape (output element i "
+                             f"depends on input element i only); got outputs of shapes "
+                             f"{[list(o) for o in self.out_shapes]} and inputs of shapes "
+                             f"{[list(i) for i in self.in_shapes]}")
         self.fd = fd
         self._plan()
-        numerical, plus, minus = self._numerical()
+        numerical, fd_error, plus, minus = self._numerical()
         analytic = {}
         for engine, label in self.engines:
             try:
@@ -311,7 +332,7 @@ class Check:
         self._kinks: dict = {}
         for o in range(len(self.out_shapes)):
             for k in range(len(self.diff)):
-                block = self._block(o, k, numerical[o][k])
+                block = self._block(o, k, numerical[o][k], fd_error[o][k])
                 result.blocks.append(block)
                 block.analytic = {label: blocks[o][k] for label, blocks in analytic.items()}
                 for label, value in block.analytic.items():
@@ -341,13 +362,24 @@ class Check:
             self.u = [rng.standard_normal(shape).ravel() for shape in self.in_shapes]
 
     def _cotangents(self, o: int, shape: tuple):
+        if self.columns == "diagonal":
+            return [np.ones(shape)]
         return [self.v[o]] if self.fast_mode else None
 
     def _directions(self, k: int) -> list[np.ndarray]:
         if self.fast_mode:
             return [self.u[k]]
+        if self.columns == "direction":
+            return [self.along[k]]
+        if self.columns == "diagonal":  # every element at once, each by its own step
+            return [self._scales(k)]
         size = int(np.prod(self.in_shapes[k], dtype=np.int64))
-        return [np.eye(1, size, j).ravel() for j in range(size)]
+        elements = self.sample[k] if self.sample is not None else range(size)
+        return [np.eye(1, size, j).ravel() for j in elements]
+
+    def _scales(self, k: int) -> np.ndarray:
+        """Elementwise checks move element j by ``t * max(|x_j|, 1)``: each its own step."""
+        return np.maximum(np.abs(self.fd.base[k].ravel().astype(np.float64)), 1.0)
 
     def _project_rows(self, o: int, values: np.ndarray) -> np.ndarray:
         """Output values (flattened, one column per direction) -> block rows."""
@@ -355,66 +387,80 @@ class Check:
 
     def _project_columns(self, rows: np.ndarray, k: int) -> np.ndarray:
         """Engine VJP rows (rows x numel(input)) -> block columns."""
+        if self.columns == "diagonal":  # ones^T J of an elementwise function is its diagonal
+            return rows.reshape(-1, 1)
+        if self.columns == "direction":
+            return rows @ self.along[k].reshape(-1, 1)
+        if self.sample is not None:
+            return rows[:, self.sample[k]]
         return rows @ self.u[k].reshape(-1, 1) if self.fast_mode else rows
 
     def _project(self, jacobian: np.ndarray, o: int, k: int) -> np.ndarray:
+        if self.columns != "elements":  # given as the columns themselves
+            return np.asarray(jacobian, np.float64).reshape(-1, 1)
         jacobian = np.asarray(jacobian, np.float64).reshape(-1, int(np.prod(self.in_shapes[k], dtype=np.int64)))
         return self._project_columns(self._project_rows(o, jacobian), k)
 
     # ---------------------------------------------------------------- numerical side
     def _numerical(self):
-        h = self.tol.eps
+        """Per output and input: the estimated Jacobian block, its error, the first step of
+        each column, and the one-sided quotients (blocks of shape rows x columns)."""
         n_out = len(self.fd.f0)
-        central = [[None] * len(self.diff) for _ in range(n_out)]
-        plus_q = [[None] * len(self.diff) for _ in range(n_out)]
-        minus_q = [[None] * len(self.diff) for _ in range(n_out)]
+        fields = ("value", "error", "step", "plus", "minus")
+        found = {name: [[None] * len(self.diff) for _ in range(n_out)] for name in fields}
+        project = self._project_rows_flat if self.fast_mode else None
         for k in range(len(self.diff)):
-            directions = self._directions(k)
-            plus_cols = [[] for _ in range(n_out)]
-            minus_cols = [[] for _ in range(n_out)]
-            for direction in directions:
-                plus, minus = self.fd.difference(k, direction, h)
-                for o in range(n_out):
-                    plus_cols[o].append(plus[o])
-                    minus_cols[o].append(minus[o])
+            steps = progress(self._directions(k), desc=f"{self.what}: finite differences of "
+                             f"{self.in_names[self.diff[k]]}", unit="direction")
+            estimates = [self.fd.derivative(k, direction, self.tol.eps, self._target, project) for direction in steps]
             for o in range(n_out):
-                if not directions:  # an empty input: an empty block
-                    empty = np.zeros((self.fd.f0[o].size if not self.fast_mode else 1, 0))
-                    central[o][k] = plus_q[o][k] = minus_q[o][k] = empty
-                    continue
-                p = self._project_rows(o, np.stack(plus_cols[o], axis=1))
-                m = self._project_rows(o, np.stack(minus_cols[o], axis=1))
-                f0 = self._project_rows(o, self.fd.f0[o].reshape(-1, 1))
-                central[o][k] = (p - m) / (2 * h)
-                plus_q[o][k] = (p - f0) / h
-                minus_q[o][k] = (f0 - m) / h
-        return central, plus_q, minus_q
+                rows = 1 if self.fast_mode else self.fd.f0[o].size
+                for name in fields:
+                    columns = [getattr(e, name)[o] for e in estimates]
+                    found[name][o][k] = np.stack(columns, axis=1) if columns else np.zeros((rows, 0))
+        if self.columns == "diagonal":  # derivative along the scaled direction -> per element
+            for k in range(len(self.diff)):
+                for o in range(n_out):
+                    for name in fields:
+                        scale = 1 / self._scales(k) if name != "step" else self._scales(k)
+                        found[name][o][k] = found[name][o][k] * scale.reshape(-1, 1)
+        self._steps = found["step"]
+        return found["value"], found["error"], found["plus"], found["minus"]
 
-    def _refine(self, o: int, k: int, c: int):
-        """Central and one-sided quotients of column ``c`` at step ``eps / 10``."""
-        key = (k, c)
+    def _target(self, value):
+        """The error a finite difference should stay below: a tenth of the tolerance."""
+        return self.tol.bound(value) / 10
+
+    def _project_rows_flat(self, o: int, values: np.ndarray) -> np.ndarray:
+        return self.v[o].reshape(1, -1) @ values
+
+    def _refine(self, o: int, k: int, r: int, c: int):
+        """Central and one-sided quotients of element (r, c) at a tenth of its smallest step."""
+        scale = self._scales(k)[r] if self.columns == "diagonal" else 1.0
+        key = (k, c, float(self._steps[o][k][r, c] / scale))
         if key not in self._refined:
-            h = self.tol.eps / 10
-            direction = self._directions(k)[c]
-            self._refined[key] = (self.fd.difference(k, direction, h), h)
-        (plus, minus), h = self._refined[key]
-        p = self._project_rows(o, plus[o].reshape(-1, 1))[:, 0]
-        m = self._project_rows(o, minus[o].reshape(-1, 1))[:, 0]
-        f0 = self._project_rows(o, self.fd.f0[o].reshape(-1, 1))[:, 0]
+            h = key[2] / 20
+            moved = self.fd.moved(k, self._directions(k)[c])
+            self._refined[key] = (moved(h), moved(-h), h)
+        plus, minus, h = self._refined[key]
+        project = (lambda values: self._project_rows_flat(o, values)) if self.fast_mode else (lambda values: values)
+        p, m, f0 = project(plus[o])[r], project(minus[o])[r], project(self.fd.f0[o])[r]
+        h = h * scale
         return (p - m) / (2 * h), (p - f0) / h, (f0 - m) / h
 
     # ---------------------------------------------------------------- comparison
-    def _block(self, o: int, k: int, numerical: np.ndarray) -> Block:
+    def _block(self, o: int, k: int, numerical: np.ndarray, fd_error: np.ndarray) -> Block:
         position = self.positions[o]
         out_name = self.out_names[o] if self.out_names else f"output{position}"
         return Block(position, self.diff[k], out_name, self.in_names[self.diff[k]], self.out_shapes[o],
                      self.in_shapes[k], numerical, projected=self.fast_mode,
-                     kinks=np.zeros(numerical.shape, bool))
+                     kinks=np.zeros(numerical.shape, bool), fd_error=fd_error, steps=self._steps[o][k],
+                     columns=self.columns, column_elements=None if self.sample is None else self.sample[k])
 
     def _compare_numerical(self, result, block: Block, label: str, value: np.ndarray, plus, minus) -> None:
         tol = self.tol
         numerical = block.numerical
-        bad = ~_close(value, numerical, tol)
+        bad = ~_close(value, numerical, tol, block.fd_error)
         o = self.positions.index(block.output)
         k = self.diff.index(block.input)
         for r, c in zip(*np.nonzero(bad)):
@@ -426,7 +472,7 @@ class Check:
             if key not in self._kinks:
                 block.kinks[r, c] = True
                 left, right, at_point = verdict
-                self._kinks[key] = Kink(block.output, block.input, block.row_index(r), block.col_index(c),
+                self._kinks[key] = Kink(block.output, block.input, block.row_index(r), block.col_index(c, r),
                                         float(numerical[r, c]), left, right, {"numerical": float(numerical[r, c])},
                                         at_point, block.out_name, block.in_name, block.out_shape, block.in_shape)
                 result.kinks.append(self._kinks[key])
@@ -435,10 +481,11 @@ class Check:
         for r, c in zip(*np.nonzero(bad)):
             values = {"numerical": float(numerical[r, c])}
             values.update({lab: float(arr[r, c]) for lab, arr in block.analytic.items()})
-            result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c),
+            result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c, r),
                                               label, "numerical", float(value[r, c]), float(numerical[r, c]),
                                               values, tol, block.out_name, block.in_name, block.out_shape,
-                                              block.in_shape))
+                                              block.in_shape, fd_error=float(block.fd_error[r, c]),
+                                              step=float(block.steps[r, c])))
 
     def _kink(self, o, k, r, c, value, plus, minus):
         """``(left, right, at_point)`` when element (r, c) straddles a kink that explains
@@ -448,7 +495,7 @@ class Check:
             return None
         if abs(plus - minus) <= tol.atol + tol.rtol * max(abs(plus), abs(minus)):
             return None  # the one-sided differences agree: no kink, the gradient is wrong
-        central, plus_fine, minus_fine = (a[r] for a in self._refine(o, k, c))
+        central, plus_fine, minus_fine = self._refine(o, k, r, c)
         if abs(value - central) <= float(tol.bound(central)):
             return float(minus), float(plus), False  # the kink lies inside the stencil, away from the point
         jump = abs(plus_fine - minus_fine)
@@ -461,9 +508,11 @@ class Check:
         return None
 
 
-def _close(value: np.ndarray, reference: np.ndarray, tol: Tolerances) -> np.ndarray:
+def _close(value: np.ndarray, reference: np.ndarray, tol: Tolerances, fd_error=0.0) -> np.ndarray:
+    """Where ``value`` is within ``atol + rtol * |reference|`` of ``reference``, plus the
+    reference's own estimated error when it is a finite difference."""
     with np.errstate(invalid="ignore"):
-        close = np.abs(value - reference) <= tol.bound(reference)
+        close = np.abs(value - reference) <= tol.bound(reference) + fd_error
     return close | (np.isnan(value) & np.isnan(reference)) | (value == reference)
 
 
@@ -483,6 +532,6 @@ def _compare_engines(result, block: Block, label: str, reference: str, ref_value
     for r, c in zip(*np.nonzero(bad)):
         values = {"numerical": float(block.numerical[r, c])}
         values.update({lab: float(arr[r, c]) for lab, arr in block.analytic.items()})
-        result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c),
+        result.mismatches.append(Mismatch(block.output, block.input, block.row_index(r), block.col_index(c, r),
                                           label, reference, float(value[r, c]), float(ref_value[r, c]), values,
                                           tol, block.out_name, block.in_name, block.out_shape, block.in_shape))

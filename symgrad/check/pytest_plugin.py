@@ -7,8 +7,10 @@ it off.  It offers:
 
 * ``gradcheck`` -- a :class:`GradChecker`: ``gradcheck(func, inputs)`` asserts that every
   engine's gradient matches finite differences, and ``gradcheck.gradgrad``,
-  ``gradcheck.function`` and ``gradcheck.numpy`` do the same for second derivatives, a
-  custom ``Function`` and a NumPy gradient function; a failure shows the full report;
+  ``gradcheck.function``, ``gradcheck.numpy``, ``gradcheck.hvp`` and ``gradcheck.hessian``
+  do the same for second derivatives, a custom ``Function``, a NumPy gradient function, a
+  Hessian-vector product and a Hessian; a failure shows the full report.  It is
+  session-scoped (it holds no state), so a Hypothesis ``@given`` test can use it;
 * ``rng`` -- a ``numpy.random.Generator`` seeded per test from the session seed and the
   test's id, and ``test_seed``, the same seed as an int.  The session seed changes every
   day (the UTC date, ``20261206``: see :mod:`symgrad.testing.seeds`) unless
@@ -36,7 +38,8 @@ import os
 import numpy as np
 import pytest
 
-from ..testing import assert_check_grad, assert_function_backward, assert_gradcheck, assert_gradgradcheck
+from ..testing import (assert_check_grad, assert_check_hessian, assert_check_hvp, assert_function_backward,
+                       assert_gradcheck, assert_gradgradcheck)
 from ..testing.seeds import SEED_ENV, derive_seed, parse_seed, session_seed
 from ..testing.work import assert_linear, count_calls
 from .engines import available_engines, engine_names
@@ -123,13 +126,28 @@ class GradChecker:
     def numpy(self, f, grad_f, *args, **kwargs) -> None:
         """A NumPy gradient function (:func:`symgrad.check_grad`)."""
         __tracebackhide__ = True
-        options = {k: v for k, v in {**self.defaults, **kwargs}.items() if k not in ("fast_mode", "seed")}
-        assert_check_grad(f, grad_f, *args, **options)
+        assert_check_grad(f, grad_f, *args, **self._numpy_options(kwargs))
+
+    def hvp(self, f_or_grad, hvp, x, p, *args, **kwargs) -> None:
+        """A Hessian-vector product (:func:`symgrad.check_hvp`)."""
+        __tracebackhide__ = True
+        assert_check_hvp(f_or_grad, hvp, x, p, *args, **self._numpy_options(kwargs))
+
+    def hessian(self, f_or_grad, hessian, x, *args, **kwargs) -> None:
+        """A Hessian (:func:`symgrad.check_hessian`)."""
+        __tracebackhide__ = True
+        assert_check_hessian(f_or_grad, hessian, x, *args, **self._numpy_options(kwargs))
+
+    def _numpy_options(self, kwargs: dict) -> dict:
+        return {k: v for k, v in {**self.defaults, **kwargs}.items() if k not in ("fast_mode", "seed")}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def gradcheck() -> GradChecker:
-    """Assert gradients: ``gradcheck(func, (x, w))``, ``gradcheck.function(MyRelu, (x,))``."""
+    """Assert gradients: ``gradcheck(func, (x, w))``, ``gradcheck.function(MyRelu, (x,))``.
+
+    Session-scoped (a :class:`GradChecker` holds no state), so Hypothesis' ``@given`` tests
+    can use it without a ``function_scoped_fixture`` health check."""
     return GradChecker()
 
 

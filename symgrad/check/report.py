@@ -13,9 +13,9 @@ every engine (or hand-written gradient) is compared with it, and with the first 
 * :class:`GradcheckError` -- raised with that report when ``raise_exception=True``.
 
 >>> default_tolerances(np.float64)
-Tolerances(eps=1e-06, atol=1e-05, rtol=0.001)
+Tolerances(eps=None, atol=1e-05, rtol=0.001)
 >>> default_tolerances(np.float32)
-Tolerances(eps=1e-06, atol=0.0001, rtol=0.01)
+Tolerances(eps=None, atol=0.0001, rtol=0.01)
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = [
     "Tolerances", "default_tolerances", "Mismatch", "Kink", "Block", "GradcheckResult", "GradcheckError",
-    "KinkWarning", "Float32Warning", "EngineUnavailableWarning", "EngineUnavailableError",
+    "KinkWarning", "Float32Warning", "SympyFormWarning", "EngineUnavailableWarning", "EngineUnavailableError",
 ]
 
 
@@ -54,6 +54,11 @@ class Float32Warning(UserWarning):
     """A gradient check of float32 (or float16) tensors: rounding makes the check loose."""
 
 
+class SympyFormWarning(UserWarning):
+    """A custom Function's ``sympy`` form could not be compiled, so it was not checked (the
+    Function's ``backward`` still was): not a failure of the check."""
+
+
 class EngineUnavailableWarning(UserWarning):
     """A default engine (normally ``"symbolic"``) could not be loaded and was skipped."""
 
@@ -65,9 +70,11 @@ class EngineUnavailableError(RuntimeError):
 @dataclass(frozen=True)
 class Tolerances:
     """Step and tolerances of a check: an element passes when
-    ``|value - reference| <= atol + rtol * |reference|``."""
+    ``|value - reference| <= atol + rtol * |reference| + fd_error``, where ``fd_error`` is
+    the finite difference's own estimated error.  ``eps=None`` chooses the step per element
+    (:func:`symgrad.check.numerical.step_for`); a number fixes it."""
 
-    eps: float
+    eps: float | None
     atol: float
     rtol: float
 
@@ -77,17 +84,17 @@ class Tolerances:
 
 
 _DEFAULTS = {
-    np.dtype(np.float64): Tolerances(1e-6, 1e-5, 1e-3),
-    np.dtype(np.float32): Tolerances(1e-6, 1e-4, 1e-2),
-    np.dtype(np.float16): Tolerances(1e-6, 1e-2, 1e-1),
+    np.dtype(np.float64): Tolerances(None, 1e-5, 1e-3),
+    np.dtype(np.float32): Tolerances(None, 1e-4, 1e-2),
+    np.dtype(np.float16): Tolerances(None, 1e-2, 1e-1),
 }
 
 
 def default_tolerances(dtype) -> Tolerances:
     """The default step and tolerances for gradients computed in ``dtype``.
 
-    The finite differences are always taken in float64, so ``eps`` does not depend on the
-    dtype; ``atol`` and ``rtol`` grow with the rounding error of the engines' arithmetic.
+    The step is chosen per element by the finite differences (``eps=None``); ``atol`` and
+    ``rtol`` grow with the rounding error of the engines' arithmetic.
     """
     return _DEFAULTS.get(np.dtype(dtype), _DEFAULTS[np.dtype(np.float64)])
 
@@ -97,7 +104,7 @@ def element_name(name: str, index: tuple, shape: tuple) -> str:
     """``x[1, 2]`` for an element, ``x`` for a 0-d tensor, ``x·u`` for a projection."""
     if index is None:
         return f"{name}·u"
-    if len(shape) == 0:
+    if len(shape) == 0 or not len(index):
         return name
     return f"{name}[{', '.join(str(int(i)) for i in index)}]"
 
@@ -126,6 +133,8 @@ class Mismatch:
     in_name: str = "input"
     out_shape: tuple = ()
     in_shape: tuple = ()
+    fd_error: float = 0.0
+    step: float = 0.0
 
     @property
     def abs_err(self) -> float:
@@ -141,7 +150,7 @@ class Mismatch:
         err = self.abs_err
         if not np.isfinite(err):
             return float("inf")
-        return err / float(self.tolerances.bound(self.expected))
+        return err / (float(self.tolerances.bound(self.expected)) + self.fd_error)
 
     def where(self) -> str:
         """``d out[1] / d x[0, 2]``."""
@@ -198,7 +207,13 @@ class Block:
 
     ``numerical`` and every array in ``analytic`` have shape (rows, columns); ``bad`` maps
     a label to the boolean mask of its mismatching elements, ``kinks`` marks kink elements.
-    ``projected`` is True in fast mode (one row, one column: ``v^T J u``).
+    ``projected`` is True in fast mode (one row, one column: ``v^T J u``).  ``fd_error`` is
+    the estimated error of each finite-difference element, ``steps`` the first step of each.
+    ``columns`` says what a column is: one input element (``"elements"``), the input element
+    of the same row (``"diagonal"``: an elementwise check), or one given direction
+    (``"direction"``: a Hessian-vector product, whose input is named ``x·p``);
+    ``column_elements`` lists the flat input element of each column when only a sample of
+    the elements was checked.
     """
 
     output: int
@@ -212,12 +227,25 @@ class Block:
     bad: dict[str, np.ndarray] = field(default_factory=dict)
     kinks: np.ndarray | None = None
     projected: bool = False
+    fd_error: np.ndarray | float = 0.0
+    steps: np.ndarray | float = 0.0
+    columns: str = "elements"
+    column_elements: np.ndarray | None = None
 
     def row_index(self, r: int) -> tuple | None:
         return None if self.projected else np.unravel_index(r, self.out_shape) if self.out_shape else ()
 
-    def col_index(self, c: int) -> tuple | None:
-        return None if self.projected else np.unravel_index(c, self.in_shape) if self.in_shape else ()
+    def col_index(self, c: int, r: int = 0) -> tuple | None:
+        """The input element of column ``c`` (of row ``r``, in an elementwise check)."""
+        if self.projected:
+            return None
+        if self.columns == "direction":
+            return ()
+        if self.columns == "diagonal":
+            return self.row_index(r)
+        if self.column_elements is not None:
+            c = int(self.column_elements[c])
+        return np.unravel_index(c, self.in_shape) if self.in_shape else ()
 
 
 # --------------------------------------------------------------------------- the result
@@ -315,14 +343,16 @@ class GradcheckResult:
         reference = worst.values["numerical"]
         for label, value in worst.values.items():
             if label == "numerical":
-                lines.append(f"  {label.ljust(width)}  {_num(value, 14)}   (central difference, eps={self.tolerances.eps:g})")
+                lines.append(f"  {label.ljust(width)}  {_num(value, 14)}   (extrapolated central difference, step "
+                             f"{worst.step:.2g}, estimated error {_err(worst.fd_error)})")
                 continue
             failed = any(m.label == label and (m.output, m.input, m.out_index, m.in_index)
                          == (worst.output, worst.input, worst.out_index, worst.in_index) for m in self.mismatches)
             lines.append(f"  {label.ljust(width)}  {_num(value, 14)}   abs err {_err(_abs_err(value, reference))}"
                          f"  rel err {_err(_rel_err(value, reference))}   {'MISMATCH' if failed else 'ok'}")
         lines.append(f"  tolerances: {_tolerance_text(self.tolerances)}; allowed error here "
-                     f"{_err(float(self.tolerances.bound(worst.expected)))}")
+                     f"{_err(float(self.tolerances.bound(worst.expected)) + worst.fd_error)}")
+        lines.append(f"  finite-difference error here is ~{_err(worst.fd_error)}, the disagreement is {_err(worst.abs_err)}")
         by_pair: dict[tuple, list[Mismatch]] = {}
         for m in self.mismatches:
             by_pair.setdefault((m.output, m.input, m.label, m.reference), []).append(m)
@@ -342,7 +372,8 @@ class GradcheckResult:
                 continue
             if b.numerical.size <= 64 and b.numerical.shape[1] <= 8:
                 lines.extend(_table(b))
-            elif b is block and not b.projected and b.numerical.shape[1] <= 64:
+            elif b is block and not b.projected and b.columns == "elements" and b.column_elements is None \
+                    and b.numerical.shape[1] <= 64:
                 lines.extend(_gradient_view(b, worst))
         return lines
 
@@ -356,7 +387,8 @@ def _hint(block: Block, label: str) -> str:
     tol = 1e-6 + 1e-4 * np.abs(numerical)
     if block.projected or not np.isfinite(value).all():
         return ""
-    if len(block.in_shape) == 2 and block.in_shape[0] == block.in_shape[1]:
+    if block.columns == "elements" and block.column_elements is None and len(block.in_shape) == 2 \
+            and block.in_shape[0] == block.in_shape[1]:
         flipped = value.reshape((-1, *block.in_shape)).transpose(0, 2, 1).reshape(value.shape)
         if np.all(np.abs(flipped - numerical) <= tol):
             return f"{label}'s gradient is the transpose of the right one (in the shape of {block.in_name})"
@@ -381,16 +413,18 @@ def _size(blocks: list[Block], m: Mismatch) -> int:
 
 
 def warn(warning: Warning) -> None:
-    """Issue ``warning`` at the first caller outside ``symgrad.check`` (the user's line)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    """Issue ``warning`` at the first caller outside the symgrad package (the user's line,
+    also through ``symgrad.testing`` and the pytest plugin's fixtures)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     level, frame = 2, sys._getframe(1)
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     warnings.warn(warning, stacklevel=level)
 
 
 def _tolerance_text(tol: Tolerances) -> str:
-    return f"atol={tol.atol:g}, rtol={tol.rtol:g}, pass when |value - reference| <= atol + rtol * |reference|"
+    return (f"atol={tol.atol:g}, rtol={tol.rtol:g}, pass when |value - reference| <= atol + rtol * |reference| "
+            "+ the finite-difference error")
 
 
 def _table(block: Block) -> list[str]:

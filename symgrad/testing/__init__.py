@@ -5,7 +5,8 @@ Assertions (plain ``AssertionError``, so pytest shows the message as the failure
 * :func:`assert_grads_close` -- two sets of gradients agree, element by element;
 * :func:`assert_gradcheck` / :func:`assert_gradgradcheck` -- ``symgrad.gradcheck`` passes;
 * :func:`assert_function_backward` -- a custom ``Function``'s backward is right;
-* :func:`assert_check_grad` -- a NumPy gradient function is right;
+* :func:`assert_check_grad` -- a NumPy gradient function is right (:func:`assert_check_hvp`,
+  :func:`assert_check_hessian`: a Hessian-vector product, a Hessian);
 * :func:`skip_unless_engine` -- skip a test where a backward engine cannot load;
 * :func:`count_calls` / :func:`assert_linear` -- work measured in function calls, for
   tests of how a cost grows (:mod:`symgrad.testing.work`; never assert seconds).
@@ -31,14 +32,14 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..check import check_function, check_grad, gradcheck, gradgradcheck
+from ..check import check_function, check_grad, check_hessian, check_hvp, gradcheck, gradgradcheck
 from ..tape.tensor import Tensor
 from .generator import NONSMOOTH_OPS, Program, random_program, register_recipe
 from .work import WorkLimitExceeded, assert_linear, count_calls
 
 __all__ = [
     "assert_grads_close", "assert_gradcheck", "assert_gradgradcheck", "assert_function_backward",
-    "assert_check_grad", "close_tolerances", "skip_unless_engine", "Program", "random_program", "register_recipe", "NONSMOOTH_OPS",
+    "assert_check_grad", "assert_check_hvp", "assert_check_hessian", "close_tolerances", "skip_unless_engine", "Program", "random_program", "register_recipe", "NONSMOOTH_OPS",
     "programs", "op_programs", "arrays_in", "count_calls", "assert_linear", "WorkLimitExceeded",
 ]
 
@@ -177,3 +178,15 @@ def assert_check_grad(f: Callable, grad_f: Callable, *args, **kwargs) -> None:
     """Assert that the NumPy gradient ``grad_f`` of ``f`` passes :func:`symgrad.check_grad`."""
     __tracebackhide__ = True
     _assert_result(check_grad(f, grad_f, *args, raise_exception=False, **kwargs))
+
+
+def assert_check_hvp(f_or_grad: Callable, hvp: Callable, x, p, *args, **kwargs) -> None:
+    """Assert that the Hessian-vector product ``hvp`` passes :func:`symgrad.check_hvp`."""
+    __tracebackhide__ = True
+    _assert_result(check_hvp(f_or_grad, hvp, x, p, *args, raise_exception=False, **kwargs))
+
+
+def assert_check_hessian(f_or_grad: Callable, hessian: Callable, x, *args, **kwargs) -> None:
+    """Assert that the Hessian function ``hessian`` passes :func:`symgrad.check_hessian`."""
+    __tracebackhide__ = True
+    _assert_result(check_hessian(f_or_grad, hessian, x, *args, raise_exception=False, **kwargs))

@@ -12,6 +12,7 @@ import symgrad
 from symgrad.check import (EngineUnavailableError, EngineUnavailableWarning, Float32Warning, GradcheckError,
                            KinkWarning, gradcheck, gradgradcheck)
 from symgrad.tape import engine as engine_switch
+from symgrad.testing import skip_unless_engine
 
 
 def leaf(values, name=None, dtype=np.float64):
@@ -352,3 +353,34 @@ def test_check_function_without_the_symbolic_engine_says_the_sympy_form_was_not_
     with pytest.warns(EngineUnavailableWarning, match="Softsign defines sympy"):
         result = symgrad.check.check_function(Softsign, (leaf([0.5]),))
     assert result.labels == ("Softsign.backward",) and "symbolic" in result.skipped
+
+
+class UncompilableForm(symgrad.autograd.Function):
+    """A right backward, and a SymPy form SymPy cannot differentiate."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2
+
+    @staticmethod
+    def sympy(sp, x):
+        return sp.Function("mystery")(x)
+
+
+class UncompilableFormWrongBackward(UncompilableForm):
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3
+
+
+@pytest.mark.parametrize("function, passes", [(UncompilableForm, True), (UncompilableFormWrongBackward, False)])
+def test_check_function_tells_an_uncompiled_sympy_form_from_a_failure(function, passes):
+    skip_unless_engine("symbolic")
+    with pytest.warns(symgrad.check.SympyFormWarning, match="could not be compiled"):
+        result = symgrad.check.check_function(function, (leaf([1.0, 2.0]),), raise_exception=False)
+    assert bool(result) is passes and not result.errors
+    assert f"engine '{function.__name__}.sympy' was not checked: its SymPy form could not be compiled" in result.report()

@@ -255,3 +255,23 @@ def test_every_failure_that_drew_from_the_seed_names_it_and_how_to_replay(projec
         assert (f"this test drew from session seed 4242 (from {SEED_ENV}; its own seed {own}); "
                 f"replay with {SEED_ENV}=4242") in reports[name], reports[name]
     assert "replay with" not in reports["test_fails_without_a_seed"]
+
+
+HYPOTHESIS_TESTS = textwrap.dedent('''
+    import numpy as np
+    from hypothesis import given, settings, strategies as st
+
+
+    @settings(max_examples=5, deadline=None)
+    @given(st.floats(0.5, 2.0))
+    def test_gradcheck_fixture_inside_given(gradcheck, scale):
+        gradcheck.numpy(lambda x: (scale * x ** 2).sum(), lambda x: 2 * scale * x, np.array([0.3, -1.0]), engines=())
+''')
+
+
+def test_the_gradcheck_fixture_works_inside_hypothesis_given(project):
+    """A session-scoped fixture: no function_scoped_fixture health check to suppress."""
+    pytest.importorskip("hypothesis")
+    project.makepyfile(test_given=HYPOTHESIS_TESTS)
+    result = project.runpytest("-p", "symgrad.check.pytest_plugin", "-p", "no:cacheprovider", "test_given.py")
+    result.assert_outcomes(passed=1)
