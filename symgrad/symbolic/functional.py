@@ -398,6 +398,8 @@ class _Arguments:
     def regroup(self, results: Sequence[Any]) -> list:
         """One result per differentiated argument from one per differentiated array: a
         pytree argument's results in its structure (``None`` where it held ``None``)."""
+        if not self.trees:  # plain arguments: one result each already
+            return list(results)
         out, pending = [], iter(results)
         for structure, dynamic in self.groups:
             values = [next(pending) if d else None for d in dynamic]
