@@ -102,14 +102,16 @@ SIMPLIFIED_CASES = [
 ]
 
 # NumPy's power and sqrt differ at -0.0 and -inf: (-0.0)**-0.5 = +inf, 1/sqrt(-0.0) = -inf;
-# (-inf)**-0.5 = 0, 1/sqrt(-inf) = nan.  The tape (like PyTorch) uses power, and so does
-# the symbolic engine's code for a Float exponent unless the base is never negative.
+# (-inf)**-0.5 = 0, 1/sqrt(-inf) = nan.  The tape (like PyTorch) uses numpy.power, and so
+# does the symbolic engine's code for a Float exponent unless the base is never negative;
+# so the references call numpy.power too (before NumPy 2.3 the operator ``a ** 0.5`` took
+# a sqrt shortcut that numpy.power did not; from 2.3 both agree).
 POW_CASES = [
-    ("pow-half", lambda x: x ** 0.5, lambda x: x ** 0.5, lambda x: 0.5 * x ** -0.5),
-    ("pow-one-and-a-half", lambda x: x ** 1.5, lambda x: x ** 1.5, lambda x: 1.5 * x ** 0.5),
-    ("pow-minus-half", lambda x: x ** -0.5, lambda x: x ** -0.5, lambda x: -0.5 * x ** -1.5),
-    ("pow-half-of-a-square-plus-one", lambda x: (x * x + 1.0) ** 0.5, lambda x: (x * x + 1.0) ** 0.5,
-     lambda x: 0.5 * (x * x + 1.0) ** -0.5 * 2 * x),
+    ("pow-half", lambda x: x ** 0.5, lambda x: np.power(x, 0.5), lambda x: 0.5 * np.power(x, -0.5)),
+    ("pow-one-and-a-half", lambda x: x ** 1.5, lambda x: np.power(x, 1.5), lambda x: 1.5 * np.power(x, 0.5)),
+    ("pow-minus-half", lambda x: x ** -0.5, lambda x: np.power(x, -0.5), lambda x: -0.5 * np.power(x, -1.5)),
+    ("pow-half-of-a-square-plus-one", lambda x: (x * x + 1.0) ** 0.5, lambda x: np.power(x * x + 1.0, 0.5),
+     lambda x: 0.5 * np.power(x * x + 1.0, -0.5) * 2 * x),
 ]
 
 
