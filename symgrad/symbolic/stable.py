@@ -9,7 +9,8 @@ elementary functions (``expr.rewrite(sp.exp)``), and NumPy printing that calls a
 helper from :data:`NUMPY_HELPERS` -- or, where the compiler shares one ``exp(-|z|)``
 between ``sigmoid(z)`` and ``softplus(z)`` (:class:`ExpNegAbs`), computes from it.
 
-:data:`STABLE_FORMS` maps op names to the SymPy form used in place of the op table's.
+The op table names these as its ops' SymPy forms (``sympy_function("symgrad.symbolic.stable.sigmoid")``):
+an op has exactly one SymPy form, and it is the one the engine uses.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-__all__ = ["sigmoid", "softplus", "ExpNegAbs", "shared_exp_neg_abs", "STABLE_FORMS", "NUMPY_HELPERS"]
+__all__ = ["sigmoid", "softplus", "softplus_form", "bce_with_logits_form", "ExpNegAbs", "shared_exp_neg_abs",
+           "NUMPY_HELPERS"]
 
 
 def _np_sigmoid(x):
@@ -176,12 +178,17 @@ def _number(value: Any) -> sp.Expr:
     return sp.Integer(int(value)) if value.is_integer() else sp.Float(value)
 
 
-def _softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0, **_: Any):
-    """PyTorch's softplus: ``x`` where ``beta*x > threshold``, else ``softplus(beta*x)/beta``.
+def softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0):
+    """The op table's ``softplus``: PyTorch's ``x`` where ``beta*x > threshold``, else
+    ``softplus(beta*x)/beta``.
 
     From ``threshold >= 20`` on (PyTorch's default) the switch changes values and slopes
     by at most ``log1p(exp(-20)) ~ 2e-9``, a numerical shortcut rather than mathematics,
     so the form is plain ``softplus``; a smaller threshold is kept as a ``Piecewise``.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> softplus_form(sp, x), softplus_form(sp, x, beta=2.0, threshold=1.0)
+    (softplus(x), Piecewise((x, x > 1/2), (softplus(2*x)/2, True)))
     """
     beta = _number(beta)
     smooth = softplus(beta * x) / beta
@@ -190,38 +197,12 @@ def _softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0, **_: An
     return sp.Piecewise((x, beta * x > _number(threshold)), (smooth, True))
 
 
-def _cast_form(sp_module, x, **attrs: Any):
-    from .elementwise import _cast_form as form
+def bce_with_logits_form(sp_module, logits, target):
+    """The op table's ``binary_cross_entropy_with_logits``: ``softplus(z) - y*z``, which is
+    ``log(1 + exp(z)) - z*y`` compiled without overflow.
 
-    return form(sp_module, x, **attrs)
-
-
-def _maximum_form(sp_module, a, b, **_: Any):
-    from .elementwise import Maximum
-
-    return Maximum(a, b)
-
-
-def _minimum_form(sp_module, a, b, **_: Any):
-    from .elementwise import Minimum
-
-    return Minimum(a, b)
-
-
-STABLE_FORMS: dict[str, Callable[..., sp.Expr]] = {
-    "sigmoid": lambda sp_module, x, **_: sigmoid(x),
-    "softplus": _softplus_form,
-    "log_sigmoid": lambda sp_module, x, **_: -softplus(-x),
-    "logsigmoid": lambda sp_module, x, **_: -softplus(-x),
-    "binary_cross_entropy_with_logits": lambda sp_module, z, y, **_: softplus(z) - y * z,
-    # not the table's three-branch Piecewise: nested calls would grow exponentially (and a
-    # Piecewise over arrays is rewritten by SymPy, see elementwise.py); same values and
-    # the same derivative, ties split half/half
-    "maximum": _maximum_form,
-    "minimum": _minimum_form,
-    # the table's form is x itself; this one rounds values as the tape does
-    "cast": _cast_form,
-}
-"""SymPy forms used instead of the op table's for ops whose literal closed form would
-overflow when compiled, or grow exponentially when nested (the math is the same;
-``fdiff`` gives the derivatives)."""
+    >>> z, y = sp.symbols("z y", real=True)
+    >>> bce_with_logits_form(sp, z, y)
+    -y*z + softplus(z)
+    """
+    return softplus(logits) - target * logits
