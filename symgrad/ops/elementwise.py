@@ -286,6 +286,20 @@ atan2 = register(Op(
 ))
 
 
+hypot = register(Op(
+    name="hypot",
+    numpy="hypot",
+    grad_fn_name="HypotBackward0",
+    forward=_fresh(np.hypot),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * a / ans, shape=_shape(a)), xp.sum_to(g * b / ans, shape=_shape(b))),
+    sympy=sympy_function("sympy.codegen.cfunctions.hypot"),
+    arity=2,
+    saves=frozenset({"inputs", "output"}),
+    domains=(Domain(avoid=(0.0,), margin=0.2), Domain(avoid=(0.0,), margin=0.2)),
+    summary="sqrt(a**2 + b**2) without overflow", libm="hypot", **_ELEMENTARY,
+))
+
+
 def _sigmoid_forward(x):
     # Stable for any |x|: exp is only ever taken of -|x| <= 0, so it cannot overflow.
     x = np.asarray(x)
