@@ -68,7 +68,7 @@ def case(op, *shapes, domains=None, torch=True, **attrs) -> Case:
     return Case(op, shapes, attrs, domains, torch)
 
 
-WITH_ROWS_OF_THEIR_OWN = {"pow_scalar", "clamp", "cast", "clamp_tensor", "where"}  # attrs, or three inputs
+WITH_ROWS_OF_THEIR_OWN = {"pow_scalar", "clamp", "cast", "clamp_tensor", "where", "polygamma"}  # attrs, three inputs, an order
 UNARY = [name for name, op in OPS.items() if op.kind == "elementwise" and op.arity == 1
          and name not in WITH_ROWS_OF_THEIR_OWN]
 BINARY = [name for name, op in OPS.items() if op.kind == "elementwise" and op.arity == 2
@@ -101,6 +101,7 @@ CASES = [
                                                     ((2, 1), (1, 3), (2, 3)), ((4,), (), (4,))]],
     case("softplus", (2, 3), beta=2.0, threshold=1.0, domains=(Domain(-3, 3, avoid=(0.5,)),)),
     case("softplus", (5,), beta=0.5, threshold=20.0),
+    *[case("polygamma", (), shape) for shape in [(), (5,), (2, 3)]],  # one order per call, as torch.polygamma
     case("where", (2, 3), (2, 3), (2, 3)),
     case("where", (2, 3), (3,), ()),
     case("where", (2, 1), (1, 3), (2, 3)),
@@ -182,6 +183,8 @@ TORCH = {
     "clamp": lambda t, x, min=None, max=None: t.clamp(x, min=min, max=max),
     "clamp_tensor": lambda t, x, min, max: t.clamp(x, min=min, max=max),
     "softplus": lambda t, x, **attrs: t.nn.functional.softplus(x, **attrs),
+    "polygamma": lambda t, n, x: t.polygamma(int(n), x),
+    "betaln": lambda t, a, b: t.lgamma(a) + t.lgamma(b) - t.lgamma(a + b),
     "binary_cross_entropy_with_logits": lambda t, z, y: t.nn.functional.binary_cross_entropy_with_logits(
         *t.broadcast_tensors(z, y), reduction="none"),
     "sum": lambda t, x, dim=None, keepdim=False: x.sum() if dim is None and not keepdim else x.sum(dim, keepdim),
@@ -233,7 +236,7 @@ TORCH_FREE = {  # ops without a PyTorch counterpart, and why
     "extremum_mask": "PyTorch saves max/min indices instead of recomputing a mask",
     "index_put": "getitem's adjoint; torch.index_put_ takes no slices",
 }
-NOT_TORCH_NODES = {"sum_to"}  # PyTorch's sum_to_size records Sum/View nodes, not one op
+NOT_TORCH_NODES = {"sum_to", "betaln"}  # PyTorch's sum_to_size records Sum/View nodes, betaln has no op
 
 # Kinks, ties, bounds and extreme values, compared with PyTorch (op, inputs, attrs).
 STABLE = [
@@ -343,12 +346,15 @@ def params(cases) -> list:
 def test_forward_matches_sympy(case, dtype, rng):
     sympy = pytest.importorskip("sympy")
     from symgrad.symbolic import elementwise, stable
+    from symgrad.symbolic.compile import SymgradNumPyPrinter
 
     op = OPS[case.op]
     inputs, _ = draw(case, dtype, rng)
     symbols = sympy.symbols(f"x0:{len(inputs)}", real=True)
     expr = op.sympy(sympy, *symbols, **case.attrs)  # the form the symbolic engine uses
-    value = sympy.lambdify(symbols, expr, modules=[stable.NUMPY_HELPERS, elementwise.NUMPY_HELPERS, "numpy"])(*inputs)
+    printer = SymgradNumPyPrinter(names={s: s.name for s in symbols})  # the engine's printer
+    value = sympy.lambdify(symbols, expr, modules=[stable.NUMPY_HELPERS, elementwise.NUMPY_HELPERS, "numpy"],
+                           printer=printer)(*inputs)
     out = op.forward(*inputs, **case.attrs)
     np.testing.assert_allclose(np.broadcast_to(value, out.shape), out, **tolerance(dtype))
 

@@ -18,8 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import ArgumentIndexError
 
-__all__ = ["sigmoid", "softplus", "softplus_form", "bce_with_logits_form", "ExpNegAbs", "shared_exp_neg_abs",
+from ..ops import special
+
+__all__ = ["sigmoid", "softplus", "besselie", "softplus_form", "bce_with_logits_form", "ExpNegAbs", "shared_exp_neg_abs",
            "NUMPY_HELPERS"]
 
 
@@ -170,7 +173,59 @@ def shared_exp_neg_abs(printer, z: sp.Expr) -> str | None:
     return shared("exp_neg_abs", z) if shared is not None else None
 
 
-NUMPY_HELPERS: dict[str, Callable] = {"sigmoid": _np_sigmoid, "softplus": _np_softplus}
+class besselie(sp.Function):
+    """``exp(-|x|) I_nu(x)``, the exponentially scaled modified Bessel function of integer
+    order ``nu`` (the ops ``i0e``, ``i1e``), which SymPy does not have; compiled as the op
+    table's ``bessel_i(nu, x, scaled=True)``, finite where ``I_nu`` overflows.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> besselie(0, x).diff(x) == besselie(1, x) - sp.sign(x) * besselie(0, x)
+    True
+    >>> besselie(1, x).rewrite(sp.besseli)
+    exp(-Abs(x))*besseli(1, x)
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, nu, x):
+        if nu.is_Integer and nu.is_negative:  # I_-n = I_n
+            return cls(-nu, x)
+        return None
+
+    def fdiff(self, argindex=2):
+        if argindex != 2:
+            raise ArgumentIndexError(self, argindex)
+        nu, x = self.args
+        return (besselie(nu - 1, x) + besselie(nu + 1, x)) / 2 - sp.sign(x) * self
+
+    def _eval_rewrite_as_besseli(self, nu, x, **kwargs):
+        return sp.exp(-sp.Abs(x)) * sp.besseli(nu, x)
+
+    def _eval_is_extended_real(self):
+        return True if self.args[1].is_extended_real else None
+
+    def _numpycode(self, printer) -> str:
+        return f"besselie({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    _pythoncode = _numpycode
+
+    def _latex(self, printer, exp=None) -> str:
+        text = r"e^{-\left|%s\right|} I_{%s}\left(%s\right)" % (
+            printer._print(self.args[1]), printer._print(self.args[0]), printer._print(self.args[1]))
+        return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
+
+
+def _np_besselie(nu, x):
+    return special.bessel_i(nu, x, scaled=True)
+
+
+NUMPY_HELPERS: dict[str, Callable] = {
+    "sigmoid": _np_sigmoid, "softplus": _np_softplus,
+    # the special functions NumPy has no ufunc of: the op table's implementations
+    "loggamma": special.lgamma, "polygamma": special.polygamma, "erfinv": special.erfinv,
+    "besseli": special.bessel_i, "besselie": _np_besselie,
+}
 
 
 def _number(value: Any) -> sp.Expr:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from ..ops import OPS
 from .tensor import Tensor, apply_op, as_tensor
 
-_WRITTEN_OUT = ["add", "sub", "mul", "div", "neg", "where", "clip", "mm", "t", "cat", "concat", "stack",
-                "is_tensor", "numel", "detach"]
+_WRITTEN_OUT = ["add", "sub", "mul", "div", "neg", "where", "polygamma", "clip", "mm", "t", "cat", "concat",
+                "stack", "is_tensor", "numel", "detach"]
 
 
 def _method_function(method: str):
@@ -70,6 +70,11 @@ def neg(a):
 def where(condition, a, b):
     """``a`` where ``condition`` holds, else ``b`` (the condition carries no gradient)."""
     return apply_op("where", condition, a, b)
+
+
+def polygamma(n: int, x):
+    """``psi_n(x)``, PyTorch's ``torch.polygamma(n, x)`` (the order comes first)."""
+    return as_tensor(x).polygamma(n)
 
 
 def cat(tensors, dim: int = 0):

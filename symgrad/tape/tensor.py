@@ -542,6 +542,10 @@ class Tensor:
     # ----------------------------------------------------------------- elementwise math
     # exp, log, sin, ...: one method per public op of the table, made by _add_op_methods
     # below; the methods written out here have signatures of their own
+    def polygamma(self, n: int):
+        """``psi_n(x)``, the ``n``-th derivative of digamma (PyTorch's ``x.polygamma(n)``)."""
+        return apply_op("polygamma", n, self)
+
     def softplus(self, beta: float = 1.0, threshold: float = 20.0):
         return apply_op("softplus", self, beta=beta, threshold=threshold)
 

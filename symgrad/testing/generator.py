@@ -440,6 +440,12 @@ def _cast(b, op):
     return [b.value()], {"dtype": b.dtype}
 
 
+@register_recipe("polygamma")
+def _polygamma(b, op):
+    # the order is a Python int, as in torch.polygamma(n, x): a constant of the program
+    return [b.constant(b.choose.element([1, 2, 3])), b.value(domain=op.domains[1])], {}
+
+
 @register_recipe("where")
 def _where(b, op):
     a = b.value(domain=op.domains[1])

@@ -180,8 +180,9 @@ def test_every_op_has_a_symbolic_form_that_differentiates():
             if expr.args:
                 children = list(dict.fromkeys(a for a in expr.args if not a.is_Atom or a.is_Symbol))
                 _local_partials(expr, children)
-            for x in xs:
-                assert not sp.diff(expr, x).has(sp.Derivative)
+            for x, able in zip(xs, op.differentiable or (True,) * arity):
+                if able:  # polygamma's order: its partial is 0 by the record, SymPy has none
+                    assert not sp.diff(expr, x).has(sp.Derivative)
         except Exception as err:  # noqa: BLE001  (collect every op that fails)
             missing.append(f"{name}: {type(err).__name__}: {err}")
     assert not missing, "ops without a working symbolic path:\n" + "\n".join(missing)

@@ -70,6 +70,11 @@ def _math_functions() -> dict:
 
 
 _MATH = _math_functions()
+
+_SCALAR_ONLY = {"lgamma"}
+"""libm functions without a libmvec vector variant: declared without ``declare simd``
+(GCC would call a vector variant that does not exist), so a loop calling them is not
+vectorised.  (``lgamma`` also sets the global ``signgam``, which symgrad never reads.)"""
 _PLAIN = {sp.Abs: "fabs", sp.floor: "floor", sp.ceiling: "ceil"}  # inline instructions, no libm call
 _RELATIONS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<", sp.LessThan: "<=",
               sp.Equality: "==", sp.Unequality: "!="}
@@ -80,7 +85,8 @@ _CAST = {"float64": "{}", "float32": "(double)(float)({})", "float16": "(double)
 def _header() -> str:
     lines = ["#include <math.h>", "#include <stddef.h>"]
     for c_name, arity in sorted(set(_MATH.values()) | {("pow", 2), ("log1p", 1)}):
-        lines.append("#pragma omp declare simd notinbranch")
+        if c_name not in _SCALAR_ONLY:
+            lines.append("#pragma omp declare simd notinbranch")
         lines.append(f"__attribute__((const, nothrow)) double sg_{c_name}({', '.join(['double'] * arity)}) "
                      f"__asm__(\"{c_name}\");")
     lines += [
