@@ -68,7 +68,8 @@ def case(op, *shapes, domains=None, torch=True, **attrs) -> Case:
     return Case(op, shapes, attrs, domains, torch)
 
 
-WITH_ROWS_OF_THEIR_OWN = {"pow_scalar", "clamp", "cast", "clamp_tensor", "where", "polygamma"}  # attrs, three inputs, an order
+WITH_ROWS_OF_THEIR_OWN = {"pow_scalar", "clamp", "cast", "clamp_tensor", "where", "polygamma", "bessel_i",
+                          "bessel_ie"}  # attrs, three inputs, an order
 UNARY = [name for name, op in OPS.items() if op.kind == "elementwise" and op.arity == 1
          and name not in WITH_ROWS_OF_THEIR_OWN]
 BINARY = [name for name, op in OPS.items() if op.kind == "elementwise" and op.arity == 2
@@ -102,6 +103,7 @@ CASES = [
     case("softplus", (2, 3), beta=2.0, threshold=1.0, domains=(Domain(-3, 3, avoid=(0.5,)),)),
     case("softplus", (5,), beta=0.5, threshold=20.0),
     *[case("polygamma", (), shape) for shape in [(), (5,), (2, 3)]],  # one order per call, as torch.polygamma
+    *[case(name, orders, shape) for name in ["bessel_i", "bessel_ie"] for orders, shape in [((), (5,)), ((2, 3), (3,))]],
     case("where", (2, 3), (2, 3), (2, 3)),
     case("where", (2, 3), (3,), ()),
     case("where", (2, 1), (1, 3), (2, 3)),
@@ -235,6 +237,8 @@ def _assigned(x, index, value):
 TORCH_FREE = {  # ops without a PyTorch counterpart, and why
     "extremum_mask": "PyTorch saves max/min indices instead of recomputing a mask",
     "index_put": "getitem's adjoint; torch.index_put_ takes no slices",
+    "bessel_i": "PyTorch has I_nu for nu = 0 and 1 only (i0, special.i1), compared there",
+    "bessel_ie": "PyTorch has scaled I_nu for nu = 0 and 1 only (special.i0e, special.i1e), compared there",
 }
 NOT_TORCH_NODES = {"sum_to", "betaln"}  # PyTorch's sum_to_size records Sum/View nodes, betaln has no op
 

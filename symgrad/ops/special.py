@@ -241,7 +241,7 @@ digamma_ = _unary(
 
 
 def _polygamma_vjp(xp, g, ans, n, x):
-    return UNDEFINED, g * xp.polygamma(n + 1, x)
+    return UNDEFINED, xp.sum_to(g * xp.polygamma(n + 1, x), shape=np.shape(x))
 
 
 # the order n is an input (PyTorch's torch.polygamma(n, x)), not differentiable: so every
@@ -283,28 +283,71 @@ i0e = _unary(
 )
 
 
-def _i1_slope(xp, x, i0_of_x, i1_of_x):
-    """``I1'(x) = I0(x) - I1(x)/x``, 1/2 at ``x = 0`` (the division is taken at ``x = 1``
-    there, so it stays finite, and so do its derivatives)."""
-    at_zero = x == 0
-    return xp.where(at_zero, 0.5, i0_of_x - i1_of_x / xp.where(at_zero, 1.0, x))
-
-
 i1 = _unary(
     "i1", "SpecialI1Backward0", lambda x: bessel_i(1, x),
-    vjp=lambda xp, g, ans, x: (g * _i1_slope(xp, x, xp.i0(x), ans),),
+    vjp=lambda xp, g, ans, x: (g * (xp.i0(x) + xp.bessel_i(2, x)) / 2,),  # I1' = (I0 + I2)/2, as SymPy has it
     sympy=lambda sp, x: sp.besseli(1, x),
     domain=Domain(-4.0, 4.0),
-    summary="modified Bessel function I1", saves=("inputs", "output"),
+    summary="modified Bessel function I1",
 )
 
 i1e = _unary(
     "i1e", "SpecialI1EBackward0", lambda x: bessel_i(1, x, scaled=True),
-    vjp=lambda xp, g, ans, x: (g * (_i1_slope(xp, x, xp.i0e(x), ans) - xp.sign(x) * ans),),
+    vjp=lambda xp, g, ans, x: (g * ((xp.i0e(x) + xp.bessel_ie(2, x)) / 2 - xp.sign(x) * ans),),
     sympy=lambda sp, x: _besselie(sp, 1, x),
     domain=Domain(-4.0, 4.0, avoid=(0.0,)),
     summary="exp(-|x|) I1(x)", saves=("inputs", "output"),
 )
+
+
+def _orders(nu) -> np.ndarray:
+    orders = np.asarray(nu)
+    if orders.dtype.kind not in "iuf" or np.any(orders != np.floor(orders)):
+        raise ValueError(f"the Bessel functions I_nu of symgrad need integer orders nu, got {orders!r}")
+    return orders
+
+
+def bessel_of_orders(nu, x, scaled: bool = False) -> np.ndarray:
+    """:func:`bessel_i` for an array of integer orders ``nu``, broadcast with ``x``.
+
+    >>> bessel_of_orders(np.array([0, 1]), np.array([0.0, 0.0])).tolist()
+    [1.0, 0.0]
+    """
+    orders, values = np.broadcast_arrays(_orders(nu), np.asarray(x))
+    out = np.zeros(values.shape, dtype=np.asarray(x).dtype if np.asarray(x).dtype.kind == "f" else np.float64)
+    for order in np.unique(orders):
+        out = np.where(orders == order, bessel_i(int(order), values, scaled=scaled), out)
+    return np.asarray(out)
+
+
+# I_nu(x) of any integer order, the order an input without a derivative (as polygamma's).
+# Not public (torch has i0 and i1 only): it is here because derivatives of I1 need I2, I2's
+# need I3..., and every function a closed form holds must be an op for create_graph=True.
+bessel_i_ = register(Op(
+    name="bessel_i",
+    grad_fn_name="BesselIBackward0",
+    forward=lambda nu, x: bessel_of_orders(nu, x, scaled=False),
+    vjp=lambda xp, g, ans, nu, x: (
+        UNDEFINED, xp.sum_to(g * (xp.bessel_i(nu - 1, x) + xp.bessel_i(nu + 1, x)) / 2, shape=np.shape(x))),
+    sympy=lambda sp, nu, x: sp.besseli(nu, x),
+    arity=2,
+    domains=(Domain(0, 3, integer=True), Domain(-4.0, 4.0)),
+    differentiable=(False, True),
+))
+
+bessel_ie = register(Op(
+    name="bessel_ie",
+    grad_fn_name="BesselIeBackward0",
+    forward=lambda nu, x: bessel_of_orders(nu, x, scaled=True),
+    vjp=lambda xp, g, ans, nu, x: (
+        UNDEFINED,
+        xp.sum_to(g * ((xp.bessel_ie(nu - 1, x) + xp.bessel_ie(nu + 1, x)) / 2 - xp.sign(x) * ans), shape=np.shape(x))),
+    sympy=lambda sp, nu, x: _besselie(sp, nu, x),
+    arity=2,
+    saves=frozenset({"inputs", "output"}),
+    domains=(Domain(0, 3, integer=True), Domain(-4.0, 4.0, avoid=(0.0,))),
+    differentiable=(False, True),
+))
 
 
 def _xlog1py_forward(x, y):

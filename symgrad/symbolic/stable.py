@@ -176,7 +176,7 @@ def shared_exp_neg_abs(printer, z: sp.Expr) -> str | None:
 class besselie(sp.Function):
     """``exp(-|x|) I_nu(x)``, the exponentially scaled modified Bessel function of integer
     order ``nu`` (the ops ``i0e``, ``i1e``), which SymPy does not have; compiled as the op
-    table's ``bessel_i(nu, x, scaled=True)``, finite where ``I_nu`` overflows.
+    table's ``bessel_of_orders(nu, x, scaled=True)``, finite where ``I_nu`` overflows.
 
     >>> x = sp.Symbol("x", real=True)
     >>> besselie(0, x).diff(x) == besselie(1, x) - sp.sign(x) * besselie(0, x)
@@ -217,14 +217,14 @@ class besselie(sp.Function):
 
 
 def _np_besselie(nu, x):
-    return special.bessel_i(nu, x, scaled=True)
+    return special.bessel_of_orders(nu, x, scaled=True)
 
 
 NUMPY_HELPERS: dict[str, Callable] = {
     "sigmoid": _np_sigmoid, "softplus": _np_softplus,
     # the special functions NumPy has no ufunc of: the op table's implementations
     "loggamma": special.lgamma, "polygamma": special.polygamma, "erfinv": special.erfinv,
-    "besseli": special.bessel_i, "besselie": _np_besselie,
+    "besseli": special.bessel_of_orders, "besselie": _np_besselie,
 }
 
 
