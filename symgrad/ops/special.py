@@ -1,5 +1,6 @@
 """Special functions: ``lgamma``, ``digamma``, ``polygamma``, ``erfinv``, the modified Bessel
-functions ``i0``, ``i0e``, ``i1``, ``i1e``, ``xlog1py`` and ``betaln``.
+functions ``i0``, ``i0e``, ``i1``, ``i1e`` (and ``bessel_i``/``bessel_ie`` of any integer
+order), ``xlog1py`` and ``betaln``.
 
 NumPy has none of these as ufuncs (``np.i0`` exists but is not a ufunc and has no scaled
 form) and symgrad does not depend on SciPy, so their NumPy forwards are written here,
@@ -21,6 +22,10 @@ vectorised, in float64 (a float32 input gives a float32 result, rounded once):
   beyond (30 terms: error below 1e-20 relative);
 * ``xlog1py(x, y)`` is ``x * log1p(y)``, 0 where ``x == 0`` and ``y <= -1`` (PyTorch's);
   ``betaln(a, b)`` is ``lgamma(a) + lgamma(b) - lgamma(a + b)``.
+
+``bessel_i(nu, x)`` and ``bessel_ie(nu, x)`` are ops too (not public), of any integer
+order: derivatives of ``i1`` hold ``I2``, of ``I2`` hold ``I3``..., and every function of a
+closed form must be an op for ``create_graph=True`` on the symbolic engine.
 
 Their SymPy forms are SymPy's ``loggamma``, ``polygamma``, ``erfinv``, ``besseli`` and the
 engine's ``besselie`` (``symbolic/stable.py``); the symbolic engine compiles them to the
