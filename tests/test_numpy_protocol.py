@@ -105,6 +105,8 @@ def test_numpy_function_is_the_method(case, rng):
                                   expected.detach().numpy())
     assert type(out.grad_fn) is type(expected.grad_fn) and (
         out.grad_fn is None or out.grad_fn.name() == expected.grad_fn.name())
+    if out.requires_grad:  # the same closed form
+        assert str(out.expr) == str(expected.expr)
     loss_of(out, via_numpy[0]).backward()
     loss_of(expected, via_method[0]).backward()
     for mine, theirs in zip(via_numpy, via_method):
