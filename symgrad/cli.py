@@ -68,11 +68,21 @@ examples:
   symgrad check "tanh(x)*y**2" --at x=0.3,y=-2
   symgrad graph "sin(x)*exp(-y**2)" -o graph.svg --adjoints
 
-Expressions use numbers, names, + - * / ** @ and the functions
-abs cos exp log maximum mean minimum relu sigmoid sign sin softplus sqrt sum tan
-tanh transpose, with the constants pi and e.  Nothing else is evaluated.
+{functions}
 exit status: 0 ok, 1 check failed, 2 bad expression or usage
 """
+
+
+def _functions_help() -> str:
+    """The help's paragraph on the formula language, listing the parser's whitelist."""
+    from .parsing import FUNCTIONS
+
+    text = (f"Expressions use numbers, names, + - * / ** @ and the functions {' '.join(FUNCTIONS)}, "
+            "with the constants pi and e.  Nothing else is evaluated.")
+    return textwrap.fill(text, width=80)
+
+
+EXAMPLES = EXAMPLES.format(functions=_functions_help())
 
 
 class UsageError(Exception):

@@ -129,14 +129,11 @@ class ExpressionError(ValueError):
 
 # ============================================================================ functions
 def _op_sympy(op_name: str) -> Callable[..., sp.Expr]:
-    """The SymPy form the symbolic engine gives an elementwise op: its stable form when
-    it has one (``sigmoid``, ``softplus``), else the op table's SymPy face."""
+    """The SymPy form the symbolic engine gives an elementwise op: the op table's."""
     def build(*args: sp.Expr) -> sp.Expr:
         from .ops import OPS
-        from .symbolic.stable import STABLE_FORMS
 
-        form = STABLE_FORMS.get(op_name, OPS[op_name].sympy)
-        return form(sp, *args)
+        return OPS[op_name].sympy(sp, *args)
 
     return build
 
@@ -185,26 +182,22 @@ def _spec(name: str, doc: str, arity: int = 1, sympy_form=None, tensor_form=None
     return FunctionSpec(name, arity, sympy_form or _op_sympy(name), tensor_form or _tensor_function(name), doc)
 
 
-FUNCTIONS: dict[str, FunctionSpec] = {spec.name: spec for spec in [
-    _spec("sin", "sine"),
-    _spec("cos", "cosine"),
-    _spec("tan", "tangent"),
-    _spec("exp", "exponential"),
-    _spec("log", "natural logarithm"),
-    _spec("sqrt", "square root"),
-    _spec("tanh", "hyperbolic tangent"),
-    _spec("sigmoid", "logistic sigmoid 1/(1+exp(-x))"),
-    _spec("softplus", "log(1+exp(x))"),
-    _spec("relu", "max(x, 0)"),
-    _spec("abs", "absolute value"),
-    _spec("sign", "sign (-1, 0 or 1)"),
-    _spec("maximum", "elementwise maximum of two arguments", 2),
-    _spec("minimum", "elementwise minimum of two arguments", 2),
-    _spec("sum", "sum of all elements", sympy_form=_structural("sum", dim=None, keepdim=False)),
-    _spec("mean", "mean of all elements", sympy_form=_structural("mean", dim=None, keepdim=False)),
-    _spec("transpose", "swap the last two axes", sympy_form=_matrix_transpose_sympy,
-          tensor_form=_matrix_transpose_tensor),
-]}
+def _whitelist() -> dict[str, FunctionSpec]:
+    """Every op the op table marks ``in_formulas`` (with its arity and summary), and the
+    formula language's whole-array helpers, in alphabetical order."""
+    from .ops import OPS
+
+    specs = [_spec(op.name, op.summary, op.arity) for op in OPS.values() if op.in_formulas]
+    specs += [
+        _spec("sum", "sum of all elements", sympy_form=_structural("sum", dim=None, keepdim=False)),
+        _spec("mean", "mean of all elements", sympy_form=_structural("mean", dim=None, keepdim=False)),
+        _spec("transpose", "swap the last two axes", sympy_form=_matrix_transpose_sympy,
+              tensor_form=_matrix_transpose_tensor),
+    ]
+    return {spec.name: spec for spec in sorted(specs, key=lambda spec: spec.name)}
+
+
+FUNCTIONS: dict[str, FunctionSpec] = _whitelist()
 """The whitelist of callable names, with their faces."""
 
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}

@@ -15,6 +15,10 @@ The site build runs ``python -m sphinx -W --keep-going -b html docs <tmp>`` (war
 errors) when Sphinx and myst-parser are installed (``pip install '.[docs]'``), and skips
 otherwise.
 
+Blocks made from the op table (``GENERATED``: the formula language's function table in
+``docs/cli.md``, the NumPy functions that run on tensors in ``docs/api.md``) must equal
+what the table gives now.
+
 After a deliberate change of what the tutorials or the command print (a new printer,
 say), run ``python tests/test_docs.py`` to rewrite every shown output that no longer
 matches with what its block or command prints now, then read the diff before committing it.
@@ -206,6 +210,65 @@ def test_the_docs_build_without_warnings(tmp_path):
         assert f'id="{name}"' in api, f"the API reference does not document {name}"
 
 
+def function_table() -> str:
+    """The formula language's functions as ``docs/cli.md`` shows them: one row each, from
+    the parser's whitelist (the op table's ``in_formulas`` ops and their summaries)."""
+    from symgrad.parsing import FUNCTIONS
+
+    rows = ["| function | meaning |", "|---|---|"]
+    for name, spec in FUNCTIONS.items():
+        arguments = "x" if spec.arity == 1 else ", ".join("abc"[:spec.arity])
+        rows.append(f"| `{name}({arguments})` | {spec.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+def numpy_function_list() -> str:
+    """The NumPy functions that run on tensors, as ``docs/api.md`` lists them."""
+    import textwrap
+
+    from symgrad.tape.numpy_protocol import numpy_functions
+
+    return textwrap.fill(", ".join(f"`{name}`" for name in numpy_functions()), 90) + "\n"
+
+
+GENERATED = {  # page -> (what the block is, the function that makes it), between markers
+    "cli.md": ("the function table", function_table),
+    "api.md": ("the list of NumPy functions", numpy_function_list),
+}
+"""Blocks of pages made from the op table; ``python tests/test_docs.py`` rewrites them."""
+
+
+def _markers(what: str) -> tuple[str, str]:
+    return f"<!-- {what}: made from the op table; `python tests/test_docs.py` rewrites it -->\n", f"<!-- end of {what} -->"
+
+
+def shown_block(text: str, what: str) -> tuple[int, int]:
+    """Where a generated block of a page is: ``(start, end)`` of its text between the markers."""
+    begin, finish = _markers(what)
+    start = text.index(begin) + len(begin)
+    return start, text.index(finish, start)
+
+
+@pytest.mark.parametrize("page", sorted(GENERATED))
+def test_blocks_made_from_the_op_table_are_current(page):
+    what, make = GENERATED[page]
+    text = (DOCS / page).read_text(encoding="utf-8")
+    start, end = shown_block(text, what)
+    assert text[start:end] == make(), f"docs/{page}: {what} is stale: run python tests/test_docs.py"
+
+
+def update_generated_block(page: str) -> bool:
+    """Rewrite the generated block of ``docs/<page>``; return whether it changed."""
+    what, make = GENERATED[page]
+    path = DOCS / page
+    text = path.read_text(encoding="utf-8")
+    start, end = shown_block(text, what)
+    if text[start:end] == make():
+        return False
+    path.write_text(text[:start] + make() + text[end:], encoding="utf-8")
+    return True
+
+
 def update_page(path: Path) -> list[int]:
     """Rewrite the shown output of every block of ``path`` whose output no longer matches
     (adding a ``text`` block where a printing block has none); return their line numbers.
@@ -264,6 +327,8 @@ if __name__ == "__main__":
     for name in RUNNABLE:
         lines = update_page(DOCS / name)
         print(f"docs/{name}: " + (f"rewrote the output of the blocks at lines {lines}" if lines else "up to date"))
+    for name, (what, _) in GENERATED.items():
+        print(f"docs/{name}: " + (f"rewrote {what}" if update_generated_block(name) else f"{what} up to date"))
     for name in CLI_PAGES:
         commands = update_transcripts(DOCS / name)
         print(f"docs/{name}: " + (f"rewrote the output of {commands}" if commands else "up to date"))

@@ -3,20 +3,22 @@
 Importing this package registers every op in :data:`OPS`: elementwise ops
 (``elementwise.py``), reductions and the softmax family (``reductions.py``), structural
 ops such as matmul, reshapes, indexing and concatenation (``structural.py``), the
-comparisons and logical ops on masks, which have no derivative (``masks.py``), and the
-one unbroadcast helper ``sum_to`` with its adjoint ``broadcast_to`` (``broadcast.py``).
+comparisons and logical ops on masks, which have no derivative (``masks.py``), the special
+functions (``special.py``: lgamma, digamma, polygamma, erfinv, Bessel I, xlog1py, betaln)
+and the one unbroadcast helper ``sum_to`` with its adjoint ``broadcast_to`` (``broadcast.py``).
 
 >>> sorted(OPS)[:3]
-['abs', 'add', 'binary_cross_entropy_with_logits']
+['abs', 'add', 'atan2']
 """
-from .base import NOT_IMPLEMENTED, OPS, STRUCTURAL, UNDEFINED, ArrayNamespace, Domain, Op, numpy_ops
-from . import assign, broadcast, elementwise, masks, reductions, structural  # noqa: F401  (registration)
+from .base import (NOT_IMPLEMENTED, OPS, STRUCTURAL, UNDEFINED, ArrayNamespace, Domain, NamedForm, Op, numpy_ops,
+                   sympy_function)
+from . import assign, broadcast, elementwise, masks, reductions, special, structural  # noqa: F401  (registration)
 from .broadcast import sum_to_shape
 from .reductions import kept_shape, normalize_dims
 from .structural import index_key, normalize_index
 
 __all__ = [
-    "OPS", "Op", "Domain", "ArrayNamespace", "numpy_ops", "sum_to_shape",
+    "OPS", "Op", "Domain", "NamedForm", "sympy_function", "ArrayNamespace", "numpy_ops", "sum_to_shape",
     "UNDEFINED", "NOT_IMPLEMENTED", "STRUCTURAL",
     "normalize_dims", "kept_shape", "normalize_index", "index_key",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import STRUCTURAL, UNDEFINED, Domain, Op, register
+from .base import STRUCTURAL, UNDEFINED, Domain, Op, register, sympy_function
 
 
 def _setitem_forward(x: np.ndarray, value: np.ndarray, index: tuple) -> np.ndarray:
@@ -55,6 +55,7 @@ cast = register(Op(
     grad_fn_name="ToCopyBackward0",
     forward=lambda x, dtype: np.asarray(x).astype(dtype),
     vjp=_cast_vjp,
-    sympy=lambda sp, x, dtype: x,
+    # the engine's Cast, which rounds values as the tape does (x itself would compute in the wider dtype)
+    sympy=sympy_function("symgrad.symbolic.elementwise.cast_form"),
     saves=frozenset(),
 ))

@@ -3,23 +3,34 @@
 Every primitive op is declared once as an :class:`Op` with its faces side by side:
 
 * ``forward(*arrays, **attrs)`` -- the NumPy forward;
-* ``sympy`` -- its SymPy form: for elementwise ops a callable
-  ``sympy(sp, *exprs, **attrs)`` that receives the ``sympy`` module (so this package
-  never imports SymPy itself); for structural ops the marker :data:`STRUCTURAL`, meaning
-  that the symbolic engine defines a SymPy ``Function`` subclass of the same name, with
-  its shape rule, NumPy printing and symbolic adjoint (see ``symgrad.symbolic``);
+* ``sympy`` -- its SymPy form, the one the symbolic engine differentiates and compiles:
+  for elementwise ops a callable ``sympy(sp, *exprs, **attrs)`` that receives the
+  ``sympy`` module (so this package never imports SymPy itself), or a
+  :class:`NamedForm` naming a SymPy function by its import path
+  (``sympy_function("sympy.codegen.cfunctions.log1p")``, or one of the engine's stable
+  functions such as ``"symgrad.symbolic.stable.sigmoid"``), imported on first use; for
+  structural ops the marker :data:`STRUCTURAL`, meaning that the symbolic engine defines a
+  SymPy ``Function`` subclass of the same name, with its shape rule, NumPy printing and
+  symbolic adjoint (see ``symgrad.symbolic``);
 * ``vjp(xp, g, ans, *inputs, **attrs)`` -- the hand-written vector-Jacobian product for
   the tape engine.  It returns one gradient per input: an array, or :data:`UNDEFINED`
   for an input that has no derivative at all (a boolean mask, an index).  ``xp`` is an
   :class:`ArrayNamespace`: with NumPy arrays the VJP is plain NumPy; with tensors (for
   ``create_graph=True``) the same code records a differentiable graph.  An op whose VJP
   is not written yet has ``vjp=None`` (:data:`NOT_IMPLEMENTED` is the message);
-* ``domains`` -- where its tests draw random inputs from, one :class:`Domain` per input.
+* ``domains`` -- where its tests draw random inputs from, one :class:`Domain` per input;
+* its public faces, which every other surface derives from the record: ``summary`` (one
+  line, for the formula language's help and docs), ``public`` (``Tensor.<name>`` and
+  ``symgrad.<name>`` exist), ``in_formulas`` (the parser and the ``symgrad`` command
+  accept ``<name>(...)``), ``libm`` (the C math function the C backends call) and
+  ``numpy`` (the NumPy function that runs the op on tensors: ``np.exp(t)``).
 
-The op table imports neither engine, and SymPy is never imported here.
+``docs/adding_an_op.md`` says how to add an op.  The op table imports neither engine,
+and SymPy is never imported here.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -81,6 +92,38 @@ class Domain:
         return np.asarray(values, dtype=dtype)
 
 
+@dataclass(frozen=True)
+class NamedForm:
+    """A SymPy form named by its import path, imported when first called.
+
+    ``path`` names either a SymPy ``Function`` class, called on the expressions
+    (``"sympy.codegen.cfunctions.log1p"``, ``"symgrad.symbolic.stable.sigmoid"``), or a
+    form function ``form(sp, *exprs, **attrs)`` like any op's (``"symgrad.symbolic.stable.softplus_form"``).
+    Naming it keeps the op table free of SymPy and of the symbolic engine at import time,
+    while the record still says which form the engine uses: there is no second table.
+
+    >>> import sympy
+    >>> sympy_function("sympy.codegen.cfunctions.expm1")(sympy, sympy.Symbol("x"))
+    expm1(x)
+    """
+
+    path: str
+
+    def __call__(self, sp, *exprs: Any, **attrs: Any) -> Any:
+        module, _, name = self.path.rpartition(".")
+        target = getattr(importlib.import_module(module), name)
+        if isinstance(target, type):
+            if attrs:
+                raise TypeError(f"the SymPy function {self.path} takes no attributes, got {sorted(attrs)}")
+            return target(*exprs)
+        return target(sp, *exprs, **attrs)
+
+
+def sympy_function(path: str) -> NamedForm:
+    """The SymPy form of an op that is one SymPy function (or form function), by import path."""
+    return NamedForm(path)
+
+
 @dataclass(frozen=True, eq=False)
 class Op:
     """One primitive operation with all its faces (see the module docstring).
@@ -102,6 +145,18 @@ class Op:
     condition cannot); ``None`` means all can.  ``name_rule``, when set, gives PyTorch's
     node name for given input shapes and attrs where it depends on them (``matmul``:
     ``DotBackward0``/``MvBackward0``/``MmBackward0``...); use :meth:`node_name`.
+
+    The public faces are derived from four fields.  ``public``: ``Tensor.<name>`` and
+    ``symgrad.<name>`` exist; ``tape/tensor.py`` generates the method
+    (``apply_op(name, self, *others, **attrs)``) unless it writes one out for a custom
+    signature, and ``tape/functions.py`` the free function.  ``in_formulas``: the formula
+    language (``symgrad.parsing``, the ``symgrad`` command) accepts ``<name>(...)`` with
+    ``arity`` arguments; ``summary`` is its one-line meaning there (CLI help,
+    ``docs/cli.md``).  ``libm``: the C math library function computing the op's SymPy
+    function in the C backends (None: the backends print the op their own way, or refuse
+    it naming it).  ``numpy``: the NumPy function this op is (``"exp"``, ``"add"``,
+    ``"arctan2"``, ``"sum"``), so ``np.<numpy>(tensor, ...)`` runs the op
+    (``tape/numpy_protocol.py``).
     """
 
     name: str
@@ -116,6 +171,15 @@ class Op:
     differentiable: tuple[bool, ...] | None = None
     name_rule: Callable[..., str] | None = None
     needed_by: dict = field(default_factory=dict)
+    summary: str = ""
+    public: bool = False
+    in_formulas: bool = False
+    libm: str | None = None
+    numpy: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.in_formulas and not self.summary:
+            raise ValueError(f"op {self.name!r} is in the formula language but has no summary= for its help")
 
     def node_name(self, *shapes: tuple[int, ...], **attrs: Any) -> str:
         """PyTorch's ``grad_fn`` name for this op on inputs of ``shapes`` with ``attrs``.

@@ -51,10 +51,12 @@ sum_to = register(Op(
 
 broadcast_to = register(Op(
     name="broadcast_to",
+    numpy="broadcast_to",
     grad_fn_name="ExpandBackward0",
     forward=broadcast_array,
     vjp=lambda xp, g, ans, x, shape: (xp.sum_to(g, shape=np.shape(x)),),
     sympy=STRUCTURAL,
     kind="structural",
     saves=frozenset(),
+    public=True,
 ))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import UNDEFINED, Domain, Op, register
+from .base import UNDEFINED, Domain, Op, register, sympy_function
 
 
 def _shape(a) -> tuple[int, ...]:
@@ -51,7 +51,9 @@ def _zeros_like(xp, g):
     return xp.where(True, 0.0, g)
 
 
-def _unary(name, grad_fn_name, forward, vjp, sympy, domain=Domain(), saves=("inputs",)):
+def _unary(name, grad_fn_name, forward, vjp, sympy, domain=Domain(), saves=("inputs",), **faces):
+    """A one-input elementwise op; ``faces`` are the record's public fields (``summary``,
+    ``public``, ``in_formulas``, ``libm``)."""
     return register(Op(
         name=name,
         grad_fn_name=grad_fn_name,
@@ -60,13 +62,20 @@ def _unary(name, grad_fn_name, forward, vjp, sympy, domain=Domain(), saves=("inp
         sympy=sympy,
         saves=frozenset(saves),
         domains=(domain,),
+        **faces,
     ))
+
+
+# the public faces of an elementary function: a Tensor method, a free function, a name in
+# formulas and the C library function of the same name
+_ELEMENTARY = dict(public=True, in_formulas=True)
 
 
 # ----------------------------------------------------------------------------- arithmetic
 
 add = register(Op(
     name="add",
+    numpy="add",
     grad_fn_name="AddBackward0",
     forward=_fresh(np.add),
     vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(g, shape=_shape(b))),
@@ -78,6 +87,7 @@ add = register(Op(
 
 sub = register(Op(
     name="sub",
+    numpy="subtract",
     grad_fn_name="SubBackward0",
     forward=_fresh(np.subtract),
     vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-g, shape=_shape(b))),
@@ -92,10 +102,12 @@ neg = _unary(
     vjp=lambda xp, g, ans, x: (-g,),
     sympy=lambda sp, x: -x,
     saves=(),
+    numpy="negative",
 )
 
 mul = register(Op(
     name="mul",
+    numpy="multiply",
     grad_fn_name="MulBackward0",
     forward=_fresh(np.multiply),
     vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * b, shape=_shape(a)), xp.sum_to(g * a, shape=_shape(b))),
@@ -109,6 +121,7 @@ mul = register(Op(
 # PyTorch's DivBackward0 node and a / b is more accurate than a * b ** -1.
 div = register(Op(
     name="div",
+    numpy="divide",
     grad_fn_name="DivBackward0",
     forward=_fresh(np.true_divide),
     vjp=lambda xp, g, ans, a, b: (
@@ -138,6 +151,7 @@ def _pow_vjp(xp, g, ans, a, b):
 
 pow_ = register(Op(
     name="pow",
+    numpy="power",
     grad_fn_name="PowBackward1",
     forward=_fresh(np.power),
     vjp=_pow_vjp,
@@ -146,6 +160,7 @@ pow_ = register(Op(
     saves=frozenset({"inputs", "output"}),
     needed_by={"output": (1,)},
     domains=(Domain(0.5, 2.0), Domain()),
+    public=True,
 ))
 
 
@@ -176,50 +191,113 @@ exp = _unary(
     "exp", "ExpBackward0", np.exp,
     vjp=lambda xp, g, ans, x: (g * ans,),
     sympy=lambda sp, x: sp.exp(x),
+    summary="exponential", libm='exp', **_ELEMENTARY,
     saves=("output",),
+    numpy="exp",
 )
 
 log = _unary(
     "log", "LogBackward0", np.log,
     vjp=lambda xp, g, ans, x: (g / x,),
     sympy=lambda sp, x: sp.log(x),
+    summary="natural logarithm", libm='log', **_ELEMENTARY,
     domain=Domain(0.1, 3.0),
+    numpy="log",
 )
 
 sqrt = _unary(
     "sqrt", "SqrtBackward0", np.sqrt,
     vjp=lambda xp, g, ans, x: (g / (2 * ans),),
     sympy=lambda sp, x: sp.sqrt(x),
+    summary="square root", **_ELEMENTARY,
     domain=Domain(0.1, 3.0),
     saves=("output",),
+    numpy="sqrt",
 )
 
 sin = _unary(
     "sin", "SinBackward0", np.sin,
     vjp=lambda xp, g, ans, x: (g * xp.cos(x),),
     sympy=lambda sp, x: sp.sin(x),
+    summary="sine", libm='sin', **_ELEMENTARY,
+    numpy="sin",
 )
 
 cos = _unary(
     "cos", "CosBackward0", np.cos,
     vjp=lambda xp, g, ans, x: (-(g * xp.sin(x)),),
     sympy=lambda sp, x: sp.cos(x),
+    summary="cosine", libm='cos', **_ELEMENTARY,
+    numpy="cos",
 )
 
 tan = _unary(
     "tan", "TanBackward0", np.tan,
     vjp=lambda xp, g, ans, x: (g * (1 + ans * ans),),
     sympy=lambda sp, x: sp.tan(x),
+    summary="tangent", libm='tan', **_ELEMENTARY,
     domain=Domain(-3.0, 3.0, avoid=(-np.pi / 2, np.pi / 2), margin=0.15),
     saves=("output",),
+    numpy="tan",
 )
 
 tanh = _unary(
     "tanh", "TanhBackward0", np.tanh,
     vjp=lambda xp, g, ans, x: (g * (1 - ans * ans),),
     sympy=lambda sp, x: sp.tanh(x),
+    summary="hyperbolic tangent", libm='tanh', **_ELEMENTARY,
     saves=("output",),
+    numpy="tanh",
 )
+
+
+log1p = _unary(
+    "log1p", "Log1PBackward0", np.log1p,
+    vjp=lambda xp, g, ans, x: (g / (1 + x),),
+    sympy=sympy_function("sympy.codegen.cfunctions.log1p"),
+    domain=Domain(-0.9, 3.0),
+    summary="log(1+x), accurate near 0", libm="log1p", **_ELEMENTARY,
+    numpy="log1p",
+)
+
+expm1 = _unary(
+    "expm1", "Expm1Backward0", np.expm1,
+    vjp=lambda xp, g, ans, x: (g * (ans + 1),),
+    sympy=sympy_function("sympy.codegen.cfunctions.expm1"),
+    saves=("output",),
+    summary="exp(x)-1, accurate near 0", libm="expm1", **_ELEMENTARY,
+    numpy="expm1",
+)
+
+atan2 = register(Op(
+    name="atan2",
+    numpy="arctan2",
+    grad_fn_name="Atan2Backward0",
+    forward=_fresh(np.arctan2),
+    vjp=lambda xp, g, ans, y, x: (
+        xp.sum_to(g * x / (x * x + y * y), shape=_shape(y)),
+        xp.sum_to(-(g * y) / (x * x + y * y), shape=_shape(x)),
+    ),
+    sympy=lambda sp, y, x: sp.atan2(y, x),
+    arity=2,
+    # y away from 0: the angle jumps by 2*pi across the negative x axis
+    domains=(Domain(avoid=(0.0,), margin=0.2), Domain(avoid=(0.0,), margin=0.2)),
+    summary="the angle of the point (x=b, y=a), in (-pi, pi]", libm="atan2", **_ELEMENTARY,
+))
+
+
+hypot = register(Op(
+    name="hypot",
+    numpy="hypot",
+    grad_fn_name="HypotBackward0",
+    forward=_fresh(np.hypot),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * a / ans, shape=_shape(a)), xp.sum_to(g * b / ans, shape=_shape(b))),
+    sympy=sympy_function("sympy.codegen.cfunctions.hypot"),
+    arity=2,
+    saves=frozenset({"inputs", "output"}),
+    domains=(Domain(avoid=(0.0,), margin=0.2), Domain(avoid=(0.0,), margin=0.2)),
+    summary="sqrt(a**2 + b**2) without overflow", libm="hypot", **_ELEMENTARY,
+))
 
 
 def _sigmoid_forward(x):
@@ -234,8 +312,10 @@ def _sigmoid_forward(x):
 sigmoid = _unary(
     "sigmoid", "SigmoidBackward0", _sigmoid_forward,
     vjp=lambda xp, g, ans, x: (g * ans * (1 - ans),),
-    sympy=lambda sp, x: 1 / (1 + sp.exp(-x)),
+    # 1 / (1 + exp(-x)), as a SymPy function that compiles to a stable form
+    sympy=sympy_function("symgrad.symbolic.stable.sigmoid"),
     saves=("output",),
+    summary="logistic sigmoid 1/(1+exp(-x)), stable when compiled", **_ELEMENTARY,
 )
 
 # ----------------------------------------------------------------------------- piecewise
@@ -247,6 +327,7 @@ relu = _unary(
     sympy=lambda sp, x: sp.Piecewise((0, x <= 0), (x, True)),  # NaN: value NaN, as np.maximum
     domain=Domain(avoid=(0.0,)),
     saves=("output",),
+    summary="max(x, 0)", **_ELEMENTARY,
 )
 
 sign = _unary(
@@ -255,6 +336,8 @@ sign = _unary(
     sympy=lambda sp, x: sp.sign(x),
     domain=Domain(avoid=(0.0,)),
     saves=(),
+    summary="sign (-1, 0 or 1)", **_ELEMENTARY,
+    numpy="sign",
 )
 
 abs_ = _unary(
@@ -262,6 +345,8 @@ abs_ = _unary(
     vjp=lambda xp, g, ans, x: (g * xp.sign(x),),  # abs'(0) = sign(0) = 0, as PyTorch
     sympy=lambda sp, x: sp.Abs(x),  # d/dx Abs(x) = sign(x) for a real symbol
     domain=Domain(avoid=(0.0,)),
+    summary="absolute value", **_ELEMENTARY,
+    numpy="absolute",
 )
 
 
@@ -300,12 +385,14 @@ def _clamp_sympy(sp, x, *, min=None, max=None):  # noqa: A002
 
 clamp = register(Op(
     name="clamp",
+    numpy="clip",
     grad_fn_name="ClampBackward1",
     forward=_clamp_forward,
     vjp=_clamp_vjp,
     sympy=_clamp_sympy,
     # the test table's bounds are drawn from these points
     domains=(Domain(avoid=(-1.0, -0.5, 0.0, 0.5, 1.0)),),
+    public=True,
 ))
 
 
@@ -360,23 +447,29 @@ def _extremum_vjp(xp, g, a, b, wins):
 
 maximum = register(Op(
     name="maximum",
+    numpy="maximum",
     grad_fn_name="MaximumBackward0",
     forward=_fresh(np.maximum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p > q),
-    # NaN in either argument: no comparison holds, the value is NaN and both get d = 1
-    sympy=lambda sp, a, b: sp.Piecewise((a, a > b), (b, a < b), ((a + b) / 2, sp.Eq(a, b)), (a + b, True)),
+    # the engine's Maximum, not a Piecewise: nested calls of a three-branch Piecewise grow
+    # exponentially, and SymPy rewrites a Piecewise over arrays (symbolic/elementwise.py).
+    # Its derivative is TieStep: NaN in either argument gives both d = 1, ties split half/half
+    sympy=sympy_function("symgrad.symbolic.elementwise.Maximum"),
     arity=2,
     domains=(Domain(), Domain()),
+    summary="elementwise maximum of two arguments", **_ELEMENTARY,
 ))
 
 minimum = register(Op(
     name="minimum",
+    numpy="minimum",
     grad_fn_name="MinimumBackward0",
     forward=_fresh(np.minimum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p < q),
-    sympy=lambda sp, a, b: sp.Piecewise((a, a < b), (b, a > b), ((a + b) / 2, sp.Eq(a, b)), (a + b, True)),
+    sympy=sympy_function("symgrad.symbolic.elementwise.Minimum"),  # as maximum's
     arity=2,
     domains=(Domain(), Domain()),
+    summary="elementwise minimum of two arguments", **_ELEMENTARY,
 ))
 
 
@@ -390,6 +483,7 @@ def _where_vjp(xp, g, ans, condition, a, b):
 
 where = register(Op(
     name="where",
+    numpy="where",
     grad_fn_name="WhereBackward0",
     forward=lambda condition, a, b: np.asarray(np.where(np.asarray(condition, dtype=bool), a, b)),
     vjp=_where_vjp,
@@ -406,6 +500,8 @@ clone = _unary(
     vjp=lambda xp, g, ans, x: (g,),
     sympy=lambda sp, x: x,
     saves=(),
+    public=True,
+    numpy="copy",
 )
 
 # ----------------------------------------------------------------------------- smooth activations
@@ -428,11 +524,10 @@ softplus = register(Op(
     vjp=lambda xp, g, ans, x, *, beta=1.0, threshold=20.0: (
         xp.where(x * beta > threshold, g, g * xp.sigmoid(x * beta)),
     ),
-    sympy=lambda sp, x, *, beta=1.0, threshold=20.0: sp.Piecewise(
-        (x, _number(sp, beta) * x > _number(sp, threshold)),
-        (sp.log(1 + sp.exp(_number(sp, beta) * x)) / _number(sp, beta), True),
-    ),
+    # x where beta*x > threshold, else log(1 + exp(beta*x))/beta, with the engine's stable softplus
+    sympy=sympy_function("symgrad.symbolic.stable.softplus_form"),
     domains=(Domain(-3.0, 3.0),),
+    summary="log(1+exp(x)), stable when compiled", **_ELEMENTARY,
 ))
 
 
@@ -452,9 +547,10 @@ binary_cross_entropy_with_logits = register(Op(
         xp.sum_to(g * (xp.sigmoid(logits) - target), shape=_shape(logits)),
         xp.sum_to(-(g * logits), shape=_shape(target)),
     ),
-    # the smooth form (not max(z,0) + log1p(exp(-|z|))), so that SymPy's derivative at
-    # z = 0 is sigmoid(0) - y like PyTorch's, not the one-sided -y
-    sympy=lambda sp, logits, target: sp.log(1 + sp.exp(logits)) - logits * target,
+    # the smooth form log(1 + exp(z)) - z*y with the engine's stable softplus (not
+    # max(z,0) + log1p(exp(-|z|))), so that SymPy's derivative at z = 0 is sigmoid(0) - y
+    # like PyTorch's, not the one-sided -y
+    sympy=sympy_function("symgrad.symbolic.stable.bce_with_logits_form"),
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(0.0, 1.0)),
 ))

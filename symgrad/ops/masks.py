@@ -50,6 +50,8 @@ def _mask_op(name: str, grad_fn_name: str, forward, sympy, arity: int, domain: D
         saves=frozenset(),
         domains=(domain,) * arity,
         differentiable=(False,) * arity,
+        public=True,
+        numpy=forward.__name__,  # np.less(t, 0) is t < 0
     ))
 
 

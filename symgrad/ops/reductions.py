@@ -69,7 +69,9 @@ def _keep(xp, g, x, dim, keepdim):
     return g if keepdim else xp.reshape(g, shape=kept_shape(np.shape(x), dim))
 
 
-def _reduction(name, grad_fn_name, forward, vjp, saves, name_rule=None):
+def _reduction(name, grad_fn_name, forward, vjp, saves, name_rule=None, public=True, numpy=None):
+    """A reduction; ``public``: ``Tensor.<name>`` (written out in ``tape/tensor.py``, for
+    its ``dim``/``keepdim`` handling) and ``symgrad.<name>`` exist."""
     return register(Op(
         name=name,
         grad_fn_name=grad_fn_name,
@@ -79,6 +81,8 @@ def _reduction(name, grad_fn_name, forward, vjp, saves, name_rule=None):
         kind="reduction",
         saves=frozenset(saves),
         name_rule=name_rule,
+        public=public,
+        numpy=numpy,
     ))
 
 
@@ -102,6 +106,7 @@ sum_ = _reduction(
     ),
     saves=(),
     name_rule=_all_or_dim("SumBackward0", "SumBackward1"),
+    numpy="sum",
 )
 
 
@@ -123,6 +128,7 @@ mean = _reduction(
     ),
     saves=(),
     name_rule=_all_or_dim("MeanBackward0", "MeanBackward1"),
+    numpy="mean",
 )
 
 # ----------------------------------------------------------------------------- max, min
@@ -169,6 +175,7 @@ extremum_mask = _reduction(
     # piecewise constant in x: its derivative is zero wherever it exists
     vjp=lambda xp, g, ans, x, *, dim=None, mode="max": (g * 0,),
     saves=(),
+    public=False,  # the engine's own helper of max/min
 )
 
 max_ = _reduction(
@@ -178,6 +185,7 @@ max_ = _reduction(
     ),
     saves=("inputs",),
     name_rule=_all_or_dim("MaxBackward1", "MaxBackward0"),
+    numpy="max",
 )
 
 min_ = _reduction(
@@ -187,6 +195,7 @@ min_ = _reduction(
     ),
     saves=("inputs",),
     name_rule=_all_or_dim("MinBackward1", "MinBackward0"),
+    numpy="min",
 )
 
 # ----------------------------------------------------------------------------- logsumexp, softmax

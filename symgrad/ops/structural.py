@@ -70,7 +70,10 @@ from .base import STRUCTURAL, Domain, Op, register
 from .reductions import normalize_dims
 
 
-def _structural(name, grad_fn_name, forward, vjp, saves=(), arity=1, name_rule=None, needed_by=None):
+def _structural(name, grad_fn_name, forward, vjp, saves=(), arity=1, name_rule=None, needed_by=None,
+                public=False, numpy=None):
+    """A structural op; ``public``: ``Tensor.<name>`` (written out in ``tape/tensor.py``)
+    and ``symgrad.<name>`` exist."""
     return register(Op(
         name=name,
         grad_fn_name=grad_fn_name,
@@ -83,6 +86,8 @@ def _structural(name, grad_fn_name, forward, vjp, saves=(), arity=1, name_rule=N
         domains=(Domain(),) * (arity or 1),
         name_rule=name_rule,
         needed_by=needed_by or {},
+        public=public,
+        numpy=numpy,
     ))
 
 
@@ -127,6 +132,8 @@ matmul = _structural(
     arity=2,
     name_rule=_matmul_name,
     needed_by={0: (1,), 1: (0,)},
+    public=True,
+    numpy="matmul",
 )
 
 # ----------------------------------------------------------------------------- dims and shapes
@@ -135,6 +142,7 @@ transpose = _structural(
     "transpose", "TransposeBackward0",
     forward=lambda x, *, dim0, dim1: np.swapaxes(x, dim0, dim1).copy(),
     vjp=lambda xp, g, ans, x, *, dim0, dim1: (xp.transpose(g, dim0=dim0, dim1=dim1),),
+    public=True,
 )
 
 
@@ -146,18 +154,23 @@ permute = _structural(
     "permute", "PermuteBackward0",
     forward=lambda x, *, dims: np.transpose(x, dims).copy(),
     vjp=lambda xp, g, ans, x, *, dims: (xp.permute(g, dims=_inverse_permutation(dims, np.ndim(x))),),
+    public=True,
 )
 
 reshape = _structural(
     "reshape", "ViewBackward0",
     forward=lambda x, *, shape: np.reshape(x, shape).copy(),
     vjp=lambda xp, g, ans, x, *, shape: (xp.reshape(g, shape=np.shape(x)),),
+    public=True,
+    numpy="reshape",
 )
 
 unsqueeze = _structural(
     "unsqueeze", "UnsqueezeBackward0",
     forward=lambda x, *, dim: np.expand_dims(x, dim).copy(),
     vjp=lambda xp, g, ans, x, *, dim: (xp.squeeze(g, dim=dim),),
+    public=True,
+    numpy="expand_dims",
 )
 
 
@@ -179,6 +192,8 @@ squeeze = _structural(
     forward=_squeeze_forward,
     vjp=lambda xp, g, ans, x, *, dim=None: (xp.reshape(g, shape=np.shape(x)),),
     name_rule=_squeeze_name,
+    public=True,
+    numpy="squeeze",
 )
 
 # ----------------------------------------------------------------------------- indexing

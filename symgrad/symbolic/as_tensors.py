@@ -3,9 +3,11 @@
 Compiled NumPy code is fast but opaque to autograd.  For ``backward(create_graph=True)``
 the symbolic engine evaluates its closed-form gradients *with symgrad's tensor ops*
 instead: every SymPy node maps to the op-table op it came from (``Add`` -> ``add``,
-``Pow`` -> ``pow_scalar``/``pow``, ``exp`` -> ``exp``, ``Piecewise`` -> ``where``, a
-structural function -> its op, the stable ``sigmoid``/``softplus`` -> theirs), so the
-gradients are tensors whose own graph can be differentiated again, by either engine.
+``Pow`` -> ``pow_scalar``/``pow``, ``Piecewise`` -> ``where``, a structural function -> its
+op, and every SymPy function that is an op's whole form -- ``exp``, the stable
+``sigmoid``/``softplus``, ``Maximum`` -- to that op, read from the op table by
+:func:`~symgrad.symbolic.elementwise.match_function_op`), so the gradients are tensors
+whose own graph can be differentiated again, by either engine.
 
 A node with no op-table counterpart raises :class:`NotTensorizable`; the caller then
 hands the backward to the tape engine.
@@ -18,8 +20,7 @@ import numpy as np
 import sympy as sp
 
 from .elementwise import (Cast, Equal, Greater, GreaterEqual, Less, LessEqual, LogicalAnd, LogicalNot,
-                          LogicalOr, Maximum, Minimum, NotEqual, Select, TieStep)
-from .stable import sigmoid, softplus
+                          LogicalOr, NotEqual, Select, TieStep, match_function_op)
 from .structural import StructuralFunction, _Indexed, fill_index, is_equal
 from .symbols import Attrs
 
@@ -30,10 +31,6 @@ class NotTensorizable(NotImplementedError):
     """A closed form contains a function with no op-table counterpart."""
 
 
-_UNARY = {
-    sp.exp: "exp", sp.log: "log", sp.sin: "sin", sp.cos: "cos", sp.tan: "tan", sp.tanh: "tanh",
-    sp.Abs: "abs", sp.sign: "sign", sigmoid: "sigmoid", softplus: "softplus",
-}
 _COMPARE = {
     sp.StrictGreaterThan: "__gt__", sp.StrictLessThan: "__lt__", sp.GreaterThan: "__ge__",
     sp.LessThan: "__le__", sp.Equality: "__eq__", sp.Unequality: "__ne__",
@@ -113,8 +110,13 @@ def _apply(node, args: list, apply_op, Tensor) -> Any:
         if not isinstance(base, Tensor):
             return apply_op("pow", base, exponent) if isinstance(exponent, Tensor) else base ** exponent
         return base ** exponent
-    if node.func in _UNARY:
-        return apply_op(_UNARY[node.func], args[0])
+    matched = match_function_op(node)
+    if matched is not None:
+        name, positions = matched
+        inputs = [args[k] for k in positions]
+        if not any(isinstance(value, Tensor) for value in inputs):
+            inputs[0] = _as_tensor(inputs[0], Tensor)
+        return apply_op(name, *inputs)
     if isinstance(node, is_equal):
         return apply_op("where", _as_tensor(args[0], Tensor) == args[1], 1.0, 0.0)
     if isinstance(node, Cast):
@@ -122,8 +124,6 @@ def _apply(node, args: list, apply_op, Tensor) -> Any:
     if isinstance(node, Select):
         condition, a, b = args
         return apply_op("where", _as_tensor(condition, Tensor), a, b)
-    if isinstance(node, (Maximum, Minimum)):
-        return apply_op(node.numpy_name, *[_as_tensor(a, Tensor) for a in args])
     if isinstance(node, TieStep):
         a, b = (_as_tensor(v, Tensor) for v in args)
         return apply_op("where", a < b, 0.0, apply_op("where", a == b, 0.5, 1.0))

@@ -145,6 +145,15 @@ class SymgradNumPyPrinter(NumPyPrinter):
             )
         return repr(value) if expr._prec <= 53 else super()._print_Float(expr)
 
+    def _print_helper_call(self, expr) -> str:
+        """SymPy functions NumPy has no vectorised form of (``loggamma`` would print as the
+        scalar ``math.lgamma``, ``polygamma``, ``erfinv`` and ``besseli`` not at all):
+        a call of the op table's NumPy implementation of the same name
+        (``stable.NUMPY_HELPERS``)."""
+        return f"{type(expr).__name__}({', '.join(self._print(a) for a in expr.args)})"
+
+    _print_loggamma = _print_polygamma = _print_erfinv = _print_besseli = _print_helper_call
+
     def _print_DiracDelta(self, expr) -> str:
         return f"(0*{self._print(expr.args[0])})"
 

@@ -47,7 +47,7 @@ from .symbols import expression_cache
 
 __all__ = ["Select", "Compare", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual",
            "LogicalAnd", "LogicalOr", "LogicalNot", "Maximum", "Minimum", "TieStep", "Cast", "lower",
-           "elementwise_form", "is_condition", "NUMPY_HELPERS", "NOT_DIFFERENTIABLE"]
+           "elementwise_form", "is_condition", "cast_form", "function_ops", "match_function_op", "NUMPY_HELPERS", "NOT_DIFFERENTIABLE"]
 
 
 class _Real(sp.Function):
@@ -492,7 +492,7 @@ class Cast(_Real):
         return pretty_call(printer, "cast", self.args[:1], [f"dtype={self.dtype!r}"])
 
 
-def _cast_form(sp_module, x, dtype=None, **_: Any):
+def cast_form(sp_module, x, dtype=None, **_: Any):
     """The symbolic engine's ``cast``: a :class:`Cast` to a floating dtype (the op table
     writes ``x``, which computes in the wider dtype)."""
     if dtype is None or np.dtype(dtype).kind != "f" or np.dtype(dtype) == np.float64:
@@ -638,3 +638,58 @@ def is_condition(expr: Any) -> bool:
     (True, True, False)
     """
     return isinstance(expr, (Compare, _Logical))
+
+
+def function_ops() -> dict[type, list[tuple[str, tuple]]]:
+    """The op table's elementwise ops whose SymPy form is one SymPy function applied to
+    the op's inputs (and constants), by that function: ``{sp.exp: [("exp", (u0,))],
+    sp.polygamma: [("digamma", (0, u0)), ("polygamma", (u0, u1))], ...}``, each op with the
+    arguments of its form built on :func:`dummies` (the op's inputs).  Derived from the op
+    table, so the ``create_graph`` evaluator (``as_tensors.py``) and the C backends'
+    function map (``backends/c_code.py``) know every such op without a table of their own.
+    Ops whose form needs attributes are left out.
+
+    >>> [name for name, _ in function_ops()[sp.exp]]
+    ['exp']
+    """
+    if not _FUNCTION_OPS:
+        from ..ops import OPS
+
+        for op in OPS.values():
+            if op.kind != "elementwise" or op.arity is None:
+                continue
+            us = dummies(op.arity)
+            try:
+                with evaluate(True):
+                    form = op.sympy(sp, *us)
+            except TypeError:  # required attributes
+                continue
+            if isinstance(form, sp.Function) and set(us) <= set(form.args):
+                _FUNCTION_OPS.setdefault(type(form), []).append((op.name, tuple(form.args)))
+    return _FUNCTION_OPS
+
+
+_FUNCTION_OPS: dict = {}
+
+
+def match_function_op(node: sp.Basic) -> tuple[str, list] | None:
+    """``(op name, positions of its inputs among node.args)`` for a node that is one of
+    :func:`function_ops`' forms (constants equal), else None.
+
+    >>> u = sp.Symbol("u", real=True)
+    >>> match_function_op(sp.exp(u))
+    ('exp', [0])
+    """
+    for name, template in function_ops().get(type(node), ()):
+        if len(template) != len(node.args):
+            continue
+        us = dummies(len(template))
+        positions: dict = {}
+        for k, (want, have) in enumerate(zip(template, node.args)):
+            if want in us:
+                positions[us.index(want)] = k
+            elif want != have:
+                break
+        else:
+            return name, [positions[i] for i in range(len(positions))]
+    return None

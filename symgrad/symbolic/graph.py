@@ -44,7 +44,6 @@ from sympy.core.parameters import evaluate
 
 from ..tape.structure import number_value
 from .elementwise import Cast, elementwise_form, lower
-from .stable import STABLE_FORMS
 from .structural import exact, structural_class
 from .symbols import ArrayVar, Slot, _freeze, collection_paused, intern, start_building
 
@@ -476,7 +475,7 @@ def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
         # a mask converted to numbers (mask.float(), mask * x): NumPy refuses -mask, so the
         # conversion is kept even where the dtype is float64 (elementwise_form drops it there)
         return Cast.of(args[0], attrs["dtype"])
-    return elementwise_form(op.name, STABLE_FORMS.get(op.name, op.sympy), args, attrs)
+    return elementwise_form(op.name, op.sympy, args, attrs)
 
 
 # ============================================================================ user-facing

@@ -30,8 +30,8 @@ import sympy as sp
 from sympy.core.parameters import evaluate, global_parameters
 
 from ..progress import progress
-from .elementwise import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, LogicalAnd, Select, TieStep, dummies,
-                          lower)
+from .elementwise import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, LogicalAnd, Select, TieStep, dummies, lower,
+                          match_function_op)
 from .structural import StructuralFunction, exact, reduce_to, scale
 from .symbols import (ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache, intern, operands,
                       shape_of, size_of)
@@ -94,8 +94,10 @@ def _local_partials(node: sp.Basic, children: Sequence[sp.Basic], as_recorded: b
     if isinstance(node, NOT_DIFFERENTIABLE):
         return [_ZERO] * len(children)
     us = dummies(len(children))
-    forward = dict(zip(children, us))
-    if node.args == tuple(children):
+    # a number among the arguments (polygamma's order, besseli's) stays in the template:
+    # SymPy differentiates polygamma(0, u), not polygamma(u0, u1) with respect to its order
+    forward = {c: u for c, u in zip(children, us) if not c.is_Number}
+    if node.args == tuple(children) and len(forward) == len(children):
         key = (node.func, len(children))
         local = None
     else:
@@ -114,12 +116,26 @@ def _local_partials(node: sp.Basic, children: Sequence[sp.Basic], as_recorded: b
 _PARTIALS: dict = expression_cache()  # emptied with the canonical table (bounded by size and age)
 
 
+def _frozen_arguments(local: sp.Expr) -> set:
+    """The arguments of an op's SymPy function that its record marks not differentiable
+    (polygamma's order): their partial derivatives are 0, as the tape's are UNDEFINED."""
+    from ..ops import OPS
+
+    matched = match_function_op(local)
+    if matched is None:
+        return set()
+    name, positions = matched
+    differentiable = OPS[name].differentiable or (True,) * len(positions)
+    return {local.args[k] for k, able in zip(positions, differentiable) if not able}
+
+
 def _template_partials(node: sp.Basic, local: sp.Expr, us: Sequence[sp.Symbol]) -> list:
     out = []
     with evaluate(True):
         free = local.free_symbols
+        frozen = _frozen_arguments(local)
         for dummy in us:
-            if dummy not in free:
+            if dummy not in free or dummy in frozen:
                 out.append(_ZERO)
                 continue
             partial = sp.diff(local, dummy)

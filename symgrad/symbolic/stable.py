@@ -9,7 +9,8 @@ elementary functions (``expr.rewrite(sp.exp)``), and NumPy printing that calls a
 helper from :data:`NUMPY_HELPERS` -- or, where the compiler shares one ``exp(-|z|)``
 between ``sigmoid(z)`` and ``softplus(z)`` (:class:`ExpNegAbs`), computes from it.
 
-:data:`STABLE_FORMS` maps op names to the SymPy form used in place of the op table's.
+The op table names these as its ops' SymPy forms (``sympy_function("symgrad.symbolic.stable.sigmoid")``):
+an op has exactly one SymPy form, and it is the one the engine uses.
 """
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import ArgumentIndexError
 
-__all__ = ["sigmoid", "softplus", "ExpNegAbs", "shared_exp_neg_abs", "STABLE_FORMS", "NUMPY_HELPERS"]
+from ..ops import special
+
+__all__ = ["sigmoid", "softplus", "besselie", "softplus_form", "bce_with_logits_form", "ExpNegAbs", "shared_exp_neg_abs",
+           "NUMPY_HELPERS"]
 
 
 def _np_sigmoid(x):
@@ -168,7 +173,59 @@ def shared_exp_neg_abs(printer, z: sp.Expr) -> str | None:
     return shared("exp_neg_abs", z) if shared is not None else None
 
 
-NUMPY_HELPERS: dict[str, Callable] = {"sigmoid": _np_sigmoid, "softplus": _np_softplus}
+class besselie(sp.Function):
+    """``exp(-|x|) I_nu(x)``, the exponentially scaled modified Bessel function of integer
+    order ``nu`` (the ops ``i0e``, ``i1e``), which SymPy does not have; compiled as the op
+    table's ``bessel_of_orders(nu, x, scaled=True)``, finite where ``I_nu`` overflows.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> besselie(0, x).diff(x) == besselie(1, x) - sp.sign(x) * besselie(0, x)
+    True
+    >>> besselie(1, x).rewrite(sp.besseli)
+    exp(-Abs(x))*besseli(1, x)
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, nu, x):
+        if nu.is_Integer and nu.is_negative:  # I_-n = I_n
+            return cls(-nu, x)
+        return None
+
+    def fdiff(self, argindex=2):
+        if argindex != 2:
+            raise ArgumentIndexError(self, argindex)
+        nu, x = self.args
+        return (besselie(nu - 1, x) + besselie(nu + 1, x)) / 2 - sp.sign(x) * self
+
+    def _eval_rewrite_as_besseli(self, nu, x, **kwargs):
+        return sp.exp(-sp.Abs(x)) * sp.besseli(nu, x)
+
+    def _eval_is_extended_real(self):
+        return True if self.args[1].is_extended_real else None
+
+    def _numpycode(self, printer) -> str:
+        return f"besselie({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    _pythoncode = _numpycode
+
+    def _latex(self, printer, exp=None) -> str:
+        text = r"e^{-\left|%s\right|} I_{%s}\left(%s\right)" % (
+            printer._print(self.args[1]), printer._print(self.args[0]), printer._print(self.args[1]))
+        return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
+
+
+def _np_besselie(nu, x):
+    return special.bessel_of_orders(nu, x, scaled=True)
+
+
+NUMPY_HELPERS: dict[str, Callable] = {
+    "sigmoid": _np_sigmoid, "softplus": _np_softplus,
+    # the special functions NumPy has no ufunc of: the op table's implementations
+    "loggamma": special.lgamma, "polygamma": special.polygamma, "erfinv": special.erfinv,
+    "besseli": special.bessel_of_orders, "besselie": _np_besselie,
+}
 
 
 def _number(value: Any) -> sp.Expr:
@@ -176,12 +233,17 @@ def _number(value: Any) -> sp.Expr:
     return sp.Integer(int(value)) if value.is_integer() else sp.Float(value)
 
 
-def _softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0, **_: Any):
-    """PyTorch's softplus: ``x`` where ``beta*x > threshold``, else ``softplus(beta*x)/beta``.
+def softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0):
+    """The op table's ``softplus``: PyTorch's ``x`` where ``beta*x > threshold``, else
+    ``softplus(beta*x)/beta``.
 
     From ``threshold >= 20`` on (PyTorch's default) the switch changes values and slopes
     by at most ``log1p(exp(-20)) ~ 2e-9``, a numerical shortcut rather than mathematics,
     so the form is plain ``softplus``; a smaller threshold is kept as a ``Piecewise``.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> softplus_form(sp, x), softplus_form(sp, x, beta=2.0, threshold=1.0)
+    (softplus(x), Piecewise((x, x > 1/2), (softplus(2*x)/2, True)))
     """
     beta = _number(beta)
     smooth = softplus(beta * x) / beta
@@ -190,38 +252,12 @@ def _softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0, **_: An
     return sp.Piecewise((x, beta * x > _number(threshold)), (smooth, True))
 
 
-def _cast_form(sp_module, x, **attrs: Any):
-    from .elementwise import _cast_form as form
+def bce_with_logits_form(sp_module, logits, target):
+    """The op table's ``binary_cross_entropy_with_logits``: ``softplus(z) - y*z``, which is
+    ``log(1 + exp(z)) - z*y`` compiled without overflow.
 
-    return form(sp_module, x, **attrs)
-
-
-def _maximum_form(sp_module, a, b, **_: Any):
-    from .elementwise import Maximum
-
-    return Maximum(a, b)
-
-
-def _minimum_form(sp_module, a, b, **_: Any):
-    from .elementwise import Minimum
-
-    return Minimum(a, b)
-
-
-STABLE_FORMS: dict[str, Callable[..., sp.Expr]] = {
-    "sigmoid": lambda sp_module, x, **_: sigmoid(x),
-    "softplus": _softplus_form,
-    "log_sigmoid": lambda sp_module, x, **_: -softplus(-x),
-    "logsigmoid": lambda sp_module, x, **_: -softplus(-x),
-    "binary_cross_entropy_with_logits": lambda sp_module, z, y, **_: softplus(z) - y * z,
-    # not the table's three-branch Piecewise: nested calls would grow exponentially (and a
-    # Piecewise over arrays is rewritten by SymPy, see elementwise.py); same values and
-    # the same derivative, ties split half/half
-    "maximum": _maximum_form,
-    "minimum": _minimum_form,
-    # the table's form is x itself; this one rounds values as the tape does
-    "cast": _cast_form,
-}
-"""SymPy forms used instead of the op table's for ops whose literal closed form would
-overflow when compiled, or grow exponentially when nested (the math is the same;
-``fdiff`` gives the derivatives)."""
+    >>> z, y = sp.symbols("z y", real=True)
+    >>> bce_with_logits_form(sp, z, y)
+    -y*z + softplus(z)
+    """
+    return softplus(logits) - target * logits

@@ -1,21 +1,20 @@
 """Torch-style free functions (``symgrad.exp(x)``, ``symgrad.cat([a, b])``, ...).
 
-Each one is a thin call of the matching Tensor method or op; the op table holds the maths.
+Every public op of the table (``Op.public``) has one, made here from the record: a call of
+the Tensor method of the same name (``symgrad.exp(x)`` is ``x.exp()``), or for a mask op
+the op itself (``symgrad.lt(1.0, x)``: a number may come first).  The functions written
+out below are aliases, operators and ops that take lists; the op table holds the maths.
 """
 from __future__ import annotations
 
+from ..ops import OPS
 from .tensor import Tensor, apply_op, as_tensor
 
-__all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid",
-    "relu", "abs", "clamp", "clip", "maximum", "minimum", "where", "sum", "mean", "max", "min", "matmul", "mm",
-    "transpose", "t", "permute", "reshape", "unsqueeze", "squeeze", "cat", "concat", "stack", "broadcast_to",
-    "clone", "softmax", "log_softmax", "logsumexp", "softplus", "norm", "is_tensor", "numel", "detach",
-    "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "logical_not",
-]
+_WRITTEN_OUT = ["add", "sub", "mul", "div", "neg", "where", "polygamma", "clip", "mm", "t", "cat", "concat",
+                "stack", "is_tensor", "numel", "detach"]
 
 
-def _unary(method: str):
+def _method_function(method: str):
     def call(x, *args, **kwargs):
         return getattr(as_tensor(x), method)(*args, **kwargs)
 
@@ -24,12 +23,23 @@ def _unary(method: str):
     return call
 
 
-for _name in ["exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "abs", "clamp", "clip",
-              "sum", "mean", "max", "min", "matmul", "transpose", "t", "permute", "reshape", "unsqueeze", "squeeze",
-              "broadcast_to", "clone", "softmax", "log_softmax", "logsumexp", "softplus", "norm", "pow",
-              "maximum", "minimum", "detach", "numel"]:
-    globals()[_name] = _unary(_name)
+def _mask_function(name: str):
+    def call(*args):
+        return apply_op(name, *args)
+
+    call.__name__ = name
+    call.__doc__ = f"``symgrad.{name}(...)``: the mask op ``{name}`` (boolean result, no derivative)."
+    return call
+
+
+_PUBLIC_OPS = [op for op in OPS.values() if op.public]
+for _op in _PUBLIC_OPS:
+    globals()[_op.name] = _mask_function(_op.name) if _op.kind == "mask" else _method_function(_op.name)
+for _name in ["clip", "t", "detach", "numel"]:
+    globals()[_name] = _method_function(_name)
 mm = globals()["matmul"]
+
+__all__ = sorted({op.name for op in _PUBLIC_OPS} | set(_WRITTEN_OUT))
 
 
 def add(a, b):
@@ -62,17 +72,9 @@ def where(condition, a, b):
     return apply_op("where", condition, a, b)
 
 
-def _mask_function(name: str):
-    def call(*args):
-        return apply_op(name, *args)
-
-    call.__name__ = name
-    call.__doc__ = f"``symgrad.{name}(...)``: the mask op ``{name}`` (boolean result, no derivative)."
-    return call
-
-
-for _name in ["lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "logical_not"]:
-    globals()[_name] = _mask_function(_name)
+def polygamma(n: int, x):
+    """``psi_n(x)``, PyTorch's ``torch.polygamma(n, x)`` (the order comes first)."""
+    return as_tensor(x).polygamma(n)
 
 
 def cat(tensors, dim: int = 0):

@@ -44,7 +44,13 @@ class Tensor:
             [4.5000, 4.5000]])
     """
 
-    __array_ufunc__ = None  # NumPy defers to Tensor's reflected operators: 2.0 * t is a Tensor
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """``np.exp(t)``, ``np.add(a, t)``, ``a * t``: the op the ufunc is (``numpy_protocol.py``)."""
+        return numpy_protocol.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """``np.sum(t, axis=0)``, ``np.where(c, t, 0)``: the op the function is (``numpy_protocol.py``)."""
+        return numpy_protocol.array_function(func, types, args, kwargs)
 
     # The state of a fresh tensor, as class attributes: an op's output sets only what
     # differs (every eager op makes one tensor, so this is on the hot path).
@@ -534,35 +540,11 @@ class Tensor:
                             "argmin()", self)
 
     # ----------------------------------------------------------------- elementwise math
-    def exp(self):
-        return apply_op("exp", self)
-
-    def log(self):
-        return apply_op("log", self)
-
-    def sqrt(self):
-        return apply_op("sqrt", self)
-
-    def sin(self):
-        return apply_op("sin", self)
-
-    def cos(self):
-        return apply_op("cos", self)
-
-    def tan(self):
-        return apply_op("tan", self)
-
-    def tanh(self):
-        return apply_op("tanh", self)
-
-    def sigmoid(self):
-        return apply_op("sigmoid", self)
-
-    def relu(self):
-        return apply_op("relu", self)
-
-    def abs(self):
-        return apply_op("abs", self)
+    # exp, log, sin, ...: one method per public op of the table, made by _add_op_methods
+    # below; the methods written out here have signatures of their own
+    def polygamma(self, n: int):
+        """``psi_n(x)``, the ``n``-th derivative of digamma (PyTorch's ``x.polygamma(n)``)."""
+        return apply_op("polygamma", n, self)
 
     def softplus(self, beta: float = 1.0, threshold: float = 20.0):
         return apply_op("softplus", self, beta=beta, threshold=threshold)
@@ -837,6 +819,23 @@ class Tensor:
         self._inplace("setitem", value, index=_index(key))
 
 
+def _op_method(name: str):
+    def method(self, *others, **attrs):
+        return apply_op(name, self, *others, **attrs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``x.{name}(*others, **attrs)``: the op ``{name}`` of the op table on ``x`` and ``others``."
+    return method
+
+
+def _add_op_methods() -> None:
+    """Give ``Tensor`` a method for every public op of the table that the class does not
+    write out (an op with a signature of its own: ``sum(dim, keepdim)``, ``clamp``...)."""
+    for op in OPS.values():
+        if op.public and op.name not in Tensor.__dict__:
+            setattr(Tensor, op.name, _op_method(op.name))
+
+
 def _rebuild_tensor(array: np.ndarray, requires_grad: builtins.bool, name: str | None, constant) -> Tensor:
     """The other half of ``Tensor.__reduce_ex__``."""
     return Tensor(array, requires_grad=requires_grad, name=name, _constant=constant)
@@ -1021,3 +1020,7 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
 
 tensor_ops = ArrayNamespace(lambda op, *args, **attrs: apply_op(op.name, *args, **attrs))
 """The namespace VJPs use under ``create_graph=True``: every call records an op."""
+
+
+_add_op_methods()
+from . import numpy_protocol  # noqa: E402  (it reads Tensor and apply_op)

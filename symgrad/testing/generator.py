@@ -448,6 +448,16 @@ def _cast(b, op):
     return [b.value()], {"dtype": b.dtype}
 
 
+def _order_first(b, op):
+    """``polygamma(n, x)``, ``bessel_i(nu, x)``: the order is a Python int (as in
+    ``torch.polygamma(n, x)``), a constant of the program."""
+    return [b.constant(b.choose.element([1, 2, 3])), b.value(domain=op.domains[1])], {}
+
+
+for _name in ("polygamma", "bessel_i", "bessel_ie"):
+    register_recipe(_name, _order_first)
+
+
 @register_recipe("where")
 def _where(b, op):
     a = b.value(domain=op.domains[1])

@@ -31,7 +31,7 @@ from symgrad.symbolic import (ArrayVar, compile_exprs, gradient, last_compiled, 
                               structural_class, tensor_expr)
 from symgrad.symbolic.compile import CompiledFunction, _reserved, operation_count, python_name
 from symgrad.symbolic.elementwise import Cast, Greater, Maximum, Select, TieStep, dummies, elementwise_form
-from symgrad.symbolic.stable import STABLE_FORMS, sigmoid, softplus
+from symgrad.symbolic.stable import sigmoid, softplus
 from symgrad.symbolic.structural import STRUCTURAL_FUNCTIONS, StructuralFunction
 from symgrad.tape import apply_op
 
@@ -173,15 +173,16 @@ def test_every_op_has_a_symbolic_form_that_differentiates():
             continue
         arity = op.arity or 1
         attrs = _ELEMENTWISE_ATTRS.get(name, {})
-        form = elementwise_form(name, STABLE_FORMS.get(name, op.sympy), dummies(arity), attrs)
+        form = elementwise_form(name, op.sympy, dummies(arity), attrs)
         xs = sp.symbols(f"v0:{arity}", real=True)
         expr = form.xreplace(dict(zip(dummies(arity), xs)))
         try:
             if expr.args:
                 children = list(dict.fromkeys(a for a in expr.args if not a.is_Atom or a.is_Symbol))
                 _local_partials(expr, children)
-            for x in xs:
-                assert not sp.diff(expr, x).has(sp.Derivative)
+            for x, able in zip(xs, op.differentiable or (True,) * arity):
+                if able:  # polygamma's order: its partial is 0 by the record, SymPy has none
+                    assert not sp.diff(expr, x).has(sp.Derivative)
         except Exception as err:  # noqa: BLE001  (collect every op that fails)
             missing.append(f"{name}: {type(err).__name__}: {err}")
     assert not missing, "ops without a working symbolic path:\n" + "\n".join(missing)

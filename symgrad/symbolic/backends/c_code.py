@@ -38,7 +38,8 @@ import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from ..compile import SymgradNumPyPrinter, _plan, half_integer
-from ..elementwise import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep
+from ..elementwise import (Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep,
+                           function_ops)
 from ..stable import sigmoid, softplus
 from ..structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
 from ..symbols import postorder, shape_of, size_of
@@ -47,12 +48,33 @@ from . import UnsupportedExpressionError
 __all__ = ["CPrinter", "C_HEADER", "check_translatable", "op_name", "plan", "split_reduction", "full_reduction",
            "cut_reductions"]
 
-_MATH = {  # SymPy function -> (glibc name, arity): all have libmvec variants in glibc 2.35+
-    sp.sin: ("sin", 1), sp.cos: ("cos", 1), sp.tan: ("tan", 1), sp.exp: ("exp", 1), sp.log: ("log", 1),
-    sp.tanh: ("tanh", 1), sp.sinh: ("sinh", 1), sp.cosh: ("cosh", 1), sp.asin: ("asin", 1), sp.acos: ("acos", 1),
+_MATH_WITHOUT_OP = {  # SymPy function -> (glibc name, arity), for functions that are no op's form
+    # (they come from derivatives or from a user's SymPy expression)
+    sp.sinh: ("sinh", 1), sp.cosh: ("cosh", 1), sp.asin: ("asin", 1), sp.acos: ("acos", 1),
     sp.atan: ("atan", 1), sp.asinh: ("asinh", 1), sp.acosh: ("acosh", 1), sp.atanh: ("atanh", 1),
-    sp.erf: ("erf", 1), sp.erfc: ("erfc", 1), sp.atan2: ("atan2", 2),
+    sp.erf: ("erf", 1), sp.erfc: ("erfc", 1),
 }
+
+
+def _math_functions() -> dict:
+    """SymPy function -> (C library name, arity): each op's function whose record names its
+    ``libm`` function (``sin``, ``atan2``, ``lgamma``...), and :data:`_MATH_WITHOUT_OP`."""
+    from ...ops import OPS
+
+    table = dict(_MATH_WITHOUT_OP)
+    for function, forms in function_ops().items():
+        for name, arguments in forms:
+            if OPS[name].libm is not None:
+                table[function] = (OPS[name].libm, len(arguments))
+    return table
+
+
+_MATH = _math_functions()
+
+_SCALAR_ONLY = {"lgamma"}
+"""libm functions without a libmvec vector variant: declared without ``declare simd``
+(GCC would call a vector variant that does not exist), so a loop calling them is not
+vectorised.  (``lgamma`` also sets the global ``signgam``, which symgrad never reads.)"""
 _PLAIN = {sp.Abs: "fabs", sp.floor: "floor", sp.ceiling: "ceil"}  # inline instructions, no libm call
 _RELATIONS = {sp.StrictGreaterThan: ">", sp.GreaterThan: ">=", sp.StrictLessThan: "<", sp.LessThan: "<=",
               sp.Equality: "==", sp.Unequality: "!="}
@@ -63,7 +85,8 @@ _CAST = {"float64": "{}", "float32": "(double)(float)({})", "float16": "(double)
 def _header() -> str:
     lines = ["#include <math.h>", "#include <stddef.h>"]
     for c_name, arity in sorted(set(_MATH.values()) | {("pow", 2), ("log1p", 1)}):
-        lines.append("#pragma omp declare simd notinbranch")
+        if c_name not in _SCALAR_ONLY:
+            lines.append("#pragma omp declare simd notinbranch")
         lines.append(f"__attribute__((const, nothrow)) double sg_{c_name}({', '.join(['double'] * arity)}) "
                      f"__asm__(\"{c_name}\");")
     lines += [

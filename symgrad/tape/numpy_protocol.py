@@ -1,0 +1,169 @@
+"""NumPy functions on tensors: ``np.log(t)``, ``np.sum(t, axis=0)``, ``np.where(c, t, 0.0)``.
+
+``Tensor.__array_ufunc__`` and ``Tensor.__array_function__`` (NumPy's protocols, NEP 13 and
+NEP 18) send every NumPy function called on a tensor here, so a loss written for NumPy runs
+on tensors unchanged.  A NumPy function that *is* an op -- the op record's ``numpy`` field
+names it (``exp``, ``add``, ``arctan2``, ``sum``, ``matmul``, ``where``...) -- runs that op
+exactly as the Tensor method or operator does (``np.exp(t)`` is ``t.exp()``, ``np.add(a, t)``
+is ``a + t``): recorded with its ``grad_fn``, in the closed form, and traced inside
+transforms.  NumPy's keyword names become the method's (``axis=`` is ``dim=``,
+``keepdims=`` is ``keepdim=``, ``a_min=``/``a_max=`` are ``min=``/``max=``).  A few NumPy
+functions whose arguments differ from any op's (``np.transpose``, ``np.concatenate``,
+``np.dot``, ``np.max``...) are adapted in :data:`ADAPTED`.
+
+Everything else raises ``TypeError`` naming the function: converting the tensor to an
+array would silently make a constant of it (no gradient; frozen into a trace).  So do
+``out=`` (it would write outside the graph), ufunc methods (``np.add.reduce``) and NumPy
+keywords with no tensor meaning (``dtype=``, ``where=``...).  ``np.asarray(t)`` is not one
+of these: it is ``Tensor.__array__``, the tensor's values, as in PyTorch (and refused with
+``UntraceableError`` while a transform traces).
+
+>>> import numpy as np, symgrad
+>>> x = symgrad.tensor([1.0, 2.0], requires_grad=True)
+>>> np.sum(np.log(x) * 2, axis=0)
+tensor(1.3863, grad_fn=<SumBackward1>)
+>>> np.cumsum(x)
+Traceback (most recent call last):
+    ...
+TypeError: np.cumsum has no op in symgrad's op table, so it cannot run on tensors; ...
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..ops import OPS
+from .tensor import Tensor, _dims, apply_op
+
+__all__ = ["array_ufunc", "array_function", "ADAPTED", "numpy_functions"]
+
+KEYWORDS = {"axis": "dim", "keepdims": "keepdim", "a_min": "min", "a_max": "max", "axes": "dims"}
+"""NumPy's keyword names -> the Tensor methods' names."""
+
+POSITIONAL = ("shape", "newshape")
+"""NumPy keywords that the Tensor methods take positionally (``np.reshape(t, shape=...)``)."""
+
+_HELP = "use the symgrad function, or call it on t.detach().numpy() for the values alone (no gradient)"
+
+
+def _op_call(op) -> Callable[..., Any]:
+    """``np.<op.numpy>(*args, **kwargs)`` as the op's Tensor method, or as the op itself
+    when the first argument is not a tensor (``np.add(2.0, t)`` is ``2.0 + t``)."""
+    def call(*args, **kwargs):
+        args = list(args) + [kwargs.pop(key) for key in POSITIONAL if key in kwargs]
+        kwargs = {KEYWORDS.get(key, key): value for key, value in kwargs.items()}
+        if op.public and isinstance(args[0], Tensor):
+            return getattr(args[0], op.name)(*args[1:], **kwargs)
+        return apply_op(op.name, *args, **kwargs)
+
+    return call
+
+
+def _extremum(name: str) -> Callable[..., Any]:
+    """``np.max``/``np.min``: the values only (``Tensor.max(dim)`` also gives indices, as PyTorch)."""
+    def call(a, axis=None, keepdims=False):
+        return apply_op(name, a, dim=_dims(axis), keepdim=bool(keepdims))
+
+    return call
+
+
+def _dot(a, b):
+    """``np.dot`` is ``matmul`` for vectors and matrices (and a product for scalars); it
+    means something else for more dimensions, which symgrad refuses."""
+    shapes = [np.shape(v._data if isinstance(v, Tensor) else v) for v in (a, b)]
+    if any(len(shape) > 2 for shape in shapes):
+        raise TypeError(f"np.dot of arrays of shapes {shapes[0]} and {shapes[1]} (more than 2 dimensions) is not "
+                        "matmul and has no op; use np.matmul or symgrad.matmul")
+    if any(len(shape) == 0 for shape in shapes):
+        return apply_op("mul", a, b)
+    return apply_op("matmul", a, b)
+
+
+def _transpose(a, axes=None):
+    dims = tuple(reversed(range(a.ndim))) if axes is None else tuple(axes)
+    return a.permute(*dims)
+
+
+def _joined(op_name: str) -> Callable[..., Any]:
+    def call(arrays, axis=0):
+        arrays = list(arrays)
+        if not arrays:
+            raise ValueError(f"np.{'concatenate' if op_name == 'cat' else 'stack'} needs at least one array")
+        return apply_op(op_name, *arrays, dim=axis)
+
+    return call
+
+
+ADAPTED: dict[str, Callable[..., Any]] = {
+    "max": _extremum("max"),
+    "min": _extremum("min"),
+    "amax": _extremum("max"),
+    "amin": _extremum("min"),
+    "dot": _dot,
+    "transpose": _transpose,
+    "concatenate": _joined("cat"),
+    "stack": _joined("stack"),
+    "square": lambda a: a.square(),
+    "shape": lambda a: tuple(a.shape),
+    "ndim": lambda a: a.ndim,
+    "size": lambda a: a.numel(),
+}
+"""NumPy functions whose arguments differ from their op's method (or that only read a
+tensor's shape), written out."""
+
+
+def _routes() -> dict[str, Callable[..., Any]]:
+    routes = {op.numpy: _op_call(op) for op in OPS.values() if op.numpy is not None}
+    routes.update(ADAPTED)
+    return routes
+
+
+ROUTES = _routes()
+
+
+def numpy_functions() -> list[str]:
+    """The NumPy functions that run on tensors, sorted (what ``docs/api.md`` lists).
+
+    >>> "exp" in numpy_functions() and "cumsum" not in numpy_functions()
+    True
+    """
+    return sorted(ROUTES)
+
+
+def _refuse(name: str, why: str, fix: str = _HELP) -> TypeError:
+    return TypeError(f"np.{name} {why}; {fix}")
+
+
+def _checked_kwargs(name: str, kwargs: dict) -> dict:
+    if kwargs.get("out") is not None:
+        raise _refuse(name, "with out= would write into an array outside the graph", "use the tensor it returns")
+    kwargs = {key: value for key, value in kwargs.items() if key != "out"}
+    unknown = sorted(set(kwargs) - set(KEYWORDS) - set(POSITIONAL) - {"min", "max", "dim", "keepdim", "shape"})
+    if unknown:
+        raise _refuse(name, f"got the keyword{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}=, "
+                            "which symgrad's tensors do not support")
+    return kwargs
+
+
+def array_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
+    """``Tensor.__array_ufunc__``: run the op that ``ufunc`` is, or refuse."""
+    name = ufunc.__name__
+    if method != "__call__":
+        raise _refuse(f"{name}.{method}", "is a ufunc method, which has no op in symgrad's op table")
+    route = ROUTES.get(name)
+    if route is None:
+        raise _refuse(name, "has no op in symgrad's op table, so it cannot run on tensors")
+    return route(*inputs, **_checked_kwargs(name, kwargs))
+
+
+def array_function(func: Callable, types: tuple, args: tuple, kwargs: dict) -> Any:
+    """``Tensor.__array_function__``: run the op that ``func`` is, or refuse."""
+    name = func.__name__
+    route = ROUTES.get(name)
+    if route is None or getattr(np, name, None) is not func:
+        raise _refuse(name, "has no op in symgrad's op table, so it cannot run on tensors")
+    if name == "where" and len(args) + len(kwargs) != 3:
+        raise _refuse(name, "with one argument gives positions, which have no derivative",
+                      "use np.where(condition, a, b), or np.nonzero(t.detach().numpy())")
+    return route(*args, **_checked_kwargs(name, kwargs))

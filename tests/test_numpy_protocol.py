@@ -1,0 +1,174 @@
+"""NumPy functions on tensors (``symgrad/tape/numpy_protocol.py``): each routed function
+against the Tensor method or op it stands for, and the refusals.
+
+``CASES`` has one row per NumPy function that runs on tensors: the ufuncs and functions of
+the op table's ``numpy`` fields are derived from the records (one- and two-input ops draw
+from the op's domains), the ones with attributes or adapted arguments are written out.
+Each row is checked three ways against its method form: values and ``grad_fn``, gradients
+through ``backward()``, and gradients inside ``symgrad.grad`` (traced, compiled).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad.ops import OPS, Domain
+from symgrad.tape.numpy_protocol import ROUTES
+from symgrad.tape.tensor import apply_op
+
+
+@dataclass(frozen=True)
+class Case:
+    function: str  # the NumPy name
+    shapes: tuple
+    numpy_call: Callable  # on tensors, through NumPy
+    method_call: Callable  # the same, written with symgrad's methods and ops
+    domains: tuple = ()
+
+    def __str__(self) -> str:
+        return f"{self.function}[{','.join('x'.join(map(str, s)) or '()' for s in self.shapes)}]"
+
+
+def _op_case(op) -> Case:
+    """The row of an op whose NumPy function takes just its inputs (``np.exp(t)``); the
+    inputs of a logical op are masks made from the drawn floats (``x > 0``)."""
+    ufunc = getattr(np, op.numpy)
+    masks = any(d.boolean for d in op.domains)
+    operands = (lambda tensors: [t > 0 for t in tensors]) if masks else list
+
+    def method(*tensors):
+        tensors = operands(tensors)
+        return getattr(tensors[0], op.name)(*tensors[1:]) if op.public else apply_op(op.name, *tensors)
+
+    shapes = [(2, 3)] + [(3,)] * (op.arity - 1)
+    return Case(op.numpy, tuple(shapes), lambda *tensors: ufunc(*operands(tensors)), method,
+                () if masks else op.domains)
+
+
+PLAIN = [op for op in OPS.values() if op.numpy is not None and op.kind in ("elementwise", "mask")
+         and op.arity in (1, 2) and op.numpy not in ("clip",)]
+POSITIVE = (Domain(0.5, 2.0),)
+
+CASES = [_op_case(op) for op in PLAIN] + [
+    Case("clip", ((2, 3),), lambda x: np.clip(x, -0.5, 0.5), lambda x: x.clamp(-0.5, 0.5),
+         (Domain(avoid=(-0.5, 0.5)),)),
+    Case("where", ((2, 3), (3,)), lambda a, b: np.where(a > 0, a, b), lambda a, b: symgrad.where(a > 0, a, b),
+         (Domain(avoid=(0.0,)), Domain())),
+    Case("sum", ((2, 3),), lambda x: np.sum(x, axis=0, keepdims=True), lambda x: x.sum(0, keepdim=True)),
+    Case("mean", ((2, 3),), lambda x: np.mean(x, axis=(0, 1)), lambda x: x.mean((0, 1))),
+    Case("max", ((2, 3),), lambda x: np.max(x, axis=1), lambda x: x.max(1).values),
+    Case("min", ((2, 3),), lambda x: np.min(x), lambda x: x.min()),
+    Case("amax", ((2, 3),), lambda x: np.amax(x, axis=0, keepdims=True), lambda x: x.max(0, keepdim=True).values),
+    Case("amin", ((2, 3),), lambda x: np.amin(x, axis=-1), lambda x: x.min(-1).values),
+    Case("matmul", ((2, 3), (3, 4)), np.matmul, lambda a, b: a @ b),
+    Case("dot", ((2, 3), (3,)), np.dot, lambda a, b: a.matmul(b)),
+    Case("reshape", ((2, 3),), lambda x: np.reshape(x, (3, 2)), lambda x: x.reshape(3, 2)),
+    Case("expand_dims", ((2, 3),), lambda x: np.expand_dims(x, 1), lambda x: x.unsqueeze(1)),
+    Case("squeeze", ((2, 1, 3),), lambda x: np.squeeze(x, axis=1), lambda x: x.squeeze(1)),
+    Case("broadcast_to", ((3,),), lambda x: np.broadcast_to(x, (2, 3)), lambda x: x.expand(2, 3)),
+    Case("transpose", ((2, 3, 4),), np.transpose, lambda x: x.permute(2, 1, 0)),
+    Case("concatenate", ((2, 3), (1, 3)), lambda a, b: np.concatenate([a, b]), lambda a, b: symgrad.cat([a, b])),
+    Case("stack", ((2, 3), (2, 3)), lambda a, b: np.stack((a, b), axis=1), lambda a, b: symgrad.stack([a, b], 1)),
+    Case("square", ((2, 3),), np.square, lambda x: x.square()),
+]
+METADATA = {"shape": np.shape, "ndim": np.ndim, "size": np.size}  # read shapes, record nothing
+
+
+def draw(case: Case, rng) -> list[np.ndarray]:
+    domains = case.domains or (Domain(),) * len(case.shapes)
+    return [d.sample(rng, shape) for d, shape in zip(domains, case.shapes)]
+
+
+def loss_of(out, first):
+    """A scalar from an output (a mask selects between two functions of the first input)."""
+    if out.dtype == bool:
+        return symgrad.where(out, first * first, 2.0 * first).sum()
+    return (out * out).sum()
+
+
+def test_every_routed_function_has_a_case():
+    assert {c.function for c in CASES} | set(METADATA) == set(ROUTES)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=str(c)) for c in CASES])
+def test_numpy_function_is_the_method(case, rng):
+    arrays = draw(case, rng)
+    via_numpy = [symgrad.tensor(a, requires_grad=True) for a in arrays]
+    via_method = [symgrad.tensor(a, requires_grad=True) for a in arrays]
+    out, expected = case.numpy_call(*via_numpy), case.method_call(*via_method)
+    assert isinstance(out, symgrad.Tensor)
+    np.testing.assert_array_equal(out.numpy() if not out.requires_grad else out.detach().numpy(),
+                                  expected.detach().numpy())
+    assert type(out.grad_fn) is type(expected.grad_fn) and (
+        out.grad_fn is None or out.grad_fn.name() == expected.grad_fn.name())
+    if out.requires_grad:  # the same closed form
+        assert str(out.expr) == str(expected.expr)
+    loss_of(out, via_numpy[0]).backward()
+    loss_of(expected, via_method[0]).backward()
+    for mine, theirs in zip(via_numpy, via_method):
+        if theirs.grad is None:  # the second operand of a mask: no gradient either way
+            assert mine.grad is None
+            continue
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=str(c)) for c in CASES])
+def test_numpy_function_inside_a_transform(case, rng):
+    arrays = draw(case, rng)
+    argnums = tuple(range(len(arrays)))
+    traced = symgrad.grad(lambda *xs: loss_of(case.numpy_call(*xs), xs[0]), argnums=argnums)
+    reference = symgrad.grad(lambda *xs: loss_of(case.method_call(*xs), xs[0]), argnums=argnums)
+    tensors = [symgrad.tensor(a) for a in arrays]
+    for mine, theirs in zip(traced(*tensors), reference(*tensors)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(METADATA))
+def test_shape_functions_read_the_shape(name):
+    x = symgrad.ones(2, 3, requires_grad=True)
+    assert METADATA[name](x) == METADATA[name](np.ones((2, 3)))
+
+
+def test_a_numpy_scalar_or_array_meets_a_tensor_as_the_operator_does():
+    x = symgrad.tensor([1.0, 2.0], dtype=symgrad.float32, requires_grad=True)
+    for out in [np.float64(2.0) * x, np.ones(2, np.float32) + x, np.ones(2, np.float32) @ x, np.ones(2) < x]:
+        assert isinstance(out, symgrad.Tensor)
+    assert (np.float64(2.0) * x).dtype == np.float32  # a NumPy scalar is a number, as 2.0 * x
+
+
+REFUSED = [
+    (lambda x: np.cumsum(x), "np.cumsum has no op"),
+    (lambda x: np.allclose(x, x), "np.allclose has no op"),
+    (lambda x: np.floor(x), "np.floor has no op"),
+    (lambda x: np.exp(x, out=np.zeros(3)), "np.exp with out="),
+    (lambda x: np.sum(x, out=np.zeros(())), "np.sum with out="),
+    (lambda x: np.add.reduce(x), "np.add.reduce is a ufunc method"),
+    (lambda x: np.exp(x, dtype=np.float32), "np.exp got the keyword dtype="),
+    (lambda x: np.sum(x, where=x > 0), "np.sum got the keyword where="),
+    (lambda x: np.where(x > 0), "np.where with one argument gives positions"),
+    (lambda x: np.dot(x.reshape(1, 1, 3), x), "np.dot of arrays of shapes (1, 1, 3) and (3,)"),
+    (lambda x: np.linalg.norm(x), "np.norm has no op"),
+]
+
+
+@pytest.mark.parametrize("call, message", REFUSED, ids=[m for _, m in REFUSED])
+def test_functions_without_an_op_are_refused_naming_them(call, message):
+    x = symgrad.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        call(x)
+
+
+def test_refused_inside_a_transform_too():
+    with pytest.raises(TypeError, match="np.cumsum has no op"):
+        symgrad.grad(lambda x: np.cumsum(x).sum())(symgrad.tensor([1.0, 2.0]))
+
+
+def test_asarray_keeps_its_meaning():
+    x = symgrad.tensor([1.0, 2.0], requires_grad=True)
+    np.testing.assert_array_equal(np.asarray(x.detach()), [1.0, 2.0])
+    with pytest.raises(symgrad.UntraceableError):
+        symgrad.grad(lambda x: (x * np.asarray(x)).sum())(symgrad.tensor([1.0, 2.0]))
