@@ -855,6 +855,33 @@ def test_backward_with_inputs_accumulates_only_into_them(lib):
     assert w.grad is None
 
 
+def test_backward_with_non_leaf_inputs(lib):
+    # test_backward_with_nonleaf_inputs: a non-leaf in inputs= retains its gradient (a
+    # regression test: symgrad left its .grad None), the leaves not listed get nothing
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    z = (y * y).sum()
+    z.backward(inputs=[y], retain_graph=True)
+    assert y.retains_grad
+    close(y.grad, [4.0, 8.0])
+    assert x.grad is None
+    z.backward(inputs=[y, x])
+    close(y.grad, [8.0, 16.0])
+    close(x.grad, [8.0, 16.0])
+
+
+@pytest.mark.xfail(strict=True, reason="reading .grad of a non-leaf whose .grad was assigned warns that it 'will "
+                   "not be populated'; PyTorch warns only when .grad is None. The check is in Tensor.grad, "
+                   "symgrad/tape/tensor.py")
+def test_assigned_grad_of_non_leaf_does_not_warn():
+    x = symgrad.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.grad = symgrad.tensor([4.0, 8.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        close(y.grad, [4.0, 8.0])
+
+
 def test_autograd_backward_of_several_roots(lib):
     # test_multi_backward
     x = lib.t([1.0, 2.0], requires_grad=True)
