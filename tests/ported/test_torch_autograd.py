@@ -59,7 +59,7 @@ class Lib:
 def lib(request):
     """symgrad with each backward engine, and PyTorch (skipped when it is not installed)."""
     if request.param == "torch":
-        yield Lib(pytest.importorskip("torch"))
+        yield Lib(pytest.importorskip("torch", exc_type=ImportError))
         return
     previous = symgrad.get_backward_engine()
     symgrad.set_backward_engine(request.param)
@@ -133,6 +133,35 @@ def test_grad_has_the_shape_of_a_broadcast_input(lib):
     close(s.grad, 21.0 + 3 * (0.5 - 1.0))
 
 
+def test_requires_grad_propagation(lib):
+    # test_requires_grad: a result requires grad when any input does; results of data are
+    # leaves without a grad_fn, and so are results computed under no_grad
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    y, z = lib.t([1.0, 2.0]), lib.t([3.0, 4.0])
+    assert (x + y).requires_grad and not (x + y).is_leaf
+    assert not (y + z).requires_grad and (y + z).is_leaf and (y + z).grad_fn is None
+    with lib.no_grad():
+        w = x * 2
+    assert w.is_leaf and not w.requires_grad
+
+
+def test_grad_is_a_plain_leaf_tensor(lib):
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    (x.clone() * x).sum().backward()
+    assert x.grad.is_leaf and not x.grad.requires_grad
+    close(x.grad, [2.0, 4.0])
+
+
+def test_accumulation_under_create_graph_is_recorded(lib):
+    x = lib.t(2.0, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch warns of the reference cycle .grad makes
+        (x ** 3).backward(create_graph=True)
+        (x ** 2).backward(create_graph=True)
+    assert x.grad.requires_grad
+    close(x.grad, 12.0 + 4.0)
+
+
 # ============================================================ retain_graph
 def test_backward_twice_with_saved_values_raises(lib):
     # test_backward_twice_with_saved_values
@@ -174,6 +203,16 @@ def test_autograd_grad_twice_needs_retain_graph(lib):
     with pytest.raises(RuntimeError):
         lib.autograd.grad(z, x)
     assert x.grad is None
+
+
+def test_retained_then_freed(lib):
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward(retain_graph=False)
+    with pytest.raises(RuntimeError):
+        y.backward()
+    close(x.grad, [4.0, 8.0])
 
 
 # ============================================================ non-scalar outputs
@@ -337,6 +376,26 @@ def test_hook_sees_a_gradient_for_an_output_that_backward_returns_none_for(lib):
     (rx.sum() + ry.sum()).backward()
     assert called == [True]
     close(x.grad, [1.0, 1.0])
+
+
+def test_hook_returning_another_shape_raises(lib):
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: lib.t([1.0, 2.0, 3.0]))
+    with pytest.raises(RuntimeError):
+        y.sum().backward()
+
+
+def test_hook_runs_at_every_backward(lib):
+    calls = []
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.register_hook(lambda g: calls.append(values(g).tolist()))
+    z = (y * y).sum()
+    z.backward(retain_graph=True)
+    z.backward()
+    assert calls == [[4.0, 8.0], [4.0, 8.0]]
+    close(x.grad, [16.0, 32.0])
 
 
 def test_register_hook_needs_requires_grad(lib):
@@ -507,6 +566,23 @@ def test_integer_tensor_cannot_require_grad(lib):
         lib.tensor([1, 2], requires_grad=True)
 
 
+def test_detached_then_requires_grad_is_a_new_leaf(lib):
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    y = (x * 2).detach().requires_grad_()
+    assert y.is_leaf
+    (y * y).sum().backward()
+    close(y.grad, [4.0, 8.0])
+    assert x.grad is None
+
+
+def test_requires_grad_setter_on_non_leaf_raises(lib):
+    x = lib.t([1.0, 2.0])
+    x.requires_grad = True
+    y = x * 2
+    with pytest.raises(RuntimeError):
+        y.requires_grad = False
+
+
 # ============================================================ in-place and versions
 def test_in_place_on_leaf_that_requires_grad_raises(lib):
     x = lib.t([1.0, 2.0], requires_grad=True)
@@ -532,6 +608,26 @@ def test_setitem_on_a_clone(lib):
     y[1] = 10.0
     (y * y).sum().backward()
     close(x.grad, [2.0, 0.0, 6.0])
+
+
+def test_assigning_a_tensor_that_requires_grad_into_data(lib):
+    # test_leaf_assignment: x[1:2] = 3 y records the write, x stops being a leaf
+    x = lib.t([0.0, 0.0, 0.0])
+    y = lib.t([2.0], requires_grad=True)
+    x[1:2] = y * 3
+    assert x.requires_grad and not x.is_leaf
+    (x * x).sum().backward()
+    close(y.grad, [36.0])  # d/dy (3 y)^2
+
+
+def test_in_place_on_data_with_a_tensor_that_requires_grad(lib):
+    # test_no_requires_grad_inplace
+    x = lib.t([1.0, 2.0])
+    y = lib.t([3.0, 4.0], requires_grad=True)
+    x.mul_(y)
+    assert not x.is_leaf
+    x.sum().backward()
+    close(y.grad, [1.0, 2.0])
 
 
 @pytest.mark.parametrize("case", ["input of mul", "output of exp", "output of sigmoid"])
@@ -684,6 +780,82 @@ def test_custom_function_unused_output_gets_zero_gradient(lib):
     close(x.grad, [2.0, 4.0])
 
 
+def test_custom_function_with_two_differentiable_outputs(lib):
+    class Twice(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2, x * 2
+
+        @staticmethod
+        def backward(ctx, g_first, g_second):
+            return g_first * 2 + g_second * 2
+
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    first, second = Twice.apply(x)
+    (first.sum() + 3 * second.sum()).backward()
+    close(x.grad, [8.0, 8.0])
+
+
+def test_custom_function_none_gradient_for_an_input_that_requires_grad(lib):
+    # test_function_returns_undefined_tensor: None means no gradient, .grad stays None
+    class SecondOnly(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            return x * y
+
+        @staticmethod
+        def backward(ctx, g):
+            return None, g
+
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    y = lib.t([3.0, 4.0], requires_grad=True)
+    SecondOnly.apply(x, y).sum().backward()
+    assert x.grad is None
+    close(y.grad, [1.0, 1.0])
+
+
+def test_custom_function_saves_none(lib):
+    # test_save_none_for_backward
+    class Square(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(None, x, None)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            first, x, last = ctx.saved_tensors
+            assert first is None and last is None
+            return 2 * x * g
+
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    Square.apply(x).sum().backward()
+    close(x.grad, [2.0, 4.0])
+
+
+def test_custom_function_extra_gradients(lib):
+    # test_too_many_grads: trailing None gradients are accepted, a trailing tensor is not
+    class Double(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2, None, None
+
+    class TooMany(Double):
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2, g
+
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    Double.apply(x).sum().backward()
+    close(x.grad, [2.0, 2.0])
+    with pytest.raises(RuntimeError):
+        TooMany.apply(x).sum().backward()
+
+
 def test_custom_function_wrong_number_of_gradients_raises(lib):
     class Product(lib.autograd.Function):
         @staticmethod
@@ -785,6 +957,26 @@ def test_autograd_grad_allow_unused(lib):
     gx, gu = lib.autograd.grad((x * 2).sum(), [x, unused], allow_unused=True)
     close(gx, [2.0, 2.0])
     assert gu is None
+
+
+def test_autograd_grad_bad_calls(lib):
+    # test_grad_badcalls / test_grad_empty_inputs: an output without a graph, no inputs,
+    # grad_outputs of another shape
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError):
+        lib.autograd.grad((lib.t([1.0, 2.0]) * 2).sum(), [x])
+    with pytest.raises(RuntimeError):
+        lib.autograd.grad((x * 2).sum(), [])
+    with pytest.raises(RuntimeError):
+        lib.autograd.grad(x * 2, x, grad_outputs=lib.t([1.0, 2.0, 3.0]))
+
+
+def test_autograd_grad_of_several_inputs(lib):
+    x = lib.t(2.0, requires_grad=True)
+    y = lib.t(3.0, requires_grad=True)
+    gx, gy = lib.autograd.grad(x * y + x ** 2, (x, y))
+    close(gx, 3.0 + 4.0)
+    close(gy, 2.0)
 
 
 def test_autograd_grad_input_must_require_grad(lib):
