@@ -241,6 +241,25 @@ def test_jacobian_with_pytree_aux():
     close(aux[0], [1.0, 4.0])
 
 
+def test_grad_and_aux_nested_with_pytree_aux():
+    # test_grad_and_aux_nested, the aux a dict of lists: d/dx (x^2 sin x + 3 x^2)
+    def f(x):
+        g, aux = symgrad.grad(lambda y: (y ** 3, {"k": [y ** 2 * symgrad.sin(y)]}), has_aux=True)(x)
+        return aux["k"][0] + g
+
+    x = 1.3
+    close(symgrad.grad(f)(x), 2 * x * np.sin(x) + x ** 2 * np.cos(x) + 6 * x)
+
+
+def test_value_and_grad_with_aux_inside_grad_of_a_dict():
+    # f(p) = <aux, grad> + value with aux = 3 a, grad = 2 a, value = |a|^2: 7 |a|^2
+    def f(p):
+        (value, aux), g = symgrad.value_and_grad(lambda q: ((q["a"] ** 2).sum(), (q["a"] * 3,)), has_aux=True)(p)
+        return (aux[0] * g["a"]).sum() + value
+
+    close(symgrad.grad(f)({"a": np.array([1.0, 2.0])})["a"], [14.0, 28.0])
+
+
 # ============================================================ jacobian and hessian
 def test_jacobian_on_pytrees():
     # test_jacobian_on_pytrees: the parts with one array output
@@ -284,6 +303,12 @@ def test_hessian_of_a_dict_is_a_dict_of_dicts():
     close(h["x"]["y"], np.diag(2 * p["x"]))
     close(h["y"]["x"], np.diag(2 * p["x"]))
     close(h["y"]["y"], np.zeros((2, 2)))
+
+
+def test_jacobian_of_a_leaf_of_grad_over_a_dict():
+    # jacrev(grad) on a pytree: the dict's leaf is an array output, its Jacobian the Hessian block
+    jac = symgrad.jacobian(lambda p: symgrad.grad(lambda q: (q["a"] ** 3).sum())(p)["a"])({"a": np.array([1.0, 2.0])})
+    close(jac["a"], np.diag([6.0, 12.0]))
 
 
 # ============================================================ vjp and jvp
