@@ -398,6 +398,36 @@ def test_hook_runs_at_every_backward(lib):
     close(x.grad, [16.0, 32.0])
 
 
+def test_hooks_registered_before_and_after_an_in_place_op(lib):
+    # test_tensor_hooks_inplace: a hook registered before b.mul_(2) sees the gradient of
+    # the old b (10), one registered after sees the new b's (5); the newer runs first
+    seen = []
+    a = lib.t(1.0, requires_grad=True)
+    b = a.clone()
+    b.register_hook(lambda g: seen.append(("before", values(g).item())))
+    b.mul_(2)
+    b.register_hook(lambda g: seen.append(("after", values(g).item())))
+    (b * 5).backward()
+    assert seen == [("after", 5.0), ("before", 10.0)]
+    close(a.grad, 10.0)
+
+
+def test_hook_removing_itself(lib):
+    x = lib.t([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    handles = []
+
+    def once(g):
+        handles[0].remove()
+        return g * 3
+
+    handles.append(y.register_hook(once))
+    z = y.sum()
+    z.backward(retain_graph=True)
+    z.backward()
+    close(x.grad, [3.0 + 1.0, 3.0 + 1.0])
+
+
 def test_register_hook_needs_requires_grad(lib):
     with pytest.raises(RuntimeError):
         lib.t([1.0]).register_hook(lambda g: g)
@@ -468,6 +498,22 @@ def test_grad_mode_decorators(lib):
     with lib.no_grad():
         inside = with_grad()
     assert not without().requires_grad and inside.requires_grad and not switched_off().requires_grad
+    assert lib.is_grad_enabled()
+
+
+def test_grad_mode_decorators_on_methods_and_nested(lib):
+    x = lib.t([1.0], requires_grad=True)
+
+    class Model:
+        @lib.no_grad()
+        def predict(self):
+            @lib.enable_grad()
+            def inner():
+                return (x * 2).requires_grad
+
+            return inner(), (x * 2).requires_grad
+
+    assert Model().predict() == (True, False)
     assert lib.is_grad_enabled()
 
 
