@@ -27,8 +27,10 @@ Deliberate differences from PyTorch, each tested for symgrad alone and said at i
 
 Not applicable: ``once_differentiable`` (a custom ``backward`` written with symgrad ops is
 differentiated with ``create_graph=True``, which is tested here; symgrad has no decorator
-forbidding it), everything about devices, CUDA streams, views' base/``_version`` integers,
-forward-mode AD (``torch.autograd.forward_ad``), ``saved_tensors_hooks``, anomaly mode
+forbidding it), ``inference_mode``, ``mark_dirty`` and ``set_materialize_grads`` (symgrad
+has none of them; unused outputs' gradients are always materialized as zeros, tested
+here), devices, CUDA streams, views' base and ``_version`` integers, forward-mode AD
+(``torch.autograd.forward_ad``), ``saved_tensors_hooks``, anomaly mode
 (``symgrad.detect_anomaly`` is tested with ``check``), multithreading and profiling.
 """
 from __future__ import annotations
