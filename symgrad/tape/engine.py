@@ -141,12 +141,15 @@ def _as_list(tensors) -> list:
 def backward(tensors, grad_tensors=None, *, retain_graph: bool | None = None,
              create_graph: bool = False, inputs=None) -> None:
     """Accumulate the gradients of ``tensors`` into the ``.grad`` of the leaves (or of
-    ``inputs`` only).  The graph is freed unless ``retain_graph=True``."""
+    ``inputs`` only; a non-leaf among them calls ``retain_grad()``, as in PyTorch).  The
+    graph is freed unless ``retain_graph=True``."""
     roots = _as_list(tensors)
     grads = _root_gradients(roots, _as_list(grad_tensors), create_graph)
     inputs = _as_list(inputs)
     if inputs is not None:
         _check_inputs(inputs)
+        for t in inputs:
+            t.retain_grad()  # a non-leaf input keeps its gradient from now on, as in PyTorch (a no-op on leaves)
     with _GradWrites():
         _engine_function(get_backward_engine())(
             roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
