@@ -112,7 +112,7 @@ class Tensor:
 
     @property
     def grad(self) -> "Tensor | None":
-        if self.grad_fn is not None and not self._retains_grad:
+        if self.grad_fn is not None and not self._retains_grad and self._grad is None:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
                 "Its .grad will not be populated during backward(); call .retain_grad() on it "
@@ -729,8 +729,13 @@ class Tensor:
             result = apply_op(op_name, before, *others, **attrs)
             self._write(result._data, op_name)
             if result.grad_fn is not None:
+                old_fn, old_nr = self.grad_fn, self._output_nr
                 self.grad_fn, self._output_nr = result.grad_fn, 0
                 self.grad_fn.set_output(0, self)
+                if self._retains_grad:  # as in PyTorch, .grad is the gradient of the current value
+                    if old_fn is not None:
+                        old_fn.retained[old_nr] = None
+                    self.grad_fn.retained[0] = weakref.ref(self)
         elif tracing.ACTIVE_TRACES and any(tracing.is_traced(t) for t in (self, *others) if isinstance(t, Tensor)):
             self._inplace_while_tracing(op_name, others, attrs)
         else:  # nothing to record (no operand requires grad, or grad mode is off)

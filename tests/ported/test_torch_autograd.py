@@ -290,9 +290,6 @@ def test_retain_grad(lib):
         assert x.grad is not None
 
 
-@pytest.mark.xfail(strict=True, reason="retain_grad() on a non-leaf followed by an in-place op: .grad holds the "
-                   "gradient of the tensor before the in-place op (3 after mul_(3)), PyTorch's is the gradient of "
-                   "its current value (1); the fix is in symgrad/tape/tensor.py (retain_grad / _inplace)")
 def test_retain_grad_then_inplace_keeps_grad_of_current_value():
     # test_retain_grad_inplace (PyTorch gives 1 for both halves)
     a = symgrad.tensor([1.0], requires_grad=True).clone()
@@ -1110,9 +1107,6 @@ def test_backward_with_non_leaf_inputs(lib):
     close(x.grad, [8.0, 16.0])
 
 
-@pytest.mark.xfail(strict=True, reason="reading .grad of a non-leaf whose .grad was assigned warns that it 'will "
-                   "not be populated'; PyTorch warns only when .grad is None. The check is in Tensor.grad, "
-                   "symgrad/tape/tensor.py")
 def test_assigned_grad_of_non_leaf_does_not_warn():
     x = symgrad.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2
