@@ -17,7 +17,9 @@ How a check runs (:class:`Check`):
    :class:`Kink`, not a :class:`Mismatch`; when the central difference at ``s / 10``
    agrees, the kink was inside the stencil but away from the point;
 5. engines are also compared with each other (the first engine listed is the reference),
-   strictly, also at kinks.
+   strictly, also at kinks; a hand-written gradient is compared with them strictly except
+   at a kink where its value lies between the one-sided derivatives (any such value is a
+   derivative there: ``np.where(x >= 0, 1, -1)`` for ``abs`` at 0 is as right as 0).
 
 >>> import symgrad
 >>> x = symgrad.tensor([0.5, -1.5], requires_grad=True)
@@ -340,7 +342,8 @@ class Check:
                 labels_here = list(block.analytic)
                 for label in labels_here[1:]:
                     _compare_engines(result, block, label, labels_here[0], block.analytic[labels_here[0]],
-                                     block.bad.get(labels_here[0]), self.tol)
+                                     block.bad.get(labels_here[0]), self.tol,
+                                     exempt=self._accepted_kinks(o, k, label, block) if label in self.given else None)
         result.mismatches.sort(key=lambda m: -m.severity)
         if self.fast_mode and not result.ok and result.mismatches:
             size = sum(int(np.prod(s, dtype=np.int64)) for s in self.out_shapes) * sum(
@@ -487,6 +490,16 @@ class Check:
                                               block.in_shape, fd_error=float(block.fd_error[r, c]),
                                               step=float(block.steps[r, c])))
 
+    def _accepted_kinks(self, o: int, k: int, label: str, block: Block) -> np.ndarray:
+        """The elements of block (o, k) where ``label``'s value lies between the one-sided
+        derivatives of a kink: any such value is a valid derivative there, so a hand-written
+        gradient that picks another one than the engines is not a mismatch."""
+        accepted = np.zeros(block.numerical.shape, bool)
+        for (ko, kk, r, c), kink in self._kinks.items():
+            if (ko, kk) == (o, k) and label in kink.values:
+                accepted[r, c] = True
+        return accepted
+
     def _kink(self, o, k, r, c, value, plus, minus):
         """``(left, right, at_point)`` when element (r, c) straddles a kink that explains
         ``value``; None when it is a genuine mismatch."""
@@ -517,14 +530,17 @@ def _close(value: np.ndarray, reference: np.ndarray, tol: Tolerances, fd_error=0
 
 
 def _compare_engines(result, block: Block, label: str, reference: str, ref_value: np.ndarray,
-                     ref_bad, tol: Tolerances) -> None:
+                     ref_bad, tol: Tolerances, exempt: np.ndarray | None = None) -> None:
     """Strict comparison of two engines on the elements where neither already failed
-    against finite differences (so each wrong element is reported once)."""
+    against finite differences (so each wrong element is reported once), except the
+    ``exempt`` ones (a hand-written gradient's accepted kinks)."""
     value = block.analytic[label]
     bad = ~_close(value, ref_value, tol)
     already = block.bad.get(label, np.zeros(bad.shape, bool))
     if ref_bad is not None:
         already = already | ref_bad
+    if exempt is not None:
+        already = already | exempt
     bad &= ~already
     if not bad.any():
         return
