@@ -653,9 +653,12 @@ class Transformed:
                 raise RuntimeError(f"{self.__name__} has not been called yet: its closed forms depend on the input "
                                    "shapes, so call it once first")
 
-    def _repr_latex_(self) -> str:
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         self._need_compiled()
-        return self.compiled._repr_latex_()
+        return self.compiled._repr_mimebundle_()
+
+    def _repr_latex_(self) -> str:
+        return self._repr_mimebundle_()["text/latex"]
 
     def __repr__(self) -> str:
         target = f"expression {self.f}" if self.is_expression else getattr(self.f, "__name__", repr(self.f))

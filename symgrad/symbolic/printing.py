@@ -126,7 +126,9 @@ def latex(expr: Any, simplify: bool = False) -> str:
 
 
 class ClosedForm:
-    """A closed form for display: text by ``str``, pretty by ``repr``, LaTeX in notebooks.
+    """A closed form for display: text by ``str``, pretty by ``repr``, LaTeX in notebooks
+    (bounded there: see :mod:`symgrad.symbolic.notebook`; ``text()``, ``latex()`` and
+    ``save()`` give all of it).
 
     >>> f = ClosedForm(sp.Symbol("x") ** 2, name="f")
     >>> str(f), f.latex()
@@ -143,14 +145,34 @@ class ClosedForm:
     def __repr__(self) -> str:
         return pretty(self.expr)
 
+    def text(self) -> str:
+        """The whole form as text."""
+        return text(self.expr)
+
     def latex(self) -> str:
+        """The whole form as LaTeX."""
         return latex(self.expr)
 
-    def _repr_latex_(self) -> str:
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the whole form to ``path``: LaTeX for a ``.tex`` file, text otherwise."""
+        shown = self.latex() if os.fspath(path).endswith(".tex") else self.text()
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(shown + "\n")
+
+    def _whole_latex(self) -> str:
         body = self.latex()
         if self.name:
             body = r"\mathrm{%s} = %s" % (self.name.replace("_", r"\_"), body)
         return f"$\\displaystyle {body}$"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        from .notebook import form_bundle
+
+        return form_bundle([(self.name, self.expr)], whole_latex=self._whole_latex, whole_text=self.__repr__,
+                           rest=".text(), .latex() or .save('form.tex')")
+
+    def _repr_latex_(self) -> str:
+        return self._repr_mimebundle_()["text/latex"]
 
     def per_element(self, indices: Mapping | None = None):
         """The per-element view (small arrays only), see :func:`per_element`."""
