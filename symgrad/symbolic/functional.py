@@ -654,8 +654,14 @@ class Transformed:
                                    "shapes, so call it once first")
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        """The closed forms in a notebook as ``diff`` shows them (:func:`~.graph.evaluated`:
+        the engine's forms are built unevaluated), bounded (see :mod:`.notebook`)."""
+        from .graph import evaluated
+        from .notebook import form_bundle
+
         self._need_compiled()
-        return self.compiled._repr_mimebundle_()
+        shown = [(name, evaluated(expr)) for name, expr in self.compiled.exprs.items()]
+        return form_bundle(shown, rest=".closed_forms (the engine's forms), .source")
 
     def _repr_latex_(self) -> str:
         return self._repr_mimebundle_()["text/latex"]

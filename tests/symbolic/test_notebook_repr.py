@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad.symbolic import ClosedForm, compile_exprs, diff, per_element, text
+from symgrad.symbolic import ArrayVar, ClosedForm, compile_exprs, diff, grad, latex, per_element, text
 from symgrad.symbolic.notebook import DISPLAY_BUDGET, LATEX_NESTING, latex_nesting, sympy_bundle
 from symgrad.symbolic.printing import deep_pieces
 from symgrad.symbolic.symbols import free_symbols, postorder
@@ -104,3 +104,32 @@ def test_a_form_too_deep_for_sympy_but_short_shows_in_parts():
     bundle = sympy_bundle(chain, plain=sp.sstr)  # SymPy's own printer: RecursionError
     _assert_bounded(bundle)
     assert bundle["text/plain"].count("sin(") == 1_500 and "parts shown" in bundle["text/plain"]
+
+
+def test_a_transform_shows_its_closed_forms_as_diff_does():
+    a = symgrad.tensor([0.5, -0.3], requires_grad=True, name="a")
+
+    def f(a):
+        return (a.sin() * symgrad.exp(-a * a)).sum()
+
+    df = grad(f)
+    df(np.array([0.5, -0.3]))
+    tidy = diff(f(a), a)
+    assert text(tidy) == "-2*a*exp(-a**2)*sin(a) + exp(-a**2)*cos(a)"
+    bundle = df._repr_mimebundle_()
+    assert bundle["text/plain"] == f"grad_a = {text(tidy)}"
+    assert bundle["text/latex"] == f"$\\displaystyle \\begin{{aligned}}\\mathrm{{grad\\_a}} &= {latex(tidy)}\\end{{aligned}}$"
+    assert df._repr_latex_() == bundle["text/latex"]
+    assert "exp((-a)*a)" in text(df.closed_forms["grad_a"])  # the engine's form is kept as it was built
+
+
+def test_module_parameters_are_symbols_in_latex_and_keep_their_path_in_text():
+    model = symgrad.nn.Sequential(symgrad.nn.Linear(2, 3), symgrad.nn.Tanh(), symgrad.nn.Linear(3, 1))
+    x = symgrad.tensor(np.ones((4, 2)), name="x")
+    loss = model(x).sum()
+    first_weight = model[0].weight
+    shown = latex(diff(loss, first_weight))
+    assert "{W_{0}}^{T}" in shown and "b_{0} + " in shown and "W_{2}" in shown and ".weight" not in shown
+    assert "0.weight.T" in text(diff(loss, first_weight))
+    deep = ArrayVar("encoder.fc.scale", (3,))
+    assert latex(deep ** 2) == r"\mathrm{scale}_{\mathrm{encoder.fc}}^{2}" and latex(ArrayVar("x_1")) == "x_{1}"
