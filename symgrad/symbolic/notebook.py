@@ -377,11 +377,18 @@ def install_ipython_display(shell: Any = None) -> bool:
         printer.flush()
         return out.getvalue()
 
+    last: list = [None, None]  # IPython asks for text and LaTeX in turn: one bundle for both
+
+    def bundle_of(form: Any) -> dict:
+        if last[0] is not form or not isinstance(form, sp.Basic):  # a mutable matrix may have changed
+            last[:] = [form, sympy_bundle(form, plain=plain_of)]
+        return last[1]
+
     def show_plain(form: Any, printer: Any, cycle: bool) -> None:
-        printer.text(sympy_bundle(form, plain=plain_of)["text/plain"])
+        printer.text(bundle_of(form)["text/plain"])
 
     def show_latex(form: Any) -> str | None:
-        return sympy_bundle(form, plain=plain_of).get("text/latex")
+        return bundle_of(form).get("text/latex")
 
     for cls in _sympy_types():
         plain_formatter.for_type(cls, show_plain)
