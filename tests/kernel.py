@@ -3,6 +3,7 @@
 symgrad from this tree, whatever is installed."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,13 @@ def execute(notebook, timeout: int = 600, cwd: Path | None = None):
     pytest.importorskip("ipykernel")
     setup = nbformat.v4.new_code_cell(f"import sys\nsys.path.insert(0, {str(ROOT)!r})")
     notebook.cells.insert(0, setup)
+    limit = sys.getrecursionlimit()  # running a client raises it (to 3,000), which changes other tests
     try:
         nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": str(cwd or ROOT)}}).execute()
     finally:
         notebook.cells.remove(setup)
+        sys.setrecursionlimit(limit)
     return notebook
 
 
