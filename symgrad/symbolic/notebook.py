@@ -102,7 +102,7 @@ def printed_length_bound(forms: Iterable[Any], cap: int) -> int:
 
     >>> x = sp.Symbol("x")
     >>> printed_length_bound([sp.sin(x) + x ** 2], cap=100), len(str(sp.sin(x) + x ** 2))
-    (11, 13)
+    (10, 13)
     """
     roots = [f for f in _entries(forms) if isinstance(f, sp.Basic)]
     length: dict = {}
@@ -277,10 +277,10 @@ def form_bundle(equations: Sequence[Equation], *, whole_latex: Callable[[], str]
     >>> x = sp.Symbol("x")
     >>> form_bundle([("f", x ** 2)])["text/latex"]
     '$\\\\displaystyle \\\\begin{aligned}\\\\mathrm{f} &= x^{2}\\\\end{aligned}$'
-    >>> long = sum(sp.sin(k * x) for k in range(1, 3000))
+    >>> long = sp.Add(*[sp.sin(k * x) for k in range(1, 2001)])
     >>> shown = form_bundle([("f", long)])
-    >>> len(shown["text/latex"]) <= DISPLAY_BUDGET, shown["text/plain"].splitlines()[-1][:60]
-    (True, 'f: 999 of 2999 terms shown; 6,000 ops, depth 4, free symbols')
+    >>> [len(s) <= DISPLAY_BUDGET for s in shown.values()], shown["text/plain"].splitlines()[-2]
+    ([True, True], 'f: 1461 of 2000 terms shown; 4,000 ops, depth 4, free symbols: x')
     """
     forms = [form for _, form in equations]
     small = printed_length_bound(forms, cap=DISPLAY_BUDGET) <= DISPLAY_BUDGET
