@@ -157,7 +157,7 @@ def latex_nesting(shown: str) -> int:
 class _Style:
     """How one mime type writes a part: the whole form, a name, a line and the ellipsis."""
 
-    def __init__(self, show: Callable[[Any], str], label: Callable[[Any], str], line: Callable[[str, str, int], str],
+    def __init__(self, show: Callable[[Any], str], label: Callable[[Any], str], line: Callable[[str, str], str],
                  more_terms: str, fits: Callable[[str], bool]) -> None:
         self.show, self.label, self.line, self.more_terms, self.fits = show, label, line, more_terms, fits
 
@@ -174,11 +174,11 @@ def _text_label(name: Any) -> str:
     return "" if name is None else str(name)
 
 
-def _latex_line(label: str, shown: str, k: int) -> str:
+def _latex_line(label: str, shown: str) -> str:
     return f"{label} &= {shown}" if label else f"& {shown}"
 
 
-def _text_line(label: str, shown: str, k: int) -> str:
+def _text_line(label: str, shown: str) -> str:
     return f"{label} = {shown}" if label else shown
 
 
@@ -255,11 +255,11 @@ def _piecewise(rows: list[Equation], equation_count: int, style: _Style, facts: 
         shown, note = _shown_within(form, max(share, _LEAST_ROOM) - len(label) - 10, style)
         if shown is None or len(shown) > left:
             break
-        line = style.line(label, shown, k)
+        line = style.line(label, shown)
         lines.append(line)
         left -= len(line) + 4
         if note:
-            notes.append(f"{style.label(name) if name is not None else 'the form'}: {note} shown")
+            notes.append(f"{_text_label(name) or 'the form'}: {note} shown")
     parts = [] if len(rows) == 1 else [f"{len(lines)} of {len(rows)} parts shown"]
     return lines + ["; ".join([*parts, *notes, facts.describe()]), f"All of it: {rest}"]
 
@@ -306,7 +306,7 @@ def form_bundle(equations: Sequence[Equation], *, whole_latex: Callable[[], str]
 
 
 def _joined(equations: Sequence[Equation], style: _Style) -> str:
-    lines = [style.line(style.label(name), style.show(form), k) for k, (name, form) in enumerate(equations)]
+    lines = [style.line(style.label(name), style.show(form)) for name, form in equations]
     if style is _LATEX:
         return r"$\displaystyle \begin{aligned}%s\end{aligned}$" % r"\\ ".join(lines)
     return "\n".join(lines)

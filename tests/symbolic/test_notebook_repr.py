@@ -79,6 +79,7 @@ def test_a_wide_per_element_view_shows_leading_terms_of_every_entry(wide_per_ele
         leading = [" + ".join(terms[:n]) for n in range(1, 500)]
         assert shown in leading  # leading terms, each whole
         assert f"[{k}]: {leading.index(shown) + 1} of 500 terms shown" in lines[-2]
+    assert r"& \text{2 of 2 parts shown; [0]: " in bundle["text/latex"]  # the same summary in LaTeX
 
 
 def test_a_compiled_functions_closed_forms_are_bounded(chain_derivative):
