@@ -22,6 +22,7 @@ def execute(notebook, timeout: int = 600, cwd: Path | None = None):
     limit = sys.getrecursionlimit()  # running a client raises it (to 3,000), which changes other tests
     try:
         nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                record_timing=False,  # stored notebooks: no timestamps in every diff
                                 resources={"metadata": {"path": str(cwd or ROOT)}}).execute()
     finally:
         notebook.cells.remove(setup)
