@@ -13,8 +13,8 @@ says what is not shown (ops, depth, free symbols) and how to get all of it.  Bot
 
 SymPy's own objects (``diff`` returns one, ``t.expr`` is one) are displayed through the
 same bundle by formatters registered with IPython for ``sympy.Basic``, matrices and
-N-d arrays (:func:`install_ipython_display`, run when the symbolic engine loads inside
-IPython): IPython asks a type's registered formatter before the object's ``_repr_*_``
+N-d arrays (:func:`install_ipython_display`, which ``symgrad.symbolic`` runs when it
+loads; outside IPython it does nothing): IPython asks a type's registered formatter before the object's ``_repr_*_``
 methods, and by the most specific class first, so ``sympy.init_printing()`` -- which
 registers its printers for SymPy's base class ``Printable`` and rewrites
 ``Printable._repr_latex_`` -- changes nothing here, whichever runs first.  What those
@@ -409,6 +409,3 @@ def _picture_if_small(form: Any, method: str) -> Any:
         return draw() if draw is not None else None
     except RecursionError:
         return None
-
-
-install_ipython_display()
