@@ -1,7 +1,9 @@
-"""Sphinx configuration: the Markdown pages (MyST) plus an API reference from docstrings.
+"""Sphinx configuration: the Markdown pages (MyST), the notebooks (``notebooks/*.ipynb``,
+shown with their stored outputs by myst-nb, never run here) and an API reference from
+docstrings.
 
 Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html``
-(``pip install '.[docs]'`` installs Sphinx and myst-parser).
+(``pip install '.[docs]'`` installs Sphinx, myst-parser and myst-nb).
 """
 from __future__ import annotations
 
@@ -19,13 +21,17 @@ copyright = "the symgrad authors"
 version = release = symgrad.__version__
 
 extensions = [
-    "myst_parser",
+    "myst_nb",  # MyST Markdown (myst-parser) and notebooks
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
 ]
-source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+# Notebooks are stored with their outputs (tests/test_notebooks.py runs them and checks
+# the stored outputs); the build shows those and runs nothing.
+nb_execution_mode = "off"
 
 # Markdown: `#`-anchors for headings so pages can link to sections.
 myst_heading_anchors = 3

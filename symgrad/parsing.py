@@ -539,11 +539,16 @@ class ParsedExpression:
     expr: sp.Expr = field(repr=False)
     shape: Shape = ()
 
-    def _repr_latex_(self) -> str:
-        """Notebook display: the formula in LaTeX."""
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        """Notebook display: the formula in LaTeX, bounded (see :mod:`symgrad.symbolic.notebook`)."""
         from .symbolic import latex
+        from .symbolic.notebook import form_bundle
 
-        return f"$\\displaystyle {latex(self.expr)}$"
+        return form_bundle([(None, self.expr)], whole_latex=lambda: f"$\\displaystyle {latex(self.expr)}$",
+                           whole_text=lambda: repr(self), rest="symgrad.symbolic.text(p.expr), symgrad.symbolic.latex(p.expr)")
+
+    def _repr_latex_(self) -> str:
+        return self._repr_mimebundle_()["text/latex"]
 
     def fold(self, name: Callable[[str], Any], number: Callable[[Any], Any], constant: Callable[[str], Any],
              op: Callable[[str, list], Any], call: Callable[[str, list], Any]) -> Any:

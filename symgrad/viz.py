@@ -15,7 +15,11 @@ distinct styles.  Every walk is iterative, so a chain of 100,000 ops exports wit
 ``RecursionError``.  The DOT text is produced in pure Python; rendering to SVG, PNG or
 PDF runs the Graphviz ``dot`` program when it is on ``PATH`` (``apt install graphviz``;
 the ``viz`` extra installs the ``graphviz`` Python package for :meth:`Graph.to_graphviz`).
-A :class:`Graph` displays itself in notebooks (``_repr_svg_``).
+A :class:`Graph` displays itself in notebooks (``_repr_mimebundle_``): SVG scaled to the
+width of the cell and PNG (which untrusted and exported notebooks show, SVG being
+sanitised away there) when ``dot`` is installed, and text always.  A graph of more than
+:data:`MAX_DRAWN_NODES` nodes shows its top levels (the nodes nearest the output) and one
+node saying how many are not drawn; :meth:`Graph.save` and :meth:`Graph.svg` draw all.
 
 >>> import symgrad
 >>> x = symgrad.tensor([1.0, 2.0], requires_grad=True)
@@ -27,6 +31,8 @@ True
 """
 from __future__ import annotations
 
+import base64
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -34,10 +40,17 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 __all__ = ["Graph", "draw", "to_dot", "tensor_graph", "expression_graph", "dot_program", "has_dot",
-           "GraphvizNotFound", "FORMATS"]
+           "GraphvizNotFound", "FORMATS", "MAX_DRAWN_NODES"]
 
 FORMATS = ("dot", "gv", "svg", "png", "pdf")
 """File types :meth:`Graph.save` writes (``dot``/``gv`` are the DOT text itself)."""
+
+MAX_DRAWN_NODES = 120
+"""Nodes a notebook draws of a graph at most: the top levels, nearest the output."""
+
+PNG_DOT_ARGS = ("-Gdpi=72", "-Gsize=12,30")
+"""How a notebook's PNG is drawn: at 72 dpi, shrunk to fit 12 by 30 inches (a long chain
+is tall; the SVG beside it scales without limit)."""
 
 MAX_LABEL = 60
 """Longest label line; longer text is cut with '...' (the tooltip keeps the whole text)."""
@@ -48,6 +61,7 @@ _STYLES = {
     "parameter": 'shape=box, style="filled,bold", fillcolor="#ffe08a"',
     "constant": 'shape=box, style="dashed", color="#999999", fontcolor="#666666"',
     "output": 'shape=doubleoctagon, style=filled, fillcolor="#b7e4c7"',
+    "hidden": 'shape=note, style=filled, fillcolor="#fff3cd"',
 }
 """How each kind of node is drawn (inputs that require grad are blue, parameters yellow,
 constants grey and dashed, the output green)."""
@@ -120,17 +134,47 @@ class _Builder:
     def edge(self, source: str, target: str) -> None:
         self.edges.append((source, target))
 
-    def dot(self) -> str:
+    def dot(self, drawn: set[str] | None = None) -> str:
+        """The DOT text of the graph, or of the nodes ``drawn`` (ids) only, with one node
+        saying how many are not drawn, fed by every drawn node that has an input hidden."""
         out = [f'digraph {self.name} {{',
                f'  graph [rankdir={self.rankdir}, fontname="Helvetica"];',
                '  node [fontname="Helvetica", fontsize=11];',
                '  edge [color="#555555"];']
         for node_id, node in zip((f"n{i}" for i in range(len(self.nodes))), self.nodes):
-            tooltip = f', tooltip="{_escape(node.tooltip)}"' if node.tooltip else ""
-            out.append(f'  {node_id} [label="{_label(node.lines)}", {_STYLES[node.kind]}{tooltip}];')
-        out.extend(f"  {a} -> {b};" for a, b in self.edges)
+            if drawn is None or node_id in drawn:
+                tooltip = f', tooltip="{_escape(node.tooltip)}"' if node.tooltip else ""
+                out.append(f'  {node_id} [label="{_label(node.lines)}", {_STYLES[node.kind]}{tooltip}];')
+        if drawn is None:
+            out.extend(f"  {a} -> {b};" for a, b in self.edges)
+        else:
+            hidden = len(self.nodes) - len(drawn)
+            note = [f"{hidden:,} more nodes not drawn", f"({len(self.nodes):,} in all)", ".save('graph.svg') draws all"]
+            out.append(f'  hidden [label="{_label(note)}", {_STYLES["hidden"]}];')
+            out.extend(f"  {a} -> {b};" for a, b in self.edges if a in drawn and b in drawn)
+            cut = dict.fromkeys(b for a, b in self.edges if b in drawn and a not in drawn)
+            out.extend(f'  hidden -> {b} [style=dashed];' for b in cut)
         out.append("}")
         return "\n".join(out) + "\n"
+
+    def graph(self, kind: str) -> "Graph":
+        """The :class:`Graph`; past :data:`MAX_DRAWN_NODES` nodes, with a preview of the
+        nodes nearest the outputs (breadth first, against the edges) for notebooks."""
+        preview = None
+        if len(self.nodes) > MAX_DRAWN_NODES:
+            inputs: dict = {}
+            for a, b in self.edges:
+                inputs.setdefault(b, []).append(a)
+            outputs = [f"n{i}" for i, node in enumerate(self.nodes) if node.kind == "output"] or ["n0"]
+            drawn = dict.fromkeys(outputs)
+            queue = list(outputs)
+            for node_id in queue:  # grows as it goes: breadth first
+                for source in inputs.get(node_id, ()):
+                    if len(drawn) < MAX_DRAWN_NODES and source not in drawn:
+                        drawn[source] = None
+                        queue.append(source)
+            preview = self.dot(set(drawn))
+        return Graph(self.dot(), kind=kind, preview=preview)
 
 
 # ============================================================================ tape graphs
@@ -216,7 +260,7 @@ def tensor_graph(*outputs: Any, adjoints: bool = False, show_constants: bool = T
         if new:
             for saved in reversed(node.inputs):
                 stack.append((saved, node_id))
-    return Graph(builder.dot(), kind="tensor")
+    return builder.graph("tensor")
 
 
 def _is_accumulator(obj: Any) -> bool:
@@ -390,12 +434,14 @@ def expression_graph(expr: Any, *, adjoints: bool = False, name: str = "symgrad"
         for child in _expression_children(node):
             if child in ids:
                 builder.edge(ids[child], ids[node])
-    return Graph(builder.dot(), kind="expression")
+    return builder.graph("expression")
 
 
 # ============================================================================ Graph
 class Graph:
-    """A drawn graph: DOT ``source`` always, SVG/PNG/PDF through ``dot`` when installed.
+    """A drawn graph: DOT ``source`` always, SVG/PNG/PDF through ``dot`` when installed;
+    ``preview`` is the DOT text a notebook draws of a large graph (its top levels), or
+    None where it draws all.
 
     >>> g = Graph('digraph g { a -> b; }')
     >>> g.source.startswith("digraph")
@@ -404,9 +450,10 @@ class Graph:
     True
     """
 
-    def __init__(self, source: str, kind: str = "graph") -> None:
+    def __init__(self, source: str, kind: str = "graph", preview: str | None = None) -> None:
         self.source = source
         self.kind = kind
+        self.preview = preview
 
     def __str__(self) -> str:
         return self.source
@@ -415,8 +462,9 @@ class Graph:
         nodes = sum(1 for line in self.source.splitlines() if "[label=" in line)
         return f"<symgrad.viz.Graph {self.kind} with {nodes} nodes>"
 
-    def render(self, fmt: str = "svg", *, timeout: float = 120.0) -> bytes:
-        """The graph rendered by Graphviz in ``fmt`` (``svg``, ``png``, ``pdf``)."""
+    def render(self, fmt: str = "svg", *, timeout: float = 120.0, dot_args: Sequence[str] = ()) -> bytes:
+        """The graph rendered by Graphviz in ``fmt`` (``svg``, ``png``, ``pdf``); ``dot_args``
+        are passed to ``dot`` (``-Gdpi=72``)."""
         if fmt in ("dot", "gv"):
             return self.source.encode("utf-8")
         if fmt not in FORMATS:
@@ -426,7 +474,7 @@ class Graph:
             raise GraphvizNotFound(
                 f"rendering {fmt.upper()} needs the Graphviz 'dot' program, which is not on PATH; install "
                 "Graphviz (e.g. 'apt install graphviz') or save the DOT text (.dot) instead")
-        result = subprocess.run([program, f"-T{fmt}"], input=self.source.encode("utf-8"),
+        result = subprocess.run([program, f"-T{fmt}", *dot_args], input=self.source.encode("utf-8"),
                                 capture_output=True, timeout=timeout, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"Graphviz dot failed: {result.stderr.decode(errors='replace').strip()}")
@@ -457,14 +505,28 @@ class Graph:
 
         return graphviz.Source(self.source)
 
-    def _repr_svg_(self) -> str | None:
-        """Notebook display: the SVG when ``dot`` is installed, else None (text repr)."""
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        """Notebook display: text always; with ``dot``, an SVG that shrinks to the width
+        of the cell (``max-width:100%``) and a PNG (base64), of :attr:`preview` for a large
+        graph.  A rendering that fails leaves the pictures out."""
+        bundle = {"text/plain": repr(self) + ("" if self.preview is None else
+                                               f" (the picture draws the top {MAX_DRAWN_NODES} nodes)")}
         if not has_dot():
-            return None
+            return bundle
+        shown = self if self.preview is None else Graph(self.preview, kind=self.kind)
         try:
-            return self.svg()
+            svg, png = shown.svg(), shown.render("png", dot_args=PNG_DOT_ARGS)
         except (RuntimeError, subprocess.TimeoutExpired, OSError):
-            return None
+            return bundle
+        bundle["image/svg+xml"] = _fit_to_cell(svg)
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+        return bundle
+
+
+def _fit_to_cell(svg: str) -> str:
+    """Graphviz's SVG, shrinking to the width of its container where wider (its
+    ``viewBox`` keeps the proportions)."""
+    return re.sub(r"<svg\b", '<svg style="max-width:100%;height:auto"', svg, count=1)
 
 
 def _dot_id(name: str) -> str:

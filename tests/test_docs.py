@@ -12,8 +12,9 @@ command runs in-process (``symgrad.cli.main``) in an empty directory and must pr
 is shown.
 
 The site build runs ``python -m sphinx -W --keep-going -b html docs <tmp>`` (warnings are
-errors) when Sphinx and myst-parser are installed (``pip install '.[docs]'``), and skips
-otherwise.
+errors) when Sphinx, myst-parser and myst-nb are installed (``pip install '.[docs]'``), and
+skips otherwise; the notebooks (``docs/notebooks``) appear with their stored outputs
+(``tests/test_notebooks.py`` runs them).
 
 Blocks made from the op table (``GENERATED``: the formula language's function table in
 ``docs/cli.md``, the NumPy functions that run on tensors in ``docs/api.md``) must equal
@@ -194,6 +195,7 @@ def test_every_page_is_in_a_table_of_contents():
 def test_the_docs_build_without_warnings(tmp_path):
     pytest.importorskip("sphinx", reason="the docs build needs the docs extra: pip install '.[docs]'")
     pytest.importorskip("myst_parser", reason="the docs build needs the docs extra: pip install '.[docs]'")
+    pytest.importorskip("myst_nb", reason="the docs build needs the docs extra: pip install '.[docs]'")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q",
@@ -203,6 +205,9 @@ def test_the_docs_build_without_warnings(tmp_path):
     for page in ["index", "api", "architecture", "cli", "cli_diff", "cli_check", "cli_graph", "testing",
                  *(Path(p).stem for p in TUTORIALS)]:
         assert (tmp_path / "html" / f"{page}.html").is_file(), f"{page}.html was not built"
+    for notebook in (DOCS / "notebooks").glob("*.ipynb"):  # shown with their outputs: pictures and formulas
+        shown = (tmp_path / "html" / "notebooks" / f"{notebook.stem}.html").read_text(encoding="utf-8")
+        assert "<img " in shown and r"\displaystyle" in shown, f"{notebook.name} shows no outputs"
     api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
     for name in ["symgrad.Tensor", "symgrad.autograd.Function", "symgrad.nn.Linear", "symgrad.nn.functional.mse_loss",
                  "symgrad.optim.SGD", "symgrad.check.gradcheck", "symgrad.testing.assert_grads_close",

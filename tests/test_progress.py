@@ -8,6 +8,7 @@ terminal stands in for the first, :data:`symgrad.progress.AUTO_DELAY` for the se
 from __future__ import annotations
 
 import io
+import re
 import sys
 
 import numpy as np
@@ -102,3 +103,28 @@ def test_progress_is_off_by_default_in_a_pipe(capsys):
     x = sp.Symbol("x", real=True)
     symgrad.diff(sp.sin(x) ** 2, x)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("with_tqdm", [True, False], ids=["tqdm", "plain"])
+def test_a_notebook_shows_long_work_by_default_and_keeps_one_final_line(with_tqdm):
+    """In a Jupyter kernel (the ``notebook`` extra), ``"auto"`` shows long work; the saved
+    cell keeps one line saying it is done and how long it took, short work shows nothing."""
+    if with_tqdm:
+        pytest.importorskip("tqdm")
+    from tests.kernel import run_cells, tracebacks
+
+    setup = ("import time\nfrom symgrad import progress as progress_module\n"
+             "progress_module.AUTO_DELAY = 0.3\n" + ("" if with_tqdm else "progress_module._load_tqdm = lambda: None\n"))
+    long_work = ("total = 0\nfor k in progress_module.progress(range(40), desc='long work', unit='chunk'):\n"
+                 "    time.sleep(0.03)\n    total += k")
+    stopped = ("for k in progress_module.progress(range(40), desc='stopped work', unit='chunk'):\n"
+               "    time.sleep(0.03)\n    if k == 19:\n        break")
+    short_work = "sum(progress_module.progress(range(5), desc='short work'))"
+    outputs = run_cells([setup, long_work, stopped, short_work, "total"])
+    assert not any(tracebacks(cell) for cell in outputs)
+    for cell, expected in ((outputs[1], r"long work: 40/40 chunk done in [0-9]+\.[0-9] s"),
+                           (outputs[2], r"stopped work: 20/40 chunk stopped in [0-9]+\.[0-9] s")):
+        (line,) = cell
+        assert line.output_type == "display_data" and re.fullmatch(expected, line.data["text/plain"])
+    assert [o.data["text/plain"] for o in outputs[3]] == ["10"]
+    assert [o.data["text/plain"] for o in outputs[4]] == [str(sum(range(40)))]

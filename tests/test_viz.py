@@ -3,6 +3,7 @@ escaping of hostile names, adjoint labels, a 100,000-op chain without recursion)
 PNG through Graphviz when ``dot`` is installed, and a clean refusal when it is not."""
 from __future__ import annotations
 
+import base64
 import re
 
 import numpy as np
@@ -191,7 +192,6 @@ def test_svg_and_png_when_dot_is_installed(tmp_path):
     graph = viz.draw(loss)
     svg = graph.svg()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "MmBackward0" in svg
-    assert graph._repr_svg_() == svg
     assert graph.png().startswith(b"\x89PNG")
     assert graph.save(tmp_path / "g.svg").read_text().count("<svg") == 1
 
@@ -207,13 +207,56 @@ def test_hostile_names_render():
 def test_without_dot_rendering_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
     monkeypatch.setattr(viz.shutil, "which", lambda name: None)
     graph = viz.draw(parse("x*y"))
-    assert graph._repr_svg_() is None
+    assert graph._repr_mimebundle_() == {"text/plain": repr(graph)}
     with pytest.raises(viz.GraphvizNotFound, match="apt install graphviz"):
         graph.svg()
     with pytest.raises(viz.GraphvizNotFound):
         graph.save(tmp_path / "g.svg")
     assert list(tmp_path.iterdir()) == []
     assert graph.save(tmp_path / "g.dot").exists()  # DOT needs no Graphviz
+
+
+@needs_dot
+def test_a_notebook_gets_a_png_and_an_svg_that_fits_the_cell():
+    """Untrusted and exported notebooks drop SVG but show PNG; the SVG shrinks to the cell."""
+    loss, _, _ = linear_model()
+    graph = viz.draw(loss)
+    bundle = graph._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "image/svg+xml", "image/png"}
+    assert bundle["text/plain"] == repr(graph) and graph.preview is None
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    svg = bundle["image/svg+xml"]
+    assert re.search(r'<svg style="max-width:100%;height:auto" width="[0-9.]+pt"', svg) and "MmBackward0" in svg
+    assert svg.replace(' style="max-width:100%;height:auto"', "", 1) == graph.svg()
+
+
+def _long_chain(n: int):
+    x = symgrad.tensor([0.5, 1.0], requires_grad=True, name="x")
+    y = x
+    for i in range(n):
+        y = y * 1.0001 if i % 2 else y + 0.001
+    return y.sum()
+
+
+def test_a_large_graph_previews_its_top_levels_and_counts_the_rest():
+    graph = viz.draw(_long_chain(2_000))
+    whole, preview = nodes(graph.source), nodes(graph.preview)
+    assert len(whole) == 4_003 and len(preview) == viz.MAX_DRAWN_NODES
+    (note,) = re.findall(r'^  hidden \[label="([^"]*)"', graph.preview, flags=re.M)
+    assert note.startswith(f"{len(whole) - len(preview):,} more nodes not drawn\\n(4,003 in all)")
+    consumers: dict = {}
+    for a, b in edges(graph.source):
+        consumers.setdefault(a, set()).add(b)
+    assert all(consumers.get(n, set()) <= set(preview) for n in preview)  # the top levels: closed upwards
+    assert set(edges(graph.preview)) == {(a, b) for a, b in edges(graph.source) if a in preview and b in preview}
+    assert "the picture draws the top" in graph._repr_mimebundle_()["text/plain"]
+    assert viz.draw(_long_chain(50)).preview is None
+
+
+@needs_dot
+def test_a_large_graphs_pictures_are_small():
+    bundle = viz.draw(_long_chain(2_000))._repr_mimebundle_()
+    assert len(bundle["image/svg+xml"]) < 200_000 and len(bundle["image/png"]) < 200_000
 
 
 def test_graph_repr_counts_nodes():

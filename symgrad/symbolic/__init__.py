@@ -21,6 +21,7 @@ from .compile import (CompiledFunction, compile_cache_clear, compile_cache_info,
                       set_compile_cache_size)
 from .functional import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .graph import tensor_expr, tensor_graph
+from .notebook import install_ipython_display
 from .printing import ClosedForm, latex, per_element, pretty, text, tidy
 from .reverse import adjoints, diff, gradient, hessian as hessian_expr, jacobian as jacobian_expr, jvp_expr, vjp_expr
 from .stable import sigmoid, softplus
@@ -45,3 +46,5 @@ __all__ = [
     # printing
     "ClosedForm", "text", "pretty", "latex", "tidy", "per_element",
 ]
+
+install_ipython_display()  # in IPython: SymPy forms display bounded (symgrad.symbolic.notebook)

@@ -803,8 +803,15 @@ class CompiledFunction:
         lines = [rf"\mathrm{{{n.replace('_', chr(92) + '_')}}} &= {latex(e)}" for n, e in self.exprs.items()]
         return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        """The closed forms in a notebook, bounded (see :mod:`symgrad.symbolic.notebook`)."""
+        from .notebook import form_bundle
+
+        return form_bundle(list(self.exprs.items()), whole_latex=lambda: f"$\\displaystyle {self.latex()}$",
+                           rest=".latex(), or .exprs for the expressions")
+
     def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        return self._repr_mimebundle_()["text/latex"]
 
     def __repr__(self) -> str:
         return f"<CompiledFunction {self.name}({', '.join(self.inputs)}) -> ({', '.join(self.outputs)})>"

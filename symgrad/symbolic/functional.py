@@ -846,9 +846,18 @@ class Transformed:
                 raise RuntimeError(f"{self.__name__} has not been called yet: its closed forms depend on the input "
                                    "shapes, so call it once first")
 
-    def _repr_latex_(self) -> str:
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        """The closed forms in a notebook as ``diff`` shows them (:func:`~.graph.evaluated`:
+        the engine's forms are built unevaluated), bounded (see :mod:`.notebook`)."""
+        from .graph import evaluated
+        from .notebook import form_bundle
+
         self._need_compiled()
-        return self.compiled._repr_latex_()
+        shown = [(name, evaluated(expr)) for name, expr in self.compiled.exprs.items()]
+        return form_bundle(shown, rest=".closed_forms (the engine's forms), .source")
+
+    def _repr_latex_(self) -> str:
+        return self._repr_mimebundle_()["text/latex"]
 
     def __repr__(self) -> str:
         target = f"expression {self.f}" if self.is_expression else getattr(self.f, "__name__", repr(self.f))

@@ -47,7 +47,7 @@ from .elementwise import Cast, elementwise_form, lower
 from .structural import exact, structural_class
 from .symbols import ArrayVar, Slot, _freeze, collection_paused, intern, start_building
 
-__all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at"]
+__all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
 
 DEEP = 48
 """Graphs deeper than this are translated to unevaluated SymPy (see ``Segment.build``)."""
@@ -494,6 +494,46 @@ def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
     expr = exact(expr, tuple(tensor.shape)) if tuple(tensor.shape) else expr
     return expr, {s: ref.node if ref.kind == "cut" else ref.value() if ref.kind == "index" else ref.tensor
                   for s, ref in zip(symbols, segment.inputs)}
+
+
+def evaluated(expr: Any) -> Any:
+    """``expr`` (a form built unevaluated, as a transform's closed forms are: see
+    ``Segment.build(as_recorded=True)``) with SymPy's evaluation applied node by node,
+    bottom-up: the form an evaluated build gives, as ``diff`` and ``t.expr`` show it
+    (``-2*a*exp(-a**2)`` for ``-a*exp((-a)*a) - a*exp((-a)*a)``).  A form deeper than
+    :data:`DEEP` levels is returned as it is, as ``Segment.build`` keeps deep graphs
+    unevaluated.
+
+    >>> a = sp.Symbol("a")
+    >>> with evaluate(False):
+    ...     raw = -a * sp.exp(-a * a) - a * sp.exp(-a * a)
+    >>> raw, evaluated(raw)
+    ((-a)*exp((-a)*a) - a*exp((-a)*a), -2*a*exp(-a**2))
+    """
+    if not isinstance(expr, sp.Basic):
+        return expr
+    height: dict = {}
+    order: list = []
+    stack = [expr]
+    while stack:  # postorder by identity, every argument (conditions and attributes too)
+        node = stack[-1]
+        if id(node) in height:
+            stack.pop()
+            continue
+        pending = [a for a in node.args if id(a) not in height]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        height[id(node)] = 1 + max((height[id(a)] for a in node.args), default=0)
+        order.append(node)
+    if height[id(expr)] > DEEP:
+        return expr
+    built: dict = {}
+    with evaluate(True):
+        for node in order:
+            built[id(node)] = node.func(*[built[id(a)] for a in node.args]) if node.args else node
+    return built[id(expr)]
 
 
 def tensor_expr(tensor) -> sp.Expr:

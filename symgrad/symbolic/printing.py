@@ -12,10 +12,11 @@ pretty form, and ``_repr_latex_`` renders it in notebooks.
 Forms of any depth print completely (SymPy's printers recurse): text and LaTeX are
 printed bottom-up in pieces by SymPy's printers and spliced (:func:`deep_text`,
 :func:`deep_latex`); the pretty form names the pieces and defines each below the form
-(:func:`deep_pieces`), since 2-D pictures do not splice.  Python's ``str``, ``repr`` and
-the notebook LaTeX of *any* SymPy expression, whose methods are SymPy's, fall back on
-these where SymPy's printer runs out of depth (see
-:func:`_print_every_sympy_form_at_any_depth`, run when this module loads).
+(:func:`deep_pieces`), since 2-D pictures do not splice.  Python's ``str`` and ``repr``
+of *any* SymPy expression, whose methods are SymPy's, fall back on these where SymPy's
+printer runs out of depth (see :func:`_print_every_sympy_form_at_any_depth`, run when
+this module loads); notebooks display closed forms through
+:mod:`symgrad.symbolic.notebook`, bounded.
 
 :func:`per_element` is the *view* for small arrays: it evaluates an array-level form on
 arrays of scalar symbols (``w[0, 1]``), giving one scalar closed form per element.  The
@@ -126,7 +127,9 @@ def latex(expr: Any, simplify: bool = False) -> str:
 
 
 class ClosedForm:
-    """A closed form for display: text by ``str``, pretty by ``repr``, LaTeX in notebooks.
+    """A closed form for display: text by ``str``, pretty by ``repr``, LaTeX in notebooks
+    (bounded there: see :mod:`symgrad.symbolic.notebook`; ``text()``, ``latex()`` and
+    ``save()`` give all of it).
 
     >>> f = ClosedForm(sp.Symbol("x") ** 2, name="f")
     >>> str(f), f.latex()
@@ -143,14 +146,34 @@ class ClosedForm:
     def __repr__(self) -> str:
         return pretty(self.expr)
 
+    def text(self) -> str:
+        """The whole form as text."""
+        return text(self.expr)
+
     def latex(self) -> str:
+        """The whole form as LaTeX."""
         return latex(self.expr)
 
-    def _repr_latex_(self) -> str:
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the whole form to ``path``: LaTeX for a ``.tex`` file, text otherwise."""
+        shown = self.latex() if os.fspath(path).endswith(".tex") else self.text()
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(shown + "\n")
+
+    def _whole_latex(self) -> str:
         body = self.latex()
         if self.name:
             body = r"\mathrm{%s} = %s" % (self.name.replace("_", r"\_"), body)
         return f"$\\displaystyle {body}$"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        from .notebook import form_bundle
+
+        return form_bundle([(self.name, self.expr)], whole_latex=self._whole_latex, whole_text=self.__repr__,
+                           rest=".text(), .latex() or .save('form.tex')")
+
+    def _repr_latex_(self) -> str:
+        return self._repr_mimebundle_()["text/latex"]
 
     def per_element(self, indices: Mapping | None = None):
         """The per-element view (small arrays only), see :func:`per_element`."""
@@ -536,16 +559,17 @@ def _printing_at_any_depth(sympy_method, fallback):
 
 
 def _print_every_sympy_form_at_any_depth() -> None:
-    """Let ``str``, ``repr`` and the notebook LaTeX (``_repr_latex_``) of every SymPy
-    expression print however deep it is, once per program.
+    """Let ``str`` and ``repr`` of every SymPy expression print however deep it is, once
+    per program.
 
     ``t.expr`` is a plain SymPy expression, and so is every node in it, so Python's
-    ``str``/``repr`` go straight to SymPy's ``Printable`` methods -- the hooks SymPy's own
-    ``init_printing`` overwrites.  Each is wrapped: SymPy's method runs first and its text
-    is the answer whenever it returns; only where it raises ``RecursionError`` does the
-    form print in pieces: ``str`` completely (:func:`deep_text`, the text SymPy's printer
-    gives with a deep enough stack), ``repr`` abbreviated past :data:`REPR_LENGTH`
-    characters as symgrad's own forms are, ``_repr_latex_`` by :func:`deep_latex`.
+    ``str``/``repr`` go straight to SymPy's ``Printable`` methods, which no printer of
+    symgrad's is asked about.  Each is wrapped: SymPy's method runs first and its text is
+    the answer whenever it returns; only where it raises ``RecursionError`` does the form
+    print in pieces: ``str`` completely (:func:`deep_text`, the text SymPy's printer gives
+    with a deep enough stack), ``repr`` abbreviated past :data:`REPR_LENGTH` characters as
+    symgrad's own forms are.  Notebooks need no wrapping: they display SymPy forms through
+    the formatters :mod:`symgrad.symbolic.notebook` registers with IPython.
 
     >>> chain = sp.Symbol("x")
     >>> for _ in range(3000):
@@ -561,7 +585,6 @@ def _print_every_sympy_form_at_any_depth() -> None:
     fallbacks = {
         "__str__": deep_text,
         "__repr__": lambda expr: text(expr, max_length=REPR_LENGTH),
-        "_repr_latex_": lambda expr: f"$\\displaystyle {deep_latex(expr)}$",
     }
     for name, fallback in fallbacks.items():
         current = getattr(Printable, name)

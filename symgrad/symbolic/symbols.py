@@ -92,6 +92,29 @@ class ArrayVar(sp.Symbol):
     def _sympyrepr(self, printer) -> str:
         return f"ArrayVar({self.name!r}, {self.array_shape!r}, {self.array_dtype!r})"
 
+    def _latex(self, printer) -> str:
+        """A module parameter's dotted path (``0.weight``, which LaTeX would read as a
+        decimal) as a symbol with the path as subscript (see :func:`parameter_latex`);
+        any other name as SymPy prints a symbol."""
+        return parameter_latex(self.name) if "." in self.name else printer._print_Symbol(self)
+
+
+PARAMETER_LETTERS = {"weight": "W", "bias": "b"}
+"""The letters a module parameter's LaTeX uses for its attribute name."""
+
+
+def parameter_latex(path: str) -> str:
+    """The LaTeX of a module parameter's dotted path: ``weight`` as ``W`` and ``bias``
+    as ``b``, with the modules' path as subscript (text keeps PyTorch's ``0.weight``).
+
+    >>> parameter_latex("0.weight"), parameter_latex("2.bias"), parameter_latex("encoder.fc.scale")
+    ('W_{0}', 'b_{2}', '\\\\mathrm{scale}_{\\\\mathrm{encoder.fc}}')
+    """
+    modules, _, attribute = path.rpartition(".")
+    letter = PARAMETER_LETTERS.get(attribute, r"\mathrm{%s}" % attribute.replace("_", r"\_"))
+    where = modules if modules.replace(".", "").isdigit() else r"\mathrm{%s}" % modules.replace("_", r"\_")
+    return f"{letter}_{{{where}}}"
+
 
 class EngineArray(ArrayVar):
     """An array symbol the engine makes for itself (a seed, a tangent), which no user

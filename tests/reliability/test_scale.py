@@ -234,9 +234,12 @@ def _with_a_deep_stack(print_form, form) -> str:
 def test_str_repr_and_notebook_latex_of_a_deep_elementwise_form():
     """A node below the sum is SymPy's (``Add``/``Mul``): SymPy's printer alone recurses
     too deep for it; ``str`` is the text SymPy's printer gives with a deep enough stack,
-    ``repr`` that text abbreviated, the notebook's LaTeX SymPy's LaTeX."""
+    ``repr`` that text abbreviated, ``latex()`` SymPy's LaTeX, and a notebook shows it
+    within its budget."""
     from sympy.printing.str import sstr
 
+    from symgrad.symbolic import latex
+    from symgrad.symbolic.notebook import DISPLAY_BUDGET, sympy_bundle
     from symgrad.symbolic.printing import REPR_LENGTH, abbreviate
 
     form = chain(GROWTH_SIZES[0])[1].expr.args[0]
@@ -246,7 +249,8 @@ def test_str_repr_and_notebook_latex_of_a_deep_elementwise_form():
     shown = str(form)
     assert shown == _with_a_deep_stack(lambda f: sstr(f, order=None), form)
     assert repr(form) == abbreviate(shown, REPR_LENGTH) and len(repr(form)) <= REPR_LENGTH < len(shown)
-    assert form._repr_latex_() == f"$\\displaystyle {_with_a_deep_stack(sp.latex, form)}$"
+    assert latex(form) == _with_a_deep_stack(sp.latex, form)
+    assert all(len(shown) <= DISPLAY_BUDGET for shown in sympy_bundle(form).values())
 
 
 def test_repr_of_a_long_closed_form_is_abbreviated_and_text_is_complete():

@@ -379,13 +379,16 @@ def test_a_recursion_that_is_not_about_depth_still_raises(printer):
         printer(_PrintsItself())
 
 
-def test_sympys_printing_is_wrapped_once():
+def test_sympys_str_and_repr_are_wrapped_once_and_nothing_else():
+    """Notebooks display through IPython formatters (symgrad.symbolic.notebook), so SymPy's
+    ``_repr_latex_`` -- which ``sympy.init_printing`` overwrites -- is left as it is."""
     from sympy.printing.defaults import Printable
 
-    wrapped = Printable.__str__, Printable.__repr__, Printable._repr_latex_
+    wrapped = Printable.__str__, Printable.__repr__
     printing._print_every_sympy_form_at_any_depth()  # as a second import would
-    assert (Printable.__str__, Printable.__repr__, Printable._repr_latex_) == wrapped
+    assert (Printable.__str__, Printable.__repr__) == wrapped
     assert all(method.prints_at_any_depth for method in wrapped)
+    assert not hasattr(Printable._repr_latex_, "prints_at_any_depth")
 
 
 @pytest.mark.parametrize("taken, letter", [(["p_1"], "q"), (["p1", "q_2"], "r"), (["p₃"], "q"), (["p", "p_x"], "p")])

@@ -14,6 +14,7 @@ import symgrad.nn.functional as F
 from symgrad.symbolic import (ArrayVar, ClosedForm, compile_exprs, diff, latex, per_element, pretty, tensor_graph,
                               text)
 from symgrad.symbolic.elementwise import Maximum
+from symgrad.symbolic.notebook import sympy_bundle
 from symgrad.symbolic.structural import Matmul, Sum, Transpose, structural_class
 from symgrad.symbolic.symbols import postorder
 from symgrad.testing import random_program
@@ -89,7 +90,7 @@ def test_every_printer_prints_random_programs_and_their_gradients(rng):
     """The closed forms of random programs over every op (drawn from the session seed),
     and their gradients, print in every printer: symgrad's, SymPy's own and the notebook's."""
     printers = {"repr": repr, "pretty": pretty, "latex": latex, "sympy.pretty": sp.pretty, "sympy.latex": sp.latex,
-                "notebook": lambda form: form._repr_latex_()}
+                "notebook": lambda form: sympy_bundle(form)["text/latex"]}
     for _ in range(300):
         program = random_program(rng, max_steps=6)
         tensors = program.tensors()

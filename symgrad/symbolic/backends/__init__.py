@@ -257,8 +257,13 @@ class NativeFunction:
 
         return CompiledFunction.latex(self)  # type: ignore[arg-type]
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        from ..compile import CompiledFunction
+
+        return CompiledFunction._repr_mimebundle_(self)  # type: ignore[arg-type]
+
     def _repr_latex_(self) -> str:
-        return f"$\\displaystyle {self.latex()}$"
+        return self._repr_mimebundle_()["text/latex"]
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.name}({', '.join(self.inputs)}) -> ({', '.join(self.outputs)}), "
