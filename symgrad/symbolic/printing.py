@@ -34,6 +34,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from .display import to_display
 from .reverse import _is_tensor, as_expr
 from .structural import StructuralFunction, _Indexed, fill_index, is_equal
 from .symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
@@ -55,6 +56,12 @@ def tidy(expr: Any) -> Any:
     return sp.factor_terms(as_expr(expr))
 
 
+def shown_form(expr: Any, simplify: bool = False) -> Any:
+    """What the printers print: the display form (:func:`~symgrad.symbolic.display.to_display`)
+    of ``expr``, tidied first with ``simplify=True``."""
+    return to_display(tidy(expr) if simplify else expr)
+
+
 def text(expr: Any, simplify: bool = False, max_length: int | None = None) -> str:
     """Plain text (``str``) of a closed form, complete however deep it is (see
     :func:`deep_text`); with ``max_length``, abbreviated to about that many characters
@@ -67,7 +74,7 @@ def text(expr: Any, simplify: bool = False, max_length: int | None = None) -> st
     >>> text(sum(sp.sin(k * sp.Symbol("t")) for k in range(1, 200)), max_length=80)
     'sin(t) + sin(2*t) + sin(3*t) + ...[2,474 characters in all]... + sin(199*t)'
     """
-    form = tidy(expr) if simplify else expr
+    form = shown_form(expr, simplify)
     shown = deep_text(form) if isinstance(form, sp.Basic) else str(form)
     return shown if max_length is None else abbreviate(shown, max_length)
 
@@ -97,7 +104,7 @@ def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_lin
     from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
     from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
-    form = tidy(expr) if simplify else expr
+    form = shown_form(expr, simplify)
     top, definitions = deep_pieces(form) if isinstance(form, sp.Basic) else (form, [])
     if not definitions:
         return sp.pretty(top, use_unicode=use_unicode, wrap_line=wrap_line)
@@ -121,7 +128,7 @@ def latex(expr: Any, simplify: bool = False) -> str:
     >>> latex(sigmoid(sp.Symbol("z")))
     '\\\\sigma\\\\left(z\\\\right)'
     """
-    form = tidy(expr) if simplify else expr
+    form = shown_form(expr, simplify)
     return deep_latex(form) if isinstance(form, sp.Basic) else sp.latex(form)
 
 
@@ -393,6 +400,12 @@ class _DeepLatexPrinter(LatexPrinter):
         return super()._needs_function_brackets(_piece_of(expr))
 
     def _needs_mul_brackets(self, expr, first=False, last=False) -> bool:
+        """As SymPy's; a displayed sum (``\\sum_{i} x``) takes brackets unless it is the
+        last factor, as SymPy's own ``Sum`` does."""
+        from .display import ShownSum
+
+        if isinstance(_piece_of(expr), ShownSum) and not last:
+            return True
         return super()._needs_mul_brackets(_piece_of(expr), first=first, last=last)
 
     def _needs_add_brackets(self, expr) -> bool:
