@@ -496,7 +496,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
             _emit(f"{title} with respect to ({', '.join(problem.wrt)})", matrix, style)
     else:
         for d in derivatives:
-            _emit(d.label, d.expr, style)
+            _emit(d.label, d.expr, style, _latex_label(functions[d.of], d.wrt))
             if args.elements:
                 for label, element in _element_view(d):
                     _emit(label, element, style)
@@ -526,10 +526,11 @@ def _element_view(d: Derivative) -> list[tuple[str, Any]]:
             for index in np.ndindex(shape)]
 
 
-def _emit(label: str, expr: Any, style: str) -> None:
+def _emit(label: str, expr: Any, style: str, latex_label: str | None = None) -> None:
+    """Print one closed form under its label (in LaTeX, ``latex_label = ...`` when given)."""
     text = _render(expr, style)
     if style == "latex":
-        _write(f"{label}: {text}" if " " in label else f"{_latex_label(label)} = {text}")
+        _write(f"{latex_label} = {text}" if latex_label else f"{label}: {text}")
     elif "\n" in text or style == "pretty":
         _write(f"{label} =")
         _write(textwrap.indent(text, "    "))
@@ -537,21 +538,24 @@ def _emit(label: str, expr: Any, style: str) -> None:
         _write(f"{label} = {text}")
 
 
-def _latex_label(label: str) -> str:
-    """``d2f/dxdy`` as ``\\frac{\\partial^{2} f}{\\partial x \\partial y}``."""
-    top, _, bottom = label.partition("/")
-    if not bottom:
-        return label
-    order = top[1:-1] if len(top) > 2 else ""
-    function = top[-1] if not order else top[1 + len(order):]
-    if not order:
-        function = top[1:]
+def _latex_label(function: str, wrt: Sequence[str]) -> str:
+    """The LaTeX of the derivative of ``function`` with respect to the variables ``wrt``
+    (one per order), each name as SymPy prints the symbol (``x1`` is ``x_{1}``,
+    ``theta_1`` is ``\\theta_{1}``).
+
+    >>> _latex_label("f", ("x1", "x1"))
+    '\\frac{\\partial^{2} f}{\\partial x_{1}^{2}}'
+    >>> _latex_label("f", ("theta_1",))
+    '\\frac{\\partial f}{\\partial \\theta_{1}}'
+    """
+    import sympy as sp
+
     parts = []
-    for piece in bottom.split("d")[1:]:
-        name = piece.rstrip("0123456789")
-        power = piece[len(name):]
-        parts.append(rf"\partial {name}" + (f"^{{{power}}}" if power else ""))
-    numerator = rf"\partial^{{{order}}} {function}" if order else rf"\partial {function}"
+    for name, group in itertools.groupby(wrt):
+        power = len(list(group))
+        parts.append(rf"\partial {sp.latex(sp.Symbol(name))}" + (f"^{{{power}}}" if power > 1 else ""))
+    top = sp.latex(sp.Symbol(function))
+    numerator = rf"\partial^{{{len(wrt)}}} {top}" if len(wrt) > 1 else rf"\partial {top}"
     return rf"\frac{{{numerator}}}{{{' '.join(parts)}}}"
 
 

@@ -167,6 +167,7 @@ class Ones(StructuralFunction):
     :class:`~symgrad.symbolic.symbols.Attrs` atom holding the shape)."""
 
     op_name = "ones"
+    is_commutative = False  # printed after the factors it broadcasts: x[:, None]*ones((2, 3))
 
     @classmethod
     def of(cls, shape: tuple) -> sp.Expr:  # type: ignore[override]
