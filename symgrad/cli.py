@@ -225,17 +225,11 @@ def _derivatives(problem: Problem, mode: str, order: int) -> list[Derivative]:
 
 
 def _simplify(expr: Any) -> Any:
-    """``sympy.simplify`` for scalar formulas; the engine's cheap ``tidy`` (common factors
-    pulled out) for array formulas, which ``simplify`` does not understand."""
-    import sympy as sp
+    """SymPy's ``simplify`` within the engine's time budget, checked by values; the tidy
+    form (common factors pulled out) when it runs out (see ``symgrad.symbolic.simplifying``)."""
+    from .symbolic.simplifying import simplified
 
-    engine = _engine()
-    if any(isinstance(node, engine.StructuralFunction) for node in sp.preorder_traversal(expr)):
-        return engine.tidy(expr)
-    try:
-        return sp.simplify(expr)
-    except Exception:  # noqa: BLE001  (simplify is best effort; the closed form stays correct)
-        return expr
+    return simplified(expr)
 
 
 # ============================================================================ evaluation
@@ -483,7 +477,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     functions = _function_names(len(problem.parsed))
     if len(problem.parsed) > 1 or args.pretty or args.latex:
         for name, p in zip(functions, problem.parsed):
-            _emit(f"{name}", p.expr, style)
+            _emit(name, p.expr, style, _latex_label(name, ()))
         _write()
     if mode in ("jacobian", "hessian") and (args.pretty or args.latex):
         import sympy as sp
@@ -539,14 +533,14 @@ def _emit(label: str, expr: Any, style: str, latex_label: str | None = None) -> 
 
 
 def _latex_label(function: str, wrt: Sequence[str]) -> str:
-    """The LaTeX of the derivative of ``function`` with respect to the variables ``wrt``
-    (one per order), each name as SymPy prints the symbol (``x1`` is ``x_{1}``,
-    ``theta_1`` is ``\\theta_{1}``).
+    r"""The LaTeX of the derivative of ``function`` with respect to the variables ``wrt``
+    (one per order; none: the function itself), each name as SymPy prints the symbol
+    (``x1`` is ``x_{1}``, ``theta_1`` is ``\theta_{1}``).
 
-    >>> _latex_label("f", ("x1", "x1"))
-    '\\frac{\\partial^{2} f}{\\partial x_{1}^{2}}'
-    >>> _latex_label("f", ("theta_1",))
-    '\\frac{\\partial f}{\\partial \\theta_{1}}'
+    >>> print(_latex_label("f", ("x1", "x1")))
+    \frac{\partial^{2} f}{\partial x_{1}^{2}}
+    >>> print(_latex_label("f", ("theta_1",)))
+    \frac{\partial f}{\partial \theta_{1}}
     """
     import sympy as sp
 
@@ -555,6 +549,8 @@ def _latex_label(function: str, wrt: Sequence[str]) -> str:
         power = len(list(group))
         parts.append(rf"\partial {sp.latex(sp.Symbol(name))}" + (f"^{{{power}}}" if power > 1 else ""))
     top = sp.latex(sp.Symbol(function))
+    if not wrt:
+        return top
     numerator = rf"\partial^{{{len(wrt)}}} {top}" if len(wrt) > 1 else rf"\partial {top}"
     return rf"\frac{{{numerator}}}{{{' '.join(parts)}}}"
 

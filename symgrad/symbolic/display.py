@@ -580,7 +580,7 @@ def evaluate_text(shown: str, values: Mapping[str, Any]) -> np.ndarray:
     are as in the module docstring, everything else NumPy.  Only expressions are read:
     names, numbers, operators, calls of known functions, subscripts and ``.T``.
 
-    >>> evaluate_text("sum(2*[x > 0]*x)", {"x": np.array([-1.0, 2.0, 3.0])})
+    >>> float(evaluate_text("sum(2*[x > 0]*x)", {"x": np.array([-1.0, 2.0, 3.0])}))
     10.0
     """
     tree = _Iverson().visit(ast.parse(shown, mode="eval"))

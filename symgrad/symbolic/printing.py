@@ -2,9 +2,11 @@
 
 Array-level closed forms print as matrix formulas (``x.T @ (sigmoid(b + x @ w) - y)/3``),
 never as expanded scalars: every structural function prints itself (``structural.py``),
-and SymPy prints the elementwise rest.  ``simplify=True`` tidies a form first with
-``sympy.factor_terms`` (pulling common numeric factors and signs out of sums), which is
-cheap; it is off by default.
+and SymPy prints the elementwise rest.  What is printed is the *display form*
+(``display.py``): the engine's helpers (``sum_to``, ``index_put``, ``tie_step`` ...)
+rewritten in standard notation.  ``simplify=True`` runs SymPy's ``simplify`` within a time
+budget and checks the result by values (``simplifying.py``); it is off by default.
+:func:`tidy` (``sympy.factor_terms``) is the cheap tidying compiled transforms use.
 
 :class:`ClosedForm` wraps an expression for display: ``str`` gives text, ``repr`` the
 pretty form, and ``_repr_latex_`` renders it in notebooks.
@@ -36,6 +38,7 @@ from sympy.printing.str import StrPrinter
 
 from .display import to_display
 from .reverse import _is_tensor, as_expr
+from .simplifying import simplified
 from .structural import StructuralFunction, _Indexed, fill_index, is_equal
 from .symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
 
@@ -58,8 +61,9 @@ def tidy(expr: Any) -> Any:
 
 def shown_form(expr: Any, simplify: bool = False) -> Any:
     """What the printers print: the display form (:func:`~symgrad.symbolic.display.to_display`)
-    of ``expr``, tidied first with ``simplify=True``."""
-    return to_display(tidy(expr) if simplify else expr)
+    of ``expr``, simplified first with ``simplify=True`` (see
+    :func:`~symgrad.symbolic.simplifying.simplified`)."""
+    return to_display(simplified(as_expr(expr)) if simplify else expr)
 
 
 def text(expr: Any, simplify: bool = False, max_length: int | None = None) -> str:
@@ -141,7 +145,7 @@ class ClosedForm:
     """
 
     def __init__(self, expr: Any, name: str | None = None, simplify: bool = False) -> None:
-        self.expr = tidy(expr) if simplify else expr
+        self.expr = simplified(as_expr(expr)) if simplify else expr
         self.name = name
 
     def __str__(self) -> str:
