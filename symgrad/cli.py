@@ -9,7 +9,9 @@ This module owns the command line (``symgrad ...`` and ``python -m symgrad ...``
 * ``symgrad check EXPR [--at ...]`` compares the symbolic gradient, the tape engine's
   gradient of the same formula built from symgrad tensors, and finite differences;
 * ``symgrad graph EXPR [-o graph.svg]`` draws the expression (or, with ``--tape``, the
-  recorded tape graph) as DOT/SVG/PNG (see :mod:`symgrad.viz`).
+  recorded tape graph) as DOT/SVG/PNG (see :mod:`symgrad.viz`);
+* ``symgrad explain EXPR --wrt x [--at ...] [--latex]`` shows the chain rule step by
+  step (see :func:`symgrad.explain`).
 
 Formulas, shapes and values are read by :mod:`symgrad.parsing`, which never evaluates
 Python.  Results go to stdout; errors go to stderr as ``symgrad: error: ...``.  Exit
@@ -67,6 +69,7 @@ examples:
   symgrad diff "sin(x)*y" --code
   symgrad check "tanh(x)*y**2" --at x=0.3,y=-2
   symgrad graph "sin(x)*exp(-y**2)" -o graph.svg --adjoints
+  symgrad explain "(w*x + b - t)**2" --wrt w --at w=2,x=3,b=1,t=5
 
 Expressions use numbers, names, + - * / ** @ and the functions
 abs cos exp log maximum mean minimum relu sigmoid sign sin softplus sqrt sum tan
@@ -555,6 +558,26 @@ def _latex_label(function: str, wrt: Sequence[str]) -> str:
     return rf"\frac{{{numerator}}}{{{' '.join(parts)}}}"
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """``symgrad explain``: the chain rule for one derivative, step by step."""
+    from .symbolic.explain import explain
+
+    problem = _problem([args.expression], args.shape, args.wrt)
+    if len(problem.wrt) != 1:
+        raise UsageError(f"explain follows one variable at a time; choose one with --wrt (the expression uses "
+                         f"{', '.join(problem.names)})")
+    (wrt,) = problem.wrt
+    parsed = problem.parsed[0]
+    if args.at:
+        values = _point(problem.names, problem.shapes, parse_values(args.at), fill_missing=False)
+        out, inputs = parsed.to_tensor(values)
+        explanation = explain(out, inputs[wrt])
+    else:
+        explanation = explain(parsed.expr, problem.symbols[wrt])
+    _write(explanation.latex() if args.latex else str(explanation))
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """``symgrad check``: symbolic vs tape vs finite differences, as a table."""
     from .check.numerical import FiniteDifferences
@@ -834,6 +857,17 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
     diff.add_argument("--json", action="store_true", help="print one JSON document")
     diff.set_defaults(run=cmd_diff)
+
+    explain = commands.add_parser("explain", help="the chain rule for one derivative, step by step",
+                                  formatter_class=formatter, epilog=EXAMPLES,
+                                  description="Show the chain rule for one derivative: the forward values, each "
+                                              "node's local derivative and the backward pass of adjoints.")
+    explain.add_argument("expression", metavar="EXPR", help="the scalar expression to differentiate")
+    explain.add_argument("--wrt", help="the variable (needed when the expression has several)")
+    explain.add_argument("--at", action="append", metavar="VALUES", help=at_help + "; every line gets its value")
+    explain.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
+    explain.add_argument("--latex", action="store_true", help="print one LaTeX aligned block")
+    explain.set_defaults(run=cmd_explain)
 
     check = commands.add_parser("check", help="symbolic vs tape vs finite differences", formatter_class=formatter,
                                 epilog=EXAMPLES, description="Check the gradient three ways: the symbolic closed "

@@ -161,6 +161,51 @@ class ShownReshape(_Shown, Reshape):
         return pretty_call(printer, "reshape", self.arrays, [repr(tuple(shape_of(self)))])
 
 
+class Outer(StructuralFunction):
+    """The outer product of two vectors, ``x[:, None]*v`` in text (NumPy broadcasting),
+    ``x v^{T}`` in LaTeX."""
+
+    op_name = "outer"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        return (shapes[0][0], shapes[1][0])
+
+    def _sympystr(self, printer) -> str:
+        x, v = self.arrays
+        return f"{printer.parenthesize(x, PRECEDENCE['Func'], strict=True)}[:, None]*" \
+               f"{printer.parenthesize(v, PRECEDENCE['Mul'], strict=True)}"
+
+    def _latex_body(self, printer) -> str:
+        x, v = (printer.parenthesize(a, PRECEDENCE["Mul"], strict=True) for a in self.arrays)
+        return r"%s {%s}^{T}" % (x, v)
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm, stringPict
+
+        from .structural import _pretty_T, pretty_operand
+
+        x = pretty_operand(printer, self.arrays[0], PRECEDENCE["Mul"], strict=True)
+        return prettyForm(*stringPict.next(x, "⋅", _pretty_T(printer, self.arrays[1])))
+
+    @property
+    def precedence(self) -> int:
+        return PRECEDENCE["Mul"]
+
+
+def _outer(factors: list) -> sp.Expr | None:
+    """A product of a vector made a column (``x[:, None]``) and 1-D factors, as
+    :class:`Outer`; None for other products."""
+    columns = [f for f in factors if isinstance(f, ShownIndex) and not f.index_arrays
+               and len(shape_of(f.data[0])) == 1 and f.attrs["index"] == (slice(None), None)]
+    if len(columns) != 1:
+        return None
+    rest = sp.Mul(*[f for f in factors if f is not columns[0]])
+    if len(shape_of(rest)) != 1:
+        return None
+    return Outer.of(columns[0].data[0], rest)
+
+
 class Ones(StructuralFunction):
     """``ones(S)``: broadcasting made visible, as a factor ``e*ones(S)`` wherever a form's
     shape does not show it (its only argument is an
@@ -485,6 +530,12 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
             return node.func(*[_alone(a) for a in args])
         shown = node.func(*inner)
         return shown if reached == shape_of(node) else _Broadcast(shown, shape_of(node))
+    if isinstance(node, sp.Mul):
+        factors = [_alone(a) for a in args]
+        outer = _outer(factors)
+        if outer is not None:
+            return outer
+        return node if all(new is old for new, old in zip(factors, node.args)) else node.func(*factors)
     if all(new is old for new, old in zip(args, node.args)):
         return node
     return node.func(*[_alone(a) for a in args])
