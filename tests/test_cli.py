@@ -66,6 +66,11 @@ DIFF_CASES = [
      ["df/dw[0, 0]  2            2", "df/dw[1, 2]  2            2"]),
     (["diff", "x*y", "--wrt", "z"], ["df/dz = 0"]),
     (["diff", "sigmoid(x)"], ["df/dx = (1 - sigmoid(x))*sigmoid(x)"]),
+    # explain: forward values, local derivatives, the backward pass, the result
+    (["explain", "(w*x + b - t)**2", "--wrt", "w", "--at", "w=2,x=3,b=1,t=5"],
+     ["  u_1 = w*x  = 6", "  df/du_2 = 2*u_2", "  wbar = u_1bar*x  = 12", "Result: df/dw = wbar = 2*x*(b - t + w*x)  = 12"]),
+    (["explain", "sum(tanh(x @ w))", "--shape", "x=2,w=2x3", "--wrt", "w", "--latex"],
+     [r"\frac{\partial u_{2}}{\partial u_{1}} &= 1 - \tanh^{2}{\left(u_{1} \right)}", r"\overline{w} &= x {\overline{u_{1}}}^{T}"]),
 ]
 
 
@@ -150,6 +155,7 @@ USAGE_ERRORS = [
     (["diff", "2 + 3"], "no variables"),
     (["diff", "x", "--shape", "x=3q"], "must look like 3x2"),
     (["check", "x", "--at", "y=1"], "does not use"),
+    (["explain", "x*y"], "one variable at a time"),
     (["graph", "x", "-o", "graph.txt"], "cannot tell the graph format"),
     (["graph", "x", "--at", "x=1"], "--at only applies with --tape"),
     ([], None),

@@ -166,6 +166,12 @@ def _evaluate(expr: sp.Expr, values: dict) -> np.ndarray:
     return np.asarray(f(*[values[s.name] for s in symbols]), dtype=float)
 
 
+def _total(contributions: list, values: dict, shape: tuple) -> np.ndarray:
+    """The value of an adjoint: its contributions summed, at the shape of its value (a
+    contribution may be smaller and broadcast)."""
+    return np.array(np.broadcast_to(sum(_evaluate(c, values) for c in contributions), shape))
+
+
 def explain(y: Any, x: Any) -> Explanation:
     """The chain rule for the derivative of the scalar ``y`` with respect to ``x`` (tensors,
     or a SymPy expression and one of its symbols), step by step.
@@ -231,7 +237,7 @@ def explain(y: Any, x: Any) -> Explanation:
             contributions = received.pop(node)
             value = None
             if values is not None:
-                value = values[adjoints[node].name] = sum(_evaluate(c, values) for c in contributions)
+                value = values[adjoints[node].name] = _total(contributions, values, shape_of(node))
             explanation.backward.append(BackwardStep(adjoints[node], names[node], [to_display(c) for c in contributions],
                                                      value))
         definition, g = definitions[node], adjoints[node]
@@ -253,7 +259,7 @@ def explain(y: Any, x: Any) -> Explanation:
     contributions = received.pop(symbol)
     value = None
     if values is not None:
-        value = sum(_evaluate(c, values) for c in contributions)
+        value = _total(contributions, values, shape_of(symbol))
     explanation.backward.append(BackwardStep(adjoints[symbol], symbol, [to_display(c) for c in contributions], value))
     explanation.gradient = to_display(diff(expr, symbol))
     explanation.gradient_value = value
