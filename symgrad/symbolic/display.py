@@ -162,7 +162,7 @@ class ShownReshape(_Shown, Reshape):
 
 
 class Outer(StructuralFunction):
-    """The outer product of two vectors, ``x[:, None]*v`` in text (NumPy broadcasting),
+    """The outer product of two vectors, ``v*x[:, None]`` in text (NumPy broadcasting),
     ``x v^{T}`` in LaTeX."""
 
     op_name = "outer"
@@ -173,8 +173,8 @@ class Outer(StructuralFunction):
 
     def _sympystr(self, printer) -> str:
         x, v = self.arrays
-        return f"{printer.parenthesize(x, PRECEDENCE['Func'], strict=True)}[:, None]*" \
-               f"{printer.parenthesize(v, PRECEDENCE['Mul'], strict=True)}"
+        factors = printer._print(v) if v.is_Mul else printer.parenthesize(v, PRECEDENCE["Mul"], strict=False)
+        return f"{factors}*{printer.parenthesize(x, PRECEDENCE['Func'], strict=True)}[:, None]"
 
     def _latex_body(self, printer) -> str:
         x, v = (printer.parenthesize(a, PRECEDENCE["Mul"], strict=True) for a in self.arrays)
