@@ -32,7 +32,7 @@ Every text form is a NumPy expression: :func:`evaluate_text` computes it from ar
 equals the engine's value.
 
 >>> from symgrad.symbolic.symbols import ArrayVar
->>> from symgrad.symbolic.structural import SumTo, Matmul
+>>> from symgrad.symbolic.structural import Matmul
 >>> X, w = ArrayVar("X", (5, 3)), ArrayVar("w", (3,))
 >>> to_display(SumTo.of(Matmul.of(X, w), shape=()))
 sum(X @ w)
@@ -365,6 +365,9 @@ class Assign(_Placement):
         return pretty_call(printer, "assign", self.data, [f"[{self._key(printer)}]"])
 
 
+_DISPLAY_CLASSES = (_Shown, Ones, Outer, Scatter, Assign, Indicator)
+
+
 # ============================================================================ the rewrite
 _NEGATED = {Greater: LessEqual, GreaterEqual: Less, Less: GreaterEqual, LessEqual: Greater, Equal: NotEqual,
             NotEqual: Equal}
@@ -436,7 +439,7 @@ def _summed_to(x: sp.Expr, shape: tuple) -> sp.Expr:
     lead = len(have) - len(shape)
     out = x
     if lead:
-        out = ShownSum.of(out, dim=tuple(range(lead)) if lead < len(have) else None, keepdim=False)
+        out = ShownSum.of(out, dim=(0 if lead == 1 else tuple(range(lead))) if lead < len(have) else None, keepdim=False)
     unit = tuple(i for i, n in enumerate(shape) if n == 1 and have[lead + i] != 1)
     if unit:
         out = ShownSum.of(out, dim=unit if len(unit) > 1 else unit[0], keepdim=True)
@@ -484,6 +487,8 @@ def _shown_node(node: sp.Basic, args: list) -> Any:
 
 
 def _rewritten(node: sp.Basic, args: list) -> Any:
+    if isinstance(node, _DISPLAY_CLASSES) and all(new is old for new, old in zip(args, node.args)):
+        return node  # a display node already
     if isinstance(node, SumTo):
         return _summed_to(_alone(args[0]), tuple(node.attrs["shape"]))
     if isinstance(node, BroadcastTo):
@@ -503,6 +508,9 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
         reduce = ShownMax if node.attrs.get("mode", "max") == "max" else ShownMin
         extreme = reduce.of(x, dim=dim, keepdim=dim is not None)
         return Indicator(Equal(x, extreme))
+    if isinstance(node, (Reshape, Unsqueeze, Squeeze, Getitem)) and isinstance(args[0], _Broadcast) \
+            and size_of(shape_of(args[0].shown)) == 1 and not (isinstance(node, Getitem) and node.index_arrays):
+        return _Broadcast(args[0].shown, shape_of(node))  # one number, arranged: the same number
     if isinstance(node, (Reshape, Unsqueeze, Squeeze)):
         x = _alone(args[0])
         index = _unit_axes_index(shape_of(x), shape_of(node))
@@ -541,6 +549,26 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
     return node.func(*[_alone(a) for a in args])
 
 
+def shown_node(node: sp.Basic) -> sp.Expr:
+    """One engine node in standard notation, its operands left as they are (they print
+    themselves): how the engine's helpers print wherever they are printed (see
+    :mod:`~symgrad.symbolic.notation`).
+
+    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> x = ArrayVar("x", (4, 1))
+    >>> shown_node(SumTo.of(x, shape=(1,)))
+    sum(x)
+    """
+    return _top(_shown_node(node, list(node.args)))
+
+
+def _top(shown: Any) -> sp.Expr:
+    """A displayed form standing alone; one number broadcast needs no ``ones``."""
+    if isinstance(shown, _Broadcast) and size_of(shown.shape) == 1:
+        return shown.shown
+    return _alone(shown)
+
+
 def to_display(expr: Any) -> Any:
     """``expr`` (a closed form of the engine) rewritten for a reader: the same values, in
     standard notation, with no engine helper left (see the module docstring's table).
@@ -569,10 +597,7 @@ def to_display(expr: Any) -> Any:
             shown[id(node)] = node
             continue
         shown[id(node)] = _shown_node(node, [shown.get(id(a), a) for a in node.args])
-    top = shown[id(expr)]
-    if isinstance(top, _Broadcast) and size_of(top.shape) == 1:
-        return top.shown  # one number: no ones((1, 1)) around it
-    return _alone(top)
+    return _top(shown[id(expr)])
 
 
 # ============================================================================ reading a text form back

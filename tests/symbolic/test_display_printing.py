@@ -1,5 +1,6 @@
-"""The display layer (``symgrad/symbolic/display.py``): every printed form is in standard
-notation, holds no engine helper, and evaluates to the engine's value.
+"""The display layer (``symgrad/symbolic/display.py``): every printed form -- symgrad's
+printers, Python's ``str``/``repr`` and SymPy's own ``pretty``/``latex`` -- is in standard
+notation, holds no engine helper, and the text form evaluates to the engine's value.
 
 Each displayed text form is read back by :func:`evaluate_text` and compared with the value
 the engine computes, for random programs over every op of the op table and for their
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from symgrad.ops import OPS
 from symgrad.symbolic import diff, latex, pretty, tensor_graph, text
@@ -61,7 +63,7 @@ def _check_program(program) -> None:
         forms.append((f"d/d{t.name}", grad, expected))
     for what, form, expected in forms:
         shown = text(form)
-        for printed in (shown, pretty(form), latex(form)):
+        for printed in (shown, pretty(form), latex(form), str(form), repr(form), sp.pretty(form), sp.latex(form)):
             leaked = [h for h in ENGINE_HELPERS if h in printed]
             assert not leaked, f"{what} prints {leaked}: {printed}\n{program}"
         value = evaluate_text(shown, values)
