@@ -72,11 +72,17 @@ class Explanation:
     backward: list = field(default_factory=list)
     gradient: sp.Expr = sp.S.Zero
     gradient_value: Any = None
+    unnamed_data: list = field(default_factory=list)
+    """``(symbol, value)`` of each input the user did not name (data computed without
+    recording, which the engine names ``t0``, ``t1``, ...), so no printed name is undefined."""
 
     # ------------------------------------------------------------------ text
     def __str__(self) -> str:
         f, x = self.function.name, self.wrt.name
-        lines = [f"Chain rule for d{f}/d{x}, where {f} = {text_of(self.expr)}", "",
+        lines = [f"Chain rule for d{f}/d{x}, where {f} = {text_of(self.expr)}"]
+        lines += [f"  and {s.name} is data computed without recording (name the tensor to print its name), "
+                  f"shape {tuple(np.shape(v))}{_value_text(v)}" for s, v in self.unnamed_data]
+        lines += ["",
                  f"Forward pass (each value on a path from {x} to {f}):"]
         lines += [f"  {s.name} = {text_of(s.definition)}{_value_text(s.value)}" for s in self.forward]
         lines += ["", "Local derivatives (what each node sends back to its operand):"]
@@ -101,6 +107,8 @@ class Explanation:
         backward, result)."""
         f, x = sp.latex(self.function), sp.latex(self.wrt)
         rows = [r"&\text{forward:} & %s &= %s" % (f, latex_of(self.expr))]
+        rows += [r"&\text{data:} & %s &\quad (\text{shape } %s)" % (
+            sp.latex(s), r" \times ".join(map(str, np.shape(v))) or "1") for s, v in self.unnamed_data]
         rows += [r"&& %s &= %s%s" % (sp.latex(s.name), latex_of(s.definition), _value_latex(s.value))
                  for s in self.forward]
         for d in self.locals:
@@ -220,6 +228,8 @@ def explain(y: Any, x: Any) -> Explanation:
         names[node] = ArrayVar(f"u_{k}", shape_of(node))
     names[expr] = ArrayVar(function.name, shape_of(expr))
     explanation = Explanation(function=names[expr], wrt=symbol, expr=expr)
+    if _is_tensor(y):
+        explanation.unnamed_data = _unnamed_data(y)
     definitions = {}
     for node in steps:
         definition = node.func(*[names.get(a, a) for a in node.args])
@@ -264,6 +274,14 @@ def explain(y: Any, x: Any) -> Explanation:
     explanation.gradient = to_display(diff(expr, symbol))
     explanation.gradient_value = value
     return explanation
+
+
+def _unnamed_data(y: Any) -> list:
+    """``(symbol, value)`` of the inputs of ``y``'s graph that are tensors without a name."""
+    from .graph import tensor_graph
+
+    return [(s, np.asarray(source._data)) for s, source in tensor_graph(y)[1].items()
+            if hasattr(source, "_data") and not getattr(source, "name", None)]
 
 
 def _known_values(y: Any, x: Any) -> dict:

@@ -124,3 +124,14 @@ def test_bad_requests_raise_naming_the_problem():
     v = symgrad.tensor([1.0, 2.0], requires_grad=True, name="v")
     with pytest.raises(ValueError, match="needs a scalar y"):
         explain(v * 2, v)
+
+
+def test_data_computed_without_recording_is_defined_where_it_is_named():
+    y = symgrad.tensor([1.0, 0.0, 1.0], name="y")
+    w = symgrad.tensor([0.5, 0.2, 0.1], requires_grad=True, name="w")
+    p = symgrad.sigmoid(w)
+    e = explain(-(y * symgrad.log(p) + (1 - y) * symgrad.log(1 - p)).sum(), w)
+    ((symbol, value),) = e.unnamed_data
+    assert symbol.name == "t0" and value.tolist() == [0.0, 1.0, 0.0]
+    assert str(e).splitlines()[1].startswith("  and t0 is data computed without recording")
+    assert r"\text{data:} & t_{0}" in e.latex()
