@@ -5,7 +5,7 @@ in order in one namespace per page, and a ``text`` block right after a ``python`
 what that block prints (compared line by line, trailing spaces ignored; a line ``...``
 matches any number of lines, for output that varies, such as timings or file paths).
 A ``{math}`` block (a formula Sphinx renders) shows the printed LaTeX of the output block
-above it, and is compared with it.
+above it (its last paragraph), and is compared with it.
 
 Every page with a ``$ symgrad`` block (the command line's pages ``docs/cli*.md``, and any
 other) holds transcripts: in a plain fenced block, a line ``$ symgrad ...`` is a command, the lines after it are what it prints (standard
@@ -41,7 +41,7 @@ import symgrad
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 TUTORIALS = ["tutorial_from_pytorch.md", "tutorial_from_sympy.md"]
-RUNNABLE = TUTORIALS + ["transforms.md", "printing.md"]
+RUNNABLE = TUTORIALS + ["transforms.md", "printing.md", "gallery.md"]
 """Pages whose python blocks run and must print what the page shows."""
 RUN_ELSEWHERE = {"testing.md": "tests/check/test_testing_page.py", "scaling.md": "tests/test_scaling.py"}
 """Pages whose python blocks another test runs, and that test."""
@@ -108,14 +108,16 @@ def test_tutorial_runs_and_prints_what_it_shows(page, fresh_state):
 
 TRANSCRIPT = re.compile(r"^```[ \t]*\n(\$ symgrad .*?)^```[ \t]*$", re.S | re.M)
 def math_blocks(text: str) -> list[tuple[str, str, int, int]]:
-    """``(math, the text output before it, start, end)`` for each ``{math}`` block of a page:
-    a rendered formula shows the printed LaTeX of the output block above it."""
+    """``(math, the printed LaTeX before it, start, end)`` for each ``{math}`` block of a
+    page: a rendered formula shows the last paragraph (after the last blank line) of the
+    output block above it."""
     found = list(FENCE.finditer(text))
     out = []
     for k, fence in enumerate(found):
         if fence.group(1) == "{math}":
             before = [f for f in found[:k] if f.group(1) == "text"]
-            out.append((fence.group(2), before[-1].group(2) if before else "", fence.start(2), fence.end(2)))
+            printed = before[-1].group(2).strip().split("\n\n")[-1] + "\n" if before else ""
+            out.append((fence.group(2), printed, fence.start(2), fence.end(2)))
     return out
 
 

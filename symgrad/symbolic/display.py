@@ -49,7 +49,7 @@ from sympy.printing.precedence import PRECEDENCE
 from .elementwise import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select,
                           TieStep)
 from .structural import (BroadcastTo, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax, Max, Mean, Min,
-                         Norm, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo, Unsqueeze,
+                         Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo, Transpose, Unsqueeze,
                          _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
 from .symbols import Attrs, broadcast_shapes, postorder, shape_of, size_of
 
@@ -415,6 +415,29 @@ def _unit_axes_index(before: tuple, after: tuple) -> tuple | None:
     return tuple(index)
 
 
+def _permutation(node: sp.Expr) -> list:
+    """The axes of its operand that a ``transpose`` or ``permute`` node puts in each place."""
+    if isinstance(node, Permute):
+        n = len(shape_of(node))
+        return [d % n for d in node.attrs["dims"]]
+    order = list(range(len(shape_of(node))))
+    i, j = (d % len(order) for d in (node.attrs["dim0"], node.attrs["dim1"]))
+    order[i], order[j] = order[j], order[i]
+    return order
+
+
+def _indexed(x: sp.Expr, index: tuple) -> sp.Expr:
+    """``x[index]`` for an index that adds or removes unit axes; a sum that kept exactly
+    the axes the index removes is that sum without ``keepdim``."""
+    coefficient, summed = x.as_coeff_Mul() if isinstance(x, sp.Mul) else (sp.S.One, x)
+    if isinstance(summed, ShownSum) and summed.attrs.get("keepdim"):
+        removed = tuple(i for i, part in enumerate(index) if part == 0 and type(part) is int)
+        if removed and removed == summed.dims() and None not in index:
+            dim = removed[0] if len(removed) == 1 else removed
+            return coefficient * ShownSum.of(summed.arrays[0], dim=dim, keepdim=False)
+    return ShownIndex.of(x, index=index)
+
+
 def _reshapes_only(node: IndexPut) -> bool:
     """Whether ``index_put(g, shape=S, index=k)`` only undoes an index ``k`` that adds or
     removes unit axes (every element of ``g`` lands in ``S``, in order)."""
@@ -515,19 +538,22 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
         x = _alone(args[0])
         index = _unit_axes_index(shape_of(x), shape_of(node))
         if index is not None:
-            return ShownIndex.of(x, index=index)
+            return _indexed(x, index)
         return ShownReshape.of(x, shape=shape_of(node))
     if isinstance(node, IndexPut) and _reshapes_only(node):
         if isinstance(args[0], _Broadcast) and size_of(shape_of(args[0].shown)) == 1:
             return _Broadcast(_unindexed(args[0].shown), shape_of(node))
         g = _alone(args[0])
-        return ShownIndex.of(g, index=_unit_axes_index(shape_of(g), shape_of(node)))
+        return _indexed(g, _unit_axes_index(shape_of(g), shape_of(node)))
     if isinstance(node, IndexPut):
         return Scatter.of(*[_alone(a) for a in args[:-1]], shape=node.attrs["shape"], index=node.attrs["index"])
     if isinstance(node, Setitem):
         return Assign.of(*[_alone(a) for a in args[:-1]], index=node.attrs["index"])
     if isinstance(node, Getitem):
-        return ShownIndex(*[_alone(a) for a in args[:-1]], node.args[-1])
+        x = _alone(args[0])
+        if not node.index_arrays and _unit_axes_index(shape_of(x), shape_of(node)) == node.attrs["index"]:
+            return _indexed(x, node.attrs["index"])
+        return ShownIndex(x, *[_alone(a) for a in args[1:-1]], node.args[-1])
     if type(node) in _SHOWN_AXIS_CLASSES:
         return _SHOWN_AXIS_CLASSES[type(node)](*[_alone(a) for a in args[:-1]], node.args[-1])
     if _elementwise(node) and any(isinstance(a, _Broadcast) for a in args):
@@ -538,6 +564,12 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
             return node.func(*[_alone(a) for a in args])
         shown = node.func(*inner)
         return shown if reached == shape_of(node) else _Broadcast(shown, shape_of(node))
+    if isinstance(node, (Transpose, Permute)) and isinstance(args[0], (Transpose, Permute)):
+        inner, outer = _permutation(args[0]), _permutation(node)
+        if [inner[k] for k in outer] == list(range(len(inner))):
+            return args[0].arrays[0]  # (x.T).T is x
+    if isinstance(node, sp.exp) and isinstance(args[0], LogSoftmax):
+        return ShownSoftmax(*args[0].args)  # exp(log_softmax(x)) is softmax(x)
     if isinstance(node, sp.Mul):
         factors = [_alone(a) for a in args]
         outer = _outer(factors)
