@@ -601,6 +601,41 @@ def _top(shown: Any) -> sp.Expr:
     return _alone(shown)
 
 
+def with_sizes(expr: Any, sizes: Mapping[str, int] | None) -> Any:
+    """``expr`` with each fraction whose denominator is one of ``sizes``, or half of one,
+    written over that size's name (for ``sizes={"n": 50}``, ``g/50`` is ``g/n`` and
+    ``g/25`` is ``2*g/n``, the 2 of a square's derivative): the same value, read as the
+    size it is.  Only denominators change (an exponent 2 is never a size).
+
+    >>> x = sp.Symbol("x")
+    >>> with_sizes(x / 50 - sp.Rational(3, 50), {"n": 50}), with_sizes(x / 25, {"n": 50})
+    (x/n - 3/n, 2*x/n)
+    """
+    if not sizes:
+        return expr
+    by_value: dict = {}
+    for name, value in sizes.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"a size name must be an identifier, got {name!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
+            raise ValueError(f"the size {name!r} must be an integer of at least 2, got {value!r}")
+        if int(value) in by_value:
+            raise ValueError(f"the sizes {by_value[int(value)]} and {name} are both {value}; a printed 1/{value} "
+                             "could be either: give one of them")
+        by_value[int(value)] = sp.Symbol(name, positive=True, integer=True)
+    if isinstance(expr, (list, tuple)):
+        return type(expr)(with_sizes(e, sizes) for e in expr)
+    if not isinstance(expr, sp.Basic):
+        return expr
+    swaps = {}
+    for r in expr.atoms(sp.Rational):
+        for k in (1, 2):  # 1/25 is 2/n for n = 50: the 2 of a square's derivative
+            if r.q * k in by_value:
+                swaps[r] = sp.Mul(r.p * k, sp.Pow(by_value[r.q * k], -1, evaluate=False), evaluate=False)
+                break
+    return expr.xreplace(swaps) if swaps else expr
+
+
 def to_display(expr: Any) -> Any:
     """``expr`` (a closed form of the engine) rewritten for a reader: the same values, in
     standard notation, with no engine helper left (see the module docstring's table).

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
+import symgrad
+
 from symgrad.ops import OPS
 from symgrad.symbolic import diff, latex, pretty, tensor_graph, text
 from symgrad.symbolic.display import ENGINE_HELPERS, evaluate_text
@@ -87,3 +89,32 @@ def test_random_programs_print_in_standard_notation_and_read_back_to_their_value
 
 def test_every_op_of_the_table_is_covered_by_the_display_checks():
     assert set(OPS) - set(covered_ops()) == set(), "an op without a recipe is never displayed by these tests"
+
+
+def test_sizes_print_by_name_and_keep_the_value(rng):
+    X = symgrad.tensor(rng.normal(size=(50, 3)), name="X")
+    y = symgrad.tensor(rng.normal(size=50), name="y")
+    w = symgrad.tensor(rng.normal(size=3), requires_grad=True, name="w")
+    loss = ((X @ w - y) ** 2).mean()
+    loss.backward()
+    gradient = diff(loss, w)
+    shown = text(gradient, sizes={"n": 50})
+    assert shown == "X.T @ (2*(-y + X @ w)/n)" and "50" not in latex(gradient, sizes={"n": 50})
+    value = evaluate_text(shown, {"X": X.numpy(), "y": y.numpy(), "w": w.detach().numpy(), "n": 50})
+    np.testing.assert_allclose(value, w.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ({"n": 1}, "at least 2"), ({"n": 2.5}, "integer"), ({"2n": 50}, "identifier"),
+    ({"n": 50, "m": 50}, "both 50"),
+])
+def test_bad_sizes_are_refused_naming_them(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        text(sp.Symbol("x") / 50, sizes=sizes)
+
+
+def test_a_symbolic_shape_says_how_to_print_a_size_by_name():
+    from symgrad.symbolic import array_symbol
+
+    with pytest.raises(TypeError, match=r"symbolic size 'n'.*sizes=\{'n': number\}"):
+        array_symbol("X", ("n", 3))
