@@ -37,7 +37,8 @@ def test_every_printed_gradient_is_defined_free_of_helpers_and_right(gallery):
         gradient = diff(loss, wrt)
         named = {}
         for symbol, source in tensor_graph(loss)[1].items():
-            assert getattr(source, "name", None), f"{symbol} in the gradient of {wrt.name} is a name the model never gave"
+            assert getattr(source, "name", None), \
+                f"{symbol} in the gradient of {wrt.name} is a name the model never gave"
             named[source.name] = source.detach().numpy()
         assert {s.name for s in gradient.free_symbols} <= set(named)
         for printed in (text(gradient), pretty(gradient), latex(gradient), str(gradient)):

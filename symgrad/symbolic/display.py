@@ -22,6 +22,9 @@ engine                                 text                         LaTeX
 ``where(x <= 0, 0, 1)``                ``[x > 0]``                  ``\\left[x > 0\\right]``
 ``extremum_mask(x, dim=1)``            ``[x == max(x, dim=1, ...)]``  ``\\left[x = \\max_{j} x\\right]``
 ``sum(x, dim=1)``                      ``sum(x, dim=1)``            ``\\sum_{j} x`` (axes ``i, j, k, l, ...``)
+``is_equal(a, b)``                     ``[a == b]``                 ``\\left[a = b\\right]``
+``x[:, None]*v`` (vectors)             ``v*x[:, None]``             ``x {v}^{T}`` (an outer product)
+``exp(log_softmax(x, dim=1))``         ``softmax(x, dim=1)``        ``\\operatorname{softmax}_{j}(x)``
 =====================================  ===========================  =======================================
 
 Ties (``a == b`` in ``maximum``, several equal maxima) have measure zero: there the
@@ -49,14 +52,14 @@ from sympy.printing.precedence import PRECEDENCE
 from .elementwise import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select,
                           TieStep)
 from .structural import (BroadcastTo, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax, Max, Mean, Min,
-                         Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo, Transpose, Unsqueeze,
-                         _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
+                         Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
+                         Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
 from .symbols import Attrs, broadcast_shapes, postorder, shape_of, size_of
 
-__all__ = ["to_display", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS"]
+__all__ = ["to_display", "shown_node", "with_sizes", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS"]
 
-ENGINE_HELPERS = ("sum_to", "broadcast_to", "index_put", "setitem", "tie_step", "extremum_mask", "Slot",
-                  "index=", "shape=", r"\theta")
+ENGINE_HELPERS = ("sum_to", "broadcast_to", "index_put", "setitem", "tie_step", "extremum_mask", "is_equal", "Slot",
+                  "index=", "shape=")
 """Names and internals of the engine that no displayed form contains."""
 
 AXIS_LETTERS = "ijklmnpqrs"
@@ -462,7 +465,8 @@ def _summed_to(x: sp.Expr, shape: tuple) -> sp.Expr:
     lead = len(have) - len(shape)
     out = x
     if lead:
-        out = ShownSum.of(out, dim=(0 if lead == 1 else tuple(range(lead))) if lead < len(have) else None, keepdim=False)
+        leading = 0 if lead == 1 else tuple(range(lead))
+        out = ShownSum.of(out, dim=leading if lead < len(have) else None, keepdim=False)
     unit = tuple(i for i, n in enumerate(shape) if n == 1 and have[lead + i] != 1)
     if unit:
         out = ShownSum.of(out, dim=unit if len(unit) > 1 else unit[0], keepdim=True)
@@ -694,10 +698,12 @@ def _text_namespace() -> dict:
                  "arctan", "where", "pi"):
         space.setdefault(name, getattr(np, name))
     space.update({
-        "Abs": np.abs, "E": np.e, "nan": np.nan, "oo": np.inf, "zoo": np.nan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
+        "Abs": np.abs, "E": np.e, "nan": np.nan, "oo": np.inf, "zoo": np.nan,
+        "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
         "ones": lambda shape: np.ones(shape), "zeros": lambda shape: np.zeros(shape),
         "scatter": _scatter_value, "assign": _assign_value, "s_": np.s_, "_iverson": _indicator_value,
-        "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum, "Rational": lambda p, q: p / q,
+        "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum,
+        "Rational": lambda p, q: p / q,
     })
     return space
 

@@ -248,8 +248,8 @@ def explain(y: Any, x: Any) -> Explanation:
             value = None
             if values is not None:
                 value = values[adjoints[node].name] = _total(contributions, values, shape_of(node))
-            explanation.backward.append(BackwardStep(adjoints[node], names[node], [to_display(c) for c in contributions],
-                                                     value))
+            shown = [to_display(c) for c in contributions]
+            explanation.backward.append(BackwardStep(adjoints[node], names[node], shown, value))
         definition, g = definitions[node], adjoints[node]
         path_args = [i for i, a in enumerate(node.args) if a in on_path]
         if isinstance(node, StructuralFunction):

@@ -42,9 +42,9 @@ def _ties(program) -> bool:
             values.append(program.inputs[item])
             continue
         args = [values[a.index] if isinstance(a, Ref) else a for a in item.args]
-        if item.op in ("maximum", "minimum", "clamp", "clamp_tensor", "max", "min") and (
-                len(args) > 1 and np.any(np.asarray(args[0]) == np.asarray(args[1])) or len(args) > 2 and (
-                np.any(np.asarray(args[0]) == np.asarray(args[2])) or np.any(np.asarray(args[1]) == np.asarray(args[2])))):
+        arrays = [np.asarray(a) for a in args if isinstance(a, (np.ndarray, float, int))]
+        if item.op in ("maximum", "minimum", "clamp", "clamp_tensor", "max", "min") and any(
+                np.any(a == b) for k, a in enumerate(arrays) for b in arrays[k + 1:]):
             return True
         out = program.__class__(program.names, program.inputs, program.layout[:len(values) + 1])(*program.tensors())
         values.append(out.detach().numpy())
