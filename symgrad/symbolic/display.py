@@ -183,13 +183,9 @@ class Outer(StructuralFunction):
         x, v = (printer.parenthesize(a, PRECEDENCE["Mul"], strict=True) for a in self.arrays)
         return r"%s {%s}^{T}" % (x, v)
 
-    def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm, stringPict
-
-        from .structural import _pretty_T, pretty_operand
-
-        x = pretty_operand(printer, self.arrays[0], PRECEDENCE["Mul"], strict=True)
-        return prettyForm(*stringPict.next(x, "⋅", _pretty_T(printer, self.arrays[1])))
+    def _pretty(self, printer):  # as the text: v⋅x[:, None]
+        x, v = self.arrays
+        return printer._print(sp.Mul(v, ShownIndex.of(x, index=(slice(None), None)), evaluate=False))
 
     @property
     def precedence(self) -> int:
