@@ -3,7 +3,9 @@
 SymPy's ``simplify`` can turn a long gradient into the textbook one (a hand-written
 binary cross-entropy's gradient becomes ``X.T @ (sigmoid(X @ w) - y)/5``), but it has
 no time limit of its own and can run for minutes.  :func:`simplified` runs it in a
-forked child process that is stopped after :data:`SIMPLIFY_SECONDS`, compares the values
+forked child process that stops after :data:`SIMPLIFY_SECONDS` of processor time (so a
+busy machine gives the same answer, only later) and is stopped after
+:data:`SIMPLIFY_WALL_SECONDS` of wall time whatever happens, compares the values
 of the result with the original's at random points, and keeps the shorter of that and the
 cheap tidy form (``sympy.factor_terms``).  When the budget runs out, the child fails, or
 the values differ, the tidy form is returned and a :class:`SimplifyWarning` says why.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import signal
 import warnings
 from typing import Any
 
@@ -20,17 +23,25 @@ import sympy as sp
 
 from .symbols import ArrayVar, free_symbols, intern
 
-__all__ = ["simplified", "SimplifyWarning", "SIMPLIFY_SECONDS"]
+__all__ = ["simplified", "same_values", "SimplifyWarning", "SIMPLIFY_SECONDS", "SIMPLIFY_WALL_SECONDS"]
 
-SIMPLIFY_SECONDS = 3.0
-"""Longest time SymPy's ``simplify`` may take for one form before the tidy form is shown."""
+SIMPLIFY_SECONDS = 2.0
+"""Processor time SymPy's ``simplify`` may take for one form before the tidy form is shown."""
+
+SIMPLIFY_WALL_SECONDS = 6.0
+"""Wall time after which the child is stopped however little processor time it had."""
 
 
 class SimplifyWarning(UserWarning):
     """``simplify=True`` fell back to the tidy form (``factor_terms``); the message says why."""
 
 
-def _simplify_in_child(expr: sp.Expr, connection) -> None:
+def _simplify_in_child(expr: sp.Expr, connection, seconds: float) -> None:
+    def out_of_time(signum, frame):
+        raise TimeoutError(f"SymPy's simplify took longer than {seconds:g} s")
+
+    signal.signal(signal.SIGPROF, out_of_time)
+    signal.setitimer(signal.ITIMER_PROF, max(seconds, 1e-6))
     try:
         connection.send_bytes(pickle.dumps(sp.simplify(expr)))
     except BaseException as error:  # noqa: BLE001  (reported to the parent, which falls back)
@@ -45,12 +56,12 @@ def _simplify_within(expr: sp.Expr, seconds: float) -> sp.Expr | str:
         return "this platform cannot fork a process to bound SymPy's simplify in time"
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_simplify_in_child, args=(expr, sender), daemon=True)
+    child = context.Process(target=_simplify_in_child, args=(expr, sender, seconds), daemon=True)
     child.start()
     sender.close()
     try:
-        if not receiver.poll(seconds):
-            return f"SymPy's simplify took longer than {seconds:g} s"
+        if not receiver.poll(max(SIMPLIFY_WALL_SECONDS, seconds)):
+            return f"SymPy's simplify was stopped after {max(SIMPLIFY_WALL_SECONDS, seconds):g} s of wall time"
         answer = pickle.loads(receiver.recv_bytes())
     except EOFError:
         return "SymPy's simplify stopped without an answer"
@@ -59,7 +70,9 @@ def _simplify_within(expr: sp.Expr, seconds: float) -> sp.Expr | str:
         if child.is_alive():
             child.kill()
         child.join()
-    return answer if isinstance(answer, sp.Basic) else f"SymPy's simplify failed ({answer})"
+    if isinstance(answer, sp.Basic):
+        return answer
+    return answer.partition(": ")[2] if answer.startswith("TimeoutError: ") else f"SymPy's simplify failed ({answer})"
 
 
 def _sample(symbol: sp.Symbol, rng: np.random.Generator) -> np.ndarray:
@@ -95,8 +108,8 @@ def same_values(a: sp.Expr, b: sp.Expr, points: int = 3) -> bool:
 
 
 def simplified(expr: Any, seconds: float = SIMPLIFY_SECONDS) -> Any:
-    """A simpler equal form of ``expr``: SymPy's ``simplify`` within ``seconds``, checked
-    by values, or the tidy form (``factor_terms``) when it is not shorter; on a timeout, a
+    """A simpler equal form of ``expr``: SymPy's ``simplify`` within ``seconds`` of
+    processor time, checked by values, or the tidy form (``factor_terms``) when it is not shorter; on a timeout, a
     failure or a value mismatch, the tidy form with a :class:`SimplifyWarning`.  Lists,
     tuples and matrices are simplified element by element.
 

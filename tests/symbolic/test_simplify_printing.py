@@ -59,3 +59,14 @@ def test_same_values_tells_equal_forms_from_different_ones():
     a = symgrad.symbolic.array_symbol("a", (3,))
     assert same_values(sp.exp(sp.log(a)), a)
     assert not same_values(a ** 2, a)
+
+
+def test_a_child_that_gets_no_processor_time_is_stopped_by_the_wall_clock(monkeypatch):
+    import time
+
+    monkeypatch.setattr(simplifying.sp, "simplify", lambda e: time.sleep(60))
+    monkeypatch.setattr(simplifying, "SIMPLIFY_WALL_SECONDS", 0.5)
+    started = time.monotonic()
+    with pytest.warns(SimplifyWarning, match="wall time"):
+        assert simplified(sp.exp(x) + x, seconds=0.2) == sp.exp(x) + x
+    assert time.monotonic() - started < 30
