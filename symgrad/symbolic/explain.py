@@ -174,6 +174,13 @@ def _evaluate(expr: sp.Expr, values: dict) -> np.ndarray:
     return np.asarray(f(*[values[s.name] for s in symbols]), dtype=float)
 
 
+def _free_name(name: str, taken: set) -> str:
+    """``name``, or ``name`` with a prime or more if the form already uses it."""
+    while name in taken:
+        name += "'"
+    return name
+
+
 def _total(contributions: list, values: dict, shape: tuple) -> np.ndarray:
     """The value of an adjoint: its contributions summed, at the shape of its value (a
     contribution may be smaller and broadcast)."""
@@ -214,7 +221,9 @@ def explain(y: Any, x: Any) -> Explanation:
     if shape_of(expr) not in ((), (1,)) and int(np.prod(shape_of(expr))) != 1:
         raise ValueError(f"explain needs a scalar y; it has shape {shape_of(expr)}: sum it or pick an element")
     values = _known_values(y, x) if _is_tensor(y) else None
-    function = sp.Symbol(getattr(y, "name", None) or "f") if _is_tensor(y) else sp.Symbol("f")
+    taken = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+    function = sp.Symbol(_free_name((getattr(y, "name", None) if _is_tensor(y) else None) or "f", taken))
+    taken.add(function.name)
     order, kids = _topological([expr])
     on_path: set = set()
     for node in order:
@@ -225,7 +234,7 @@ def explain(y: Any, x: Any) -> Explanation:
     steps = [n for n in order if n in on_path and n != symbol]
     names: dict = {symbol: symbol}
     for k, node in enumerate(steps[:-1], start=1):
-        names[node] = ArrayVar(f"u_{k}", shape_of(node))
+        names[node] = ArrayVar(_free_name(f"u_{k}", taken), shape_of(node))
     names[expr] = ArrayVar(function.name, shape_of(expr))
     explanation = Explanation(function=names[expr], wrt=symbol, expr=expr)
     if _is_tensor(y):

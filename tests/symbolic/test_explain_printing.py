@@ -135,3 +135,10 @@ def test_data_computed_without_recording_is_defined_where_it_is_named():
     assert symbol.name == "t0" and value.tolist() == [0.0, 1.0, 0.0]
     assert str(e).splitlines()[1].startswith("  and t0 is data computed without recording")
     assert r"\text{data:} & t_{0}" in e.latex()
+
+
+def test_names_of_the_steps_never_meet_the_users():
+    f, u_1 = sp.symbols("f u_1", real=True)
+    e = explain(sp.sin(f * u_1), f)
+    assert [str(step.name) for step in e.forward] == ["u_1'", "f'"]
+    assert str(e).splitlines()[0] == "Chain rule for df'/df, where f' = sin(f*u_1)"
