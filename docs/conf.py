@@ -33,8 +33,10 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 # the stored outputs); the build shows those and runs nothing.
 nb_execution_mode = "off"
 
-# Markdown: `#`-anchors for headings so pages can link to sections.
+# Markdown: `#`-anchors for headings so pages can link to sections; `$...$` and `$$...$$`
+# are math (the printing and gallery pages show formulas), rendered by Sphinx's MathJax.
 myst_heading_anchors = 3
+myst_enable_extensions = ["dollarmath"]
 # The pages are also read on GitHub, where a generated page (benchmarks.md) may go from
 # `#` straight to `###`; that is not an error there, so it is none here.
 suppress_warnings = ["myst.header"]

@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 _SYMBOLIC_NAMES = {
     "diff", "gradient", "grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp",
     "compile_cache_info", "compile_cache_clear", "set_compile_cache_size", "GradientMismatchError",
-    "ClosedForm", "latex", "pretty", "per_element",
+    "ClosedForm", "latex", "pretty", "per_element", "explain",
 }
 _LAZY_MODULES = {"symbolic", "viz", "cli", "parsing", "testing"}
 

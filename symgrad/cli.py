@@ -9,7 +9,9 @@ This module owns the command line (``symgrad ...`` and ``python -m symgrad ...``
 * ``symgrad check EXPR [--at ...]`` compares the symbolic gradient, the tape engine's
   gradient of the same formula built from symgrad tensors, and finite differences;
 * ``symgrad graph EXPR [-o graph.svg]`` draws the expression (or, with ``--tape``, the
-  recorded tape graph) as DOT/SVG/PNG (see :mod:`symgrad.viz`).
+  recorded tape graph) as DOT/SVG/PNG (see :mod:`symgrad.viz`);
+* ``symgrad explain EXPR --wrt x [--at ...] [--latex]`` shows the chain rule step by
+  step (see :func:`symgrad.explain`).
 
 Formulas, shapes and values are read by :mod:`symgrad.parsing`, which never evaluates
 Python.  Results go to stdout; errors go to stderr as ``symgrad: error: ...``.  Exit
@@ -67,6 +69,7 @@ examples:
   symgrad diff "sin(x)*y" --code
   symgrad check "tanh(x)*y**2" --at x=0.3,y=-2
   symgrad graph "sin(x)*exp(-y**2)" -o graph.svg --adjoints
+  symgrad explain "(w*x + b - t)**2" --wrt w --at w=2,x=3,b=1,t=5
 
 {functions}
 exit status: 0 ok, 1 check failed, 2 bad expression or usage
@@ -236,17 +239,11 @@ def _derivatives(problem: Problem, mode: str, order: int) -> list[Derivative]:
 
 
 def _simplify(expr: Any) -> Any:
-    """``sympy.simplify`` for scalar formulas; the engine's cheap ``tidy`` (common factors
-    pulled out) for array formulas, which ``simplify`` does not understand."""
-    import sympy as sp
+    """SymPy's ``simplify`` within the engine's time budget, checked by values; the tidy
+    form (common factors pulled out) when it runs out (see ``symgrad.symbolic.simplifying``)."""
+    from .symbolic.simplifying import simplified
 
-    engine = _engine()
-    if any(isinstance(node, engine.StructuralFunction) for node in sp.preorder_traversal(expr)):
-        return engine.tidy(expr)
-    try:
-        return sp.simplify(expr)
-    except Exception:  # noqa: BLE001  (simplify is best effort; the closed form stays correct)
-        return expr
+    return simplified(expr)
 
 
 # ============================================================================ evaluation
@@ -495,7 +492,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     functions = _function_names(len(problem.parsed))
     if len(problem.parsed) > 1 or args.pretty or args.latex:
         for name, p in zip(functions, problem.parsed):
-            _emit(f"{name}", p.expr, style)
+            _emit(name, p.expr, style, _latex_label(name, ()))
         _write()
     if mode in ("jacobian", "hessian") and (args.pretty or args.latex):
         import sympy as sp
@@ -508,7 +505,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
             _emit(f"{title} with respect to ({', '.join(problem.wrt)})", matrix, style)
     else:
         for d in derivatives:
-            _emit(d.label, d.expr, style)
+            _emit(d.label, d.expr, style, _latex_label(functions[d.of], d.wrt))
             if args.elements:
                 for label, element in _element_view(d):
                     _emit(label, element, style)
@@ -538,10 +535,11 @@ def _element_view(d: Derivative) -> list[tuple[str, Any]]:
             for index in np.ndindex(shape)]
 
 
-def _emit(label: str, expr: Any, style: str) -> None:
+def _emit(label: str, expr: Any, style: str, latex_label: str | None = None) -> None:
+    """Print one closed form under its label (in LaTeX, ``latex_label = ...`` when given)."""
     text = _render(expr, style)
     if style == "latex":
-        _write(f"{label}: {text}" if " " in label else f"{_latex_label(label)} = {text}")
+        _write(f"{latex_label} = {text}" if latex_label else f"{label}: {text}")
     elif "\n" in text or style == "pretty":
         _write(f"{label} =")
         _write(textwrap.indent(text, "    "))
@@ -549,22 +547,47 @@ def _emit(label: str, expr: Any, style: str) -> None:
         _write(f"{label} = {text}")
 
 
-def _latex_label(label: str) -> str:
-    """``d2f/dxdy`` as ``\\frac{\\partial^{2} f}{\\partial x \\partial y}``."""
-    top, _, bottom = label.partition("/")
-    if not bottom:
-        return label
-    order = top[1:-1] if len(top) > 2 else ""
-    function = top[-1] if not order else top[1 + len(order):]
-    if not order:
-        function = top[1:]
+def _latex_label(function: str, wrt: Sequence[str]) -> str:
+    r"""The LaTeX of the derivative of ``function`` with respect to the variables ``wrt``
+    (one per order; none: the function itself), each name as SymPy prints the symbol
+    (``x1`` is ``x_{1}``, ``theta_1`` is ``\theta_{1}``).
+
+    >>> print(_latex_label("f", ("x1", "x1")))
+    \frac{\partial^{2} f}{\partial x_{1}^{2}}
+    >>> print(_latex_label("f", ("theta_1",)))
+    \frac{\partial f}{\partial \theta_{1}}
+    """
+    import sympy as sp
+
     parts = []
-    for piece in bottom.split("d")[1:]:
-        name = piece.rstrip("0123456789")
-        power = piece[len(name):]
-        parts.append(rf"\partial {name}" + (f"^{{{power}}}" if power else ""))
-    numerator = rf"\partial^{{{order}}} {function}" if order else rf"\partial {function}"
+    for name, group in itertools.groupby(wrt):
+        power = len(list(group))
+        parts.append(rf"\partial {sp.latex(sp.Symbol(name))}" + (f"^{{{power}}}" if power > 1 else ""))
+    top = sp.latex(sp.Symbol(function))
+    if not wrt:
+        return top
+    numerator = rf"\partial^{{{len(wrt)}}} {top}" if len(wrt) > 1 else rf"\partial {top}"
     return rf"\frac{{{numerator}}}{{{' '.join(parts)}}}"
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """``symgrad explain``: the chain rule for one derivative, step by step."""
+    from .symbolic.explain import explain
+
+    problem = _problem([args.expression], args.shape, args.wrt)
+    if len(problem.wrt) != 1:
+        raise UsageError(f"explain follows one variable at a time; choose one with --wrt (the expression uses "
+                         f"{', '.join(problem.names)})")
+    (wrt,) = problem.wrt
+    parsed = problem.parsed[0]
+    if args.at:
+        values = _point(problem.names, problem.shapes, parse_values(args.at), fill_missing=False)
+        out, inputs = parsed.to_tensor(values)
+        explanation = explain(out, inputs[wrt])
+    else:
+        explanation = explain(parsed.expr, problem.symbols[wrt])
+    _write(explanation.latex() if args.latex else str(explanation))
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -843,6 +866,17 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
     diff.add_argument("--json", action="store_true", help="print one JSON document")
     diff.set_defaults(run=cmd_diff)
+
+    explain = commands.add_parser("explain", help="the chain rule for one derivative, step by step",
+                                  formatter_class=formatter, epilog=EXAMPLES,
+                                  description="Show the chain rule for one derivative: the forward values, each "
+                                              "node's local derivative and the backward pass of adjoints.")
+    explain.add_argument("expression", metavar="EXPR", help="the scalar expression to differentiate")
+    explain.add_argument("--wrt", help="the variable (needed when the expression has several)")
+    explain.add_argument("--at", action="append", metavar="VALUES", help=at_help + "; every line gets its value")
+    explain.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
+    explain.add_argument("--latex", action="store_true", help="print one LaTeX aligned block")
+    explain.set_defaults(run=cmd_explain)
 
     check = commands.add_parser("check", help="symbolic vs tape vs finite differences", formatter_class=formatter,
                                 epilog=EXAMPLES, description="Check the gradient three ways: the symbolic closed "

@@ -48,6 +48,12 @@ DIFF_CASES = [
     (["diff", "x*y*z", "--hessian"], ["d2f/dx2 = 0", "d2f/dxdy = z", "d2f/dxdz = y", "d2f/dydx = z"]),
     (["diff", "x*y", "x+y", "--jacobian"], ["f1 = x*y", "f2 = x + y", "df1/dx = y", "df1/dy = x", "df2/dx = 1"]),
     (["diff", "x*y", "--latex"], [r"\frac{\partial f}{\partial x} = y"]),
+    # names with digits and underscores are labelled as SymPy prints their symbols
+    (["diff", "x1**2*theta_1 + W1", "--wrt", "x1,theta_1,W1", "--latex"],
+     [r"\frac{\partial f}{\partial x_{1}} = 2 \theta_{1} x_{1}", r"\frac{\partial f}{\partial \theta_{1}} = x_{1}^{2}",
+      r"\frac{\partial f}{\partial W_{1}} = 1"]),
+    (["diff", "x1**3*y", "--order", "2", "--latex"],
+     [r"\frac{\partial^{2} f}{\partial x_{1}^{2}} = 6 x_{1} y", r"\frac{\partial^{2} f}{\partial x_{1} \partial y} = 3 x_{1}^{2}"]),
     (["diff", "x**2*y", "--hessian", "--latex"], [r"\left[\begin{matrix}2 y & 2 x\\2 x & 0\end{matrix}\right]"]),
     (["diff", "x*y*z", "--hessian", "--pretty"], ["hessian of f with respect to (x, y, z) ="]),
     (["diff", "log(1+exp(x))", "--simplify"], ["df/dx = exp(x)/(exp(x) + 1)"]),
@@ -55,11 +61,16 @@ DIFF_CASES = [
     (["diff", "--", "-x**3"], ["df/dx = -3*x**2"]),
     (["diff", "sum(x**2)", "--shape", "x=3"], ["df/dx = 2*x"]),
     # d/dw sum(x @ w) is the outer product of x with ones: w's gradient repeats x in each column
-    (["diff", "sum(x @ w)", "--shape", "x=2,w=2x3", "--wrt", "w"], ["df/dw = broadcast_to(1, shape=(3,))*x[:, None]"]),
+    (["diff", "sum(x @ w)", "--shape", "x=2,w=2x3", "--wrt", "w"], ["df/dw = x[:, None]*ones((2, 3))"]),
     (["diff", "sum(x @ w)", "--shape", "x=2,w=2x3", "--wrt", "w", "--at", "x=2,w=0"],
      ["df/dw[0, 0]  2            2", "df/dw[1, 2]  2            2"]),
     (["diff", "x*y", "--wrt", "z"], ["df/dz = 0"]),
     (["diff", "sigmoid(x)"], ["df/dx = (1 - sigmoid(x))*sigmoid(x)"]),
+    # explain: forward values, local derivatives, the backward pass, the result
+    (["explain", "(w*x + b - t)**2", "--wrt", "w", "--at", "w=2,x=3,b=1,t=5"],
+     ["  u_1 = w*x  = 6", "  df/du_2 = 2*u_2", "  wbar = u_1bar*x  = 12", "Result: df/dw = wbar = 2*x*(b - t + w*x)  = 12"]),
+    (["explain", "sum(tanh(x @ w))", "--shape", "x=2,w=2x3", "--wrt", "w", "--latex"],
+     [r"\frac{\partial u_{2}}{\partial u_{1}} &= 1 - \tanh^{2}{\left(u_{1} \right)}", r"\overline{w} &= x {\overline{u_{1}}}^{T}"]),
 ]
 
 
@@ -144,6 +155,7 @@ USAGE_ERRORS = [
     (["diff", "2 + 3"], "no variables"),
     (["diff", "x", "--shape", "x=3q"], "must look like 3x2"),
     (["check", "x", "--at", "y=1"], "does not use"),
+    (["explain", "x*y"], "one variable at a time"),
     (["graph", "x", "-o", "graph.txt"], "cannot tell the graph format"),
     (["graph", "x", "--at", "x=1"], "--at only applies with --tape"),
     ([], None),

@@ -4,9 +4,11 @@ Each tutorial page (MyST Markdown) is run like a notebook: its ``python`` blocks
 in order in one namespace per page, and a ``text`` block right after a ``python`` block is
 what that block prints (compared line by line, trailing spaces ignored; a line ``...``
 matches any number of lines, for output that varies, such as timings or file paths).
+A ``{math}`` block (a formula Sphinx renders) shows the printed LaTeX of the output block
+above it (its last paragraph), and is compared with it.
 
-The command line's pages (``docs/cli*.md``) are transcripts: in a plain fenced block, a
-line ``$ symgrad ...`` is a command, the lines after it are what it prints (standard
+Every page with a ``$ symgrad`` block (the command line's pages ``docs/cli*.md``, and any
+other) holds transcripts: in a plain fenced block, a line ``$ symgrad ...`` is a command, the lines after it are what it prints (standard
 output, then standard error), and ``[exit N]`` its exit status when it is not 0.  Each
 command runs in-process (``symgrad.cli.main``) in an empty directory and must print what
 is shown.
@@ -44,10 +46,12 @@ import symgrad
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 TUTORIALS = ["tutorial_from_pytorch.md", "tutorial_from_sympy.md"]
-RUNNABLE = TUTORIALS + ["transforms.md", "checking_a_library.md"]
+RUNNABLE = TUTORIALS + ["transforms.md", "printing.md", "gallery.md", "checking_a_library.md"]
 """Pages whose python blocks run and must print what the page shows."""
 NEEDS = {"checking_a_library.md": ["scipy", "sklearn", "statsmodels"]}
 """Optional libraries a page needs (``pip install '.[libs]'``); its test skips without them."""
+RUN_ELSEWHERE = {"testing.md": "tests/check/test_testing_page.py", "scaling.md": "tests/test_scaling.py"}
+"""Pages whose python blocks another test runs, and that test."""
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
@@ -111,8 +115,39 @@ def test_tutorial_runs_and_prints_what_it_shows(page, fresh_state):
             f"{page}:{line}\n--- block ---\n{code}\n--- shown ---\n{expected}\n--- printed ---\n{printed}")
 
 
-CLI_PAGES = sorted(p.name for p in DOCS.glob("cli*.md"))
 TRANSCRIPT = re.compile(r"^```[ \t]*\n(\$ symgrad .*?)^```[ \t]*$", re.S | re.M)
+def math_blocks(text: str) -> list[tuple[str, str, int, int]]:
+    """``(math, the printed LaTeX before it, start, end)`` for each ``{math}`` block of a
+    page: a rendered formula shows the last paragraph (after the last blank line) of the
+    output block above it."""
+    found = list(FENCE.finditer(text))
+    out = []
+    for k, fence in enumerate(found):
+        if fence.group(1) == "{math}":
+            before = [f for f in found[:k] if f.group(1) == "text"]
+            printed = before[-1].group(2).strip().split("\n\n")[-1] + "\n" if before else ""
+            out.append((fence.group(2), printed, fence.start(2), fence.end(2)))
+    return out
+
+
+@pytest.mark.parametrize("page", RUNNABLE)
+def test_rendered_formulas_are_the_printed_latex_above_them(page):
+    for math, printed, _, _ in math_blocks((DOCS / page).read_text(encoding="utf-8")):
+        assert math.strip() == printed.strip(), f"{page}: a {{math}} block differs from the output above it"
+
+
+def update_math(path: Path) -> int:
+    """Rewrite each ``{math}`` block to the printed output above it; return how many changed."""
+    text = path.read_text(encoding="utf-8")
+    edits = [(start, end, printed) for math, printed, start, end in math_blocks(text) if math.strip() != printed.strip()]
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    path.write_text(text, encoding="utf-8")
+    return len(edits)
+
+
+CLI_PAGES = sorted(p.name for p in DOCS.glob("*.md") if TRANSCRIPT.search(p.read_text(encoding="utf-8")))
+"""Pages that show ``$ symgrad`` transcripts (each command runs and must print what is shown)."""
 
 
 def transcripts(text: str) -> list[tuple[str, str, int, int]]:
@@ -170,6 +205,22 @@ def test_command_line_pages_show_what_the_command_prints(page, tmp_path):
         printed = run_command(command, where)
         assert matches(_separated(shown), printed), (
             f"{page}: $ {command}\n--- shown ---\n{shown}\n--- printed ---\n{printed}")
+
+
+def test_no_page_shows_a_command_or_an_output_that_no_test_runs():
+    """A ``$ symgrad`` line outside a plain fenced transcript block (in a ``console`` or
+    ``bash`` block, say) and a printed output after a python block of a page no test
+    runs could drift from what the program prints: there are none."""
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        checked = sum(block.group(1).count("\n$ symgrad ") + 1 for block in TRANSCRIPT.finditer(text))
+        assert len(re.findall(r"^\$ symgrad ", text, re.M)) == checked, \
+            f"{page.name} shows a '$ symgrad' line outside a plain ``` transcript block"
+        shows_output = any(expected is not None for _, expected, _ in blocks(text))
+        if shows_output and page.name not in RUNNABLE:
+            runner = RUN_ELSEWHERE.get(page.name)
+            assert runner and page.name in (ROOT / runner).read_text(encoding="utf-8"), \
+                f"{page.name} shows what python blocks print, but no test runs them: add it to RUNNABLE"
 
 
 def _has_dot() -> bool:
@@ -332,6 +383,8 @@ if __name__ == "__main__":
     for name in RUNNABLE:
         lines = update_page(DOCS / name)
         print(f"docs/{name}: " + (f"rewrote the output of the blocks at lines {lines}" if lines else "up to date"))
+        if update_math(DOCS / name):
+            print(f"docs/{name}: rewrote {{math}} blocks to the printed LaTeX above them")
     for name, (what, _) in GENERATED.items():
         print(f"docs/{name}: " + (f"rewrote {what}" if update_generated_block(name) else f"{what} up to date"))
     for name in CLI_PAGES:

@@ -19,6 +19,7 @@ from .backward import (GradientMismatchError, cross_checked_backward, last_compi
                        symbolic_backward)
 from .compile import (CompiledFunction, compile_cache_clear, compile_cache_info, compile_exprs,
                       set_compile_cache_size)
+from .explain import Explanation, explain
 from .functional import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .graph import tensor_expr, tensor_graph
 from .notebook import install_ipython_display
@@ -44,7 +45,7 @@ __all__ = [
     # transforms
     "grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp",
     # printing
-    "ClosedForm", "text", "pretty", "latex", "tidy", "per_element",
+    "ClosedForm", "text", "pretty", "latex", "tidy", "per_element", "explain", "Explanation",
 ]
 
 install_ipython_display()  # in IPython: SymPy forms display bounded (symgrad.symbolic.notebook)

@@ -30,8 +30,8 @@ stays ``float32``).
 >>> step = elementwise_form("doc_step", lambda sp, x: sp.Piecewise((x, x > 0), (0, True)), [x])
 >>> step, step.diff(x)
 (where(x > 0, x, 0), where(x > 0, 1, 0))
->>> Maximum(x, 2 * x).diff(x)
-tie_step(x, 2*x) + 2*tie_step(2*x, x)
+>>> Maximum(x, 2 * x).diff(x)  # tie_step(x, 2*x) + 2*tie_step(2*x, x), printed as Iverson brackets
+[x > 2*x] + 2*[2*x > x]
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ import sympy as sp
 from sympy.core.parameters import evaluate
 from sympy.printing.precedence import PRECEDENCE
 
+from .notation import PrintedInStandardNotation
 from .symbols import expression_cache
 
 __all__ = ["Select", "Compare", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual",
@@ -311,7 +312,7 @@ class Select(_Real):
         return sp.Piecewise((a, sp.Ne(c, 0)), (b, True))
 
 
-class TieStep(_Real):
+class TieStep(PrintedInStandardNotation, _Real):
     """``tie_step(a, b)``: 0 where ``a < b``, 1/2 where ``a == b``, 1 elsewhere (``a > b``,
     or either is NaN) -- the share of the gradient ``maximum(a, b)`` sends to ``a``.  This
     is PyTorch's rule, which zeroes the gradient of the losing argument only: ties split
@@ -337,17 +338,6 @@ class TieStep(_Real):
 
     _pythoncode = _numpycode
 
-    def _sympystr(self, printer) -> str:
-        a, b = (printer._print(arg) for arg in self.args)
-        return f"tie_step({a}, {b})"
-
-    def _display_name(self) -> str:
-        return "tie_step"
-
-    def _latex(self, printer, exp=None) -> str:
-        a, b = (printer._print(arg) for arg in self.args)
-        text = r"\theta\left(%s, %s\right)" % (a, b)
-        return text if exp is None else r"%s^{%s}" % (text, exp)
 
     def _eval_rewrite_as_Piecewise(self, a, b, **kwargs):
         return sp.Piecewise((0, a < b), (sp.S.Half, sp.Eq(a, b)), (1, True))
@@ -406,8 +396,8 @@ class Maximum(_Extremum):
     each at a tie (PyTorch's rule).
 
     >>> a, b = sp.symbols("a b", real=True)
-    >>> Maximum(a, b).diff(a), Maximum(3, 2)
-    (tie_step(a, b), 3)
+    >>> Maximum(a, b).diff(a), Maximum(3, 2)  # tie_step(a, b), printed [a > b]
+    ([a > b], 3)
     """
 
     numpy_name, latex_name = "maximum", r"\max"

@@ -2,9 +2,11 @@
 
 Array-level closed forms print as matrix formulas (``x.T @ (sigmoid(b + x @ w) - y)/3``),
 never as expanded scalars: every structural function prints itself (``structural.py``),
-and SymPy prints the elementwise rest.  ``simplify=True`` tidies a form first with
-``sympy.factor_terms`` (pulling common numeric factors and signs out of sums), which is
-cheap; it is off by default.
+and SymPy prints the elementwise rest.  What is printed is the *display form*
+(``display.py``): the engine's helpers (``sum_to``, ``index_put``, ``tie_step`` ...)
+rewritten in standard notation.  ``simplify=True`` runs SymPy's ``simplify`` within a time
+budget and checks the result by values (``simplifying.py``); it is off by default.
+:func:`tidy` (``sympy.factor_terms``) is the cheap tidying compiled transforms use.
 
 :class:`ClosedForm` wraps an expression for display: ``str`` gives text, ``repr`` the
 pretty form, and ``_repr_latex_`` renders it in notebooks.
@@ -35,7 +37,9 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from .display import to_display, with_sizes
 from .reverse import _is_tensor, as_expr
+from .simplifying import simplified
 from .structural import StructuralFunction, _Indexed, fill_index, is_equal
 from .symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
 
@@ -56,10 +60,22 @@ def tidy(expr: Any) -> Any:
     return sp.factor_terms(as_expr(expr))
 
 
-def text(expr: Any, simplify: bool = False, max_length: int | None = None) -> str:
+def shown_form(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | None = None) -> Any:
+    """What the printers print: the display form (:func:`~symgrad.symbolic.display.to_display`)
+    of ``expr``, simplified first with ``simplify=True`` (see
+    :func:`~symgrad.symbolic.simplifying.simplified`), with fractions over the ``sizes``
+    written over their names (:func:`~symgrad.symbolic.display.with_sizes`)."""
+    return with_sizes(to_display(simplified(as_expr(expr)) if simplify else expr), sizes)
+
+
+def text(expr: Any, simplify: bool = False, max_length: int | None = None,
+         sizes: Mapping[str, int] | None = None) -> str:
     """Plain text (``str``) of a closed form, complete however deep it is (see
     :func:`deep_text`); with ``max_length``, abbreviated to about that many characters
-    (see :func:`abbreviate`).
+    (see :func:`abbreviate`).  ``simplify=True`` simplifies within a time budget
+    (:func:`~symgrad.symbolic.simplifying.simplified`); ``sizes={"n": 50}`` writes a
+    fraction over 50 as over ``n`` (:func:`~symgrad.symbolic.display.with_sizes`).
+    Every printer prints the display form (:func:`~symgrad.symbolic.display.to_display`).
 
     >>> from symgrad.symbolic.structural import Matmul, Transpose
     >>> x, y = ArrayVar("x", (3, 2)), ArrayVar("y", (3, 1))
@@ -68,12 +84,13 @@ def text(expr: Any, simplify: bool = False, max_length: int | None = None) -> st
     >>> text(sum(sp.sin(k * sp.Symbol("t")) for k in range(1, 200)), max_length=80)
     'sin(t) + sin(2*t) + sin(3*t) + ...[2,474 characters in all]... + sin(199*t)'
     """
-    form = tidy(expr) if simplify else expr
+    form = shown_form(expr, simplify, sizes)
     shown = deep_text(form) if isinstance(form, sp.Basic) else str(form)
     return shown if max_length is None else abbreviate(shown, max_length)
 
 
-def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_line: bool = True) -> str:
+def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_line: bool = True,
+           sizes: Mapping[str, int] | None = None) -> str:
     """SymPy's 2-D pretty form (with ``wrap_line``, lines wider than the terminal are
     broken as SymPy breaks them).  A form too deep for SymPy's printer prints as its top
     piece, naming the pieces below it, then one line (or block) per piece, top-down, each
@@ -98,7 +115,7 @@ def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_lin
     from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
     from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
-    form = tidy(expr) if simplify else expr
+    form = shown_form(expr, simplify, sizes)
     top, definitions = deep_pieces(form) if isinstance(form, sp.Basic) else (form, [])
     if not definitions:
         return sp.pretty(top, use_unicode=use_unicode, wrap_line=wrap_line)
@@ -115,14 +132,14 @@ def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_lin
     return "\n".join(blocks)
 
 
-def latex(expr: Any, simplify: bool = False) -> str:
+def latex(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | None = None) -> str:
     """LaTeX source, complete however deep the form is (see :func:`deep_latex`).
 
     >>> from symgrad.symbolic.stable import sigmoid
     >>> latex(sigmoid(sp.Symbol("z")))
     '\\\\sigma\\\\left(z\\\\right)'
     """
-    form = tidy(expr) if simplify else expr
+    form = shown_form(expr, simplify, sizes)
     return deep_latex(form) if isinstance(form, sp.Basic) else sp.latex(form)
 
 
@@ -136,23 +153,25 @@ class ClosedForm:
     ('x**2', 'x^{2}')
     """
 
-    def __init__(self, expr: Any, name: str | None = None, simplify: bool = False) -> None:
-        self.expr = tidy(expr) if simplify else expr
+    def __init__(self, expr: Any, name: str | None = None, simplify: bool = False,
+                 sizes: Mapping[str, int] | None = None) -> None:
+        self.expr = simplified(as_expr(expr)) if simplify else expr
         self.name = name
+        self.sizes = sizes
 
     def __str__(self) -> str:
-        return text(self.expr)
+        return text(self.expr, sizes=self.sizes)
 
     def __repr__(self) -> str:
-        return pretty(self.expr)
+        return pretty(self.expr, sizes=self.sizes)
 
     def text(self) -> str:
         """The whole form as text."""
-        return text(self.expr)
+        return text(self.expr, sizes=self.sizes)
 
     def latex(self) -> str:
         """The whole form as LaTeX."""
-        return latex(self.expr)
+        return latex(self.expr, sizes=self.sizes)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the whole form to ``path``: LaTeX for a ``.tex`` file, text otherwise."""
@@ -416,6 +435,12 @@ class _DeepLatexPrinter(LatexPrinter):
         return super()._needs_function_brackets(_piece_of(expr))
 
     def _needs_mul_brackets(self, expr, first=False, last=False) -> bool:
+        """As SymPy's; a displayed sum (``\\sum_{i} x``) takes brackets unless it is the
+        last factor, as SymPy's own ``Sum`` does."""
+        from .display import ShownSum
+
+        if isinstance(_piece_of(expr), ShownSum) and not last:
+            return True
         return super()._needs_mul_brackets(_piece_of(expr), first=first, last=last)
 
     def _needs_add_brackets(self, expr) -> bool:

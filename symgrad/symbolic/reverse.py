@@ -443,8 +443,9 @@ def _require_scalar(y: sp.Expr, what: str) -> None:
 
 def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False, allow_unused: bool = False) -> Any:
     """The closed-form derivative of a scalar ``y`` with respect to ``x`` (a symbol, an
-    array symbol, a tensor, or a list of them), ``n`` times; ``simplify=True`` tidies the
-    result (``sympy.factor_terms``).
+    array symbol, a tensor, or a list of them), ``n`` times; ``simplify=True`` simplifies
+    the result within a time budget, checked by values (see
+    :func:`~symgrad.symbolic.simplifying.simplified`).
 
     For an array ``x`` the result is the gradient, an expression of ``x``'s shape;
     ``n > 1`` needs a scalar ``x`` (use :func:`hessian` for arrays).
@@ -488,7 +489,11 @@ def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False, allow_unused: bo
         _require_scalar(y, "diff")
         (y,) = adjoints([(y, sp.S.One)], [x])
         y = exact(y, shape_of(x)) if shape_of(x) else y
-    return sp.factor_terms(y) if simplify else y
+    if simplify:
+        from .simplifying import simplified
+
+        return simplified(y)
+    return y
 
 
 def gradient(y: Any, xs: Sequence[Any], *, allow_unused: bool = False) -> list:

@@ -33,6 +33,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
 
+from .notation import PrintedInStandardNotation
 from .symbols import Attrs, Shape, Slot, _attr_text, broadcast_shapes, shape_of, size_of
 
 __all__ = [
@@ -315,8 +316,8 @@ def exact(expr: sp.Expr, shape: Shape) -> sp.Expr:
     broadcasts to it).
 
     >>> from symgrad.symbolic.symbols import ArrayVar
-    >>> exact(ArrayVar("b", (3,)), (2, 3))
-    broadcast_to(b, shape=(2, 3))
+    >>> sp.srepr(exact(ArrayVar("b", (3,)), (2, 3)))  # (printed b*ones((2, 3)))
+    "BroadcastTo.of(ArrayVar('b', (3,), 'float64'), shape=(2, 3))"
     """
     shape = tuple(shape)
     if shape_of(expr) == shape:
@@ -333,12 +334,12 @@ def reduce_to(expr: sp.Expr, shape: Shape, full: Shape | None = None) -> sp.Expr
     where the symbolic engine undoes broadcasting.
 
     >>> from symgrad.symbolic.symbols import ArrayVar
-    >>> reduce_to(ArrayVar("g", (2, 3)), (3,))
-    sum_to(g, shape=(3,))
+    >>> sp.srepr(reduce_to(ArrayVar("g", (2, 3)), (3,)))  # (printed sum(g, dim=0))
+    "SumTo.of(ArrayVar('g', (2, 3), 'float64'), shape=(3,))"
     >>> reduce_to(sp.Integer(1), (3,), full=(2, 3))
     2
-    >>> reduce_to(ArrayVar("g", (3,)), (2, 1), full=(2, 3))
-    sum_to(g, shape=(1,))
+    >>> sp.srepr(reduce_to(ArrayVar("g", (3,)), (2, 1), full=(2, 3)))  # (printed sum(g))
+    "SumTo.of(ArrayVar('g', (3,), 'float64'), shape=(1,))"
     >>> reduce_to(sp.Integer(1), (3,), full=(2, 3))
     2
     """
@@ -380,7 +381,7 @@ def expand_reduced(g: sp.Expr, in_shape: Shape, dims: tuple[int, ...], keepdim: 
 
 # ====================================================================== broadcasting
 @_register
-class BroadcastTo(StructuralFunction):
+class BroadcastTo(PrintedInStandardNotation, StructuralFunction):
     """``broadcast_to(x, shape)``: NumPy broadcasting made explicit."""
 
     op_name = "broadcast_to"
@@ -405,7 +406,7 @@ class BroadcastTo(StructuralFunction):
 
 
 @_register
-class SumTo(StructuralFunction):
+class SumTo(PrintedInStandardNotation, StructuralFunction):
     """``sum_to(x, shape)``: sum ``x`` down to ``shape``, undoing broadcasting."""
 
     op_name = "sum_to"
@@ -451,7 +452,7 @@ class _Reduction(StructuralFunction):
 
 
 @_register
-class Sum(_Reduction):
+class Sum(PrintedInStandardNotation, _Reduction):
     """``sum(x, dim, keepdim)``."""
 
     op_name = "sum"
@@ -462,7 +463,7 @@ class Sum(_Reduction):
 
 
 @_register
-class Mean(_Reduction):
+class Mean(PrintedInStandardNotation, _Reduction):
     """``mean(x, dim, keepdim)``."""
 
     op_name = "mean"
@@ -483,7 +484,7 @@ class _Extreme(_Reduction):
 
 
 @_register
-class Max(_Extreme):
+class Max(PrintedInStandardNotation, _Extreme):
     """``max(x, dim, keepdim)``; the gradient goes where ``extremum_mask`` says (ties
     share it over all elements, the first extreme index wins along one ``dim``)."""
 
@@ -492,7 +493,7 @@ class Max(_Extreme):
 
 
 @_register
-class Min(_Extreme):
+class Min(PrintedInStandardNotation, _Extreme):
     """``min(x, dim, keepdim)``; the gradient goes where ``extremum_mask`` says."""
 
     op_name = "min"
@@ -500,7 +501,7 @@ class Min(_Extreme):
 
 
 @_register
-class ExtremumMask(StructuralFunction):
+class ExtremumMask(PrintedInStandardNotation, StructuralFunction):
     """``extremum_mask(x, dim, mode)``: where ``max``/``min`` send their gradient, shaped
     like ``x``.  Piecewise constant, so its own derivative is zero."""
 
@@ -518,7 +519,7 @@ class ExtremumMask(StructuralFunction):
 
 
 @_register
-class Logsumexp(_Reduction):
+class Logsumexp(PrintedInStandardNotation, _Reduction):
     """``logsumexp(x, dim, keepdim)``, evaluated stably by the op's NumPy forward."""
 
     op_name = "logsumexp"
@@ -530,7 +531,7 @@ class Logsumexp(_Reduction):
 
 
 @_register
-class Norm(_Reduction):
+class Norm(PrintedInStandardNotation, _Reduction):
     """``norm(x, dim, keepdim)``: the 2-norm."""
 
     op_name = "norm"
@@ -544,7 +545,7 @@ class Norm(_Reduction):
 
 
 @_register
-class Softmax(StructuralFunction):
+class Softmax(PrintedInStandardNotation, StructuralFunction):
     """``softmax(x, dim)``."""
 
     op_name = "softmax"
@@ -559,7 +560,7 @@ class Softmax(StructuralFunction):
 
 
 @_register
-class LogSoftmax(StructuralFunction):
+class LogSoftmax(PrintedInStandardNotation, StructuralFunction):
     """``log_softmax(x, dim)``."""
 
     op_name = "log_softmax"
@@ -819,7 +820,7 @@ class _ShapeOnly(StructuralFunction):
 
 
 @_register
-class Reshape(_ShapeOnly):
+class Reshape(PrintedInStandardNotation, _ShapeOnly):
     """``reshape(x, shape)``."""
 
     op_name = "reshape"
@@ -848,7 +849,7 @@ class Reshape(_ShapeOnly):
 
 
 @_register
-class Unsqueeze(_ShapeOnly):
+class Unsqueeze(PrintedInStandardNotation, _ShapeOnly):
     """``unsqueeze(x, dim)``."""
 
     op_name = "unsqueeze"
@@ -862,7 +863,7 @@ class Unsqueeze(_ShapeOnly):
 
 
 @_register
-class Squeeze(_ShapeOnly):
+class Squeeze(PrintedInStandardNotation, _ShapeOnly):
     """``squeeze(x, dim)``."""
 
     op_name = "squeeze"
@@ -992,7 +993,7 @@ class _Indexed(StructuralFunction):
 
 
 @_register
-class Getitem(_Indexed):
+class Getitem(PrintedInStandardNotation, _Indexed):
     """``getitem(x, index)``: ``x[index]`` (basic or advanced indexing)."""
 
     op_name = "getitem"
@@ -1041,7 +1042,7 @@ class Getitem(_Indexed):
 
 
 @_register
-class IndexPut(_Indexed):
+class IndexPut(PrintedInStandardNotation, _Indexed):
     """``index_put(g, shape, index)``: zeros of ``shape`` with ``g`` added at ``index``
     (repeated indices accumulate) -- the adjoint of ``getitem``."""
 
@@ -1054,10 +1055,6 @@ class IndexPut(_Indexed):
     def adjoint(self, g, index):
         return Getitem.of(g, *self.index_arrays, index=self.attrs["index"])
 
-    def _sympystr(self, printer) -> str:
-        g = printer._print(self.data[0])
-        key = _index_text(self.attrs["index"], self._names(printer))
-        return f"index_put({g}, shape={self.attrs['shape']}, index=[{key}])"
 
 
 def is_basic_index_put(expr: Any) -> bool:
@@ -1066,7 +1063,7 @@ def is_basic_index_put(expr: Any) -> bool:
 
 
 @_register
-class Setitem(_Indexed):
+class Setitem(PrintedInStandardNotation, _Indexed):
     """``setitem(x, value, index)``: ``x`` with ``x[index]`` replaced by ``value``."""
 
     op_name = "setitem"
@@ -1151,7 +1148,7 @@ class Stack(StructuralFunction):
 
 
 # ====================================================================== elementwise helpers
-class is_equal(sp.Function):
+class is_equal(PrintedInStandardNotation, sp.Function):
     """Elementwise ``a == b`` as 0/1 (its derivative is zero almost everywhere)."""
 
     nargs = 2

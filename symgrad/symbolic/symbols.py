@@ -163,7 +163,17 @@ def array_symbol(name: str, shape: Iterable[int] = (), dtype: Any = "float64") -
     >>> x = array_symbol("x", (4,))
     >>> shape_of(x * 2), x.array_dtype
     ((4,), 'float64')
+
+    Sizes are numbers (the engine computes shapes); a printed form shows a size by name
+    with ``sizes=`` (``text(form, sizes={"n": 50})`` prints ``/50`` as ``/n``).
     """
+    shape = tuple(shape)
+    symbolic = [s for s in shape if isinstance(s, (str, sp.Basic)) and not (isinstance(s, sp.Integer))]
+    if symbolic:
+        raise TypeError(
+            f"the shape {shape} of {name!r} has the symbolic size {str(symbolic[0])!r}: arrays compute with "
+            f"numbers, so give the number, and print with sizes={{{str(symbolic[0])!r}: number}} "
+            "(symgrad.symbolic.text, pretty, latex, ClosedForm) to see the name in the printed form")
     return ArrayVar(name, shape, dtype)
 
 

@@ -19,6 +19,7 @@ import sympy as sp
 
 import symgrad.symbolic.printing as printing
 from symgrad.symbolic import ArrayVar, latex, pretty
+from symgrad.symbolic.display import to_display
 from symgrad.symbolic.elementwise import Greater, Maximum, Select
 from symgrad.symbolic.stable import sigmoid
 from symgrad.symbolic.structural import Matmul, Sum, Transpose
@@ -101,7 +102,7 @@ def test_deep_latex_is_sympys_latex(kinds, seed, small_pieces):
     # powers and products (a mix drawn on 2026-12-07 ran for over 15 minutes). The printing
     # fuzz (test_sym_printing.py) explores new programs every day.
     expr = _deep_form(kinds, np.random.default_rng(seed))
-    assert latex(expr) == sp.latex(expr)
+    assert latex(expr) == sp.latex(to_display(expr))
 
 
 def _product_run(n: int, last: float) -> sp.Expr:
@@ -121,7 +122,7 @@ def test_a_negative_product_cut_below_a_sum_gives_the_sum_its_sign(outer, small_
     cut_there = 0
     for n in range(2 * PIECE_DEPTH - 4, 2 * PIECE_DEPTH + 4):
         form = wrap(_product_run(n, -0.75))
-        assert latex(form) == sp.latex(form)
+        assert latex(form) == sp.latex(to_display(form))
         values = {"x": 0.3, "y": 0.7}  # (SymPy's text multiplies numbers of the run that the stand-in hides)
         assert cmath.isclose(eval(printing.text(form), {"__builtins__": {}, "sin": cmath.sin, **values}),
                              _value(form, values), rel_tol=1e-12)
@@ -143,7 +144,7 @@ def test_a_cut_operand_is_ordered_as_its_subtree(outer, small_pieces):
     compares by its subtree's key, cut a few levels down (not by its own name)."""
     for n in range(PIECE_DEPTH - 2, 2 * PIECE_DEPTH + 2):
         form = outer(_maxima(n))
-        assert latex(form) == sp.latex(form) and printing.text(form) == sp.sstr(form)
+        assert latex(form) == sp.latex(to_display(form)) and printing.text(form) == sp.sstr(to_display(form))
 
 
 def test_a_sum_of_two_deep_chains_equal_but_for_their_leaves_prints_whole():
@@ -352,7 +353,7 @@ def test_pretty_of_a_deep_form_is_its_pieces_pretty_printed_and_named(kinds, use
 @pytest.mark.parametrize("form", [X ** 2 / 2, sp.sin(X) + Y, Matmul.of(Transpose.of(A, dim0=0, dim1=1), XA - 1)],
                          ids=["quotient", "sum", "matmul"])
 def test_pretty_and_latex_of_a_shallow_form_are_sympys(form):
-    assert pretty(form) == sp.pretty(form) and latex(form) == sp.latex(form)
+    assert pretty(form) == sp.pretty(to_display(form)) and latex(form) == sp.latex(to_display(form))
     assert printing.deep_pieces(form) == (form, [])
 
 

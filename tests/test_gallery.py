@@ -1,0 +1,50 @@
+"""``docs/gallery.md``: every printed gradient of the gallery is fit to print.
+
+The page's python blocks run (as ``tests/test_docs.py`` runs them) and register each
+model's loss and parameter in ``GALLERY``.  For each, the gradient as symgrad prints it --
+text, pretty, LaTeX and Python's ``str`` -- contains no engine helper, names nothing but
+tensors the model named, and its text computes what ``backward()`` computes.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad.symbolic import diff, latex, pretty, tensor_graph, text
+from symgrad.symbolic.display import ENGINE_HELPERS, evaluate_text
+from tests.test_docs import DOCS, blocks
+
+
+@pytest.fixture(scope="module")
+def gallery() -> list:
+    namespace: dict = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for code, _, line in blocks((DOCS / "gallery.md").read_text(encoding="utf-8")):
+            exec(compile(code, f"gallery.md:{line}", "exec"), namespace)  # noqa: S102  (our own documentation)
+    return namespace["GALLERY"]
+
+
+def test_the_gallery_shows_at_least_ten_models(gallery):
+    assert len(gallery) >= 10
+
+
+def test_every_printed_gradient_is_defined_free_of_helpers_and_right(gallery):
+    for loss, wrt in gallery:
+        gradient = diff(loss, wrt)
+        named = {}
+        for symbol, source in tensor_graph(loss)[1].items():
+            assert getattr(source, "name", None), \
+                f"{symbol} in the gradient of {wrt.name} is a name the model never gave"
+            named[source.name] = source.detach().numpy()
+        assert {s.name for s in gradient.free_symbols} <= set(named)
+        for printed in (text(gradient), pretty(gradient), latex(gradient), str(gradient)):
+            leaked = [h for h in ENGINE_HELPERS if h in printed]
+            assert not leaked, f"the gradient of {wrt.name} prints {leaked}: {printed}"
+        (expected,) = symgrad.autograd.grad(loss, [wrt], retain_graph=True)
+        value = evaluate_text(text(gradient), named)
+        np.testing.assert_allclose(np.broadcast_to(value, expected.shape), expected.numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=f"the gradient of {wrt.name} shown as {text(gradient)}")
