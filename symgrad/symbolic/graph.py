@@ -45,7 +45,7 @@ from sympy.core.parameters import evaluate
 from ..tape.structure import number_value
 from .elementwise import Cast, elementwise_form, lower
 from .structural import exact, structural_class
-from .symbols import ArrayVar, Slot, _freeze, collection_paused, intern, start_building
+from .symbols import ArrayVar, Slot, _freeze, collection_paused, intern, postorder_by_identity, start_building
 
 __all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
 
@@ -513,20 +513,9 @@ def evaluated(expr: Any) -> Any:
     if not isinstance(expr, sp.Basic):
         return expr
     height: dict = {}
-    order: list = []
-    stack = [expr]
-    while stack:  # postorder by identity, every argument (conditions and attributes too)
-        node = stack[-1]
-        if id(node) in height:
-            stack.pop()
-            continue
-        pending = [a for a in node.args if id(a) not in height]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
+    order = list(postorder_by_identity([expr]))  # every argument: conditions and attributes too
+    for node in order:
         height[id(node)] = 1 + max((height[id(a)] for a in node.args), default=0)
-        order.append(node)
     if height[id(expr)] > DEEP:
         return expr
     built: dict = {}

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 import sympy as sp
 
 from .printing import deep_pieces, latex, text
-from .symbols import free_symbols
+from .symbols import free_symbols, postorder_by_identity
 
 __all__ = ["DISPLAY_BUDGET", "LATEX_NESTING", "form_bundle", "sympy_bundle", "install_ipython_display"]
 
@@ -60,9 +60,9 @@ class FormFacts:
     def __init__(self, forms: Iterable[Any]) -> None:
         roots = [f for f in _entries(forms) if isinstance(f, sp.Basic)]
         height: dict = {}
-        for node in _postorder_by_identity(roots):
+        for node in postorder_by_identity(roots):
             height[id(node)] = 1 + max((height[id(a)] for a in node.args), default=0)
-        self.ops = sum(1 for node in _postorder_by_identity(roots) if node.args)
+        self.ops = sum(1 for node in postorder_by_identity(roots) if node.args)
         self.depth = max((height[id(r)] for r in roots), default=0)
         symbols: set = set()
         for root in roots:
@@ -72,25 +72,6 @@ class FormFacts:
     def describe(self) -> str:
         names = ", ".join(self.free_symbols[:12]) + (", ..." if len(self.free_symbols) > 12 else "")
         return f"{self.ops:,} ops, depth {self.depth:,}, free symbols: {names or 'none'}"
-
-
-def _postorder_by_identity(roots: list) -> Iterable[sp.Basic]:
-    """Every distinct node (by identity) of ``roots``, each after its arguments: no
-    recursion, and no comparison of trees."""
-    done: set = set()
-    stack = list(roots)
-    while stack:
-        node = stack[-1]
-        if id(node) in done:
-            stack.pop()
-            continue
-        pending = [a for a in node.args if id(a) not in done]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
-        done.add(id(node))
-        yield node
 
 
 def printed_length_bound(forms: Iterable[Any], cap: int) -> int:
@@ -106,7 +87,7 @@ def printed_length_bound(forms: Iterable[Any], cap: int) -> int:
     """
     roots = [f for f in _entries(forms) if isinstance(f, sp.Basic)]
     length: dict = {}
-    for node in _postorder_by_identity(roots):
+    for node in postorder_by_identity(roots):
         if isinstance(node, sp.Symbol):
             own = len(node.name)
         elif isinstance(node, sp.Function):
