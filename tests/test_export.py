@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +186,76 @@ def test_static_arguments_are_fixed_in_the_export(rng):
     namespace: dict = {}
     exec(ex.source, namespace)
     np.testing.assert_allclose(namespace["grad"](x), 3 * x ** 2)
+
+
+# ---------------------------------------------------------------------- torch
+def import_path(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"exported_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_torch_export_matches_the_tape_engine_and_passes_gradcheck(name, rng, tmp_path):
+    torch = pytest.importorskip("torch")
+    f, make, argnums = PROGRAMS[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, target="torch", path=tmp_path / f"{name}_torch.py")
+    module = import_path(ex.paths[0])
+    wrt = (argnums,) if isinstance(argnums, int) else argnums
+    args = make(rng)
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=i in wrt) for i, a in enumerate(args)]
+    out = getattr(module, name)(*leaves)
+    out.backward()
+    expected_value, expected_grads = tape_value_and_grads(f, args, argnums)
+    np.testing.assert_allclose(out.detach().numpy(), expected_value, rtol=1e-10, atol=1e-12)
+    for i, expected in zip(wrt, expected_grads):
+        np.testing.assert_allclose(leaves[i].grad.numpy(), expected, rtol=1e-9, atol=1e-12)
+    fresh = [t.detach().clone().requires_grad_(t.requires_grad) for t in leaves]
+    assert torch.autograd.gradcheck(getattr(module, name), fresh)
+
+
+def test_torch_export_refuses_a_gradient_it_was_not_derived_for(rng):
+    torch = pytest.importorskip("torch")
+    ex = symgrad.export(least_squares, *PROGRAMS["least_squares"][1](rng), target="torch")
+    namespace: dict = {}
+    exec(ex.source, namespace)
+    w, X, y = (torch.tensor(a, requires_grad=True) for a in PROGRAMS["least_squares"][1](rng))
+    with pytest.raises(RuntimeError, match="this export differentiates w only, not X"):
+        namespace["least_squares"](w, X, y).backward()
+
+
+def test_a_corrupted_torch_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from symgrad.exporters import torch_target
+
+    original = torch_target.write
+
+    def flip_a_sign(program):
+        return {suffix: text.replace("return g * grad_x", "return -g * grad_x")
+                for suffix, text in original(program).items()}
+
+    monkeypatch.setattr(torch_target, "write", flip_a_sign)
+    with pytest.raises(ExportVerificationError, match=r"the exported torch code's RosenbrockFunction backward grad_x "
+                                                      r"differs from symgrad's at the example arguments"):
+        symgrad.export(rosenbrock, rng.random(5), target="torch", path=tmp_path / "rosenbrock.py")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_op_the_torch_target_cannot_express_raises(rng, tmp_path):
+    with pytest.raises(ExportError, match="the torch target has no translation of 'tie_step'"):
+        symgrad.export(lambda x, y: symgrad.maximum(x, y).sum(), rng.random(3), rng.random(3), target="torch",
+                       path=tmp_path / "maximum.py")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_code_that_fails_is_reported_and_not_written(rng, tmp_path, monkeypatch):
+    original = numpy_target.write
+    monkeypatch.setattr(numpy_target, "write", lambda program: {
+        ".py": original(program)[".py"].replace("import numpy", "import numpy\nraise RuntimeError('broken')")})
+    with pytest.raises(ExportError, match=r"the written numpy code failed while it was verified \(RuntimeError: "
+                                          r"broken\); nothing was written"):
+        symgrad.export(rosenbrock, rng.random(5), path=tmp_path / "grad.py")
+    assert list(tmp_path.iterdir()) == []

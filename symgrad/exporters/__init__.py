@@ -18,14 +18,14 @@ from typing import Any, Callable
 
 import sympy as sp
 
-from . import numpy_target
+from . import numpy_target, torch_target
 from .errors import ExportError, ExportVerificationError
 from .program import Program, derive
 from .verify import verify
 
 __all__ = ["export", "Exported", "ExportError", "ExportVerificationError", "TARGETS"]
 
-TARGETS = {"numpy": numpy_target}
+TARGETS = {"numpy": numpy_target, "torch": torch_target}
 """Target name -> its writer module (``SUFFIXES``, ``write(program)``, ``load(paths, program)``)."""
 
 
@@ -89,7 +89,13 @@ def export(f: Callable, *example_args: Any, target: str = "numpy", path: Any = N
         drafts = [Path(scratch) / f"{stem}{suffix}" for suffix in writer.SUFFIXES]
         for draft, suffix in zip(drafts, writer.SUFFIXES):
             draft.write_text(sources[suffix])
-        points = verify(target, program, writer.load(drafts, program))
+        try:
+            points = verify(target, program, writer.load(drafts, program))
+        except ExportError:
+            raise
+        except Exception as err:  # the written code itself fails: say so, and write nothing
+            raise ExportError(f"the written {target} code failed while it was verified ({type(err).__name__}: "
+                              f"{err}); nothing was written") from err
         if destinations is not None:
             for draft, destination in zip(drafts, destinations):
                 os.replace(draft, destination)

@@ -64,15 +64,18 @@ class _Temporaries(ast.NodeTransformer):
         return node
 
 
-def _function(program: Program, name: str, outputs: list[str], exprs: list[sp.Expr], result: str,
-              summary: str) -> tuple[str, set[str]]:
-    """One exported function's source, and the helper names it calls."""
+def generated_function(program: Program, name: str, outputs: list[str], exprs: list[sp.Expr], result: str,
+                       summary: str, rewrite: ast.NodeTransformer | None = None) -> tuple[str, set[str]]:
+    """One exported function's source from the NumPy code symgrad generates for ``exprs``
+    (``rewrite`` translates it for another target), and the global names it reads."""
     compiled = compile_exprs(program.symbols, exprs, input_names=program.input_names, output_names=outputs,
                              name=name, cache=False)
     tree = ast.parse(compiled.source)
     function = tree.body[0]
     taken = set(program.input_names) | set(outputs) | set(FUNCTIONS)
     function = _Temporaries(taken).visit(function)
+    if rewrite is not None:
+        function = rewrite.visit(function)
     *steps, returned = function.body
     lines = [f"def {name}({', '.join(program.input_names)}):", f'    """{summary}"""']
     for input_name, shape in zip(program.input_names, program.input_shapes):
@@ -82,32 +85,46 @@ def _function(program: Program, name: str, outputs: list[str], exprs: list[sp.Ex
         lines += [f"    # {line}" for line in textwrap.wrap(f"{output} = {sp.sstr(expr)}", 92, break_long_words=False)]
         lines.append(f"    {output} = {ast.unparse(node)}")
     lines.append(f"    return {result}")
-    called = {n.id for n in ast.walk(function) if isinstance(n, ast.Name)}
+    names = [n for n in ast.walk(function) if isinstance(n, ast.Name)]
+    assigned = {n.id for n in names if isinstance(n.ctx, ast.Store)} | set(program.input_names)
+    called = {n.id for n in names if isinstance(n.ctx, ast.Load)} - assigned
     return "\n".join(lines), called
+
+
+def exported_functions(program: Program, rewrite: ast.NodeTransformer | None = None) -> list[tuple[str, set[str]]]:
+    """``value``, ``grad`` and ``value_and_grad``: each one's source and the names it calls."""
+    grads = program.grad_names
+    grad_result = grads[0] if len(grads) == 1 else f"({', '.join(grads)})"
+    wrt = ", ".join(program.input_names[i] for i in program.wrt)
+    return [
+        generated_function(program, "value", ["value"], [program.value], "value", f"The value of {program.name}.",
+                           rewrite),
+        generated_function(program, "grad", grads, program.grads, grad_result,
+                           f"The gradient of {program.name} with respect to {wrt}.", rewrite),
+        generated_function(program, "value_and_grad", ["value"] + grads, [program.value] + program.grads,
+                           f"value, {grad_result}",
+                           f"The value of {program.name} and its gradient with respect to {wrt}.", rewrite),
+    ]
+
+
+def module_docstring(program: Program, imports: str, extra: Sequence[str] = ()) -> str:
+    """The docstring of an exported Python module: its functions, inputs and closed forms."""
+    args = ", ".join(program.input_names)
+    doc = [f"Value and gradient of {program.name}, exported by symgrad and verified against its engines.", "",
+           "Functions: value({0}), grad({0}), value_and_grad({0}).".format(args), *extra,
+           f"The only import is {imports}.", "", "Derived for the inputs:"]
+    doc += [f"    {line}" for line in describe_inputs(program)]
+    doc += ["", "Closed forms:"] + [f"    {line}" for line in closed_form_lines(program)]
+    return '"""' + "\n".join(doc) + '\n"""'
 
 
 def write(program: Program) -> dict[str, str]:
     """The module's source, under its suffix."""
-    grads = program.grad_names
-    grad_result = grads[0] if len(grads) == 1 else f"({', '.join(grads)})"
-    args = ", ".join(program.input_names)
-    wrt = ", ".join(program.input_names[i] for i in program.wrt)
-    functions = [
-        _function(program, "value", ["value"], [program.value], "value", f"The value of {program.name}."),
-        _function(program, "grad", grads, program.grads, grad_result,
-                  f"The gradient of {program.name} with respect to {wrt}."),
-        _function(program, "value_and_grad", ["value"] + grads, [program.value] + program.grads,
-                  f"value, {grad_result}", f"The value of {program.name} and its gradient with respect to {wrt}."),
-    ]
+    functions = exported_functions(program)
     namespace = numpy_namespace()
     used = set().union(*(called for _, called in functions)) & set(namespace)
     helpers = inline_helpers(used, namespace, set(program.input_names) | set(FUNCTIONS))
-    doc = [f"Value and gradient of {program.name}, exported by symgrad and verified against its engines.", "",
-           "Functions: value({0}), grad({0}), value_and_grad({0}).".format(args),
-           "The only import is NumPy.", "", "Derived for the inputs:"]
-    doc += [f"    {line}" for line in describe_inputs(program)]
-    doc += ["", "Closed forms:"] + [f"    {line}" for line in closed_form_lines(program)]
-    parts = ['"""' + "\n".join(doc) + '\n"""', "import numpy", _CHECK_INPUT]
+    parts = [module_docstring(program, "NumPy"), "import numpy", _CHECK_INPUT]
     parts += [source for source, _ in functions]
     parts += ["# Helpers copied from symgrad's NumPy namespace, so that this module needs only NumPy."] + helpers
     return {".py": "\n\n\n".join(parts) + "\n"}
