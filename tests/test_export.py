@@ -259,3 +259,38 @@ def test_written_code_that_fails_is_reported_and_not_written(rng, tmp_path, monk
                                           r"broken\); nothing was written"):
         symgrad.export(rosenbrock, rng.random(5), path=tmp_path / "grad.py")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- command line
+def test_export_command_writes_a_verified_module(tmp_path, capsys):
+    from symgrad.cli import main
+
+    path = tmp_path / "grad.py"
+    assert main(["export", "sum(sigmoid(x @ w))", "--shape", "x=2,w=2x3", "--wrt", "w", "-o", str(path)]) == 0
+    assert capsys.readouterr().out == (f"wrote {path}: the value of sum(sigmoid(x @ w)) and its gradient with respect "
+                                       "to w (numpy), verified at 4 points\n")
+    namespace: dict = {}
+    exec(path.read_text(), namespace)
+    x, w = np.array([0.5, -1.0]), np.arange(6.0).reshape(2, 3) / 6
+    s = 1 / (1 + np.exp(-(x @ w)))
+    np.testing.assert_allclose(namespace["grad"](x, w), np.outer(x, s * (1 - s)), rtol=1e-12)
+    assert main(["export", "sum(sigmoid(x @ w))", "--shape", "x=2,w=2x3", "--wrt", "w", "-o", str(path)]) == 2
+    assert "grad.py' exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+
+
+def test_export_command_prints_the_source_without_output_file(capsys):
+    from symgrad.cli import main
+
+    assert main(["export", "x*log(y)", "--at", "x=2,y=3"]) == 0
+    printed = capsys.readouterr().out
+    assert "    grad_x = log(y)\n    grad_y = x/y\n" in printed and "import numpy\n" in printed
+
+
+def test_export_command_reports_a_verification_failure_with_status_1(monkeypatch, capsys):
+    from symgrad.cli import main
+
+    original = numpy_target.write
+    monkeypatch.setattr(numpy_target, "write", lambda program: {
+        ".py": original(program)[".py"].replace("grad_x = ", "grad_x = 1 + ")})
+    assert main(["export", "x**2", "--wrt", "x"]) == 1
+    assert "the exported numpy code's value_and_grad(...) grad_x differs from symgrad's" in capsys.readouterr().err
