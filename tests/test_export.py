@@ -294,3 +294,125 @@ def test_export_command_reports_a_verification_failure_with_status_1(monkeypatch
         ".py": original(program)[".py"].replace("grad_x = ", "grad_x = 1 + ")})
     assert main(["export", "x**2", "--wrt", "x"]) == 1
     assert "the exported numpy code's value_and_grad(...) grad_x differs from symgrad's" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- C
+def elementwise_least_squares(a, b, x, y):
+    return ((a * x + b - y) ** 2).mean()
+
+
+def elementwise_logistic_regression(a, b, x, y):
+    return F.binary_cross_entropy((a * x + b).sigmoid(), y)
+
+
+def one_unit_tanh_network(a, b, c, x, y):
+    return ((c * (a * x + b).tanh() - y) ** 2).mean()
+
+
+def rosenbrock_over_points(x, y):
+    return (100 * (y - x ** 2) ** 2 + (1 - x) ** 2).sum()
+
+
+# the table's programs in the form the c target takes: elementwise over points, scalar parameters
+C_PROGRAMS = {
+    "elementwise_least_squares": (elementwise_least_squares, lambda r: (
+        float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(40), r.standard_normal(40)), (0, 1)),
+    "elementwise_logistic_regression": (elementwise_logistic_regression, lambda r: (
+        float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(40),
+        (r.random(40) > 0.5).astype(float)), (0, 1)),
+    "one_unit_tanh_network": (one_unit_tanh_network, lambda r: (
+        float(r.standard_normal()), float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(40),
+        r.standard_normal(40)), (0, 1, 2)),
+    "rosenbrock_over_points": (rosenbrock_over_points, lambda r: (r.random(40), r.random(40)), (0, 1)),
+}
+
+
+@pytest.fixture
+def compiler():
+    from symgrad.symbolic.backends import CompilerNotFoundError
+    from symgrad.symbolic.backends.cbuild import find_compiler
+
+    try:
+        return find_compiler()
+    except CompilerNotFoundError as err:
+        pytest.skip(f"no C compiler: {err}")
+
+
+def build_and_load(compiler, source_path, tmp_path):
+    import ctypes
+
+    library = tmp_path / f"lib{source_path.stem}.so"
+    subprocess.run(compiler + ["-O2", "-shared", "-fPIC", "-o", str(library), str(source_path), "-lm"], check=True)
+    return ctypes.CDLL(str(library))
+
+
+def call_c(function, n, inputs, out_shapes):
+    import ctypes
+
+    arrays = [np.ascontiguousarray(np.asarray(a, dtype=np.float64)) for a in inputs]
+    outs = [np.zeros(s) for s in out_shapes]
+    status = function(ctypes.c_long(n), *[ctypes.c_void_p(a.ctypes.data) for a in arrays + outs])
+    return status, outs
+
+
+@pytest.mark.parametrize("name", sorted(C_PROGRAMS))
+def test_c_export_builds_with_plain_cc_and_matches_the_tape_engine(name, rng, tmp_path, compiler):
+    f, make, argnums = C_PROGRAMS[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, target="c", path=tmp_path / f"{name}.c")
+    assert ex.paths == [tmp_path / f"{name}.c", tmp_path / f"{name}.h"]
+    subprocess.run(compiler + ["-O2", "-c", "-o", str(tmp_path / f"{name}.o"), str(ex.paths[0])], check=True)
+    main_c = tmp_path / "main.c"  # the header alone declares everything a caller needs
+    main_c.write_text(f'#include "{name}.h"\nint main(void) {{ return {name.upper()}_N == 40 ? 0 : 1; }}\n')
+    subprocess.run(compiler + ["-O2", "-o", str(tmp_path / "main"), str(main_c), str(tmp_path / f"{name}.o"), "-lm"],
+                   check=True, cwd=tmp_path)
+    assert subprocess.run([str(tmp_path / "main")]).returncode == 0
+    lib = build_and_load(compiler, ex.paths[0], tmp_path)
+    args = make(rng)
+    shapes = [np.shape(args[i]) for i in argnums]
+    status, outs = call_c(getattr(lib, f"{name}_value_and_grad"), 40, args, [()] + shapes)
+    assert status == 0
+    expected_value, expected_grads = tape_value_and_grads(f, args, argnums)
+    np.testing.assert_allclose(outs[0], expected_value, rtol=1e-10, atol=1e-12)
+    for got, expected in zip(outs[1:], expected_grads):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    status, (grad_alone, *_) = call_c(getattr(lib, f"{name}_grad"), 40, args, shapes)
+    assert status == 0 and np.allclose(grad_alone, expected_grads[0], rtol=1e-9, atol=1e-12)
+
+
+def test_c_functions_refuse_a_wrong_length_and_write_nothing(rng, tmp_path, compiler):
+    ex = symgrad.export(rosenbrock_over_points, rng.random(40), rng.random(40), argnums=(0, 1), target="c",
+                        path=tmp_path / "rosenbrock_over_points.c")
+    lib = build_and_load(compiler, ex.paths[0], tmp_path)
+    status, outs = call_c(lib.rosenbrock_over_points_value, 39, [rng.random(40), rng.random(40)], [()])
+    assert status == -1 and outs[0] == 0.0
+
+
+def test_a_corrupted_c_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch, compiler):
+    from symgrad.exporters import c_target
+
+    original = c_target.write
+    monkeypatch.setattr(c_target, "write", lambda program: {
+        suffix: text.replace("grad_x[i] = ", "grad_x[i] = 1.0 + ") for suffix, text in original(program).items()})
+    with pytest.raises(ExportVerificationError, match=r"the exported c code's rosenbrock_over_points_grad grad_x "
+                                                      r"differs from symgrad's at the example arguments"):
+        symgrad.export(rosenbrock_over_points, rng.random(40), rng.random(40), argnums=(0, 1), target="c",
+                       path=tmp_path / "rosenbrock_over_points.c")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, message", [
+    ("least_squares", r"the c target loops over one shape, but the array inputs have the shapes \[\(3,\), \(6,\), "
+                      r"\(6, 3\)\]"),
+    ("rosenbrock", r"the c target cannot translate getitem"),
+])
+def test_programs_the_c_target_cannot_express_raise(name, message, rng, tmp_path):
+    f, make, argnums = PROGRAMS[name]
+    with pytest.raises(ExportError, match=message):
+        symgrad.export(f, *make(rng), argnums=argnums, target="c", path=tmp_path / "f.c")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_c_target_takes_float64_only(rng):
+    with pytest.raises(ExportError, match="the c target takes float64 inputs; x is float32"):
+        symgrad.export(rosenbrock_over_points, rng.random(4).astype(np.float32), rng.random(4).astype(np.float32),
+                       target="c")

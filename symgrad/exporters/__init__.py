@@ -18,14 +18,14 @@ from typing import Any, Callable
 
 import sympy as sp
 
-from . import numpy_target, torch_target
+from . import c_target, numpy_target, torch_target
 from .errors import ExportError, ExportVerificationError
 from .program import Program, derive
 from .verify import verify
 
 __all__ = ["export", "Exported", "ExportError", "ExportVerificationError", "TARGETS"]
 
-TARGETS = {"numpy": numpy_target, "torch": torch_target}
+TARGETS = {"numpy": numpy_target, "torch": torch_target, "c": c_target}
 """Target name -> its writer module (``SUFFIXES``, ``write(program)``, ``load(paths, program)``)."""
 
 
