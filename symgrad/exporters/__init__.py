@@ -1,7 +1,7 @@
 """Verified export: write a function's value and gradient as standalone code for another stack.
 
 :func:`export` traces a function at example arguments, derives its value and gradient in
-closed form, writes them for a target (``"numpy"``, ``"torch"``, ``"c"``), loads (or
+closed form, writes them for a target (``"numpy"``, ``"torch"``, ``"c"``: :data:`TARGETS`), loads (or
 builds) what it wrote in a fresh namespace, checks it against symgrad's engines at the
 examples and at random points (:mod:`.verify`), and only then moves the files into
 place.  A disagreement raises :class:`ExportVerificationError` and writes nothing.
