@@ -92,9 +92,8 @@ class _Inliner:
             raise ExportError(f"the helper {preferred!r} is a {type(fn).__name__}, not a Python function or a "
                               "NumPy name, so it cannot be copied into an exported module")
         node = _function_node(fn)
-        name = node.name if node.name not in ("<lambda>", "forward") else preferred
-        if name in self.taken and name != preferred:
-            name = preferred
+        private = node.name.startswith("_") or node.name in ("<lambda>", "forward")
+        name = preferred if private or node.name in self.taken else node.name  # `mean`, not `_mean_forward`
         self.names[id(fn)] = name
         self.taken.add(name)
         node.name = name
