@@ -1,8 +1,8 @@
 """The ``"torch"`` export target: a module whose only import is torch.
 
 It holds ``value``, ``grad`` and ``value_and_grad`` in torch ops -- symgrad's generated
-NumPy code with every ``numpy.<name>`` replaced by its torch function
-(:data:`TORCH_NAMES`) and every helper by its translation in :mod:`.torch_helpers` --
+NumPy code translated by :mod:`.translate`: every ``numpy.<name>`` replaced by its torch
+function (:data:`TORCH_NAMES`) and every helper by its translation in :mod:`.torch_helpers` --
 and a ``torch.autograd.Function`` subclass whose ``forward`` is ``value`` and whose
 ``backward`` is the closed-form ``grad`` times the upstream gradient, with a function of
 the program's name that applies it.  A NumPy function or helper with no translation
@@ -10,7 +10,6 @@ raises :class:`~symgrad.exporters.errors.ExportError` naming it.
 """
 from __future__ import annotations
 
-import ast
 import importlib.util
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from .errors import ExportError
 from .numpy_target import exported_functions, labelled_outputs, module_docstring
 from .program import Program
+from .translate import NumPyNames, helper_sources
 
 SUFFIXES = (".py",)
 
@@ -46,36 +46,6 @@ def _checked(name, array, shape):
                          f"got {tuple(array.shape)}")
     return array
 '''.strip()
-
-
-class _ToTorch(ast.NodeTransformer):
-    """``numpy.<name>`` -> ``torch.<name>``; ``numpy.asarray``, ``zeros``, ``result_type`` -> the helpers."""
-
-    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        self.generic_visit(node)
-        if isinstance(node.value, ast.Name) and node.value.id == "numpy":
-            if node.attr in ("asarray", "zeros", "result_type"):
-                return ast.copy_location(ast.Name(node.attr, ast.Load()), node)
-            if node.attr not in TORCH_NAMES:
-                raise ExportError(f"the torch target has no translation of numpy.{node.attr}, which the closed form "
-                                  "uses")
-            return ast.copy_location(ast.Attribute(ast.Name("torch", ast.Load()), TORCH_NAMES[node.attr],
-                                                   ast.Load()), node)
-        return node
-
-
-def _helper_sources(used: set[str]) -> list[str]:
-    """The source of each helper of :mod:`.torch_helpers` that ``used`` calls (and of those they call)."""
-    definitions = {node.name: node for node in ast.parse(HELPERS_FILE.read_text()).body
-                   if isinstance(node, ast.FunctionDef)}
-    needed, todo = set(), list(used)
-    while todo:
-        name = todo.pop()
-        if name in needed:
-            continue
-        needed.add(name)
-        todo += [n.id for n in ast.walk(definitions[name]) if isinstance(n, ast.Name) and n.id in definitions]
-    return [ast.unparse(definitions[name]) for name in definitions if name in needed]
 
 
 def _class_name(program: Program) -> str:
@@ -122,18 +92,14 @@ def write(program: Program) -> dict[str, str]:
     if not program.name.isidentifier() or program.name in {"value", "grad", "value_and_grad", "torch"}:
         raise ExportError(f"the torch target names a function after the exported one, and {program.name!r} cannot "
                           "be that name; export a function defined with def")
-    functions = exported_functions(program, _ToTorch())
-    helper_names = {node.name for node in ast.parse(HELPERS_FILE.read_text()).body
-                    if isinstance(node, ast.FunctionDef)}
+    functions = exported_functions(program, NumPyNames("torch", "torch", TORCH_NAMES))
     called = set().union(*(names for _, names in functions))
-    missing = sorted(called - helper_names - {"torch", "_checked"})
-    if missing:
-        raise ExportError(f"the torch target has no translation of {missing[0]!r}, which the closed form uses")
+    helpers = helper_sources("torch", HELPERS_FILE, called, {"torch", "_checked"})
     doc = module_docstring(program, "torch", [f"{program.name}({', '.join(program.input_names)}): through "
                                               f"{_class_name(program)}, a torch.autograd.Function."])
     parts = [doc, "import torch", _CHECK_INPUT] + [source for source, _ in functions]
     parts += [_autograd_function(program)]
-    parts += ["# Torch translations of symgrad's helpers."] + _helper_sources(called & helper_names)
+    parts += ["# Torch translations of symgrad's helpers."] + helpers
     return {".py": "\n\n\n".join(parts) + "\n"}
 
 
