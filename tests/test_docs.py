@@ -41,7 +41,7 @@ DOCS = ROOT / "docs"
 TUTORIALS = ["tutorial_from_pytorch.md", "tutorial_from_sympy.md"]
 RUNNABLE = TUTORIALS + ["transforms.md", "checking_a_library.md", "export.md"]
 """Pages whose python blocks run and must print what the page shows."""
-NEEDS = {"checking_a_library.md": ["scipy", "sklearn", "statsmodels"], "export.md": ["torch"]}
+NEEDS = {"checking_a_library.md": ["scipy", "sklearn", "statsmodels"], "export.md": ["torch", "jax"]}
 """Optional libraries a page needs (``pip install '.[libs]'``); its test skips without them."""
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 

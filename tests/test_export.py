@@ -416,3 +416,44 @@ def test_the_c_target_takes_float64_only(rng):
     with pytest.raises(ExportError, match="the c target takes float64 inputs; x is float32"):
         symgrad.export(rosenbrock_over_points, rng.random(4).astype(np.float32), rng.random(4).astype(np.float32),
                        target="c")
+
+
+# ---------------------------------------------------------------------- JAX
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_jax_export_matches_the_tape_engine_through_its_custom_vjp(name, rng, tmp_path):
+    jax = pytest.importorskip("jax")
+    f, make, argnums = PROGRAMS[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, target="jax", path=tmp_path / f"{name}_jax.py")
+    module = import_path(ex.paths[0])
+    args = make(rng)
+    wrt = (argnums,) if isinstance(argnums, int) else argnums
+    with jax.enable_x64(True):
+        value, grads = jax.jit(jax.value_and_grad(getattr(module, name), argnums=wrt))(*args)
+    expected_value, expected_grads = tape_value_and_grads(f, args, argnums)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-10, atol=1e-12)
+    for got, expected in zip(grads, expected_grads):
+        assert np.asarray(got).dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_jax_export_gives_nan_for_an_input_it_was_not_derived_for(rng):
+    jax = pytest.importorskip("jax")
+    args = PROGRAMS["least_squares"][1](rng)
+    namespace: dict = {}
+    exec(symgrad.export(least_squares, *args, target="jax").source, namespace)
+    with jax.enable_x64(True):
+        grad_X = jax.grad(namespace["least_squares"], argnums=1)(*args)
+    assert np.isnan(np.asarray(grad_X)).all()
+
+
+def test_a_corrupted_jax_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch):
+    pytest.importorskip("jax")
+    from symgrad.exporters import jax_target
+
+    original = jax_target.write
+    monkeypatch.setattr(jax_target, "write", lambda program: {
+        ".py": original(program)[".py"].replace("return (g * grad_x,)", "return (2 * g * grad_x,)")})
+    with pytest.raises(ExportVerificationError, match=r"the exported jax code's jax.value_and_grad\(rosenbrock\) "
+                                                      r"grad_x differs from symgrad's at the example arguments"):
+        symgrad.export(rosenbrock, rng.random(5), target="jax", path=tmp_path / "rosenbrock.py")
+    assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,7 @@
 """Verified export: write a function's value and gradient as standalone code for another stack.
 
 :func:`export` traces a function at example arguments, derives its value and gradient in
-closed form, writes them for a target (``"numpy"``, ``"torch"``, ``"c"``: :data:`TARGETS`), loads (or
+closed form, writes them for a target (``"numpy"``, ``"torch"``, ``"c"``, ``"jax"``: :data:`TARGETS`), loads (or
 builds) what it wrote in a fresh namespace, checks it against symgrad's engines at the
 examples and at random points (:mod:`.verify`), and only then moves the files into
 place.  A disagreement raises :class:`ExportVerificationError` and writes nothing.
@@ -18,14 +18,14 @@ from typing import Any, Callable
 
 import sympy as sp
 
-from . import c_target, numpy_target, torch_target
+from . import c_target, jax_target, numpy_target, torch_target
 from .errors import ExportError, ExportVerificationError
 from .program import Program, derive
 from .verify import verify
 
 __all__ = ["export", "Exported", "ExportError", "ExportVerificationError", "TARGETS"]
 
-TARGETS = {"numpy": numpy_target, "torch": torch_target, "c": c_target}
+TARGETS = {"numpy": numpy_target, "torch": torch_target, "c": c_target, "jax": jax_target}
 """Target name -> its writer module (``SUFFIXES``, ``write(program)``, ``load(paths, program)``)."""
 
 
