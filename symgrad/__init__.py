@@ -27,6 +27,7 @@ _SYMBOLIC_NAMES = {
     "compile_cache_info", "compile_cache_clear", "set_compile_cache_size", "GradientMismatchError",
     "ClosedForm", "latex", "pretty", "per_element", "explain",
 }
+_EXPORT_NAMES = {"export", "ExportError", "ExportVerificationError"}
 _LAZY_MODULES = {"symbolic", "viz", "cli", "parsing", "testing"}
 
 
@@ -34,6 +35,8 @@ def __getattr__(name: str):
     """Load the symbolic engine (and SymPy) only when one of its names is used."""
     if name in _SYMBOLIC_NAMES:
         return getattr(importlib.import_module(".symbolic", __name__), name)
+    if name in _EXPORT_NAMES:
+        return getattr(importlib.import_module(".exporters", __name__), name)
     if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'symgrad' has no attribute {name!r}")

@@ -766,6 +766,61 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 # ============================================================================ parser
+def cmd_export(args: argparse.Namespace) -> int:
+    """``symgrad export``: write the expression's value and gradient as verified standalone code."""
+    import inspect
+
+    import symgrad
+    from .exporters import ExportError, ExportVerificationError
+
+    problem = _problem([args.expression], args.shape, args.wrt)
+    parsed = problem.parsed[0]
+    _require_scalar_output(parsed, "export")
+    at = parse_values(args.at) if args.at else {}
+    values = _point(problem.names, problem.shapes, at, fill_missing=True, seed=args.seed)
+    names = list(problem.names)
+
+    def f(*arrays):
+        return parsed.to_tensor(dict(zip(names, arrays)), requires_grad=False)[0]
+
+    f.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    argnums = tuple(names.index(n) for n in problem.wrt)
+    try:
+        exported = symgrad.export(f, *(values[n] for n in names), target=args.target, path=args.output,
+                                  argnums=argnums[0] if len(argnums) == 1 else argnums, overwrite=args.overwrite)
+    except ExportVerificationError as err:
+        raise CheckFailed(str(err)) from None
+    except ExportError as err:
+        raise UsageError(str(err)) from None
+    if args.output is None:
+        _write(exported.source.rstrip("\n"))
+    else:
+        written = ", ".join(str(p) for p in exported.paths)
+        _write(f"wrote {written}: the value of {parsed.text} and its gradient with respect to "
+               f"{', '.join(problem.wrt)} ({args.target}), verified at {exported.points_checked} points")
+    return 0
+
+
+def _add_export_parser(commands: Any, formatter: type, shape_help: str, at_help: str) -> None:
+    from .exporters import TARGETS
+
+    export = commands.add_parser("export", help="write the value and gradient as verified standalone code",
+                                 formatter_class=formatter, description="Write the expression's value and "
+                                 "gradient as a NumPy module, a torch.autograd.Function or C, checked against "
+                                 "symgrad's engines before the file is written.")
+    export.add_argument("expression", metavar="EXPR")
+    export.add_argument("--wrt", help="comma-separated variables (default: all)")
+    export.add_argument("--target", choices=sorted(TARGETS), default="numpy", help="the language (default numpy)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write FILE (default: print the source)")
+    export.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    export.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
+    export.add_argument("--at", action="append", metavar="VALUES",
+                        help=at_help + "; the example point, also checked (default: drawn from [0.5, 1.5])")
+    export.add_argument("--seed", type=_seed, default=0, help="seed for values not given with --at (default 0)")
+    export.set_defaults(run=cmd_export)
+
+
 def _order(text: str) -> int:
     """``--order``: a whole number from 1 to :data:`MAX_ORDER`.
 
@@ -904,6 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--shape", action="append", default=[], metavar="SHAPES", help=shape_help)
     graph.add_argument("--seed", type=_seed, default=0, help="seed for values not given with --at")
     graph.set_defaults(run=cmd_graph)
+    _add_export_parser(commands, formatter, shape_help, at_help)
     return parser
 
 

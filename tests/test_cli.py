@@ -183,6 +183,7 @@ NUMERIC_OPTIONS = {
     ("check", "--atol"): ["-1", "nan", "inf", "-inf", "tiny"],
     ("check", "--rtol"): ["-1", "nan", "inf", "-1e-3", "tiny"],
     ("graph", "--seed"): ["-1", "1.5", "nan", "seven"],
+    ("export", "--seed"): ["-1", "1.5", "nan", "seven"],
 }
 BAD_NUMBERS = [(command, option, value) for (command, option), values in NUMERIC_OPTIONS.items() for value in values]
 
@@ -208,7 +209,8 @@ def test_bad_numeric_options_are_usage_errors(capsys, empty_cwd, command, option
 
 @pytest.mark.parametrize("command, option, value", [("diff", "--order", "10"), ("check", "--seed", "0"),
                                                     ("check", "--atol", "0"), ("check", "--rtol", "0.5"),
-                                                    ("graph", "--seed", "12345678901234567890")])
+                                                    ("graph", "--seed", "12345678901234567890"),
+                                                    ("export", "--seed", "12345678901234567890")])
 def test_good_numeric_options_at_their_edges_run(capsys, empty_cwd, command, option, value):
     status, _, err = run(capsys, command, "sin(x)*y", option, value)
     assert status == 0, err

@@ -46,10 +46,11 @@ import symgrad
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 TUTORIALS = ["tutorial_from_pytorch.md", "tutorial_from_sympy.md"]
-RUNNABLE = TUTORIALS + ["transforms.md", "printing.md", "gallery.md", "checking_a_library.md"]
+RUNNABLE = TUTORIALS + ["transforms.md", "printing.md", "gallery.md", "checking_a_library.md", "export.md"]
 """Pages whose python blocks run and must print what the page shows."""
-NEEDS = {"checking_a_library.md": ["scipy", "sklearn", "statsmodels"]}
-"""Optional libraries a page needs (``pip install '.[libs]'``); its test skips without them."""
+NEEDS = {"checking_a_library.md": ("libs", ["scipy", "sklearn", "statsmodels"]),
+         "export.md": ("export", ["torch", "jax"])}
+"""The extra and the optional libraries a page needs; its test skips without them."""
 RUN_ELSEWHERE = {"testing.md": "tests/check/test_testing_page.py", "scaling.md": "tests/test_scaling.py"}
 """Pages whose python blocks another test runs, and that test."""
 FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
@@ -103,8 +104,9 @@ def fresh_state():
 
 @pytest.mark.parametrize("page", RUNNABLE)
 def test_tutorial_runs_and_prints_what_it_shows(page, fresh_state):
-    for module in NEEDS.get(page, []):
-        pytest.importorskip(module, reason=f"docs/{page} needs {module}: pip install '.[libs]'")
+    extra, modules = NEEDS.get(page, ("", []))
+    for module in modules:
+        pytest.importorskip(module, reason=f"docs/{page} needs {module}: pip install '.[{extra}]'")
     results = run_page(DOCS / page)
     assert len(results) >= (10 if page in TUTORIALS else 5), f"{page} has only {len(results)} python blocks"
     for code, expected, printed, line in results:

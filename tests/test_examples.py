@@ -164,7 +164,26 @@ EXPECTED = {
         "dR/dtheta: max |symbolic - finite difference| / (1 + |symbolic|) = ",
         "all 2,000,000 derivatives agree with finite differences (< 1e-5): True",
     ],
+    "export_numpy.py": [
+        "wrote logistic_grad.py, verified at 4 points",
+        "closed form of the gradient: X.T @ (-y/200 + sigmoid(X @ w)/200)",
+        "imports: ['import numpy']",
+        "symgrad imported: False",
+        "loss after 500 steps: 0.4358",
+        "w = [ 1.86 -1.15  0.46]",
+    ],
+    "export_torch.py": [
+        "wrote mlp_loss_torch.py, verified at 4 points",
+        "closed form of grad_W2: tanh(X @ W1).T @ ((-y + tanh(X @ W1) @ W2)/32)",
+        "backward node: MlpLossFunctionBackward",
+        "same gradients as torch's autograd: True",
+        "gradcheck: True",
+        "loss: 2.7310 -> 0.0200 after 300 SGD steps",
+    ],
 }
+
+NEEDS = {"export_torch.py": "torch"}
+"""Optional libraries an example needs; its test skips without them."""
 
 
 def test_every_example_is_in_the_table():
@@ -176,6 +195,8 @@ def test_every_example_is_in_the_table():
 # write them there, never into the repository)
 ARGUMENTS = {
     "graph_visualisation.py": lambda tmp_path: [str(tmp_path / "graphs")],
+    "export_numpy.py": lambda tmp_path: [str(tmp_path / "export")],
+    "export_torch.py": lambda tmp_path: [str(tmp_path / "export")],
 }
 
 
@@ -189,6 +210,8 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_example_runs_and_prints(script, tmp_path):
+    if script in NEEDS:
+        pytest.importorskip(NEEDS[script], reason=f"examples/{script} needs {NEEDS[script]}")
     result = _run(script, *ARGUMENTS.get(script, lambda _: [])(tmp_path))
     assert result.returncode == 0, f"{script} failed:\n{result.stderr}"
     output = result.stdout

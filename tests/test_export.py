@@ -1,0 +1,459 @@
+"""symgrad.export: each target on a table of programs, checked against the eager tape
+engine (and torch's gradcheck for the torch target); verification catches a corrupted
+export and writes nothing; bad inputs raise clear errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import symgrad
+import symgrad.nn.functional as F
+from symgrad.exporters import ExportError, ExportVerificationError, numpy_target
+
+
+def least_squares(w, X, y):
+    return ((X @ w - y) ** 2).mean()
+
+
+def logistic_regression(w, X, y):
+    return F.binary_cross_entropy((X @ w).sigmoid(), y)
+
+
+def softmax_cross_entropy(W, X, Y):
+    return -(Y * (X @ W).log_softmax(dim=1)).sum(dim=1).mean()
+
+
+def tanh_mlp(W1, W2, X, y):
+    return (((X @ W1).tanh() @ W2 - y) ** 2).mean()
+
+
+def rosenbrock(x):
+    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+def one_hot(rng, rows, classes):
+    return np.eye(classes)[rng.integers(0, classes, rows)]
+
+
+# name -> (function, example arguments from a generator, argnums)
+PROGRAMS = {
+    "least_squares": (least_squares, lambda r: (r.standard_normal(3), r.standard_normal((6, 3)),
+                                                r.standard_normal(6)), 0),
+    "logistic_regression": (logistic_regression, lambda r: (r.standard_normal(3), r.standard_normal((8, 3)),
+                                                            (r.random(8) > 0.5).astype(float)), 0),
+    "softmax_cross_entropy": (softmax_cross_entropy, lambda r: (r.standard_normal((3, 4)), r.standard_normal((5, 3)),
+                                                                one_hot(r, 5, 4)), 0),
+    "tanh_mlp": (tanh_mlp, lambda r: (r.standard_normal((3, 4)), r.standard_normal(4), r.standard_normal((5, 3)),
+                                      r.standard_normal(5)), (0, 1)),
+    "rosenbrock": (rosenbrock, lambda r: (r.random(5),), 0),
+}
+
+
+def tape_value_and_grads(f, args, argnums):
+    """The eager tape engine's value and gradients, the reference every target is held to."""
+    wrt = (argnums,) if isinstance(argnums, int) else argnums
+    call = [symgrad.tensor(a, requires_grad=True) if i in wrt else a for i, a in enumerate(args)]
+    with symgrad.backward_engine("tape"):
+        out = f(*call)
+        out.backward()
+    return out.detach().numpy(), [call[i].grad.numpy() for i in wrt]
+
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_numpy_export_matches_the_tape_engine(name, rng, tmp_path):
+    f, make, argnums = PROGRAMS[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, path=tmp_path / f"{name}.py")
+    assert ex.paths == [tmp_path / f"{name}.py"] and ex.points_checked == 4
+    namespace: dict = {}
+    exec(compile(ex.paths[0].read_text(), str(ex.paths[0]), "exec"), namespace)
+    args = make(rng)  # new random inputs of the same shapes
+    dynamic = [a for a in args]
+    value, grads = namespace["value_and_grad"](*dynamic)
+    expected_value, expected_grads = tape_value_and_grads(f, args, argnums)
+    grads = grads if isinstance(argnums, tuple) else (grads,)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(namespace["value"](*dynamic), expected_value, rtol=1e-10, atol=1e-12)
+    alone = namespace["grad"](*dynamic)
+    for got, got_alone, expected in zip(grads, alone if isinstance(argnums, tuple) else (alone,), expected_grads):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got_alone, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_numpy_export_imports_only_numpy(name, rng, tmp_path):
+    f, make, argnums = PROGRAMS[name]
+    path = tmp_path / "exported.py"
+    symgrad.export(f, *make(rng), argnums=argnums, path=path)
+    script = textwrap.dedent(f"""
+        import sys, runpy
+        module = runpy.run_path({str(path)!r})
+        assert not any(m == "symgrad" or m.startswith(("symgrad.", "sympy")) for m in sys.modules), sys.modules
+        print(sorted(m for m in module if not m.startswith("__"))[:0], "ok")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-I", "-c", script], env=env, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] ok"
+
+
+def test_numpy_export_is_readable(rng):
+    ex = symgrad.export(least_squares, *PROGRAMS["least_squares"][1](rng))
+    source = ex.source
+    assert "    w: shape (3,), float64 (differentiated)" in source
+    assert "    grad_w = X.T @ ((-y + X @ w)/3)" in source        # the closed form in the docstring
+    assert "    # grad_w = X.T @ ((-y + X @ w)/3)" in source      # and as a comment above its code
+    assert "_t0" not in source and "t0 = matmul(X, w) - y" in source
+    assert [line for line in source.splitlines() if line.startswith("import")] == ["import numpy"]
+
+
+def test_exported_module_checks_input_shapes(rng):
+    ex = symgrad.export(least_squares, *PROGRAMS["least_squares"][1](rng))
+    namespace: dict = {}
+    exec(ex.source, namespace)
+    with pytest.raises(ValueError, match=r"X must have shape \(6, 3\), the shape this module was derived for; "
+                                         r"got \(2, 3\)"):
+        namespace["value"](np.ones(3), np.ones((2, 3)), np.ones(6))
+
+
+def test_a_helper_calling_a_shadowed_builtin_reads_the_saved_builtin(rng):
+    # the generated code calls symgrad's `max` helper; normalize_dims calls the builtin max
+    ex = symgrad.export(lambda x: x.max() + (x ** 2).sum(), rng.standard_normal(4))
+    assert "builtin_max = max" in ex.source and "size = builtin_max(ndim, 1)" in ex.source
+
+
+def test_a_corrupted_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch):
+    original = numpy_target.write
+
+    def flip_a_sign(program):
+        sources = original(program)
+        return {suffix: text.replace("grad_w = matmul(", "grad_w = -matmul(") for suffix, text in sources.items()}
+
+    monkeypatch.setattr(numpy_target, "write", flip_a_sign)
+    path = tmp_path / "grad.py"
+    with pytest.raises(ExportVerificationError, match=r"the exported numpy code's value_and_grad\(\.\.\.\) grad_w "
+                                                      r"differs from symgrad's at the example arguments \(w=") as err:
+        symgrad.export(least_squares, *PROGRAMS["least_squares"][1](rng), path=path)
+    assert err.value.target == "numpy" and err.value.difference > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_path_is_refused_unless_overwrite(rng, tmp_path):
+    path = tmp_path / "grad.py"
+    path.write_text("keep me\n")
+    args = PROGRAMS["rosenbrock"][1](rng)
+    with pytest.raises(ExportError, match="grad.py' exists; pass overwrite=True"):
+        symgrad.export(rosenbrock, *args, path=path)
+    assert path.read_text() == "keep me\n"
+    symgrad.export(rosenbrock, *args, path=path, overwrite=True)
+    assert path.read_text().startswith('"""Value and gradient of rosenbrock')
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(target="fortran"), r"unknown export target 'fortran'; choose one of \["),
+    (dict(path="grad.txt"), r"the numpy target writes a \.py file, got the path 'grad.txt'"),
+    (dict(path="no/such/dir/grad.py"), r"the directory 'no/such/dir' of the path"),
+    (dict(argnums=1), r"argnums names argument 1, which is not a traced array"),
+])
+def test_bad_arguments_raise_clear_errors(kwargs, message, rng):
+    with pytest.raises(ExportError, match=message):
+        symgrad.export(rosenbrock, rng.random(5), **kwargs)
+
+
+def test_inputs_computed_from_arguments_cannot_be_exported(rng):
+    def cross_entropy_of_labels(W, X, labels):
+        return F.cross_entropy(X @ W, labels)
+
+    with pytest.raises(ExportError, match=r"cannot export cross_entropy_of_labels: for its 3 array arguments its "
+                                          r"closed form reads the inputs \['W', 'X', 'idx0'"):
+        symgrad.export(cross_entropy_of_labels, rng.standard_normal((3, 4)), rng.standard_normal((5, 3)),
+                       rng.integers(0, 4, 5))
+
+
+def test_static_arguments_are_fixed_in_the_export(rng):
+    def power_sum(x, n):
+        return (x ** n).sum()
+
+    x = rng.random(3)
+    ex = symgrad.export(power_sum, x, 3)
+    namespace: dict = {}
+    exec(ex.source, namespace)
+    np.testing.assert_allclose(namespace["grad"](x), 3 * x ** 2)
+
+
+# ---------------------------------------------------------------------- torch
+def import_path(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"exported_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_torch_export_matches_the_tape_engine_and_passes_gradcheck(name, rng, tmp_path):
+    torch = pytest.importorskip("torch")
+    f, make, argnums = PROGRAMS[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, target="torch", path=tmp_path / f"{name}_torch.py")
+    module = import_path(ex.paths[0])
+    wrt = (argnums,) if isinstance(argnums, int) else argnums
+    args = make(rng)
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=i in wrt) for i, a in enumerate(args)]
+    out = getattr(module, name)(*leaves)
+    out.backward()
+    expected_value, expected_grads = tape_value_and_grads(f, args, argnums)
+    np.testing.assert_allclose(out.detach().numpy(), expected_value, rtol=1e-10, atol=1e-12)
+    for i, expected in zip(wrt, expected_grads):
+        np.testing.assert_allclose(leaves[i].grad.numpy(), expected, rtol=1e-9, atol=1e-12)
+    fresh = [t.detach().clone().requires_grad_(t.requires_grad) for t in leaves]
+    assert torch.autograd.gradcheck(getattr(module, name), fresh)
+
+
+def test_torch_export_refuses_a_gradient_it_was_not_derived_for(rng):
+    torch = pytest.importorskip("torch")
+    ex = symgrad.export(least_squares, *PROGRAMS["least_squares"][1](rng), target="torch")
+    namespace: dict = {}
+    exec(ex.source, namespace)
+    w, X, y = (torch.tensor(a, requires_grad=True) for a in PROGRAMS["least_squares"][1](rng))
+    with pytest.raises(RuntimeError, match="this export differentiates w only, not X"):
+        namespace["least_squares"](w, X, y).backward()
+
+
+def test_a_corrupted_torch_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from symgrad.exporters import torch_target
+
+    original = torch_target.write
+
+    def flip_a_sign(program):
+        return {suffix: text.replace("return g * grad_x", "return -g * grad_x")
+                for suffix, text in original(program).items()}
+
+    monkeypatch.setattr(torch_target, "write", flip_a_sign)
+    with pytest.raises(ExportVerificationError, match=r"the exported torch code's RosenbrockFunction backward grad_x "
+                                                      r"differs from symgrad's at the example arguments"):
+        symgrad.export(rosenbrock, rng.random(5), target="torch", path=tmp_path / "rosenbrock.py")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_op_the_torch_target_cannot_express_raises(rng, tmp_path):
+    with pytest.raises(ExportError, match="the torch target has no translation of 'tie_step'"):
+        symgrad.export(lambda x, y: symgrad.maximum(x, y).sum(), rng.random(3), rng.random(3), target="torch",
+                       path=tmp_path / "maximum.py")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_code_that_fails_is_reported_and_not_written(rng, tmp_path, monkeypatch):
+    original = numpy_target.write
+    monkeypatch.setattr(numpy_target, "write", lambda program: {
+        ".py": original(program)[".py"].replace("import numpy", "import numpy\nraise RuntimeError('broken')")})
+    with pytest.raises(ExportError, match=r"the written numpy code failed while it was verified \(RuntimeError: "
+                                          r"broken\); nothing was written"):
+        symgrad.export(rosenbrock, rng.random(5), path=tmp_path / "grad.py")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- command line
+def test_export_command_writes_a_verified_module(tmp_path, capsys):
+    from symgrad.cli import main
+
+    path = tmp_path / "grad.py"
+    assert main(["export", "sum(sigmoid(x @ w))", "--shape", "x=2,w=2x3", "--wrt", "w", "-o", str(path)]) == 0
+    assert capsys.readouterr().out == (f"wrote {path}: the value of sum(sigmoid(x @ w)) and its gradient with respect "
+                                       "to w (numpy), verified at 4 points\n")
+    namespace: dict = {}
+    exec(path.read_text(), namespace)
+    x, w = np.array([0.5, -1.0]), np.arange(6.0).reshape(2, 3) / 6
+    s = 1 / (1 + np.exp(-(x @ w)))
+    np.testing.assert_allclose(namespace["grad"](x, w), np.outer(x, s * (1 - s)), rtol=1e-12)
+    assert main(["export", "sum(sigmoid(x @ w))", "--shape", "x=2,w=2x3", "--wrt", "w", "-o", str(path)]) == 2
+    assert "grad.py' exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+
+
+def test_export_command_prints_the_source_without_output_file(capsys):
+    from symgrad.cli import main
+
+    assert main(["export", "x*log(y)", "--at", "x=2,y=3"]) == 0
+    printed = capsys.readouterr().out
+    assert "    grad_x = log(y)\n    grad_y = x/y\n" in printed and "import numpy\n" in printed
+
+
+def test_export_command_reports_a_verification_failure_with_status_1(monkeypatch, capsys):
+    from symgrad.cli import main
+
+    original = numpy_target.write
+    monkeypatch.setattr(numpy_target, "write", lambda program: {
+        ".py": original(program)[".py"].replace("grad_x = ", "grad_x = 1 + ")})
+    assert main(["export", "x**2", "--wrt", "x"]) == 1
+    assert "the exported numpy code's value_and_grad(...) grad_x differs from symgrad's" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- C
+def elementwise_least_squares(a, b, x, y):
+    return ((a * x + b - y) ** 2).mean()
+
+
+def elementwise_logistic_regression(a, b, x, y):
+    return F.binary_cross_entropy((a * x + b).sigmoid(), y)
+
+
+def one_unit_tanh_network(a, b, c, x, y):
+    return ((c * (a * x + b).tanh() - y) ** 2).mean()
+
+
+def rosenbrock_over_points(x, y):
+    return (100 * (y - x ** 2) ** 2 + (1 - x) ** 2).sum()
+
+
+# the table's programs in the form the c target takes: elementwise over points, scalar parameters
+C_PROGRAMS = {
+    "elementwise_least_squares": (elementwise_least_squares, lambda r: (
+        float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(40), r.standard_normal(40)), (0, 1)),
+    "elementwise_logistic_regression": (elementwise_logistic_regression, lambda r: (
+        float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(40),
+        (r.random(40) > 0.5).astype(float)), (0, 1)),
+    "one_unit_tanh_network": (one_unit_tanh_network, lambda r: (
+        float(r.standard_normal()), float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(40),
+        r.standard_normal(40)), (0, 1, 2)),
+    "rosenbrock_over_points": (rosenbrock_over_points, lambda r: (r.random(40), r.random(40)), (0, 1)),
+}
+
+
+@pytest.fixture
+def compiler():
+    from symgrad.symbolic.backends import CompilerNotFoundError
+    from symgrad.symbolic.backends.cbuild import find_compiler
+
+    try:
+        return find_compiler()
+    except CompilerNotFoundError as err:
+        pytest.skip(f"no C compiler: {err}")
+
+
+def build_and_load(compiler, source_path, tmp_path):
+    import ctypes
+
+    library = tmp_path / f"lib{source_path.stem}.so"
+    subprocess.run(compiler + ["-O2", "-shared", "-fPIC", "-o", str(library), str(source_path), "-lm"], check=True)
+    return ctypes.CDLL(str(library))
+
+
+def call_c(function, n, inputs, out_shapes):
+    import ctypes
+
+    arrays = [np.ascontiguousarray(np.asarray(a, dtype=np.float64)) for a in inputs]
+    outs = [np.zeros(s) for s in out_shapes]
+    status = function(ctypes.c_long(n), *[ctypes.c_void_p(a.ctypes.data) for a in arrays + outs])
+    return status, outs
+
+
+@pytest.mark.parametrize("name", sorted(C_PROGRAMS))
+def test_c_export_builds_with_plain_cc_and_matches_the_tape_engine(name, rng, tmp_path, compiler):
+    f, make, argnums = C_PROGRAMS[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, target="c", path=tmp_path / f"{name}.c")
+    assert ex.paths == [tmp_path / f"{name}.c", tmp_path / f"{name}.h"]
+    subprocess.run(compiler + ["-O2", "-c", "-o", str(tmp_path / f"{name}.o"), str(ex.paths[0])], check=True)
+    main_c = tmp_path / "main.c"  # the header alone declares everything a caller needs
+    main_c.write_text(f'#include "{name}.h"\nint main(void) {{ return {name.upper()}_N == 40 ? 0 : 1; }}\n')
+    subprocess.run(compiler + ["-O2", "-o", str(tmp_path / "main"), str(main_c), str(tmp_path / f"{name}.o"), "-lm"],
+                   check=True, cwd=tmp_path)
+    assert subprocess.run([str(tmp_path / "main")]).returncode == 0
+    lib = build_and_load(compiler, ex.paths[0], tmp_path)
+    args = make(rng)
+    shapes = [np.shape(args[i]) for i in argnums]
+    status, outs = call_c(getattr(lib, f"{name}_value_and_grad"), 40, args, [()] + shapes)
+    assert status == 0
+    expected_value, expected_grads = tape_value_and_grads(f, args, argnums)
+    np.testing.assert_allclose(outs[0], expected_value, rtol=1e-10, atol=1e-12)
+    for got, expected in zip(outs[1:], expected_grads):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    status, (grad_alone, *_) = call_c(getattr(lib, f"{name}_grad"), 40, args, shapes)
+    assert status == 0 and np.allclose(grad_alone, expected_grads[0], rtol=1e-9, atol=1e-12)
+
+
+def test_c_functions_refuse_a_wrong_length_and_write_nothing(rng, tmp_path, compiler):
+    ex = symgrad.export(rosenbrock_over_points, rng.random(40), rng.random(40), argnums=(0, 1), target="c",
+                        path=tmp_path / "rosenbrock_over_points.c")
+    lib = build_and_load(compiler, ex.paths[0], tmp_path)
+    status, outs = call_c(lib.rosenbrock_over_points_value, 39, [rng.random(40), rng.random(40)], [()])
+    assert status == -1 and outs[0] == 0.0
+
+
+def test_a_corrupted_c_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch, compiler):
+    from symgrad.exporters import c_target
+
+    original = c_target.write
+    monkeypatch.setattr(c_target, "write", lambda program: {
+        suffix: text.replace("grad_x[i] = ", "grad_x[i] = 1.0 + ") for suffix, text in original(program).items()})
+    with pytest.raises(ExportVerificationError, match=r"the exported c code's rosenbrock_over_points_grad grad_x "
+                                                      r"differs from symgrad's at the example arguments"):
+        symgrad.export(rosenbrock_over_points, rng.random(40), rng.random(40), argnums=(0, 1), target="c",
+                       path=tmp_path / "rosenbrock_over_points.c")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, message", [
+    ("least_squares", r"the c target loops over one shape, but the array inputs have the shapes \[\(3,\), \(6,\), "
+                      r"\(6, 3\)\]"),
+    ("rosenbrock", r"the c target cannot translate getitem"),
+])
+def test_programs_the_c_target_cannot_express_raise(name, message, rng, tmp_path):
+    f, make, argnums = PROGRAMS[name]
+    with pytest.raises(ExportError, match=message):
+        symgrad.export(f, *make(rng), argnums=argnums, target="c", path=tmp_path / "f.c")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_c_target_takes_float64_only(rng):
+    with pytest.raises(ExportError, match="the c target takes float64 inputs; x is float32"):
+        symgrad.export(rosenbrock_over_points, rng.random(4).astype(np.float32), rng.random(4).astype(np.float32),
+                       target="c")
+
+
+# ---------------------------------------------------------------------- JAX
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_jax_export_matches_the_tape_engine_through_its_custom_vjp(name, rng, tmp_path):
+    jax = pytest.importorskip("jax")
+    f, make, argnums = PROGRAMS[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, target="jax", path=tmp_path / f"{name}_jax.py")
+    module = import_path(ex.paths[0])
+    args = make(rng)
+    wrt = (argnums,) if isinstance(argnums, int) else argnums
+    with jax.enable_x64(True):
+        value, grads = jax.jit(jax.value_and_grad(getattr(module, name), argnums=wrt))(*args)
+    expected_value, expected_grads = tape_value_and_grads(f, args, argnums)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-10, atol=1e-12)
+    for got, expected in zip(grads, expected_grads):
+        assert np.asarray(got).dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_jax_export_gives_nan_for_an_input_it_was_not_derived_for(rng):
+    jax = pytest.importorskip("jax")
+    args = PROGRAMS["least_squares"][1](rng)
+    namespace: dict = {}
+    exec(symgrad.export(least_squares, *args, target="jax").source, namespace)
+    with jax.enable_x64(True):
+        grad_X = jax.grad(namespace["least_squares"], argnums=1)(*args)
+    assert np.isnan(np.asarray(grad_X)).all()
+
+
+def test_a_corrupted_jax_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch):
+    pytest.importorskip("jax")
+    from symgrad.exporters import jax_target
+
+    original = jax_target.write
+    monkeypatch.setattr(jax_target, "write", lambda program: {
+        ".py": original(program)[".py"].replace("return (g * grad_x,)", "return (2 * g * grad_x,)")})
+    with pytest.raises(ExportVerificationError, match=r"the exported jax code's jax.value_and_grad\(rosenbrock\) "
+                                                      r"grad_x differs from symgrad's at the example arguments"):
+        symgrad.export(rosenbrock, rng.random(5), target="jax", path=tmp_path / "rosenbrock.py")
+    assert list(tmp_path.iterdir()) == []
