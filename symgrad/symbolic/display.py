@@ -43,14 +43,14 @@ sum(X @ w)
 from __future__ import annotations
 
 import ast
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from .elementwise import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select,
-                          TieStep)
+from .elementwise import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
+                          function_ops)
 from .structural import (BroadcastTo, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax, Max, Mean, Min,
                          Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
@@ -701,7 +701,20 @@ def _text_namespace() -> dict:
         "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum,
         "Rational": lambda p, q: p / q,
     })
+    for function, uses in function_ops().items():  # the op table's other functions (log1p, atan2, polygamma...)
+        general = [form for _, form in uses if all(isinstance(a, sp.Dummy) for a in form)]
+        if general and str(function) not in space:
+            space[str(function)] = _compiled_function(function, general[0])
     return space
+
+
+def _compiled_function(function: type, arguments: tuple) -> Callable:
+    """``function`` evaluated as the compiled code evaluates it (the engine's own NumPy
+    translation), elementwise over NumPy arrays."""
+    from .compile import compile_exprs
+
+    compiled = compile_exprs(list(arguments), [function(*arguments)], output_shapes=[None])
+    return lambda *values: compiled.outputs_of([np.asarray(v, dtype=float) for v in values])[0]
 
 
 _READABLE = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant, ast.Subscript, ast.Slice,

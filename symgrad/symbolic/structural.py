@@ -556,7 +556,8 @@ class Softmax(PrintedInStandardNotation, StructuralFunction):
 
     def adjoint(self, g, index):
         dim = self.attrs["dim"]
-        return self * (g - Sum.of(g * self, dim=dim, keepdim=True))
+        # exact: g * self may cancel to a scalar (g = 1/softmax under a log), which has no axis dim
+        return self * (g - Sum.of(exact(g * self, shape_of(self)), dim=dim, keepdim=True))
 
 
 @_register
@@ -571,6 +572,7 @@ class LogSoftmax(PrintedInStandardNotation, StructuralFunction):
 
     def adjoint(self, g, index):
         dim = self.attrs["dim"]
+        g = exact(g, shape_of(self))  # an upstream that merely broadcasts (a scalar) has no axis dim to sum
         return g - sp.exp(self) * Sum.of(g, dim=dim, keepdim=True)
 
 

@@ -540,3 +540,24 @@ def _intermediate_dtypes(compiled, args) -> dict:
     exec(compile("\n".join(body), "<instrumented>", "exec"), namespace)
     namespace[compiled.name](*[np.asarray(a) for a in args])
     return seen
+
+
+@pytest.mark.parametrize("dim, shape", [(-2, (1, 3)), (-1, (2, 3)), (0, (2, 3))])
+@pytest.mark.parametrize("program", ["log(softmax)", "3*log(softmax)", "log_softmax", "softmax/softmax"])
+def test_softmax_adjoints_when_the_upstream_cancels_to_a_scalar(program, dim, shape, rng):
+    """Under a log, softmax's upstream is 1/softmax, so ``g * softmax`` cancels to the
+    scalar 1, which has no axis ``dim`` to sum over: ``diff`` raised IndexError (found by
+    the display fuzz at SYMGRAD_TEST_SEED=2).  Both adjoints sum an operand of the node's
+    own shape now."""
+    build = {"log(softmax)": lambda x: x.softmax(dim=dim).log(),
+             "3*log(softmax)": lambda x: 3 * x.softmax(dim=dim).log(),
+             "log_softmax": lambda x: x.log_softmax(dim=dim),
+             "softmax/softmax": lambda x: x.softmax(dim=dim) / x.softmax(dim=dim)}
+    x = symgrad.tensor(rng.normal(size=shape), requires_grad=True, name="x")
+    y = build[program](x).sum()
+    form = symgrad.diff(y, x)
+    with symgrad.backward_engine("tape"):
+        y.backward()
+    symbols = sorted(form.free_symbols, key=str)  # none when the derivative is a constant (zeros)
+    got = compile_exprs(symbols, [form], output_shapes=[shape]).outputs_of([x.detach().numpy()] * len(symbols))[0]
+    np.testing.assert_allclose(got, x.grad.numpy(), rtol=1e-10, atol=1e-12)
