@@ -371,8 +371,8 @@ class _Arguments:
         """This sorting for another call whose arguments have :meth:`plain_signature`'s
         signature: the same key, paths and argument numbers, the new arrays."""
         other = object.__new__(_Arguments)
-        for field in ("key", "paths", "names", "argnums", "trees", "diff", "groups"):
-            setattr(other, field, getattr(self, field))
+        other.key, other.paths, other.names, other.argnums = self.key, self.paths, self.names, self.argnums
+        other.trees, other.diff, other.groups = self.trees, self.diff, self.groups
         other.arrays, other.positional, other.keywords = list(args), list(args), {}
         other.given = [None] * len(args)
         return other
@@ -702,14 +702,10 @@ class Transformed:
                 return self._problem, self.compiled, call
             problem = self._problem
         else:
-            last = self._last_plain_call
-            if last is not None and not kwargs and last.guard.holds() and len(args) == len(last.signature):
-                for a, (shape, dtype) in zip(args, last.signature):
-                    if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype:
-                        break
-                else:  # the last call's key, without sorting the arguments or walking the function again
-                    self.compiled = last.compiled
-                    return last.problem, last.compiled, last.call.again(args)
+            last = self._repeated_plain_call(args, kwargs)
+            if last is not None:  # the last call's key, without sorting the arguments or walking the function again
+                self.compiled = last.compiled
+                return last.problem, last.compiled, last.call.again(args)
             call = _Arguments(self, args, kwargs)
             walk = _Fingerprinter(guard=True)
             trace_key = (call.key, walk.of(self.f, 0))
@@ -731,6 +727,17 @@ class Transformed:
             self._remember_plain_call(walk.guard, call, args, kwargs, problem, compiled)
         self.compiled = compiled
         return problem, compiled, call
+
+    def _repeated_plain_call(self, args: tuple, kwargs: dict) -> "_PlainCall | None":
+        """The last call when this one has its key for sure: plain NumPy arrays of the same
+        shapes and dtypes, and a function whose guarded bindings all hold."""
+        last = self._last_plain_call
+        if last is None or kwargs or len(args) != len(last.signature) or not last.guard.holds():
+            return None
+        for a, (shape, dtype) in zip(args, last.signature):
+            if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype:
+                return None
+        return last
 
     def _remember_plain_call(self, guard: "_Guard | None", call: _Arguments, args: tuple, kwargs: dict,
                              problem: _Problem, compiled: Any) -> None:
@@ -804,6 +811,10 @@ class Transformed:
     def __call__(self, *args: Any, **kwargs: Any):
         if self.kind in ("vjp", "jvp"):
             raise TypeError(f"call symgrad's {self.kind}(f, ...) directly; it returns values, not a function")
+        if self.kind in ("grad", "value_and_grad") and not self.has_aux:
+            out = self._training_step(args, kwargs)
+            if out is not None:
+                return out
         run = self._run(args, kwargs)
         n = len(run.diff)
         if self.kind == "grad":
@@ -820,6 +831,26 @@ class Transformed:
             out = ((out[0], aux), out[1]) if self.kind == "value_and_grad" else (out, aux)
         run.cross_check(out)
         return out
+
+    def _training_step(self, args: tuple, kwargs: dict) -> Any:
+        """``grad``/``value_and_grad`` of a repeated plain call (the training step of a
+        loop over NumPy arrays) straight through the compiled function -- what
+        :class:`_Run` does for it, without building one -- or None when the call needs
+        more: another key, tensors to record (a captured tensor requires grad, or a trace
+        is running), or the ``"both"`` engine's cross-check."""
+        last = self._repeated_plain_call(args, kwargs)
+        if last is None or not isinstance(last.compiled, CompiledFunction) or tape.get_backward_engine() == "both":
+            return None
+        problem = last.problem
+        if problem.captured and (tracing.ACTIVE_TRACES or any(
+                t._requires_grad or t.grad_fn is not None for t in problem.captured)):
+            return None
+        self.compiled = last.compiled
+        outputs = last.compiled.outputs_of(problem.inputs(args))
+        first = 1 if self.kind == "value_and_grad" else 0
+        grads = [_shaped_array(g, args[i], True) for g, i in zip(outputs[first:], problem.diff)]
+        grads = grads[0] if self._single else tuple(grads)
+        return (outputs[0], grads) if first else grads
 
     def _run(self, args: Sequence[Any], kwargs: dict) -> "_Run":
         problem, compiled, call = self._prepare(args, kwargs)
@@ -973,13 +1004,7 @@ class _Run:
     def _shaped(self, g: Any, like: np.ndarray, cast: bool) -> Any:
         if self.tensor_env is not None:
             return _tensor_like(g, like.shape if cast else None, like.dtype)
-        g = g if type(g) is np.ndarray else np.asarray(g)
-        if like.dtype.kind in "fc":
-            if cast and g.shape != like.shape:
-                return np.broadcast_to(g, like.shape).astype(like.dtype)  # a new, writeable array
-            if g.dtype != like.dtype:
-                return g.astype(like.dtype)
-        return g
+        return _shaped_array(g, like, cast)
 
     def aux(self) -> Any:
         """The ``aux`` the function returned (``has_aux=True``), from this call's values."""
@@ -1034,6 +1059,17 @@ class _Run:
         if tape.get_backward_engine() != "both" or self.transform.is_expression or self.tensor_env is not None:
             return
         _cross_check(self.transform, self.call, out)
+
+
+def _shaped_array(g: Any, like: np.ndarray, cast: bool) -> np.ndarray:
+    """A result array of ``like``'s dtype (and, with ``cast``, its shape)."""
+    g = g if type(g) is np.ndarray else np.asarray(g)
+    if like.dtype.kind in "fc":
+        if cast and g.shape != like.shape:
+            return np.broadcast_to(g, like.shape).astype(like.dtype)  # a new, writeable array
+        if g.dtype != like.dtype:
+            return g.astype(like.dtype)
+    return g
 
 
 def _tensor_like(value: Any, shape: tuple | None, dtype: np.dtype) -> Any:
