@@ -7,16 +7,7 @@ import pytest
 
 from symgrad.check import GradcheckError, check_grad
 
-
-def rosen(x):
-    return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
-
-
-def rosen_der(x):
-    g = np.zeros_like(x)
-    g[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
-    g[1:] += 200 * (x[1:] - x[:-1] ** 2)
-    return g
+from .rosenbrock import rosen, rosen_der
 
 
 def rosen_der_wrong(x):

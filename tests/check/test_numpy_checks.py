@@ -11,6 +11,8 @@ import pytest
 import symgrad
 from symgrad.check import GradcheckError, KinkWarning, check_grad, check_hessian, check_hvp
 
+from .rosenbrock import rosen, rosen_der, rosen_hess, rosen_hess_prod
+
 
 def loss(w, X, y):
     return ((X @ w - y) ** 2).sum()
@@ -22,30 +24,6 @@ def loss_grad(w, X, y):
 
 def loss_grad_X(w, X, y):
     return 2 * np.outer(X @ w - y, w)
-
-
-def rosen(x):
-    return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
-
-
-def rosen_der(x):
-    g = np.zeros_like(x)
-    g[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
-    g[1:] += 200 * (x[1:] - x[:-1] ** 2)
-    return g
-
-
-def rosen_hess(x):
-    h = np.diag(-400 * x[:-1], 1) + np.diag(-400 * x[:-1], -1)
-    diagonal = np.zeros_like(x)
-    diagonal[0] = 1200 * x[0] ** 2 - 400 * x[1] + 2
-    diagonal[-1] = 200
-    diagonal[1:-1] = 202 + 1200 * x[1:-1] ** 2 - 400 * x[2:]
-    return h + np.diag(diagonal)
-
-
-def rosen_hess_prod(x, p):
-    return rosen_hess(x) @ p
 
 
 @pytest.fixture
@@ -158,7 +136,7 @@ def test_reports_name_lambdas_by_their_source_and_functions_by_where_they_are():
     result = check_grad(lambda x: np.sinh(x).sum(), lambda x: np.sinh(x), np.array([0.3, 1.0]), raise_exception=False)
     assert result.what == "check_grad(lambda x: np.sinh(x).sum())" and result.labels == ("lambda x: np.sinh(x)",)
     result = check_grad(rosen, lambda x: rosen_der(x) * 2, np.array([0.3, 1.0]), engines=(), raise_exception=False)
-    assert "where: f is rosen (test_numpy_checks.py:" in result.report()
+    assert "where: f is rosen (rosenbrock.py:" in result.report()
 
 
 def test_engines_empty_never_calls_f_on_symgrad_tensors():
