@@ -12,15 +12,13 @@ verification turns it on.
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .errors import ExportError
-from .numpy_target import exported_functions, labelled_outputs, module_docstring
+from .numpy_target import exported_functions, import_fresh, labelled_outputs, module_docstring
 from .program import Program
 from .translate import NUMPY_AS_HELPERS, NumPyNames, helper_sources
 from .torch_target import TORCH_NAMES
@@ -102,9 +100,6 @@ def write(program: Program) -> dict[str, str]:
     return {".py": "\n\n\n".join(parts) + "\n"}
 
 
-_LOADED = iter(range(sys.maxsize))
-
-
 def load(paths: Sequence[Path], program: Program) -> Callable[[Sequence[np.ndarray]], list]:
     """Import the written module in a fresh namespace: ``inputs -> [(label, output index,
     array)]`` for ``value``, ``grad``, ``value_and_grad`` and ``jax.value_and_grad`` through
@@ -114,9 +109,7 @@ def load(paths: Sequence[Path], program: Program) -> Callable[[Sequence[np.ndarr
     except ImportError:
         raise ExportError("the jax target verifies the written code with JAX, which is not installed: "
                           "pip install jax") from None
-    spec = importlib.util.spec_from_file_location(f"symgrad_export_check_{next(_LOADED)}", paths[0])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_fresh(paths[0])
 
     def as_numpy(value):
         return tuple(as_numpy(v) for v in value) if isinstance(value, tuple) else np.asarray(value)

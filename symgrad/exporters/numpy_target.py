@@ -133,13 +133,21 @@ def write(program: Program) -> dict[str, str]:
 _LOADED = iter(range(sys.maxsize))
 
 
+def import_fresh(path: Path):
+    """The Python module written at ``path``, imported in a fresh namespace (a module of
+    its own, under a new name, not in ``sys.modules``): how every Python target's draft is
+    loaded to be verified."""
+    spec = importlib.util.spec_from_file_location(f"symgrad_export_check_{next(_LOADED)}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load(paths: Sequence[Path], program: Program) -> Callable[[Sequence[np.ndarray]], list]:
     """Import the written module in a fresh namespace (a module of its own, not in
     ``sys.modules``): ``inputs -> [(label, output index, array), ...]`` for every output
     of ``value``, ``grad`` and ``value_and_grad``."""
-    spec = importlib.util.spec_from_file_location(f"symgrad_export_check_{next(_LOADED)}", paths[0])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_fresh(paths[0])
     return lambda values: labelled_outputs(module.value, module.grad, module.value_and_grad, values, program)
 
 
