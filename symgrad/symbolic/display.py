@@ -51,8 +51,8 @@ from sympy.printing.precedence import PRECEDENCE
 
 from .elementwise import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
                           function_ops)
-from .structural import (BroadcastTo, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax, Max, Mean, Min,
-                         Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
+from .structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
+                         Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
 from .symbols import Attrs, broadcast_shapes, postorder, shape_of, size_of
 
@@ -294,19 +294,9 @@ class Indicator(sp.Function):
         return PRECEDENCE["Atom"]
 
 
-class _Placement(StructuralFunction):
+class _Placement(DataThenIndexArrays, StructuralFunction):
     """A display node with an index, printed ``name(a, ..., s_[k])`` (``s_[k]`` is NumPy's
     index builder); the index arrays are the arguments after the data."""
-
-    n_data = 1
-
-    @property
-    def data(self) -> tuple:
-        return self.arrays[: self.n_data]
-
-    @property
-    def index_arrays(self) -> tuple:
-        return self.arrays[self.n_data:]
 
     def _key(self, printer) -> str:
         names = [sp.sstr(a) for a in self.index_arrays]

@@ -947,11 +947,9 @@ def subscripted(printer, x: sp.Expr) -> str:
     return text
 
 
-class _Indexed(StructuralFunction):
-    """Ops with an ``index`` attribute.  Integer index arrays may be *arguments* (after
-    the data arrays), referred to from the index by :class:`Slot` placeholders: then the
-    index values are inputs read at call time, not part of the structure, so a training
-    loop over batches of new labels compiles once."""
+class DataThenIndexArrays:
+    """Arguments that are ``n_data`` data arrays followed by integer index arrays (an
+    engine op with an index, or its display node)."""
 
     n_data: ClassVar[int] = 1
 
@@ -962,6 +960,13 @@ class _Indexed(StructuralFunction):
     @property
     def index_arrays(self) -> tuple:
         return self.arrays[self.n_data:]
+
+
+class _Indexed(DataThenIndexArrays, StructuralFunction):
+    """Ops with an ``index`` attribute.  Integer index arrays may be *arguments* (after
+    the data arrays), referred to from the index by :class:`Slot` placeholders: then the
+    index values are inputs read at call time, not part of the structure, so a training
+    loop over batches of new labels compiles once."""
 
     def differentiable_args(self):
         return (True,) * self.n_data + (False,) * len(self.index_arrays)
