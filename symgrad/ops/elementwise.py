@@ -313,7 +313,7 @@ sigmoid = _unary(
     "sigmoid", "SigmoidBackward0", _sigmoid_forward,
     vjp=lambda xp, g, ans, x: (g * ans * (1 - ans),),
     # 1 / (1 + exp(-x)), as a SymPy function that compiles to a stable form
-    sympy=sympy_function("symgrad.symbolic.stable.sigmoid"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.sigmoid"),
     saves=("output",),
     summary="logistic sigmoid 1/(1+exp(-x)), stable when compiled", **_ELEMENTARY,
 )
@@ -452,9 +452,9 @@ maximum = register(Op(
     forward=_fresh(np.maximum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p > q),
     # the engine's Maximum, not a Piecewise: nested calls of a three-branch Piecewise grow
-    # exponentially, and SymPy rewrites a Piecewise over arrays (symbolic/elementwise.py).
+    # exponentially, and SymPy rewrites a Piecewise over arrays (symbolic/forms/selections.py).
     # Its derivative is TieStep: NaN in either argument gives both d = 1, ties split half/half
-    sympy=sympy_function("symgrad.symbolic.elementwise.Maximum"),
+    sympy=sympy_function("symgrad.symbolic.forms.selections.Maximum"),
     arity=2,
     domains=(Domain(), Domain()),
     summary="elementwise maximum of two arguments", **_ELEMENTARY,
@@ -466,7 +466,7 @@ minimum = register(Op(
     grad_fn_name="MinimumBackward0",
     forward=_fresh(np.minimum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p < q),
-    sympy=sympy_function("symgrad.symbolic.elementwise.Minimum"),  # as maximum's
+    sympy=sympy_function("symgrad.symbolic.forms.selections.Minimum"),  # as maximum's
     arity=2,
     domains=(Domain(), Domain()),
     summary="elementwise minimum of two arguments", **_ELEMENTARY,
@@ -525,7 +525,7 @@ softplus = register(Op(
         xp.where(x * beta > threshold, g, g * xp.sigmoid(x * beta)),
     ),
     # x where beta*x > threshold, else log(1 + exp(beta*x))/beta, with the engine's stable softplus
-    sympy=sympy_function("symgrad.symbolic.stable.softplus_form"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.softplus_form"),
     domains=(Domain(-3.0, 3.0),),
     summary="log(1+exp(x)), stable when compiled", **_ELEMENTARY,
 ))
@@ -550,7 +550,7 @@ binary_cross_entropy_with_logits = register(Op(
     # the smooth form log(1 + exp(z)) - z*y with the engine's stable softplus (not
     # max(z,0) + log1p(exp(-|z|))), so that SymPy's derivative at z = 0 is sigmoid(0) - y
     # like PyTorch's, not the one-sided -y
-    sympy=sympy_function("symgrad.symbolic.stable.bce_with_logits_form"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.bce_with_logits_form"),
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(0.0, 1.0)),
 ))

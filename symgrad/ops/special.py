@@ -28,7 +28,7 @@ order: derivatives of ``i1`` hold ``I2``, of ``I2`` hold ``I3``..., and every fu
 closed form must be an op for ``create_graph=True`` on the symbolic engine.
 
 Their SymPy forms are SymPy's ``loggamma``, ``polygamma``, ``erfinv``, ``besseli`` and the
-engine's ``besselie`` (``symbolic/stable.py``); the symbolic engine compiles them to the
+engine's ``besselie`` (``symbolic/forms/stable.py``); the symbolic engine compiles them to the
 forwards here (``stable.NUMPY_HELPERS``).  The C backends compute ``lgamma`` (libm) and
 refuse the others, naming them.
 """
@@ -226,7 +226,7 @@ def _unary(name, grad_fn_name, forward, vjp, sympy, domain, summary, saves=("inp
     ))
 
 
-_besselie = sympy_function("symgrad.symbolic.stable.besselie")  # exp(-|x|) I_nu(x), stable for large |x|
+_besselie = sympy_function("symgrad.symbolic.forms.stable.besselie")  # exp(-|x|) I_nu(x), stable for large |x|
 
 lgamma_ = _unary(
     "lgamma", "LgammaBackward0", lgamma,
