@@ -19,12 +19,13 @@ import warnings
 import numpy as np
 
 from ..tape import dtypes, tracing
+from ..tape.composites import pad
 from ..tape.tensor import Tensor, apply_op, as_tensor
 
 __all__ = [
     "linear", "relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax",
     "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
-    "cross_entropy",
+    "cross_entropy", "pad",
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")

@@ -5,6 +5,7 @@ from .engine import backward, backward_engine, get_backward_engine, grad, set_ba
 from .function import Function, FunctionCtx
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import Tensor, apply_op, as_tensor
+from . import composites  # noqa: E402,F401  (attaches Tensor.flip, .gather, .var, ...)
 
 __all__ = [
     "Tensor", "apply_op", "as_tensor", "tensor", "FloatTensor", "zeros", "ones", "full", "eye", "arange", "linspace",

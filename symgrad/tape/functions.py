@@ -3,11 +3,14 @@
 Every public op of the table (``Op.public``) has one, made here from the record: a call of
 the Tensor method of the same name (``symgrad.exp(x)`` is ``x.exp()``), or for a mask op
 the op itself (``symgrad.lt(1.0, x)``: a number may come first).  The functions written
-out below are aliases, operators and ops that take lists; the op table holds the maths.
+out below are aliases, operators and ops that take lists; the op table holds the maths,
+and ``composites.py`` the functions made of its ops (``flip``, ``gather``, ``var``, ...).
 """
 from __future__ import annotations
 
 from ..ops import OPS
+from . import composites
+from .composites import *  # noqa: F401,F403  (flip, roll, gather, var, ...: compositions of the table's ops)
 from .tensor import Tensor, apply_op, as_tensor
 
 _WRITTEN_OUT = ["add", "sub", "mul", "div", "neg", "where", "polygamma", "clip", "mm", "t", "cat", "concat",
@@ -39,7 +42,7 @@ for _name in ["clip", "t", "detach", "numel"]:
     globals()[_name] = _method_function(_name)
 mm = globals()["matmul"]
 
-__all__ = sorted({op.name for op in _PUBLIC_OPS} | set(_WRITTEN_OUT))
+__all__ = sorted({op.name for op in _PUBLIC_OPS} | set(_WRITTEN_OUT) | set(composites.__all__))
 
 
 def add(a, b):
