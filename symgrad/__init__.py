@@ -6,7 +6,7 @@ so ``import symgrad`` and the tape engine run without importing SymPy.
 """
 import importlib
 
-from . import autograd, check, nn, ops, optim
+from . import autograd, check, linalg, nn, ops, optim
 from .check import (GradcheckError, GradcheckResult, check_function, check_grad, check_hessian, check_hvp,
                     detect_anomaly, gradcheck, gradgradcheck)
 from .tape import (Function, FloatTensor, Tensor, arange, as_tensor, backward_engine, enable_grad, eye, full,

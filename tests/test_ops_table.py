@@ -128,6 +128,8 @@ CASES = [
     *[case("matmul", a, b) for a, b in [
         ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((4, 2, 3), (4, 3, 2)),
         ((4, 2, 3), (3, 2)), ((2, 3), (4, 3, 2)), ((4, 2, 3), (3,)), ((3,), (4, 3, 2)), ((2, 1, 2, 3), (4, 3, 2))]],
+    *[case(name, shape) for name in ["det", "logdet", "inverse"] for shape in [(1, 1), (3, 3), (2, 3, 3)]],
+    *[case("solve", a, b) for a, b in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (1, 3, 1))]],
     case("transpose", (2, 3), dim0=0, dim1=1),
     case("transpose", (2, 3, 4), dim0=-1, dim1=0),
     case("permute", (2, 3, 4), dims=(2, 0, 1)),
@@ -199,6 +201,8 @@ TORCH = {
     "log_softmax": lambda t, x, dim: x.log_softmax(dim),
     "norm": lambda t, x, dim=None, keepdim=False: t.linalg.vector_norm(x, dim=dim, keepdim=keepdim),
     "matmul": lambda t, a, b: a @ b,
+    "inverse": lambda t, a: t.linalg.inv(a),
+    "solve": lambda t, a, b: t.linalg.solve(a, b),
     "transpose": lambda t, x, dim0, dim1: x.transpose(dim0, dim1),
     "permute": lambda t, x, dims: x.permute(dims),
     "reshape": lambda t, x, shape: x.reshape(shape),

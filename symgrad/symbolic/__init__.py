@@ -26,6 +26,7 @@ from .printing.notebook import install_ipython_display
 from .printing.printers import ClosedForm, latex, per_element, pretty, text, tidy
 from .derive.reverse import adjoints, diff, gradient, hessian as hessian_expr, jacobian as jacobian_expr, jvp_expr, vjp_expr
 from .forms.stable import sigmoid, softplus
+from .forms import linalg as _linalg  # noqa: F401  (registers the forms of det, logdet, inverse, solve)
 from .forms.structural import STRUCTURAL_FUNCTIONS, StructuralFunction, numpy_namespace, structural_class
 from .core.symbols import ArrayVar, Attrs, array_symbol, shape_of
 

@@ -743,6 +743,9 @@ class Transpose(_AxesOp):
 
     def _latex_body(self, printer) -> str:
         if self._is_matrix_T():
+            inner = self.arrays[0]
+            if getattr(inner, "op_name", "") == "inverse":  # (A^{-1})^T is A^{-T}
+                return inner._latex_body(printer).replace("^{-1}", "^{-T}")
             return "{%s}^{T}" % self._postfix_arg(printer)
         return super()._latex_body(printer)
 
