@@ -29,12 +29,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..ops.reductions import normalize_dims
-from .tensor import Tensor, apply_op, as_tensor
+from . import tracing
+from .tensor import MinMaxResult, Tensor, apply_op, as_tensor
 
 __all__ = ["flip", "fliplr", "flipud", "roll", "movedim", "moveaxis", "ravel", "unbind", "chunk", "split", "select",
            "narrow", "masked_fill", "index_select", "gather", "take_along_dim", "atleast_1d", "atleast_2d",
            "atleast_3d", "outer", "inner", "trace", "diagonal", "diag", "triu", "tril", "var", "std", "tile", "repeat",
-           "repeat_interleave", "kron"]
+           "repeat_interleave", "kron", "sort", "topk", "count_nonzero"]
 
 
 def _shown_as(grad_fn_name: str) -> Callable:
@@ -524,6 +525,50 @@ def std(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtin
     return var(x, dim, correction=correction, unbiased=unbiased, keepdim=keepdim).sqrt()
 
 
+# ----------------------------------------------------------------------------- order
+def _ordered(x: Tensor, order: np.ndarray, how: str, d: int, grad_fn_name: str) -> MinMaxResult:
+    """Values ``x`` gathered at ``order`` (indices computed from ``x``'s data, so marked: a
+    traced function that uses them raises instead of freezing them), and the indices."""
+    indices = tracing.mark(Tensor(np.ascontiguousarray(order, dtype=np.int64)), how, x)
+    if x.ndim == 0:
+        return MinMaxResult(x.clone(), indices)
+    values = gather(x, d, indices)
+    if values.grad_fn is not None:
+        values.grad_fn.rename(grad_fn_name)
+    return MinMaxResult(values, indices)
+
+
+def sort(x: Tensor, dim: int = -1, descending: builtins.bool = False, stable: builtins.bool = False) -> MinMaxResult:
+    """``(values, indices)``: ``x`` sorted along ``dim``; ties keep their order (always stable)."""
+    x = as_tensor(x)
+    d = _dim(dim, x.ndim)
+    if x.ndim == 0:
+        return _ordered(x, np.zeros((), dtype=np.int64), "sort()", 0, "SortBackward0")
+    order = np.argsort(-x._data if descending else x._data, axis=d, kind="stable")
+    return _ordered(x, order, "sort()", d, "SortBackward0")
+
+
+def topk(x: Tensor, k: int, dim: int = -1, largest: builtins.bool = True,
+         sorted: builtins.bool = True) -> MinMaxResult:
+    """``(values, indices)`` of the ``k`` largest (or smallest) elements along ``dim``."""
+    x = as_tensor(x)
+    d = _dim(dim, x.ndim)
+    k = _int(k, "k")
+    n = x.shape[d] if x.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError(f"topk: k ({k}) is out of range for dimension {d} of size {n}")
+    if x.ndim == 0:
+        return _ordered(x, np.zeros((), dtype=np.int64), "topk()", 0, "TopkBackward0")
+    order = np.argsort(-x._data if largest else x._data, axis=d, kind="stable")
+    return _ordered(x, np.take(order, np.arange(k), axis=d), "topk()", d, "TopkBackward0")
+
+
+def count_nonzero(x: Tensor, dim=None) -> Tensor:
+    """The number of non-zero elements (over ``dim``), an int64 tensor without gradient."""
+    x = as_tensor(x)
+    return (x != 0).long().sum(dim=dim)
+
+
 # ----------------------------------------------------------------------------- padding
 @_shown_as("ConstantPadNdBackward0")
 def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
@@ -559,7 +604,7 @@ METHODS = {
     "masked_fill": masked_fill, "index_select": index_select, "gather": gather, "take_along_dim": take_along_dim,
     "outer": outer, "ger": outer, "inner": inner, "kron": kron, "trace": trace, "diagonal": diagonal, "diag": diag,
     "triu": triu, "tril": tril, "var": var, "std": std, "tile": tile, "repeat": repeat,
-    "repeat_interleave": repeat_interleave,
+    "repeat_interleave": repeat_interleave, "sort": sort, "topk": topk, "count_nonzero": count_nonzero,
 }
 """The composites that are also ``Tensor`` methods (``x.flip(0)``); ``pad`` and ``atleast_*``
 are free functions only, as in PyTorch."""

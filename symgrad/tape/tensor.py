@@ -634,6 +634,10 @@ class Tensor:
     def log_softmax(self, dim: int):
         return apply_op("log_softmax", self, dim=dim)
 
+    def cumsum(self, dim: int):
+        """Running sums along ``dim``."""
+        return apply_op("cumsum", self, dim=builtins.int(dim))
+
     def norm(self, p=2, dim=None, keepdim: builtins.bool = False):
         """The 2-norm over all elements or over ``dim``."""
         if p not in (2, "fro"):
@@ -847,7 +851,8 @@ def _rebuild_tensor(array: np.ndarray, requires_grad: builtins.bool, name: str |
 
 
 class MinMaxResult(tuple):
-    """``(values, indices)`` returned by ``max(dim)``/``min(dim)``, with named fields."""
+    """``(values, indices)`` returned by ``max(dim)``/``min(dim)``, ``sort`` and ``topk``, with
+    named fields."""
 
     def __new__(cls, values, indices):
         return super().__new__(cls, (values, indices))

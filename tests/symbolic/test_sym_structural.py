@@ -83,6 +83,8 @@ CASES = [
     ("broadcast_to", [()], dict(shape=(2, 2))),
     ("sum_to", [(2, 3, 4)], dict(shape=(3, 1))),
     ("sum_to", [(2, 3)], dict(shape=())),
+    ("cumsum", [(5,)], dict(dim=0)),
+    ("cumsum", [(2, 3, 4)], dict(dim=-2)),
     ("det", [(3, 3)], {}),
     ("det", [(2, 3, 3)], {}),
     ("logdet", [(3, 3)], {}),

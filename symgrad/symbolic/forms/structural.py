@@ -561,6 +561,26 @@ class Softmax(PrintedInStandardNotation, StructuralFunction):
 
 
 @_register
+class Cumsum(StructuralFunction):
+    """``cumsum(x, dim)``: running sums along ``dim``."""
+
+    op_name = "cumsum"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        return shapes[0]
+
+    def adjoint(self, g, index):
+        shape = shape_of(self)
+        if not shape:
+            return g
+        from ...ops.reductions import reversed_along
+
+        flip = reversed_along(self.attrs["dim"], len(shape))
+        return Getitem.of(Cumsum.of(Getitem.of(exact(g, shape), index=flip), dim=self.attrs["dim"]), index=flip)
+
+
+@_register
 class LogSoftmax(PrintedInStandardNotation, StructuralFunction):
     """``log_softmax(x, dim)``."""
 
