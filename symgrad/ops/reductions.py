@@ -302,5 +302,4 @@ cumsum = _reduction(
     "cumsum", "CumsumBackward0", _cumsum_forward,
     vjp=_cumsum_vjp,
     saves=(),
-    numpy="cumsum",
 )
