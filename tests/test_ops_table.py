@@ -20,7 +20,9 @@ op's domains and runs, in float64 and float32 where it applies:
    ``test_node_name_matches_torch`` -- ``op.node_name`` is PyTorch's ``grad_fn`` name
    (not for mask ops: PyTorch records no node for a comparison);
    ``test_stable_at_extreme_values`` -- no overflow at |x| = 1e3, in both dtypes;
-5. coverage -- every registered op has cases, a PyTorch spelling (or a reason why not)
+5. ``test_second_derivatives_through_both_engines`` -- ``create_graph=True`` on the
+   symbolic and the tape engine, against central differences of the VJP (smooth ops);
+6. coverage -- every registered op has cases, a PyTorch spelling (or a reason why not)
    and a complete entry; the structural docstring table lists every STRUCTURAL op;
    importing the op table imports no SymPy.
 """
@@ -553,7 +555,53 @@ def test_stable_at_extreme_values(name, values, attrs, dtype):
     assert all(np.all(np.isfinite(grad)) for grad in grads)
 
 
-# ============================================================================ 5. coverage
+# ============================================================================ 5. second derivatives
+
+
+def _second_order_cases() -> list[Case]:
+    """One case per smooth elementwise op (``NONSMOOTH_OPS`` have kinks or jumps, where
+    second derivatives are PyTorch's conventions, not limits) whose inputs all carry
+    gradients: its first broadcasting case, and every case with attributes."""
+    from symgrad.testing.generator import NONSMOOTH_OPS
+
+    chosen, seen = [], set()
+    for c in CASES:
+        op = OPS[c.op]
+        if op.kind != "elementwise" or c.op in NONSMOOTH_OPS or op.differentiable is not None:
+            continue
+        if c.attrs or c.op not in seen:
+            chosen.append(c)
+            seen.add(c.op)
+    return chosen
+
+
+@pytest.mark.parametrize("engine", ["symbolic", "tape"])
+@pytest.mark.parametrize("case", params(_second_order_cases()))
+def test_second_derivatives_through_both_engines(case, engine, rng):
+    """``create_graph=True``: the gradient of <grad, v> is the Hessian of sum(g * op)
+    times v, which is the derivative of the VJP along v (central differences)."""
+    import symgrad
+    from symgrad.tape import apply_op
+
+    op = OPS[case.op]
+    inputs, g = draw(case, np.float64, rng)
+    v = [rng.standard_normal(x.shape) for x in inputs]
+    tensors = [symgrad.tensor(x, requires_grad=True) for x in inputs]
+    with symgrad.backward_engine(engine):
+        out = apply_op(case.op, *tensors, **case.attrs)
+        grads = symgrad.autograd.grad((out * symgrad.tensor(g)).sum(), tensors, create_graph=True)
+        along = sum((grad * symgrad.tensor(d)).sum() for grad, d in zip(grads, v))
+        # a gradient that does not depend on the inputs (linear ops) has no graph: its derivative is 0
+        second = symgrad.autograd.grad(along, tensors, allow_unused=True) if along.requires_grad else [None] * len(tensors)
+    eps = 1e-5
+    _, plus = run(op, [x + eps * d for x, d in zip(inputs, v)], g, case.attrs)
+    _, minus = run(op, [x - eps * d for x, d in zip(inputs, v)], g, case.attrs)
+    for i, (got, p, m) in enumerate(zip(second, plus, minus)):
+        got = np.zeros(inputs[i].shape) if got is None else got.numpy()
+        np.testing.assert_allclose(got, (p - m) / (2 * eps), rtol=1e-5, atol=1e-6, err_msg=f"input {i}")
+
+
+# ============================================================================ 6. coverage
 
 
 def test_every_op_has_cases():

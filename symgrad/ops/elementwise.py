@@ -300,6 +300,151 @@ hypot = register(Op(
 ))
 
 
+_LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))
+
+log2 = _unary(
+    "log2", "Log2Backward0", np.log2,
+    vjp=lambda xp, g, ans, x: (g / (x * _LN2),),
+    sympy=sympy_function("sympy.codegen.cfunctions.log2"),
+    domain=Domain(0.1, 3.0),
+    summary="base-2 logarithm", libm="log2", **_ELEMENTARY,
+    numpy="log2",
+)
+
+log10 = _unary(
+    "log10", "Log10Backward0", np.log10,
+    vjp=lambda xp, g, ans, x: (g / (x * _LN10),),
+    sympy=sympy_function("sympy.codegen.cfunctions.log10"),
+    domain=Domain(0.1, 3.0),
+    summary="base-10 logarithm", libm="log10", **_ELEMENTARY,
+    numpy="log10",
+)
+
+exp2 = _unary(
+    "exp2", "Exp2Backward0", np.exp2,
+    vjp=lambda xp, g, ans, x: (g * ans * _LN2,),
+    sympy=sympy_function("sympy.codegen.cfunctions.exp2"),
+    saves=("output",),
+    summary="2**x", libm="exp2", **_ELEMENTARY,
+    numpy="exp2",
+)
+
+sinh = _unary(
+    "sinh", "SinhBackward0", np.sinh,
+    vjp=lambda xp, g, ans, x: (g * xp.cosh(x),),
+    sympy=lambda sp, x: sp.sinh(x),
+    summary="hyperbolic sine", libm="sinh", **_ELEMENTARY,
+    numpy="sinh",
+)
+
+cosh = _unary(
+    "cosh", "CoshBackward0", np.cosh,
+    vjp=lambda xp, g, ans, x: (g * xp.sinh(x),),
+    sympy=lambda sp, x: sp.cosh(x),
+    summary="hyperbolic cosine", libm="cosh", **_ELEMENTARY,
+    numpy="cosh",
+)
+
+# the inverse functions: samples stay away from the ends of their domains, where the slope is infinite
+asin = _unary(
+    "asin", "AsinBackward0", np.arcsin,
+    vjp=lambda xp, g, ans, x: (g / xp.sqrt(1 - x * x),),
+    sympy=lambda sp, x: sp.asin(x),
+    domain=Domain(-0.9, 0.9),
+    summary="inverse sine, in [-pi/2, pi/2]", libm="asin", **_ELEMENTARY,
+    numpy="arcsin",
+)
+
+acos = _unary(
+    "acos", "AcosBackward0", np.arccos,
+    vjp=lambda xp, g, ans, x: (-(g / xp.sqrt(1 - x * x)),),
+    sympy=lambda sp, x: sp.acos(x),
+    domain=Domain(-0.9, 0.9),
+    summary="inverse cosine, in [0, pi]", libm="acos", **_ELEMENTARY,
+    numpy="arccos",
+)
+
+atan = _unary(
+    "atan", "AtanBackward0", np.arctan,
+    vjp=lambda xp, g, ans, x: (g / (1 + x * x),),
+    sympy=lambda sp, x: sp.atan(x),
+    summary="inverse tangent, in (-pi/2, pi/2)", libm="atan", **_ELEMENTARY,
+    numpy="arctan",
+)
+
+asinh = _unary(
+    "asinh", "AsinhBackward0", np.arcsinh,
+    vjp=lambda xp, g, ans, x: (g / xp.sqrt(x * x + 1),),
+    sympy=lambda sp, x: sp.asinh(x),
+    summary="inverse hyperbolic sine", libm="asinh", **_ELEMENTARY,
+    numpy="arcsinh",
+)
+
+acosh = _unary(
+    "acosh", "AcoshBackward0", np.arccosh,
+    vjp=lambda xp, g, ans, x: (g / xp.sqrt(x * x - 1),),
+    sympy=lambda sp, x: sp.acosh(x),
+    domain=Domain(1.1, 3.0),
+    summary="inverse hyperbolic cosine (x >= 1)", libm="acosh", **_ELEMENTARY,
+    numpy="arccosh",
+)
+
+atanh = _unary(
+    "atanh", "AtanhBackward0", np.arctanh,
+    vjp=lambda xp, g, ans, x: (g / (1 - x * x),),
+    sympy=lambda sp, x: sp.atanh(x),
+    domain=Domain(-0.9, 0.9),
+    summary="inverse hyperbolic tangent (|x| < 1)", libm="atanh", **_ELEMENTARY,
+    numpy="arctanh",
+)
+
+reciprocal = _unary(
+    "reciprocal", "ReciprocalBackward0", np.reciprocal,
+    vjp=lambda xp, g, ans, x: (-(g * ans * ans),),
+    sympy=lambda sp, x: 1 / x,
+    domain=Domain(avoid=(0.0,), margin=0.3),
+    saves=("output",),
+    summary="1/x", **_ELEMENTARY,
+    numpy="reciprocal",
+)
+
+rsqrt = _unary(
+    "rsqrt", "RsqrtBackward0", lambda x: 1 / np.sqrt(x),
+    vjp=lambda xp, g, ans, x: (g * ans * ans * ans * -0.5,),
+    sympy=lambda sp, x: 1 / sp.sqrt(x),
+    domain=Domain(0.1, 3.0),
+    saves=("output",),
+    summary="1/sqrt(x)", **_ELEMENTARY,
+)
+
+# PyTorch computes square as pow(x, 2): its node is PowBackward0
+square = _unary(
+    "square", "PowBackward0", np.square,
+    vjp=lambda xp, g, ans, x: (g * 2 * x,),
+    sympy=lambda sp, x: x ** 2,
+    summary="x**2", **_ELEMENTARY,
+    numpy="square",
+)
+
+deg2rad = _unary(
+    "deg2rad", "Deg2RadBackward0", np.deg2rad,
+    vjp=lambda xp, g, ans, x: (g * (np.pi / 180),),
+    sympy=lambda sp, x: x * sp.pi / 180,
+    saves=(),
+    summary="degrees to radians, x*pi/180", **_ELEMENTARY,
+    numpy="deg2rad",
+)
+
+rad2deg = _unary(
+    "rad2deg", "Rad2DegBackward0", np.rad2deg,
+    vjp=lambda xp, g, ans, x: (g * (180 / np.pi),),
+    sympy=lambda sp, x: x * 180 / sp.pi,
+    saves=(),
+    summary="radians to degrees, x*180/pi", **_ELEMENTARY,
+    numpy="rad2deg",
+)
+
+
 def _sigmoid_forward(x):
     # Stable for any |x|: exp is only ever taken of -|x| <= 0, so it cannot overflow.
     x = np.asarray(x)
