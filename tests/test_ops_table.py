@@ -71,7 +71,7 @@ def case(op, *shapes, domains=None, torch=True, **attrs) -> Case:
 
 
 WITH_ROWS_OF_THEIR_OWN = {"pow_scalar", "clamp", "cast", "clamp_tensor", "where", "polygamma", "bessel_i",
-                          "bessel_ie"}  # attrs, three inputs, an order
+                          "bessel_ie", "lerp"}  # attrs, three inputs, an order
 UNARY = [name for name, op in OPS.items() if op.kind == "elementwise" and op.arity == 1
          and name not in WITH_ROWS_OF_THEIR_OWN]
 BINARY = [name for name, op in OPS.items() if op.kind == "elementwise" and op.arity == 2
@@ -104,6 +104,11 @@ CASES = [
                                                     ((2, 1), (1, 3), (2, 3)), ((4,), (), (4,))]],
     case("softplus", (2, 3), beta=2.0, threshold=1.0, domains=(Domain(-3, 3, avoid=(0.5,)),)),
     case("softplus", (5,), beta=0.5, threshold=20.0),
+    case("gelu", (2, 3), approximate="tanh"),
+    case("elu", (2, 3), alpha=0.5),
+    case("leaky_relu", (2, 3), negative_slope=0.2),
+    case("nan_to_num", (5,), nan=1.0, posinf=2.0, neginf=-2.0),
+    *[case("lerp", *shapes) for shapes in [((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), ()), ((2, 1), (1, 3), (2, 3))]],
     *[case("polygamma", (), shape) for shape in [(), (5,), (2, 3)]],  # one order per call, as torch.polygamma
     *[case(name, orders, shape) for name in ["bessel_i", "bessel_ie"] for orders, shape in [((), (5,)), ((2, 3), (3,))]],
     case("where", (2, 3), (2, 3), (2, 3)),
@@ -187,6 +192,8 @@ TORCH = {
     "clamp": lambda t, x, min=None, max=None: t.clamp(x, min=min, max=max),
     "clamp_tensor": lambda t, x, min, max: t.clamp(x, min=min, max=max),
     "softplus": lambda t, x, **attrs: t.nn.functional.softplus(x, **attrs),
+    **{name: (lambda name: lambda t, x, **attrs: getattr(t.nn.functional, name)(x, **attrs))(name)
+       for name in ["gelu", "silu", "elu", "leaky_relu", "softsign"]},
     "polygamma": lambda t, n, x: t.polygamma(int(n), x),
     "betaln": lambda t, a, b: t.lgamma(a) + t.lgamma(b) - t.lgamma(a + b),
     "binary_cross_entropy_with_logits": lambda t, z, y: t.nn.functional.binary_cross_entropy_with_logits(
@@ -254,6 +261,10 @@ STABLE = [
     ("softmax", [[[-1e3, 1e3, 0.0], [1e3, 1e3, -1e3]]], {"dim": 1}),
     ("log_softmax", [[[-1e3, 1e3, 0.0], [-1e3, -1e3, -1e3]]], {"dim": 1}),
     ("tanh", [[-1e3, 0.0, 1e3]], {}),
+    ("logaddexp", [[-1e3, 1e3, 0.0, 1e3], [1e3, -1e3, 0.0, 1e3]], {}),
+    *[("gelu", [[-1e3, 0.0, 1e3]], attrs) for attrs in [{}, {"approximate": "tanh"}]],
+    ("silu", [[-1e3, 0.0, 1e3]], {}),
+    ("elu", [[-1e3, 0.0, 1e3]], {}),
 ]
 KINKS = [
     ("relu", [[-1.0, 0.0, 2.0]], {}),
@@ -282,6 +293,18 @@ KINKS = [
     ("softplus", [[19.99, 20.0, 20.01]], {}),
     ("softplus", [[0.99, 1.0, 1.01]], {"beta": 2.0, "threshold": 2.0}),
     ("where", [[True, False, True], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], {}),
+    *[(name, [[-1.0, 0.0, 2.0]], attrs) for name, attrs in [
+        ("elu", {}), ("elu", {"alpha": 0.5}), ("leaky_relu", {}), ("leaky_relu", {"negative_slope": 0.2}),
+        ("softsign", {})]],
+    ("sinc", [[-1.0, 0.0, 0.5]], {}),
+    *[(name, [[-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.5]], {}) for name in ["floor", "ceil", "round", "trunc", "frac"]],
+    *[(name, [[-3.0, 3.0, 2.0, -2.0, 0.0], [2.0, -2.0, 1.0, 1.0, 1.5]], {}) for name in ["remainder", "fmod"]],
+    ("copysign", [[0.0, 0.0, 1.0, -1.0], [1.0, -1.0, -0.0, 0.0]], {}),
+    # not at x = y = 0, where PyTorch's d/dy is 0/0 = NaN and symgrad's 0 (the value is the constant 0 there)
+    ("xlogy", [[0.0, 0.0, 1.0], [-1.0, 2.0, 2.0]], {}),
+    ("nan_to_num", [[float("nan"), float("inf"), -float("inf"), 1.0]], {}),
+    ("nan_to_num", [[float("nan"), float("inf"), -float("inf"), 1.0]], {"nan": 1.0, "posinf": 2.0, "neginf": -2.0}),
+    ("lerp", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [0.0, 0.5, 1.0]], {}),
     *STABLE,
 ]
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import UNDEFINED, Domain, Op, register, sympy_function
+from .special import erf as _erf
 
 
 def _shape(a) -> tuple[int, ...]:
@@ -649,6 +650,123 @@ clone = _unary(
     numpy="copy",
 )
 
+# ----------------------------------------------------------------------------- rounding and remainders
+
+_stable_floor = sympy_function("symgrad.symbolic.stable.floor")
+_stable_trunc = sympy_function("symgrad.symbolic.stable.trunc")
+_INTEGERS = Domain(-2.5, 2.5, avoid=(-2.0, -1.0, 0.0, 1.0, 2.0))  # jumps at the integers
+
+
+def _rounding(name, grad_fn_name, forward, sympy, summary, **faces):
+    # piecewise constant: gradient 0 everywhere, also at the jumps, as PyTorch
+    return _unary(name, grad_fn_name, forward, vjp=lambda xp, g, ans, x: (_zeros_like(xp, g),), sympy=sympy,
+                  domain=_INTEGERS, saves=(), summary=summary, numpy=name, **faces, **_ELEMENTARY)
+
+
+floor = _rounding("floor", "FloorBackward0", np.floor, _stable_floor, "largest integer <= x")
+ceil = _rounding("ceil", "CeilBackward0", np.ceil, sympy_function("symgrad.symbolic.stable.ceiling"),
+                 "smallest integer >= x")
+trunc = _rounding("trunc", "TruncBackward0", np.trunc, _stable_trunc, "x rounded toward 0")
+round_ = _rounding("round", "RoundBackward0", np.round, sympy_function("symgrad.symbolic.stable.round_half_even"),
+                   "x rounded to the nearest integer, halves to even")
+
+frac = _unary(
+    "frac", "FracBackward0", lambda x: x - np.trunc(x),
+    vjp=lambda xp, g, ans, x: (g,),
+    sympy=lambda sp, x: x - _stable_trunc(sp, x),
+    domain=_INTEGERS,
+    saves=(),
+    summary="fractional part x - trunc(x), with the sign of x", **_ELEMENTARY,
+)
+
+# a - b*floor(a/b) (the sign of b, Python's %) and a - b*trunc(a/b) (the sign of a, C's
+# fmod); as PyTorch, d/da = 1 and d/db = -floor(a/b) or -trunc(a/b), also at the jumps
+remainder = register(Op(
+    name="remainder",
+    numpy="remainder",
+    grad_fn_name="RemainderBackward1",
+    forward=_fresh(np.remainder),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-(g * xp.floor(a / b)), shape=_shape(b))),
+    sympy=lambda sp, a, b: a - b * _stable_floor(sp, a / b),
+    arity=2,
+    domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
+    summary="a - b*floor(a/b), the remainder with the sign of b (a % b)", **_ELEMENTARY,
+))
+
+fmod = register(Op(
+    name="fmod",
+    numpy="fmod",
+    grad_fn_name="FmodBackward1",
+    forward=_fresh(np.fmod),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-(g * xp.trunc(a / b)), shape=_shape(b))),
+    sympy=lambda sp, a, b: a - b * _stable_trunc(sp, a / b),
+    arity=2,
+    domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
+    summary="a - b*trunc(a/b), the remainder with the sign of a (C's fmod)", **_ELEMENTARY,
+))
+
+
+def _copysign_vjp(xp, g, ans, a, b):
+    # PyTorch: d/da = ans/a = sign(a)*copysign(1, b), 0 at a = 0; d/db = 0
+    zero = a == 0
+    grad_a = xp.where(zero, 0.0, g * ans / xp.where(zero, 1.0, a))
+    return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(_zeros_like(xp, g), shape=_shape(b))
+
+
+copysign = register(Op(
+    name="copysign",
+    numpy="copysign",
+    grad_fn_name="CopysignBackward0",
+    forward=_fresh(np.copysign),
+    vjp=_copysign_vjp,
+    sympy=sympy_function("symgrad.symbolic.stable.copysign"),
+    arity=2,
+    saves=frozenset({"inputs", "output"}),
+    domains=(Domain(avoid=(0.0,)), Domain(avoid=(0.0,))),
+    summary="|a| with the sign of b", **_ELEMENTARY,
+))
+
+
+def _nan_to_num_forward(x, *, nan=0.0, posinf=None, neginf=None):
+    return np.asarray(np.nan_to_num(np.asarray(x), copy=True, nan=nan, posinf=posinf, neginf=neginf))
+
+
+# the gradient passes where x is finite (x - x == 0 is false for inf and NaN), as PyTorch's
+nan_to_num = register(Op(
+    name="nan_to_num",
+    numpy="nan_to_num",
+    grad_fn_name="NanToNumBackward0",
+    forward=_nan_to_num_forward,
+    vjp=lambda xp, g, ans, x, **attrs: (xp.where(x - x == 0, g, 0.0),),
+    sympy=sympy_function("symgrad.symbolic.stable.nan_to_num_form"),
+    summary="x with NaN, +inf, -inf replaced by nan=0, posinf, neginf (default: the largest finite numbers)",
+    **_ELEMENTARY,
+))
+
+# ----------------------------------------------------------------------------- three inputs
+
+
+def _lerp_forward(start, end, weight):
+    # PyTorch's two formulas, exact at weight 0 and at weight 1
+    start, end, weight = np.asarray(start), np.asarray(end), np.asarray(weight)
+    return np.asarray(np.where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight)))
+
+
+lerp = register(Op(
+    name="lerp",
+    grad_fn_name="LerpBackward1",
+    forward=_lerp_forward,
+    vjp=lambda xp, g, ans, start, end, weight: (
+        xp.sum_to(g * (1 - weight), shape=_shape(start)),
+        xp.sum_to(g * weight, shape=_shape(end)),
+        xp.sum_to(g * (end - start), shape=_shape(weight)),
+    ),
+    sympy=lambda sp, start, end, weight: start + weight * (end - start),
+    arity=3,
+    domains=(Domain(), Domain(), Domain(-0.5, 1.5)),
+    summary="start + weight*(end - start)", **_ELEMENTARY,
+))
+
 # ----------------------------------------------------------------------------- smooth activations
 
 
@@ -699,3 +817,143 @@ binary_cross_entropy_with_logits = register(Op(
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(0.0, 1.0)),
 ))
+
+
+
+def _logaddexp_vjp(xp, g, ans, a, b):
+    return xp.sum_to(g * xp.sigmoid(a - b), shape=_shape(a)), xp.sum_to(g * xp.sigmoid(b - a), shape=_shape(b))
+
+
+logaddexp = register(Op(
+    name="logaddexp",
+    numpy="logaddexp",
+    grad_fn_name="LogaddexpBackward0",
+    forward=_fresh(np.logaddexp),
+    vjp=_logaddexp_vjp,
+    sympy=sympy_function("symgrad.symbolic.stable.logaddexp"),  # compiled as np.logaddexp: no overflow
+    arity=2,
+    domains=(Domain(-3.0, 3.0), Domain(-3.0, 3.0)),
+    summary="log(exp(a) + exp(b)), without overflow", **_ELEMENTARY,
+))
+
+
+def _sinc_vjp(xp, g, ans, x):
+    # (cos(pi x) - sinc(x))/x, and 0 at x = 0 (PyTorch's value; the limit is 0 too).  The
+    # branch not taken is computed at x = 1, so its derivatives stay finite there.
+    zero = x == 0
+    safe = xp.where(zero, 1.0, x)
+    return (xp.where(zero, 0.0, g * (xp.cos(safe * np.pi) - xp.sinc(safe)) / safe),)
+
+
+# PyTorch's and NumPy's normalised sinc, sin(pi x)/(pi x), 1 at x = 0
+sinc = _unary(
+    "sinc", "SincBackward0", np.sinc,
+    vjp=_sinc_vjp,
+    # SymPy's derivative of the form is 0 at x = 0 (the first branch), as PyTorch's
+    sympy=lambda sp, x: sp.Piecewise((1, sp.Eq(x, 0)), (sp.sin(sp.pi * x) / (sp.pi * x), True)),
+    summary="sin(pi x)/(pi x), 1 at 0", **_ELEMENTARY,
+    numpy="sinc",
+)
+
+silu = _unary(
+    "silu", "SiluBackward0", lambda x: x * _sigmoid_forward(x),
+    # PyTorch's form: s * (1 + x * (1 - s)) with s = sigmoid(x)
+    vjp=lambda xp, g, ans, x: (g * xp.sigmoid(x) * (1 + x * (1 - xp.sigmoid(x))),),
+    sympy=lambda sp, x: x * sympy_function("symgrad.symbolic.stable.sigmoid")(sp, x),
+    summary="x*sigmoid(x)", **_ELEMENTARY,
+)
+
+
+def _gelu_forward(x, *, approximate="none"):
+    x = np.asarray(x)
+    if approximate == "tanh":
+        return np.asarray(0.5 * x * (1 + np.tanh(_GELU_BETA * (x + _GELU_KAPPA * x * x * x))))
+    _check_gelu(approximate)
+    return np.asarray(0.5 * x * (1 + _erf(x * _SQRT_HALF)))
+
+
+def _check_gelu(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu's approximate= is 'none' or 'tanh', got {approximate!r}")
+
+
+def _gelu_vjp(xp, g, ans, x, *, approximate="none"):
+    if approximate == "tanh":  # PyTorch's: 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2)
+        t = xp.tanh((x + x * x * x * _GELU_KAPPA) * _GELU_BETA)
+        return (g * ((1 + t) * 0.5 + x * 0.5 * (1 - t * t) * _GELU_BETA * (1 + x * x * (3 * _GELU_KAPPA))),)
+    _check_gelu(approximate)
+    # Phi(x) + x phi(x)
+    return (g * ((1 + xp.erf(x * _SQRT_HALF)) * 0.5 + x * xp.exp(x * x * -0.5) * _INV_SQRT_2PI),)
+
+
+def _gelu_sympy(sp, x, *, approximate="none"):
+    if approximate == "tanh":
+        return x * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Float(_GELU_KAPPA) * x ** 3))) / 2
+    _check_gelu(approximate)
+    return x * (1 + sympy_function("symgrad.symbolic.stable.erf")(sp, x / sp.sqrt(2))) / 2
+
+
+_SQRT_HALF = float(np.sqrt(0.5))
+_INV_SQRT_2PI = float(1 / np.sqrt(2 * np.pi))
+_GELU_BETA = float(np.sqrt(2 / np.pi))
+_GELU_KAPPA = 0.044715
+
+# x Phi(x) with the normal CDF Phi (approximate="none"), or PyTorch's tanh approximation
+gelu = register(Op(
+    name="gelu",
+    grad_fn_name="GeluBackward0",
+    forward=_gelu_forward,
+    vjp=_gelu_vjp,
+    sympy=_gelu_sympy,
+    domains=(Domain(-3.0, 3.0),),
+    summary="x*Phi(x), Phi the normal CDF (approximate='tanh': PyTorch's tanh form)", **_ELEMENTARY,
+))
+
+
+def _elu_forward(x, *, alpha=1.0):
+    x = np.asarray(x)
+    return np.asarray(np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))))
+
+
+def _elu_vjp(xp, g, ans, x, *, alpha=1.0):
+    # PyTorch: alpha*exp(x) where x <= 0 (so alpha at 0), 1 elsewhere (also at NaN); exp is
+    # taken of min(x, 0) so the branch not taken cannot overflow
+    negative = x <= 0
+    return (xp.where(negative, g * alpha * xp.exp(xp.where(negative, x, 0.0)), g),)
+
+
+elu = register(Op(
+    name="elu",
+    grad_fn_name="EluBackward0",
+    forward=_elu_forward,
+    vjp=_elu_vjp,
+    sympy=lambda sp, x, *, alpha=1.0: sp.Piecewise(
+        (_number(sp, alpha) * sympy_function("sympy.codegen.cfunctions.expm1")(sp, x), x <= 0), (x, True)),
+    domains=(Domain(avoid=(0.0,)),),
+    summary="x where x > 0, else alpha*(exp(x) - 1)", **_ELEMENTARY,
+))
+
+leaky_relu = register(Op(
+    name="leaky_relu",
+    grad_fn_name="LeakyReluBackward0",
+    forward=lambda x, *, negative_slope=0.01: np.asarray(np.where(np.asarray(x) > 0, x, np.asarray(x) * negative_slope)),
+    # PyTorch: 1 where x > 0, else negative_slope (at 0 and at NaN too)
+    vjp=lambda xp, g, ans, x, *, negative_slope=0.01: (xp.where(x > 0, g, g * negative_slope),),
+    sympy=lambda sp, x, *, negative_slope=0.01: sp.Piecewise((x, x > 0), (_number(sp, negative_slope) * x, True)),
+    domains=(Domain(avoid=(0.0,)),),
+    summary="x where x > 0, else negative_slope*x", **_ELEMENTARY,
+))
+
+
+def _softsign_vjp(xp, g, ans, x):
+    d = 1 + xp.abs(x)
+    return (g / (d * d),)
+
+
+# PyTorch computes softsign as x / (1 + |x|): its node is DivBackward0
+softsign = _unary(
+    "softsign", "DivBackward0", lambda x: x / (1 + np.abs(x)),
+    vjp=_softsign_vjp,
+    sympy=lambda sp, x: x / (1 + sp.Abs(x)),
+    summary="x/(1 + |x|)", **_ELEMENTARY,
+)
