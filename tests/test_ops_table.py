@@ -302,7 +302,7 @@ KINKS = [
     ("copysign", [[0.0, 0.0, 1.0, -1.0], [1.0, -1.0, -0.0, 0.0]], {}),
     # not at x = y = 0, where PyTorch's d/dy is 0/0 = NaN and symgrad's 0 (the value is the constant 0 there)
     ("xlogy", [[0.0, 0.0, 1.0], [-1.0, 2.0, 2.0]], {}),
-    ("nan_to_num", [[float("nan"), float("inf"), -float("inf"), 1.0]], {}),
+    ("nan_to_num", [[float("nan"), float("inf"), -float("inf"), 1.0, float("inf")]], {}),
     ("nan_to_num", [[float("nan"), float("inf"), -float("inf"), 1.0]], {"nan": 1.0, "posinf": 2.0, "neginf": -2.0}),
     ("lerp", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [0.0, 0.5, 1.0]], {}),
     *STABLE,
@@ -553,6 +553,26 @@ def test_node_name_matches_torch(case, rng):
     tensors = [torch.tensor(x, requires_grad=differentiable(OPS[case.op], i)) for i, x in enumerate(inputs)]
     torch_name = torch_function(torch, case.op)(torch, *tensors, **case.attrs).grad_fn.name().removeprefix("torch::autograd::")
     assert OPS[case.op].node_name(*(x.shape for x in inputs), **case.attrs) == torch_name
+
+
+def test_the_percent_operator_is_pytorchs_remainder():
+    torch = pytest.importorskip("torch")
+    import symgrad
+
+    a, b = np.array([-3.0, 3.0, 2.5, -0.5]), np.array([2.0, -2.0, 1.0, 0.75])
+    x, y = symgrad.tensor(a, requires_grad=True), symgrad.tensor(b, requires_grad=True)
+    tx, ty = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    assert (x % y).grad_fn.name() == (tx % ty).grad_fn.name()
+    for ours, theirs in [(x % y, tx % ty), (x % 1.5, tx % 1.5)]:
+        np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+        ours.sum().backward()
+        theirs.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    np.testing.assert_array_equal(y.grad.numpy(), ty.grad.numpy())
+    # PyTorch has no derivative for number % tensor; symgrad's is remainder's, d/db = -floor(a/b)
+    np.testing.assert_array_equal((2.0 % y).detach().numpy(), (2.0 % ty).detach().numpy())
+    (2.0 % y).sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy() - ty.grad.numpy(), -np.floor(2.0 / b))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -657,6 +657,9 @@ _stable_trunc = sympy_function("symgrad.symbolic.stable.trunc")
 _INTEGERS = Domain(-2.5, 2.5, avoid=(-2.0, -1.0, 0.0, 1.0, 2.0))  # jumps at the integers
 
 
+# No libm= for floor, ceil, trunc, round (nearbyint) and copysign: glibc's libmvec has no
+# vector variants of them, and the C backends declare a libm function "declare simd" unless
+# backends/c_code.py lists it in _SCALAR_ONLY, so they refuse these, naming them.
 def _rounding(name, grad_fn_name, forward, sympy, summary, **faces):
     # piecewise constant: gradient 0 everywhere, also at the jumps, as PyTorch
     return _unary(name, grad_fn_name, forward, vjp=lambda xp, g, ans, x: (_zeros_like(xp, g),), sympy=sympy,
@@ -731,13 +734,13 @@ def _nan_to_num_forward(x, *, nan=0.0, posinf=None, neginf=None):
     return np.asarray(np.nan_to_num(np.asarray(x), copy=True, nan=nan, posinf=posinf, neginf=neginf))
 
 
-# the gradient passes where x is finite (x - x == 0 is false for inf and NaN), as PyTorch's
+# PyTorch's gradient: g * isfinite(x) (multiplied, so a NaN g stays NaN at inf and NaN)
 nan_to_num = register(Op(
     name="nan_to_num",
     numpy="nan_to_num",
     grad_fn_name="NanToNumBackward0",
     forward=_nan_to_num_forward,
-    vjp=lambda xp, g, ans, x, **attrs: (xp.where(x - x == 0, g, 0.0),),
+    vjp=lambda xp, g, ans, x, **attrs: (g * (xp.abs(x) < np.inf),),
     sympy=sympy_function("symgrad.symbolic.stable.nan_to_num_form"),
     summary="x with NaN, +inf, -inf replaced by nan=0, posinf, neginf (default: the largest finite numbers)",
     **_ELEMENTARY,

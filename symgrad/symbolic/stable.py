@@ -14,6 +14,7 @@ an op has exactly one SymPy form, and it is the one the engine uses.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -444,45 +445,52 @@ class round_half_even(_NumPyStep):
     @classmethod
     def eval(cls, x):
         if x.is_Number and x.is_finite:
-            low = sp.floor(x)
-            rest = x - low
-            if rest == sp.Rational(1, 2):
-                return low if low.is_even else low + 1
-            return low if rest < sp.Rational(1, 2) else low + 1
+            return sp.Integer(int(np.round(float(x))))
         return None
 
 
 class nan_to_num(sp.Function):
-    """``x`` with NaN, +inf and -inf replaced by the numbers ``nan``, ``posinf``,
-    ``neginf``; ``zoo`` for a bound stands for NumPy's default, the dtype's largest
-    finite number, chosen when the compiled code runs.  SymPy's real symbols are finite,
-    so its derivative is 1 (the tape's VJP gives 0 at non-finite inputs, as PyTorch).
+    """``x`` with NaN, +inf and -inf replaced by the numbers ``bounds`` (``nan``,
+    ``posinf``, ``neginf``; None is NumPy's default, the dtype's largest finite number,
+    chosen when the compiled code runs).  This class has the defaults; other bounds are
+    subclasses named after them (:func:`nan_to_num_form`), so that the function has one
+    argument and a derivative holds only the default class, which is the op.  The
+    derivative is 1 where ``x`` is finite and 0 elsewhere, as PyTorch's.
 
     >>> x = sp.Symbol("x", real=True)
-    >>> nan_to_num_form(sp, x, posinf=1.0).diff(x)
-    1
+    >>> nan_to_num_form(sp, x, posinf=1.0), nan_to_num_form(sp, x, posinf=1.0).diff(x)
+    (nan_to_num[posinf=1.0](x), Piecewise((1, Eq(x, nan_to_num(x))), (0, True)))
     """
 
-    nargs = 4
+    nargs = 1
+    bounds: tuple = (0.0, None, None)
 
-    def fdiff(self, argindex=1):
-        if not 1 <= argindex <= 4:
-            raise ArgumentIndexError(self, argindex)
-        return sp.S.One if argindex == 1 else sp.S.Zero  # the bounds are constants
+    def _eval_derivative(self, s):
+        # where x is not finite, the default nan_to_num(x) differs from x
+        x = self.args[0]
+        return sp.Piecewise((x.diff(s), sp.Eq(nan_to_num(x), x)), (0, True))
 
     def _eval_is_extended_real(self):
         return True if self.args[0].is_extended_real else None
 
     def _numpycode(self, printer) -> str:
-        x, *bounds = (("None" if b is sp.zoo else printer._print(b)) for b in self.args)
-        return f"numpy.nan_to_num({x}, nan={bounds[0]}, posinf={bounds[1]}, neginf={bounds[2]})"
+        nan, posinf, neginf = self.bounds
+        return f"numpy.nan_to_num({printer._print(self.args[0])}, nan={nan!r}, posinf={posinf!r}, neginf={neginf!r})"
 
     _pythoncode = _numpycode
 
 
+@functools.lru_cache(maxsize=None)
+def _nan_to_num_with(bounds: tuple) -> type:
+    named = ",".join(f"{k}={v!r}" for k, v, default in zip(("nan", "posinf", "neginf"), bounds, nan_to_num.bounds)
+                     if v != default)
+    return type(f"nan_to_num[{named}]", (nan_to_num,), {"bounds": bounds, "__module__": __name__})
+
+
 def nan_to_num_form(sp_module, x, nan: Any = 0.0, posinf: Any = None, neginf: Any = None):
-    """The op table's ``nan_to_num``: :class:`nan_to_num` with its attributes as arguments."""
-    return nan_to_num(x, *(sp.zoo if b is None else _number(b) for b in (nan, posinf, neginf)))
+    """The op table's ``nan_to_num``: :class:`nan_to_num`, or its subclass for other bounds."""
+    bounds = tuple(None if b is None else float(b) for b in (nan, posinf, neginf))
+    return (nan_to_num if bounds == nan_to_num.bounds else _nan_to_num_with(bounds))(x)
 
 
 NUMPY_HELPERS.update(erf=special.erf, erfc=special.erfc)
