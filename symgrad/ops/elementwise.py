@@ -395,7 +395,7 @@ atanh = _unary(
     vjp=lambda xp, g, ans, x: (g / (1 - x * x),),
     sympy=lambda sp, x: sp.atanh(x),
     domain=Domain(-0.9, 0.9),
-    summary="inverse hyperbolic tangent (|x| < 1)", libm="atanh", **_ELEMENTARY,
+    summary="inverse hyperbolic tangent (-1 < x < 1)", libm="atanh", **_ELEMENTARY,
     numpy="arctanh",
 )
 
@@ -726,7 +726,7 @@ copysign = register(Op(
     arity=2,
     saves=frozenset({"inputs", "output"}),
     domains=(Domain(avoid=(0.0,)), Domain(avoid=(0.0,))),
-    summary="|a| with the sign of b", **_ELEMENTARY,
+    summary="abs(a) with the sign of b", **_ELEMENTARY,
 ))
 
 
@@ -742,7 +742,7 @@ nan_to_num = register(Op(
     forward=_nan_to_num_forward,
     vjp=lambda xp, g, ans, x, **attrs: (g * (xp.abs(x) < np.inf),),
     sympy=sympy_function("symgrad.symbolic.stable.nan_to_num_form"),
-    summary="x with NaN, +inf, -inf replaced by nan=0, posinf, neginf (default: the largest finite numbers)",
+    summary="x with NaN as 0 and +-inf as the largest finite numbers",
     **_ELEMENTARY,
 ))
 
@@ -767,7 +767,7 @@ lerp = register(Op(
     sympy=lambda sp, start, end, weight: start + weight * (end - start),
     arity=3,
     domains=(Domain(), Domain(), Domain(-0.5, 1.5)),
-    summary="start + weight*(end - start)", **_ELEMENTARY,
+    summary="a + c*(b - a): from a to b by the weight c", **_ELEMENTARY,
 ))
 
 # ----------------------------------------------------------------------------- smooth activations
@@ -909,7 +909,7 @@ gelu = register(Op(
     vjp=_gelu_vjp,
     sympy=_gelu_sympy,
     domains=(Domain(-3.0, 3.0),),
-    summary="x*Phi(x), Phi the normal CDF (approximate='tanh': PyTorch's tanh form)", **_ELEMENTARY,
+    summary="x*Phi(x), Phi the normal CDF (the exact form in formulas)", **_ELEMENTARY,
 ))
 
 
@@ -933,7 +933,7 @@ elu = register(Op(
     sympy=lambda sp, x, *, alpha=1.0: sp.Piecewise(
         (_number(sp, alpha) * sympy_function("sympy.codegen.cfunctions.expm1")(sp, x), x <= 0), (x, True)),
     domains=(Domain(avoid=(0.0,)),),
-    summary="x where x > 0, else alpha*(exp(x) - 1)", **_ELEMENTARY,
+    summary="x where x > 0, else exp(x) - 1 (alpha=1 in formulas)", **_ELEMENTARY,
 ))
 
 leaky_relu = register(Op(
@@ -944,7 +944,7 @@ leaky_relu = register(Op(
     vjp=lambda xp, g, ans, x, *, negative_slope=0.01: (xp.where(x > 0, g, g * negative_slope),),
     sympy=lambda sp, x, *, negative_slope=0.01: sp.Piecewise((x, x > 0), (_number(sp, negative_slope) * x, True)),
     domains=(Domain(avoid=(0.0,)),),
-    summary="x where x > 0, else negative_slope*x", **_ELEMENTARY,
+    summary="x where x > 0, else 0.01*x (negative_slope=0.01 in formulas)", **_ELEMENTARY,
 ))
 
 
@@ -958,5 +958,5 @@ softsign = _unary(
     "softsign", "DivBackward0", lambda x: x / (1 + np.abs(x)),
     vjp=_softsign_vjp,
     sympy=lambda sp, x: x / (1 + sp.Abs(x)),
-    summary="x/(1 + |x|)", **_ELEMENTARY,
+    summary="x/(1 + abs(x))", **_ELEMENTARY,
 )
