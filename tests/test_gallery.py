@@ -15,7 +15,7 @@ import pytest
 
 import symgrad
 from symgrad.symbolic import diff, latex, pretty, tensor_graph, text
-from symgrad.symbolic.display import ENGINE_HELPERS, evaluate_text
+from symgrad.symbolic.printing.display import ENGINE_HELPERS, evaluate_text
 from tests.test_docs import DOCS, blocks
 
 

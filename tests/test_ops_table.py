@@ -374,15 +374,15 @@ def params(cases) -> list:
     for c in CASES])
 def test_forward_matches_sympy(case, dtype, rng):
     sympy = pytest.importorskip("sympy")
-    from symgrad.symbolic import elementwise, stable
-    from symgrad.symbolic.compile import SymgradNumPyPrinter
+    from symgrad.symbolic.forms import selections, stable
+    from symgrad.symbolic.codegen.compile import SymgradNumPyPrinter
 
     op = OPS[case.op]
     inputs, _ = draw(case, dtype, rng)
     symbols = sympy.symbols(f"x0:{len(inputs)}", real=True)
     expr = op.sympy(sympy, *symbols, **case.attrs)  # the form the symbolic engine uses
     printer = SymgradNumPyPrinter(names={s: s.name for s in symbols})  # the engine's printer
-    value = sympy.lambdify(symbols, expr, modules=[stable.NUMPY_HELPERS, elementwise.NUMPY_HELPERS, "numpy"],
+    value = sympy.lambdify(symbols, expr, modules=[stable.NUMPY_HELPERS, selections.NUMPY_HELPERS, "numpy"],
                            printer=printer)(*inputs)
     out = op.forward(*inputs, **case.attrs)
     np.testing.assert_allclose(np.broadcast_to(value, out.shape), out, **tolerance(dtype))

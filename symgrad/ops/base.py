@@ -8,7 +8,7 @@ Every primitive op is declared once as an :class:`Op` with its faces side by sid
   ``sympy`` module (so this package never imports SymPy itself), or a
   :class:`NamedForm` naming a SymPy function by its import path
   (``sympy_function("sympy.codegen.cfunctions.log1p")``, or one of the engine's stable
-  functions such as ``"symgrad.symbolic.stable.sigmoid"``), imported on first use; for
+  functions such as ``"symgrad.symbolic.forms.stable.sigmoid"``), imported on first use; for
   structural ops the marker :data:`STRUCTURAL`, meaning that the symbolic engine defines a
   SymPy ``Function`` subclass of the same name, with its shape rule, NumPy printing and
   symbolic adjoint (see ``symgrad.symbolic``);
@@ -97,8 +97,8 @@ class NamedForm:
     """A SymPy form named by its import path, imported when first called.
 
     ``path`` names either a SymPy ``Function`` class, called on the expressions
-    (``"sympy.codegen.cfunctions.log1p"``, ``"symgrad.symbolic.stable.sigmoid"``), or a
-    form function ``form(sp, *exprs, **attrs)`` like any op's (``"symgrad.symbolic.stable.softplus_form"``).
+    (``"sympy.codegen.cfunctions.log1p"``, ``"symgrad.symbolic.forms.stable.sigmoid"``), or a
+    form function ``form(sp, *exprs, **attrs)`` like any op's (``"symgrad.symbolic.forms.stable.softplus_form"``).
     Naming it keeps the op table free of SymPy and of the symbolic engine at import time,
     while the record still says which form the engine uses: there is no second table.
 

@@ -459,7 +459,7 @@ sigmoid = _unary(
     "sigmoid", "SigmoidBackward0", _sigmoid_forward,
     vjp=lambda xp, g, ans, x: (g * ans * (1 - ans),),
     # 1 / (1 + exp(-x)), as a SymPy function that compiles to a stable form
-    sympy=sympy_function("symgrad.symbolic.stable.sigmoid"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.sigmoid"),
     saves=("output",),
     summary="logistic sigmoid 1/(1+exp(-x)), stable when compiled", **_ELEMENTARY,
 )
@@ -598,9 +598,9 @@ maximum = register(Op(
     forward=_fresh(np.maximum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p > q),
     # the engine's Maximum, not a Piecewise: nested calls of a three-branch Piecewise grow
-    # exponentially, and SymPy rewrites a Piecewise over arrays (symbolic/elementwise.py).
+    # exponentially, and SymPy rewrites a Piecewise over arrays (symbolic/forms/selections.py).
     # Its derivative is TieStep: NaN in either argument gives both d = 1, ties split half/half
-    sympy=sympy_function("symgrad.symbolic.elementwise.Maximum"),
+    sympy=sympy_function("symgrad.symbolic.forms.selections.Maximum"),
     arity=2,
     domains=(Domain(), Domain()),
     summary="elementwise maximum of two arguments", **_ELEMENTARY,
@@ -612,7 +612,7 @@ minimum = register(Op(
     grad_fn_name="MinimumBackward0",
     forward=_fresh(np.minimum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p < q),
-    sympy=sympy_function("symgrad.symbolic.elementwise.Minimum"),  # as maximum's
+    sympy=sympy_function("symgrad.symbolic.forms.selections.Minimum"),  # as maximum's
     arity=2,
     domains=(Domain(), Domain()),
     summary="elementwise minimum of two arguments", **_ELEMENTARY,
@@ -652,8 +652,8 @@ clone = _unary(
 
 # ----------------------------------------------------------------------------- rounding and remainders
 
-_stable_floor = sympy_function("symgrad.symbolic.stable.floor")
-_stable_trunc = sympy_function("symgrad.symbolic.stable.trunc")
+_stable_floor = sympy_function("symgrad.symbolic.forms.stable.floor")
+_stable_trunc = sympy_function("symgrad.symbolic.forms.stable.trunc")
 _INTEGERS = Domain(-2.5, 2.5, avoid=(-2.0, -1.0, 0.0, 1.0, 2.0))  # jumps at the integers
 
 
@@ -667,10 +667,10 @@ def _rounding(name, grad_fn_name, forward, sympy, summary, **faces):
 
 
 floor = _rounding("floor", "FloorBackward0", np.floor, _stable_floor, "largest integer <= x")
-ceil = _rounding("ceil", "CeilBackward0", np.ceil, sympy_function("symgrad.symbolic.stable.ceiling"),
+ceil = _rounding("ceil", "CeilBackward0", np.ceil, sympy_function("symgrad.symbolic.forms.stable.ceiling"),
                  "smallest integer >= x")
 trunc = _rounding("trunc", "TruncBackward0", np.trunc, _stable_trunc, "x rounded toward 0")
-round_ = _rounding("round", "RoundBackward0", np.round, sympy_function("symgrad.symbolic.stable.round_half_even"),
+round_ = _rounding("round", "RoundBackward0", np.round, sympy_function("symgrad.symbolic.forms.stable.round_half_even"),
                    "x rounded to the nearest integer, halves to even")
 
 frac = _unary(
@@ -722,7 +722,7 @@ copysign = register(Op(
     grad_fn_name="CopysignBackward0",
     forward=_fresh(np.copysign),
     vjp=_copysign_vjp,
-    sympy=sympy_function("symgrad.symbolic.stable.copysign"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.copysign"),
     arity=2,
     saves=frozenset({"inputs", "output"}),
     domains=(Domain(avoid=(0.0,)), Domain(avoid=(0.0,))),
@@ -741,7 +741,7 @@ nan_to_num = register(Op(
     grad_fn_name="NanToNumBackward0",
     forward=_nan_to_num_forward,
     vjp=lambda xp, g, ans, x, **attrs: (g * (xp.abs(x) < np.inf),),
-    sympy=sympy_function("symgrad.symbolic.stable.nan_to_num_form"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.nan_to_num_form"),
     summary="x with NaN as 0 and +-inf as the largest finite numbers",
     **_ELEMENTARY,
 ))
@@ -791,7 +791,7 @@ softplus = register(Op(
         xp.where(x * beta > threshold, g, g * xp.sigmoid(x * beta)),
     ),
     # x where beta*x > threshold, else log(1 + exp(beta*x))/beta, with the engine's stable softplus
-    sympy=sympy_function("symgrad.symbolic.stable.softplus_form"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.softplus_form"),
     domains=(Domain(-3.0, 3.0),),
     summary="log(1+exp(x)), stable when compiled", **_ELEMENTARY,
 ))
@@ -816,7 +816,7 @@ binary_cross_entropy_with_logits = register(Op(
     # the smooth form log(1 + exp(z)) - z*y with the engine's stable softplus (not
     # max(z,0) + log1p(exp(-|z|))), so that SymPy's derivative at z = 0 is sigmoid(0) - y
     # like PyTorch's, not the one-sided -y
-    sympy=sympy_function("symgrad.symbolic.stable.bce_with_logits_form"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.bce_with_logits_form"),
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(0.0, 1.0)),
 ))
@@ -833,7 +833,7 @@ logaddexp = register(Op(
     grad_fn_name="LogaddexpBackward0",
     forward=_fresh(np.logaddexp),
     vjp=_logaddexp_vjp,
-    sympy=sympy_function("symgrad.symbolic.stable.logaddexp"),  # compiled as np.logaddexp: no overflow
+    sympy=sympy_function("symgrad.symbolic.forms.stable.logaddexp"),  # compiled as np.logaddexp: no overflow
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(-3.0, 3.0)),
     summary="log(exp(a) + exp(b)), without overflow", **_ELEMENTARY,
@@ -862,7 +862,7 @@ silu = _unary(
     "silu", "SiluBackward0", lambda x: x * _sigmoid_forward(x),
     # PyTorch's form: s * (1 + x * (1 - s)) with s = sigmoid(x)
     vjp=lambda xp, g, ans, x: (g * xp.sigmoid(x) * (1 + x * (1 - xp.sigmoid(x))),),
-    sympy=lambda sp, x: x * sympy_function("symgrad.symbolic.stable.sigmoid")(sp, x),
+    sympy=lambda sp, x: x * sympy_function("symgrad.symbolic.forms.stable.sigmoid")(sp, x),
     summary="x*sigmoid(x)", **_ELEMENTARY,
 )
 
@@ -893,7 +893,7 @@ def _gelu_sympy(sp, x, *, approximate="none"):
     if approximate == "tanh":
         return x * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Float(_GELU_KAPPA) * x ** 3))) / 2
     _check_gelu(approximate)
-    return x * (1 + sympy_function("symgrad.symbolic.stable.erf")(sp, x / sp.sqrt(2))) / 2
+    return x * (1 + sympy_function("symgrad.symbolic.forms.stable.erf")(sp, x / sp.sqrt(2))) / 2
 
 
 _SQRT_HALF = float(np.sqrt(0.5))

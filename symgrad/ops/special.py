@@ -30,9 +30,9 @@ order: derivatives of ``i1`` hold ``I2``, of ``I2`` hold ``I3``..., and every fu
 closed form must be an op for ``create_graph=True`` on the symbolic engine.
 
 Their SymPy forms are SymPy's ``loggamma``, ``polygamma``, ``erfinv``, ``besseli`` and the
-engine's ``besselie`` (``symbolic/stable.py``); the symbolic engine compiles them to the
-forwards here (``stable.NUMPY_HELPERS``).  The C backends compute ``lgamma``, ``erf`` and ``erfc`` (libm)
-and refuse the others, naming them.
+engine's ``besselie`` (``symbolic/forms/stable.py``); the symbolic engine compiles them to the
+forwards here (``stable.NUMPY_HELPERS``).  The C backends compute ``lgamma``, ``erf`` and ``erfc``
+(libm) and refuse the others, naming them.
 """
 from __future__ import annotations
 
@@ -248,7 +248,7 @@ def _unary(name, grad_fn_name, forward, vjp, sympy, domain, summary, saves=("inp
     ))
 
 
-_besselie = sympy_function("symgrad.symbolic.stable.besselie")  # exp(-|x|) I_nu(x), stable for large |x|
+_besselie = sympy_function("symgrad.symbolic.forms.stable.besselie")  # exp(-|x|) I_nu(x), stable for large |x|
 
 lgamma_ = _unary(
     "lgamma", "LgammaBackward0", lgamma,
@@ -290,7 +290,7 @@ _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)  # a Python float keeps float32
 erf_ = _unary(
     "erf", "ErfBackward0", erf,
     vjp=lambda xp, g, ans, x: (g * _TWO_OVER_SQRT_PI * xp.exp(-(x * x)),),
-    sympy=sympy_function("symgrad.symbolic.stable.erf"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.erf"),
     domain=Domain(-3.0, 3.0),
     summary="error function", libm="erf",
 )
@@ -298,7 +298,7 @@ erf_ = _unary(
 erfc_ = _unary(
     "erfc", "ErfcBackward0", erfc,
     vjp=lambda xp, g, ans, x: (-(g * _TWO_OVER_SQRT_PI * xp.exp(-(x * x))),),
-    sympy=sympy_function("symgrad.symbolic.stable.erfc"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.erfc"),
     domain=Domain(-3.0, 3.0),
     summary="complementary error function 1 - erf(x)", libm="erfc",
 )

@@ -1,4 +1,4 @@
-"""The display layer (``symgrad/symbolic/display.py``): every printed form -- symgrad's
+"""The display layer (``symgrad/symbolic/printing/display.py``): every printed form -- symgrad's
 printers, Python's ``str``/``repr`` and SymPy's own ``pretty``/``latex`` -- is in standard
 notation, holds no engine helper, and the text form evaluates to the engine's value.
 
@@ -16,7 +16,7 @@ import symgrad
 
 from symgrad.ops import OPS
 from symgrad.symbolic import diff, latex, pretty, tensor_graph, text
-from symgrad.symbolic.display import ENGINE_HELPERS, evaluate_text
+from symgrad.symbolic.printing.display import ENGINE_HELPERS, evaluate_text
 from symgrad.testing import random_program
 from symgrad.testing.generator import covered_ops
 

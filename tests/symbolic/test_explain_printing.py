@@ -1,4 +1,4 @@
-"""``symgrad.explain`` (``symgrad/symbolic/explain.py``): the chain rule step by step.
+"""``symgrad.explain`` (``symgrad/symbolic/printing/explain.py``): the chain rule step by step.
 
 Each explanation is checked against the engines: its forward values against the tensors',
 its last adjoint against ``backward()``'s gradient, its closed form against its numbers;
@@ -11,8 +11,8 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad.symbolic.display import ENGINE_HELPERS, evaluate_text
-from symgrad.symbolic.explain import explain
+from symgrad.symbolic.printing.display import ENGINE_HELPERS, evaluate_text
+from symgrad.symbolic.printing.explain import explain
 from symgrad.testing import random_program
 
 

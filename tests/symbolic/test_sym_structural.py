@@ -22,8 +22,8 @@ import sympy as sp
 
 from symgrad.ops import OPS, STRUCTURAL, numpy_ops
 from symgrad.symbolic import ArrayVar, compile_exprs, numpy_namespace, structural_class, vjp_expr
-from symgrad.symbolic.structural import Matmul, Transpose, exact
-from symgrad.symbolic.symbols import shape_of
+from symgrad.symbolic.forms.structural import Matmul, Transpose, exact
+from symgrad.symbolic.core.symbols import shape_of
 
 MASK = np.array([True, False, True, True, False])
 

@@ -18,7 +18,7 @@ printed bottom-up in pieces by SymPy's printers and spliced (:func:`deep_text`,
 of *any* SymPy expression, whose methods are SymPy's, fall back on these where SymPy's
 printer runs out of depth (see :func:`_print_every_sympy_form_at_any_depth`, run when
 this module loads); notebooks display closed forms through
-:mod:`symgrad.symbolic.notebook`, bounded.
+:mod:`symgrad.symbolic.printing.notebook`, bounded.
 
 :func:`per_element` is the *view* for small arrays: it evaluates an array-level form on
 arrays of scalar symbols (``w[0, 1]``), giving one scalar closed form per element.  The
@@ -38,10 +38,10 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from .display import to_display, with_sizes
-from .reverse import _is_tensor, as_expr
-from .simplifying import simplified
-from .structural import StructuralFunction, _Indexed, fill_index, is_equal
-from .symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
+from ..derive.reverse import _is_tensor, as_expr
+from ..derive.simplifying import simplified
+from ..forms.structural import StructuralFunction, _Indexed, fill_index, is_equal
+from ..core.symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
 
 __all__ = ["text", "pretty", "latex", "tidy", "ClosedForm", "per_element"]
 
@@ -61,10 +61,10 @@ def tidy(expr: Any) -> Any:
 
 
 def shown_form(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | None = None) -> Any:
-    """What the printers print: the display form (:func:`~symgrad.symbolic.display.to_display`)
+    """What the printers print: the display form (:func:`~symgrad.symbolic.printing.display.to_display`)
     of ``expr``, simplified first with ``simplify=True`` (see
-    :func:`~symgrad.symbolic.simplifying.simplified`), with fractions over the ``sizes``
-    written over their names (:func:`~symgrad.symbolic.display.with_sizes`)."""
+    :func:`~symgrad.symbolic.derive.simplifying.simplified`), with fractions over the ``sizes``
+    written over their names (:func:`~symgrad.symbolic.printing.display.with_sizes`)."""
     return with_sizes(to_display(simplified(as_expr(expr)) if simplify else expr), sizes)
 
 
@@ -73,11 +73,11 @@ def text(expr: Any, simplify: bool = False, max_length: int | None = None,
     """Plain text (``str``) of a closed form, complete however deep it is (see
     :func:`deep_text`); with ``max_length``, abbreviated to about that many characters
     (see :func:`abbreviate`).  ``simplify=True`` simplifies within a time budget
-    (:func:`~symgrad.symbolic.simplifying.simplified`); ``sizes={"n": 50}`` writes a
-    fraction over 50 as over ``n`` (:func:`~symgrad.symbolic.display.with_sizes`).
-    Every printer prints the display form (:func:`~symgrad.symbolic.display.to_display`).
+    (:func:`~symgrad.symbolic.derive.simplifying.simplified`); ``sizes={"n": 50}`` writes a
+    fraction over 50 as over ``n`` (:func:`~symgrad.symbolic.printing.display.with_sizes`).
+    Every printer prints the display form (:func:`~symgrad.symbolic.printing.display.to_display`).
 
-    >>> from symgrad.symbolic.structural import Matmul, Transpose
+    >>> from symgrad.symbolic.forms.structural import Matmul, Transpose
     >>> x, y = ArrayVar("x", (3, 2)), ArrayVar("y", (3, 1))
     >>> text(Matmul.of(Transpose.of(x, dim0=0, dim1=1), 1 - y / 3))
     'x.T @ (1 - y/3)'
@@ -135,7 +135,7 @@ def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_lin
 def latex(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | None = None) -> str:
     """LaTeX source, complete however deep the form is (see :func:`deep_latex`).
 
-    >>> from symgrad.symbolic.stable import sigmoid
+    >>> from symgrad.symbolic.forms.stable import sigmoid
     >>> latex(sigmoid(sp.Symbol("z")))
     '\\\\sigma\\\\left(z\\\\right)'
     """
@@ -145,7 +145,7 @@ def latex(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | None = N
 
 class ClosedForm:
     """A closed form for display: text by ``str``, pretty by ``repr``, LaTeX in notebooks
-    (bounded there: see :mod:`symgrad.symbolic.notebook`; ``text()``, ``latex()`` and
+    (bounded there: see :mod:`symgrad.symbolic.printing.notebook`; ``text()``, ``latex()`` and
     ``save()`` give all of it).
 
     >>> f = ClosedForm(sp.Symbol("x") ** 2, name="f")
@@ -594,7 +594,7 @@ def _print_every_sympy_form_at_any_depth() -> None:
     print in pieces: ``str`` completely (:func:`deep_text`, the text SymPy's printer gives
     with a deep enough stack), ``repr`` abbreviated past :data:`REPR_LENGTH` characters as
     symgrad's own forms are.  Notebooks need no wrapping: they display SymPy forms through
-    the formatters :mod:`symgrad.symbolic.notebook` registers with IPython.
+    the formatters :mod:`symgrad.symbolic.printing.notebook` registers with IPython.
 
     >>> chain = sp.Symbol("x")
     >>> for _ in range(3000):
@@ -635,7 +635,7 @@ def _element_symbols(symbol: sp.Symbol) -> np.ndarray:
 
 
 def _reduce_dims(node) -> tuple | None:
-    from .structural import _norm_dims
+    from ..forms.structural import _norm_dims
 
     dims = _norm_dims(node.attrs.get("dim"), len(shape_of(node.arrays[0])))
     return dims
@@ -649,7 +649,7 @@ def _indicator(a: Any, b: Any) -> sp.Expr:
 def _extremum_mask_elements(x: np.ndarray, dim: Any, mode: str) -> np.ndarray:
     """Where ``max``/``min`` send their gradient, per element: ``1/k`` at each of the ``k``
     tied extremes (``dim=None``), or 1 at the first extreme along ``dim``."""
-    from .structural import _norm_dims
+    from ..forms.structural import _norm_dims
 
     pick = sp.Max if mode == "max" else sp.Min
     indicator = np.frompyfunc(_indicator, 2, 1)
@@ -715,7 +715,7 @@ def _index_value(symbol: Any, known: dict, by_name: dict) -> np.ndarray:
 
 
 def _norm_dims_single(node) -> tuple:
-    from .structural import _norm_dims
+    from ..forms.structural import _norm_dims
 
     return _norm_dims(node.attrs["dim"], len(shape_of(node.arrays[0])))
 
@@ -729,7 +729,7 @@ def per_element(expr: Any, indices: Mapping | None = None) -> Any:
     for a form (a gradient from :func:`~symgrad.symbolic.diff`, say) ``indices`` maps each
     index symbol (or its name) to its array -- ``tensor_graph(loss)[1]`` is such a map.
 
-    >>> from symgrad.symbolic.structural import Matmul
+    >>> from symgrad.symbolic.forms.structural import Matmul
     >>> a, v = ArrayVar("a", (2, 2)), ArrayVar("v", (2,))
     >>> per_element(Matmul.of(a, v))
     [a[0, 0]*v[0] + a[0, 1]*v[1], a[1, 0]*v[0] + a[1, 1]*v[1]]
@@ -740,7 +740,7 @@ def per_element(expr: Any, indices: Mapping | None = None) -> Any:
     """
     known: dict = {}
     if _is_tensor(expr):
-        from .graph import tensor_graph
+        from ..derive.graph import tensor_graph
 
         expr, known = tensor_graph(expr)
     expr = as_expr(expr)

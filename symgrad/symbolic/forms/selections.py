@@ -44,7 +44,7 @@ from sympy.core.parameters import evaluate
 from sympy.printing.precedence import PRECEDENCE
 
 from .notation import PrintedInStandardNotation
-from .symbols import expression_cache
+from ..core.symbols import expression_cache
 
 __all__ = ["Select", "Compare", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual",
            "LogicalAnd", "LogicalOr", "LogicalNot", "Maximum", "Minimum", "TieStep", "Cast", "lower",
@@ -433,10 +433,10 @@ class Minimum(_Extremum):
 
 class Cast(_Real):
     """``cast(x, dtype)``: ``x`` converted to a floating ``dtype`` (the second argument is
-    an :class:`~symgrad.symbolic.symbols.Attrs` atom).  Values are rounded as the tape
+    an :class:`~symgrad.symbolic.core.symbols.Attrs` atom).  Values are rounded as the tape
     rounds them (``float64 -> float32``); the derivative is 1, as for ``x`` itself.
 
-    >>> from symgrad.symbolic.symbols import Attrs
+    >>> from symgrad.symbolic.core.symbols import Attrs
     >>> x = sp.Symbol("x", real=True)
     >>> c = Cast(x, Attrs({"dtype": "float32"}))
     >>> c, c.diff(x)
@@ -447,7 +447,7 @@ class Cast(_Real):
 
     @classmethod
     def of(cls, x, dtype) -> sp.Expr:
-        from .symbols import Attrs
+        from ..core.symbols import Attrs
 
         return cls(x, Attrs({"dtype": np.dtype(dtype).name}))
 
@@ -602,7 +602,7 @@ def elementwise_form(name: Any, form: Callable[..., Any], args: Sequence[sp.Expr
     """
     attrs = dict(attrs or {})
     if key is None:
-        from .symbols import _freeze
+        from ..core.symbols import _freeze
 
         key = (name, len(args), _freeze(attrs))
     template = _TEMPLATES.get(key)
@@ -643,7 +643,7 @@ def function_ops() -> dict[type, list[tuple[str, tuple]]]:
     ['exp']
     """
     if not _FUNCTION_OPS:
-        from ..ops import OPS
+        from ...ops import OPS
 
         for op in OPS.values():
             if op.kind != "elementwise" or op.arity is None:

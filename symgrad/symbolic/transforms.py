@@ -36,7 +36,7 @@ transforms compose (``grad(grad(f))``, a ``grad`` inside a loss that is ``.backw
 With ``set_backward_engine("both")`` every call is also run eagerly on the tape and
 compared (:class:`~symgrad.symbolic.backward.GradientMismatchError` on a difference).
 
-Derivatives come from :mod:`.reverse`; code from :mod:`.compile` (the global cache is
+Derivatives come from :mod:`.derive.reverse`; code from :mod:`.codegen.compile` (the global cache is
 shared with ``backward()``), by the ``backend=`` each transform takes (``"numpy"`` by
 default; ``"c"`` for generated C, see :mod:`.backends`).  ``jacobian`` and ``hessian``
 compile one vector-Jacobian product with a symbolic upstream gradient and evaluate it
@@ -59,10 +59,10 @@ from ..tape import tracing
 from ..tape.grad_mode import is_grad_enabled
 from ..tape.structure import freeze
 from ..tape.tensor import Tensor, apply_op
-from .compile import CompiledFunction, cached
-from .reverse import adjoints, jvp_expr
-from .structural import exact
-from .symbols import EngineArray, free_symbols, intern, shape_of, size_of
+from .codegen.compile import CompiledFunction, cached
+from .derive.reverse import adjoints, jvp_expr
+from .forms.structural import exact
+from .core.symbols import EngineArray, free_symbols, intern, shape_of, size_of
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp", "Transformed", "fingerprint"]
 
@@ -537,7 +537,7 @@ class _Problem:
 
 
 def _trace(f: Callable, call: _Arguments, has_aux: bool) -> _Problem:
-    from .graph import Segment
+    from .derive.graph import Segment
 
     # Every floating argument requires grad while tracing, differentiated or not, so that
     # what f computes from it is recorded (and recomputed at each call).
@@ -636,13 +636,13 @@ class Transformed:
 
     ``closed_forms`` maps output names to SymPy closed forms of the most recent trace;
     ``source`` is the generated code (NumPy, or C for a C ``backend``); ``compiled`` the
-    :class:`~symgrad.symbolic.compile.CompiledFunction` (or the backend's equivalent).
+    :class:`~symgrad.symbolic.codegen.compile.CompiledFunction` (or the backend's equivalent).
     """
 
     def __init__(self, kind: str, f: Any, argnums: Any, args: Sequence[sp.Symbol] | None, simplify: bool,
                  backend: str = "numpy", *, has_aux: bool = False, static_argnums: Any = (),
                  static_argnames: Any = ()) -> None:
-        from .backends import get_backend
+        from .codegen.backends import get_backend
 
         self.kind = kind
         self.f = f
@@ -763,7 +763,7 @@ class Transformed:
                 seeds = [EngineArray(f"v_{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
                          for n, w in zip(names, wrt)]
                 # one VJP of the gradient: row i of the Hessian is its value at e_i
-                from .structural import Sum
+                from .forms.structural import Sum
 
                 with evaluate(not problem.as_recorded):
                     inner = sp.Add(*[Sum.of(g * s) if shape_of(w) else g * s for g, s, w in zip(grads, seeds, wrt)])
@@ -795,13 +795,13 @@ class Transformed:
         else:  # pragma: no cover
             raise ValueError(f"unknown transform {self.kind}")
         if self.simplify:
-            from .printing import tidy
+            from .printing.printers import tidy
 
             outputs = [tidy(o) for o in outputs]
         outputs += aux
         out_names += [f"aux{k}" for k in range(len(aux))]
         inputs = symbols + extra
-        from .backends import get_backend
+        from .codegen.backends import get_backend
 
         return get_backend(self.backend).compile(inputs, outputs, input_names=[str(s) for s in inputs],
                                                  output_names=out_names, output_shapes=[None] * len(outputs),
@@ -880,8 +880,8 @@ class Transformed:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         """The closed forms in a notebook as ``diff`` shows them (:func:`~.graph.evaluated`:
         the engine's forms are built unevaluated), bounded (see :mod:`.notebook`)."""
-        from .graph import evaluated
-        from .notebook import form_bundle
+        from .derive.graph import evaluated
+        from .printing.notebook import form_bundle
 
         self._need_compiled()
         shown = [(name, evaluated(expr)) for name, expr in self.compiled.exprs.items()]
@@ -971,7 +971,7 @@ class _Run:
             if isinstance(self.compiled, CompiledFunction):
                 return list(self.compiled.outputs_of(list(self.inputs) + list(extra)))
             return list(self.compiled(*self.inputs, *extra))
-        from .as_tensors import NotTensorizable, evaluate_as_tensors
+        from .derive.as_tensors import NotTensorizable, evaluate_as_tensors
 
         env = dict(self.tensor_env)
         for symbol, value in zip(self.compiled.symbols[len(self.inputs):], extra):

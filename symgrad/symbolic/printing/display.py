@@ -5,7 +5,7 @@ broadcasting), ``broadcast_to``, ``index_put`` (the adjoint of indexing), ``seti
 ``tie_step`` (where ``maximum`` sends its gradient), ``extremum_mask``, reshapes that
 only add a unit axis, and ``where(c, 0, 1)`` selectors.  :func:`to_display` rewrites an
 engine expression into an equal expression in standard notation, and every printer
-(:func:`~symgrad.symbolic.printing.text`, ``pretty``, ``latex``, ``ClosedForm``, the
+(:func:`~symgrad.symbolic.printing.printers.text`, ``pretty``, ``latex``, ``ClosedForm``, the
 ``symgrad`` command) prints that; compiled code still runs the engine's form.
 
 =====================================  ===========================  =======================================
@@ -34,8 +34,8 @@ Every text form is a NumPy expression: :func:`evaluate_text` computes it from ar
 (``[c]`` is 1 where ``c`` holds), which is how the tests check that each displayed form
 equals the engine's value.
 
->>> from symgrad.symbolic.symbols import ArrayVar
->>> from symgrad.symbolic.structural import Matmul
+>>> from symgrad.symbolic.core.symbols import ArrayVar
+>>> from symgrad.symbolic.forms.structural import Matmul
 >>> X, w = ArrayVar("X", (5, 3)), ArrayVar("w", (3,))
 >>> to_display(SumTo.of(Matmul.of(X, w), shape=()))
 sum(X @ w)
@@ -49,12 +49,12 @@ import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from .elementwise import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
+from ..forms.selections import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
                           function_ops)
-from .structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
+from ..forms.structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
                          Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
-from .symbols import Attrs, broadcast_shapes, postorder, shape_of, size_of
+from ..core.symbols import Attrs, broadcast_shapes, postorder, shape_of, size_of
 
 __all__ = ["to_display", "shown_node", "with_sizes", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS"]
 
@@ -208,7 +208,7 @@ def _outer(factors: list) -> sp.Expr | None:
 class Ones(StructuralFunction):
     """``ones(S)``: broadcasting made visible, as a factor ``e*ones(S)`` wherever a form's
     shape does not show it (its only argument is an
-    :class:`~symgrad.symbolic.symbols.Attrs` atom holding the shape)."""
+    :class:`~symgrad.symbolic.core.symbols.Attrs` atom holding the shape)."""
 
     op_name = "ones"
     is_commutative = False  # printed after the factors it broadcasts: x[:, None]*ones((2, 3))
@@ -574,9 +574,9 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
 def shown_node(node: sp.Basic) -> sp.Expr:
     """One engine node in standard notation, its operands left as they are (they print
     themselves): how the engine's helpers print wherever they are printed (see
-    :mod:`~symgrad.symbolic.notation`).
+    :mod:`~symgrad.symbolic.forms.notation`).
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> x = ArrayVar("x", (4, 1))
     >>> shown_node(SumTo.of(x, shape=(1,)))
     sum(x)
@@ -636,8 +636,8 @@ def to_display(expr: Any) -> Any:
     ``latex``, ``ClosedForm``, the ``symgrad`` command, notebook reprs); compiled code
     never sees its result.
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
-    >>> from symgrad.symbolic.elementwise import TieStep
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
+    >>> from symgrad.symbolic.forms.selections import TieStep
     >>> x, y = ArrayVar("x", (3,)), ArrayVar("y", (3,))
     >>> to_display(2 * TieStep(x, y))
     2*[x > y]
@@ -677,7 +677,7 @@ def _assign_value(x: Any, at: Any, v: Any) -> np.ndarray:
 
 
 def _text_namespace() -> dict:
-    from .structural import numpy_namespace
+    from ..forms.structural import numpy_namespace
 
     space = dict(numpy_namespace())
     for name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "sign", "sinh", "cosh", "arcsin", "arccos",
@@ -701,7 +701,7 @@ def _text_namespace() -> dict:
 def _compiled_function(function: type, arguments: tuple) -> Callable:
     """``function`` evaluated as the compiled code evaluates it (the engine's own NumPy
     translation), elementwise over NumPy arrays."""
-    from .compile import compile_exprs
+    from ..codegen.compile import compile_exprs
 
     compiled = compile_exprs(list(arguments), [function(*arguments)], output_shapes=[None])
     return lambda *values: compiled.outputs_of([np.asarray(v, dtype=float) for v in values])[0]

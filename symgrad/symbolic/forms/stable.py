@@ -9,7 +9,7 @@ elementary functions (``expr.rewrite(sp.exp)``), and NumPy printing that calls a
 helper from :data:`NUMPY_HELPERS` -- or, where the compiler shares one ``exp(-|z|)``
 between ``sigmoid(z)`` and ``softplus(z)`` (:class:`ExpNegAbs`), computes from it.
 
-The op table names these as its ops' SymPy forms (``sympy_function("symgrad.symbolic.stable.sigmoid")``):
+The op table names these as its ops' SymPy forms (``sympy_function("symgrad.symbolic.forms.stable.sigmoid")``):
 an op has exactly one SymPy form, and it is the one the engine uses.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import ArgumentIndexError
 
-from ..ops import special
+from ...ops import special
 
 __all__ = ["sigmoid", "softplus", "besselie", "softplus_form", "bce_with_logits_form", "ExpNegAbs", "shared_exp_neg_abs",
            "NUMPY_HELPERS"]

@@ -42,10 +42,10 @@ import numpy as np
 import sympy as sp
 from sympy.core.parameters import evaluate
 
-from ..tape.structure import number_value
-from .elementwise import Cast, elementwise_form, lower
-from .structural import exact, structural_class
-from .symbols import ArrayVar, Slot, _freeze, collection_paused, intern, postorder_by_identity, start_building
+from ...tape.structure import number_value
+from ..forms.selections import Cast, elementwise_form, lower
+from ..forms.structural import exact, structural_class
+from ..core.symbols import ArrayVar, Slot, _freeze, collection_paused, intern, postorder_by_identity, start_building
 
 __all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
 
@@ -104,7 +104,7 @@ def _output_index(tensor) -> int:
 
 
 def _node_types():
-    from ..tape.node import AccumulateGrad, Node
+    from ...tape.node import AccumulateGrad, Node
 
     return Node, AccumulateGrad
 
@@ -465,7 +465,7 @@ def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
         if isinstance(out, (tuple, list)):
             return tuple(lower(sp.sympify(o), stop) for o in out)
         return lower(sp.sympify(out), stop)
-    from ..ops import STRUCTURAL
+    from ...ops import STRUCTURAL
 
     if op.sympy is STRUCTURAL:
         cls = structural_class(op.name)

@@ -2,7 +2,7 @@
 
 ``compile_exprs(..., backend=...)`` and every transform (``grad(f, backend="c")``, ...)
 hand the closed forms to a *backend*, which turns them into a callable with the interface
-of :class:`~symgrad.symbolic.compile.CompiledFunction`: call it with arrays (positionally
+of :class:`~symgrad.symbolic.codegen.compile.CompiledFunction`: call it with arrays (positionally
 or by name), get a named tuple of arrays; ``.source``, ``.exprs``, ``.inputs``,
 ``.outputs`` and ``.backend`` are inspectable.
 
@@ -158,7 +158,7 @@ class NativeFunction:
                  output_shapes: Sequence[Any] | None = None, output_dtypes: Sequence[Any] | None = None,
                  name: str = "compiled") -> None:
         from ..compile import python_name
-        from ..symbols import shape_of
+        from ...core.symbols import shape_of
 
         self.symbols = list(inputs)
         taken: set = set()
@@ -272,8 +272,8 @@ class NativeFunction:
 
 def _dtype_rules(symbols: list, outputs: list) -> list:
     """Per output, a function of the input dtypes giving the output's NumPy dtype."""
-    from ..elementwise import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr
-    from ..symbols import postorder
+    from ...forms.selections import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr
+    from ...core.symbols import postorder
 
     boolean = (Compare, LogicalAnd, LogicalOr, LogicalNot, sp.logic.boolalg.BooleanFunction, sp.core.relational.Relational)
     index = {s: i for i, s in enumerate(symbols)}
@@ -339,7 +339,7 @@ class CBackend(Backend):
     summary = "generated C: c_scalar for all-scalar functions, else c_fused"
 
     def compile(self, inputs, outputs, **options):  # noqa: D102
-        from ..symbols import shape_of
+        from ...core.symbols import shape_of
 
         shapes = options.get("output_shapes") or [None] * len(outputs)
         scalar = all(shape_of(s) == () for s in inputs) and all(

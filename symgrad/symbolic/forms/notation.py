@@ -5,10 +5,10 @@ The engine's helpers (``sum_to``, ``broadcast_to``, ``index_put``, ``setitem``,
 display differs (reductions with an axis, indexing, reshapes), are ordinary SymPy functions inside the
 forms users print, also with Python's ``str``/``repr`` (``print(symgrad.diff(loss, b))``),
 SymPy's own ``pretty``/``latex`` and notebooks.  :class:`PrintedInStandardNotation` makes
-each of them print as its display form (:func:`symgrad.symbolic.display.shown_node`: the
+each of them print as its display form (:func:`symgrad.symbolic.printing.display.shown_node`: the
 node alone rewritten, its operands printing themselves), with that form's precedence, so
-no printer shows a helper.  The printers of :mod:`.printing` rewrite the whole form first
-(:func:`~symgrad.symbolic.display.to_display`), which also drops broadcasts its
+no printer shows a helper.  The printers of :mod:`..printing.printers` rewrite the whole form first
+(:func:`~symgrad.symbolic.printing.display.to_display`), which also drops broadcasts its
 context makes implicit.  ``sympy.srepr`` still shows the engine's nodes.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__ = ["PrintedInStandardNotation"]
 
 
 def _standard(node):
-    from .display import shown_node
+    from ..printing.display import shown_node
 
     return shown_node(node)
 

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import sympy as sp
 
-from ..symbols import shape_of
+from ...core.symbols import shape_of
 from . import Backend, BackendInputError, NativeFunction, UnsupportedExpressionError
 from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
 from .cbuild import load_c

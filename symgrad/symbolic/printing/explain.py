@@ -8,7 +8,7 @@ of what the nodes that use ``u_k`` send it, down to ``xbar``, the gradient.  Wit
 holding data, every line carries its value at the current values; the last line compares
 the adjoint with the closed form of :func:`~symgrad.symbolic.diff`.
 
-The local derivatives come from the engine's own rules (:mod:`.reverse`: SymPy's
+The local derivatives come from the engine's own rules (:mod:`..derive.reverse`: SymPy's
 derivative of an elementwise node, the structural adjoint of an array op), written over
 the names, and everything is printed in the display form (:mod:`.display`).
 """
@@ -21,10 +21,10 @@ import numpy as np
 import sympy as sp
 
 from .display import to_display
-from .printing import latex as latex_of, text as text_of
-from .reverse import _local_partials, _resolve, _topological, _is_tensor, diff
-from .structural import StructuralFunction, exact, numpy_namespace, reduce_to
-from .symbols import ArrayVar, shape_of
+from .printers import latex as latex_of, text as text_of
+from ..derive.reverse import _local_partials, _resolve, _topological, _is_tensor, diff
+from ..forms.structural import StructuralFunction, exact, numpy_namespace, reduce_to
+from ..core.symbols import ArrayVar, shape_of
 
 __all__ = ["explain", "Explanation"]
 
@@ -287,7 +287,7 @@ def explain(y: Any, x: Any) -> Explanation:
 
 def _unnamed_data(y: Any) -> list:
     """``(symbol, value)`` of the inputs of ``y``'s graph that are tensors without a name."""
-    from .graph import tensor_graph
+    from ..derive.graph import tensor_graph
 
     return [(s, np.asarray(source._data)) for s, source in tensor_graph(y)[1].items()
             if hasattr(source, "_data") and not getattr(source, "name", None)]
@@ -295,7 +295,7 @@ def _unnamed_data(y: Any) -> list:
 
 def _known_values(y: Any, x: Any) -> dict:
     """The arrays of every input of ``y``'s graph, by symbol name (and ``x``'s)."""
-    from .graph import tensor_graph
+    from ..derive.graph import tensor_graph
 
     values = {}
     for s, source in tensor_graph(y)[1].items():

@@ -17,7 +17,7 @@ loop's result.  A full ``sum``/``mean`` *inside* an expression (``x / x.sum()``)
 computed first, by a fused loop of its own, and read as a scalar: one more pass over the
 data per level of nesting.  Anything else that is not elementwise -- ``matmul``,
 ``getitem``, a reduction over some axes, ``softmax``, ... -- raises
-:class:`~symgrad.symbolic.backends.UnsupportedExpressionError` naming it.
+:class:`~symgrad.symbolic.codegen.backends.UnsupportedExpressionError` naming it.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import sympy as sp
 
-from ..symbols import broadcast_shapes, postorder, shape_of, size_of
+from ...core.symbols import broadcast_shapes, postorder, shape_of, size_of
 from . import Backend, NativeFunction, UnsupportedExpressionError
 from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
 from .cbuild import load_c
@@ -55,8 +55,8 @@ class CFusedBackend(Backend):
 class FusedFunction(NativeFunction):
     """A compiled fused loop (see the module docstring); call it like ``CompiledFunction``.
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
-    >>> from symgrad.symbolic.structural import Sum
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
+    >>> from symgrad.symbolic.forms.structural import Sum
     >>> x = ArrayVar("x", (4,))
     >>> f = FusedFunction([x], [Sum.of(x ** 2, dim=None, keepdim=False), 2 * x], output_names=["value", "grad_x"])
     >>> f(np.arange(4.0))

@@ -6,7 +6,7 @@ instead: every SymPy node maps to the op-table op it came from (``Add`` -> ``add
 ``Pow`` -> ``pow_scalar``/``pow``, ``Piecewise`` -> ``where``, a structural function -> its
 op, and every SymPy function that is an op's whole form -- ``exp``, the stable
 ``sigmoid``/``softplus``, ``Maximum`` -- to that op, read from the op table by
-:func:`~symgrad.symbolic.elementwise.match_function_op`), so the gradients are tensors
+:func:`~symgrad.symbolic.forms.selections.match_function_op`), so the gradients are tensors
 whose own graph can be differentiated again, by either engine.
 
 A node with no op-table counterpart raises :class:`NotTensorizable`; the caller then
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .elementwise import (Cast, Equal, Greater, GreaterEqual, Less, LessEqual, LogicalAnd, LogicalNot,
+from ..forms.selections import (Cast, Equal, Greater, GreaterEqual, Less, LessEqual, LogicalAnd, LogicalNot,
                           LogicalOr, NotEqual, Select, TieStep, match_function_op)
-from .structural import StructuralFunction, _Indexed, fill_index, is_equal
-from .symbols import Attrs
+from ..forms.structural import StructuralFunction, _Indexed, fill_index, is_equal
+from ..core.symbols import Attrs
 
 __all__ = ["NotTensorizable", "evaluate_as_tensors"]
 
@@ -49,8 +49,8 @@ def evaluate_as_tensors(exprs: list, env: dict) -> list:
     >>> y.grad_fn.name()
     'MulBackward0'
     """
-    from ..tape import apply_op
-    from ..tape.tensor import Tensor
+    from ...tape import apply_op
+    from ...tape.tensor import Tensor
 
     values: dict = dict(env)
     stack = [(e, False) for e in reversed(exprs)]

@@ -6,14 +6,14 @@ that generates C:
 * **The compiler** is ``$CC`` when it is set (split like a shell word list, so
   ``CC="ccache gcc"`` works), else ``cc``, else ``gcc`` on ``PATH``.  A ``CC`` that is set
   must name an executable program, never silently replaced by another compiler.  None
-  found: :class:`~symgrad.symbolic.backends.CompilerNotFoundError`, saying what was looked
+  found: :class:`~symgrad.symbolic.codegen.backends.CompilerNotFoundError`, saying what was looked
   for and how to set ``CC``.
 * **The build directory** is ``$SYMGRAD_BUILD_DIR``, else ``$XDG_CACHE_HOME/symgrad``, else
   ``~/.cache/symgrad``; created with mode 0700.  It is opened once per load with
   ``O_DIRECTORY | O_NOFOLLOW`` and checked on that descriptor (not on the path, so nothing
   can be swapped in between): a symbolic link, a directory owned by another user, or one
   that the group or others may write is refused with
-  :class:`~symgrad.symbolic.backends.UnsafeBuildDirError`.  Every later step works on the
+  :class:`~symgrad.symbolic.codegen.backends.UnsafeBuildDirError`.  Every later step works on the
   descriptor: files are created and renamed relative to it, and the compiler and
   ``dlopen`` are given paths through ``/proc/self/fd/<descriptor>``, so a directory above
   the build directory that someone else can change cannot redirect them.
@@ -59,7 +59,7 @@ def find_compiler() -> list[str]:
 
     A ``CC`` that is set must name a program: empty, blank, unbalanced quotes
     (``CC='gcc "'``), a directory or a missing program raise
-    :class:`~symgrad.symbolic.backends.CompilerNotFoundError` naming ``CC`` and its value.
+    :class:`~symgrad.symbolic.codegen.backends.CompilerNotFoundError` naming ``CC`` and its value.
 
     >>> os.access(find_compiler()[0], os.X_OK)
     True

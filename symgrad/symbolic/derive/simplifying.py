@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .symbols import ArrayVar, free_symbols, intern
+from ..core.symbols import ArrayVar, free_symbols, intern
 
 __all__ = ["simplified", "same_values", "SimplifyWarning", "SIMPLIFY_SECONDS", "SIMPLIFY_WALL_SECONDS"]
 
@@ -93,7 +93,7 @@ def same_values(a: sp.Expr, b: sp.Expr, points: int = 3) -> bool:
     >>> same_values(sp.sin(x) ** 2 + sp.cos(x) ** 2, sp.Integer(1)), same_values(x, 2 * x)
     (True, False)
     """
-    from .structural import numpy_namespace
+    from ..forms.structural import numpy_namespace
 
     symbols = sorted(free_symbols(a) | free_symbols(b), key=lambda s: s.name)
     f = sp.lambdify(symbols, [a, b], modules=[numpy_namespace(), "numpy"])

@@ -44,10 +44,10 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
-from .stable import ExpNegAbs, sigmoid, softplus
-from .structural import StructuralFunction, attr_code, is_basic_index_put, numpy_namespace, subscript_code
-from .reverse import as_expr
-from .symbols import shape_of
+from ..forms.stable import ExpNegAbs, sigmoid, softplus
+from ..forms.structural import StructuralFunction, attr_code, is_basic_index_put, numpy_namespace, subscript_code
+from ..derive.reverse import as_expr
+from ..core.symbols import shape_of
 
 __all__ = [
     "CompiledFunction", "compile_exprs", "cached", "cache_transaction", "compile_cache_info", "compile_cache_clear",
@@ -669,8 +669,8 @@ _RESERVED_NAMES: dict = {}
 def _reserved() -> set:
     """Every name generated code may read: builtins, the modules and every function of
     :func:`numpy_namespace`, and the names of generated functions."""
-    from ..ops import OPS
-    from .structural import STRUCTURAL_FUNCTIONS
+    from ...ops import OPS
+    from ..forms.structural import STRUCTURAL_FUNCTIONS
 
     version = (len(OPS), len(STRUCTURAL_FUNCTIONS))
     names = _RESERVED_NAMES.get(version)
@@ -703,7 +703,7 @@ class CompiledFunction:
     """
 
     backend = "numpy"
-    """The name of the backend that compiled it (see :mod:`symgrad.symbolic.backends`)."""
+    """The name of the backend that compiled it (see :mod:`symgrad.symbolic.codegen.backends`)."""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], *,
                  input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
@@ -747,7 +747,7 @@ class CompiledFunction:
     def outputs_of(self, values: Sequence[Any]) -> list:
         """The outputs, as a list, for every input in order (arrays or numbers): the call
         without argument binding or the named tuple, for callers that have the inputs
-        in order already (the transforms of :mod:`.functional`).
+        in order already (the transforms of :mod:`..transforms`).
 
         >>> x = sp.Symbol("x", real=True)
         >>> compile_exprs([x], [x + 1, 2 * x]).outputs_of([np.array(1.0)])
@@ -798,14 +798,14 @@ class CompiledFunction:
 
     def latex(self) -> str:
         """The outputs as LaTeX equations."""
-        from .printing import latex
+        from ..printing.printers import latex
 
         lines = [rf"\mathrm{{{n.replace('_', chr(92) + '_')}}} &= {latex(e)}" for n, e in self.exprs.items()]
         return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
-        """The closed forms in a notebook, bounded (see :mod:`symgrad.symbolic.notebook`)."""
-        from .notebook import form_bundle
+        """The closed forms in a notebook, bounded (see :mod:`symgrad.symbolic.printing.notebook`)."""
+        from ..printing.notebook import form_bundle
 
         return form_bundle(list(self.exprs.items()), whole_latex=lambda: f"$\\displaystyle {self.latex()}$",
                            rest=".latex(), or .exprs for the expressions")
@@ -925,7 +925,7 @@ def operation_count(outputs: Sequence[sp.Expr]) -> int:
     >>> operation_count([sp.exp(x) + 1, sp.exp(x) * 2])   # exp once, + once, * once
     3
     """
-    from .symbols import postorder
+    from ..core.symbols import postorder
 
     total = 0
     for node in postorder(list(outputs)):
@@ -966,9 +966,9 @@ def compile_exprs(inputs: Sequence[sp.Symbol], outputs: Sequence[Any], *,
     """Compile ``outputs`` (SymPy expressions over ``inputs``) into one function, cached by
     the expressions' structure and the backend: ``"numpy"`` (the default) generates NumPy
     code; ``"c"``, ``"c_fused"`` and ``"c_scalar"`` generate C (see
-    :mod:`symgrad.symbolic.backends`).
+    :mod:`symgrad.symbolic.codegen.backends`).
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> x = ArrayVar("x", (3,))
     >>> f = compile_exprs([x], [2 * x + 1])
     >>> f(np.arange(3.0)).out0

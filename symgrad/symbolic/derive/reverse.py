@@ -29,11 +29,11 @@ from typing import Any, Iterable, Sequence
 import sympy as sp
 from sympy.core.parameters import evaluate, global_parameters
 
-from ..progress import progress
-from .elementwise import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, LogicalAnd, Select, TieStep, dummies, lower,
+from ...progress import progress
+from ..forms.selections import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, LogicalAnd, Select, TieStep, dummies, lower,
                           match_function_op)
-from .structural import StructuralFunction, exact, reduce_to, scale
-from .symbols import (ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache, intern, operands,
+from ..forms.structural import StructuralFunction, exact, reduce_to, scale
+from ..core.symbols import (ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache, intern, operands,
                       shape_of, size_of)
 
 __all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "as_expr"]
@@ -119,7 +119,7 @@ _PARTIALS: dict = expression_cache()  # emptied with the canonical table (bounde
 def _frozen_arguments(local: sp.Expr) -> set:
     """The arguments of an op's SymPy function that its record marks not differentiable
     (polygamma's order): their partial derivatives are 0, as the tape's are UNDEFINED."""
-    from ..ops import OPS
+    from ...ops import OPS
 
     matched = match_function_op(local)
     if matched is None:
@@ -217,7 +217,7 @@ def adjoints(seeds: Sequence[tuple[Any, Any]], wrt: Sequence[Any], *, as_recorde
     [sin(y), x*cos(y)]
 
     Numeric factors are not distributed over sums while deriving (``-2*(1 - x)`` stays
-    as it is, see :func:`~symgrad.symbolic.structural.scale`), which keeps shared
+    as it is, see :func:`~symgrad.symbolic.forms.structural.scale`), which keeps shared
     subexpressions intact and formulas short.
     """
     return _adjoints(seeds, wrt, as_recorded=as_recorded)
@@ -365,7 +365,7 @@ def _is_tensor(value: Any) -> bool:
 
 def as_expr(value: Any) -> sp.Expr:
     """A SymPy expression for ``value``: a SymPy object, a number, or a symgrad Tensor
-    (its recorded graph, see :func:`symgrad.symbolic.graph.tensor_expr`).
+    (its recorded graph, see :func:`symgrad.symbolic.derive.graph.tensor_expr`).
 
     Text is refused: SymPy's ``sympify`` of a string *evaluates* it as Python, so a
     formula from a user goes through symgrad's whitelisted parser instead.
@@ -396,11 +396,11 @@ def as_expr(value: Any) -> sp.Expr:
 
 def _resolve(y: Any, xs: Sequence[Any], allow_unused: bool = False) -> list[tuple[sp.Expr, sp.Expr]]:
     """``(y, x)`` as expressions for each ``x`` of ``xs``.  With tensors, ``x`` is a symbol
-    of the closed form of ``y`` given with it (:func:`~symgrad.symbolic.graph.graphs_at`:
+    of the closed form of ``y`` given with it (:func:`~symgrad.symbolic.derive.graph.graphs_at`:
     a tensor made by a recorded op is cut there, so its derivative is the one
     ``autograd.grad(y, x)`` computes).  A tensor ``y``'s graph does not use raises, as
     ``autograd.grad`` does, unless ``allow_unused`` (then it is a symbol of its own, an
-    :class:`~symgrad.symbolic.symbols.EngineArray`: its derivative is 0)."""
+    :class:`~symgrad.symbolic.core.symbols.EngineArray`: its derivative is 0)."""
     if not _is_tensor(y) and not any(_is_tensor(x) for x in xs):
         y = as_expr(y)
         return [(y, as_expr(x)) for x in xs]
@@ -445,7 +445,7 @@ def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False, allow_unused: bo
     """The closed-form derivative of a scalar ``y`` with respect to ``x`` (a symbol, an
     array symbol, a tensor, or a list of them), ``n`` times; ``simplify=True`` simplifies
     the result within a time budget, checked by values (see
-    :func:`~symgrad.symbolic.simplifying.simplified`).
+    :func:`~symgrad.symbolic.derive.simplifying.simplified`).
 
     For an array ``x`` the result is the gradient, an expression of ``x``'s shape;
     ``n > 1`` needs a scalar ``x`` (use :func:`hessian` for arrays).
@@ -463,8 +463,8 @@ def diff(y: Any, x: Any, n: int = 1, *, simplify: bool = False, allow_unused: bo
     6*x
     >>> diff(x ** 2 / 3 - x / 3, x, simplify=True)
     (2*x - 1)/3
-    >>> from symgrad.symbolic.symbols import ArrayVar
-    >>> from symgrad.symbolic.structural import Sum
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
+    >>> from symgrad.symbolic.forms.structural import Sum
     >>> w = ArrayVar("w", (3,))
     >>> diff(Sum.of(w ** 2), w)
     2*w
@@ -536,7 +536,7 @@ def jacobian(ys: Any, xs: Sequence[Any]) -> sp.Matrix:
         if shape_of(v) != ():
             raise ValueError(
                 f"jacobian() works on scalar expressions; {v} has shape {shape_of(v)}: use "
-                "vjp_expr/jvp_expr for array-level closed forms, or symgrad.symbolic.functional.jacobian"
+                "vjp_expr/jvp_expr for array-level closed forms, or symgrad.symbolic.transforms.jacobian"
             )
     return sp.Matrix([adjoints([(y, sp.S.One)], xs) for y in ys])
 
@@ -557,7 +557,7 @@ def hessian(y: Any, xs: Sequence[Any]) -> sp.Matrix:
 def vjp_expr(y: Any, x: Any, g: Any, *, allow_unused: bool = False) -> sp.Expr:
     """The vector-Jacobian product ``g^T (dy/dx)`` in closed form (shape of ``x``).
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> x, g = ArrayVar("x", (3,)), ArrayVar("g", (3,))
     >>> vjp_expr(sp.sin(x), x, g)
     g*cos(x)
@@ -574,15 +574,15 @@ def jvp_expr(y: Any, x: Any, v: Any, *, as_recorded: bool = False, allow_unused:
     transpose of the (linear) VJP: ``d/dg <vjp(g), v>`` (``as_recorded``: see
     :func:`adjoints`).  Two reverse passes over the DAG, each visiting every node once,
     so the work is linear in the size of the DAG, however often a value is reused; the
-    upstream gradient ``g`` is an :class:`~symgrad.symbolic.symbols.EngineArray`, which no
+    upstream gradient ``g`` is an :class:`~symgrad.symbolic.core.symbols.EngineArray`, which no
     symbol of ``y`` can be.
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> x, v = ArrayVar("x", (3,)), ArrayVar("v", (3,))
     >>> jvp_expr(x ** 2, x, v)
     2*v*x
     """
-    from .structural import Sum
+    from ..forms.structural import Sum
 
     ((y, x),), v = _resolve(y, [x], allow_unused), as_expr(v)
     seed = EngineArray("g", shape_of(y), "float64")

@@ -6,7 +6,7 @@ form of a few thousand ops can print to megabytes of LaTeX (the derivative of a 
 about 500 levels deep.  So every notebook display of a closed form is a *bounded* bundle
 (:func:`form_bundle`): the whole form where it fits in :data:`DISPLAY_BUDGET` characters
 (and :data:`LATEX_NESTING` levels), otherwise the form in named parts, top-down
-(``p_1 = ...`` as :func:`~symgrad.symbolic.printing.pretty` names them; a long sum keeps
+(``p_1 = ...`` as :func:`~symgrad.symbolic.printing.printers.pretty` names them; a long sum keeps
 its leading terms; a matrix is shown entry by entry) up to the budget, then one line that
 says what is not shown (ops, depth, free symbols) and how to get all of it.  Both
 ``text/plain`` and ``text/latex`` are always there and bounded alike.
@@ -32,8 +32,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import sympy as sp
 
-from .printing import deep_pieces, latex, text
-from .symbols import free_symbols, postorder_by_identity
+from .printers import deep_pieces, latex, text
+from ..core.symbols import free_symbols, postorder_by_identity
 
 __all__ = ["DISPLAY_BUDGET", "LATEX_NESTING", "form_bundle", "sympy_bundle", "install_ipython_display"]
 

@@ -31,7 +31,7 @@ from sympy.core.operations import AssocOp
 from sympy.core.parameters import evaluate
 from sympy.core.relational import Relational
 
-from ..tape.structure import freeze as _freeze
+from ...tape.structure import freeze as _freeze
 
 Shape = tuple[int, ...]
 
@@ -414,7 +414,7 @@ def _known_shape(node: sp.Basic) -> Shape | None:
 
 def _shape_operands(node: sp.Basic) -> tuple:
     """The operands whose shapes decide ``node``'s (the same objects on every call)."""
-    from .structural import StructuralFunction
+    from ..forms.structural import StructuralFunction
 
     return node.arrays if isinstance(node, StructuralFunction) else operands(node)
 
@@ -436,7 +436,7 @@ def shape_of(expr: Any) -> Shape:
         return known
     if len(_SHAPES) > _SHAPES_LIMIT:
         _OLD_SHAPES, _SHAPES = _SHAPES, {}
-    from .structural import StructuralFunction
+    from ..forms.structural import StructuralFunction
 
     # every shape this call reads, by identity (the expression keeps its nodes alive):
     # another thread may swap or clear the memo meanwhile

@@ -3,7 +3,7 @@
 Every op whose SymPy face is ``STRUCTURAL`` (reductions, matmul, transposes, reshapes,
 indexing, concatenation, broadcasting, softmax-like ops) is a subclass of
 :class:`StructuralFunction` here.  An instance holds its array arguments followed by one
-:class:`~symgrad.symbolic.symbols.Attrs` atom, and knows
+:class:`~symgrad.symbolic.core.symbols.Attrs` atom, and knows
 
 * its **shape rule** (``shape_rule``), so shapes are known without touching data;
 * its **NumPy printing**: generated code calls the op by name with keyword attributes,
@@ -34,7 +34,7 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from .notation import PrintedInStandardNotation
-from .symbols import Attrs, Shape, Slot, _attr_text, broadcast_shapes, shape_of, size_of
+from ..core.symbols import Attrs, Shape, Slot, _attr_text, broadcast_shapes, shape_of, size_of
 
 __all__ = [
     "StructuralFunction", "structural_class", "STRUCTURAL_FUNCTIONS", "numpy_namespace",
@@ -93,7 +93,7 @@ class StructuralFunction(sp.Function):
     @classmethod
     def numpy_forward(cls):
         """The NumPy function generated code calls for this node."""
-        from ..ops import OPS
+        from ...ops import OPS
 
         return OPS[cls.op_name].forward
 
@@ -160,7 +160,7 @@ class StructuralFunction(sp.Function):
         return f"{type(self).__name__}.of({', '.join(parts)})"
 
     def __repr__(self) -> str:  # long forms abbreviated; str() and text() give them whole
-        from .printing import REPR_LENGTH, text
+        from ..printing.printers import REPR_LENGTH, text
 
         return text(self, max_length=REPR_LENGTH)
 
@@ -261,7 +261,7 @@ def structural_class(op_name: str) -> type[StructuralFunction]:
 def _norm_dims(dim: Any, ndim: int) -> tuple[int, ...]:
     """Sorted non-negative dims of a reduction (all of them for ``dim=None``), by the op
     table's own rule."""
-    from ..ops.reductions import normalize_dims
+    from ...ops.reductions import normalize_dims
 
     dims = normalize_dims(dim, ndim)
     return tuple(range(ndim)) if dims is None else dims
@@ -315,7 +315,7 @@ def exact(expr: sp.Expr, shape: Shape) -> sp.Expr:
     """``expr`` with exactly ``shape`` (wrapping it in ``broadcast_to`` if it merely
     broadcasts to it).
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> sp.srepr(exact(ArrayVar("b", (3,)), (2, 3)))  # (printed b*ones((2, 3)))
     "BroadcastTo.of(ArrayVar('b', (3,), 'float64'), shape=(2, 3))"
     """
@@ -333,7 +333,7 @@ def reduce_to(expr: sp.Expr, shape: Shape, full: Shape | None = None) -> sp.Expr
     result may itself be smaller than ``shape`` (it broadcasts).  This is the one place
     where the symbolic engine undoes broadcasting.
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> sp.srepr(reduce_to(ArrayVar("g", (2, 3)), (3,)))  # (printed sum(g, dim=0))
     "SumTo.of(ArrayVar('g', (2, 3), 'float64'), shape=(3,))"
     >>> reduce_to(sp.Integer(1), (3,), full=(2, 3))
@@ -1178,15 +1178,16 @@ def numpy_namespace() -> dict[str, Any]:
     table), the stable elementwise helpers, and ``array``/``equal`` from NumPy.
 
     >>> import sympy as sp
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> a, b = ArrayVar("a", (2, 2)), ArrayVar("b", (2, 2))
     >>> f = sp.lambdify([a, b], Matmul.of(a, -b + 1), modules=[numpy_namespace(), "numpy"])
     >>> f(np.eye(2), np.ones((2, 2)))
     array([[0., 0.],
            [0., 0.]])
     """
-    from ..ops import OPS
-    from . import elementwise, stable
+    from ...ops import OPS
+    from . import selections as elementwise
+    from . import stable
 
     space: dict[str, Any] = {"array": np.array, "equal": np.equal}
     for name, op in OPS.items():

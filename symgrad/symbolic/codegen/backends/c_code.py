@@ -17,7 +17,7 @@ multiply-add that NumPy would not do):
   ``sqrt(b)`` (NumPy's own shortcuts for arrays), ``b**-1`` is ``1/b``, a half-integer
   power is a square root times an integer power (``b**1.5`` is ``b*sqrt(b)``,
   ``b**-0.5`` is ``1/sqrt(b)``) where that is exact (see
-  :func:`~symgrad.symbolic.compile.half_integer`); other powers call ``pow``;
+  :func:`~symgrad.symbolic.codegen.compile.half_integer`); other powers call ``pow``;
 * ``sigmoid`` and ``softplus`` are the stable forms (one ``exp(-|z|)``), like the NumPy
   backend's ``logaddexp`` forms;
 * comparisons give 0 or 1, ``cast`` to ``float32``/``float16`` rounds as NumPy does;
@@ -38,11 +38,11 @@ import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from ..compile import SymgradNumPyPrinter, _plan, half_integer
-from ..elementwise import (Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep,
+from ...forms.selections import (Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep,
                            function_ops)
-from ..stable import sigmoid, softplus
-from ..structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
-from ..symbols import postorder, shape_of, size_of
+from ...forms.stable import sigmoid, softplus
+from ...forms.structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
+from ...core.symbols import postorder, shape_of, size_of
 from . import UnsupportedExpressionError
 
 __all__ = ["CPrinter", "C_HEADER", "check_translatable", "op_name", "plan", "split_reduction", "full_reduction",
@@ -59,7 +59,7 @@ _MATH_WITHOUT_OP = {  # SymPy function -> (glibc name, arity), for functions tha
 def _math_functions() -> dict:
     """SymPy function -> (C library name, arity): each op's function whose record names its
     ``libm`` function (``sin``, ``atan2``, ``lgamma``...), and :data:`_MATH_WITHOUT_OP`."""
-    from ...ops import OPS
+    from ....ops import OPS
 
     table = dict(_MATH_WITHOUT_OP)
     for function, forms in function_ops().items():
@@ -111,7 +111,7 @@ def split_reduction(expr: sp.Expr) -> tuple[str, sp.Expr]:
     root of an output (under any ``broadcast_to`` that only gives the output its exact
     shape), else ``("elementwise", expr)`` without those ``broadcast_to`` wrappers.
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> x = ArrayVar("x", (3,))
     >>> split_reduction(Sum.of(sp.sin(x), dim=None, keepdim=False))
     ('sum', sin(x))
@@ -128,7 +128,7 @@ def full_reduction(node: sp.Basic) -> str | None:
     """``"sum"`` or ``"mean"`` if ``node`` reduces its argument over every axis (``sum``,
     ``mean``, or ``sum_to`` a shape of one element), else None.
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> x = ArrayVar("x", (2, 3))
     >>> full_reduction(Mean.of(x, dim=(0, 1), keepdim=True)), full_reduction(Sum.of(x, dim=(0,), keepdim=False))
     ('mean', None)
@@ -146,7 +146,7 @@ def cut_reductions(bodies: list) -> tuple[list, dict]:
     argument; the expressions are rebuilt once per node, so shared subexpressions stay
     shared.
 
-    >>> from symgrad.symbolic.symbols import ArrayVar
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> x, c = ArrayVar("x", (3,)), sp.Symbol("c")
     >>> cut_reductions([x / Sum.of(x, dim=None, keepdim=False) + Sum.of(c, dim=None, keepdim=False)])
     ([x/_sum0 + c], {sum(x): _sum0})
@@ -212,7 +212,7 @@ def check_translatable(outputs: Sequence[sp.Basic], output_names: Sequence[str],
     >>> check_translatable([sp.besselj(0, x)], ["out0"], "c_fused")
     Traceback (most recent call last):
     ...
-    symgrad.symbolic.backends.UnsupportedExpressionError: the c_fused backend cannot translate besselj ...
+    symgrad.symbolic.codegen.backends.UnsupportedExpressionError: the c_fused backend cannot translate besselj ...
     """
     for node in postorder(list(outputs)):
         if not _translatable(node):
@@ -277,7 +277,7 @@ class CPrinter(SymgradNumPyPrinter):
     subexpressions to their literals (both from :func:`plan`).
 
     Sums, products and powers are printed by the NumPy backend's own printer
-    (:class:`~symgrad.symbolic.compile.SymgradNumPyPrinter`, which this class extends), so
+    (:class:`~symgrad.symbolic.codegen.compile.SymgradNumPyPrinter`, which this class extends), so
     the C code evaluates them in exactly the order, grouping and form the NumPy backend
     does: C and Python parse ``+ - * /`` and unary minus alike, and floating-point
     arithmetic is not associative (``x*3/2/2`` overflows at 1e308 where ``x*0.75`` does
