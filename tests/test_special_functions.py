@@ -118,7 +118,7 @@ def test_the_c_backend_refuses_functions_libm_does_not_have(name):
 
 @pytest.mark.parametrize("name", ["erf", "erfc"])
 def test_erf_compiles_to_libm_in_the_c_backend_and_agrees_with_numpy(name, rng):
-    from symgrad.symbolic.backends import CompilerNotFoundError
+    from symgrad.symbolic.codegen.backends import CompilerNotFoundError
 
     values = symgrad.tensor(rng.uniform(-3.0, 3.0, 40))
     results = {}

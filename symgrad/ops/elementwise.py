@@ -659,7 +659,7 @@ _INTEGERS = Domain(-2.5, 2.5, avoid=(-2.0, -1.0, 0.0, 1.0, 2.0))  # jumps at the
 
 # No libm= for floor, ceil, trunc, round (nearbyint) and copysign: glibc's libmvec has no
 # vector variants of them, and the C backends declare a libm function "declare simd" unless
-# backends/c_code.py lists it in _SCALAR_ONLY, so they refuse these, naming them.
+# symbolic/codegen/backends/c_code.py lists it in _SCALAR_ONLY, so they refuse these, naming them.
 def _rounding(name, grad_fn_name, forward, sympy, summary, **faces):
     # piecewise constant: gradient 0 everywhere, also at the jumps, as PyTorch
     return _unary(name, grad_fn_name, forward, vjp=lambda xp, g, ans, x: (_zeros_like(xp, g),), sympy=sympy,
