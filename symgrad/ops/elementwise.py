@@ -15,7 +15,11 @@ Conventions every entry here follows:
   relu'(0) = 0 (relu'(nan) = 1), abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
   (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties and zero
   it only for the losing argument, so where either argument is NaN both get all of it
-  (``maximum(x, x)`` has gradient 2 at NaN, 1 elsewhere);
+  (``maximum(x, x)`` has gradient 2 at NaN, 1 elsewhere); elu'(0) = alpha and
+  leaky_relu'(0) = negative_slope (the negative side's slope), the rounding ops (floor,
+  ceil, round, trunc) have gradient 0 also at their jumps, frac 1, remainder and fmod
+  d/da = 1 and d/db = -floor(a/b) or -trunc(a/b) there, sinc'(0) = 0, copysign's d/da = 0
+  at a = 0, nan_to_num's gradient is g * isfinite(x);
 * relu, clamp and where select the gradient (``xp.where(mask, g, 0.0)``) rather than
   multiply it by a 0/1 mask, so an inf or NaN ``g`` gives PyTorch's exact 0 outside the
   mask, not ``inf * 0 = nan`` (the symbolic engine selects too);
