@@ -104,7 +104,6 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "transpose": _transpose,
     "concatenate": _joined("cat"),
     "stack": _joined("stack"),
-    "square": lambda a: a.square(),
     "shape": lambda a: tuple(a.shape),
     "ndim": lambda a: a.ndim,
     "size": lambda a: a.numel(),

@@ -596,9 +596,6 @@ class Tensor:
         """Elementwise minimum; gradients as for :meth:`maximum` (the larger argument gets 0)."""
         return apply_op("minimum", self, other)
 
-    def square(self):
-        return self.pow(2)
-
     # ----------------------------------------------------------------- reductions
     def sum(self, dim=None, keepdim: builtins.bool = False):
         return apply_op("sum", self, dim=_dims(dim), keepdim=keepdim)
