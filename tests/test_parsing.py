@@ -363,7 +363,7 @@ def test_fuzz_every_outcome_is_an_expression_or_an_expression_error(text, tmp_pa
 
 def test_functions_table_lists_only_callables_with_both_faces():
     for name, spec in FUNCTIONS.items():
-        assert spec.name == name and spec.arity in (1, 2)
+        assert spec.name == name and spec.arity in (1, 2, 3)  # lerp(a, b, c) takes three
         assert callable(spec.sympy) and callable(spec.tensor)
 
 

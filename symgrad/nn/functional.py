@@ -480,3 +480,62 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         with np.errstate(invalid="ignore", divide="ignore"):
             smooth = smooth.sum() / Tensor(tracing.derived_array(target, denominator_of))
     return (1 - label_smoothing) * loss + smooth * (label_smoothing / n_classes)
+
+
+# ---------------------------------------------------------------------- activations that are ops of the table
+# (thin calls: the op's record in symgrad/ops/elementwise.py has the forward, the
+# derivative and PyTorch's value at the kinks)
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """``x * Phi(x)`` with the normal CDF ``Phi``, or PyTorch's tanh approximation
+    (``approximate="tanh"``).
+
+    >>> import symgrad
+    >>> gelu(symgrad.tensor([0.0, 1.0]))
+    tensor([0.0000, 0.8413])
+    """
+    return apply_op("gelu", input, approximate=approximate)
+
+
+def silu(input: Tensor) -> Tensor:
+    """``x * sigmoid(x)``.
+
+    >>> import symgrad
+    >>> silu(symgrad.tensor([0.0, 1.0]))
+    tensor([0.0000, 0.7311])
+    """
+    return apply_op("silu", input)
+
+
+def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``; the gradient at 0 is
+    ``alpha``, like PyTorch's.
+
+    >>> import symgrad
+    >>> elu(symgrad.tensor([-1.0, 2.0]), alpha=0.5)
+    tensor([-0.3161,  2.0000])
+    """
+    return apply_op("elu", input, alpha=alpha)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is
+    ``negative_slope``, like PyTorch's.
+
+    >>> import symgrad
+    >>> leaky_relu(symgrad.tensor([-1.0, 2.0]), negative_slope=0.1)
+    tensor([-0.1000,  2.0000])
+    """
+    return apply_op("leaky_relu", input, negative_slope=negative_slope)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """``x / (1 + |x|)``.
+
+    >>> import symgrad
+    >>> softsign(symgrad.tensor([-1.0, 3.0]))
+    tensor([-0.5000,  0.7500])
+    """
+    return apply_op("softsign", input)
+
+
+__all__ += ["gelu", "silu", "elu", "leaky_relu", "softsign"]

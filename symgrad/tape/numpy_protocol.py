@@ -104,7 +104,6 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "transpose": _transpose,
     "concatenate": _joined("cat"),
     "stack": _joined("stack"),
-    "square": lambda a: a.square(),
     "cumsum": lambda a, axis=None: apply_op("cumsum", a if axis is not None else a.reshape(-1),
                                             dim=0 if axis is None else int(axis)),
     "shape": lambda a: tuple(a.shape),

@@ -421,6 +421,12 @@ class Tensor:
     def __rtruediv__(self, other):
         return apply_op("div", other, self)
 
+    def __mod__(self, other):  # Python's %, PyTorch's remainder: the sign of the divisor
+        return apply_op("remainder", self, other)
+
+    def __rmod__(self, other):
+        return apply_op("remainder", other, self)
+
     def __pow__(self, exponent):
         return self.pow(exponent)
 
@@ -589,9 +595,6 @@ class Tensor:
     def minimum(self, other):
         """Elementwise minimum; gradients as for :meth:`maximum` (the larger argument gets 0)."""
         return apply_op("minimum", self, other)
-
-    def square(self):
-        return self.pow(2)
 
     # ----------------------------------------------------------------- reductions
     def sum(self, dim=None, keepdim: builtins.bool = False):

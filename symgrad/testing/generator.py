@@ -55,7 +55,8 @@ COMPARISON_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 LOGICAL_OPS = ("logical_and", "logical_or", "logical_not")
 
 NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min",
-                           "extremum_mask", *COMPARISON_OPS, *LOGICAL_OPS})
+                           "extremum_mask", "elu", "leaky_relu", "softsign", "floor", "ceil", "round", "trunc",
+                           "frac", "remainder", "fmod", "copysign", *COMPARISON_OPS, *LOGICAL_OPS})
 """Ops with kinks or jumps (a mask selects between branches); second-derivative checks
 leave them out."""
 

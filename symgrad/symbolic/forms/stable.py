@@ -14,6 +14,7 @@ an op has exactly one SymPy form, and it is the one the engine uses.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -261,3 +262,237 @@ def bce_with_logits_form(sp_module, logits, target):
     -y*z + softplus(z)
     """
     return softplus(logits) - target * logits
+
+
+# ----------------------------------------------------------------------------- the elementwise ops of issue 16
+# Self-contained: the SymPy forms of erf, erfc, logaddexp, copysign and the rounding ops,
+# which SymPy either prints as scalar ``math`` calls, lacks, or leaves without a derivative.
+
+
+class erf(sp.erf):
+    """SymPy's ``erf``, compiled as the op table's vectorised ``erf`` (SymPy's NumPy
+    printer writes the scalar ``math.erf``).
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> erf(x).diff(x), erf(-x)
+    (2*exp(-x**2)/sqrt(pi), -erf(x))
+    """
+
+    def _numpycode(self, printer) -> str:
+        return f"erf({printer._print(self.args[0])})"
+
+    _pythoncode = _numpycode
+
+
+class erfc(sp.erfc):
+    """SymPy's ``erfc``, compiled as the op table's vectorised ``erfc`` (see :class:`erf`).
+
+    >>> erfc(sp.Symbol("x", real=True)).diff(sp.Symbol("x", real=True))
+    -2*exp(-x**2)/sqrt(pi)
+    """
+
+    def _numpycode(self, printer) -> str:
+        return f"erfc({printer._print(self.args[0])})"
+
+    _pythoncode = _numpycode
+
+
+class logaddexp(sp.Function):
+    """``log(exp(a) + exp(b))``; compiled as NumPy's ``logaddexp``, which does not
+    overflow; its partials are sigmoids of the difference.
+
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> logaddexp(a, b).diff(a), logaddexp(a, b).rewrite(sp.exp)
+    (sigmoid(a - b), log(exp(a) + exp(b)))
+    """
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        if argindex == 1:
+            return sigmoid(a - b)
+        if argindex == 2:
+            return sigmoid(b - a)
+        raise ArgumentIndexError(self, argindex)
+
+    def _eval_rewrite_as_exp(self, a, b, **kwargs):
+        return sp.log(sp.exp(a) + sp.exp(b))
+
+    def _eval_evalf(self, prec):
+        if not all(arg.is_number for arg in self.args):
+            return None
+        return self._eval_rewrite_as_exp(*self.args)._eval_evalf(prec)
+
+    def _eval_is_extended_real(self):
+        return True if all(arg.is_extended_real for arg in self.args) else None
+
+    def _numpycode(self, printer) -> str:
+        return f"numpy.logaddexp({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    _pythoncode = _numpycode
+
+    def _latex(self, printer, exp=None) -> str:
+        a, b = (printer._print(arg) for arg in self.args)
+        text = r"\log\left(e^{%s} + e^{%s}\right)" % (a, b)
+        return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
+
+
+class copysign(sp.Function):
+    """``|a|`` with the sign bit of ``b`` (``-0.0`` counts as negative, as in C and
+    NumPy); ``d/da = sign(a) copysign(1, b)``, 0 at ``a = 0`` as PyTorch, ``d/db = 0``.
+
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> copysign(a, b).diff(a), copysign(a, b).diff(b), copysign(-3, -0.5)
+    (copysign(1, b)*sign(a), 0, -3)
+    """
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_Number and b.is_Number and not (b.is_zero or a is sp.nan or b is sp.nan):
+            return abs(a) if b.is_positive else -abs(a)
+        return None
+
+    def fdiff(self, argindex=1):
+        if argindex == 1:
+            return sp.sign(self.args[0]) * copysign(1, self.args[1])
+        if argindex == 2:
+            return sp.S.Zero
+        raise ArgumentIndexError(self, argindex)
+
+    def _eval_is_extended_real(self):
+        return True if all(arg.is_extended_real for arg in self.args) else None
+
+    def _numpycode(self, printer) -> str:
+        return f"numpy.copysign({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    _pythoncode = _numpycode
+
+
+class _Step:
+    """A mixin for rounding functions: piecewise constant, so derivative 0 (PyTorch's
+    gradient of floor, ceil, round and trunc; SymPy leaves ``floor(x).diff(x)``
+    unevaluated)."""
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise ArgumentIndexError(self, argindex)
+        return sp.S.Zero
+
+
+class floor(_Step, sp.floor):
+    """SymPy's ``floor`` with derivative 0.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> floor(x).diff(x), floor(sp.Float(-1.5))
+    (0, -2)
+    """
+
+
+class ceiling(_Step, sp.ceiling):
+    """SymPy's ``ceiling`` with derivative 0.
+
+    >>> ceiling(sp.Symbol("x", real=True)).diff(sp.Symbol("x", real=True))
+    0
+    """
+
+
+class _NumPyStep(_Step, sp.Function):
+    """A rounding function SymPy does not have, compiled as ``numpy.<_numpy>``."""
+
+    nargs = 1
+    _numpy = ""
+
+    def _eval_is_extended_real(self):
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_is_integer(self):
+        return True if self.args[0].is_finite and self.args[0].is_real else None
+
+    def _numpycode(self, printer) -> str:
+        return f"numpy.{self._numpy}({printer._print(self.args[0])})"
+
+    _pythoncode = _numpycode
+
+
+class trunc(_NumPyStep):
+    """Rounding toward zero.
+
+    >>> trunc(sp.Float(-1.5)), trunc(sp.Symbol("x", real=True)).diff(sp.Symbol("x", real=True))
+    (-1, 0)
+    """
+
+    _numpy = "trunc"
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number and x.is_finite:
+            return sp.Integer(int(x))
+        return None
+
+
+class round_half_even(_NumPyStep):
+    """Rounding to the nearest integer, halves to even (``numpy.round``, ``torch.round``).
+
+    >>> round_half_even(sp.Float(2.5)), round_half_even(sp.Float(3.5))
+    (2, 4)
+    """
+
+    _numpy = "round"
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number and x.is_finite:
+            return sp.Integer(int(np.round(float(x))))
+        return None
+
+
+class nan_to_num(sp.Function):
+    """``x`` with NaN, +inf and -inf replaced by the numbers ``bounds`` (``nan``,
+    ``posinf``, ``neginf``; None is NumPy's default, the dtype's largest finite number,
+    chosen when the compiled code runs).  This class has the defaults; other bounds are
+    subclasses named after them (:func:`nan_to_num_form`), so that the function has one
+    argument and a derivative holds only the default class, which is the op.  The
+    derivative is 1 where ``x`` is finite and 0 elsewhere, as PyTorch's.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> nan_to_num_form(sp, x, posinf=1.0), nan_to_num_form(sp, x, posinf=1.0).diff(x)
+    (nan_to_num[posinf=1.0](x), Piecewise((1, Eq(x, nan_to_num(x))), (0, True)))
+    """
+
+    nargs = 1
+    bounds: tuple = (0.0, None, None)
+
+    def _eval_derivative(self, s):
+        # where x is not finite, the default nan_to_num(x) differs from x
+        x = self.args[0]
+        return sp.Piecewise((x.diff(s), sp.Eq(nan_to_num(x), x)), (0, True))
+
+    def _eval_is_extended_real(self):
+        return True if self.args[0].is_extended_real else None
+
+    def _numpycode(self, printer) -> str:
+        nan, posinf, neginf = self.bounds
+        return f"numpy.nan_to_num({printer._print(self.args[0])}, nan={nan!r}, posinf={posinf!r}, neginf={neginf!r})"
+
+    _pythoncode = _numpycode
+
+
+@functools.lru_cache(maxsize=None)
+def _nan_to_num_with(bounds: tuple) -> type:
+    named = ",".join(f"{k}={v!r}" for k, v, default in zip(("nan", "posinf", "neginf"), bounds, nan_to_num.bounds)
+                     if v != default)
+    return type(f"nan_to_num[{named}]", (nan_to_num,), {"bounds": bounds, "__module__": __name__})
+
+
+def nan_to_num_form(sp_module, x, nan: Any = 0.0, posinf: Any = None, neginf: Any = None):
+    """The op table's ``nan_to_num``: :class:`nan_to_num`, or its subclass for other bounds."""
+    bounds = tuple(None if b is None else float(b) for b in (nan, posinf, neginf))
+    return (nan_to_num if bounds == nan_to_num.bounds else _nan_to_num_with(bounds))(x)
+
+
+NUMPY_HELPERS.update(erf=special.erf, erfc=special.erfc)
+__all__ += ["erf", "erfc", "logaddexp", "copysign", "floor", "ceiling", "trunc", "round_half_even", "nan_to_num",
+            "nan_to_num_form"]
