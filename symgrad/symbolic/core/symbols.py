@@ -22,7 +22,7 @@ import gc
 import itertools
 import operator
 import threading
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import sympy as sp
@@ -35,8 +35,8 @@ from ...tape.structure import freeze as _freeze
 
 Shape = tuple[int, ...]
 
-__all__ = ["ArrayVar", "EngineArray", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
-           "intern", "unevaluated", "collection_paused"]
+__all__ = ["ArrayVar", "EngineArray", "DataArray", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
+           "intern", "unevaluated", "replaced", "collection_paused"]
 
 
 class ArrayVar(sp.Symbol):
@@ -155,6 +155,45 @@ class EngineArray(ArrayVar):
 
     def _sympyrepr(self, printer) -> str:
         return f"EngineArray({self.name!r}, {self.array_shape!r}, {self.array_dtype!r}, serial={self.serial})"
+
+
+class DataArray(ArrayVar):
+    """An array input computed from named tensors by ops that were not recorded (``1 - y``
+    for data ``y``): the engine computes with it as with any data symbol (its value is read
+    at call time; ``free_symbols`` is itself), and ``definition``, the closed form it was
+    computed from, is part of its identity, for the printers to show (inline when short,
+    else ``where t0 = ...``: see ``symgrad.symbolic.printing.display.defined_data``).
+
+    >>> y = ArrayVar("y", (2,))
+    >>> t = DataArray("t0", (2,), "float64", 1 - y)
+    >>> t, t.definition, t == ArrayVar("t0", (2,)), t.free_symbols == {t}
+    (t0, 1 - y, False, True)
+    """
+
+    __slots__ = ("definition",)
+
+    definition: sp.Expr
+
+    def __new__(cls, name: str, shape: Iterable[int], dtype: Any, definition: sp.Expr) -> "DataArray":  # type: ignore[override]
+        shape = tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype).name
+        real = {"real": True} if np.dtype(dtype).kind in "fiub" else {}
+        obj = ArrayVar.__xnew__(cls, name, shape, dtype, **real)
+        obj.definition = definition
+        return obj
+
+    def _hashable_content(self):
+        return super()._hashable_content() + (self.definition,)
+
+    def __getnewargs_ex__(self):
+        return (self.name, self.array_shape, self.array_dtype, self.definition), {}
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "definition": self.definition}
+
+    def _sympyrepr(self, printer) -> str:
+        return (f"DataArray({self.name!r}, {self.array_shape!r}, {self.array_dtype!r}, "
+                f"{printer._print(self.definition)})")
 
 
 def array_symbol(name: str, shape: Iterable[int] = (), dtype: Any = "float64") -> ArrayVar:
@@ -590,6 +629,26 @@ def _build_unevaluated(node: sp.Basic, args: tuple) -> sp.Basic:
         return node.func(*args, evaluate=False)
     with evaluate(False):
         return node.func(*args)
+
+
+def replaced(expr: sp.Basic, swaps: Mapping) -> sp.Basic:
+    """``expr`` with the symbols of ``swaps`` replaced, rebuilt as it was built (no
+    evaluation: see :func:`unevaluated`) and without recursion, however deep it is.
+
+    >>> x, y = sp.symbols("x y")
+    >>> replaced(sp.sin(x) * x, {x: y + 1})
+    (y + 1)*sin(y + 1)
+    """
+    built: dict = {}
+    for node in postorder_by_identity([expr]):
+        if isinstance(node, sp.Symbol) and node in swaps:
+            built[id(node)] = swaps[node]
+        elif node.args:
+            args = [built[id(a)] for a in node.args]
+            built[id(node)] = node if all(map(operator.is_, args, node.args)) else unevaluated(node, args)
+        else:
+            built[id(node)] = node
+    return built[id(expr)]
 
 
 def intern(expr: Any) -> Any:

@@ -45,7 +45,8 @@ from sympy.core.parameters import evaluate
 from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
 from ..forms.structural import exact, structural_class
-from ..core.symbols import ArrayVar, Slot, _freeze, collection_paused, intern, postorder_by_identity, start_building
+from ..core.symbols import (ArrayVar, DataArray, Slot, _freeze, collection_paused, intern, postorder_by_identity,
+                            replaced, start_building)
 
 __all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
 
@@ -479,6 +480,33 @@ def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
 
 
 # ============================================================================ user-facing
+def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
+                       held: Sequence[Any] = ()) -> tuple[Segment, list, list]:
+    """``(segment, input symbols, top expressions)`` of the graph below ``tops``, in which
+    every unnamed input that was computed without recording from named tensors (its
+    :class:`~symgrad.tape.node.Origin` still holds, and it is not one of ``held``) is a
+    :class:`~symgrad.symbolic.core.symbols.DataArray`: the same input, carrying the
+    closed form it was computed from, for the printers.  The definitions are built in the
+    same segment as the tops (an extra top per defined input), so the named tensors they
+    read have the same symbols as everywhere else in the form."""
+    segment = Segment(tops, boundary=boundary)
+    held_ids = {id(t) for t in held}
+    defined = [ref.tensor for ref in segment.inputs
+               if ref.kind == "array" and ref.tensor.name is None and id(ref.tensor) not in held_ids
+               and ref.tensor._origin is not None and ref.tensor._origin.holds(ref.tensor)]
+    if defined:
+        segment = Segment(list(tops) + [(t._origin, t) for t in defined], boundary=boundary)
+    symbols, exprs = segment.build()
+    if not defined:
+        return segment, symbols, exprs
+    named = {}
+    for t, definition in zip(defined, exprs[len(tops):]):
+        symbol = symbols[segment.input_position(t)]
+        named[symbol] = DataArray(symbol.name, symbol.array_shape, symbol.array_dtype,
+                                  exact(definition, tuple(t.shape)) if t.shape else definition)
+    return segment, [named.get(s, s) for s in symbols], [replaced(e, named) for e in exprs[:len(tops)]]
+
+
 def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
     """The closed form of ``tensor`` and a map from its symbols to the tensors they stand
     for (leaves and other inputs; the arrays, for integer-array and mask indices).
@@ -489,8 +517,7 @@ def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
     >>> expr, symbols
     (sum(3*w), {w: tensor([1., 2.], requires_grad=True, name='w')})
     """
-    segment = Segment([tensor])
-    symbols, (expr,) = segment.build()
+    segment, symbols, (expr,) = _with_data_defined([tensor])
     expr = exact(expr, tuple(tensor.shape)) if tuple(tensor.shape) else expr
     return expr, {s: ref.node if ref.kind == "cut" else ref.value() if ref.kind == "index" else ref.tensor
                   for s, ref in zip(symbols, segment.inputs)}
@@ -563,8 +590,8 @@ def graphs_at(y, xs: Sequence[Any]) -> list[tuple[sp.Expr, Any]]:
         node = x.grad_fn
         key = None if node is None else id(node)
         if key not in graphs:
-            segment = Segment([y], boundary=frozenset() if node is None else frozenset([node]))
-            symbols, (expr,) = segment.build()
+            segment, symbols, (expr,) = _with_data_defined(
+                [y], boundary=frozenset() if node is None else frozenset([node]), held=xs)
             graphs[key] = (segment, symbols, exact(expr, tuple(y.shape)) if tuple(y.shape) else expr)
         segment, symbols, expr = graphs[key]
         position = segment.input_position(x) if node is None else segment.cut_position(node, _output_index(x))

@@ -54,9 +54,11 @@ from ..forms.selections import (Compare, Equal, Greater, GreaterEqual, Less, Les
 from ..forms.structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
                          Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
-from ..core.symbols import Attrs, broadcast_shapes, postorder, shape_of, size_of
+from ..core.symbols import (Attrs, DataArray, broadcast_shapes, postorder, postorder_by_identity, replaced, shape_of,
+                            size_of)
 
-__all__ = ["to_display", "shown_node", "with_sizes", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS"]
+__all__ = ["to_display", "shown_node", "with_sizes", "defined_data", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS",
+           "INLINE_LENGTH"]
 
 ENGINE_HELPERS = ("sum_to", "broadcast_to", "index_put", "setitem", "tie_step", "extremum_mask", "is_equal", "Slot",
                   "index=", "shape=")
@@ -626,6 +628,50 @@ def with_sizes(expr: Any, sizes: Mapping[str, int] | None) -> Any:
     return expr.xreplace(swaps) if swaps else expr
 
 
+INLINE_LENGTH = 24
+"""Characters a data definition may take in a printed form, counted at every place it
+appears, to be written in place (``1 - y``) rather than named (``where t0 = ...``)."""
+
+
+def defined_data(expr: Any) -> tuple[Any, list]:
+    """``expr`` with each data input that carries its definition (a
+    :class:`~symgrad.symbolic.core.symbols.DataArray`: ``1 - y``, computed from named data
+    without recording) written in place where it is short -- its text, times the number of
+    places it appears, at most :data:`INLINE_LENGTH` characters -- and the
+    ``(symbol, definition)`` pairs of the others, which a printer lists after the form
+    (``where t0 = ...``), so nothing printed is undefined.
+
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
+    >>> y, X = ArrayVar("y", (4,)), ArrayVar("X", (4, 3))
+    >>> short = DataArray("t0", (4,), "float64", 1 - y)
+    >>> defined_data(2 * short)
+    (2*(1 - y), [])
+    >>> long = DataArray("t1", (4,), "float64", Mean.of(X, dim=1) * y + Sum.of(X, dim=1))
+    >>> defined_data(y * long)
+    (t1*y, [(t1, y*mean(X, dim=1) + sum(X, dim=1))])
+    """
+    if isinstance(expr, sp.MatrixBase):
+        return expr, []
+    forms = list(expr) if isinstance(expr, (list, tuple)) else [expr]
+    places: dict = {}
+    for node in postorder_by_identity([f for f in forms if isinstance(f, sp.Basic)]):
+        for arg in node.args:
+            if isinstance(arg, DataArray):
+                places[arg] = places.get(arg, 0) + 1
+    for form in forms:
+        if isinstance(form, DataArray):
+            places[form] = places.get(form, 0) + 1
+    inline, named = {}, []
+    for data, count in places.items():
+        if len(sp.sstr(to_display(data.definition))) * count <= INLINE_LENGTH:
+            inline[data] = data.definition
+        else:
+            named.append((data, data.definition))
+    if inline:
+        forms = [replaced(f, inline) if isinstance(f, sp.Basic) else f for f in forms]
+    return (type(expr)(forms) if isinstance(expr, (list, tuple)) else forms[0]), named
+
+
 def to_display(expr: Any) -> Any:
     """``expr`` (a closed form of the engine) rewritten for a reader: the same values, in
     standard notation, with no engine helper left (see the module docstring's table).
@@ -728,9 +774,28 @@ def evaluate_text(shown: str, values: Mapping[str, Any]) -> np.ndarray:
     are as in the module docstring, everything else NumPy.  Only expressions are read:
     names, numbers, operators, calls of known functions, subscripts and ``.T``.
 
+    A form that names data lists the definitions below it (``where t0 = ...``, one per
+    line, as :func:`~symgrad.symbolic.printing.printers.text` prints them); each is
+    computed first and read by its name.
+
     >>> float(evaluate_text("sum(2*[x > 0]*x)", {"x": np.array([-1.0, 2.0, 3.0])}))
     10.0
+    >>> evaluate_text("2*t0\\nwhere t0 = 1 - x", {"x": np.array([1.0, 3.0])})
+    array([ 0., -4.])
     """
+    form, *definitions = shown.split("\n")
+    values = dict(values)
+    for k, line in enumerate(definitions):
+        label, _, definition = line.partition(" = ")
+        name = label.removeprefix("where" if k == 0 else "").strip()
+        if not (label.startswith("where " if k == 0 else "      ") and name.isidentifier() and definition):
+            raise ValueError(f"line {k + 2} of a displayed form is no definition 'where name = ...': {line!r}")
+        values[name] = _evaluated(definition, values)
+    return _evaluated(form, values)
+
+
+def _evaluated(shown: str, values: Mapping[str, Any]) -> np.ndarray:
+    """The value of one line of a displayed text form (see :func:`evaluate_text`)."""
     tree = _Iverson().visit(ast.parse(shown, mode="eval"))
     ast.fix_missing_locations(tree)
     space = _text_namespace()
