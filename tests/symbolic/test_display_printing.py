@@ -123,3 +123,87 @@ def test_a_symbolic_shape_says_how_to_print_a_size_by_name():
 
     with pytest.raises(TypeError, match=r"symbolic size 'n'.*sizes=\{'n': number\}"):
         array_symbol("X", ("n", 3))
+
+
+# ---------------------------------------------------------------------------- named data
+def _eager_bce(rng, n=5):
+    X = symgrad.tensor(rng.normal(size=(n, 3)), name="X")
+    y = symgrad.tensor((rng.uniform(size=n) < 0.5).astype(float), name="y")
+    w = symgrad.tensor(rng.normal(size=3), requires_grad=True, name="w")
+    p = symgrad.sigmoid(X @ w)
+    return X, y, w, -(y * symgrad.log(p) + (1 - y) * symgrad.log(1 - p)).mean()
+
+
+def _printed(form) -> list:
+    from symgrad.symbolic import ClosedForm
+
+    closed = ClosedForm(form)
+    bundle = closed._repr_mimebundle_()
+    return [text(form), pretty(form), latex(form), str(closed), repr(closed), closed.latex(),
+            bundle["text/plain"], bundle["text/latex"]]
+
+
+def test_data_computed_without_recording_prints_as_what_it_is(rng):
+    X, y, w, loss = _eager_bce(rng)
+    gradient = diff(loss, w)
+    for printed in _printed(gradient):
+        assert "t0" not in printed and "t_{0}" not in printed and "t₀" not in printed, printed
+        assert "1 - y" in printed, printed
+    loss.backward()
+    values = {"X": X.numpy(), "y": y.numpy(), "w": w.detach().numpy()}
+    np.testing.assert_allclose(evaluate_text(text(gradient), values), w.grad.numpy(), rtol=1e-12)
+    simple = text(gradient, simplify=True)  # 1 - y is y's now: simplify cancels it
+    assert "y" in simple and "log" not in simple and len(simple) < len(text(gradient)) / 2, simple
+    np.testing.assert_allclose(evaluate_text(simple, values), w.grad.numpy(), rtol=1e-9)
+
+
+def test_a_long_data_definition_is_named_and_listed_with_the_form(rng):
+    X = symgrad.tensor(rng.normal(size=(6, 3)), name="X")
+    w = symgrad.tensor(rng.normal(size=3), requires_grad=True, name="w")
+    centred = (X - X.mean(dim=0)) / (X ** 2).sum(dim=0)
+    loss = (symgrad.tanh(centred @ w) ** 2).sum()
+    loss.backward()
+    gradient = diff(loss, w)
+    shown = text(gradient)
+    assert shown.count("\nwhere t0 = ") == 1 and shown.split("\n")[1].endswith("/sum(X**2, dim=0)"), shown
+    assert r"\quad \text{where } t_{0} = " in latex(gradient) and "where  t₀ = " in pretty(gradient)
+    np.testing.assert_allclose(evaluate_text(shown, {"X": X.numpy(), "w": w.detach().numpy()}), w.grad.numpy(),
+                               rtol=1e-12)
+
+
+def test_data_changed_in_place_after_it_was_computed_is_not_printed_by_its_old_definition(rng):
+    X, y, w, _ = _eager_bce(rng)
+    others = 1 - y
+    y.data[0] = 5.0  # others still holds 1 - (the old y)
+    p = symgrad.sigmoid(X @ w)
+    gradient = diff(-(others * symgrad.log(1 - p)).mean(), w)
+    assert "1 - y" not in text(gradient) and "t0" in text(gradient)
+
+
+def test_a_chain_of_unrecorded_ops_keeps_a_bounded_history():
+    from symgrad.tape.node import MAX_ORIGIN_SIZE
+
+    x = symgrad.tensor([1.0, 2.0], name="x")
+    chain = [x]
+    for _ in range(3 * MAX_ORIGIN_SIZE):
+        chain.append(chain[-1] * 0.5)
+    assert chain[MAX_ORIGIN_SIZE]._origin.size == MAX_ORIGIN_SIZE
+    assert all(t._origin is None for t in chain[MAX_ORIGIN_SIZE + 1:])
+
+
+def test_data_with_a_definition_can_still_be_differentiated_with_respect_to(rng):
+    X, y, w, _ = _eager_bce(rng)
+    others = 1 - y
+    loss = (others * (X @ w)).sum()
+    assert text(diff(loss, others)) == "X @ w"
+    assert text(diff(loss, w)) == "X.T @ (1 - y)"
+
+
+def test_explain_shows_data_by_its_definition(rng):
+    X, y, w, loss = _eager_bce(rng)
+    shown = str(symgrad.explain(loss, w))
+    assert "1 - y" in shown and "t0" not in shown, shown
+    centred = (X - X.mean(dim=0)) / (X ** 2).sum(dim=0)
+    explained = symgrad.explain((symgrad.tanh(centred @ w) ** 2).sum(), w)
+    assert "\n  and t0 = (X - mean(X, dim=0))/sum(X**2, dim=0), data computed without recording" in str(explained)
+    assert r"&\text{data:} & t_{0} &= \frac{X - " in explained.latex() and "where" not in explained.latex()

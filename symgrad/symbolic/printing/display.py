@@ -648,7 +648,7 @@ def defined_data(expr: Any) -> tuple[Any, list]:
     (2*(1 - y), [])
     >>> long = DataArray("t1", (4,), "float64", Mean.of(X, dim=1) * y + Sum.of(X, dim=1))
     >>> defined_data(y * long)
-    (t1*y, [(t1, y*mean(X, dim=1) + sum(X, dim=1))])
+    (y*t1, [(t1, y*mean(X, dim=1) + sum(X, dim=1))])
     """
     if isinstance(expr, sp.MatrixBase):
         return expr, []
