@@ -54,10 +54,10 @@ from ..forms.selections import (Compare, Equal, Greater, GreaterEqual, Less, Les
 from ..forms.structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
                          Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
-from ..core.symbols import (Attrs, DataArray, broadcast_shapes, postorder, postorder_by_identity, replaced, shape_of,
+from ..core.symbols import (SIZE_STAND_INS, Attrs, DataArray, SizedArray, broadcast_shapes, postorder, postorder_by_identity, replaced, shape_of,
                             size_of)
 
-__all__ = ["to_display", "shown_node", "with_sizes", "defined_data", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS",
+__all__ = ["to_display", "shown_node", "with_sizes", "sizes_in", "defined_data", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS",
            "INLINE_LENGTH"]
 
 ENGINE_HELPERS = ("sum_to", "broadcast_to", "index_put", "setitem", "tie_step", "extremum_mask", "is_equal", "Slot",
@@ -594,8 +594,8 @@ def _top(shown: Any) -> sp.Expr:
 
 
 def with_sizes(expr: Any, sizes: Mapping[str, int] | None) -> Any:
-    """``expr`` with each fraction whose denominator is one of ``sizes``, or half of one,
-    written over that size's name (for ``sizes={"n": 50}``, ``g/50`` is ``g/n`` and
+    """``expr`` with each fraction whose denominator is a multiple of one of ``sizes``, or of
+    half of one, written over that size's name (for ``sizes={"n": 50}``, ``g/50`` is ``g/n`` and
     ``g/25`` is ``2*g/n``, the 2 of a square's derivative): the same value, read as the
     size it is.  Only denominators change (an exponent 2 is never a size).
 
@@ -619,13 +619,55 @@ def with_sizes(expr: Any, sizes: Mapping[str, int] | None) -> Any:
         return type(expr)(with_sizes(e, sizes) for e in expr)
     if not isinstance(expr, sp.Basic):
         return expr
+    stand_ins = {v: name for v, name in by_value.items() if SIZE_STAND_INS.get(name.name) == v}
     swaps = {}
     for r in expr.atoms(sp.Rational):
-        for k in (1, 2):  # 1/25 is 2/n for n = 50: the 2 of a square's derivative
-            if r.q * k in by_value:
-                swaps[r] = sp.Mul(r.p * k, sp.Pow(by_value[r.q * k], -1, evaluate=False), evaluate=False)
-                break
+        swap = _over_size(r, by_value)
+        if swap is None:  # a stand-in is a size wherever it is a factor: N*x is n*x
+            swap = next((sp.Mul(r.p // v, name, evaluate=False) for v, name in stand_ins.items()
+                         if r.q == 1 and r.p % v == 0), None)
+        if swap is not None:
+            swaps[r] = swap
     return expr.xreplace(swaps) if swaps else expr
+
+
+def _over_size(r: sp.Rational, by_value: dict) -> sp.Expr | None:
+    """The fraction ``r`` written over a size: its denominator a multiple of a size, or of
+    half of one (``1/150`` is ``1/(3*n)`` and ``1/25`` is ``2/n`` for ``n = 50``); None if
+    it is neither."""
+    for k in (1, 2):  # the 2 of a square's derivative
+        for value, name in by_value.items():
+            if (r.q * k) % value == 0:
+                rest = r.q * k // value
+                below = [sp.Pow(rest, -1, evaluate=False)] if rest != 1 else []
+                return sp.Mul(r.p * k, *below, sp.Pow(name, -1, evaluate=False), evaluate=False)
+    return None
+
+
+def sizes_in(expr: Any, sizes: Mapping[str, int] | None = None) -> dict:
+    """``sizes`` and the sizes the named axes of ``expr``'s array symbols give
+    (:class:`~symgrad.symbolic.core.symbols.SizedArray`, data definitions included), as
+    one ``{name: number}``; a name with two numbers raises.
+
+    >>> from symgrad.symbolic.core.symbols import array_symbol
+    >>> sizes_in(array_symbol("X", (50, 3), dims=("n", None)) + 1, {"m": 4})
+    {'m': 4, 'n': 50}
+    """
+    found = dict(sizes or {})
+    roots = [f for f in (expr if isinstance(expr, (list, tuple)) else [expr]) if isinstance(f, sp.Basic)]
+    defined: set = set()
+    while roots:
+        definitions = []
+        for node in postorder_by_identity(roots):
+            if isinstance(node, DataArray) and node not in defined:
+                defined.add(node)
+                definitions.append(node.definition)
+            for name, number in (node.sizes().items() if isinstance(node, SizedArray) else ()):
+                if found.setdefault(name, number) != number:
+                    raise ValueError(f"the size {name!r} is {found[name]} in one place and {number} in another: "
+                                     "name different sizes differently")
+        roots = definitions
+    return found
 
 
 INLINE_LENGTH = 24

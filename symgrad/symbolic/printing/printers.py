@@ -37,7 +37,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from .display import defined_data, to_display, with_sizes
+from .display import defined_data, sizes_in, to_display, with_sizes
 from ..derive.reverse import _is_tensor, as_expr
 from ..derive.simplifying import simplified
 from ..forms.structural import StructuralFunction, _Indexed, fill_index, is_equal
@@ -68,6 +68,7 @@ def shown_form(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | Non
     fractions over the ``sizes`` written over their names
     (:func:`~symgrad.symbolic.printing.display.with_sizes`); and the ``(name, definition)``
     pairs of the data it names, shown the same way, which the printers list after it."""
+    sizes = sizes_in(expr, sizes)
     expr, where = defined_data(expr)
 
     def shown(form: Any) -> Any:
