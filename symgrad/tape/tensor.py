@@ -63,6 +63,7 @@ class Tensor:
     _retains_grad = False
     _constant = None
     name: str | None = None
+    dims: tuple | None = None  # a name (or None) per axis, for printing sizes by name (symgrad.tensor(dims=...))
     _made_outside_graph: str | None = None  # how, when made from a running trace (tracing.py)
     _trace_node: Node | None = None  # a mask op a running trace recorded without grad (tracing.py)
     _origin: Origin | None = None  # how it was computed from named tensors, unrecorded (for printing)

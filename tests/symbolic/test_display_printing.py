@@ -118,11 +118,55 @@ def test_bad_sizes_are_refused_naming_them(sizes, message):
         text(sp.Symbol("x") / 50, sizes=sizes)
 
 
-def test_a_symbolic_shape_says_how_to_print_a_size_by_name():
-    from symgrad.symbolic import array_symbol
+def _mse(X, y, w):
+    from symgrad.symbolic.forms.structural import Matmul, Mean
 
-    with pytest.raises(TypeError, match=r"symbolic size 'n'.*sizes=\{'n': number\}"):
-        array_symbol("X", ("n", 3))
+    return Mean.of((Matmul.of(X, w) - y) ** 2)
+
+
+def test_a_size_by_name_prints_for_any_size_and_refuses_to_compile():
+    from symgrad.symbolic import array_symbol, compile_exprs
+
+    X, y, w = array_symbol("X", ("n", 3)), array_symbol("y", ("n",)), array_symbol("w", (3,))
+    gradient = diff(_mse(X, y, w), w)
+    assert text(gradient) == "X.T @ (2*(-y + X @ w)/n)"
+    assert latex(gradient) == r"{X}^{T} \cdot \left(\frac{2 \left(- y + X \cdot w\right)}{n}\right)"
+    from symgrad.symbolic.forms.structural import Mean
+
+    assert text(diff(Mean.of(X ** 2), X)) == "2*X/(3*n)"  # a mean over n*3 elements
+    with pytest.raises(TypeError, match=r"X has the size 'n' by name only: compiled code computes with numbers"):
+        compile_exprs([X, y, w], [gradient])
+
+
+def test_named_axes_with_numbers_print_by_name_and_compile(rng):
+    from symgrad.symbolic import array_symbol, compile_exprs
+
+    X, y = array_symbol("X", (50, 3), dims=("n", None)), array_symbol("y", (50,), dims=("n",))
+    w = array_symbol("w", (3,))
+    gradient = diff(_mse(X, y, w), w)
+    assert text(gradient) == "X.T @ (2*(-y + X @ w)/n)"
+    values = [rng.normal(size=(50, 3)), rng.normal(size=50), rng.normal(size=3)]
+    (computed,) = compile_exprs([X, y, w], [gradient]).outputs_of(values)
+    np.testing.assert_allclose(computed, 2 * values[0].T @ (values[0] @ values[2] - values[1]) / 50, rtol=1e-12)
+
+
+def test_tensors_with_named_axes_print_sizes_by_name(rng):
+    X = symgrad.tensor(rng.normal(size=(50, 3)), name="X", dims=("n", None))
+    y = symgrad.tensor(rng.normal(size=50), name="y", dims=("n",))
+    w = symgrad.tensor(rng.normal(size=3), requires_grad=True, name="w")
+    loss = ((X @ w - y) ** 2).mean()
+    loss.backward()
+    gradient = diff(loss, w)
+    shown = text(gradient)
+    assert shown == "X.T @ (2*(-y + X @ w)/n)" and "50" not in latex(gradient), shown
+    value = evaluate_text(shown, {"X": X.numpy(), "y": y.numpy(), "w": w.detach().numpy(), "n": 50})
+    np.testing.assert_allclose(value, w.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [("n",), ("n", "2d"), ("n", 3)])
+def test_bad_axis_names_are_refused_naming_them(dims):
+    with pytest.raises(ValueError, match=r"dims of the tensor 'X' must give one name"):
+        symgrad.tensor(np.zeros((2, 3)), name="X", dims=dims)
 
 
 # ---------------------------------------------------------------------------- named data

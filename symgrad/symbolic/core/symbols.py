@@ -31,6 +31,7 @@ from sympy.core.operations import AssocOp
 from sympy.core.parameters import evaluate
 from sympy.core.relational import Relational
 
+from ...tape.creation import dim_names
 from ...tape.structure import freeze as _freeze
 
 Shape = tuple[int, ...]
@@ -211,22 +212,6 @@ def size_stand_in(name: str) -> int:
     if name not in SIZE_STAND_INS:
         SIZE_STAND_INS[name] = int(sp.nextprime(max(SIZE_STAND_INS.values(), default=10 ** 6)))
     return SIZE_STAND_INS[name]
-
-
-def dim_names(dims: Any, ndim: int, what: str) -> tuple | None:
-    """``dims`` checked: one name (an identifier) or None per axis of an ``ndim``-D array;
-    None when no axis is named.  ``what`` names the array in the error.
-
-    >>> dim_names(("n", None), 2, "X"), dim_names(None, 2, "X")
-    (('n', None), None)
-    """
-    if dims is None:
-        return None
-    dims = tuple(dims)
-    if len(dims) != ndim or not all(d is None or (isinstance(d, str) and d.isidentifier()) for d in dims):
-        raise ValueError(f"dims of {what} must give one name (an identifier) or None per axis of its {ndim} axes, "
-                         f"got {dims!r}")
-    return dims if any(d is not None for d in dims) else None
 
 
 class SizedArray(ArrayVar):

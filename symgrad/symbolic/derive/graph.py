@@ -45,7 +45,7 @@ from sympy.core.parameters import evaluate
 from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
 from ..forms.structural import exact, structural_class
-from ..core.symbols import (ArrayVar, DataArray, Slot, _freeze, collection_paused, intern, postorder_by_identity,
+from ..core.symbols import (ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern, postorder_by_identity,
                             replaced, start_building)
 
 __all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
@@ -482,13 +482,15 @@ def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
 # ============================================================================ user-facing
 def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
                        held: Sequence[Any] = ()) -> tuple[Segment, list, list]:
-    """``(segment, input symbols, top expressions)`` of the graph below ``tops``, in which
-    every unnamed input that was computed without recording from named tensors (its
-    :class:`~symgrad.tape.node.Origin` still holds, and it is not one of ``held``) is a
+    """``(segment, input symbols, top expressions)`` of the graph below ``tops``, for
+    users to read: an input whose tensor names its axes (``dims``) is a
+    :class:`~symgrad.symbolic.core.symbols.SizedArray`, and every unnamed input that was
+    computed without recording from named tensors (its :class:`~symgrad.tape.node.Origin`
+    still holds, and it is not one of ``held``) is a
     :class:`~symgrad.symbolic.core.symbols.DataArray`: the same input, carrying the
-    closed form it was computed from, for the printers.  The definitions are built in the
-    same segment as the tops (an extra top per defined input), so the named tensors they
-    read have the same symbols as everywhere else in the form."""
+    closed form it was computed from.  The definitions are built in the same segment as
+    the tops (an extra top per defined input), so the named tensors they read have the
+    same symbols as everywhere else in the form."""
     segment = Segment(tops, boundary=boundary)
     held_ids = {id(t) for t in held}
     defined = [ref.tensor for ref in segment.inputs
@@ -497,14 +499,17 @@ def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
     if defined:
         segment = Segment(list(tops) + [(t._origin, t) for t in defined], boundary=boundary)
     symbols, exprs = segment.build()
-    if not defined:
+    sized = {s: SizedArray(s.name, s.array_shape, s.array_dtype, ref.tensor.dims)
+             for s, ref in zip(symbols, segment.inputs) if getattr(ref.tensor, "dims", None) is not None}
+    if not (defined or sized):
         return segment, symbols, exprs
-    named = {}
+    swaps = dict(sized)
     for t, definition in zip(defined, exprs[len(tops):]):
         symbol = symbols[segment.input_position(t)]
-        named[symbol] = DataArray(symbol.name, symbol.array_shape, symbol.array_dtype,
-                                  exact(definition, tuple(t.shape)) if t.shape else definition)
-    return segment, [named.get(s, s) for s in symbols], [replaced(e, named) for e in exprs[:len(tops)]]
+        definition = exact(definition, tuple(t.shape)) if t.shape else definition
+        swaps[symbol] = DataArray(symbol.name, symbol.array_shape, symbol.array_dtype,
+                                  replaced(definition, sized) if sized else definition)
+    return segment, [swaps.get(s, s) for s in symbols], [replaced(e, swaps) for e in exprs[:len(tops)]]
 
 
 def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
