@@ -8,27 +8,31 @@ engine expression into an equal expression in standard notation, and every print
 (:func:`~symgrad.symbolic.printing.printers.text`, ``pretty``, ``latex``, ``ClosedForm``, the
 ``symgrad`` command) prints that; compiled code still runs the engine's form.
 
-=====================================  ===========================  =======================================
-engine                                 text                         LaTeX
-=====================================  ===========================  =======================================
-``sum_to(e, shape=())``                ``sum(e)``                   ``\\sum_{i} e``
-``sum_to(e, shape=(1, 3))``            ``sum(e, dim=0, keepdim=...)``  ``\\sum_{i} e``
-``broadcast_to(e, S)`` in ``a + ...``  ``e`` (broadcasting shows)   ``e``
-``broadcast_to(e, S)`` elsewhere       ``e*ones(S)``, ``zeros(S)``  ``e \\mathbf{1}_{S}``, ``\\mathbf{0}_{S}``
-``reshape(x, shape=(6, 1))``           ``x[:, None]``               ``x`` (a column), ``x[None, :]``: ``x^{T}``
-``index_put(g, shape=S, index=k)``     ``scatter(g, S, s_[k])``     ``\\mathbf{0}_{S}\\left[k \\mathrel{+}= g\\right]``
-``setitem(x, v, index=k)``             ``assign(x, s_[k], v)``      ``x\\left[k \\leftarrow v\\right]``
-``tie_step(a, b)``                     ``[a > b]``                  ``\\left[a > b\\right]`` (Iverson)
-``where(x <= 0, 0, 1)``                ``[x > 0]``                  ``\\left[x > 0\\right]``
-``extremum_mask(x, dim=1)``            ``[x == max(x, dim=1, ...)]``  ``\\left[x = \\max_{j} x\\right]``
-``sum(x, dim=1)``                      ``sum(x, dim=1)``            ``\\sum_{j} x`` (axes ``i, j, k, l, ...``)
-``is_equal(a, b)``                     ``[a == b]``                 ``\\left[a = b\\right]``
-``x[:, None]*v`` (vectors)             ``v*x[:, None]``             ``x {v}^{T}`` (an outer product)
-``exp(log_softmax(x, dim=1))``         ``softmax(x, dim=1)``        ``\\operatorname{softmax}_{j}(x)``
-=====================================  ===========================  =======================================
+=====================================  =================================  ===========================================
+engine                                 text                               LaTeX
+=====================================  =================================  ===========================================
+``sum_to(e, shape=())``                ``sum(e)``                         ``\\sum_{i} e``
+``sum_to(e, shape=(1, 3))``            ``sum(e, dim=0, keepdim=...)``     ``\\sum_{i} e``
+``broadcast_to(e, S)`` in ``a + ...``  ``e`` (broadcasting shows)         ``e``
+``broadcast_to(e, S)`` elsewhere       ``e*ones(S)``, ``zeros(S)``        ``e \\mathbf{1}_{S}``, ``\\mathbf{0}_{S}``
+``reshape(x, shape=(6, 1))``           ``x[:, None]``                     ``x`` (a column), ``x[None, :]``: ``x^{T}``
+``index_put(g, shape=S, index=k)``     ``scatter(g, S, s_[k])``           ``\\mathbf{0}_{S}[k \\mathrel{+}= g]``
+``setitem(x, v, index=k)``             ``assign(x, s_[k], v)``            ``x\\left[k \\leftarrow v\\right]``
+``tie_step(a, b)``                     ``[a > b] + [a == b]/2``           ``\\left[a > b\\right] + ...`` (Iverson)
+``where(x <= 0, 0, 1)``                ``[x > 0]``                        ``\\left[x > 0\\right]``
+``extremum_mask(x)``                   ``[x == max(x)]/sum(...)``         ``[x = \\max x]/\\sum_{i}[...]``
+``extremum_mask(x, dim=1)``            ``[arange(n) == argmax(x, ...)]``  ``[j = \\operatorname{argmax}_{j} x]``
+``sum(x, dim=1)``                      ``sum(x, dim=1)``                  ``\\sum_{j} x`` (axes ``i, j, k, l, ...``)
+``is_equal(a, b)``                     ``[a == b]``                       ``\\left[a = b\\right]``
+``x[:, None]*v`` (vectors)             ``v*x[:, None]``                   ``x {v}^{T}`` (an outer product)
+``exp(log_softmax(x, dim=1))``         ``softmax(x, dim=1)``              ``\\operatorname{softmax}_{j}(x)``
+=====================================  =================================  ===========================================
 
-Ties (``a == b`` in ``maximum``, several equal maxima) have measure zero: there the
-engine splits the gradient (1/2, 1/k) and the Iverson bracket shows the rule off ties.
+At ties the display says what the engine computes, as PyTorch does: ``maximum(a, b)``
+gives half of the gradient to each side (``[a == b]/2``), ``max(x)`` over all elements
+an equal share to each tied maximum, and ``max(x, dim)`` all of it to the first maximal
+index (``argmax``).  (At a NaN, ``maximum`` gives all of the gradient to both sides,
+which ``[a > b]`` does not show.)
 
 Every text form is a NumPy expression: :func:`evaluate_text` computes it from arrays
 (``[c]`` is 1 where ``c`` holds), which is how the tests check that each displayed form
@@ -54,11 +58,11 @@ from ..forms.selections import (Compare, Equal, Greater, GreaterEqual, Less, Les
 from ..forms.structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
                          Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
-from ..core.symbols import (SIZE_STAND_INS, Attrs, DataArray, SizedArray, broadcast_shapes, postorder, postorder_by_identity, replaced, shape_of,
-                            size_of)
+from ..core.symbols import (SIZE_STAND_INS, Attrs, DataArray, SizedArray, broadcast_shapes, postorder,
+                            postorder_by_identity, replaced, shape_of, size_of)
 
-__all__ = ["to_display", "shown_node", "with_sizes", "sizes_in", "defined_data", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS",
-           "INLINE_LENGTH"]
+__all__ = ["to_display", "shown_node", "with_sizes", "sizes_in", "defined_data", "evaluate_text", "ENGINE_HELPERS",
+           "AXIS_LETTERS", "INLINE_LENGTH"]
 
 ENGINE_HELPERS = ("sum_to", "broadcast_to", "index_put", "setitem", "tie_step", "extremum_mask", "is_equal", "Slot",
                   "index=", "shape=")
@@ -356,7 +360,81 @@ class Assign(_Placement):
         return pretty_call(printer, "assign", self.data, [f"[{self._key(printer)}]"])
 
 
-_DISPLAY_CLASSES = (_Shown, Ones, Outer, Scatter, Assign, Indicator)
+class AxisIndex(StructuralFunction):
+    """The index along one axis of an array of shape ``S``, broadcast along the others:
+    ``arange(4)[:, None]`` in text (axis 0 of a 2-D array), the axis letter (``i``) in
+    LaTeX (its only argument is an :class:`~symgrad.symbolic.core.symbols.Attrs` atom)."""
+
+    op_name = "axis_index"
+
+    @classmethod
+    def of(cls, shape: tuple, axis: int) -> sp.Expr:  # type: ignore[override]
+        return cls(Attrs({"shape": tuple(int(n) for n in shape), "axis": int(axis)}))
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        shape, axis = attrs["shape"], attrs["axis"]
+        return tuple(n if k == axis else 1 for k, n in enumerate(shape))
+
+    def _sympystr(self, printer) -> str:
+        shape, axis = self.attrs["shape"], self.attrs["axis"]
+        after = len(shape) - axis - 1
+        return f"arange({shape[axis]})" + (f"[:{', None' * after}]" if after else "")
+
+    def _latex_body(self, printer) -> str:
+        return _axes_latex((self.attrs["axis"],))
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        return prettyForm(self._sympystr(printer))
+
+    def _eval_is_real(self):
+        return True
+
+
+class ShownArgExtreme(StructuralFunction):
+    r"""``argmax(x, dim=d, keepdim=True)`` (or ``argmin``): the first extreme index along
+    ``d``, as NumPy and PyTorch give it; in LaTeX ``\operatorname{argmax}_{j} x``."""
+
+    op_name = "argmax"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        return tuple(1 if k == attrs["dim"] else n for k, n in enumerate(shapes[0]))
+
+    def _name(self) -> str:
+        return "argmax" if self.attrs["mode"] == "max" else "argmin"
+
+    def _sympystr(self, printer) -> str:
+        return f"{self._name()}({printer._print(self.arrays[0])}, dim={self.attrs['dim']}, keepdim=True)"
+
+    def _latex_body(self, printer) -> str:
+        return r"\operatorname{%s}_{%s} %s" % (self._name(), _axes_latex((self.attrs["dim"],)),
+                                               printer.parenthesize(self.arrays[0], PRECEDENCE["Mul"], strict=True))
+
+    def _pretty(self, printer):
+        return pretty_call(printer, self._name(), self.arrays, [f"dim={self.attrs['dim']}", "keepdim=True"])
+
+    def _eval_is_real(self):
+        return True
+
+
+def _extremum_share(x: sp.Expr, dim: Any, mode: str) -> sp.Expr:
+    """Where ``max``/``min`` send their gradient, as the engine's ``extremum_mask`` does:
+    over all elements, an equal share to each tied extreme (``[x == max(x)]/sum([x ==
+    max(x)])``); along an axis, all of it to the first extreme index (``[arange(n) ==
+    argmax(x, dim=0, keepdim=True)]``)."""
+    if dim is None:
+        hit = Indicator(Equal(x, (ShownMax if mode == "max" else ShownMin).of(x)))
+        return hit / ShownSum.of(hit) if size_of(shape_of(x)) > 1 else sp.S.One
+    (axis,) = _norm_dims(dim, len(shape_of(x)))
+    if not shape_of(x):
+        return sp.S.One
+    return Indicator(Equal(AxisIndex.of(shape_of(x), axis), ShownArgExtreme.of(x, dim=axis, mode=mode)))
+
+
+_DISPLAY_CLASSES = (_Shown, Ones, Outer, Scatter, Assign, Indicator, AxisIndex, ShownArgExtreme)
 
 
 # ============================================================================ the rewrite
@@ -511,18 +589,14 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
         return _Broadcast(inner, tuple(node.attrs["shape"]))
     if isinstance(node, is_equal):
         return Indicator(Equal(*[_alone(a) for a in args]))
-    if isinstance(node, TieStep):
+    if isinstance(node, TieStep):  # at a tie, half of the gradient goes to each side
         a, b = [_alone(a) for a in args]
-        return sp.S.Half if a == b else Indicator(Greater(a, b))
+        return sp.S.Half if a == b else Indicator(Greater(a, b)) + Indicator(Equal(a, b)) / 2
     if isinstance(node, Select):
         plain = [_alone(a) for a in args]
         return _selection(*plain) or node.func(*plain)
     if isinstance(node, ExtremumMask):
-        x = _alone(args[0])
-        dim = node.attrs.get("dim")
-        reduce = ShownMax if node.attrs.get("mode", "max") == "max" else ShownMin
-        extreme = reduce.of(x, dim=dim, keepdim=dim is not None)
-        return Indicator(Equal(x, extreme))
+        return _extremum_share(_alone(args[0]), node.attrs.get("dim"), node.attrs.get("mode", "max"))
     if isinstance(node, (Reshape, Unsqueeze, Squeeze, Getitem)) and isinstance(args[0], _Broadcast) \
             and size_of(shape_of(args[0].shown)) == 1 and not (isinstance(node, Getitem) and node.index_arrays):
         return _Broadcast(args[0].shown, shape_of(node))  # one number, arranged: the same number
@@ -777,7 +851,9 @@ def _text_namespace() -> dict:
         "ones": lambda shape: np.ones(shape), "zeros": lambda shape: np.zeros(shape),
         "scatter": _scatter_value, "assign": _assign_value, "s_": np.s_, "_iverson": _indicator_value,
         "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum,
-        "Rational": lambda p, q: p / q,
+        "Rational": lambda p, q: p / q, "arange": np.arange,
+        "argmax": lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim),
+        "argmin": lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim),
     })
     for function, uses in function_ops().items():  # the op table's other functions (log1p, atan2, polygamma...)
         general = [form for _, form in uses if all(isinstance(a, sp.Dummy) for a in form)]
