@@ -36,8 +36,9 @@ from ...tape.structure import freeze as _freeze
 
 Shape = tuple[int, ...]
 
-__all__ = ["ArrayVar", "EngineArray", "DataArray", "SizedArray", "size_stand_in", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
-           "intern", "unevaluated", "replaced", "collection_paused"]
+__all__ = ["ArrayVar", "EngineArray", "DataArray", "SizedArray", "size_stand_in", "Attrs", "Slot", "array_symbol",
+           "shape_of", "broadcast_shapes", "operands", "postorder", "intern", "unevaluated", "replaced",
+           "collection_paused"]
 
 
 class ArrayVar(sp.Symbol):
@@ -175,7 +176,8 @@ class DataArray(ArrayVar):
 
     definition: sp.Expr
 
-    def __new__(cls, name: str, shape: Iterable[int], dtype: Any, definition: sp.Expr) -> "DataArray":  # type: ignore[override]
+    def __new__(cls, name: str, shape: Iterable[int], dtype: Any,  # type: ignore[override]
+                definition: sp.Expr) -> "DataArray":
         shape = tuple(int(s) for s in shape)
         dtype = np.dtype(dtype).name
         real = {"real": True} if np.dtype(dtype).kind in "fiub" else {}
@@ -230,7 +232,8 @@ class SizedArray(ArrayVar):
 
     array_dims: tuple
 
-    def __new__(cls, name: str, shape: Iterable[int], dtype: Any, dims: tuple) -> "SizedArray":  # type: ignore[override]
+    def __new__(cls, name: str, shape: Iterable[int], dtype: Any,  # type: ignore[override]
+                dims: tuple) -> "SizedArray":
         shape = tuple(int(s) for s in shape)
         dtype = np.dtype(dtype).name
         real = {"real": True} if np.dtype(dtype).kind in "fiub" else {}

@@ -94,8 +94,8 @@ def text(expr: Any, simplify: bool = False, max_length: int | None = None,
     'sin(t) + sin(2*t) + sin(3*t) + ...[2,474 characters in all]... + sin(199*t)'
     """
     form, where = shown_form(expr, simplify, sizes)
-    shown = _deep_text_of(form) + "".join(
-        f"\n{'where' if k == 0 else '     '} {name} = {_deep_text_of(definition)}" for k, (name, definition) in enumerate(where))
+    shown = _deep_text_of(form) + "".join(f"\n{'where' if k == 0 else '     '} {name} = {_deep_text_of(definition)}"
+                                          for k, (name, definition) in enumerate(where))
     return shown if max_length is None else abbreviate(shown, max_length)
 
 
