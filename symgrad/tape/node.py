@@ -193,8 +193,7 @@ class Origin(Node):
     ``y`` named ``"y"`` that does not require grad.  Printing reads it to show such a
     tensor as what it is (``symgrad.symbolic.derive.graph``); no engine and no backward
     pass ever sees it.  It is a :class:`Node` so the graph walk reads it as one, but keeps
-    only what that walk reads: the op, its attributes and its operands (as
-    :class:`SavedInput`, whose edge is the operand's own origin, or None).
+    only what that walk reads: the op, its attributes and its operands.
 
     ``size`` counts the origins it was built from (itself included): a chain longer than
     :data:`MAX_ORIGIN_SIZE` is not recorded, so an origin keeps a bounded number of arrays
@@ -223,7 +222,9 @@ class Origin(Node):
 
     @property
     def inputs(self) -> tuple:  # type: ignore[override]  (made when a graph walk asks: creation stays cheap)
-        return tuple(SavedInput(t, t._origin) for t in self.operands)
+        """The operands as the graph walk reads them: each edge is the operand's origin, or
+        its gradient edge (a tensor that requires grad: ``x > 0`` of a parameter ``x``)."""
+        return tuple(SavedInput(t, t._origin if t._origin is not None else t._edge()) for t in self.operands)
 
     def holds(self, tensor) -> bool:
         """Whether ``tensor`` (the tensor this origin made) still holds what the origin

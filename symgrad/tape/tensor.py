@@ -979,6 +979,8 @@ def _promote(op, inputs: list) -> list:
             promoted[i] = operand.to(target)
         else:
             promoted[i] = Tensor(operand._data.astype(target), _constant=operand._constant)
+            if (operand.name is not None or operand._origin is not None) and is_grad_enabled():
+                _note_origin(promoted[i], OPS["cast"], {"dtype": target}, [operand])  # a mask made numbers
     return promoted
 
 

@@ -248,3 +248,14 @@ def test_the_display_says_what_the_engine_does_at_ties(case):
     value = evaluate_text(shown, {"x": x.detach().numpy(), "c": c.numpy()})
     np.testing.assert_allclose(np.broadcast_to(value, (4,)), x.grad.numpy(), err_msg=shown)
     assert "argmax" in shown or "argmin" in shown or "==" in shown, shown
+
+
+def test_a_mask_of_named_tensors_made_numbers_prints_as_a_bracket(rng):
+    x = symgrad.tensor(rng.normal(size=4), requires_grad=True, name="x")
+    y = symgrad.tensor(rng.normal(size=4), name="y")
+    for loss in [((y > 0) * x ** 2).sum(), ((x > 0).float() * y * x).sum(), ((x > 0) * y * x).sum()]:
+        (expected,) = symgrad.autograd.grad(loss, [x])
+        shown = text(diff(loss, x))
+        assert "[" in shown and "t0" not in shown and "cast" not in shown, shown
+        value = evaluate_text(shown, {"x": x.detach().numpy(), "y": y.numpy()})
+        np.testing.assert_allclose(np.broadcast_to(value, (4,)), expected.numpy(), rtol=1e-6, err_msg=shown)

@@ -24,6 +24,7 @@ engine                                 text                               LaTeX
 ``extremum_mask(x, dim=1)``            ``[arange(n) == argmax(x, ...)]``  ``[j = \\operatorname{argmax}_{j} x]``
 ``sum(x, dim=1)``                      ``sum(x, dim=1)``                  ``\\sum_{j} x`` (axes ``i, j, k, l, ...``)
 ``is_equal(a, b)``                     ``[a == b]``                       ``\\left[a = b\\right]``
+``cast(a > b, dtype)`` (a mask)        ``[a > b]``                        ``\\left[a > b\\right]``
 ``x[:, None]*v`` (vectors)             ``v*x[:, None]``                   ``x {v}^{T}`` (an outer product)
 ``exp(log_softmax(x, dim=1))``         ``softmax(x, dim=1)``              ``\\operatorname{softmax}_{j}(x)``
 =====================================  =================================  ===========================================
@@ -53,7 +54,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from ..forms.selections import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
+from ..forms.selections import (Cast, Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
                           function_ops)
 from ..forms.structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
                          Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
@@ -589,6 +590,8 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
         return _Broadcast(inner, tuple(node.attrs["shape"]))
     if isinstance(node, is_equal):
         return Indicator(Equal(*[_alone(a) for a in args]))
+    if isinstance(node, Cast) and isinstance(_alone(args[0]), Compare):  # a mask made numbers
+        return Indicator(_alone(args[0]))
     if isinstance(node, TieStep):  # at a tie, half of the gradient goes to each side
         a, b = [_alone(a) for a in args]
         return sp.S.Half if a == b else Indicator(Greater(a, b)) + Indicator(Equal(a, b)) / 2
