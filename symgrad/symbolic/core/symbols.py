@@ -6,6 +6,10 @@ different symbols, so they never share compiled code).  SymPy arithmetic on arra
 symbols means elementwise arithmetic with NumPy broadcasting; everything that is not
 elementwise is a structural ``Function`` (see ``structural.py``).
 
+Two kinds of array symbol carry something for the printers only: a :class:`DataArray`
+(data computed from named tensors without recording) its definition, a
+:class:`SizedArray` the names of its axes (sizes printed by name).
+
 Op attributes (``dim``, ``shape``, an index ...) ride along as one :class:`Attrs` atom,
 the last argument of a structural function: hashable, immutable, printable, and free of
 symbols, so SymPy traversals, ``cse`` and ``xreplace`` pass it through untouched.

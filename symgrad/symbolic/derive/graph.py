@@ -29,6 +29,11 @@ SymPy expressions are built only on a cache miss (:meth:`Segment.build`).
 (``Tensor.expr`` delegates to it); :func:`graphs_at` gives ``symgrad.diff`` the closed
 form in which each tensor it differentiates with respect to is a symbol.
 
+The user-facing builds (``tensor_graph``, ``graphs_at``; never the engine's) also read
+what printing needs: a data input computed without recording from named tensors (its
+``Origin``, ``symgrad.tape.node``) becomes a ``DataArray`` carrying its definition, and an
+input whose tensor names its axes (``dims``) a ``SizedArray``.
+
 Input symbols are named after what users named (a tensor's ``name``, a module
 parameter's path); the names the engine makes (``t0``, ``idx0``, ``zero``, ``mul_out``)
 yield to them: a user's tensor named ``t0`` keeps its name and the engine's becomes

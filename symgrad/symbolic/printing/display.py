@@ -804,8 +804,8 @@ def to_display(expr: Any) -> Any:
     >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> from symgrad.symbolic.forms.selections import TieStep
     >>> x, y = ArrayVar("x", (3,)), ArrayVar("y", (3,))
-    >>> to_display(2 * TieStep(x, y))
-    2*[x > y]
+    >>> to_display(2 * TieStep(x, y))  # at a tie, half of the gradient each way
+    [x == y] + 2*[x > y]
     """
     if isinstance(expr, (list, tuple)):
         return type(expr)(to_display(e) for e in expr)
