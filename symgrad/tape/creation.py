@@ -25,8 +25,13 @@ def generator() -> np.random.Generator:
     return _rng[0]
 
 
-def tensor(data, dtype=None, requires_grad: bool = False, name: str | None = None) -> Tensor:
-    """A new tensor holding a copy of ``data``.
+def tensor(data, dtype=None, requires_grad: bool = False, name: str | None = None, dims=None) -> Tensor:
+    """A new tensor holding a copy of ``data``; ``dims`` names its axes (``("n", None)``:
+    axis 0 is ``n`` long), so printed formulas show a size by its name (a mean over the
+    rows divides by ``n``) while the engine computes with the number.
+
+    >>> tensor([[1.0, 2.0]], name="X", dims=("n", None)).dims
+    ('n', None)
 
     >>> tensor([[1.0, 2.0]], requires_grad=True)
     tensor([[1., 2.]], requires_grad=True)
@@ -46,7 +51,25 @@ def tensor(data, dtype=None, requires_grad: bool = False, name: str | None = Non
             stacklevel=2,
         )
         data = data._data
-    return Tensor(dtypes.as_array(data, dtype), requires_grad=requires_grad, name=name)
+    out = Tensor(dtypes.as_array(data, dtype), requires_grad=requires_grad, name=name)
+    out.dims = dim_names(dims, out.ndim, f"the tensor {name!r}" if name else "the tensor")
+    return out
+
+
+def dim_names(dims, ndim: int, what: str) -> tuple | None:
+    """``dims`` checked: one name (an identifier) or None per axis of an ``ndim``-D array;
+    None when no axis is named.  ``what`` names the array in the error.
+
+    >>> dim_names(("n", None), 2, "X"), dim_names(None, 2, "X")
+    (('n', None), None)
+    """
+    if dims is None:
+        return None
+    dims = tuple(dims)
+    if len(dims) != ndim or not all(d is None or (isinstance(d, str) and d.isidentifier()) for d in dims):
+        raise ValueError(f"dims of {what} must give one name (an identifier) or None per axis of its {ndim} axes, "
+                         f"got {dims!r}")
+    return dims if any(d is not None for d in dims) else None
 
 
 def FloatTensor(data) -> Tensor:  # noqa: N802  (PyTorch's legacy constructor)

@@ -21,7 +21,7 @@ import numpy as np
 from ..ops import OPS, ArrayNamespace, normalize_index
 from . import dtypes, tracing
 from .grad_mode import is_grad_enabled
-from .node import AccumulateGrad, Node, RemovableHandle, SavedInput, VersionCounter
+from .node import MAX_ORIGIN_SIZE, AccumulateGrad, Node, Origin, RemovableHandle, SavedInput, VersionCounter
 
 _ACCUMULATOR_LOCK = threading.Lock()
 
@@ -63,8 +63,10 @@ class Tensor:
     _retains_grad = False
     _constant = None
     name: str | None = None
+    dims: tuple | None = None  # a name (or None) per axis, for printing sizes by name (symgrad.tensor(dims=...))
     _made_outside_graph: str | None = None  # how, when made from a running trace (tracing.py)
     _trace_node: Node | None = None  # a mask op a running trace recorded without grad (tracing.py)
+    _origin: Origin | None = None  # how it was computed from named tensors, unrecorded (for printing)
 
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
@@ -985,6 +987,8 @@ def _promote(op, inputs: list) -> list:
             promoted[i] = operand.to(target)
         else:
             promoted[i] = Tensor(operand._data.astype(target), _constant=operand._constant)
+            if (operand.name is not None or operand._origin is not None) and is_grad_enabled():
+                _note_origin(promoted[i], OPS["cast"], {"dtype": target}, [operand])  # a mask made numbers
     return promoted
 
 
@@ -1011,12 +1015,18 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
     """
     op, inputs, data = _forward(op_name, operands, attrs)
     out = Tensor(data)
-    if data.dtype.kind == "f" and is_grad_enabled():
+    grad_mode = is_grad_enabled()
+    if grad_mode and data.dtype.kind == "f":
         for t in inputs:
             if t._requires_grad or t.grad_fn is not None:
                 node = Node(op, attrs, [SavedInput(t, t._edge()) for t in inputs])
                 out.grad_fn = node
                 node.set_output(0, out)
+                break
+    if grad_mode and out.grad_fn is None:  # not recorded: what it was computed from, if named, for printing
+        for t in inputs:
+            if t.name is not None or t._origin is not None:
+                _note_origin(out, op, attrs, inputs)
                 break
     if tracing.ACTIVE_TRACES:
         operand_tensors = [o for o in operands if isinstance(o, Tensor)]  # before dtype promotion
@@ -1029,6 +1039,15 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
         else:
             tracing.mark(out, f"the unrecorded op {op_name}", *operand_tensors)
     return out
+
+
+def _note_origin(out: Tensor, op, attrs: dict, inputs: list) -> None:
+    """Give ``out``, computed without recording from named tensors (or from tensors that
+    have an origin), its :class:`~symgrad.tape.node.Origin`, unless the chain would be
+    longer than :data:`~symgrad.tape.node.MAX_ORIGIN_SIZE`."""
+    origin = Origin(op, attrs, inputs)
+    if origin.size <= MAX_ORIGIN_SIZE:
+        out._origin = origin
 
 
 tensor_ops = ArrayNamespace(lambda op, *args, **attrs: apply_op(op.name, *args, **attrs))

@@ -130,9 +130,10 @@ def test_data_computed_without_recording_is_defined_where_it_is_named():
     y = symgrad.tensor([1.0, 0.0, 1.0], name="y")
     w = symgrad.tensor([0.5, 0.2, 0.1], requires_grad=True, name="w")
     p = symgrad.sigmoid(w)
-    e = explain(-(y * symgrad.log(p) + (1 - y) * symgrad.log(1 - p)).sum(), w)
-    ((symbol, value),) = e.unnamed_data
-    assert symbol.name == "t0" and value.tolist() == [0.0, 1.0, 0.0]
+    others = symgrad.tensor([0.0, 1.0, 0.0])  # data without a name, computed from nothing named
+    e = explain(-(y * symgrad.log(p) + others * symgrad.log(1 - p)).sum(), w)
+    ((symbol, value, definition),) = e.unnamed_data
+    assert symbol.name == "t0" and value.tolist() == [0.0, 1.0, 0.0] and definition is None
     assert str(e).splitlines()[1].startswith("  and t0 is data computed without recording")
     assert r"\text{data:} & t_{0}" in e.latex()
 

@@ -6,6 +6,10 @@ different symbols, so they never share compiled code).  SymPy arithmetic on arra
 symbols means elementwise arithmetic with NumPy broadcasting; everything that is not
 elementwise is a structural ``Function`` (see ``structural.py``).
 
+Two kinds of array symbol carry something for the printers only: a :class:`DataArray`
+(data computed from named tensors without recording) its definition, a
+:class:`SizedArray` the names of its axes (sizes printed by name).
+
 Op attributes (``dim``, ``shape``, an index ...) ride along as one :class:`Attrs` atom,
 the last argument of a structural function: hashable, immutable, printable, and free of
 symbols, so SymPy traversals, ``cse`` and ``xreplace`` pass it through untouched.
@@ -22,7 +26,7 @@ import gc
 import itertools
 import operator
 import threading
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import sympy as sp
@@ -31,12 +35,14 @@ from sympy.core.operations import AssocOp
 from sympy.core.parameters import evaluate
 from sympy.core.relational import Relational
 
+from ...tape.creation import dim_names
 from ...tape.structure import freeze as _freeze
 
 Shape = tuple[int, ...]
 
-__all__ = ["ArrayVar", "EngineArray", "Attrs", "Slot", "array_symbol", "shape_of", "broadcast_shapes", "operands", "postorder",
-           "intern", "unevaluated", "collection_paused"]
+__all__ = ["ArrayVar", "EngineArray", "DataArray", "SizedArray", "size_stand_in", "Attrs", "Slot", "array_symbol",
+           "shape_of", "broadcast_shapes", "operands", "postorder", "intern", "unevaluated", "replaced",
+           "collection_paused"]
 
 
 class ArrayVar(sp.Symbol):
@@ -157,24 +163,143 @@ class EngineArray(ArrayVar):
         return f"EngineArray({self.name!r}, {self.array_shape!r}, {self.array_dtype!r}, serial={self.serial})"
 
 
-def array_symbol(name: str, shape: Iterable[int] = (), dtype: Any = "float64") -> ArrayVar:
+class DataArray(ArrayVar):
+    """An array input computed from named tensors by ops that were not recorded (``1 - y``
+    for data ``y``): the engine computes with it as with any data symbol (its value is read
+    at call time; ``free_symbols`` is itself), and ``definition``, the closed form it was
+    computed from, is part of its identity, for the printers to show (inline when short,
+    else ``where t0 = ...``: see ``symgrad.symbolic.printing.display.defined_data``).
+
+    >>> y = ArrayVar("y", (2,))
+    >>> t = DataArray("t0", (2,), "float64", 1 - y)
+    >>> t, t.definition, t == ArrayVar("t0", (2,)), t.free_symbols == {t}
+    (t0, 1 - y, False, True)
+    """
+
+    __slots__ = ("definition",)
+
+    definition: sp.Expr
+
+    def __new__(cls, name: str, shape: Iterable[int], dtype: Any,  # type: ignore[override]
+                definition: sp.Expr) -> "DataArray":
+        shape = tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype).name
+        real = {"real": True} if np.dtype(dtype).kind in "fiub" else {}
+        obj = ArrayVar.__xnew__(cls, name, shape, dtype, **real)
+        obj.definition = definition
+        return obj
+
+    def _hashable_content(self):
+        return super()._hashable_content() + (self.definition,)
+
+    def __getnewargs_ex__(self):
+        return (self.name, self.array_shape, self.array_dtype, self.definition), {}
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "definition": self.definition}
+
+    def _sympyrepr(self, printer) -> str:
+        return (f"DataArray({self.name!r}, {self.array_shape!r}, {self.array_dtype!r}, "
+                f"{printer._print(self.definition)})")
+
+
+SIZE_STAND_INS: dict[str, int] = {}
+"""The number the engine computes with for each size given by name only
+(``array_symbol("X", ("n", 3))``): distinct primes above a million, one per name, so a
+printed number is a size's exactly when it is a multiple of its stand-in."""
+
+
+def size_stand_in(name: str) -> int:
+    """The stand-in number of the size ``name`` (the same for every symbol that uses it).
+
+    >>> size_stand_in("n") == size_stand_in("n") != size_stand_in("m")
+    True
+    """
+    if name not in SIZE_STAND_INS:
+        SIZE_STAND_INS[name] = int(sp.nextprime(max(SIZE_STAND_INS.values(), default=10 ** 6)))
+    return SIZE_STAND_INS[name]
+
+
+class SizedArray(ArrayVar):
+    """An array symbol whose axes have names (``array_dims``, e.g. ``("n", None)``), part
+    of its identity: printers write a size by its name (a mean over ``n`` rows divides by
+    ``n``), the engine computes with the number.  A size given by name only has a stand-in
+    number (:func:`size_stand_in`): such a formula prints, but compiled code, which
+    computes with numbers, refuses it.
+
+    >>> X = array_symbol("X", ("n", 3))
+    >>> X.array_dims, X.sizes() == {"n": size_stand_in("n")}, X == ArrayVar("X", X.array_shape)
+    (('n', None), True, False)
+    """
+
+    __slots__ = ("array_dims",)
+
+    array_dims: tuple
+
+    def __new__(cls, name: str, shape: Iterable[int], dtype: Any,  # type: ignore[override]
+                dims: tuple) -> "SizedArray":
+        shape = tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype).name
+        real = {"real": True} if np.dtype(dtype).kind in "fiub" else {}
+        obj = ArrayVar.__xnew__(cls, name, shape, dtype, **real)
+        obj.array_dims = tuple(dims)
+        return obj
+
+    def _hashable_content(self):
+        return super()._hashable_content() + (self.array_dims,)
+
+    def __getnewargs_ex__(self):
+        return (self.name, self.array_shape, self.array_dtype, self.array_dims), {}
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "array_dims": self.array_dims}
+
+    def _sympyrepr(self, printer) -> str:
+        return f"SizedArray({self.name!r}, {self.array_shape!r}, {self.array_dtype!r}, {self.array_dims!r})"
+
+    def sizes(self) -> dict:
+        """``{size name: number}`` of its named axes."""
+        return {d: n for d, n in zip(self.array_dims, self.array_shape) if d is not None}
+
+    def _code(self, printer, *args: Any, **kwargs: Any) -> str:
+        """What code printers print: the name, unless a size has only a stand-in number."""
+        unknown = [d for d, n in self.sizes().items() if SIZE_STAND_INS.get(d) == n]
+        if unknown:
+            raise TypeError(
+                f"{self.name} has the size {unknown[0]!r} by name only: compiled code computes with numbers, so "
+                f"give the number too, array_symbol({self.name!r}, {tuple(self.array_shape)!r}, "
+                f"dims={self.array_dims!r}) with the size in place of the stand-in {self.sizes()[unknown[0]]}")
+        return printer._print_Symbol(self)
+
+    _numpycode = _pythoncode = _lambdacode = _symgrad_c = _code
+
+
+def array_symbol(name: str, shape: Iterable[Any] = (), dtype: Any = "float64", dims: Any = None) -> ArrayVar:
     """One SymPy symbol standing for a whole array of ``shape`` and ``dtype``.
 
     >>> x = array_symbol("x", (4,))
     >>> shape_of(x * 2), x.array_dtype
     ((4,), 'float64')
 
-    Sizes are numbers (the engine computes shapes); a printed form shows a size by name
-    with ``sizes=`` (``text(form, sizes={"n": 50})`` prints ``/50`` as ``/n``).
+    A size may be a name (``("n", 3)``): the formula prints for any size (a mean over the
+    rows divides by ``n``), and the engine computes with a stand-in number, so it cannot
+    be compiled; ``dims=("n", None)`` names the axes of a shape given in numbers, which
+    prints the same and compiles (see :class:`SizedArray`).
+
+    >>> from symgrad.symbolic.forms.structural import Mean
+    >>> from symgrad.symbolic.printing.printers import text
+    >>> text(Mean.of(array_symbol("X", ("n", 3)), dim=0)), text(Mean.of(array_symbol("X", (50, 3), dims=("n", None))))
+    ('mean(X, dim=0)', 'mean(X)')
     """
     shape = tuple(shape)
-    symbolic = [s for s in shape if isinstance(s, (str, sp.Basic)) and not (isinstance(s, sp.Integer))]
-    if symbolic:
-        raise TypeError(
-            f"the shape {shape} of {name!r} has the symbolic size {str(symbolic[0])!r}: arrays compute with "
-            f"numbers, so give the number, and print with sizes={{{str(symbolic[0])!r}: number}} "
-            "(symgrad.symbolic.text, pretty, latex, ClosedForm) to see the name in the printed form")
-    return ArrayVar(name, shape, dtype)
+    named = [s.name if isinstance(s, sp.Symbol) else s if isinstance(s, str) else None for s in shape]
+    if any(n is not None for n in named):
+        if dims is not None:
+            raise ValueError(f"give the sizes of {name!r} by name in its shape {shape} or in dims={dims!r}, not both")
+        dims = dim_names(named, len(shape), repr(name))
+        shape = tuple(size_stand_in(n) if n is not None else s for n, s in zip(named, shape))
+    dims = dim_names(dims, len(shape), repr(name))
+    return ArrayVar(name, shape, dtype) if dims is None else SizedArray(name, shape, dtype, dims)
 
 
 # ---------------------------------------------------------------------------- attributes
@@ -590,6 +715,26 @@ def _build_unevaluated(node: sp.Basic, args: tuple) -> sp.Basic:
         return node.func(*args, evaluate=False)
     with evaluate(False):
         return node.func(*args)
+
+
+def replaced(expr: sp.Basic, swaps: Mapping) -> sp.Basic:
+    """``expr`` with the symbols of ``swaps`` replaced, rebuilt as it was built (no
+    evaluation: see :func:`unevaluated`) and without recursion, however deep it is.
+
+    >>> x, y = sp.symbols("x y")
+    >>> replaced(sp.sin(x) * x, {x: y + 1})
+    (y + 1)*sin(y + 1)
+    """
+    built: dict = {}
+    for node in postorder_by_identity([expr]):
+        if isinstance(node, sp.Symbol) and node in swaps:
+            built[id(node)] = swaps[node]
+        elif node.args:
+            args = [built[id(a)] for a in node.args]
+            built[id(node)] = node if all(map(operator.is_, args, node.args)) else unevaluated(node, args)
+        else:
+            built[id(node)] = node
+    return built[id(expr)]
 
 
 def intern(expr: Any) -> Any:

@@ -29,6 +29,11 @@ SymPy expressions are built only on a cache miss (:meth:`Segment.build`).
 (``Tensor.expr`` delegates to it); :func:`graphs_at` gives ``symgrad.diff`` the closed
 form in which each tensor it differentiates with respect to is a symbol.
 
+The user-facing builds (``tensor_graph``, ``graphs_at``; never the engine's) also read
+what printing needs: a data input computed without recording from named tensors (its
+``Origin``, ``symgrad.tape.node``) becomes a ``DataArray`` carrying its definition, and an
+input whose tensor names its axes (``dims``) a ``SizedArray``.
+
 Input symbols are named after what users named (a tensor's ``name``, a module
 parameter's path); the names the engine makes (``t0``, ``idx0``, ``zero``, ``mul_out``)
 yield to them: a user's tensor named ``t0`` keeps its name and the engine's becomes
@@ -45,7 +50,8 @@ from sympy.core.parameters import evaluate
 from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
 from ..forms.structural import exact, structural_class
-from ..core.symbols import ArrayVar, Slot, _freeze, collection_paused, intern, postorder_by_identity, start_building
+from ..core.symbols import (ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
+                            postorder_by_identity, replaced, start_building)
 
 __all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
 
@@ -479,6 +485,40 @@ def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
 
 
 # ============================================================================ user-facing
+def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
+                       held: Sequence[Any] = ()) -> tuple[Segment, list, list, int]:
+    """``(segment, input symbols, top expressions, read)`` of the graph below ``tops``, for
+    users to read (the tops read the first ``read`` inputs; the others are read by
+    definitions only): an input whose tensor names its axes (``dims``) is a
+    :class:`~symgrad.symbolic.core.symbols.SizedArray`, and every unnamed input that was
+    computed without recording from named tensors (its :class:`~symgrad.tape.node.Origin`
+    still holds, and it is not one of ``held``) is a
+    :class:`~symgrad.symbolic.core.symbols.DataArray`: the same input, carrying the
+    closed form it was computed from.  The definitions are built in the same segment as
+    the tops (an extra top per defined input), so the named tensors they read have the
+    same symbols as everywhere else in the form."""
+    segment = Segment(tops, boundary=boundary)
+    read = len(segment.inputs)  # a definition's inputs come after these
+    held_ids = {id(t) for t in held}
+    defined = [ref.tensor for ref in segment.inputs
+               if ref.kind == "array" and ref.tensor.name is None and id(ref.tensor) not in held_ids
+               and ref.tensor._origin is not None and ref.tensor._origin.holds(ref.tensor)]
+    if defined:
+        segment = Segment(list(tops) + [(t._origin, t) for t in defined], boundary=boundary)
+    symbols, exprs = segment.build()
+    sized = {s: SizedArray(s.name, s.array_shape, s.array_dtype, ref.tensor.dims)
+             for s, ref in zip(symbols, segment.inputs) if getattr(ref.tensor, "dims", None) is not None}
+    if not (defined or sized):
+        return segment, symbols, exprs, read
+    swaps = dict(sized)
+    for t, definition in zip(defined, exprs[len(tops):]):
+        symbol = symbols[segment.input_position(t)]
+        definition = exact(definition, tuple(t.shape)) if t.shape else definition
+        swaps[symbol] = DataArray(symbol.name, symbol.array_shape, symbol.array_dtype,
+                                  replaced(definition, sized) if sized else definition)
+    return segment, [swaps.get(s, s) for s in symbols], [replaced(e, swaps) for e in exprs[:len(tops)]], read
+
+
 def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
     """The closed form of ``tensor`` and a map from its symbols to the tensors they stand
     for (leaves and other inputs; the arrays, for integer-array and mask indices).
@@ -489,8 +529,7 @@ def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
     >>> expr, symbols
     (sum(3*w), {w: tensor([1., 2.], requires_grad=True, name='w')})
     """
-    segment = Segment([tensor])
-    symbols, (expr,) = segment.build()
+    segment, symbols, (expr,), _ = _with_data_defined([tensor])
     expr = exact(expr, tuple(tensor.shape)) if tuple(tensor.shape) else expr
     return expr, {s: ref.node if ref.kind == "cut" else ref.value() if ref.kind == "index" else ref.tensor
                   for s, ref in zip(symbols, segment.inputs)}
@@ -563,10 +602,11 @@ def graphs_at(y, xs: Sequence[Any]) -> list[tuple[sp.Expr, Any]]:
         node = x.grad_fn
         key = None if node is None else id(node)
         if key not in graphs:
-            segment = Segment([y], boundary=frozenset() if node is None else frozenset([node]))
-            symbols, (expr,) = segment.build()
-            graphs[key] = (segment, symbols, exact(expr, tuple(y.shape)) if tuple(y.shape) else expr)
-        segment, symbols, expr = graphs[key]
+            segment, symbols, (expr,), read = _with_data_defined(
+                [y], boundary=frozenset() if node is None else frozenset([node]), held=xs)
+            graphs[key] = (segment, symbols, exact(expr, tuple(y.shape)) if tuple(y.shape) else expr, read)
+        segment, symbols, expr, read = graphs[key]
         position = segment.input_position(x) if node is None else segment.cut_position(node, _output_index(x))
+        position = None if position is None or position >= read else position  # read by a data definition only
         out.append((expr, None if position is None else symbols[position]))
     return out

@@ -8,27 +8,32 @@ engine expression into an equal expression in standard notation, and every print
 (:func:`~symgrad.symbolic.printing.printers.text`, ``pretty``, ``latex``, ``ClosedForm``, the
 ``symgrad`` command) prints that; compiled code still runs the engine's form.
 
-=====================================  ===========================  =======================================
-engine                                 text                         LaTeX
-=====================================  ===========================  =======================================
-``sum_to(e, shape=())``                ``sum(e)``                   ``\\sum_{i} e``
-``sum_to(e, shape=(1, 3))``            ``sum(e, dim=0, keepdim=...)``  ``\\sum_{i} e``
-``broadcast_to(e, S)`` in ``a + ...``  ``e`` (broadcasting shows)   ``e``
-``broadcast_to(e, S)`` elsewhere       ``e*ones(S)``, ``zeros(S)``  ``e \\mathbf{1}_{S}``, ``\\mathbf{0}_{S}``
-``reshape(x, shape=(6, 1))``           ``x[:, None]``               ``x`` (a column), ``x[None, :]``: ``x^{T}``
-``index_put(g, shape=S, index=k)``     ``scatter(g, S, s_[k])``     ``\\mathbf{0}_{S}\\left[k \\mathrel{+}= g\\right]``
-``setitem(x, v, index=k)``             ``assign(x, s_[k], v)``      ``x\\left[k \\leftarrow v\\right]``
-``tie_step(a, b)``                     ``[a > b]``                  ``\\left[a > b\\right]`` (Iverson)
-``where(x <= 0, 0, 1)``                ``[x > 0]``                  ``\\left[x > 0\\right]``
-``extremum_mask(x, dim=1)``            ``[x == max(x, dim=1, ...)]``  ``\\left[x = \\max_{j} x\\right]``
-``sum(x, dim=1)``                      ``sum(x, dim=1)``            ``\\sum_{j} x`` (axes ``i, j, k, l, ...``)
-``is_equal(a, b)``                     ``[a == b]``                 ``\\left[a = b\\right]``
-``x[:, None]*v`` (vectors)             ``v*x[:, None]``             ``x {v}^{T}`` (an outer product)
-``exp(log_softmax(x, dim=1))``         ``softmax(x, dim=1)``        ``\\operatorname{softmax}_{j}(x)``
-=====================================  ===========================  =======================================
+=====================================  =================================  ===========================================
+engine                                 text                               LaTeX
+=====================================  =================================  ===========================================
+``sum_to(e, shape=())``                ``sum(e)``                         ``\\sum_{i} e``
+``sum_to(e, shape=(1, 3))``            ``sum(e, dim=0, keepdim=...)``     ``\\sum_{i} e``
+``broadcast_to(e, S)`` in ``a + ...``  ``e`` (broadcasting shows)         ``e``
+``broadcast_to(e, S)`` elsewhere       ``e*ones(S)``, ``zeros(S)``        ``e \\mathbf{1}_{S}``, ``\\mathbf{0}_{S}``
+``reshape(x, shape=(6, 1))``           ``x[:, None]``                     ``x`` (a column), ``x[None, :]``: ``x^{T}``
+``index_put(g, shape=S, index=k)``     ``scatter(g, S, s_[k])``           ``\\mathbf{0}_{S}[k \\mathrel{+}= g]``
+``setitem(x, v, index=k)``             ``assign(x, s_[k], v)``            ``x\\left[k \\leftarrow v\\right]``
+``tie_step(a, b)``                     ``[a > b] + [a == b]/2``           ``\\left[a > b\\right] + ...`` (Iverson)
+``where(x <= 0, 0, 1)``                ``[x > 0]``                        ``\\left[x > 0\\right]``
+``extremum_mask(x)``                   ``[x == max(x)]/sum(...)``         ``[x = \\max x]/\\sum_{i}[...]``
+``extremum_mask(x, dim=1)``            ``[arange(n) == argmax(x, ...)]``  ``[j = \\operatorname{argmax}_{j} x]``
+``sum(x, dim=1)``                      ``sum(x, dim=1)``                  ``\\sum_{j} x`` (axes ``i, j, k, l, ...``)
+``is_equal(a, b)``                     ``[a == b]``                       ``\\left[a = b\\right]``
+``cast(a > b, dtype)`` (a mask)        ``[a > b]``                        ``\\left[a > b\\right]``
+``x[:, None]*v`` (vectors)             ``v*x[:, None]``                   ``x {v}^{T}`` (an outer product)
+``exp(log_softmax(x, dim=1))``         ``softmax(x, dim=1)``              ``\\operatorname{softmax}_{j}(x)``
+=====================================  =================================  ===========================================
 
-Ties (``a == b`` in ``maximum``, several equal maxima) have measure zero: there the
-engine splits the gradient (1/2, 1/k) and the Iverson bracket shows the rule off ties.
+At ties the display says what the engine computes, as PyTorch does: ``maximum(a, b)``
+gives half of the gradient to each side (``[a == b]/2``), ``max(x)`` over all elements
+an equal share to each tied maximum, and ``max(x, dim)`` all of it to the first maximal
+index (``argmax``).  (At a NaN, ``maximum`` gives all of the gradient to both sides,
+which ``[a > b]`` does not show.)
 
 Every text form is a NumPy expression: :func:`evaluate_text` computes it from arrays
 (``[c]`` is 1 where ``c`` holds), which is how the tests check that each displayed form
@@ -49,14 +54,16 @@ import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from ..forms.selections import (Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
+from ..forms.selections import (Cast, Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
                           function_ops)
 from ..forms.structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
                          Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
-from ..core.symbols import Attrs, broadcast_shapes, postorder, shape_of, size_of
+from ..core.symbols import (SIZE_STAND_INS, Attrs, DataArray, SizedArray, broadcast_shapes, postorder,
+                            postorder_by_identity, replaced, shape_of, size_of)
 
-__all__ = ["to_display", "shown_node", "with_sizes", "evaluate_text", "ENGINE_HELPERS", "AXIS_LETTERS"]
+__all__ = ["to_display", "shown_node", "with_sizes", "sizes_in", "defined_data", "evaluate_text", "ENGINE_HELPERS",
+           "AXIS_LETTERS", "INLINE_LENGTH"]
 
 ENGINE_HELPERS = ("sum_to", "broadcast_to", "index_put", "setitem", "tie_step", "extremum_mask", "is_equal", "Slot",
                   "index=", "shape=")
@@ -354,7 +361,81 @@ class Assign(_Placement):
         return pretty_call(printer, "assign", self.data, [f"[{self._key(printer)}]"])
 
 
-_DISPLAY_CLASSES = (_Shown, Ones, Outer, Scatter, Assign, Indicator)
+class AxisIndex(StructuralFunction):
+    """The index along one axis of an array of shape ``S``, broadcast along the others:
+    ``arange(4)[:, None]`` in text (axis 0 of a 2-D array), the axis letter (``i``) in
+    LaTeX (its only argument is an :class:`~symgrad.symbolic.core.symbols.Attrs` atom)."""
+
+    op_name = "axis_index"
+
+    @classmethod
+    def of(cls, shape: tuple, axis: int) -> sp.Expr:  # type: ignore[override]
+        return cls(Attrs({"shape": tuple(int(n) for n in shape), "axis": int(axis)}))
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        shape, axis = attrs["shape"], attrs["axis"]
+        return tuple(n if k == axis else 1 for k, n in enumerate(shape))
+
+    def _sympystr(self, printer) -> str:
+        shape, axis = self.attrs["shape"], self.attrs["axis"]
+        after = len(shape) - axis - 1
+        return f"arange({shape[axis]})" + (f"[:{', None' * after}]" if after else "")
+
+    def _latex_body(self, printer) -> str:
+        return _axes_latex((self.attrs["axis"],))
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        return prettyForm(self._sympystr(printer))
+
+    def _eval_is_real(self):
+        return True
+
+
+class ShownArgExtreme(StructuralFunction):
+    r"""``argmax(x, dim=d, keepdim=True)`` (or ``argmin``): the first extreme index along
+    ``d``, as NumPy and PyTorch give it; in LaTeX ``\operatorname{argmax}_{j} x``."""
+
+    op_name = "argmax"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        return tuple(1 if k == attrs["dim"] else n for k, n in enumerate(shapes[0]))
+
+    def _name(self) -> str:
+        return "argmax" if self.attrs["mode"] == "max" else "argmin"
+
+    def _sympystr(self, printer) -> str:
+        return f"{self._name()}({printer._print(self.arrays[0])}, dim={self.attrs['dim']}, keepdim=True)"
+
+    def _latex_body(self, printer) -> str:
+        return r"\operatorname{%s}_{%s} %s" % (self._name(), _axes_latex((self.attrs["dim"],)),
+                                               printer.parenthesize(self.arrays[0], PRECEDENCE["Mul"], strict=True))
+
+    def _pretty(self, printer):
+        return pretty_call(printer, self._name(), self.arrays, [f"dim={self.attrs['dim']}", "keepdim=True"])
+
+    def _eval_is_real(self):
+        return True
+
+
+def _extremum_share(x: sp.Expr, dim: Any, mode: str) -> sp.Expr:
+    """Where ``max``/``min`` send their gradient, as the engine's ``extremum_mask`` does:
+    over all elements, an equal share to each tied extreme (``[x == max(x)]/sum([x ==
+    max(x)])``); along an axis, all of it to the first extreme index (``[arange(n) ==
+    argmax(x, dim=0, keepdim=True)]``)."""
+    if dim is None:
+        hit = Indicator(Equal(x, (ShownMax if mode == "max" else ShownMin).of(x)))
+        return hit / ShownSum.of(hit) if size_of(shape_of(x)) > 1 else sp.S.One
+    (axis,) = _norm_dims(dim, len(shape_of(x)))
+    if not shape_of(x):
+        return sp.S.One
+    return Indicator(Equal(AxisIndex.of(shape_of(x), axis), ShownArgExtreme.of(x, dim=axis, mode=mode)))
+
+
+_DISPLAY_CLASSES = (_Shown, Ones, Outer, Scatter, Assign, Indicator, AxisIndex, ShownArgExtreme)
 
 
 # ============================================================================ the rewrite
@@ -509,18 +590,16 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
         return _Broadcast(inner, tuple(node.attrs["shape"]))
     if isinstance(node, is_equal):
         return Indicator(Equal(*[_alone(a) for a in args]))
-    if isinstance(node, TieStep):
+    if isinstance(node, Cast) and isinstance(_alone(args[0]), Compare):  # a mask made numbers
+        return Indicator(_alone(args[0]))
+    if isinstance(node, TieStep):  # at a tie, half of the gradient goes to each side
         a, b = [_alone(a) for a in args]
-        return sp.S.Half if a == b else Indicator(Greater(a, b))
+        return sp.S.Half if a == b else Indicator(Greater(a, b)) + Indicator(Equal(a, b)) / 2
     if isinstance(node, Select):
         plain = [_alone(a) for a in args]
         return _selection(*plain) or node.func(*plain)
     if isinstance(node, ExtremumMask):
-        x = _alone(args[0])
-        dim = node.attrs.get("dim")
-        reduce = ShownMax if node.attrs.get("mode", "max") == "max" else ShownMin
-        extreme = reduce.of(x, dim=dim, keepdim=dim is not None)
-        return Indicator(Equal(x, extreme))
+        return _extremum_share(_alone(args[0]), node.attrs.get("dim"), node.attrs.get("mode", "max"))
     if isinstance(node, (Reshape, Unsqueeze, Squeeze, Getitem)) and isinstance(args[0], _Broadcast) \
             and size_of(shape_of(args[0].shown)) == 1 and not (isinstance(node, Getitem) and node.index_arrays):
         return _Broadcast(args[0].shown, shape_of(node))  # one number, arranged: the same number
@@ -592,8 +671,8 @@ def _top(shown: Any) -> sp.Expr:
 
 
 def with_sizes(expr: Any, sizes: Mapping[str, int] | None) -> Any:
-    """``expr`` with each fraction whose denominator is one of ``sizes``, or half of one,
-    written over that size's name (for ``sizes={"n": 50}``, ``g/50`` is ``g/n`` and
+    """``expr`` with each fraction whose denominator is a multiple of one of ``sizes``, or of
+    half of one, written over that size's name (for ``sizes={"n": 50}``, ``g/50`` is ``g/n`` and
     ``g/25`` is ``2*g/n``, the 2 of a square's derivative): the same value, read as the
     size it is.  Only denominators change (an exponent 2 is never a size).
 
@@ -617,13 +696,99 @@ def with_sizes(expr: Any, sizes: Mapping[str, int] | None) -> Any:
         return type(expr)(with_sizes(e, sizes) for e in expr)
     if not isinstance(expr, sp.Basic):
         return expr
+    stand_ins = {v: name for v, name in by_value.items() if SIZE_STAND_INS.get(name.name) == v}
     swaps = {}
     for r in expr.atoms(sp.Rational):
-        for k in (1, 2):  # 1/25 is 2/n for n = 50: the 2 of a square's derivative
-            if r.q * k in by_value:
-                swaps[r] = sp.Mul(r.p * k, sp.Pow(by_value[r.q * k], -1, evaluate=False), evaluate=False)
-                break
+        swap = _over_size(r, by_value)
+        if swap is None:  # a stand-in is a size wherever it is a factor: N*x is n*x
+            swap = next((sp.Mul(r.p // v, name, evaluate=False) for v, name in stand_ins.items()
+                         if r.q == 1 and r.p % v == 0), None)
+        if swap is not None:
+            swaps[r] = swap
     return expr.xreplace(swaps) if swaps else expr
+
+
+def _over_size(r: sp.Rational, by_value: dict) -> sp.Expr | None:
+    """The fraction ``r`` written over a size: its denominator a multiple of a size, or of
+    half of one (``1/150`` is ``1/(3*n)`` and ``1/25`` is ``2/n`` for ``n = 50``); None if
+    it is neither."""
+    for k in (1, 2):  # the 2 of a square's derivative
+        for value, name in by_value.items():
+            if (r.q * k) % value == 0:
+                rest = r.q * k // value
+                below = [sp.Pow(rest, -1, evaluate=False)] if rest != 1 else []
+                return sp.Mul(r.p * k, *below, sp.Pow(name, -1, evaluate=False), evaluate=False)
+    return None
+
+
+def sizes_in(expr: Any, sizes: Mapping[str, int] | None = None) -> dict:
+    """``sizes`` and the sizes the named axes of ``expr``'s array symbols give
+    (:class:`~symgrad.symbolic.core.symbols.SizedArray`, data definitions included), as
+    one ``{name: number}``; a name with two numbers raises.
+
+    >>> from symgrad.symbolic.core.symbols import array_symbol
+    >>> sizes_in(array_symbol("X", (50, 3), dims=("n", None)) + 1, {"m": 4})
+    {'m': 4, 'n': 50}
+    """
+    found = dict(sizes or {})
+    roots = [f for f in (expr if isinstance(expr, (list, tuple)) else [expr]) if isinstance(f, sp.Basic)]
+    defined: set = set()
+    while roots:
+        definitions = []
+        for node in postorder_by_identity(roots):
+            if isinstance(node, DataArray) and node not in defined:
+                defined.add(node)
+                definitions.append(node.definition)
+            for name, number in (node.sizes().items() if isinstance(node, SizedArray) else ()):
+                if found.setdefault(name, number) != number:
+                    raise ValueError(f"the size {name!r} is {found[name]} in one place and {number} in another: "
+                                     "name different sizes differently")
+        roots = definitions
+    return found
+
+
+INLINE_LENGTH = 24
+"""Characters a data definition may take in a printed form, counted at every place it
+appears, to be written in place (``1 - y``) rather than named (``where t0 = ...``)."""
+
+
+def defined_data(expr: Any) -> tuple[Any, list]:
+    """``expr`` with each data input that carries its definition (a
+    :class:`~symgrad.symbolic.core.symbols.DataArray`: ``1 - y``, computed from named data
+    without recording) written in place where it is short -- its text, times the number of
+    places it appears, at most :data:`INLINE_LENGTH` characters -- and the
+    ``(symbol, definition)`` pairs of the others, which a printer lists after the form
+    (``where t0 = ...``), so nothing printed is undefined.
+
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
+    >>> y, X = ArrayVar("y", (4,)), ArrayVar("X", (4, 3))
+    >>> short = DataArray("t0", (4,), "float64", 1 - y)
+    >>> defined_data(2 * short)
+    (2*(1 - y), [])
+    >>> long = DataArray("t1", (4,), "float64", Mean.of(X, dim=1) * y + Sum.of(X, dim=1))
+    >>> defined_data(y * long)
+    (y*t1, [(t1, y*mean(X, dim=1) + sum(X, dim=1))])
+    """
+    if isinstance(expr, sp.MatrixBase):
+        return expr, []
+    forms = list(expr) if isinstance(expr, (list, tuple)) else [expr]
+    places: dict = {}
+    for node in postorder_by_identity([f for f in forms if isinstance(f, sp.Basic)]):
+        for arg in node.args:
+            if isinstance(arg, DataArray):
+                places[arg] = places.get(arg, 0) + 1
+    for form in forms:
+        if isinstance(form, DataArray):
+            places[form] = places.get(form, 0) + 1
+    inline, named = {}, []
+    for data, count in places.items():
+        if len(sp.sstr(to_display(data.definition))) * count <= INLINE_LENGTH:
+            inline[data] = data.definition
+        else:
+            named.append((data, data.definition))
+    if inline:
+        forms = [replaced(f, inline) if isinstance(f, sp.Basic) else f for f in forms]
+    return (type(expr)(forms) if isinstance(expr, (list, tuple)) else forms[0]), named
 
 
 def to_display(expr: Any) -> Any:
@@ -639,8 +804,8 @@ def to_display(expr: Any) -> Any:
     >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> from symgrad.symbolic.forms.selections import TieStep
     >>> x, y = ArrayVar("x", (3,)), ArrayVar("y", (3,))
-    >>> to_display(2 * TieStep(x, y))
-    2*[x > y]
+    >>> to_display(2 * TieStep(x, y))  # at a tie, half of the gradient each way
+    [x == y] + 2*[x > y]
     """
     if isinstance(expr, (list, tuple)):
         return type(expr)(to_display(e) for e in expr)
@@ -689,7 +854,9 @@ def _text_namespace() -> dict:
         "ones": lambda shape: np.ones(shape), "zeros": lambda shape: np.zeros(shape),
         "scatter": _scatter_value, "assign": _assign_value, "s_": np.s_, "_iverson": _indicator_value,
         "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum,
-        "Rational": lambda p, q: p / q,
+        "Rational": lambda p, q: p / q, "arange": np.arange,
+        "argmax": lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim),
+        "argmin": lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim),
     })
     for function, uses in function_ops().items():  # the op table's other functions (log1p, atan2, polygamma...)
         general = [form for _, form in uses if all(isinstance(a, sp.Dummy) for a in form)]
@@ -728,9 +895,28 @@ def evaluate_text(shown: str, values: Mapping[str, Any]) -> np.ndarray:
     are as in the module docstring, everything else NumPy.  Only expressions are read:
     names, numbers, operators, calls of known functions, subscripts and ``.T``.
 
+    A form that names data lists the definitions below it (``where t0 = ...``, one per
+    line, as :func:`~symgrad.symbolic.printing.printers.text` prints them); each is
+    computed first and read by its name.
+
     >>> float(evaluate_text("sum(2*[x > 0]*x)", {"x": np.array([-1.0, 2.0, 3.0])}))
     10.0
+    >>> evaluate_text("2*t0\\nwhere t0 = 1 - x", {"x": np.array([1.0, 3.0])})
+    array([ 0., -4.])
     """
+    form, *definitions = shown.split("\n")
+    values = dict(values)
+    for k, line in enumerate(definitions):
+        label, _, definition = line.partition(" = ")
+        name = label.removeprefix("where" if k == 0 else "").strip()
+        if not (label.startswith("where " if k == 0 else "      ") and name.isidentifier() and definition):
+            raise ValueError(f"line {k + 2} of a displayed form is no definition 'where name = ...': {line!r}")
+        values[name] = _evaluated(definition, values)
+    return _evaluated(form, values)
+
+
+def _evaluated(shown: str, values: Mapping[str, Any]) -> np.ndarray:
+    """The value of one line of a displayed text form (see :func:`evaluate_text`)."""
     tree = _Iverson().visit(ast.parse(shown, mode="eval"))
     ast.fix_missing_locations(tree)
     space = _text_namespace()

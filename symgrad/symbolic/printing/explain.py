@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .display import to_display
+from .display import defined_data, to_display
 from .printers import latex as latex_of, text as text_of
 from ..derive.reverse import _local_partials, _resolve, _topological, _is_tensor, diff
 from ..forms.structural import StructuralFunction, exact, numpy_namespace, reduce_to
-from ..core.symbols import ArrayVar, shape_of
+from ..core.symbols import ArrayVar, replaced, shape_of
 
 __all__ = ["explain", "Explanation"]
 
@@ -73,15 +73,19 @@ class Explanation:
     gradient: sp.Expr = sp.S.Zero
     gradient_value: Any = None
     unnamed_data: list = field(default_factory=list)
-    """``(symbol, value)`` of each input the user did not name (data computed without
-    recording, which the engine names ``t0``, ``t1``, ...), so no printed name is undefined."""
+    """``(symbol, value, definition)`` of each input the user did not name that the
+    explanation shows (data, which the engine names ``t0``, ``t1``, ...; ``definition`` is
+    what it was computed from, without recording, or None), so no printed name is
+    undefined."""
 
     # ------------------------------------------------------------------ text
     def __str__(self) -> str:
         f, x = self.function.name, self.wrt.name
         lines = [f"Chain rule for d{f}/d{x}, where {f} = {text_of(self.expr)}"]
-        lines += [f"  and {s.name} is data computed without recording (name the tensor to print its name), "
-                  f"shape {tuple(np.shape(v))}{_value_text(v)}" for s, v in self.unnamed_data]
+        lines += [f"  and {s.name} = {text_of(d)}, data computed without recording, shape {tuple(np.shape(v))}"
+                  f"{_value_text(v)}" if d is not None else
+                  f"  and {s.name} is data computed without recording (name the tensor to print its name), "
+                  f"shape {tuple(np.shape(v))}{_value_text(v)}" for s, v, d in self.unnamed_data]
         lines += ["",
                  f"Forward pass (each value on a path from {x} to {f}):"]
         lines += [f"  {s.name} = {text_of(s.definition)}{_value_text(s.value)}" for s in self.forward]
@@ -107,8 +111,9 @@ class Explanation:
         backward, result)."""
         f, x = sp.latex(self.function), sp.latex(self.wrt)
         rows = [r"&\text{forward:} & %s &= %s" % (f, latex_of(self.expr))]
-        rows += [r"&\text{data:} & %s &\quad (\text{shape } %s)" % (
-            sp.latex(s), r" \times ".join(map(str, np.shape(v))) or "1") for s, v in self.unnamed_data]
+        rows += [r"&\text{data:} & %s &%s\quad (\text{shape } %s)" % (
+            sp.latex(s), "" if d is None else "= " + latex_of(d), r" \times ".join(map(str, np.shape(v))) or "1")
+            for s, v, d in self.unnamed_data]
         rows += [r"&& %s &= %s%s" % (sp.latex(s.name), latex_of(s.definition), _value_latex(s.value))
                  for s in self.forward]
         for d in self.locals:
@@ -218,6 +223,10 @@ def explain(y: Any, x: Any) -> Explanation:
     if isinstance(x, (list, tuple)):
         raise TypeError("explain(y, x) follows one x at a time; call it once per tensor or symbol")
     ((expr, symbol),) = _resolve(y, [x])
+    expr, where = defined_data(expr)  # short data definitions in place, the others listed once
+    definition_of = {d.name: definition for d, definition in where}
+    if where:
+        expr = replaced(expr, {d: ArrayVar(d.name, d.array_shape, d.array_dtype) for d, _ in where})
     if shape_of(expr) not in ((), (1,)) and int(np.prod(shape_of(expr))) != 1:
         raise ValueError(f"explain needs a scalar y; it has shape {shape_of(expr)}: sum it or pick an element")
     values = _known_values(y, x) if _is_tensor(y) else None
@@ -238,7 +247,8 @@ def explain(y: Any, x: Any) -> Explanation:
     names[expr] = ArrayVar(function.name, shape_of(expr))
     explanation = Explanation(function=names[expr], wrt=symbol, expr=expr)
     if _is_tensor(y):
-        explanation.unnamed_data = _unnamed_data(y)
+        shown = {s.name for s in expr.free_symbols}
+        explanation.unnamed_data = [(s, v, definition_of.get(s.name)) for s, v in _unnamed_data(y) if s.name in shown]
     definitions = {}
     for node in steps:
         definition = node.func(*[names.get(a, a) for a in node.args])

@@ -37,7 +37,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from .display import to_display, with_sizes
+from .display import defined_data, sizes_in, to_display, with_sizes
 from ..derive.reverse import _is_tensor, as_expr
 from ..derive.simplifying import simplified
 from ..forms.structural import StructuralFunction, _Indexed, fill_index, is_equal
@@ -60,12 +60,21 @@ def tidy(expr: Any) -> Any:
     return sp.factor_terms(as_expr(expr))
 
 
-def shown_form(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | None = None) -> Any:
+def shown_form(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | None = None) -> tuple[Any, list]:
     """What the printers print: the display form (:func:`~symgrad.symbolic.printing.display.to_display`)
-    of ``expr``, simplified first with ``simplify=True`` (see
-    :func:`~symgrad.symbolic.derive.simplifying.simplified`), with fractions over the ``sizes``
-    written over their names (:func:`~symgrad.symbolic.printing.display.with_sizes`)."""
-    return with_sizes(to_display(simplified(as_expr(expr)) if simplify else expr), sizes)
+    of ``expr`` with short data definitions written in place
+    (:func:`~symgrad.symbolic.printing.display.defined_data`), simplified first with
+    ``simplify=True`` (see :func:`~symgrad.symbolic.derive.simplifying.simplified`), with
+    fractions over the ``sizes`` written over their names
+    (:func:`~symgrad.symbolic.printing.display.with_sizes`); and the ``(name, definition)``
+    pairs of the data it names, shown the same way, which the printers list after it."""
+    sizes = sizes_in(expr, sizes)
+    expr, where = defined_data(expr)
+
+    def shown(form: Any) -> Any:
+        return with_sizes(to_display(simplified(as_expr(form)) if simplify else form), sizes)
+
+    return shown(expr), [(name, shown(definition)) for name, definition in where]
 
 
 def text(expr: Any, simplify: bool = False, max_length: int | None = None,
@@ -84,9 +93,14 @@ def text(expr: Any, simplify: bool = False, max_length: int | None = None,
     >>> text(sum(sp.sin(k * sp.Symbol("t")) for k in range(1, 200)), max_length=80)
     'sin(t) + sin(2*t) + sin(3*t) + ...[2,474 characters in all]... + sin(199*t)'
     """
-    form = shown_form(expr, simplify, sizes)
-    shown = deep_text(form) if isinstance(form, sp.Basic) else str(form)
+    form, where = shown_form(expr, simplify, sizes)
+    shown = _deep_text_of(form) + "".join(f"\n{'where' if k == 0 else '     '} {name} = {_deep_text_of(definition)}"
+                                          for k, (name, definition) in enumerate(where))
     return shown if max_length is None else abbreviate(shown, max_length)
+
+
+def _deep_text_of(form: Any) -> str:
+    return deep_text(form) if isinstance(form, sp.Basic) else str(form)
 
 
 def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_line: bool = True,
@@ -115,8 +129,9 @@ def pretty(expr: Any, simplify: bool = False, use_unicode: bool = True, wrap_lin
     from sympy.printing.pretty.pretty import PrettyPrinter, pretty_use_unicode
     from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
-    form = shown_form(expr, simplify, sizes)
+    form, where = shown_form(expr, simplify, sizes)
     top, definitions = deep_pieces(form) if isinstance(form, sp.Basic) else (form, [])
+    definitions = where + definitions
     if not definitions:
         return sp.pretty(top, use_unicode=use_unicode, wrap_line=wrap_line)
     printer = PrettyPrinter({"use_unicode": use_unicode, "wrap_line": wrap_line})
@@ -139,8 +154,12 @@ def latex(expr: Any, simplify: bool = False, sizes: Mapping[str, int] | None = N
     >>> latex(sigmoid(sp.Symbol("z")))
     '\\\\sigma\\\\left(z\\\\right)'
     """
-    form = shown_form(expr, simplify, sizes)
-    return deep_latex(form) if isinstance(form, sp.Basic) else sp.latex(form)
+    form, where = shown_form(expr, simplify, sizes)
+    shown = deep_latex(form) if isinstance(form, sp.Basic) else sp.latex(form)
+    if where:
+        shown += r" \quad \text{where } " + r", \; ".join(
+            f"{sp.latex(name)} = {deep_latex(definition)}" for name, definition in where)
+    return shown
 
 
 class ClosedForm:
