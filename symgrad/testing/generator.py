@@ -519,6 +519,34 @@ def _softmax(b, op):
     return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
 
 
+@register_recipe("cumsum")
+def _cumsum(b, op):
+    x = b.value(min_ndim=1)
+    return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
+
+
+def _well_conditioned(b: ProgramBuilder, n: int) -> Ref:
+    """An ``n x n`` matrix made from any value as ``2 I + tanh(M)/n``: diagonally dominant, so
+    invertible with a positive determinant whatever ``M`` holds."""
+    squashed = b._append(Step("tanh", (b.value(shape=(n, n)),)))
+    scaled = b._append(Step("mul", (squashed, 1.0 / n)))
+    return b._append(Step("add", (scaled, b.constant(2 * np.eye(n, dtype=b.dtype)))))
+
+
+@register_recipe("det")
+@register_recipe("logdet")
+@register_recipe("inverse")
+def _square_matrix(b, op):
+    return [_well_conditioned(b, b.choose.integer(1, 3))], {}
+
+
+@register_recipe("solve")
+def _solve(b, op):
+    n = b.choose.integer(1, 3)
+    right = b.choose.element([(n,), (n, 1), (n, 2)])
+    return [_well_conditioned(b, n), b.value(shape=right)], {}
+
+
 @register_recipe("matmul")
 def _matmul(b, op):
     a = b.value(min_ndim=1)
