@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tape import dtypes
+from ..tape import devices, dtypes
 from ..tape.creation import generator
 from ..tape.tensor import Tensor, as_tensor
 from . import functional as F
@@ -48,8 +48,9 @@ class Linear(Module):
     (2, 3)
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
+        devices.check_cpu(device, "Linear")
         self.in_features = check_size("Linear", "in_features", in_features)
         self.out_features = check_size("Linear", "out_features", out_features)
         dtype = dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)
@@ -241,8 +242,9 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, max_norm=None,
                  norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False,
-                 _weight: Tensor | None = None, _freeze: bool = False, dtype=None) -> None:
+                 _weight: Tensor | None = None, _freeze: bool = False, device=None, dtype=None) -> None:
         super().__init__()
+        devices.check_cpu(device, "Embedding")
         self.num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
         self.padding_idx = F.padding_index(padding_idx, self.num_embeddings)

@@ -80,8 +80,8 @@ def cpu_only_error(where: str, target) -> RuntimeError:
 
 
 def check_cpu(value, where: str) -> None:
-    """Accept the CPU (``"cpu"``, ``"cpu:0"``, ``device("cpu")``); raise for any other device."""
-    if device(value).type != "cpu":
+    """Accept the CPU (``"cpu"``, ``"cpu:0"``, ``device("cpu")``) or None; raise for any other device."""
+    if value is not None and device(value).type != "cpu":
         raise cpu_only_error(where, device(value))
 
 
@@ -104,6 +104,5 @@ def dtype_of_to(args: tuple, dtype, device_arg, where: str, tensor_type: type):
             if dtype is not None:
                 raise TypeError(f"{where}() got the dtype twice ({dtype!r} and {arg!r})")
             dtype = arg
-    if device_arg is not None:
-        check_cpu(device_arg, where)
+    check_cpu(device_arg, where)
     return dtype
