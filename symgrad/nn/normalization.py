@@ -40,7 +40,7 @@ class LayerNorm(Module):
     >>> from symgrad import nn
     >>> norm = nn.LayerNorm(2)
     >>> norm
-    LayerNorm((2,), eps=1e-05, elementwise_affine=True)
+    LayerNorm((2,), eps=1e-05, elementwise_affine=True, bias=True)
     >>> norm(symgrad.tensor([[1.0, 3.0], [0.0, -4.0]]))
     tensor([[-1.0000,  1.0000],
             [ 1.0000, -1.0000]], grad_fn=<NativeLayerNormBackward0>)
