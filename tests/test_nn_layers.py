@@ -140,6 +140,9 @@ def test_batch_norm_bad_input_raises_and_changes_no_statistic(call, error, messa
      r"weight must have shape \[3\], got \[2\]"),
     (lambda: F.batch_norm(symgrad.ones(2, 3), None, None), ValueError, "needed when training=False"),
     (lambda: F.batch_norm(symgrad.ones(3), None, None, training=True), ValueError, r"shape \(N, C\)"),
+    (lambda: F.batch_norm(symgrad.ones(4, 3), symgrad.zeros(3), symgrad.ones(3), training=True, momentum=None),
+     TypeError, "momentum must be a number, got NoneType"),
+    (lambda: F.layer_norm(symgrad.ones(3), (2, 3)), ValueError, r"does not end in normalized_shape \[2, 3\]"),
 ])
 def test_normalization_errors(call, error, message):
     with pytest.raises(error, match=message):

@@ -243,7 +243,7 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
     input = as_tensor(input)
     shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     count = len(shape)
-    if count == 0 or input.shape[max(input.ndim - count, 0):] != shape or input.ndim < count:
+    if count == 0 or input.ndim < count or input.shape[input.ndim - count:] != shape:
         raise ValueError(
             f"layer_norm: input shape {list(input.shape)} does not end in normalized_shape {list(shape)}; "
             "normalized_shape names the trailing dimensions to normalize over"
@@ -287,6 +287,8 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
     weight = _check_affine("batch_norm", "weight", weight, (channels,))
     bias = _check_affine("batch_norm", "bias", bias, (channels,))
     if training:
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+            raise TypeError(f"batch_norm: momentum must be a number, got {type(momentum).__name__} {momentum!r:.60}")
         count = input.numel() // channels if channels else 0
         if count <= 1:
             raise ValueError(
