@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..ops import OPS
 from . import composites
 from .composites import *  # noqa: F401,F403  (flip, roll, gather, var, ...: compositions of the table's ops)
-from .tensor import Tensor, apply_op, as_tensor
+from .tensor import Tensor, _check_rounding_mode, _scaled, apply_op, as_tensor
 
 _WRITTEN_OUT = ["add", "sub", "mul", "div", "neg", "where", "polygamma", "clip", "mm", "t", "cat", "concat",
                 "stack", "is_tensor", "numel", "detach"]
@@ -45,14 +45,14 @@ mm = globals()["matmul"]
 __all__ = sorted({op.name for op in _PUBLIC_OPS} | set(_WRITTEN_OUT) | set(composites.__all__))
 
 
-def add(a, b):
-    """``a + b`` with broadcasting."""
-    return apply_op("add", a, b)
+def add(a, b, *, alpha=1):
+    """``a + alpha * b`` with broadcasting."""
+    return apply_op("add", a, _scaled(b, alpha))
 
 
-def sub(a, b):
-    """``a - b`` with broadcasting."""
-    return apply_op("sub", a, b)
+def sub(a, b, *, alpha=1):
+    """``a - alpha * b`` with broadcasting."""
+    return apply_op("sub", a, _scaled(b, alpha))
 
 
 def mul(a, b):
@@ -60,8 +60,9 @@ def mul(a, b):
     return apply_op("mul", a, b)
 
 
-def div(a, b):
-    """``a / b`` with broadcasting."""
+def div(a, b, *, rounding_mode=None):
+    """``a / b`` with broadcasting (true division only)."""
+    _check_rounding_mode(rounding_mode)
     return apply_op("div", a, b)
 
 
