@@ -11,6 +11,7 @@
 """
 from . import functional
 from . import utils
+from .convolution import AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .layers import Dropout, Embedding, Linear, LogSoftmax, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 from .module import IncompatibleKeys, Module
@@ -20,6 +21,6 @@ from .parameter import Parameter
 __all__ = [
     "functional", "utils", "Module", "Parameter", "IncompatibleKeys",
     "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-    "Dropout", "Embedding", "LayerNorm", "BatchNorm1d",
+    "Dropout", "Embedding", "LayerNorm", "BatchNorm1d", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
     "MSELoss", "L1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss", "CrossEntropyLoss",
 ]

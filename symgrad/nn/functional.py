@@ -27,12 +27,13 @@ from ..tape.composites import pad
 from ..tape.creation import generator
 from ..tape.grad_mode import no_grad
 from ..tape.tensor import Tensor, apply_op, as_tensor
+from .convolution import avg_pool2d, conv1d, conv2d, max_pool2d
 
 __all__ = [
     "linear", "relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax",
     "dropout", "layer_norm", "batch_norm", "embedding",
     "mse_loss", "l1_loss", "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
-    "cross_entropy", "pad",
+    "cross_entropy", "pad", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
