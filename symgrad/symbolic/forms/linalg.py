@@ -24,33 +24,32 @@ def _per_matrix(s: sp.Expr) -> sp.Expr:
     return s if not shape else Reshape.of(s, shape=tuple(shape) + (1, 1))
 
 
+class _PerMatrix(StructuralFunction):
+    """One number per square matrix of a ``(..., n, n)`` batch."""
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        _square_rule(cls.op_name, shapes[0])
+        return shapes[0][:-2]
+
+
 @_register
-class Det(StructuralFunction):
+class Det(_PerMatrix):
     """``det(A)``: the determinant of each matrix."""
 
     op_name = "det"
     latex_name = r"\det"
-
-    @classmethod
-    def shape_rule(cls, shapes, attrs):
-        _square_rule("det", shapes[0])
-        return shapes[0][:-2]
 
     def adjoint(self, g, index):
         return _per_matrix(g * self) * _matrix_transpose(Inverse.of(self.arrays[0]))
 
 
 @_register
-class Logdet(StructuralFunction):
+class Logdet(_PerMatrix):
     """``logdet(A)``: the log of each matrix's determinant (NaN where it is negative)."""
 
     op_name = "logdet"
     latex_name = r"\log\det"
-
-    @classmethod
-    def shape_rule(cls, shapes, attrs):
-        _square_rule("logdet", shapes[0])
-        return shapes[0][:-2]
 
     def adjoint(self, g, index):
         return _per_matrix(g) * _matrix_transpose(Inverse.of(self.arrays[0]))

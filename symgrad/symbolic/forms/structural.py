@@ -544,15 +544,19 @@ class Norm(PrintedInStandardNotation, _Reduction):
         return self._upstream(g) * x / (norm + is_equal(norm, 0))
 
 
-@_register
-class Softmax(PrintedInStandardNotation, StructuralFunction):
-    """``softmax(x, dim)``."""
-
-    op_name = "softmax"
+class _SameShape(StructuralFunction):
+    """An op whose output has its (first) input's shape."""
 
     @classmethod
     def shape_rule(cls, shapes, attrs):
         return shapes[0]
+
+
+@_register
+class Softmax(PrintedInStandardNotation, _SameShape):
+    """``softmax(x, dim)``."""
+
+    op_name = "softmax"
 
     def adjoint(self, g, index):
         dim = self.attrs["dim"]
@@ -561,14 +565,10 @@ class Softmax(PrintedInStandardNotation, StructuralFunction):
 
 
 @_register
-class Cumsum(StructuralFunction):
+class Cumsum(_SameShape):
     """``cumsum(x, dim)``: running sums along ``dim``."""
 
     op_name = "cumsum"
-
-    @classmethod
-    def shape_rule(cls, shapes, attrs):
-        return shapes[0]
 
     def adjoint(self, g, index):
         shape = shape_of(self)
@@ -581,14 +581,10 @@ class Cumsum(StructuralFunction):
 
 
 @_register
-class LogSoftmax(PrintedInStandardNotation, StructuralFunction):
+class LogSoftmax(PrintedInStandardNotation, _SameShape):
     """``log_softmax(x, dim)``."""
 
     op_name = "log_softmax"
-
-    @classmethod
-    def shape_rule(cls, shapes, attrs):
-        return shapes[0]
 
     def adjoint(self, g, index):
         dim = self.attrs["dim"]
