@@ -35,7 +35,7 @@ from .tensor import MinMaxResult, Tensor, apply_op, as_tensor
 __all__ = ["flip", "fliplr", "flipud", "roll", "movedim", "moveaxis", "ravel", "unbind", "chunk", "split", "select",
            "narrow", "masked_fill", "index_select", "gather", "take_along_dim", "atleast_1d", "atleast_2d",
            "atleast_3d", "outer", "inner", "trace", "diagonal", "diag", "triu", "tril", "var", "std", "tile", "repeat",
-           "repeat_interleave", "kron", "sort", "topk", "count_nonzero"]
+           "repeat_interleave", "kron", "sort", "topk", "count_nonzero", "einsum", "tensordot"]
 
 
 def _shown_as(grad_fn_name: str) -> Callable:
@@ -433,6 +433,113 @@ def kron(a: Tensor, b: Tensor) -> Tensor:
     a = a.reshape(*((1,) * (ndim - a.ndim) + tuple(a.shape)))
     b = b.reshape(*((1,) * (ndim - b.ndim) + tuple(b.shape)))
     return _interleaved_repeat(a, b.shape, inner=True) * tile(b, a.shape)
+
+
+def _parse_einsum(equation: str, operands: Sequence[Tensor]) -> tuple[list[str], str]:
+    """The letters of each operand and of the output (implicit output: the letters used
+    once, sorted, as NumPy and PyTorch do)."""
+    equation = equation.replace(" ", "")
+    inputs, arrow, output = equation.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(operands):
+        raise ValueError(f"einsum: the equation {equation!r} has {len(terms)} operands, {len(operands)} were given")
+    if "..." in equation:
+        raise NotImplementedError("einsum: ellipses ('...') are not implemented; name every dimension")
+    for term, operand in zip(terms, operands):
+        if not term.isalpha() and term:
+            raise ValueError(f"einsum: {term!r} in {equation!r} must be letters")
+        if len(term) != operand.ndim:
+            raise ValueError(f"einsum: {term!r} names {len(term)} dimensions, its operand has {operand.ndim} "
+                             f"(shape {tuple(operand.shape)})")
+        if len(set(term)) != len(term):
+            raise NotImplementedError(f"einsum: a letter repeated within one operand ({term!r}, a diagonal) is "
+                                      "not implemented; take symgrad.diagonal first")
+    letters = "".join(terms)
+    if not arrow:
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    if not (output.isalpha() or output == "") or len(set(output)) != len(output) or set(output) - set(letters):
+        raise ValueError(f"einsum: the output {output!r} must name distinct letters of the inputs")
+    sizes: dict = {}
+    for term, operand in zip(terms, operands):
+        for c, n in zip(term, operand.shape):
+            if sizes.setdefault(c, n) != n:
+                raise ValueError(f"einsum: letter {c!r} has sizes {sizes[c]} and {n}")
+    return terms, output
+
+
+def _summed_out(x: Tensor, term: str, keep: set) -> tuple[Tensor, str]:
+    """``x`` with the letters of ``term`` that are not in ``keep`` summed away."""
+    gone = [k for k, c in enumerate(term) if c not in keep]
+    if not gone:
+        return x, term
+    return x.sum(dim=tuple(gone)), "".join(c for c in term if c in keep)
+
+
+def _contract(a: Tensor, ta: str, b: Tensor, tb: str, keep: str) -> tuple[Tensor, str]:
+    """``a`` and ``b`` multiplied and summed over the letters they share that ``keep`` lacks,
+    as one batched ``matmul``: the result's letters are batch, then a's, then b's."""
+    batch = [c for c in ta if c in tb and c in keep]
+    summed = [c for c in ta if c in tb and c not in keep]
+    left = [c for c in ta if c not in tb]
+    right = [c for c in tb if c not in ta]
+    size = dict(zip(ta, a.shape)) | dict(zip(tb, b.shape))
+    count = lambda cs: int(np.prod([size[c] for c in cs]))  # noqa: E731
+    a3 = a.permute(*[ta.index(c) for c in batch + left + summed]).reshape(count(batch), count(left), count(summed))
+    b3 = b.permute(*[tb.index(c) for c in batch + summed + right]).reshape(count(batch), count(summed), count(right))
+    out = (a3 @ b3).reshape(*[size[c] for c in batch + left + right])
+    return out, "".join(batch + left + right)
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation, as ``torch.einsum`` (``"ij,jk->ik"``, ``"bi,bi->b"``, ...): the
+    operands are contracted pairwise, left to right, each pair as one batched ``matmul``
+    (letters only in one operand and not wanted later are summed first), so the closed
+    form stays array-level. Not implemented: ``...`` and a letter repeated in one operand."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = [as_tensor(o) for o in operands]
+    if not operands:
+        raise ValueError("einsum needs at least one operand")
+    terms, output = _parse_einsum(equation, operands)
+    needed_later = [set(output).union(*terms[k + 1:]) for k in range(len(terms))]
+    result, letters = _summed_out(operands[0], terms[0], needed_later[0] | set("".join(terms[1:])))
+    for k in range(1, len(operands)):
+        keep = needed_later[k]
+        other, other_letters = _summed_out(operands[k], terms[k], keep | set(letters))
+        result, letters = _contract(result, letters, other, other_letters, "".join(keep))
+    result, letters = _summed_out(result, letters, set(output))
+    if not output:
+        return result.reshape(()) if result.ndim else result
+    return result.permute(*[letters.index(c) for c in output]) if letters != output else result
+
+
+def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
+    """Sums of products over the last ``dims`` dimensions of ``a`` and the first of ``b``, or
+    over the pairs ``dims = ([a's dims], [b's dims])``, as ``torch.tensordot``."""
+    a, b = as_tensor(a), as_tensor(b)
+    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    ta = [next(letters) for _ in range(a.ndim)]
+    tb = [next(letters) for _ in range(b.ndim)]
+    if isinstance(dims, (int, np.integer)):
+        n = _int(dims, "dims")
+        if not 0 <= n <= builtins.min(a.ndim, b.ndim):
+            raise ValueError(f"tensordot: dims={n} exceeds the operands' dimensions ({a.ndim} and {b.ndim})")
+        pairs = list(zip(range(a.ndim - n, a.ndim), range(n)))
+    else:
+        first, second = dims
+        first = [first] if isinstance(first, (int, np.integer)) else list(first)
+        second = [second] if isinstance(second, (int, np.integer)) else list(second)
+        if len(first) != len(second):
+            raise ValueError(f"tensordot: dims pairs {len(first)} dimensions of a with {len(second)} of b")
+        pairs = [(_dim(i, a.ndim, "dims"), _dim(j, b.ndim, "dims")) for i, j in zip(first, second)]
+    for i, j in pairs:
+        if a.shape[i] != b.shape[j]:
+            raise ValueError(f"tensordot: dimension {i} of a (size {a.shape[i]}) and dimension {j} of b "
+                             f"(size {b.shape[j]}) differ")
+        tb[j] = ta[i]
+    contracted = {ta[i] for i, _ in pairs}
+    output = [c for c in ta if c not in contracted] + [c for c in tb if c not in contracted]
+    return einsum(f"{''.join(ta)},{''.join(tb)}->{''.join(output)}", a, b)
 
 
 @_shown_as("DiagonalBackward0")
