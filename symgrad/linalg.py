@@ -2,13 +2,15 @@
 
 ``det``, ``inv`` and ``solve`` are the op table's ``det``, ``inverse`` and ``solve``
 (``symgrad/ops/linalg.py``); ``Tensor.det()``, ``.logdet()`` and ``.inverse()`` and
-``symgrad.det``/``logdet``/``inverse`` are the same ops.
+``symgrad.det``/``logdet``/``inverse`` are the same ops; ``vector_norm`` is
+``Tensor.norm`` for any order.
 """
 from __future__ import annotations
 
+from .tape.composites import vector_norm
 from .tape.tensor import Tensor, apply_op, as_tensor
 
-__all__ = ["det", "inv", "solve"]
+__all__ = ["det", "inv", "solve", "vector_norm"]
 
 
 def det(A) -> Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 import numbers
 from typing import Callable, Sequence
 
@@ -36,6 +37,7 @@ __all__ = ["flip", "fliplr", "flipud", "roll", "movedim", "moveaxis", "ravel", "
            "narrow", "masked_fill", "index_select", "gather", "take_along_dim", "atleast_1d", "atleast_2d",
            "atleast_3d", "outer", "inner", "trace", "diagonal", "diag", "triu", "tril", "var", "std", "tile", "repeat",
            "repeat_interleave", "kron", "sort", "topk", "count_nonzero", "einsum", "tensordot"]
+# vector_norm is symgrad.linalg.vector_norm (and Tensor.norm for p other than 2)
 
 
 def _shown_as(grad_fn_name: str) -> Callable:
@@ -674,6 +676,31 @@ def count_nonzero(x: Tensor, dim=None) -> Tensor:
     """The number of non-zero elements (over ``dim``), an int64 tensor without gradient."""
     x = as_tensor(x)
     return (x != 0).long().sum(dim=dim)
+
+
+def vector_norm(x: Tensor, ord=2, dim=None, keepdim: builtins.bool = False) -> Tensor:
+    """``(sum |x|^ord)^(1/ord)`` over ``dim`` (all elements when None), as
+    ``torch.linalg.vector_norm``: ``ord`` a number >= 1, ``inf`` (the largest ``|x|``) or
+    ``-inf`` (the smallest). ``ord=2`` is the op ``norm``. At a zero vector the gradient of
+    ``ord`` other than 1, 2 and the infinities is NaN (PyTorch gives 0)."""
+    x = as_tensor(x)
+    if isinstance(ord, builtins.bool) or not isinstance(ord, numbers.Real) or not (ord >= 1 or ord == -math.inf):
+        raise ValueError(f"vector_norm: ord must be a number >= 1, inf or -inf, got {ord!r}")
+    dims = normalize_dims(tuple(dim) if isinstance(dim, list) else dim, x.ndim)
+    if ord == 2:
+        return apply_op("norm", x, dim=dims, keepdim=keepdim)
+    size = builtins.abs(x)
+    if ord == 1:
+        return size.sum(dim=dims, keepdim=keepdim)
+    if math.isinf(ord):
+        extreme = size.max if ord > 0 else size.min
+        if dims is None or len(dims) == x.ndim:
+            out = extreme()
+            return out.reshape(*([1] * x.ndim)) if keepdim else out
+        if len(dims) != 1:
+            raise NotImplementedError("vector_norm with ord=inf over several (not all) dims is not implemented")
+        return extreme(dims[0], keepdim=keepdim).values
+    return (size ** ord).sum(dim=dims, keepdim=keepdim) ** (1.0 / ord)
 
 
 # ----------------------------------------------------------------------------- padding

@@ -721,10 +721,13 @@ class Tensor:
         return apply_op("cumsum", self, dim=builtins.int(dim))
 
     def norm(self, p=2, dim=None, keepdim: builtins.bool = False):
-        """The 2-norm over all elements or over ``dim``."""
-        if p not in (2, "fro"):
-            raise NotImplementedError(f"norm with p={p!r} is not implemented; symgrad has the 2-norm")
-        return apply_op("norm", self, dim=_dims(dim), keepdim=keepdim)
+        """The vector ``p``-norm over all elements or over ``dim`` (``p`` a number >= 1, ``inf``,
+        ``-inf`` or ``"fro"``, the 2-norm); see :func:`symgrad.linalg.vector_norm`."""
+        if p in (2, "fro"):
+            return apply_op("norm", self, dim=_dims(dim), keepdim=keepdim)
+        from .composites import vector_norm
+
+        return vector_norm(self, p, dim, keepdim)
 
     # ----------------------------------------------------------------- shape ops
     def matmul(self, other):
