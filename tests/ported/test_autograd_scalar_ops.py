@@ -10,14 +10,11 @@ first derivative against central differences of the function (so a slip in a for
 below fails too).  Binary rows (``power``, ``divide``, ``multiply``) check both
 arguments and the full Hessian from ``symgrad.hessian(f, argnums=(0, 1))``.
 
-Ported by composition of existing ops (symgrad has no op of that name, so these rows test
-the composition, named after autograd's test): ``log2``, ``log10``, ``log1p``, ``expm1``,
-``exp2`` (``2.0 ** x``, a number base), ``cosh``, ``sinh``, ``reciprocal``, ``rad2deg``/
-``degrees``, ``deg2rad``/``radians``.
-
-Skipped: ``absolute`` (alias of ``abs``); ``sign`` (no public ``symgrad.sign``);
-``arccos``, ``arcsin``, ``arctan``, ``arccosh``, ``arcsinh``, ``arctanh``, ``sinc``,
-``mod``/``true_divide`` separately from ``divide`` (no such ops in symgrad's table).
+Every op autograd's file tests is an op of symgrad's table now (``log2``, ``log10``,
+``log1p``, ``expm1``, ``exp2``, ``cosh``, ``sinh``, the inverse trigonometric and
+hyperbolic functions, ``reciprocal``, ``rad2deg``, ``deg2rad``, ``sign``, ``sinc``,
+``remainder``); each row calls it by its own name.  ``absolute`` is ``abs`` and
+``true_divide`` is ``divide`` (the binary rows).
 """
 from __future__ import annotations
 
@@ -44,23 +41,23 @@ UNARY = [
     ("sin", lambda x: 3.0 * symgrad.sin(x), lambda x: 3.0 * np.cos(x), lambda x: -3.0 * np.sin(x), [RANDN]),
     ("exp", lambda x: 3.0 * symgrad.exp(x), lambda x: 3.0 * np.exp(x), lambda x: 3.0 * np.exp(x), [RANDN]),
     ("log", lambda x: 3.0 * symgrad.log(x), lambda x: 3.0 / x, lambda x: -3.0 / x ** 2, [ABS_RANDN]),
-    ("log2", lambda x: 3.0 * (symgrad.log(x) / LN2), lambda x: 3.0 / (x * LN2), lambda x: -3.0 / (x ** 2 * LN2),
+    ("log2", lambda x: 3.0 * symgrad.log2(x), lambda x: 3.0 / (x * LN2), lambda x: -3.0 / (x ** 2 * LN2),
      [ABS_RANDN]),
-    ("log10", lambda x: 3.0 * (symgrad.log(x) / LN10), lambda x: 3.0 / (x * LN10),
+    ("log10", lambda x: 3.0 * symgrad.log10(x), lambda x: 3.0 / (x * LN10),
      lambda x: -3.0 / (x ** 2 * LN10), [ABS_RANDN]),
-    ("log1p", lambda x: 3.0 * symgrad.log(1.0 + x), lambda x: 3.0 / (1 + x), lambda x: -3.0 / (1 + x) ** 2,
+    ("log1p", lambda x: 3.0 * symgrad.log1p(x), lambda x: 3.0 / (1 + x), lambda x: -3.0 / (1 + x) ** 2,
      [ABS_RANDN]),
-    ("expm1", lambda x: 3.0 * (symgrad.exp(x) - 1.0), lambda x: 3.0 * np.exp(x), lambda x: 3.0 * np.exp(x),
+    ("expm1", lambda x: 3.0 * symgrad.expm1(x), lambda x: 3.0 * np.exp(x), lambda x: 3.0 * np.exp(x),
      [ABS_RANDN]),
-    ("exp2", lambda x: 3.0 * (2.0 ** x), lambda x: 3.0 * LN2 * 2.0 ** x, lambda x: 3.0 * LN2 ** 2 * 2.0 ** x,
+    ("exp2", lambda x: 3.0 * symgrad.exp2(x), lambda x: 3.0 * LN2 * 2.0 ** x, lambda x: 3.0 * LN2 ** 2 * 2.0 ** x,
      [ABS_RANDN]),
     ("neg", lambda x: 3.0 * -x, lambda x: -3.0 + 0 * x, lambda x: 0.0 * x, [RANDN]),
     ("cos", lambda x: 3.0 * symgrad.cos(x), lambda x: -3.0 * np.sin(x), lambda x: -3.0 * np.cos(x), [RANDN]),
     ("tan", lambda x: 3.0 * symgrad.tan(x), lambda x: 3.0 / np.cos(x) ** 2,
      lambda x: 6.0 * np.tan(x) / np.cos(x) ** 2, [RANDN]),
-    ("cosh", lambda x: 3.0 * (symgrad.exp(x) + symgrad.exp(-x)) / 2, lambda x: 3.0 * np.sinh(x),
+    ("cosh", lambda x: 3.0 * symgrad.cosh(x), lambda x: 3.0 * np.sinh(x),
      lambda x: 3.0 * np.cosh(x), [RANDN]),
-    ("sinh", lambda x: 3.0 * (symgrad.exp(x) - symgrad.exp(-x)) / 2, lambda x: 3.0 * np.cosh(x),
+    ("sinh", lambda x: 3.0 * symgrad.sinh(x), lambda x: 3.0 * np.cosh(x),
      lambda x: 3.0 * np.sinh(x), [RANDN]),
     ("tanh", lambda x: 3.0 * symgrad.tanh(x), lambda x: 3.0 / np.cosh(x) ** 2,
      lambda x: -6.0 * np.tanh(x) / np.cosh(x) ** 2, [RANDN]),
@@ -70,10 +67,30 @@ UNARY = [
      lambda x: POW_Y * (POW_Y - 1) * x ** (POW_Y - 2), [POW_X]),
     ("power_arg1", lambda y: BASE ** y, lambda y: BASE ** y * np.log(BASE),
      lambda y: BASE ** y * np.log(BASE) ** 2, [RAND]),
-    ("reciprocal", lambda x: 1.0 / x, lambda x: -1.0 / x ** 2, lambda x: 2.0 / x ** 3, [RAND]),
+    ("reciprocal", lambda x: symgrad.reciprocal(x), lambda x: -1.0 / x ** 2, lambda x: 2.0 / x ** 3, [RAND]),
     ("negative", lambda x: -x, lambda x: -1.0 + 0 * x, lambda x: 0.0 * x, [RAND]),
-    ("rad2deg", lambda x: 3.0 * (x * RAD), lambda x: 3.0 * RAD + 0 * x, lambda x: 0.0 * x, [TEN_RAND]),
-    ("deg2rad", lambda x: 3.0 * (x / RAD), lambda x: 3.0 / RAD + 0 * x, lambda x: 0.0 * x, [TEN_RAND]),
+    ("rad2deg", lambda x: 3.0 * symgrad.rad2deg(x), lambda x: 3.0 * RAD + 0 * x, lambda x: 0.0 * x, [TEN_RAND]),
+    ("deg2rad", lambda x: 3.0 * symgrad.deg2rad(x), lambda x: 3.0 / RAD + 0 * x, lambda x: 0.0 * x, [TEN_RAND]),
+]
+UNARY += [  # the inverse functions, sign and sinc (autograd: arcsin, ..., sinc)
+    ("arcsin", lambda x: 3.0 * symgrad.asin(x), lambda x: 3.0 / np.sqrt(1 - x ** 2),
+     lambda x: 3.0 * x / (1 - x ** 2) ** 1.5, [RAND * 0.9]),
+    ("arccos", lambda x: 3.0 * symgrad.acos(x), lambda x: -3.0 / np.sqrt(1 - x ** 2),
+     lambda x: -3.0 * x / (1 - x ** 2) ** 1.5, [RAND * 0.9]),
+    ("arctan", lambda x: 3.0 * symgrad.atan(x), lambda x: 3.0 / (1 + x ** 2),
+     lambda x: -6.0 * x / (1 + x ** 2) ** 2, [RANDN]),
+    ("arcsinh", lambda x: 3.0 * symgrad.asinh(x), lambda x: 3.0 / np.sqrt(1 + x ** 2),
+     lambda x: -3.0 * x / (1 + x ** 2) ** 1.5, [RANDN]),
+    ("arccosh", lambda x: 3.0 * symgrad.acosh(x), lambda x: 3.0 / np.sqrt(x ** 2 - 1),
+     lambda x: -3.0 * x / (x ** 2 - 1) ** 1.5, [TEN_RAND + 1.5]),
+    ("arctanh", lambda x: 3.0 * symgrad.atanh(x), lambda x: 3.0 / (1 - x ** 2),
+     lambda x: 6.0 * x / (1 - x ** 2) ** 2, [RAND * 0.9]),
+    ("sign", lambda x: 3.0 * symgrad.sign(x), lambda x: 0.0 * x, lambda x: 0.0 * x, [RANDN]),
+    ("sinc", lambda x: 3.0 * symgrad.sinc(x),  # numpy's (and PyTorch's) sinc(x) = sin(pi x)/(pi x)
+     lambda x: 3.0 * (np.cos(np.pi * x) / x - np.sin(np.pi * x) / (np.pi * x ** 2)),
+     lambda x: 3.0 * (-np.pi * np.sin(np.pi * x) / x - 2 * np.cos(np.pi * x) / x ** 2
+                      + 2 * np.sin(np.pi * x) / (np.pi * x ** 3)), [RANDN]),
+    ("mod_arg0", lambda x: 3.0 * symgrad.remainder(x, 0.7), lambda x: 3.0 + 0 * x, lambda x: 0.0 * x, [TEN_RAND]),
 ]
 UNARY_CASES = [pytest.param(f, d1, d2, x, id=f"{name}-{x:.3f}") for name, f, d1, d2, xs in UNARY for x in xs]
 
