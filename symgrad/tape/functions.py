@@ -14,7 +14,7 @@ from .composites import *  # noqa: F401,F403  (flip, roll, gather, var, ...: com
 from .tensor import Tensor, _check_rounding_mode, _scaled, apply_op, as_tensor
 
 _WRITTEN_OUT = ["add", "sub", "mul", "div", "neg", "where", "polygamma", "clip", "mm", "t", "cat", "concat",
-                "stack", "is_tensor", "numel", "detach"]
+                "stack", "is_tensor", "numel", "detach", "dot"]
 
 
 def _method_function(method: str):
@@ -38,7 +38,7 @@ def _mask_function(name: str):
 _PUBLIC_OPS = [op for op in OPS.values() if op.public]
 for _op in _PUBLIC_OPS:
     globals()[_op.name] = _mask_function(_op.name) if _op.kind == "mask" else _method_function(_op.name)
-for _name in ["clip", "t", "detach", "numel"]:
+for _name in ["clip", "t", "detach", "numel", "dot"]:
     globals()[_name] = _method_function(_name)
 mm = globals()["matmul"]
 

@@ -16,7 +16,7 @@ comparisons.  Deliberate differences from autograd, each said at its test:
   input; symgrad follows PyTorch (an in-place change of a leaf that requires grad raises
   ``RuntimeError``), and an assignment into a ``clone()`` is differentiated.
 
-Skipped: ``test_mod`` (symgrad has no ``%``); the complex-number tests of
+Skipped: the complex-number tests of
 ``test_graphs.py`` (``test_complex_mutating_outgrad_from_indexing``,
 ``test_complex_separate_real_and_imaginary``: symgrad's transforms are real-valued).
 """
@@ -39,6 +39,8 @@ BINARY_OPERATORS = [
     ("div", operator.truediv, (lambda x, y: 1 / y, lambda x, y: -x / y ** 2)),
     ("mul", operator.mul, (lambda x, y: y, lambda x, y: x)),
     ("pow", operator.pow, (lambda x, y: y * x ** (y - 1), lambda x, y: x ** y * np.log(x))),
+    # x % y = x - floor(x / y) * y: 1 and -floor(x / y) away from the jumps (PyTorch's rule)
+    ("mod", operator.mod, (lambda x, y: 1.0, lambda x, y: -np.floor(x / y))),
 ]
 CORE_POINTS = [(0.7, 1.8), (1.8, 0.7), (1.3, 2.5)]  # (0.7, 1.8) is autograd's
 
