@@ -361,7 +361,7 @@ class Tensor:
         >>> (w * 2).sin().sum().expr
         sum(sin(2*w))
         """
-        from ..symbolic import tensor_expr
+        from ..symbolic.derive.graph import tensor_expr
 
         return tensor_expr(self)
 

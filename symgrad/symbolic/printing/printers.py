@@ -37,10 +37,12 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from .display import to_display, with_sizes
+from .display import shown_node, to_display, with_sizes
 from ..derive.reverse import _is_tensor, as_expr
 from ..derive.simplifying import simplified
 from ..forms.structural import StructuralFunction, _Indexed, fill_index, is_equal
+from ..core import print_hooks
+from ..core._compat import Printable
 from ..core.symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
 
 __all__ = ["text", "pretty", "latex", "tidy", "ClosedForm", "per_element"]
@@ -605,8 +607,6 @@ def _print_every_sympy_form_at_any_depth() -> None:
     >>> str(sp.sin(sp.Symbol("x")) + 1)  # what SymPy prints, wherever it can
     'sin(x) + 1'
     """
-    from sympy.printing.defaults import Printable
-
     fallbacks = {
         "__str__": deep_text,
         "__repr__": lambda expr: text(expr, max_length=REPR_LENGTH),
@@ -618,6 +618,7 @@ def _print_every_sympy_form_at_any_depth() -> None:
 
 
 _print_every_sympy_form_at_any_depth()
+print_hooks.install(shown_node=shown_node, short_text=lambda expr: text(expr, max_length=REPR_LENGTH))
 
 
 # ============================================================================ per-element view
