@@ -151,5 +151,6 @@ def test_the_checker_sees_upward_imports(tmp_path):
     name = "symgrad.symbolic.core.core_probe"
     assert sorted(imports(name, path)) == [("symgrad.cli", 6, True), ("symgrad.symbolic.forms.structural", 3, False),
                                            ("symgrad.tape.tensor", 5, True)]
+    assert layer_of("symgrad.tape.tensor") < layer_of(name) < layer_of("symgrad.symbolic.forms.structural")
     with pytest.raises(LookupError, match="symgrad.nowhere"):
         layer_of("symgrad.nowhere")

@@ -6,8 +6,8 @@ display differs (reductions with an axis, indexing, reshapes), are ordinary SymP
 forms users print, also with Python's ``str``/``repr`` (``print(symgrad.diff(loss, b))``),
 SymPy's own ``pretty``/``latex`` and notebooks.  :class:`PrintedInStandardNotation` makes
 each of them print as its display form (:func:`symgrad.symbolic.printing.display.shown_node`,
-reached through :mod:`..core.print_hooks`: the node alone rewritten, its operands printing themselves), with that form's precedence, so
-no printer shows a helper.  The printers of :mod:`..printing.printers` rewrite the whole form first
+reached through :mod:`..core.print_hooks`: the node alone rewritten, its operands printing
+themselves), with that form's precedence, so no printer shows a helper.  The printers of :mod:`..printing.printers` rewrite the whole form first
 (:func:`~symgrad.symbolic.printing.display.to_display`), which also drops broadcasts its
 context makes implicit.  ``sympy.srepr`` still shows the engine's nodes.
 """
