@@ -15,7 +15,8 @@ import pytest
 
 import symgrad
 from symgrad.symbolic import diff, latex, pretty, tensor_graph, text
-from symgrad.symbolic.printing.display import ENGINE_HELPERS, evaluate_text
+from symgrad.symbolic.codegen.read_text import evaluate_text
+from symgrad.symbolic.printing.display import ENGINE_HELPERS
 from tests.test_docs import DOCS, blocks
 
 

@@ -56,8 +56,8 @@ def _is_dynamic(value: Any) -> bool:
 
 def derive(f: Callable, example_args: Sequence[Any], argnums: Any, static_argnums: Any) -> Program:
     """Trace ``f`` at ``example_args`` and derive its value and gradient in closed form."""
-    import symgrad
-    from ..tape import Tensor
+    from ..symbolic.transforms import value_and_grad
+    from ..tape import Tensor, backward_engine, tensor
 
     if not callable(f):
         raise ExportError(f"export needs a Python function, got {type(f).__name__}")
@@ -69,7 +69,7 @@ def derive(f: Callable, example_args: Sequence[Any], argnums: Any, static_argnum
         if i not in positions:
             raise ExportError(f"argnums names argument {i}, which is not a traced array among the example "
                               f"arguments (traced positions: {positions})")
-    vg = symgrad.value_and_grad(f, argnums=argnums, static_argnums=static_argnums)
+    vg = value_and_grad(f, argnums=argnums, static_argnums=static_argnums)
     vg(*args)
     compiled = vg.compiled
     if len(compiled.symbols) != len(positions):
@@ -93,10 +93,10 @@ def derive(f: Callable, example_args: Sequence[Any], argnums: Any, static_argnum
 
     def tape_reference(values: Sequence[np.ndarray]) -> list:
         call = with_inputs(values)
-        leaves = {i: symgrad.tensor(np.array(call[i]), requires_grad=True) for i in argnum_list}
+        leaves = {i: tensor(np.array(call[i]), requires_grad=True) for i in argnum_list}
         for i, leaf in leaves.items():
             call[i] = leaf
-        with symgrad.backward_engine("tape"):
+        with backward_engine("tape"):
             out = f(*call)
             out.backward()
         return [np.asarray(out.detach().numpy())] + [np.asarray(leaves[i].grad.numpy()) for i in argnum_list]

@@ -8,7 +8,9 @@ structural function (:mod:`.forms.structural`), and unstable closed forms use th
 functions of :mod:`.forms.stable`.  :mod:`.derive.reverse` derives closed-form derivatives in one iterative pass,
 :mod:`.codegen.compile` turns them into one cached NumPy function, :mod:`.backward` runs
 ``backward()`` on them, :mod:`.transforms` offers JAX-style transforms and
-:mod:`.printing.printers` shows the formulas.
+:mod:`.printing.printers` shows the formulas.  The sub-packages are layers that import only
+downward (``core`` < ``forms`` < ``derive`` < ``printing`` < ``codegen`` < ``backward``,
+``transforms``; ``tests/test_layers.py``), and importing them changes no SymPy class.
 
 >>> import sympy as sp
 >>> x = sp.Symbol("x", real=True)
@@ -23,7 +25,7 @@ from .printing.explain import Explanation, explain
 from .transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .derive.graph import tensor_expr, tensor_graph
 from .printing.notebook import install_ipython_display
-from .printing.printers import ClosedForm, latex, per_element, pretty, text, tidy
+from .printing.printers import ClosedForm, latex, per_element, pretty, print_sympy_at_any_depth, text, tidy
 from .derive.reverse import adjoints, diff, gradient, hessian as hessian_expr, jacobian as jacobian_expr, jvp_expr, vjp_expr
 from .forms.stable import sigmoid, softplus
 from .forms import linalg as _linalg  # noqa: F401  (registers the forms of det, logdet, inverse, solve)
@@ -46,7 +48,7 @@ __all__ = [
     # transforms
     "grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp",
     # printing
-    "ClosedForm", "text", "pretty", "latex", "tidy", "per_element", "explain", "Explanation",
+    "ClosedForm", "text", "pretty", "latex", "tidy", "per_element", "explain", "Explanation", "print_sympy_at_any_depth",
 ]
 
 install_ipython_display()  # in IPython: SymPy forms display bounded (symgrad.symbolic.printing.notebook)

@@ -52,7 +52,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import sympy as sp
-from sympy.core.parameters import evaluate
 
 from .. import pytree, tape
 from ..tape import tracing
@@ -62,6 +61,7 @@ from ..tape.tensor import Tensor, apply_op
 from .codegen.compile import CompiledFunction, cached
 from .derive.reverse import adjoints, jvp_expr
 from .forms.structural import exact
+from .core._compat import evaluate
 from .core.symbols import EngineArray, free_symbols, intern, shape_of, size_of
 
 __all__ = ["grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp", "Transformed", "fingerprint"]

@@ -25,7 +25,8 @@ from ..ops import NOT_IMPLEMENTED, UNDEFINED, numpy_ops, sum_to_shape
 from . import dtypes
 from .grad_mode import set_grad_enabled
 from .node import AccumulateGrad, Node
-from .tensor import Tensor, as_tensor, tensor_ops
+from .dispatch import tensor_ops
+from .tensor import Tensor, as_tensor
 
 # ------------------------------------------------------------------ engine switch
 _ENGINES: dict[str, Callable | str] = {

@@ -163,7 +163,18 @@ def test_expression_graph_dot_of_a_deep_closed_form():
     assert dot.startswith("digraph") and dot.count("->") >= GROWTH_SIZES[1]
 
 
-def test_text_of_a_deep_closed_form_is_complete():
+@pytest.fixture
+def sympy_at_any_depth():
+    """SymPy's own ``str``/``repr`` print at any depth for the test (a program's opt-in;
+    ``import symgrad`` leaves them SymPy's), and SymPy's again afterwards."""
+    from symgrad.symbolic import print_sympy_at_any_depth
+
+    print_sympy_at_any_depth()
+    yield
+    print_sympy_at_any_depth(enable=False)
+
+
+def test_text_of_a_deep_closed_form_is_complete(sympy_at_any_depth):
     _, y, _ = chain(GROWTH_SIZES[0])
     from symgrad.symbolic import text
 
@@ -231,9 +242,9 @@ def _with_a_deep_stack(print_form, form) -> str:
     return printed["text"]
 
 
-def test_str_repr_and_notebook_latex_of_a_deep_elementwise_form():
+def test_str_repr_and_notebook_latex_of_a_deep_elementwise_form(sympy_at_any_depth):
     """A node below the sum is SymPy's (``Add``/``Mul``): SymPy's printer alone recurses
-    too deep for it; ``str`` is the text SymPy's printer gives with a deep enough stack,
+    too deep for it; opted in, ``str`` is the text SymPy's printer gives with a deep enough stack,
     ``repr`` that text abbreviated, ``latex()`` SymPy's LaTeX, and a notebook shows it
     within its budget."""
     from sympy.printing.str import sstr

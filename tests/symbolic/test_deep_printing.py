@@ -1,5 +1,6 @@
 """LaTeX and pretty printing of closed forms too deep for SymPy's (recursive) printers,
-and SymPy's own ``str``/``repr``, which symgrad wraps to print such forms in pieces.
+and SymPy's own ``str``/``repr``, which a program may opt in to print such forms in pieces
+(``print_sympy_at_any_depth``); ``import symgrad`` leaves them SymPy's.
 
 Cut into pieces of 5 levels (not 24), forms 40 levels deep are printed in pieces while
 SymPy's own printers can still print them whole, so SymPy is the reference: the spliced
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import cmath
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -32,6 +35,14 @@ PIECE_DEPTH = 5
 @pytest.fixture
 def small_pieces(monkeypatch):
     monkeypatch.setattr(printing, "PRINT_DEPTH", PIECE_DEPTH)
+
+
+@pytest.fixture
+def at_any_depth():
+    """SymPy's ``str``/``repr`` wrapped for the test, SymPy's own again afterwards."""
+    printing.print_sympy_at_any_depth()
+    yield
+    printing.print_sympy_at_any_depth(enable=False)
 
 
 def _u(func, *args):
@@ -359,10 +370,13 @@ def test_pretty_and_latex_of_a_shallow_form_are_sympys(form):
 
 @pytest.mark.parametrize("form", [X ** 2 / 2, sp.sin(X) + Y, -X - Y, Matmul.of(Transpose.of(A, dim0=0, dim1=1), XA - 1),
                                   sp.Matrix([[X, Y]])], ids=["quotient", "sum", "negated-sum", "matmul", "matrix"])
-def test_str_repr_and_notebook_latex_of_a_shallow_form_are_sympys(form):
-    """symgrad's wrapping of SymPy's ``Printable`` changes nothing SymPy can print."""
+@pytest.mark.parametrize("opted_in", [False, True], ids=["sympys", "opted-in"])
+def test_str_repr_and_notebook_latex_of_a_shallow_form_are_sympys(form, opted_in, request):
+    """The opt-in wrapping of SymPy's ``Printable`` changes nothing SymPy can print."""
     from sympy.printing.str import sstr
 
+    if opted_in:
+        request.getfixturevalue("at_any_depth")
     assert str(form) == repr(form) == sstr(form, order=None)
     assert form._repr_latex_() == f"$\\displaystyle {sp.latex(form, mode='plain')}$"
 
@@ -375,21 +389,48 @@ class _PrintsItself(sp.Expr):
 
 
 @pytest.mark.parametrize("printer", [str, repr], ids=["str", "repr"])
-def test_a_recursion_that_is_not_about_depth_still_raises(printer):
+def test_a_recursion_that_is_not_about_depth_still_raises(printer, at_any_depth):
     with pytest.raises(RecursionError):
         printer(_PrintsItself())
 
 
-def test_sympys_str_and_repr_are_wrapped_once_and_nothing_else():
+def test_opting_in_wraps_sympys_str_and_repr_once_and_nothing_else():
     """Notebooks display through IPython formatters (symgrad.symbolic.printing.notebook), so SymPy's
-    ``_repr_latex_`` -- which ``sympy.init_printing`` overwrites -- is left as it is."""
+    ``_repr_latex_`` -- which ``sympy.init_printing`` overwrites -- is left as it is; opting
+    out puts SymPy's own methods back."""
     from sympy.printing.defaults import Printable
 
-    wrapped = Printable.__str__, Printable.__repr__
-    printing._print_every_sympy_form_at_any_depth()  # as a second import would
-    assert (Printable.__str__, Printable.__repr__) == wrapped
-    assert all(method.prints_at_any_depth for method in wrapped)
-    assert not hasattr(Printable._repr_latex_, "prints_at_any_depth")
+    sympys = Printable.__str__, Printable.__repr__, Printable._repr_latex_
+    deep = sp.Symbol("x")
+    for _ in range(3000):
+        deep = _u(sp.sin, deep)
+    with pytest.raises(RecursionError):
+        str(deep)
+    try:
+        printing.print_sympy_at_any_depth()
+        wrapped = Printable.__str__, Printable.__repr__
+        printing.print_sympy_at_any_depth()  # a second opt-in wraps nothing more
+        assert (Printable.__str__, Printable.__repr__) == wrapped
+        assert all(method.prints_at_any_depth for method in wrapped)
+        assert Printable._repr_latex_ is sympys[2]
+        assert str(deep).count("sin(") == 3000
+    finally:
+        printing.print_sympy_at_any_depth(enable=False)
+    assert (Printable.__str__, Printable.__repr__, Printable._repr_latex_) == sympys
+
+
+def test_importing_symgrad_leaves_sympys_printing_alone():
+    """In a fresh interpreter: SymPy's printing methods are the same objects after
+    ``import symgrad`` and the whole symbolic engine as before."""
+    code = ("import sympy\n"
+            "before = [getattr(sympy.Basic, n) for n in ('__str__', '__repr__', '_repr_latex_')]\n"
+            "import symgrad, symgrad.symbolic, symgrad.parsing\n"
+            "symgrad.symbolic.text(sympy.Symbol('x'))\n"
+            "after = [getattr(sympy.Basic, n) for n in ('__str__', '__repr__', '_repr_latex_')]\n"
+            "print(all(a is b for a, b in zip(before, after)))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
 
 
 @pytest.mark.parametrize("taken, letter", [(["p_1"], "q"), (["p1", "q_2"], "r"), (["p₃"], "q"), (["p", "p_x"], "p")])

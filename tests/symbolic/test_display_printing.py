@@ -16,7 +16,8 @@ import symgrad
 
 from symgrad.ops import OPS
 from symgrad.symbolic import diff, latex, pretty, tensor_graph, text
-from symgrad.symbolic.printing.display import ENGINE_HELPERS, evaluate_text
+from symgrad.symbolic.codegen.read_text import evaluate_text
+from symgrad.symbolic.printing.display import ENGINE_HELPERS
 from symgrad.testing import random_program
 from symgrad.testing.generator import covered_ops
 

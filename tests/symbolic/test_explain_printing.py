@@ -11,7 +11,8 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad.symbolic.printing.display import ENGINE_HELPERS, evaluate_text
+from symgrad.symbolic.codegen.read_text import evaluate_text
+from symgrad.symbolic.printing.display import ENGINE_HELPERS
 from symgrad.symbolic.printing.explain import explain
 from symgrad.testing import random_program
 

@@ -47,6 +47,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from ..forms.stable import ExpNegAbs, sigmoid, softplus
 from ..forms.structural import StructuralFunction, attr_code, is_basic_index_put, numpy_namespace, subscript_code
 from ..derive.reverse import as_expr
+from ..core._compat import evaluate, numpy_error_settings, numpy_error_state
 from ..core.symbols import shape_of
 
 __all__ = [
@@ -849,8 +850,6 @@ def _dag_table(roots: list) -> tuple[list, list]:
 def _unpickle_compiled(cls: type, symbols: list, dag: tuple[list, list], options: dict) -> "CompiledFunction":
     """Rebuild the expressions of :func:`_dag_table` as they were (no re-evaluation) and
     compile them."""
-    from sympy.core.parameters import evaluate
-
     table, roots = dag
     nodes: list = []
     with evaluate(False):
@@ -872,9 +871,8 @@ def _quiet(fn: Callable) -> Callable:
     ...     _quiet(lambda x: 1 / x)(np.zeros(1)), np.geterr()["divide"]
     (array([inf]), 'raise')
     """
-    try:
-        from numpy._core._ufunc_config import _extobj_contextvar as state, _make_extobj as make
-    except ImportError:  # pragma: no cover  (another NumPy layout)
+    state, make = numpy_error_state, numpy_error_settings
+    if state is None:  # pragma: no cover  (another NumPy layout)
         return np.errstate(divide="ignore", invalid="ignore", over="ignore")(fn)
 
     def quiet(*arrays):

@@ -4,7 +4,7 @@ A tensor of any shape is *one* SymPy symbol, an :class:`ArrayVar`, whose shape a
 dtype are part of its identity (two symbols named ``x`` with different shapes are
 different symbols, so they never share compiled code).  SymPy arithmetic on array
 symbols means elementwise arithmetic with NumPy broadcasting; everything that is not
-elementwise is a structural ``Function`` (see ``structural.py``).
+elementwise is a structural function (an :class:`ArrayFunction`, see ``forms/structural.py``).
 
 Two kinds of array symbol carry something for the printers only: a :class:`DataArray`
 (data computed from named tensors without recording) its definition, a
@@ -30,13 +30,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import sympy as sp
-from sympy.core.function import Application
-from sympy.core.operations import AssocOp
-from sympy.core.parameters import evaluate
-from sympy.core.relational import Relational
 
 from ...tape.creation import dim_names
 from ...tape.structure import freeze as _freeze
+from ._compat import Application, AssocOp, Relational, cacheit, clear_cache, evaluate, symbol_xnew
 
 Shape = tuple[int, ...]
 
@@ -72,15 +69,12 @@ class ArrayVar(sp.Symbol):
 
     @staticmethod
     def __xnew__(cls, name, shape, dtype, **assumptions):  # type: ignore[override]
-        obj = sp.Symbol.__xnew__(cls, name, **assumptions)
+        obj = symbol_xnew(cls, name, **assumptions)
         obj.array_shape = shape
         obj.array_dtype = dtype
         return obj
 
-    from sympy.core.cache import cacheit as _cacheit
-
-    __xnew_cached_ = staticmethod(_cacheit(__xnew__))
-    del _cacheit
+    __xnew_cached_ = staticmethod(cacheit(__xnew__))
 
     def _hashable_content(self):
         return (self.name, self.array_shape, self.array_dtype) + sp.Symbol._hashable_content(self)[1:]
@@ -399,6 +393,28 @@ class Attrs(sp.Atom):
         return set()
 
 
+class ArrayFunction(sp.Function):
+    """Base of the functions whose arguments are arrays followed by one :class:`Attrs`
+    atom -- the structural functions of :mod:`symgrad.symbolic.forms.structural` --
+    holding what this layer reads of them (their arrays, attributes and shape rule), so
+    that walking and shaping a form needs nothing from the layers above."""
+
+    @property
+    def arrays(self) -> tuple:
+        """The array arguments (everything but the attributes)."""
+        return self.args[:-1]
+
+    @property
+    def attrs(self) -> dict:
+        """The op attributes as a dict."""
+        return self.args[-1].values
+
+    @classmethod
+    def shape_rule(cls, shapes: Any, attrs: dict) -> Any:
+        """The output shape from the argument shapes and the attributes."""
+        raise NotImplementedError(f"{cls.__name__} has no shape rule")
+
+
 def _attr_text(value: Any) -> str:
     """Readable (and, for everything but integer arrays, valid Python) text of a value."""
     if isinstance(value, np.ndarray):
@@ -539,9 +555,7 @@ def _known_shape(node: sp.Basic) -> Shape | None:
 
 def _shape_operands(node: sp.Basic) -> tuple:
     """The operands whose shapes decide ``node``'s (the same objects on every call)."""
-    from ..forms.structural import StructuralFunction
-
-    return node.arrays if isinstance(node, StructuralFunction) else operands(node)
+    return node.arrays if isinstance(node, ArrayFunction) else operands(node)
 
 
 def shape_of(expr: Any) -> Shape:
@@ -561,8 +575,6 @@ def shape_of(expr: Any) -> Shape:
         return known
     if len(_SHAPES) > _SHAPES_LIMIT:
         _OLD_SHAPES, _SHAPES = _SHAPES, {}
-    from ..forms.structural import StructuralFunction
-
     # every shape this call reads, by identity (the expression keeps its nodes alive):
     # another thread may swap or clear the memo meanwhile
     found: dict = {}
@@ -588,7 +600,7 @@ def shape_of(expr: Any) -> Shape:
             continue
         if isinstance(node, ArrayVar):
             shape = node.array_shape
-        elif isinstance(node, StructuralFunction):
+        elif isinstance(node, ArrayFunction):
             shape = node.shape_rule([found[id(a)] for a in node.arrays], node.attrs)
         elif not node.args:
             shape = ()
@@ -682,6 +694,14 @@ def expression_cache() -> dict:
     return table
 
 
+DEEP = 48
+"""Past this depth a form counts as deep: SymPy's automatic evaluation, and its canonical
+ordering of the operands of products and sums, compare operands recursively, which costs
+time proportional to the depth for every node built.  So a graph deeper than this is
+translated to unevaluated SymPy (``derive/graph.py``, ``Segment.build``) and its adjoints
+are combined without re-sorting (``derive/reverse.py``: ``Mul``/``Add`` built from their
+arguments as they are)."""
+
 _TAKE_EVALUATE = (AssocOp, sp.Pow, Application, Relational)
 """SymPy's node types whose constructors take ``evaluate=False``."""
 
@@ -703,8 +723,6 @@ def unevaluated(node: sp.Basic, args: Iterable) -> sp.Basic:
     kept = built.args
     if not (len(kept) == len(args) and all(map(operator.is_, kept, args))) and \
             {id(a) for a in kept} != {id(a) for a in args}:  # (Max and And order their arguments)
-        from sympy.core.cache import clear_cache
-
         clear_cache()
         built = _build_unevaluated(node, args)
     return built
@@ -875,8 +893,6 @@ def reset_interned() -> None:
     """Forget the canonical table, and with it every cache keyed by expressions (SymPy's
     own cache, the shape memo and every :func:`expression_cache`), so that no two
     independently built equal trees can meet later."""
-    from sympy.core.cache import clear_cache
-
     _CANONICAL.clear()
     _KNOWN.clear()
     _ALIASES.clear()

@@ -45,19 +45,15 @@ from typing import Any, Sequence
 
 import numpy as np
 import sympy as sp
-from sympy.core.parameters import evaluate
 
 from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
 from ..forms.structural import exact, structural_class
-from ..core.symbols import (ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
+from ..core._compat import evaluate
+from ..core.symbols import (DEEP, ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
                             postorder_by_identity, replaced, start_building)
 
 __all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
-
-DEEP = 48
-"""Graphs deeper than this are translated to unevaluated SymPy (see ``Segment.build``)."""
-
 
 class InputRef:
     """One input of a segment: a leaf, a non-recorded array, a cut node's output, or a

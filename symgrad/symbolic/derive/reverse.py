@@ -27,13 +27,13 @@ import numbers
 from typing import Any, Iterable, Sequence
 
 import sympy as sp
-from sympy.core.parameters import evaluate, global_parameters
 
 from ...progress import progress
 from ..forms.selections import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, LogicalAnd, Select, TieStep, dummies, lower,
                           match_function_op)
 from ..forms.structural import StructuralFunction, exact, reduce_to, scale
-from ..core.symbols import (ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache, intern, operands,
+from ..core._compat import evaluate, global_parameters
+from ..core.symbols import (DEEP, ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache, intern, operands,
                       shape_of, size_of)
 
 __all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "as_expr"]
@@ -282,13 +282,6 @@ def _pass(seeds, wrt, order, kids, flat: bool, scalar_outputs: bool, as_recorded
                     contribution = reduce_to(contribution, shape_of(child), shape_of(node))
                 _push(pending, child, contribution)
     return [found.get(w, _ZERO) for w in wrt]
-
-
-DEEP = 48
-"""Past this depth the DAG counts as deep: SymPy's canonical ordering of the operands of
-products and sums compares operands recursively, which on deep chains costs time
-proportional to their depth for every product, so adjoints are then combined without
-re-sorting (``Mul``/``Add`` built from their arguments as they are)."""
 
 
 def _times(g: sp.Expr, partial: sp.Expr, flat: bool = False) -> sp.Expr:

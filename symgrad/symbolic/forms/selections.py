@@ -40,10 +40,10 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import sympy as sp
-from sympy.core.parameters import evaluate
 from sympy.printing.precedence import PRECEDENCE
 
 from .notation import PrintedInStandardNotation
+from ..core._compat import evaluate
 from ..core.symbols import expression_cache
 
 __all__ = ["Select", "Compare", "Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual",

@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
-from sympy.core.function import ArgumentIndexError
 
 from ...ops import special
+from ..core._compat import ArgumentIndexError
 
 __all__ = ["sigmoid", "softplus", "besselie", "softplus_form", "bce_with_logits_form", "ExpNegAbs", "shared_exp_neg_abs",
            "NUMPY_HELPERS"]

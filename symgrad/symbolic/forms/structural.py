@@ -28,13 +28,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
-import mpmath.libmp as mlib
 import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from .notation import PrintedInStandardNotation
-from ..core.symbols import Attrs, Shape, Slot, _attr_text, broadcast_shapes, shape_of, size_of
+from ..core._compat import float_product, global_parameters
+from ..core.print_hooks import short_text
+from ..core.symbols import ArrayFunction, Attrs, Shape, Slot, _attr_text, broadcast_shapes, shape_of, size_of
 
 __all__ = [
     "StructuralFunction", "structural_class", "STRUCTURAL_FUNCTIONS", "numpy_namespace",
@@ -46,7 +47,7 @@ MATMUL_PRECEDENCE = PRECEDENCE["Mul"] - 1
 keeps its parentheses)."""
 
 
-class StructuralFunction(sp.Function):
+class StructuralFunction(ArrayFunction):
     """Base class: array arguments, then one ``Attrs`` atom (see the module docstring)."""
 
     op_name: ClassVar[str] = ""
@@ -73,16 +74,6 @@ class StructuralFunction(sp.Function):
         return None
 
     # ------------------------------------------------------------------ structure
-    @property
-    def arrays(self) -> tuple:
-        """The array arguments (everything but the attributes)."""
-        return self.args[:-1]
-
-    @property
-    def attrs(self) -> dict:
-        """The op attributes as a dict."""
-        return self.args[-1].values
-
     @classmethod
     def shape_rule(cls, shapes: Sequence[Shape], attrs: dict) -> Shape:
         """The output shape from the argument shapes; by default evaluate the forward on
@@ -160,9 +151,7 @@ class StructuralFunction(sp.Function):
         return f"{type(self).__name__}.of({', '.join(parts)})"
 
     def __repr__(self) -> str:  # long forms abbreviated; str() and text() give them whole
-        from ..printing.printers import REPR_LENGTH, text
-
-        return text(self, max_length=REPR_LENGTH)
+        return short_text(self)
 
 
 def pretty_call(printer, name: str, arrays, attrs: list[str]):
@@ -297,17 +286,13 @@ def scale(c: Any, expr: sp.Expr) -> sp.Expr:
 def _number_product(a: sp.Expr, b: sp.Expr) -> sp.Expr:
     """``a*b`` of two numbers as one number, also while SymPy's evaluation is off
     (without switching it on: every switch clears SymPy's cache)."""
-    from sympy.core.parameters import global_parameters
-
     if global_parameters.evaluate:
         return a * b
     if a.is_Rational and b.is_Rational:
         return sp.Rational(a.p * b.p, a.q * b.q)
     if a.is_Float or b.is_Float:
         if a.is_finite and b.is_finite:
-            precision = max(getattr(a, "_prec", 53), getattr(b, "_prec", 53))
-            return sp.Float._new(mlib.mpf_mul(a._as_mpf_val(precision), b._as_mpf_val(precision), precision,
-                                              mlib.round_nearest), precision)
+            return float_product(a, b)
     return sp.Mul(a, b)
 
 

@@ -35,9 +35,10 @@ an equal share to each tied maximum, and ``max(x, dim)`` all of it to the first 
 index (``argmax``).  (At a NaN, ``maximum`` gives all of the gradient to both sides,
 which ``[a > b]`` does not show.)
 
-Every text form is a NumPy expression: :func:`evaluate_text` computes it from arrays
-(``[c]`` is 1 where ``c`` holds), which is how the tests check that each displayed form
-equals the engine's value.
+Every text form is a NumPy expression:
+:func:`symgrad.symbolic.codegen.read_text.evaluate_text` computes it from arrays (``[c]`` is
+1 where ``c`` holds), which is how the tests check that each displayed form equals the
+engine's value.
 
 >>> from symgrad.symbolic.core.symbols import ArrayVar
 >>> from symgrad.symbolic.forms.structural import Matmul
@@ -47,23 +48,21 @@ sum(X @ w)
 """
 from __future__ import annotations
 
-import ast
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
-from ..forms.selections import (Cast, Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep,
-                          function_ops)
+from ..forms.selections import Cast, Compare, Equal, Greater, GreaterEqual, Less, LessEqual, NotEqual, Select, TieStep
 from ..forms.structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
                          Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
 from ..core.symbols import (SIZE_STAND_INS, Attrs, DataArray, SizedArray, broadcast_shapes, postorder,
                             postorder_by_identity, replaced, shape_of, size_of)
 
-__all__ = ["to_display", "shown_node", "with_sizes", "sizes_in", "defined_data", "evaluate_text", "ENGINE_HELPERS",
-           "AXIS_LETTERS", "INLINE_LENGTH"]
+__all__ = ["to_display", "shown_node", "with_sizes", "sizes_in", "defined_data", "ENGINE_HELPERS", "AXIS_LETTERS",
+           "INLINE_LENGTH"]
 
 ENGINE_HELPERS = ("sum_to", "broadcast_to", "index_put", "setitem", "tie_step", "extremum_mask", "is_equal", "Slot",
                   "index=", "shape=")
@@ -820,112 +819,3 @@ def to_display(expr: Any) -> Any:
             continue
         shown[id(node)] = _shown_node(node, [shown.get(id(a), a) for a in node.args])
     return _top(shown[id(expr)])
-
-
-# ============================================================================ reading a text form back
-def _indicator_value(condition: Any) -> np.ndarray:
-    return np.asarray(condition, dtype=np.float64)
-
-
-def _scatter_value(g: Any, shape: tuple, at: Any) -> np.ndarray:
-    g = np.asarray(g, dtype=np.float64)
-    out = np.zeros(shape, dtype=np.float64)
-    target = out[at]
-    np.add.at(out, at, np.broadcast_to(g, target.shape))
-    return out
-
-
-def _assign_value(x: Any, at: Any, v: Any) -> np.ndarray:
-    out = np.array(x, dtype=np.float64)
-    out[at] = v
-    return out
-
-
-def _text_namespace() -> dict:
-    from ..forms.structural import numpy_namespace
-
-    space = dict(numpy_namespace())
-    for name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "sign", "sinh", "cosh", "arcsin", "arccos",
-                 "arctan", "where", "pi"):
-        space.setdefault(name, getattr(np, name))
-    space.update({
-        "Abs": np.abs, "E": np.e, "nan": np.nan, "oo": np.inf, "zoo": np.nan,
-        "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan,
-        "ones": lambda shape: np.ones(shape), "zeros": lambda shape: np.zeros(shape),
-        "scatter": _scatter_value, "assign": _assign_value, "s_": np.s_, "_iverson": _indicator_value,
-        "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum,
-        "Rational": lambda p, q: p / q, "arange": np.arange,
-        "argmax": lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim),
-        "argmin": lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim),
-    })
-    for function, uses in function_ops().items():  # the op table's other functions (log1p, atan2, polygamma...)
-        general = [form for _, form in uses if all(isinstance(a, sp.Dummy) for a in form)]
-        if general and str(function) not in space:
-            space[str(function)] = _compiled_function(function, general[0])
-    return space
-
-
-def _compiled_function(function: type, arguments: tuple) -> Callable:
-    """``function`` evaluated as the compiled code evaluates it (the engine's own NumPy
-    translation), elementwise over NumPy arrays."""
-    from ..codegen.compile import compile_exprs
-
-    compiled = compile_exprs(list(arguments), [function(*arguments)], output_shapes=[None])
-    return lambda *values: compiled.outputs_of([np.asarray(v, dtype=float) for v in values])[0]
-
-
-_READABLE = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant, ast.Subscript, ast.Slice,
-             ast.Tuple, ast.List, ast.Compare, ast.Attribute, ast.keyword, ast.Load, ast.operator, ast.unaryop,
-             ast.cmpop, ast.BoolOp, ast.boolop)
-
-
-class _Iverson(ast.NodeTransformer):
-    """``[c]`` (a one-element list) becomes ``_iverson(c)``."""
-
-    def visit_List(self, node: ast.List) -> ast.AST:
-        self.generic_visit(node)
-        if len(node.elts) != 1:
-            raise ValueError("a bracket [c] holds exactly one condition")
-        return ast.copy_location(ast.Call(ast.Name("_iverson", ast.Load()), node.elts, []), node)
-
-
-def evaluate_text(shown: str, values: Mapping[str, Any]) -> np.ndarray:
-    """The value of a displayed text form (``text(expr)``) at ``values`` (arrays by
-    name): ``[c]`` is 1 where ``c`` holds, ``scatter``, ``assign``, ``ones`` and ``zeros``
-    are as in the module docstring, everything else NumPy.  Only expressions are read:
-    names, numbers, operators, calls of known functions, subscripts and ``.T``.
-
-    A form that names data lists the definitions below it (``where t0 = ...``, one per
-    line, as :func:`~symgrad.symbolic.printing.printers.text` prints them); each is
-    computed first and read by its name.
-
-    >>> float(evaluate_text("sum(2*[x > 0]*x)", {"x": np.array([-1.0, 2.0, 3.0])}))
-    10.0
-    >>> evaluate_text("2*t0\\nwhere t0 = 1 - x", {"x": np.array([1.0, 3.0])})
-    array([ 0., -4.])
-    """
-    form, *definitions = shown.split("\n")
-    values = dict(values)
-    for k, line in enumerate(definitions):
-        label, _, definition = line.partition(" = ")
-        name = label.removeprefix("where" if k == 0 else "").strip()
-        if not (label.startswith("where " if k == 0 else "      ") and name.isidentifier() and definition):
-            raise ValueError(f"line {k + 2} of a displayed form is no definition 'where name = ...': {line!r}")
-        values[name] = _evaluated(definition, values)
-    return _evaluated(form, values)
-
-
-def _evaluated(shown: str, values: Mapping[str, Any]) -> np.ndarray:
-    """The value of one line of a displayed text form (see :func:`evaluate_text`)."""
-    tree = _Iverson().visit(ast.parse(shown, mode="eval"))
-    ast.fix_missing_locations(tree)
-    space = _text_namespace()
-    for node in ast.walk(tree):
-        if not isinstance(node, _READABLE):
-            raise ValueError(f"a displayed form holds no {type(node).__name__}: {shown!r}")
-        if isinstance(node, ast.Attribute) and node.attr not in ("T", "mT"):
-            raise ValueError(f"a displayed form reads no attribute but .T, got .{node.attr}")
-        if isinstance(node, ast.Name) and node.id not in values and node.id not in space:
-            raise ValueError(f"the displayed form {shown!r} uses {node.id!r}, which has no value")
-    scope = {**space, **{name: np.asarray(v) for name, v in values.items()}}
-    return eval(compile(tree, "<displayed form>", "eval"), {"__builtins__": {}}, scope)  # noqa: S307

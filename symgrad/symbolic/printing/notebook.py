@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 import sympy as sp
 
 from .printers import deep_pieces, latex, text
+from ..core._compat import Printable
 from ..core.symbols import free_symbols, postorder_by_identity
 
 __all__ = ["DISPLAY_BUDGET", "LATEX_NESTING", "form_bundle", "sympy_bundle", "install_ipython_display"]
@@ -345,8 +346,6 @@ def install_ipython_display(shell: Any = None) -> bool:
     plain_formatter, latex_formatter = formatters["text/plain"], formatters["text/latex"]
 
     def plain_of(form: Any) -> str:
-        from sympy.printing.defaults import Printable
-
         registered = plain_formatter.type_printers.get(Printable)  # init_printing's, if it ran
         if registered is None:
             return repr(form)

@@ -14,11 +14,10 @@ pretty form, and ``_repr_latex_`` renders it in notebooks.
 Forms of any depth print completely (SymPy's printers recurse): text and LaTeX are
 printed bottom-up in pieces by SymPy's printers and spliced (:func:`deep_text`,
 :func:`deep_latex`); the pretty form names the pieces and defines each below the form
-(:func:`deep_pieces`), since 2-D pictures do not splice.  Python's ``str`` and ``repr``
-of *any* SymPy expression, whose methods are SymPy's, fall back on these where SymPy's
-printer runs out of depth (see :func:`_print_every_sympy_form_at_any_depth`, run when
-this module loads); notebooks display closed forms through
-:mod:`symgrad.symbolic.printing.notebook`, bounded.
+(:func:`deep_pieces`), since 2-D pictures do not splice; notebooks display closed forms
+through :mod:`symgrad.symbolic.printing.notebook`, bounded.  Importing this module changes
+no SymPy class: Python's ``str`` and ``repr`` of a SymPy expression stay SymPy's unless a
+program opts in to deep printing for every SymPy object (:func:`print_sympy_at_any_depth`).
 
 :func:`per_element` is the *view* for small arrays: it evaluates an array-level form on
 arrays of scalar symbols (``w[0, 1]``), giving one scalar closed form per element.  The
@@ -37,13 +36,15 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from .display import defined_data, sizes_in, to_display, with_sizes
+from .display import defined_data, shown_node, sizes_in, to_display, with_sizes
 from ..derive.reverse import _is_tensor, as_expr
 from ..derive.simplifying import simplified
 from ..forms.structural import StructuralFunction, _Indexed, fill_index, is_equal
+from ..core import print_hooks
+from ..core._compat import Printable
 from ..core.symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
 
-__all__ = ["text", "pretty", "latex", "tidy", "ClosedForm", "per_element"]
+__all__ = ["text", "pretty", "latex", "tidy", "ClosedForm", "per_element", "print_sympy_at_any_depth"]
 
 
 def tidy(expr: Any) -> Any:
@@ -602,41 +603,46 @@ def _printing_at_any_depth(sympy_method, fallback):
     return method
 
 
-def _print_every_sympy_form_at_any_depth() -> None:
-    """Let ``str`` and ``repr`` of every SymPy expression print however deep it is, once
-    per program.
+def print_sympy_at_any_depth(enable: bool = True) -> None:
+    """Opt in (or, with ``enable=False``, back out): let Python's ``str`` and ``repr`` of
+    *every* SymPy expression print however deep it is.
 
     ``t.expr`` is a plain SymPy expression, and so is every node in it, so Python's
-    ``str``/``repr`` go straight to SymPy's ``Printable`` methods, which no printer of
-    symgrad's is asked about.  Each is wrapped: SymPy's method runs first and its text is
-    the answer whenever it returns; only where it raises ``RecursionError`` does the form
-    print in pieces: ``str`` completely (:func:`deep_text`, the text SymPy's printer gives
-    with a deep enough stack), ``repr`` abbreviated past :data:`REPR_LENGTH` characters as
-    symgrad's own forms are.  Notebooks need no wrapping: they display SymPy forms through
-    the formatters :mod:`symgrad.symbolic.printing.notebook` registers with IPython.
+    ``str``/``repr`` go straight to SymPy's ``Printable`` methods, which raise
+    ``RecursionError`` on a form deeper than about a thousand levels.  symgrad's own
+    printers (:func:`text`, :func:`pretty`, :func:`latex`, :class:`ClosedForm`, the notebook
+    displays) print any depth without this.  Opting in wraps SymPy's two methods for the
+    whole process (``import symgrad`` never does): SymPy's method runs first and its text
+    is the answer whenever it returns; only where it raises ``RecursionError`` does the
+    form print in pieces, ``str`` completely (:func:`deep_text`), ``repr`` abbreviated past
+    :data:`REPR_LENGTH` characters as symgrad's own forms are.  Calling it twice wraps once;
+    ``enable=False`` puts SymPy's methods back.
 
     >>> chain = sp.Symbol("x")
     >>> for _ in range(3000):
     ...     chain = sp.Add(sp.sin(chain, evaluate=False), 1, evaluate=False)
+    >>> print_sympy_at_any_depth()
     >>> shown = str(chain)
     >>> shown.count("sin("), shown[:16], len(repr(chain)) <= REPR_LENGTH < len(shown)
     (3000, 'sin(sin(sin(sin(', True)
     >>> str(sp.sin(sp.Symbol("x")) + 1)  # what SymPy prints, wherever it can
     'sin(x) + 1'
+    >>> print_sympy_at_any_depth(enable=False)
     """
-    from sympy.printing.defaults import Printable
-
     fallbacks = {
         "__str__": deep_text,
         "__repr__": lambda expr: text(expr, max_length=REPR_LENGTH),
     }
     for name, fallback in fallbacks.items():
-        current = getattr(Printable, name)
-        if not getattr(current, "prints_at_any_depth", False):
+        current = Printable.__dict__[name]
+        wrapped = getattr(current, "prints_at_any_depth", False)
+        if enable and not wrapped:
             setattr(Printable, name, _printing_at_any_depth(current, fallback))
+        elif wrapped and not enable:
+            setattr(Printable, name, current.__wrapped__)
 
 
-_print_every_sympy_form_at_any_depth()
+print_hooks.install(shown_node=shown_node, short_text=lambda expr: text(expr, max_length=REPR_LENGTH))
 
 
 # ============================================================================ per-element view
