@@ -21,7 +21,7 @@ ROOT = Path(symgrad.__file__).parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom to top
     ("utilities", ("symgrad.pytree", "symgrad.progress", "symgrad.scaling")),
     ("op table", ("symgrad.ops",)),
-    ("tape", ("symgrad.tape", "symgrad.autograd")),
+    ("tape", ("symgrad.tape", "symgrad.autograd", "symgrad.linalg")),
     ("symbolic core", ("symgrad.symbolic.core",)),
     ("symbolic forms", ("symgrad.symbolic.forms",)),
     ("derivation", ("symgrad.symbolic.derive",)),
