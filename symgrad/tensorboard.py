@@ -36,7 +36,7 @@ a writer says what to install.  Read the files with ``tensorboard --logdir DIR``
 ...     writer.add_graph((w * w).sum())
 ...     writer.add_scalar("loss", 5.0, global_step=1)
 >>> [node.name for node in graph_def((w * w).sum()).node]
-['SumBackward0', 'MulBackward0', 'w', 'output/output']
+['SumBackward0', 'output/output', 'MulBackward0', 'w']
 """
 from __future__ import annotations
 
