@@ -372,9 +372,11 @@ class SummaryWriter:
         if bad:
             raise ValueError(f"add_histogram({tag!r}) got {bad} non-finite values (nan or inf) of {data.size}")
         counts, edges = np.histogram(data, bins=bins)
+        # TensorBoard's bucket i holds the values up to bucket_limit[i] above bucket_limit[i-1]:
+        # a first, empty bucket ends at the left edge
         histogram = self._summary_pb2.HistogramProto(
             min=float(data.min()), max=float(data.max()), num=float(data.size), sum=float(data.sum()),
-            sum_squares=float(np.dot(data, data)), bucket_limit=edges[1:].tolist(), bucket=counts.tolist())
+            sum_squares=float(np.dot(data, data)), bucket_limit=edges.tolist(), bucket=[0, *counts.tolist()])
         self._summary(tag, global_step, walltime, histo=histogram)
 
     def flush(self) -> None:
