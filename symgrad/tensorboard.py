@@ -22,8 +22,9 @@ The graph is the tape graph :mod:`symgrad.viz` draws, as a TensorFlow ``GraphDef
   ``closed_form``, the node's value in terms of its inputs (``x @ w``), and
   ``local_derivative``, the vector-Jacobian product of the node for each input that
   requires grad, in terms of ``grad``, the gradient arriving at the node's output
-  (``x: grad @ w.T; w: x.T @ grad``).  Inputs are named as the engine names them: a leaf
-  by its name, another op's output by that op (``matmul_out``).
+  (``x: grad @ w.T; w: x.T @ grad``).  A leaf, input or constant is named as its node, without
+  the model's name (``Net/fc/weight`` is ``fc.weight``, ``input/x`` is ``x``), another op's
+  output by that op (``matmul_out``).
 
 Ops of a model are grouped under the model's class name (``Net/MmBackward0``), as PyTorch
 groups them.  The protobuf messages and the event-file writer are the ``tensorboard``
@@ -94,6 +95,7 @@ class _GraphBuilder:
         self.names: dict = {}  # key of a graph object -> its NodeDef
         self.taken: set = set()
         self.pending: list = []  # op nodes whose inputs are not yet walked
+        self.derived: list = []  # (recorded node, its output tensor, NodeDef) to derive
 
     # ------------------------------------------------------------------ names and attributes
     def _unique(self, name: str) -> str:
@@ -141,10 +143,8 @@ class _GraphBuilder:
             attrs = attrs_text(node)
             made = self._add(("node", id(node)), self.scope + node.name(), op_name(node), tensor,
                              n_outputs=node.n_outputs, **({"attr": attrs} if attrs else {}))
-            if self.derivatives:
-                for attr, text in _derivative_texts(node, tensor, self.input_names).items():
-                    made.attr[attr].CopyFrom(self._text(text))
             self.pending.append((node, made))
+            self.derived.append((node, tensor, made))
         made.attr["_output_shapes"].list.shape[index].CopyFrom(self._shape(shape))
         return made.name if index == 0 else f"{made.name}:{index}"
 
@@ -163,10 +163,10 @@ class _GraphBuilder:
         return node
 
     def _leaf(self, accumulator: Any):
-        key = ("leaf", id(accumulator))
+        tensor = accumulator.variable
+        key = ("tensor", id(tensor))
         if key in self.names:
             return self.names[key]
-        tensor = accumulator.variable
         name = self.input_names.get(id(tensor))
         if name is not None:
             node = self._add(key, "input/" + name, "IO Node", tensor)
@@ -187,14 +187,27 @@ class _GraphBuilder:
         while self.pending:
             recorded, made = self.pending.pop()
             made.input.extend(self.value(saved) for saved in recorded.inputs)
+        if self.derivatives:
+            for recorded, tensor, made in self.derived:
+                for attr, text in _derivative_texts(recorded, tensor, self.symbol_name).items():
+                    made.attr[attr].CopyFrom(self._text(text))
         return self.nodes
 
+    def symbol_name(self, tensor: Any) -> str | None:
+        """The name of a leaf, input or constant ``tensor`` in closed forms: its node's name
+        without the scope (``Net/fc/weight`` is ``fc.weight``, ``input/x`` is ``x``)."""
+        node = self.names.get(("tensor", id(tensor)))
+        if node is None:
+            return None
+        name = node.name.removeprefix("input/") if node.op == "IO Node" else node.name.removeprefix(self.scope)
+        return name.replace("/", ".")
 
-def _derivative_texts(node: Any, tensor: Any, input_names: dict) -> dict:
+
+def _derivative_texts(node: Any, tensor: Any, symbol_name) -> dict:
     """``closed_form`` and ``local_derivative`` of one recorded op node, from the symbolic
-    engine: the node is built alone (its inputs become symbols, a model's input named as in
-    ``input_names``), and its vector-Jacobian product with :data:`UPSTREAM` is taken for
-    every input that requires grad.  A custom Function without a SymPy form has none: its
+    engine: the node is built alone (its inputs become symbols, a leaf, input or constant
+    named ``symbol_name(tensor)`` as in the graph), and its vector-Jacobian product with
+    :data:`UPSTREAM` is taken for every input that requires grad.  A custom Function without a SymPy form has none: its
     ``local_derivative`` says so."""
     from .symbolic.graph import Segment
     from .symbolic.reverse import adjoints
@@ -205,13 +218,15 @@ def _derivative_texts(node: Any, tensor: Any, input_names: dict) -> dict:
         symbols, (value,) = segment.build()
     except NotImplementedError as error:
         return {"local_derivative": f"no closed form: {error}"}
-    engine_names = {symbol.name for symbol in symbols}
-    renamed = {symbol: ArrayVar(input_names[id(ref.tensor)], symbol.array_shape, symbol.array_dtype)
-               for symbol, ref in zip(symbols, segment.inputs)
-               if id(ref.tensor) in input_names and input_names[id(ref.tensor)] not in engine_names}
+    taken = {symbol.name for symbol in symbols}
+    renamed = {}
+    for symbol, ref in zip(symbols, segment.inputs):
+        name = symbol_name(ref.tensor) if ref.tensor is not None else None
+        if name is not None and name != symbol.name and name not in taken:
+            renamed[symbol] = ArrayVar(name, symbol.array_shape, symbol.array_dtype)
+            taken.add(name)
     symbols = [renamed.get(symbol, symbol) for symbol in symbols]
     value = value.xreplace(renamed)
-    taken = {symbol.name for symbol in symbols}
     upstream = UPSTREAM
     while upstream in taken:
         upstream += "_"
