@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 __all__ = ["Graph", "draw", "to_dot", "tensor_graph", "expression_graph", "dot_program", "has_dot",
-           "GraphvizNotFound", "FORMATS", "MAX_DRAWN_NODES", "add_graph"]
+           "GraphvizNotFound", "FORMATS", "MAX_DRAWN_NODES"]
 
 FORMATS = ("dot", "gv", "svg", "png", "pdf")
 """File types :meth:`Graph.save` writes (``dot``/``gv`` are the DOT text itself)."""
