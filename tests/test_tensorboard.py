@@ -280,6 +280,13 @@ def test_bad_arguments_raise_clear_errors_and_write_nothing(tmp_path):
         writer.add_histogram("w", [1.0])
 
 
+def test_the_module_and_the_function_are_where_the_docs_say():
+    assert symgrad.tensorboard.SummaryWriter is SummaryWriter
+    assert viz.add_graph is symgrad.tensorboard.add_graph
+    with pytest.raises(AttributeError, match="module 'symgrad.viz' has no attribute 'add_graphs'"):
+        viz.add_graphs  # noqa: B018
+
+
 def test_without_tensorboard_the_writer_says_what_to_install(monkeypatch, tmp_path):
     for name in [name for name in sys.modules if name == "tensorboard" or name.startswith("tensorboard.")]:
         monkeypatch.setitem(sys.modules, name, None)
