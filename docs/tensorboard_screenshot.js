@@ -1,5 +1,13 @@
-// Screenshot of TensorBoard's graph view of the tutorial's Net (examples/tensorboard_graph.py),
-// taken from a running `tensorboard --logdir ... --port 6123` with headless Debian chromium.
+// How docs/tensorboard_graph.png was taken: TensorBoard's graph view of the tutorial's Net,
+// from a real TensorBoard server, in headless Chromium driven by playwright-core.
+//
+//   python examples/tensorboard_graph.py /tmp/tb-net
+//   tensorboard --logdir /tmp/tb-net --host 127.0.0.1 --port 6123 &
+//   npm install playwright-core            # in a scratch directory; uses /usr/bin/chromium
+//   node docs/tensorboard_screenshot.js docs/tensorboard_graph.png
+//
+// It searches for the matmul node (which opens the Net group and the node's card, with its
+// closed form and local derivative), clears the search and shoots the graph area.
 const { chromium } = require('playwright-core');
 (async () => {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu',
