@@ -3,8 +3,8 @@
 //
 //   python examples/tensorboard_graph.py /tmp/tb-net
 //   tensorboard --logdir /tmp/tb-net --host 127.0.0.1 --port 6123 &
-//   npm install playwright-core            # in a scratch directory; uses /usr/bin/chromium
-//   node docs/tensorboard_screenshot.js docs/tensorboard_graph.png
+//   (cd /tmp/shot && npm install playwright-core)     # drives /usr/bin/chromium
+//   NODE_PATH=/tmp/shot/node_modules node docs/tensorboard_screenshot.js docs/tensorboard_graph.png
 //
 // It searches for the matmul node (which opens the Net group and the node's card, with its
 // closed form and local derivative), clears the search and shoots the graph area.
