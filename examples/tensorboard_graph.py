@@ -10,8 +10,9 @@ derivative as node attributes.  The script then trains the model for a few steps
 the loss as a scalar and the weight as a histogram, and reads the file back with
 TensorBoard's own event reader.
 
-The event files go to the directory given as the first argument, or to a new temporary
-directory; the script prints where and the command that shows them.  Needs the
+The event files go to a new run directory (``net-...``, TensorBoard shows each subdirectory
+of its log directory as a run) inside the directory given as the first argument, or inside a
+new temporary directory; the script prints the command that shows them.  Needs the
 ``tensorboard`` package (``pip install symgrad[tensorboard]``).
 
 Run: ``python examples/tensorboard_graph.py [LOG_DIR]``
@@ -42,7 +43,9 @@ class Net(nn.Module):
 
 
 net = Net()
-log_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="symgrad-tensorboard-"))
+runs = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="symgrad-tensorboard-"))
+runs.mkdir(parents=True, exist_ok=True)
+log_dir = tempfile.mkdtemp(prefix="net-", dir=runs)  # this run's own directory
 
 print("== writer.add_graph(net, input_to_model=symgrad.randn(10, 2)), as the tutorial does")
 writer = SummaryWriter(log_dir)
@@ -62,8 +65,8 @@ for step in range(20):
 writer.close()
 
 print("== what TensorBoard reads back")
-events = event_accumulator.EventAccumulator(str(log_dir), size_guidance={event_accumulator.SCALARS: 0,
-                                                                 event_accumulator.HISTOGRAMS: 0})
+events = event_accumulator.EventAccumulator(log_dir, size_guidance={event_accumulator.SCALARS: 0,
+                                                              event_accumulator.HISTOGRAMS: 0})
 events.Reload()
 for node in events.Graph().node:
     shapes = [tuple(d.size for d in s.dim) for s in node.attr["_output_shapes"].list.shape]
@@ -74,4 +77,4 @@ for node in events.Graph().node:
 losses = events.Scalars("loss")
 print(f"loss: {losses[0].value:.4f} at step {losses[0].step} -> {losses[-1].value:.4f} at step {losses[-1].step}")
 print(f"histograms of w: {len(events.Histograms('w'))}")
-print(f"event file written to {log_dir}; see it with: tensorboard --logdir {log_dir}")
+print(f"see the run with: tensorboard --logdir {runs}")

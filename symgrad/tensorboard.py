@@ -31,9 +31,9 @@ groups them.  The protobuf messages and the event-file writer are the ``tensorbo
 package's own (``pip install symgrad[tensorboard]``); this module imports without it, and
 a writer says what to install.  Read the files with ``tensorboard --logdir DIR``.
 
->>> import tempfile, symgrad
+>>> import symgrad, tempfile; log_dir = tempfile.mkdtemp()
 >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True); w.name = "w"
->>> with SummaryWriter(tempfile.mkdtemp()) as writer:
+>>> with SummaryWriter(log_dir) as writer:
 ...     writer.add_graph((w * w).sum())
 ...     writer.add_scalar("loss", 5.0, global_step=1)
 >>> [node.name for node in graph_def((w * w).sum()).node]
@@ -320,8 +320,7 @@ class SummaryWriter:
     """Writes TensorBoard event files into ``log_dir`` (default ``runs/DATE_HOST{comment}``),
     as ``torch.utils.tensorboard.SummaryWriter`` does.
 
-    >>> import tempfile
-    >>> writer = SummaryWriter(tempfile.mkdtemp())
+    >>> import tempfile; writer = SummaryWriter(tempfile.mkdtemp())
     >>> writer.add_histogram("weights", [0.1, 0.2, 0.2, 0.4], global_step=0)
     >>> writer.close()
     >>> writer.add_scalar("loss", 1.0)
@@ -418,9 +417,9 @@ def add_graph(logdir: str | os.PathLike, model: Any, input_to_model: Any = None,
     new event file in ``logdir`` (one :meth:`SummaryWriter.add_graph`) and return ``logdir``;
     ``symgrad.viz.add_graph`` is this function.
 
-    >>> import tempfile, symgrad
+    >>> import symgrad, tempfile; log_dir = tempfile.mkdtemp()
     >>> x = symgrad.tensor([1.0, 2.0], requires_grad=True)
-    >>> logdir = add_graph(tempfile.mkdtemp(), (x * 2).sum(), derivatives=True)
+    >>> logdir = add_graph(log_dir, (x * 2).sum(), derivatives=True)
     >>> [p.name.startswith("events.out.tfevents.") for p in logdir.iterdir()]
     [True]
     """

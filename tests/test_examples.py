@@ -192,7 +192,7 @@ EXPECTED = {
         "  Net/w             Parameter  inputs=[] shape=(2, 1)",
         "loss: 3.8606 at step 0 -> 0.0037 at step 19",
         "histograms of w: 20",
-        "see it with: tensorboard --logdir",
+        "see the run with: tensorboard --logdir",
     ],
 }
 
