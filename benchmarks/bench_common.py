@@ -39,9 +39,9 @@ def symgrad_functional():
 
     for name in ("value_and_grad", "grad"):
         if not hasattr(symgrad, name):
-            from symgrad.symbolic import functional
+            from symgrad.symbolic import transforms
 
-            return functional
+            return transforms
     return symgrad
 
 

@@ -64,8 +64,8 @@ def missing(keys: tuple) -> str:
 @lru_cache(maxsize=None)
 def c_compiler() -> str | None:
     """The compiler symgrad's C backends would run (``$CC``, else ``cc``, else ``gcc``), or None."""
-    from symgrad.symbolic.backends import CompilerNotFoundError
-    from symgrad.symbolic.backends.cbuild import find_compiler
+    from symgrad.symbolic.codegen.backends import CompilerNotFoundError
+    from symgrad.symbolic.codegen.backends.cbuild import find_compiler
 
     try:
         return find_compiler()[0]

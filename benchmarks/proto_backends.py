@@ -1,6 +1,6 @@
 """Prototype evaluation backends for symgrad's closed forms (measured in the benchmarks).
 
-symgrad's compiler (``symgrad.symbolic.compile``) turns closed forms into one NumPy
+symgrad's compiler (``symgrad.symbolic.codegen.compile``) turns closed forms into one NumPy
 function.  These prototypes take the *same* closed forms (SymPy expressions over
 array or scalar symbols, with symgrad's own CSE, ``common_subexpressions``) and emit
 other code, to measure what a backend hook in ``compile_exprs`` would gain:
@@ -17,7 +17,7 @@ and returns the outputs in order, and which records ``compile_seconds`` and
 ``source``.  Unsupported expressions raise :class:`Unsupported`.
 
 The generated-C prototypes once measured here are now symgrad's ``c_fused`` and
-``c_scalar`` backends (``symgrad.symbolic.backends``); the benchmarks call them through
+``c_scalar`` backends (``symgrad.symbolic.codegen.backends``); the benchmarks call them through
 ``backend="c"``.
 """
 from __future__ import annotations
@@ -38,19 +38,19 @@ class Unsupported(Exception):
 
 def _cse(outputs: Sequence[sp.Expr]):
     """symgrad's own CSE (shared nodes get one temporary each), in evaluation order."""
-    from symgrad.symbolic.compile import common_subexpressions
+    from symgrad.symbolic.codegen.compile import common_subexpressions
 
     return common_subexpressions(list(outputs))
 
 
 def _structural():
-    from symgrad.symbolic.structural import StructuralFunction
+    from symgrad.symbolic.forms.structural import StructuralFunction
 
     return StructuralFunction
 
 
 def _is_full_sum(expr: sp.Expr) -> bool:
-    from symgrad.symbolic.structural import Sum
+    from symgrad.symbolic.forms.structural import Sum
 
     return isinstance(expr, Sum) and expr.attrs.get("dim") is None
 
@@ -58,7 +58,7 @@ def _is_full_sum(expr: sp.Expr) -> bool:
 def _strip(expr: sp.Expr) -> sp.Expr:
     """Drop shape-only wrappers (``broadcast_to`` of an already full-shape elementwise
     expression) that the compiler adds for exact output shapes."""
-    from symgrad.symbolic.structural import BroadcastTo
+    from symgrad.symbolic.forms.structural import BroadcastTo
 
     while isinstance(expr, BroadcastTo):
         expr = expr.arrays[0]

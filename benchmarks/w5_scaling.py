@@ -68,10 +68,10 @@ def symgrad_phases(size: int, data) -> tuple[dict, list]:
     import sympy as sp
 
     import symgrad
-    from symgrad.symbolic.compile import CompiledFunction
-    from symgrad.symbolic.graph import Segment
-    from symgrad.symbolic.reverse import adjoints
-    from symgrad.symbolic.structural import exact
+    from symgrad.symbolic.codegen.compile import CompiledFunction
+    from symgrad.symbolic.derive.graph import Segment
+    from symgrad.symbolic.derive.reverse import adjoints
+    from symgrad.symbolic.forms.structural import exact
 
     _clear()
     xs = [symgrad.tensor(a, requires_grad=True, name=f"x{i}") for i, a in enumerate(data)]

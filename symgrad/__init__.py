@@ -6,13 +6,13 @@ so ``import symgrad`` and the tape engine run without importing SymPy.
 """
 import importlib
 
-from . import autograd, check, nn, ops, optim
+from . import autograd, check, linalg, nn, ops, optim
 from .check import (GradcheckError, GradcheckResult, check_function, check_grad, check_hessian, check_hvp,
                     detect_anomaly, gradcheck, gradgradcheck)
-from .tape import (Function, FloatTensor, Tensor, arange, as_tensor, backward_engine, enable_grad, eye, full,
-                   full_like, get_backward_engine, is_grad_enabled, linspace, manual_seed, no_grad, ones, ones_like,
-                   rand, rand_like, randn, randn_like, set_backward_engine, set_grad_enabled, tensor, zeros,
-                   zeros_like)
+from .tape import (Function, FloatTensor, Tensor, arange, as_tensor, backward_engine, device, enable_grad, eye,
+                   from_numpy, full, full_like, get_backward_engine, is_grad_enabled, linspace, manual_seed, no_grad,
+                   ones, ones_like, rand, rand_like, randn, randn_like, set_backward_engine, set_grad_enabled, tensor,
+                   zeros, zeros_like)
 from .tape.dtypes import (bool, double, float, float16, float32, float64, get_default_dtype, half, int, int8, int16,
                           int32, int64, long, set_default_dtype, short, uint8)
 from .tape.functions import *  # noqa: F401,F403  (torch-style free functions: exp, sum, matmul, cat, ...)

@@ -240,8 +240,8 @@ def _derivatives(problem: Problem, mode: str, order: int) -> list[Derivative]:
 
 def _simplify(expr: Any) -> Any:
     """SymPy's ``simplify`` within the engine's time budget, checked by values; the tidy
-    form (common factors pulled out) when it runs out (see ``symgrad.symbolic.simplifying``)."""
-    from .symbolic.simplifying import simplified
+    form (common factors pulled out) when it runs out (see ``symgrad.symbolic.derive.simplifying``)."""
+    from .symbolic.derive.simplifying import simplified
 
     return simplified(expr)
 
@@ -572,7 +572,7 @@ def _latex_label(function: str, wrt: Sequence[str]) -> str:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """``symgrad explain``: the chain rule for one derivative, step by step."""
-    from .symbolic.explain import explain
+    from .symbolic.printing.explain import explain
 
     problem = _problem([args.expression], args.shape, args.wrt)
     if len(problem.wrt) != 1:

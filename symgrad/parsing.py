@@ -15,7 +15,7 @@ by a user (the ``symgrad`` command, ``symgrad.viz``).  It never passes user text
    :class:`ExpressionError` that names the construct and its column.
 3. The accepted tree is flattened into a post-order :class:`Instruction` program.  The
    program is folded (without recursion) into a SymPy expression over array-level
-   symbols (:class:`symgrad.symbolic.symbols.ArrayVar`, one symbol per variable,
+   symbols (:class:`symgrad.symbolic.core.symbols.ArrayVar`, one symbol per variable,
    whatever its shape) and, on request, replayed on symgrad tensors with the same ops
    (:meth:`ParsedExpression.to_tensor`), which is how ``symgrad check`` obtains the tape
    value of the very same formula.
@@ -523,7 +523,7 @@ class ParsedExpression:
     """A formula that passed the whitelist: its text, program, variables and SymPy form.
 
     ``names`` lists the variables in order of first appearance; ``symbols`` maps each
-    to its :class:`~symgrad.symbolic.symbols.ArrayVar` (shape ``()`` for scalars);
+    to its :class:`~symgrad.symbolic.core.symbols.ArrayVar` (shape ``()`` for scalars);
     ``shape`` is the shape of the result.
 
     >>> p = parse("x @ w + b", shapes={"x": (2,), "w": (2, 3), "b": (3,)})
@@ -540,9 +540,9 @@ class ParsedExpression:
     shape: Shape = ()
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
-        """Notebook display: the formula in LaTeX, bounded (see :mod:`symgrad.symbolic.notebook`)."""
+        """Notebook display: the formula in LaTeX, bounded (see :mod:`symgrad.symbolic.printing.notebook`)."""
         from .symbolic import latex
-        from .symbolic.notebook import form_bundle
+        from .symbolic.printing.notebook import form_bundle
 
         return form_bundle([(None, self.expr)], whole_latex=lambda: f"$\\displaystyle {latex(self.expr)}$",
                            whole_text=lambda: repr(self), rest="symgrad.symbolic.text(p.expr), symgrad.symbolic.latex(p.expr)")

@@ -347,7 +347,7 @@ def _output_names(fn: Callable) -> list[str]:
 
 def _check_transform(fn: Callable, batch_argnums: Sequence[int]) -> None:
     """Reject a transformed SymPy expression whose batch inputs are fixed-shape arrays."""
-    functional = sys.modules.get("symgrad.symbolic.functional")
+    functional = sys.modules.get("symgrad.symbolic.transforms")
     if functional is None or not isinstance(fn, functional.Transformed) or not fn.is_expression:
         return
     for i in batch_argnums:

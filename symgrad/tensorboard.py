@@ -209,9 +209,9 @@ def _derivative_texts(node: Any, tensor: Any, symbol_name) -> dict:
     named ``symbol_name(tensor)`` as in the graph), and its vector-Jacobian product with
     :data:`UPSTREAM` is taken for every input that requires grad.  A custom Function without a SymPy form has none: its
     ``local_derivative`` says so."""
-    from .symbolic.graph import Segment
-    from .symbolic.reverse import adjoints
-    from .symbolic.symbols import ArrayVar
+    from .symbolic.derive.graph import Segment
+    from .symbolic.derive.reverse import adjoints
+    from .symbolic.core.symbols import ArrayVar
 
     segment = Segment([(node, tensor)], keep=set(), own=node)
     try:

@@ -312,7 +312,7 @@ def _tensor_adjoints(outputs: Sequence[Any]) -> dict:
 
     SymPy merges nodes (``(a + b) + c`` is one ``Add``), so an intermediate value need not
     exist in the output's expression.  Each node is therefore *cut* in turn with the
-    symbolic engine's :class:`~symgrad.symbolic.graph.Segment` (its value becomes a
+    symbolic engine's :class:`~symgrad.symbolic.derive.graph.Segment` (its value becomes a
     symbol), the engine differentiates the output with respect to that symbol, and the
     symbol is replaced by the node's own closed form.  Quadratic in the number of nodes:
     meant for pictures of small graphs.
@@ -325,8 +325,8 @@ def _tensor_adjoints(outputs: Sequence[Any]) -> dict:
                          "draw out.sum() or out.mean() instead")
     if out.grad_fn is None:
         return {}
-    from .symbolic.graph import Segment
-    from .symbolic.reverse import gradient
+    from .symbolic.derive.graph import Segment
+    from .symbolic.derive.reverse import gradient
 
     full = Segment([out])
     full_symbols, _ = full.build()
@@ -364,8 +364,8 @@ def np_prod(shape: Sequence[int]) -> int:
 
 # ============================================================================ SymPy graphs
 def _expression_children(node: Any) -> tuple:
-    from .symbolic.structural import StructuralFunction
-    from .symbolic.symbols import operands
+    from .symbolic.forms.structural import StructuralFunction
+    from .symbolic.core.symbols import operands
 
     if isinstance(node, StructuralFunction):
         return tuple(node.arrays)
@@ -380,7 +380,7 @@ _OPERATOR_NAMES = {"Add": "+", "Mul": "*", "Pow": "**", "Matmul": "@"}
 def _expression_lines(node: Any, shape: Any) -> tuple[str, list]:
     import sympy as sp
 
-    from .symbolic.structural import StructuralFunction
+    from .symbolic.forms.structural import StructuralFunction
 
     if isinstance(node, sp.Symbol):
         return "leaf", [node.name, _shape_text(shape)]
@@ -415,7 +415,7 @@ def expression_graph(expr: Any, *, adjoints: bool = False, name: str = "symgrad"
     """
     import sympy as sp
 
-    from .symbolic.symbols import postorder, shape_of
+    from .symbolic.core.symbols import postorder, shape_of
 
     if isinstance(expr, str):  # text goes through the safe parser, never sympify
         from .parsing import parse
@@ -428,7 +428,7 @@ def expression_graph(expr: Any, *, adjoints: bool = False, name: str = "symgrad"
     order = postorder([expr])  # every distinct node, operands first, iteratively
     adjoint_text: dict = {}
     if adjoints:
-        from .symbolic.reverse import adjoints as reverse_adjoints
+        from .symbolic.derive.reverse import adjoints as reverse_adjoints
 
         targets = [n for n in order if not (n.is_Number or isinstance(n, sp.NumberSymbol))]
         for node, value in zip(targets, reverse_adjoints([(expr, sp.S.One)], targets)):

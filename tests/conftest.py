@@ -25,9 +25,9 @@ settings.load_profile("symgrad-tests")
 @pytest.fixture
 def traces(monkeypatch) -> list:
     """A list that grows by one at every trace of any transform (``grad``, ``jacobian``...)."""
-    from symgrad.symbolic import functional
+    from symgrad.symbolic import transforms
 
     seen: list = []
-    trace = functional._trace
-    monkeypatch.setattr(functional, "_trace", lambda *a: seen.append(None) or trace(*a))
+    trace = transforms._trace
+    monkeypatch.setattr(transforms, "_trace", lambda *a: seen.append(None) or trace(*a))
     return seen

@@ -172,6 +172,11 @@ EXPECTED = {
         "loss after 500 steps: 0.4358",
         "w = [ 1.86 -1.15  0.46]",
     ],
+    "cnn_digits.py": [
+        "above 95%: True",
+        "d loss / d K, ",
+        "gradient shape: (8, 1, 3, 3)",
+    ],
     "export_torch.py": [
         "wrote mlp_loss_torch.py, verified at 4 points",
         "closed form of grad_W2: tanh(X @ W1).T @ ((-y + tanh(X @ W1) @ W2)/32)",
@@ -196,7 +201,7 @@ EXPECTED = {
     ],
 }
 
-NEEDS = {"export_torch.py": "torch", "tensorboard_graph.py": "tensorboard"}
+NEEDS = {"export_torch.py": "torch", "cnn_digits.py": "sklearn", "tensorboard_graph.py": "tensorboard"}
 """Optional libraries an example needs; its test skips without them."""
 
 

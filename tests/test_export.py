@@ -343,8 +343,8 @@ C_PROGRAMS = {
 
 @pytest.fixture
 def compiler():
-    from symgrad.symbolic.backends import CompilerNotFoundError
-    from symgrad.symbolic.backends.cbuild import find_compiler
+    from symgrad.symbolic.codegen.backends import CompilerNotFoundError
+    from symgrad.symbolic.codegen.backends.cbuild import find_compiler
 
     try:
         return find_compiler()

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
 
-from symgrad.symbolic.notebook import DISPLAY_BUDGET  # noqa: E402
+from symgrad.symbolic.printing.notebook import DISPLAY_BUDGET  # noqa: E402
 from symgrad.viz import has_dot  # noqa: E402
 from tests.kernel import execute, tracebacks  # noqa: E402
 

@@ -20,7 +20,9 @@ op's domains and runs, in float64 and float32 where it applies:
    ``test_node_name_matches_torch`` -- ``op.node_name`` is PyTorch's ``grad_fn`` name
    (not for mask ops: PyTorch records no node for a comparison);
    ``test_stable_at_extreme_values`` -- no overflow at |x| = 1e3, in both dtypes;
-5. coverage -- every registered op has cases, a PyTorch spelling (or a reason why not)
+5. ``test_second_derivatives_through_both_engines`` -- ``create_graph=True`` on the
+   symbolic and the tape engine, against central differences of the VJP (smooth ops);
+6. coverage -- every registered op has cases, a PyTorch spelling (or a reason why not)
    and a complete entry; the structural docstring table lists every STRUCTURAL op;
    importing the op table imports no SymPy.
 """
@@ -69,7 +71,7 @@ def case(op, *shapes, domains=None, torch=True, **attrs) -> Case:
 
 
 WITH_ROWS_OF_THEIR_OWN = {"pow_scalar", "clamp", "cast", "clamp_tensor", "where", "polygamma", "bessel_i",
-                          "bessel_ie"}  # attrs, three inputs, an order
+                          "bessel_ie", "lerp"}  # attrs, three inputs, an order
 UNARY = [name for name, op in OPS.items() if op.kind == "elementwise" and op.arity == 1
          and name not in WITH_ROWS_OF_THEIR_OWN]
 BINARY = [name for name, op in OPS.items() if op.kind == "elementwise" and op.arity == 2
@@ -102,6 +104,11 @@ CASES = [
                                                     ((2, 1), (1, 3), (2, 3)), ((4,), (), (4,))]],
     case("softplus", (2, 3), beta=2.0, threshold=1.0, domains=(Domain(-3, 3, avoid=(0.5,)),)),
     case("softplus", (5,), beta=0.5, threshold=20.0),
+    case("gelu", (2, 3), approximate="tanh"),
+    case("elu", (2, 3), alpha=0.5),
+    case("leaky_relu", (2, 3), negative_slope=0.2),
+    case("nan_to_num", (5,), nan=1.0, posinf=2.0, neginf=-2.0),
+    *[case("lerp", *shapes) for shapes in [((2, 3), (2, 3), (2, 3)), ((2, 3), (3,), ()), ((2, 1), (1, 3), (2, 3))]],
     *[case("polygamma", (), shape) for shape in [(), (5,), (2, 3)]],  # one order per call, as torch.polygamma
     *[case(name, orders, shape) for name in ["bessel_i", "bessel_ie"] for orders, shape in [((), (5,)), ((2, 3), (3,))]],
     case("where", (2, 3), (2, 3), (2, 3)),
@@ -128,6 +135,9 @@ CASES = [
     *[case("matmul", a, b) for a, b in [
         ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)), ((4, 2, 3), (4, 3, 2)),
         ((4, 2, 3), (3, 2)), ((2, 3), (4, 3, 2)), ((4, 2, 3), (3,)), ((3,), (4, 3, 2)), ((2, 1, 2, 3), (4, 3, 2))]],
+    *[case(name, shape) for name in ["det", "logdet", "inverse"] for shape in [(1, 1), (3, 3), (2, 3, 3)]],
+    *[case("cumsum", shape, dim=dim) for shape, dim in [((5,), 0), ((2, 3, 4), 1), ((2, 3), -1), ((), 0)]],
+    *[case("solve", a, b) for a, b in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (1, 3, 1))]],
     case("transpose", (2, 3), dim0=0, dim1=1),
     case("transpose", (2, 3, 4), dim0=-1, dim1=0),
     case("permute", (2, 3, 4), dims=(2, 0, 1)),
@@ -185,6 +195,8 @@ TORCH = {
     "clamp": lambda t, x, min=None, max=None: t.clamp(x, min=min, max=max),
     "clamp_tensor": lambda t, x, min, max: t.clamp(x, min=min, max=max),
     "softplus": lambda t, x, **attrs: t.nn.functional.softplus(x, **attrs),
+    **{name: (lambda name: lambda t, x, **attrs: getattr(t.nn.functional, name)(x, **attrs))(name)
+       for name in ["gelu", "silu", "elu", "leaky_relu", "softsign"]},
     "polygamma": lambda t, n, x: t.polygamma(int(n), x),
     "betaln": lambda t, a, b: t.lgamma(a) + t.lgamma(b) - t.lgamma(a + b),
     "binary_cross_entropy_with_logits": lambda t, z, y: t.nn.functional.binary_cross_entropy_with_logits(
@@ -199,6 +211,8 @@ TORCH = {
     "log_softmax": lambda t, x, dim: x.log_softmax(dim),
     "norm": lambda t, x, dim=None, keepdim=False: t.linalg.vector_norm(x, dim=dim, keepdim=keepdim),
     "matmul": lambda t, a, b: a @ b,
+    "inverse": lambda t, a: t.linalg.inv(a),
+    "solve": lambda t, a, b: t.linalg.solve(a, b),
     "transpose": lambda t, x, dim0, dim1: x.transpose(dim0, dim1),
     "permute": lambda t, x, dims: x.permute(dims),
     "reshape": lambda t, x, shape: x.reshape(shape),
@@ -252,6 +266,10 @@ STABLE = [
     ("softmax", [[[-1e3, 1e3, 0.0], [1e3, 1e3, -1e3]]], {"dim": 1}),
     ("log_softmax", [[[-1e3, 1e3, 0.0], [-1e3, -1e3, -1e3]]], {"dim": 1}),
     ("tanh", [[-1e3, 0.0, 1e3]], {}),
+    ("logaddexp", [[-1e3, 1e3, 0.0, 1e3], [1e3, -1e3, 0.0, 1e3]], {}),
+    *[("gelu", [[-1e3, 0.0, 1e3]], attrs) for attrs in [{}, {"approximate": "tanh"}]],
+    ("silu", [[-1e3, 0.0, 1e3]], {}),
+    ("elu", [[-1e3, 0.0, 1e3]], {}),
 ]
 KINKS = [
     ("relu", [[-1.0, 0.0, 2.0]], {}),
@@ -280,6 +298,18 @@ KINKS = [
     ("softplus", [[19.99, 20.0, 20.01]], {}),
     ("softplus", [[0.99, 1.0, 1.01]], {"beta": 2.0, "threshold": 2.0}),
     ("where", [[True, False, True], [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], {}),
+    *[(name, [[-1.0, 0.0, 2.0]], attrs) for name, attrs in [
+        ("elu", {}), ("elu", {"alpha": 0.5}), ("leaky_relu", {}), ("leaky_relu", {"negative_slope": 0.2}),
+        ("softsign", {})]],
+    ("sinc", [[-1.0, 0.0, 0.5]], {}),
+    *[(name, [[-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.5]], {}) for name in ["floor", "ceil", "round", "trunc", "frac"]],
+    *[(name, [[-3.0, 3.0, 2.0, -2.0, 0.0], [2.0, -2.0, 1.0, 1.0, 1.5]], {}) for name in ["remainder", "fmod"]],
+    ("copysign", [[0.0, 0.0, 1.0, -1.0], [1.0, -1.0, -0.0, 0.0]], {}),
+    # not at x = y = 0, where PyTorch's d/dy is 0/0 = NaN and symgrad's 0 (the value is the constant 0 there)
+    ("xlogy", [[0.0, 0.0, 1.0], [-1.0, 2.0, 2.0]], {}),
+    ("nan_to_num", [[float("nan"), float("inf"), -float("inf"), 1.0, float("inf")]], {}),
+    ("nan_to_num", [[float("nan"), float("inf"), -float("inf"), 1.0]], {"nan": 1.0, "posinf": 2.0, "neginf": -2.0}),
+    ("lerp", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [0.0, 0.5, 1.0]], {}),
     *STABLE,
 ]
 
@@ -349,15 +379,15 @@ def params(cases) -> list:
     for c in CASES])
 def test_forward_matches_sympy(case, dtype, rng):
     sympy = pytest.importorskip("sympy")
-    from symgrad.symbolic import elementwise, stable
-    from symgrad.symbolic.compile import SymgradNumPyPrinter
+    from symgrad.symbolic.forms import selections, stable
+    from symgrad.symbolic.codegen.compile import SymgradNumPyPrinter
 
     op = OPS[case.op]
     inputs, _ = draw(case, dtype, rng)
     symbols = sympy.symbols(f"x0:{len(inputs)}", real=True)
     expr = op.sympy(sympy, *symbols, **case.attrs)  # the form the symbolic engine uses
     printer = SymgradNumPyPrinter(names={s: s.name for s in symbols})  # the engine's printer
-    value = sympy.lambdify(symbols, expr, modules=[stable.NUMPY_HELPERS, elementwise.NUMPY_HELPERS, "numpy"],
+    value = sympy.lambdify(symbols, expr, modules=[stable.NUMPY_HELPERS, selections.NUMPY_HELPERS, "numpy"],
                            printer=printer)(*inputs)
     out = op.forward(*inputs, **case.attrs)
     np.testing.assert_allclose(np.broadcast_to(value, out.shape), out, **tolerance(dtype))
@@ -530,6 +560,26 @@ def test_node_name_matches_torch(case, rng):
     assert OPS[case.op].node_name(*(x.shape for x in inputs), **case.attrs) == torch_name
 
 
+def test_the_percent_operator_is_pytorchs_remainder():
+    torch = pytest.importorskip("torch")
+    import symgrad
+
+    a, b = np.array([-3.0, 3.0, 2.5, -0.5]), np.array([2.0, -2.0, 1.0, 0.75])
+    x, y = symgrad.tensor(a, requires_grad=True), symgrad.tensor(b, requires_grad=True)
+    tx, ty = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    assert (x % y).grad_fn.name() == (tx % ty).grad_fn.name()
+    for ours, theirs in [(x % y, tx % ty), (x % 1.5, tx % 1.5)]:
+        np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+        ours.sum().backward()
+        theirs.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    np.testing.assert_array_equal(y.grad.numpy(), ty.grad.numpy())
+    # PyTorch has no derivative for number % tensor; symgrad's is remainder's, d/db = -floor(a/b)
+    np.testing.assert_array_equal((2.0 % y).detach().numpy(), (2.0 % ty).detach().numpy())
+    (2.0 % y).sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy() - ty.grad.numpy(), -np.floor(2.0 / b))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name, values, attrs", KINKS, ids=[f"{n}{a or ''}" for n, _, a in KINKS])
 def test_kinks_match_torch(name, values, attrs, dtype):
@@ -553,7 +603,53 @@ def test_stable_at_extreme_values(name, values, attrs, dtype):
     assert all(np.all(np.isfinite(grad)) for grad in grads)
 
 
-# ============================================================================ 5. coverage
+# ============================================================================ 5. second derivatives
+
+
+def _second_order_cases() -> list[Case]:
+    """One case per smooth elementwise op (``NONSMOOTH_OPS`` have kinks or jumps, where
+    second derivatives are PyTorch's conventions, not limits) whose inputs all carry
+    gradients: its first broadcasting case, and every case with attributes."""
+    from symgrad.testing.generator import NONSMOOTH_OPS
+
+    chosen, seen = [], set()
+    for c in CASES:
+        op = OPS[c.op]
+        if op.kind != "elementwise" or c.op in NONSMOOTH_OPS or op.differentiable is not None:
+            continue
+        if c.attrs or c.op not in seen:
+            chosen.append(c)
+            seen.add(c.op)
+    return chosen
+
+
+@pytest.mark.parametrize("engine", ["symbolic", "tape"])
+@pytest.mark.parametrize("case", params(_second_order_cases()))
+def test_second_derivatives_through_both_engines(case, engine, rng):
+    """``create_graph=True``: the gradient of <grad, v> is the Hessian of sum(g * op)
+    times v, which is the derivative of the VJP along v (central differences)."""
+    import symgrad
+    from symgrad.tape import apply_op
+
+    op = OPS[case.op]
+    inputs, g = draw(case, np.float64, rng)
+    v = [rng.standard_normal(x.shape) for x in inputs]
+    tensors = [symgrad.tensor(x, requires_grad=True) for x in inputs]
+    with symgrad.backward_engine(engine):
+        out = apply_op(case.op, *tensors, **case.attrs)
+        grads = symgrad.autograd.grad((out * symgrad.tensor(g)).sum(), tensors, create_graph=True)
+        along = sum((grad * symgrad.tensor(d)).sum() for grad, d in zip(grads, v))
+        # a gradient that does not depend on the inputs (linear ops) has no graph: its derivative is 0
+        second = symgrad.autograd.grad(along, tensors, allow_unused=True) if along.requires_grad else [None] * len(tensors)
+    eps = 1e-5
+    _, plus = run(op, [x + eps * d for x, d in zip(inputs, v)], g, case.attrs)
+    _, minus = run(op, [x - eps * d for x, d in zip(inputs, v)], g, case.attrs)
+    for i, (got, p, m) in enumerate(zip(second, plus, minus)):
+        got = np.zeros(inputs[i].shape) if got is None else got.numpy()
+        np.testing.assert_allclose(got, (p - m) / (2 * eps), rtol=1e-5, atol=1e-6, err_msg=f"input {i}")
+
+
+# ============================================================================ 6. coverage
 
 
 def test_every_op_has_cases():

@@ -1,4 +1,5 @@
-"""Tests of ``symgrad.optim``: SGD and Adam against torch's trajectories, and the base class.
+"""Tests of ``symgrad.optim``: SGD, Adam, AdamW, RMSprop and Adagrad against torch's
+trajectories, the learning-rate schedulers against torch's learning rates, and the base class.
 
 The torch comparisons skip when torch is missing; everything else runs without it.
 """
@@ -55,8 +56,36 @@ ADAM_CASES = [
     pytest.param(dict(lr=0.05, maximize=True), id="maximize"),
 ]
 
-OPTIMIZER_CASES = [pytest.param("SGD", kw, id="SGD-" + p.id) for p in SGD_CASES for kw in p.values] + [
-    pytest.param("Adam", kw, id="Adam-" + p.id) for p in ADAM_CASES for kw in p.values
+ADAMW_CASES = [
+    pytest.param(dict(), id="defaults"),
+    pytest.param(dict(lr=0.05, weight_decay=0.1), id="weight-decay"),
+    pytest.param(dict(lr=0.05, weight_decay=0.3, amsgrad=True, betas=(0.3, 0.9)), id="amsgrad"),
+    pytest.param(dict(lr=0.05, maximize=True), id="maximize"),
+]
+
+RMSPROP_CASES = [
+    pytest.param(dict(), id="defaults"),
+    pytest.param(dict(lr=0.01, alpha=0.9), id="alpha"),
+    pytest.param(dict(lr=0.01, alpha=0.3), id="small-alpha"),
+    pytest.param(dict(lr=0.01, centered=True), id="centered"),
+    pytest.param(dict(lr=0.01, momentum=0.8), id="momentum"),
+    pytest.param(dict(lr=0.01, momentum=0.5, centered=True, weight_decay=0.1, eps=1e-3), id="all"),
+    pytest.param(dict(lr=0.01, maximize=True), id="maximize"),
+]
+
+ADAGRAD_CASES = [
+    pytest.param(dict(), id="defaults"),
+    pytest.param(dict(lr=0.1, lr_decay=0.05), id="lr-decay"),
+    pytest.param(dict(lr=0.1, initial_accumulator_value=0.5), id="initial-accumulator"),
+    pytest.param(dict(lr=0.1, weight_decay=0.1, eps=1e-3), id="weight-decay-eps"),
+    pytest.param(dict(lr=0.1, maximize=True), id="maximize"),
+]
+
+OPTIMIZER_CASES = [
+    pytest.param(name, kw, id=f"{name}-{p.id}")
+    for name, cases in (("SGD", SGD_CASES), ("Adam", ADAM_CASES), ("AdamW", ADAMW_CASES),
+                        ("RMSprop", RMSPROP_CASES), ("Adagrad", ADAGRAD_CASES))
+    for p in cases for kw in p.values
 ]
 
 # end-to-end tolerances: both libraries compute the gradients themselves
@@ -64,7 +93,8 @@ TRAJECTORY_TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=
 
 
 # same gradients: only the rounding of the update itself differs
-SAME_GRADIENT_TOL = {np.float32: dict(rtol=1e-6, atol=1e-7), np.float64: dict(rtol=1e-14, atol=1e-15)}
+# (atol: about two ulps at the parameters' magnitude, 1 to 2, for an element that passes near zero)
+SAME_GRADIENT_TOL = {np.float32: dict(rtol=1e-6, atol=4e-7), np.float64: dict(rtol=1e-14, atol=1e-15)}
 
 
 def _torch_trajectory(torch, name, kwargs, data, dtype):
@@ -161,7 +191,7 @@ def test_adam_first_step_moves_by_lr_in_the_sign_of_the_gradient():
 
 
 # ---------------------------------------------------------------------- in-place semantics
-@pytest.mark.parametrize("name", ["SGD", "Adam"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
 def test_step_updates_in_place_and_shares_memory(name):
     w = symgrad.tensor([1.0, 2.0], requires_grad=True)
     view = w.detach()
@@ -266,7 +296,11 @@ def test_optimizer_repr_lists_groups():
     assert text.startswith("SGD (\nParameter Group 0\n") and "    lr: 0.1\n" in text and text.endswith("\n)")
 
 
-@pytest.mark.parametrize("name, kwargs", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.1, amsgrad=True))])
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.1, amsgrad=True)),
+    ("AdamW", dict(lr=0.1, weight_decay=0.2)), ("RMSprop", dict(lr=0.1, momentum=0.5, centered=True)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.1)),
+])
 def test_state_dict_round_trip_continues_the_same_trajectory(name, kwargs):
     data = _problem(np.float64)
 
@@ -313,6 +347,18 @@ ERROR_CASES = [
     pytest.param(lambda p: optim.Adam(p, eps=-1e-8), ValueError, "Invalid epsilon value", id="negative-eps"),
     pytest.param(lambda p: optim.Adam(p, weight_decay=-1e-2), ValueError, "Invalid weight_decay value",
                  id="adam-negative-weight-decay"),
+    pytest.param(lambda p: optim.AdamW(p, weight_decay=-0.1), ValueError, "Invalid weight_decay value: -0.1",
+                 id="adamw-negative-weight-decay"),
+    pytest.param(lambda p: optim.RMSprop(p, alpha=-0.1), ValueError, "Invalid alpha value: -0.1", id="rmsprop-alpha"),
+    pytest.param(lambda p: optim.RMSprop(p, eps=-1.0), ValueError, "Invalid eps value: -1.0", id="rmsprop-eps"),
+    pytest.param(lambda p: optim.RMSprop(p, momentum=-0.5), ValueError, "Invalid momentum value",
+                 id="rmsprop-momentum"),
+    pytest.param(lambda p: optim.RMSprop(p, lr=-1.0), ValueError, "Invalid learning rate", id="rmsprop-lr"),
+    pytest.param(lambda p: optim.Adagrad(p, lr_decay=-1.0), ValueError, "Invalid lr_decay value", id="adagrad-decay"),
+    pytest.param(lambda p: optim.Adagrad(p, initial_accumulator_value=-1.0), ValueError,
+                 "Invalid initial_accumulator_value value", id="adagrad-accumulator"),
+    pytest.param(lambda p: optim.Adagrad(p, eps=float("nan")), ValueError, "Invalid eps value: nan",
+                 id="adagrad-nan-eps"),
     pytest.param(lambda p: optim.SGD([], lr=0.1), ValueError, "empty parameter list", id="no-parameters"),
     pytest.param(lambda p: optim.Adam(iter([])), ValueError, "empty parameter list", id="empty-generator"),
     pytest.param(lambda p: optim.SGD(p[0], lr=0.1), TypeError, "iterable of Tensors or dicts", id="single-tensor"),
@@ -350,3 +396,142 @@ def test_adam_bias_correction_matches_formula_for_constant_gradient():
         opt.step()
         assert w.item() == pytest.approx(-0.01 * step, rel=1e-12)
     assert math.isclose(float(opt.state[w]["step"]), 5.0)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("RMSprop", dict(momentum=0.5, centered=True)), ("Adagrad", dict(initial_accumulator_value=0.1)),
+    ("AdamW", dict(amsgrad=True)),
+])
+def test_state_dict_keys_match_torch_and_torch_resumes_from_ours(name, kwargs):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    start = rng.standard_normal(3)
+    grads = [rng.standard_normal(3) for _ in range(6)]
+    sp, tp = symgrad.tensor(start.copy(), requires_grad=True), torch.tensor(start.copy(), requires_grad=True)
+    s_opt, t_opt = getattr(optim, name)([sp], lr=0.1, **kwargs), getattr(torch.optim, name)([tp], lr=0.1, **kwargs)
+    for grad in grads[:3]:
+        sp.grad, tp.grad = symgrad.tensor(grad), torch.tensor(grad)
+        s_opt.step(), t_opt.step()
+    ours, theirs = s_opt.state_dict(), t_opt.state_dict()
+    assert sorted(ours["state"][0]) == sorted(theirs["state"][0])
+    for key, value in theirs["state"][0].items():
+        np.testing.assert_allclose(ours["state"][0][key].numpy(), value.numpy(), rtol=1e-14, err_msg=key)
+    shared = set(theirs["param_groups"][0]) & set(ours["param_groups"][0])
+    assert {"lr", "weight_decay", "maximize", "params"} <= shared
+    # torch continues from symgrad's saved state: the same remaining trajectory
+    resumed_p = torch.tensor(sp.detach().numpy().copy(), requires_grad=True)
+    resumed = getattr(torch.optim, name)([resumed_p], lr=0.1, **kwargs)
+    resumed.load_state_dict({"state": {0: {k: torch.tensor(v.numpy()) for k, v in ours["state"][0].items()}},
+                             "param_groups": theirs["param_groups"]})
+    for grad in grads[3:]:
+        sp.grad, resumed_p.grad = symgrad.tensor(grad), torch.tensor(grad)
+        s_opt.step(), resumed.step()
+    np.testing.assert_allclose(sp.detach().numpy(), resumed_p.detach().numpy(), rtol=1e-13)
+
+
+def test_adamw_is_adam_with_decoupled_weight_decay():
+    a, b = symgrad.tensor([1.0, -2.0], requires_grad=True), symgrad.tensor([1.0, -2.0], requires_grad=True)
+    opts = [optim.AdamW([a], lr=0.1), optim.Adam([b], lr=0.1, weight_decay=0.01, decoupled_weight_decay=True)]
+    assert opts[0].param_groups[0]["weight_decay"] == 0.01 and isinstance(opts[0], optim.Adam)
+    for _ in range(3):
+        for w, opt in zip((a, b), opts):
+            opt.zero_grad()
+            (w ** 2).sum().backward()
+            opt.step()
+    np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    coupled = symgrad.tensor([1.0, -2.0], requires_grad=True)
+    opt = optim.Adam([coupled], lr=0.1, weight_decay=0.01)
+    for _ in range(3):
+        opt.zero_grad()
+        (coupled ** 2).sum().backward()
+        opt.step()
+    assert not np.array_equal(a.detach().numpy(), coupled.detach().numpy())
+
+
+# ---------------------------------------------------------------------- learning-rate schedulers
+SCHEDULER_CASES = [
+    pytest.param("StepLR", dict(step_size=3), id="step-defaults"),
+    pytest.param("StepLR", dict(step_size=2, gamma=0.7), id="step-gamma"),
+    pytest.param("StepLR", dict(step_size=1, gamma=1.5), id="step-growing"),
+    pytest.param("CosineAnnealingLR", dict(T_max=5), id="cosine"),
+    pytest.param("CosineAnnealingLR", dict(T_max=4, eta_min=0.01), id="cosine-eta-min"),
+    pytest.param("CosineAnnealingLR", dict(T_max=1), id="cosine-one"),
+]
+
+
+def _schedule(lib, name, kwargs, epochs=14):
+    """The learning rates of two parameter groups over ``epochs`` epochs, and the parameters."""
+    w = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+    v = lib.tensor([3.0], dtype=lib.float64, requires_grad=True)
+    opt = lib.optim.SGD([{"params": [w]}, {"params": [v], "lr": 0.3}], lr=0.1, momentum=0.9)
+    scheduler = getattr(lib.optim.lr_scheduler, name)(opt, **kwargs)
+    lrs = []
+    for _ in range(epochs):
+        opt.zero_grad()
+        ((w * w).sum() + (v * v).sum()).backward()
+        opt.step()
+        lrs.append(scheduler.get_last_lr())
+        scheduler.step()
+    return lrs, [w.detach().numpy().copy(), v.detach().numpy().copy()], scheduler, opt
+
+
+@pytest.mark.parametrize("name, kwargs", SCHEDULER_CASES)
+def test_scheduler_learning_rates_and_training_match_torch(name, kwargs):
+    torch = pytest.importorskip("torch")
+    ours, our_params, scheduler, _ = _schedule(symgrad, name, kwargs)
+    theirs, their_params, t_scheduler, _ = _schedule(torch, name, kwargs)
+    assert ours == theirs  # the same chainable arithmetic: equal to the last bit
+    assert len({tuple(lrs) for lrs in ours}) > 1
+    for mine, their in zip(our_params, their_params):
+        np.testing.assert_allclose(mine, their, rtol=1e-13)
+    state, t_state = scheduler.state_dict(), t_scheduler.state_dict()
+    for key in ("base_lrs", "last_epoch", "_last_lr"):
+        assert state[key] == t_state[key], key
+
+
+@pytest.mark.parametrize("name, kwargs", SCHEDULER_CASES)
+def test_scheduler_state_dict_round_trip_resumes_the_schedule(name, kwargs):
+    full, _, _, _ = _schedule(symgrad, name, kwargs, epochs=10)
+    _, _, scheduler, opt = _schedule(symgrad, name, kwargs, epochs=4)
+    saved_opt, saved = copy.deepcopy(opt.state_dict()), copy.deepcopy(scheduler.state_dict())
+    assert "optimizer" not in saved
+    w, v = symgrad.zeros(2, requires_grad=True), symgrad.zeros(1, requires_grad=True)
+    opt2 = optim.SGD([{"params": [w]}, {"params": [v], "lr": 0.3}], lr=0.1, momentum=0.9)
+    opt2.load_state_dict(saved_opt)
+    scheduler2 = getattr(optim.lr_scheduler, name)(opt2, **kwargs)  # PyTorch's order: optimizer state, then this
+    scheduler2.load_state_dict(saved)
+    rest = []
+    for _ in range(6):
+        rest.append(scheduler2.get_last_lr())
+        scheduler2.step()
+    assert rest == full[4:]
+
+
+def test_scheduler_step_with_an_epoch_warns_and_uses_the_closed_form():
+    torch = pytest.importorskip("torch")
+    results = []
+    for lib in (symgrad, torch):
+        opt = lib.optim.SGD([lib.zeros(1, requires_grad=True)], lr=1.0)
+        scheduler = lib.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.1)
+        opt.step()
+        with pytest.warns(UserWarning, match=r"epoch parameter in `scheduler.step\(\)`"):
+            scheduler.step(7)
+        results.append(scheduler.get_last_lr())
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda opt: optim.lr_scheduler.StepLR(opt, step_size=0), ValueError, "step_size must be a positive integer"),
+    (lambda opt: optim.lr_scheduler.StepLR(opt, step_size=2.5), ValueError, "step_size must be a positive integer"),
+    (lambda opt: optim.lr_scheduler.StepLR(opt, 2, gamma="0.1"), TypeError, "gamma must be a number"),
+    (lambda opt: optim.lr_scheduler.CosineAnnealingLR(opt, T_max=0), ValueError, "T_max must be a positive integer"),
+    (lambda opt: optim.lr_scheduler.CosineAnnealingLR(opt, 3, eta_min=None), TypeError, "eta_min must be a number"),
+    (lambda opt: optim.lr_scheduler.StepLR(opt, 2, last_epoch=-2), ValueError, "last_epoch must be an integer >= -1"),
+    (lambda opt: optim.lr_scheduler.StepLR(opt, 2, last_epoch=3), KeyError, "initial_lr' is not specified"),
+    (lambda opt: optim.lr_scheduler.StepLR("sgd", 2), TypeError, "str is not an Optimizer"),
+])
+def test_scheduler_errors_leave_the_optimizer_unchanged(make, error, message):
+    opt = optim.SGD([symgrad.zeros(1, requires_grad=True)], lr=0.1)
+    with pytest.raises(error, match=message):
+        make(opt)
+    assert opt.param_groups[0]["lr"] == 0.1 and "initial_lr" not in opt.param_groups[0]

@@ -1,6 +1,6 @@
 """The special functions' NumPy forwards (``symgrad/ops/special.py``) against mpmath, their
 values at poles and bounds against PyTorch, and their faces beyond the op table: the C
-backends (``lgamma`` from libm, the others refused by name), the formula language and
+backends (``lgamma``, ``erf``, ``erfc`` from libm, the others refused by name), the formula language and
 ``create_graph``.
 
 Forwards, VJPs, SymPy forms, float32 and PyTorch at random points are the op table's
@@ -23,6 +23,8 @@ REFERENCES = [
     *[(f"polygamma{n}", lambda x, n=n: special.polygamma(n, x), lambda v, n=n: mpmath.polygamma(n, v),
        [-3.5, -0.2, 1e-3, 0.5, 1.0, 7.3, 40.0, 1e4]) for n in (1, 2, 3, 5)],
     ("erfinv", special.erfinv, mpmath.erfinv, [-0.999999999, -0.9, -0.5, -1e-9, 0.0, 0.3, 0.7, 0.99, 1 - 1e-12]),
+    ("erf", special.erf, mpmath.erf, [-6.0, -2.0, -0.5, -1e-9, 0.0, 1e-300, 0.3, 1.0, 3.5, 6.0, 30.0]),
+    ("erfc", special.erfc, mpmath.erfc, [-6.0, -1.0, -1e-9, 0.0, 0.5, 2.0, 5.0, 10.0, 26.0, 27.0]),
     *[(f"i{nu}{'e' if scaled else ''}", lambda x, nu=nu, scaled=scaled: special.bessel_i(nu, x, scaled=scaled),
        lambda v, nu=nu, scaled=scaled: mpmath.besseli(nu, v) * (mpmath.exp(-abs(v)) if scaled else 1),
        [-40.0, -29.9, -30.1, -1.0, -1e-6, 0.0, 0.5, 3.0, 29.99, 30.0, 100.0] + ([700.0, 1e4] if scaled else []))
@@ -55,6 +57,8 @@ EDGES = [
     ("lgamma", [0.0, -1.0, -2.0, np.inf, -np.inf, np.nan]),
     ("digamma", [0.0, -1.0, -3.0, np.inf, np.nan]),
     ("erfinv", [-1.0, 1.0, 1.5, -2.0, np.nan]),
+    ("erf", [np.inf, -np.inf, np.nan, -0.0]),
+    ("erfc", [np.inf, -np.inf, np.nan, 30.0]),
     ("i0", [np.inf, -np.inf, np.nan, 0.0]),
     ("i0e", [np.inf, np.nan, 0.0]),
     ("i1e", [-np.inf, np.nan, 0.0, -0.0]),
@@ -88,8 +92,8 @@ def test_polygamma_orders_follow_the_method(rng):
 
 def test_lgamma_compiles_to_libm_in_the_c_backend(rng):
     from symgrad.symbolic import compile_exprs
-    from symgrad.symbolic.backends import CompilerNotFoundError
-    from symgrad.symbolic.symbols import ArrayVar
+    from symgrad.symbolic.codegen.backends import CompilerNotFoundError
+    from symgrad.symbolic.core.symbols import ArrayVar
     import sympy as sp
 
     x = ArrayVar("x", (50,))
@@ -104,7 +108,7 @@ def test_lgamma_compiles_to_libm_in_the_c_backend(rng):
 
 @pytest.mark.parametrize("name", ["digamma", "erfinv", "i0", "i0e", "i1", "i1e"])
 def test_the_c_backend_refuses_functions_libm_does_not_have(name):
-    from symgrad.symbolic.backends import UnsupportedExpressionError
+    from symgrad.symbolic.codegen.backends import UnsupportedExpressionError
 
     f = symgrad.value_and_grad(lambda a: getattr(symgrad, name)(a / 8).sum(), backend="c")
     with pytest.raises(UnsupportedExpressionError, match="cannot translate") as info:
@@ -112,13 +116,30 @@ def test_the_c_backend_refuses_functions_libm_does_not_have(name):
     assert "backend='numpy'" in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["erf", "erfc"])
+def test_erf_compiles_to_libm_in_the_c_backend_and_agrees_with_numpy(name, rng):
+    from symgrad.symbolic.codegen.backends import CompilerNotFoundError
+
+    values = symgrad.tensor(rng.uniform(-3.0, 3.0, 40))
+    results = {}
+    for backend in ("c", "numpy"):
+        f = symgrad.value_and_grad(lambda a: (getattr(symgrad, name)(a) * a).sum(), backend=backend)
+        try:
+            results[backend] = f(values)
+        except CompilerNotFoundError as err:
+            pytest.skip(str(err))
+    for c, numpy_ in zip(results["c"], results["numpy"]):
+        np.testing.assert_allclose(np.asarray(c), np.asarray(numpy_), rtol=1e-13)
+
+
 def test_formulas_call_the_special_functions():
     from symgrad.parsing import parse
 
-    parsed = parse("lgamma(x) + betaln(x, y) * erfinv(z) + xlog1py(x, y)")
+    parsed = parse("lgamma(x) + betaln(x, y) * erfinv(z) + xlog1py(x, y) + xlogy(x, y) * erf(z) - erfc(y)")
     tensors = {"x": symgrad.tensor(1.5), "y": symgrad.tensor(0.5), "z": symgrad.tensor(0.25)}
     expected = (special.lgamma(1.5) + (special.lgamma(1.5) + special.lgamma(0.5) - special.lgamma(2.0))
-                * special.erfinv(0.25) + 1.5 * np.log1p(0.5))
+                * special.erfinv(0.25) + 1.5 * np.log1p(0.5) + 1.5 * np.log(0.5) * special.erf(0.25)
+                - special.erfc(0.5))
     np.testing.assert_allclose(parsed.to_tensor(tensors)[0].detach().numpy(), expected, rtol=1e-13)
 
 

@@ -14,7 +14,7 @@ gradient as many as its input.  Each function returns 0, or -1 (writing nothing)
 reentrant.  The file builds with ``cc -O2 -c f.c`` (and links with ``-lm``).
 
 The code is one loop over the ``n`` points written with the C backends' printer and
-planner (:mod:`symgrad.symbolic.backends.c_code`: the same CSE, the same evaluation order
+planner (:mod:`symgrad.symbolic.codegen.backends.c_code`: the same CSE, the same evaluation order
 as NumPy, the same helpers), so the target expresses what ``c_fused`` expresses:
 elementwise operations over inputs of one shape (or scalars) and full sums and means at
 the root of an output.  Anything else -- ``matmul``, slicing, a reduction over some axes,
@@ -32,10 +32,10 @@ from typing import Callable, Sequence
 import numpy as np
 import sympy as sp
 
-from ..symbolic.backends import BackendError, UnsupportedExpressionError
-from ..symbolic.backends.c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
-from ..symbolic.backends.cbuild import find_compiler
-from ..symbolic.symbols import shape_of, size_of
+from ..symbolic.codegen.backends import BackendError, UnsupportedExpressionError
+from ..symbolic.codegen.backends.c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
+from ..symbolic.codegen.backends.cbuild import find_compiler
+from ..symbolic.core.symbols import shape_of, size_of
 from .errors import ExportError
 from .numpy_target import closed_form_lines, describe_inputs
 from .program import Program

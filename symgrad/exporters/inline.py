@@ -1,7 +1,7 @@
 """Copy the source of the NumPy helpers generated code calls into an exported module.
 
-Code compiled by :mod:`symgrad.symbolic.compile` calls helpers from
-:func:`symgrad.symbolic.structural.numpy_namespace` (``sum_to``, ``mean``, ``matmul``,
+Code compiled by :mod:`symgrad.symbolic.codegen.compile` calls helpers from
+:func:`symgrad.symbolic.forms.structural.numpy_namespace` (``sum_to``, ``mean``, ``matmul``,
 ``getitem``, ...).  An exported module must import nothing but NumPy, so
 :func:`inline_helpers` writes the source of each helper it uses -- and of the functions
 those call, transitively -- into the module.  Lambdas become ``def`` statements, a

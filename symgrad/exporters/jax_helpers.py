@@ -1,7 +1,7 @@
 """JAX translations of the helpers symgrad's generated NumPy code calls.
 
 The ``"jax"`` export target writes generated NumPy code with ``numpy.<name>`` as
-``jnp.<name>`` and each helper of :func:`symgrad.symbolic.structural.numpy_namespace` as
+``jnp.<name>`` and each helper of :func:`symgrad.symbolic.forms.structural.numpy_namespace` as
 the function of the same name here, with the same arguments (see :mod:`.translate`).  The
 target copies the source of the ones it uses into the exported module; this file is read,
 never imported, by the writer.  A helper missing here is an op the jax target cannot express.

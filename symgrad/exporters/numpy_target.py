@@ -1,7 +1,7 @@
 """The ``"numpy"`` export target: one ``.py`` module whose only import is NumPy.
 
 The module defines ``value(...)``, ``grad(...)`` and ``value_and_grad(...)`` of the
-exported function's array inputs.  Each is the code :func:`~symgrad.symbolic.compile.compile_exprs`
+exported function's array inputs.  Each is the code :func:`~symgrad.symbolic.codegen.compile.compile_exprs`
 generates, rewritten for reading: temporaries ``t0, t1, ...``, one named assignment per
 output preceded by its closed form as a comment, and the inputs' shapes checked.  The
 helpers the code calls are copied in by :mod:`.inline`.  The module docstring holds the
@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 import numpy as np
 import sympy as sp
 
-from ..symbolic.compile import compile_exprs
-from ..symbolic.structural import numpy_namespace
+from ..symbolic.codegen.compile import compile_exprs
+from ..symbolic.forms.structural import numpy_namespace
 from .inline import inline_helpers
 from .program import Program
 

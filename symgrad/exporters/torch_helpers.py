@@ -3,7 +3,7 @@
 The ``"torch"`` export target rewrites generated NumPy code into torch code: each
 ``numpy.<name>`` becomes the ``torch`` function of :data:`~symgrad.exporters.torch_target.TORCH_NAMES`
 (for the functions of :data:`~symgrad.exporters.torch_target.TENSORS_ONLY`, the function of
-the same name here), and each helper of :func:`symgrad.symbolic.structural.numpy_namespace`
+the same name here), and each helper of :func:`symgrad.symbolic.forms.structural.numpy_namespace`
 the function of the same name here, with the same arguments.  The target copies the source of the ones
 it uses into the exported module (this file is read, never imported, by the writer, so
 exporting needs no torch; verifying does).  A helper missing here is an op the torch

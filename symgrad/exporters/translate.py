@@ -2,7 +2,7 @@
 
 The ``torch`` and ``jax`` targets write symgrad's generated NumPy code with every
 ``numpy.<name>`` replaced by the library's function (:class:`NumPyNames`) and every
-helper of :func:`symgrad.symbolic.structural.numpy_namespace` replaced by a translation of
+helper of :func:`symgrad.symbolic.forms.structural.numpy_namespace` replaced by a translation of
 the same name and arguments, kept as real Python in a helpers file that is read (never
 imported) when writing (:func:`helper_sources`).  A name with no translation raises
 :class:`~symgrad.exporters.errors.ExportError` naming it.

@@ -10,13 +10,17 @@
 [(4, 2), (4,), (1, 4), (1,)]
 """
 from . import functional
-from .layers import Linear, LogSoftmax, ReLU, Sequential, Sigmoid, Softmax, Tanh
-from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from . import utils
+from .convolution import AvgPool2d, Conv1d, Conv2d, MaxPool2d
+from .layers import Dropout, Embedding, Linear, LogSoftmax, ReLU, Sequential, Sigmoid, Softmax, Tanh
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 from .module import IncompatibleKeys, Module
+from .normalization import BatchNorm1d, LayerNorm
 from .parameter import Parameter
 
 __all__ = [
-    "functional", "Module", "Parameter", "IncompatibleKeys",
+    "functional", "utils", "Module", "Parameter", "IncompatibleKeys",
     "Linear", "Sequential", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-    "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss", "CrossEntropyLoss",
+    "Dropout", "Embedding", "LayerNorm", "BatchNorm1d", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
+    "MSELoss", "L1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss", "CrossEntropyLoss",
 ]

@@ -8,6 +8,10 @@ log1p(exp(-|z|))`` never overflows).  Where PyTorch records one node for a whole
 ...), the last node of symgrad's composition carries that name, so ``loss.grad_fn``
 prints as in PyTorch; its ``next_functions`` are symgrad's own intermediate nodes.
 
+``dropout`` draws its mask from the generator ``symgrad.manual_seed`` seeds (so a seeded
+run is repeatable, though its masks are not PyTorch's: the generators differ).
+``batch_norm`` updates its running statistics in place, outside the graph, as PyTorch does.
+
 Reductions are ``"none"``, ``"mean"`` (default) and ``"sum"``.  Unlike PyTorch, which
 only warns and then broadcasts, ``mse_loss`` and ``l1_loss`` raise a ``ValueError`` when
 input and target shapes differ: a silently broadcast loss is almost always a bug.
@@ -19,12 +23,17 @@ import warnings
 import numpy as np
 
 from ..tape import dtypes, tracing
+from ..tape.composites import pad
+from ..tape.creation import generator
+from ..tape.grad_mode import no_grad
 from ..tape.tensor import Tensor, apply_op, as_tensor
+from .convolution import avg_pool2d, conv1d, conv2d, max_pool2d
 
 __all__ = [
     "linear", "relu", "sigmoid", "tanh", "softplus", "softmax", "log_softmax",
-    "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
-    "cross_entropy",
+    "dropout", "layer_norm", "batch_norm", "embedding",
+    "mse_loss", "l1_loss", "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "nll_loss",
+    "cross_entropy", "pad", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -172,6 +181,210 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     return apply_op("log_softmax", input, dim=_softmax_dim("log_softmax", input.ndim, dim))
 
 
+# ---------------------------------------------------------------------- dropout, normalization, embedding
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``
+    (in training; with ``training=False`` the input itself is returned).
+
+    The mask comes from the generator ``symgrad.manual_seed`` seeds.  Inside a traced
+    function (``symgrad.grad``...) training-mode dropout raises: the mask would be drawn
+    once and frozen; pass the mask in as an argument instead.
+
+    >>> import symgrad
+    >>> symgrad.manual_seed(0)
+    >>> dropout(symgrad.ones(6), p=0.5)
+    tensor([2., 0., 0., 0., 2., 2.])
+    >>> dropout(symgrad.ones(2), p=0.5, training=False)
+    tensor([1., 1.])
+    >>> dropout(symgrad.ones(2), p=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: dropout probability has to be between 0 and 1, but got 1.5
+    """
+    check_dropout(p, inplace)
+    input = as_tensor(input)
+    if not training:
+        return input
+    tracing.refuse_random("dropout in training mode")
+    keep = generator().random(input.shape) >= p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    return _named(input * Tensor((keep * scale).astype(input.dtype)), "NativeDropoutBackward0")
+
+
+def check_dropout(p, inplace: bool) -> None:
+    """Refuse a dropout probability outside [0, 1] and ``inplace=True``."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dropout probability must be a number, got {type(p).__name__} {p!r:.60}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if inplace:
+        raise NotImplementedError("dropout(inplace=True) is not supported by symgrad; use inplace=False")
+
+
+def _normalized(centred: Tensor, var: Tensor, eps: float) -> Tensor:
+    return centred / (var + eps).sqrt()
+
+
+def _check_affine(function: str, label: str, value, shape: tuple[int, ...]):
+    if value is None:
+        return None
+    value = as_tensor(value)
+    if value.shape != shape:
+        raise ValueError(f"{function}: {label} must have shape {list(shape)}, got {list(value.shape)}")
+    return value
+
+
+def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the last ``len(normalized_shape)`` dimensions: ``(x - mean) /
+    sqrt(var + eps) * weight + bias``, with the biased variance, as PyTorch.
+
+    >>> import symgrad
+    >>> layer_norm(symgrad.tensor([[1.0, 3.0]]), (2,))
+    tensor([[-1.0000,  1.0000]])
+    """
+    input = as_tensor(input)
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    count = len(shape)
+    if count == 0 or input.ndim < count or input.shape[input.ndim - count:] != shape:
+        raise ValueError(
+            f"layer_norm: input shape {list(input.shape)} does not end in normalized_shape {list(shape)}; "
+            "normalized_shape names the trailing dimensions to normalize over"
+        )
+    dims = tuple(range(input.ndim - count, input.ndim))
+    centred = input - input.mean(dim=dims, keepdim=True)
+    out = _normalized(centred, (centred * centred).mean(dim=dims, keepdim=True), eps)
+    weight = _check_affine("layer_norm", "weight", weight, shape)
+    bias = _check_affine("layer_norm", "bias", bias, shape)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return _named(out, "NativeLayerNormBackward0")
+
+
+def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize each channel (dim 1 of ``(N, C)`` or ``(N, C, L, ...)``) over the batch.
+
+    In training the batch's mean and biased variance normalize, and the running statistics
+    (when given) move in place: ``running = (1 - momentum) * running + momentum * batch``,
+    with the unbiased batch variance, outside the graph, as PyTorch.  Otherwise the running
+    statistics normalize.
+
+    >>> import symgrad
+    >>> mean, var = symgrad.zeros(1), symgrad.ones(1)
+    >>> batch_norm(symgrad.tensor([[1.0], [3.0]]), mean, var, training=True)
+    tensor([[-1.0000],
+            [ 1.0000]])
+    >>> mean, var
+    (tensor([0.2000]), tensor([1.1000]))
+    """
+    input = as_tensor(input)
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input of shape (N, C) or (N, C, L, ...), got {list(input.shape)}")
+    channels = input.shape[1]
+    view = (1, channels) + (1,) * (input.ndim - 2)
+    stats = [_check_affine("batch_norm", label, value, (channels,))
+             for label, value in (("running_mean", running_mean), ("running_var", running_var))]
+    weight = _check_affine("batch_norm", "weight", weight, (channels,))
+    bias = _check_affine("batch_norm", "bias", bias, (channels,))
+    if training:
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+            raise TypeError(f"batch_norm: momentum must be a number, got {type(momentum).__name__} {momentum!r:.60}")
+        count = input.numel() // channels if channels else 0
+        if count <= 1:
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {list(input.shape)}"
+            )
+        dims = (0,) + tuple(range(2, input.ndim))
+        mean = input.mean(dim=dims, keepdim=True)
+        centred = input - mean
+        var = (centred * centred).mean(dim=dims, keepdim=True)
+        if stats[0] is not None or stats[1] is not None:
+            _update_running_stats(input, stats, mean, var, count, momentum)
+    else:
+        if stats[0] is None or stats[1] is None:
+            raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+        centred = input - stats[0].reshape(view)
+        var = stats[1].reshape(view)
+    out = _normalized(centred, var, eps)
+    if weight is not None:
+        out = out * weight.reshape(view)
+    if bias is not None:
+        out = out + bias.reshape(view)
+    return _named(out, "NativeBatchNormBackward0")
+
+
+def _update_running_stats(input: Tensor, stats: list, mean: Tensor, var: Tensor, count: int,
+                          momentum: float) -> None:
+    """``running = (1 - momentum) * running + momentum * batch`` in place (unbiased batch variance)."""
+    tracing.refuse(input, "BatchNorm's update of its running statistics in training mode",
+                   "call the module in eval() mode inside the transform, or update the statistics outside it")
+    batch_mean = mean.detach()._data.reshape(-1)
+    batch_var = var.detach()._data.reshape(-1) * (count / (count - 1))
+    with no_grad():
+        for running, batch in zip(stats, (batch_mean, batch_var)):
+            if running is not None:
+                running.mul_(1 - momentum).add_(Tensor(batch.astype(running.dtype)), alpha=momentum)
+
+
+def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm=None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` picked by the integer tensor ``input``: shape ``input.shape +
+    (embedding_dim,)``.  The row ``padding_idx`` receives no gradient, as in PyTorch.
+
+    >>> import symgrad
+    >>> w = symgrad.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> out = embedding(symgrad.tensor([[1, 2, 1]]), w)
+    >>> out.shape
+    (1, 3, 2)
+    >>> out.sum().backward(); w.grad
+    tensor([[0., 0.],
+            [2., 2.],
+            [1., 1.]])
+    """
+    check_embedding_options(max_norm, scale_grad_by_freq, sparse)
+    input, weight = as_tensor(input), as_tensor(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got {list(weight.shape)}")
+    if input.dtype.kind not in "iu":
+        raise TypeError(
+            f"embedding: indices must have an integer dtype, got {dtypes.dtype_name(input.dtype)}; use input.long()"
+        )
+    count = weight.shape[0]
+    padding_idx = padding_index(padding_idx, count)
+
+    def checked(indices: np.ndarray) -> np.ndarray:
+        bad = (indices < 0) | (indices >= count)
+        if np.any(bad):
+            raise IndexError(f"embedding: index {int(indices[bad].flat[0])} is out of range for {count} embeddings "
+                             f"(valid: 0..{count - 1})")
+        return indices.astype(np.intp)
+
+    out = weight[(tracing.derived_array(input, checked),)]
+    if padding_idx is not None:
+        keep = Tensor(tracing.derived_array(input, lambda indices: (indices != padding_idx)[..., None]))
+        out = apply_op("where", keep, out, out.detach())
+    return _named(out, "EmbeddingBackward0")
+
+
+def check_embedding_options(max_norm, scale_grad_by_freq: bool, sparse: bool) -> None:
+    """Refuse PyTorch's embedding options symgrad does not have (a renorm, frequency scaling, sparse grads)."""
+    for label, value, default in (("max_norm", max_norm, None), ("scale_grad_by_freq", scale_grad_by_freq, False),
+                                  ("sparse", sparse, False)):
+        if value != default:
+            raise NotImplementedError(f"embedding({label}={value!r}) is not supported by symgrad; leave it out")
+
+
+def padding_index(padding_idx, count: int) -> int | None:
+    """``padding_idx`` as a row number (negative counts from the end), checked against ``count`` rows."""
+    if padding_idx is None:
+        return None
+    if not -count <= padding_idx < count:
+        raise ValueError(f"padding_idx must be within num_embeddings ({count}), got {padding_idx}")
+    return int(padding_idx) % count
+
+
 # ---------------------------------------------------------------------- regression losses
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Squared error ``(input - target)**2``, reduced; ``grad_fn`` is ``MseLossBackward0``.
@@ -209,6 +422,25 @@ def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     target = _float_target(input, target)
     _same_shape("l1_loss", input, target)
     return _reduce((input - target).abs(), reduction)
+
+
+def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """``0.5 d**2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 delta)``, for ``d = input - target``.
+
+    >>> import symgrad
+    >>> huber_loss(symgrad.tensor([0.5, 3.0]), symgrad.zeros(2), reduction="none")
+    tensor([0.1250, 2.5000])
+    """
+    _check_reduction(reduction)
+    if not delta > 0:
+        raise ValueError(f"huber_loss does not support non-positive values for delta, got {delta}")
+    input = as_tensor(input)
+    target = _float_target(input, target)
+    _same_shape("huber_loss", input, target)
+    diff = input - target
+    size = diff.abs()
+    loss = apply_op("where", size < delta, 0.5 * diff * diff, delta * (size - 0.5 * delta))
+    return _named(_reduce(loss, reduction), "HuberLossBackward0")
 
 
 # ---------------------------------------------------------------------- binary classification
@@ -479,3 +711,62 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         with np.errstate(invalid="ignore", divide="ignore"):
             smooth = smooth.sum() / Tensor(tracing.derived_array(target, denominator_of))
     return (1 - label_smoothing) * loss + smooth * (label_smoothing / n_classes)
+
+
+# ---------------------------------------------------------------------- activations that are ops of the table
+# (thin calls: the op's record in symgrad/ops/elementwise.py has the forward, the
+# derivative and PyTorch's value at the kinks)
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """``x * Phi(x)`` with the normal CDF ``Phi``, or PyTorch's tanh approximation
+    (``approximate="tanh"``).
+
+    >>> import symgrad
+    >>> gelu(symgrad.tensor([0.0, 1.0]))
+    tensor([0.0000, 0.8413])
+    """
+    return apply_op("gelu", input, approximate=approximate)
+
+
+def silu(input: Tensor) -> Tensor:
+    """``x * sigmoid(x)``.
+
+    >>> import symgrad
+    >>> silu(symgrad.tensor([0.0, 1.0]))
+    tensor([0.0000, 0.7311])
+    """
+    return apply_op("silu", input)
+
+
+def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``; the gradient at 0 is
+    ``alpha``, like PyTorch's.
+
+    >>> import symgrad
+    >>> elu(symgrad.tensor([-1.0, 2.0]), alpha=0.5)
+    tensor([-0.3161,  2.0000])
+    """
+    return apply_op("elu", input, alpha=alpha)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is
+    ``negative_slope``, like PyTorch's.
+
+    >>> import symgrad
+    >>> leaky_relu(symgrad.tensor([-1.0, 2.0]), negative_slope=0.1)
+    tensor([-0.1000,  2.0000])
+    """
+    return apply_op("leaky_relu", input, negative_slope=negative_slope)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """``x / (1 + |x|)``.
+
+    >>> import symgrad
+    >>> softsign(symgrad.tensor([-1.0, 3.0]))
+    tensor([-0.5000,  0.7500])
+    """
+    return apply_op("softsign", input)
+
+
+__all__ += ["gelu", "silu", "elu", "leaky_relu", "softsign"]

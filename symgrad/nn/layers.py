@@ -1,8 +1,9 @@
-"""Layers: ``Linear``, ``Sequential`` and the activation modules.
+"""Layers: ``Linear``, ``Sequential``, ``Dropout``, ``Embedding`` and the activation modules.
 
 ``Linear`` is initialised like PyTorch's (weight and bias uniform in
 ``[-1/sqrt(in_features), 1/sqrt(in_features)]``, the bound kaiming-uniform with
-``a=sqrt(5)`` gives), drawn from the generator ``symgrad.manual_seed`` controls.
+``a=sqrt(5)`` gives) and ``Embedding`` with standard normal rows, all drawn from the
+generator ``symgrad.manual_seed`` controls, which also draws ``Dropout``'s masks.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tape import dtypes
+from ..tape import devices, dtypes
 from ..tape.creation import generator
-from ..tape.tensor import Tensor
+from ..tape.tensor import Tensor, as_tensor
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -21,6 +22,13 @@ from .parameter import Parameter
 
 def _uniform(shape: tuple[int, ...], bound: float, dtype) -> Tensor:
     return Tensor(generator().uniform(-bound, bound, size=shape).astype(dtype))
+
+
+def check_size(module: str, label: str, value) -> int:
+    """``value`` as a non-negative int, or a ``ValueError`` naming ``module`` and ``label``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{module} needs a non-negative integer {label}, got {value!r}")
+    return int(value)
 
 
 class Linear(Module):
@@ -40,13 +48,11 @@ class Linear(Module):
     (2, 3)
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
-        for label, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"Linear needs a non-negative integer {label}, got {value!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        devices.check_cpu(device, "Linear")
+        self.in_features = check_size("Linear", "in_features", in_features)
+        self.out_features = check_size("Linear", "out_features", out_features)
         dtype = dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)
         self.weight = Parameter(Tensor(np.empty((self.out_features, self.in_features), dtype)))
         if bias:
@@ -188,3 +194,91 @@ class LogSoftmax(Softmax):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.log_softmax(input, self.dim)
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` in training (the rest scaled by ``1/(1-p)``);
+    the identity in ``eval()`` mode.  Masks come from the generator ``symgrad.manual_seed``
+    seeds.
+
+    >>> import symgrad
+    >>> from symgrad import nn
+    >>> drop = nn.Dropout(p=0.25)
+    >>> drop
+    Dropout(p=0.25, inplace=False)
+    >>> drop.eval()(symgrad.ones(3))
+    tensor([1., 1., 1.])
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        super().__init__()
+        F.check_dropout(p, inplace)
+        self.p = p
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout(input, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Embedding(Module):
+    """A lookup table: ``Embedding(num_embeddings, embedding_dim)(indices)`` picks rows of
+    ``weight`` (initialised standard normal, the ``padding_idx`` row zero and without
+    gradient).
+
+    >>> import symgrad
+    >>> from symgrad import nn
+    >>> symgrad.manual_seed(0)
+    >>> emb = nn.Embedding(10, 3, padding_idx=0)
+    >>> emb
+    Embedding(10, 3, padding_idx=0)
+    >>> emb(symgrad.tensor([[0, 2], [4, 9]])).shape
+    (2, 2, 3)
+    >>> emb.weight[0]
+    tensor([0., 0., 0.], grad_fn=<SelectBackward0>)
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, max_norm=None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False,
+                 _weight: Tensor | None = None, _freeze: bool = False, device=None, dtype=None) -> None:
+        super().__init__()
+        devices.check_cpu(device, "Embedding")
+        self.num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
+        self.padding_idx = F.padding_index(padding_idx, self.num_embeddings)
+        F.check_embedding_options(max_norm, scale_grad_by_freq, sparse)
+        if _weight is None:
+            dtype = dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)
+            self.weight = Parameter(Tensor(np.empty((self.num_embeddings, self.embedding_dim), dtype)))
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (self.num_embeddings, self.embedding_dim):
+                raise ValueError(f"Embedding: _weight must have shape {[self.num_embeddings, self.embedding_dim]}, "
+                                 f"got {list(_weight.shape)}")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx: int | None = None,
+                        **options) -> "Embedding":
+        """An embedding whose weight is ``embeddings`` (2-D; memory shared), frozen unless ``freeze=False``."""
+        embeddings = as_tensor(embeddings)
+        if embeddings.ndim != 2:
+            raise ValueError(f"Embeddings parameter is expected to be 2-dimensional, got {list(embeddings.shape)}")
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze, **options)
+
+    def reset_parameters(self) -> None:
+        """Standard normal rows; the ``padding_idx`` row zero."""
+        values = generator().standard_normal(self.weight.shape).astype(self.weight.dtype)
+        if self.padding_idx is not None:
+            values[self.padding_idx] = 0
+        self.weight.data = Tensor(values)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        return text if self.padding_idx is None else text + f", padding_idx={self.padding_idx}"

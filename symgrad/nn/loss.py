@@ -44,6 +44,25 @@ class L1Loss(_Loss):
         return F.l1_loss(input, target, reduction=self.reduction)
 
 
+class HuberLoss(_Loss):
+    """Squared error below ``delta``, linear above it (see :func:`functional.huber_loss`).
+
+    >>> import symgrad
+    >>> from symgrad import nn
+    >>> nn.HuberLoss(delta=2.0)(symgrad.tensor([1.0, 5.0]), symgrad.tensor([0.0, 0.0]))
+    tensor(4.2500)
+    """
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        if not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be positive, got {delta}")
+        self.delta = delta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
 class BCELoss(_WeightedLoss):
     """Binary cross entropy on probabilities (see :func:`functional.binary_cross_entropy`)."""
 

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ..tape import devices
 from ..tape import dtypes
 from ..tape.grad_mode import no_grad
 from ..tape.tensor import Tensor, as_tensor
@@ -349,8 +350,13 @@ class Module:
             reset_grad(param, set_to_none)
 
     # ------------------------------------------------------------------ dtype
-    def to(self, dtype) -> "Module":
-        """Convert every floating parameter and buffer (and gradient) to ``dtype`` in place."""
+    def to(self, *args, dtype=None, device=None) -> "Module":
+        """Convert every floating parameter and buffer (and gradient) to ``dtype`` in place;
+        PyTorch's forms ``to(dtype)``, ``to("cpu")``, ``to("cpu", dtype)``, ``to(tensor)``.
+        The CPU is the only device (any other raises); returns ``self``."""
+        dtype = devices.dtype_of_to(args, dtype, device, "Module.to", Tensor)
+        if dtype is None:
+            return self
         dtype = dtypes.to_dtype(dtype)
         if not dtypes.is_floating(dtype):
             raise TypeError(f"Module.to only accepts floating dtypes, got {dtypes.dtype_name(dtype)}")
@@ -359,6 +365,10 @@ class Module:
                 tensor.data = tensor.detach().to(dtype)
                 if tensor.grad is not None:
                     tensor.grad = tensor.grad.detach().to(dtype)
+        return self
+
+    def cpu(self) -> "Module":
+        """``self``: symgrad's modules are on the CPU already."""
         return self
 
     def float(self) -> "Module":

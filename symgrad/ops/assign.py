@@ -56,6 +56,6 @@ cast = register(Op(
     forward=lambda x, dtype: np.asarray(x).astype(dtype),
     vjp=_cast_vjp,
     # the engine's Cast, which rounds values as the tape does (x itself would compute in the wider dtype)
-    sympy=sympy_function("symgrad.symbolic.elementwise.cast_form"),
+    sympy=sympy_function("symgrad.symbolic.forms.selections.cast_form"),
     saves=frozenset(),
 ))

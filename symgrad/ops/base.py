@@ -8,7 +8,7 @@ Every primitive op is declared once as an :class:`Op` with its faces side by sid
   ``sympy`` module (so this package never imports SymPy itself), or a
   :class:`NamedForm` naming a SymPy function by its import path
   (``sympy_function("sympy.codegen.cfunctions.log1p")``, or one of the engine's stable
-  functions such as ``"symgrad.symbolic.stable.sigmoid"``), imported on first use; for
+  functions such as ``"symgrad.symbolic.forms.stable.sigmoid"``), imported on first use; for
   structural ops the marker :data:`STRUCTURAL`, meaning that the symbolic engine defines a
   SymPy ``Function`` subclass of the same name, with its shape rule, NumPy printing and
   symbolic adjoint (see ``symgrad.symbolic``);
@@ -63,7 +63,9 @@ class Domain:
 
     ``avoid`` lists kinks or poles (relu at 0, tan at pi/2) that samples keep ``margin``
     away from, so finite differences stay meaningful.  ``integer`` draws integers (as
-    ``dtype``); ``boolean`` draws a boolean mask, whatever ``dtype`` is asked for.
+    ``dtype``); ``boolean`` draws a boolean mask, whatever ``dtype`` is asked for;
+    ``well_conditioned`` draws square matrices (``(..., n, n)``), ``2 I + E`` with
+    ``|E_ij| < 1/n``: a dominant diagonal, so invertible, with a positive determinant.
     """
 
     low: float = -2.0
@@ -72,6 +74,7 @@ class Domain:
     margin: float = 0.05
     integer: bool = False
     boolean: bool = False
+    well_conditioned: bool = False
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         """Draw an array of ``shape`` from the domain.
@@ -85,6 +88,9 @@ class Domain:
             return rng.random(shape) < 0.5
         if self.integer:
             return rng.integers(int(self.low), int(self.high) + 1, size=shape).astype(dtype)
+        if self.well_conditioned:  # 2 I + E, |E_ij| < 1/n: diagonally dominant, so invertible with det > 0
+            n = shape[-1]
+            return np.asarray(2 * np.eye(n) + rng.uniform(-1, 1, size=shape) / n, dtype=dtype)
         values = rng.uniform(self.low, self.high, size=shape)
         for point in self.avoid:
             close = np.abs(values - point) < self.margin
@@ -97,8 +103,8 @@ class NamedForm:
     """A SymPy form named by its import path, imported when first called.
 
     ``path`` names either a SymPy ``Function`` class, called on the expressions
-    (``"sympy.codegen.cfunctions.log1p"``, ``"symgrad.symbolic.stable.sigmoid"``), or a
-    form function ``form(sp, *exprs, **attrs)`` like any op's (``"symgrad.symbolic.stable.softplus_form"``).
+    (``"sympy.codegen.cfunctions.log1p"``, ``"symgrad.symbolic.forms.stable.sigmoid"``), or a
+    form function ``form(sp, *exprs, **attrs)`` like any op's (``"symgrad.symbolic.forms.stable.softplus_form"``).
     Naming it keeps the op table free of SymPy and of the symbolic engine at import time,
     while the record still says which form the engine uses: there is no second table.
 

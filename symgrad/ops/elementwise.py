@@ -15,7 +15,11 @@ Conventions every entry here follows:
   relu'(0) = 0 (relu'(nan) = 1), abs'(0) = sign(0) = 0, clamp passes the gradient at its bounds
   (``min <= x <= max``, so not at NaN), maximum/minimum split it half/half on ties and zero
   it only for the losing argument, so where either argument is NaN both get all of it
-  (``maximum(x, x)`` has gradient 2 at NaN, 1 elsewhere);
+  (``maximum(x, x)`` has gradient 2 at NaN, 1 elsewhere); elu'(0) = alpha and
+  leaky_relu'(0) = negative_slope (the negative side's slope), the rounding ops (floor,
+  ceil, round, trunc) have gradient 0 also at their jumps, frac 1, remainder and fmod
+  d/da = 1 and d/db = -floor(a/b) or -trunc(a/b) there, sinc'(0) = 0, copysign's d/da = 0
+  at a = 0, nan_to_num's gradient is g * isfinite(x);
 * relu, clamp and where select the gradient (``xp.where(mask, g, 0.0)``) rather than
   multiply it by a 0/1 mask, so an inf or NaN ``g`` gives PyTorch's exact 0 outside the
   mask, not ``inf * 0 = nan`` (the symbolic engine selects too);
@@ -28,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import UNDEFINED, Domain, Op, register, sympy_function
+from .special import erf as _erf
 
 
 def _shape(a) -> tuple[int, ...]:
@@ -300,6 +305,151 @@ hypot = register(Op(
 ))
 
 
+_LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))
+
+log2 = _unary(
+    "log2", "Log2Backward0", np.log2,
+    vjp=lambda xp, g, ans, x: (g / (x * _LN2),),
+    sympy=sympy_function("sympy.codegen.cfunctions.log2"),
+    domain=Domain(0.1, 3.0),
+    summary="base-2 logarithm", libm="log2", **_ELEMENTARY,
+    numpy="log2",
+)
+
+log10 = _unary(
+    "log10", "Log10Backward0", np.log10,
+    vjp=lambda xp, g, ans, x: (g / (x * _LN10),),
+    sympy=sympy_function("sympy.codegen.cfunctions.log10"),
+    domain=Domain(0.1, 3.0),
+    summary="base-10 logarithm", libm="log10", **_ELEMENTARY,
+    numpy="log10",
+)
+
+exp2 = _unary(
+    "exp2", "Exp2Backward0", np.exp2,
+    vjp=lambda xp, g, ans, x: (g * ans * _LN2,),
+    sympy=sympy_function("sympy.codegen.cfunctions.exp2"),
+    saves=("output",),
+    summary="2**x", libm="exp2", **_ELEMENTARY,
+    numpy="exp2",
+)
+
+sinh = _unary(
+    "sinh", "SinhBackward0", np.sinh,
+    vjp=lambda xp, g, ans, x: (g * xp.cosh(x),),
+    sympy=lambda sp, x: sp.sinh(x),
+    summary="hyperbolic sine", libm="sinh", **_ELEMENTARY,
+    numpy="sinh",
+)
+
+cosh = _unary(
+    "cosh", "CoshBackward0", np.cosh,
+    vjp=lambda xp, g, ans, x: (g * xp.sinh(x),),
+    sympy=lambda sp, x: sp.cosh(x),
+    summary="hyperbolic cosine", libm="cosh", **_ELEMENTARY,
+    numpy="cosh",
+)
+
+# the inverse functions: samples stay away from the ends of their domains, where the slope is infinite
+asin = _unary(
+    "asin", "AsinBackward0", np.arcsin,
+    vjp=lambda xp, g, ans, x: (g / xp.sqrt(1 - x * x),),
+    sympy=lambda sp, x: sp.asin(x),
+    domain=Domain(-0.9, 0.9),
+    summary="inverse sine, in [-pi/2, pi/2]", libm="asin", **_ELEMENTARY,
+    numpy="arcsin",
+)
+
+acos = _unary(
+    "acos", "AcosBackward0", np.arccos,
+    vjp=lambda xp, g, ans, x: (-(g / xp.sqrt(1 - x * x)),),
+    sympy=lambda sp, x: sp.acos(x),
+    domain=Domain(-0.9, 0.9),
+    summary="inverse cosine, in [0, pi]", libm="acos", **_ELEMENTARY,
+    numpy="arccos",
+)
+
+atan = _unary(
+    "atan", "AtanBackward0", np.arctan,
+    vjp=lambda xp, g, ans, x: (g / (1 + x * x),),
+    sympy=lambda sp, x: sp.atan(x),
+    summary="inverse tangent, in (-pi/2, pi/2)", libm="atan", **_ELEMENTARY,
+    numpy="arctan",
+)
+
+asinh = _unary(
+    "asinh", "AsinhBackward0", np.arcsinh,
+    vjp=lambda xp, g, ans, x: (g / xp.sqrt(x * x + 1),),
+    sympy=lambda sp, x: sp.asinh(x),
+    summary="inverse hyperbolic sine", libm="asinh", **_ELEMENTARY,
+    numpy="arcsinh",
+)
+
+acosh = _unary(
+    "acosh", "AcoshBackward0", np.arccosh,
+    vjp=lambda xp, g, ans, x: (g / xp.sqrt(x * x - 1),),
+    sympy=lambda sp, x: sp.acosh(x),
+    domain=Domain(1.1, 3.0),
+    summary="inverse hyperbolic cosine (x >= 1)", libm="acosh", **_ELEMENTARY,
+    numpy="arccosh",
+)
+
+atanh = _unary(
+    "atanh", "AtanhBackward0", np.arctanh,
+    vjp=lambda xp, g, ans, x: (g / (1 - x * x),),
+    sympy=lambda sp, x: sp.atanh(x),
+    domain=Domain(-0.9, 0.9),
+    summary="inverse hyperbolic tangent (-1 < x < 1)", libm="atanh", **_ELEMENTARY,
+    numpy="arctanh",
+)
+
+reciprocal = _unary(
+    "reciprocal", "ReciprocalBackward0", np.reciprocal,
+    vjp=lambda xp, g, ans, x: (-(g * ans * ans),),
+    sympy=lambda sp, x: 1 / x,
+    domain=Domain(avoid=(0.0,), margin=0.3),
+    saves=("output",),
+    summary="1/x", **_ELEMENTARY,
+    numpy="reciprocal",
+)
+
+rsqrt = _unary(
+    "rsqrt", "RsqrtBackward0", lambda x: 1 / np.sqrt(x),
+    vjp=lambda xp, g, ans, x: (g * ans * ans * ans * -0.5,),
+    sympy=lambda sp, x: 1 / sp.sqrt(x),
+    domain=Domain(0.1, 3.0),
+    saves=("output",),
+    summary="1/sqrt(x)", **_ELEMENTARY,
+)
+
+# PyTorch computes square as pow(x, 2): its node is PowBackward0
+square = _unary(
+    "square", "PowBackward0", np.square,
+    vjp=lambda xp, g, ans, x: (g * 2 * x,),
+    sympy=lambda sp, x: x ** 2,
+    summary="x**2", **_ELEMENTARY,
+    numpy="square",
+)
+
+deg2rad = _unary(
+    "deg2rad", "Deg2RadBackward0", np.deg2rad,
+    vjp=lambda xp, g, ans, x: (g * (np.pi / 180),),
+    sympy=lambda sp, x: x * sp.pi / 180,
+    saves=(),
+    summary="degrees to radians, x*pi/180", **_ELEMENTARY,
+    numpy="deg2rad",
+)
+
+rad2deg = _unary(
+    "rad2deg", "Rad2DegBackward0", np.rad2deg,
+    vjp=lambda xp, g, ans, x: (g * (180 / np.pi),),
+    sympy=lambda sp, x: x * 180 / sp.pi,
+    saves=(),
+    summary="radians to degrees, x*180/pi", **_ELEMENTARY,
+    numpy="rad2deg",
+)
+
+
 def _sigmoid_forward(x):
     # Stable for any |x|: exp is only ever taken of -|x| <= 0, so it cannot overflow.
     x = np.asarray(x)
@@ -313,7 +463,7 @@ sigmoid = _unary(
     "sigmoid", "SigmoidBackward0", _sigmoid_forward,
     vjp=lambda xp, g, ans, x: (g * ans * (1 - ans),),
     # 1 / (1 + exp(-x)), as a SymPy function that compiles to a stable form
-    sympy=sympy_function("symgrad.symbolic.stable.sigmoid"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.sigmoid"),
     saves=("output",),
     summary="logistic sigmoid 1/(1+exp(-x)), stable when compiled", **_ELEMENTARY,
 )
@@ -452,9 +602,9 @@ maximum = register(Op(
     forward=_fresh(np.maximum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p > q),
     # the engine's Maximum, not a Piecewise: nested calls of a three-branch Piecewise grow
-    # exponentially, and SymPy rewrites a Piecewise over arrays (symbolic/elementwise.py).
+    # exponentially, and SymPy rewrites a Piecewise over arrays (symbolic/forms/selections.py).
     # Its derivative is TieStep: NaN in either argument gives both d = 1, ties split half/half
-    sympy=sympy_function("symgrad.symbolic.elementwise.Maximum"),
+    sympy=sympy_function("symgrad.symbolic.forms.selections.Maximum"),
     arity=2,
     domains=(Domain(), Domain()),
     summary="elementwise maximum of two arguments", **_ELEMENTARY,
@@ -466,7 +616,7 @@ minimum = register(Op(
     grad_fn_name="MinimumBackward0",
     forward=_fresh(np.minimum),
     vjp=lambda xp, g, ans, a, b: _extremum_vjp(xp, g, a, b, lambda p, q: p < q),
-    sympy=sympy_function("symgrad.symbolic.elementwise.Minimum"),  # as maximum's
+    sympy=sympy_function("symgrad.symbolic.forms.selections.Minimum"),  # as maximum's
     arity=2,
     domains=(Domain(), Domain()),
     summary="elementwise minimum of two arguments", **_ELEMENTARY,
@@ -504,6 +654,126 @@ clone = _unary(
     numpy="copy",
 )
 
+# ----------------------------------------------------------------------------- rounding and remainders
+
+_stable_floor = sympy_function("symgrad.symbolic.forms.stable.floor")
+_stable_trunc = sympy_function("symgrad.symbolic.forms.stable.trunc")
+_INTEGERS = Domain(-2.5, 2.5, avoid=(-2.0, -1.0, 0.0, 1.0, 2.0))  # jumps at the integers
+
+
+# No libm= for floor, ceil, trunc, round (nearbyint) and copysign: glibc's libmvec has no
+# vector variants of them, and the C backends declare a libm function "declare simd" unless
+# symbolic/codegen/backends/c_code.py lists it in _SCALAR_ONLY, so they refuse these, naming them.
+def _rounding(name, grad_fn_name, forward, sympy, summary, **faces):
+    # piecewise constant: gradient 0 everywhere, also at the jumps, as PyTorch
+    return _unary(name, grad_fn_name, forward, vjp=lambda xp, g, ans, x: (_zeros_like(xp, g),), sympy=sympy,
+                  domain=_INTEGERS, saves=(), summary=summary, numpy=name, **faces, **_ELEMENTARY)
+
+
+floor = _rounding("floor", "FloorBackward0", np.floor, _stable_floor, "largest integer <= x")
+ceil = _rounding("ceil", "CeilBackward0", np.ceil, sympy_function("symgrad.symbolic.forms.stable.ceiling"),
+                 "smallest integer >= x")
+trunc = _rounding("trunc", "TruncBackward0", np.trunc, _stable_trunc, "x rounded toward 0")
+round_ = _rounding("round", "RoundBackward0", np.round, sympy_function("symgrad.symbolic.forms.stable.round_half_even"),
+                   "x rounded to the nearest integer, halves to even")
+
+frac = _unary(
+    "frac", "FracBackward0", lambda x: x - np.trunc(x),
+    vjp=lambda xp, g, ans, x: (g,),
+    sympy=lambda sp, x: x - _stable_trunc(sp, x),
+    domain=_INTEGERS,
+    saves=(),
+    summary="fractional part x - trunc(x), with the sign of x", **_ELEMENTARY,
+)
+
+# a - b*floor(a/b) (the sign of b, Python's %) and a - b*trunc(a/b) (the sign of a, C's
+# fmod); as PyTorch, d/da = 1 and d/db = -floor(a/b) or -trunc(a/b), also at the jumps
+remainder = register(Op(
+    name="remainder",
+    numpy="remainder",
+    grad_fn_name="RemainderBackward1",
+    forward=_fresh(np.remainder),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-(g * xp.floor(a / b)), shape=_shape(b))),
+    sympy=lambda sp, a, b: a - b * _stable_floor(sp, a / b),
+    arity=2,
+    domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
+    summary="a - b*floor(a/b), the remainder with the sign of b (a % b)", **_ELEMENTARY,
+))
+
+fmod = register(Op(
+    name="fmod",
+    numpy="fmod",
+    grad_fn_name="FmodBackward1",
+    forward=_fresh(np.fmod),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-(g * xp.trunc(a / b)), shape=_shape(b))),
+    sympy=lambda sp, a, b: a - b * _stable_trunc(sp, a / b),
+    arity=2,
+    domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
+    summary="a - b*trunc(a/b), the remainder with the sign of a (C's fmod)", **_ELEMENTARY,
+))
+
+
+def _copysign_vjp(xp, g, ans, a, b):
+    # PyTorch: d/da = ans/a = sign(a)*copysign(1, b), 0 at a = 0; d/db = 0
+    zero = a == 0
+    grad_a = xp.where(zero, 0.0, g * ans / xp.where(zero, 1.0, a))
+    return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(_zeros_like(xp, g), shape=_shape(b))
+
+
+copysign = register(Op(
+    name="copysign",
+    numpy="copysign",
+    grad_fn_name="CopysignBackward0",
+    forward=_fresh(np.copysign),
+    vjp=_copysign_vjp,
+    sympy=sympy_function("symgrad.symbolic.forms.stable.copysign"),
+    arity=2,
+    saves=frozenset({"inputs", "output"}),
+    domains=(Domain(avoid=(0.0,)), Domain(avoid=(0.0,))),
+    summary="abs(a) with the sign of b", **_ELEMENTARY,
+))
+
+
+def _nan_to_num_forward(x, *, nan=0.0, posinf=None, neginf=None):
+    return np.asarray(np.nan_to_num(np.asarray(x), copy=True, nan=nan, posinf=posinf, neginf=neginf))
+
+
+# PyTorch's gradient: g * isfinite(x) (multiplied, so a NaN g stays NaN at inf and NaN)
+nan_to_num = register(Op(
+    name="nan_to_num",
+    numpy="nan_to_num",
+    grad_fn_name="NanToNumBackward0",
+    forward=_nan_to_num_forward,
+    vjp=lambda xp, g, ans, x, **attrs: (g * (xp.abs(x) < np.inf),),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.nan_to_num_form"),
+    summary="x with NaN as 0 and +-inf as the largest finite numbers",
+    **_ELEMENTARY,
+))
+
+# ----------------------------------------------------------------------------- three inputs
+
+
+def _lerp_forward(start, end, weight):
+    # PyTorch's two formulas, exact at weight 0 and at weight 1
+    start, end, weight = np.asarray(start), np.asarray(end), np.asarray(weight)
+    return np.asarray(np.where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight)))
+
+
+lerp = register(Op(
+    name="lerp",
+    grad_fn_name="LerpBackward1",
+    forward=_lerp_forward,
+    vjp=lambda xp, g, ans, start, end, weight: (
+        xp.sum_to(g * (1 - weight), shape=_shape(start)),
+        xp.sum_to(g * weight, shape=_shape(end)),
+        xp.sum_to(g * (end - start), shape=_shape(weight)),
+    ),
+    sympy=lambda sp, start, end, weight: start + weight * (end - start),
+    arity=3,
+    domains=(Domain(), Domain(), Domain(-0.5, 1.5)),
+    summary="a + c*(b - a): from a to b by the weight c", **_ELEMENTARY,
+))
+
 # ----------------------------------------------------------------------------- smooth activations
 
 
@@ -525,7 +795,7 @@ softplus = register(Op(
         xp.where(x * beta > threshold, g, g * xp.sigmoid(x * beta)),
     ),
     # x where beta*x > threshold, else log(1 + exp(beta*x))/beta, with the engine's stable softplus
-    sympy=sympy_function("symgrad.symbolic.stable.softplus_form"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.softplus_form"),
     domains=(Domain(-3.0, 3.0),),
     summary="log(1+exp(x)), stable when compiled", **_ELEMENTARY,
 ))
@@ -550,7 +820,147 @@ binary_cross_entropy_with_logits = register(Op(
     # the smooth form log(1 + exp(z)) - z*y with the engine's stable softplus (not
     # max(z,0) + log1p(exp(-|z|))), so that SymPy's derivative at z = 0 is sigmoid(0) - y
     # like PyTorch's, not the one-sided -y
-    sympy=sympy_function("symgrad.symbolic.stable.bce_with_logits_form"),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.bce_with_logits_form"),
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(0.0, 1.0)),
 ))
+
+
+
+def _logaddexp_vjp(xp, g, ans, a, b):
+    return xp.sum_to(g * xp.sigmoid(a - b), shape=_shape(a)), xp.sum_to(g * xp.sigmoid(b - a), shape=_shape(b))
+
+
+logaddexp = register(Op(
+    name="logaddexp",
+    numpy="logaddexp",
+    grad_fn_name="LogaddexpBackward0",
+    forward=_fresh(np.logaddexp),
+    vjp=_logaddexp_vjp,
+    sympy=sympy_function("symgrad.symbolic.forms.stable.logaddexp"),  # compiled as np.logaddexp: no overflow
+    arity=2,
+    domains=(Domain(-3.0, 3.0), Domain(-3.0, 3.0)),
+    summary="log(exp(a) + exp(b)), without overflow", **_ELEMENTARY,
+))
+
+
+def _sinc_vjp(xp, g, ans, x):
+    # (cos(pi x) - sinc(x))/x, and 0 at x = 0 (PyTorch's value; the limit is 0 too).  The
+    # branch not taken is computed at x = 1, so its derivatives stay finite there.
+    zero = x == 0
+    safe = xp.where(zero, 1.0, x)
+    return (xp.where(zero, 0.0, g * (xp.cos(safe * np.pi) - xp.sinc(safe)) / safe),)
+
+
+# PyTorch's and NumPy's normalised sinc, sin(pi x)/(pi x), 1 at x = 0
+sinc = _unary(
+    "sinc", "SincBackward0", np.sinc,
+    vjp=_sinc_vjp,
+    # SymPy's derivative of the form is 0 at x = 0 (the first branch), as PyTorch's
+    sympy=lambda sp, x: sp.Piecewise((1, sp.Eq(x, 0)), (sp.sin(sp.pi * x) / (sp.pi * x), True)),
+    summary="sin(pi x)/(pi x), 1 at 0", **_ELEMENTARY,
+    numpy="sinc",
+)
+
+silu = _unary(
+    "silu", "SiluBackward0", lambda x: x * _sigmoid_forward(x),
+    # PyTorch's form: s * (1 + x * (1 - s)) with s = sigmoid(x)
+    vjp=lambda xp, g, ans, x: (g * xp.sigmoid(x) * (1 + x * (1 - xp.sigmoid(x))),),
+    sympy=lambda sp, x: x * sympy_function("symgrad.symbolic.forms.stable.sigmoid")(sp, x),
+    summary="x*sigmoid(x)", **_ELEMENTARY,
+)
+
+
+def _gelu_forward(x, *, approximate="none"):
+    x = np.asarray(x)
+    if approximate == "tanh":
+        return np.asarray(0.5 * x * (1 + np.tanh(_GELU_BETA * (x + _GELU_KAPPA * x * x * x))))
+    _check_gelu(approximate)
+    return np.asarray(0.5 * x * (1 + _erf(x * _SQRT_HALF)))
+
+
+def _check_gelu(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu's approximate= is 'none' or 'tanh', got {approximate!r}")
+
+
+def _gelu_vjp(xp, g, ans, x, *, approximate="none"):
+    if approximate == "tanh":  # PyTorch's: 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2)
+        t = xp.tanh((x + x * x * x * _GELU_KAPPA) * _GELU_BETA)
+        return (g * ((1 + t) * 0.5 + x * 0.5 * (1 - t * t) * _GELU_BETA * (1 + x * x * (3 * _GELU_KAPPA))),)
+    _check_gelu(approximate)
+    # Phi(x) + x phi(x)
+    return (g * ((1 + xp.erf(x * _SQRT_HALF)) * 0.5 + x * xp.exp(x * x * -0.5) * _INV_SQRT_2PI),)
+
+
+def _gelu_sympy(sp, x, *, approximate="none"):
+    if approximate == "tanh":
+        return x * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Float(_GELU_KAPPA) * x ** 3))) / 2
+    _check_gelu(approximate)
+    return x * (1 + sympy_function("symgrad.symbolic.forms.stable.erf")(sp, x / sp.sqrt(2))) / 2
+
+
+_SQRT_HALF = float(np.sqrt(0.5))
+_INV_SQRT_2PI = float(1 / np.sqrt(2 * np.pi))
+_GELU_BETA = float(np.sqrt(2 / np.pi))
+_GELU_KAPPA = 0.044715
+
+# x Phi(x) with the normal CDF Phi (approximate="none"), or PyTorch's tanh approximation
+gelu = register(Op(
+    name="gelu",
+    grad_fn_name="GeluBackward0",
+    forward=_gelu_forward,
+    vjp=_gelu_vjp,
+    sympy=_gelu_sympy,
+    domains=(Domain(-3.0, 3.0),),
+    summary="x*Phi(x), Phi the normal CDF (the exact form in formulas)", **_ELEMENTARY,
+))
+
+
+def _elu_forward(x, *, alpha=1.0):
+    x = np.asarray(x)
+    return np.asarray(np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))))
+
+
+def _elu_vjp(xp, g, ans, x, *, alpha=1.0):
+    # PyTorch: alpha*exp(x) where x <= 0 (so alpha at 0), 1 elsewhere (also at NaN); exp is
+    # taken of min(x, 0) so the branch not taken cannot overflow
+    negative = x <= 0
+    return (xp.where(negative, g * alpha * xp.exp(xp.where(negative, x, 0.0)), g),)
+
+
+elu = register(Op(
+    name="elu",
+    grad_fn_name="EluBackward0",
+    forward=_elu_forward,
+    vjp=_elu_vjp,
+    sympy=lambda sp, x, *, alpha=1.0: sp.Piecewise(
+        (_number(sp, alpha) * sympy_function("sympy.codegen.cfunctions.expm1")(sp, x), x <= 0), (x, True)),
+    domains=(Domain(avoid=(0.0,)),),
+    summary="x where x > 0, else exp(x) - 1 (alpha=1 in formulas)", **_ELEMENTARY,
+))
+
+leaky_relu = register(Op(
+    name="leaky_relu",
+    grad_fn_name="LeakyReluBackward0",
+    forward=lambda x, *, negative_slope=0.01: np.asarray(np.where(np.asarray(x) > 0, x, np.asarray(x) * negative_slope)),
+    # PyTorch: 1 where x > 0, else negative_slope (at 0 and at NaN too)
+    vjp=lambda xp, g, ans, x, *, negative_slope=0.01: (xp.where(x > 0, g, g * negative_slope),),
+    sympy=lambda sp, x, *, negative_slope=0.01: sp.Piecewise((x, x > 0), (_number(sp, negative_slope) * x, True)),
+    domains=(Domain(avoid=(0.0,)),),
+    summary="x where x > 0, else 0.01*x (negative_slope=0.01 in formulas)", **_ELEMENTARY,
+))
+
+
+def _softsign_vjp(xp, g, ans, x):
+    d = 1 + xp.abs(x)
+    return (g / (d * d),)
+
+
+# PyTorch computes softsign as x / (1 + |x|): its node is DivBackward0
+softsign = _unary(
+    "softsign", "DivBackward0", lambda x: x / (1 + np.abs(x)),
+    vjp=_softsign_vjp,
+    sympy=lambda sp, x: x / (1 + sp.Abs(x)),
+    summary="x/(1 + abs(x))", **_ELEMENTARY,
+)

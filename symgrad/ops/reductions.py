@@ -274,3 +274,32 @@ norm = _reduction(
     vjp=_norm_vjp,
     saves=("inputs", "output"),
 )
+
+# ----------------------------------------------------------------------------- cumsum
+
+
+def reversed_along(dim: int, ndim: int) -> tuple:
+    """The getitem index that reverses dimension ``dim`` (normal form)."""
+    return (slice(None),) * (dim % ndim) + (slice(None, None, -1),)
+
+
+def _cumsum_forward(x, *, dim):
+    x = np.asarray(x)
+    (d,) = normalize_dims(dim, x.ndim) or (0,)
+    return np.cumsum(x, axis=d) if x.ndim else x.copy()
+
+
+def _cumsum_vjp(xp, g, ans, x, *, dim):
+    # each input reaches every later output: the gradient is the cumulative sum from the
+    # end, cumsum of g reversed along dim, reversed back (no cancellation, as PyTorch)
+    if np.ndim(x) == 0:
+        return (g,)
+    flip = reversed_along(dim, np.ndim(x))
+    return (xp.getitem(xp.cumsum(xp.getitem(g, index=flip), dim=dim), index=flip),)
+
+
+cumsum = _reduction(
+    "cumsum", "CumsumBackward0", _cumsum_forward,
+    vjp=_cumsum_vjp,
+    saves=(),
+)

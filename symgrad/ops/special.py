@@ -1,6 +1,6 @@
 """Special functions: ``lgamma``, ``digamma``, ``polygamma``, ``erfinv``, the modified Bessel
 functions ``i0``, ``i0e``, ``i1``, ``i1e`` (and ``bessel_i``/``bessel_ie`` of any integer
-order), ``xlog1py`` and ``betaln``.
+order), ``erf``, ``erfc``, ``xlogy``, ``xlog1py`` and ``betaln``.
 
 NumPy has none of these as ufuncs (``np.i0`` exists but is not a ufunc and has no scaled
 form) and symgrad does not depend on SciPy, so their NumPy forwards are written here,
@@ -20,7 +20,9 @@ vectorised, in float64 (a float32 input gives a float32 result, rounded once):
 * ``bessel_i(nu, x)`` and its scaled ``exp(-|x|) I_nu(x)``: the power series for
   ``|x| < 30`` (all terms of one sign, so no cancellation) and Hankel's asymptotic series
   beyond (30 terms: error below 1e-20 relative);
+* ``erf``, ``erfc``: the C library's, through ``math.erf``/``math.erfc`` element by element;
 * ``xlog1py(x, y)`` is ``x * log1p(y)``, 0 where ``x == 0`` and ``y <= -1`` (PyTorch's);
+  ``xlogy(x, y)`` is ``x * log(y)``, 0 where ``x == 0`` and ``y <= 0``;
   ``betaln(a, b)`` is ``lgamma(a) + lgamma(b) - lgamma(a + b)``.
 
 ``bessel_i(nu, x)`` and ``bessel_ie(nu, x)`` are ops too (not public), of any integer
@@ -28,9 +30,9 @@ order: derivatives of ``i1`` hold ``I2``, of ``I2`` hold ``I3``..., and every fu
 closed form must be an op for ``create_graph=True`` on the symbolic engine.
 
 Their SymPy forms are SymPy's ``loggamma``, ``polygamma``, ``erfinv``, ``besseli`` and the
-engine's ``besselie`` (``symbolic/stable.py``); the symbolic engine compiles them to the
-forwards here (``stable.NUMPY_HELPERS``).  The C backends compute ``lgamma`` (libm) and
-refuse the others, naming them.
+engine's ``besselie`` (``symbolic/forms/stable.py``); the symbolic engine compiles them to the
+forwards here (``stable.NUMPY_HELPERS``).  The C backends compute ``lgamma``, ``erf`` and ``erfc``
+(libm) and refuse the others, naming them.
 """
 from __future__ import annotations
 
@@ -148,6 +150,26 @@ _erf_elements = np.frompyfunc(math.erf, 1, 1)
 _erfc_elements = np.frompyfunc(math.erfc, 1, 1)
 
 
+def erf(x) -> np.ndarray:
+    """The error function, the C library's ``erf`` element by element.
+
+    >>> erf(np.array([0.0, 1.0], dtype=np.float32))
+    array([0.       , 0.8427008], dtype=float32)
+    """
+    x, dtype = _float64(x)
+    return np.asarray(_erf_elements(x), dtype=np.float64).astype(dtype)
+
+
+def erfc(x) -> np.ndarray:
+    """``1 - erf(x)``, accurate where ``erf`` is close to 1 (the C library's ``erfc``).
+
+    >>> erfc(np.array([0.0, 10.0]))
+    array([1.00000000e+00, 2.08848758e-45])
+    """
+    x, dtype = _float64(x)
+    return np.asarray(_erfc_elements(x), dtype=np.float64).astype(dtype)
+
+
 def erfinv(y) -> np.ndarray:
     """The inverse of ``erf`` on ``(-1, 1)``; +-inf at +-1, NaN beyond.
 
@@ -226,7 +248,7 @@ def _unary(name, grad_fn_name, forward, vjp, sympy, domain, summary, saves=("inp
     ))
 
 
-_besselie = sympy_function("symgrad.symbolic.stable.besselie")  # exp(-|x|) I_nu(x), stable for large |x|
+_besselie = sympy_function("symgrad.symbolic.forms.stable.besselie")  # exp(-|x|) I_nu(x), stable for large |x|
 
 lgamma_ = _unary(
     "lgamma", "LgammaBackward0", lgamma,
@@ -262,6 +284,24 @@ polygamma_ = register(Op(
     differentiable=(False, True),
     public=True,
 ))
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)  # a Python float keeps float32
+
+erf_ = _unary(
+    "erf", "ErfBackward0", erf,
+    vjp=lambda xp, g, ans, x: (g * _TWO_OVER_SQRT_PI * xp.exp(-(x * x)),),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.erf"),
+    domain=Domain(-3.0, 3.0),
+    summary="error function", libm="erf",
+)
+
+erfc_ = _unary(
+    "erfc", "ErfcBackward0", erfc,
+    vjp=lambda xp, g, ans, x: (-(g * _TWO_OVER_SQRT_PI * xp.exp(-(x * x))),),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.erfc"),
+    domain=Domain(-3.0, 3.0),
+    summary="complementary error function 1 - erf(x)", libm="erfc",
+)
 
 erfinv_ = _unary(
     "erfinv", "ErfinvBackward0", erfinv,
@@ -387,6 +427,35 @@ xlog1py = register(Op(
     arity=2,
     domains=(Domain(), Domain(-0.9, 3.0)),
     summary="a*log(1+b), 0 where a = 0", public=True, in_formulas=True,
+))
+
+
+def _xlogy_forward(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    nothing = (x == 0) & (y <= 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.where(nothing, 0.0 * x, x * np.log(np.where(nothing, 1.0, y))))
+
+
+def _xlogy_vjp(xp, g, ans, x, y):
+    # as xlog1py's: both gradients 0 where x == 0 and y <= 0 (the constant 0), branches
+    # not taken computed at y = 1
+    nothing = (x == 0) * (y <= 0)
+    safe_y = xp.where(nothing, 1.0, y)
+    grad_x = xp.where(nothing, 0.0, g * xp.log(safe_y))
+    grad_y = xp.where(nothing, 0.0, g * x / safe_y)
+    return xp.sum_to(grad_x, shape=np.shape(x)), xp.sum_to(grad_y, shape=np.shape(y))
+
+
+xlogy = register(Op(
+    name="xlogy",
+    grad_fn_name="XlogyBackward0",
+    forward=_xlogy_forward,
+    vjp=_xlogy_vjp,
+    sympy=lambda sp, x, y: sp.Piecewise((0, sp.And(sp.Eq(x, 0), y <= 0)), (x * sp.log(y), True)),
+    arity=2,
+    domains=(Domain(), Domain(0.1, 3.0)),
+    summary="a*log(b), 0 where a = 0", public=True, in_formulas=True,
 ))
 
 

@@ -28,6 +28,7 @@ softmax       dim                     exp(x) / sum(exp(x)) along the int dim
                                       (reductions.py)
 log_softmax   dim                     x - logsumexp(x) along the int dim (reductions.py)
 norm          dim=None, keepdim=False 2-norm sqrt(sum(x * x)) over dim (reductions.py)
+cumsum        dim                     running sums along the int dim (reductions.py)
 sum_to        shape                   sum a broadcast array down to ``shape``
                                       (broadcast.py)
 broadcast_to  shape                   NumPy-broadcast to ``shape`` (broadcast.py)
@@ -55,6 +56,11 @@ cat           dim=0                   concatenate the (variadic) inputs along ``
 stack         dim=0                   stack the (variadic) inputs along a new ``dim``
 setitem       index                   x with ``x[index]`` replaced by ``value`` (inputs x,
                                       value; ``t[i] = v`` in the tape) (assign.py)
+det, logdet                           determinant (its log) of each matrix of a
+                                      (..., n, n) batch (linalg.py)
+inverse                               inverse of each matrix (linalg.py)
+solve                                 X with A X = B, B a vector or a batch of
+                                      matrices (linalg.py)
 ============= ======================= ==================================================
 
 Forwards always return a new array (never a view of an input), so a tensor's data can

@@ -1,7 +1,7 @@
 """``Optimizer``: parameter groups, per-parameter state, ``zero_grad`` and ``step``.
 
 Subclasses implement ``_update(group, param, grad, state)``, which returns the change to
-add to one parameter, computed in NumPy with PyTorch's exact order of operations (every
+add to one parameter (AdamW first scales ``param`` in place, as PyTorch's decoupled decay does), computed in NumPy with PyTorch's exact order of operations (every
 Python-number factor is rounded to the parameter's dtype first, as PyTorch's kernels do).
 :meth:`Optimizer.step` then adds it in place under ``no_grad``, so a parameter keeps its
 memory (``.data``, ``detach()`` and NumPy views see the new values) and its version
@@ -207,3 +207,19 @@ def as_dtype(value: float, array: np.ndarray):
     dtype('float32')
     """
     return array.dtype.type(value)
+
+
+def check_nonnegative(group: dict[str, Any], *names: str) -> None:
+    """Raise a ``ValueError`` naming the first of ``names`` whose value in ``group`` is negative (or NaN)."""
+    for name in names:
+        if not group[name] >= 0.0:
+            raise ValueError(f"Invalid {name} value: {group[name]} (it must be >= 0)")
+
+
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+    """PyTorch's ``start.lerp_(end, weight)``, with its two formulas for small and large weights."""
+    w = as_dtype(weight, start)
+    if abs(w) < 0.5:
+        start += w * (end - start)
+    else:
+        start[...] = end - (end - start) * (as_dtype(1, start) - w)

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..tape.tensor import Tensor
-from .optimizer import Optimizer, as_dtype
+from .optimizer import Optimizer, as_dtype, check_nonnegative
 
 
 class SGD(Optimizer):
@@ -44,10 +44,7 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        if not group["momentum"] >= 0.0:
-            raise ValueError(f"Invalid momentum value: {group['momentum']} (it must be >= 0)")
-        if not group["weight_decay"] >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']} (it must be >= 0)")
+        check_nonnegative(group, "momentum", "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 "Nesterov momentum requires a momentum and zero dampening, got "

@@ -1,14 +1,14 @@
 """The symbolic engine: graph -> SymPy, reverse-mode adjoints, compile, printing.
 
 A computation (eager tensors, a traced function, or a plain SymPy expression) becomes a
-SymPy expression over array-level symbols (:mod:`.symbols`, hash-consed): elementwise ops
+SymPy expression over array-level symbols (:mod:`.core.symbols`, hash-consed): elementwise ops
 are ordinary SymPy expressions (selections -- ``where``, ``maximum``, comparisons -- are the
-functions of :mod:`.elementwise`, which SymPy never rewrites), everything else is a
-structural function (:mod:`.structural`), and unstable closed forms use the stable
-functions of :mod:`.stable`.  :mod:`.reverse` derives closed-form derivatives in one iterative pass,
-:mod:`.compile` turns them into one cached NumPy function, :mod:`.backward` runs
-``backward()`` on them, :mod:`.functional` offers JAX-style transforms and
-:mod:`.printing` shows the formulas.
+functions of :mod:`.forms.selections`, which SymPy never rewrites), everything else is a
+structural function (:mod:`.forms.structural`), and unstable closed forms use the stable
+functions of :mod:`.forms.stable`.  :mod:`.derive.reverse` derives closed-form derivatives in one iterative pass,
+:mod:`.codegen.compile` turns them into one cached NumPy function, :mod:`.backward` runs
+``backward()`` on them, :mod:`.transforms` offers JAX-style transforms and
+:mod:`.printing.printers` shows the formulas.
 
 >>> import sympy as sp
 >>> x = sp.Symbol("x", real=True)
@@ -17,17 +17,18 @@ functions of :mod:`.stable`.  :mod:`.reverse` derives closed-form derivatives in
 """
 from .backward import (GradientMismatchError, cross_checked_backward, last_compiled, set_cross_check_tolerances,
                        symbolic_backward)
-from .compile import (CompiledFunction, compile_cache_clear, compile_cache_info, compile_exprs,
+from .codegen.compile import (CompiledFunction, compile_cache_clear, compile_cache_info, compile_exprs,
                       set_compile_cache_size)
-from .explain import Explanation, explain
-from .functional import grad, hessian, jacobian, jvp, value_and_grad, vjp
-from .graph import tensor_expr, tensor_graph
-from .notebook import install_ipython_display
-from .printing import ClosedForm, latex, per_element, pretty, text, tidy
-from .reverse import adjoints, diff, gradient, hessian as hessian_expr, jacobian as jacobian_expr, jvp_expr, vjp_expr
-from .stable import sigmoid, softplus
-from .structural import STRUCTURAL_FUNCTIONS, StructuralFunction, numpy_namespace, structural_class
-from .symbols import ArrayVar, Attrs, array_symbol, shape_of
+from .printing.explain import Explanation, explain
+from .transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .derive.graph import tensor_expr, tensor_graph
+from .printing.notebook import install_ipython_display
+from .printing.printers import ClosedForm, latex, per_element, pretty, text, tidy
+from .derive.reverse import adjoints, diff, gradient, hessian as hessian_expr, jacobian as jacobian_expr, jvp_expr, vjp_expr
+from .forms.stable import sigmoid, softplus
+from .forms import linalg as _linalg  # noqa: F401  (registers the forms of det, logdet, inverse, solve)
+from .forms.structural import STRUCTURAL_FUNCTIONS, StructuralFunction, numpy_namespace, structural_class
+from .core.symbols import ArrayVar, Attrs, array_symbol, shape_of
 
 __all__ = [
     # symbols and structure
@@ -48,4 +49,4 @@ __all__ = [
     "ClosedForm", "text", "pretty", "latex", "tidy", "per_element", "explain", "Explanation",
 ]
 
-install_ipython_display()  # in IPython: SymPy forms display bounded (symgrad.symbolic.notebook)
+install_ipython_display()  # in IPython: SymPy forms display bounded (symgrad.symbolic.printing.notebook)

@@ -10,8 +10,8 @@ VJPs node by node, it differentiates closed forms.
 called ``retain_grad()``, and non-leaf ``inputs=`` of ``autograd.grad``.  Usually there
 is none but the root, and the whole backward is **one** compiled NumPy function.  Each
 segment (the graph below one boundary node down to leaves and further boundaries) is
-translated to SymPy, differentiated by :mod:`.reverse` with respect to its leaves and
-the boundary outputs it reaches, compiled, and cached by structure (:mod:`.compile`):
+translated to SymPy, differentiated by :mod:`.derive.reverse` with respect to its leaves and
+the boundary outputs it reaches, compiled, and cached by structure (:mod:`.codegen.compile`):
 the structure key comes straight from the tape, so a cache hit builds no SymPy at all.
 
 Boundary nodes are processed in reverse topological order, as the tape engine does:
@@ -44,11 +44,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..tape.structure import graph_key
-from .compile import CompiledFunction, cache_transaction, cached, compile_cache_info
-from .graph import InputRef, Segment
-from .reverse import adjoints
-from .structural import exact
-from .symbols import ArrayVar
+from .codegen.compile import CompiledFunction, cache_transaction, cached, compile_cache_info
+from .derive.graph import InputRef, Segment
+from .derive.reverse import adjoints
+from .forms.structural import exact
+from .core.symbols import ArrayVar
 
 __all__ = ["symbolic_backward", "cross_checked_backward", "GradientMismatchError", "set_cross_check_tolerances",
            "last_compiled"]
@@ -372,7 +372,7 @@ def _compile_segment(segment: Segment, seeds, sink_positions: list[int]) -> Comp
 def _tensor_gradients(segment: Segment, key, arrays, seeds, positions) -> list:
     """``create_graph=True``: evaluate the closed forms with tensor ops (recorded)."""
     from ..tape.tensor import Tensor
-    from .as_tensors import NotTensorizable, evaluate_as_tensors
+    from .derive.as_tensors import NotTensorizable, evaluate_as_tensors
 
     symbols, seed_symbols, grads = cached(("backward-exprs",) + key,
                                           lambda: _derive_segment(segment, arrays, positions))

@@ -3,12 +3,15 @@
 Every public op of the table (``Op.public``) has one, made here from the record: a call of
 the Tensor method of the same name (``symgrad.exp(x)`` is ``x.exp()``), or for a mask op
 the op itself (``symgrad.lt(1.0, x)``: a number may come first).  The functions written
-out below are aliases, operators and ops that take lists; the op table holds the maths.
+out below are aliases, operators and ops that take lists; the op table holds the maths,
+and ``composites.py`` the functions made of its ops (``flip``, ``gather``, ``var``, ...).
 """
 from __future__ import annotations
 
 from ..ops import OPS
-from .tensor import Tensor, apply_op, as_tensor
+from . import composites
+from .composites import *  # noqa: F401,F403  (flip, roll, gather, var, ...: compositions of the table's ops)
+from .tensor import Tensor, _check_rounding_mode, _scaled, apply_op, as_tensor
 
 _WRITTEN_OUT = ["add", "sub", "mul", "div", "neg", "where", "polygamma", "clip", "mm", "t", "cat", "concat",
                 "stack", "is_tensor", "numel", "detach"]
@@ -39,17 +42,17 @@ for _name in ["clip", "t", "detach", "numel"]:
     globals()[_name] = _method_function(_name)
 mm = globals()["matmul"]
 
-__all__ = sorted({op.name for op in _PUBLIC_OPS} | set(_WRITTEN_OUT))
+__all__ = sorted({op.name for op in _PUBLIC_OPS} | set(_WRITTEN_OUT) | set(composites.__all__))
 
 
-def add(a, b):
-    """``a + b`` with broadcasting."""
-    return apply_op("add", a, b)
+def add(a, b, *, alpha=1):
+    """``a + alpha * b`` with broadcasting."""
+    return apply_op("add", a, _scaled(b, alpha))
 
 
-def sub(a, b):
-    """``a - b`` with broadcasting."""
-    return apply_op("sub", a, b)
+def sub(a, b, *, alpha=1):
+    """``a - alpha * b`` with broadcasting."""
+    return apply_op("sub", a, _scaled(b, alpha))
 
 
 def mul(a, b):
@@ -57,8 +60,9 @@ def mul(a, b):
     return apply_op("mul", a, b)
 
 
-def div(a, b):
-    """``a / b`` with broadcasting."""
+def div(a, b, *, rounding_mode=None):
+    """``a / b`` with broadcasting (true division only)."""
+    _check_rounding_mode(rounding_mode)
     return apply_op("div", a, b)
 
 

@@ -188,6 +188,61 @@ class Node:
         return f"<{self.name()} object at {id(self):#x}>"
 
 
+class Origin(Node):
+    """How a tensor that no op recorded was computed from named tensors: ``1 - y`` for
+    ``y`` named ``"y"`` that does not require grad.  Printing reads it to show such a
+    tensor as what it is (``symgrad.symbolic.derive.graph``); no engine and no backward
+    pass ever sees it.  It is a :class:`Node` so the graph walk reads it as one, but keeps
+    only what that walk reads: the op, its attributes and its operands.
+
+    ``size`` counts the origins it was built from (itself included): a chain longer than
+    :data:`MAX_ORIGIN_SIZE` is not recorded, so an origin keeps a bounded number of arrays
+    alive (``x = x * 0.9`` in a loop keeps no history).
+
+    >>> import symgrad
+    >>> y = symgrad.tensor([1.0, 0.0], name="y")
+    >>> t = 1 - y
+    >>> t._origin.op.name, t._origin.holds(t), symgrad.tensor([1.0])._origin
+    ('sub', True, None)
+    """
+
+    function = None
+    n_outputs = 1
+
+    def __init__(self, op, attrs: dict, operands: list) -> None:  # noqa: D107  (no Node state: never a grad_fn)
+        self.op = op
+        self.attrs = attrs
+        self.operands = operands
+        self.versions = [t._version.value for t in operands]
+        size = 1
+        for t in operands:
+            if t._origin is not None:
+                size += t._origin.size
+        self.size = size
+
+    @property
+    def inputs(self) -> tuple:  # type: ignore[override]  (made when a graph walk asks: creation stays cheap)
+        """The operands as the graph walk reads them: each edge is the operand's origin, or
+        its gradient edge (a tensor that requires grad: ``x > 0`` of a parameter ``x``)."""
+        return tuple(SavedInput(t, t._origin if t._origin is not None else t._edge()) for t in self.operands)
+
+    def holds(self, tensor) -> bool:
+        """Whether ``tensor`` (the tensor this origin made) still holds what the origin
+        computes: neither it nor anything it was computed from changed in place since."""
+        if tensor._version.value != 0:  # a fresh tensor's counter starts at 0; in-place changes bump it
+            return False
+        for operand, version in zip(self.operands, self.versions):
+            if operand._version.value != version:
+                return False
+            if operand._origin is not None and not operand._origin.holds(operand):
+                return False
+        return True
+
+
+MAX_ORIGIN_SIZE = 16
+"""The most origins one tensor's :class:`Origin` is built from."""
+
+
 def _check_version(node: Node, actual: int, expected: int, array) -> None:
     if actual != expected:
         raise RuntimeError(

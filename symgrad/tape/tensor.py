@@ -19,9 +19,10 @@ import weakref
 import numpy as np
 
 from ..ops import OPS, ArrayNamespace, normalize_index
+from . import devices
 from . import dtypes, tracing
 from .grad_mode import is_grad_enabled
-from .node import AccumulateGrad, Node, RemovableHandle, SavedInput, VersionCounter
+from .node import MAX_ORIGIN_SIZE, AccumulateGrad, Node, Origin, RemovableHandle, SavedInput, VersionCounter
 
 _ACCUMULATOR_LOCK = threading.Lock()
 
@@ -63,11 +64,15 @@ class Tensor:
     _retains_grad = False
     _constant = None
     name: str | None = None
+    dims: tuple | None = None  # a name (or None) per axis, for printing sizes by name (symgrad.tensor(dims=...))
     _made_outside_graph: str | None = None  # how, when made from a running trace (tracing.py)
     _trace_node: Node | None = None  # a mask op a running trace recorded without grad (tracing.py)
+    _origin: Origin | None = None  # how it was computed from named tensors, unrecorded (for printing)
 
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
+        if not isinstance(data, (np.ndarray, np.generic)):
+            data = _constructor_data(data)
         self._data = data
         self._version = _version if _version is not None else VersionCounter()
         if _constant is not None:
@@ -134,6 +139,11 @@ class Tensor:
                     f"{dtypes.dtype_name(self.dtype)}"
                 )
         self._grad = value
+
+    @grad.deleter
+    def grad(self) -> None:
+        """``del x.grad``: the same as ``x.grad = None``."""
+        self._grad = None
 
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in ``.grad`` during backward."""
@@ -371,12 +381,45 @@ class Tensor:
         return tensor_repr(self)
 
     # ----------------------------------------------------------------- conversions
-    def to(self, dtype) -> "Tensor":
-        """A copy with another dtype (differentiable between float dtypes)."""
-        dtype = dtypes.to_dtype(dtype)
+    def to(self, *args, dtype=None, device=None, non_blocking: builtins.bool = False,
+           copy: builtins.bool = False) -> "Tensor":
+        """This tensor with another dtype (a recorded cast, differentiable between float
+        dtypes), in PyTorch's forms: ``to(dtype)``, ``to("cpu")``, ``to("cpu", dtype)``,
+        ``to(other_tensor)`` (its dtype), ``to(device=..., dtype=...)``.  It is ``self``
+        when nothing changes (unless ``copy=True``).  The only device is the CPU: any
+        other raises (``symgrad.tape.devices``).
+
+        >>> import symgrad
+        >>> x = symgrad.tensor([1.0, 2.0])
+        >>> x.to("cpu") is x, x.to(symgrad.float32).dtype, x.to("cpu", "float16").dtype
+        (True, dtype('float32'), dtype('float16'))
+        >>> x.to("cuda")
+        Traceback (most recent call last):
+        ...
+        RuntimeError: Tensor.to: symgrad computes on the CPU only and cannot move tensors to 'cuda'; ...
+        """
+        dtype = devices.dtype_of_to(args, dtype, device, "Tensor.to", Tensor)
+        dtype = self.dtype if dtype is None else dtypes.to_dtype(dtype)
         if dtype == self.dtype:
-            return self
+            return self.clone() if copy else self
         return apply_op("cast", self, dtype=dtype)
+
+    @property
+    def device(self) -> "devices.device":
+        """Where the values live: always ``device(type='cpu')``."""
+        return devices.CPU
+
+    @property
+    def is_cuda(self) -> builtins.bool:
+        return False
+
+    def cpu(self) -> "Tensor":
+        """``self``: symgrad's tensors are on the CPU already."""
+        return self
+
+    def cuda(self, device=None, non_blocking: builtins.bool = False) -> "Tensor":
+        """Refused: symgrad computes on the CPU only."""
+        raise devices.cpu_only_error("Tensor.cuda", "cuda" if device is None else device)
 
     def float(self) -> "Tensor":
         return self.to(dtypes.float32)
@@ -421,6 +464,12 @@ class Tensor:
     def __rtruediv__(self, other):
         return apply_op("div", other, self)
 
+    def __mod__(self, other):  # Python's %, PyTorch's remainder: the sign of the divisor
+        return apply_op("remainder", self, other)
+
+    def __rmod__(self, other):
+        return apply_op("remainder", other, self)
+
     def __pow__(self, exponent):
         return self.pow(exponent)
 
@@ -441,6 +490,26 @@ class Tensor:
 
     def __abs__(self):
         return apply_op("abs", self)
+
+    def add(self, other, *, alpha=1):
+        """``self + alpha * other``, PyTorch's ``x.add(y, alpha=...)``."""
+        return apply_op("add", self, _scaled(other, alpha))
+
+    def sub(self, other, *, alpha=1):
+        """``self - alpha * other``."""
+        return apply_op("sub", self, _scaled(other, alpha))
+
+    def mul(self, other):
+        """``self * other``."""
+        return apply_op("mul", self, other)
+
+    def div(self, other, *, rounding_mode=None):
+        """``self / other`` (true division; PyTorch's ``rounding_mode`` is refused, symgrad has
+        no floor or trunc op to round with)."""
+        _check_rounding_mode(rounding_mode)
+        return apply_op("div", self, other)
+
+    multiply, subtract, divide, true_divide = mul, sub, div, div
 
     def pow(self, exponent):
         """``self ** exponent``: a number exponent records PowBackward0, a tensor PowBackward1."""
@@ -531,11 +600,13 @@ class Tensor:
             tracing.refuse(other, "equal()")
         return self.shape == other.shape and builtins.bool(np.array_equal(self._data, other._data))
 
-    def argmax(self, dim: int | None = None, keepdim: builtins.bool = False):
+    def argmax(self, dim: int | None = None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_keywords("argmax", dim, axis, keepdim, keepdims)
         return tracing.mark(Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim if dim is not None else False)),
                             "argmax()", self)
 
-    def argmin(self, dim: int | None = None, keepdim: builtins.bool = False):
+    def argmin(self, dim: int | None = None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_keywords("argmin", dim, axis, keepdim, keepdims)
         return tracing.mark(Tensor(np.argmin(self._data, axis=dim, keepdims=keepdim if dim is not None else False)),
                             "argmin()", self)
 
@@ -590,28 +661,30 @@ class Tensor:
         """Elementwise minimum; gradients as for :meth:`maximum` (the larger argument gets 0)."""
         return apply_op("minimum", self, other)
 
-    def square(self):
-        return self.pow(2)
-
     # ----------------------------------------------------------------- reductions
-    def sum(self, dim=None, keepdim: builtins.bool = False):
+    def sum(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
+        """The sum over all elements, or over ``dim`` (NumPy's ``axis``/``keepdims`` spellings too)."""
+        dim, keepdim = _dim_keywords("sum", dim, axis, keepdim, keepdims)
         return apply_op("sum", self, dim=_dims(dim), keepdim=keepdim)
 
-    def mean(self, dim=None, keepdim: builtins.bool = False):
+    def mean(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_keywords("mean", dim, axis, keepdim, keepdims)
         if not dtypes.is_floating(self.dtype):
             raise RuntimeError(f"mean() needs a floating dtype, got {dtypes.dtype_name(self.dtype)}; use .float() first")
         return apply_op("mean", self, dim=_dims(dim), keepdim=keepdim)
 
-    def max(self, dim=None, keepdim: builtins.bool = False):
+    def max(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
         """The largest element, or ``(values, indices)`` along ``dim`` (or elementwise
         ``maximum`` when given a tensor).  As in PyTorch, the gradient of the largest
         element is split evenly between tied elements (between the NaNs, if any); along
         ``dim`` all of it goes to the first extreme index (the first NaN)."""
+        dim, keepdim = _dim_keywords("max", dim, axis, keepdim, keepdims)
         return self._extreme("max", np.argmax, dim, keepdim)
 
-    def min(self, dim=None, keepdim: builtins.bool = False):
+    def min(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
         """The smallest element, or ``(values, indices)`` along ``dim`` (or elementwise
         ``minimum`` when given a tensor)."""
+        dim, keepdim = _dim_keywords("min", dim, axis, keepdim, keepdims)
         return self._extreme("min", np.argmin, dim, keepdim)
 
     def _extreme(self, name, argfunc, dim, keepdim):
@@ -625,14 +698,27 @@ class Tensor:
             indices = Tensor(np.expand_dims(indices._data, dim))
         return MinMaxResult(values, tracing.mark(indices, f"{name}(dim=...).indices", self))
 
-    def logsumexp(self, dim, keepdim: builtins.bool = False):
+    def logsumexp(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_keywords("logsumexp", dim, axis, keepdim, keepdims)
+        if dim is None:
+            raise TypeError("logsumexp() missing the dimension(s) to reduce: pass dim (or axis)")
         return apply_op("logsumexp", self, dim=_dims(dim), keepdim=keepdim)
 
-    def softmax(self, dim: int):
+    def softmax(self, dim: int | None = None, *, axis=None):
+        dim, _ = _dim_keywords("softmax", dim, axis, False, None)
+        if dim is None:
+            raise TypeError("softmax() missing the dimension to normalise over: pass dim (or axis)")
         return apply_op("softmax", self, dim=dim)
 
-    def log_softmax(self, dim: int):
+    def log_softmax(self, dim: int | None = None, *, axis=None):
+        dim, _ = _dim_keywords("log_softmax", dim, axis, False, None)
+        if dim is None:
+            raise TypeError("log_softmax() missing the dimension to normalise over: pass dim (or axis)")
         return apply_op("log_softmax", self, dim=dim)
+
+    def cumsum(self, dim: int):
+        """Running sums along ``dim``."""
+        return apply_op("cumsum", self, dim=builtins.int(dim))
 
     def norm(self, p=2, dim=None, keepdim: builtins.bool = False):
         """The 2-norm over all elements or over ``dim``."""
@@ -662,6 +748,15 @@ class Tensor:
         return out
 
     @property
+    def mT(self):  # noqa: N802  (PyTorch's name)
+        """The last two dimensions swapped (a batch of matrices, each transposed)."""
+        if self.ndim < 2:
+            raise RuntimeError(
+                f"tensor.mT is only supported on matrices or batches of matrices. Got {self.ndim}-D tensor."
+            )
+        return self.transpose(-2, -1)
+
+    @property
     def T(self):
         return self.permute(*reversed(range(self.ndim))) if self.ndim > 1 else self
 
@@ -683,10 +778,14 @@ class Tensor:
     def flatten(self):
         return self.reshape(-1)
 
-    def unsqueeze(self, dim: int):
+    def unsqueeze(self, dim: int | None = None, *, axis=None):
+        dim, _ = _dim_keywords("unsqueeze", dim, axis, False, None)
+        if dim is None:
+            raise TypeError("unsqueeze() missing the position of the new dimension: pass dim (or axis)")
         return apply_op("unsqueeze", self, dim=dim)
 
-    def squeeze(self, dim: int | None = None):
+    def squeeze(self, dim: int | None = None, *, axis=None):
+        dim, _ = _dim_keywords("squeeze", dim, axis, False, None)
         return apply_op("squeeze", self, dim=dim)
 
     def expand(self, *shape):
@@ -784,17 +883,32 @@ class Tensor:
     def __itruediv__(self, other):
         return self._inplace("div", other)
 
-    def add_(self, other, alpha=1):
-        return self._inplace("add", other if alpha == 1 else other * alpha)
+    def add_(self, other, *, alpha=1):
+        """``self += alpha * other`` in place."""
+        return self._inplace("add", _scaled(other, alpha))
 
-    def sub_(self, other, alpha=1):
-        return self._inplace("sub", other if alpha == 1 else other * alpha)
+    def sub_(self, other, *, alpha=1):
+        """``self -= alpha * other`` in place."""
+        return self._inplace("sub", _scaled(other, alpha))
 
     def mul_(self, other):
         return self._inplace("mul", other)
 
-    def div_(self, other):
+    def div_(self, other, *, rounding_mode=None):
+        _check_rounding_mode(rounding_mode)
         return self._inplace("div", other)
+
+    def pow_(self, exponent):
+        """``self **= exponent`` in place."""
+        if isinstance(exponent, numbers.Number) and not isinstance(exponent, builtins.bool):
+            return self._inplace("pow_scalar", exponent=exponent)
+        return self._inplace("pow", exponent)
+
+    def neg_(self):
+        return self._inplace("neg")
+
+    def square_(self):
+        return self.pow_(2)
 
     def clamp_(self, min=None, max=None):
         if min is None and max is None:
@@ -833,12 +947,27 @@ def _op_method(name: str):
     return method
 
 
+def _inplace_method(name: str):
+    def method(self):
+        return self._inplace(name)
+
+    method.__name__ = method.__qualname__ = name + "_"
+    method.__doc__ = f"``x.{name}_()``: ``x.{name}()`` written into ``x`` in place."
+    return method
+
+
+_NOT_INPLACE = {"clone"}  # a copy written over itself is no in-place form
+
+
 def _add_op_methods() -> None:
     """Give ``Tensor`` a method for every public op of the table that the class does not
-    write out (an op with a signature of its own: ``sum(dim, keepdim)``, ``clamp``...)."""
+    write out (an op with a signature of its own: ``sum(dim, keepdim)``, ``clamp``...),
+    and to each such one-input elementwise op its in-place form (``exp_``, ``abs_``...)."""
     for op in OPS.values():
         if op.public and op.name not in Tensor.__dict__:
             setattr(Tensor, op.name, _op_method(op.name))
+            if op.kind == "elementwise" and op.arity == 1 and op.name not in _NOT_INPLACE:
+                setattr(Tensor, op.name + "_", _inplace_method(op.name))
 
 
 def _rebuild_tensor(array: np.ndarray, requires_grad: builtins.bool, name: str | None, constant) -> Tensor:
@@ -847,7 +976,8 @@ def _rebuild_tensor(array: np.ndarray, requires_grad: builtins.bool, name: str |
 
 
 class MinMaxResult(tuple):
-    """``(values, indices)`` returned by ``max(dim)``/``min(dim)``, with named fields."""
+    """``(values, indices)`` returned by ``max(dim)``/``min(dim)``, ``sort`` and ``topk``, with
+    named fields."""
 
     def __new__(cls, values, indices):
         return super().__new__(cls, (values, indices))
@@ -862,6 +992,48 @@ class MinMaxResult(tuple):
 
 
 # --------------------------------------------------------------------- helpers
+def _constructor_data(data) -> np.ndarray:
+    """What ``Tensor(data)`` holds for user data, as ``torch.Tensor(data)`` builds it: a
+    sequence becomes an array of the default float dtype, a tensor's values are shared."""
+    if isinstance(data, Tensor):
+        return data._data
+    if not isinstance(data, (list, tuple)):
+        raise TypeError(
+            f"Tensor(data): data must be a sequence (a list or tuple of numbers), an ndarray or a tensor, got "
+            f"{type(data).__name__} {data!r:.60}; for a 0-d tensor use symgrad.tensor({data!r:.60})"
+        )
+    return dtypes.as_array(data, dtypes.get_default_dtype())
+
+
+def _scaled(other, alpha):
+    """``alpha * other`` for ``add``/``sub``'s ``alpha`` (``other`` itself when it is 1)."""
+    if isinstance(alpha, builtins.bool) or not isinstance(alpha, numbers.Number):
+        raise TypeError(f"alpha must be a number, got {type(alpha).__name__} {alpha!r:.60}")
+    return other if alpha == 1 else apply_op("mul", other, alpha)
+
+
+def _check_rounding_mode(rounding_mode) -> None:
+    if rounding_mode is not None:
+        raise NotImplementedError(
+            f"div(rounding_mode={rounding_mode!r}) is not supported by symgrad (it has no floor or trunc op); "
+            "divide, then round the values with NumPy outside the graph"
+        )
+
+
+def _dim_keywords(method: str, dim, axis, keepdim, keepdims):
+    """``(dim, keepdim)`` from PyTorch's names or NumPy's (``axis``, ``keepdims``); giving
+    both spellings of one argument raises, as in PyTorch."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{method}() got dim={dim!r} and axis={axis!r}; axis is NumPy's name for dim, pass one")
+        dim = axis
+    if keepdims is not None:
+        if keepdim:
+            raise TypeError(f"{method}() got keepdim and keepdims; keepdims is NumPy's name for keepdim, pass one")
+        keepdim = keepdims
+    return dim, keepdim
+
+
 def _dims(dim):
     if dim is None:
         return None
@@ -977,6 +1149,8 @@ def _promote(op, inputs: list) -> list:
             promoted[i] = operand.to(target)
         else:
             promoted[i] = Tensor(operand._data.astype(target), _constant=operand._constant)
+            if (operand.name is not None or operand._origin is not None) and is_grad_enabled():
+                _note_origin(promoted[i], OPS["cast"], {"dtype": target}, [operand])  # a mask made numbers
     return promoted
 
 
@@ -1003,12 +1177,18 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
     """
     op, inputs, data = _forward(op_name, operands, attrs)
     out = Tensor(data)
-    if data.dtype.kind == "f" and is_grad_enabled():
+    grad_mode = is_grad_enabled()
+    if grad_mode and data.dtype.kind == "f":
         for t in inputs:
             if t._requires_grad or t.grad_fn is not None:
                 node = Node(op, attrs, [SavedInput(t, t._edge()) for t in inputs])
                 out.grad_fn = node
                 node.set_output(0, out)
+                break
+    if grad_mode and out.grad_fn is None:  # not recorded: what it was computed from, if named, for printing
+        for t in inputs:
+            if t.name is not None or t._origin is not None:
+                _note_origin(out, op, attrs, inputs)
                 break
     if tracing.ACTIVE_TRACES:
         operand_tensors = [o for o in operands if isinstance(o, Tensor)]  # before dtype promotion
@@ -1021,6 +1201,15 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
         else:
             tracing.mark(out, f"the unrecorded op {op_name}", *operand_tensors)
     return out
+
+
+def _note_origin(out: Tensor, op, attrs: dict, inputs: list) -> None:
+    """Give ``out``, computed without recording from named tensors (or from tensors that
+    have an origin), its :class:`~symgrad.tape.node.Origin`, unless the chain would be
+    longer than :data:`~symgrad.tape.node.MAX_ORIGIN_SIZE`."""
+    origin = Origin(op, attrs, inputs)
+    if origin.size <= MAX_ORIGIN_SIZE:
+        out._origin = origin
 
 
 tensor_ops = ArrayNamespace(lambda op, *args, **attrs: apply_op(op.name, *args, **attrs))

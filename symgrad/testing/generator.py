@@ -55,7 +55,8 @@ COMPARISON_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 LOGICAL_OPS = ("logical_and", "logical_or", "logical_not")
 
 NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min",
-                           "extremum_mask", *COMPARISON_OPS, *LOGICAL_OPS})
+                           "extremum_mask", "elu", "leaky_relu", "softsign", "floor", "ceil", "round", "trunc",
+                           "frac", "remainder", "fmod", "copysign", *COMPARISON_OPS, *LOGICAL_OPS})
 """Ops with kinks or jumps (a mask selects between branches); second-derivative checks
 leave them out."""
 
@@ -516,6 +517,34 @@ def _extremum_mask(b, op):
 def _softmax(b, op):
     x = b.value(min_ndim=1)
     return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
+
+
+@register_recipe("cumsum")
+def _cumsum(b, op):
+    x = b.value(min_ndim=1)
+    return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
+
+
+def _well_conditioned(b: ProgramBuilder, n: int) -> Ref:
+    """An ``n x n`` matrix made from any value as ``2 I + tanh(M)/n``: diagonally dominant, so
+    invertible with a positive determinant whatever ``M`` holds."""
+    squashed = b._append(Step("tanh", (b.value(shape=(n, n)),)))
+    scaled = b._append(Step("mul", (squashed, 1.0 / n)))
+    return b._append(Step("add", (scaled, b.constant(2 * np.eye(n, dtype=b.dtype)))))
+
+
+@register_recipe("det")
+@register_recipe("logdet")
+@register_recipe("inverse")
+def _square_matrix(b, op):
+    return [_well_conditioned(b, b.choose.integer(1, 3))], {}
+
+
+@register_recipe("solve")
+def _solve(b, op):
+    n = b.choose.integer(1, 3)
+    right = b.choose.element([(n,), (n, 1), (n, 2)])
+    return [_well_conditioned(b, n), b.value(shape=right)], {}
 
 
 @register_recipe("matmul")

@@ -728,7 +728,7 @@ def test_a_rebound_closure_variable_is_read_again():
 
 def test_a_closed_over_array_changed_in_place_is_read_again():
     """Under jax.jit a closed-over NumPy array is a constant; symgrad reads arrays the
-    function captures at every call (documented in symgrad.symbolic.functional)."""
+    function captures at every call (documented in symgrad.symbolic.transforms)."""
     w = np.array([1.0, 2.0, 3.0])
     g = symgrad.grad(lambda x: (x * w).sum())
     close(g(np.ones(3)), [1.0, 2.0, 3.0])

@@ -435,7 +435,7 @@ def test_a_cross_check_mismatch_leaves_grads_and_the_compile_cache_as_they_were(
 
 
 def test_a_cache_build_that_looks_up_its_own_key_raises_instead_of_waiting_forever():
-    from symgrad.symbolic.compile import cached
+    from symgrad.symbolic.codegen.compile import cached
 
     key = ("test", "a build that needs itself")
     with pytest.raises(RuntimeError, match="its own key"):

@@ -72,7 +72,7 @@ NAMESPACE = None
 def _namespace() -> set:
     global NAMESPACE
     if NAMESPACE is None:
-        from symgrad.symbolic.structural import numpy_namespace
+        from symgrad.symbolic.forms.structural import numpy_namespace
 
         NAMESPACE = set(numpy_namespace()) | {"numpy", "functools"}
     return NAMESPACE

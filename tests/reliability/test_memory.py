@@ -160,11 +160,14 @@ def _annealed_step(w, step: int) -> None:
 
 def _tables() -> dict:
     """Every table the symbolic engine fills while it builds, by name: its size."""
-    from symgrad.symbolic import backward, elementwise, reverse, symbols
+    from symgrad.symbolic import backward
+    from symgrad.symbolic.core import symbols
+    from symgrad.symbolic.derive import reverse
+    from symgrad.symbolic.forms import selections
 
     return {"canonical nodes": len(symbols._CANONICAL), "known ids": len(symbols._KNOWN),
             "aliases": len(symbols._ALIASES), "shape memo": len(symbols._SHAPES) + len(symbols._OLD_SHAPES),
-            "op templates": len(elementwise._TEMPLATES), "partials": len(reverse._PARTIALS),
+            "op templates": len(selections._TEMPLATES), "partials": len(reverse._PARTIALS),
             "graphs known to backward": len(backward._KNOWN), "compile cache": compile_cache_info().currsize,
             "linecache": len(linecache.cache)}
 
@@ -176,7 +179,7 @@ def test_a_loop_that_changes_structure_every_step_keeps_memory_bounded(fresh_cac
     start afresh every ``INTERN_GENERATION`` builds now; the test lowers that knob to 30
     builds (and the compile cache to 16 entries) so that 600 steps cross 20 generations,
     where the default 1,000 builds would need ~10,000 steps (minutes here)."""
-    from symgrad.symbolic import symbols
+    from symgrad.symbolic.core import symbols
 
     generation = 30
     monkeypatch.setattr(symbols, "INTERN_GENERATION", generation)

@@ -239,8 +239,8 @@ def test_str_repr_and_notebook_latex_of_a_deep_elementwise_form():
     from sympy.printing.str import sstr
 
     from symgrad.symbolic import latex
-    from symgrad.symbolic.notebook import DISPLAY_BUDGET, sympy_bundle
-    from symgrad.symbolic.printing import REPR_LENGTH, abbreviate
+    from symgrad.symbolic.printing.notebook import DISPLAY_BUDGET, sympy_bundle
+    from symgrad.symbolic.printing.printers import REPR_LENGTH, abbreviate
 
     form = chain(GROWTH_SIZES[0])[1].expr.args[0]
     assert isinstance(form, (sp.Add, sp.Mul))

@@ -16,7 +16,7 @@ losses (``z - z*y``, ``x - logsumexp(x)``), and the upstream weight ``|w|`` for 
 (``exp(x - max)`` inherits the rounding of ``x - max``).  Subnormal results are compared
 absolutely, to the smallest normal number.  One documented allowance: above PyTorch's
 softplus threshold (20) the tape's gradient is exactly 1 and the symbolic engine's is
-``sigmoid(z)`` (``symbolic/stable.py``: the switch changes slopes by at most
+``sigmoid(z)`` (``symbolic/forms/stable.py``: the switch changes slopes by at most
 ``exp(-20) ~ 2e-9``), so there the softplus gradient may differ by ``2.1e-9 * |w|``.
 """
 from __future__ import annotations

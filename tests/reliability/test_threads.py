@@ -247,7 +247,7 @@ def test_threads_missing_the_same_structure_compile_it_once(fresh_cache, monkeyp
 def test_a_failed_build_raises_in_every_waiter_and_frees_the_key(fresh_cache, monkeypatch):
     """One thread builds while the others wait on its claim; its exception reaches them all,
     nothing is cached or counted, and the next lookup builds afresh."""
-    import symgrad.symbolic.compile as compile_module
+    import symgrad.symbolic.codegen.compile as compile_module
 
     threads, key = 8, ("test", "a build that fails")
     waiting, builds = threading.Semaphore(0), []
@@ -281,7 +281,7 @@ def test_a_failed_build_raises_in_every_waiter_and_frees_the_key(fresh_cache, mo
 
 
 def test_shape_memo_survives_concurrent_clearing(monkeypatch, fresh_cache):
-    import symgrad.symbolic.symbols as symbols
+    import symgrad.symbolic.core.symbols as symbols
 
     monkeypatch.setattr(symbols, "_SHAPES_LIMIT", 5)
 

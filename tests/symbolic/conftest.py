@@ -10,8 +10,8 @@ import pytest
 @pytest.fixture(scope="session")
 def cc() -> list[str]:
     """The C compiler command the C backends use; the test skips where there is none."""
-    from symgrad.symbolic.backends import CompilerNotFoundError
-    from symgrad.symbolic.backends.cbuild import find_compiler
+    from symgrad.symbolic.codegen.backends import CompilerNotFoundError
+    from symgrad.symbolic.codegen.backends.cbuild import find_compiler
 
     try:
         return find_compiler()

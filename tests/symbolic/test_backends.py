@@ -1,4 +1,4 @@
-"""The compiled-function backends (``symgrad.symbolic.backends``): every C backend agrees
+"""The compiled-function backends (``symgrad.symbolic.codegen.backends``): every C backend agrees
 with the NumPy backend -- on random elementwise programs, the W1 formula and the plain-SymPy
 Rosenbrock gradient, in float64 and float32, with NaN and infinity -- compiles safely from
 many threads, keeps backends apart in the cache, and fails with specific errors.
@@ -19,13 +19,13 @@ import sympy as sp
 import symgrad
 import symgrad.symbolic as S
 from symgrad.ops import OPS
-from symgrad.symbolic.backends import (BackendInputError, CCompileError, CompilerNotFoundError,
+from symgrad.symbolic.codegen.backends import (BackendInputError, CCompileError, CompilerNotFoundError,
                                        UnsupportedExpressionError, backend_names)
-from symgrad.symbolic.elementwise import Cast, Greater, Select
-from symgrad.symbolic.graph import tensor_graph
-from symgrad.symbolic.reverse import adjoints
-from symgrad.symbolic.structural import Sum
-from symgrad.symbolic.symbols import ArrayVar, shape_of
+from symgrad.symbolic.forms.selections import Cast, Greater, Select
+from symgrad.symbolic.derive.graph import tensor_graph
+from symgrad.symbolic.derive.reverse import adjoints
+from symgrad.symbolic.forms.structural import Sum
+from symgrad.symbolic.core.symbols import ArrayVar, shape_of
 from symgrad.tape.tensor import apply_op
 from symgrad.testing.generator import Program, ProgramBuilder, RandomChooser, Reject, random_program
 
@@ -38,8 +38,8 @@ def _in_c(name: str) -> bool:
     (the special functions but lgamma have no libm function, and lgamma's derivative,
     digamma, has none either).  An op whose form needs attributes is one of symgrad's own,
     which C translates."""
-    from symgrad.symbolic.backends.c_code import check_translatable
-    from symgrad.symbolic.elementwise import dummies, elementwise_form
+    from symgrad.symbolic.codegen.backends.c_code import check_translatable
+    from symgrad.symbolic.forms.selections import dummies, elementwise_form
 
     op = OPS[name]
     us = dummies(op.arity)

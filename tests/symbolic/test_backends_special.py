@@ -27,10 +27,10 @@ import sympy as sp
 
 import symgrad
 import symgrad.symbolic as S
-from symgrad.symbolic.elementwise import (Cast, Equal, Greater, GreaterEqual, Less, LessEqual, LogicalAnd,
+from symgrad.symbolic.forms.selections import (Cast, Equal, Greater, GreaterEqual, Less, LessEqual, LogicalAnd,
                                           LogicalNot, LogicalOr, Maximum, Minimum, NotEqual, Select, TieStep)
-from symgrad.symbolic.stable import sigmoid, softplus
-from symgrad.symbolic.symbols import ArrayVar
+from symgrad.symbolic.forms.stable import sigmoid, softplus
+from symgrad.symbolic.core.symbols import ArrayVar
 
 SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-310, 1e308, -1e308, 1.0, -1.0, 0.5, -2.5]
 ULPS = 4

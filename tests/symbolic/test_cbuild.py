@@ -1,4 +1,4 @@
-"""The C build directory is safe (``symgrad.symbolic.backends.cbuild``): compiled code is
+"""The C build directory is safe (``symgrad.symbolic.codegen.backends.cbuild``): compiled code is
 loaded only from a private directory of this user (not a symbolic link, not another
 user's, not writable by the group or others), only when this process built it or its
 recorded SHA-256 matches, and a directory above the build directory that someone swaps
@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 import symgrad.symbolic as S
-from symgrad.symbolic.backends import UnsafeBuildDirError
-from symgrad.symbolic.backends import c_fused, cbuild
-from symgrad.symbolic.symbols import ArrayVar
+from symgrad.symbolic.codegen.backends import UnsafeBuildDirError
+from symgrad.symbolic.codegen.backends import c_fused, cbuild
+from symgrad.symbolic.core.symbols import ArrayVar
 
 FLAGS = ["-O0", "-shared", "-fPIC"]
 OTHER_UID = 12345

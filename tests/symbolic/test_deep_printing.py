@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import symgrad.symbolic.printing as printing
+import symgrad.symbolic.printing.printers as printing
 from symgrad.symbolic import ArrayVar, latex, pretty
-from symgrad.symbolic.display import to_display
-from symgrad.symbolic.elementwise import Greater, Maximum, Select
-from symgrad.symbolic.stable import sigmoid
-from symgrad.symbolic.structural import Matmul, Sum, Transpose
-from symgrad.symbolic.symbols import operands, postorder
+from symgrad.symbolic.printing.display import to_display
+from symgrad.symbolic.forms.selections import Greater, Maximum, Select
+from symgrad.symbolic.forms.stable import sigmoid
+from symgrad.symbolic.forms.structural import Matmul, Sum, Transpose
+from symgrad.symbolic.core.symbols import operands, postorder
 
 DEPTH = 40
 PIECE_DEPTH = 5
@@ -381,7 +381,7 @@ def test_a_recursion_that_is_not_about_depth_still_raises(printer):
 
 
 def test_sympys_str_and_repr_are_wrapped_once_and_nothing_else():
-    """Notebooks display through IPython formatters (symgrad.symbolic.notebook), so SymPy's
+    """Notebooks display through IPython formatters (symgrad.symbolic.printing.notebook), so SymPy's
     ``_repr_latex_`` -- which ``sympy.init_printing`` overwrites -- is left as it is."""
     from sympy.printing.defaults import Printable
 

@@ -1,4 +1,4 @@
-"""The display layer (``symgrad/symbolic/display.py``): every printed form -- symgrad's
+"""The display layer (``symgrad/symbolic/printing/display.py``): every printed form -- symgrad's
 printers, Python's ``str``/``repr`` and SymPy's own ``pretty``/``latex`` -- is in standard
 notation, holds no engine helper, and the text form evaluates to the engine's value.
 
@@ -16,7 +16,7 @@ import symgrad
 
 from symgrad.ops import OPS
 from symgrad.symbolic import diff, latex, pretty, tensor_graph, text
-from symgrad.symbolic.display import ENGINE_HELPERS, evaluate_text
+from symgrad.symbolic.printing.display import ENGINE_HELPERS, evaluate_text
 from symgrad.testing import random_program
 from symgrad.testing.generator import covered_ops
 
@@ -31,32 +31,7 @@ def _values(y, tensors) -> dict:
     return values
 
 
-def _ties(program) -> bool:
-    """Whether a ``maximum``/``minimum`` (or a ``max``/``min`` reduction) of the program
-    meets a tie at its inputs (there the engine splits the gradient, and the displayed
-    ``[a > b]`` shows the rule off ties)."""
-    from symgrad.testing.generator import Ref, Step
-
-    values = []
-    for item in program.layout:
-        if not isinstance(item, Step):
-            values.append(program.inputs[item])
-            continue
-        args = [values[a.index] if isinstance(a, Ref) else a for a in item.args]
-        arrays = [np.asarray(a) for a in args if isinstance(a, (np.ndarray, float, int))]
-        if item.op in ("maximum", "minimum", "clamp", "clamp_tensor", "max", "min") and any(
-                np.any(a == b) for k, a in enumerate(arrays) for b in arrays[k + 1:]):
-            return True
-        if item.op in ("max", "min", "extremum_mask") and np.unique(arrays[0]).size < arrays[0].size:
-            return True  # a reduction may meet a tie among its own elements (stack(x, x) does)
-        out = program.__class__(program.names, program.inputs, program.layout[:len(values) + 1])(*program.tensors())
-        values.append(out.detach().numpy())
-    return False
-
-
 def _check_program(program) -> None:
-    if _ties(program):
-        return
     tensors = program.tensors()
     y = program(*tensors)
     y = y if y.shape == () else y.sum()
@@ -118,8 +93,169 @@ def test_bad_sizes_are_refused_naming_them(sizes, message):
         text(sp.Symbol("x") / 50, sizes=sizes)
 
 
-def test_a_symbolic_shape_says_how_to_print_a_size_by_name():
-    from symgrad.symbolic import array_symbol
+def _mse(X, y, w):
+    from symgrad.symbolic.forms.structural import Matmul, Mean
 
-    with pytest.raises(TypeError, match=r"symbolic size 'n'.*sizes=\{'n': number\}"):
-        array_symbol("X", ("n", 3))
+    return Mean.of((Matmul.of(X, w) - y) ** 2)
+
+
+def test_a_size_by_name_prints_for_any_size_and_refuses_to_compile():
+    from symgrad.symbolic import array_symbol, compile_exprs
+
+    X, y, w = array_symbol("X", ("n", 3)), array_symbol("y", ("n",)), array_symbol("w", (3,))
+    gradient = diff(_mse(X, y, w), w)
+    assert text(gradient) == "X.T @ (2*(-y + X @ w)/n)"
+    assert latex(gradient) == r"{X}^{T} \cdot \left(\frac{2 \left(- y + X \cdot w\right)}{n}\right)"
+    from symgrad.symbolic.forms.structural import Mean
+
+    assert text(diff(Mean.of(X ** 2), X)) == "2*X/(3*n)"  # a mean over n*3 elements
+    with pytest.raises(TypeError, match=r"X has the size 'n' by name only: compiled code computes with numbers"):
+        compile_exprs([X, y, w], [gradient])
+
+
+def test_named_axes_with_numbers_print_by_name_and_compile(rng):
+    from symgrad.symbolic import array_symbol, compile_exprs
+
+    X, y = array_symbol("X", (50, 3), dims=("n", None)), array_symbol("y", (50,), dims=("n",))
+    w = array_symbol("w", (3,))
+    gradient = diff(_mse(X, y, w), w)
+    assert text(gradient) == "X.T @ (2*(-y + X @ w)/n)"
+    values = [rng.normal(size=(50, 3)), rng.normal(size=50), rng.normal(size=3)]
+    (computed,) = compile_exprs([X, y, w], [gradient]).outputs_of(values)
+    np.testing.assert_allclose(computed, 2 * values[0].T @ (values[0] @ values[2] - values[1]) / 50, rtol=1e-12)
+
+
+def test_tensors_with_named_axes_print_sizes_by_name(rng):
+    X = symgrad.tensor(rng.normal(size=(50, 3)), name="X", dims=("n", None))
+    y = symgrad.tensor(rng.normal(size=50), name="y", dims=("n",))
+    w = symgrad.tensor(rng.normal(size=3), requires_grad=True, name="w")
+    loss = ((X @ w - y) ** 2).mean()
+    loss.backward()
+    gradient = diff(loss, w)
+    shown = text(gradient)
+    assert shown == "X.T @ (2*(-y + X @ w)/n)" and "50" not in latex(gradient), shown
+    value = evaluate_text(shown, {"X": X.numpy(), "y": y.numpy(), "w": w.detach().numpy(), "n": 50})
+    np.testing.assert_allclose(value, w.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [("n",), ("n", "2d"), ("n", 3)])
+def test_bad_axis_names_are_refused_naming_them(dims):
+    with pytest.raises(ValueError, match=r"dims of the tensor 'X' must give one name"):
+        symgrad.tensor(np.zeros((2, 3)), name="X", dims=dims)
+
+
+# ---------------------------------------------------------------------------- named data
+def _eager_bce(rng, n=5):
+    X = symgrad.tensor(rng.normal(size=(n, 3)), name="X")
+    y = symgrad.tensor((rng.uniform(size=n) < 0.5).astype(float), name="y")
+    w = symgrad.tensor(rng.normal(size=3), requires_grad=True, name="w")
+    p = symgrad.sigmoid(X @ w)
+    return X, y, w, -(y * symgrad.log(p) + (1 - y) * symgrad.log(1 - p)).mean()
+
+
+def _printed(form) -> list:
+    from symgrad.symbolic import ClosedForm
+
+    closed = ClosedForm(form)
+    bundle = closed._repr_mimebundle_()
+    return [text(form), pretty(form), latex(form), str(closed), repr(closed), closed.latex(),
+            bundle["text/plain"], bundle["text/latex"]]
+
+
+def test_data_computed_without_recording_prints_as_what_it_is(rng):
+    X, y, w, loss = _eager_bce(rng)
+    gradient = diff(loss, w)
+    for printed in _printed(gradient):
+        assert "t0" not in printed and "t_{0}" not in printed and "t₀" not in printed, printed
+        assert "1 - y" in printed, printed
+    loss.backward()
+    values = {"X": X.numpy(), "y": y.numpy(), "w": w.detach().numpy()}
+    np.testing.assert_allclose(evaluate_text(text(gradient), values), w.grad.numpy(), rtol=1e-12)
+    simple = text(gradient, simplify=True)  # 1 - y is y's now: simplify cancels it
+    assert "y" in simple and "log" not in simple and len(simple) < len(text(gradient)) / 2, simple
+    np.testing.assert_allclose(evaluate_text(simple, values), w.grad.numpy(), rtol=1e-9)
+
+
+def test_a_long_data_definition_is_named_and_listed_with_the_form(rng):
+    X = symgrad.tensor(rng.normal(size=(6, 3)), name="X")
+    w = symgrad.tensor(rng.normal(size=3), requires_grad=True, name="w")
+    centred = (X - X.mean(dim=0)) / (X ** 2).sum(dim=0)
+    loss = (symgrad.tanh(centred @ w) ** 2).sum()
+    loss.backward()
+    gradient = diff(loss, w)
+    shown = text(gradient)
+    assert shown.count("\nwhere t0 = ") == 1 and shown.split("\n")[1].endswith("/sum(X**2, dim=0)"), shown
+    assert r"\quad \text{where } t_{0} = " in latex(gradient) and "where  t₀ = " in pretty(gradient)
+    np.testing.assert_allclose(evaluate_text(shown, {"X": X.numpy(), "w": w.detach().numpy()}), w.grad.numpy(),
+                               rtol=1e-12)
+
+
+def test_data_changed_in_place_after_it_was_computed_is_not_printed_by_its_old_definition(rng):
+    X, y, w, _ = _eager_bce(rng)
+    others = 1 - y
+    y.data[0] = 5.0  # others still holds 1 - (the old y)
+    p = symgrad.sigmoid(X @ w)
+    gradient = diff(-(others * symgrad.log(1 - p)).mean(), w)
+    assert "1 - y" not in text(gradient) and "t0" in text(gradient)
+
+
+def test_a_chain_of_unrecorded_ops_keeps_a_bounded_history():
+    from symgrad.tape.node import MAX_ORIGIN_SIZE
+
+    x = symgrad.tensor([1.0, 2.0], name="x")
+    chain = [x]
+    for _ in range(3 * MAX_ORIGIN_SIZE):
+        chain.append(chain[-1] * 0.5)
+    assert chain[MAX_ORIGIN_SIZE]._origin.size == MAX_ORIGIN_SIZE
+    assert all(t._origin is None for t in chain[MAX_ORIGIN_SIZE + 1:])
+
+
+def test_data_with_a_definition_can_still_be_differentiated_with_respect_to(rng):
+    X, y, w, _ = _eager_bce(rng)
+    others = 1 - y
+    loss = (others * (X @ w)).sum()
+    assert text(diff(loss, others)) == "X @ w"
+    assert text(diff(loss, w)) == "X.T @ (1 - y)"
+
+
+def test_explain_shows_data_by_its_definition(rng):
+    X, y, w, loss = _eager_bce(rng)
+    shown = str(symgrad.explain(loss, w))
+    assert "1 - y" in shown and "t0" not in shown, shown
+    centred = (X - X.mean(dim=0)) / (X ** 2).sum(dim=0)
+    explained = symgrad.explain((symgrad.tanh(centred @ w) ** 2).sum(), w)
+    assert "\n  and t0 = (X - mean(X, dim=0))/sum(X**2, dim=0), data computed without recording" in str(explained)
+    assert r"&\text{data:} & t_{0} &= \frac{X - " in explained.latex() and "where" not in explained.latex()
+
+
+# ---------------------------------------------------------------------------- ties
+TIES = {  # x = [3, 3, 3, 1] meets a tie in each; c weights the outputs
+    "maximum": (lambda x, c: (symgrad.maximum(x, c) * c).sum(), [1.0, 3.0, 4.0, 3.0]),
+    "max over all": (lambda x, c: x.max() * c.sum(), [2.0]),
+    "max along an axis": (lambda x, c: (x.reshape(2, 2).max(dim=1)[0] * c).sum(), [2.0, 5.0]),
+    "min along the first axis": (lambda x, c: (x.reshape(2, 2).min(dim=0)[0] * c).sum(), [2.0, 5.0]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TIES))
+def test_the_display_says_what_the_engine_does_at_ties(case):
+    function, weights = TIES[case]
+    x = symgrad.tensor([3.0, 3.0, 3.0, 1.0], requires_grad=True, name="x")
+    c = symgrad.tensor(weights, name="c")
+    y = function(x, c)
+    y.backward()
+    shown = text(diff(y, x))
+    value = evaluate_text(shown, {"x": x.detach().numpy(), "c": c.numpy()})
+    np.testing.assert_allclose(np.broadcast_to(value, (4,)), x.grad.numpy(), err_msg=shown)
+    assert "argmax" in shown or "argmin" in shown or "==" in shown, shown
+
+
+def test_a_mask_of_named_tensors_made_numbers_prints_as_a_bracket(rng):
+    x = symgrad.tensor(rng.normal(size=4), requires_grad=True, name="x")
+    y = symgrad.tensor(rng.normal(size=4), name="y")
+    for loss in [((y > 0) * x ** 2).sum(), ((x > 0).float() * y * x).sum(), ((x > 0) * y * x).sum()]:
+        (expected,) = symgrad.autograd.grad(loss, [x])
+        shown = text(diff(loss, x))
+        assert "[" in shown and "t0" not in shown and "cast" not in shown, shown
+        value = evaluate_text(shown, {"x": x.detach().numpy(), "y": y.numpy()})
+        np.testing.assert_allclose(np.broadcast_to(value, (4,)), expected.numpy(), rtol=1e-6, err_msg=shown)

@@ -1,4 +1,4 @@
-"""``symgrad.explain`` (``symgrad/symbolic/explain.py``): the chain rule step by step.
+"""``symgrad.explain`` (``symgrad/symbolic/printing/explain.py``): the chain rule step by step.
 
 Each explanation is checked against the engines: its forward values against the tensors',
 its last adjoint against ``backward()``'s gradient, its closed form against its numbers;
@@ -11,8 +11,8 @@ import pytest
 import sympy as sp
 
 import symgrad
-from symgrad.symbolic.display import ENGINE_HELPERS, evaluate_text
-from symgrad.symbolic.explain import explain
+from symgrad.symbolic.printing.display import ENGINE_HELPERS, evaluate_text
+from symgrad.symbolic.printing.explain import explain
 from symgrad.testing import random_program
 
 
@@ -130,9 +130,10 @@ def test_data_computed_without_recording_is_defined_where_it_is_named():
     y = symgrad.tensor([1.0, 0.0, 1.0], name="y")
     w = symgrad.tensor([0.5, 0.2, 0.1], requires_grad=True, name="w")
     p = symgrad.sigmoid(w)
-    e = explain(-(y * symgrad.log(p) + (1 - y) * symgrad.log(1 - p)).sum(), w)
-    ((symbol, value),) = e.unnamed_data
-    assert symbol.name == "t0" and value.tolist() == [0.0, 1.0, 0.0]
+    others = symgrad.tensor([0.0, 1.0, 0.0])  # data without a name, computed from nothing named
+    e = explain(-(y * symgrad.log(p) + others * symgrad.log(1 - p)).sum(), w)
+    ((symbol, value, definition),) = e.unnamed_data
+    assert symbol.name == "t0" and value.tolist() == [0.0, 1.0, 0.0] and definition is None
     assert str(e).splitlines()[1].startswith("  and t0 is data computed without recording")
     assert r"\text{data:} & t_{0}" in e.latex()
 

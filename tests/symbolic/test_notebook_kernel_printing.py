@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from symgrad.symbolic.notebook import DISPLAY_BUDGET
+from symgrad.symbolic.printing.notebook import DISPLAY_BUDGET
 from tests.kernel import run_cells, tracebacks
 
 IMPORT = "import sympy as sp\nimport symgrad\nfrom symgrad.symbolic import ClosedForm, diff, per_element"

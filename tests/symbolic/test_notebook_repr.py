@@ -9,9 +9,9 @@ import sympy as sp
 
 import symgrad
 from symgrad.symbolic import ArrayVar, ClosedForm, compile_exprs, diff, grad, latex, per_element, text
-from symgrad.symbolic.notebook import DISPLAY_BUDGET, LATEX_NESTING, latex_nesting, sympy_bundle
-from symgrad.symbolic.printing import deep_pieces
-from symgrad.symbolic.symbols import free_symbols, postorder
+from symgrad.symbolic.printing.notebook import DISPLAY_BUDGET, LATEX_NESTING, latex_nesting, sympy_bundle
+from symgrad.symbolic.printing.printers import deep_pieces
+from symgrad.symbolic.core.symbols import free_symbols, postorder
 
 
 @pytest.fixture(scope="module")

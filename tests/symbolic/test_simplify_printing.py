@@ -1,4 +1,4 @@
-"""``simplify=True`` (``symgrad/symbolic/simplifying.py``): SymPy's simplify within a time
+"""``simplify=True`` (``symgrad/symbolic/derive/simplifying.py``): SymPy's simplify within a time
 budget, checked by values, falling back to the tidy form with a warning that says why."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sympy as sp
 
 import symgrad
 from symgrad.symbolic import diff, text
-from symgrad.symbolic import simplifying
-from symgrad.symbolic.simplifying import SimplifyWarning, same_values, simplified
+from symgrad.symbolic.derive import simplifying
+from symgrad.symbolic.derive.simplifying import SimplifyWarning, same_values, simplified
 
 x = sp.Symbol("x", real=True)
 

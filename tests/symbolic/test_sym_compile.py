@@ -12,7 +12,7 @@ import symgrad.optim
 import symgrad.nn.functional as F
 from symgrad.symbolic import (ArrayVar, CompiledFunction, compile_cache_clear, compile_cache_info, compile_exprs,
                               gradient, last_compiled, set_compile_cache_size)
-from symgrad.symbolic.symbols import shape_of
+from symgrad.symbolic.core.symbols import shape_of
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def fresh_cache():
 
 def test_one_function_returns_value_and_gradients_with_names():
     w, x = ArrayVar("fc.weight", (2, 3)), ArrayVar("x", (3,))
-    from symgrad.symbolic.structural import Matmul, Sum
+    from symgrad.symbolic.forms.structural import Matmul, Sum
 
     loss = Sum.of(sp.tanh(Matmul.of(w, x)) ** 2)
     grads = gradient(loss, [w, x])
@@ -205,8 +205,8 @@ def test_boolean_masks_are_inputs_and_only_their_count_is_structure():
 # (the independent reference), and a fragment the generated source must contain (the new
 # printing, so the test fails if the compiler falls back to the copying forwards).
 def _lean_cases():
-    from symgrad.symbolic.stable import sigmoid, softplus
-    from symgrad.symbolic.structural import Getitem, IndexPut, Matmul, Permute, Reshape, Squeeze, Transpose, Unsqueeze
+    from symgrad.symbolic.forms.stable import sigmoid, softplus
+    from symgrad.symbolic.forms.structural import Getitem, IndexPut, Matmul, Permute, Reshape, Squeeze, Transpose, Unsqueeze
 
     def put_sum(u, v, w):
         out = np.zeros((4, 3), np.result_type(u, v, w))
@@ -282,7 +282,7 @@ def test_half_integer_powers_share_one_square_root():
 # views the generated code may return for an input: each output must come back a fresh,
 # writeable array that shares no memory with any input or other output
 def _view_cases():
-    from symgrad.symbolic.structural import Getitem, Permute, Reshape, Transpose
+    from symgrad.symbolic.forms.structural import Getitem, Permute, Reshape, Transpose
 
     x, X = ArrayVar("x", (6,)), ArrayVar("X", (2, 3))
     return {
@@ -403,7 +403,7 @@ def test_an_error_inside_compiled_code_shows_the_generated_line():
     import linecache
     import traceback
 
-    from symgrad.symbolic.symbols import ArrayVar
+    from symgrad.symbolic.core.symbols import ArrayVar
 
     x, y = ArrayVar("x", (2,)), ArrayVar("y", (2,))
     compiled = compile_exprs([x, y], [x * y + 1])

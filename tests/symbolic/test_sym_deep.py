@@ -113,7 +113,7 @@ def test_interning_a_tree_over_new_leaves_equal_to_canonical_ones(monkeypatch):
     import sympy as sp
     from sympy.core import parameters
 
-    from symgrad.symbolic.symbols import intern
+    from symgrad.symbolic.core.symbols import intern
 
     def form(leaves):
         return sp.Add(*[sp.sin(a) * b ** 2 + sp.Max(a, b) for a, b in zip(leaves, leaves[1:])])
@@ -137,7 +137,7 @@ def test_unevaluated_builds_over_the_objects_given_even_past_an_equal_node_in_sy
     hold a leaf that is not canonical."""
     import sympy as sp
 
-    from symgrad.symbolic.symbols import intern, unevaluated
+    from symgrad.symbolic.core.symbols import intern, unevaluated
 
     canonical = [intern(leaf) for leaf in sp.symbols("v0:2", real=True)]
     sp.core.cache.clear_cache()
@@ -209,7 +209,7 @@ def test_deriving_a_plain_sympy_chain_does_linear_work(work_counter):
 
 
 def test_aliases_are_bounded_and_forgetting_them_changes_no_answer(monkeypatch):
-    import symgrad.symbolic.symbols as symbols
+    import symgrad.symbolic.core.symbols as symbols
 
     import sympy as sp
 

@@ -11,7 +11,7 @@ import pytest
 import symgrad
 import symgrad.nn.functional as F
 from symgrad.symbolic import compile_exprs, latex, pretty, text
-from symgrad.symbolic.symbols import free_symbols
+from symgrad.symbolic.core.symbols import free_symbols
 
 
 def _leaf(values, name: str, grad: bool = True):
@@ -231,7 +231,7 @@ def test_a_tensor_the_graph_does_not_use_raises_as_autograd_grad_does(case):
 @pytest.mark.parametrize("product", ["vjp_expr", "jvp_expr"])
 def test_vector_products_at_an_intermediate_are_the_tapes(product):
     from symgrad.symbolic import jvp_expr, vjp_expr
-    from symgrad.symbolic.symbols import ArrayVar
+    from symgrad.symbolic.core.symbols import ArrayVar
 
     w = _leaf(W, "w")
     h = _named(w.exp(), "h")

@@ -14,11 +14,11 @@ import sympy as sp
 
 import symgrad
 from symgrad.testing.generator import elementwise_dag
-from symgrad.symbolic.compile import CompiledFunction
-from symgrad.symbolic.graph import Segment
-from symgrad.symbolic.reverse import adjoints
-from symgrad.symbolic.structural import exact
-from symgrad.symbolic.symbols import collection_paused
+from symgrad.symbolic.codegen.compile import CompiledFunction
+from symgrad.symbolic.derive.graph import Segment
+from symgrad.symbolic.derive.reverse import adjoints
+from symgrad.symbolic.forms.structural import exact
+from symgrad.symbolic.core.symbols import collection_paused
 
 
 def _program(xs, n_ops: int, seed: int):

@@ -9,8 +9,8 @@ import sympy as sp
 
 import symgrad
 from symgrad.symbolic import compile_cache_clear, compile_exprs, jvp_expr
-from symgrad.symbolic.structural import Sum
-from symgrad.symbolic.symbols import ArrayVar
+from symgrad.symbolic.forms.structural import Sum
+from symgrad.symbolic.core.symbols import ArrayVar
 
 
 def _residual(x, levels: int = 6):

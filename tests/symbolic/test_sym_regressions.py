@@ -29,10 +29,10 @@ import symgrad.nn.functional as F
 from symgrad.ops import OPS, STRUCTURAL
 from symgrad.symbolic import (ArrayVar, compile_exprs, gradient, last_compiled, numpy_namespace, pretty,
                               structural_class, tensor_expr)
-from symgrad.symbolic.compile import CompiledFunction, _reserved, operation_count, python_name
-from symgrad.symbolic.elementwise import Cast, Greater, Maximum, Select, TieStep, dummies, elementwise_form
-from symgrad.symbolic.stable import sigmoid, softplus
-from symgrad.symbolic.structural import STRUCTURAL_FUNCTIONS, StructuralFunction
+from symgrad.symbolic.codegen.compile import CompiledFunction, _reserved, operation_count, python_name
+from symgrad.symbolic.forms.selections import Cast, Greater, Maximum, Select, TieStep, dummies, elementwise_form
+from symgrad.symbolic.forms.stable import sigmoid, softplus
+from symgrad.symbolic.forms.structural import STRUCTURAL_FUNCTIONS, StructuralFunction
 from symgrad.tape import apply_op
 
 
@@ -162,7 +162,7 @@ def test_where_report_exactly():
 def test_every_op_has_a_symbolic_form_that_differentiates():
     """Structural ops need a class with its own adjoint; elementwise ops need a SymPy form
     (after lowering) that SymPy differentiates without leftover ``Derivative``s."""
-    from symgrad.symbolic.reverse import _local_partials
+    from symgrad.symbolic.derive.reverse import _local_partials
 
     missing = []
     for name, op in OPS.items():
@@ -359,7 +359,7 @@ def test_numpy_scalar_constants(case, rng):
 
 
 def test_constants_are_read_from_values_not_repr():
-    from symgrad.symbolic.graph import Segment
+    from symgrad.symbolic.derive.graph import Segment
 
     x = symgrad.tensor([1.0, 2.0], requires_grad=True)
     segment = Segment([x * np.float64(0.1) + np.float32(0.1)])

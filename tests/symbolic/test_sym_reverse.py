@@ -11,10 +11,10 @@ import sympy as sp
 
 from symgrad.symbolic import (ArrayVar, adjoints, compile_exprs, diff, gradient, hessian_expr, jacobian_expr,
                               jvp_expr, vjp_expr)
-from symgrad.symbolic import reverse
-from symgrad.symbolic.compile import operation_count
-from symgrad.symbolic.elementwise import Equal
-from symgrad.symbolic.structural import Getitem, Matmul, Sum
+from symgrad.symbolic.derive import reverse
+from symgrad.symbolic.codegen.compile import operation_count
+from symgrad.symbolic.forms.selections import Equal
+from symgrad.symbolic.forms.structural import Getitem, Matmul, Sum
 
 x, y, z = sp.symbols("x y z", real=True)
 

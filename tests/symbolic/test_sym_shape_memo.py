@@ -14,11 +14,11 @@ from sympy.core.parameters import evaluate
 
 import symgrad
 from symgrad.testing.generator import elementwise_dag
-from symgrad.symbolic.compile import CompiledFunction
-from symgrad.symbolic.graph import Segment
-from symgrad.symbolic.reverse import adjoints
-from symgrad.symbolic.structural import Sum, exact
-from symgrad.symbolic.symbols import ArrayVar, _SHAPES_LIMIT, shape_of
+from symgrad.symbolic.codegen.compile import CompiledFunction
+from symgrad.symbolic.derive.graph import Segment
+from symgrad.symbolic.derive.reverse import adjoints
+from symgrad.symbolic.forms.structural import Sum, exact
+from symgrad.symbolic.core.symbols import ArrayVar, _SHAPES_LIMIT, shape_of
 
 
 def _shared_chain(x, depth: int):

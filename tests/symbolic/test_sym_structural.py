@@ -22,8 +22,8 @@ import sympy as sp
 
 from symgrad.ops import OPS, STRUCTURAL, numpy_ops
 from symgrad.symbolic import ArrayVar, compile_exprs, numpy_namespace, structural_class, vjp_expr
-from symgrad.symbolic.structural import Matmul, Transpose, exact
-from symgrad.symbolic.symbols import shape_of
+from symgrad.symbolic.forms.structural import Matmul, Transpose, exact
+from symgrad.symbolic.core.symbols import shape_of
 
 MASK = np.array([True, False, True, True, False])
 
@@ -83,6 +83,14 @@ CASES = [
     ("broadcast_to", [()], dict(shape=(2, 2))),
     ("sum_to", [(2, 3, 4)], dict(shape=(3, 1))),
     ("sum_to", [(2, 3)], dict(shape=())),
+    ("cumsum", [(5,)], dict(dim=0)),
+    ("cumsum", [(2, 3, 4)], dict(dim=-2)),
+    ("det", [(3, 3)], {}),
+    ("det", [(2, 3, 3)], {}),
+    ("logdet", [(3, 3)], {}),
+    ("inverse", [(2, 3, 3)], {}),
+    ("solve", [(3, 3), (3,)], {}),
+    ("solve", [(2, 3, 3), (1, 3, 2)], {}),
 ]
 
 NOT_DIFFERENTIABLE = {"extremum_mask"}
@@ -93,8 +101,11 @@ def _ident(case) -> str:
     return f"{op}-{'_'.join('x'.join(map(str, s)) or 's' for s in shapes)}-{zlib.crc32(repr(attrs).encode()) % 9973}"
 
 
-def _inputs(rng, shapes):
-    return [rng.uniform(-2, 2, size=s) for s in shapes]
+def _inputs(rng, shapes, op=None):
+    """Random inputs from the op's domains (square matrices well conditioned), else [-2, 2]."""
+    domains = OPS[op].domains if op in OPS else ()
+    return [domains[i].sample(rng, s) if i < len(domains) else rng.uniform(-2, 2, size=s)
+            for i, s in enumerate(shapes)]
 
 
 def _node(op, symbols, attrs):
@@ -104,7 +115,7 @@ def _node(op, symbols, attrs):
 @pytest.mark.parametrize("case", CASES, ids=_ident)
 def test_lambdify_matches_forward(case, rng):
     op, shapes, attrs = case
-    arrays = _inputs(rng, shapes)
+    arrays = _inputs(rng, shapes, op)
     symbols = [ArrayVar(f"a{i}", s) for i, s in enumerate(shapes)]
     node = _node(op, symbols, attrs)
     expected = OPS[op].forward(*arrays, **attrs)
@@ -120,7 +131,7 @@ def test_lambdify_matches_forward(case, rng):
 @pytest.mark.parametrize("case", [c for c in CASES if c[1][0]], ids=_ident)
 def test_parenthesised_operand(case, rng):
     op, shapes, attrs = case
-    arrays = _inputs(rng, shapes)
+    arrays = _inputs(rng, shapes, op)
     a, b = rng.uniform(0.5, 2, size=shapes[0]), rng.uniform(0.5, 2, size=shapes[0])
     symbols = [ArrayVar(f"a{i}", s) for i, s in enumerate(shapes)]
     A, B = ArrayVar("A", shapes[0]), ArrayVar("B", shapes[0])
@@ -136,7 +147,7 @@ def test_parenthesised_operand(case, rng):
 @pytest.mark.parametrize("case", [c for c in CASES if c[0] not in NOT_DIFFERENTIABLE], ids=_ident)
 def test_adjoint_matches_central_differences(case, rng, fd):
     op, shapes, attrs = case
-    arrays = _inputs(rng, shapes)
+    arrays = _inputs(rng, shapes, op)
     symbols = [ArrayVar(f"a{i}", s) for i, s in enumerate(shapes)]
     node = _node(op, symbols, attrs)
     out_shape = shape_of(node)

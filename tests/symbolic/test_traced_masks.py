@@ -299,8 +299,8 @@ def test_an_unused_argument_under_the_both_engine():
 
 @pytest.mark.parametrize("name", ["where(x gt y)", "(x > 0) & ~(y >= x)", "-mask.double() * x", "x * mask (promoted)"])
 def test_the_c_backend_recomputes_a_mask(name):
-    from symgrad.symbolic.backends import CompilerNotFoundError
-    from symgrad.symbolic.backends.cbuild import find_compiler
+    from symgrad.symbolic.codegen.backends import CompilerNotFoundError
+    from symgrad.symbolic.codegen.backends.cbuild import find_compiler
 
     try:
         find_compiler()

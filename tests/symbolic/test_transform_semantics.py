@@ -23,7 +23,7 @@ import pytest
 import symgrad
 import symgrad.nn.functional as F
 from symgrad import UntraceableError
-from symgrad.symbolic import functional, grad, hessian, jacobian, jvp, value_and_grad, vjp
+from symgrad.symbolic import transforms, grad, hessian, jacobian, jvp, value_and_grad, vjp
 
 A = np.array([1.0, 2.0])
 B = np.array([3.0, 4.0])
@@ -334,8 +334,8 @@ def test_a_repeat_call_takes_the_shortcut(monkeypatch):
     transform = grad(lambda x: (x * A).sum())
     transform(B)
     sorted_calls = []
-    real = functional._Arguments.__init__
-    monkeypatch.setattr(functional._Arguments, "__init__",
+    real = transforms._Arguments.__init__
+    monkeypatch.setattr(transforms._Arguments, "__init__",
                         lambda self, *a, **k: (sorted_calls.append(1), real(self, *a, **k))[1])
     np.testing.assert_allclose(transform(B + 1.0), A)
     assert sorted_calls == []
@@ -680,9 +680,9 @@ def test_jacobian_and_hessian_keep_float32(transform):
 
 def test_a_transform_keeps_a_bounded_number_of_traces():
     df = grad(lambda x: (x ** 2).sum())
-    for n in range(1, functional.TRACES_PER_TRANSFORM + 10):
+    for n in range(1, transforms.TRACES_PER_TRANSFORM + 10):
         df(np.ones(n))
-    assert len(df._traces) == functional.TRACES_PER_TRANSFORM
+    assert len(df._traces) == transforms.TRACES_PER_TRANSFORM
 
 
 # ============================================================================ "both"

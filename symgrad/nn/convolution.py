@@ -1,0 +1,213 @@
+"""Convolution and pooling: ``conv1d``, ``conv2d``, ``max_pool2d``, ``avg_pool2d`` and their modules.
+
+Each is written with the op table's primitives, as an *im2col*: one ``getitem`` with
+integer index arrays (made from shapes alone) gathers every window of the input into an
+array of shape ``(N, C, H_out, W_out, kh, kw)``, and a ``matmul`` with the reshaped kernel
+(or a reduction over the window, for pooling) finishes the job. So the closed form stays
+array-level (a gather and a product, never one term per output pixel), the adjoint of the
+gather is a scatter-add (``index_put``), which *is* the transposed convolution, and both
+engines, the transforms and the printers need nothing new.
+
+Supported: ``stride``, ``padding`` (zeros; ``-inf`` for max pooling) and ``dilation``, as
+ints or pairs; ``groups=1`` only. ``max_pool2d`` sends the gradient of a window to its first
+largest element, as PyTorch does on the CPU.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..tape import devices, dtypes
+from ..tape.composites import pad
+from ..tape.creation import generator
+from ..tape.tensor import Tensor, as_tensor
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["conv1d", "conv2d", "max_pool2d", "avg_pool2d", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d"]
+
+
+def _pair(value, what: str, minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in pair):
+        raise ValueError(f"{what} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _windows(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+             dilation: tuple[int, int], fill: float, what: str) -> Tensor:
+    """Every ``kernel``-sized window of the last two dims of ``x`` (N, C, H, W), as an array
+    of shape ``(N, C, H_out, W_out, kh, kw)``."""
+    if x.ndim != 4:
+        raise ValueError(f"{what} expects a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+    if padding != (0, 0):
+        x = pad(x, (padding[1], padding[1], padding[0], padding[0]), value=fill)
+    starts = []
+    for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation):
+        span = d * (k - 1) + 1
+        if span > size:
+            raise ValueError(f"{what}: the kernel (size {k}, dilation {d}) is larger than the padded input "
+                             f"(size {size})")
+        starts.append((np.arange((size - span) // s + 1) * s)[:, None] + np.arange(k)[None, :] * d)
+    rows, cols = starts  # (H_out, kh), (W_out, kw)
+    return x[:, :, rows[:, None, :, None], cols[None, :, None, :]]
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``: input ``(N, C, H, W)``,
+    weight ``(O, C, kh, kw)``, bias ``(O,)``; output ``(N, O, H_out, W_out)``."""
+    input, weight = as_tensor(input), as_tensor(weight)
+    if groups != 1:
+        raise NotImplementedError(f"conv2d with groups={groups} is not implemented; symgrad has groups=1")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d expects a 4-D weight (out_channels, in_channels, kh, kw), got shape "
+                         f"{tuple(weight.shape)}")
+    if input.ndim == 4 and input.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d: the input has {input.shape[1]} channels, the weight expects {weight.shape[1]}")
+    out_channels, channels, kh, kw = weight.shape
+    patches = _windows(input, (kh, kw), _pair(stride, "stride", 1), _pair(padding, "padding", 0),
+                       _pair(dilation, "dilation", 1), 0.0, "conv2d")
+    n, _, h_out, w_out, _, _ = patches.shape
+    columns = patches.permute(0, 2, 3, 1, 4, 5).reshape(n * h_out * w_out, channels * kh * kw)
+    out = columns @ weight.reshape(out_channels, channels * kh * kw).transpose(0, 1)
+    out = out.reshape(n, h_out, w_out, out_channels).permute(0, 3, 1, 2)
+    if bias is not None:
+        out = out + as_tensor(bias).reshape(1, out_channels, 1, 1)
+    return out
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """1-D cross-correlation, as ``torch.nn.functional.conv1d``: input ``(N, C, L)``, weight
+    ``(O, C, k)``; a ``conv2d`` over a height of one."""
+    input, weight = as_tensor(input), as_tensor(weight)
+    if input.ndim != 3 or weight.ndim != 3:
+        raise ValueError(f"conv1d expects a 3-D input (N, C, L) and weight (O, C, k), got shapes "
+                         f"{tuple(input.shape)} and {tuple(weight.shape)}")
+    out = conv2d(input.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1, _single(stride, "stride", 1)),
+                 padding=(0, _single(padding, "padding", 0)), dilation=(1, _single(dilation, "dilation", 1)),
+                 groups=groups)
+    return out.squeeze(2)
+
+
+def _single(value, what: str, minimum: int) -> int:
+    single = value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+    if isinstance(single, bool) or not isinstance(single, (int, np.integer)) or single < minimum:
+        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
+    return int(single)
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
+    """The largest element of each window (padding counts as ``-inf``)."""
+    input = as_tensor(input)
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    padding = _pair(padding, "padding", 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel size {kernel}")
+    windows = _windows(input, kernel, _pair(kernel if stride is None else stride, "stride", 1), padding,
+                       _pair(dilation, "dilation", 1), -math.inf, "max_pool2d")
+    return windows.reshape(*windows.shape[:4], -1).max(dim=-1).values
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """The mean of each window (zero padding counts, as PyTorch's default)."""
+    input = as_tensor(input)
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    windows = _windows(input, kernel, _pair(kernel if stride is None else stride, "stride", 1),
+                       _pair(padding, "padding", 0), (1, 1), 0.0, "avg_pool2d")
+    return windows.reshape(*windows.shape[:4], -1).mean(dim=-1)
+
+
+class _ConvNd(Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel: tuple, stride, padding, dilation, bias: bool,
+                 device, dtype, what: str) -> None:
+        super().__init__()
+        devices.check_cpu(device, what)
+        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0
+               for v in (in_channels, out_channels, *kernel)):
+            raise ValueError(f"{what} needs positive integer channels and kernel size, got in_channels="
+                             f"{in_channels!r}, out_channels={out_channels!r}, kernel_size={kernel!r}")
+        self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), kernel
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        dtype = dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)
+        bound = 1.0 / math.sqrt(self.in_channels * math.prod(kernel))  # PyTorch's kaiming-uniform(a=sqrt(5)) bound
+        draw = lambda shape: Tensor(generator().uniform(-bound, bound, size=shape).astype(dtype))  # noqa: E731
+        self.weight = Parameter(draw((self.out_channels, self.in_channels, *kernel)))
+        if bias:
+            self.bias = Parameter(draw((self.out_channels,)))
+        else:
+            self.register_parameter("bias", None)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+                + (f", padding={self.padding}" if self.padding not in (0, (0,), (0, 0)) else "")
+                + (f", dilation={self.dilation}" if self.dilation not in (1, (1,), (1, 1)) else "")
+                + ("" if self.bias is not None else ", bias=False"))
+
+
+class Conv2d(_ConvNd):
+    """``nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, device=None, dtype=None) -> None:
+        if groups != 1:
+            raise NotImplementedError(f"Conv2d with groups={groups} is not implemented; symgrad has groups=1")
+        super().__init__(in_channels, out_channels, _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
+                         _pair(padding, "padding", 0), _pair(dilation, "dilation", 1), bias, device, dtype, "Conv2d")
+
+    def forward(self, input: Tensor) -> Tensor:
+        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class Conv1d(_ConvNd):
+    """``nn.Conv1d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, device=None, dtype=None) -> None:
+        if groups != 1:
+            raise NotImplementedError(f"Conv1d with groups={groups} is not implemented; symgrad has groups=1")
+        super().__init__(in_channels, out_channels, (_single(kernel_size, "kernel_size", 1),),
+                         (_single(stride, "stride", 1),), (_single(padding, "padding", 0),),
+                         (_single(dilation, "dilation", 1),), bias, device, dtype, "Conv1d")
+
+    def forward(self, input: Tensor) -> Tensor:
+        return conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+def _check_pooling(kernel_size, stride, padding) -> None:
+    """Refuse bad pooling sizes when the module is made, not at its first call."""
+    _pair(kernel_size, "kernel_size", 1)
+    _pair(stride, "stride", 1)
+    _pair(padding, "padding", 0)
+
+
+class MaxPool2d(Module):
+    """``nn.MaxPool2d(kernel_size, stride=None, padding=0, dilation=1)``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride or kernel_size, padding, dilation
+        _check_pooling(self.kernel_size, self.stride, self.padding)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}"
+
+
+class AvgPool2d(Module):
+    """``nn.AvgPool2d(kernel_size, stride=None, padding=0)``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        _check_pooling(self.kernel_size, self.stride, self.padding)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return avg_pool2d(input, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

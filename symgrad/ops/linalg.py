@@ -1,0 +1,108 @@
+"""Linear algebra: ``det``, ``logdet``, ``inverse`` and ``solve`` over the last two dims.
+
+Each works on a square matrix or a batch of them (``(..., n, n)``), as PyTorch's
+``torch.linalg`` functions, and its SymPy form stays array-level (``STRUCTURAL``: the
+symbolic engine's ``Det``, ``Inverse``, ... in ``symbolic/forms/linalg.py``), so closed
+forms print in matrix notation: ``d det(A) = det(A) A^{-T}``, ``d log det A = A^{-T}``,
+``d A^{-1} = -A^{-T} G A^{-T}``.
+
+The VJPs are the textbook ones, written with ``inverse`` and ``solve`` themselves, so they
+hold where the matrix is invertible; at a singular matrix they give infinities or NaNs
+(PyTorch's ``det`` switches to an SVD-based rule there; symgrad does not). ``solve(A, B)``
+takes ``B`` as a matrix (or batch) of the same number of dims as ``A``, or as a vector
+when ``A`` is one matrix; other mixes are refused, because NumPy and PyTorch read them
+differently.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import STRUCTURAL, Domain, Op, register
+
+SQUARE = Domain(well_conditioned=True)
+"""Square matrices made diagonally dominant, so inverses stay well conditioned in tests."""
+
+
+def _square(name: str, a) -> None:
+    shape = np.shape(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"{name} needs a square matrix or a batch of them (shape (..., n, n)), got shape {shape}")
+
+
+def _det_forward(a):
+    _square("det", a)
+    return np.asarray(np.linalg.det(a))
+
+
+def _logdet_forward(a):
+    _square("logdet", a)
+    sign, logabs = np.linalg.slogdet(a)
+    # PyTorch: nan for a negative determinant, -inf for a zero one
+    return np.asarray(np.where(sign < 0, np.nan, logabs), dtype=logabs.dtype)
+
+
+def _inverse_forward(a):
+    _square("inverse", a)
+    return np.linalg.inv(a)
+
+
+def solve_shapes(a_shape: tuple, b_shape: tuple) -> tuple:
+    """The shape of ``solve(A, B)``, refusing the mixes NumPy and PyTorch read differently."""
+    if len(a_shape) < 2 or a_shape[-1] != a_shape[-2]:
+        raise ValueError(f"solve needs a square matrix A (shape (..., n, n)), got shape {a_shape}")
+    vector = len(b_shape) == 1 and len(a_shape) == 2
+    if not vector and len(b_shape) != len(a_shape):
+        raise ValueError(f"solve: B of shape {b_shape} must be a vector (with one matrix A) or have A's number of "
+                         f"dims ({len(a_shape)}); A has shape {a_shape}")
+    if b_shape[0 if vector else -2] != a_shape[-1]:
+        raise ValueError(f"solve: A of shape {a_shape} and B of shape {b_shape} do not align")
+    if vector:
+        return b_shape
+    return np.broadcast_shapes(a_shape[:-2], b_shape[:-2]) + b_shape[-2:]
+
+
+def _solve_forward(a, b):
+    solve_shapes(np.shape(a), np.shape(b))
+    return np.linalg.solve(a, b)
+
+
+def _mT(xp, x):
+    return xp.transpose(x, dim0=-1, dim1=-2)
+
+
+def _lifted(xp, s):
+    """A batch of scalars as a batch of 1x1 matrices, to scale matrices."""
+    return xp.unsqueeze(xp.unsqueeze(s, dim=-1), dim=-1)
+
+
+def _solve_vjp(xp, g, ans, a, b):
+    grad_b = xp.solve(_mT(xp, a), g)
+    if np.ndim(b) == 1:
+        grad_a = -xp.matmul(xp.unsqueeze(grad_b, dim=-1), xp.unsqueeze(ans, dim=0))
+    else:
+        grad_a = xp.sum_to(-xp.matmul(grad_b, _mT(xp, ans)), shape=np.shape(a))
+    return grad_a, xp.sum_to(grad_b, shape=np.shape(b))
+
+
+_LINALG = dict(sympy=STRUCTURAL, kind="structural", public=True)
+
+det = register(Op(
+    name="det", grad_fn_name="LinalgDetBackward0", forward=_det_forward,
+    vjp=lambda xp, g, ans, a: (_lifted(xp, g * ans) * _mT(xp, xp.inverse(a)),),
+    saves=frozenset({"inputs", "output"}), domains=(SQUARE,), **_LINALG,
+))
+logdet = register(Op(
+    name="logdet", grad_fn_name="WhereBackward0", forward=_logdet_forward,
+    vjp=lambda xp, g, ans, a: (_lifted(xp, g) * _mT(xp, xp.inverse(a)),),
+    domains=(SQUARE,), **_LINALG,
+))
+inverse = register(Op(
+    name="inverse", grad_fn_name="LinalgInvExBackward0", forward=_inverse_forward,
+    vjp=lambda xp, g, ans, a: (-xp.matmul(_mT(xp, ans), xp.matmul(g, _mT(xp, ans))),),
+    saves=frozenset({"output"}), domains=(SQUARE,), **_LINALG,
+))
+solve = register(Op(
+    name="solve", grad_fn_name="LinalgSolveExBackward0", forward=_solve_forward, vjp=_solve_vjp, arity=2,
+    saves=frozenset({"inputs", "output"}), domains=(SQUARE, Domain()), sympy=STRUCTURAL, kind="structural",
+    public=False,
+))

@@ -1,0 +1,201 @@
+"""The ``c_fused`` backend: elementwise closed forms over arrays as one fused C loop.
+
+Every output is evaluated in **one** pass over the points: each input is read once,
+every temporary of symgrad's CSE lives in a register, each output is written once, and a
+full ``sum``/``mean`` at the root of an output (the value of ``value_and_grad``) is
+accumulated in the same pass.  The loop runs in blocks of 2,048 points split over the
+cores with OpenMP (static schedule, so sums are the same from run to run; below 4,096
+points it stays on one thread), and GCC vectorises it, calling glibc's vector math
+library for ``sin``, ``exp``, ``log``, ``tanh`` ... (see :mod:`.c_code`).  Flags:
+``-O2 -march=native -fopenmp -fno-math-errno -ffp-contract=off``; no ``-ffast-math``, so
+NaN and infinity behave as in NumPy.  Sums are accumulated in vector partial sums (a
+different order than NumPy's pairwise sum: equal to rounding).
+
+The loop runs over the broadcast shape of all outputs; an input of a smaller shape is
+broadcast to it (a copy per call), an output of a smaller shape is read back from the
+loop's result.  A full ``sum``/``mean`` *inside* an expression (``x / x.sum()``) is
+computed first, by a fused loop of its own, and read as a scalar: one more pass over the
+data per level of nesting.  Anything else that is not elementwise -- ``matmul``,
+``getitem``, a reduction over some axes, ``softmax``, ... -- raises
+:class:`~symgrad.symbolic.codegen.backends.UnsupportedExpressionError` naming it.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Any, Sequence
+
+import numpy as np
+import sympy as sp
+
+from ...core.symbols import broadcast_shapes, postorder, shape_of, size_of
+from . import Backend, NativeFunction, UnsupportedExpressionError
+from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
+from .cbuild import load_c
+
+__all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK"]
+
+FLAGS = ["-O2", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC"]
+"""``-fno-math-errno`` makes ``sqrt`` one instruction; ``-ffp-contract=off`` keeps
+``a*b + c`` two roundings, as in NumPy; no ``-ffast-math``."""
+
+BLOCK = 2048
+"""Points per block (one OpenMP work item)."""
+
+
+class CFusedBackend(Backend):
+    """Elementwise expressions over arrays (and their full sums) as one fused C loop."""
+
+    name = "c_fused"
+    summary = "elementwise array expressions and their full sums/means as fused OpenMP C loops"
+
+    def compile(self, inputs, outputs, **options) -> "FusedFunction":  # noqa: D102
+        return FusedFunction(inputs, outputs, **options)
+
+
+class FusedFunction(NativeFunction):
+    """A compiled fused loop (see the module docstring); call it like ``CompiledFunction``.
+
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
+    >>> from symgrad.symbolic.forms.structural import Sum
+    >>> x = ArrayVar("x", (4,))
+    >>> f = FusedFunction([x], [Sum.of(x ** 2, dim=None, keepdim=False), 2 * x], output_names=["value", "grad_x"])
+    >>> f(np.arange(4.0))
+    Outputs(value=array(14.), grad_x=array([0., 2., 4., 6.]))
+    >>> f.backend
+    'c_fused'
+    """
+
+    backend = "c_fused"
+
+    def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
+        super().__init__(inputs, outputs, **options)
+        plans = [split_reduction(e) for e in self.exprs.values()]
+        self.kinds = [kind for kind, _ in plans]
+        bodies, reductions = cut_reductions([body for _, body in plans])
+        # full sums inside the expressions: computed first, by loops of their own (one per
+        # shape of what they sum), then read by this loop as scalars
+        by_shape: dict = {}
+        for reduction in reductions:
+            by_shape.setdefault(tuple(shape_of(reduction.arrays[0])), []).append(reduction)
+        self.inner = [FusedFunction(self.symbols, group, input_names=self.inputs, name=f"{self.name}_sums")
+                      for group in by_shape.values()]
+        symbols = self.symbols + [reductions[r] for group in by_shape.values() for r in group]
+        check_translatable(bodies, self.outputs, self.backend,
+                           "it compiles elementwise expressions and full sums or means; ")
+        self.body_shapes = [tuple(shape_of(b)) for b in bodies]
+        try:
+            self.shape = broadcast_shapes(*self.body_shapes) if self.body_shapes else ()
+        except ValueError:
+            raise UnsupportedExpressionError(
+                f"the c_fused backend evaluates all outputs in one loop, but their shapes {self.body_shapes} "
+                "do not broadcast together; compile them separately, or use backend='numpy'") from None
+        free = {node for node in postorder(bodies) if isinstance(node, sp.Symbol)}
+        self.used = [i for i, s in enumerate(symbols) if s in free]
+        self.is_array = {i: i < len(self.symbols) and self.input_shapes[i] != () for i in self.used}
+        self._kernel_symbols = symbols
+        self.source = self._generate(bodies)
+        library, self.library_path = load_c(self.source, FLAGS)
+        self.fn = library.sg_kernel
+        self.fn.restype = None
+        self.fn.argtypes = ([ctypes.c_long] + [ctypes.c_void_p if self.is_array[i] else ctypes.c_double
+                                               for i in self.used]
+                            + [ctypes.c_void_p] * (len(bodies) - self.n_reductions)
+                            + ([ctypes.c_void_p] if self.n_reductions else []))
+
+    @property
+    def n_reductions(self) -> int:
+        return sum(kind != "elementwise" for kind in self.kinds)
+
+    def _generate(self, bodies: list) -> str:
+        names = {self._kernel_symbols[i]: f"v{i}" for i in self.used}
+        order, temps, constants = plan(bodies)
+        self.n_temporaries = len(order)
+        printer = CPrinter(names, temps, constants)
+        params = [f"const double* restrict in{i}" if self.is_array[i] else f"const double v{i}" for i in self.used]
+        outs = [f"double* restrict out{k}" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
+        accs = [f"acc{k}" for k, kind in enumerate(self.kinds) if kind != "elementwise"]
+        loop = [f"        const double v{i} = in{i}[i];" for i in self.used if self.is_array[i]]
+        loop += [f"        const double {temps[node]} = {printer.define(node)};" for node in order]
+        for k, (body, kind) in enumerate(zip(bodies, self.kinds)):
+            target = f"out{k}[i] =" if kind == "elementwise" else f"acc{k} +="
+            loop.append(f"        {target} {printer.print(body)};")
+        simd = f"#pragma omp simd reduction(+:{', '.join(accs)})" if accs else "#pragma omp simd"
+        args = ["m"] + [f"in{i} + s" if self.is_array[i] else f"v{i}" for i in self.used]
+        args += [f"out{k} + s" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
+        n_red = len(accs)
+        totals = [f"tot{j}" for j in range(n_red)]
+        parallel = "#pragma omp parallel for schedule(static)"
+        if n_red:
+            parallel += f" reduction(+:{', '.join(totals)})"
+        lines = [
+            C_HEADER, "",
+            f"static void sg_block({', '.join(['long m'] + params + outs + (['double* restrict part'] if n_red else []))}) {{",
+            *[f"    double {a} = 0.0;" for a in accs],
+            f"    {simd}",
+            "    for (long i = 0; i < m; i++) {",
+            *loop,
+            "    }",
+            *[f"    part[{j}] = {a};" for j, a in enumerate(accs)],
+            "}", "",
+            f"void sg_kernel({', '.join(['long n'] + params + outs + (['double* restrict red'] if n_red else []))}) {{",
+            *[f"    double {t} = 0.0;" for t in totals],
+            f"    {parallel} if(n > {2 * BLOCK})",
+            f"    for (long s = 0; s < n; s += {BLOCK}) {{",
+            f"        const long m = n - s < {BLOCK} ? n - s : {BLOCK};",
+            *([f"        double part[{n_red}];"] if n_red else []),
+            f"        sg_block({', '.join(args + (['part'] if n_red else []))});",
+            *[f"        {t} += part[{j}];" for j, t in enumerate(totals)],
+            "    }",
+            *[f"    red[{j}] = {t};" for j, t in enumerate(totals)],
+            "}", "",
+        ]
+        return "\n".join(lines)
+
+    def _run(self, arrays: list) -> list:
+        arrays = arrays + [float(v) for inner in self.inner for v in inner._run(arrays)]
+        shape = self.shape
+        n = size_of(shape)
+        args: list = [n]
+        keep = []
+        for i in self.used:
+            a = arrays[i]
+            if not self.is_array[i]:
+                args.append(float(a))
+                continue
+            if a.shape != shape:
+                a = np.broadcast_to(a, shape)
+            a = np.ascontiguousarray(a, dtype=np.float64)
+            keep.append(a)
+            args.append(a.ctypes.data)
+        results: list = []
+        for kind in self.kinds:
+            if kind == "elementwise":
+                out = np.empty(shape)
+                results.append(out)
+                args.append(out.ctypes.data)
+        red = np.empty(self.n_reductions)
+        if self.n_reductions:
+            args.append(red.ctypes.data)
+        self.fn(*args)
+        outs, sums = iter(results), iter(red)
+        final = []
+        for kind, body_shape in zip(self.kinds, self.body_shapes):
+            if kind == "elementwise":
+                out = next(outs)
+                final.append(out if body_shape == shape else np.array(out[_read_back(body_shape, shape)]))
+            else:
+                total = float(next(sums))
+                # the loop visits each element of the body size(shape)/size(body) times
+                count = n if kind == "mean" else n / max(size_of(body_shape), 1)
+                final.append(np.asarray(total / count if count else (np.nan if kind == "mean" else 0.0)))
+        return final
+
+
+def _read_back(small: tuple, full: tuple) -> tuple:
+    """The index that reads an array of shape ``small`` out of its broadcast to ``full``.
+
+    >>> _read_back((3,), (2, 3)), _read_back((2, 1), (2, 3))
+    ((0, slice(None, None, None)), (slice(None, None, None), slice(0, 1, None)))
+    """
+    lead = len(full) - len(small)
+    return (0,) * lead + tuple(slice(None) if s == f else slice(0, 1) for s, f in zip(small, full[lead:]))

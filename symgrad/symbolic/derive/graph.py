@@ -1,0 +1,612 @@
+"""Recorded tensor graphs -> SymPy expressions over array symbols.
+
+A :class:`Segment` is the part of a recorded graph below some *top* values, walked once,
+iteratively, down to its inputs:
+
+* a leaf that requires grad (an ``AccumulateGrad`` edge) becomes an input symbol named
+  by ``tensor.name`` (``nn.Module`` parameters carry their attribute path, e.g.
+  ``fc.weight``) or, unnamed, ``t0``, ``t1``, ... in the order the walk meets them;
+* a Python number used as an operand (``x * 2``: ``tensor._constant``) becomes a SymPy
+  number -- unless SymPy would fold it into something NumPy does not compute (NaN and
+  the infinities, ``x + oo -> oo``; a zero factor or divisor, ``x*0 -> 0``, ``x/0 ->
+  zoo``): such a constant is an input (kind ``"const"``, named ``inf``, ``nan``,
+  ``zero``, ...) whose value is part of the structure key;
+* every other tensor that is not recorded (data, targets, anything computed without
+  grad) becomes an input symbol too, whose value is read at call time, so a training
+  loop over new batches reuses one compiled function;
+* a node in ``boundary`` (a custom ``Function`` without a SymPy form, a node with hooks
+  or ``retain_grad``, a tensor ``symgrad.diff`` differentiates with respect to) is *cut*:
+  its output becomes an input symbol whose value is the node's recorded output;
+* every other node becomes its op's SymPy form: the op table's elementwise form (or the
+  stable replacement from ``stable.py``), the structural function of ``structural.py``,
+  or a custom Function's own ``sympy(sp, *exprs)``.
+
+The walk also produces a hashable **structure key** -- ops, attributes, shapes, dtypes,
+names and constants, never values -- so a cache lookup needs no SymPy at all; the
+SymPy expressions are built only on a cache miss (:meth:`Segment.build`).
+
+:func:`tensor_expr` is the user-facing face: the closed form of a tensor over its leaves
+(``Tensor.expr`` delegates to it); :func:`graphs_at` gives ``symgrad.diff`` the closed
+form in which each tensor it differentiates with respect to is a symbol.
+
+The user-facing builds (``tensor_graph``, ``graphs_at``; never the engine's) also read
+what printing needs: a data input computed without recording from named tensors (its
+``Origin``, ``symgrad.tape.node``) becomes a ``DataArray`` carrying its definition, and an
+input whose tensor names its axes (``dims``) a ``SizedArray``.
+
+Input symbols are named after what users named (a tensor's ``name``, a module
+parameter's path); the names the engine makes (``t0``, ``idx0``, ``zero``, ``mul_out``)
+yield to them: a user's tensor named ``t0`` keeps its name and the engine's becomes
+``t0_1``.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import sympy as sp
+from sympy.core.parameters import evaluate
+
+from ...tape.structure import number_value
+from ..forms.selections import Cast, elementwise_form, lower
+from ..forms.structural import exact, structural_class
+from ..core.symbols import (ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
+                            postorder_by_identity, replaced, start_building)
+
+__all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
+
+DEEP = 48
+"""Graphs deeper than this are translated to unevaluated SymPy (see ``Segment.build``)."""
+
+
+class InputRef:
+    """One input of a segment: a leaf, a non-recorded array, a cut node's output, or a
+    constant operand SymPy cannot hold (``"const"``: its frozen value is ``constant``).
+    ``user_named``: ``name`` is one a user gave (else the engine made it)."""
+
+    __slots__ = ("kind", "tensor", "node", "index", "name", "shape", "dtype", "symbol", "version", "array",
+                 "constant", "user_named")
+
+    def __init__(self, kind: str, *, tensor=None, node=None, index: int = 0, name: str | None,
+                 shape: tuple, dtype: np.dtype, version: int | None = None, array=None,
+                 constant: tuple | None = None, user_named: bool = False) -> None:
+        self.kind = kind
+        self.user_named = user_named
+        self.constant = constant
+        self.array = array
+        self.tensor = tensor
+        self.node = node
+        self.index = index
+        self.name = name
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.symbol: ArrayVar | None = None
+        self.version = version
+
+    def value(self) -> np.ndarray:
+        """The array this input stands for, now."""
+        if self.kind == "index":
+            return self.array
+        if self.kind == "cut":
+            out = self.node.outputs[self.index]
+            if out is None:
+                raise RuntimeError(
+                    f"the output of {self.node.name()} was freed by an earlier backward(); pass "
+                    "retain_graph=True to the first backward() to run backward twice"
+                )
+            return out
+        return self.tensor._data
+
+    def key(self) -> tuple:
+        return (self.kind, self.name, self.shape, self.dtype.str, self.constant)
+
+    def __repr__(self) -> str:
+        return f"<InputRef {self.kind} {self.name} {self.shape} {self.dtype}>"
+
+
+def _output_index(tensor) -> int:
+    """Which output of its ``grad_fn`` a top tensor is (a multi-output Function's ``k``)."""
+    return getattr(tensor, "_output_nr", 0)
+
+
+def _node_types():
+    from ...tape.node import AccumulateGrad, Node
+
+    return Node, AccumulateGrad
+
+
+def _in_product(node) -> bool:
+    """Whether ``node`` multiplies or divides its operands (where a zero constant folds)."""
+    return node.op is not None and node.op.name in ("mul", "div")
+
+
+def _sympy_holds(value: Any, in_product: bool) -> bool:
+    """Whether the constant operand ``value`` can be a SymPy number without changing
+    what NumPy computes: not NaN or an infinity (SymPy's ``nan``/``oo`` absorb what they
+    meet, ``x + oo -> oo``, so the gradient would be 0) and not a zero factor or divisor
+    (SymPy folds ``x*0 -> 0`` and ``0/x -> 0`` where NumPy's ``inf*0`` and ``0/0`` are
+    NaN, makes ``x/0`` its ``zoo``, and ``-0.0`` loses its sign).  Other constants
+    become inputs.
+
+    >>> _sympy_holds(2.5, True), _sympy_holds(float("inf"), False), _sympy_holds(0.0, True), _sympy_holds(0, False)
+    (True, False, False, True)
+    """
+    if isinstance(value, (float, complex)) and not np.isfinite(value):
+        return False
+    return not (in_product and value == 0)
+
+
+def _constant_name(value: Any) -> str:
+    """The symbol name of a constant that is an input: ``inf``, ``minus_inf``, ``nan``,
+    ``zero``, ``minus_zero`` (``nonfinite`` for a complex value).
+
+    >>> _constant_name(float("-inf")), _constant_name(-0.0), _constant_name(0)
+    ('minus_inf', 'minus_zero', 'zero')
+    """
+    if isinstance(value, complex):
+        return "nonfinite"
+    if value != value:
+        return "nan"
+    word = "inf" if value else "zero"
+    return f"minus_{word}" if np.signbit(value) else word
+
+
+def _constant_number(value: Any) -> sp.Expr:
+    if isinstance(value, (bool, np.bool_)):
+        return sp.Integer(int(value))
+    if isinstance(value, (int, np.integer)):
+        return sp.Integer(int(value))
+    if isinstance(value, complex):
+        return sp.Float(value.real) + sp.I * sp.Float(value.imag)
+    value = float(value)
+    if value.is_integer() and abs(value) < 2 ** 53:
+        return sp.Integer(int(value))
+    return sp.Float(value)  # finite: the others are inputs (_sympy_holds)
+
+
+class Segment:
+    """The recorded graph below ``tops`` (pairs ``(edge, tensor)`` like ``SavedInput``,
+    or tensors), stopping at ``boundary`` nodes and at nodes outside ``keep``.
+
+    ``own`` lets a boundary node be a top itself (its expression is built from its
+    inputs).  ``key`` identifies the structure; ``inputs`` lists the :class:`InputRef`
+    in a deterministic order; :meth:`build` makes the SymPy expressions.
+    """
+
+    def __init__(self, tops: Sequence[Any], *, boundary: frozenset | set = frozenset(),
+                 keep: set | None = None, own: Any = None) -> None:
+        Node, AccumulateGrad = _node_types()
+        self._Node, self._Acc = Node, AccumulateGrad
+        self.boundary = boundary
+        self.keep = keep
+        self.inputs: list[InputRef] = []
+        self._input_ids: dict = {}
+        self.nodes: list = []  # interior nodes, operands first
+        self._node_ids: dict = {}
+        self.entries: list = []  # per interior node: (op identity, attrs key, child refs)
+        self.node_attrs: list = []  # per interior node: attrs, index arrays replaced by slots
+        self.children: list = []  # per interior node: child refs
+        self.top_refs: list = []
+        tops = [self._as_pair(t) for t in tops]
+        top_nodes = {id(own)} if own is not None else set()
+        for edge, tensor in tops:
+            self.top_refs.append(self._walk(edge, tensor, top_nodes))
+        self.key = ("segment", tuple(self.entries), tuple(i.key() for i in self.inputs), tuple(self.top_refs))
+
+    # ------------------------------------------------------------------ walking
+    def _as_pair(self, top: Any) -> tuple:
+        if isinstance(top, tuple):
+            return top
+        if hasattr(top, "edge") and hasattr(top, "tensor"):
+            return top.edge, top.tensor
+        return top._edge(), top
+
+    def _interior(self, edge, top_nodes: set) -> bool:
+        if not isinstance(edge, self._Node):
+            return False
+        if id(edge) in top_nodes:
+            return True
+        if edge in self.boundary:
+            return False
+        return self.keep is None or edge in self.keep
+
+    def _walk(self, edge, tensor, top_nodes: set) -> tuple:
+        """The reference of one value, walking interior nodes iteratively."""
+        if not self._interior(edge, top_nodes):
+            return self._leaf_ref(edge, tensor, k=_output_index(tensor))
+        k = _output_index(tensor)
+        if id(edge) in self._node_ids:
+            return ("n", self._node_ids[id(edge)], k)
+        stack = [(edge, 0)]
+        on_stack = {id(edge)}
+        while stack:
+            node, position = stack[-1]
+            inputs = node.inputs
+            while position < len(inputs):
+                saved = inputs[position]
+                child = saved.edge
+                if self._interior(child, top_nodes) and id(child) not in self._node_ids and child is not node:
+                    if id(child) in on_stack:  # pragma: no cover  (graphs are acyclic)
+                        raise RuntimeError("the recorded graph has a cycle")
+                    stack[-1] = (node, position)
+                    stack.append((child, 0))
+                    on_stack.add(id(child))
+                    break
+                position += 1
+            else:
+                stack.pop()
+                on_stack.discard(id(node))
+                refs = tuple(self._child_ref(s, top_nodes, _in_product(node)) for s in inputs)
+                identity = ("op", node.op.name) if node.op is not None else ("fn", node.function)
+                attrs, index_refs, index_shapes = self._index_inputs(node)
+                self._node_ids[id(node)] = len(self.nodes)
+                self.nodes.append(node)
+                self.children.append(refs + index_refs)
+                self.node_attrs.append(attrs)
+                self.entries.append((identity, _freeze(attrs), refs + index_refs,
+                                     tuple(s.tensor.shape for s in inputs) + index_shapes))
+        return ("n", self._node_ids[id(edge)], k)
+
+    def _index_inputs(self, node) -> tuple[dict, tuple, tuple]:
+        """Index arrays of an ``index`` attribute become inputs (values read at call time)
+        referred to by :class:`Slot` placeholders; of a boolean mask, the number of true
+        elements (which decides the result's shape) is part of the structure."""
+        attrs = node.attrs
+        index = attrs.get("index") if node.op is not None else None
+        if not isinstance(index, tuple) or not any(_is_index_array(p) for p in index):
+            return attrs, (), ()
+        template, refs, shapes = [], [], []
+        for part in index:
+            if _is_index_array(part):
+                position = self._add_input(("index", id(part)), lambda part=part: InputRef(
+                    "index", array=part, name=None, shape=part.shape, dtype=part.dtype))
+                count = int(np.count_nonzero(part)) if part.dtype == bool else None
+                template.append(Slot(len(refs), count))
+                refs.append(("in", position))
+                shapes.append(part.shape)
+            else:
+                template.append(part)
+        return {**attrs, "index": tuple(template)}, tuple(refs), tuple(shapes)
+
+    def _child_ref(self, saved, top_nodes: set, in_product: bool = False) -> tuple:
+        edge = saved.edge
+        if self._interior(edge, top_nodes):
+            return ("n", self._node_ids[id(edge)], saved.index)
+        return self._leaf_ref(edge, saved.tensor, in_product, saved.index)
+
+    def _leaf_ref(self, edge, tensor, in_product: bool = False, k: int = 0) -> tuple:
+        if isinstance(edge, self._Acc):
+            leaf = edge.variable
+            return ("in", self._add_input(("leaf", id(leaf)), lambda: InputRef(
+                "leaf", tensor=leaf, name=leaf.name, shape=leaf.shape, dtype=leaf.dtype,
+                version=leaf._version.value, user_named=bool(leaf.name))))
+        if isinstance(edge, self._Node):
+            name, user_named = _cut_name(edge, k, tensor)
+            shape = tensor.shape if tensor is not None else edge.ctx.output_shapes[k]
+            dtype = tensor.dtype if tensor is not None else edge.ctx.output_dtypes[k]
+            return ("in", self._add_input(("cut", id(edge), k), lambda: InputRef(
+                "cut", node=edge, index=k, name=name, shape=shape, dtype=dtype, user_named=user_named)))
+        constant = getattr(tensor, "_constant", None)
+        if constant is not None:
+            value = number_value(constant)
+            if _sympy_holds(value, in_product):
+                return ("c", _freeze(value), tensor.dtype.str)
+            # an input whose value is read at call time; its value is part of the key
+            return ("in", self._add_input(("const", _freeze(value), tensor.dtype.str), lambda: InputRef(
+                "const", tensor=tensor, name=_constant_name(value), shape=tensor.shape, dtype=tensor.dtype,
+                constant=_freeze(value))))
+        return ("in", self._add_input(("array", id(tensor)), lambda: InputRef(
+            "array", tensor=tensor, name=tensor.name, shape=tensor.shape, dtype=tensor.dtype,
+            version=tensor._version.value, user_named=bool(tensor.name))))
+
+    def _add_input(self, identity: tuple, make) -> int:
+        position = self._input_ids.get(identity)
+        if position is None:
+            position = self._input_ids[identity] = len(self.inputs)
+            self.inputs.append(make())
+        return position
+
+    # ------------------------------------------------------------------ queries
+    def input_position(self, tensor) -> int | None:
+        """Where a leaf or array tensor is among :attr:`inputs` (None if absent)."""
+        for kind in ("leaf", "array"):
+            position = self._input_ids.get((kind, id(tensor)))
+            if position is not None:
+                return position
+        return None
+
+    def cut_position(self, node, k: int = 0) -> int | None:
+        """Where output ``k`` of a cut (boundary) node is among :attr:`inputs` (None if absent)."""
+        return self._input_ids.get(("cut", id(node), k))
+
+    def index_position(self, array) -> int | None:
+        """Where an index array (an attribute of a recorded op) is among :attr:`inputs`
+        (None if absent)."""
+        return self._input_ids.get(("index", id(array)))
+
+    def data_position(self, array) -> int | None:
+        """Where the tensor holding exactly ``array`` (a non-recorded array input) is among
+        :attr:`inputs` (None if absent)."""
+        for position, ref in enumerate(self.inputs):
+            if ref.kind == "array" and ref.tensor._data is array:
+                return position
+        return None
+
+    def node_position(self, node) -> int | None:
+        """Where an interior node is among :attr:`nodes` (None if absent)."""
+        return self._node_ids.get(id(node))
+
+    def values(self) -> list:
+        """The current arrays of every input, in order."""
+        return [ref.value() for ref in self.inputs]
+
+    # ------------------------------------------------------------------ SymPy
+    @collection_paused()
+    def build(self, as_recorded: bool = False) -> tuple[list, list]:
+        """``(input symbols, top expressions)``; node expressions are kept in ``self.exprs``.
+
+        ``as_recorded=True`` builds every node unevaluated, as the tape recorded it: SymPy
+        simplifies nothing across nodes (``x/x`` stays a quotient, ``log(exp(x))`` a log),
+        so the chain rule over these forms meets the same 0/0, inf/inf and inf*0 as the
+        tape's (the engines differentiate and compile these; what users print is the
+        simplified form)."""
+        start_building()
+        bases = []
+        n_index = n_unnamed = 0
+        for ref in self.inputs:
+            if ref.kind == "index":
+                bases.append(f"idx{n_index}")
+                n_index += 1
+            else:
+                bases.append(ref.name or f"t{n_unnamed}")
+                n_unnamed += not ref.name
+        names = _distinct_names(bases, [ref.user_named for ref in self.inputs])
+        symbols = []
+        for ref, name in zip(self.inputs, names):
+            ref.symbol = ArrayVar(name, ref.shape, ref.dtype)
+            symbols.append(ref.symbol)
+        exprs: list = []
+        depth: list = []
+        for node, refs, entry in zip(self.nodes, self.children, self.entries):
+            depth.append(1 + max((depth[r[1]] for r in refs if r[0] == "n"), default=0))
+        deep = max(depth, default=0) > DEEP
+        with evaluate(not (deep or as_recorded)):
+            # deep chains are built unevaluated too: SymPy's automatic simplification asks
+            # assumptions of whole subtrees, which is superlinear (and recursive) in depth
+            for node, refs, entry, attrs in zip(self.nodes, self.children, self.entries, self.node_attrs):
+                args = [self._expr(r, exprs, symbols) for r in refs]
+                out = _node_expr(node, args, entry[3], attrs)
+                # one object per structure: a rebuilt graph shares the previous build's nodes
+                exprs.append(tuple(intern(o) for o in out) if isinstance(out, tuple) else intern(out))
+        self.exprs = exprs
+        self.symbols = symbols
+        return symbols, [self._expr(r, exprs, symbols) for r in self.top_refs]
+
+    def _expr(self, ref: tuple, exprs: list, symbols: list) -> sp.Expr:
+        if ref[0] == "n":
+            out = exprs[ref[1]]
+            return out[ref[2]] if isinstance(out, tuple) else out
+        if ref[0] == "in":
+            return symbols[ref[1]]
+        return intern(_constant_number(eval_constant(ref)))
+
+    def node_expr(self, position: int, k: int = 0) -> sp.Expr:
+        out = self.exprs[position]
+        return out[k] if isinstance(out, tuple) else out
+
+
+def eval_constant(ref: tuple) -> Any:
+    """The Python number of a constant reference ``("c", frozen value, dtype)`` (read
+    from the type-tagged value, never parsed from a ``repr``).
+
+    >>> eval_constant(("c", _freeze(0.1), "<f8")), eval_constant(("c", _freeze(np.float64(2.5)), "<f8"))
+    (0.1, 2.5)
+    """
+    kind, *parts = ref[1]
+    if kind == "bool":
+        return bool(parts[0])
+    if kind == "int":
+        return int(parts[0])
+    if kind == "float":
+        return float.fromhex(parts[0])
+    if kind == "complex":
+        return complex(float.fromhex(parts[0]), float.fromhex(parts[1]))
+    raise ValueError(f"unknown constant reference {ref!r}")
+
+
+def _distinct_names(bases: Sequence[str], user_named: Sequence[bool]) -> list[str]:
+    """One name per input, all different: the names users gave first, in order (a
+    repeated one gets ``_1``, ``_2``, ...), then the engine's, which never take a user's.
+
+    >>> _distinct_names(["t0", "x", "t0", "x"], [False, True, True, True])
+    ['t0_1', 'x', 't0', 'x_1']
+    """
+    taken: dict = {}
+    names: list = [None] * len(bases)
+    for users in (True, False):
+        for i, (base, user) in enumerate(zip(bases, user_named)):
+            if user is not users:
+                continue
+            name = base
+            while name in taken:
+                taken[base] = taken.get(base, 0) + 1
+                name = f"{base}_{taken[base]}"
+            taken.setdefault(name, 0)
+            names[i] = name
+    return names
+
+
+def _cut_name(node, k: int, tensor=None) -> tuple[str, bool]:
+    """The name of output ``k`` of a cut node and whether a user gave it (the name of the
+    tensor that was used, or of one that called ``retain_grad()``), else the engine's
+    (``mul_out``)."""
+    if tensor is not None and tensor.name:
+        return tensor.name, True
+    retained = node.retained[k]() if node.retained[k] is not None else None
+    if retained is not None and retained.name:
+        return retained.name, True
+    if node.function is not None:
+        base = node.function.__name__
+    else:
+        base = node.op.name
+    return (f"{base}_out{k}" if node.n_outputs > 1 else f"{base}_out"), False
+
+
+def _is_index_array(part: Any) -> bool:
+    return isinstance(part, np.ndarray) and part.dtype.kind in "iub"
+
+
+def _node_expr(node, args: list, shapes: tuple, attrs: dict | None = None):
+    attrs = node.attrs if attrs is None else attrs
+    op = node.op
+    if op is None:
+        form = getattr(node.function, "sympy", None)
+        if form is None:
+            raise NotImplementedError(
+                f"the custom Function {node.function.__name__} has no SymPy form; define "
+                "`sympy(sp, *exprs)` on it, or differentiate it with its own backward (backward() does)"
+            )
+        out = form(sp, *args)
+        stop = set(args)
+        if isinstance(out, (tuple, list)):
+            return tuple(lower(sp.sympify(o), stop) for o in out)
+        return lower(sp.sympify(out), stop)
+    from ...ops import STRUCTURAL
+
+    if op.sympy is STRUCTURAL:
+        cls = structural_class(op.name)
+        exact_args = [exact(a, s) for a, s in zip(args, shapes)]
+        return cls.of(*exact_args, **attrs)
+    if op.name == "cast" and node.inputs[0].tensor.dtype == bool:
+        # a mask converted to numbers (mask.float(), mask * x): NumPy refuses -mask, so the
+        # conversion is kept even where the dtype is float64 (elementwise_form drops it there)
+        return Cast.of(args[0], attrs["dtype"])
+    return elementwise_form(op.name, op.sympy, args, attrs)
+
+
+# ============================================================================ user-facing
+def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
+                       held: Sequence[Any] = ()) -> tuple[Segment, list, list, int]:
+    """``(segment, input symbols, top expressions, read)`` of the graph below ``tops``, for
+    users to read (the tops read the first ``read`` inputs; the others are read by
+    definitions only): an input whose tensor names its axes (``dims``) is a
+    :class:`~symgrad.symbolic.core.symbols.SizedArray`, and every unnamed input that was
+    computed without recording from named tensors (its :class:`~symgrad.tape.node.Origin`
+    still holds, and it is not one of ``held``) is a
+    :class:`~symgrad.symbolic.core.symbols.DataArray`: the same input, carrying the
+    closed form it was computed from.  The definitions are built in the same segment as
+    the tops (an extra top per defined input), so the named tensors they read have the
+    same symbols as everywhere else in the form."""
+    segment = Segment(tops, boundary=boundary)
+    read = len(segment.inputs)  # a definition's inputs come after these
+    held_ids = {id(t) for t in held}
+    defined = [ref.tensor for ref in segment.inputs
+               if ref.kind == "array" and ref.tensor.name is None and id(ref.tensor) not in held_ids
+               and ref.tensor._origin is not None and ref.tensor._origin.holds(ref.tensor)]
+    if defined:
+        segment = Segment(list(tops) + [(t._origin, t) for t in defined], boundary=boundary)
+    symbols, exprs = segment.build()
+    sized = {s: SizedArray(s.name, s.array_shape, s.array_dtype, ref.tensor.dims)
+             for s, ref in zip(symbols, segment.inputs) if getattr(ref.tensor, "dims", None) is not None}
+    if not (defined or sized):
+        return segment, symbols, exprs, read
+    swaps = dict(sized)
+    for t, definition in zip(defined, exprs[len(tops):]):
+        symbol = symbols[segment.input_position(t)]
+        definition = exact(definition, tuple(t.shape)) if t.shape else definition
+        swaps[symbol] = DataArray(symbol.name, symbol.array_shape, symbol.array_dtype,
+                                  replaced(definition, sized) if sized else definition)
+    return segment, [swaps.get(s, s) for s in symbols], [replaced(e, swaps) for e in exprs[:len(tops)]], read
+
+
+def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
+    """The closed form of ``tensor`` and a map from its symbols to the tensors they stand
+    for (leaves and other inputs; the arrays, for integer-array and mask indices).
+
+    >>> import symgrad
+    >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True, name="w")
+    >>> expr, symbols = tensor_graph((w * 3).sum())
+    >>> expr, symbols
+    (sum(3*w), {w: tensor([1., 2.], requires_grad=True, name='w')})
+    """
+    segment, symbols, (expr,), _ = _with_data_defined([tensor])
+    expr = exact(expr, tuple(tensor.shape)) if tuple(tensor.shape) else expr
+    return expr, {s: ref.node if ref.kind == "cut" else ref.value() if ref.kind == "index" else ref.tensor
+                  for s, ref in zip(symbols, segment.inputs)}
+
+
+def evaluated(expr: Any) -> Any:
+    """``expr`` (a form built unevaluated, as a transform's closed forms are: see
+    ``Segment.build(as_recorded=True)``) with SymPy's evaluation applied node by node,
+    bottom-up: the form an evaluated build gives, as ``diff`` and ``t.expr`` show it
+    (``-2*a*exp(-a**2)`` for ``-a*exp((-a)*a) - a*exp((-a)*a)``).  A form deeper than
+    :data:`DEEP` levels is returned as it is, as ``Segment.build`` keeps deep graphs
+    unevaluated.
+
+    >>> a = sp.Symbol("a")
+    >>> with evaluate(False):
+    ...     raw = -a * sp.exp(-a * a) - a * sp.exp(-a * a)
+    >>> raw, evaluated(raw)
+    ((-a)*exp((-a)*a) - a*exp((-a)*a), -2*a*exp(-a**2))
+    """
+    if not isinstance(expr, sp.Basic):
+        return expr
+    height: dict = {}
+    order = list(postorder_by_identity([expr]))  # every argument: conditions and attributes too
+    for node in order:
+        height[id(node)] = 1 + max((height[id(a)] for a in node.args), default=0)
+    if height[id(expr)] > DEEP:
+        return expr
+    built: dict = {}
+    with evaluate(True):
+        for node in order:
+            built[id(node)] = node.func(*[built[id(a)] for a in node.args]) if node.args else node
+    return built[id(expr)]
+
+
+def tensor_expr(tensor) -> sp.Expr:
+    """The SymPy closed form of a tensor over the leaves it depends on (what
+    ``Tensor.expr`` returns).
+
+    >>> import symgrad
+    >>> x = symgrad.tensor([[1.0, 2.0]], name="x")
+    >>> w = symgrad.tensor([[0.5], [0.25]], requires_grad=True, name="w")
+    >>> tensor_expr(symgrad.sigmoid(x @ w) * 2)
+    2*sigmoid(x @ w)
+    """
+    return tensor_graph(tensor)[0]
+
+
+def graphs_at(y, xs: Sequence[Any]) -> list[tuple[sp.Expr, Any]]:
+    """For each tensor ``x`` of ``xs``: ``(closed form of y, symbol of x in it)``, the
+    symbol ``None`` where ``y``'s recorded graph does not use ``x``.
+
+    A leaf, or a tensor no recorded op made (data, or computed from tensors that do not
+    require grad), is an input of ``y``'s graph.  A tensor a recorded op made is *cut*:
+    its node's outputs become input symbols (named after the tensors' names, else after
+    the op, ``mul_out``), so a derivative holds fixed what ``x`` was computed from -- the
+    gradient ``autograd.grad(y, x)`` computes -- while everything above ``x`` still
+    flows.  The leaves share one graph; each cut node has its own, cut there only.
+
+    >>> import symgrad
+    >>> w = symgrad.tensor([1.0, 2.0], requires_grad=True, name="w")
+    >>> h = w * 2
+    >>> h.name = "h"
+    >>> y = (h * h).sum() + w.sum()
+    >>> graphs_at(y, [w, h])
+    [(sum(w) + sum(4*w**2), w), (sum(h**2) + sum(w), h)]
+    """
+    graphs: dict = {}
+    out = []
+    for x in xs:
+        node = x.grad_fn
+        key = None if node is None else id(node)
+        if key not in graphs:
+            segment, symbols, (expr,), read = _with_data_defined(
+                [y], boundary=frozenset() if node is None else frozenset([node]), held=xs)
+            graphs[key] = (segment, symbols, exact(expr, tuple(y.shape)) if tuple(y.shape) else expr, read)
+        segment, symbols, expr, read = graphs[key]
+        position = segment.input_position(x) if node is None else segment.cut_position(node, _output_index(x))
+        position = None if position is None or position >= read else position  # read by a data definition only
+        out.append((expr, None if position is None else symbols[position]))
+    return out

@@ -1,0 +1,104 @@
+"""SymPy forms of the linear-algebra ops (``symgrad/ops/linalg.py``): ``det``, ``logdet``,
+``inverse`` and ``solve`` over the last two dims, with their shape rules and adjoints.
+
+They print in matrix notation (``det(A)``, ``inverse(A)`` as ``A^{-1}`` in LaTeX), and the
+adjoints are the textbook ones in the same functions, so a closed form reads as a textbook
+does: the gradient of ``logdet(A)`` is ``inverse(A).T`` (``A^{-T}``).
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from ..core.symbols import shape_of
+from .structural import Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, reduce_to
+
+
+def _square_rule(name: str, shape: tuple) -> None:
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"{name} needs a square matrix or a batch of them (shape (..., n, n)), got shape {shape}")
+
+
+def _per_matrix(s: sp.Expr) -> sp.Expr:
+    """A batch of scalars (one per matrix) shaped to scale the matrices: ``s[..., None, None]``."""
+    shape = shape_of(s)
+    return s if not shape else Reshape.of(s, shape=tuple(shape) + (1, 1))
+
+
+class _PerMatrix(StructuralFunction):
+    """One number per square matrix of a ``(..., n, n)`` batch."""
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        _square_rule(cls.op_name, shapes[0])
+        return shapes[0][:-2]
+
+
+@_register
+class Det(_PerMatrix):
+    """``det(A)``: the determinant of each matrix."""
+
+    op_name = "det"
+    latex_name = r"\det"
+
+    def adjoint(self, g, index):
+        return _per_matrix(g * self) * _matrix_transpose(Inverse.of(self.arrays[0]))
+
+
+@_register
+class Logdet(_PerMatrix):
+    """``logdet(A)``: the log of each matrix's determinant (NaN where it is negative)."""
+
+    op_name = "logdet"
+    latex_name = r"\log\det"
+
+    def adjoint(self, g, index):
+        return _per_matrix(g) * _matrix_transpose(Inverse.of(self.arrays[0]))
+
+
+@_register
+class Inverse(StructuralFunction):
+    """``inverse(A)``: each matrix's inverse, ``A^{-1}`` in LaTeX."""
+
+    op_name = "inverse"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        _square_rule("inverse", shapes[0])
+        return shapes[0]
+
+    def adjoint(self, g, index):
+        inverse_T = _matrix_transpose(self)
+        return -Matmul.of(inverse_T, Matmul.of(g, inverse_T))
+
+    def _latex_body(self, printer) -> str:
+        return "{%s}^{-1}" % printer.parenthesize(self.arrays[0], sp.printing.precedence.PRECEDENCE["Pow"],
+                                                   strict=True)
+
+
+@_register
+class Solve(StructuralFunction):
+    """``solve(A, B)``: ``X`` with ``A X = B`` (``A^{-1} B``), ``B`` a matrix or a vector."""
+
+    op_name = "solve"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        from ...ops.linalg import solve_shapes
+
+        return tuple(solve_shapes(tuple(shapes[0]), tuple(shapes[1])))
+
+    def adjoint(self, g, index):
+        a, b = self.arrays
+        grad_b = Solve.of(_matrix_transpose(a), g)
+        if index == 1:
+            return reduce_to(grad_b, shape_of(b))
+        if len(shape_of(b)) == 1:
+            column = Reshape.of(grad_b, shape=shape_of(b) + (1,))
+            row = Reshape.of(self, shape=(1,) + shape_of(b))
+            return -Matmul.of(column, row)
+        return reduce_to(-Matmul.of(grad_b, _matrix_transpose(self)), shape_of(a))
+
+    def _latex_body(self, printer) -> str:
+        a, b = self.arrays
+        left = printer.parenthesize(a, sp.printing.precedence.PRECEDENCE["Pow"], strict=True)
+        return r"{%s}^{-1} \cdot %s" % (left, printer._print(b))
