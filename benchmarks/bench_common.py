@@ -81,3 +81,78 @@ def block(value):
         for v in value:
             block(v)
     return value
+
+
+
+def export_cases(f, args, argnums) -> list:
+    """The cases timing what ``symgrad.export`` writes for ``f`` (:func:`exported_case`):
+    the NumPy module, and the C file built with ``cc -O2``."""
+    from bench_harness import Case
+
+    return [
+        Case("symgrad export -> NumPy module", lambda: exported_case(f, args, argnums, "numpy"), role="symgrad",
+             requires=("symgrad",), note="symgrad.export(target='numpy'): the written module's value_and_grad"),
+        Case("symgrad export -> C (cc -O2)", lambda: exported_case(f, args, argnums, "c"), role="symgrad",
+             requires=("symgrad", "cc"),
+             note="symgrad.export(target='c') built with cc -O2 as its header says, called through ctypes"),
+    ]
+
+
+def exported_case(f, args, argnums, target: str):
+    """A case timing the code ``symgrad.export(f, *args, argnums=argnums, target=target)``
+    writes, called on ``args``: the NumPy module's ``value_and_grad``, or the C file built
+    as its header documents (``cc -O2``, here as a shared library) and called through ctypes.
+    The export (derive, write, verify) and the build are its setup; a program the C target
+    refuses is a :class:`~bench_harness.Skip` with the exporter's reason."""
+    import tempfile
+    from pathlib import Path
+
+    import symgrad
+    from bench_harness import Prepared, Skip
+
+    wrt = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    path = Path(tempfile.mkdtemp(prefix="symgrad-bench-export-")) / f"{f.__name__}.{'py' if target == 'numpy' else 'c'}"
+    setup: dict = {}
+    with stopwatch(setup, "export (derive+write+verify)"):
+        try:
+            exported = symgrad.export(f, *args, argnums=argnums, target=target, path=path)
+        except symgrad.ExportError as err:
+            raise Skip(f"the {target} target refuses: {err}") from None
+    if target == "numpy":
+        from symgrad.exporters.numpy_target import import_fresh
+
+        value_and_grad = import_fresh(path).value_and_grad
+
+        def grads():
+            out = value_and_grad(*args)[1]
+            return list(out) if isinstance(argnums, tuple) else [out]
+
+        return Prepared(lambda: value_and_grad(*args), grads, setup)
+    with stopwatch(setup, "cc -O2"):
+        call = _built_c(exported.paths[0], f.__name__, args, wrt)
+    return Prepared(call, lambda: call()[1:], setup)
+
+
+def _built_c(source, name: str, args, wrt: tuple):
+    """``name_value_and_grad`` of the exported C file ``source``, built with ``cc -O2`` and
+    bound to ``args``: a call returning ``[value, *grads]`` in new arrays."""
+    import ctypes
+    import subprocess
+
+    from bench_tools import c_compiler
+
+    library = source.with_name(f"lib{name}.so")
+    subprocess.run([c_compiler(), "-O2", "-shared", "-fPIC", "-o", str(library), str(source), "-lm"], check=True)
+    function = getattr(ctypes.CDLL(str(library)), f"{name}_value_and_grad")
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in args]
+    pointers = [ctypes.c_void_p(a.ctypes.data) for a in arrays]
+    n = ctypes.c_long(max(a.size for a in arrays))
+
+    def call():
+        outs = [np.empty(())] + [np.empty(arrays[i].shape) for i in wrt]
+        status = function(n, *pointers, *[ctypes.c_void_p(o.ctypes.data) for o in outs])
+        if status != 0:
+            raise RuntimeError(f"{name}_value_and_grad returned {status}")
+        return outs
+
+    return call

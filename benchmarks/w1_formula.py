@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench_common import as_numpy, block, fresh_build_dir, jax_modules, stopwatch, symgrad_functional
+from bench_common import (as_numpy, block, export_cases, fresh_build_dir, jax_modules, stopwatch,
+                          symgrad_functional)
 from bench_harness import Case, Group, Prepared, Skip
 
 N_POINTS = 1_000_000
@@ -20,6 +21,13 @@ N_POINTS = 1_000_000
 def formula(m, x, y, z):
     """The formula over any namespace ``m`` with sin, exp, log, tanh, cos."""
     return m.sin(x * y) * m.exp(-z) + m.log(1 + x * x) * m.tanh(y) + m.cos(z) * (y * y + z * z + 1) ** 1.5
+
+
+def w1(x, y, z):
+    """L over symgrad tensors: what symgrad's cases differentiate, compile and export."""
+    import symgrad
+
+    return formula(symgrad, x, y, z).sum()
 
 
 def inputs(n: int):
@@ -40,6 +48,7 @@ def groups(quick: bool) -> list[Group]:
              note="backend='c': generated C, one fused OpenMP loop, glibc libmvec (symgrad.symbolic.codegen.backends)"),
         Case("symgrad C backend, compiled function only", lambda: _symgrad_compiled_only(data, state), role="symgrad",
              requires=("symgrad", "cc"), note="value_and_grad(..., backend='c').compiled called directly"),
+        *export_cases(w1, data, (0, 1, 2)),
         Case("symgrad -> numba (prototype)", lambda: _symgrad_backend(data, state, "numba"), role="symgrad",
              requires=("symgrad", "numba")),
         Case("symgrad -> numexpr (prototype)", lambda: _symgrad_backend(data, state, "numexpr"), role="symgrad",
@@ -69,12 +78,10 @@ def _floor(data):
 
 def _symgrad_functional(data, state, backend="numpy"):
     F = symgrad_functional()
-    import symgrad
-
     if backend != "numpy":
         fresh_build_dir()
     setup: dict = {}
-    vg = F.value_and_grad(lambda x, y, z: formula(symgrad, x, y, z).sum(), argnums=(0, 1, 2), backend=backend)
+    vg = F.value_and_grad(w1, argnums=(0, 1, 2), backend=backend)
     with stopwatch(setup, "trace+derive+compile+first call"):
         vg(*data)
     state["compiled"] = vg.compiled

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench_common import as_numpy, block, fresh_build_dir, jax_modules, stopwatch, symgrad_functional
+from bench_common import (as_numpy, block, export_cases, fresh_build_dir, jax_modules, stopwatch,
+                          symgrad_functional)
 from bench_harness import Case, Group, Prepared, Skip
 
 N_POINT = 1000
@@ -56,6 +57,7 @@ def groups(quick: bool) -> list[Group]:
         Case("symgrad eager, symbolic backward", lambda: _symgrad_eager(x, "symbolic"), role="symgrad",
              requires=("symgrad",)),
         Case("symgrad eager, tape backward", lambda: _symgrad_eager(x, "tape"), role="symgrad", requires=("symgrad",)),
+        *export_cases(rosen, (x,), 0),
         Case("symgrad SymPy form (NumPy)", lambda: _plain_symgrad(x), role="symgrad", requires=("symgrad",),
              note="symgrad.grad(expr, xs) on the expression of n scalar symbols, called with n floats"),
         Case("symgrad SymPy form (C backend)", lambda: _plain_c(x, packed=False), role="symgrad",

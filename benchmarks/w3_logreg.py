@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench_common import as_numpy, block, jax_modules, stopwatch, symgrad_functional
+from bench_common import as_numpy, block, export_cases, jax_modules, stopwatch, symgrad_functional
 from bench_harness import Case, Group, Prepared
 
 N, D, K = 10_000, 100, 10
@@ -21,6 +21,13 @@ def data():
     b = rng.standard_normal(K) * 0.1
     Y = (rng.uniform(size=(N, K)) < 0.5).astype(np.float64)
     return X, W, b, Y
+
+
+def w3(W, b, X, Y):
+    """The loss over symgrad tensors: what symgrad's cases differentiate, compile and export."""
+    import symgrad.nn.functional as Fn
+
+    return Fn.binary_cross_entropy_with_logits(X @ W + b, Y)
 
 
 def hand(X, W, b, Y):
@@ -42,6 +49,7 @@ def groups(quick: bool) -> list[Group]:
         Case("hand-written NumPy (floor)", lambda: _hand(X, W, b, Y), role="floor", requires=("numpy",)),
         Case("symgrad value_and_grad (NumPy)", lambda: _symgrad(X, W, b, Y, state), role="symgrad",
              requires=("symgrad",)),
+        *export_cases(w3, (W, b, X, Y), (0, 1)),
         Case("symgrad eager, symbolic backward", lambda: _symgrad_eager(X, W, b, Y, "symbolic"), role="symgrad",
              requires=("symgrad",)),
         Case("symgrad eager, tape backward", lambda: _symgrad_eager(X, W, b, Y, "tape"), role="symgrad",
@@ -62,10 +70,9 @@ def _hand(X, W, b, Y):
 def _symgrad(X, W, b, Y, state):
     F = symgrad_functional()
     import symgrad
-    import symgrad.nn.functional as Fn
 
     Xt, Yt = symgrad.tensor(X, name="X"), symgrad.tensor(Y, name="Y")
-    vg = F.value_and_grad(lambda W, b: Fn.binary_cross_entropy_with_logits(Xt @ W + b, Yt), argnums=(0, 1))
+    vg = F.value_and_grad(lambda W, b: w3(W, b, Xt, Yt), argnums=(0, 1))
     setup: dict = {}
     with stopwatch(setup, "trace+derive+compile+first call"):
         vg(W, b)

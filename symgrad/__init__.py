@@ -28,7 +28,7 @@ _SYMBOLIC_NAMES = {
     "ClosedForm", "latex", "pretty", "per_element", "explain",
 }
 _EXPORT_NAMES = {"export", "ExportError", "ExportVerificationError"}
-_LAZY_MODULES = {"symbolic", "viz", "cli", "parsing", "testing"}
+_LAZY_MODULES = {"symbolic", "viz", "cli", "parsing", "testing", "tensorboard"}
 
 
 def __getattr__(name: str):

@@ -178,15 +178,23 @@ class _Builder:
 
 
 # ============================================================================ tape graphs
+def constant_text(tensor: Any) -> str | None:
+    """The value of a constant tensor (one that does not require grad) as short text, when
+    it is one number (``2``, ``0.5``); None for a constant array."""
+    constant = getattr(tensor, "_constant", None)
+    if constant is None and tensor.numel() == 1:
+        constant = tensor.item()
+    if constant is None:
+        return None
+    return f"{constant:g}" if isinstance(constant, float) else str(constant)
+
+
 def _tensor_lines(tensor: Any, role: str) -> tuple[str, list]:
     name = getattr(tensor, "name", None)
     shape = _shape_text(tensor.shape)
     if role == "constant":
-        constant = getattr(tensor, "_constant", None)
-        if constant is None and tensor.numel() == 1:
-            constant = tensor.item()
-        return "constant", ([f"{constant:g}" if isinstance(constant, float) else str(constant)]
-                            if constant is not None else ["constant", shape])
+        constant = constant_text(tensor)
+        return "constant", [constant] if constant is not None else ["constant", shape]
     kind = "parameter" if name else "leaf"
     return kind, [name or "leaf", shape]
 
@@ -282,12 +290,20 @@ def _producer(item: Any):
     return None
 
 
-def _op_lines(node: Any, shape: tuple | None) -> list:
+def op_name(node: Any) -> str:
+    """The op-table name of a recorded node (``matmul``), or ``custom Function``."""
     op = getattr(node, "op", None)
-    op_name = op.name if op is not None else "custom Function"
+    return op.name if op is not None else "custom Function"
+
+
+def attrs_text(node: Any) -> str:
+    """The attributes of a recorded node that are set, as text (``exponent=2``)."""
     attrs = getattr(node, "attrs", None) or {}
-    shown = ", ".join(f"{k}={v!r}" for k, v in attrs.items() if v is not None and v is not False)
-    return [op_name, node.name(), shown, _shape_text(shape)]
+    return ", ".join(f"{k}={v!r}" for k, v in attrs.items() if v is not None and v is not False)
+
+
+def _op_lines(node: Any, shape: tuple | None) -> list:
+    return [op_name(node), node.name(), attrs_text(node), _shape_text(shape)]
 
 
 def _tensor_adjoints(outputs: Sequence[Any]) -> dict:
@@ -565,3 +581,15 @@ def to_dot(obj: Any, **options: Any) -> str:
     2
     """
     return draw(obj, **options).source
+
+
+
+# ============================================================================ TensorBoard
+def __getattr__(name: str) -> Any:
+    """``add_graph`` is :func:`symgrad.tensorboard.add_graph` (a TensorBoard event file of a
+    recorded graph), loaded on first use: that module walks graphs with this one's helpers."""
+    if name == "add_graph":
+        from .tensorboard import add_graph
+
+        return add_graph
+    raise AttributeError(f"module 'symgrad.viz' has no attribute {name!r}")

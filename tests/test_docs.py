@@ -46,10 +46,12 @@ import symgrad
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 TUTORIALS = ["tutorial_from_pytorch.md", "tutorial_from_sympy.md"]
-RUNNABLE = TUTORIALS + ["transforms.md", "printing.md", "gallery.md", "checking_a_library.md", "export.md"]
+RUNNABLE = TUTORIALS + ["transforms.md", "printing.md", "gallery.md", "checking_a_library.md", "export.md",
+                        "tensorboard.md"]
 """Pages whose python blocks run and must print what the page shows."""
 NEEDS = {"checking_a_library.md": ("libs", ["scipy", "sklearn", "statsmodels"]),
-         "export.md": ("export", ["torch", "jax"])}
+         "export.md": ("export", ["torch", "jax"]),
+         "tensorboard.md": ("tensorboard", ["tensorboard"])}
 """The extra and the optional libraries a page needs; its test skips without them."""
 RUN_ELSEWHERE = {"testing.md": "tests/check/test_testing_page.py", "scaling.md": "tests/test_scaling.py"}
 """Pages whose python blocks another test runs, and that test."""

@@ -185,9 +185,23 @@ EXPECTED = {
         "gradcheck: True",
         "loss: 2.7310 -> 0.0200 after 300 SGD steps",
     ],
+    "tensorboard_graph.py": [
+        "== what TensorBoard reads back",
+        "  Net/AddBackward0  add        inputs=['Net/MmBackward0', 'Net/b'] shape=(10, 1)\n"
+        "                    b + matmul_out  |  matmul_out: grad; b: sum(grad)",
+        "  output/output     IO Node    inputs=['Net/AddBackward0'] shape=(10, 1)",
+        "  Net/MmBackward0   matmul     inputs=['input/x', 'Net/w'] shape=(10, 1)\n"
+        "                    x @ w  |  w: x.T @ grad",
+        "  Net/b             Parameter  inputs=[] shape=(1, 1)",
+        "  input/x           IO Node    inputs=[] shape=(10, 2)",
+        "  Net/w             Parameter  inputs=[] shape=(2, 1)",
+        "loss: 3.8606 at step 0 -> 0.0037 at step 19",
+        "histograms of w: 20",
+        "see the run with: tensorboard --logdir",
+    ],
 }
 
-NEEDS = {"export_torch.py": "torch", "cnn_digits.py": "sklearn"}
+NEEDS = {"export_torch.py": "torch", "cnn_digits.py": "sklearn", "tensorboard_graph.py": "tensorboard"}
 """Optional libraries an example needs; its test skips without them."""
 
 
@@ -202,6 +216,7 @@ ARGUMENTS = {
     "graph_visualisation.py": lambda tmp_path: [str(tmp_path / "graphs")],
     "export_numpy.py": lambda tmp_path: [str(tmp_path / "export")],
     "export_torch.py": lambda tmp_path: [str(tmp_path / "export")],
+    "tensorboard_graph.py": lambda tmp_path: [str(tmp_path / "runs")],
 }
 
 

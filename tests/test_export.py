@@ -1,12 +1,14 @@
-"""symgrad.export: each target on a table of programs, checked against the eager tape
-engine (and torch's gradcheck for the torch target); verification catches a corrupted
-export and writes nothing; bad inputs raise clear errors."""
+"""symgrad.export: each target on a table of programs (among them the benchmark suite's
+W1-W3, imported from ``benchmarks/``), checked against the eager tape engine (and torch's
+gradcheck for the torch target); verification catches a corrupted export and writes
+nothing; bad inputs and programs a target cannot express raise clear errors."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,11 @@ import pytest
 import symgrad
 import symgrad.nn.functional as F
 from symgrad.exporters import ExportError, ExportVerificationError, numpy_target
+
+sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))  # last: shadows nothing
+from w1_formula import w1  # noqa: E402  (the benchmark programs W1-W3, defined once)
+from w2_rosenbrock import rosen  # noqa: E402
+from w3_logreg import w3  # noqa: E402
 
 
 def least_squares(w, X, y):
@@ -33,7 +40,8 @@ def tanh_mlp(W1, W2, X, y):
 
 
 def rosenbrock(x):
-    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+    """W2 (the benchmark suite's vectorised Rosenbrock function)."""
+    return rosen(x)
 
 
 def one_hot(rng, rows, classes):
@@ -51,6 +59,11 @@ PROGRAMS = {
     "tanh_mlp": (tanh_mlp, lambda r: (r.standard_normal((3, 4)), r.standard_normal(4), r.standard_normal((5, 3)),
                                       r.standard_normal(5)), (0, 1)),
     "rosenbrock": (rosenbrock, lambda r: (r.random(5),), 0),
+    # W1: a 3-input formula (sin, exp, log, tanh, cos, a power 1.5), summed over points
+    "w1": (w1, lambda r: tuple(r.uniform(-1.0, 1.0, (3, 40))), (0, 1, 2)),
+    # W3: logistic regression with a bias, mean(BCEWithLogits(X @ W + b, Y))
+    "w3": (w3, lambda r: (r.standard_normal((5, 3)) * 0.1, r.standard_normal(3) * 0.1, r.standard_normal((40, 5)),
+                          (r.random((40, 3)) < 0.5).astype(float)), (0, 1)),
 }
 
 
@@ -324,6 +337,7 @@ C_PROGRAMS = {
         float(r.standard_normal()), float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(40),
         r.standard_normal(40)), (0, 1, 2)),
     "rosenbrock_over_points": (rosenbrock_over_points, lambda r: (r.random(40), r.random(40)), (0, 1)),
+    "w1": PROGRAMS["w1"],  # elementwise over one shape already
 }
 
 
@@ -403,7 +417,9 @@ def test_a_corrupted_c_export_is_caught_and_nothing_is_written(rng, tmp_path, mo
 @pytest.mark.parametrize("name, message", [
     ("least_squares", r"the c target loops over one shape, but the array inputs have the shapes \[\(3,\), \(6,\), "
                       r"\(6, 3\)\]"),
-    ("rosenbrock", r"the c target cannot translate getitem"),
+    ("rosenbrock", r"the c target cannot translate getitem \(in output 'value': x\[:-1\]\)"),  # W2's slices
+    ("w3", r"the c target loops over one shape, but the array inputs have the shapes \[\(3,\), \(5, 3\), "
+           r"\(40, 3\), \(40, 5\)\]"),  # W3's matmul and bias
 ])
 def test_programs_the_c_target_cannot_express_raise(name, message, rng, tmp_path):
     f, make, argnums = PROGRAMS[name]

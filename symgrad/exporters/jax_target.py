@@ -21,11 +21,11 @@ from .errors import ExportError
 from .numpy_target import exported_functions, import_fresh, labelled_outputs, module_docstring
 from .program import Program
 from .translate import NUMPY_AS_HELPERS, NumPyNames, helper_sources
-from .torch_target import TORCH_NAMES
+from .torch_target import TENSORS_ONLY, TORCH_NAMES
 
 SUFFIXES = (".py",)
 
-JAX_NAMES = {name: name for name in TORCH_NAMES if name not in NUMPY_AS_HELPERS}
+JAX_NAMES = {name: name for name in (*TORCH_NAMES, *TENSORS_ONLY) if name not in NUMPY_AS_HELPERS}
 """``numpy.<name>`` -> ``jnp.<name>``: ``jax.numpy`` spells every name the torch target translates as NumPy does."""
 
 HELPERS_FILE = Path(__file__).with_name("jax_helpers.py")

@@ -1,9 +1,10 @@
 """PyTorch translations of the helpers symgrad's generated NumPy code calls.
 
 The ``"torch"`` export target rewrites generated NumPy code into torch code: each
-``numpy.<name>`` becomes the ``torch`` function of :data:`~symgrad.exporters.torch_target.TORCH_NAMES`,
-and each helper of :func:`symgrad.symbolic.forms.structural.numpy_namespace` the function of
-the same name here, with the same arguments.  The target copies the source of the ones
+``numpy.<name>`` becomes the ``torch`` function of :data:`~symgrad.exporters.torch_target.TORCH_NAMES`
+(for the functions of :data:`~symgrad.exporters.torch_target.TENSORS_ONLY`, the function of
+the same name here), and each helper of :func:`symgrad.symbolic.forms.structural.numpy_namespace`
+the function of the same name here, with the same arguments.  The target copies the source of the ones
 it uses into the exported module (this file is read, never imported, by the writer, so
 exporting needs no torch; verifying does).  A helper missing here is an op the torch
 target cannot express.
@@ -27,6 +28,22 @@ def asarray(x, dtype=None):
 
 def equal(a, b):
     return torch.eq(as_tensor(a), as_tensor(b))
+
+
+def maximum(a, b):
+    return torch.maximum(as_tensor(a), as_tensor(b))
+
+
+def minimum(a, b):
+    return torch.minimum(as_tensor(a), as_tensor(b))
+
+
+def logaddexp(a, b):
+    return torch.logaddexp(as_tensor(a), as_tensor(b))
+
+
+def arctan2(a, b):
+    return torch.atan2(as_tensor(a), as_tensor(b))
 
 
 def matmul(a, b):

@@ -25,13 +25,18 @@ SUFFIXES = (".py",)
 TORCH_NAMES = {
     **{name: name for name in (
         "exp", "log", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sqrt", "abs", "sign", "floor", "ceil", "where",
-        "maximum", "minimum", "logaddexp", "expm1", "log1p", "log2", "log10", "exp2", "swapaxes", "reshape", "pi",
+        "expm1", "log1p", "log2", "log10", "exp2", "swapaxes", "reshape", "pi",
         "e", "inf", "nan", "logical_not", "logical_and", "logical_or")},
-    "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2", "arcsinh": "asinh",
+    "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arcsinh": "asinh",
     "arccosh": "acosh", "arctanh": "atanh", "power": "pow", "transpose": "permute", "greater": "gt",
     "greater_equal": "ge", "less": "lt", "less_equal": "le", "not_equal": "ne",
 }
 """``numpy.<name>`` in generated code -> ``torch.<name>`` (same arguments)."""
+
+TENSORS_ONLY = ("maximum", "minimum", "logaddexp", "arctan2")
+"""NumPy functions whose torch counterparts take no Python number (``maximum(z, 0)``):
+``numpy.<name>`` becomes the helper of that name in :mod:`.torch_helpers`, which makes
+numbers tensors first."""
 
 HELPERS_FILE = Path(__file__).with_name("torch_helpers.py")
 
@@ -90,7 +95,7 @@ def write(program: Program) -> dict[str, str]:
     if not program.name.isidentifier() or program.name in {"value", "grad", "value_and_grad", "torch"}:
         raise ExportError(f"the torch target names a function after the exported one, and {program.name!r} cannot "
                           "be that name; export a function defined with def")
-    functions = exported_functions(program, NumPyNames("torch", "torch", TORCH_NAMES))
+    functions = exported_functions(program, NumPyNames("torch", "torch", TORCH_NAMES, TENSORS_ONLY))
     called = set().union(*(names for _, names in functions))
     helpers = helper_sources("torch", HELPERS_FILE, called, {"torch", "_checked"})
     doc = module_docstring(program, "torch", [f"{program.name}({', '.join(program.input_names)}): through "

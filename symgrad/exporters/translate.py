@@ -19,15 +19,17 @@ NUMPY_AS_HELPERS = ("asarray", "zeros", "result_type")
 
 
 class NumPyNames(ast.NodeTransformer):
-    """``numpy.<name>`` -> ``<module>.<names[name]>``, or the helper of that name for :data:`NUMPY_AS_HELPERS`."""
+    """``numpy.<name>`` -> ``<module>.<names[name]>``, or the helper of that name for :data:`NUMPY_AS_HELPERS`
+    and the target's own ``as_helpers``."""
 
-    def __init__(self, target: str, module: str, names: dict[str, str]) -> None:
+    def __init__(self, target: str, module: str, names: dict[str, str], as_helpers: tuple = ()) -> None:
         self.target, self.module, self.names = target, module, names
+        self.as_helpers = NUMPY_AS_HELPERS + tuple(as_helpers)
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         self.generic_visit(node)
         if isinstance(node.value, ast.Name) and node.value.id == "numpy":
-            if node.attr in NUMPY_AS_HELPERS:
+            if node.attr in self.as_helpers:
                 return ast.copy_location(ast.Name(node.attr, ast.Load()), node)
             if node.attr not in self.names:
                 raise ExportError(f"the {self.target} target has no translation of numpy.{node.attr}, which the "
