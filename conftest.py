@@ -6,6 +6,8 @@
 * ``symgrad/exporters/torch_helpers.py`` and ``jax_helpers.py`` are source the torch and
   jax export targets copy, importing torch and JAX; they are not collected where that
   library is not installed (both are in the optional ``export`` extra).
+* The doctests of ``symgrad/tensorboard.py`` write event files with the ``tensorboard``
+  package (the optional ``tensorboard`` extra); they are not collected without it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import pytest
 
 collect_ignore = [f"symgrad/exporters/{library}_helpers.py" for library in ("torch", "jax")
                   if importlib.util.find_spec(library) is None]
+if importlib.util.find_spec("tensorboard") is None:
+    collect_ignore.append("symgrad/tensorboard.py")
 
 NEEDS_COMPILER = {f"symgrad.symbolic.codegen.backends.{name}" for name in
                   ("c_fused.FusedFunction", "c_scalar.ScalarFunction", "cbuild.load_c", "cbuild.find_compiler",
