@@ -31,7 +31,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [  # bottom to top
                                         "symgrad.symbolic")),
     ("users of the engines", ("symgrad.check", "symgrad.exporters", "symgrad.nn", "symgrad.optim",
                               "symgrad.testing")),
-    ("public API and front ends", ("symgrad.parsing", "symgrad.viz", "symgrad.cli", "symgrad.__main__")),
+    ("public API and front ends", ("symgrad.parsing", "symgrad.viz", "symgrad.tensorboard", "symgrad.cli",
+                                   "symgrad.__main__")),
 ]
 """Each layer's name and the packages and modules it holds, bottom to top; the package
 ``symgrad`` itself (its ``__init__``, the public API) is in the top layer, whose front
