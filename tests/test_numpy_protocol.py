@@ -64,6 +64,7 @@ CASES = [_op_case(op) for op in PLAIN] + [
     Case("min", ((2, 3),), lambda x: np.min(x), lambda x: x.min()),
     Case("amax", ((2, 3),), lambda x: np.amax(x, axis=0, keepdims=True), lambda x: x.max(0, keepdim=True).values),
     Case("amin", ((2, 3),), lambda x: np.amin(x, axis=-1), lambda x: x.min(-1).values),
+    Case("prod", ((2, 3),), lambda x: np.prod(x, axis=1), lambda x: x.prod(1)),
     Case("cumsum", ((2, 3),), lambda x: np.cumsum(x, axis=1), lambda x: x.cumsum(1)),
     Case("cumsum", ((2, 3),), np.cumsum, lambda x: x.reshape(-1).cumsum(0)),
     Case("matmul", ((2, 3), (3, 4)), np.matmul, lambda a, b: a @ b),

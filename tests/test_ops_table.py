@@ -137,6 +137,8 @@ CASES = [
         ((4, 2, 3), (3, 2)), ((2, 3), (4, 3, 2)), ((4, 2, 3), (3,)), ((3,), (4, 3, 2)), ((2, 1, 2, 3), (4, 3, 2))]],
     *[case(name, shape) for name in ["det", "logdet", "inverse"] for shape in [(1, 1), (3, 3), (2, 3, 3)]],
     *[case("cumsum", shape, dim=dim) for shape, dim in [((5,), 0), ((2, 3, 4), 1), ((2, 3), -1), ((), 0)]],
+    *[case("prod", shape, **attrs) for shape, attrs in [
+        ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": 1, "keepdim": True}), ((2, 3), {"dim": -1})]],
     *[case("solve", a, b) for a, b in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (1, 3, 1))]],
     case("transpose", (2, 3), dim0=0, dim1=1),
     case("transpose", (2, 3, 4), dim0=-1, dim1=0),
@@ -211,6 +213,7 @@ TORCH = {
     "log_softmax": lambda t, x, dim: x.log_softmax(dim),
     "norm": lambda t, x, dim=None, keepdim=False: t.linalg.vector_norm(x, dim=dim, keepdim=keepdim),
     "matmul": lambda t, a, b: a @ b,
+    "prod": lambda t, x, dim=None, keepdim=False: x.prod() if dim is None else x.prod(dim, keepdim),
     "inverse": lambda t, a: t.linalg.inv(a),
     "solve": lambda t, a, b: t.linalg.solve(a, b),
     "transpose": lambda t, x, dim0, dim1: x.transpose(dim0, dim1),

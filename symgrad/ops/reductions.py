@@ -303,3 +303,31 @@ cumsum = _reduction(
     vjp=_cumsum_vjp,
     saves=(),
 )
+
+# ----------------------------------------------------------------------------- prod
+
+
+def _prod_forward(x, *, dim=None, keepdim=False):
+    x = np.asarray(x)
+    return np.asarray(np.prod(x, axis=normalize_dims(dim, x.ndim), keepdims=keepdim))
+
+
+def _prod_vjp(xp, g, ans, x, *, dim=None, keepdim=False):
+    # as PyTorch: ans/x where the slice has no zero; where it has one, the product of the
+    # others at the zero and 0 elsewhere; where it has two or more, 0 everywhere
+    g = _keep(xp, g, x, dim, keepdim)
+    zero = x == 0
+    nonzero = xp.where(zero, 1.0, x)
+    zeros = xp.sum(xp.cast(zero, dtype=x.dtype), dim=dim, keepdim=True)
+    others = xp.prod(nonzero, dim=dim, keepdim=True)
+    at_one_zero = xp.where(zero, g * others, 0.0)
+    return (xp.where(zeros == 0, g * others / nonzero, xp.where(zeros == 1, at_one_zero, 0.0)),)
+
+
+prod = _reduction(
+    "prod", "ProdBackward0", _prod_forward,
+    vjp=_prod_vjp,
+    saves=("inputs",),
+    name_rule=_all_or_dim("ProdBackward0", "ProdBackward1"),
+    numpy="prod",
+)

@@ -29,6 +29,8 @@ softmax       dim                     exp(x) / sum(exp(x)) along the int dim
 log_softmax   dim                     x - logsumexp(x) along the int dim (reductions.py)
 norm          dim=None, keepdim=False 2-norm sqrt(sum(x * x)) over dim (reductions.py)
 cumsum        dim                     running sums along the int dim (reductions.py)
+prod          dim=None, keepdim=False product over dim, attrs as sum; zeros as PyTorch
+                                      (reductions.py)
 sum_to        shape                   sum a broadcast array down to ``shape``
                                       (broadcast.py)
 broadcast_to  shape                   NumPy-broadcast to ``shape`` (broadcast.py)

@@ -716,6 +716,13 @@ class Tensor:
             raise TypeError("log_softmax() missing the dimension to normalise over: pass dim (or axis)")
         return apply_op("log_softmax", self, dim=dim)
 
+    def prod(self, dim=None, keepdim: builtins.bool = False):
+        """The product over all elements or over the int ``dim``; the gradient at zeros is
+        PyTorch's (the product of the others at a lone zero, else 0)."""
+        if dim is not None and not isinstance(dim, (builtins.int, np.integer)):
+            raise TypeError(f"prod takes one int dim (or None), got {dim!r}")
+        return apply_op("prod", self, dim=None if dim is None else builtins.int(dim), keepdim=keepdim)
+
     def cumsum(self, dim: int):
         """Running sums along ``dim``."""
         return apply_op("cumsum", self, dim=builtins.int(dim))

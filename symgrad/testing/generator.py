@@ -500,6 +500,7 @@ def _norm(b, op):
 
 @register_recipe("max")
 @register_recipe("min")
+@register_recipe("prod")
 def _extremum(b, op):
     x = b.value()
     dim = _dim_choice(b, len(b.shape(x)), allow_tuple=False)

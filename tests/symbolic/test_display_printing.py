@@ -260,3 +260,20 @@ def test_a_mask_of_named_tensors_made_numbers_prints_as_a_bracket(rng):
         assert "[" in shown and "t0" not in shown and "cast" not in shown, shown
         value = evaluate_text(shown, {"x": x.detach().numpy(), "y": y.numpy()})
         np.testing.assert_allclose(np.broadcast_to(value, (4,)), expected.numpy(), rtol=1e-6, err_msg=shown)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x.sum(1)[0],                       # index_put of the number 1 into one unit axis
+    lambda x: x.sum(1).prod(-1),                 # prod's adjoint of a number
+    lambda x: x.sum(1)[0] * x.sum(),
+], ids=["getitem", "prod", "product"])
+def test_a_number_arranged_in_unit_axes_prints_as_the_number(make, rng):
+    """A gradient of 1 put into a (1,)-shaped place was shown as ``1[None]``, which no
+    reader (and no ``evaluate_text``) can compute; it is the number itself."""
+    x = symgrad.tensor(rng.normal(size=(1, 3)), requires_grad=True, name="x")
+    y = make(x)
+    y.backward()
+    shown = text(diff(y, x))
+    assert "1[None]" not in shown
+    np.testing.assert_allclose(np.broadcast_to(evaluate_text(shown, {"x": x.detach().numpy()}), (1, 3)),
+                               x.grad.numpy(), rtol=1e-12)

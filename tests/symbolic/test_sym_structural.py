@@ -84,6 +84,8 @@ CASES = [
     ("sum_to", [(2, 3, 4)], dict(shape=(3, 1))),
     ("sum_to", [(2, 3)], dict(shape=())),
     ("cumsum", [(5,)], dict(dim=0)),
+    ("prod", [(2, 3)], {}),
+    ("prod", [(2, 3, 4)], dict(dim=1, keepdim=True)),
     ("cumsum", [(2, 3, 4)], dict(dim=-2)),
     ("det", [(3, 3)], {}),
     ("det", [(2, 3, 3)], {}),

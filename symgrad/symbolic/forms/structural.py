@@ -355,7 +355,7 @@ def reduce_to(expr: sp.Expr, shape: Shape, full: Shape | None = None) -> sp.Expr
 def expand_reduced(g: sp.Expr, in_shape: Shape, dims: tuple[int, ...], keepdim: bool) -> sp.Expr:
     """The upstream gradient ``g`` of a reduction over ``dims`` reshaped so it broadcasts
     back to ``in_shape`` (a reshape is needed only when a reduced axis is not leading)."""
-    if keepdim:
+    if keepdim or not shape_of(g):  # a scalar g broadcasts back as it is
         return g
     kept = tuple(1 if i in dims else n for i, n in enumerate(in_shape))
     leading = all(d == i for i, d in enumerate(dims))
@@ -445,6 +445,26 @@ class Sum(PrintedInStandardNotation, _Reduction):
 
     def adjoint(self, g, index):
         return self._upstream(g)
+
+
+@_register
+class Prod(_Reduction):
+    """``prod(x, dim, keepdim)``; its adjoint treats zeros as PyTorch does."""
+
+    op_name = "prod"
+
+    def adjoint(self, g, index):
+        from .selections import Equal, Select
+
+        x = self.arrays[0]
+        dims = self.attrs.get("dim")  # as given: a 0-d argument has no dims to name
+        g = self._upstream(g)
+        zero = Equal(x, 0)
+        nonzero = Select(zero, 1, x)
+        zeros = Sum.of(exact(Select(zero, 1, 0), shape_of(x)), dim=dims, keepdim=True)
+        others = Prod.of(nonzero, dim=dims, keepdim=True)
+        at_one_zero = Select(zero, g * others, 0)
+        return Select(Equal(zeros, 0), g * others / nonzero, Select(Equal(zeros, 1), at_one_zero, 0))
 
 
 @_register

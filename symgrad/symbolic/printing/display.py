@@ -604,6 +604,8 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
         return _Broadcast(args[0].shown, shape_of(node))  # one number, arranged: the same number
     if isinstance(node, (Reshape, Unsqueeze, Squeeze)):
         x = _alone(args[0])
+        if isinstance(x, sp.Number):
+            return _Broadcast(x, shape_of(node))
         index = _unit_axes_index(shape_of(x), shape_of(node))
         if index is not None:
             return _indexed(x, index)
@@ -612,6 +614,8 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
         if isinstance(args[0], _Broadcast) and size_of(shape_of(args[0].shown)) == 1:
             return _Broadcast(_unindexed(args[0].shown), shape_of(node))
         g = _alone(args[0])
+        if isinstance(g, sp.Number):  # one number arranged in unit axes: the same number (never 1[None])
+            return _Broadcast(g, shape_of(node))
         return _indexed(g, _unit_axes_index(shape_of(g), shape_of(node)))
     if isinstance(node, IndexPut):
         return Scatter.of(*[_alone(a) for a in args[:-1]], shape=node.attrs["shape"], index=node.attrs["index"])
