@@ -495,7 +495,7 @@ class _Problem:
         self.diff = list(diff)  # the differentiated arguments, as indices of the dynamic ones
         self._build = build
         self._built: tuple | None = None
-        self.captured = [ref.tensor for ref in refs if ref is not None and ref.kind in ("leaf", "array")]
+        self.captured = [t for t in (ref.recorded_tensor() for ref in refs if ref is not None) if t is not None]
         # the usual case: the inputs are the arguments themselves, in order
         self._arguments_only = list(arg_positions) == list(range(len(refs))) and not self.derived
 
@@ -952,12 +952,7 @@ class _Run:
         env = {}
         symbols = self.compiled.symbols  # those its closed forms use (the key fixes their order)
         for symbol, ref, array in zip(symbols, self.problem.refs, self.inputs):
-            if ref is not None and ref.kind in ("leaf", "array", "const"):
-                env[symbol] = ref.tensor
-            elif ref is not None and ref.kind == "index":  # stays an array in the index (this call's)
-                env[symbol] = array
-            else:
-                env[symbol] = Tensor(np.asarray(array))
+            env[symbol] = Tensor(np.asarray(array)) if ref is None else ref.as_tensor(array)
         for position, given in zip(self.problem.arg_positions, self.call.given):
             if position is not None and given is not None:
                 env[symbols[position]] = given if given.dtype.kind in "fc" else Tensor(
