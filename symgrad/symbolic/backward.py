@@ -144,7 +144,7 @@ def _backward(roots, grad_roots, order, root_edges, targets, inputs, create_grap
     for root, edge, g in zip(roots, root_edges, grad_roots):
         if edge is not None:
             g = g if create_graph else np.asarray(g)
-            _add(pending, edge, root._output_nr, g, edge)
+            engine.add_pending(pending, edge, root._output_nr, g)
     results = [None] * (len(inputs) if inputs is not None else 0)
     _LAST.clear()
     for node in order:
@@ -178,7 +178,7 @@ def _backward(roots, grad_roots, order, root_edges, targets, inputs, create_grap
 
 
 def _zeros(node, k: int, create_graph: bool):
-    zeros = np.zeros(_node_shape(node, k), _node_dtype(node, k))
+    zeros = np.zeros(*node.output_spec(k))
     if create_graph:
         from ..tape.tensor import Tensor
 
@@ -186,32 +186,12 @@ def _zeros(node, k: int, create_graph: bool):
     return zeros
 
 
-def _node_shape(node, k: int) -> tuple:
-    if node.function is not None:
-        return node.ctx.output_shapes[k]
-    return np.shape(node.outputs[k])
-
-
-def _node_dtype(node, k: int):
-    if node.function is not None:
-        return node.ctx.output_dtypes[k]
-    return node.outputs[k].dtype
-
-
-def _add(pending: dict, node, index: int, g, edge) -> None:
-    slots = pending.get(node)
-    if slots is None:
-        slots = pending[node] = [None] * (getattr(node, "n_outputs", 1) or 1)
-    slots[index] = g if slots[index] is None else slots[index] + g
-
-
 class _TopTensor:
     """Stand-in for output ``k`` of a top node: its value, shape, dtype and number."""
 
     def __init__(self, node, k: int) -> None:
         self._data = node.outputs[k]
-        self.shape = _node_shape(node, k)
-        self.dtype = _node_dtype(node, k)
+        self.shape, self.dtype = node.output_spec(k)
         self._output_nr = k
 
 
@@ -243,8 +223,9 @@ def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bo
         compiled = cached(("backward",) + key, lambda: _compile_segment(segment, arrays, positions))
         _LAST.append(compiled)
         grads = compiled.outputs_of(segment.values() + [np.asarray(a) for a in arrays])
+    add = _engine().add_pending
     for (position, node, slot), g in zip(sinks, grads):
-        _add(pending, node, slot, g, node)
+        add(pending, node, slot, g)
 
 
 def _sinks(segment: Segment, in_order) -> list:

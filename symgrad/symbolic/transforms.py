@@ -44,7 +44,6 @@ once per output element (no re-derivation).
 """
 from __future__ import annotations
 
-import inspect
 import types
 import weakref
 from collections import OrderedDict
@@ -611,14 +610,6 @@ def _flatten_aux(aux: Any) -> tuple[list, Callable]:
     return tensors, rebuild
 
 
-def _parameter_names(f: Callable) -> list[str]:
-    try:
-        return [p.name for p in inspect.signature(f).parameters.values()
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        return []
-
-
 def _expression_problem(expr: sp.Expr, args: Sequence[sp.Symbol], diff: Sequence[int]) -> _Problem:
     symbols = list(args)
     missing = sorted(free_symbols(expr) - set(symbols), key=str)
@@ -674,7 +665,7 @@ class Transformed:
             self.args = None
             self.argnums = list(_int_tuple(argnums, "argnums"))
             self._problem = None
-            self.parameter_names = _parameter_names(f)
+            self.parameter_names = pytree.parameter_names(f)
         if not self.is_expression and not self.argnums:
             raise ValueError(f"{kind} needs at least one argument to differentiate (argnums is empty)")
         self._traces: OrderedDict = OrderedDict()

@@ -42,6 +42,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.parameters import evaluate
 
+from ...ops import sympy_number
 from ...tape.node import AccumulateGrad, Node
 from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
@@ -170,8 +171,7 @@ class CutInput(InputRef):
 
     def __init__(self, identity: tuple, node, index: int, tensor) -> None:
         name, user_named = _cut_name(node, index, tensor)
-        shape = tensor.shape if tensor is not None else node.ctx.output_shapes[index]
-        dtype = tensor.dtype if tensor is not None else node.ctx.output_dtypes[index]
+        shape, dtype = (tensor.shape, tensor.dtype) if tensor is not None else node.output_spec(index)
         super().__init__(identity, name, shape, dtype, user_named)
         self.node, self.index = node, index
 
@@ -264,19 +264,6 @@ def _constant_name(value: Any) -> str:
         return "nan"
     word = "inf" if value else "zero"
     return f"minus_{word}" if np.signbit(value) else word
-
-
-def _constant_number(value: Any) -> sp.Expr:
-    if isinstance(value, (bool, np.bool_)):
-        return sp.Integer(int(value))
-    if isinstance(value, (int, np.integer)):
-        return sp.Integer(int(value))
-    if isinstance(value, complex):
-        return sp.Float(value.real) + sp.I * sp.Float(value.imag)
-    value = float(value)
-    if value.is_integer() and abs(value) < 2 ** 53:
-        return sp.Integer(int(value))
-    return sp.Float(value)  # finite: the others are inputs (_sympy_holds)
 
 
 class Segment:
@@ -503,7 +490,7 @@ class Segment:
             return out[ref[2]] if isinstance(out, tuple) else out
         if ref[0] == "in":
             return symbols[ref[1]]
-        return intern(_constant_number(eval_constant(ref)))
+        return intern(sympy_number(sp, eval_constant(ref)))  # finite: the others are inputs (_sympy_holds)
 
     def node_expr(self, position: int, k: int = 0) -> sp.Expr:
         out = self.exprs[position]
