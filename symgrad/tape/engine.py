@@ -96,8 +96,9 @@ def backward_engine_names() -> list[str]:
 def load_backward_engine(name: str) -> Callable:
     """The backward function of engine ``name``, imported on first use (an engine that
     cannot load raises its import's error; an unknown name is a ``ValueError``)."""
-    _check_engine(name)
-    entry = _ENGINES[name]
+    entry = _ENGINES.get(name)
+    if entry is None:
+        _check_engine(name)
     if isinstance(entry, str):
         module, attr = entry.split(":")
         entry = _ENGINES[name] = getattr(importlib.import_module(module), attr)

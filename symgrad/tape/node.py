@@ -153,7 +153,8 @@ class Node:
         >>> y.grad_fn.has_hooks(), y.register_hook(print) is not None, y.grad_fn.has_hooks()
         (False, True, True)
         """
-        return any(self.hooks) or any(ref is not None and ref() is not None for ref in self.retained)
+        return any(self.hooks) or (any(self.retained) and any(ref is not None and ref() is not None
+                                                             for ref in self.retained))
 
     def output_spec(self, index: int) -> tuple[tuple, np.dtype]:
         """Shape and dtype of output ``index`` (a custom Function's as its ``ctx`` recorded

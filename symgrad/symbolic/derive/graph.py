@@ -63,11 +63,12 @@ class InputRef:
     :class:`ConstantInput`, :class:`CutInput`, :class:`IndexInput`.
 
     ``identity`` tells two inputs of one segment apart (a tensor's ``id``, a cut node's
-    output, a constant's value); ``user_named``: ``name`` is one a user gave (else the
-    engine made it, or makes one from :attr:`prefix`).
+    output, a constant's value); ``key`` is its part of the structure key (what it is,
+    its name, shape and dtype; never its value, but for a constant's); ``user_named``:
+    ``name`` is one a user gave (else the engine made it, or makes one from :attr:`prefix`).
     """
 
-    __slots__ = ("identity", "name", "shape", "dtype", "user_named")
+    __slots__ = ("identity", "name", "shape", "dtype", "user_named", "key")
     prefix = "t"  # engine-made names of unnamed inputs: t0, t1, ...
     tensor = None  # the tensor it reads, for the kinds that read one
 
@@ -77,14 +78,11 @@ class InputRef:
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.user_named = user_named
+        self.key = (identity[0], name, self.shape, self.dtype.str)
 
     def value(self) -> np.ndarray:
         """The array this input stands for, now."""
         return self.tensor._data
-
-    def key(self) -> tuple:
-        """Its part of the structure key (never its value, but for a constant's)."""
-        return (self.identity[0], self.name, self.shape, self.dtype.str)
 
     def source(self) -> Any:
         """What its symbol stands for: a tensor, a cut node, an index array."""
@@ -128,6 +126,7 @@ class ArrayInput(InputRef):
         self.identity, self.tensor = identity, tensor
         self.name, self.shape, self.dtype = tensor.name, tensor.shape, tensor.dtype
         self.user_named = bool(self.name)
+        self.key = (identity[0], self.name, self.shape, self.dtype.str)
 
     def recorded_tensor(self) -> Any:
         return self.tensor
@@ -158,9 +157,7 @@ class ConstantInput(InputRef):
     def __init__(self, identity: tuple, tensor, value: Any) -> None:
         super().__init__(identity, _constant_name(value), tensor.shape, tensor.dtype, False)
         self.tensor = tensor
-
-    def key(self) -> tuple:
-        return super().key() + (self.identity[1],)
+        self.key += (identity[1],)  # the value is part of the structure
 
 
 class CutInput(InputRef):
@@ -296,7 +293,7 @@ class Segment:
         self._order = order
         for edge, tensor in tops:
             self.top_refs.append(self._walk(edge, tensor))
-        self.key = ("segment", tuple(self.entries), tuple(i.key() for i in self.inputs), tuple(self.top_refs))
+        self.key = ("segment", tuple(self.entries), tuple([i.key for i in self.inputs]), tuple(self.top_refs))
 
     # ------------------------------------------------------------------ walking
     def _as_pair(self, top: Any) -> tuple:
@@ -353,15 +350,14 @@ class Segment:
     def _enter(self, node) -> None:
         """Record one interior node whose interior operands are entered: its references,
         attributes and part of the structure key."""
-        entered = self._node_ids
+        entered, leaf_ref = self._node_ids, self._leaf_ref
         refs, shapes = [], []
         for saved in node.inputs:
-            position = entered.get(saved.edge)
-            if position is not None:
-                refs.append(("n", position, saved.index))
-            else:
-                refs.append(self._leaf_ref(saved.edge, saved.tensor, node, saved.index))
-            shapes.append(saved.tensor.shape)
+            edge, tensor = saved.edge, saved.tensor
+            position = entered.get(edge)
+            refs.append(("n", position, saved.index) if position is not None else
+                        leaf_ref(edge, tensor, node, saved.index))
+            shapes.append(tensor.shape)
         position = entered[node] = len(self.nodes)
         self.nodes.append(node)
         op, attrs = node.op, node.attrs
