@@ -78,7 +78,7 @@ class InputRef:
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.user_named = user_named
-        self.key = (identity[0], name, self.shape, self.dtype.str)
+        self.key = (identity[0], name, self.shape, self.dtype)
 
     def value(self) -> np.ndarray:
         """The array this input stands for, now."""
@@ -123,10 +123,11 @@ class ArrayInput(InputRef):
     __slots__ = ("tensor",)
 
     def __init__(self, identity: tuple, tensor) -> None:  # (the hot path: no super() call, no conversions)
+        data = tensor._data
         self.identity, self.tensor = identity, tensor
-        self.name, self.shape, self.dtype = tensor.name, tensor.shape, tensor.dtype
+        self.name, self.shape, self.dtype = tensor.name, data.shape, data.dtype
         self.user_named = bool(self.name)
-        self.key = (identity[0], self.name, self.shape, self.dtype.str)
+        self.key = (identity[0], self.name, self.shape, self.dtype)
 
     def recorded_tensor(self) -> Any:
         return self.tensor
@@ -285,7 +286,7 @@ class Segment:
         self._input_ids: dict = {}
         self.nodes: list = []  # interior nodes, operands first
         self._node_ids: dict = {}  # interior node -> its position (nodes hash by identity)
-        self.entries: list = []  # per interior node: (op identity, frozen attrs, child refs, input shapes)
+        self.entries: list = []  # per interior node: (op or Function, frozen attrs, child refs, input shapes)
         self._slotted: dict = {}  # node position -> its attrs with index arrays replaced by slots
         self.top_refs: list = []
         tops = [self._as_pair(t) for t in tops]
@@ -363,7 +364,7 @@ class Segment:
         op, attrs = node.op, node.attrs
         if attrs and op is not None and "index" in attrs:
             attrs = self._slotted[position] = self._index_inputs(attrs, refs, shapes)
-        self.entries.append((("op", op.name) if op is not None else ("fn", node.function),
+        self.entries.append((op if op is not None else node.function,  # (an op or a Function class, by identity)
                              _freeze(attrs) if attrs else (), tuple(refs), tuple(shapes)))
 
     def _index_inputs(self, attrs: dict, refs: list, shapes: list) -> dict:
