@@ -72,13 +72,9 @@ class InputRef:
     prefix = "t"  # engine-made names of unnamed inputs: t0, t1, ...
     tensor = None  # the tensor it reads, for the kinds that read one
 
-    def __init__(self, identity: tuple, name: str | None, shape: tuple, dtype, user_named: bool) -> None:
-        self.identity = identity
-        self.name = name
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
-        self.user_named = user_named
-        self.key = (identity[0], name, self.shape, self.dtype)
+    def __init__(self, identity: tuple, name: str | None, shape: tuple, dtype: np.dtype, user_named: bool) -> None:
+        self.identity, self.name, self.shape, self.dtype, self.user_named = identity, name, shape, dtype, user_named
+        self.key = (identity[0], name, shape, dtype)
 
     def value(self) -> np.ndarray:
         """The array this input stands for, now."""
@@ -122,12 +118,10 @@ class ArrayInput(InputRef):
 
     __slots__ = ("tensor",)
 
-    def __init__(self, identity: tuple, tensor) -> None:  # (the hot path: no super() call, no conversions)
+    def __init__(self, identity: tuple, tensor) -> None:
         data = tensor._data
-        self.identity, self.tensor = identity, tensor
-        self.name, self.shape, self.dtype = tensor.name, data.shape, data.dtype
-        self.user_named = bool(self.name)
-        self.key = (identity[0], self.name, self.shape, self.dtype)
+        super().__init__(identity, tensor.name, data.shape, data.dtype, bool(tensor.name))
+        self.tensor = tensor
 
     def recorded_tensor(self) -> Any:
         return self.tensor
@@ -170,7 +164,7 @@ class CutInput(InputRef):
     def __init__(self, identity: tuple, node, index: int, tensor) -> None:
         name, user_named = _cut_name(node, index, tensor)
         shape, dtype = (tensor.shape, tensor.dtype) if tensor is not None else node.output_spec(index)
-        super().__init__(identity, name, shape, dtype, user_named)
+        super().__init__(identity, name, tuple(shape), np.dtype(dtype), user_named)
         self.node, self.index = node, index
 
     def value(self) -> np.ndarray:
