@@ -26,7 +26,7 @@ Names must be ordinary identifiers: Python keywords, builtins (``eval``, ``open`
 (``I``, ``E``, ``oo``...) are refused, so no user name can shadow anything in generated
 code.  Numbers are bounded (:data:`MAX_BITS`), so ``9**9**9**9`` is refused instead of
 exhausting memory, and so is text longer than :data:`MAX_LENGTH` characters or nested
-deeper than :data:`MAX_DEPTH` levels (:data:`MAX_PIECEWISE_NESTING` for ``maximum``/``minimum``).
+deeper than :data:`MAX_DEPTH` levels.
 
 >>> p = parse("sin(x)*exp(-y**2)")
 >>> p.expr
@@ -58,7 +58,7 @@ from .symbolic import ArrayVar, shape_of, structural_class
 __all__ = [
     "ExpressionError", "ParsedExpression", "Instruction", "FunctionSpec", "FUNCTIONS", "CONSTANTS",
     "parse", "parse_shapes", "parse_values", "parse_names", "check_name",
-    "MAX_LENGTH", "MAX_DEPTH", "MAX_BITS", "MAX_ELEMENTS", "MAX_PIECEWISE_NESTING",
+    "MAX_LENGTH", "MAX_DEPTH", "MAX_BITS", "MAX_ELEMENTS",
 ]
 
 MAX_LENGTH = 10_000
@@ -72,11 +72,6 @@ MAX_BITS = 1_000
 """Largest exact number (numerator or denominator, in bits; about 300 digits) that a
 literal or a constant sub-expression such as ``2**999`` may produce."""
 
-MAX_PIECEWISE_NESTING = 2
-"""Deepest nesting of ``maximum``/``minimum`` calls: their piecewise SymPy form repeats
-both arguments in three branches, so its size (and SymPy's time) grows exponentially."""
-
-_PIECEWISE = ("maximum", "minimum")
 
 MAX_ELEMENTS = 1_000_000
 """Largest number of elements of one declared array input."""
@@ -341,7 +336,6 @@ def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]
     program: list[Instruction] = []
     # (node, depth, group of the parent operator, expanded?)
     stack: list[tuple[ast.AST, int, str | None, bool]] = [(tree.body, 1, None, False)]
-    piecewise_depth: dict[int, int] = {id(tree.body): 0}  # nesting of maximum/minimum calls
 
     def column_of(node: ast.AST) -> int | None:
         return _char_column(text, getattr(node, "col_offset", None))
@@ -409,9 +403,7 @@ def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]
             stack.append((node, depth, group, True))
             stack.append((node.right, depth + 1, own_group, False))
             stack.append((node.left, depth + 1, own_group, False))
-            piecewise_depth[id(node.left)] = piecewise_depth[id(node.right)] = piecewise_depth.get(id(node), 0)
         elif isinstance(node, ast.UnaryOp):
-            piecewise_depth[id(node.operand)] = piecewise_depth.get(id(node), 0)
             if isinstance(node.op, ast.UAdd):
                 stack.append((node.operand, depth + 1, None, False))
             elif isinstance(node.op, ast.USub):
@@ -442,12 +434,6 @@ def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]
                 if isinstance(arg, ast.Starred):
                     raise refuse(arg, "a starred argument ('*') is not allowed", "starred argument")
             spec = FUNCTIONS[func.id]
-            nesting = piecewise_depth.get(id(node), 0) + (func.id in _PIECEWISE)
-            if nesting > MAX_PIECEWISE_NESTING:
-                raise refuse(func, f"maximum/minimum nest more than {MAX_PIECEWISE_NESTING} deep (their "
-                             "piecewise closed form grows exponentially with nesting)", "depth")
-            for arg in node.args:
-                piecewise_depth[id(arg)] = nesting
             if len(node.args) != spec.arity:
                 plural = "s" if spec.arity != 1 else ""
                 raise refuse(func, f"{spec.name} takes {spec.arity} argument{plural}, got {len(node.args)}", "call")

@@ -17,12 +17,13 @@ tensors, numbers, ``None``, and lists of numbers only (:func:`is_node`) -- is a 
 """
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["TreeDef", "flatten", "is_node", "leaf_names"]
+__all__ = ["TreeDef", "flatten", "is_node", "leaf_names", "parameter_names"]
 
 
 def is_node(value: Any) -> bool:
@@ -129,3 +130,18 @@ def leaf_names(tree: TreeDef, prefix: str) -> list[str]:
         return [prefix]
     keys = tree.keys or tuple(range(len(tree.children)))
     return [name for key, child in zip(keys, tree.children) for name in leaf_names(child, f"{prefix}_{key}")]
+
+
+def parameter_names(f: Callable) -> list[str]:
+    """The names of ``f``'s positional parameters, which name its arguments (and their
+    leaves, with :func:`leaf_names`) in closed forms and messages; empty when ``f`` has
+    no signature Python can read (a builtin).
+
+    >>> parameter_names(lambda x, y=1, *rest, scale: x), parameter_names(print)
+    (['x', 'y'], [])
+    """
+    try:
+        return [p.name for p in inspect.signature(f).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return []

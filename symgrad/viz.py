@@ -336,19 +336,15 @@ def _tensor_adjoints(outputs: Sequence[Any]) -> dict:
             continue
         cut = Segment([out], boundary=frozenset([node]))
         symbols, (y,) = cut.build()
-        mapping, target = {}, None
+        mapping = {}
         for symbol, ref in zip(symbols, cut.inputs):
-            if ref.kind == "cut":
-                position = full.node_position(ref.node)
-                mapping[symbol] = full.node_expr(position, ref.index)
-                if ref.node is node:
-                    target = symbol
-            else:
-                position = full.input_position(ref.tensor)
-                if position is not None:
-                    mapping[symbol] = full_symbols[position]
-        if target is None:  # pragma: no cover  (every interior node can be cut)
+            expr = ref.expr_in(full, full_symbols)
+            if expr is not None:
+                mapping[symbol] = expr
+        cuts = [p for p in (cut.cut_position(node, k) for k in range(node.n_outputs)) if p is not None]
+        if not cuts:  # pragma: no cover  (every interior node can be cut)
             continue
+        target = symbols[cuts[-1]]
         (g,) = gradient(y, [target])
         texts[id(node)] = str(g.xreplace(mapping))
     return texts

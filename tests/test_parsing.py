@@ -387,3 +387,21 @@ def test_every_formula_function_has_the_same_value_in_both_faces(name, rng):
     tensor_value = parsed.to_tensor(values)[0].detach().numpy()
     compiled = compile_exprs([parsed.symbols[v] for v in variables], [parsed.expr])
     np.testing.assert_allclose(compiled(*values.values()).out0, tensor_value, rtol=1e-12)
+
+
+def test_nested_maximum_and_minimum_grow_linearly():
+    """``maximum``/``minimum`` are functions SymPy never rewrites (not a three-branch
+    ``Piecewise`` that copied the level below three times), so nesting them is bounded by
+    ``MAX_DEPTH`` alone and the closed form and its derivative grow linearly with depth."""
+    from symgrad.symbolic.core.symbols import postorder_by_identity
+
+    sizes = {}
+    for depth in (8, 16):
+        text = "x"
+        for level in range(depth):
+            text = f"{('maximum', 'minimum')[level % 2]}(sin({text}), y)"
+        parsed = parse(text)
+        x = next(s for s in parsed.expr.free_symbols if s.name == "x")
+        derivative = sp.diff(parsed.expr, x)
+        sizes[depth] = sum(1 for _ in postorder_by_identity([derivative]))
+    assert sizes[16] <= 2 * sizes[8] + 4, sizes

@@ -95,6 +95,17 @@ def test_tape_graph_adjoint_labels_are_closed_forms():
     assert "grad: cos(x*y + x + y)" in found["mul/MulBackward0"]
 
 
+def test_tape_adjoint_labels_name_index_arrays_as_the_whole_graph_does():
+    # each label is a closed form over the whole graph's symbols; the graph cut at one
+    # getitem names its only index array idx0, which must become the whole graph's name
+    x = symgrad.tensor([0.5, -1.0, 1.5], requires_grad=True, name="x")
+    out = (x[[0, 1]] * x[[2, 0]]).sum()
+    found = {label(a)[2]: label(a)[-1] for a in nodes(viz.tensor_graph(out, adjoints=True).source).values()
+             if label(a)[0] == "getitem"}
+    # d out / d x[[0, 1]] is the other factor, x[[2, 0]]: the whole graph's second index array
+    assert found == {"index=(array([0, 1]),)": "grad: x[idx1]", "index=(array([2, 0]),)": "grad: x[idx0]"}
+
+
 def test_tape_adjoints_need_a_scalar_output():
     x = symgrad.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(ValueError, match="scalar output"):

@@ -5,10 +5,9 @@ While :class:`detect_anomaly` is active, every graph node records a short creati
 (the innermost few frames outside symgrad), and every node's VJP output is checked for
 non-finite values.  Outside it nothing is recorded, so normal runs pay nothing.
 
-The tape calls two hooks: ``record(node)`` when a node is created and
-``check(node, grads)`` after a node's VJP.  When the tape offers a hook list
-(``symgrad.tape.node.anomaly_hooks``) this module registers there; otherwise it wraps
-``Node.__init__`` and ``symgrad.tape.engine.node_vjp`` for the duration of the block.
+Two hooks run: ``record(node)`` when a node is created and ``check(node, grads)`` after
+a node's VJP.  The tape has no hook list, so for the duration of the block this module
+wraps ``Node.__init__`` and ``symgrad.tape.engine.node_vjp`` and restores them on exit.
 By default the block also selects the tape engine, whose per-node VJPs are what is checked.
 
 >>> import numpy as np, symgrad
@@ -130,11 +129,8 @@ class _Hooks:
 
 
 def _install():
-    """Register the hooks; return the function that removes them."""
-    hooks = getattr(_node, "anomaly_hooks", None)
-    if isinstance(hooks, list):
-        hooks.append(_Hooks)
-        return lambda: hooks.remove(_Hooks)
+    """Wrap ``Node.__init__`` and ``node_vjp`` with the hooks; return the function that
+    restores them."""
     original_init = _node.Node.__init__
     original_vjp = _engine.node_vjp
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tape import engine as _switch
-from ..tape.engine import backward_engine
+from ..tape.engine import backward_engine, backward_engine_names, load_backward_engine
 from ..tape.grad_mode import enable_grad
 from ..tape.tensor import Tensor
 from ..autograd import grad as autograd_grad
@@ -28,7 +27,7 @@ __all__ = ["engine_status", "available_engines", "engine_names", "engine_rows"]
 
 def engine_names() -> list[str]:
     """Every engine the backward switch knows, available or not."""
-    return sorted(_switch._ENGINES)
+    return backward_engine_names()
 
 
 def engine_status(name: str) -> tuple[bool, str]:
@@ -36,10 +35,10 @@ def engine_status(name: str) -> tuple[bool, str]:
 
     An unknown name is a ``ValueError`` (a typo should not pass as "unavailable").
     """
-    if name not in _switch._ENGINES:
+    if name not in engine_names():
         raise ValueError(f"unknown backward engine {name!r}; choose from {engine_names()}")
     try:
-        _switch._engine_function(name)
+        load_backward_engine(name)
     except Exception as err:  # noqa: BLE001  (any import failure means: cannot run)
         return False, f"{type(err).__name__}: {err}"
     return True, ""

@@ -20,7 +20,6 @@ source text.
 from __future__ import annotations
 
 import ast
-import inspect
 import linecache
 import os
 from typing import Callable, Sequence
@@ -28,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..autograd import grad as autograd_grad
+from ..pytree import parameter_names
 from ..tape.engine import backward_engine
 from ..tape.grad_mode import enable_grad
 from ..tape.tensor import Tensor
@@ -303,11 +303,7 @@ def _float_array(value, label: str, what: str = "check_grad") -> np.ndarray:
 
 
 def _parameter_names(f, call: list, positions: list[int]) -> list[str]:
-    try:
-        params = [p.name for p in inspect.signature(f).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
+    params = parameter_names(f)
     if len(params) >= len(call):
         return [params[i] for i in positions]
     return ["x" if i == 0 else f"arg{i}" for i in positions]

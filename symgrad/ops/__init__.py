@@ -13,14 +13,14 @@ and the one unbroadcast helper ``sum_to`` with its adjoint ``broadcast_to`` (``b
 ['abs', 'acos', 'acosh']
 """
 from .base import (NOT_IMPLEMENTED, OPS, STRUCTURAL, UNDEFINED, ArrayNamespace, Domain, NamedForm, Op, numpy_ops,
-                   sympy_function)
+                   sympy_function, sympy_number)
 from . import assign, broadcast, elementwise, linalg, masks, reductions, special, structural  # noqa: F401  (registration)
 from .broadcast import sum_to_shape
 from .reductions import kept_shape, normalize_dims
 from .structural import index_key, normalize_index
 
 __all__ = [
-    "OPS", "Op", "Domain", "NamedForm", "sympy_function", "ArrayNamespace", "numpy_ops", "sum_to_shape",
+    "OPS", "Op", "Domain", "NamedForm", "sympy_function", "sympy_number", "ArrayNamespace", "numpy_ops", "sum_to_shape",
     "UNDEFINED", "NOT_IMPLEMENTED", "STRUCTURAL",
     "normalize_dims", "kept_shape", "normalize_index", "index_key",
 ]

@@ -130,6 +130,25 @@ def sympy_function(path: str) -> NamedForm:
     return NamedForm(path)
 
 
+def sympy_number(sp, value: Any):
+    """The SymPy number of a Python or NumPy number (an op attribute, a constant operand),
+    given the ``sympy`` module: an Integer when integral and exact in a float (prints
+    ``2``, not ``2.0``), else a Float; complex values as ``re + I*im``.
+
+    >>> import sympy
+    >>> [sympy_number(sympy, v) for v in (True, 3, 2.0, 0.5, 1e300, 1 + 2j)]
+    [1, 3, 2, 0.500000000000000, 1.00000000000000e+300, 1.0 + 2.0*I]
+    """
+    if isinstance(value, (bool, np.bool_, int, np.integer)):
+        return sp.Integer(int(value))
+    if isinstance(value, (complex, np.complexfloating)):
+        return sp.Float(value.real) + sp.I * sp.Float(value.imag)
+    value = float(value)
+    if value.is_integer() and abs(value) < 2 ** 53:
+        return sp.Integer(int(value))
+    return sp.Float(value)
+
+
 @dataclass(frozen=True, eq=False)
 class Op:
     """One primitive operation with all its faces (see the module docstring).

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import UNDEFINED, Domain, Op, register, sympy_function
+from .base import UNDEFINED, Domain, Op, register, sympy_function, sympy_number
 from .special import erf as _erf
 
 
@@ -42,12 +42,6 @@ def _shape(a) -> tuple[int, ...]:
 def _fresh(ufunc):
     """Wrap a NumPy function so that its result is always an ``ndarray`` (never a scalar)."""
     return lambda *arrays: np.asarray(ufunc(*arrays))
-
-
-def _number(sp, value):
-    """A SymPy number for an attribute: an Integer when integral (prints ``2``, not ``2.0``)."""
-    value = float(value)
-    return sp.Integer(int(value)) if value.is_integer() else sp.Float(value)
 
 
 def _zeros_like(xp, g):
@@ -186,7 +180,7 @@ pow_scalar = register(Op(
     grad_fn_name="PowBackward0",
     forward=_pow_scalar_forward,
     vjp=_pow_scalar_vjp,
-    sympy=lambda sp, x, *, exponent: x ** _number(sp, exponent),
+    sympy=lambda sp, x, *, exponent: x ** sympy_number(sp, exponent),
     domains=(Domain(0.5, 2.0),),
 ))
 
@@ -522,14 +516,14 @@ def _clamp_sympy(sp, x, *, min=None, max=None):  # noqa: A002
     # it, and NaN for NaN (no branch holds: value NaN, derivative 0, as PyTorch).
     # Unevaluated: for a real x SymPy would drop the NaN branch as unreachable.
     if min is not None and max is not None and min > max:
-        return _number(sp, max) + 0 * x
+        return sympy_number(sp, max) + 0 * x
     inside, beyond = [], []
     if min is not None:
         inside.append(x >= min)
-        beyond.append((_number(sp, min), x < min))
+        beyond.append((sympy_number(sp, min), x < min))
     if max is not None:
         inside.append(x <= max)
-        beyond.append((_number(sp, max), x > max))
+        beyond.append((sympy_number(sp, max), x > max))
     return sp.Piecewise((x, sp.And(*inside)), *beyond, (sp.nan, True), evaluate=False)
 
 

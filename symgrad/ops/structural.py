@@ -327,22 +327,28 @@ index_put = _structural(
 # ----------------------------------------------------------------------------- cat, stack
 
 
-def _skipped(shapes) -> list[bool]:
-    """PyTorch's legacy rule: 1-D empty inputs (shape ``(0,)``) are left out of a cat."""
+def cat_skipped(shapes) -> list[bool]:
+    """Per input of a cat, whether PyTorch's legacy rule leaves it out: 1-D empty inputs
+    (shape ``(0,)``) are skipped, unless every input is one (the tape's forward and VJP
+    and the symbolic engine's ``Cat`` all follow this).
+
+    >>> cat_skipped([(0,), (2, 3), (0,)]), cat_skipped([(0,), (0,)])
+    ([True, False, True], [False, False])
+    """
     empty = [tuple(shape) == (0,) for shape in shapes]
     return empty if not all(empty) else [False] * len(shapes)
 
 
 def _cat_forward(*arrays, dim=0):
     arrays = [np.asarray(a) for a in arrays]
-    kept = [a for a, skip in zip(arrays, _skipped([a.shape for a in arrays])) if not skip]
+    kept = [a for a, skip in zip(arrays, cat_skipped([a.shape for a in arrays])) if not skip]
     return np.concatenate(kept, axis=dim)
 
 
 def _cat_vjp(xp, g, ans, *inputs, dim=0):
     axis = normalize_dims(dim, np.ndim(ans))[0]
     grads, start = [], 0
-    for x, skip in zip(inputs, _skipped([np.shape(x) for x in inputs])):
+    for x, skip in zip(inputs, cat_skipped([np.shape(x) for x in inputs])):
         if skip:  # an empty slice of g, reshaped to the input's (0,)
             grads.append(xp.reshape(xp.getitem(g, index=(slice(0, 0),)), shape=(0,)))
             continue

@@ -11,8 +11,9 @@ called ``retain_grad()``, and non-leaf ``inputs=`` of ``autograd.grad``.  Usuall
 is none but the root, and the whole backward is **one** compiled NumPy function.  Each
 segment (the graph below one boundary node down to leaves and further boundaries) is
 translated to SymPy, differentiated by :mod:`.derive.reverse` with respect to its leaves and
-the boundary outputs it reaches, compiled, and cached by structure (:mod:`.codegen.compile`):
-the structure key comes straight from the tape, so a cache hit builds no SymPy at all.
+the boundary outputs it reaches, compiled, and cached by structure (:mod:`.codegen.compile`)
+under the key the segment's walk of the tape gives (``Segment.key``): a cache hit builds
+no SymPy at all.
 
 Boundary nodes are processed in reverse topological order, as the tape engine does:
 when a boundary node's gradient is complete, its hooks run and ``retain_grad`` stores
@@ -37,14 +38,11 @@ for real.
 """
 from __future__ import annotations
 
-import contextlib
-from collections import OrderedDict
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..tape.structure import graph_key
-from .codegen.compile import CompiledFunction, cache_transaction, cached, compile_cache_info
+from .codegen.compile import CompiledFunction, cache_transaction, cached
 from .derive.graph import InputRef, Segment
 from .derive.reverse import adjoints
 from .forms.structural import exact
@@ -142,15 +140,11 @@ def _backward(roots, grad_roots, order, root_edges, targets, inputs, create_grap
     engine = _engine()
     Node, AccumulateGrad = engine.Node, engine.AccumulateGrad
     in_order = set(order)
-    known = None  # the whole graph's structure key, when one compiled function is all of backward
-    if targets is None and not create_graph and len(roots) == 1 and boundary == {root_edges[0]}:
-        known = graph_key(order, AccumulateGrad)
-
     pending: dict = {}
     for root, edge, g in zip(roots, root_edges, grad_roots):
         if edge is not None:
             g = g if create_graph else np.asarray(g)
-            _add(pending, edge, root._output_nr, g, edge)
+            engine.add_pending(pending, edge, root._output_nr, g)
     results = [None] * (len(inputs) if inputs is not None else 0)
     _LAST.clear()
     for node in order:
@@ -178,12 +172,13 @@ def _backward(roots, grad_roots, order, root_edges, targets, inputs, create_grap
         tops = [(node, None)] if node.n_outputs == 1 else [(node, k) for k in range(node.n_outputs)]
         seeds = [(g if create_graph else np.asarray(g)) if g is not None else _zeros(node, k, create_graph)
                  for k, g in enumerate(grads)]
-        _run_segment(tops, seeds, boundary, in_order, pending, node, create_graph, known)
+        whole = order if boundary == {node} else None  # then every node of order is in its segment
+        _run_segment(tops, seeds, boundary, in_order, pending, node, create_graph, whole)
     return results
 
 
 def _zeros(node, k: int, create_graph: bool):
-    zeros = np.zeros(_node_shape(node, k), _node_dtype(node, k))
+    zeros = np.zeros(*node.output_spec(k))
     if create_graph:
         from ..tape.tensor import Tensor
 
@@ -191,63 +186,32 @@ def _zeros(node, k: int, create_graph: bool):
     return zeros
 
 
-def _node_shape(node, k: int) -> tuple:
-    if node.function is not None:
-        return node.ctx.output_shapes[k]
-    return np.shape(node.outputs[k])
-
-
-def _node_dtype(node, k: int):
-    if node.function is not None:
-        return node.ctx.output_dtypes[k]
-    return node.outputs[k].dtype
-
-
-def _add(pending: dict, node, index: int, g, edge) -> None:
-    slots = pending.get(node)
-    if slots is None:
-        slots = pending[node] = [None] * (getattr(node, "n_outputs", 1) or 1)
-    slots[index] = g if slots[index] is None else slots[index] + g
-
-
 class _TopTensor:
     """Stand-in for output ``k`` of a top node: its value, shape, dtype and number."""
 
     def __init__(self, node, k: int) -> None:
         self._data = node.outputs[k]
-        self.shape = _node_shape(node, k)
-        self.dtype = _node_dtype(node, k)
+        self.shape, self.dtype = node.output_spec(k)
         self._output_nr = k
 
 
-_KNOWN: OrderedDict = OrderedDict()
-"""(graph key, seed specs, sink sources) -> (compile-cache key, per input of the
-compiled function its source or constant value, the source of each output): how a graph
-recorded again finds its compiled backward without being translated again.  Least
-recently used first, and never more entries than the compile cache holds functions
-(:func:`~symgrad.symbolic.set_compile_cache_size`): a graph key is as large as its graph,
-and one whose compiled function was evicted would only compile it again."""
-
-
 def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bool = False,
-                 known: tuple | None = None) -> None:
+                 order: list | None = None) -> None:
     """Differentiate ``sum(seed * top)`` over one segment and route the gradients.
 
-    ``known`` is the whole graph's ``(key, sources)`` (:func:`~symgrad.tape.structure.graph_key`)
-    when the segment is all of it; a graph compiled before is then run without building
-    the segment.
+    The segment's walk gives its structure key; a structure compiled before runs its
+    compiled function on this graph's inputs without building any SymPy.  ``order`` is
+    the graph's node order when the segment is all of the graph (the walk reuses it).
     """
     arrays = [getattr(s, "_data", s) for s in seeds]
     seed_specs = tuple((np.shape(a), np.asarray(a).dtype.str) for a in arrays)
-    if known is not None and _run_known(known, arrays, seed_specs, boundary, in_order, pending, own):
-        return
     pairs = []
     for edge, extra in tops:
         if isinstance(extra, int):  # output k of a multi-output node
             pairs.append((edge, _TopTensor(edge, extra)))
         else:
             pairs.append((edge, extra))
-    segment = Segment(pairs, boundary=boundary, keep=in_order, own=own)
+    segment = Segment(pairs, boundary=boundary, keep=in_order, own=own, order=order)
     sinks = _sinks(segment, in_order)
     if not sinks:
         return
@@ -259,83 +223,20 @@ def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bo
         compiled = cached(("backward",) + key, lambda: _compile_segment(segment, arrays, positions))
         _LAST.append(compiled)
         grads = compiled.outputs_of(segment.values() + [np.asarray(a) for a in arrays])
-        if known is not None:
-            _remember(known, segment, seed_specs, positions, ("backward",) + key)
+    add = _engine().add_pending
     for (position, node, slot), g in zip(sinks, grads):
-        _add(pending, node, slot, g, node)
+        add(pending, node, slot, g)
 
 
 def _sinks(segment: Segment, in_order) -> list:
     """``(input position, destination node, slot)`` for each input of ``segment`` that
-    takes a gradient: leaves whose gradient sink is in the graph, and cut nodes."""
+    takes a gradient whose sink is in the graph (leaves, cut nodes)."""
     sinks = []
     for position, ref in enumerate(segment.inputs):
-        if ref.kind == "leaf":
-            acc = ref.tensor._edge()
-            if acc in in_order:
-                sinks.append((position, acc, 0))
-        elif ref.kind == "cut" and ref.node in in_order:
-            sinks.append((position, ref.node, ref.index))
+        sink = ref.gradient_sink()
+        if sink is not None and sink[0] in in_order:
+            sinks.append((position,) + sink)
     return sinks
-
-
-def _source_sinks(sources: list, in_order) -> tuple:
-    """The positions among ``sources`` of the leaves whose gradient sink is in the graph."""
-    return tuple(i for i, (kind, tensor) in enumerate(sources) if kind == "leaf" and tensor._edge() in in_order)
-
-
-def _remember(known: tuple, segment: Segment, seed_specs: tuple, positions: list, cache_key: tuple) -> None:
-    """Note how the graph of ``known`` maps onto the segment just compiled for it: each
-    input of the compiled function is a source (its position) or a constant the segment
-    made an input (its value, which the graph key fixes)."""
-    graph, sources = known
-    where = {(kind, id(tensor)): i for i, (kind, tensor) in enumerate(sources)}
-    order = []
-    for ref in segment.inputs:
-        if ref.kind == "const":
-            order.append(ref.value().copy())
-            continue
-        position = where.get((ref.kind, id(ref.tensor)))
-        if position is None:  # pragma: no cover  (a whole graph's other inputs are its sources)
-            return
-        order.append(position)
-    outputs = tuple(order[p] for p in positions)
-    key = (graph, seed_specs, tuple(sorted(outputs)))
-    _KNOWN[key] = (cache_key, tuple(order), outputs)
-    _KNOWN.move_to_end(key)
-    limit = compile_cache_info().maxsize
-    with contextlib.suppress(KeyError):  # (another thread may empty it meanwhile)
-        while len(_KNOWN) > limit:
-            _KNOWN.popitem(last=False)
-
-
-def _run_known(known: tuple, arrays: list, seed_specs: tuple, boundary, in_order, pending, own) -> bool:
-    """Run the compiled backward of a graph recorded before on this graph's sources;
-    False (and nothing done) when its structure has not been compiled yet."""
-    graph, sources = known
-    sinks = _source_sinks(sources, in_order)
-    if not sinks:
-        return True
-    key = (graph, seed_specs, sinks)
-    entry = _KNOWN.get(key)
-    if entry is None:
-        return False
-    with contextlib.suppress(KeyError):  # (evicted by another thread meanwhile)
-        _KNOWN.move_to_end(key)
-    cache_key, order, outputs = entry
-
-    def rebuild() -> CompiledFunction:  # evicted from the compile cache since
-        segment = Segment([(own, None)], boundary=boundary, keep=in_order, own=own)
-        return _compile_segment(segment, arrays, [p for p, _, _ in _sinks(segment, in_order)])
-
-    compiled = cached(cache_key, rebuild)
-    _LAST.append(compiled)
-    values = [sources[i][1]._data if type(i) is int else i for i in order]
-    grads = compiled.outputs_of(values + [np.asarray(a) for a in arrays])
-    for i, g in zip(outputs, grads):
-        acc = sources[i][1]._edge()
-        _add(pending, acc, 0, g, acc)
-    return True
 
 
 def _derive_segment(segment: Segment, seeds, sink_positions: list[int]) -> tuple[list, list, list]:
@@ -376,16 +277,7 @@ def _tensor_gradients(segment: Segment, key, arrays, seeds, positions) -> list:
 
     symbols, seed_symbols, grads = cached(("backward-exprs",) + key,
                                           lambda: _derive_segment(segment, arrays, positions))
-    env = {}
-    for symbol, ref in zip(symbols, segment.inputs):
-        if ref.kind == "cut":
-            value = Tensor(ref.value())
-            value.grad_fn, value._output_nr = ref.node, ref.index
-        elif ref.kind == "index":  # an integer array or mask: it stays an array in the index
-            value = ref.value()
-        else:
-            value = ref.tensor
-        env[symbol] = value
+    env = {symbol: ref.as_tensor(ref.value()) for symbol, ref in zip(symbols, segment.inputs)}
     for symbol, seed in zip(seed_symbols, seeds):
         env[symbol] = seed if isinstance(seed, Tensor) else Tensor(np.asarray(seed))
     try:

@@ -44,7 +44,6 @@ once per output element (no re-derivation).
 """
 from __future__ import annotations
 
-import inspect
 import types
 import weakref
 from collections import OrderedDict
@@ -495,7 +494,7 @@ class _Problem:
         self.diff = list(diff)  # the differentiated arguments, as indices of the dynamic ones
         self._build = build
         self._built: tuple | None = None
-        self.captured = [ref.tensor for ref in refs if ref is not None and ref.kind in ("leaf", "array")]
+        self.captured = [t for t in (ref.recorded_tensor() for ref in refs if ref is not None) if t is not None]
         # the usual case: the inputs are the arguments themselves, in order
         self._arguments_only = list(arg_positions) == list(range(len(refs))) and not self.derived
 
@@ -611,14 +610,6 @@ def _flatten_aux(aux: Any) -> tuple[list, Callable]:
     return tensors, rebuild
 
 
-def _parameter_names(f: Callable) -> list[str]:
-    try:
-        return [p.name for p in inspect.signature(f).parameters.values()
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        return []
-
-
 def _expression_problem(expr: sp.Expr, args: Sequence[sp.Symbol], diff: Sequence[int]) -> _Problem:
     symbols = list(args)
     missing = sorted(free_symbols(expr) - set(symbols), key=str)
@@ -674,7 +665,7 @@ class Transformed:
             self.args = None
             self.argnums = list(_int_tuple(argnums, "argnums"))
             self._problem = None
-            self.parameter_names = _parameter_names(f)
+            self.parameter_names = pytree.parameter_names(f)
         if not self.is_expression and not self.argnums:
             raise ValueError(f"{kind} needs at least one argument to differentiate (argnums is empty)")
         self._traces: OrderedDict = OrderedDict()
@@ -952,12 +943,7 @@ class _Run:
         env = {}
         symbols = self.compiled.symbols  # those its closed forms use (the key fixes their order)
         for symbol, ref, array in zip(symbols, self.problem.refs, self.inputs):
-            if ref is not None and ref.kind in ("leaf", "array", "const"):
-                env[symbol] = ref.tensor
-            elif ref is not None and ref.kind == "index":  # stays an array in the index (this call's)
-                env[symbol] = array
-            else:
-                env[symbol] = Tensor(np.asarray(array))
+            env[symbol] = Tensor(np.asarray(array)) if ref is None else ref.as_tensor(array)
         for position, given in zip(self.problem.arg_positions, self.call.given):
             if position is not None and given is not None:
                 env[symbols[position]] = given if given.dtype.kind in "fc" else Tensor(

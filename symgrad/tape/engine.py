@@ -40,7 +40,7 @@ _block = threading.local()  # a ``backward_engine`` block's choice, per thread (
 
 def _check_engine(name: str) -> None:
     if name not in _ENGINES:
-        raise ValueError(f"unknown backward engine {name!r}; choose one of {sorted(_ENGINES)}")
+        raise ValueError(f"unknown backward engine {name!r}; choose one of {backward_engine_names()}")
 
 
 def set_backward_engine(name: str) -> None:
@@ -85,8 +85,21 @@ class backward_engine:
         _block.name = self.previous
 
 
-def _engine_function(name: str) -> Callable:
-    entry = _ENGINES[name]
+def backward_engine_names() -> list[str]:
+    """Every engine the switch can select, sorted, loaded or not.
+
+    >>> backward_engine_names()
+    ['both', 'symbolic', 'tape']
+    """
+    return sorted(_ENGINES)
+
+
+def load_backward_engine(name: str) -> Callable:
+    """The backward function of engine ``name``, imported on first use (an engine that
+    cannot load raises its import's error; an unknown name is a ``ValueError``)."""
+    entry = _ENGINES.get(name)
+    if entry is None:
+        _check_engine(name)
     if isinstance(entry, str):
         module, attr = entry.split(":")
         entry = _ENGINES[name] = getattr(importlib.import_module(module), attr)
@@ -152,7 +165,7 @@ def backward(tensors, grad_tensors=None, *, retain_graph: bool | None = None,
         for t in inputs:
             t.retain_grad()  # a non-leaf input keeps its gradient from now on, as in PyTorch (a no-op on leaves)
     with _GradWrites():
-        _engine_function(get_backward_engine())(
+        load_backward_engine(get_backward_engine())(
             roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
             create_graph=create_graph, accumulate=True,
         )
@@ -171,7 +184,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     grads = _root_gradients(roots, _as_list(grad_outputs), create_graph)
     inputs = _as_list(inputs)
     _check_inputs(inputs)
-    results = _engine_function(get_backward_engine())(
+    results = load_backward_engine(get_backward_engine())(
         roots, grads, inputs=inputs, retain_graph=create_graph if retain_graph is None else retain_graph,
         create_graph=create_graph, accumulate=False,
     )
@@ -381,7 +394,7 @@ def tape_backward(roots, grad_roots, *, inputs, retain_graph: bool, create_graph
     order = graph_order(root_edges, None if targets is None else set(targets))
     pending: dict = {}
     for root, edge, g in zip(roots, root_edges, grad_roots):
-        _add(pending, edge, root._output_nr, g)
+        add_pending(pending, edge, root._output_nr, g)
     reachable = set(order)
     results = [None] * (len(inputs) if inputs is not None else 0)
     with set_grad_enabled(create_graph):
@@ -397,7 +410,7 @@ def tape_backward(roots, grad_roots, *, inputs, retain_graph: bool, create_graph
             node.check_versions()
             for saved, g_in in zip(node.inputs, node_vjp(node, grads, create_graph)):
                 if saved.edge in reachable and g_in is not None and g_in is not UNDEFINED:
-                    _add(pending, saved.edge, saved.index, g_in)
+                    add_pending(pending, saved.edge, saved.index, g_in)
     if not retain_graph:
         release_graph(order)
     return None if accumulate else results
@@ -412,7 +425,14 @@ def _sums_down_to(shape, target) -> bool:
         return False
 
 
-def _add(pending: dict, node, index: int, g) -> None:
+def add_pending(pending: dict, node, index: int, g) -> None:
+    """Add ``g`` to the gradient of output ``index`` of ``node`` waiting in ``pending``
+    (node -> one slot per output, None until a gradient arrives).
+
+    >>> pending = {}
+    >>> add_pending(pending, "leaf", 0, 1.0); add_pending(pending, "leaf", 0, 2.0); pending
+    {'leaf': [3.0]}
+    """
     slots = pending.get(node)
     if slots is None:
         slots = pending[node] = [None] * (node.n_outputs if isinstance(node, Node) else 1)
@@ -442,7 +462,7 @@ def _function_vjp(node: Node, grads: list, create_graph: bool) -> list:
     wrapped = []
     for i, g in enumerate(grads):
         if g is None:
-            g = np.zeros(ctx.output_shapes[i], ctx.output_dtypes[i])
+            g = np.zeros(*node.output_spec(i))
         wrapped.append(g if isinstance(g, Tensor) else Tensor(g))
     returned = node.function.backward(ctx, *wrapped)
     if not isinstance(returned, tuple):

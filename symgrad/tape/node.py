@@ -153,7 +153,21 @@ class Node:
         >>> y.grad_fn.has_hooks(), y.register_hook(print) is not None, y.grad_fn.has_hooks()
         (False, True, True)
         """
-        return any(self.hooks) or any(ref is not None and ref() is not None for ref in self.retained)
+        return any(self.hooks) or (any(self.retained) and any(ref is not None and ref() is not None
+                                                             for ref in self.retained))
+
+    def output_spec(self, index: int) -> tuple[tuple, np.dtype]:
+        """Shape and dtype of output ``index`` (a custom Function's as its ``ctx`` recorded
+        them, so they are known after the node was freed).
+
+        >>> import symgrad
+        >>> (symgrad.tensor([1.0, 2.0], requires_grad=True) * 2).grad_fn.output_spec(0)
+        ((2,), dtype('float64'))
+        """
+        if self.function is not None:
+            return tuple(self.ctx.output_shapes[index]), np.dtype(self.ctx.output_dtypes[index])
+        out = self.outputs[index]
+        return out.shape, out.dtype
 
     def set_output(self, index: int, tensor) -> None:
         """Remember output ``index`` (its buffer and version) for VJPs that read it."""

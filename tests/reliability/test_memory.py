@@ -160,7 +160,6 @@ def _annealed_step(w, step: int) -> None:
 
 def _tables() -> dict:
     """Every table the symbolic engine fills while it builds, by name: its size."""
-    from symgrad.symbolic import backward
     from symgrad.symbolic.core import symbols
     from symgrad.symbolic.derive import reverse
     from symgrad.symbolic.forms import selections
@@ -168,7 +167,7 @@ def _tables() -> dict:
     return {"canonical nodes": len(symbols._CANONICAL), "known ids": len(symbols._KNOWN),
             "aliases": len(symbols._ALIASES), "shape memo": len(symbols._SHAPES) + len(symbols._OLD_SHAPES),
             "op templates": len(selections._TEMPLATES), "partials": len(reverse._PARTIALS),
-            "graphs known to backward": len(backward._KNOWN), "compile cache": compile_cache_info().currsize,
+            "compile cache": compile_cache_info().currsize,
             "linecache": len(linecache.cache)}
 
 

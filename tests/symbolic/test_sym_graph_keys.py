@@ -1,14 +1,15 @@
-"""Structure keys of recorded graphs (``symgrad.tape.structure.graph_key``) and the
-symbolic engine's use of them: a graph recorded again finds its compiled backward
-without being translated again, and still gets the right numbers.
+"""Structure keys of recorded graphs (``Segment.key``, from the one walk the symbolic
+engine makes of a graph) and the engine's use of them: a graph recorded again finds its
+compiled backward without being translated to SymPy again, and still gets the right
+numbers.
 
 * keys separate graphs that differ in a constant, a dtype, a shape, an axis, a slice,
-  a name or their wiring, and agree for the same program recorded twice;
+  a name, an op, a custom Function, an index array's shape or a mask's count, or their
+  wiring, and agree for the same program recorded twice (with other data and labels);
 * a training loop compiles once (1 miss, 99 hits) and, after the first step, never
-  builds a ``Segment``; its parameters end where the tape engine's do;
+  builds SymPy; its parameters end where the tape engine's do;
 * a key shared by two graphs reading their leaves in another order routes each
-  gradient to its own leaf; an evicted compiled function is rebuilt from the graph;
-* graphs the key does not describe (custom Functions, index arrays) take the walk.
+  gradient to its own leaf; an evicted compiled function is rebuilt from the graph.
 """
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ import pytest
 import symgrad
 import symgrad.nn as nn
 import symgrad.nn.functional as F
-import symgrad.symbolic.backward as sym_backward
 from symgrad.symbolic import compile_cache_clear, compile_cache_info
+from symgrad.symbolic.derive.graph import Segment
 from symgrad.tape.engine import graph_order
-from symgrad.tape.node import AccumulateGrad
-from symgrad.tape.structure import freeze, graph_key
+from symgrad.tape.structure import freeze
 
 RNG_SEED = 7
 
@@ -38,7 +38,31 @@ def _data(shape, dtype=np.float64, seed=1):
 
 
 def _key(loss):
-    return graph_key(graph_order([loss.grad_fn]), AccumulateGrad)
+    return Segment([loss]).key
+
+
+class Twice(symgrad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2
+
+
+class Thrice(symgrad.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 3
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3
+
+
+def _labels(*values):
+    return symgrad.tensor(np.array(values))
 
 
 # (id, program a, program b): each builds fresh tensors and returns a scalar loss; a and b differ
@@ -60,15 +84,48 @@ DIFFERENT = [
      lambda: (_leaf((2, 6)).reshape(4, 3) @ _data((3, 1))).sum()),
     ("name", lambda: _leaf((3,), name="w").tanh().sum(), lambda: _leaf((3,), name="v").tanh().sum()),
     ("op", lambda: _leaf((3,)).sin().sum(), lambda: _leaf((3,)).cos().sum()),
+    ("custom Function", lambda: Twice.apply(_leaf((3,))).sum(), lambda: Thrice.apply(_leaf((3,))).sum()),
+    ("index array shape", lambda: _leaf((3,))[_labels(0, 1)].exp().sum(),
+     lambda: _leaf((3,))[_labels(0, 1, 2)].exp().sum()),
+    ("mask count", lambda: _leaf((3,))[np.array([True, False, True])].exp().sum(),
+     lambda: _leaf((3,))[np.array([True, True, True])].exp().sum()),
+]
+
+# (id, program a, program b): the same structure over other data, labels or mask positions
+SAME = [
+    ("data values", lambda: (_leaf((3,)) * _data((3,), seed=1)).sum(), lambda: (_leaf((3,)) * _data((3,), seed=2)).sum()),
+    ("labels", lambda: F.cross_entropy(_leaf((4, 3)), _labels(0, 2, 1, 0)),
+     lambda: F.cross_entropy(_leaf((4, 3)), _labels(2, 2, 0, 1))),
+    ("mask positions", lambda: _leaf((3,))[np.array([True, False, True])].exp().sum(),
+     lambda: _leaf((3,))[np.array([False, True, True])].exp().sum()),
+    ("custom Function", lambda: Twice.apply(_leaf((3,), seed=1)).sum(), lambda: Twice.apply(_leaf((3,), seed=2)).sum()),
 ]
 
 
 @pytest.mark.parametrize("name,a,b", DIFFERENT, ids=[case[0] for case in DIFFERENT])
 def test_keys_separate_graphs_that_differ(name, a, b):
     key_a, key_b = _key(a()), _key(b())
-    assert key_a is not None and key_b is not None
-    assert key_a[0] != key_b[0]
-    assert _key(a())[0] == key_a[0]  # the same program recorded again has the same key
+    assert key_a != key_b
+    assert _key(a()) == key_a  # the same program recorded again has the same key
+
+
+@pytest.mark.parametrize("name,a,b", SAME, ids=[case[0] for case in SAME])
+def test_keys_agree_for_one_structure_over_other_values(name, a, b):
+    assert _key(a()) == _key(b())
+
+
+@pytest.mark.parametrize("name,program", [(case[0], case[1]) for case in DIFFERENT + SAME],
+                         ids=[case[0] for case in DIFFERENT + SAME])
+def test_backward_reusing_its_node_order_walks_to_the_same_key(name, program):
+    """backward hands a whole-graph segment the node order it computed; the segment then
+    takes its nodes from it instead of walking again, and must reach the walk's key."""
+    loss = program()
+    root = loss.grad_fn
+    order = graph_order([root])
+    walked = Segment([(root, None)], boundary=frozenset([root]), keep=set(order), own=root)
+    reused = Segment([(root, None)], boundary=frozenset([root]), keep=set(order), own=root, order=order)
+    assert reused.key == walked.key
+    assert reused.nodes == walked.nodes
 
 
 def _wiring_pairs():
@@ -82,7 +139,7 @@ def _wiring_pairs():
 
 def test_keys_separate_wiring():
     for name, a, b in _wiring_pairs():
-        assert _key(a)[0] != _key(b)[0], name
+        assert _key(a) != _key(b), name
 
 
 def test_freeze_tags_types():
@@ -94,21 +151,22 @@ def test_freeze_tags_types():
         freeze(object())
 
 
-def _count_segments(monkeypatch) -> list:
+def _count_builds(monkeypatch) -> list:
+    """A list that grows by one each time a segment is translated to SymPy."""
     built = []
-    original = sym_backward.Segment
+    original = Segment.build
 
-    def counting(*args, **kwargs):
+    def counting(self, *args, **kwargs):
         built.append(1)
-        return original(*args, **kwargs)
+        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(sym_backward, "Segment", counting)
+    monkeypatch.setattr(Segment, "build", counting)
     return built
 
 
 def _fit(engine: str, steps: int, built: list | None = None):
     """A small model trained with SGD; returns its parameters and, per step, how many
-    segments the symbolic engine built."""
+    segments the symbolic engine translated to SymPy."""
     rng = np.random.default_rng(RNG_SEED)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
     with symgrad.no_grad():
@@ -131,7 +189,7 @@ def _fit(engine: str, steps: int, built: list | None = None):
 def test_training_compiles_once_and_skips_the_translation(monkeypatch):
     reference, _ = _fit("tape", 100)
     compile_cache_clear()
-    built = _count_segments(monkeypatch)
+    built = _count_builds(monkeypatch)
     params, per_step = _fit("symbolic", 100, built)
     info = compile_cache_info()
     assert (info.misses, info.hits) == (1, 99)
@@ -171,25 +229,26 @@ def test_evicted_function_is_rebuilt_from_the_graph():
     assert compile_cache_info().misses == 1
 
 
-class Twice(symgrad.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x * 2
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * 2
-
-
-UNDESCRIBED = [
-    ("custom Function", lambda: Twice.apply(_leaf((3,))).sum()),
-    ("index array", lambda: F.cross_entropy(_leaf((4, 3)), symgrad.tensor(np.array([0, 2, 1, 0])))),
-]
-
-
-@pytest.mark.parametrize("name,program", UNDESCRIBED, ids=[case[0] for case in UNDESCRIBED])
-def test_graphs_the_key_does_not_describe_take_the_walk(name, program):
-    assert _key(program()) is None
+def test_training_through_labels_compiles_once_and_skips_the_translation(monkeypatch):
+    """Index arrays (the labels cross_entropy picks with) are inputs of the one compiled
+    function: new labels every step reuse it."""
+    rng = np.random.default_rng(RNG_SEED)
+    w = symgrad.tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    x = symgrad.tensor(rng.normal(size=(6, 3)))
+    labels = [symgrad.tensor(rng.integers(0, 4, size=6)) for _ in range(5)]
+    compile_cache_clear()
+    built = _count_builds(monkeypatch)
+    for y in labels:
+        w.grad = None
+        with symgrad.backward_engine("symbolic"):
+            F.cross_entropy(x @ w, y).backward()
+        got = w.grad.numpy().copy()
+        w.grad = None
+        with symgrad.backward_engine("tape"):
+            F.cross_entropy(x @ w, y).backward()
+        np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
+    assert len(built) == 1
+    assert (compile_cache_info().misses, compile_cache_info().hits) == (1, 4)
 
 
 NONFINITE = [  # constants the symbolic engine makes inputs of the compiled function
@@ -205,7 +264,7 @@ def test_constants_made_inputs_are_passed_on_the_known_path(name, program, monke
     with symgrad.backward_engine("tape"):
         program(x).backward()
     reference = x.grad.numpy().copy()
-    built = _count_segments(monkeypatch)
+    built = _count_builds(monkeypatch)
     for step in range(3):
         x.grad = None
         with symgrad.backward_engine("symbolic"):

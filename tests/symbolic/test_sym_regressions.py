@@ -363,7 +363,7 @@ def test_constants_are_read_from_values_not_repr():
 
     x = symgrad.tensor([1.0, 2.0], requires_grad=True)
     segment = Segment([x * np.float64(0.1) + np.float32(0.1)])
-    constants = [ref for refs in segment.children for ref in refs if ref[0] == "c"]
+    constants = [ref for entry in segment.entries for ref in entry[2] if ref[0] == "c"]
     assert len(constants) == 2 and all("np." not in repr(ref) for ref in constants)
     _, (expr,) = segment.build()
     floats = sorted(float(f) for f in expr.atoms(sp.Float))

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
+import symgrad
+
 from symgrad.ops import OPS, STRUCTURAL, numpy_ops
 from symgrad.symbolic import ArrayVar, compile_exprs, numpy_namespace, structural_class, vjp_expr
 from symgrad.symbolic.forms.structural import Matmul, Transpose, exact
@@ -192,3 +194,28 @@ def test_unknown_structural_op_has_a_clear_error():
     node = structural_class("made_up_op").of(ArrayVar("x", (2,)))
     with pytest.raises(NotImplementedError, match="made_up_op"):
         node.adjoint(sp.Integer(1), 0)
+
+
+# PyTorch's legacy cat rule (one home: symgrad.ops.structural.cat_skipped): 1-D empty
+# inputs are left out, unless every input is one
+CAT_EMPTY = [[(0,), (2, 3)], [(2, 3), (0,), (1, 3)], [(0,), (0,)], [(0,), (3,), (0,)]]
+
+
+@pytest.mark.parametrize("shapes", CAT_EMPTY, ids=[str(s) for s in CAT_EMPTY])
+def test_cat_leaves_out_1d_empty_inputs_as_torch_does(shapes):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    arrays = [rng.normal(size=s) for s in shapes]
+    expected = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = torch.cat(expected)
+    weights = rng.normal(size=tuple(out.shape))
+    (out * torch.tensor(weights)).sum().backward()
+    for engine in ("tape", "symbolic"):
+        xs = [symgrad.tensor(a, requires_grad=True) for a in arrays]
+        got = symgrad.cat(xs)
+        assert tuple(got.shape) == tuple(out.shape), engine
+        np.testing.assert_array_equal(got.detach().numpy(), out.detach().numpy())
+        with symgrad.backward_engine(engine):
+            (got * symgrad.tensor(weights)).sum().backward()
+        for x, e in zip(xs, expected):
+            np.testing.assert_array_equal(x.grad.numpy(), e.grad.numpy(), err_msg=engine)

@@ -51,7 +51,7 @@ from ..core._compat import evaluate, numpy_error_settings, numpy_error_state
 from ..core.symbols import shape_of
 
 __all__ = [
-    "CompiledFunction", "compile_exprs", "cached", "cache_transaction", "compile_cache_info", "compile_cache_clear",
+    "ClosedFormFunction", "CompiledFunction", "compile_exprs", "cached", "cache_transaction", "compile_cache_info", "compile_cache_clear",
     "set_compile_cache_size", "common_subexpressions", "operation_count", "CacheInfo",
 ]
 
@@ -686,7 +686,90 @@ def _reserved() -> set:
     return names
 
 
-class CompiledFunction:
+class ClosedFormFunction:
+    """What every compiled function is, whatever generated it (NumPy code here, C or
+    another backend in :mod:`symgrad.symbolic.codegen.backends`): named inputs (its
+    ``symbols``) and outputs (``exprs`` maps each output name to its SymPy closed form),
+    called positionally or by name, returning a named tuple; ``latex()`` and the notebook
+    show the closed forms; pickling sends them, not the generated code.
+
+    A subclass generates and loads its code in ``__init__`` (after this class's) and
+    implements :meth:`outputs_of`.
+    """
+
+    backend = ""
+    """The name of the backend that compiled it (see :mod:`symgrad.symbolic.codegen.backends`)."""
+
+    def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], *,
+                 input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+                 output_dtypes: Sequence[Any] | None = None, name: str = "compiled") -> None:
+        self.symbols = list(inputs)
+        taken: set = set()
+        self.inputs = [python_name(n, taken) for n in (input_names or [str(s) for s in inputs])]
+        out_taken: set = set()
+        self.outputs = [python_name(n, out_taken) for n in (output_names or [f"out{i}" for i in range(len(outputs))])]
+        if len(self.outputs) != len(outputs):
+            raise ValueError(f"got {len(self.outputs)} output names for {len(outputs)} outputs")
+        self.exprs: dict[str, sp.Expr] = dict(zip(self.outputs, outputs))
+        self.output_dtypes = [None if d is None else np.dtype(d) for d in (output_dtypes or [None] * len(outputs))]
+        self.name = name
+        self._result = namedtuple("Outputs", self.outputs, rename=True)
+        self._positions = {n: i for i, n in enumerate(self.inputs)}
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        if kwargs or len(args) != len(self.inputs):
+            args = self._bind(args, kwargs)
+        return self._result(*self.outputs_of(args))
+
+    def outputs_of(self, values: Sequence[Any]) -> list:
+        """The outputs, as a list, for every input in order (arrays or numbers): the call
+        without argument binding or the named tuple, for callers that have the inputs
+        in order already (backward, the transforms of :mod:`..transforms`)."""
+        raise NotImplementedError
+
+    def _bind(self, args: tuple, kwargs: dict) -> list:
+        """The inputs in order, from positional and named values."""
+        values = list(args) + [None] * (len(self.inputs) - len(args))
+        for key, value in kwargs.items():
+            position = self._positions.get(key)
+            if position is None:
+                raise TypeError(f"unknown input {key!r}; the inputs are {self.inputs}")
+            values[position] = value
+        if len(values) != len(self.inputs) or any(v is None for v in values):
+            raise self._arity_error(args, kwargs)
+        return values
+
+    def _arity_error(self, args: Sequence, kwargs: dict) -> TypeError:
+        return TypeError(f"{self.name} takes the inputs {self.inputs}, got {len(args)} positional "
+                         f"and {sorted(kwargs)} named values")
+
+    def latex(self) -> str:
+        """The outputs as LaTeX equations."""
+        from ..printing.printers import latex
+
+        lines = [rf"\mathrm{{{n.replace('_', chr(92) + '_')}}} &= {latex(e)}" for n, e in self.exprs.items()]
+        return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        """The closed forms in a notebook, bounded (see :mod:`symgrad.symbolic.printing.notebook`)."""
+        from ..printing.notebook import form_bundle
+
+        return form_bundle(list(self.exprs.items()), whole_latex=lambda: f"$\\displaystyle {self.latex()}$",
+                           rest=".latex(), or .exprs for the expressions")
+
+    def _repr_latex_(self) -> str:
+        return self._repr_mimebundle_()["text/latex"]
+
+    def __reduce__(self):
+        """Pickle the closed forms, not the generated code: unpickling (in another process,
+        a Dask worker) compiles them again.  The expressions travel as a flat table of
+        nodes (:func:`_dag_table`), so a deep graph never meets pickle's recursion limit."""
+        options = {"input_names": self.inputs, "output_names": self.outputs, "output_shapes": self.output_shapes,
+                   "output_dtypes": self.output_dtypes, "name": self.name}
+        return (_unpickle_compiled, (type(self), self.symbols, _dag_table(list(self.exprs.values())), options))
+
+
+class CompiledFunction(ClosedFormFunction):
     """One generated NumPy function returning several named outputs.
 
     Call it with NumPy arrays or Python numbers, positionally in the order of
@@ -704,26 +787,17 @@ class CompiledFunction:
     """
 
     backend = "numpy"
-    """The name of the backend that compiled it (see :mod:`symgrad.symbolic.codegen.backends`)."""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], *,
                  input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
                  output_shapes: Sequence[tuple | None] | None = None,
                  output_dtypes: Sequence[Any] | None = None, name: str = "compiled") -> None:
-        self.symbols = list(inputs)
-        taken: set = set()
-        self.inputs = [python_name(n, taken) for n in (input_names or [str(s) for s in inputs])]
-        out_taken: set = set()
-        self.outputs = [python_name(n, out_taken) for n in (output_names or [f"out{i}" for i in range(len(outputs))])]
-        if len(self.outputs) != len(outputs):
-            raise ValueError(f"got {len(self.outputs)} output names for {len(outputs)} outputs")
-        self.exprs: dict[str, sp.Expr] = dict(zip(self.outputs, outputs))
-        self.output_shapes = list(output_shapes) if output_shapes is not None else [
-            _maybe_shape(e) for e in outputs]
-        self.output_dtypes = [None if d is None else np.dtype(d) for d in (output_dtypes or [None] * len(outputs))]
         if not name.isidentifier() or keyword.iskeyword(name):
             raise ValueError(f"a compiled function needs an identifier for a name, got {name!r}")
-        self.name = name
+        super().__init__(inputs, outputs, input_names=input_names, output_names=output_names,
+                         output_dtypes=output_dtypes, name=name)
+        self.output_shapes = list(output_shapes) if output_shapes is not None else [
+            _maybe_shape(e) for e in outputs]
         self.source, self.n_temporaries = _generate(self.symbols, self.inputs, list(outputs), name)
         namespace = {"numpy": np, "functools": __import__("functools")}
         namespace.update(numpy_namespace())
@@ -734,16 +808,9 @@ class CompiledFunction:
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
         weakref.finalize(self, linecache.cache.pop, filename, None)
         self.fn: Callable = namespace[name]
-        self._result = namedtuple("Outputs", self.outputs, rename=True)
         # once per compiled function (its inputs have fixed shapes and dtypes), not per call
-        self._positions = {n: i for i, n in enumerate(self.inputs)}
         self._finishing = list(zip([None if s is None else tuple(s) for s in self.output_shapes], self.output_dtypes))
         self._quiet_fn = _quiet(self.fn)
-
-    def __call__(self, *args: Any, **kwargs: Any):
-        if kwargs or len(args) != len(self.inputs):
-            args = self._bind(args, kwargs)
-        return self._result(*self.outputs_of(args))
 
     def outputs_of(self, values: Sequence[Any]) -> list:
         """The outputs, as a list, for every input in order (arrays or numbers): the call
@@ -767,22 +834,6 @@ class CompiledFunction:
             outs.append(self._finish(value, shape, dtype, arrays, outs))
         return outs
 
-    def _bind(self, args: tuple, kwargs: dict) -> list:
-        """The inputs in order, from positional and named values."""
-        values = list(args) + [None] * (len(self.inputs) - len(args))
-        for key, value in kwargs.items():
-            position = self._positions.get(key)
-            if position is None:
-                raise TypeError(f"unknown input {key!r}; the inputs are {self.inputs}")
-            values[position] = value
-        if len(values) != len(self.inputs) or any(v is None for v in values):
-            raise self._arity_error(args, kwargs)
-        return values
-
-    def _arity_error(self, args: Sequence, kwargs: dict) -> TypeError:
-        return TypeError(f"{self.name} takes the inputs {self.inputs}, got {len(args)} positional "
-                         f"and {sorted(kwargs)} named values")
-
     @staticmethod
     def _finish(value: Any, shape: tuple | None, dtype: np.dtype | None, inputs: list, earlier: list) -> np.ndarray:
         """One output with its shape and dtype, writeable, and sharing no memory with an
@@ -797,33 +848,8 @@ class CompiledFunction:
             return out.copy()
         return out
 
-    def latex(self) -> str:
-        """The outputs as LaTeX equations."""
-        from ..printing.printers import latex
-
-        lines = [rf"\mathrm{{{n.replace('_', chr(92) + '_')}}} &= {latex(e)}" for n, e in self.exprs.items()]
-        return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
-        """The closed forms in a notebook, bounded (see :mod:`symgrad.symbolic.printing.notebook`)."""
-        from ..printing.notebook import form_bundle
-
-        return form_bundle(list(self.exprs.items()), whole_latex=lambda: f"$\\displaystyle {self.latex()}$",
-                           rest=".latex(), or .exprs for the expressions")
-
-    def _repr_latex_(self) -> str:
-        return self._repr_mimebundle_()["text/latex"]
-
     def __repr__(self) -> str:
         return f"<CompiledFunction {self.name}({', '.join(self.inputs)}) -> ({', '.join(self.outputs)})>"
-
-    def __reduce__(self):
-        """Pickle the closed forms, not the generated code: unpickling (in another process,
-        a Dask worker) compiles them again.  The expressions travel as a flat table of
-        nodes (:func:`_dag_table`), so a deep graph never meets pickle's recursion limit."""
-        options = {"input_names": self.inputs, "output_names": self.outputs, "output_shapes": self.output_shapes,
-                   "output_dtypes": self.output_dtypes, "name": self.name}
-        return (_unpickle_compiled, (type(self), self.symbols, _dag_table(list(self.exprs.values())), options))
 
 
 def _dag_table(roots: list) -> tuple[list, list]:

@@ -9,7 +9,7 @@ iteratively, down to its inputs:
 * a Python number used as an operand (``x * 2``: ``tensor._constant``) becomes a SymPy
   number -- unless SymPy would fold it into something NumPy does not compute (NaN and
   the infinities, ``x + oo -> oo``; a zero factor or divisor, ``x*0 -> 0``, ``x/0 ->
-  zoo``): such a constant is an input (kind ``"const"``, named ``inf``, ``nan``,
+  zoo``): such a constant is an input (a ``ConstantInput``, named ``inf``, ``nan``,
   ``zero``, ...) whose value is part of the structure key;
 * every other tensor that is not recorded (data, targets, anything computed without
   grad) becomes an input symbol too, whose value is read at call time, so a training
@@ -46,6 +46,8 @@ from typing import Any, Sequence
 import numpy as np
 import sympy as sp
 
+from ...ops import sympy_number
+from ...tape.node import AccumulateGrad, Node
 from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
 from ..forms.structural import exact, structural_class
@@ -53,62 +55,173 @@ from ..core._compat import evaluate
 from ..core.symbols import (DEEP, ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
                             postorder_by_identity, replaced, start_building)
 
-__all__ = ["Segment", "InputRef", "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
+__all__ = ["Segment", "InputRef", "LeafInput", "ArrayInput", "ConstantInput", "CutInput", "IndexInput",
+           "tensor_expr", "tensor_graph", "graphs_at", "evaluated"]
 
 class InputRef:
-    """One input of a segment: a leaf, a non-recorded array, a cut node's output, or a
-    constant operand SymPy cannot hold (``"const"``: its frozen value is ``constant``).
-    ``user_named``: ``name`` is one a user gave (else the engine made it)."""
+    """One input of a segment (a symbol of its closed form).  Each kind is a subclass that
+    knows its own value, how it enters the structure key and a tensor evaluation, where
+    its gradient goes and what it stands for: :class:`LeafInput`, :class:`ArrayInput`,
+    :class:`ConstantInput`, :class:`CutInput`, :class:`IndexInput`.
 
-    __slots__ = ("kind", "tensor", "node", "index", "name", "shape", "dtype", "symbol", "version", "array",
-                 "constant", "user_named")
+    ``identity`` tells two inputs of one segment apart (a tensor's ``id``, a cut node's
+    output, a constant's value); ``key`` is its part of the structure key (what it is,
+    its name, shape and dtype; never its value, but for a constant's); ``user_named``:
+    ``name`` is one a user gave (else the engine made it, or makes one from :attr:`prefix`).
+    """
 
-    def __init__(self, kind: str, *, tensor=None, node=None, index: int = 0, name: str | None,
-                 shape: tuple, dtype: np.dtype, version: int | None = None, array=None,
-                 constant: tuple | None = None, user_named: bool = False) -> None:
-        self.kind = kind
-        self.user_named = user_named
-        self.constant = constant
-        self.array = array
-        self.tensor = tensor
-        self.node = node
-        self.index = index
-        self.name = name
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
-        self.symbol: ArrayVar | None = None
-        self.version = version
+    __slots__ = ("identity", "name", "shape", "dtype", "user_named", "key")
+    prefix = "t"  # engine-made names of unnamed inputs: t0, t1, ...
+    tensor = None  # the tensor it reads, for the kinds that read one
+
+    def __init__(self, identity: tuple, name: str | None, shape: tuple, dtype: np.dtype, user_named: bool) -> None:
+        self.identity, self.name, self.shape, self.dtype, self.user_named = identity, name, shape, dtype, user_named
+        self.key = (identity[0], name, shape, dtype)
 
     def value(self) -> np.ndarray:
         """The array this input stands for, now."""
-        if self.kind == "index":
-            return self.array
-        if self.kind == "cut":
-            out = self.node.outputs[self.index]
-            if out is None:
-                raise RuntimeError(
-                    f"the output of {self.node.name()} was freed by an earlier backward(); pass "
-                    "retain_graph=True to the first backward() to run backward twice"
-                )
-            return out
         return self.tensor._data
 
-    def key(self) -> tuple:
-        return (self.kind, self.name, self.shape, self.dtype.str, self.constant)
+    def source(self) -> Any:
+        """What its symbol stands for: a tensor, a cut node, an index array."""
+        return self.tensor
+
+    def as_tensor(self, array: np.ndarray) -> Any:
+        """Its value in a closed form evaluated with tensor ops (``create_graph=True``),
+        ``array`` being its value for this evaluation."""
+        return self.tensor
+
+    def gradient_sink(self) -> tuple | None:
+        """``(node, output slot)`` that receives this input's gradient, None if none does."""
+        return None
+
+    def recorded_tensor(self) -> Any:
+        """The tensor whose recording (``requires_grad``, a ``grad_fn``) makes a function
+        that captured it record its result, None for an input that is no such tensor."""
+        return None
+
+    def holds(self, array: np.ndarray) -> bool:
+        """Whether it is the non-recorded tensor holding exactly ``array``."""
+        return False
+
+    def expr_in(self, segment: "Segment", symbols: list) -> Any:
+        """The expression it stands for in ``segment``, another segment built (``symbols``)
+        over the same recorded graph; None if ``segment`` does not read it."""
+        position = segment._input_ids.get(self.identity)
+        return None if position is None else symbols[position]
 
     def __repr__(self) -> str:
-        return f"<InputRef {self.kind} {self.name} {self.shape} {self.dtype}>"
+        return f"<{type(self).__name__} {self.name} {self.shape} {self.dtype}>"
+
+
+class ArrayInput(InputRef):
+    """A tensor no recorded op made (data, targets, anything computed without grad): its
+    value is read at call time, so a loop over new batches reuses one compiled function."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, identity: tuple, tensor) -> None:
+        data = tensor._data
+        super().__init__(identity, tensor.name, data.shape, data.dtype, bool(tensor.name))
+        self.tensor = tensor
+
+    def recorded_tensor(self) -> Any:
+        return self.tensor
+
+    def holds(self, array: np.ndarray) -> bool:
+        return self.tensor._data is array
+
+
+class LeafInput(ArrayInput):
+    """A leaf that requires grad; its gradient goes to its ``AccumulateGrad``."""
+
+    __slots__ = ()
+
+    def gradient_sink(self) -> tuple | None:
+        return self.tensor._edge(), 0
+
+    def holds(self, array: np.ndarray) -> bool:
+        return False
+
+
+class ConstantInput(InputRef):
+    """A constant operand SymPy cannot hold (an infinity, NaN, a zero factor: see
+    :func:`_sympy_holds`), named ``inf``, ``nan``, ``zero``, ...; its value is part of
+    the key."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, identity: tuple, tensor, value: Any) -> None:
+        super().__init__(identity, _constant_name(value), tensor.shape, tensor.dtype, False)
+        self.tensor = tensor
+        self.key += (identity[1],)  # the value is part of the structure
+
+
+class CutInput(InputRef):
+    """Output ``index`` of a cut (boundary) node: its value is the node's recorded output,
+    and its gradient goes to that node."""
+
+    __slots__ = ("node", "index")
+
+    def __init__(self, identity: tuple, node, index: int, tensor) -> None:
+        name, user_named = _cut_name(node, index, tensor)
+        shape, dtype = (tensor.shape, tensor.dtype) if tensor is not None else node.output_spec(index)
+        super().__init__(identity, name, tuple(shape), np.dtype(dtype), user_named)
+        self.node, self.index = node, index
+
+    def value(self) -> np.ndarray:
+        out = self.node.outputs[self.index]
+        if out is None:
+            raise RuntimeError(
+                f"the output of {self.node.name()} was freed by an earlier backward(); pass "
+                "retain_graph=True to the first backward() to run backward twice"
+            )
+        return out
+
+    def source(self) -> Any:
+        return self.node
+
+    def as_tensor(self, array: np.ndarray) -> Any:
+        from ...tape.tensor import Tensor
+
+        value = Tensor(array)
+        value.grad_fn, value._output_nr = self.node, self.index
+        return value
+
+    def gradient_sink(self) -> tuple | None:
+        return self.node, self.index
+
+    def expr_in(self, segment: "Segment", symbols: list) -> Any:
+        position = segment.node_position(self.node)
+        if position is None:
+            return super().expr_in(segment, symbols)
+        return segment.node_expr(position, self.index)
+
+
+class IndexInput(InputRef):
+    """An integer index array or mask of a recorded op's ``index`` attribute: it stays an
+    array inside the index (of a mask, the number of true elements is in the key)."""
+
+    __slots__ = ("array",)
+    prefix = "idx"
+
+    def __init__(self, identity: tuple, array: np.ndarray) -> None:
+        super().__init__(identity, None, array.shape, array.dtype, False)
+        self.array = array
+
+    def value(self) -> np.ndarray:
+        return self.array
+
+    def source(self) -> Any:
+        return self.array
+
+    def as_tensor(self, array: np.ndarray) -> Any:
+        return array
 
 
 def _output_index(tensor) -> int:
     """Which output of its ``grad_fn`` a top tensor is (a multi-output Function's ``k``)."""
     return getattr(tensor, "_output_nr", 0)
-
-
-def _node_types():
-    from ...tape.node import AccumulateGrad, Node
-
-    return Node, AccumulateGrad
 
 
 def _in_product(node) -> bool:
@@ -147,19 +260,6 @@ def _constant_name(value: Any) -> str:
     return f"minus_{word}" if np.signbit(value) else word
 
 
-def _constant_number(value: Any) -> sp.Expr:
-    if isinstance(value, (bool, np.bool_)):
-        return sp.Integer(int(value))
-    if isinstance(value, (int, np.integer)):
-        return sp.Integer(int(value))
-    if isinstance(value, complex):
-        return sp.Float(value.real) + sp.I * sp.Float(value.imag)
-    value = float(value)
-    if value.is_integer() and abs(value) < 2 ** 53:
-        return sp.Integer(int(value))
-    return sp.Float(value)  # finite: the others are inputs (_sympy_holds)
-
-
 class Segment:
     """The recorded graph below ``tops`` (pairs ``(edge, tensor)`` like ``SavedInput``,
     or tensors), stopping at ``boundary`` nodes and at nodes outside ``keep``.
@@ -167,27 +267,30 @@ class Segment:
     ``own`` lets a boundary node be a top itself (its expression is built from its
     inputs).  ``key`` identifies the structure; ``inputs`` lists the :class:`InputRef`
     in a deterministic order; :meth:`build` makes the SymPy expressions.
+
+    ``order`` is for a caller that has walked the graph already (backward's
+    ``graph_order``: each node before the nodes that feed it) and knows that every node in
+    it is interior and below the one top: the segment then takes its nodes from it
+    instead of walking the graph again (the same nodes in the same order, so the same key).
     """
 
     def __init__(self, tops: Sequence[Any], *, boundary: frozenset | set = frozenset(),
-                 keep: set | None = None, own: Any = None) -> None:
-        Node, AccumulateGrad = _node_types()
-        self._Node, self._Acc = Node, AccumulateGrad
+                 keep: set | None = None, own: Any = None, order: Sequence[Any] | None = None) -> None:
         self.boundary = boundary
         self.keep = keep
         self.inputs: list[InputRef] = []
         self._input_ids: dict = {}
         self.nodes: list = []  # interior nodes, operands first
-        self._node_ids: dict = {}
-        self.entries: list = []  # per interior node: (op identity, attrs key, child refs)
-        self.node_attrs: list = []  # per interior node: attrs, index arrays replaced by slots
-        self.children: list = []  # per interior node: child refs
+        self._node_ids: dict = {}  # interior node -> its position (nodes hash by identity)
+        self.entries: list = []  # per interior node: (op or Function, frozen attrs, child refs, input shapes)
+        self._slotted: dict = {}  # node position -> its attrs with index arrays replaced by slots
         self.top_refs: list = []
         tops = [self._as_pair(t) for t in tops]
-        top_nodes = {id(own)} if own is not None else set()
+        self._tops = {own} if own is not None else set()
+        self._order = order
         for edge, tensor in tops:
-            self.top_refs.append(self._walk(edge, tensor, top_nodes))
-        self.key = ("segment", tuple(self.entries), tuple(i.key() for i in self.inputs), tuple(self.top_refs))
+            self.top_refs.append(self._walk(edge, tensor))
+        self.key = ("segment", tuple(self.entries), tuple([i.key for i in self.inputs]), tuple(self.top_refs))
 
     # ------------------------------------------------------------------ walking
     def _as_pair(self, top: Any) -> tuple:
@@ -197,110 +300,111 @@ class Segment:
             return top.edge, top.tensor
         return top._edge(), top
 
-    def _interior(self, edge, top_nodes: set) -> bool:
-        if not isinstance(edge, self._Node):
+    def _interior(self, edge) -> bool:
+        """Whether ``edge`` is a node of this segment (else it is an input)."""
+        if not isinstance(edge, Node):
             return False
-        if id(edge) in top_nodes:
+        if edge in self._tops:
             return True
         if edge in self.boundary:
             return False
         return self.keep is None or edge in self.keep
 
-    def _walk(self, edge, tensor, top_nodes: set) -> tuple:
-        """The reference of one value, walking interior nodes iteratively."""
-        if not self._interior(edge, top_nodes):
-            return self._leaf_ref(edge, tensor, k=_output_index(tensor))
+    def _walk(self, edge, tensor) -> tuple:
+        """The reference of one top value, entering the interior nodes below it that are
+        not entered yet, operands first."""
         k = _output_index(tensor)
-        if id(edge) in self._node_ids:
-            return ("n", self._node_ids[id(edge)], k)
-        stack = [(edge, 0)]
-        on_stack = {id(edge)}
+        if not self._interior(edge):
+            return self._leaf_ref(edge, tensor, None, k)
+        if edge not in self._node_ids:
+            for node in self._postorder(edge):
+                self._enter(node)
+        return ("n", self._node_ids[edge], k)
+
+    def _postorder(self, edge) -> list:
+        """The interior nodes below ``edge`` not entered yet, each after its operands
+        (iteratively: deep graphs cannot hit the recursion limit)."""
+        if self._order is not None:
+            return [node for node in reversed(self._order) if isinstance(node, Node)]
+        entered, interior = self._node_ids, self._interior
+        seen = {edge}
+        stack = [(edge, iter(edge.inputs))]
+        out = []
         while stack:
-            node, position = stack[-1]
-            inputs = node.inputs
-            while position < len(inputs):
-                saved = inputs[position]
+            node, inputs = stack[-1]
+            for saved in inputs:
                 child = saved.edge
-                if self._interior(child, top_nodes) and id(child) not in self._node_ids and child is not node:
-                    if id(child) in on_stack:  # pragma: no cover  (graphs are acyclic)
-                        raise RuntimeError("the recorded graph has a cycle")
-                    stack[-1] = (node, position)
-                    stack.append((child, 0))
-                    on_stack.add(id(child))
-                    break
-                position += 1
+                if child not in seen:
+                    seen.add(child)
+                    if child not in entered and interior(child):
+                        stack.append((child, iter(child.inputs)))
+                        break
             else:
                 stack.pop()
-                on_stack.discard(id(node))
-                refs = tuple(self._child_ref(s, top_nodes, _in_product(node)) for s in inputs)
-                identity = ("op", node.op.name) if node.op is not None else ("fn", node.function)
-                attrs, index_refs, index_shapes = self._index_inputs(node)
-                self._node_ids[id(node)] = len(self.nodes)
-                self.nodes.append(node)
-                self.children.append(refs + index_refs)
-                self.node_attrs.append(attrs)
-                self.entries.append((identity, _freeze(attrs), refs + index_refs,
-                                     tuple(s.tensor.shape for s in inputs) + index_shapes))
-        return ("n", self._node_ids[id(edge)], k)
+                out.append(node)
+        return out
 
-    def _index_inputs(self, node) -> tuple[dict, tuple, tuple]:
-        """Index arrays of an ``index`` attribute become inputs (values read at call time)
+    def _enter(self, node) -> None:
+        """Record one interior node whose interior operands are entered: its references,
+        attributes and part of the structure key."""
+        entered, leaf_ref = self._node_ids, self._leaf_ref
+        refs, shapes = [], []
+        for saved in node.inputs:
+            edge, tensor = saved.edge, saved.tensor
+            position = entered.get(edge)
+            refs.append(("n", position, saved.index) if position is not None else
+                        leaf_ref(edge, tensor, node, saved.index))
+            shapes.append(tensor.shape)
+        position = entered[node] = len(self.nodes)
+        self.nodes.append(node)
+        op, attrs = node.op, node.attrs
+        if attrs and op is not None and "index" in attrs:
+            attrs = self._slotted[position] = self._index_inputs(attrs, refs, shapes)
+        self.entries.append((op if op is not None else node.function,  # (an op or a Function class, by identity)
+                             _freeze(attrs) if attrs else (), tuple(refs), tuple(shapes)))
+
+    def _index_inputs(self, attrs: dict, refs: list, shapes: list) -> dict:
+        """The attributes of a node whose ``index`` attribute holds index arrays: those
+        become inputs (values read at call time, appended to ``refs`` and ``shapes``)
         referred to by :class:`Slot` placeholders; of a boolean mask, the number of true
         elements (which decides the result's shape) is part of the structure."""
-        attrs = node.attrs
-        index = attrs.get("index") if node.op is not None else None
+        index = attrs["index"]
         if not isinstance(index, tuple) or not any(_is_index_array(p) for p in index):
-            return attrs, (), ()
-        template, refs, shapes = [], [], []
+            return attrs
+        template, n_slots = [], 0
         for part in index:
             if _is_index_array(part):
-                position = self._add_input(("index", id(part)), lambda part=part: InputRef(
-                    "index", array=part, name=None, shape=part.shape, dtype=part.dtype))
                 count = int(np.count_nonzero(part)) if part.dtype == bool else None
-                template.append(Slot(len(refs), count))
-                refs.append(("in", position))
+                template.append(Slot(n_slots, count))
+                n_slots += 1
+                refs.append(self._input(("index", id(part)), IndexInput, part))
                 shapes.append(part.shape)
             else:
                 template.append(part)
-        return {**attrs, "index": tuple(template)}, tuple(refs), tuple(shapes)
+        return {**attrs, "index": tuple(template)}
 
-    def _child_ref(self, saved, top_nodes: set, in_product: bool = False) -> tuple:
-        edge = saved.edge
-        if self._interior(edge, top_nodes):
-            return ("n", self._node_ids[id(edge)], saved.index)
-        return self._leaf_ref(edge, saved.tensor, in_product, saved.index)
-
-    def _leaf_ref(self, edge, tensor, in_product: bool = False, k: int = 0) -> tuple:
-        if isinstance(edge, self._Acc):
+    def _leaf_ref(self, edge, tensor, user=None, k: int = 0) -> tuple:
+        """The reference of a value that is no interior node, read by the node ``user``."""
+        if isinstance(edge, AccumulateGrad):
             leaf = edge.variable
-            return ("in", self._add_input(("leaf", id(leaf)), lambda: InputRef(
-                "leaf", tensor=leaf, name=leaf.name, shape=leaf.shape, dtype=leaf.dtype,
-                version=leaf._version.value, user_named=bool(leaf.name))))
-        if isinstance(edge, self._Node):
-            name, user_named = _cut_name(edge, k, tensor)
-            shape = tensor.shape if tensor is not None else edge.ctx.output_shapes[k]
-            dtype = tensor.dtype if tensor is not None else edge.ctx.output_dtypes[k]
-            return ("in", self._add_input(("cut", id(edge), k), lambda: InputRef(
-                "cut", node=edge, index=k, name=name, shape=shape, dtype=dtype, user_named=user_named)))
+            return self._input(("leaf", id(leaf)), LeafInput, leaf)
+        if isinstance(edge, Node):
+            return self._input(("cut", id(edge), k), CutInput, edge, k, tensor)
         constant = getattr(tensor, "_constant", None)
         if constant is not None:
             value = number_value(constant)
-            if _sympy_holds(value, in_product):
+            if _sympy_holds(value, user is not None and _in_product(user)):
                 return ("c", _freeze(value), tensor.dtype.str)
-            # an input whose value is read at call time; its value is part of the key
-            return ("in", self._add_input(("const", _freeze(value), tensor.dtype.str), lambda: InputRef(
-                "const", tensor=tensor, name=_constant_name(value), shape=tensor.shape, dtype=tensor.dtype,
-                constant=_freeze(value))))
-        return ("in", self._add_input(("array", id(tensor)), lambda: InputRef(
-            "array", tensor=tensor, name=tensor.name, shape=tensor.shape, dtype=tensor.dtype,
-            version=tensor._version.value, user_named=bool(tensor.name))))
+            return self._input(("const", _freeze(value), tensor.dtype.str), ConstantInput, tensor, value)
+        return self._input(("array", id(tensor)), ArrayInput, tensor)
 
-    def _add_input(self, identity: tuple, make) -> int:
+    def _input(self, identity: tuple, cls: type, *args: Any) -> tuple:
+        """The reference of the input ``identity``, made (``cls(identity, *args)``) when new."""
         position = self._input_ids.get(identity)
         if position is None:
             position = self._input_ids[identity] = len(self.inputs)
-            self.inputs.append(make())
-        return position
+            self.inputs.append(cls(identity, *args))
+        return ("in", position)
 
     # ------------------------------------------------------------------ queries
     def input_position(self, tensor) -> int | None:
@@ -324,13 +428,13 @@ class Segment:
         """Where the tensor holding exactly ``array`` (a non-recorded array input) is among
         :attr:`inputs` (None if absent)."""
         for position, ref in enumerate(self.inputs):
-            if ref.kind == "array" and ref.tensor._data is array:
+            if ref.holds(array):
                 return position
         return None
 
     def node_position(self, node) -> int | None:
         """Where an interior node is among :attr:`nodes` (None if absent)."""
-        return self._node_ids.get(id(node))
+        return self._node_ids.get(node)
 
     def values(self) -> list:
         """The current arrays of every input, in order."""
@@ -348,29 +452,24 @@ class Segment:
         simplified form)."""
         start_building()
         bases = []
-        n_index = n_unnamed = 0
+        unnamed: dict = {}  # per prefix, how many unnamed inputs it has named
         for ref in self.inputs:
-            if ref.kind == "index":
-                bases.append(f"idx{n_index}")
-                n_index += 1
-            else:
-                bases.append(ref.name or f"t{n_unnamed}")
-                n_unnamed += not ref.name
+            count = unnamed.get(ref.prefix, 0)
+            bases.append(ref.name or f"{ref.prefix}{count}")
+            unnamed[ref.prefix] = count + (not ref.name)
         names = _distinct_names(bases, [ref.user_named for ref in self.inputs])
-        symbols = []
-        for ref, name in zip(self.inputs, names):
-            ref.symbol = ArrayVar(name, ref.shape, ref.dtype)
-            symbols.append(ref.symbol)
+        symbols = [ArrayVar(name, ref.shape, ref.dtype) for ref, name in zip(self.inputs, names)]
         exprs: list = []
         depth: list = []
-        for node, refs, entry in zip(self.nodes, self.children, self.entries):
-            depth.append(1 + max((depth[r[1]] for r in refs if r[0] == "n"), default=0))
+        for entry in self.entries:
+            depth.append(1 + max((depth[r[1]] for r in entry[2] if r[0] == "n"), default=0))
         deep = max(depth, default=0) > DEEP
         with evaluate(not (deep or as_recorded)):
             # deep chains are built unevaluated too: SymPy's automatic simplification asks
             # assumptions of whole subtrees, which is superlinear (and recursive) in depth
-            for node, refs, entry, attrs in zip(self.nodes, self.children, self.entries, self.node_attrs):
-                args = [self._expr(r, exprs, symbols) for r in refs]
+            for position, (node, entry) in enumerate(zip(self.nodes, self.entries)):
+                attrs = self._slotted.get(position, node.attrs)
+                args = [self._expr(r, exprs, symbols) for r in entry[2]]
                 out = _node_expr(node, args, entry[3], attrs)
                 # one object per structure: a rebuilt graph shares the previous build's nodes
                 exprs.append(tuple(intern(o) for o in out) if isinstance(out, tuple) else intern(out))
@@ -384,7 +483,7 @@ class Segment:
             return out[ref[2]] if isinstance(out, tuple) else out
         if ref[0] == "in":
             return symbols[ref[1]]
-        return intern(_constant_number(eval_constant(ref)))
+        return intern(sympy_number(sp, eval_constant(ref)))  # finite: the others are inputs (_sympy_holds)
 
     def node_expr(self, position: int, k: int = 0) -> sp.Expr:
         out = self.exprs[position]
@@ -527,8 +626,7 @@ def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
     """
     segment, symbols, (expr,), _ = _with_data_defined([tensor])
     expr = exact(expr, tuple(tensor.shape)) if tuple(tensor.shape) else expr
-    return expr, {s: ref.node if ref.kind == "cut" else ref.value() if ref.kind == "index" else ref.tensor
-                  for s, ref in zip(symbols, segment.inputs)}
+    return expr, {s: ref.source() for s, ref in zip(symbols, segment.inputs)}
 
 
 def evaluated(expr: Any) -> Any:

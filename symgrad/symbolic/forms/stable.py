@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
-from ...ops import special
+from ...ops import special, sympy_number
 from ..core._compat import ArgumentIndexError
 
 __all__ = ["sigmoid", "softplus", "besselie", "softplus_form", "bce_with_logits_form", "ExpNegAbs", "shared_exp_neg_abs",
@@ -229,11 +229,6 @@ NUMPY_HELPERS: dict[str, Callable] = {
 }
 
 
-def _number(value: Any) -> sp.Expr:
-    value = float(value)
-    return sp.Integer(int(value)) if value.is_integer() else sp.Float(value)
-
-
 def softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0):
     """The op table's ``softplus``: PyTorch's ``x`` where ``beta*x > threshold``, else
     ``softplus(beta*x)/beta``.
@@ -246,11 +241,11 @@ def softplus_form(sp_module, x, beta: Any = 1.0, threshold: Any = 20.0):
     >>> softplus_form(sp, x), softplus_form(sp, x, beta=2.0, threshold=1.0)
     (softplus(x), Piecewise((x, x > 1/2), (softplus(2*x)/2, True)))
     """
-    beta = _number(beta)
+    beta = sympy_number(sp, beta)
     smooth = softplus(beta * x) / beta
     if threshold is None or float(threshold) >= 20:
         return smooth
-    return sp.Piecewise((x, beta * x > _number(threshold)), (smooth, True))
+    return sp.Piecewise((x, beta * x > sympy_number(sp, threshold)), (smooth, True))
 
 
 def bce_with_logits_form(sp_module, logits, target):

@@ -32,6 +32,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
 
+from ...ops.structural import cat_skipped
 from .notation import PrintedInStandardNotation
 from ..core._compat import float_product, global_parameters
 from ..core.print_hooks import short_text
@@ -1113,13 +1114,6 @@ class Setitem(PrintedInStandardNotation, _Indexed):
 
 
 # ====================================================================== joining
-def _cat_kept(shapes) -> list[bool]:
-    """PyTorch's legacy rule: 1-D empty inputs (shape ``(0,)``) are left out of a cat
-    (unless every input is one)."""
-    empty = [tuple(s) == (0,) for s in shapes]
-    return [True] * len(shapes) if all(empty) else [not e for e in empty]
-
-
 @_register
 class Cat(StructuralFunction):
     """``cat(x1, x2, ..., dim)``."""
@@ -1128,7 +1122,7 @@ class Cat(StructuralFunction):
 
     @classmethod
     def shape_rule(cls, shapes, attrs):
-        kept = [s for s, k in zip(shapes, _cat_kept(shapes)) if k]
+        kept = [s for s, skip in zip(shapes, cat_skipped(shapes)) if not skip]
         dim = _norm_dims(attrs.get("dim", 0), len(kept[0]))[0]
         out = list(kept[0])
         out[dim] = sum(s[dim] for s in kept)
@@ -1139,7 +1133,7 @@ class Cat(StructuralFunction):
 
     def adjoints(self, g, wanted):
         shapes = [shape_of(a) for a in self.arrays]
-        kept = _cat_kept(shapes)
+        kept = [not skip for skip in cat_skipped(shapes)]
         dim = _norm_dims(self.attrs.get("dim", 0), len(next(s for s, k in zip(shapes, kept) if k)))[0]
         starts, start = [], 0
         for shape, keep in zip(shapes, kept):

@@ -659,13 +659,6 @@ def _element_symbols(symbol: sp.Symbol) -> np.ndarray:
     return out
 
 
-def _reduce_dims(node) -> tuple | None:
-    from ..forms.structural import _norm_dims
-
-    dims = _norm_dims(node.attrs.get("dim"), len(shape_of(node.arrays[0])))
-    return dims
-
-
 def _indicator(a: Any, b: Any) -> sp.Expr:
     """1 where ``a == b``, else 0, as a scalar closed form."""
     return sp.Piecewise((1, sp.Eq(a, b)), (0, True))
@@ -701,7 +694,7 @@ def _structural_elements(node: StructuralFunction, args: list, index_arrays: lis
         return np.asarray(node.numpy_forward()(*args, **{**attrs, "index": index}), dtype=object)
     if name in ("max", "min"):
         func = np.frompyfunc(sp.Max if name == "max" else sp.Min, 2, 1)
-        dims = _reduce_dims(node)
+        dims = node.dims()
         out = args[0]
         for d in sorted(dims, reverse=True):
             out = func.reduce(out, axis=d, keepdims=bool(attrs.get("keepdim")))
@@ -710,7 +703,7 @@ def _structural_elements(node: StructuralFunction, args: list, index_arrays: lis
     log = np.frompyfunc(sp.log, 1, 1)
     if name in ("logsumexp", "softmax", "log_softmax", "norm"):
         x = args[0]
-        dims = _reduce_dims(node) if name in ("logsumexp", "norm") else _norm_dims_single(node)
+        dims = node.dims() if name in ("logsumexp", "norm") else _norm_dims_single(node)
         if name == "norm":
             sq = np.frompyfunc(sp.sqrt, 1, 1)
             return np.asarray(sq(np.sum(x * x, axis=dims, keepdims=bool(attrs.get("keepdim")))), dtype=object)

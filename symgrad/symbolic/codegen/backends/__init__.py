@@ -34,11 +34,12 @@ specialised to them).  Nothing is silently wrong: a missing compiler raises
 """
 from __future__ import annotations
 
-from collections import namedtuple
 from typing import Any, Sequence
 
 import numpy as np
 import sympy as sp
+
+from ..compile import ClosedFormFunction
 
 __all__ = [
     "Backend", "NativeFunction", "register_backend", "get_backend", "backend_names",
@@ -139,62 +140,36 @@ def backend_names() -> list[str]:
 
 
 # ============================================================================ native functions
-class NativeFunction:
-    """What a native (non-NumPy) backend returns: the interface of ``CompiledFunction``.
+class NativeFunction(ClosedFormFunction):
+    """What a native (non-NumPy) backend returns: a :class:`ClosedFormFunction`, as
+    ``CompiledFunction`` is.
 
     Subclasses generate ``source``, load it, and implement :meth:`_run` (validated input
-    arrays in, one ``float64`` array per output out); this class binds the arguments,
-    checks every input against its symbol's shape and dtype (floating or bool), and shapes and
-    casts the outputs: each gets the dtype NumPy would give it (the promotion of the
-    inputs it depends on, ``cast`` targets included; a comparison gives ``bool``; a
-    constant, the promotion of all inputs, as the tape would), unless ``output_dtypes``
-    says otherwise.
+    arrays in, one ``float64`` array per output out); this class checks every input
+    against its symbol's shape and dtype (floating or bool), and shapes and casts the
+    outputs: each gets the dtype NumPy would give it (the promotion of the inputs it
+    depends on, ``cast`` targets included; a comparison gives ``bool``; a constant, the
+    promotion of all inputs, as the tape would), unless ``output_dtypes`` says otherwise.
     """
-
-    backend: str = ""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], *,
                  input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
                  output_shapes: Sequence[Any] | None = None, output_dtypes: Sequence[Any] | None = None,
                  name: str = "compiled") -> None:
-        from ..compile import python_name
         from ...core.symbols import shape_of
 
-        self.symbols = list(inputs)
-        taken: set = set()
-        self.inputs = [python_name(n, taken) for n in (input_names or [str(s) for s in inputs])]
-        out_taken: set = set()
         outputs = [sp.sympify(o) for o in outputs]
-        self.outputs = [python_name(n, out_taken) for n in (output_names or [f"out{i}" for i in range(len(outputs))])]
-        if len(self.outputs) != len(outputs):
-            raise ValueError(f"got {len(self.outputs)} output names for {len(outputs)} outputs")
-        self.exprs: dict[str, sp.Expr] = dict(zip(self.outputs, outputs))
+        super().__init__(inputs, outputs, input_names=input_names, output_names=output_names,
+                         output_dtypes=output_dtypes, name=name)
         shapes = list(output_shapes) if output_shapes is not None else [None] * len(outputs)
         self.output_shapes = [tuple(s) if s is not None else shape_of(e) for s, e in zip(shapes, outputs)]
-        self.output_dtypes = [None if d is None else np.dtype(d) for d in (output_dtypes or [None] * len(outputs))]
         self.input_shapes = [tuple(shape_of(s)) for s in self.symbols]
-        self.name = name
         self.source = ""
         self.n_temporaries = 0
         self._dtype_rules = _dtype_rules(self.symbols, outputs)
         self._dtypes_for: dict = {}
-        self._result = namedtuple("Outputs", self.outputs, rename=True)
 
     # ------------------------------------------------------------------ calling
-    def __call__(self, *args: Any, **kwargs: Any):
-        values = list(args)
-        if kwargs:
-            lookup = {n: i for i, n in enumerate(self.inputs)}
-            values += [None] * (len(self.inputs) - len(values))
-            for key, value in kwargs.items():
-                if key not in lookup:
-                    raise TypeError(f"unknown input {key!r}; the inputs are {self.inputs}")
-                values[lookup[key]] = value
-        if len(values) != len(self.inputs) or any(v is None for v in values):
-            raise TypeError(f"{self.name} takes the inputs {self.inputs}, got {len(args)} positional "
-                            f"and {sorted(kwargs)} named values")
-        return self._result(*self.outputs_of(values))
-
     def outputs_of(self, values: Sequence[Any]) -> list:
         """The outputs, as a list, for every input in order: the call without argument
         binding or the named tuple (as ``CompiledFunction.outputs_of``)."""
@@ -241,29 +216,6 @@ class NativeFunction:
     def _run(self, arrays: list) -> list:
         """One ``float64`` array per output (its own shape), from the checked inputs."""
         raise NotImplementedError
-
-    def __reduce__(self):
-        """Pickle the closed forms, as ``CompiledFunction`` does: unpickling (in another
-        process, a Dask worker) generates and loads the C again (from the build directory
-        when that machine compiled it before)."""
-        from ..compile import CompiledFunction
-
-        return CompiledFunction.__reduce__(self)  # type: ignore[arg-type]
-
-    # ------------------------------------------------------------------ inspection
-    def latex(self) -> str:
-        """The outputs as LaTeX equations."""
-        from ..compile import CompiledFunction
-
-        return CompiledFunction.latex(self)  # type: ignore[arg-type]
-
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
-        from ..compile import CompiledFunction
-
-        return CompiledFunction._repr_mimebundle_(self)  # type: ignore[arg-type]
-
-    def _repr_latex_(self) -> str:
-        return self._repr_mimebundle_()["text/latex"]
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.name}({', '.join(self.inputs)}) -> ({', '.join(self.outputs)}), "
