@@ -209,7 +209,7 @@ def _derivative_texts(node: Any, tensor: Any, symbol_name) -> dict:
     named ``symbol_name(tensor)`` as in the graph), and its vector-Jacobian product with
     :data:`UPSTREAM` is taken for every input that requires grad.  A custom Function without a SymPy form has none: its
     ``local_derivative`` says so."""
-    from .symbolic.derive.graph import Segment
+    from .symbolic.derive.graph import CutInput, LeafInput, Segment
     from .symbolic.derive.reverse import adjoints
     from .symbolic.core.symbols import ArrayVar
 
@@ -231,7 +231,7 @@ def _derivative_texts(node: Any, tensor: Any, symbol_name) -> dict:
     while upstream in taken:
         upstream += "_"
     grad = ArrayVar(upstream, tuple(tensor.shape), np.dtype(tensor.dtype))
-    wrt = [(symbol, ref) for symbol, ref in zip(symbols, segment.inputs) if ref.kind in ("leaf", "cut")]
+    wrt = [(symbol, ref) for symbol, ref in zip(symbols, segment.inputs) if isinstance(ref, (LeafInput, CutInput))]
     vjps = adjoints([(value, grad)], [symbol for symbol, _ in wrt])
     return {"closed_form": str(value),
             "local_derivative": "; ".join(f"{symbol}: {vjp}" for (symbol, _), vjp in zip(wrt, vjps))}

@@ -929,7 +929,7 @@ elu = register(Op(
     forward=_elu_forward,
     vjp=_elu_vjp,
     sympy=lambda sp, x, *, alpha=1.0: sp.Piecewise(
-        (_number(sp, alpha) * sympy_function("sympy.codegen.cfunctions.expm1")(sp, x), x <= 0), (x, True)),
+        (sympy_number(sp, alpha) * sympy_function("sympy.codegen.cfunctions.expm1")(sp, x), x <= 0), (x, True)),
     domains=(Domain(avoid=(0.0,)),),
     summary="x where x > 0, else exp(x) - 1 (alpha=1 in formulas)", **_ELEMENTARY,
 ))
@@ -940,7 +940,7 @@ leaky_relu = register(Op(
     forward=lambda x, *, negative_slope=0.01: np.asarray(np.where(np.asarray(x) > 0, x, np.asarray(x) * negative_slope)),
     # PyTorch: 1 where x > 0, else negative_slope (at 0 and at NaN too)
     vjp=lambda xp, g, ans, x, *, negative_slope=0.01: (xp.where(x > 0, g, g * negative_slope),),
-    sympy=lambda sp, x, *, negative_slope=0.01: sp.Piecewise((x, x > 0), (_number(sp, negative_slope) * x, True)),
+    sympy=lambda sp, x, *, negative_slope=0.01: sp.Piecewise((x, x > 0), (sympy_number(sp, negative_slope) * x, True)),
     domains=(Domain(avoid=(0.0,)),),
     summary="x where x > 0, else 0.01*x (negative_slope=0.01 in formulas)", **_ELEMENTARY,
 ))

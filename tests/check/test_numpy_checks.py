@@ -133,8 +133,8 @@ def test_bad_inputs_are_explained(call, error, message):
 
 # ----------------------------------------------------------------------------- item 9: names, tensors, warnings
 def test_reports_name_lambdas_by_their_source_and_functions_by_where_they_are():
-    result = check_grad(lambda x: np.sinh(x).sum(), lambda x: np.sinh(x), np.array([0.3, 1.0]), raise_exception=False)
-    assert result.what == "check_grad(lambda x: np.sinh(x).sum())" and result.labels == ("lambda x: np.sinh(x)",)
+    result = check_grad(lambda x: np.cbrt(x).sum(), lambda x: np.cbrt(x), np.array([0.3, 1.0]), raise_exception=False)
+    assert result.what == "check_grad(lambda x: np.cbrt(x).sum())" and result.labels == ("lambda x: np.cbrt(x)",)
     result = check_grad(rosen, lambda x: rosen_der(x) * 2, np.array([0.3, 1.0]), engines=(), raise_exception=False)
     assert "where: f is rosen (rosenbrock.py:" in result.report()
 

@@ -596,7 +596,7 @@ def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
     read = len(segment.inputs)  # a definition's inputs come after these
     held_ids = {id(t) for t in held}
     defined = [ref.tensor for ref in segment.inputs
-               if ref.kind == "array" and ref.tensor.name is None and id(ref.tensor) not in held_ids
+               if type(ref) is ArrayInput and ref.tensor.name is None and id(ref.tensor) not in held_ids
                and ref.tensor._origin is not None and ref.tensor._origin.holds(ref.tensor)]
     if defined:
         segment = Segment(list(tops) + [(t._origin, t) for t in defined], boundary=boundary)
