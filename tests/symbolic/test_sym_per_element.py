@@ -48,9 +48,19 @@ PROGRAMS = {
     "stack": (lambda x, w: symgrad.stack([x, x.sin()], dim=1), {"stack"}),
     "broadcast_to": (lambda x, w: x.sum(dim=0).expand(3, 4) * x, {"broadcast_to", "sum_to", "sum"}),
     "sum_to": (lambda x, w: (x[0] + x).sum(dim=0), {"sum_to", "sum"}),
+    "cumsum": (lambda x, w: x.cumsum(1) ** 2, {"cumsum"}),
+    "prod": (lambda x, w: x.prod(1) * x[:, 0], {"prod", "getitem"}),
+    "det_logdet": (lambda x, w: _square(x).det() * _square(x).logdet(), {"det", "logdet", "getitem"}),
+    "inverse": (lambda x, w: _square(x).inverse().sin(), {"inverse", "getitem"}),
+    "solve": (lambda x, w: symgrad.linalg.solve(_square(x), x[:, 3]), {"solve", "getitem"}),
     "cross_entropy": (lambda x, w: symgrad.nn.functional.cross_entropy(x, symgrad.tensor([3, 0, 1])),
                       {"getitem", "log_softmax"}),
 }
+
+
+def _square(x):
+    """A well-conditioned 3x3 matrix made from x: its first three columns plus 4 I."""
+    return x[:, :3] + 4 * symgrad.eye(3, dtype=x.dtype)
 
 
 def _setitem(x):

@@ -31,7 +31,7 @@ stays ``float32``).
 >>> step, step.diff(x)
 (where(x > 0, x, 0), where(x > 0, 1, 0))
 >>> Maximum(x, 2 * x).diff(x)  # tie_step(x, 2*x) + 2*tie_step(2*x, x), printed as Iverson brackets
-[x > 2*x] + 2*[2*x > x]
+[x == 2*x]/2 + [x > 2*x] + 2*([2*x == x]/2 + [2*x > x])
 """
 from __future__ import annotations
 
@@ -396,8 +396,8 @@ class Maximum(_Extremum):
     each at a tie (PyTorch's rule).
 
     >>> a, b = sp.symbols("a b", real=True)
-    >>> Maximum(a, b).diff(a), Maximum(3, 2)  # tie_step(a, b), printed [a > b]
-    ([a > b], 3)
+    >>> Maximum(a, b).diff(a), Maximum(3, 2)  # tie_step(a, b): half of the gradient at a tie
+    ([a == b]/2 + [a > b], 3)
     """
 
     numpy_name, latex_name = "maximum", r"\max"

@@ -686,12 +686,39 @@ def _extremum_mask_elements(x: np.ndarray, dim: Any, mode: str) -> np.ndarray:
     return out
 
 
+def _per_matrix(name: str, args: list) -> np.ndarray:
+    """The linear-algebra ops on object arrays of scalar forms, one SymPy ``Matrix`` per
+    matrix of the batch (``det``, ``log det``, ``inv``, ``LUsolve``)."""
+    a = np.asarray(args[0], dtype=object)
+    batch = a.shape[:-2]
+    out = None
+    for index in np.ndindex(*batch):
+        matrix = sp.Matrix(a[index].tolist())
+        if name == "det":
+            value = matrix.det()
+        elif name == "logdet":
+            value = sp.log(matrix.det())
+        elif name == "inverse":
+            value = np.array(matrix.inv().tolist(), dtype=object)
+        else:
+            b = np.asarray(args[1], dtype=object)
+            right = b if b.ndim == 1 else np.broadcast_to(b, batch + b.shape[-2:])[index]
+            solved = matrix.LUsolve(sp.Matrix(right.tolist()))
+            value = np.array(solved.tolist(), dtype=object).reshape(right.shape)
+        if out is None:
+            out = np.empty(batch + np.shape(value), dtype=object)
+        out[index] = value
+    return out
+
+
 def _structural_elements(node: StructuralFunction, args: list, index_arrays: list) -> np.ndarray:
     name = node.op_name
     attrs = node.attrs
     if isinstance(node, _Indexed):  # index arrays and masks fill the index, they are not operands
         index = fill_index(attrs["index"], index_arrays)
         return np.asarray(node.numpy_forward()(*args, **{**attrs, "index": index}), dtype=object)
+    if name in ("det", "logdet", "inverse", "solve"):
+        return _per_matrix(name, args)
     if name in ("max", "min"):
         func = np.frompyfunc(sp.Max if name == "max" else sp.Min, 2, 1)
         dims = node.dims()
