@@ -266,7 +266,9 @@ def test_a_mask_of_named_tensors_made_numbers_prints_as_a_bracket(rng):
     lambda x: x.sum(1)[0],                       # index_put of the number 1 into one unit axis
     lambda x: x.sum(1).prod(-1),                 # prod's adjoint of a number
     lambda x: x.sum(1)[0] * x.sum(),
-], ids=["getitem", "prod", "product"])
+    lambda x: (x[0, :, None] * 3.0).sum(),       # a number times a column
+    lambda x: x.sum(1).unsqueeze(0).squeeze(0)[0],
+], ids=["getitem", "prod", "product", "column", "unit axes"])
 def test_a_number_arranged_in_unit_axes_prints_as_the_number(make, rng):
     """A gradient of 1 put into a (1,)-shaped place was shown as ``1[None]``, which no
     reader (and no ``evaluate_text``) can compute; it is the number itself."""

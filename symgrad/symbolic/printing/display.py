@@ -624,6 +624,8 @@ def _rewritten(node: sp.Basic, args: list) -> Any:
     if isinstance(node, Getitem):
         x = _alone(args[0])
         if not node.index_arrays and _unit_axes_index(shape_of(x), shape_of(node)) == node.attrs["index"]:
+            if isinstance(x, sp.Number):  # as for reshapes: never 1[None]
+                return _Broadcast(x, shape_of(node))
             return _indexed(x, node.attrs["index"])
         return ShownIndex(x, *[_alone(a) for a in args[1:-1]], node.args[-1])
     if type(node) in _SHOWN_AXIS_CLASSES:
