@@ -121,13 +121,15 @@ def _scan(order, root_edges, targets) -> tuple[bool, frozenset]:
     unmodified = True
     boundary = set(e for e in root_edges if isinstance(e, Node))
     for node in order:
-        if not isinstance(node, Node):
+        if type(node) is not Node and not isinstance(node, Node):
             continue
-        engine.check_not_freed(node)
+        if node.freed:
+            engine.check_not_freed(node)
         node.check_versions()
-        for saved in node.inputs:
-            if not isinstance(saved.edge, Node) and saved.tensor._version.value != saved.version:
-                unmodified = False
+        if unmodified:
+            for saved in node.inputs:
+                if saved.tensor._version.value != saved.version and not isinstance(saved.edge, Node):
+                    unmodified = False
         if (node.has_hooks()
                 or (node.function is not None and getattr(node.function, "sympy", None) is None)
                 or (targets is not None and node in targets)):

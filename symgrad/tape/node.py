@@ -153,8 +153,10 @@ class Node:
         >>> y.grad_fn.has_hooks(), y.register_hook(print) is not None, y.grad_fn.has_hooks()
         (False, True, True)
         """
-        return any(self.hooks) or (any(self.retained) and any(ref is not None and ref() is not None
-                                                             for ref in self.retained))
+        for hooks, ref in zip(self.hooks, self.retained):
+            if hooks or (ref is not None and ref() is not None):
+                return True
+        return False
 
     def output_spec(self, index: int) -> tuple[tuple, np.dtype]:
         """Shape and dtype of output ``index`` (a custom Function's as its ``ctx`` recorded
@@ -180,6 +182,15 @@ class Node:
         op = self.op
         if op is None or not op.saves:
             return
+        for saved in self.inputs:  # the common case, nothing modified, in one cheap pass
+            if saved.tensor._version.value != saved.version:
+                break
+        else:
+            for versions in self.output_versions:
+                if versions is not None and versions[0].value != versions[1]:
+                    break
+            else:
+                return
         needs_grad = [saved.edge is not None for saved in self.inputs]
         for position, saved in enumerate(self.inputs):
             if op.reads(position, needs_grad):

@@ -1028,11 +1028,30 @@ CacheInfo = namedtuple("CacheInfo", "hits misses maxsize currsize")
 class _Cache:
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self.entries: OrderedDict = OrderedDict()
+        self.entries: OrderedDict = OrderedDict()  # _HashedKey -> (that same key, value)
         self.hits = 0
         self.misses = 0
         self.lock = threading.RLock()
         self.claims: dict = {}  # key -> the _Claim of a value being built, or built and not committed yet
+
+
+class _HashedKey:
+    """A cache key hashed once.  Keys are nested tuples of the graph's structure, and a
+    tuple recomputes its hash (and a lookup compares it element by element) every time:
+    this keeps the hash, and the cache stores the first key it met for a structure, so a
+    later lookup compares in full once and the commit then finds that same object."""
+
+    __slots__ = ("key", "hash")
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self.hash = hash(key)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (isinstance(other, _HashedKey) and self.hash == other.hash and self.key == other.key)
 
 
 _CACHE = _Cache(256)
@@ -1091,7 +1110,7 @@ def _commit(transaction: "cache_transaction") -> None:
                 _CACHE.entries.move_to_end(key)
                 _CACHE.hits += 1
             else:
-                _CACHE.entries[key] = value
+                _CACHE.entries[key] = (key, value)
                 _CACHE.misses += 1
         while len(_CACHE.entries) > _CACHE.maxsize:
             _CACHE.entries.popitem(last=False)
@@ -1160,9 +1179,15 @@ def cached(key: Hashable, build: Callable[[], Any]) -> Any:
     if not transactions:
         with cache_transaction():
             return cached(key, build)
+    key = _HashedKey(key)
     with _CACHE.lock:
-        value = _CACHE.entries.get(key, _MISSING)
-        claim = _CACHE.claims.get(key) if value is _MISSING else None
+        found = _CACHE.entries.get(key)
+        if found is None:
+            value = _MISSING
+            claim = _CACHE.claims.get(key)
+        else:
+            key, value = found  # the stored key: the commit finds it by identity
+            claim = None
         mine = value is _MISSING and claim is None
         if mine:
             claim = _CACHE.claims[key] = _Claim()
