@@ -64,6 +64,12 @@ lets ``sqrt`` be one instruction.  No ``-ffast-math``: it would assume no NaN or
 (the NaN tests of ``maximum``, ``sign``, ``softplus`` would be dropped), reorder sums, and,
 linked into a program, flush subnormal numbers to zero for the whole process."""
 
+NATIVE_FLAGS = RECOMMENDED_FLAGS + ["-march=native", "-ffp-contract=off"]
+"""For the machine that builds the code, the flags of the in-process ``c_fused`` backend:
+``-march=native`` uses its widest vectors (and their ``libmvec`` variants);
+``-ffp-contract=off`` keeps ``a*b + c`` two roundings, as NumPy computes it, where the
+machine has fused multiply-add."""
+
 SHARED_FLAGS = ["-shared", "-fPIC"]
 """Added to the build flags to make a shared library (verification loads it with ctypes)."""
 
@@ -269,7 +275,7 @@ def _build(compiler: list[str], flags: list[str], source: Path, header: Path, li
     return None if built.returncode == 0 else built.stderr[-2000:]
 
 
-def _has_openmp(compiler: list[str], directory: Path) -> bool:
+def has_openmp(compiler: list[str], directory: Path) -> bool:
     """Whether ``compiler`` builds an empty file with ``-fopenmp`` (Apple's clang, for one, does not)."""
     probe = directory / "openmp_probe.c"
     probe.write_text("int sg_openmp_probe;\n")
@@ -290,7 +296,7 @@ def load(paths: Sequence[Path], program: Program) -> Callable[[Sequence[np.ndarr
     for flags, label in ((PLAIN_FLAGS, ""), (RECOMMENDED_FLAGS, f" (built with {' '.join(RECOMMENDED_FLAGS)})")):
         library = source.with_name(f"{source.stem}{'_openmp' if label else ''}.so")
         errors = _build(compiler, flags, source, header, library)
-        if errors is not None and label and not _has_openmp(compiler, source.parent):
+        if errors is not None and label and not has_openmp(compiler, source.parent):
             continue  # the plain build is the promise; the OpenMP one is verified where it can be built
         if errors is not None:
             raise ExportError(f"the written C code does not build with {' '.join(compiler + flags)}:\n{errors}")
