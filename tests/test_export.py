@@ -15,7 +15,7 @@ import pytest
 
 import symgrad
 import symgrad.nn.functional as F
-from symgrad.exporters import ExportError, ExportVerificationError, numpy_target
+from symgrad.exporters import ExportError, ExportVerificationError, c_target, numpy_target
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))  # last: shadows nothing
 from w1_formula import w1  # noqa: E402  (the benchmark programs W1-W3, defined once)
@@ -402,8 +402,6 @@ def test_c_functions_refuse_a_wrong_length_and_write_nothing(rng, tmp_path, comp
 
 
 def test_a_corrupted_c_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch, compiler):
-    from symgrad.exporters import c_target
-
     original = c_target.write
     monkeypatch.setattr(c_target, "write", lambda program: {
         suffix: text.replace("grad_x[i] = ", "grad_x[i] = 1.0 + ") for suffix, text in original(program).items()})
@@ -468,19 +466,14 @@ SEVERAL_BLOCKS = 3 * 2048 + 5
 SPECIAL_VALUES = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.5, -0.75, 5e-324, 1e300]
 
 
-def c_builds():
-    from symgrad.exporters import c_target
-
-    return {"plain": c_target.PLAIN_FLAGS, "openmp": c_target.RECOMMENDED_FLAGS, "native": c_target.NATIVE_FLAGS}
+C_BUILDS = {"plain": c_target.PLAIN_FLAGS, "openmp": c_target.RECOMMENDED_FLAGS, "native": c_target.NATIVE_FLAGS}
 
 
 def build_with(compiler, flags, source_path, tmp_path):
     """The exported file built with ``flags`` as a shared library (the test skips where the compiler has no OpenMP)."""
     import ctypes
 
-    from symgrad.exporters.c_target import has_openmp
-
-    if "-fopenmp" in flags and not has_openmp(compiler, tmp_path):
+    if "-fopenmp" in flags and not c_target.has_openmp(compiler, tmp_path):
         pytest.skip(f"{' '.join(compiler)} has no OpenMP")
     library = tmp_path / f"lib{source_path.stem}_{len(flags)}.so"
     subprocess.run(compiler + flags + ["-shared", "-fPIC", "-o", str(library), str(source_path), "-lm"], check=True)
@@ -508,7 +501,7 @@ def assert_c_agrees_with_the_numpy_backend(lib, f, name, args, argnums, rtol):
 def test_c_builds_agree_with_the_numpy_backend(name, build, rng, tmp_path, compiler):
     f, make, argnums = points(SEVERAL_BLOCKS)[name]
     ex = symgrad.export(f, *make(rng), argnums=argnums, target="c", path=tmp_path / f"{f.__name__}.c")
-    lib = build_with(compiler, c_builds()[build], ex.paths[0], tmp_path)
+    lib = build_with(compiler, C_BUILDS[build], ex.paths[0], tmp_path)
     # float64 rounding: vectorised libm functions are within a few ulp, sums are added in another order
     assert_c_agrees_with_the_numpy_backend(lib, f, f.__name__, make(rng), argnums, rtol=1e-12)
 
@@ -518,7 +511,7 @@ def test_c_builds_agree_with_the_numpy_backend(name, build, rng, tmp_path, compi
 def test_c_builds_agree_with_the_numpy_backend_at_special_values(build, rng, tmp_path, compiler):
     ex = symgrad.export(special_values_program, rng.standard_normal(SEVERAL_BLOCKS), rng.standard_normal(SEVERAL_BLOCKS),
                         argnums=(0, 1), target="c", path=tmp_path / "special_values_program.c")
-    lib = build_with(compiler, c_builds()[build], ex.paths[0], tmp_path)
+    lib = build_with(compiler, C_BUILDS[build], ex.paths[0], tmp_path)
     pairs = np.array([(a, b) for a in SPECIAL_VALUES for b in SPECIAL_VALUES]).T  # every pair, in every block
     x, y = [np.resize(p, SEVERAL_BLOCKS) for p in pairs]
     for args in ((x, y), (np.where(np.isfinite(x), x, 2.0), np.where(np.isfinite(y), y, -3.0))):  # also a finite sum
@@ -529,13 +522,11 @@ def test_c_builds_agree_with_the_numpy_backend_at_special_values(build, rng, tmp
 @pytest.mark.parametrize("flags", [
     ["-O2", "-Werror"],  # the promise: plain cc -O2
     ["-O2", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas"],  # ISO C99 but for pragmas
-    ["-O2", "-fopenmp", "-fno-math-errno", "-Wall", "-Wextra", "-Werror"],
+    c_target.RECOMMENDED_FLAGS + ["-Wall", "-Wextra", "-Werror"],
 ], ids=["plain", "c99", "openmp"])
 @pytest.mark.parametrize("name", ["w1", "special_values_program", "scalar_formula"])
 def test_the_c_file_builds_without_warnings(name, flags, rng, tmp_path, compiler):
-    from symgrad.exporters.c_target import has_openmp
-
-    if "-fopenmp" in flags and not has_openmp(compiler, tmp_path):
+    if "-fopenmp" in flags and not c_target.has_openmp(compiler, tmp_path):
         pytest.skip(f"{' '.join(compiler)} has no OpenMP")
     f, make, argnums = {**points(40), "special_values_program": (
         special_values_program, lambda r: (r.standard_normal(40), r.standard_normal(40)), (0, 1))}[name]
@@ -576,17 +567,15 @@ int main(void) {
 
 
 def test_the_openmp_build_gives_the_same_bits_with_any_number_of_threads(rng, tmp_path, compiler):
-    from symgrad.exporters.c_target import RECOMMENDED_FLAGS, has_openmp
-
-    if not has_openmp(compiler, tmp_path):
+    if not c_target.has_openmp(compiler, tmp_path):
         pytest.skip(f"{' '.join(compiler)} has no OpenMP")
     n = 20 * 2048 + 7  # 21 blocks over the threads
     ex = symgrad.export(w1, *points(n)["w1"][1](rng), argnums=(0, 1, 2), target="c", path=tmp_path / "w1.c")
     (tmp_path / "main.c").write_text(C_MAIN)
     printed = {}
-    for build, flags in (("plain", ["-O2"]), ("openmp", RECOMMENDED_FLAGS)):
+    for build in ("plain", "openmp"):
         program = tmp_path / f"main_{build}"
-        subprocess.run(compiler + flags + ["-o", str(program), "main.c", "w1.c", "-lm"], check=True, cwd=tmp_path)
+        subprocess.run(compiler + C_BUILDS[build] + ["-o", str(program), "main.c", "w1.c", "-lm"], check=True, cwd=tmp_path)
         for threads in ("1", "2", "3", "2"):
             run = subprocess.run([str(program)], capture_output=True, text=True, check=True,
                                  env={**os.environ, "OMP_NUM_THREADS": threads})

@@ -17,7 +17,7 @@ reentrant.
 The code has the ``c_fused`` backend's loop structure (:mod:`symgrad.symbolic.codegen.backends.c_fused`),
 printed by the C backends' printer and planner (:mod:`symgrad.symbolic.codegen.backends.c_code`: the same
 CSE, the same evaluation order as NumPy, the same helpers): each function is **one pass**
-over the points computing all its outputs, in blocks of :data:`BLOCK` points.  A block is
+over the points computing all its outputs, in blocks of (at least) :data:`BLOCK` points.  A block is
 a ``#pragma omp simd`` loop whose CSE temporaries are locals and whose full sums are
 accumulated in the pass; the blocks are a ``#pragma omp parallel for schedule(static)``
 loop, and each block's sums go to its own slot of a stack array that is added up in
@@ -25,7 +25,10 @@ block order after the loop, so a sum depends on the build, never on the number o
 threads or on which thread finished first.  A compiler without OpenMP ignores the
 pragmas: ``cc -O2 -c f.c`` builds the same code single-threaded and scalar, equal to the
 OpenMP build to rounding (vectorised ``libmvec`` functions and the simd sums round
-differently).  :data:`RECOMMENDED_FLAGS` add threads and vectorised math.
+differently).  :data:`RECOMMENDED_FLAGS` add threads and vectorised math, and with GCC on
+x86-64 the block functions are compiled for AVX2 and AVX-512 too (:data:`TARGET_CLONES`):
+one build runs the widest vectors of the CPU it runs on, as the in-process backend's
+``-march=native`` does.
 
 The target expresses what ``c_fused`` expresses: elementwise operations over inputs of
 one shape (or scalars) and full sums and means at the root of an output.  Anything else
@@ -57,18 +60,30 @@ SUFFIXES = (".c", ".h")
 PLAIN_FLAGS = ["-O2"]
 """The build the target promises for any C compiler: single-threaded, scalar."""
 
-RECOMMENDED_FLAGS = ["-O2", "-fopenmp", "-fno-math-errno"]
-"""The build the header recommends: ``-fopenmp`` runs the blocks on all cores and lets GCC
-vectorise the block loops (calling glibc's vector math, ``libmvec``); ``-fno-math-errno``
-lets ``sqrt`` be one instruction.  No ``-ffast-math``: it would assume no NaN or infinity
-(the NaN tests of ``maximum``, ``sign``, ``softplus`` would be dropped), reorder sums, and,
-linked into a program, flush subnormal numbers to zero for the whole process."""
+RECOMMENDED_FLAGS = ["-O2", "-fopenmp", "-fno-math-errno", "-ffp-contract=off"]
+"""The build the header recommends: ``-fopenmp`` runs the blocks on all cores and lets the
+compiler vectorise the block loops (calling glibc's vector math, ``libmvec``, and, with GCC
+on x86-64, picking the widest vectors the CPU has: :data:`TARGET_CLONES`);
+``-fno-math-errno`` lets ``sqrt`` be one instruction; ``-ffp-contract=off`` keeps ``a*b + c``
+two roundings, as NumPy computes it, where the vectors have fused multiply-add.  No
+``-ffast-math``: it would assume no NaN or infinity (the NaN tests of ``maximum``, ``sign``,
+``softplus`` would be dropped), reorder sums, and, linked into a program, flush subnormal
+numbers to zero for the whole process."""
 
-NATIVE_FLAGS = RECOMMENDED_FLAGS + ["-march=native", "-ffp-contract=off"]
-"""For the machine that builds the code, the flags of the in-process ``c_fused`` backend:
-``-march=native`` uses its widest vectors (and their ``libmvec`` variants);
-``-ffp-contract=off`` keeps ``a*b + c`` two roundings, as NumPy computes it, where the
-machine has fused multiply-add."""
+NATIVE_FLAGS = RECOMMENDED_FLAGS + ["-march=native"]
+"""The flags of the in-process ``c_fused`` backend: all of the building machine's instructions
+in all of the code (the :data:`TARGET_CLONES` already give the block loops its vectors)."""
+
+TARGET_CLONES = """\
+/* With OpenMP, GCC on x86-64 with glibc compiles each block function for any x86-64, for AVX2
+   and for AVX-512, and the loader runs the widest this CPU has (glibc's vector math has each). */
+#if defined(_OPENMP) && defined(__GNUC__) && __GNUC__ >= 6 && !defined(__clang__) && defined(__x86_64__) \\
+    && defined(__GLIBC__)
+#define SG_TARGET_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define SG_TARGET_CLONES
+#endif"""
+"""Put before every block function of the written file: one binary, the vectors of the CPU it runs on."""
 
 SHARED_FLAGS = ["-shared", "-fPIC"]
 """Added to the build flags to make a shared library (verification loads it with ctypes)."""
@@ -186,7 +201,7 @@ def _function(prefix: str, function: str, program: Program, layout: _Layout, out
         accumulators = [f"{outputs[k]}_sum" for k in sums]
         names = {s: f"{n}[i]" if shape else n
                  for s, n, shape in zip(program.symbols, program.input_names, program.input_shapes)}
-        lines += [f"static void {prefix}_{function}_block({', '.join(block_params)}) {{"]
+        lines += [f"SG_TARGET_CLONES static void {prefix}_{function}_block({', '.join(block_params)}) {{"]
         lines += [f"    double {a} = 0.0;" for a in accumulators]
         lines += ["    #pragma omp simd" + (f" reduction(+:{', '.join(accumulators)})" if accumulators else ""),
                   "    for (long i = start; i < stop; i++) {"]
@@ -196,13 +211,14 @@ def _function(prefix: str, function: str, program: Program, layout: _Layout, out
         lines += ["    }"] + [f"    partial[{j}] = {a};" for j, a in enumerate(accumulators)] + ["}", ""]
     lines += [_signature(prefix, function, program, outputs) + " {", f"    if (n != {macro}_N) return -1;"]
     if looped:
-        args = ["start", f"start + {macro}_BLOCK < n ? start + {macro}_BLOCK : n"]
+        args = ["start", "stop"]
         args += [n if shape else f"{n}[0]" for n, shape in zip(program.input_names, program.input_shapes)]
         args += [outputs[k] for k in looped if k not in sums] + (["partial[block]"] if sums else [])
         lines += [f"    double partial[{macro}_BLOCKS][{len(sums)}];"] if sums else []
         lines += [f"    #pragma omp parallel for schedule(static) if({macro}_BLOCKS > 2)",
                   f"    for (long block = 0; block < {macro}_BLOCKS; block++) {{",
-                  f"        const long start = block * {macro}_BLOCK;",
+                  f"        const long start = block * {macro}_BLOCK, stop = start + {macro}_BLOCK < n ? start + "
+                  f"{macro}_BLOCK : n;",
                   f"        {prefix}_{function}_block({', '.join(args)});",
                   "    }"]
         for j, k in enumerate(sums):
@@ -233,18 +249,23 @@ def _about(program: Program, prefix: str) -> list[str]:
              "Derived for the inputs (float64, C order):"]
     about += [f"    {line}" for line in describe_inputs(program)]
     about += ["", "Closed forms:"] + [f"    {line}" for line in closed_form_lines(program)]
-    about += ["", f"ABI: every function takes n = {macro}_N, the number of elements of each array input, and "
-              "pointers", "to contiguous float64 data: an array holds n elements, a scalar or the value one, a",
-              "gradient as many as its input. Outputs must not overlap the inputs or each other. A function",
-              "returns 0, or -1 (writing nothing) if n is wrong. No allocation, no globals: reentrant.", "",
-              f"Build: cc {' '.join(RECOMMENDED_FLAGS)} -c {prefix}.c (link with -fopenmp -lm)",
-              "  -fopenmp runs the loop on all cores and vectorises it with glibc's vector math; the sums",
-              "  are added up block by block in a fixed order, so results do not depend on the threads.",
-              "  -fno-math-errno makes sqrt one instruction. Do not use -ffast-math: it assumes no NaN or",
-              "  infinity, reorders sums and flushes subnormals to zero. With -march=native add",
-              "  -ffp-contract=off to keep a*b + c two roundings, as NumPy computes it.",
-              f"  Any C compiler: cc -O2 -c {prefix}.c (link with -lm) ignores the OpenMP pragmas and",
-              "  computes the same values single-threaded, equal to rounding."]
+    paragraphs = [
+        (f"ABI: every function takes n = {macro}_N, the number of elements of each array input, and pointers to "
+         "contiguous float64 data: an array holds n elements, a scalar or the value one, a gradient as many as its "
+         "input. Outputs must not overlap the inputs or each other. A function returns 0, or -1 (writing nothing) "
+         "if n is wrong. No allocation, no globals: reentrant.", ""),
+        (f"Build: cc {' '.join(RECOMMENDED_FLAGS)} -c {prefix}.c (link with -fopenmp -lm).", ""),
+        ("-fopenmp runs the blocks of points on all cores and vectorises each block's loop with glibc's vector "
+         "math (with GCC on x86-64, in the widest vectors this CPU has); the sums are added up block by block in a "
+         "fixed order, so results do not depend on the number of threads. -fno-math-errno makes sqrt one "
+         "instruction; -ffp-contract=off keeps a*b + c two roundings, as NumPy computes it. Do not use "
+         "-ffast-math: it assumes no NaN or infinity, reorders sums and flushes subnormals to zero.", "  "),
+        (f"Any C compiler: cc -O2 -c {prefix}.c (link with -lm) ignores the OpenMP pragmas and computes the same "
+         "values on one thread, equal to rounding.", "  "),
+    ]
+    for text, indent in paragraphs:
+        about += [""] if not indent else []
+        about += textwrap.wrap(text, 92, initial_indent=indent, subsequent_indent=indent, break_long_words=False)
     return about
 
 
@@ -258,7 +279,7 @@ def write(program: Program) -> dict[str, str]:
     comment = "/*\n" + "\n".join(f" * {line}".rstrip() for line in _about(program, prefix)) + "\n */"
     header = [comment, f"#ifndef {guard}", f"#define {guard}", "", f"#define {macro}_N {layout.n}L", "",
               "#ifdef __cplusplus", 'extern "C" {', "#endif", ""]
-    source = [comment, C_HEADER, "", f"#define {macro}_N {layout.n}L",
+    source = [comment, C_HEADER, TARGET_CLONES, "", f"#define {macro}_N {layout.n}L",
               f"#define {macro}_BLOCK {layout.block}L  /* points per block: one OpenMP work item */",
               f"#define {macro}_BLOCKS {layout.blocks}L", ""]
     for function, outputs, exprs in _functions(program):
