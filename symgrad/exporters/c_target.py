@@ -134,7 +134,7 @@ def _check_names(program: Program, prefix: str) -> None:
            **{o: "the name of an output" for o in outputs}, **{f"{o}_sum": "an accumulator" for o in outputs},
            **{f"{prefix.upper()}_{m}": "a macro of the file" for m in ("N", "BLOCK", "BLOCKS")}}
     for name in program.input_names:
-        reason = own.get(name) or ("the prefix of the file's helpers" if name.startswith("sg_") else None)
+        reason = own.get(name) or ("the prefix of the file's helpers" if name.lower().startswith("sg_") else None)
         if reason:
             raise ExportError(f"the c target names each C parameter after its argument, and the argument "
                               f"{name!r} is {reason} in the written code; rename the argument")
