@@ -86,22 +86,27 @@ def block(value):
 
 def export_cases(f, args, argnums) -> list:
     """The cases timing what ``symgrad.export`` writes for ``f`` (:func:`exported_case`):
-    the NumPy module, and the C file built with ``cc -O2``."""
+    the NumPy module, and the C file built plain (``cc -O2``), with the flags its header
+    recommends, and with those for this machine (the in-process C backend's flags)."""
     from bench_harness import Case
+    from symgrad.exporters.c_target import NATIVE_FLAGS, PLAIN_FLAGS, RECOMMENDED_FLAGS
 
+    c_builds = [(PLAIN_FLAGS, "cc -O2"), (RECOMMENDED_FLAGS, "cc " + " ".join(RECOMMENDED_FLAGS)),
+                (NATIVE_FLAGS, "+ " + " ".join(NATIVE_FLAGS[len(RECOMMENDED_FLAGS):]))]
     return [
         Case("symgrad export -> NumPy module", lambda: exported_case(f, args, argnums, "numpy"), role="symgrad",
              requires=("symgrad",), note="symgrad.export(target='numpy'): the written module's value_and_grad"),
-        Case("symgrad export -> C (cc -O2)", lambda: exported_case(f, args, argnums, "c"), role="symgrad",
-             requires=("symgrad", "cc"),
-             note="symgrad.export(target='c') built with cc -O2 as its header says, called through ctypes"),
+        *[Case(f"symgrad export -> C ({label})", lambda flags=flags: exported_case(f, args, argnums, "c", flags),
+               role="symgrad", requires=("symgrad", "cc"),
+               note=f"symgrad.export(target='c') built with cc {' '.join(flags)}, called through ctypes")
+          for flags, label in c_builds],
     ]
 
 
-def exported_case(f, args, argnums, target: str):
+def exported_case(f, args, argnums, target: str, flags: list | None = None):
     """A case timing the code ``symgrad.export(f, *args, argnums=argnums, target=target)``
     writes, called on ``args``: the NumPy module's ``value_and_grad``, or the C file built
-    as its header documents (``cc -O2``, here as a shared library) and called through ctypes.
+    with ``flags`` (here as a shared library) and called through ctypes.
     The export (derive, write, verify) and the build are its setup; a program the C target
     refuses is a :class:`~bench_harness.Skip` with the exporter's reason."""
     import tempfile
@@ -128,13 +133,13 @@ def exported_case(f, args, argnums, target: str):
             return list(out) if isinstance(argnums, tuple) else [out]
 
         return Prepared(lambda: value_and_grad(*args), grads, setup)
-    with stopwatch(setup, "cc -O2"):
-        call = _built_c(exported.paths[0], f.__name__, args, wrt)
+    with stopwatch(setup, "cc"):
+        call = _built_c(exported.paths[0], f.__name__, args, wrt, flags)
     return Prepared(call, lambda: call()[1:], setup)
 
 
-def _built_c(source, name: str, args, wrt: tuple):
-    """``name_value_and_grad`` of the exported C file ``source``, built with ``cc -O2`` and
+def _built_c(source, name: str, args, wrt: tuple, flags: list):
+    """``name_value_and_grad`` of the exported C file ``source``, built with ``flags`` and
     bound to ``args``: a call returning ``[value, *grads]`` in new arrays."""
     import ctypes
     import subprocess
@@ -142,7 +147,7 @@ def _built_c(source, name: str, args, wrt: tuple):
     from bench_tools import c_compiler
 
     library = source.with_name(f"lib{name}.so")
-    subprocess.run([c_compiler(), "-O2", "-shared", "-fPIC", "-o", str(library), str(source), "-lm"], check=True)
+    subprocess.run([c_compiler(), *flags, "-shared", "-fPIC", "-o", str(library), str(source), "-lm"], check=True)
     function = getattr(ctypes.CDLL(str(library)), f"{name}_value_and_grad")
     arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in args]
     pointers = [ctypes.c_void_p(a.ctypes.data) for a in arrays]

@@ -15,7 +15,7 @@ import pytest
 
 import symgrad
 import symgrad.nn.functional as F
-from symgrad.exporters import ExportError, ExportVerificationError, numpy_target
+from symgrad.exporters import ExportError, ExportVerificationError, c_target, numpy_target
 
 sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))  # last: shadows nothing
 from w1_formula import w1  # noqa: E402  (the benchmark programs W1-W3, defined once)
@@ -402,8 +402,6 @@ def test_c_functions_refuse_a_wrong_length_and_write_nothing(rng, tmp_path, comp
 
 
 def test_a_corrupted_c_export_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch, compiler):
-    from symgrad.exporters import c_target
-
     original = c_target.write
     monkeypatch.setattr(c_target, "write", lambda program: {
         suffix: text.replace("grad_x[i] = ", "grad_x[i] = 1.0 + ") for suffix, text in original(program).items()})
@@ -432,6 +430,167 @@ def test_the_c_target_takes_float64_only(rng):
     with pytest.raises(ExportError, match="the c target takes float64 inputs; x is float32"):
         symgrad.export(rosenbrock_over_points, rng.random(4).astype(np.float32), rng.random(4).astype(np.float32),
                        target="c")
+
+
+def shifted_sum(a, x):
+    return (x + a).sum()  # grad_x is ones((n,)): a scalar broadcast to the loop's shape
+
+
+def scalar_formula(a, b):
+    return (a * b).sin() + a.exp()  # no array at all: no loop
+
+
+def special_values_program(x, y):
+    return (symgrad.maximum(x, y) + x.sigmoid() * y.exp() + (x * x + y * y).sqrt() + symgrad.softplus(x) * y.tanh()
+            + x.abs() / (1 + y * y) + y / x).sum()
+
+
+def points(n):
+    """Makers of W1-like arguments at ``n`` points (scalars stay scalars)."""
+    return {
+        "w1": (w1, lambda r: tuple(r.uniform(-1.0, 1.0, (3, n))), (0, 1, 2)),
+        "one_unit_tanh_network": (one_unit_tanh_network, lambda r: (
+            float(r.standard_normal()), float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(n),
+            r.standard_normal(n)), (0, 1, 2)),
+        "elementwise_logistic_regression": (elementwise_logistic_regression, lambda r: (
+            float(r.standard_normal()), float(r.standard_normal()), r.standard_normal(n),
+            (r.random(n) > 0.5).astype(float)), (0, 1)),
+        "shifted_sum": (shifted_sum, lambda r: (float(r.standard_normal()), r.standard_normal(n)), (0, 1)),
+        "scalar_formula": (scalar_formula, lambda r: (float(r.standard_normal()), float(r.standard_normal())), (0, 1)),
+    }
+
+
+SEVERAL_BLOCKS = 3 * 2048 + 5
+"""Points enough for several blocks of the exported loop (so the OpenMP build runs threads) and a short last one."""
+
+SPECIAL_VALUES = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.5, -0.75, 5e-324, 1e300]
+
+
+C_BUILDS = {"plain": c_target.PLAIN_FLAGS, "openmp": c_target.RECOMMENDED_FLAGS, "native": c_target.NATIVE_FLAGS}
+
+
+def build_with(compiler, flags, source_path, tmp_path):
+    """The exported file built with ``flags`` as a shared library (the test skips where the compiler has no OpenMP)."""
+    import ctypes
+
+    if "-fopenmp" in flags and not c_target.has_openmp(compiler, tmp_path):
+        pytest.skip(f"{' '.join(compiler)} has no OpenMP")
+    library = tmp_path / f"lib{source_path.stem}_{len(flags)}.so"
+    subprocess.run(compiler + flags + ["-shared", "-fPIC", "-o", str(library), str(source_path), "-lm"], check=True)
+    return ctypes.CDLL(str(library))
+
+
+def assert_c_agrees_with_the_numpy_backend(lib, f, name, args, argnums, rtol):
+    """Every output of the three C functions equals the NumPy backend's to ``rtol`` (NaN where it has NaN,
+    the same infinities)."""
+    with np.errstate(all="ignore"):
+        value, grads = symgrad.value_and_grad(f, argnums=argnums, backend="numpy")(*args)
+    expected = [np.asarray(value)] + [np.asarray(g) for g in grads]
+    n = max(np.size(a) for a in args)
+    for function, indices in (("value", [0]), ("grad", range(1, len(expected))),
+                              ("value_and_grad", range(len(expected)))):
+        status, outs = call_c(getattr(lib, f"{name}_{function}"), n, args, [np.shape(expected[i]) for i in indices])
+        assert status == 0 and [o.shape for o in outs] == [expected[i].shape for i in indices]
+        for k, out in zip(indices, outs):
+            np.testing.assert_allclose(out, expected[k], rtol=rtol, atol=0.0 if k == 0 else rtol,  # a gradient may be ~0
+                                       equal_nan=True, err_msg=f"{name}_{function} output {k}")
+
+
+@pytest.mark.parametrize("build", ["plain", "openmp", "native"])
+@pytest.mark.parametrize("name", sorted(points(1)))
+def test_c_builds_agree_with_the_numpy_backend(name, build, rng, tmp_path, compiler):
+    f, make, argnums = points(SEVERAL_BLOCKS)[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, target="c", path=tmp_path / f"{f.__name__}.c")
+    lib = build_with(compiler, C_BUILDS[build], ex.paths[0], tmp_path)
+    # float64 rounding: vectorised libm functions are within a few ulp, sums are added in another order
+    assert_c_agrees_with_the_numpy_backend(lib, f, f.__name__, make(rng), argnums, rtol=1e-12)
+
+
+@pytest.mark.parametrize("build", ["plain", "openmp", "native"])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_c_builds_agree_with_the_numpy_backend_at_special_values(build, rng, tmp_path, compiler):
+    ex = symgrad.export(special_values_program, rng.standard_normal(SEVERAL_BLOCKS), rng.standard_normal(SEVERAL_BLOCKS),
+                        argnums=(0, 1), target="c", path=tmp_path / "special_values_program.c")
+    lib = build_with(compiler, C_BUILDS[build], ex.paths[0], tmp_path)
+    pairs = np.array([(a, b) for a in SPECIAL_VALUES for b in SPECIAL_VALUES]).T  # every pair, in every block
+    x, y = [np.resize(p, SEVERAL_BLOCKS) for p in pairs]
+    for args in ((x, y), (np.where(np.isfinite(x), x, 2.0), np.where(np.isfinite(y), y, -3.0))):  # also a finite sum
+        assert_c_agrees_with_the_numpy_backend(lib, special_values_program, "special_values_program", args, (0, 1),
+                                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("flags", [
+    ["-O2", "-Werror"],  # the promise: plain cc -O2
+    ["-O2", "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas"],  # ISO C99 but for pragmas
+    c_target.RECOMMENDED_FLAGS + ["-Wall", "-Wextra", "-Werror"],
+], ids=["plain", "c99", "openmp"])
+@pytest.mark.parametrize("name", ["w1", "special_values_program", "scalar_formula"])
+def test_the_c_file_builds_without_warnings(name, flags, rng, tmp_path, compiler):
+    if "-fopenmp" in flags and not c_target.has_openmp(compiler, tmp_path):
+        pytest.skip(f"{' '.join(compiler)} has no OpenMP")
+    f, make, argnums = {**points(40), "special_values_program": (
+        special_values_program, lambda r: (r.standard_normal(40), r.standard_normal(40)), (0, 1))}[name]
+    ex = symgrad.export(f, *make(rng), argnums=argnums, target="c", path=tmp_path / f"{name}.c")
+    built = subprocess.run(compiler + flags + ["-c", "-o", str(tmp_path / f"{name}.o"), str(ex.paths[0])],
+                           capture_output=True, text=True)
+    assert built.returncode == 0 and "warning" not in built.stderr, built.stderr
+
+
+def test_the_c_header_is_usable_from_cpp(rng, tmp_path, compiler):
+    import shutil
+
+    cxx = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    ex = symgrad.export(w1, *points(40)["w1"][1](rng), argnums=(0, 1, 2), target="c", path=tmp_path / "w1.c")
+    user = tmp_path / "user.cpp"
+    user.write_text('#include "w1.h"\nint call(const double *x, double *v) { return w1_value(W1_N, x, x, x, v); }\n')
+    built = subprocess.run([cxx, "-Wall", "-Werror", "-fsyntax-only", str(user)], capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert ex.paths[1].read_text().count('extern "C"') == 1
+
+
+C_MAIN = r"""#include <stdio.h>
+#include <math.h>
+#include "w1.h"
+
+int main(void) {
+    static double x[W1_N], y[W1_N], z[W1_N], grad_x[W1_N], grad_y[W1_N], grad_z[W1_N];
+    double value;
+    for (long i = 0; i < W1_N; i++) { x[i] = sin(0.37 * i); y[i] = cos(0.11 * i); z[i] = sin(0.05 * i + 1.0); }
+    if (w1_value_and_grad(W1_N, x, y, z, &value, grad_x, grad_y, grad_z) != 0) return 1;
+    printf("%a %a %a\n", value, grad_x[W1_N / 2], grad_z[W1_N - 1]);
+    return 0;
+}
+"""
+
+
+def test_the_openmp_build_gives_the_same_bits_with_any_number_of_threads(rng, tmp_path, compiler):
+    if not c_target.has_openmp(compiler, tmp_path):
+        pytest.skip(f"{' '.join(compiler)} has no OpenMP")
+    n = 20 * 2048 + 7  # 21 blocks over the threads
+    ex = symgrad.export(w1, *points(n)["w1"][1](rng), argnums=(0, 1, 2), target="c", path=tmp_path / "w1.c")
+    (tmp_path / "main.c").write_text(C_MAIN)
+    printed = {}
+    for build in ("plain", "openmp"):
+        program = tmp_path / f"main_{build}"
+        subprocess.run(compiler + C_BUILDS[build] + ["-o", str(program), "main.c", "w1.c", "-lm"], check=True, cwd=tmp_path)
+        for threads in ("1", "2", "3", "2"):
+            run = subprocess.run([str(program)], capture_output=True, text=True, check=True,
+                                 env={**os.environ, "OMP_NUM_THREADS": threads})
+            printed.setdefault(build, set()).add(run.stdout)
+    assert len(printed["openmp"]) == 1 and len(printed["plain"]) == 1
+    plain, openmp = ([float.fromhex(v) for v in next(iter(printed[b])).split()] for b in ("plain", "openmp"))
+    np.testing.assert_allclose(openmp, plain, rtol=1e-12)  # the builds differ by rounding only
+
+
+@pytest.mark.parametrize("argument", ["n", "double", "value", "sg_x"])
+def test_an_argument_the_c_code_cannot_name_raises(argument, rng):
+    namespace: dict = {}
+    exec(f"def f({argument}, x):\n    return ({argument} * x).sum()\n", namespace)
+    with pytest.raises(ExportError, match=rf"the argument '{argument}' is .* in the written code; rename the argument"):
+        symgrad.export(namespace["f"], 2.0, rng.random(4), argnums=(0, 1), target="c")
 
 
 # ---------------------------------------------------------------------- JAX
