@@ -231,9 +231,10 @@ class Chunked:
         for i, a in enumerate(args):
             if i in self.batch_argnums:
                 parts.append((tuple(a.shape[1:]), str(a.dtype)))
-            else:
-                array = np.asarray(getattr(a, "_data", a))
-                parts.append((array.shape, array.dtype.str))
+            else:  # a pytree argument (a dict of parameters) by its structure and its leaves' shapes and dtypes
+                leaves, structure = pytree.flatten(a)
+                arrays = [np.asarray(getattr(leaf, "_data", leaf)) for leaf in leaves]
+                parts.append((structure, tuple((array.shape, array.dtype.str) for array in arrays)))
         return tuple(parts), tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
 
     def _evaluator(self, args: Sequence[Any], kwargs: dict) -> Callable[[int, int], tuple[list, Any]]:
