@@ -27,6 +27,12 @@ Each transform accepts either
   scalars evaluated elementwise (pass arrays to evaluate on many points); array symbols
   (``ArrayVar``) are whole arrays.
 
+Arguments and outputs may be pytrees (:mod:`symgrad.pytree`).  An output pytree
+(``jacobian``, ``vjp``, ``jvp``; ``hessian`` of one-element leaves) is traced as one
+graph with one output per leaf (:class:`_OutputTree`; ``None`` leaves stay ``None``), its
+structure part of the trace key; results nest as JAX's do, the output's structure outside
+and the arguments' inside.  ``grad`` and ``value_and_grad`` need one scalar output.
+
 It returns a :class:`Transformed` callable, which exposes the closed forms it compiled
 (``closed_forms``), the generated ``source`` and a notebook rendering.  Results are NumPy
 arrays -- unless an argument, or a tensor the function captures, requires grad (with grad
@@ -39,8 +45,8 @@ compared (:class:`~symgrad.symbolic.backward.GradientMismatchError` on a differe
 Derivatives come from :mod:`.derive.reverse`; code from :mod:`.codegen.compile` (the global cache is
 shared with ``backward()``), by the ``backend=`` each transform takes (``"numpy"`` by
 default; ``"c"`` for generated C, see :mod:`.backends`).  ``jacobian`` and ``hessian``
-compile one vector-Jacobian product with a symbolic upstream gradient and evaluate it
-once per output element (no re-derivation).
+compile one vector-Jacobian product with a symbolic upstream gradient (one per output
+leaf) and evaluate it once per output element (no re-derivation).
 """
 from __future__ import annotations
 
@@ -1339,11 +1345,14 @@ def value_and_grad(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_ar
 def jacobian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (),
              static_argnames: Any = (), args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
              backend: str = "numpy") -> Transformed:
-    """The Jacobian, shaped ``output.shape + input.shape``.
+    """The Jacobian, shaped ``output.shape + input.shape``; of a function returning a
+    pytree, that pytree with each leaf's Jacobian (JAX's ``jacrev``).
 
     >>> jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
     array([[2., 0.],
            [0., 4.]])
+    >>> jacobian(lambda x, y: {"xy": x * y, "x": x}, argnums=(0, 1))(2.0, 3.0)
+    {'x': (array(1.), array(0.)), 'xy': (array(3.), array(2.))}
     """
     return Transformed("jacobian", f, argnums, args, simplify, backend, has_aux=has_aux,
                        static_argnums=static_argnums, static_argnames=static_argnames)
@@ -1351,7 +1360,8 @@ def jacobian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums:
 
 def hessian(f: Any, argnums: Any = 0, *, static_argnums: Any = (), static_argnames: Any = (),
             args: Sequence[sp.Symbol] | None = None, simplify: bool = False, backend: str = "numpy") -> Transformed:
-    """The Hessian of a scalar function, shaped ``input.shape + input.shape``.
+    """The Hessian of a scalar function, shaped ``input.shape + input.shape``; of a function
+    returning a pytree of one-element leaves (several losses), one Hessian per leaf.
 
     >>> x, y = sp.symbols("x y", real=True)
     >>> hessian(x ** 2 * y, (0, 1), args=(x, y))(1.0, 2.0)
@@ -1364,11 +1374,15 @@ def hessian(f: Any, argnums: Any = 0, *, static_argnums: Any = (), static_argnam
 def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | None = None,
         backend: str = "numpy"):
     """``(value, vjp_fn)``: ``vjp_fn(g)`` gives ``g``'s pull-back to every primal (a tuple).
-    The compiled function is ``vjp_fn.compiled``.
+    ``g`` has the value's structure (a pytree for a function returning one) and each leaf
+    its value's shape.  The compiled function is ``vjp_fn.compiled``.
 
     >>> value, back = vjp(lambda x: x ** 2, np.array([1.0, 3.0]))
     >>> value, back(np.ones(2))
     (array([1., 9.]), (array([2., 6.]),))
+    >>> value, back = vjp(lambda x: (x * 2, x ** 2), 3.0)
+    >>> value, back((np.array(1.0), np.array(1.0)))
+    ((array(6.), array(9.)), (array(8.),))
     """
     argnums = tuple(range(len(primals))) if argnums is None else argnums
     t = Transformed("vjp", f, argnums, args, False, backend)
@@ -1388,7 +1402,8 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
 
 def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequence[sp.Symbol] | None = None,
         backend: str = "numpy"):
-    """``(value, tangent_out)``: the Jacobian-vector product in forward direction.
+    """``(value, tangent_out)``: the Jacobian-vector product in forward direction; both of
+    the output's structure for a function returning a pytree.
 
     >>> jvp(lambda x: x ** 2, (np.array([1.0, 3.0]),), (np.array([1.0, 0.5]),))
     (array([1., 9.]), array([2., 3.]))
