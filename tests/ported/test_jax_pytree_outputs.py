@@ -28,7 +28,6 @@ Deliberate differences from JAX (each said at its test):
 """
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -546,15 +545,20 @@ def test_one_graph_in_other_structures_shares_no_compiled_function():
     transforms["no aux"] = (symgrad.jacobian(lambda v: (v * 2.0, [v.sin()])), (d2, [dsin]))
     transforms["one"] = (symgrad.jacobian(lambda v: v * 2.0), d2)
     for _ in range(2):
-        for name, (jac, expected) in transforms.items():
+        for jac, expected in transforms.values():
             same_tree(jac(x), expected)
+
+
+def _returning(kind):
+    """A new function returning (v * 2, sin v) in the structure ``kind``."""
+    return lambda v: _structured(kind, v * 2.0, v.sin())
 
 
 def test_vjp_and_jvp_in_other_structures_through_a_warm_cache():
     x = np.array([0.4, -0.8])
     for _ in range(2):
         for kind in KINDS:
-            f = (lambda kind: lambda v: _structured(kind, v * 2.0, v.sin()))(kind)
+            f = _returning(kind)
             value, back = symgrad.vjp(f, x)
             same_tree(value, _structured(kind, 2 * x, np.sin(x)))
             ones = _structured(kind, np.ones(2), np.ones(2))
