@@ -490,6 +490,24 @@ def test_none_and_constant_leaves_of_an_output():
     close(jac["const"][1], np.zeros((2, 2)))
 
 
+def test_names_made_for_output_leaves_never_meet_the_arguments():
+    # the seeds, weights and tangents made per output leaf are named g_a, u_a, value_a,
+    # tangent_a, v_...: parameters with those names are other symbols (issue 12, item 2)
+    def f(g_a, value_a, u_a):
+        return {"a": g_a * value_a * u_a, "b": (g_a ** 2).sum()}
+
+    g, v, u = np.array([1.0, 2.0]), np.array([2.0, 4.0]), np.array([3.0, 6.0])
+    with symgrad.backward_engine("both"):
+        jac = symgrad.jacobian(f, argnums=(0, 1, 2))(g, v, u)
+    same_tree(jac, {"a": (np.diag(v * u), np.diag(g * u), np.diag(g * v)), "b": (2 * g, np.zeros(2), np.zeros(2))})
+    _, back = symgrad.vjp(f, g, v, u)
+    same_tree(back({"a": np.ones(2), "b": np.array(1.0)}), (v * u + 2 * g, g * u, g * v))
+    _, tangent = symgrad.jvp(f, (g, v, u), (g, g, g))
+    same_tree(tangent, {"a": (v * u + g * u + g * v) * g, "b": 2 * g @ g})
+    h = symgrad.hessian(lambda u_a, v_u_a: {"a": (u_a ** 2 * v_u_a).sum(), "b": (u_a * 3).sum()}, argnums=(0, 1))(u, v)
+    same_tree(h["a"], ((np.diag(2 * v), np.diag(2 * u)), (np.diag(2 * u), np.zeros((2, 2)))))
+
+
 # ============================================================ the output structure in the key
 def _structured(kind, a, b):
     return {"tuple": lambda: (a, b), "list": lambda: [a, b], "dict": lambda: {"a": a, "b": b},
