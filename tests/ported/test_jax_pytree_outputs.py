@@ -372,8 +372,9 @@ def test_jvp_of_a_pytree_output(name):
                    (_tape_jacobian(f, (x, y), 0), _tape_jacobian(f, (x, y), 1))]:
         lx, structure = pytree.flatten(jx)
         ly, _ = pytree.flatten(jy)
-        expected = structure.unflatten([None if a is None else np.tensordot(a, tx, 1) + np.tensordot(b, ty, 1)
-                                        for a, b in zip(lx, ly)])
+        # (np.asarray: a sum of 0-d arrays is a NumPy scalar, which a list would read as a number)
+        expected = structure.unflatten([
+            None if a is None else np.asarray(np.tensordot(a, tx, 1) + np.tensordot(b, ty, 1)) for a, b in zip(lx, ly)])
         same_tree(tangent, expected, rtol=1e-6, atol=1e-8)
 
 
@@ -612,7 +613,7 @@ def test_random_programs_with_pytree_outputs_against_the_tape(k, rng):
         structure = leaves[0][1]
         expected = structure.unflatten([
             None if leaves[0][0][j] is None else
-            sum(np.tensordot(leaves[i][0][j], tangents[i], axes=tangents[i].ndim) for i in range(n))
+            np.asarray(sum(np.tensordot(leaves[i][0][j], tangents[i], axes=tangents[i].ndim) for i in range(n)))
             for j in range(structure.n_leaves)])
         same_tree(tangent, expected, rtol=1e-9, atol=1e-9)
 
@@ -664,3 +665,10 @@ def test_chunked_hessian_of_a_dict_of_scalar_outputs():
     h = symgrad.hessian(lambda w, X: {"l2": ((X @ w) ** 2).sum(), "l4": ((X @ w) ** 4).sum()})
     same_tree(symgrad.chunked(h, chunk_size=2, batch_argnums=1)(w, X), h(w, X), rtol=1e-10, atol=1e-12)
     close(h(w, X)["l2"], 2 * X.T @ X)
+
+
+def test_chunked_names_the_leaf_that_is_not_a_sum():
+    X = np.arange(12.0).reshape(6, 2)
+    jac = symgrad.jacobian(lambda w, X: {"mean": [((X @ w) ** 2).mean()], "pred": X @ w})
+    with pytest.raises(symgrad.NotAdditiveError, match=r"output 0 \(at \['mean'\]\[0\]\) is not a sum"):
+        symgrad.chunked(jac, chunk_size=4, batch_argnums=1)(np.array([1.0, 0.5]), X)
