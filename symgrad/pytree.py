@@ -14,6 +14,8 @@ tensors, numbers, ``None``, and lists of numbers only (:func:`is_node`) -- is a 
 {'a': 30.0, 'b': ('w', 'v')}
 >>> leaf_names(tree, "params")
 ['params_a', 'params_b_0', 'params_b_1']
+>>> leaf_paths(tree)
+["['a']", "['b'][0]", "['b'][1]"]
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["TreeDef", "flatten", "is_node", "leaf_names", "parameter_names"]
+__all__ = ["TreeDef", "flatten", "is_node", "leaf_names", "leaf_paths", "parameter_names"]
 
 
 def is_node(value: Any) -> bool:
@@ -130,6 +132,19 @@ def leaf_names(tree: TreeDef, prefix: str) -> list[str]:
         return [prefix]
     keys = tree.keys or tuple(range(len(tree.children)))
     return [name for key, child in zip(keys, tree.children) for name in leaf_names(child, f"{prefix}_{key}")]
+
+
+def leaf_paths(tree: TreeDef) -> list[str]:
+    """Where each leaf sits, written for a message as JAX's ``keystr`` writes it: ``['a']``
+    for a dict key, ``[0]`` for a position, ``.weight`` for a namedtuple field; ``""`` for
+    a tree that is one leaf."""
+    if tree.kind is None:
+        return [""]
+    if tree.keys and not issubclass(tree.kind, dict):  # a namedtuple's fields
+        steps = [f".{key}" for key in tree.keys]
+    else:
+        steps = [f"[{key!r}]" for key in (tree.keys or range(len(tree.children)))]
+    return [step + rest for step, child in zip(steps, tree.children) for rest in leaf_paths(child)]
 
 
 def parameter_names(f: Callable) -> list[str]:

@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import pytree
 from .progress import progress
 
 __all__ = ["chunked", "Chunked", "NotAdditiveError"]
@@ -54,41 +55,45 @@ class NotAdditiveError(ValueError):
 
 # ============================================================================ output trees
 def _flatten(out: Any) -> tuple[list, Any]:
-    """The arrays of a (nested) tuple of outputs and a description of its structure."""
-    if isinstance(out, tuple):
-        leaves: list = []
-        parts = []
-        for item in out:
-            sub, tree = _flatten(item)
-            leaves += sub
-            parts.append(tree)
-        return leaves, (type(out), tuple(parts))
-    leaf = np.asarray(getattr(out, "_data", out))
-    if leaf.dtype == object:
-        raise TypeError(f"a chunked function must return arrays or (nested) tuples of arrays, got {type(out).__name__}")
-    return [leaf], None
+    """The arrays of a pytree of outputs (tuples, lists, dicts, namedtuples:
+    :mod:`symgrad.pytree`) and a description of its structure; a ``None`` leaf is part of
+    the structure (it stays ``None``), not an output."""
+    leaves, structure = pytree.flatten(out)
+    arrays = []
+    for leaf in leaves:
+        if leaf is None:
+            continue
+        array = np.asarray(getattr(leaf, "_data", leaf))
+        if array.dtype == object:
+            raise TypeError(f"a chunked function must return arrays or tuples, lists, dicts or namedtuples of arrays, "
+                            f"got {type(leaf).__name__}")
+        arrays.append(array)
+    return arrays, (structure, tuple(leaf is None for leaf in leaves))
 
 
 def _unflatten(leaves: Sequence[Any], tree: Any) -> Any:
-    it = iter(leaves)
+    structure, nones = tree
+    pending = iter(leaves)
+    return structure.unflatten([None if none else next(pending) for none in nones])
 
-    def build(node: Any) -> Any:
-        if node is None:
-            return next(it)
-        cls, parts = node
-        items = [build(p) for p in parts]
-        return cls(*items) if hasattr(cls, "_fields") else cls(items)
 
-    return build(tree)
+def _output_paths(tree: Any) -> list[str]:
+    """Where each output of :func:`_flatten` sits in the tree (``['b'][0]``), for a message."""
+    structure, nones = tree
+    return [path for path, none in zip(pytree.leaf_paths(structure), nones) if not none]
 
 
 def _same_structure(a: Any, b: Any) -> bool:
-    """Equal trees, comparing tuple classes by their fields (each compiled function has
-    its own named-tuple class)."""
-    if a is None or b is None:
-        return a is b
-    return (getattr(a[0], "_fields", None) == getattr(b[0], "_fields", None) and len(a[1]) == len(b[1])
-            and all(_same_structure(x, y) for x, y in zip(a[1], b[1])))
+    """Equal trees, with ``None`` in the same places."""
+    return a[1] == b[1] and _same_nodes(a[0], b[0])
+
+
+def _same_nodes(a: pytree.TreeDef, b: pytree.TreeDef) -> bool:
+    """Equal structures, comparing named-tuple classes by their fields (each compiled
+    function has its own named-tuple class)."""
+    same_kind = a.kind is b.kind or (hasattr(a.kind, "_fields") and hasattr(b.kind, "_fields"))
+    return (same_kind and a.keys == b.keys and len(a.children) == len(b.children)
+            and all(_same_nodes(x, y) for x, y in zip(a.children, b.children)))
 
 
 # ============================================================================ the layout probe
@@ -138,11 +143,11 @@ def _probe(evaluate: Callable[[int, int], tuple[list, Any]], fn: Callable) -> _L
             len(whole) == len(first) == len(second)):
         raise NotAdditiveError("the function returns a different structure of outputs for one row than for two; "
                                "a chunked function must return the same outputs for any number of rows")
-    names = _output_names(fn)
+    names = _output_names(fn, tree, len(whole))
     kinds, shapes, dtypes = [], [], []
     verified = False
     for k, (w, a, b) in enumerate(zip(whole, first, second)):
-        name = names[k] if k < len(names) else f"output {k}"
+        name = names[k]
         rtol = _tolerance(w.dtype)
         if w.shape == a.shape == b.shape:
             kinds.append(_SUMMED)
@@ -226,9 +231,10 @@ class Chunked:
         for i, a in enumerate(args):
             if i in self.batch_argnums:
                 parts.append((tuple(a.shape[1:]), str(a.dtype)))
-            else:
-                array = np.asarray(getattr(a, "_data", a))
-                parts.append((array.shape, array.dtype.str))
+            else:  # a pytree argument (a dict of parameters) by its structure and its leaves' shapes and dtypes
+                leaves, structure = pytree.flatten(a)
+                arrays = [np.asarray(getattr(leaf, "_data", leaf)) for leaf in leaves]
+                parts.append((structure, tuple((array.shape, array.dtype.str) for array in arrays)))
         return tuple(parts), tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
 
     def _evaluator(self, args: Sequence[Any], kwargs: dict) -> Callable[[int, int], tuple[list, Any]]:
@@ -338,11 +344,14 @@ def _is_dask(value: Any) -> bool:
     return array is not None and isinstance(value, array.Array)
 
 
-def _output_names(fn: Callable) -> list[str]:
-    """Readable names for the outputs of a symgrad transform, when ``fn`` is one."""
+def _output_names(fn: Callable, tree: Any, count: int) -> list[str]:
+    """Readable names for ``count`` outputs: a symgrad transform's compiled output names
+    when there is one per output, else where each sits in the returned tree."""
     compiled = getattr(fn, "compiled", None)
     names = list(getattr(compiled, "outputs", None) or [])
-    return [f"output {k} ({name})" for k, name in enumerate(names)]
+    if len(names) != count:
+        names = [f"at {path}" if path else "" for path in _output_paths(tree)]
+    return [f"output {k} ({name})" if name else f"output {k}" for k, name in enumerate(names)]
 
 
 def _check_transform(fn: Callable, batch_argnums: Sequence[int]) -> None:
@@ -362,7 +371,8 @@ def _check_transform(fn: Callable, batch_argnums: Sequence[int]) -> None:
 def chunked(fn: Callable, *, chunk_size: int, batch_argnums: int | Sequence[int]) -> Chunked:
     """``fn`` evaluated ``chunk_size`` rows at a time over the arguments ``batch_argnums``.
 
-    ``fn`` returns an array or a (nested) tuple of arrays, e.g. a
+    ``fn`` returns an array or a pytree of arrays (tuples, lists, dicts, namedtuples;
+    ``None`` leaves stay ``None``), e.g. a
     ``symgrad.value_and_grad(loss)`` where ``loss`` *sums* over the rows.  Outputs with the
     batch axis are concatenated, the others summed; a probe of the first two rows checks
     that this is right and raises :class:`NotAdditiveError` when it is not (a mean).  Batch

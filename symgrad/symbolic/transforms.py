@@ -27,6 +27,12 @@ Each transform accepts either
   scalars evaluated elementwise (pass arrays to evaluate on many points); array symbols
   (``ArrayVar``) are whole arrays.
 
+Arguments and outputs may be pytrees (:mod:`symgrad.pytree`).  An output pytree
+(``jacobian``, ``vjp``, ``jvp``; ``hessian`` of one-element leaves) is traced as one
+graph with one output per leaf (:class:`_OutputTree`; ``None`` leaves stay ``None``), its
+structure part of the trace key; results nest as JAX's do, the output's structure outside
+and the arguments' inside.  ``grad`` and ``value_and_grad`` need one scalar output.
+
 It returns a :class:`Transformed` callable, which exposes the closed forms it compiled
 (``closed_forms``), the generated ``source`` and a notebook rendering.  Results are NumPy
 arrays -- unless an argument, or a tensor the function captures, requires grad (with grad
@@ -39,8 +45,8 @@ compared (:class:`~symgrad.symbolic.backward.GradientMismatchError` on a differe
 Derivatives come from :mod:`.derive.reverse`; code from :mod:`.codegen.compile` (the global cache is
 shared with ``backward()``), by the ``backend=`` each transform takes (``"numpy"`` by
 default; ``"c"`` for generated C, see :mod:`.backends`).  ``jacobian`` and ``hessian``
-compile one vector-Jacobian product with a symbolic upstream gradient and evaluate it
-once per output element (no re-derivation).
+compile one vector-Jacobian product with a symbolic upstream gradient (one per output
+leaf) and evaluate it once per output element (no re-derivation).
 """
 from __future__ import annotations
 
@@ -58,7 +64,7 @@ from ..tape.grad_mode import is_grad_enabled
 from ..tape.structure import freeze
 from ..tape.tensor import Tensor, apply_op
 from .codegen.compile import CompiledFunction, cached
-from .derive.reverse import adjoints, jvp_expr
+from .derive.reverse import adjoints, jvp_exprs
 from .forms.structural import exact
 from .core._compat import evaluate
 from .core.symbols import EngineArray, free_symbols, intern, shape_of, size_of
@@ -478,13 +484,13 @@ class _Problem:
     -- built only when a compiled function has to be made (:meth:`materialize`) -- the
     input symbols and the value (and aux) expressions."""
 
-    def __init__(self, refs: list, arg_positions: list, value_shape: tuple, key: Any, arg_shapes: list,
+    def __init__(self, refs: list, arg_positions: list, outputs: "_OutputTree", key: Any, arg_shapes: list,
                  arg_dtypes: list, build: Callable[[], tuple], *, derived: Sequence[tuple] = (), n_aux: int = 0,
                  aux_rebuild: Callable | None = None, as_recorded: bool = False, diff: Sequence[int] = ()) -> None:
         self.refs = refs  # per compiled input: the InputRef of a captured input, None for an argument
         self.arg_positions = arg_positions
         self.derived = list(derived)  # (argument, input position, compute) for arrays computed from an argument
-        self.value_shape = value_shape
+        self.outputs = outputs
         self.n_aux = n_aux
         self.aux_rebuild = aux_rebuild
         self.as_recorded = as_recorded  # a traced function's form, unsimplified (Segment.build)
@@ -498,8 +504,9 @@ class _Problem:
         # the usual case: the inputs are the arguments themselves, in order
         self._arguments_only = list(arg_positions) == list(range(len(refs))) and not self.derived
 
-    def materialize(self) -> tuple[list, sp.Expr, list]:
-        """``(input symbols, value expression, aux expressions)``, built once."""
+    def materialize(self) -> tuple[list, list, list]:
+        """``(input symbols, value expressions, aux expressions)``, built once: one value
+        expression per computed leaf of :attr:`outputs`."""
         if self._built is None:
             if self._build is None:
                 raise RuntimeError("internal error: this trace was released before its closed form was built")
@@ -554,16 +561,9 @@ def _trace(f: Callable, call: _Arguments, has_aux: bool) -> _Problem:
                                 f"{type(result).__name__}")
             result, aux = result
             aux_tensors, rebuild = _flatten_aux(aux)
-        if isinstance(result, (tuple, list, dict)):
-            raise TypeError(f"the function returns a {type(result).__name__}, but a transform needs one tensor as "
-                            "its output; return (output, aux) with has_aux=True to pass other values out")
-        out = result if isinstance(result, tape.Tensor) else tape.as_tensor(result)
-        tracing.check_use([out] + aux_tensors)
-    if out.dtype.kind != "f":
-        raise TypeError(f"the function returns a tensor of dtype {out.dtype} (shape {tuple(out.shape)}), but a "
-                        "transform differentiates a floating-point output; convert it (.float(), .double()), or "
-                        "return it as aux with has_aux=True")
-    segment = Segment([out] + aux_tensors)
+        outs, out_tree = _output_tensors(result)
+        tracing.check_use(outs + aux_tensors)
+    segment = Segment(outs + aux_tensors)
     positions = [segment.input_position(t) for t in leaves]
     derived = []
     for k, leaf in enumerate(leaves):
@@ -573,26 +573,121 @@ def _trace(f: Callable, call: _Arguments, has_aux: bool) -> _Problem:
                 position = segment.data_position(array)
             if position is not None:
                 derived.append((k, position, compute))
-    # the key: the graph, and where each argument (and each array computed from one) enters it
-    key = (segment.key, tuple(positions), tuple((k, p) for k, p, _ in derived),
+    # the key: the graph, the output's structure (which of the graph's outputs are the value's
+    # leaves, the rest being aux), and where each argument (and each array computed from one) enters it
+    key = (segment.key, out_tree.key, tuple(positions), tuple((k, p) for k, p, _ in derived),
            tuple((a.shape, a.dtype.str) for a in call.arrays))
     # the compiled function's inputs: the function's own arguments first, in order, then what it captured
     first = [p for p in positions if p is not None]
     order = first + [i for i in range(len(segment.inputs)) if i not in first]
     refs = [None if i in first else segment.inputs[i] for i in order]
-    out_shape = tuple(out.shape)
-    aux_shapes = [tuple(t.shape) for t in aux_tensors]
+    shapes = out_tree.shapes + [tuple(t.shape) for t in aux_tensors]
 
     def build() -> tuple:
-        symbols, (value, *aux_exprs) = segment.build(as_recorded=True)
-        value = exact(value, out_shape) if out_shape else value
-        aux_exprs = [exact(e, shape) if shape else e for e, shape in zip(aux_exprs, aux_shapes)]
-        return [symbols[i] for i in order], value, aux_exprs
+        symbols, exprs = segment.build(as_recorded=True)
+        exprs = [exact(e, shape) if shape else e for e, shape in zip(exprs, shapes)]
+        return [symbols[i] for i in order], exprs[:len(outs)], exprs[len(outs):]
 
-    return _Problem(refs, [None if p is None else order.index(p) for p in positions], out_shape, key,
+    return _Problem(refs, [None if p is None else order.index(p) for p in positions], out_tree, key,
                     [a.shape for a in call.arrays], [a.dtype for a in call.arrays], build,
                     derived=[(k, order.index(p), compute) for k, p, compute in derived], n_aux=len(aux_tensors),
                     aux_rebuild=rebuild, as_recorded=True, diff=diff)
+
+
+class _OutputTree:
+    """What a traced function returns: one tensor (:attr:`single`), or a pytree (tuples,
+    lists, dicts, namedtuples) whose leaves are tensors, arrays or numbers -- each one value
+    output of the compiled function, a *computed* leaf -- and ``None``, which stays ``None``
+    in every result (JAX's empty subtree)."""
+
+    __slots__ = ("structure", "present", "shapes", "paths")
+
+    def __init__(self, structure: pytree.TreeDef, present: Sequence[bool], shapes: Sequence[tuple]) -> None:
+        self.structure = structure
+        self.present = tuple(present)  # per leaf: computed (True) or None (False)
+        self.shapes = [tuple(s) for s in shapes]  # per computed leaf
+        self.paths = [p for p, kept in zip(pytree.leaf_paths(structure), self.present) if kept]
+
+    @property
+    def single(self) -> bool:
+        return self.structure.is_leaf
+
+    @property
+    def key(self) -> tuple:
+        """This structure's part of the trace key."""
+        return self.structure, self.present
+
+    def where(self, k: int) -> str:
+        """Computed leaf ``k`` for a message: ``the output`` or ``the output['a'][0]``."""
+        return f"the output{self.paths[k]}"
+
+    def names(self, prefix: str) -> list[str]:
+        """A name for each computed leaf: ``prefix`` alone for one tensor, else ``prefix``
+        followed by the keys leading to the leaf (:func:`symgrad.pytree.leaf_names`)."""
+        if self.single:
+            return [prefix]
+        return [n for n, kept in zip(pytree.leaf_names(self.structure, prefix), self.present) if kept]
+
+    def rebuild(self, values: Sequence[Any]) -> Any:
+        """The output's structure holding ``values``, one per computed leaf."""
+        pending = iter(values)
+        return self.structure.unflatten([next(pending) if kept else None for kept in self.present])
+
+    def cotangents(self, cotangent: Any) -> list:
+        """The upstream gradients of a VJP, one per computed leaf, from a ``cotangent`` of
+        the output's structure, each leaf of its output's shape (``None`` where the output
+        holds ``None``), as JAX's ``vjp`` takes them."""
+        leaves, structure = pytree.flatten(cotangent)
+        if structure != self.structure:
+            raise ValueError(f"vjp_fn needs a cotangent with the structure of the function's output, {self.structure}, "
+                             f"got {structure}")
+        seeds, shapes, paths = [], iter(self.shapes), pytree.leaf_paths(structure)
+        for leaf, kept, path in zip(leaves, self.present, paths):
+            if not kept:
+                if leaf is not None:
+                    raise ValueError(f"the output{path} is None, so its cotangent must be None too, got "
+                                     f"{type(leaf).__name__}")
+                continue
+            shape = next(shapes)
+            seed = leaf if isinstance(leaf, Tensor) else np.asarray(leaf)
+            if seed.dtype.kind not in "fiu":
+                raise TypeError(f"the cotangent for the output{path} has dtype {seed.dtype}; a cotangent holds real "
+                                f"numbers (a float array of shape {shape})")
+            if tuple(seed.shape) != shape:
+                raise ValueError(f"vjp_fn needs a cotangent of the value's shape {shape} for the output{path}, got "
+                                 f"shape {tuple(seed.shape)}")
+            seeds.append(seed if isinstance(seed, Tensor) else seed.astype(np.float64, copy=False))
+        return seeds
+
+
+def _output_tensors(result: Any) -> tuple[list, _OutputTree]:
+    """The tensors a traced (or eagerly run) function returned, one per computed leaf of
+    its output, and the output's :class:`_OutputTree`; a leaf that is an array or a
+    number becomes a constant tensor (its derivative is zero)."""
+    leaves, structure = pytree.flatten(result)
+    paths = pytree.leaf_paths(structure)
+    tensors, present = [], []
+    for leaf, path in zip(leaves, paths):
+        present.append(leaf is not None)
+        if leaf is None:
+            continue
+        if not isinstance(leaf, Tensor):
+            try:
+                leaf = tape.as_tensor(leaf)
+            except Exception:  # noqa: BLE001  (anything NumPy refuses)
+                raise TypeError(f"the output{path} of the function is of type {type(leaf).__name__}; a transform's output "
+                                "is a tensor (or an array or a number), or a tuple, list, dict or namedtuple of them; "
+                                "return other values as aux with has_aux=True") from None
+        if leaf.dtype.kind != "f":
+            where = "the function returns" if structure.is_leaf else f"the output{path} of the function is"
+            raise TypeError(f"{where} a tensor of dtype {leaf.dtype} (shape {tuple(leaf.shape)}), but a transform "
+                            "differentiates floating-point outputs; convert it (.float(), .double()), or return it as "
+                            "aux with has_aux=True")
+        tensors.append(leaf)
+    if not tensors:
+        raise TypeError(f"the function returns {result!r}, which holds no tensor: a transform needs an output to "
+                        "differentiate")
+    return tensors, _OutputTree(structure, present, [tuple(t.shape) for t in tensors])
 
 
 def _flatten_aux(aux: Any) -> tuple[list, Callable]:
@@ -616,9 +711,10 @@ def _expression_problem(expr: sp.Expr, args: Sequence[sp.Symbol], diff: Sequence
     if missing:
         raise ValueError(f"the expression also depends on {missing}; list them in args=")
     expr = intern(expr)  # one object per structure, as the derivatives built from it (no deep comparisons)
-    return _Problem([None] * len(symbols), list(range(len(symbols))), shape_of(expr), ("sympy", expr, tuple(symbols)),
+    outputs = _OutputTree(pytree.LEAF, (True,), [shape_of(expr)])
+    return _Problem([None] * len(symbols), list(range(len(symbols))), outputs, ("sympy", expr, tuple(symbols)),
                     [shape_of(s) for s in symbols], [np.dtype(getattr(s, "array_dtype", "float64")) for s in symbols],
-                    lambda: (symbols, expr, []), diff=diff)
+                    lambda: (symbols, [expr], []), diff=diff)
 
 
 # ============================================================================ the callable
@@ -738,17 +834,33 @@ class Transformed:
         signature = call.plain_signature(args, kwargs) if guard is not None else None
         self._last_plain_call = None if signature is None else _PlainCall(guard, signature, call, problem, compiled)
 
+    def _check_outputs(self, tree: _OutputTree) -> None:
+        """Refuse an output ``grad``, ``value_and_grad`` or ``hessian`` cannot differentiate:
+        the first two need one tensor of one element (JAX's "scalar output"), ``hessian``
+        one element in every output leaf."""
+        if self.kind in ("grad", "value_and_grad") and not tree.single:
+            raise TypeError(f"{self.kind} is only defined for a function with one scalar output, but the function "
+                            f"returns a {tree.structure.kind.__name__} of outputs ({tree.structure}): use jacobian() or "
+                            "vjp() for several outputs, or return (output, aux) with has_aux=True")
+        if self.kind in ("grad", "value_and_grad", "hessian"):
+            for k, shape in enumerate(tree.shapes):
+                if size_of(shape) != 1:
+                    where = "" if tree.single else f" in {tree.where(k)}"
+                    raise ValueError(f"{self.kind} needs a function with one output element{where}, got shape "
+                                     f"{shape}: use jacobian() or vjp() (or .sum() the output)")
+
     def _build(self, problem: _Problem) -> CompiledFunction:
-        symbols, value, aux = problem.materialize()
+        symbols, values, aux = problem.materialize()
+        tree = problem.outputs
+        self._check_outputs(tree)
         wrt = problem.wrt()
         names = [str(w) for w in wrt]
         if self.kind in ("grad", "value_and_grad", "hessian"):
-            if size_of(problem.value_shape) != 1:
-                raise ValueError(
-                    f"{self.kind} needs a function with one output element, got shape {problem.value_shape}: "
-                    "use jacobian() or vjp()"
-                )
-            grads = adjoints([(value, sp.S.One)], wrt, as_recorded=problem.as_recorded)
+            # one tensor: the gradient of its one element; a pytree (hessian only): the gradient
+            # of sum_l u_l * output_l, each output's Hessian at the one-hot weights u
+            out_seeds = [sp.S.One] if tree.single else [
+                EngineArray(n, shape, "float64") for n, shape in zip(tree.names("u"), tree.shapes)]
+            grads = adjoints(list(zip(values, out_seeds)), wrt, as_recorded=problem.as_recorded)
             grads = [exact(g, shape_of(w)) if shape_of(w) else g for g, w in zip(grads, wrt)]
             if self.kind == "hessian":
                 seeds = [EngineArray(f"v_{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
@@ -761,28 +873,24 @@ class Transformed:
                 rows = adjoints([(inner, sp.S.One)], wrt, as_recorded=problem.as_recorded)
                 outputs = [exact(r, shape_of(w)) if shape_of(w) else r for r, w in zip(rows, wrt)]
                 out_names = [f"hvp_{n}" for n in names]
-                extra = seeds
+                extra = ([] if tree.single else out_seeds) + seeds
             else:
-                outputs = ([value] if self.kind == "value_and_grad" else []) + grads
+                outputs = (values if self.kind == "value_and_grad" else []) + grads
                 out_names = (["value"] if self.kind == "value_and_grad" else []) + [f"grad_{n}" for n in names]
                 extra = []
         elif self.kind in ("jacobian", "vjp"):
-            seed = EngineArray("g", problem.value_shape, "float64")
-            top = exact(value, problem.value_shape) if problem.value_shape else value
-            grads = adjoints([(top, seed)], wrt, as_recorded=problem.as_recorded)
-            outputs = ([value] if self.kind == "vjp" else []) + [
+            seeds = [EngineArray(n, shape, "float64") for n, shape in zip(tree.names("g"), tree.shapes)]
+            tops = [exact(v, shape) if shape else v for v, shape in zip(values, tree.shapes)]
+            grads = adjoints(list(zip(tops, seeds)), wrt, as_recorded=problem.as_recorded)
+            outputs = (values if self.kind == "vjp" else []) + [
                 exact(g, shape_of(w)) if shape_of(w) else g for g, w in zip(grads, wrt)]
-            out_names = (["value"] if self.kind == "vjp" else []) + [f"vjp_{n}" for n in names]
-            extra = [seed]
+            out_names = (tree.names("value") if self.kind == "vjp" else []) + [f"vjp_{n}" for n in names]
+            extra = seeds
         elif self.kind == "jvp":
             tangents = [EngineArray(f"d{n}", shape_of(w), getattr(w, "array_dtype", "float64"))
                         for n, w in zip(names, wrt)]
-            with evaluate(not problem.as_recorded):
-                total = sp.Add(*[jvp_expr(value, w, t, as_recorded=problem.as_recorded)
-                                 for w, t in zip(wrt, tangents)])
-            if problem.value_shape:
-                total = exact(total, problem.value_shape)
-            outputs, out_names, extra = [value, total], ["value", "tangent"], tangents
+            totals = jvp_exprs(values, wrt, tangents, as_recorded=problem.as_recorded)
+            outputs, out_names, extra = values + totals, tree.names("value") + tree.names("tangent"), tangents
         else:  # pragma: no cover
             raise ValueError(f"unknown transform {self.kind}")
         if self.simplify:
@@ -813,10 +921,11 @@ class Transformed:
         elif self.kind == "value_and_grad":
             values = run.evaluate()
             out = (values[0], run.grads(values[1:1 + n]))
-        elif self.kind == "jacobian":
-            out = run.grads(run.jacobian(), cast=False)
+        elif self.kind == "jacobian":  # the output's structure outside, the arguments' inside, as in JAX
+            out = run.problem.outputs.rebuild([run.grads(blocks, cast=False) for blocks in run.jacobian()])
         else:
-            out = run.grads([run.grads(row, cast=False) for row in run.hessian()], cast=False, shaped=True)
+            out = run.problem.outputs.rebuild([run.grads([run.grads(row, cast=False) for row in blocks], cast=False,
+                                                         shaped=True) for blocks in run.hessian()])
         if self.has_aux:
             aux = run.aux()
             out = ((out[0], aux), out[1]) if self.kind == "value_and_grad" else (out, aux)
@@ -998,32 +1107,45 @@ class _Run:
         if not n:
             return self.problem.aux_rebuild([])
         # a jacobian's compiled VJP also takes the upstream gradient, which aux does not read
-        outputs = self._outputs([np.zeros(self.problem.value_shape)]) if self.transform.kind == "jacobian" \
-            else self.evaluate()
+        outputs = self._outputs([np.zeros(s) for s in self.problem.outputs.shapes]) \
+            if self.transform.kind == "jacobian" else self.evaluate()
         return self.problem.aux_rebuild(outputs[len(outputs) - n:])
 
     def jacobian(self) -> list:
-        """Evaluate the compiled VJP (its last input: the seed ``g``) at every one-hot seed."""
-        shape = self.problem.value_shape
-        rows: list[list] = [[] for _ in self.diff]
-        for k in range(size_of(shape)):
-            seed = np.zeros(size_of(shape))
-            seed[k] = 1.0
-            out = self._outputs([seed.reshape(shape)])
-            for i in range(len(self.diff)):
-                rows[i].append(out[i])
-        result = []
-        for i, position in enumerate(self.diff):
-            arg_shape = self.call.arrays[position].shape
-            dtype = self.call.arrays[position].dtype
-            parts = [self._shaped(r, self.call.arrays[position], True) for r in rows[i]]
-            result.append(_stack(parts, tuple(shape) + tuple(arg_shape), dtype))
-        return result
+        """Per computed output leaf, the Jacobian of each differentiated array (shaped
+        ``output.shape + array.shape``): the compiled VJP, whose last inputs are one seed
+        per output leaf, evaluated at every one-hot seed."""
+        shapes = self.problem.outputs.shapes
+        zeros = [np.zeros(shape) for shape in shapes]
+        blocks = []
+        for l, shape in enumerate(shapes):
+            rows: list[list] = [[] for _ in self.diff]
+            for k in range(size_of(shape)):
+                seed = np.zeros(size_of(shape))
+                seed[k] = 1.0
+                out = self._outputs(zeros[:l] + [seed.reshape(shape)] + zeros[l + 1:])
+                for i in range(len(self.diff)):
+                    rows[i].append(out[i])
+            result = []
+            for i, position in enumerate(self.diff):
+                like = self.call.arrays[position]
+                parts = [self._shaped(r, like, True) for r in rows[i]]
+                result.append(_stack(parts, tuple(shape) + tuple(like.shape), like.dtype))
+            blocks.append(result)
+        return blocks
 
     def hessian(self) -> list:
-        """The Hessian's blocks from the compiled Hessian-vector product: row ``i``,
-        column ``j`` for differentiated arrays ``i`` and ``j``, of shape
-        ``shape_i + shape_j``."""
+        """Per computed output leaf, the Hessian's blocks from the compiled
+        Hessian-vector product: row ``i``, column ``j`` for differentiated arrays ``i``
+        and ``j``, of shape ``shape_i + shape_j``.  A pytree output's leaf is picked by
+        one-hot weights, the compiled function's first inputs after the arguments."""
+        tree = self.problem.outputs
+        if tree.single:
+            return [self._hessian_blocks([])]
+        return [self._hessian_blocks([np.full(s, 1.0 if m == l else 0.0) for m, s in enumerate(tree.shapes)])
+                for l in range(len(tree.shapes))]
+
+    def _hessian_blocks(self, weights: list) -> list:
         likes = [self.call.arrays[p] for p in self.diff]
         blocks: list = []
         for j, like_j in enumerate(likes):
@@ -1031,7 +1153,7 @@ class _Run:
             for k in range(like_j.size):
                 seeds = [np.zeros(like.shape) for like in likes]
                 seeds[j].reshape(-1)[k] = 1.0
-                out = self._outputs(seeds)
+                out = self._outputs(weights + seeds)
                 for i, like in enumerate(likes):
                     rows[i].append(self._shaped(out[i], like, True))
             blocks.append([_stack(r, like_j.shape + likes[i].shape, likes[i].dtype) for i, r in enumerate(rows)])
@@ -1087,11 +1209,11 @@ def _cross_check(transform: Transformed, call: _Arguments, out: Any) -> None:
     from .backward import GradientMismatchError, _compare
 
     with tape.backward_engine("tape"):
-        expected = _eager_results(transform, call)
+        expected, tree = _eager_results(transform, call)
     got = _flat_results(transform, out)
     if len(got) != len(expected):  # pragma: no cover  (both come from the same transform)
         raise GradientMismatchError(f"{transform.__name__}: {len(got)} results against {len(expected)} on the tape")
-    for k, (label, g, e) in enumerate(zip(_result_labels(transform, call), got, expected)):
+    for k, (label, g, e) in enumerate(zip(_result_labels(transform, call, tree), got, expected)):
         g = np.asarray(g)
         _compare(k, _Labelled(label, g), g, np.asarray(e))
 
@@ -1103,26 +1225,28 @@ class _Labelled:
         self.name, self.shape, self.dtype = name, like.shape, like.dtype
 
 
-def _result_labels(transform: Transformed, call: _Arguments) -> list[str]:
+def _result_labels(transform: Transformed, call: _Arguments, tree: _OutputTree) -> list[str]:
     """What each of :func:`_flat_results` is, for a mismatch report."""
     names = [f"{_ArgumentName(call.paths[i])} ({call.names[i]})" for i in call.diff]
+    of = [f"{transform.__name__}" + ("" if tree.single else f" ({tree.where(k)})") for k in range(len(tree.shapes))]
     if transform.kind == "hessian":
-        return [f"the hessian of {transform.__name__} for {a}, {b}" for a in names for b in names]
+        return [f"the hessian of {o} for {a}, {b}" for o in of for a in names for b in names]
     labels = [f"the value of {transform.__name__}"] if transform.kind == "value_and_grad" else []
-    return labels + [f"the {transform.kind} of {transform.__name__} for {n}" for n in names]
+    return labels + [f"the {transform.kind} of {o} for {n}" for o in of for n in names]
 
 
 def _flat_results(transform: Transformed, out: Any) -> list:
     """A transform's results (aux left out) as one flat list, in :func:`_eager_results`'
-    order: the value first, then one result per differentiated array (per pair of them
-    for a Hessian, row by row)."""
+    order: the value first, then per computed output leaf one result per differentiated
+    array (per pair of them for a Hessian, row by row)."""
     if transform.has_aux:
         out = (out[0][0], out[1]) if transform.kind == "value_and_grad" else out[0]
     return [v for v in pytree.flatten(out)[0] if v is not None]
 
 
-def _eager_results(transform: Transformed, call: _Arguments) -> list:
-    """The transform's results computed by running the function eagerly on the tape."""
+def _eager_results(transform: Transformed, call: _Arguments) -> tuple[list, _OutputTree]:
+    """The transform's results computed by running the function eagerly on the tape, in
+    :func:`_flat_results`' order, and the structure of the function's output."""
     from .. import autograd
 
     leaves = [tape.tensor(a, requires_grad=(a.dtype.kind == "f")) for a in call.arrays]
@@ -1132,9 +1256,9 @@ def _eager_results(transform: Transformed, call: _Arguments) -> list:
         result = transform.f(*positional, **keywords)
         if transform.has_aux:
             result = result[0]
-        out = result if isinstance(result, tape.Tensor) else tape.as_tensor(result)
+        outs, tree = _output_tensors(result)
 
-        def pull(seed, create_graph=False):
+        def pull(out, seed, create_graph=False):
             if not out.requires_grad:  # computed from masks only: the derivative is zero, as the transform's
                 return [np.zeros(t.shape, t.dtype) for t in diff]
             grads = autograd.grad([out], diff, grad_outputs=[tape.tensor(seed, dtype=out.dtype)],
@@ -1143,33 +1267,44 @@ def _eager_results(transform: Transformed, call: _Arguments) -> list:
 
         kind = transform.kind
         if kind in ("grad", "value_and_grad"):
-            grads = [np.asarray(getattr(g, "_data", g)) for g in pull(np.ones(out.shape))]  # zeros if unused
-            return ([out._data] if kind == "value_and_grad" else []) + grads
-        if kind == "jacobian":
-            rows = [[] for _ in diff]
-            for k in range(out.numel()):
-                seed = np.zeros(out.numel())
-                seed[k] = 1.0
-                for i, g in enumerate(pull(seed.reshape(out.shape))):
-                    rows[i].append(np.asarray(getattr(g, "_data", g)))
-            return [np.stack(r).reshape(out.shape + t.shape) if r else np.zeros(out.shape + t.shape)
-                    for r, t in zip(rows, diff)]
-        # hessian: the tape's gradient with create_graph, differentiated once per element
-        grads = pull(np.ones(out.shape), create_graph=True)
-        blocks = []
-        for gj, tj in zip(grads, diff):
-            row = []
-            for ti in diff:
-                entries = []
-                for k in range(tj.numel()):
-                    if not isinstance(gj, tape.Tensor) or gj.grad_fn is None:
-                        entries.append(np.zeros(ti.shape))
-                        continue
-                    (h,) = autograd.grad([gj.reshape(-1)[k]], [ti], retain_graph=True, allow_unused=True)
-                    entries.append(np.zeros(ti.shape) if h is None else h._data)
-                row.append(np.stack(entries).reshape(tj.shape + ti.shape) if entries else np.zeros(tj.shape + ti.shape))
-            blocks.append(row)
-        return [block for row in blocks for block in row]
+            (out,) = outs
+            grads = [np.asarray(getattr(g, "_data", g)) for g in pull(out, np.ones(out.shape))]  # zeros if unused
+            return ([out._data] if kind == "value_and_grad" else []) + grads, tree
+        results = []
+        for out in outs:
+            results += _eager_jacobian(out, diff, pull) if kind == "jacobian" else _eager_hessian(out, diff, pull)
+        return results, tree
+
+
+def _eager_jacobian(out: Tensor, diff: list, pull: Callable) -> list:
+    """The Jacobian of ``out`` for each of ``diff``, one tape pull-back per element of ``out``."""
+    rows: list = [[] for _ in diff]
+    for k in range(out.numel()):
+        seed = np.zeros(out.numel())
+        seed[k] = 1.0
+        for i, g in enumerate(pull(out, seed.reshape(out.shape))):
+            rows[i].append(np.asarray(getattr(g, "_data", g)))
+    return [np.stack(r).reshape(out.shape + t.shape) if r else np.zeros(out.shape + t.shape) for r, t in zip(rows, diff)]
+
+
+def _eager_hessian(out: Tensor, diff: list, pull: Callable) -> list:
+    """The Hessian blocks of ``out`` (one element), row by row: the tape's gradient with
+    ``create_graph``, differentiated once per element."""
+    from .. import autograd
+
+    grads = pull(out, np.ones(out.shape), create_graph=True)
+    blocks = []
+    for gj, tj in zip(grads, diff):
+        for ti in diff:
+            entries = []
+            for k in range(tj.numel()):
+                if not isinstance(gj, tape.Tensor) or gj.grad_fn is None:
+                    entries.append(np.zeros(ti.shape))
+                    continue
+                (h,) = autograd.grad([gj.reshape(-1)[k]], [ti], retain_graph=True, allow_unused=True)
+                entries.append(np.zeros(ti.shape) if h is None else h._data)
+            blocks.append(np.stack(entries).reshape(tj.shape + ti.shape) if entries else np.zeros(tj.shape + ti.shape))
+    return blocks
 
 
 # ============================================================================ public transforms
@@ -1210,11 +1345,14 @@ def value_and_grad(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_ar
 def jacobian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (),
              static_argnames: Any = (), args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
              backend: str = "numpy") -> Transformed:
-    """The Jacobian, shaped ``output.shape + input.shape``.
+    """The Jacobian, shaped ``output.shape + input.shape``; of a function returning a
+    pytree, that pytree with each leaf's Jacobian (JAX's ``jacrev``).
 
     >>> jacobian(lambda x: x ** 2)(np.array([1.0, 2.0]))
     array([[2., 0.],
            [0., 4.]])
+    >>> jacobian(lambda x, y: {"xy": x * y, "x": x}, argnums=(0, 1))(2.0, 3.0)
+    {'x': (array(1.), array(0.)), 'xy': (array(3.), array(2.))}
     """
     return Transformed("jacobian", f, argnums, args, simplify, backend, has_aux=has_aux,
                        static_argnums=static_argnums, static_argnames=static_argnames)
@@ -1222,7 +1360,8 @@ def jacobian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums:
 
 def hessian(f: Any, argnums: Any = 0, *, static_argnums: Any = (), static_argnames: Any = (),
             args: Sequence[sp.Symbol] | None = None, simplify: bool = False, backend: str = "numpy") -> Transformed:
-    """The Hessian of a scalar function, shaped ``input.shape + input.shape``.
+    """The Hessian of a scalar function, shaped ``input.shape + input.shape``; of a function
+    returning a pytree of one-element leaves (several losses), one Hessian per leaf.
 
     >>> x, y = sp.symbols("x y", real=True)
     >>> hessian(x ** 2 * y, (0, 1), args=(x, y))(1.0, 2.0)
@@ -1235,25 +1374,25 @@ def hessian(f: Any, argnums: Any = 0, *, static_argnums: Any = (), static_argnam
 def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | None = None,
         backend: str = "numpy"):
     """``(value, vjp_fn)``: ``vjp_fn(g)`` gives ``g``'s pull-back to every primal (a tuple).
-    The compiled function is ``vjp_fn.compiled``.
+    ``g`` has the value's structure (a pytree for a function returning one) and each leaf
+    its value's shape.  The compiled function is ``vjp_fn.compiled``.
 
     >>> value, back = vjp(lambda x: x ** 2, np.array([1.0, 3.0]))
     >>> value, back(np.ones(2))
     (array([1., 9.]), (array([2., 6.]),))
+    >>> value, back = vjp(lambda x: (x * 2, x ** 2), 3.0)
+    >>> value, back((np.array(1.0), np.array(1.0)))
+    ((array(6.), array(9.)), (array(8.),))
     """
     argnums = tuple(range(len(primals))) if argnums is None else argnums
     t = Transformed("vjp", f, argnums, args, False, backend)
     run = t._run(primals, {})
-    shape = run.problem.value_shape
-    value = run._outputs([np.zeros(shape)])[0]
+    tree = run.problem.outputs
+    n = len(tree.shapes)
+    value = tree.rebuild(run._outputs([np.zeros(shape) for shape in tree.shapes])[:n])
 
-    def vjp_fn(g: Any) -> tuple:
-
-        if not isinstance(g, Tensor):
-            g = np.broadcast_to(np.asarray(g, dtype=np.float64), shape)
-        elif g.shape != shape:
-            raise ValueError(f"vjp_fn needs a cotangent of the value's shape {shape}, got {g.shape}")
-        out = run._outputs([g])[1:1 + len(run.diff)]
+    def vjp_fn(cotangent: Any) -> tuple:
+        out = run._outputs(tree.cotangents(cotangent))[n:n + len(run.diff)]
         return tuple(run.call.regroup([run._shaped(o, run.call.arrays[i], True) for o, i in zip(out, run.diff)]))
 
     vjp_fn.compiled = run.compiled  # type: ignore[attr-defined]
@@ -1263,7 +1402,8 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
 
 def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequence[sp.Symbol] | None = None,
         backend: str = "numpy"):
-    """``(value, tangent_out)``: the Jacobian-vector product in forward direction.
+    """``(value, tangent_out)``: the Jacobian-vector product in forward direction; both of
+    the output's structure for a function returning a pytree.
 
     >>> jvp(lambda x: x ** 2, (np.array([1.0, 3.0]),), (np.array([1.0, 0.5]),))
     (array([1., 9.]), array([2., 3.]))
@@ -1281,5 +1421,7 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequen
             seeds.append(v)
         else:
             seeds.append(np.broadcast_to(np.asarray(v, dtype=np.float64), like.shape))
+    tree = run.problem.outputs
     out = run._outputs(seeds)
-    return out[0], out[1]
+    n = len(tree.shapes)
+    return tree.rebuild(out[:n]), tree.rebuild(out[n:2 * n])

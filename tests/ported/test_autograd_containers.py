@@ -26,9 +26,10 @@ How autograd's wrappers map onto symgrad:
 
 Deliberate differences from autograd (each said at its test):
 
-1. A transformed function returns one tensor; a dict, list or tuple output (autograd's
-   ``test_make_dict``, and ``jvp(grad(f))`` of a ``f`` with a dict argument, whose ``grad``
-   is a dict) raises ``TypeError`` pointing at ``has_aux``, which passes any pytree out.
+1. ``grad`` and ``value_and_grad`` need one scalar output, as JAX's do; ``jacobian``,
+   ``vjp`` and ``jvp`` take a dict, list or tuple output (autograd's ``test_make_dict``,
+   and ``jvp(grad(f))`` of a ``f`` with a dict argument, whose ``grad`` is a dict) as JAX
+   does, and ``has_aux`` passes any pytree out beside a scalar.
 2. A list or tuple of numbers only is one array (NumPy's reading, so
    ``[[1., 2.], [3., 4.]]`` is a matrix); autograd's ``test_isinstance`` for tuples
    differentiates ``(1.0, 2.0, 3.0)`` as three scalars, symgrad as one vector.
@@ -197,11 +198,15 @@ def test_dict_get(d, x, expected):
     close(gx, expected[1])
 
 
-def test_dict_output_needs_has_aux():
-    # test_make_dict: autograd differentiates a function returning a dict in reverse mode;
-    # symgrad's transforms return one tensor (difference 1), a dict goes out as aux
-    with pytest.raises(TypeError, match="has_aux"):
-        symgrad.jacobian(lambda x: {"a": x, "b": x * 2})(np.array([1.0, 2.0]))
+def test_dict_output():
+    # test_make_dict: a function returning a dict, differentiated in reverse mode (difference 1)
+    x = np.array([1.0, 2.0])
+    jac = symgrad.jacobian(lambda x: dict([("a", x)], b=x * 2))(x)
+    assert sorted(jac) == ["a", "b"]
+    close(jac["a"], np.eye(2))
+    close(jac["b"], 2 * np.eye(2))
+    with pytest.raises(TypeError, match="one scalar output"):  # grad needs a scalar, as JAX's
+        symgrad.grad(lambda x: {"a": x.sum()})(x)
     g, aux = symgrad.grad(lambda x: (x.sum(), dict([("a", x)], b=x * 2)), has_aux=True)(np.array([1.0, 2.0]))
     close(g, [1.0, 1.0])
     assert sorted(aux) == ["a", "b"]
@@ -427,12 +432,17 @@ def test_hessian_vector_product_on_a_dict():
     close(hv["b"], 2 * p["a"] * v["a"])
 
 
-def test_jvp_of_grad_with_a_dict_argument_is_refused():
-    # difference 1: grad of a dict argument is a dict, and a transform's output is one tensor
+def test_jvp_of_grad_with_a_dict_argument():
+    # forward over reverse on a pytree (difference 1: grad of a dict argument is a dict, an
+    # output jvp takes): f = sum(a^2 b), the tangent of its gradient is H v
     p = {"a": np.array([1.0, 2.0]), "b": np.array([3.0, 4.0])}
+    v = {"a": np.array([1.0, -1.0]), "b": np.array([0.5, 2.0])}
     df = symgrad.grad(lambda q: (q["a"] ** 2 * q["b"]).sum())
-    with pytest.raises(TypeError, match="has_aux"):
-        symgrad.jvp(df, (p,), (p,))
+    g, hv = symgrad.jvp(df, (p,), (v,))
+    close(g["a"], 2 * p["a"] * p["b"])
+    close(g["b"], p["a"] ** 2)
+    close(hv["a"], 2 * p["b"] * v["a"] + 2 * p["a"] * v["b"])
+    close(hv["b"], 2 * p["a"] * v["a"])
 
 
 def test_grad_and_aux():

@@ -37,7 +37,7 @@ Skipped groups (no counterpart in symgrad): everything about ``jit`` itself (don
 devices, lowering, compiler options, cache sizes), ``pmap``/``vmap``, ``device_put``,
 x64/dtype/weak-type tests, pytrees (dict, list and namedtuple arguments,
 ``test_jacobian_on_pytrees``, ``test_hessian_on_pytrees``: ported in
-``test_jax_pytrees.py``), complex and holomorphic
+``test_jax_pytrees.py`` and, for pytree outputs, ``test_jax_pytree_outputs.py``), complex and holomorphic
 differentiation, ``float0``/``allow_int``, ``custom_jvp``/``custom_vjp``, ``remat``,
 ``linear_transpose``, ``linearize``, ``eval_shape``, jaxprs and DCE, escaped-tracer and
 leak-checker tests (symgrad has no tracer objects a user can keep), ``has_aux`` for

@@ -15,11 +15,10 @@ Deliberate differences from JAX (each said at its test):
    vector (JAX: three scalar leaves), so ``jacobian(lambda x: x[:2])((1., 2., 3.))`` is a
    2x3 array where JAX gives a tuple of tuples with the same numbers, and ``()`` is an
    empty array where JAX sees an empty tree.
-2. A transform's output is one tensor: JAX's ``jacrev(lambda x, y: (x, y))`` and dict
-   outputs (in ``test_jacobian_on_pytrees``) raise ``TypeError`` naming ``has_aux``; so
-   ``hessian`` needs a scalar output (JAX's ``hessian(lambda x: jnp.array(x) ** 2)`` of a
-   vector output has no counterpart; its pytree-of-pytrees structure is tested on a
-   scalar function instead).
+2. ``hessian`` needs one output element in every output leaf (a pytree of scalar losses is
+   fine): JAX's ``hessian(lambda x: jnp.array(x) ** 2)`` of a vector output has no
+   counterpart; its pytree-of-pytrees structure is tested on a scalar function instead.
+   Pytree *outputs* of every transform are tested in ``test_jax_pytree_outputs.py``.
 3. ``None`` is a leaf that stays ``None`` in every result (JAX: a subtree with no leaves);
    what a user sees is the same.
 4. A tangent whose structure differs from its primal's raises ``ValueError`` naming both
@@ -262,21 +261,14 @@ def test_value_and_grad_with_aux_inside_grad_of_a_dict():
 
 # ============================================================ jacobian and hessian
 def test_jacobian_on_pytrees():
-    # test_jacobian_on_pytrees: the parts with one array output
+    # test_jacobian_on_pytrees: the parts with one array output (its pytree outputs are in
+    # test_jax_pytree_outputs.py)
     x = np.array([1.0, 2.0])
     jac = symgrad.jacobian(lambda p: p["a"] * p["s"])({"a": x, "s": np.array(3.0)})
     close(jac["a"], 3.0 * np.eye(2))  # output shape + leaf shape
     close(jac["s"], x)
     # difference 1: a tuple of numbers is one vector; JAX's tuple of tuples has these numbers
     close(symgrad.jacobian(lambda v: v[:2])((1.0, 2.0, 3.0)), [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-
-
-@pytest.mark.parametrize("f", [lambda x, y: (x, y), lambda x, y: {"x": x, "xy": x * y}],
-                         ids=["tuple-output", "dict-output"])
-def test_jacobian_of_pytree_outputs_is_refused(f):
-    # difference 2
-    with pytest.raises(TypeError, match="has_aux"):
-        symgrad.jacobian(f)(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
 
 
 def test_hessian_on_pytrees(rng):

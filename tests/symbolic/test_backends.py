@@ -232,6 +232,30 @@ def test_transforms_take_a_backend(cc, backend):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
+def test_transforms_of_pytree_outputs_take_a_backend(cc, backend):
+    # several seeds (jacobian, vjp), several tangent outputs (jvp), one-hot output weights (hessian)
+    from symgrad import pytree
+
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0.5, 1.5, 3), rng.uniform(-1.0, 1.0, 3)
+    f = lambda x, y: {"s": (symgrad.sin(x) * y).sum(), "v": (x * y, None)}  # noqa: E731
+    losses = lambda x: {"a": (symgrad.sin(x) * y).sum(), "b": [(x ** 3).sum()]}  # noqa: E731
+    cotangent = {"s": np.array(0.5), "v": (rng.standard_normal(3), None)}
+    tangents = (rng.standard_normal(3), rng.standard_normal(3))
+    results = {}
+    for b in (backend, "numpy"):
+        results[b] = [S.jacobian(f, argnums=(0, 1), backend=b)(x, y), S.vjp(f, x, y, backend=b)[1](cotangent),
+                      S.jvp(f, (x, y), tangents, backend=b), S.hessian(losses, backend=b)(x)]
+    got, got_tree = pytree.flatten(results[backend])
+    want, want_tree = pytree.flatten(results["numpy"])
+    assert got_tree == want_tree
+    for a, b in zip(got, want):
+        assert (a is None) == (b is None)
+        if b is not None:
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+
+
 # ============================================================================ IEEE special values
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 1e300, -1e-300, 710.0])
 SPECIAL_CASES = {

@@ -9,7 +9,10 @@ changes every day; a failure report names the ``SYMGRAD_TEST_SEED`` that replays
   and compared with an eager tape run by the test itself;
 * pairs of programs that differ in one respect -- argument order, an unused parameter, a
   closure, a constant, a static value, the names -- called interleaved through one warm
-  compile cache: each result must be its own program's.
+  compile cache: each result must be its own program's;
+* one random program returned in other output structures (a tensor, a tuple, a list, a
+  dict, with ``None``, split into an output and aux), interleaved through one warm cache
+  with ``jacobian``: each result has its own structure and the tape's values.
 """
 from __future__ import annotations
 
@@ -146,3 +149,40 @@ def test_programs_that_differ_in_one_respect_never_share_a_result(k, rng):
             _close(value, expected_value, f"{name}: value of\n{program}")
             for g, e in zip(grads, expected_grads):
                 _close(g, e, f"{name}: gradient of\n{program}")
+
+
+def _structures(program):
+    """Functions returning the program's output ``y`` and ``2 y`` in other structures, and
+    how to read the expected Jacobian (of ``y``: ``jy``, of ``2 y``: ``2 jy``) or aux
+    (``value``) into each one's result."""
+    twice = lambda *xs: program(*xs) * 2.0  # noqa: E731
+    return {
+        "a tensor": (lambda *xs: program(*xs), False, lambda jy, value: jy),
+        "a tuple": (lambda *xs: (program(*xs), twice(*xs)), False, lambda jy, value: (jy, 2 * jy)),
+        "a list": (lambda *xs: [program(*xs), twice(*xs)], False, lambda jy, value: [jy, 2 * jy]),
+        "a dict": (lambda *xs: {"b": twice(*xs), "a": program(*xs)}, False,
+                   lambda jy, value: {"a": jy, "b": 2 * jy}),
+        "a None": (lambda *xs: (program(*xs), None), False, lambda jy, value: (jy, None)),
+        "output and aux": (lambda *xs: (program(*xs), [twice(*xs)]), True, lambda jy, value: (jy, [np.asarray(2 * value)])),
+    }
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_one_program_in_other_output_structures_never_shares_a_result(k, rng):
+    program = random_program(rng, max_steps=3)
+    arrays = [np.array(x, dtype=float) for x in program.inputs]
+    value, jac = _eager_jacobian(program, arrays)
+    jy = jac[0]  # the Jacobian for the first argument, the one differentiated
+    structures = _structures(program)
+    transforms = {name: jacobian(f, has_aux=aux) for name, (f, aux, _) in structures.items()}
+    for _ in range(2):  # interleaved, through one warm cache
+        for name, (_, _, expected) in structures.items():
+            got = transforms[name](*arrays)
+            got_leaves, got_structure = symgrad.pytree.flatten(got)
+            want_leaves, want_structure = symgrad.pytree.flatten(expected(jy, value))
+            assert got_structure == want_structure, f"{name}: {got_structure} != {want_structure} of\n{program}"
+            for g, e in zip(got_leaves, want_leaves):
+                if e is None:
+                    assert g is None, f"{name}: None became {g!r}"
+                else:
+                    _close(g, e, f"{name}: jacobian of\n{program}")

@@ -36,7 +36,7 @@ from ..core._compat import evaluate, global_parameters
 from ..core.symbols import (DEEP, ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache, intern, operands,
                       shape_of, size_of)
 
-__all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "as_expr"]
+__all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "jvp_exprs", "as_expr"]
 
 _ZERO = sp.S.Zero
 
@@ -575,13 +575,31 @@ def jvp_expr(y: Any, x: Any, v: Any, *, as_recorded: bool = False, allow_unused:
     >>> jvp_expr(x ** 2, x, v)
     2*v*x
     """
+    ((y, x),), v = _resolve(y, [x], allow_unused), as_expr(v)
+    return jvp_exprs([y], [x], [v], as_recorded=as_recorded)[0]
+
+
+def jvp_exprs(ys: Sequence[sp.Expr], xs: Sequence[sp.Expr], vs: Sequence[Any], *,
+              as_recorded: bool = False) -> list:
+    """The Jacobian-vector products of several outputs at once: for each ``y`` of ``ys``,
+    ``sum_i (dy/dx_i) v_i`` (shape of ``y``) for the symbols ``xs`` and their tangents
+    ``vs``.  The same two reverse passes as :func:`jvp_expr` -- one VJP of all outputs,
+    each with its own upstream gradient, then its transpose -- so the work is linear in
+    the size of the DAG whatever the number of outputs and inputs.
+
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
+    >>> x, y, v, w = ArrayVar("x", (2,)), ArrayVar("y", (2,)), ArrayVar("v", (2,)), ArrayVar("w", (2,))
+    >>> jvp_exprs([x * y, x ** 2], [x, y], [v, w])
+    [v*y + w*x, 2*v*x]
+    """
     from ..forms.structural import Sum
 
-    ((y, x),), v = _resolve(y, [x], allow_unused), as_expr(v)
-    seed = EngineArray("g", shape_of(y), "float64")
-    (vjp_out,) = adjoints([(y, seed)], [x], as_recorded=as_recorded)
+    ys, xs, vs = [as_expr(y) for y in ys], [as_expr(x) for x in xs], [as_expr(v) for v in vs]
+    seeds = [EngineArray("g", shape_of(y), "float64") for y in ys]
+    vjps = adjoints(list(zip(ys, seeds)), xs, as_recorded=as_recorded)
     with evaluate(not as_recorded):
-        inner = Sum.of(exact(vjp_out, shape_of(x)) * v) if shape_of(x) or shape_of(v) else vjp_out * v
-    (out,) = adjoints([(inner, sp.S.One)], [seed], as_recorded=as_recorded)
-    out = exact(out, shape_of(y)) if shape_of(y) else out
-    return out
+        terms = [Sum.of(exact(g, shape_of(x)) * v) if shape_of(x) or shape_of(v) else g * v
+                 for g, x, v in zip(vjps, xs, vs)]
+        inner = terms[0] if len(terms) == 1 else sp.Add(*terms)
+    outs = adjoints([(inner, sp.S.One)], seeds, as_recorded=as_recorded)
+    return [exact(out, shape_of(y)) if shape_of(y) else out for out, y in zip(outs, ys)]
