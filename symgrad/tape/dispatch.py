@@ -23,16 +23,21 @@ def _operand(value, like: list) -> Tensor:
     a float number next to a float tensor takes the tensor's dtype."""
     if isinstance(value, Tensor):
         return value
-    kind = type(value)
-    if kind is float or kind is int or isinstance(value, numbers.Number):
-        if kind is builtins.bool or isinstance(value, builtins.bool):
-            dtype = dtypes.bool
-        else:
-            dtype = next((t.dtype for t in like if isinstance(t, Tensor) and t.dtype.kind == "f"), None)
-            if dtype is None:
-                dtype = dtypes.int64 if isinstance(value, numbers.Integral) else dtypes.get_default_dtype()
-        return Tensor(np.asarray(value, dtype=dtype), _constant=value)
-    return as_tensor(value)
+    kind = type(value)  # the exact Python types first: a number operand is common
+    if kind is not float and kind is not int and not isinstance(value, numbers.Number):
+        return as_tensor(value)
+    if kind is builtins.bool or isinstance(value, builtins.bool):
+        dtype = dtypes.bool
+    else:
+        dtype = None
+        for t in like:
+            if isinstance(t, Tensor) and t._data.dtype.kind == "f":
+                dtype = t._data.dtype
+                break
+        if dtype is None:
+            integral = kind is int or (kind is not float and isinstance(value, numbers.Integral))
+            dtype = dtypes.int64 if integral else dtypes.get_default_dtype()
+    return Tensor(np.asarray(value, dtype=dtype), _constant=value)
 
 
 def _promote(op, inputs: list) -> list:

@@ -39,7 +39,8 @@ class SavedInput:
         self.tensor = tensor
         self.version = tensor._version.value
         self.edge = edge
-        self.index = tensor._output_nr if isinstance(edge, Node) else 0
+        index = tensor._output_nr
+        self.index = index if index == 0 or isinstance(edge, Node) else 0
 
     def release(self) -> None:
         """Drop the value of an intermediate input (one produced by a recorded op), keeping
@@ -119,7 +120,7 @@ class Node:
         self.n_outputs = n_outputs
         self.outputs: list[np.ndarray | None] = [None] * n_outputs
         self.output_versions: list[tuple[Any, int] | None] = [None] * n_outputs
-        self.hooks: list[list] = [[] for _ in range(n_outputs)]
+        self.hooks: list[list] = [[]] if n_outputs == 1 else [[] for _ in range(n_outputs)]
         self.retained: list[weakref.ref | None] = [None] * n_outputs
         self.freed = False
         self._name: str | None = None  # worked out when first asked for (see name())

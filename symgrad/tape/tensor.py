@@ -71,7 +71,7 @@ class Tensor:
 
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
-        if not isinstance(data, (np.ndarray, np.generic)):
+        if type(data) is not np.ndarray and not isinstance(data, (np.ndarray, np.generic)):
             data = _constructor_data(data)
         self._data = data
         self._version = _version if _version is not None else VersionCounter()
@@ -1017,6 +1017,8 @@ def _constructor_data(data) -> np.ndarray:
 
 def _scaled(other, alpha):
     """``alpha * other`` for ``add``/``sub``'s ``alpha`` (``other`` itself when it is 1)."""
+    if type(alpha) is int and alpha == 1:  # the default, at once
+        return other
     if isinstance(alpha, builtins.bool) or not isinstance(alpha, numbers.Number):
         raise TypeError(f"alpha must be a number, got {type(alpha).__name__} {alpha!r:.60}")
     return other if alpha == 1 else apply_op("mul", other, alpha)
