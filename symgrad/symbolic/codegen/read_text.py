@@ -48,7 +48,7 @@ def _text_namespace() -> dict:
         "ones": lambda shape: np.ones(shape), "zeros": lambda shape: np.zeros(shape),
         "scatter": _scatter_value, "assign": _assign_value, "s_": np.s_, "_iverson": _indicator_value,
         "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum,
-        "Rational": lambda p, q: p / q, "arange": np.arange,
+        "Rational": lambda p, q: p / q, "arange": np.arange, "indices": np.indices, "array": np.array,
         "argmax": lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim),
         "argmin": lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim),
     })

@@ -52,7 +52,7 @@ from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
 from ..forms.structural import exact, structural_class
 from ..core._compat import evaluate
-from ..core.symbols import (DEEP, ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
+from ..core.symbols import (DEEP, ArrayValue, ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
                             postorder_by_identity, replaced, start_building)
 
 __all__ = ["Segment", "InputRef", "LeafInput", "ArrayInput", "ConstantInput", "CutInput", "IndexInput",
@@ -603,15 +603,30 @@ def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
     symbols, exprs = segment.build()
     sized = {s: SizedArray(s.name, s.array_shape, s.array_dtype, ref.tensor.dims)
              for s, ref in zip(symbols, segment.inputs) if getattr(ref.tensor, "dims", None) is not None}
-    if not (defined or sized):
+    defined_ids = {id(t) for t in defined}
+    valued = {s: DataArray(s.name, s.array_shape, s.array_dtype, ArrayValue.of(ref.value()))
+              for s, ref in zip(symbols, segment.inputs) if _stands_for_its_value(ref, held_ids | defined_ids)}
+    if not (defined or sized or valued):
         return segment, symbols, exprs, read
-    swaps = dict(sized)
+    inner = {**sized, **valued}  # what a definition reads: named tensors and unnamed arrays
+    swaps = dict(inner)
     for t, definition in zip(defined, exprs[len(tops):]):
         symbol = symbols[segment.input_position(t)]
         definition = exact(definition, tuple(t.shape)) if t.shape else definition
         swaps[symbol] = DataArray(symbol.name, symbol.array_shape, symbol.array_dtype,
-                                  replaced(definition, sized) if sized else definition)
+                                  replaced(definition, inner) if inner else definition)
     return segment, [swaps.get(s, s) for s in symbols], [replaced(e, swaps) for e in exprs[:len(tops)]], read
+
+
+def _stands_for_its_value(ref: InputRef, skipped: set) -> bool:
+    """Whether the input ``ref`` is printed as its value (:class:`ArrayValue`): an index
+    array, or a tensor no one named that has no definition of its own (data given
+    without a name, an unnamed leaf other than those differentiated by), so that no
+    printed name is undefined.  Constants (``inf``, ``zero``) and cut nodes name
+    themselves."""
+    if isinstance(ref, IndexInput):
+        return True
+    return isinstance(ref, ArrayInput) and ref.tensor.name is None and id(ref.tensor) not in skipped
 
 
 def tensor_graph(tensor) -> tuple[sp.Expr, dict]:
