@@ -31,8 +31,10 @@ form in which each tensor it differentiates with respect to is a symbol.
 
 The user-facing builds (``tensor_graph``, ``graphs_at``; never the engine's) also read
 what printing needs: a data input computed without recording from named tensors (its
-``Origin``, ``symgrad.tape.node``) becomes a ``DataArray`` carrying its definition, and an
-input whose tensor names its axes (``dims``) a ``SizedArray``.
+``Origin``, ``symgrad.tape.node``) becomes a ``DataArray`` carrying its definition, an array
+no one named (an index array, unnamed data, an unnamed leaf not differentiated by) a
+``DataArray`` defined by its ``ArrayValue``, and an input whose tensor names its axes
+(``dims``) a ``SizedArray``.
 
 Input symbols are named after what users named (a tensor's ``name``, a module
 parameter's path); the names the engine makes (``t0``, ``idx0``, ``zero``, ``mul_out``)
