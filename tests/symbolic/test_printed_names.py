@@ -3,7 +3,7 @@ a user gave, or is defined in its ``where`` part.
 
 A table of programs that make the engine name arrays itself -- integer-array indexing,
 ``gather``, ``cross_entropy`` with labels (the row numbers and the labels become index
-arrays), a convolution (``im2col``'s window indices), unnamed data, an unnamed leaf -- is
+arrays; named labels print by their name), a convolution (``im2col``'s window indices), unnamed data, an unnamed leaf -- is
 printed by every user-facing path: ``text``, ``latex``, ``pretty``, Python's ``str`` of the
 ``diff`` result and of ``Tensor.expr``.  The text form is read back by ``evaluate_text``
 (the ``where`` definitions included) and compared with ``backward()``'s gradient, so the
@@ -53,7 +53,13 @@ def _cross_entropy_unnamed_labels(rng):
 def _cross_entropy_named_labels(rng):
     z = _leaf(rng, (16, 3), "z")
     labels = symgrad.tensor(rng.integers(0, 3, size=16), name="labels")
-    return F.cross_entropy(z, labels), z
+    return F.cross_entropy(z, labels), z, labels  # idx1 = labels, or labels itself
+
+
+def _indexing_with_a_named_tensor(rng):
+    x = _leaf(rng, (5,), "x")
+    rows = symgrad.tensor(rng.integers(0, 5, size=12), name="rows")
+    return (x[rows] ** 2).sum(), x, rows
 
 
 def _convolution(rng):
@@ -100,11 +106,11 @@ def _embedding(rng):
     return (F.embedding(symgrad.tensor(np.array([[1, 4], [4, 0]])), table) ** 2).sum(), table
 
 
-PROGRAMS = [_indexing, _mask, _gather, _cross_entropy_unnamed_labels, _cross_entropy_named_labels, _convolution,
+PROGRAMS = [_indexing, _indexing_with_a_named_tensor, _mask, _gather, _cross_entropy_unnamed_labels, _cross_entropy_named_labels, _convolution,
             _small_cnn, _unnamed_small_data, _unnamed_large_data, _unnamed_leaf, _data_computed_from_named_data,
             _embedding]
 
-SUMMARIZED = {_unnamed_large_data, _cross_entropy_named_labels}
+SUMMARIZED = {_unnamed_large_data}
 """Programs with an array printed as a summary (first and last values, dtype, shape): defined
 for a reader, but not computable from the printed text."""
 
@@ -137,10 +143,10 @@ def _undefined_in_text(shown: str, users: set) -> set:
     return read - users - defined
 
 
-def _engine_names(y, gradient) -> set:
+def _engine_names(y, gradient, users: set) -> set:
     """The names of the symbols in ``y``'s graph and its gradient that no user gave."""
     symbols = set(tensor_graph(y)[1]) | {s for s in getattr(gradient, "free_symbols", ()) if isinstance(s, sp.Symbol)}
-    return {s.name for s in symbols} - set(_user_names(y))
+    return {s.name for s in symbols} - users
 
 
 def test_the_test_catches_an_undefined_name():
@@ -151,11 +157,11 @@ def test_the_test_catches_an_undefined_name():
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.__name__.strip("_"))
 def test_every_printed_name_is_a_users_or_defined(program, rng):
-    y, x = program(rng)
+    y, x, *index_tensors = program(rng)  # named tensors the program indexes with (no input of the graph)
     gradient = diff(y, x)
-    values = _user_names(y)
+    values = _user_names(y) | {t.name: t.numpy() for t in index_tensors}
     users = set(values)
-    engine = _engine_names(y, gradient)
+    engine = _engine_names(y, gradient, users)
     assert engine, f"{program.__name__} names no array itself: it tests nothing here"
 
     shown = text(gradient)

@@ -49,7 +49,7 @@ import numpy as np
 import sympy as sp
 
 from ...ops import sympy_number
-from ...tape.node import AccumulateGrad, Node
+from ...tape.node import AccumulateGrad, Node, index_source
 from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
 from ..forms.structural import exact, structural_class
@@ -606,7 +606,7 @@ def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
     sized = {s: SizedArray(s.name, s.array_shape, s.array_dtype, ref.tensor.dims)
              for s, ref in zip(symbols, segment.inputs) if getattr(ref.tensor, "dims", None) is not None}
     defined_ids = {id(t) for t in defined}
-    valued = {s: DataArray(s.name, s.array_shape, s.array_dtype, ArrayValue.of(ref.value()))
+    valued = {s: DataArray(s.name, s.array_shape, s.array_dtype, _value_definition(ref))
               for s, ref in zip(symbols, segment.inputs) if _stands_for_its_value(ref, held_ids | defined_ids)}
     if not (defined or sized or valued):
         return segment, symbols, exprs, read
@@ -618,6 +618,13 @@ def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
         swaps[symbol] = DataArray(symbol.name, symbol.array_shape, symbol.array_dtype,
                                   replaced(definition, inner) if inner else definition)
     return segment, [swaps.get(s, s) for s in symbols], [replaced(e, swaps) for e in exprs[:len(tops)]], read
+
+
+def _value_definition(ref: InputRef) -> Any:
+    """What an input no one named stands for: the named tensor whose values an index
+    array holds (``labels``: see ``symgrad.tape.node.index_source``), else its value."""
+    source = index_source(ref.array) if isinstance(ref, IndexInput) else None
+    return ArrayVar(source, ref.shape, ref.dtype) if source else ArrayValue.of(ref.value())
 
 
 def _stands_for_its_value(ref: InputRef, skipped: set) -> bool:
