@@ -268,12 +268,14 @@ class ArrayValue(sp.Atom):
         """What ``array`` prints as (it keeps no reference to ``array``)."""
         array = np.asarray(array)
         steps = _grid_steps(array)
-        flat = array.ravel().tolist()
-        if steps is not None and (array.size > cls.SMALL or sorted(steps) == [0] * array.ndim + [1]):
-            return cls(array.shape, array.dtype, "grid", steps)  # a long grid, or one arange (the row numbers)
+        flat = array.reshape(-1)
+        if steps is not None and (array.size > cls.SMALL or array.ndim > 1 or steps == (0, 1)):
+            return cls(array.shape, array.dtype, "grid", steps)  # short values only for a short vector
         if array.size <= cls.SMALL:
-            return cls(array.shape, array.dtype, "values", tuple(flat))
-        return cls(array.shape, array.dtype, "summary", tuple(flat[:3] + flat[-2:]))
+            return cls(array.shape, array.dtype, "values", tuple(flat.tolist()))
+        ends = flat[:3].tolist() + flat[-2:].tolist()  # a description: floats to 4 digits
+        return cls(array.shape, array.dtype, "summary", tuple(float(f"{v:.4g}") if isinstance(v, float) else v
+                                                              for v in ends))
 
     def _hashable_content(self):
         return (self.shape, self.dtype, self.kind, self.payload)

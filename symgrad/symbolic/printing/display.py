@@ -806,6 +806,7 @@ def defined_data(expr: Any) -> tuple[Any, list]:
             if isinstance(node, DataArray) and node not in listed:
                 listed.add(node)
                 named.append(node)
+    named.sort(key=_name_order)
     plain = {data: ArrayVar(data.name, data.array_shape, data.array_dtype) for data in named}
     inline = {data: replaced(definition, plain) if plain else definition for data, definition in inline.items()}
     swaps = {**inline, **plain}
@@ -813,6 +814,13 @@ def defined_data(expr: Any) -> tuple[Any, list]:
         forms = [replaced(f, swaps) if isinstance(f, sp.Basic) else f for f in forms]
     where = [(plain[data], replaced(data.definition, plain)) for data in named]
     return (type(expr)(forms) if isinstance(expr, (list, tuple)) else forms[0]), where
+
+
+def _name_order(symbol: sp.Symbol) -> tuple:
+    """``idx2`` before ``idx10``, each prefix together: the order of a ``where`` list."""
+    stem = symbol.name.rstrip("0123456789")
+    number = symbol.name[len(stem):]
+    return stem, int(number) if number else -1, symbol.name
 
 
 def to_display(expr: Any) -> Any:
