@@ -168,8 +168,8 @@ class DataArray(ArrayVar):
     ``symgrad.symbolic.printing.display.defined_data``).
 
     Python's ``str`` of a form cannot add a ``where`` line, so under ``str`` (and SymPy's
-    ``latex``) such a symbol prints as its definition, in parentheses: a plain SymPy form
-    never shows a name it does not define.
+    ``latex`` and ``pretty``) such a symbol prints as its definition, in parentheses: a
+    plain SymPy form never shows a name it does not define.
 
     >>> y = ArrayVar("y", (2,))
     >>> t = DataArray("t0", (2,), "float64", 1 - y)
@@ -211,6 +211,12 @@ class DataArray(ArrayVar):
     def _latex(self, printer) -> str:
         shown = printer._print(self.definition)
         return shown if _bare(self.definition) else r"\left(%s\right)" % shown
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        shown = printer._print(self.definition)
+        return shown if _bare(self.definition) else prettyForm(*shown.parens())
 
 
 def _bare(expr: Any) -> bool:
