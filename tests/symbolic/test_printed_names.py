@@ -5,7 +5,7 @@ A table of programs that make the engine name arrays itself -- integer-array ind
 ``gather``, ``cross_entropy`` with labels (the row numbers and the labels become index
 arrays; named labels print by their name), a convolution (``im2col``'s window indices), unnamed data, an unnamed leaf -- is
 printed by every user-facing path: ``text``, ``latex``, ``pretty``, Python's ``str`` of the
-``diff`` result and of ``Tensor.expr``.  The text form is read back by ``evaluate_text``
+``diff`` result and of ``Tensor.expr``, and SymPy's own ``latex`` and ``pretty``.  The text form is read back by ``evaluate_text``
 (the ``where`` definitions included) and compared with ``backward()``'s gradient, so the
 definitions are checked by value, not only by presence.
 """
@@ -168,6 +168,9 @@ def test_every_printed_name_is_a_users_or_defined(program, rng):
     assert not _undefined_in_text(shown, users), f"undefined names in the text of d/d{x.name}:\n{shown}"
     for raw in (str(gradient), str(y.expr)):  # Python's str: no where part, so no engine name
         assert not _text_names(raw) - users, f"plain str shows an undefined name: {raw}"
+    raw_latex, raw_pretty = sp.latex(gradient), sp.pretty(gradient, wrap_line=False)  # SymPy's own printers
+    for name in engine:
+        assert sp.latex(sp.Symbol(name)) not in raw_latex and sp.pretty(sp.Symbol(name)) not in raw_pretty, name
     for short in (repr(gradient), repr(y.expr)):  # symgrad's abbreviated text, where part included
         if "characters in all" not in short:
             assert not _undefined_in_text(short, users), f"repr shows an undefined name: {short}"
