@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 
 import numpy as np
 import pytest
@@ -21,12 +22,18 @@ from tests.test_docs import DOCS, blocks
 
 
 @pytest.fixture(scope="module")
-def gallery() -> list:
+def page() -> dict:
+    """The namespace the page's python blocks leave."""
     namespace: dict = {"__name__": "__main__"}
     with contextlib.redirect_stdout(io.StringIO()):
         for code, _, line in blocks((DOCS / "gallery.md").read_text(encoding="utf-8")):
             exec(compile(code, f"gallery.md:{line}", "exec"), namespace)  # noqa: S102  (our own documentation)
-    return namespace["GALLERY"]
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def gallery(page) -> list:
+    return page["GALLERY"]
 
 
 def test_the_gallery_shows_at_least_ten_models(gallery):
@@ -72,3 +79,30 @@ def test_every_printed_gradient_is_defined_free_of_helpers_and_right(gallery):
 def test_a_name_no_one_gave_is_caught():
     assert _names_in("X.T @ (t0*sigmoid(X @ w))") == {"X", "t0", "w"}
     assert _names_in("2*t0 @ w\nwhere t0 = 1 - y") == {"w", "y"}
+
+
+def _explained_as_longer() -> list[str]:
+    """The models the page's list after the comparison explains (``* **Least squares,
+    ridge**: ...``), lower case, one per name."""
+    text_of_page = (DOCS / "gallery.md").read_text(encoding="utf-8")
+    section = text_of_page.split("## Against matrixcalculus.org", 1)[1]
+    reasons = section.split("Where symgrad's form is longer", 1)[1]
+    return [name.strip().lower() for bold in re.findall(r"^\* \*\*(.+?)\*\*", reasons, re.M)
+            for name in bold.split(",")]
+
+
+def test_each_form_is_no_longer_than_the_transcribed_textbook_form_or_the_page_says_why(page):
+    explained = _explained_as_longer()
+    assert len(page["COMPARED"]) >= 6, "the comparison lost models"
+    for model, printed, textbook in page["COMPARED"]:
+        if len(printed) <= len(textbook):
+            continue
+        first_word = model.split(",")[0].split()[0].lower()
+        assert any(name.split()[0] == first_word for name in explained), (
+            f"{model}: symgrad prints {len(printed)} characters, the textbook form {len(textbook)}, and the page's "
+            f"list of reasons ({explained}) does not explain it: {printed}")
+
+
+def test_the_page_says_where_the_compared_forms_come_from():
+    section = (DOCS / "gallery.md").read_text(encoding="utf-8").split("## Against matrixcalculus.org", 1)[1]
+    assert "transcribed by hand" in section and "None of them is the tool's output" in section

@@ -269,6 +269,39 @@ MAX_ORIGIN_SIZE = 16
 """The most origins one tensor's :class:`Origin` is built from."""
 
 
+_INDEX_SOURCES: dict[int, tuple] = {}  # id(array) -> (weak reference to it, source name)
+
+
+def note_index_source(array: Any, source: Any) -> None:
+    """Remember that the index array ``array`` holds the values of the named tensor
+    ``source`` (``x[labels]``, the labels ``cross_entropy`` picks with), for printing to
+    define it as ``idx0 = labels`` (see :func:`index_source`); ``source`` may also be an
+    array noted so (a copy of it made by normalizing an index keeps the note).  Like
+    :class:`Origin`, a note no engine reads; it lives as long as ``array`` does, and
+    nothing is noted for an unnamed tensor or an array that differs from the source's values.
+
+    >>> import numpy as np, symgrad
+    >>> labels = symgrad.tensor([2, 0], name="labels")
+    >>> picked = labels.numpy().astype(np.intp)
+    >>> note_index_source(picked, labels); index_source(picked), index_source(np.array([2, 0]))
+    ('labels', None)
+    """
+    if isinstance(source, np.ndarray):
+        name, values = index_source(source), source
+    else:
+        name, values = getattr(source, "name", None), getattr(source, "_data", None)
+    if not (name and isinstance(array, np.ndarray) and np.array_equal(array, values)):
+        return
+    key = id(array)
+    _INDEX_SOURCES[key] = (weakref.ref(array, lambda _, key=key: _INDEX_SOURCES.pop(key, None)), name)
+
+
+def index_source(array: Any) -> str | None:
+    """The name of the tensor whose values the index array ``array`` holds, if noted."""
+    noted = _INDEX_SOURCES.get(id(array))
+    return noted[1] if noted is not None and noted[0]() is array else None
+
+
 def _check_version(node: Node, actual: int, expected: int, array) -> None:
     if actual != expected:
         raise RuntimeError(

@@ -22,7 +22,7 @@ from ..ops import OPS, normalize_index
 from . import devices
 from . import dtypes, tracing
 from .grad_mode import is_grad_enabled
-from .node import AccumulateGrad, Node, Origin, RemovableHandle, VersionCounter
+from .node import AccumulateGrad, Node, Origin, RemovableHandle, VersionCounter, note_index_source
 
 _ACCUMULATOR_LOCK = threading.Lock()
 
@@ -1082,6 +1082,9 @@ def _index(key) -> tuple:
         if isinstance(part, Tensor) and part.requires_grad:
             raise IndexError("an index tensor must not require grad; index with t.detach()")
     normalized = normalize_index(tuple(part._data if isinstance(part, Tensor) else part for part in parts))
+    for part, array in zip(parts, normalized):
+        if isinstance(part, Tensor) or (isinstance(part, np.ndarray) and array is not part):
+            note_index_source(array, part)  # for printing: idx0 = labels
     if tracing.ACTIVE_TRACES:
         tracing.check_use(part for part in parts if isinstance(part, Tensor))
         tracing.note_index(parts, normalized)

@@ -51,6 +51,8 @@ import sys
 import threading
 from typing import Any, Callable, Iterable
 
+from .node import note_index_source
+
 ACTIVE_TRACES = 0
 """How many traces run now, in any thread: a cheap test before the per-thread one."""
 
@@ -161,6 +163,7 @@ def derived_array(source: Any, compute: Callable[[Any], Any]) -> Any:
     that a function computes from an integer argument).  A ``source`` that is traced but
     not an argument of the trace (it was itself computed outside the graph) is refused."""
     array = compute(source._data)
+    note_index_source(array, source)  # for printing: idx0 = labels
     if _running() and _live(source):
         if id(source) not in _state.leaves:
             raise UntraceableError(

@@ -11,6 +11,7 @@ import pytest
 import sympy as sp
 
 import symgrad
+from symgrad.symbolic.core.symbols import ArrayValue
 from symgrad.symbolic.codegen.read_text import evaluate_text
 from symgrad.symbolic.printing.display import ENGINE_HELPERS
 from symgrad.symbolic.printing.explain import explain
@@ -134,9 +135,9 @@ def test_data_computed_without_recording_is_defined_where_it_is_named():
     others = symgrad.tensor([0.0, 1.0, 0.0])  # data without a name, computed from nothing named
     e = explain(-(y * symgrad.log(p) + others * symgrad.log(1 - p)).sum(), w)
     ((symbol, value, definition),) = e.unnamed_data
-    assert symbol.name == "t0" and value.tolist() == [0.0, 1.0, 0.0] and definition is None
-    assert str(e).splitlines()[1].startswith("  and t0 is data computed without recording")
-    assert r"\text{data:} & t_{0}" in e.latex()
+    assert symbol.name == "t0" and value.tolist() == [0.0, 1.0, 0.0] and definition == ArrayValue.of(value)
+    assert str(e).splitlines()[1].startswith("  and t0 = array((0.0, 1.0, 0.0)), an array no one named")
+    assert r"\text{data:} & t_{0} &= \left(0.0, 1.0, 0.0\right)" in e.latex()
 
 
 def test_names_of_the_steps_never_meet_the_users():

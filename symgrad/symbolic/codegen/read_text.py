@@ -48,7 +48,7 @@ def _text_namespace() -> dict:
         "ones": lambda shape: np.ones(shape), "zeros": lambda shape: np.zeros(shape),
         "scatter": _scatter_value, "assign": _assign_value, "s_": np.s_, "_iverson": _indicator_value,
         "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum,
-        "Rational": lambda p, q: p / q, "arange": np.arange,
+        "Rational": lambda p, q: p / q, "arange": np.arange, "indices": np.indices, "array": np.array,
         "argmax": lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim),
         "argmin": lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim),
     })
@@ -89,7 +89,7 @@ def evaluate_text(shown: str, values: Mapping[str, Any]) -> np.ndarray:
 
     A form that names data lists the definitions below it (``where t0 = ...``, one per
     line, as :func:`~symgrad.symbolic.printing.printers.text` prints them); each is
-    computed first and read by its name.
+    computed first (after the ones it reads) and read by its name.
 
     >>> float(evaluate_text("sum(2*[x > 0]*x)", {"x": np.array([-1.0, 2.0, 3.0])}))
     10.0
@@ -98,13 +98,25 @@ def evaluate_text(shown: str, values: Mapping[str, Any]) -> np.ndarray:
     """
     form, *definitions = shown.split("\n")
     values = dict(values)
+    pending = {}
     for k, line in enumerate(definitions):
         label, _, definition = line.partition(" = ")
         name = label.removeprefix("where" if k == 0 else "").strip()
         if not (label.startswith("where " if k == 0 else "      ") and name.isidentifier() and definition):
             raise ValueError(f"line {k + 2} of a displayed form is no definition 'where name = ...': {line!r}")
-        values[name] = _evaluated(definition, values)
+        pending[name] = definition
+    while pending:  # a definition may read one listed after it (where t0 = x[idx0], idx0 = ...)
+        ready = [name for name, definition in pending.items() if not (_names_read(definition) & set(pending))]
+        if not ready:
+            raise ValueError(f"the definitions of {sorted(pending)} read each other: {shown!r}")
+        for name in ready:
+            values[name] = _evaluated(pending.pop(name), values)
     return _evaluated(form, values)
+
+
+def _names_read(line: str) -> set:
+    """Every name one line of a displayed form mentions."""
+    return {node.id for node in ast.walk(ast.parse(line, mode="eval")) if isinstance(node, ast.Name)}
 
 
 def _evaluated(shown: str, values: Mapping[str, Any]) -> np.ndarray:

@@ -7,8 +7,9 @@ symbols means elementwise arithmetic with NumPy broadcasting; everything that is
 elementwise is a structural function (an :class:`ArrayFunction`, see ``forms/structural.py``).
 
 Two kinds of array symbol carry something for the printers only: a :class:`DataArray`
-(data computed from named tensors without recording) its definition, a
-:class:`SizedArray` the names of its axes (sizes printed by name).
+(data computed from named tensors without recording, or an array no one named) its
+definition -- a closed form, or an :class:`ArrayValue` -- and a :class:`SizedArray` the
+names of its axes (sizes printed by name).
 
 Op attributes (``dim``, ``shape``, an index ...) ride along as one :class:`Attrs` atom,
 the last argument of a structural function: hashable, immutable, printable, and free of
@@ -37,7 +38,7 @@ from ._compat import Application, AssocOp, Relational, cacheit, clear_cache, eva
 
 Shape = tuple[int, ...]
 
-__all__ = ["ArrayVar", "EngineArray", "DataArray", "SizedArray", "size_stand_in", "Attrs", "Slot", "array_symbol",
+__all__ = ["ArrayVar", "EngineArray", "DataArray", "ArrayValue", "SizedArray", "size_stand_in", "Attrs", "Slot", "array_symbol",
            "shape_of", "broadcast_shapes", "operands", "postorder", "intern", "unevaluated", "replaced",
            "collection_paused"]
 
@@ -158,16 +159,24 @@ class EngineArray(ArrayVar):
 
 
 class DataArray(ArrayVar):
-    """An array input computed from named tensors by ops that were not recorded (``1 - y``
-    for data ``y``): the engine computes with it as with any data symbol (its value is read
-    at call time; ``free_symbols`` is itself), and ``definition``, the closed form it was
-    computed from, is part of its identity, for the printers to show (inline when short,
-    else ``where t0 = ...``: see ``symgrad.symbolic.printing.display.defined_data``).
+    """An array input whose name the engine made (``t0``, ``idx0``), with what it stands
+    for: computed from named tensors by ops that were not recorded (``1 - y`` for data
+    ``y``), or an array no one named (an index array, data given without a name: its
+    :class:`ArrayValue`).  The engine computes with it as with any data symbol (its value
+    is read at call time; ``free_symbols`` is itself); ``definition`` is part of its
+    identity, for the printers to show (inline when short, else ``where t0 = ...``: see
+    ``symgrad.symbolic.printing.display.defined_data``).
+
+    Python's ``str`` of a form cannot add a ``where`` line, so under ``str`` (and SymPy's
+    ``latex`` and ``pretty``) such a symbol prints as its definition, in parentheses: a
+    plain SymPy form never shows a name it does not define.
 
     >>> y = ArrayVar("y", (2,))
     >>> t = DataArray("t0", (2,), "float64", 1 - y)
-    >>> t, t.definition, t == ArrayVar("t0", (2,)), t.free_symbols == {t}
-    (t0, 1 - y, False, True)
+    >>> t.name, t.definition, t == ArrayVar("t0", (2,)), t.free_symbols == {t}
+    ('t0', 1 - y, False, True)
+    >>> 2 * t
+    2*(1 - y)
     """
 
     __slots__ = ("definition",)
@@ -195,6 +204,165 @@ class DataArray(ArrayVar):
     def _sympyrepr(self, printer) -> str:
         return (f"DataArray({self.name!r}, {self.array_shape!r}, {self.array_dtype!r}, "
                 f"{printer._print(self.definition)})")
+
+    def _sympystr(self, printer) -> str:
+        return _in_parentheses(printer._print(self.definition), self.definition)
+
+    def _latex(self, printer) -> str:
+        shown = printer._print(self.definition)
+        return shown if _bare(self.definition) else r"\left(%s\right)" % shown
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        shown = printer._print(self.definition)
+        return shown if _bare(self.definition) else prettyForm(*shown.parens())
+
+
+def _bare(expr: Any) -> bool:
+    """Whether ``expr`` prints as one operand needing no parentheses: a symbol, a number,
+    an array value, a function call."""
+    return isinstance(expr, (sp.Atom, sp.Function)) and not (isinstance(expr, sp.Number) and expr < 0)
+
+
+def _in_parentheses(shown: str, expr: Any) -> str:
+    return shown if _bare(expr) else f"({shown})"
+
+
+class ArrayValue(sp.Atom):
+    """The value of an array no one named -- an index array (``x[labels]``, the windows
+    of a convolution), data given without a name -- as the definition of the symbol the
+    engine calls it by (``where idx0 = ...``; see :class:`DataArray`).  It prints as
+    what the array is: an index grid (an integer array that grows by a fixed step along
+    each axis: ``arange``, the row numbers of a gather, the windows of a convolution) as
+    its formula over NumPy's ``arange`` and ``indices``; a small array as its values
+    (``array((0, 2, 2))``); both compute the array again.  A larger one prints as its
+    first and last values, its dtype and its shape, which describe it but compute nothing
+    (the array is not kept, only what is printed).
+
+    >>> ArrayValue.of(np.array([0, 2])), ArrayValue.of(np.arange(64)), ArrayValue.of(2 * np.arange(20) + 1)
+    (array((0, 2)), arange(64), 2*arange(20) + 1)
+    >>> windows = np.arange(6)[:, None] + np.arange(4)  # rows of 4-wide windows
+    >>> ArrayValue.of(windows)
+    indices((6, 4))[0] + indices((6, 4))[1]
+    >>> print(sp.latex(ArrayValue.of(windows)))
+    \\left(i + j\\right)_{i j} \\in \\mathbb{Z}^{6 \\times 4}
+    >>> ArrayValue.of(np.arange(40.0) ** 2)
+    array((0.0, 1.0, 4.0, ..., 1444.0, 1521.0), dtype=float64, shape=(40,))
+    """
+
+    __slots__ = ("shape", "dtype", "kind", "payload")
+    is_commutative = True
+
+    SMALL = 10
+    """Elements an array may have to print as all its values."""
+
+    shape: tuple
+    dtype: str
+    kind: str  # "grid" (payload: offset, then the step along each axis), "values" (all), "summary" (3 first, 2 last)
+    payload: tuple
+
+    def __new__(cls, shape: tuple, dtype: Any, kind: str, payload: tuple) -> "ArrayValue":
+        if kind not in ("grid", "values", "summary"):
+            raise ValueError(f"an ArrayValue is a grid, values or a summary, not {kind!r}")
+        obj = sp.Atom.__new__(cls)
+        obj.shape, obj.dtype, obj.kind, obj.payload = tuple(shape), np.dtype(dtype).name, kind, tuple(payload)
+        return obj
+
+    @classmethod
+    def of(cls, array: Any) -> "ArrayValue":
+        """What ``array`` prints as (it keeps no reference to ``array``)."""
+        array = np.asarray(array)
+        steps = _grid_steps(array)
+        flat = array.reshape(-1)
+        if steps is not None and (array.size > cls.SMALL or array.ndim > 1 or steps == (0, 1)):
+            return cls(array.shape, array.dtype, "grid", steps)  # short values only for a short vector
+        if array.size <= cls.SMALL:
+            return cls(array.shape, array.dtype, "values", tuple(flat.tolist()))
+        ends = flat[:3].tolist() + flat[-2:].tolist()  # a description: floats to 4 digits
+        return cls(array.shape, array.dtype, "summary", tuple(float(f"{v:.4g}") if isinstance(v, float) else v
+                                                              for v in ends))
+
+    def _hashable_content(self):
+        return (self.shape, self.dtype, self.kind, self.payload)
+
+    def __getnewargs__(self):
+        return (self.shape, self.dtype, self.kind, self.payload)
+
+    def __getstate__(self):
+        return None
+
+    @property
+    def free_symbols(self) -> set:
+        return set()
+
+    def _eval_subs(self, old, new):
+        return self
+
+    def _terms(self, axis_name) -> list[str]:
+        """The terms of a grid's formula, ``axis_name(k)`` standing for axis ``k``."""
+        offset, *steps = self.payload
+        terms = [("" if step == 1 else "-" if step == -1 else f"{step}*") + axis_name(k)
+                 for k, step in enumerate(steps) if step]
+        return terms + ([str(offset)] if offset else [])
+
+    def _sympystr(self, printer) -> str:
+        if self.kind == "grid":
+            if len(self.shape) == 1:
+                return " + ".join(self._terms(lambda k: f"arange({self.shape[0]})")).replace("+ -", "- ")
+            return " + ".join(self._terms(lambda k: f"indices({self.shape})[{k}]")).replace("+ -", "- ")
+        if self.kind == "values":
+            return f"array({_nested(self.payload, self.shape)!r})"
+        shown = ", ".join(repr(v) for v in self.payload[:3]) + ", ..., " + ", ".join(repr(v) for v in self.payload[3:])
+        return f"array(({shown}), dtype={self.dtype}, shape={self.shape})"
+
+    def _sympyrepr(self, printer) -> str:
+        return f"ArrayValue({self.shape!r}, {self.dtype!r}, {self.kind!r}, {self.payload!r})"
+
+    def _latex(self, printer) -> str:
+        sizes = r" \times ".join(map(str, self.shape))
+        if self.kind == "grid":
+            if len(self.shape) == 1 and self.payload == (0, 1):
+                return r"\left(0, 1, \ldots, %d\right)" % (self.shape[0] - 1)
+            letters = "ijklmnpqrs"[:len(self.shape)]
+            formula = " + ".join(self._terms(lambda k: letters[k])).replace("*", " ").replace("+ -", "- ")
+            return r"\left(%s\right)_{%s} \in \mathbb{Z}^{%s}" % (formula, " ".join(letters), sizes)
+        if self.kind == "values":
+            return _latex_nested(_nested(self.payload, self.shape))
+        shown = ", ".join(map(str, self.payload[:3])) + r", \ldots, " + ", ".join(map(str, self.payload[3:]))
+        return r"\left(%s\right) \; (\text{%s, shape } %s)" % (shown, self.dtype, sizes)
+
+
+def _grid_steps(array: np.ndarray) -> tuple | None:
+    """``(offset, step along axis 0, step along axis 1, ...)`` when the integer ``array``
+    is ``offset + sum(step_k * np.indices(array.shape)[k])`` with some step nonzero (an
+    ``arange``, the row numbers of a gather, the windows of a convolution), else None."""
+    if array.dtype.kind not in "iu" or array.ndim == 0 or array.size < 2 or array.size > 10 ** 6:
+        return None
+    offset = int(array.ravel()[0])
+    steps = []
+    for axis, n in enumerate(array.shape):
+        corner = (0,) * axis + (1,) + (0,) * (array.ndim - axis - 1)
+        steps.append(int(array[corner]) - offset if n > 1 else 0)
+    if not any(steps):
+        return None
+    grid = offset + sum(step * np.arange(n).reshape([n if k == axis else 1 for k in range(array.ndim)])
+                        for axis, (step, n) in enumerate(zip(steps, array.shape)))
+    return (offset, *steps) if np.array_equal(array, np.broadcast_to(grid, array.shape)) else None
+
+
+def _nested(flat: tuple, shape: tuple) -> Any:
+    """The values ``flat`` as nested tuples of ``shape`` (a number for shape ``()``)."""
+    if not shape:
+        return flat[0]
+    step = len(flat) // shape[0] if shape[0] else 0
+    return tuple(_nested(flat[k * step:(k + 1) * step], shape[1:]) for k in range(shape[0]))
+
+
+def _latex_nested(values: Any) -> str:
+    if not isinstance(values, tuple):
+        return str(values)
+    return r"\left(%s\right)" % ", ".join(_latex_nested(v) for v in values)
 
 
 SIZE_STAND_INS: dict[str, int] = {}

@@ -31,8 +31,10 @@ form in which each tensor it differentiates with respect to is a symbol.
 
 The user-facing builds (``tensor_graph``, ``graphs_at``; never the engine's) also read
 what printing needs: a data input computed without recording from named tensors (its
-``Origin``, ``symgrad.tape.node``) becomes a ``DataArray`` carrying its definition, and an
-input whose tensor names its axes (``dims``) a ``SizedArray``.
+``Origin``, ``symgrad.tape.node``) becomes a ``DataArray`` carrying its definition, an array
+no one named (an index array, unnamed data, an unnamed leaf not differentiated by) a
+``DataArray`` defined by its ``ArrayValue``, and an input whose tensor names its axes
+(``dims``) a ``SizedArray``.
 
 Input symbols are named after what users named (a tensor's ``name``, a module
 parameter's path); the names the engine makes (``t0``, ``idx0``, ``zero``, ``mul_out``)
@@ -47,12 +49,12 @@ import numpy as np
 import sympy as sp
 
 from ...ops import sympy_number
-from ...tape.node import AccumulateGrad, Node
+from ...tape.node import AccumulateGrad, Node, index_source
 from ...tape.structure import number_value
 from ..forms.selections import Cast, elementwise_form, lower
 from ..forms.structural import exact, structural_class
 from ..core._compat import evaluate
-from ..core.symbols import (DEEP, ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
+from ..core.symbols import (DEEP, ArrayValue, ArrayVar, DataArray, SizedArray, Slot, _freeze, collection_paused, intern,
                             postorder_by_identity, replaced, start_building)
 
 __all__ = ["Segment", "InputRef", "LeafInput", "ArrayInput", "ConstantInput", "CutInput", "IndexInput",
@@ -603,15 +605,37 @@ def _with_data_defined(tops: Sequence[Any], boundary: frozenset = frozenset(),
     symbols, exprs = segment.build()
     sized = {s: SizedArray(s.name, s.array_shape, s.array_dtype, ref.tensor.dims)
              for s, ref in zip(symbols, segment.inputs) if getattr(ref.tensor, "dims", None) is not None}
-    if not (defined or sized):
+    defined_ids = {id(t) for t in defined}
+    valued = {s: DataArray(s.name, s.array_shape, s.array_dtype, _value_definition(ref))
+              for s, ref in zip(symbols, segment.inputs) if _stands_for_its_value(ref, held_ids | defined_ids)}
+    if not (defined or sized or valued):
         return segment, symbols, exprs, read
-    swaps = dict(sized)
+    inner = {**sized, **valued}  # what a definition reads: named tensors and unnamed arrays
+    swaps = dict(inner)
     for t, definition in zip(defined, exprs[len(tops):]):
         symbol = symbols[segment.input_position(t)]
         definition = exact(definition, tuple(t.shape)) if t.shape else definition
         swaps[symbol] = DataArray(symbol.name, symbol.array_shape, symbol.array_dtype,
-                                  replaced(definition, sized) if sized else definition)
+                                  replaced(definition, inner) if inner else definition)
     return segment, [swaps.get(s, s) for s in symbols], [replaced(e, swaps) for e in exprs[:len(tops)]], read
+
+
+def _value_definition(ref: InputRef) -> Any:
+    """What an input no one named stands for: the named tensor whose values an index
+    array holds (``labels``: see ``symgrad.tape.node.index_source``), else its value."""
+    source = index_source(ref.array) if isinstance(ref, IndexInput) else None
+    return ArrayVar(source, ref.shape, ref.dtype) if source else ArrayValue.of(ref.value())
+
+
+def _stands_for_its_value(ref: InputRef, skipped: set) -> bool:
+    """Whether the input ``ref`` is printed as its value (:class:`ArrayValue`): an index
+    array, or a tensor no one named that has no definition of its own (data given
+    without a name, an unnamed leaf other than those differentiated by), so that no
+    printed name is undefined.  Constants (``inf``, ``zero``) and cut nodes name
+    themselves."""
+    if isinstance(ref, IndexInput):
+        return True
+    return isinstance(ref, ArrayInput) and ref.tensor.name is None and id(ref.tensor) not in skipped
 
 
 def tensor_graph(tensor) -> tuple[sp.Expr, dict]:

@@ -58,7 +58,7 @@ from ..forms.selections import Cast, Compare, Equal, Greater, GreaterEqual, Less
 from ..forms.structural import (BroadcastTo, DataThenIndexArrays, ExtremumMask, Getitem, IndexPut, Logsumexp, LogSoftmax,
                          Max, Mean, Min, Norm, Permute, Reshape, Setitem, Softmax, Squeeze, StructuralFunction, Sum, SumTo,
                          Transpose, Unsqueeze, _index_text, _norm_dims, is_equal, pretty_call, subscript_code)
-from ..core.symbols import (SIZE_STAND_INS, Attrs, DataArray, SizedArray, broadcast_shapes, postorder,
+from ..core.symbols import (SIZE_STAND_INS, ArrayValue, ArrayVar, Attrs, DataArray, Slot, SizedArray, broadcast_shapes, postorder,
                             postorder_by_identity, replaced, shape_of, size_of)
 
 __all__ = ["to_display", "shown_node", "with_sizes", "sizes_in", "defined_data", "ENGINE_HELPERS", "AXIS_LETTERS",
@@ -305,7 +305,7 @@ class _Placement(DataThenIndexArrays, StructuralFunction):
     index builder); the index arrays are the arguments after the data."""
 
     def _key(self, printer) -> str:
-        names = [sp.sstr(a) for a in self.index_arrays]
+        names = [str(printer._print(a)) for a in self.index_arrays]  # as the printer writes the name elsewhere
         return _index_text(self.attrs["index"], names)
 
     def _key_code(self, printer) -> str:
@@ -763,7 +763,12 @@ def defined_data(expr: Any) -> tuple[Any, list]:
     without recording) written in place where it is short -- its text, times the number of
     places it appears, at most :data:`INLINE_LENGTH` characters -- and the
     ``(symbol, definition)`` pairs of the others, which a printer lists after the form
-    (``where t0 = ...``), so nothing printed is undefined.
+    (``where t0 = ...``), so nothing printed is undefined.  An array no one named (an
+    index array, unnamed data: its definition an
+    :class:`~symgrad.symbolic.core.symbols.ArrayValue`) is always listed, as are the data
+    inputs a listed definition reads (after it).  The symbols of the listed ones are plain
+    array symbols of the same names, in the form and in the definitions, since a
+    ``DataArray`` prints as its definition (see its docstring).
 
     >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> y, X = ArrayVar("y", (4,)), ArrayVar("X", (4, 3))
@@ -772,7 +777,10 @@ def defined_data(expr: Any) -> tuple[Any, list]:
     (2*(1 - y), [])
     >>> long = DataArray("t1", (4,), "float64", Mean.of(X, dim=1) * y + Sum.of(X, dim=1))
     >>> defined_data(y * long)
-    (y*t1, [(t1, y*mean(X, dim=1) + sum(X, dim=1))])
+    (t1*y, [(t1, y*mean(X, dim=1) + sum(X, dim=1))])
+    >>> index = DataArray("idx0", (3,), "int64", ArrayValue.of(np.array([0, 2, 2])))
+    >>> defined_data(Getitem.of(y, index, index=(Slot(0),)))
+    (y[idx0], [(idx0, array((0, 2, 2)))])
     """
     if isinstance(expr, sp.MatrixBase):
         return expr, []
@@ -787,13 +795,32 @@ def defined_data(expr: Any) -> tuple[Any, list]:
             places[form] = places.get(form, 0) + 1
     inline, named = {}, []
     for data, count in places.items():
-        if len(sp.sstr(to_display(data.definition))) * count <= INLINE_LENGTH:
+        if (not isinstance(data.definition, ArrayValue)
+                and len(sp.sstr(to_display(data.definition))) * count <= INLINE_LENGTH):
             inline[data] = data.definition
         else:
-            named.append((data, data.definition))
-    if inline:
-        forms = [replaced(f, inline) if isinstance(f, sp.Basic) else f for f in forms]
-    return (type(expr)(forms) if isinstance(expr, (list, tuple)) else forms[0]), named
+            named.append(data)
+    listed = set(named)
+    for data in list(inline) + named:  # grows: the data a definition reads are listed after it
+        for node in postorder_by_identity([data.definition]):
+            if isinstance(node, DataArray) and node not in listed:
+                listed.add(node)
+                named.append(node)
+    named.sort(key=_name_order)
+    plain = {data: ArrayVar(data.name, data.array_shape, data.array_dtype) for data in named}
+    inline = {data: replaced(definition, plain) if plain else definition for data, definition in inline.items()}
+    swaps = {**inline, **plain}
+    if swaps:
+        forms = [replaced(f, swaps) if isinstance(f, sp.Basic) else f for f in forms]
+    where = [(plain[data], replaced(data.definition, plain)) for data in named]
+    return (type(expr)(forms) if isinstance(expr, (list, tuple)) else forms[0]), where
+
+
+def _name_order(symbol: sp.Symbol) -> tuple:
+    """``idx2`` before ``idx10``, each prefix together: the order of a ``where`` list."""
+    stem = symbol.name.rstrip("0123456789")
+    number = symbol.name[len(stem):]
+    return stem, int(number) if number else -1, symbol.name
 
 
 def to_display(expr: Any) -> Any:

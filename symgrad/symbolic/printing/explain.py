@@ -24,7 +24,7 @@ from .display import defined_data, to_display
 from .printers import latex as latex_of, text as text_of
 from ..derive.reverse import _local_partials, _resolve, _topological, _is_tensor, diff
 from ..forms.structural import StructuralFunction, exact, numpy_namespace, reduce_to
-from ..core.symbols import ArrayVar, replaced, shape_of
+from ..core.symbols import ArrayValue, ArrayVar, replaced, shape_of
 
 __all__ = ["explain", "Explanation"]
 
@@ -82,7 +82,7 @@ class Explanation:
     def __str__(self) -> str:
         f, x = self.function.name, self.wrt.name
         lines = [f"Chain rule for d{f}/d{x}, where {f} = {text_of(self.expr)}"]
-        lines += [f"  and {s.name} = {text_of(d)}, data computed without recording, shape {tuple(np.shape(v))}"
+        lines += [f"  and {s.name} = {text_of(d)}, {_what(d)}, shape {tuple(np.shape(v))}"
                   f"{_value_text(v)}" if d is not None else
                   f"  and {s.name} is data computed without recording (name the tensor to print its name), "
                   f"shape {tuple(np.shape(v))}{_value_text(v)}" for s, v, d in self.unnamed_data]
@@ -112,7 +112,7 @@ class Explanation:
         f, x = sp.latex(self.function), sp.latex(self.wrt)
         rows = [r"&\text{forward:} & %s &= %s" % (f, latex_of(self.expr))]
         rows += [r"&\text{data:} & %s &%s\quad (\text{shape } %s)" % (
-            sp.latex(s), "" if d is None else "= " + latex_of(d), r" \times ".join(map(str, np.shape(v))) or "1")
+            sp.latex(sp.Symbol(s.name)), "" if d is None else "= " + latex_of(d), r" \times ".join(map(str, np.shape(v))) or "1")
             for s, v, d in self.unnamed_data]
         rows += [r"&& %s &= %s%s" % (sp.latex(s.name), latex_of(s.definition), _value_latex(s.value))
                  for s in self.forward]
@@ -295,12 +295,20 @@ def explain(y: Any, x: Any) -> Explanation:
     return explanation
 
 
+def _what(definition: Any) -> str:
+    """What an unnamed input shown with its definition is."""
+    if isinstance(definition, ArrayValue):
+        return "an array no one named (name the tensor to print its name)"
+    return "data computed without recording"
+
+
 def _unnamed_data(y: Any) -> list:
-    """``(symbol, value)`` of the inputs of ``y``'s graph that are tensors without a name."""
+    """``(symbol, value)`` of the inputs of ``y``'s graph that are tensors without a name,
+    and of its index arrays."""
     from ..derive.graph import tensor_graph
 
-    return [(s, np.asarray(source._data)) for s, source in tensor_graph(y)[1].items()
-            if hasattr(source, "_data") and not getattr(source, "name", None)]
+    return [(s, np.asarray(getattr(source, "_data", source))) for s, source in tensor_graph(y)[1].items()
+            if isinstance(source, np.ndarray) or (hasattr(source, "_data") and not getattr(source, "name", None))]
 
 
 def _known_values(y: Any, x: Any) -> dict:

@@ -751,8 +751,8 @@ def _index_value(symbol: Any, known: dict, by_name: dict) -> np.ndarray:
     value = known.get(symbol, by_name.get(getattr(symbol, "name", None)))
     if value is None:
         raise ValueError(
-            f"the form indexes with {symbol} (an integer array or mask of shape {shape_of(symbol)}), whose values "
-            f"it does not hold: pass per_element(form, indices={{{str(symbol)!r}: array}}) "
+            f"the form indexes with {symbol.name} (an integer array or mask of shape {shape_of(symbol)}), whose "
+            f"values it does not hold: pass per_element(form, indices={{{symbol.name!r}: array}}) "
             "(symgrad.symbolic.tensor_graph(tensor)[1] maps a tensor's index symbols to their arrays), or pass "
             "the tensor itself"
         )
