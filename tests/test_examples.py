@@ -185,6 +185,17 @@ EXPECTED = {
         "C gradient equals symgrad's at all 10,000 points (rtol 1e-12): True",
         "C gradient equals the hand-derived one at all 10,000 points (rtol 1e-12): True",
     ],
+    "export_jax.py": [
+        "wrote poisson_loss_jax.py, verified at 4 points",
+        "closed form of the gradient: X.T @ (-counts/500 + exp(X @ w)/500)",
+        "jit(value_and_grad) gradient: float64",
+        "equals the hand-derived X.T @ (exp(X @ w) - counts) / 500: True",
+        "equals JAX's own autodiff of the formula: True",
+        "gradient for X (not exported) is NaN, so JAX ran the custom VJP: True",
+        "jax.test_util.check_grads (reverse mode against finite differences): passed",
+        "gradient descent, 2000 jitted steps: w = ",
+        "equals Newton's method on the hand-derived gradient (to 1e-6): True",
+    ],
     "cnn_digits.py": [
         "above 95%: True",
         "d loss / d K, ",
@@ -214,7 +225,8 @@ EXPECTED = {
     ],
 }
 
-NEEDS = {"export_torch.py": "torch", "cnn_digits.py": "sklearn", "tensorboard_graph.py": "tensorboard"}
+NEEDS = {"export_torch.py": "torch", "export_jax.py": "jax", "cnn_digits.py": "sklearn",
+         "tensorboard_graph.py": "tensorboard"}
 """Optional libraries an example needs; its test skips without them."""
 
 NEEDS_C_COMPILER = {"export_c.py"}
@@ -233,6 +245,7 @@ ARGUMENTS = {
     "export_numpy.py": lambda tmp_path: [str(tmp_path / "export")],
     "export_torch.py": lambda tmp_path: [str(tmp_path / "export")],
     "export_c.py": lambda tmp_path: [str(tmp_path / "export")],
+    "export_jax.py": lambda tmp_path: [str(tmp_path / "export")],
     "tensorboard_graph.py": lambda tmp_path: [str(tmp_path / "runs")],
 }
 
