@@ -95,7 +95,7 @@ else:  # a compiler without OpenMP: the plain build computes the same, to roundi
     if build.returncode != 0:
         sys.exit(f"building main.c failed:\n{build.stderr}")
     note = "(this compiler has no OpenMP: built plainly, on one thread)"
-print("build:", " ".join([Path(compiler[0]).name, *build.args[len(compiler):]]))
+print("build:", " ".join([Path(compiler[0]).name, *build.args[1:]]))
 print(note)
 
 printed = subprocess.run([str(folder / "w1_demo")], capture_output=True, text=True, check=True).stdout.split("\n")
