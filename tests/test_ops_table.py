@@ -139,6 +139,11 @@ CASES = [
     *[case("cumsum", shape, dim=dim) for shape, dim in [((5,), 0), ((2, 3, 4), 1), ((2, 3), -1), ((), 0)]],
     *[case("prod", shape, **attrs) for shape, attrs in [
         ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": 1, "keepdim": True}), ((2, 3), {"dim": -1})]],
+    *[case(name, shape, dim=dim) for name in ["cumprod", "logcumsumexp"]
+      for shape, dim in [((5,), 0), ((2, 3, 4), 1), ((2, 3), -1), ((), 0)]],
+    *[case(name, shape, **attrs) for name in ["amax", "amin"] for shape, attrs in [
+        ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": (0, 2), "keepdim": True}), ((2, 3), {"dim": -1}),
+        ((2, 3, 4), {"dim": 1})]],
     *[case("solve", a, b) for a, b in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (1, 3, 1))]],
     case("transpose", (2, 3), dim0=0, dim1=1),
     case("transpose", (2, 3, 4), dim0=-1, dim1=0),
@@ -214,6 +219,8 @@ TORCH = {
     "norm": lambda t, x, dim=None, keepdim=False: t.linalg.vector_norm(x, dim=dim, keepdim=keepdim),
     "matmul": lambda t, a, b: a @ b,
     "prod": lambda t, x, dim=None, keepdim=False: x.prod() if dim is None else x.prod(dim, keepdim),
+    **{name: (lambda name: lambda t, x, dim=None, keepdim=False: getattr(x, name)(
+        () if dim is None else dim, keepdim))(name) for name in ["amax", "amin"]},
     "inverse": lambda t, a: t.linalg.inv(a),
     "solve": lambda t, a, b: t.linalg.solve(a, b),
     "transpose": lambda t, x, dim0, dim1: x.transpose(dim0, dim1),
@@ -266,6 +273,8 @@ STABLE = [
     ("binary_cross_entropy_with_logits", [[-1e3, -50.0, 0.0, 50.0, 1e3], [0.0, 1.0, 0.5, 0.0, 1.0]], {}),
     ("logsumexp", [[[-1e3, 1e3, 0.0], [1e3, 1e3, -1e3]]], {"dim": 1}),
     ("logsumexp", [[-1e3, -1e3, -1e3]], {}),
+    ("logcumsumexp", [[[-1e3, 1e3, 0.0, 1e3], [1e3, -1e3, -1e3, 0.0]]], {"dim": 1}),
+    ("logcumsumexp", [[-1e3, -1e3, -1e3]], {"dim": 0}),
     ("softmax", [[[-1e3, 1e3, 0.0], [1e3, 1e3, -1e3]]], {"dim": 1}),
     ("log_softmax", [[[-1e3, 1e3, 0.0], [-1e3, -1e3, -1e3]]], {"dim": 1}),
     ("tanh", [[-1e3, 0.0, 1e3]], {}),
@@ -293,6 +302,10 @@ KINKS = [
     *[(name, [[[1.0, 3.0, 3.0, 2.0, 3.0], [5.0, 5.0, 1.0, 5.0, 1.0]]], attrs) for name in ["max", "min"]
       for attrs in [{}, {"dim": 1}, {"dim": 0, "keepdim": True}, {"dim": -1}]],
     ("max", [[[2.0] * 40, [1.0] * 40]], {"dim": 1}),
+    *[(name, [[[1.0, 3.0, 3.0, 2.0, 3.0], [5.0, 5.0, 1.0, 5.0, 1.0]]], attrs) for name in ["amax", "amin"]
+      for attrs in [{}, {"dim": 1}, {"dim": 0, "keepdim": True}, {"dim": (0, 1)}]],
+    *[("cumprod", [values], {"dim": -1}) for values in [
+        [[1.5, 0.0, 2.0, -1.0], [0.0, 0.0, 3.0, 2.0], [2.0, 0.5, 3.0, 0.0], [0.0, 1.0, 0.0, 2.0]], [0.0]]],
     ("norm", [[[0.0, 0.0], [3.0, 4.0]]], {"dim": 1}),
     ("norm", [[0.0, 0.0, 0.0]], {}),
     *[("pow_scalar", [[0.0, 1.0, -2.0]], {"exponent": e}) for e in [0, 1, 2, 3]],

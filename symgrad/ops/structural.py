@@ -31,6 +31,12 @@ norm          dim=None, keepdim=False 2-norm sqrt(sum(x * x)) over dim (reductio
 cumsum        dim                     running sums along the int dim (reductions.py)
 prod          dim=None, keepdim=False product over dim, attrs as sum; zeros as PyTorch
                                       (reductions.py)
+cumprod       dim                     running products along the int dim; zeros as
+                                      PyTorch (reductions.py)
+logcumsumexp  dim                     log(cumsum(exp(x))) along the int dim, stable
+                                      (reductions.py)
+amax, amin    dim=None, keepdim=False max/min over dim, attrs as sum; ties share the
+                                      gradient evenly (reductions.py)
 sum_to        shape                   sum a broadcast array down to ``shape``
                                       (broadcast.py)
 broadcast_to  shape                   NumPy-broadcast to ``shape`` (broadcast.py)

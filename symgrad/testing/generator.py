@@ -55,6 +55,7 @@ COMPARISON_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 LOGICAL_OPS = ("logical_and", "logical_or", "logical_not")
 
 NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min",
+                           "amax", "amin",
                            "extremum_mask", "elu", "leaky_relu", "softsign", "floor", "ceil", "round", "trunc",
                            "frac", "remainder", "fmod", "copysign", *COMPARISON_OPS, *LOGICAL_OPS})
 """Ops with kinks or jumps (a mask selects between branches); second-derivative checks
@@ -520,7 +521,16 @@ def _softmax(b, op):
     return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
 
 
+@register_recipe("amax")
+@register_recipe("amin")
+def _even_extremum(b, op):
+    x = b.value()
+    return [x], {"dim": _dim_choice(b, len(b.shape(x))), "keepdim": b.choose.boolean()}
+
+
 @register_recipe("cumsum")
+@register_recipe("cumprod")
+@register_recipe("logcumsumexp")
 def _cumsum(b, op):
     x = b.value(min_ndim=1)
     return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
