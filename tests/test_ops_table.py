@@ -144,6 +144,7 @@ CASES = [
     *[case(name, shape, **attrs) for name in ["amax", "amin"] for shape, attrs in [
         ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": (0, 2), "keepdim": True}), ((2, 3), {"dim": -1}),
         ((2, 3, 4), {"dim": 1})]],
+    *[case(name, shape) for name in ["cholesky", "det_sign", "logabsdet"] for shape in [(1, 1), (3, 3), (2, 3, 3)]],
     *[case("solve", a, b) for a, b in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (1, 3, 1))]],
     case("transpose", (2, 3), dim0=0, dim1=1),
     case("transpose", (2, 3, 4), dim0=-1, dim1=0),
@@ -222,6 +223,9 @@ TORCH = {
     **{name: (lambda name: lambda t, x, dim=None, keepdim=False: getattr(x, name)(
         () if dim is None else dim, keepdim))(name) for name in ["amax", "amin"]},
     "inverse": lambda t, a: t.linalg.inv(a),
+    "cholesky": lambda t, a: t.linalg.cholesky(a),
+    "det_sign": lambda t, a: t.linalg.slogdet(a).sign,
+    "logabsdet": lambda t, a: t.linalg.slogdet(a).logabsdet,
     "solve": lambda t, a, b: t.linalg.solve(a, b),
     "transpose": lambda t, x, dim0, dim1: x.transpose(dim0, dim1),
     "permute": lambda t, x, dims: x.permute(dims),
@@ -264,7 +268,8 @@ TORCH_FREE = {  # ops without a PyTorch counterpart, and why
     "bessel_i": "PyTorch has I_nu for nu = 0 and 1 only (i0, special.i1), compared there",
     "bessel_ie": "PyTorch has scaled I_nu for nu = 0 and 1 only (special.i0e, special.i1e), compared there",
 }
-NOT_TORCH_NODES = {"sum_to", "betaln"}  # PyTorch's sum_to_size records Sum/View nodes, betaln has no op
+NOT_TORCH_NODES = {"sum_to", "betaln", "det_sign"}  # PyTorch's sum_to_size records Sum/View nodes, betaln has no
+# op, slogdet's sign has no node (it does not require grad)
 
 # Kinks, ties, bounds and extreme values, compared with PyTorch (op, inputs, attrs).
 STABLE = [

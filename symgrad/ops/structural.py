@@ -69,6 +69,12 @@ det, logdet                           determinant (its log) of each matrix of a
 inverse                               inverse of each matrix (linalg.py)
 solve                                 X with A X = B, B a vector or a batch of
                                       matrices (linalg.py)
+cholesky                              L lower triangular with L L^T = (A + A^T)/2
+                                      (linalg.py)
+det_sign                              sign of each matrix's determinant, no derivative
+                                      (slogdet's sign, linalg.py)
+logabsdet                             log of the absolute value of each matrix's
+                                      determinant (slogdet's logabsdet, linalg.py)
 ============= ======================= ==================================================
 
 Forwards always return a new array (never a view of an input), so a tensor's data can

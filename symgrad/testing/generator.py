@@ -551,6 +551,31 @@ def _square_matrix(b, op):
     return [_well_conditioned(b, b.choose.integer(1, 3))], {}
 
 
+@register_recipe("det_sign")
+@register_recipe("logabsdet")
+def _any_sign_matrix(b, op):
+    """A well-conditioned matrix, its first two rows swapped half the time (a negative
+    determinant)."""
+    n = b.choose.integer(1, 3)
+    matrix = _well_conditioned(b, n)
+    if n > 1 and b.choose.boolean():
+        order = np.array([1, 0] + list(range(2, n)), dtype=np.intp)
+        matrix = b._append(Step("getitem", (matrix,), {"index": (order,)}))
+    return [matrix], {}
+
+
+@register_recipe("cholesky")
+def _positive_definite(b, op):
+    """An ``n x n`` symmetric positive definite matrix made from any value as
+    ``I + T T^T / n`` with ``T = tanh(M)``."""
+    n = b.choose.integer(1, 3)
+    squashed = b._append(Step("tanh", (b.value(shape=(n, n)),)))
+    transposed = b._append(Step("transpose", (squashed,), {"dim0": 0, "dim1": 1}))
+    gram = b._append(Step("matmul", (squashed, transposed)))
+    scaled = b._append(Step("mul", (gram, 1.0 / n)))
+    return [b._append(Step("add", (scaled, b.constant(np.eye(n, dtype=b.dtype)))))], {}
+
+
 @register_recipe("solve")
 def _solve(b, op):
     n = b.choose.integer(1, 3)

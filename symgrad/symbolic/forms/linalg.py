@@ -1,5 +1,6 @@
 """SymPy forms of the linear-algebra ops (``symgrad/ops/linalg.py``): ``det``, ``logdet``,
-``inverse`` and ``solve`` over the last two dims, with their shape rules and adjoints.
+``inverse``, ``solve``, ``cholesky``, ``det_sign`` and ``logabsdet`` over the last two dims,
+with their shape rules and adjoints.
 
 They print in matrix notation (``det(A)``, ``inverse(A)`` as ``A^{-1}`` in LaTeX), and the
 adjoints are the textbook ones in the same functions, so a closed form reads as a textbook
@@ -10,7 +11,8 @@ from __future__ import annotations
 import sympy as sp
 
 from ..core.symbols import shape_of
-from .structural import Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, reduce_to
+from .structural import (Getitem, IndexPut, Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, exact,
+                         reduce_to)
 
 
 def _square_rule(name: str, shape: tuple) -> None:
@@ -102,3 +104,54 @@ class Solve(StructuralFunction):
         a, b = self.arrays
         left = printer.parenthesize(a, sp.printing.precedence.PRECEDENCE["Pow"], strict=True)
         return r"{%s}^{-1} \cdot %s" % (left, printer._print(b))
+
+
+@_register
+class Logabsdet(_PerMatrix):
+    """``logabsdet(A)``: ``log |det A|`` of each matrix (``slogdet``'s second half)."""
+
+    op_name = "logabsdet"
+    latex_name = r"\log\left|\det\right|"
+
+    def adjoint(self, g, index):
+        return _per_matrix(g) * _matrix_transpose(Inverse.of(self.arrays[0]))
+
+
+@_register
+class DetSign(_PerMatrix):
+    """``det_sign(A)``: the sign of each matrix's determinant (``slogdet``'s first half);
+    piecewise constant, it carries no gradient."""
+
+    op_name = "det_sign"
+    latex_name = r"\operatorname{sign}\det"
+
+    def differentiable_args(self):
+        return (False,)
+
+    def adjoint(self, g, index):
+        return sp.Integer(0)
+
+
+@_register
+class Cholesky(StructuralFunction):
+    """``cholesky(A)``: ``L`` lower triangular with ``L L^T = (A + A^T)/2``; its adjoint is the
+    symmetric one, ``L^{-T} (P + P^T)/2 L^{-1}`` with ``P`` the lower triangle of ``L^T G``
+    (diagonal halved)."""
+
+    op_name = "cholesky"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        _square_rule("cholesky", shapes[0])
+        return shapes[0]
+
+    def adjoint(self, g, index):
+        from ...ops.linalg import lower_triangle_indices
+
+        shape = shape_of(self)
+        strict, diagonal = lower_triangle_indices(shape[-1])
+        m = Matmul.of(_matrix_transpose(self), exact(g, shape))
+        phi = (IndexPut.of(Getitem.of(m, index=strict), shape=shape, index=strict)
+               + IndexPut.of(Getitem.of(m, index=diagonal) / 2, shape=shape, index=diagonal))
+        inverse = Inverse.of(self)
+        return Matmul.of(_matrix_transpose(inverse), Matmul.of((phi + _matrix_transpose(phi)) / 2, inverse))
