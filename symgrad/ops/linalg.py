@@ -1,5 +1,5 @@
-"""Linear algebra: ``det``, ``logdet``, ``inverse``, ``solve``, ``cholesky`` and the two
-halves of ``slogdet`` (``det_sign``, ``logabsdet``) over the last two dims.
+"""Linear algebra: ``det``, ``logdet``, ``inverse``, ``solve``, ``cholesky``, the two
+halves of ``slogdet`` (``det_sign``, ``logabsdet``) and ``tril`` over the last two dims.
 
 Each works on a square matrix or a batch of them (``(..., n, n)``), as PyTorch's
 ``torch.linalg`` functions, and its SymPy form stays array-level (``STRUCTURAL``: the
@@ -22,6 +22,8 @@ any direction check it. A matrix that is not positive definite is refused (Value
 determinant is negative); ``det_sign`` is the sign of the determinant, computed from the
 same factorisation (so it does not under- or overflow as ``sign(det(A))`` can), and has no
 derivative (an input with ``differentiable=(False,)``, as PyTorch's ``slogdet`` sign).
+``tril`` (the lower triangle, ``symgrad.tril``) is an op so that closed forms such as
+``cholesky``'s adjoint name it instead of holding constant index arrays or masks.
 """
 from __future__ import annotations
 
@@ -79,6 +81,13 @@ def _solve_forward(a, b):
     return np.linalg.solve(a, b)
 
 
+def _tril_forward(x, *, diagonal=0):
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"tril needs a matrix or a batch of them (at least 2 dims), got shape {x.shape}")
+    return np.tril(x, int(diagonal))
+
+
 def _cholesky_forward(a):
     _square("cholesky", a)
     a = np.asarray(a)
@@ -108,23 +117,12 @@ def _lifted(xp, s):
     return xp.unsqueeze(xp.unsqueeze(s, dim=-1), dim=-1)
 
 
-def lower_triangle_indices(n: int) -> tuple[tuple, tuple]:
-    """The getitem indices of the strictly lower triangle and of the diagonal of each
-    ``n x n`` matrix of a batch (``(..., rows, cols)``)."""
-    rows, cols = np.tril_indices(n, -1)
-    diagonal = np.arange(n, dtype=np.intp)
-    return (Ellipsis, rows.astype(np.intp), cols.astype(np.intp)), (Ellipsis, diagonal, diagonal)
-
-
 def _cholesky_vjp(xp, g, ans, a):
     # A = L L^T: the symmetric gradient (PyTorch's, Murray 2016), in matrix notation
-    # L^{-T} (P + P^T)/2 L^{-1} with P = Phi(L^T G), Phi the lower triangle of a matrix
-    # with its diagonal halved (a sum of two scatters of the matrix's own entries)
-    shape = np.shape(ans)
-    strict, diagonal = lower_triangle_indices(shape[-1])
+    # L^{-T} (P + P^T)/2 L^{-1} with P = (tril(M) + tril(M, -1))/2, M = L^T G: the lower
+    # triangle of M with its diagonal halved
     m = xp.matmul(_mT(xp, ans), g)
-    phi = (xp.index_put(xp.getitem(m, index=strict), shape=shape, index=strict)
-           + xp.index_put(xp.getitem(m, index=diagonal) * 0.5, shape=shape, index=diagonal))
+    phi = (xp.tril(m) + xp.tril(m, diagonal=-1)) * 0.5
     inverse = xp.inverse(ans)
     return (xp.matmul(_mT(xp, inverse), xp.matmul((phi + _mT(xp, phi)) * 0.5, inverse)),)
 
@@ -159,6 +157,11 @@ solve = register(Op(
     name="solve", grad_fn_name="LinalgSolveExBackward0", forward=_solve_forward, vjp=_solve_vjp, arity=2,
     saves=frozenset({"inputs", "output"}), domains=(SQUARE, Domain()), sympy=STRUCTURAL, kind="structural",
     public=False,
+))
+tril = register(Op(
+    name="tril", grad_fn_name="TrilBackward0", forward=_tril_forward,
+    vjp=lambda xp, g, ans, x, *, diagonal=0: (xp.tril(g, diagonal=diagonal),),  # a projection: its own adjoint
+    saves=frozenset(), sympy=STRUCTURAL, kind="structural", public=False,
 ))
 cholesky = register(Op(
     name="cholesky", grad_fn_name="LinalgCholeskyExBackward0", forward=_cholesky_forward, vjp=_cholesky_vjp,

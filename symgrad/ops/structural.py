@@ -71,6 +71,8 @@ solve                                 X with A X = B, B a vector or a batch of
                                       matrices (linalg.py)
 cholesky                              L lower triangular with L L^T = (A + A^T)/2
                                       (linalg.py)
+tril          diagonal=0              lower triangle of each matrix, on and below the
+                                      diagonal (symgrad.tril; linalg.py)
 det_sign                              sign of each matrix's determinant, no derivative
                                       (slogdet's sign, linalg.py)
 logabsdet                             log of the absolute value of each matrix's

@@ -619,26 +619,24 @@ def diag(x: Tensor, diagonal: int = 0) -> Tensor:
     return out
 
 
-def _triangle(x: Tensor, diagonal: int, upper: bool) -> Tensor:
-    x = as_tensor(x)
-    if x.ndim < 2:
-        raise RuntimeError(f"{'triu' if upper else 'tril'}: expects a tensor with at least 2 dimensions, got {x.ndim}")
-    k = _int(diagonal, "diagonal")
-    rows, cols = x.shape[-2], x.shape[-1]
-    keep = np.triu(np.ones((rows, cols), dtype=bool), k) if upper else np.tril(np.ones((rows, cols), dtype=bool), k)
-    return apply_op("where", as_tensor(keep), x, 0)
-
-
 @_shown_as("TriuBackward0")
 def triu(x: Tensor, diagonal: int = 0) -> Tensor:
     """The upper triangle of the last two dimensions (on and above ``diagonal``), zeros below."""
-    return _triangle(x, diagonal, upper=True)
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise RuntimeError(f"triu: expects a tensor with at least 2 dimensions, got {x.ndim}")
+    k = _int(diagonal, "diagonal")
+    keep = np.triu(np.ones((x.shape[-2], x.shape[-1]), dtype=bool), k)
+    return apply_op("where", as_tensor(keep), x, 0)
 
 
-@_shown_as("TrilBackward0")
 def tril(x: Tensor, diagonal: int = 0) -> Tensor:
-    """The lower triangle of the last two dimensions (on and below ``diagonal``), zeros above."""
-    return _triangle(x, diagonal, upper=False)
+    """The lower triangle of the last two dimensions (on and below ``diagonal``), zeros above:
+    the op ``tril`` (``cholesky``'s closed form names it)."""
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise RuntimeError(f"tril: expects a tensor with at least 2 dimensions, got {x.ndim}")
+    return apply_op("tril", x, diagonal=_int(diagonal, "diagonal"))
 
 
 # ----------------------------------------------------------------------------- statistics

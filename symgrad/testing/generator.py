@@ -870,8 +870,12 @@ def _trace(b):
 
 
 @register_composite("triu", composites.triu)
-@register_composite("tril", composites.tril)
 def _triangle(b):
+    return [b.value(min_ndim=2)], {"diagonal": b.choose.integer(-1, 1)}
+
+
+@register_recipe("tril")
+def _tril(b, op):
     return [b.value(min_ndim=2)], {"diagonal": b.choose.integer(-1, 1)}
 
 

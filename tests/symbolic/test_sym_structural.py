@@ -96,6 +96,8 @@ CASES = [
     ("amax", [(3, 4)], dict(dim=None, keepdim=False)),
     ("amax", [(2, 3, 4)], dict(dim=(0, 2), keepdim=True)),
     ("amin", [(3, 4)], dict(dim=1, keepdim=False)),
+    ("tril", [(3, 4)], {}),
+    ("tril", [(2, 3, 3)], dict(diagonal=-1)),
     ("cholesky", [(3, 3)], {}),
     ("cholesky", [(2, 3, 3)], {}),
     ("logabsdet", [(3, 3)], {}),

@@ -1,6 +1,6 @@
 """SymPy forms of the linear-algebra ops (``symgrad/ops/linalg.py``): ``det``, ``logdet``,
-``inverse``, ``solve``, ``cholesky``, ``det_sign`` and ``logabsdet`` over the last two dims,
-with their shape rules and adjoints.
+``inverse``, ``solve``, ``cholesky``, ``det_sign``, ``logabsdet`` and ``tril`` over the last
+two dims, with their shape rules and adjoints.
 
 They print in matrix notation (``det(A)``, ``inverse(A)`` as ``A^{-1}`` in LaTeX), and the
 adjoints are the textbook ones in the same functions, so a closed form reads as a textbook
@@ -11,8 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..core.symbols import shape_of
-from .structural import (Getitem, IndexPut, Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, exact,
-                         reduce_to)
+from .structural import Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, exact, reduce_to
 
 
 def _square_rule(name: str, shape: tuple) -> None:
@@ -135,8 +134,8 @@ class DetSign(_PerMatrix):
 @_register
 class Cholesky(StructuralFunction):
     """``cholesky(A)``: ``L`` lower triangular with ``L L^T = (A + A^T)/2``; its adjoint is the
-    symmetric one, ``L^{-T} (P + P^T)/2 L^{-1}`` with ``P`` the lower triangle of ``L^T G``
-    (diagonal halved)."""
+    symmetric one, ``L^{-T} (P + P^T)/2 L^{-1}`` with ``P = (tril(M) + tril(M, -1))/2``,
+    ``M = L^T G``: the lower triangle of ``M`` with its diagonal halved."""
 
     op_name = "cholesky"
 
@@ -146,12 +145,25 @@ class Cholesky(StructuralFunction):
         return shapes[0]
 
     def adjoint(self, g, index):
-        from ...ops.linalg import lower_triangle_indices
-
-        shape = shape_of(self)
-        strict, diagonal = lower_triangle_indices(shape[-1])
-        m = Matmul.of(_matrix_transpose(self), exact(g, shape))
-        phi = (IndexPut.of(Getitem.of(m, index=strict), shape=shape, index=strict)
-               + IndexPut.of(Getitem.of(m, index=diagonal) / 2, shape=shape, index=diagonal))
+        m = Matmul.of(_matrix_transpose(self), exact(g, shape_of(self)))
+        phi = (Tril.of(m) + Tril.of(m, diagonal=-1)) / 2
         inverse = Inverse.of(self)
         return Matmul.of(_matrix_transpose(inverse), Matmul.of((phi + _matrix_transpose(phi)) / 2, inverse))
+
+
+@_register
+class Tril(StructuralFunction):
+    """``tril(x, diagonal)``: the lower triangle of each matrix (on and below ``diagonal``),
+    zeros above; a projection, so its adjoint is itself."""
+
+    op_name = "tril"
+    hidden_defaults = {"diagonal": 0}
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        if len(shapes[0]) < 2:
+            raise ValueError(f"tril needs a matrix or a batch of them (at least 2 dims), got shape {shapes[0]}")
+        return shapes[0]
+
+    def adjoint(self, g, index):
+        return Tril.of(exact(g, shape_of(self)), diagonal=self.attrs.get("diagonal", 0))
