@@ -278,7 +278,7 @@ norm = _reduction(
     saves=("inputs", "output"),
 )
 
-# ----------------------------------------------------------------------------- cumsum
+# ----------------------------------------------------------------------------- cumsum, cumprod, logcumsumexp
 
 
 def reversed_along(dim: int, ndim: int) -> tuple:
@@ -286,23 +286,30 @@ def reversed_along(dim: int, ndim: int) -> tuple:
     return (slice(None),) * (dim % ndim) + (slice(None, None, -1),)
 
 
-def _cumsum_forward(x, *, dim):
-    x = np.asarray(x)
-    (d,) = normalize_dims(dim, x.ndim) or (0,)
-    return np.cumsum(x, axis=d) if x.ndim else x.copy()
+def _running(numpy_accumulate):
+    """The forward of a running reduction along the int ``dim`` (a 0-d array is its own)."""
+    def forward(x, *, dim):
+        x = np.asarray(x)
+        (d,) = normalize_dims(dim, x.ndim) or (0,)
+        return np.asarray(numpy_accumulate(x, axis=d)) if x.ndim else x.copy()
+    return forward
+
+
+def _from_end(xp, running, y, dim):
+    """``running`` (an op name: ``cumsum``, ``logcumsumexp``) of ``y`` from the end of ``dim``:
+    reversed, accumulated, reversed back."""
+    flip = reversed_along(dim, np.ndim(y))
+    return xp.getitem(getattr(xp, running)(xp.getitem(y, index=flip), dim=dim), index=flip)
 
 
 def _cumsum_vjp(xp, g, ans, x, *, dim):
     # each input reaches every later output: the gradient is the cumulative sum from the
     # end, cumsum of g reversed along dim, reversed back (no cancellation, as PyTorch)
-    if np.ndim(x) == 0:
-        return (g,)
-    flip = reversed_along(dim, np.ndim(x))
-    return (xp.getitem(xp.cumsum(xp.getitem(g, index=flip), dim=dim), index=flip),)
+    return (g if np.ndim(x) == 0 else _from_end(xp, "cumsum", g, dim),)
 
 
 cumsum = _reduction(
-    "cumsum", "CumsumBackward0", _cumsum_forward,
+    "cumsum", "CumsumBackward0", _running(np.cumsum),
     vjp=_cumsum_vjp,
     saves=(),
 )
@@ -335,23 +342,6 @@ prod = _reduction(
     numpy="prod",
 )
 
-# ----------------------------------------------------------------------------- cumprod, logcumsumexp
-
-
-def _running(numpy_accumulate):
-    """The forward of a running reduction along the int ``dim`` (a 0-d array is its own)."""
-    def forward(x, *, dim):
-        x = np.asarray(x)
-        (d,) = normalize_dims(dim, x.ndim) or (0,)
-        return np.asarray(numpy_accumulate(x, axis=d)) if x.ndim else x.copy()
-    return forward
-
-
-def _from_end(xp, running, y, dim):
-    """``running`` (an op name: ``cumsum``, ``logcumsumexp``) of ``y`` from the end of ``dim``:
-    reversed, accumulated, reversed back."""
-    flip = reversed_along(dim, np.ndim(y))
-    return xp.getitem(getattr(xp, running)(xp.getitem(y, index=flip), dim=dim), index=flip)
 
 
 def _cumprod_vjp(xp, g, ans, x, *, dim):

@@ -602,12 +602,7 @@ class Cumsum(_SameShape):
 
     def adjoint(self, g, index):
         shape = shape_of(self)
-        if not shape:
-            return g
-        from ...ops.reductions import reversed_along
-
-        flip = reversed_along(self.attrs["dim"], len(shape))
-        return Getitem.of(Cumsum.of(Getitem.of(exact(g, shape), index=flip), dim=self.attrs["dim"]), index=flip)
+        return _from_end(Cumsum, exact(g, shape), self.attrs["dim"]) if shape else g
 
 
 def _from_end(running: type, y: sp.Expr, dim: int) -> sp.Expr:
