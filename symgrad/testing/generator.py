@@ -837,8 +837,11 @@ def _gather(b):
 @register_composite("take_along_dim", composites.take_along_dim)
 def _take_along_dim(b):
     x = b.value(min_ndim=1)
-    dim = _axis(b, x)
-    return [x], {"indices": _gather_index(b, b.shape(x), dim), "dim": dim}
+    shape = b.shape(x)
+    dim = _axis(b, x) % len(shape)
+    # indices broadcast against x outside dim: each of those sizes is x's or 1
+    index_shape = tuple(b.choose.integer(1, 2) if d == dim else b.choose.element([n, 1]) for d, n in enumerate(shape))
+    return [x], {"indices": _indices(b, shape[dim], index_shape), "dim": dim}
 
 
 @register_composite("scatter_add", composites.scatter_add)
