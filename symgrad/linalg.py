@@ -19,7 +19,7 @@ from .ops.reductions import normalize_dims
 from .tape.composites import vector_norm
 from .tape.tensor import Tensor, apply_op, as_tensor
 
-__all__ = ["det", "inv", "solve", "cholesky", "slogdet", "SlogdetResult", "vector_norm", "matrix_norm", "norm"]
+__all__ = ["SlogdetResult", "cholesky", "det", "inv", "matrix_norm", "norm", "slogdet", "solve", "vector_norm"]
 
 
 def det(A) -> Tensor:

@@ -89,6 +89,12 @@ def _negative_det(rng, shape=(3, 3)):
 
 
 INF = float("inf")
+
+
+def _squared_matrix_norm(ord):
+    return lambda L, a, b: L.linalg.matrix_norm(a * b, ord) ** 2
+
+
 DRAWS = {"square": _matrix, "negative det": _negative_det,
          "positive definite": lambda rng, shape=(3, 3): POSITIVE_DEFINITE.sample(rng, shape),
          "any": lambda rng, shape=(3, 3): rng.uniform(-2, 2, size=shape)}
@@ -97,8 +103,7 @@ MORE_LOSSES = {  # name: (draw, loss)
     "cholesky squared": ("positive definite", lambda L, a, b: (L.linalg.cholesky(a) ** 2 * b).sum()),
     "slogdet, det < 0": ("negative det", lambda L, a, b: L.linalg.slogdet(a).logabsdet * 3 + L.linalg.slogdet(a).sign),
     "slogdet": ("square", lambda L, a, b: L.linalg.slogdet(a * b).logabsdet ** 2),
-    **{f"matrix_norm {ord}": ("any", (lambda ord: lambda L, a, b: L.linalg.matrix_norm(a * b, ord) ** 2)(ord))
-       for ord in ["fro", 1, -1, INF, -INF]},
+    **{f"matrix_norm {ord}": ("any", _squared_matrix_norm(ord)) for ord in ["fro", 1, -1, INF, -INF]},
     "norm of a vector, ord 3": ("any", lambda L, a, b: L.linalg.norm(a[0] * b[1], 3) ** 2),
 }
 
@@ -145,7 +150,7 @@ def test_more_traced_gradients_match_a_fresh_eager_run(loss, rng):
     traced = symgrad.value_and_grad(lambda a: f(symgrad, a, symgrad.tensor(b_data)))
     for _ in range(2):
         a_data = DRAWS[draw](rng)
-        value, gradient = traced(a_data)
+        _, gradient = traced(a_data)
         with symgrad.backward_engine("tape"):
             a = symgrad.tensor(a_data, requires_grad=True)
             f(symgrad, a, symgrad.tensor(b_data)).backward()
@@ -157,7 +162,7 @@ def test_values_match_numpy_and_scipy(dtype, rng):
     scipy_linalg = pytest.importorskip("scipy.linalg")
     spd = POSITIVE_DEFINITE.sample(rng, (2, 4, 4), dtype=dtype)
     any_ = rng.uniform(-2, 2, size=(2, 3, 4)).astype(dtype)
-    tol = dict(rtol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    tol = {"rtol": 1e-12} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
     L = symgrad.linalg.cholesky(spd)
     assert L.dtype == dtype
     for k in range(2):

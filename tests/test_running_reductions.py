@@ -48,7 +48,7 @@ def test_value_and_gradient_match_torch(call, engine, dtype):
     ty = theirs(tx)
     _weighted(ty, lambda w: torch.tensor(w, dtype=tx.dtype)).backward()
     # float32 at |x| = 1e3: x - out loses about 1e3 * 2**-24 before exp, hence rtol 2e-4
-    tol = dict(rtol=1e-12, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=1e-5)
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == "float64" else {"rtol": 2e-4, "atol": 1e-5}
     assert y.dtype == np.dtype(dtype) and x.grad.dtype == np.dtype(dtype)
     np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), **tol)
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), **tol)
