@@ -53,7 +53,7 @@ def cholesky(A) -> Tensor:
 
 
 class SlogdetResult(NamedTuple):
-    """``slogdet``'s result: the sign of the determinant (no gradient) and ``log |det|``."""
+    """``slogdet``'s result: the sign of the determinant (gradient zero) and ``log |det|``."""
 
     sign: Tensor
     logabsdet: Tensor

@@ -226,7 +226,8 @@ TORCH = {
     "inverse": lambda t, a: t.linalg.inv(a),
     "cholesky": lambda t, a: t.linalg.cholesky(a),
     "tril": lambda t, x, diagonal=0: t.tril(x, diagonal),
-    "det_sign": lambda t, a: t.linalg.slogdet(a).sign,
+    # PyTorch's sign carries no gradient; symgrad's is zero (piecewise constant), as 0 * logabsdet's
+    "det_sign": lambda t, a: t.linalg.slogdet(a).sign + 0 * t.linalg.slogdet(a).logabsdet,
     "logabsdet": lambda t, a: t.linalg.slogdet(a).logabsdet,
     "solve": lambda t, a, b: t.linalg.solve(a, b),
     "transpose": lambda t, x, dim0, dim1: x.transpose(dim0, dim1),

@@ -20,8 +20,8 @@ domain), so its gradient is the symmetric one PyTorch returns, and finite differ
 any direction check it. A matrix that is not positive definite is refused (ValueError).
 ``logabsdet`` is ``log |det A|`` (gradient ``A^{-T}``, like ``logdet``, also where the
 determinant is negative); ``det_sign`` is the sign of the determinant, computed from the
-same factorisation (so it does not under- or overflow as ``sign(det(A))`` can), and has no
-derivative (an input with ``differentiable=(False,)``, as PyTorch's ``slogdet`` sign).
+same factorisation (so it does not under- or overflow as ``sign(det(A))`` can); it is
+piecewise constant, so its gradient is zero (PyTorch's ``slogdet`` sign carries none).
 ``tril`` (the lower triangle, ``symgrad.tril``) is an op so that closed forms such as
 ``cholesky``'s adjoint name it instead of holding constant index arrays or masks.
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import STRUCTURAL, UNDEFINED, Domain, Op, register
+from .base import STRUCTURAL, Domain, Op, register
 
 SQUARE = Domain(well_conditioned=True)
 """Square matrices made diagonally dominant, so inverses stay well conditioned in tests."""
@@ -169,8 +169,9 @@ cholesky = register(Op(
 ))
 det_sign = register(Op(
     name="det_sign", grad_fn_name="LinalgSlogdetBackward0", forward=_det_sign_forward,
-    vjp=lambda xp, g, ans, a: (UNDEFINED,), saves=frozenset(), domains=(SQUARE,), differentiable=(False,),
-    sympy=STRUCTURAL, kind="structural", public=False,
+    # piecewise constant: its derivative is zero wherever it exists (as extremum_mask's)
+    vjp=lambda xp, g, ans, a: (xp.broadcast_to(_lifted(xp, g * 0), shape=np.shape(a)),),
+    saves=frozenset(), domains=(SQUARE,), sympy=STRUCTURAL, kind="structural", public=False,
 ))
 logabsdet = register(Op(
     name="logabsdet", grad_fn_name="LinalgSlogdetBackward0", forward=_logabsdet_forward,

@@ -73,7 +73,7 @@ cholesky                              L lower triangular with L L^T = (A + A^T)/
                                       (linalg.py)
 tril          diagonal=0              lower triangle of each matrix, on and below the
                                       diagonal (symgrad.tril; linalg.py)
-det_sign                              sign of each matrix's determinant, no derivative
+det_sign                              sign of each matrix's determinant, derivative 0
                                       (slogdet's sign, linalg.py)
 logabsdet                             log of the absolute value of each matrix's
                                       determinant (slogdet's logabsdet, linalg.py)

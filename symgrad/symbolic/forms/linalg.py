@@ -119,7 +119,7 @@ class Logabsdet(_PerMatrix):
 @_register
 class DetSign(_PerMatrix):
     """``det_sign(A)``: the sign of each matrix's determinant (``slogdet``'s first half);
-    piecewise constant, it carries no gradient."""
+    piecewise constant, its derivative is zero."""
 
     op_name = "det_sign"
     latex_name = r"\operatorname{sign}\det"
