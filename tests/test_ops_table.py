@@ -139,6 +139,13 @@ CASES = [
     *[case("cumsum", shape, dim=dim) for shape, dim in [((5,), 0), ((2, 3, 4), 1), ((2, 3), -1), ((), 0)]],
     *[case("prod", shape, **attrs) for shape, attrs in [
         ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": 1, "keepdim": True}), ((2, 3), {"dim": -1})]],
+    *[case(name, shape, dim=dim) for name in ["cumprod", "logcumsumexp"]
+      for shape, dim in [((5,), 0), ((2, 3, 4), 1), ((2, 3), -1), ((), 0)]],
+    *[case(name, shape, **attrs) for name in ["amax", "amin"] for shape, attrs in [
+        ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": (0, 2), "keepdim": True}), ((2, 3), {"dim": -1}),
+        ((2, 3, 4), {"dim": 1})]],
+    *[case(name, shape) for name in ["cholesky", "det_sign", "logabsdet"] for shape in [(1, 1), (3, 3), (2, 3, 3)]],
+    *[case("tril", shape, **attrs) for shape, attrs in [((3, 3), {}), ((2, 3, 4), {"diagonal": -1}), ((4, 2), {"diagonal": 1})]],
     *[case("solve", a, b) for a, b in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (1, 3, 1))]],
     case("transpose", (2, 3), dim0=0, dim1=1),
     case("transpose", (2, 3, 4), dim0=-1, dim1=0),
@@ -214,7 +221,14 @@ TORCH = {
     "norm": lambda t, x, dim=None, keepdim=False: t.linalg.vector_norm(x, dim=dim, keepdim=keepdim),
     "matmul": lambda t, a, b: a @ b,
     "prod": lambda t, x, dim=None, keepdim=False: x.prod() if dim is None else x.prod(dim, keepdim),
+    **{name: (lambda name: lambda t, x, dim=None, keepdim=False: getattr(x, name)(
+        () if dim is None else dim, keepdim))(name) for name in ["amax", "amin"]},
     "inverse": lambda t, a: t.linalg.inv(a),
+    "cholesky": lambda t, a: t.linalg.cholesky(a),
+    "tril": lambda t, x, diagonal=0: t.tril(x, diagonal),
+    # PyTorch's sign carries no gradient; symgrad's is zero (piecewise constant), as 0 * logabsdet's
+    "det_sign": lambda t, a: t.linalg.slogdet(a).sign + 0 * t.linalg.slogdet(a).logabsdet,
+    "logabsdet": lambda t, a: t.linalg.slogdet(a).logabsdet,
     "solve": lambda t, a, b: t.linalg.solve(a, b),
     "transpose": lambda t, x, dim0, dim1: x.transpose(dim0, dim1),
     "permute": lambda t, x, dims: x.permute(dims),
@@ -257,7 +271,8 @@ TORCH_FREE = {  # ops without a PyTorch counterpart, and why
     "bessel_i": "PyTorch has I_nu for nu = 0 and 1 only (i0, special.i1), compared there",
     "bessel_ie": "PyTorch has scaled I_nu for nu = 0 and 1 only (special.i0e, special.i1e), compared there",
 }
-NOT_TORCH_NODES = {"sum_to", "betaln"}  # PyTorch's sum_to_size records Sum/View nodes, betaln has no op
+NOT_TORCH_NODES = {"sum_to", "betaln", "det_sign"}  # PyTorch's sum_to_size records Sum/View nodes, betaln has no
+# op, slogdet's sign has no node (it does not require grad)
 
 # Kinks, ties, bounds and extreme values, compared with PyTorch (op, inputs, attrs).
 STABLE = [
@@ -266,6 +281,8 @@ STABLE = [
     ("binary_cross_entropy_with_logits", [[-1e3, -50.0, 0.0, 50.0, 1e3], [0.0, 1.0, 0.5, 0.0, 1.0]], {}),
     ("logsumexp", [[[-1e3, 1e3, 0.0], [1e3, 1e3, -1e3]]], {"dim": 1}),
     ("logsumexp", [[-1e3, -1e3, -1e3]], {}),
+    ("logcumsumexp", [[[-1e3, 1e3, 0.0, 1e3], [1e3, -1e3, -1e3, 0.0]]], {"dim": 1}),
+    ("logcumsumexp", [[-1e3, -1e3, -1e3]], {"dim": 0}),
     ("softmax", [[[-1e3, 1e3, 0.0], [1e3, 1e3, -1e3]]], {"dim": 1}),
     ("log_softmax", [[[-1e3, 1e3, 0.0], [-1e3, -1e3, -1e3]]], {"dim": 1}),
     ("tanh", [[-1e3, 0.0, 1e3]], {}),
@@ -293,6 +310,10 @@ KINKS = [
     *[(name, [[[1.0, 3.0, 3.0, 2.0, 3.0], [5.0, 5.0, 1.0, 5.0, 1.0]]], attrs) for name in ["max", "min"]
       for attrs in [{}, {"dim": 1}, {"dim": 0, "keepdim": True}, {"dim": -1}]],
     ("max", [[[2.0] * 40, [1.0] * 40]], {"dim": 1}),
+    *[(name, [[[1.0, 3.0, 3.0, 2.0, 3.0], [5.0, 5.0, 1.0, 5.0, 1.0]]], attrs) for name in ["amax", "amin"]
+      for attrs in [{}, {"dim": 1}, {"dim": 0, "keepdim": True}, {"dim": (0, 1)}]],
+    *[("cumprod", [values], {"dim": -1}) for values in [
+        [[1.5, 0.0, 2.0, -1.0], [0.0, 0.0, 3.0, 2.0], [2.0, 0.5, 3.0, 0.0], [0.0, 1.0, 0.0, 2.0]], [0.0]]],
     ("norm", [[[0.0, 0.0], [3.0, 4.0]]], {"dim": 1}),
     ("norm", [[0.0, 0.0, 0.0]], {}),
     *[("pow_scalar", [[0.0, 1.0, -2.0]], {"exponent": e}) for e in [0, 1, 2, 3]],

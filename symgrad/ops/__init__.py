@@ -6,7 +6,7 @@ ops such as matmul, reshapes, indexing and concatenation (``structural.py``), th
 comparisons and logical ops on masks, which have no derivative (``masks.py``), the special
 functions (``special.py``: lgamma, digamma, polygamma, erf, erfc, erfinv, Bessel I, xlogy,
 xlog1py, betaln),
-linear algebra (``linalg.py``: det, logdet, inverse, solve)
+linear algebra (``linalg.py``: det, logdet, inverse, solve, cholesky, det_sign, logabsdet)
 and the one unbroadcast helper ``sum_to`` with its adjoint ``broadcast_to`` (``broadcast.py``).
 
 >>> sorted(OPS)[:3]

@@ -65,7 +65,9 @@ class Domain:
     away from, so finite differences stay meaningful.  ``integer`` draws integers (as
     ``dtype``); ``boolean`` draws a boolean mask, whatever ``dtype`` is asked for;
     ``well_conditioned`` draws square matrices (``(..., n, n)``), ``2 I + E`` with
-    ``|E_ij| < 1/n``: a dominant diagonal, so invertible, with a positive determinant.
+    ``|E_ij| < 1/n``: a dominant diagonal, so invertible, with a positive determinant;
+    ``positive_definite`` draws symmetric positive definite ones, ``I + B B^T / n`` with
+    ``|B_ij| < 1``.
     """
 
     low: float = -2.0
@@ -75,6 +77,7 @@ class Domain:
     integer: bool = False
     boolean: bool = False
     well_conditioned: bool = False
+    positive_definite: bool = False
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         """Draw an array of ``shape`` from the domain.
@@ -91,6 +94,10 @@ class Domain:
         if self.well_conditioned:  # 2 I + E, |E_ij| < 1/n: diagonally dominant, so invertible with det > 0
             n = shape[-1]
             return np.asarray(2 * np.eye(n) + rng.uniform(-1, 1, size=shape) / n, dtype=dtype)
+        if self.positive_definite:  # I + B B^T / n: symmetric, eigenvalues in [1, 1 + n]
+            n = shape[-1]
+            b = rng.uniform(-1, 1, size=shape)
+            return np.asarray(np.eye(n) + b @ np.swapaxes(b, -1, -2) / n, dtype=dtype)
         values = rng.uniform(self.low, self.high, size=shape)
         for point in self.avoid:
             close = np.abs(values - point) < self.margin

@@ -1,4 +1,5 @@
-"""Linear algebra: ``det``, ``logdet``, ``inverse`` and ``solve`` over the last two dims.
+"""Linear algebra: ``det``, ``logdet``, ``inverse``, ``solve``, ``cholesky``, the two
+halves of ``slogdet`` (``det_sign``, ``logabsdet``) and ``tril`` over the last two dims.
 
 Each works on a square matrix or a batch of them (``(..., n, n)``), as PyTorch's
 ``torch.linalg`` functions, and its SymPy form stays array-level (``STRUCTURAL``: the
@@ -12,6 +13,17 @@ hold where the matrix is invertible; at a singular matrix they give infinities o
 takes ``B`` as a matrix (or batch) of the same number of dims as ``A``, or as a vector
 when ``A`` is one matrix; other mixes are refused, because NumPy and PyTorch read them
 differently.
+
+``cholesky`` reads the symmetric part ``(A + A^T)/2`` of its argument, as JAX's does
+(PyTorch and NumPy read the lower triangle; all agree on a symmetric matrix, the op's
+domain), so its gradient is the symmetric one PyTorch returns, and finite differences in
+any direction check it. A matrix that is not positive definite is refused (ValueError).
+``logabsdet`` is ``log |det A|`` (gradient ``A^{-T}``, like ``logdet``, also where the
+determinant is negative); ``det_sign`` is the sign of the determinant, computed from the
+same factorisation (so it does not under- or overflow as ``sign(det(A))`` can); it is
+piecewise constant, so its gradient is zero (PyTorch's ``slogdet`` sign carries none).
+``tril`` (the lower triangle, ``symgrad.tril``) is an op so that closed forms such as
+``cholesky``'s adjoint name it instead of holding constant index arrays or masks.
 """
 from __future__ import annotations
 
@@ -21,6 +33,9 @@ from .base import STRUCTURAL, Domain, Op, register
 
 SQUARE = Domain(well_conditioned=True)
 """Square matrices made diagonally dominant, so inverses stay well conditioned in tests."""
+
+POSITIVE_DEFINITE = Domain(positive_definite=True)
+"""Symmetric positive definite matrices, ``cholesky``'s domain."""
 
 
 def _square(name: str, a) -> None:
@@ -66,6 +81,33 @@ def _solve_forward(a, b):
     return np.linalg.solve(a, b)
 
 
+def _tril_forward(x, *, diagonal=0):
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"tril needs a matrix or a batch of them (at least 2 dims), got shape {x.shape}")
+    return np.tril(x, int(diagonal))
+
+
+def _cholesky_forward(a):
+    _square("cholesky", a)
+    a = np.asarray(a)
+    try:
+        return np.linalg.cholesky((a + np.swapaxes(a, -1, -2)) / 2)
+    except np.linalg.LinAlgError:
+        raise ValueError("cholesky needs symmetric positive definite matrices: a matrix of the argument (its "
+                         "symmetric part (A + A^T)/2) is not positive definite") from None
+
+
+def _det_sign_forward(a):
+    _square("det_sign", a)
+    return np.asarray(np.linalg.slogdet(a)[0])
+
+
+def _logabsdet_forward(a):
+    _square("logabsdet", a)
+    return np.asarray(np.linalg.slogdet(a)[1])
+
+
 def _mT(xp, x):
     return xp.transpose(x, dim0=-1, dim1=-2)
 
@@ -73,6 +115,16 @@ def _mT(xp, x):
 def _lifted(xp, s):
     """A batch of scalars as a batch of 1x1 matrices, to scale matrices."""
     return xp.unsqueeze(xp.unsqueeze(s, dim=-1), dim=-1)
+
+
+def _cholesky_vjp(xp, g, ans, a):
+    # A = L L^T: the symmetric gradient (PyTorch's, Murray 2016), in matrix notation
+    # L^{-T} (P + P^T)/2 L^{-1} with P = (tril(M) + tril(M, -1))/2, M = L^T G: the lower
+    # triangle of M with its diagonal halved
+    m = xp.matmul(_mT(xp, ans), g)
+    phi = (xp.tril(m) + xp.tril(m, diagonal=-1)) * 0.5
+    inverse = xp.inverse(ans)
+    return (xp.matmul(_mT(xp, inverse), xp.matmul((phi + _mT(xp, phi)) * 0.5, inverse)),)
 
 
 def _solve_vjp(xp, g, ans, a, b):
@@ -105,4 +157,24 @@ solve = register(Op(
     name="solve", grad_fn_name="LinalgSolveExBackward0", forward=_solve_forward, vjp=_solve_vjp, arity=2,
     saves=frozenset({"inputs", "output"}), domains=(SQUARE, Domain()), sympy=STRUCTURAL, kind="structural",
     public=False,
+))
+tril = register(Op(
+    name="tril", grad_fn_name="TrilBackward0", forward=_tril_forward,
+    vjp=lambda xp, g, ans, x, *, diagonal=0: (xp.tril(g, diagonal=diagonal),),  # a projection: its own adjoint
+    saves=frozenset(), sympy=STRUCTURAL, kind="structural", public=False,
+))
+cholesky = register(Op(
+    name="cholesky", grad_fn_name="LinalgCholeskyExBackward0", forward=_cholesky_forward, vjp=_cholesky_vjp,
+    saves=frozenset({"output"}), domains=(POSITIVE_DEFINITE,), sympy=STRUCTURAL, kind="structural", public=False,
+))
+det_sign = register(Op(
+    name="det_sign", grad_fn_name="LinalgSlogdetBackward0", forward=_det_sign_forward,
+    # piecewise constant: its derivative is zero wherever it exists (as extremum_mask's)
+    vjp=lambda xp, g, ans, a: (xp.broadcast_to(_lifted(xp, g * 0), shape=np.shape(a)),),
+    saves=frozenset(), domains=(SQUARE,), sympy=STRUCTURAL, kind="structural", public=False,
+))
+logabsdet = register(Op(
+    name="logabsdet", grad_fn_name="LinalgSlogdetBackward0", forward=_logabsdet_forward,
+    vjp=lambda xp, g, ans, a: (_lifted(xp, g) * _mT(xp, xp.inverse(a)),),
+    domains=(SQUARE,), sympy=STRUCTURAL, kind="structural", public=False,
 ))

@@ -11,7 +11,10 @@ Choices at non-differentiable points, checked against PyTorch 2.13:
 
 * ``max``/``min`` over all elements split the gradient evenly between tied elements;
   over one ``dim`` they give all of it to the first extreme index (what ``torch.max``
-  returns as ``indices`` on CPU).  Both use the helper op ``extremum_mask``.
+  returns as ``indices`` on CPU).  ``amax``/``amin`` split it evenly between the ties of
+  each slice, over any dims (``x == amax(x)`` divided by the number of ties).  ``max``
+  and ``min`` use the helper op ``extremum_mask``.
+* ``cumprod`` at zeros: PyTorch's gradient (see ``_cumprod_vjp``).
 * ``norm`` (the 2-norm) has gradient 0 where the norm is 0.
 
 The softmax family and ``logsumexp`` are derived, but are their own entries: their
@@ -275,7 +278,7 @@ norm = _reduction(
     saves=("inputs", "output"),
 )
 
-# ----------------------------------------------------------------------------- cumsum
+# ----------------------------------------------------------------------------- cumsum, cumprod, logcumsumexp
 
 
 def reversed_along(dim: int, ndim: int) -> tuple:
@@ -283,23 +286,30 @@ def reversed_along(dim: int, ndim: int) -> tuple:
     return (slice(None),) * (dim % ndim) + (slice(None, None, -1),)
 
 
-def _cumsum_forward(x, *, dim):
-    x = np.asarray(x)
-    (d,) = normalize_dims(dim, x.ndim) or (0,)
-    return np.cumsum(x, axis=d) if x.ndim else x.copy()
+def _running(numpy_accumulate):
+    """The forward of a running reduction along the int ``dim`` (a 0-d array is its own)."""
+    def forward(x, *, dim):
+        x = np.asarray(x)
+        (d,) = normalize_dims(dim, x.ndim) or (0,)
+        return np.asarray(numpy_accumulate(x, axis=d)) if x.ndim else x.copy()
+    return forward
+
+
+def _from_end(xp, running, y, dim):
+    """``running`` (an op name: ``cumsum``, ``logcumsumexp``) of ``y`` from the end of ``dim``:
+    reversed, accumulated, reversed back."""
+    flip = reversed_along(dim, np.ndim(y))
+    return xp.getitem(getattr(xp, running)(xp.getitem(y, index=flip), dim=dim), index=flip)
 
 
 def _cumsum_vjp(xp, g, ans, x, *, dim):
     # each input reaches every later output: the gradient is the cumulative sum from the
     # end, cumsum of g reversed along dim, reversed back (no cancellation, as PyTorch)
-    if np.ndim(x) == 0:
-        return (g,)
-    flip = reversed_along(dim, np.ndim(x))
-    return (xp.getitem(xp.cumsum(xp.getitem(g, index=flip), dim=dim), index=flip),)
+    return (g if np.ndim(x) == 0 else _from_end(xp, "cumsum", g, dim),)
 
 
 cumsum = _reduction(
-    "cumsum", "CumsumBackward0", _cumsum_forward,
+    "cumsum", "CumsumBackward0", _running(np.cumsum),
     vjp=_cumsum_vjp,
     saves=(),
 )
@@ -331,3 +341,75 @@ prod = _reduction(
     name_rule=_all_or_dim("ProdBackward0", "ProdBackward1"),
     numpy="prod",
 )
+
+
+
+def _cumprod_vjp(xp, g, ans, x, *, dim):
+    # out_j = x_0 ... x_j. Before the first zero of a slice (k), d out_j / d x_i = out_j / x_i,
+    # and out_j = 0 for j >= k, so the gradient is cumsum-from-the-end(g * out) / x_i. At the
+    # first zero it is sum_{j>=k} g_j * prod_{m<=j, m != k} x_m: the same sum over the running
+    # products of x with that zero replaced by 1. After it, every out_j holds the zero x_k: 0.
+    # (PyTorch's rule; it stays right to second order, since the masks are piecewise constant.)
+    if np.ndim(x) == 0:
+        return (g,)
+    zero = xp.cast(x == 0, dtype=x.dtype)
+    seen = xp.cumsum(zero, dim=dim)  # zeros up to and including each position
+    before = seen == 0
+    up_to_first = seen - zero == 0  # no zero strictly before
+    first_as_one = xp.where(before, x, xp.where(up_to_first, 1.0, x))
+    at_first = _from_end(xp, "cumsum", g * xp.cumprod(first_as_one, dim=dim), dim)
+    earlier = _from_end(xp, "cumsum", g * ans, dim) / xp.where(before, x, 1.0)
+    return (xp.where(before, earlier, xp.where(up_to_first, at_first, 0.0)),)
+
+
+cumprod = _reduction(
+    "cumprod", "CumprodBackward0", _running(np.cumprod),
+    vjp=_cumprod_vjp,
+    saves=("inputs", "output"),
+)
+
+
+LOG_OF_ZERO = float(np.finfo(np.float32).min)
+"""What ``logcumsumexp``'s gradient takes for ``log 0``: finite in both float dtypes (``-inf``
+would make its second derivative NaN), and ``exp`` of it plus any finite value is 0."""
+
+
+def _logcumsumexp_vjp(xp, g, ans, x, *, dim):
+    # d out_j / d x_i = exp(x_i - out_j) for i <= j, so the gradient is
+    # exp(x_i) * sum_{j>=i} g_j exp(-out_j). Computed stably, as PyTorch (and TensorFlow):
+    # the positive and the negative parts of g separately, in log space, with
+    # logcumsumexp from the end.
+    if np.ndim(x) == 0:
+        return (g,)
+    log_positive = xp.where(g > 0, xp.log(xp.where(g > 0, g, 1.0)), LOG_OF_ZERO)
+    log_negative = xp.where(g < 0, xp.log(xp.where(g < 0, -g, 1.0)), LOG_OF_ZERO)
+    positive = xp.exp(_from_end(xp, "logcumsumexp", log_positive - ans, dim) + x)
+    negative = xp.exp(_from_end(xp, "logcumsumexp", log_negative - ans, dim) + x)
+    return (positive - negative,)
+
+
+logcumsumexp = _reduction(
+    "logcumsumexp", "LogcumsumexpBackward0", _running(np.logaddexp.accumulate),
+    vjp=_logcumsumexp_vjp,
+    saves=("inputs", "output"),
+)
+
+# ----------------------------------------------------------------------------- amax, amin
+
+
+def _amax_forward(reduce):
+    def forward(x, *, dim=None, keepdim=False):
+        x = np.asarray(x)
+        return np.asarray(reduce(x, axis=normalize_dims(dim, x.ndim), keepdims=keepdim))
+    return forward
+
+
+def _amax_vjp(xp, g, ans, x, *, dim=None, keepdim=False):
+    # the gradient is shared evenly by the elements equal to the extreme value of their
+    # slice, as PyTorch's amax/amin (max/min along one dim give it all to the first one)
+    hit = xp.cast(x == _keep(xp, ans, x, dim, keepdim), dtype=x.dtype)
+    return (_keep(xp, g, x, dim, keepdim) * hit / xp.sum(hit, dim=dim, keepdim=True),)
+
+
+amax = _reduction("amax", "AmaxBackward0", _amax_forward(np.max), vjp=_amax_vjp, saves=("inputs", "output"))
+amin = _reduction("amin", "AminBackward0", _amax_forward(np.min), vjp=_amax_vjp, saves=("inputs", "output"))

@@ -31,6 +31,12 @@ norm          dim=None, keepdim=False 2-norm sqrt(sum(x * x)) over dim (reductio
 cumsum        dim                     running sums along the int dim (reductions.py)
 prod          dim=None, keepdim=False product over dim, attrs as sum; zeros as PyTorch
                                       (reductions.py)
+cumprod       dim                     running products along the int dim; zeros as
+                                      PyTorch (reductions.py)
+logcumsumexp  dim                     log(cumsum(exp(x))) along the int dim, stable
+                                      (reductions.py)
+amax, amin    dim=None, keepdim=False max/min over dim, attrs as sum; ties share the
+                                      gradient evenly (reductions.py)
 sum_to        shape                   sum a broadcast array down to ``shape``
                                       (broadcast.py)
 broadcast_to  shape                   NumPy-broadcast to ``shape`` (broadcast.py)
@@ -63,6 +69,14 @@ det, logdet                           determinant (its log) of each matrix of a
 inverse                               inverse of each matrix (linalg.py)
 solve                                 X with A X = B, B a vector or a batch of
                                       matrices (linalg.py)
+cholesky                              L lower triangular with L L^T = (A + A^T)/2
+                                      (linalg.py)
+tril          diagonal=0              lower triangle of each matrix, on and below the
+                                      diagonal (symgrad.tril; linalg.py)
+det_sign                              sign of each matrix's determinant, derivative 0
+                                      (slogdet's sign, linalg.py)
+logabsdet                             log of the absolute value of each matrix's
+                                      determinant (slogdet's logabsdet, linalg.py)
 ============= ======================= ==================================================
 
 Forwards always return a new array (never a view of an input), so a tensor's data can

@@ -31,12 +31,12 @@ import numpy as np
 
 from ..ops.reductions import normalize_dims
 from . import tracing
-from .tensor import MinMaxResult, Tensor, apply_op, as_tensor
+from .tensor import MinMaxResult, Tensor, _index, apply_op, as_tensor
 
 __all__ = ["flip", "fliplr", "flipud", "roll", "movedim", "moveaxis", "ravel", "unbind", "chunk", "split", "select",
            "narrow", "masked_fill", "index_select", "gather", "take_along_dim", "atleast_1d", "atleast_2d",
            "atleast_3d", "outer", "inner", "trace", "diagonal", "diag", "triu", "tril", "var", "std", "tile", "repeat",
-           "repeat_interleave", "kron", "sort", "topk", "count_nonzero", "einsum", "tensordot"]
+           "repeat_interleave", "kron", "sort", "topk", "count_nonzero", "einsum", "tensordot", "scatter_add"]
 # vector_norm is symgrad.linalg.vector_norm (and Tensor.norm for p other than 2)
 
 
@@ -272,6 +272,38 @@ def gather(x: Tensor, dim: int, index) -> Tensor:
     parts = _grids(index.shape, d)
     parts[d] = index
     return x[tuple(parts)]
+
+
+@_shown_as("ScatterAddBackward0")
+def scatter_add(x: Tensor, dim: int, index, src: Tensor) -> Tensor:
+    """``x`` with ``src[i][j][k]`` added at ``[i][index[i][j][k]][k]`` for ``dim = 1`` (and so
+    on), repeated indices accumulating, as ``torch.scatter_add``: ``index`` has ``x``'s number
+    of dimensions, no larger than ``src`` in any and than ``x`` but along ``dim``. It is
+    ``x + index_put(src, ...)``, so the gradient is ``g`` for ``x`` and ``g`` gathered at
+    ``index`` for ``src``."""
+    x, src = as_tensor(x), as_tensor(src)
+    index = _index_tensor(index, "scatter_add")
+    d = _dim(dim, x.ndim)
+    if not index.ndim == x.ndim == src.ndim:
+        raise RuntimeError(f"scatter_add: index ({index.ndim} dimensions), the input ({x.ndim}) and src ({src.ndim}) "
+                           "must have the same number of dimensions")
+    if x.dtype != src.dtype:
+        raise RuntimeError(f"scatter_add: src has dtype {src.dtype}, the input {x.dtype}; they must be equal")
+    for k, (m, n, s) in enumerate(zip(index.shape, x.shape, src.shape)):
+        if m > s or (k != d and m > n):
+            raise RuntimeError(f"scatter_add: index size {m} exceeds the size of src ({s}) or of the input ({n}) "
+                               f"in dimension {k}")
+    size = x.shape[d] if x.ndim else 1
+    if index.numel() and (index._data.min() < 0 or index._data.max() >= size):
+        raise IndexError(f"scatter_add: index values must be in [0, {size}) along dimension {d}, got values "
+                         f"from {index._data.min()} to {index._data.max()}")
+    if x.ndim == 0:  # torch: a 0-d index and src add src to x
+        return x + src
+    if tuple(src.shape) != tuple(index.shape):
+        src = src[tuple(slice(0, m) for m in index.shape)]
+    parts = _grids(index.shape, d)
+    parts[d] = index
+    return x + apply_op("index_put", src, shape=tuple(x.shape), index=_index(tuple(parts)))
 
 
 @_shown_as("GatherBackward0")
@@ -587,26 +619,24 @@ def diag(x: Tensor, diagonal: int = 0) -> Tensor:
     return out
 
 
-def _triangle(x: Tensor, diagonal: int, upper: bool) -> Tensor:
-    x = as_tensor(x)
-    if x.ndim < 2:
-        raise RuntimeError(f"{'triu' if upper else 'tril'}: expects a tensor with at least 2 dimensions, got {x.ndim}")
-    k = _int(diagonal, "diagonal")
-    rows, cols = x.shape[-2], x.shape[-1]
-    keep = np.triu(np.ones((rows, cols), dtype=bool), k) if upper else np.tril(np.ones((rows, cols), dtype=bool), k)
-    return apply_op("where", as_tensor(keep), x, 0)
-
-
 @_shown_as("TriuBackward0")
 def triu(x: Tensor, diagonal: int = 0) -> Tensor:
     """The upper triangle of the last two dimensions (on and above ``diagonal``), zeros below."""
-    return _triangle(x, diagonal, upper=True)
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise RuntimeError(f"triu: expects a tensor with at least 2 dimensions, got {x.ndim}")
+    k = _int(diagonal, "diagonal")
+    keep = np.triu(np.ones((x.shape[-2], x.shape[-1]), dtype=bool), k)
+    return apply_op("where", as_tensor(keep), x, 0)
 
 
-@_shown_as("TrilBackward0")
 def tril(x: Tensor, diagonal: int = 0) -> Tensor:
-    """The lower triangle of the last two dimensions (on and below ``diagonal``), zeros above."""
-    return _triangle(x, diagonal, upper=False)
+    """The lower triangle of the last two dimensions (on and below ``diagonal``), zeros above:
+    the op ``tril`` (``cholesky``'s closed form names it)."""
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise RuntimeError(f"tril: expects a tensor with at least 2 dimensions, got {x.ndim}")
+    return apply_op("tril", x, diagonal=_int(diagonal, "diagonal"))
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -736,6 +766,7 @@ METHODS = {
     "flip": flip, "fliplr": fliplr, "flipud": flipud, "roll": roll, "movedim": movedim, "moveaxis": movedim,
     "ravel": ravel, "unbind": unbind, "chunk": chunk, "split": split, "select": select, "narrow": narrow,
     "masked_fill": masked_fill, "index_select": index_select, "gather": gather, "take_along_dim": take_along_dim,
+    "scatter_add": scatter_add,
     "outer": outer, "ger": outer, "inner": inner, "kron": kron, "trace": trace, "diagonal": diagonal, "diag": diag,
     "triu": triu, "tril": tril, "var": var, "std": std, "tile": tile, "repeat": repeat,
     "repeat_interleave": repeat_interleave, "sort": sort, "topk": topk, "count_nonzero": count_nonzero,

@@ -727,6 +727,23 @@ class Tensor:
         """Running sums along ``dim``."""
         return apply_op("cumsum", self, dim=builtins.int(dim))
 
+    def cumprod(self, dim: int):
+        """Running products along ``dim``; the gradient at zeros is PyTorch's."""
+        return apply_op("cumprod", self, dim=builtins.int(dim))
+
+    def logcumsumexp(self, dim: int):
+        """``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
+        return apply_op("logcumsumexp", self, dim=builtins.int(dim))
+
+    def amax(self, dim=None, keepdim: builtins.bool = False):
+        """The largest value over ``dim`` (None or ``()``: all dims; an int or a tuple); the
+        gradient is split evenly between the tied largest elements of each slice, as PyTorch's."""
+        return apply_op("amax", self, dim=None if dim == () else _dims(dim), keepdim=keepdim)
+
+    def amin(self, dim=None, keepdim: builtins.bool = False):
+        """The smallest value over ``dim``; ties share the gradient evenly, as in :meth:`amax`."""
+        return apply_op("amin", self, dim=None if dim == () else _dims(dim), keepdim=keepdim)
+
     def norm(self, p=2, dim=None, keepdim: builtins.bool = False):
         """The vector ``p``-norm over all elements or over ``dim`` (``p`` a number >= 1, ``inf``,
         ``-inf`` or ``"fro"``, the 2-norm); see :func:`symgrad.linalg.vector_norm`."""

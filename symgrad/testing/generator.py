@@ -16,6 +16,12 @@ comparison, ``logical_and`` ...) has no derivative, so its boolean result is alw
 as the condition of a ``where`` that follows it; comparisons are made against 0 with
 values kept away from 0, so finite differences never cross the threshold.
 
+The composites of ``symgrad/tape/composites.py`` and ``symgrad/linalg.py`` (``flip``,
+``gather``, ``scatter_add``, ``var``, ``matrix_norm`` ...) are drawn too, by name, each
+with a recipe in :data:`COMPOSITES` (:func:`register_composite`): their faces all come
+from the table's ops, and random programs check that the composition holds together.
+:func:`default_ops` lists everything a program draws from by default.
+
 The generator only *chooses*; a :class:`Chooser` decides how: :class:`RandomChooser` uses a
 NumPy generator (:func:`random_program`), ``symgrad.testing.strategies`` uses Hypothesis.
 
@@ -33,20 +39,22 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import linalg
 from ..ops import OPS, Domain
+from ..tape import composites
 from ..tape.tensor import Tensor, apply_op
 
 __all__ = [
     "Program", "Step", "Chooser", "RandomChooser", "Reject", "RecipeError", "ProgramBuilder", "RECIPES",
     "register_recipe", "random_program", "covered_ops", "uncovered_ops", "NONSMOOTH_OPS", "LEAF_SHAPES",
-    "elementwise_dag",
+    "elementwise_dag", "COMPOSITES", "register_composite", "default_ops",
 ]
 
 LEAF_SHAPES: tuple[tuple[int, ...], ...] = ((), (3,), (2, 3), (1, 3), (3, 1), (2, 1, 2))
 """Shapes fresh inputs are drawn with (small, so a full Jacobian stays cheap)."""
 
 MAX_NUMEL = 24
-"""No intermediate value has more elements than this."""
+"""No intermediate value has more elements than this (nor none: gradcheck needs an element)."""
 
 MAX_MAGNITUDE = 50.0
 """Arguments larger than this are scaled back into the op's domain (no exp(exp(x)))."""
@@ -55,6 +63,7 @@ COMPARISON_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 LOGICAL_OPS = ("logical_and", "logical_or", "logical_not")
 
 NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min",
+                           "amax", "amin", "matrix_norm", "vector_norm",
                            "extremum_mask", "elu", "leaky_relu", "softsign", "floor", "ceil", "round", "trunc",
                            "frac", "remainder", "fmod", "copysign", *COMPARISON_OPS, *LOGICAL_OPS})
 """Ops with kinks or jumps (a mask selects between branches); second-derivative checks
@@ -83,12 +92,15 @@ class Ref:
 @dataclass(frozen=True)
 class Step:
     """``values.append(apply_op(op, *args, **attrs))``; args are :class:`Ref` or constants
-    (Python numbers, NumPy arrays).  ``function`` replaces ``apply_op`` for a user function."""
+    (Python numbers, NumPy arrays).  ``function`` replaces ``apply_op`` for a user function
+    or a composite; ``source`` is how the program's source calls it (its name by default,
+    ``symgrad.flip`` for a composite)."""
 
     op: str
     args: tuple
     attrs: dict = field(default_factory=dict)
     function: Callable | None = None
+    source: str | None = None
 
 
 @dataclass
@@ -135,7 +147,9 @@ class Program:
         return [step.op for step in self.steps]
 
     def __str__(self) -> str:
-        lines = [f"def program({', '.join(self.names)}):"]
+        modules = sorted({step.source.rpartition(".")[0] for step in self.steps if step.source})
+        lines = [f"import {module}" for module in modules]
+        lines.append(f"def program({', '.join(self.names)}):")
         for name, x in zip(self.names, self.inputs):
             values = np.array2string(x.ravel(), precision=4, separator=", ", max_line_width=sys.maxsize)
             lines.append(f"    # {name}: shape {list(x.shape)}, {x.dtype.name}, values {values}")
@@ -147,7 +161,7 @@ class Program:
             names.append(f"v{index}")
             args = [names[a.index] if isinstance(a, Ref) else _literal(a) for a in item.args]
             attrs = [f"{k}={_literal(v)}" for k, v in item.attrs.items()]
-            call = f"{item.op}({', '.join(args + attrs)})" if item.function is not None else \
+            call = f"{item.source or item.op}({', '.join(args + attrs)})" if item.function is not None else \
                 f"apply_op({', '.join([repr(item.op)] + args + attrs)})"
             lines.append(f"    {names[-1]} = {call}")
         lines.append(f"    return {names[-1]}")
@@ -281,8 +295,9 @@ class ProgramBuilder:
     def _append(self, step: Step) -> Ref:
         args = [self.values[a.index] if isinstance(a, Ref) else a for a in step.args]
         try:
-            if step.function is not None:
-                out = step.function(*[Tensor(np.asarray(x)) for x in args], **step.attrs)
+            if step.function is not None:  # values as tensors, constants as they are
+                args = [Tensor(np.asarray(x)) if isinstance(a, Ref) else x for a, x in zip(step.args, args)]
+                out = step.function(*args, **step.attrs)
                 out = np.asarray(out._data if isinstance(out, Tensor) else out)
             else:
                 out = np.asarray(OPS[step.op].forward(*args, **step.attrs))
@@ -291,7 +306,7 @@ class ProgramBuilder:
             raise RecipeError(f"{step.op} refused the call its recipe made (argument shapes {shapes}, attrs "
                               f"{step.attrs}): {type(err).__name__}: {err}") from err
         mask = step.function is None and OPS[step.op].kind == "mask"
-        if out.size > MAX_NUMEL or (out.dtype.kind != "f" and not (mask and out.dtype == bool)):
+        if not 0 < out.size <= MAX_NUMEL or (out.dtype.kind != "f" and not (mask and out.dtype == bool)):
             raise Reject(f"{step.op} gave {out.size} elements of dtype {out.dtype}")
         if not np.isfinite(out).all():
             raise Reject(f"{step.op} gave non-finite values")
@@ -305,6 +320,10 @@ class ProgramBuilder:
         if op in self.functions:
             function, domains = self.functions[op]
             return self._append(Step(op, tuple(self.broadcasting(domains)), {}, function))
+        if op in COMPOSITES:
+            function, recipe, source = COMPOSITES[op]
+            args, attrs = recipe(self)
+            return self._append(Step(op, tuple(args), attrs, function, source))
         recipe = RECIPES.get(op, elementwise_recipe if OPS[op].kind == "elementwise" else None)
         if recipe is None:
             raise RecipeError(f"op {op!r} has no recipe: add one with symgrad.testing.register_recipe")
@@ -520,7 +539,16 @@ def _softmax(b, op):
     return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
 
 
+@register_recipe("amax")
+@register_recipe("amin")
+def _even_extremum(b, op):
+    x = b.value()
+    return [x], {"dim": _dim_choice(b, len(b.shape(x))), "keepdim": b.choose.boolean()}
+
+
 @register_recipe("cumsum")
+@register_recipe("cumprod")
+@register_recipe("logcumsumexp")
 def _cumsum(b, op):
     x = b.value(min_ndim=1)
     return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
@@ -539,6 +567,31 @@ def _well_conditioned(b: ProgramBuilder, n: int) -> Ref:
 @register_recipe("inverse")
 def _square_matrix(b, op):
     return [_well_conditioned(b, b.choose.integer(1, 3))], {}
+
+
+@register_recipe("det_sign")
+@register_recipe("logabsdet")
+def _any_sign_matrix(b, op):
+    """A well-conditioned matrix, its first two rows swapped half the time (a negative
+    determinant)."""
+    n = b.choose.integer(1, 3)
+    matrix = _well_conditioned(b, n)
+    if n > 1 and b.choose.boolean():
+        order = np.array([1, 0] + list(range(2, n)), dtype=np.intp)
+        matrix = b._append(Step("getitem", (matrix,), {"index": (order,)}))
+    return [matrix], {}
+
+
+@register_recipe("cholesky")
+def _positive_definite(b, op):
+    """An ``n x n`` symmetric positive definite matrix made from any value as
+    ``I + T T^T / n`` with ``T = tanh(M)``."""
+    n = b.choose.integer(1, 3)
+    squashed = b._append(Step("tanh", (b.value(shape=(n, n)),)))
+    transposed = b._append(Step("transpose", (squashed,), {"dim0": 0, "dim1": 1}))
+    gram = b._append(Step("matmul", (squashed, transposed)))
+    scaled = b._append(Step("mul", (gram, 1.0 / n)))
+    return [b._append(Step("add", (scaled, b.constant(np.eye(n, dtype=b.dtype)))))], {}
 
 
 @register_recipe("solve")
@@ -687,6 +740,211 @@ def _stack(b, op):
     return [x, *others], {"dim": b.choose.integer(-len(shape) - 1, len(shape))}
 
 
+# ----------------------------------------------------------------------------- composites
+CompositeRecipe = Callable[[ProgramBuilder], tuple[list, dict]]
+COMPOSITES: dict[str, tuple[Callable, CompositeRecipe, str]] = {}
+"""``name: (function, recipe, source)``; ``source`` is the function's public dotted name."""
+
+
+def register_composite(name: str, function: Callable, source: str | None = None):
+    """Declare how random programs call the composite ``function``: ``recipe(builder)``
+    returns ``(args, attrs)``, args the values (:meth:`ProgramBuilder.value`) and constants
+    in ``function``'s order, attrs by keyword. ``source`` is the name the program's source
+    calls it by (``symgrad.<name>`` by default). A decorator.
+
+    >>> from symgrad.tape.composites import ravel
+    >>> @register_composite("ravel_for_the_doctest", ravel, "symgrad.ravel")
+    ... def _(b):
+    ...     return [b.value()], {}
+    >>> "ravel_for_the_doctest" in default_ops()
+    True
+    >>> del COMPOSITES["ravel_for_the_doctest"]
+    """
+    def add(recipe: CompositeRecipe) -> CompositeRecipe:
+        COMPOSITES[name] = (function, recipe, source or f"symgrad.{name}")
+        return recipe
+    return add
+
+
+def _axis(b: ProgramBuilder, x: Ref) -> int:
+    """A dim of ``x`` (negative half the time)."""
+    ndim = len(b.shape(x))
+    return b.choose.integer(-ndim, ndim - 1)
+
+
+@register_composite("flip", composites.flip)
+def _flip(b):
+    x = b.value(min_ndim=1)
+    return [x], {"dims": (_axis(b, x),)}
+
+
+@register_composite("roll", composites.roll)
+def _roll(b):
+    x = b.value(min_ndim=1)
+    return [x], {"shifts": b.choose.integer(-3, 3), "dims": _axis(b, x)}
+
+
+@register_composite("movedim", composites.movedim)
+def _movedim(b):
+    x = b.value(min_ndim=2)
+    return [x], {"source": _axis(b, x), "destination": _axis(b, x)}
+
+
+@register_composite("narrow", composites.narrow)
+def _narrow(b):
+    x = b.value(min_ndim=1)
+    dim = _axis(b, x)
+    n = b.shape(x)[dim]
+    start = b.choose.integer(0, n - 1)
+    return [x], {"dim": dim, "start": start, "length": b.choose.integer(1, n - start)}
+
+
+@register_composite("select", composites.select)
+def _select(b):
+    x = b.value(min_ndim=1)
+    dim = _axis(b, x)
+    n = b.shape(x)[dim]
+    return [x], {"dim": dim, "index": b.choose.integer(-n, n - 1)}
+
+
+def _indices(b: ProgramBuilder, n: int, shape: tuple) -> np.ndarray:
+    """An int64 array of ``shape`` with values in ``[0, n)`` (repeats allowed)."""
+    return np.array([b.choose.integer(0, n - 1) for _ in range(int(np.prod(shape)))], dtype=np.int64).reshape(shape)
+
+
+@register_composite("index_select", composites.index_select)
+def _index_select(b):
+    x = b.value(min_ndim=1)
+    dim = _axis(b, x)
+    return [x], {"dim": dim, "index": _indices(b, b.shape(x)[dim], (b.choose.integer(1, 3),))}
+
+
+def _gather_index(b: ProgramBuilder, shape: tuple, dim: int) -> np.ndarray:
+    """An index for ``gather``/``scatter_add`` along ``dim`` of an array of ``shape``: no
+    larger than it in the other dims."""
+    index_shape = tuple(b.choose.integer(1, 2) if d == dim % len(shape) else b.choose.integer(1, n)
+                        for d, n in enumerate(shape))
+    return _indices(b, shape[dim], index_shape)
+
+
+@register_composite("gather", composites.gather)
+def _gather(b):
+    x = b.value(min_ndim=1)
+    dim = _axis(b, x)
+    return [x], {"dim": dim, "index": _gather_index(b, b.shape(x), dim)}
+
+
+@register_composite("take_along_dim", composites.take_along_dim)
+def _take_along_dim(b):
+    x = b.value(min_ndim=1)
+    shape = b.shape(x)
+    dim = _axis(b, x) % len(shape)
+    # indices broadcast against x outside dim: each of those sizes is x's or 1
+    index_shape = tuple(b.choose.integer(1, 2) if d == dim else b.choose.element([n, 1]) for d, n in enumerate(shape))
+    return [x], {"indices": _indices(b, shape[dim], index_shape), "dim": dim}
+
+
+@register_composite("scatter_add", composites.scatter_add)
+def _scatter_add(b):
+    x = b.value(min_ndim=1)
+    dim = _axis(b, x)
+    index = _gather_index(b, b.shape(x), dim)
+    return [x, dim, index, b.value(shape=index.shape)], {}
+
+
+@register_composite("masked_fill", composites.masked_fill)
+def _masked_fill(b):
+    x = b.value()
+    mask = b.choose.rng.random(b.choose.element(_broadcastable_shapes(b.shape(x)))) < 0.5
+    return [x], {"mask": mask, "value": b.choose.element([0.0, -1.5, 2.0])}
+
+
+@register_composite("diagonal", composites.diagonal)
+def _diagonal(b):
+    x = b.value(min_ndim=2)
+    dim1 = _axis(b, x)
+    dim2 = b.choose.element([d for d in range(len(b.shape(x))) if d != dim1 % len(b.shape(x))])
+    return [x], {"offset": b.choose.integer(-1, 1), "dim1": dim1, "dim2": dim2}
+
+
+@register_composite("trace", composites.trace)
+def _trace(b):
+    return [b.value(min_ndim=2, max_ndim=2)], {}
+
+
+@register_composite("triu", composites.triu)
+def _triangle(b):
+    return [b.value(min_ndim=2)], {"diagonal": b.choose.integer(-1, 1)}
+
+
+@register_recipe("tril")
+def _tril(b, op):
+    return [b.value(min_ndim=2)], {"diagonal": b.choose.integer(-1, 1)}
+
+
+@register_composite("var", composites.var)
+@register_composite("std", composites.std)
+def _spread(b):
+    x = b.value(min_ndim=1, domain=Domain(-2.0, 2.0))
+    dim = b.choose.element([None, _axis(b, x)])
+    if (b.shape(x)[dim] if dim is not None else int(np.prod(b.shape(x)))) < 2:
+        raise Reject("var/std need two elements (correction 1)")
+    return [x], {"dim": dim, "keepdim": b.choose.boolean()}
+
+
+@register_composite("tile", composites.tile)
+def _tile(b):
+    x = b.value(max_ndim=2)
+    return [x], {"dims": tuple(b.choose.integer(1, 2) for _ in range(b.choose.integer(1, 2)))}
+
+
+@register_composite("repeat_interleave", composites.repeat_interleave)
+def _repeat_interleave(b):
+    x = b.value(min_ndim=1)
+    return [x], {"repeats": 2, "dim": _axis(b, x)}
+
+
+@register_composite("outer", composites.outer)
+def _outer(b):
+    return [b.value(min_ndim=1, max_ndim=1), b.value(min_ndim=1, max_ndim=1)], {}
+
+
+@register_composite("inner", composites.inner)
+def _inner(b):
+    x = b.value(min_ndim=1)
+    return [x, b.value(shape=b.shape(x)[-1:])], {}
+
+
+@register_composite("kron", composites.kron)
+def _kron(b):
+    return [b.value(max_ndim=2), b.value(max_ndim=2)], {}
+
+
+@register_composite("pad", composites.pad, "symgrad.nn.functional.pad")
+def _pad(b):
+    x = b.value(min_ndim=1)
+    return [x], {"pad": (b.choose.integer(0, 1), b.choose.integer(0, 1)), "value": b.choose.element([0.0, 0.5])}
+
+
+@register_composite("matrix_norm", linalg.matrix_norm, "symgrad.linalg.matrix_norm")
+def _matrix_norm(b):
+    # abs has a kink at 0, the Frobenius norm where the matrix is 0: values kept away from 0
+    x = b.value(min_ndim=2, domain=AWAY_FROM_ZERO)
+    return [x], {"ord": b.choose.element(list(linalg.MATRIX_ORDERS)), "keepdim": b.choose.boolean()}
+
+
+@register_composite("vector_norm", composites.vector_norm, "symgrad.linalg.vector_norm")
+def _vector_norm(b):
+    x = b.value(domain=AWAY_FROM_ZERO)
+    return [x], {"ord": b.choose.element([1, 3, float("inf")]), "dim": _dim_choice(b, len(b.shape(x)))}
+
+
+def default_ops() -> list[str]:
+    """What random programs draw from by default: every covered op of the table and
+    every composite of :data:`COMPOSITES`."""
+    return covered_ops() + sorted(COMPOSITES)
+
+
 def covered_ops() -> list[str]:
     """Ops of the table that random programs can use."""
     return sorted(name for name, op in OPS.items() if name in RECIPES or op.kind == "elementwise")
@@ -699,11 +957,11 @@ def uncovered_ops() -> list[str]:
 
 def random_program(rng: np.random.Generator, ops: Sequence[str] | None = None, *, max_steps: int = 4,
                    max_leaves: int = 3, dtype=np.float64, tries: int = 100) -> Program:
-    """A random program (and inputs) over ``ops`` (default: every covered op).
+    """A random program (and inputs) over ``ops`` (default: :func:`default_ops`).
 
     Unlike :func:`symgrad.testing.strategies.programs` this needs no Hypothesis.
     """
-    ops = list(ops) if ops is not None else covered_ops()
+    ops = list(ops) if ops is not None else default_ops()
     for _ in range(tries):
         builder = ProgramBuilder(RandomChooser(rng), max_leaves=max_leaves, dtype=dtype)
         try:

@@ -25,7 +25,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 
 from ..ops import Domain
-from .generator import Chooser, ProgramBuilder, Reject, covered_ops
+from .generator import Chooser, ProgramBuilder, Reject, default_ops
 
 __all__ = ["programs", "op_programs", "arrays_in", "HypothesisChooser"]
 
@@ -51,14 +51,15 @@ class HypothesisChooser(Chooser):
 def programs(draw, ops: Sequence[str] | None = None, *, max_steps: int = 4, max_leaves: int = 3,
              dtype=np.float64, functions: dict[str, tuple[Callable, tuple[Domain, ...]]] | None = None,
              require: str | None = None):
-    """Random programs over ``ops`` (default: every op random programs can call).
+    """Random programs over ``ops`` (default: every op and composite random programs can
+    call, :func:`~symgrad.testing.generator.default_ops`).
 
     ``functions`` adds your own differentiable functions, ``{"name": (function, domains)}``
     with one :class:`~symgrad.ops.Domain` per tensor argument; ``require`` names an op (or
     function) every program applies at least once.
     """
     functions = functions or {}
-    ops = list(ops) if ops is not None else covered_ops()
+    ops = list(ops) if ops is not None else default_ops()
     ops += [name for name in functions if name not in ops]
     if not ops and require is None:
         raise ValueError("programs() needs at least one op")

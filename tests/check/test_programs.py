@@ -16,7 +16,7 @@ from symgrad.check import KinkWarning, gradcheck, gradgradcheck
 from symgrad.ops import OPS
 from symgrad.tape.tensor import apply_op
 from symgrad.testing import NONSMOOTH_OPS, random_program, skip_unless_engine
-from symgrad.testing.generator import ProgramBuilder, RandomChooser, covered_ops, uncovered_ops
+from symgrad.testing.generator import COMPOSITES, ProgramBuilder, RandomChooser, covered_ops, default_ops, uncovered_ops
 from symgrad.testing.strategies import arrays_in, op_programs, programs
 
 
@@ -70,6 +70,25 @@ def test_each_op_in_random_programs(op, engine, rng):
         if ran == 3:
             break
     assert ran == 3, f"could not build programs that apply {op}"
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+def test_each_composite_in_random_programs(name, engine, rng):
+    """Every composite of the generator (flip, gather, scatter_add, var, matrix_norm, ...),
+    guaranteed, as the ops above."""
+    ran = 0
+    for _ in range(40):
+        program = random_program(rng, ops=[name], max_steps=2)
+        if name in program.ops:
+            check(program, engine)
+            ran += 1
+        if ran == 3:
+            break
+    assert ran == 3, f"could not build programs that apply {name}"
+
+
+def test_default_programs_draw_ops_and_composites():
+    assert set(default_ops()) == set(covered_ops()) | set(COMPOSITES)
 
 
 @settings(max_examples=25, **SETTINGS)

@@ -50,12 +50,31 @@ PROGRAMS = {
     "sum_to": (lambda x, w: (x[0] + x).sum(dim=0), {"sum_to", "sum"}),
     "cumsum": (lambda x, w: x.cumsum(1) ** 2, {"cumsum"}),
     "prod": (lambda x, w: x.prod(1) * x[:, 0], {"prod", "getitem"}),
+    "tril": (lambda x, w: symgrad.tril(x, -1).exp(), {"tril"}),
+    "cumprod": (lambda x, w: x.cumprod(1) * x, {"cumprod"}),
+    "logcumsumexp": (lambda x, w: x.logcumsumexp(0) ** 2, {"logcumsumexp"}),
+    "amax_amin": (lambda x, w: x.amax(1) * x.amin((0, 1)), {"amax", "amin"}),
+    "cholesky": (lambda x, w: symgrad.linalg.cholesky(_square(x) @ _square(x).t()).sin(),
+                 {"cholesky", "getitem", "matmul", "transpose"}),
+    "slogdet": (lambda x, w: symgrad.linalg.slogdet(_square(x)).logabsdet * symgrad.linalg.slogdet(-_square(x)).sign,
+                {"det_sign", "logabsdet", "getitem"}),
     "det_logdet": (lambda x, w: _square(x).det() * _square(x).logdet(), {"det", "logdet", "getitem"}),
     "inverse": (lambda x, w: _square(x).inverse().sin(), {"inverse", "getitem"}),
     "solve": (lambda x, w: symgrad.linalg.solve(_square(x), x[:, 3]), {"solve", "getitem"}),
     "cross_entropy": (lambda x, w: symgrad.nn.functional.cross_entropy(x, symgrad.tensor([3, 0, 1])),
                       {"getitem", "log_softmax"}),
 }
+
+
+NOT_YET = {  # per_element (symbolic/printing/printers.py) evaluates these ops on object arrays with no case yet
+    name: pytest.mark.xfail(strict=True, reason=f"per_element has no case for {ops} yet (printing/printers.py)")
+    for name, ops in [("amax_amin", "amax/amin"), ("logcumsumexp", "logcumsumexp"), ("cholesky", "cholesky"),
+                      ("slogdet", "det_sign/logabsdet")]}
+"""Rows whose ops the per-element view cannot evaluate yet: expected to fail until it can."""
+
+
+def _rows():
+    return [pytest.param(name, marks=NOT_YET.get(name, ())) for name in sorted(PROGRAMS)]
 
 
 def _square(x):
@@ -94,7 +113,7 @@ def test_the_table_covers_every_structural_op():
     assert structural - covered == set()
 
 
-@pytest.mark.parametrize("name", sorted(PROGRAMS))
+@pytest.mark.parametrize("name", _rows())
 def test_per_element_of_a_tensor_is_its_value(name):
     x, w = _leaves()
     out = PROGRAMS[name][0](x, w)
@@ -102,7 +121,7 @@ def test_per_element_of_a_tensor_is_its_value(name):
     np.testing.assert_allclose(_evaluate(per_element(out), symbols), out.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", sorted(PROGRAMS))
+@pytest.mark.parametrize("name", _rows())
 def test_per_element_of_a_gradient_is_the_engines(name):
     x, w = _leaves()
     out = PROGRAMS[name][0](x, w)

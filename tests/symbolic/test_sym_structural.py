@@ -89,6 +89,20 @@ CASES = [
     ("prod", [(2, 3)], {}),
     ("prod", [(2, 3, 4)], dict(dim=1, keepdim=True)),
     ("cumsum", [(2, 3, 4)], dict(dim=-2)),
+    ("cumprod", [(5,)], dict(dim=0)),
+    ("cumprod", [(2, 3, 4)], dict(dim=-2)),
+    ("logcumsumexp", [(5,)], dict(dim=0)),
+    ("logcumsumexp", [(2, 3, 4)], dict(dim=1)),
+    ("amax", [(3, 4)], dict(dim=None, keepdim=False)),
+    ("amax", [(2, 3, 4)], dict(dim=(0, 2), keepdim=True)),
+    ("amin", [(3, 4)], dict(dim=1, keepdim=False)),
+    ("tril", [(3, 4)], {}),
+    ("tril", [(2, 3, 3)], dict(diagonal=-1)),
+    ("cholesky", [(3, 3)], {}),
+    ("cholesky", [(2, 3, 3)], {}),
+    ("logabsdet", [(3, 3)], {}),
+    ("logabsdet", [(2, 3, 3)], {}),
+    ("det_sign", [(2, 3, 3)], {}),
     ("det", [(3, 3)], {}),
     ("det", [(2, 3, 3)], {}),
     ("logdet", [(3, 3)], {}),
@@ -97,7 +111,7 @@ CASES = [
     ("solve", [(2, 3, 3), (1, 3, 2)], {}),
 ]
 
-NOT_DIFFERENTIABLE = {"extremum_mask"}
+NOT_DIFFERENTIABLE = {"extremum_mask", "det_sign"}
 
 
 def _ident(case) -> str:
@@ -137,6 +151,8 @@ def test_parenthesised_operand(case, rng):
     op, shapes, attrs = case
     arrays = _inputs(rng, shapes, op)
     a, b = rng.uniform(0.5, 2, size=shapes[0]), rng.uniform(0.5, 2, size=shapes[0])
+    if op == "cholesky":  # the operand -a0 + a/b itself must be positive definite
+        arrays[0] = a / b - arrays[0]
     symbols = [ArrayVar(f"a{i}", s) for i, s in enumerate(shapes)]
     A, B = ArrayVar("A", shapes[0]), ArrayVar("B", shapes[0])
     first = -symbols[0] + A / B

@@ -1,5 +1,6 @@
 """SymPy forms of the linear-algebra ops (``symgrad/ops/linalg.py``): ``det``, ``logdet``,
-``inverse`` and ``solve`` over the last two dims, with their shape rules and adjoints.
+``inverse``, ``solve``, ``cholesky``, ``det_sign``, ``logabsdet`` and ``tril`` over the last
+two dims, with their shape rules and adjoints.
 
 They print in matrix notation (``det(A)``, ``inverse(A)`` as ``A^{-1}`` in LaTeX), and the
 adjoints are the textbook ones in the same functions, so a closed form reads as a textbook
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..core.symbols import shape_of
-from .structural import Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, reduce_to
+from .structural import Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, exact, reduce_to
 
 
 def _square_rule(name: str, shape: tuple) -> None:
@@ -102,3 +103,67 @@ class Solve(StructuralFunction):
         a, b = self.arrays
         left = printer.parenthesize(a, sp.printing.precedence.PRECEDENCE["Pow"], strict=True)
         return r"{%s}^{-1} \cdot %s" % (left, printer._print(b))
+
+
+@_register
+class Logabsdet(_PerMatrix):
+    """``logabsdet(A)``: ``log |det A|`` of each matrix (``slogdet``'s second half)."""
+
+    op_name = "logabsdet"
+    latex_name = r"\log\left|\det\right|"
+
+    def adjoint(self, g, index):
+        return _per_matrix(g) * _matrix_transpose(Inverse.of(self.arrays[0]))
+
+
+@_register
+class DetSign(_PerMatrix):
+    """``det_sign(A)``: the sign of each matrix's determinant (``slogdet``'s first half);
+    piecewise constant, its derivative is zero."""
+
+    op_name = "det_sign"
+    latex_name = r"\operatorname{sign}\det"
+
+    def differentiable_args(self):
+        return (False,)
+
+    def adjoint(self, g, index):
+        return sp.Integer(0)
+
+
+@_register
+class Cholesky(StructuralFunction):
+    """``cholesky(A)``: ``L`` lower triangular with ``L L^T = (A + A^T)/2``; its adjoint is the
+    symmetric one, ``L^{-T} (P + P^T)/2 L^{-1}`` with ``P = (tril(M) + tril(M, -1))/2``,
+    ``M = L^T G``: the lower triangle of ``M`` with its diagonal halved."""
+
+    op_name = "cholesky"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        _square_rule("cholesky", shapes[0])
+        return shapes[0]
+
+    def adjoint(self, g, index):
+        m = Matmul.of(_matrix_transpose(self), exact(g, shape_of(self)))
+        phi = (Tril.of(m) + Tril.of(m, diagonal=-1)) / 2
+        inverse = Inverse.of(self)
+        return Matmul.of(_matrix_transpose(inverse), Matmul.of((phi + _matrix_transpose(phi)) / 2, inverse))
+
+
+@_register
+class Tril(StructuralFunction):
+    """``tril(x, diagonal)``: the lower triangle of each matrix (on and below ``diagonal``),
+    zeros above; a projection, so its adjoint is itself."""
+
+    op_name = "tril"
+    hidden_defaults = {"diagonal": 0}
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        if len(shapes[0]) < 2:
+            raise ValueError(f"tril needs a matrix or a batch of them (at least 2 dims), got shape {shapes[0]}")
+        return shapes[0]
+
+    def adjoint(self, g, index):
+        return Tril.of(exact(g, shape_of(self)), diagonal=self.attrs.get("diagonal", 0))

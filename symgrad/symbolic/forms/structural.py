@@ -506,6 +506,30 @@ class Min(PrintedInStandardNotation, _Extreme):
     mode = "min"
 
 
+class _EvenExtreme(_Reduction):
+    """``amax``/``amin``: the tied extremes of each reduced slice share the gradient evenly,
+    ``[x == amax(x)] / sum([x == amax(x)])``."""
+
+    def adjoint(self, g, index):
+        (x,) = self.arrays
+        hit = exact(is_equal(x, self.kept_self()), shape_of(x))
+        return self._upstream(g) * hit / Sum.of(hit, dim=self.attrs.get("dim"), keepdim=True)
+
+
+@_register
+class Amax(_EvenExtreme):
+    """``amax(x, dim, keepdim)``."""
+
+    op_name = "amax"
+
+
+@_register
+class Amin(_EvenExtreme):
+    """``amin(x, dim, keepdim)``."""
+
+    op_name = "amin"
+
+
 @_register
 class ExtremumMask(PrintedInStandardNotation, StructuralFunction):
     """``extremum_mask(x, dim, mode)``: where ``max``/``min`` send their gradient, shaped
@@ -578,12 +602,65 @@ class Cumsum(_SameShape):
 
     def adjoint(self, g, index):
         shape = shape_of(self)
+        return _from_end(Cumsum, exact(g, shape), self.attrs["dim"]) if shape else g
+
+
+def _from_end(running: type, y: sp.Expr, dim: int) -> sp.Expr:
+    """``running`` (``Cumsum``, ``Logcumsumexp``) of ``y`` from the end of ``dim``."""
+    from ...ops.reductions import reversed_along
+
+    flip = reversed_along(dim, len(shape_of(y)))
+    return Getitem.of(running.of(Getitem.of(y, index=flip), dim=dim), index=flip)
+
+
+@_register
+class Cumprod(_SameShape):
+    """``cumprod(x, dim)``: running products along ``dim``; its adjoint treats zeros as
+    PyTorch does (see ``ops/reductions.py``)."""
+
+    op_name = "cumprod"
+
+    def adjoint(self, g, index):
+        from .selections import Equal, Select
+
+        shape = shape_of(self)
         if not shape:
             return g
-        from ...ops.reductions import reversed_along
+        (x,) = self.arrays
+        dim = self.attrs["dim"]
+        g = exact(g, shape)
+        zero = exact(Select(Equal(x, 0), 1, 0), shape)
+        seen = Cumsum.of(zero, dim=dim)
+        before, up_to_first = Equal(seen, 0), Equal(seen - zero, 0)
+        first_as_one = Select(before, x, Select(up_to_first, 1, x))
+        at_first = _from_end(Cumsum, g * Cumprod.of(first_as_one, dim=dim), dim)
+        earlier = _from_end(Cumsum, g * self, dim) / Select(before, x, 1)
+        return Select(before, earlier, Select(up_to_first, at_first, 0))
 
-        flip = reversed_along(self.attrs["dim"], len(shape))
-        return Getitem.of(Cumsum.of(Getitem.of(exact(g, shape), index=flip), dim=self.attrs["dim"]), index=flip)
+
+@_register
+class Logcumsumexp(_SameShape):
+    """``logcumsumexp(x, dim)``: ``log(cumsum(exp(x)))`` along ``dim``, evaluated stably."""
+
+    op_name = "logcumsumexp"
+
+    def adjoint(self, g, index):
+        from ...ops.reductions import LOG_OF_ZERO
+        from .selections import Greater, Less, Select
+
+        shape = shape_of(self)
+        if not shape:
+            return g
+        (x,) = self.arrays
+        dim = self.attrs["dim"]
+        g = exact(g, shape)
+        lowest = sp.Float(LOG_OF_ZERO)
+        # the positive and negative parts of g in log space, as the tape's VJP (stable)
+        log_positive = Select(Greater(g, 0), sp.log(Select(Greater(g, 0), g, 1)), lowest)
+        log_negative = Select(Less(g, 0), sp.log(Select(Less(g, 0), -g, 1)), lowest)
+        positive = sp.exp(_from_end(Logcumsumexp, log_positive - self, dim) + x)
+        negative = sp.exp(_from_end(Logcumsumexp, log_negative - self, dim) + x)
+        return positive - negative
 
 
 @_register
