@@ -63,11 +63,12 @@ SPELLED = {  # op -> how PyTorch writes it, where that is no function of the op'
     "extremum_mask": "none (the gradient of `max`/`min`)", "betaln": "none (`lgamma(a) + lgamma(b) - lgamma(a + b)`)",
     "bessel_i": "none (`torch.i0`, `torch.special.i1` for orders 0 and 1)",
     "bessel_ie": "none (`torch.special.i0e`, `i1e` for orders 0 and 1)",
+    "det_sign": "`torch.linalg.slogdet(A).sign`", "logabsdet": "`torch.linalg.slogdet(A).logabsdet`",
 }
 
 NUMPY = {  # symgrad name -> the NumPy function computing it, where the names differ
     "cat": "concatenate", "permute": "transpose", "inverse": "linalg.inv", "det": "linalg.det",
-    "solve": "linalg.solve", "norm": "linalg.norm", "movedim": "moveaxis", "take_along_dim": "take_along_axis",
+    "solve": "linalg.solve", "cholesky": "linalg.cholesky", "norm": "linalg.norm", "movedim": "moveaxis", "take_along_dim": "take_along_axis",
     "index_select": "take", "repeat": "tile", "repeat_interleave": "repeat", "asin": "arcsin",
     "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
     "atan2": "arctan2", "abs": "absolute", "clamp": "clip", "lgamma": "none (`scipy.special.gammaln`)",
@@ -111,6 +112,8 @@ SAMPLES = {  # composite or nn.functional name -> (rng) -> (its output, the tens
         x, symgrad.tensor(np.arange(12).reshape(3, 4) % 3 == 0), 0.0), [x]))(_matrix(r)),
     "index_select": lambda r: (lambda x: (composites.index_select(x, 0, symgrad.tensor([0, 2])), [x]))(_matrix(r)),
     "gather": lambda r: (lambda x: (composites.gather(x, 1, symgrad.tensor([[0], [1], [3]])), [x]))(_matrix(r)),
+    "scatter_add": lambda r: (lambda x, s: (composites.scatter_add(x, 1, symgrad.tensor([[0], [1], [3]]), s), [x, s]))(
+        _matrix(r), _t(r.normal(size=(3, 1)), "s")),
     "take_along_dim": lambda r: (lambda x: (composites.take_along_dim(
         x, symgrad.tensor([[0], [1], [3]]), 1), [x]))(_matrix(r)),
     "atleast_1d": lambda r: (lambda s: (composites.atleast_1d(s), [s]))(_t(r.normal(), "s")),
