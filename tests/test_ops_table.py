@@ -271,8 +271,11 @@ TORCH_FREE = {  # ops without a PyTorch counterpart, and why
     "bessel_i": "PyTorch has I_nu for nu = 0 and 1 only (i0, special.i1), compared there",
     "bessel_ie": "PyTorch has scaled I_nu for nu = 0 and 1 only (special.i0e, special.i1e), compared there",
 }
-NOT_TORCH_NODES = {"sum_to", "betaln", "det_sign"}  # PyTorch's sum_to_size records Sum/View nodes, betaln has no
-# op, slogdet's sign has no node (it does not require grad)
+FORWARD_ONLY_IN_TORCH = {  # ops PyTorch has but does not differentiate, and what symgrad's gradient is
+    "floor_divide": "PyTorch raises 'derivative for aten::floor_divide is not implemented'; symgrad's is 0, as floor's",
+}
+NOT_TORCH_NODES = {"sum_to", "betaln", "det_sign", "floor_divide"}  # PyTorch's sum_to_size records Sum/View nodes,
+# betaln has no op, slogdet's sign has no node (it does not require grad), floor_divide's is NotImplemented
 
 # Kinks, ties, bounds and extreme values, compared with PyTorch (op, inputs, attrs).
 STABLE = [
@@ -328,6 +331,9 @@ KINKS = [
     ("sinc", [[-1.0, 0.0, 0.5]], {}),
     *[(name, [[-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.5]], {}) for name in ["floor", "ceil", "round", "trunc", "frac"]],
     *[(name, [[-3.0, 3.0, 2.0, -2.0, 0.0], [2.0, -2.0, 1.0, 1.0, 1.5]], {}) for name in ["remainder", "fmod"]],
+    # where the rounded quotient a/b is an integer the exact one is not: 1.0 = 9*0.1 + 0.0999...
+    *[(name, [[1.0, 0.3, 7.0, -1.0, 1.0], [0.1, 0.1, 0.7, 0.1, -0.1]], {})
+      for name in ["remainder", "fmod", "floor_divide"]],
     ("copysign", [[0.0, 0.0, 1.0, -1.0], [1.0, -1.0, -0.0, 0.0]], {}),
     # not at x = y = 0, where PyTorch's d/dy is 0/0 = NaN and symgrad's 0 (the value is the constant 0 there)
     ("xlogy", [[0.0, 0.0, 1.0], [-1.0, 2.0, 2.0]], {}),
@@ -544,11 +550,15 @@ def test_vjp_uses_only_operators_and_xp(case, rng):
 def compare_with_torch(torch, name, inputs, g, attrs, dtype):
     op = OPS[name]
     ans, grads = run(op, inputs, g, attrs)
-    tensors = [torch.tensor(x, requires_grad=differentiable(op, i)) for i, x in enumerate(inputs)]
+    forward_only = name in FORWARD_ONLY_IN_TORCH
+    tensors = [torch.tensor(x, requires_grad=differentiable(op, i) and not forward_only) for i, x in enumerate(inputs)]
     out = torch_function(torch, name)(torch, *tensors, **attrs)
     tol = tolerance(dtype)
     np.testing.assert_allclose(ans, out.detach().numpy(), **tol, err_msg="forward")
     assert ans.dtype == out.detach().numpy().dtype, "forward dtype"
+    if forward_only:
+        assert all(np.all(grad == 0) for grad in grads), FORWARD_ONLY_IN_TORCH[name]
+        return out
     wrt = [t for t in tensors if t.requires_grad]
     if not wrt:  # a mask op: no input carries a gradient, in PyTorch either
         assert all(grad is UNDEFINED for grad in grads) and not out.requires_grad
@@ -598,10 +608,10 @@ def test_the_percent_operator_is_pytorchs_remainder():
         theirs.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
     np.testing.assert_array_equal(y.grad.numpy(), ty.grad.numpy())
-    # PyTorch has no derivative for number % tensor; symgrad's is remainder's, d/db = -floor(a/b)
+    # PyTorch has no derivative for number % tensor; symgrad's is remainder's, d/db = -floor_divide(a, b)
     np.testing.assert_array_equal((2.0 % y).detach().numpy(), (2.0 % ty).detach().numpy())
     (2.0 % y).sum().backward()
-    np.testing.assert_array_equal(y.grad.numpy() - ty.grad.numpy(), -np.floor(2.0 / b))
+    np.testing.assert_array_equal(y.grad.numpy() - ty.grad.numpy(), -np.floor_divide(2.0, b))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -680,18 +680,35 @@ frac = _unary(
     summary="fractional part x - trunc(x), with the sign of x", **_ELEMENTARY,
 )
 
-# a - b*floor(a/b) (the sign of b, Python's %) and a - b*trunc(a/b) (the sign of a, C's
-# fmod); as PyTorch, d/da = 1 and d/db = -floor(a/b) or -trunc(a/b), also at the jumps
+# NumPy's floor_divide, remainder and fmod, each one SymPy function compiled as the NumPy
+# function: written out as a - b*floor(a/b) the remainder would differ from NumPy's where
+# the quotient a/b rounds to an integer (1.0 % 0.1 is 0.0999..., 1.0 - 0.1*floor(1.0/0.1) is
+# 0).  As PyTorch: d/da = 1, and d/db = -floor_divide(a, b) or -trunc(a/b), also at the jumps.
+floor_divide = register(Op(
+    name="floor_divide",
+    numpy="floor_divide",
+    grad_fn_name="FloorDivideBackward0",
+    forward=_fresh(np.floor_divide),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(_zeros_like(xp, g), shape=_shape(a)),
+                                  xp.sum_to(_zeros_like(xp, g), shape=_shape(b))),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.floor_divide"),
+    arity=2,
+    saves=frozenset(),
+    domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
+    summary="floor(a/b) from the exact remainder, as numpy.floor_divide (a // b); gradient 0", **_ELEMENTARY,
+))
+
 remainder = register(Op(
     name="remainder",
     numpy="remainder",
     grad_fn_name="RemainderBackward1",
     forward=_fresh(np.remainder),
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-(g * xp.floor(a / b)), shape=_shape(b))),
-    sympy=lambda sp, a, b: a - b * _stable_floor(sp, a / b),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)),
+                                  xp.sum_to(-(g * xp.floor_divide(a, b)), shape=_shape(b))),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.remainder"),
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
-    summary="a - b*floor(a/b), the remainder with the sign of b (a % b)", **_ELEMENTARY,
+    summary="a - b*floor_divide(a, b), the remainder with the sign of b (a % b)", **_ELEMENTARY,
 ))
 
 fmod = register(Op(
@@ -700,7 +717,7 @@ fmod = register(Op(
     grad_fn_name="FmodBackward1",
     forward=_fresh(np.fmod),
     vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-(g * xp.trunc(a / b)), shape=_shape(b))),
-    sympy=lambda sp, a, b: a - b * _stable_trunc(sp, a / b),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.fmod"),
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
     summary="a - b*trunc(a/b), the remainder with the sign of a (C's fmod)", **_ELEMENTARY,

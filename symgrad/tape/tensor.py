@@ -470,6 +470,12 @@ class Tensor:
     def __rmod__(self, other):
         return apply_op("remainder", other, self)
 
+    def __floordiv__(self, other):  # Python's //, PyTorch's floor_divide
+        return apply_op("floor_divide", self, other)
+
+    def __rfloordiv__(self, other):
+        return apply_op("floor_divide", other, self)
+
     def __pow__(self, exponent):
         return self.pow(exponent)
 

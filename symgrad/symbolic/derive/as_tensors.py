@@ -67,7 +67,29 @@ def evaluate_as_tensors(exprs: list, env: dict) -> list:
     return [values[e] for e in exprs]
 
 
+def _quotient(node: sp.Mul) -> tuple[list, list]:
+    """``(numerator factors, denominator factors)`` of a product, split as SymPy's code
+    printers split it for the compiled code: a factor ``b**-e`` (``e`` a positive
+    rational) divides by ``b**e``, a rational ``p/q`` multiplies by ``p`` and divides by
+    ``q``.  Evaluated so, ``x/x`` is exactly 1 as in the compiled code, where a product with
+    the reciprocal, ``x * (1/x)``, can be ``1 - 2**-53`` (and ``floor`` of it 0)."""
+    numerator, denominator = [], []
+    for factor in node.args:
+        if factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative:
+            denominator.append(sp.Pow(factor.base, -factor.exp))
+        elif factor.is_Rational and factor.q != 1:
+            if factor.p != 1:
+                numerator.append(sp.Integer(factor.p))
+            denominator.append(sp.Integer(factor.q))
+        else:
+            numerator.append(factor)
+    return numerator, denominator
+
+
 def _kids(node: sp.Basic) -> tuple:
+    if isinstance(node, sp.Mul):
+        numerator, denominator = _quotient(node)
+        return tuple(numerator + denominator)
     if isinstance(node, StructuralFunction):
         return node.arrays
     if isinstance(node, sp.Piecewise):
@@ -101,10 +123,9 @@ def _apply(node, args: list, apply_op, Tensor) -> Any:
             out = out + a
         return out
     if isinstance(node, sp.Mul):
-        out = args[0]
-        for a in args[1:]:
-            out = out * a
-        return out
+        n_numerator = len(_quotient(node)[0])
+        out = _product(args[:n_numerator])
+        return out / _product(args[n_numerator:]) if len(args) > n_numerator else out
     if isinstance(node, sp.Pow):
         base, exponent = args
         if not isinstance(base, Tensor):
@@ -149,6 +170,13 @@ def _apply(node, args: list, apply_op, Tensor) -> Any:
     if isinstance(node, sp.DiracDelta):
         return 0.0
     raise NotTensorizable(f"{node.func.__name__} (in {node}) has no op-table counterpart")
+
+
+def _product(factors: list) -> Any:
+    out = factors[0] if factors else 1
+    for factor in factors[1:]:
+        out = out * factor
+    return out
 
 
 def _as_tensor(value, Tensor):

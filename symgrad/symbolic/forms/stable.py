@@ -444,6 +444,89 @@ class round_half_even(_NumPyStep):
         return None
 
 
+class _NumPyBinary(sp.Function):
+    """A function of two real arguments compiled as ``numpy.<_numpy>(a, b)``, evaluated
+    for two finite numbers as NumPy does (so a folded constant is NumPy's value)."""
+
+    nargs = 2
+    _numpy = ""
+
+    @classmethod
+    def eval(cls, a, b):
+        if a.is_Number and b.is_Number and a.is_finite and b.is_finite and not b.is_zero:
+            value = getattr(np, cls._numpy)(float(a), float(b))
+            return sp.Integer(int(value)) if a.is_Integer and b.is_Integer else sp.Float(value)
+        return None
+
+    def _eval_is_extended_real(self):
+        return True if all(arg.is_extended_real for arg in self.args) else None
+
+    def _numpycode(self, printer) -> str:
+        return f"numpy.{self._numpy}({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    _pythoncode = _numpycode
+
+
+class floor_divide(_NumPyBinary):
+    """``floor(a/b)`` computed as NumPy and PyTorch compute it, from the exact remainder:
+    ``floor_divide(1.0, 0.1)`` is 9 (``1.0 = 9*0.1 + 0.0999...``) where ``floor(1.0/0.1)``
+    is 10, the quotient having rounded up to 10.0.  Piecewise constant: derivative 0.
+
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> floor_divide(sp.Float(1.0), sp.Float(0.1)), floor_divide(a, b).diff(b)
+    (9.00000000000000, 0)
+    """
+
+    _numpy = "floor_divide"
+
+    def fdiff(self, argindex=1):
+        if argindex not in (1, 2):
+            raise ArgumentIndexError(self, argindex)
+        return sp.S.Zero
+
+
+class remainder(_NumPyBinary):
+    """``a - b*floor_divide(a, b)`` with the sign of ``b`` (Python's ``%``), as NumPy
+    computes it (the exact remainder, then its sign; written out as ``a - b*floor(a/b)``
+    it is 0 where NumPy's is 0.0999... for ``1.0 % 0.1``); ``d/da = 1``,
+    ``d/db = -floor_divide(a, b)`` as PyTorch.
+
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> remainder(a, b).diff(b), remainder(a, a)
+    (-floor_divide(a, b), remainder(a, a))
+    """
+
+    _numpy = "remainder"
+
+    def fdiff(self, argindex=1):
+        if argindex == 1:
+            return sp.S.One
+        if argindex == 2:
+            return -floor_divide(*self.args)
+        raise ArgumentIndexError(self, argindex)
+
+
+class fmod(_NumPyBinary):
+    """``a - b*trunc(a/b)`` with the sign of ``a`` (C's ``fmod``, exact), as NumPy
+    computes it; ``d/da = 1``, ``d/db = -trunc(a/b)`` as PyTorch (its quotient rounded
+    first: PyTorch's gradient, not the exact quotient).
+
+    >>> a, b = sp.symbols("a b", real=True)
+    >>> fmod(a, b).diff(b)
+    -trunc(a/b)
+    """
+
+    _numpy = "fmod"
+
+    def fdiff(self, argindex=1):
+        if argindex == 1:
+            return sp.S.One
+        if argindex == 2:
+            a, b = self.args
+            return -trunc(a / b)
+        raise ArgumentIndexError(self, argindex)
+
+
 class nan_to_num(sp.Function):
     """``x`` with NaN, +inf and -inf replaced by the numbers ``bounds`` (``nan``,
     ``posinf``, ``neginf``; None is NumPy's default, the dtype's largest finite number,
@@ -490,4 +573,4 @@ def nan_to_num_form(sp_module, x, nan: Any = 0.0, posinf: Any = None, neginf: An
 
 NUMPY_HELPERS.update(erf=special.erf, erfc=special.erfc)
 __all__ += ["erf", "erfc", "logaddexp", "copysign", "floor", "ceiling", "trunc", "round_half_even", "nan_to_num",
-            "nan_to_num_form"]
+            "nan_to_num_form", "floor_divide", "remainder", "fmod"]
