@@ -413,7 +413,8 @@ class _Arguments:
 
     def flat_like(self, values: Sequence[Any], what: str) -> list:
         """The inverse of :meth:`regroup`: one value per differentiated argument (a pytree
-        of its argument's structure) to one per differentiated array."""
+        of its argument's structure) to one per differentiated array.  Where the argument
+        holds ``None`` the value must be ``None`` too (JAX's empty subtree)."""
         flat = []
         for (structure, dynamic), value, i in zip(self.groups, values, self.argnums):
             if structure is None:
@@ -423,8 +424,23 @@ class _Arguments:
             if given != structure:
                 raise ValueError(f"the {what} for argument {i} has the structure {given}, but the argument has "
                                  f"{structure}")
-            flat += [leaf for leaf, d in zip(leaves, dynamic) if d]
+            for leaf, d, path in zip(leaves, dynamic, pytree.leaf_paths(structure)):
+                if d:
+                    flat.append(leaf)
+                elif leaf is not None:
+                    raise ValueError(f"the {what} for argument {i}{path} must be None, as the argument holds None "
+                                     f"there, got {type(leaf).__name__}")
         return flat
+
+    def where(self, k: int) -> str:
+        """Dynamic array ``k`` for a message: ``argument 0 (x)``, or for a pytree's leaf
+        ``argument 0['w'] (params_w)`` (the path as :func:`symgrad.pytree.leaf_paths` writes it)."""
+        path = self.paths[k]
+        label = str(_ArgumentName(path))
+        if path in self.trees:
+            structure, slots = self.trees[path]
+            label += pytree.leaf_paths(structure)[slots.index(k)]
+        return f"{label} ({self.names[k]})"
 
 
 def _static_entry(value: Any, what: "_ArgumentName", transform: "Transformed") -> tuple:
@@ -1020,6 +1036,10 @@ class _ExpressionArguments:
     def flat_like(values: Sequence[Any], what: str) -> list:
         return list(values)
 
+    @staticmethod
+    def where(k: int) -> str:
+        return f"argument {k}"
+
 
 # ============================================================================ one evaluation
 class _Run:
@@ -1408,20 +1428,43 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequen
     >>> jvp(lambda x: x ** 2, (np.array([1.0, 3.0]),), (np.array([1.0, 0.5]),))
     (array([1., 9.]), array([2., 3.]))
     """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(f"jvp takes the primals and the tangents as tuples or lists, one entry per argument of the "
+                        f"function, got {type(primals).__name__} and {type(tangents).__name__}")
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp needs one tangent per primal, got {len(primals)} primals and {len(tangents)} tangents")
     t = Transformed("jvp", f, tuple(range(len(primals))), args, False, backend)
     run = t._run(primals, {})
-
-    seeds = []
-    for v, i in zip(run.call.flat_like(tangents, "tangent"), run.diff):
-        like = run.call.arrays[i]
-        if isinstance(v, Tensor):
-            seeds.append(v)
-        else:
-            seeds.append(np.broadcast_to(np.asarray(v, dtype=np.float64), like.shape))
+    seeds = [_tangent_seed(v, run.call.arrays[i], run.call.where(i))
+             for v, i in zip(run.call.flat_like(tangents, "tangent"), run.diff)]
     tree = run.problem.outputs
     out = run._outputs(seeds)
     n = len(tree.shapes)
     return tree.rebuild(out[:n]), tree.rebuild(out[n:2 * n])
+
+
+def _tangent_seed(tangent: Any, primal: np.ndarray, where: str) -> Any:
+    """One leaf of ``jvp``'s tangents checked against its primal leaf, as JAX's ``jvp``
+    checks them: floating point (any width; a Python float is one; complex only for a
+    complex primal) and exactly the primal's shape -- never broadcast, so a tangent of the
+    wrong shape cannot silently become another direction.  Returned as a float64 array
+    (complex128 for a complex one; a tensor stays a tensor)."""
+    if isinstance(tangent, Tensor):
+        seed = tangent
+    else:
+        try:
+            seed = np.asarray(tangent)
+        except Exception as err:  # noqa: BLE001  (anything NumPy refuses)
+            raise TypeError(f"jvp: the tangent for {where} is not an array ({type(tangent).__name__}: {err})") from None
+    kinds = "fc" if primal.dtype.kind == "c" else "f"
+    if seed.dtype.kind not in kinds:
+        number = "a complex or float" if kinds == "fc" else "a float"
+        raise TypeError(f"jvp: the tangent for {where} has dtype {seed.dtype}, but the tangent of a {primal.dtype} "
+                        f"primal is {number} array of the primal's shape {tuple(primal.shape)}")
+    if tuple(seed.shape) != tuple(primal.shape):
+        raise ValueError(f"jvp: the tangent for {where} has shape {tuple(seed.shape)}, but its primal has shape "
+                         f"{tuple(primal.shape)}; a tangent has exactly its primal's shape (it is not broadcast)")
+    if isinstance(seed, Tensor):
+        return seed
+    return seed.astype(np.complex128 if seed.dtype.kind == "c" else np.float64, copy=False)
