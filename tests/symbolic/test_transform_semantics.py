@@ -796,6 +796,12 @@ PAIRED = [
                    RuntimeError, r"entry 0 of v has invalid size: should be \[3\].* got \[1\]",
                    id=f"autograd.functional.{name}")
       for name in ("jvp", "vjp", "hvp", "vhp")],
+    # eager backward: the gradient against its output (RuntimeError, as torch raises)
+    pytest.param(lambda: (symgrad.tensor(_THREE, requires_grad=True) * 2).backward(symgrad.ones(1)), RuntimeError,
+                 r"gradient 0 has shape \[1\] and output 0 has shape \[3\]", id="Tensor.backward"),
+    pytest.param(lambda: symgrad.autograd.grad([symgrad.tensor(_THREE, requires_grad=True) * 2], [],
+                                               grad_outputs=[symgrad.ones(1)]), RuntimeError,
+                 r"gradient 0 has shape \[1\] and output 0 has shape \[3\]", id="autograd.grad"),
     # chunked: the batch arguments' rows against each other
     pytest.param(lambda: symgrad.chunked(value_and_grad(lambda w, X, y: ((X @ w - y) ** 2).sum()), chunk_size=2,
                                          batch_argnums=(1, 2))(np.ones(2), np.ones((4, 2)), np.ones(3)),
@@ -807,6 +813,22 @@ PAIRED = [
 def test_an_array_paired_with_a_primal_must_match_it(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("primals,tangents,error", [
+    pytest.param((_THREE,), (np.ones(4),), ValueError, id="shapes"),
+    pytest.param((np.float32(10.0),), (_THREE.astype(np.float32),), ValueError, id="scalar-primal"),
+    pytest.param((_THREE,), (20.0,), ValueError, id="scalar-tangent"),
+    pytest.param((_THREE,), (np.ones(3, dtype=np.int32),), TypeError, id="int-tangent"),
+    pytest.param(_THREE, _THREE, TypeError, id="non-tuple"),
+])
+def test_jvp_refuses_what_jax_refuses_with_the_same_exception(primals, tangents, error):
+    # JAX's test_jvp_mismatched_arguments and test_jvp_non_tuple_arguments, run in both
+    jax = pytest.importorskip("jax", exc_type=ImportError)
+    with pytest.raises(error):
+        jax.jvp(lambda x: x * 2.0, primals, tangents)
+    with pytest.raises(error):
+        jvp(lambda x: x * 2.0, primals, tangents)
 
 
 @pytest.mark.parametrize("tangent", [
