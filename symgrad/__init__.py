@@ -23,7 +23,7 @@ from .scaling import Chunked, NotAdditiveError, chunked
 __version__ = "0.1.0"
 
 _SYMBOLIC_NAMES = {
-    "diff", "gradient", "grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp",
+    "diff", "gradient", "grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "vjp", "jvp",
     "compile_cache_info", "compile_cache_clear", "set_compile_cache_size", "GradientMismatchError",
     "ClosedForm", "latex", "pretty", "per_element", "explain",
 }

@@ -22,7 +22,7 @@ from .backward import (GradientMismatchError, cross_checked_backward, last_compi
 from .codegen.compile import (CompiledFunction, compile_cache_clear, compile_cache_info, compile_exprs,
                       set_compile_cache_size)
 from .printing.explain import Explanation, explain
-from .transforms import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .transforms import grad, hessian, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
 from .derive.graph import tensor_expr, tensor_graph
 from .printing.notebook import install_ipython_display
 from .printing.printers import ClosedForm, latex, per_element, pretty, print_sympy_at_any_depth, text, tidy
@@ -46,7 +46,7 @@ __all__ = [
     "symbolic_backward", "cross_checked_backward", "GradientMismatchError", "set_cross_check_tolerances",
     "last_compiled",
     # transforms
-    "grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp",
+    "grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "vjp", "jvp",
     # printing
     "ClosedForm", "text", "pretty", "latex", "tidy", "per_element", "explain", "Explanation", "print_sympy_at_any_depth",
 ]

@@ -1,5 +1,5 @@
-"""JAX-style transforms with closed forms: ``grad``, ``value_and_grad``, ``jacobian``,
-``hessian``, ``vjp``, ``jvp``.
+"""JAX-style transforms with closed forms: ``grad``, ``value_and_grad``, ``jacobian``
+(also under JAX's names ``jacrev`` and ``jacfwd``), ``hessian``, ``vjp``, ``jvp``.
 
 Each transform accepts either
 
@@ -69,7 +69,8 @@ from .forms.structural import exact
 from .core._compat import evaluate
 from .core.symbols import EngineArray, free_symbols, intern, shape_of, size_of
 
-__all__ = ["grad", "value_and_grad", "jacobian", "hessian", "vjp", "jvp", "Transformed", "fingerprint"]
+__all__ = ["grad", "value_and_grad", "jacobian", "jacfwd", "jacrev", "hessian", "vjp", "jvp", "Transformed",
+           "fingerprint"]
 
 TRACES_PER_TRANSFORM = 32
 """How many traces one :class:`Transformed` keeps (least recently used go first); the
@@ -413,7 +414,8 @@ class _Arguments:
 
     def flat_like(self, values: Sequence[Any], what: str) -> list:
         """The inverse of :meth:`regroup`: one value per differentiated argument (a pytree
-        of its argument's structure) to one per differentiated array."""
+        of its argument's structure) to one per differentiated array.  Where the argument
+        holds ``None`` the value must be ``None`` too (JAX's empty subtree)."""
         flat = []
         for (structure, dynamic), value, i in zip(self.groups, values, self.argnums):
             if structure is None:
@@ -423,8 +425,23 @@ class _Arguments:
             if given != structure:
                 raise ValueError(f"the {what} for argument {i} has the structure {given}, but the argument has "
                                  f"{structure}")
-            flat += [leaf for leaf, d in zip(leaves, dynamic) if d]
+            for leaf, d, path in zip(leaves, dynamic, pytree.leaf_paths(structure)):
+                if d:
+                    flat.append(leaf)
+                elif leaf is not None:
+                    raise ValueError(f"the {what} for argument {i}{path} must be None, as the argument holds None "
+                                     f"there, got {type(leaf).__name__}")
         return flat
+
+    def where(self, k: int) -> str:
+        """Dynamic array ``k`` for a message: ``argument 0 (x)``, or for a pytree's leaf
+        ``argument 0['w'] (params_w)`` (the path as :func:`symgrad.pytree.leaf_paths` writes it)."""
+        path = self.paths[k]
+        label = str(_ArgumentName(path))
+        if path in self.trees:
+            structure, slots = self.trees[path]
+            label += pytree.leaf_paths(structure)[slots.index(k)]
+        return f"{label} ({self.names[k]})"
 
 
 def _static_entry(value: Any, what: "_ArgumentName", transform: "Transformed") -> tuple:
@@ -1020,6 +1037,10 @@ class _ExpressionArguments:
     def flat_like(values: Sequence[Any], what: str) -> list:
         return list(values)
 
+    @staticmethod
+    def where(k: int) -> str:
+        return f"argument {k}"
+
 
 # ============================================================================ one evaluation
 class _Run:
@@ -1106,9 +1127,16 @@ class _Run:
         n = self.problem.n_aux
         if not n:
             return self.problem.aux_rebuild([])
-        # a jacobian's compiled VJP also takes the upstream gradient, which aux does not read
-        outputs = self._outputs([np.zeros(s) for s in self.problem.outputs.shapes]) \
-            if self.transform.kind == "jacobian" else self.evaluate()
+        # a jacobian's compiled VJP also takes the upstream gradients, and a hessian's HVP the
+        # one-hot weights of a pytree output and the direction: aux reads none of them
+        kind, shapes = self.transform.kind, self.problem.outputs.shapes
+        if kind == "jacobian":
+            outputs = self._outputs([np.zeros(s) for s in shapes])
+        elif kind == "hessian":
+            weights = [] if self.problem.outputs.single else [np.zeros(s) for s in shapes]
+            outputs = self._outputs(weights + [np.zeros(self.call.arrays[i].shape) for i in self.diff])
+        else:
+            outputs = self.evaluate()
         return self.problem.aux_rebuild(outputs[len(outputs) - n:])
 
     def jacobian(self) -> list:
@@ -1358,24 +1386,44 @@ def jacobian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums:
                        static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def hessian(f: Any, argnums: Any = 0, *, static_argnums: Any = (), static_argnames: Any = (),
-            args: Sequence[sp.Symbol] | None = None, simplify: bool = False, backend: str = "numpy") -> Transformed:
+jacrev = jacobian
+"""JAX's name for :func:`jacobian` (the same function): a reverse-mode Jacobian."""
+
+jacfwd = jacobian
+"""JAX's forward-mode Jacobian, here the same function as :func:`jacobian`: the result is
+the evaluated closed form, which does not depend on the direction it was derived in, so
+``jacfwd`` and ``jacrev`` are exact aliases with identical results (JAX's two agree up to
+rounding).  Only the cost differs from JAX's forward mode: the compiled VJP is evaluated
+once per *output* element, so a function with many outputs and few inputs is not faster
+through ``jacfwd``."""
+
+
+def hessian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (),
+            static_argnames: Any = (), args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
+            backend: str = "numpy") -> Transformed:
     """The Hessian of a scalar function, shaped ``input.shape + input.shape``; of a function
-    returning a pytree of one-element leaves (several losses), one Hessian per leaf.
+    returning a pytree of one-element leaves (several losses), one Hessian per leaf.  With
+    ``has_aux=True`` the function returns ``(output, aux)`` and the result is
+    ``(hessian, aux)``, as JAX's.
 
     >>> x, y = sp.symbols("x y", real=True)
     >>> hessian(x ** 2 * y, (0, 1), args=(x, y))(1.0, 2.0)
     ((array(4.), array(2.)), (array(2.), array(0.)))
+    >>> hessian(lambda v: ((v ** 3).sum(), v * 2), has_aux=True)(np.array([1.0, 2.0]))
+    (array([[ 6.,  0.],
+           [ 0., 12.]]), array([2., 4.]))
     """
-    return Transformed("hessian", f, argnums, args, simplify, backend, static_argnums=static_argnums,
-                       static_argnames=static_argnames)
+    return Transformed("hessian", f, argnums, args, simplify, backend, has_aux=has_aux,
+                       static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | None = None,
+def vjp(f: Any, *primals: Any, argnums: Any = None, has_aux: bool = False, args: Sequence[sp.Symbol] | None = None,
         backend: str = "numpy"):
     """``(value, vjp_fn)``: ``vjp_fn(g)`` gives ``g``'s pull-back to every primal (a tuple).
     ``g`` has the value's structure (a pytree for a function returning one) and each leaf
-    its value's shape.  The compiled function is ``vjp_fn.compiled``.
+    its value's shape.  The compiled function is ``vjp_fn.compiled``.  With
+    ``has_aux=True`` the function returns ``(output, aux)`` and ``vjp`` returns
+    ``(value, vjp_fn, aux)``, as JAX's.
 
     >>> value, back = vjp(lambda x: x ** 2, np.array([1.0, 3.0]))
     >>> value, back(np.ones(2))
@@ -1385,11 +1433,12 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
     ((array(6.), array(9.)), (array(8.),))
     """
     argnums = tuple(range(len(primals))) if argnums is None else argnums
-    t = Transformed("vjp", f, argnums, args, False, backend)
+    t = Transformed("vjp", f, argnums, args, False, backend, has_aux=has_aux)
     run = t._run(primals, {})
     tree = run.problem.outputs
     n = len(tree.shapes)
-    value = tree.rebuild(run._outputs([np.zeros(shape) for shape in tree.shapes])[:n])
+    outputs = run._outputs([np.zeros(shape) for shape in tree.shapes])
+    value = tree.rebuild(outputs[:n])
 
     def vjp_fn(cotangent: Any) -> tuple:
         out = run._outputs(tree.cotangents(cotangent))[n:n + len(run.diff)]
@@ -1397,31 +1446,63 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, args: Sequence[sp.Symbol] | 
 
     vjp_fn.compiled = run.compiled  # type: ignore[attr-defined]
     vjp_fn.closed_forms = dict(run.compiled.exprs)  # type: ignore[attr-defined]
+    if has_aux:
+        return value, vjp_fn, run.problem.aux_rebuild(outputs[len(outputs) - run.problem.n_aux:])
     return value, vjp_fn
 
 
-def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, args: Sequence[sp.Symbol] | None = None,
-        backend: str = "numpy"):
+def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, has_aux: bool = False,
+        args: Sequence[sp.Symbol] | None = None, backend: str = "numpy"):
     """``(value, tangent_out)``: the Jacobian-vector product in forward direction; both of
-    the output's structure for a function returning a pytree.
+    the output's structure for a function returning a pytree.  ``primals`` and
+    ``tangents`` are tuples or lists, one entry per argument; each tangent (each leaf of a
+    pytree argument's) is a float array of exactly its primal's shape, as JAX requires
+    (a mismatch raises, naming the argument or leaf and both shapes).  With
+    ``has_aux=True`` the function returns ``(output, aux)`` and ``jvp`` returns
+    ``(value, tangent_out, aux)``, as JAX's.
 
     >>> jvp(lambda x: x ** 2, (np.array([1.0, 3.0]),), (np.array([1.0, 0.5]),))
     (array([1., 9.]), array([2., 3.]))
     """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(f"jvp takes the primals and the tangents as tuples or lists, one entry per argument of the "
+                        f"function, got {type(primals).__name__} and {type(tangents).__name__}")
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp needs one tangent per primal, got {len(primals)} primals and {len(tangents)} tangents")
-    t = Transformed("jvp", f, tuple(range(len(primals))), args, False, backend)
+    t = Transformed("jvp", f, tuple(range(len(primals))), args, False, backend, has_aux=has_aux)
     run = t._run(primals, {})
-
-    seeds = []
-    for v, i in zip(run.call.flat_like(tangents, "tangent"), run.diff):
-        like = run.call.arrays[i]
-        if isinstance(v, Tensor):
-            seeds.append(v)
-        else:
-            seeds.append(np.broadcast_to(np.asarray(v, dtype=np.float64), like.shape))
+    seeds = [_tangent_seed(v, run.call.arrays[i], run.call.where(i))
+             for v, i in zip(run.call.flat_like(tangents, "tangent"), run.diff)]
     tree = run.problem.outputs
     out = run._outputs(seeds)
     n = len(tree.shapes)
+    if has_aux:
+        return tree.rebuild(out[:n]), tree.rebuild(out[n:2 * n]), run.problem.aux_rebuild(out[2 * n:])
     return tree.rebuild(out[:n]), tree.rebuild(out[n:2 * n])
+
+
+def _tangent_seed(tangent: Any, primal: np.ndarray, where: str) -> Any:
+    """One leaf of ``jvp``'s tangents checked against its primal leaf, as JAX's ``jvp``
+    checks them: floating point (any width; a Python float is one; complex only for a
+    complex primal) and exactly the primal's shape -- never broadcast, so a tangent of the
+    wrong shape cannot silently become another direction.  Returned as a float64 array
+    (complex128 for a complex one; a tensor stays a tensor)."""
+    if isinstance(tangent, Tensor):
+        seed = tangent
+    else:
+        try:
+            seed = np.asarray(tangent)
+        except Exception as err:  # noqa: BLE001  (anything NumPy refuses)
+            raise TypeError(f"jvp: the tangent for {where} is not an array ({type(tangent).__name__}: {err})") from None
+    kinds = "fc" if primal.dtype.kind == "c" else "f"
+    if seed.dtype.kind not in kinds:
+        number = "a complex or float" if kinds == "fc" else "a float"
+        raise TypeError(f"jvp: the tangent for {where} has dtype {seed.dtype}, but the tangent of a {primal.dtype} "
+                        f"primal is {number} array of the primal's shape {tuple(primal.shape)}")
+    if tuple(seed.shape) != tuple(primal.shape):
+        raise ValueError(f"jvp: the tangent for {where} has shape {tuple(seed.shape)}, but its primal has shape "
+                         f"{tuple(primal.shape)}; a tangent has exactly its primal's shape (it is not broadcast)")
+    if isinstance(seed, Tensor):
+        return seed
+    return seed.astype(np.complex128 if seed.dtype.kind == "c" else np.float64, copy=False)

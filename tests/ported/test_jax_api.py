@@ -26,8 +26,8 @@ Deliberate differences from JAX (each test that meets one says so):
    PyTorch's ``backward()`` do; see test_autograd_core.py); JAX requires shape ``()``.
    Outputs with more elements, tuples and ``()`` are refused as in JAX (``TypeError`` or
    ``ValueError``: the exception type is not specified by symgrad).
-7. ``jacobian`` is reverse mode (``jacrev``); JAX's ``jacfwd`` rows run through
-   ``jacobian`` and ``jvp``.
+7. ``jacobian`` is reverse mode; ``symgrad.jacfwd`` and ``symgrad.jacrev`` are the same
+   function (a closed form has no direction), so JAX's ``jacfwd`` rows run through it.
 8. What a function closes over is part of symgrad's trace key (JAX's ``jit`` freezes it):
    a closed-over list the function appends to changes at every call and so retraces.
    JAX's tests count traces with such a list; here they count the calls of the tracer
@@ -40,8 +40,7 @@ x64/dtype/weak-type tests, pytrees (dict, list and namedtuple arguments,
 ``test_jax_pytrees.py`` and, for pytree outputs, ``test_jax_pytree_outputs.py``), complex and holomorphic
 differentiation, ``float0``/``allow_int``, ``custom_jvp``/``custom_vjp``, ``remat``,
 ``linear_transpose``, ``linearize``, ``eval_shape``, jaxprs and DCE, escaped-tracer and
-leak-checker tests (symgrad has no tracer objects a user can keep), ``has_aux`` for
-``jacfwd``/``jacrev``/``hessian``/``jvp`` (symgrad's take none), ``fwd_and_bwd`` (its
+leak-checker tests (symgrad has no tracer objects a user can keep), ``fwd_and_bwd`` (its
 ``vjp`` half is ported).
 """
 from __future__ import annotations
@@ -186,16 +185,103 @@ def test_grad_and_aux_nested(f, df):
         close(g(x), df(x))
 
 
-@pytest.mark.parametrize("transform", ["grad", "value_and_grad"])
+# test_hessian_aux: x . (A x) with aux x
+def test_hessian_aux():
+    rng = _rng(15)
+    A, x = rng.standard_normal((4, 4)), rng.standard_normal(4)
+    h, aux = symgrad.hessian(lambda x: (x @ (A @ x), x), has_aux=True)(x)
+    close(h, A + A.T)
+    close(aux, x)
+
+
+@pytest.mark.parametrize("f,aux_of", AUX_CASES)
+def test_hessian_has_aux_reads_each_calls_aux(f, aux_of):
+    h = symgrad.hessian(f, has_aux=True)
+    for x in [3.0, -1.5]:
+        hess, aux = h(x)
+        close(hess, 6 * x)
+        _check_aux(aux, aux_of(x))
+
+
+def test_hessian_has_aux_with_argnums_tuple_and_a_pytree_of_losses():
+    # JAX's hessian is jacfwd(jacrev(f, has_aux), has_aux): (blocks, aux) for every argnums and output
+    x, y = _rng(16).standard_normal(3), _rng(17).standard_normal(2)
+    f = lambda x, y: {"p": (x ** 2).sum() * (y ** 3).sum(), "q": (x * 2.0).sum()}  # noqa: E731
+    blocks, aux = symgrad.hessian(lambda x, y: (f(x, y), [y * x.sum(), "label"]), argnums=(0, 1), has_aux=True)(x, y)
+    without = symgrad.hessian(f, argnums=(0, 1))(x, y)
+    for leaf in ("p", "q"):
+        for i in range(2):
+            for j in range(2):
+                close(blocks[leaf][i][j], without[leaf][i][j])
+    close(blocks["p"][0][1], np.outer(2 * x, 3 * y ** 2), rtol=1e-9)
+    close(aux[0], y * x.sum())
+    assert aux[1] == "label"
+
+
+def test_hessian_has_aux_is_cross_checked_and_composes():
+    f = lambda v: ((symgrad.sin(v) * v).sum(), symgrad.cos(v))  # noqa: E731
+    x = np.array([0.5, -1.0])
+    with symgrad.backward_engine("both"):  # compared with the tape's Hessian at the call
+        h, aux = symgrad.hessian(f, has_aux=True)(x)
+    close(np.diag(h), 2 * np.cos(x) - x * np.sin(x))
+    close(aux, np.cos(x))
+    # the aux of an inner hessian, differentiated (test_jacrev_and_aux_nested's shape)
+    close(symgrad.grad(lambda v: symgrad.hessian(f, has_aux=True)(v)[1].sum())(x), -np.sin(x))
+
+
+# test_jacfwd_and_aux_nested, test_jacrev_and_aux_nested (symgrad's jacfwd and jacrev are jacobian)
+@pytest.mark.parametrize("jac", ["jacfwd", "jacrev"])
+@pytest.mark.parametrize("outer,df", [
+    pytest.param(lambda x: 1.0, lambda x: 3 * x ** 2, id="aux"),
+    pytest.param(symgrad.sin, lambda x: 3 * x ** 2 * np.sin(x) + x ** 3 * np.cos(x), id="aux*sin"),
+])
+def test_jac_and_aux_nested(jac, outer, df):
+    transform = getattr(symgrad, jac)
+
+    def f(x):
+        _, aux = transform(lambda x: (x ** 3, [x ** 3]), has_aux=True)(x)
+        return aux[0] * outer(x)
+
+    for x in [4.0, -0.5]:
+        close(transform(f)(x), df(x))
+
+
+# test_jvp_and_aux_basic
+def test_jvp_and_aux_basic():
+    primals, tangents, aux = symgrad.jvp(lambda x: (x ** 3, [x ** 2]), (3.0,), (4.0,), has_aux=True)
+    expected_primals, expected_tangents = symgrad.jvp(lambda x: x ** 3, (3.0,), (4.0,))
+    close(primals, expected_primals)
+    close(tangents, expected_tangents)
+    close(tangents, 4.0 * 3 * 3.0 ** 2)
+    assert isinstance(aux, list) and len(aux) == 1
+    close(aux[0], 3.0 ** 2)
+
+
+# test_vjp's has_aux form: (value, vjp_fn, aux)
+def test_vjp_and_aux_basic():
+    x = np.array([0.5, 2.0])
+    value, back, aux = symgrad.vjp(lambda x: (symgrad.sin(x), {"sq": x ** 2, "n": 3}), x, has_aux=True)
+    close(value, np.sin(x))
+    (cot,) = back(np.array([1.0, 10.0]))
+    close(cot, np.cos(x) * [1.0, 10.0])
+    close(aux["sq"], x ** 2)
+    assert aux["n"] == 3
+
+
+@pytest.mark.parametrize("transform", ["grad", "value_and_grad", "jacobian", "hessian", "jvp", "vjp"])
 @pytest.mark.parametrize("f", [
     pytest.param(lambda x: (1, 2, 3), id="three-tuple"),
     pytest.param(lambda x: x, id="no-tuple"),
     pytest.param(lambda x: (x,), id="one-tuple"),
 ])
 def test_has_aux_needs_a_pair(transform, f):
-    t = getattr(symgrad, transform)(f, has_aux=True)
     with pytest.raises(TypeError):
-        t(1.0)
+        if transform == "jvp":
+            symgrad.jvp(f, (1.0,), (1.0,), has_aux=True)
+        elif transform == "vjp":
+            symgrad.vjp(f, 1.0, has_aux=True)
+        else:
+            getattr(symgrad, transform)(f, has_aux=True)(1.0)
 
 
 # ============================================================ outputs and inputs refused

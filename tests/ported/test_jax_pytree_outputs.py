@@ -213,6 +213,33 @@ def test_jacobian_against_jax(name, argnums, jax64):
         same_tree(got, _numpy_tree(jacfun(_jax_f(name, jnp), argnums=argnums)(x, y)))
 
 
+@pytest.mark.parametrize("has_aux", [False, True], ids=["plain", "has_aux"])
+@pytest.mark.parametrize("argnums", [0, (0, 1)], ids=str)
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_jacfwd_and_jacrev_against_jax(name, argnums, has_aux, jax64):
+    # test_jacobian / test_jacobian_on_pytrees / test_jac{fwd,rev}_and_aux_basic under JAX's
+    # own names: symgrad.jacfwd and symgrad.jacrev are jacobian itself (a closed form has no
+    # direction), so each must match both of JAX's
+    jax, jnp = jax64
+    x, y = _point(3)
+
+    def with_aux(f):
+        return (lambda x, y: (f(x, y), {"x2": x * x, "y": [y]})) if has_aux else f
+
+    for ours, theirs in ((symgrad.jacfwd, jax.jacfwd), (symgrad.jacrev, jax.jacrev)):
+        got = ours(with_aux(_symgrad_f(name)), argnums=argnums, has_aux=has_aux)(x, y)
+        expected = theirs(with_aux(_jax_f(name, jnp)), argnums=argnums, has_aux=has_aux)(x, y)
+        if has_aux:
+            (got, got_aux), (expected, expected_aux) = got, expected
+            same_tree(got_aux, _numpy_tree(expected_aux))
+        same_tree(got, _numpy_tree(expected))
+
+
+def test_jacfwd_and_jacrev_are_jacobian():
+    assert symgrad.jacfwd is symgrad.jacobian and symgrad.jacrev is symgrad.jacobian
+    assert symgrad.symbolic.jacfwd is symgrad.jacfwd and "jacfwd" in symgrad.symbolic.__all__
+
+
 def test_jacobian_with_a_pytree_output_and_aux():
     # test_jacrev_and_aux_basic, the output a dict
     jac, aux = symgrad.jacobian(lambda x: ({"cube": x ** 3, "sq": x ** 2}, [x ** 2]), has_aux=True)(3.0)

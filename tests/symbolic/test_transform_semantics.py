@@ -14,11 +14,13 @@ of the same function on the tape engine.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import operator
 
 import numpy as np
 import pytest
+import sympy
 
 import symgrad
 import symgrad.nn.functional as F
@@ -716,3 +718,131 @@ def test_labels_under_chunked_are_each_chunks_own():
                                                                     reduction="sum"), (w,))
     np.testing.assert_allclose(value, expected_value, rtol=1e-12)
     np.testing.assert_allclose(g, expected_g, rtol=1e-12)
+
+
+
+# ============================================================================ 10. arrays paired with primals
+# Every array a user passes as a direction beside a primal or an output -- jvp's tangents,
+# vjp_fn's cotangents, torch.autograd.functional's v, the rows of chunked's batch
+# arguments -- must match it exactly: a mismatch raises naming the argument (or pytree
+# leaf) and both shapes; it is never broadcast into another direction.  The jvp rows
+# with a "JAX" id port JAX's test_jvp_mismatched_arguments and test_jvp_non_tuple_arguments.
+Layer = collections.namedtuple("Layer", ["w", "b"])
+_THREE = np.array([1.0, 2.0, 3.0])
+
+
+def _square(x):
+    return x ** 2
+
+
+def _layer_out(p):
+    return (p.w * 2.0).sum() + p.b
+
+
+def _af(name):
+    return getattr(symgrad.autograd.functional, name)
+
+
+PAIRED = [
+    # jvp tangents against their primals
+    pytest.param(lambda: jvp(_square, (_THREE,), (np.ones(4),)), ValueError,
+                 r"tangent for argument 0 \(x\) has shape \(4,\), but its primal has shape \(3,\)",
+                 id="jvp-JAX-shapes"),
+    pytest.param(lambda: jvp(_square, (np.float32(10.0),), (_THREE.astype(np.float32),)), ValueError,
+                 r"shape \(3,\), but its primal has shape \(\)", id="jvp-JAX-scalar-primal"),
+    pytest.param(lambda: jvp(_square, (_THREE,), (20.0,)), ValueError,
+                 r"shape \(\), but its primal has shape \(3,\)", id="jvp-JAX-scalar-tangent"),
+    pytest.param(lambda: jvp(_square, (_THREE,), (np.ones(1),)), ValueError,
+                 r"shape \(1,\), but its primal has shape \(3,\)", id="jvp-broadcastable-shape"),
+    pytest.param(lambda: jvp(_square, (_THREE,), (np.ones((1, 3)),)), ValueError,
+                 r"shape \(1, 3\), but its primal has shape \(3,\)", id="jvp-extra-axis"),
+    pytest.param(lambda: jvp(_square, (_THREE,), (symgrad.ones(1),)), ValueError,
+                 r"shape \(1,\), but its primal has shape \(3,\)", id="jvp-tensor-tangent"),
+    pytest.param(lambda: jvp(lambda x, y: x * y, (_THREE, 2.0), (np.ones(3), np.ones(3))), ValueError,
+                 r"tangent for argument 1 \(y\) has shape \(3,\), but its primal has shape \(\)",
+                 id="jvp-second-argument"),
+    pytest.param(lambda: jvp(lambda d: d["a"] ** 2, ({"a": _THREE},), ({"a": np.ones(1)},)), ValueError,
+                 r"argument 0\['a'\] \(d_a\) has shape \(1,\), but its primal has shape \(3,\)",
+                 id="jvp-dict-leaf"),
+    pytest.param(lambda: jvp(_layer_out, (Layer(_THREE, 1.0),), (Layer(np.ones(3), np.ones(3)),)), ValueError,
+                 r"argument 0\.b \(p_b\) has shape \(3,\), but its primal has shape \(\)", id="jvp-namedtuple-leaf"),
+    pytest.param(lambda: jvp(lambda d: d["a"][1] ** 2, ({"a": (None, _THREE)},), ({"a": (_THREE, _THREE)},)),
+                 ValueError, r"argument 0\['a'\]\[0\] must be None", id="jvp-None-leaf"),
+    pytest.param(lambda: jvp(lambda d: d["a"] ** 2, ({"a": _THREE},), ((_THREE,),)), ValueError,
+                 "has the structure", id="jvp-structure"),
+    pytest.param(lambda: jvp(_square, (_THREE,), (np.ones(3, dtype=np.int64),)), TypeError,
+                 "argument 0 \\(x\\) has dtype int64", id="jvp-JAX-int-tangent"),
+    pytest.param(lambda: jvp(_square, (3.0,), (1,)), TypeError, "has dtype int64", id="jvp-python-int-tangent"),
+    pytest.param(lambda: jvp(_square, (_THREE,), (np.ones(3, dtype=complex),)), TypeError, "has dtype complex128",
+                 id="jvp-complex-tangent"),
+    pytest.param(lambda: jvp(_square, (_THREE,), (np.ones(3, dtype=bool),)), TypeError, "has dtype bool",
+                 id="jvp-bool-tangent"),
+    pytest.param(lambda: jvp(_square, (_THREE,), ("a",)), TypeError, "has dtype <U1", id="jvp-string-tangent"),
+    pytest.param(lambda: jvp(_square, _THREE, _THREE), TypeError, "tuples or lists", id="jvp-JAX-non-tuple"),
+    pytest.param(lambda: jvp(_square, (_THREE,), [_THREE, _THREE]), ValueError, "one tangent per primal",
+                 id="jvp-JAX-counts"),
+    pytest.param(lambda: jvp(sympy.Symbol("x", real=True) ** 2, (_THREE,), (np.ones(1),)), ValueError,
+                 r"argument 0 has shape \(1,\), but its primal has shape \(3,\)", id="jvp-expression"),
+    # vjp_fn's cotangents against the outputs
+    pytest.param(lambda: vjp(_square, _THREE)[1](np.ones(1)), ValueError,
+                 r"cotangent of the value's shape \(3,\) for the output, got shape \(1,\)", id="vjp-shape"),
+    pytest.param(lambda: vjp(lambda x: {"a": x}, _THREE)[1]({"a": np.ones(1)}), ValueError,
+                 r"\(3,\) for the output\['a'\], got shape \(1,\)", id="vjp-dict-leaf"),
+    pytest.param(lambda: vjp(_square, _THREE)[1](np.ones(3, dtype=complex)), TypeError, "dtype complex128",
+                 id="vjp-complex"),
+    # torch.autograd.functional's v against the inputs or outputs (RuntimeError, as torch raises)
+    *[pytest.param(lambda name=name: _af(name)(lambda x: (x ** 3).sum() if name in ("hvp", "vhp") else x ** 2,
+                                               symgrad.tensor(_THREE), symgrad.ones(1)),
+                   RuntimeError, r"entry 0 of v has invalid size: should be \[3\].* got \[1\]",
+                   id=f"autograd.functional.{name}")
+      for name in ("jvp", "vjp", "hvp", "vhp")],
+    # eager backward: the gradient against its output (RuntimeError, as torch raises)
+    pytest.param(lambda: (symgrad.tensor(_THREE, requires_grad=True) * 2).backward(symgrad.ones(1)), RuntimeError,
+                 r"gradient 0 has shape \[1\] and output 0 has shape \[3\]", id="Tensor.backward"),
+    pytest.param(lambda: symgrad.autograd.grad([symgrad.tensor(_THREE, requires_grad=True) * 2], [],
+                                               grad_outputs=[symgrad.ones(1)]), RuntimeError,
+                 r"gradient 0 has shape \[1\] and output 0 has shape \[3\]", id="autograd.grad"),
+    # chunked: the batch arguments' rows against each other
+    pytest.param(lambda: symgrad.chunked(value_and_grad(lambda w, X, y: ((X @ w - y) ** 2).sum()), chunk_size=2,
+                                         batch_argnums=(1, 2))(np.ones(2), np.ones((4, 2)), np.ones(3)),
+                 ValueError, "different numbers of rows", id="chunked-rows"),
+]
+
+
+@pytest.mark.parametrize("call,error,match", PAIRED)
+def test_an_array_paired_with_a_primal_must_match_it(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("primals,tangents,error", [
+    pytest.param((_THREE,), (np.ones(4),), ValueError, id="shapes"),
+    pytest.param((np.float32(10.0),), (_THREE.astype(np.float32),), ValueError, id="scalar-primal"),
+    pytest.param((_THREE,), (20.0,), ValueError, id="scalar-tangent"),
+    pytest.param((_THREE,), (np.ones(3, dtype=np.int32),), TypeError, id="int-tangent"),
+    pytest.param(_THREE, _THREE, TypeError, id="non-tuple"),
+])
+def test_jvp_refuses_what_jax_refuses_with_the_same_exception(primals, tangents, error):
+    # JAX's test_jvp_mismatched_arguments and test_jvp_non_tuple_arguments, run in both
+    jax = pytest.importorskip("jax", exc_type=ImportError)
+    with pytest.raises(error):
+        jax.jvp(lambda x: x * 2.0, primals, tangents)
+    with pytest.raises(error):
+        jvp(lambda x: x * 2.0, primals, tangents)
+
+
+@pytest.mark.parametrize("tangent", [
+    pytest.param(np.array([1.0, -0.5, 2.0], dtype=np.float32), id="float32"),
+    pytest.param([1.0, -0.5, 2.0], id="list"),
+    pytest.param(symgrad.tensor([1.0, -0.5, 2.0]), id="tensor"),
+])
+def test_a_tangent_of_the_primals_shape_in_any_float_form_is_used_as_given(tangent):
+    x = np.array([0.3, -1.2, 2.0])
+    f = lambda x: symgrad.sin(x) * x  # noqa: E731
+    value, out = jvp(f, (x,), (tangent,))
+    direction = np.asarray(getattr(tangent, "_data", tangent), dtype=np.float64)
+    eps = 1e-6
+    central = (np.sin(x + eps * direction) * (x + eps * direction)
+               - np.sin(x - eps * direction) * (x - eps * direction)) / (2 * eps)
+    np.testing.assert_allclose(np.asarray(getattr(out, "_data", out)), central, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(value, np.sin(x) * x)
