@@ -24,8 +24,8 @@ import math
 import signal
 import statistics
 import time
-import tracemalloc
 import traceback
+import tracemalloc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
