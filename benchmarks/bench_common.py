@@ -12,6 +12,16 @@ from contextlib import contextmanager
 import numpy as np
 
 
+UNTRACED = {
+    "torch": "torch's CPU allocator does not report to tracemalloc",
+    "jax": "XLA's allocator does not report to tracemalloc",
+    "numba": "numba allocates its arrays outside NumPy, unseen by tracemalloc",
+    "casadi": "CasADi's buffers are allocated in C++, unseen by tracemalloc",
+}
+"""Why a tool's peak memory is not measured (``Case.untraced``): tracemalloc sees only
+Python objects and the data of NumPy arrays."""
+
+
 @contextmanager
 def stopwatch(into: dict, key: str):
     """``with stopwatch(setup, "derive"): ...`` stores the elapsed seconds."""

@@ -8,10 +8,12 @@ A workload is a list of :class:`Group` objects (one per problem size); a group h
 2. with ``check=True``, compares each tool's gradient with the reference case's (the
    symgrad default), element by element;
 3. calibrates each case's inner loop so one sample lasts about ``sample_seconds``;
-4. runs ``rounds`` rounds; in each round every case takes one sample, in an order that
+4. in a group with ``memory=True``, measures the peak memory of one call of each case
+   (:func:`peak_memory`), after the warm-up calls of step 3;
+5. runs ``rounds`` rounds; in each round every case takes one sample, in an order that
    rotates (and reverses every other round), so that slow drifts of the machine hit all
    tools alike;
-5. reports the median, quartiles and extremes of the per-call times.
+6. reports the median, quartiles and extremes of the per-call times.
 
 Nothing here knows about any particular tool.
 """
@@ -23,6 +25,7 @@ import signal
 import statistics
 import time
 import traceback
+import tracemalloc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -62,6 +65,7 @@ class Case:
     heavy: bool = False  # minutes of setup: skipped with --quick even under --check
     note: str = ""
     timeout: float | None = None  # seconds allowed for prepare
+    untraced: str = ""  # why tracemalloc cannot see this tool's arrays (its peak memory is then not measured)
 
 
 @dataclass
@@ -74,6 +78,8 @@ class Group:
     atol: float = 1e-9
     params: dict = field(default_factory=dict)
     divisor: int = 1  # report time per call / divisor (W4: per epoch of a 100-epoch fit)
+    memory: bool = False  # also measure each case's peak memory (see peak_memory)
+    memory_reference: str = ""  # the tool whose peak memory is the memory ratio's denominator
 
 
 @dataclass
@@ -90,6 +96,9 @@ class Row:
     check: str = ""
     note: str = ""
     params: dict = field(default_factory=dict)
+    peak_memory: float | None = None  # bytes: tracemalloc peak of one call (None: not measured)
+    memory_note: str = ""  # why the peak memory was not measured
+    memory_reference: str = ""  # in a group measuring memory: the tool whose peak is the ratio's denominator
 
     @property
     def median(self) -> float:
@@ -117,6 +126,8 @@ class Row:
             "status": self.status, "reason": self.reason, "median": self.median, "q1": self.q1, "q3": self.q3,
             "min": self.min, "max": self.max, "samples": self.samples, "inner": self.inner, "setup": self.setup,
             "check": self.check, "note": self.note, "params": self.params,
+            "peak_memory": self.peak_memory, "memory_note": self.memory_note,
+            "memory_reference": self.memory_reference,
         }
 
 
@@ -167,14 +178,38 @@ def compare(reference: Sequence[Any], other: Sequence[Any], rtol: float, atol: f
     return ""
 
 
+def peak_memory(call: Callable[[], Any]) -> int:
+    """The peak of the memory allocated during one ``call()``, in bytes, above what was
+    allocated before it, as :mod:`tracemalloc` sees it: every NumPy array's data (NumPy
+    reports its allocations to tracemalloc) and every Python object, including the
+    outputs, which are alive when the peak is read.  Memory allocated by other means
+    (torch's and XLA's allocators, C code's own ``malloc``) is invisible to it.  Call it
+    after warm-up calls, so that caches filled by a first call are not counted."""
+    if tracemalloc.is_tracing():
+        raise RuntimeError("peak_memory needs tracemalloc to be off (it starts and stops it)")
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = call()
+        peak = tracemalloc.get_traced_memory()[1] - before
+        del result
+    finally:
+        tracemalloc.stop()
+    return peak
+
+
 def run_group(group: Group, *, rounds: int, sample_seconds: float, check: bool, quick: bool,
               available: Callable[[tuple], str], log: Callable[[str], None]) -> list[Row]:
     """Prepare, check and time every case of ``group``; one :class:`Row` per case."""
     rows: list[Row] = []
     ready: list[tuple[Row, Prepared]] = []
+    untraced: dict[str, str] = {}
     for case in group.cases:
-        row = Row(group.workload, group.label, case.tool, case.role, note=case.note, params=dict(group.params))
+        row = Row(group.workload, group.label, case.tool, case.role, note=case.note, params=dict(group.params),
+                  memory_reference=group.memory_reference if group.memory else "")
         rows.append(row)
+        untraced[case.tool] = case.untraced
         if quick and (case.heavy or not case.quick and not check):  # --check runs every tool but the heavy
             row.status, row.reason = "skipped", "not run with --quick (slow setup)"
             continue
@@ -246,6 +281,16 @@ def run_group(group: Group, *, rounds: int, sample_seconds: float, check: bool, 
         except Exception as exc:  # noqa: BLE001
             row.status, row.reason = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     live = [i for i in range(len(ready)) if ready[i][0].status == "ok"]
+    if group.memory:
+        for i in live:
+            row, prepared = ready[i]
+            if untraced[row.tool]:
+                row.memory_note = untraced[row.tool]
+                continue
+            try:
+                row.peak_memory = peak_memory(prepared.call)
+            except Exception as exc:  # noqa: BLE001
+                row.memory_note = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     for r in range(rounds):
         order = live[r % len(live):] + live[:r % len(live)] if live else []
         if r % 2:

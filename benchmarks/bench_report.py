@@ -44,6 +44,20 @@ def _setup_text(setup: dict) -> str:
     return "; ".join(parts) if parts else "--"
 
 
+def fmt_mb(nbytes) -> str:
+    """``104 MB``-style text for a number of bytes (MB = 10^6 bytes)."""
+    if nbytes is None or not math.isfinite(nbytes):
+        return "--"
+    mb = nbytes / 1e6
+    return f"{mb:.3g} MB" if mb >= 0.01 else f"{nbytes / 1e3:.3g} kB"
+
+
+def peak(row) -> float:
+    """The row's measured peak memory in bytes, or nan."""
+    value = row.get("peak_memory") if row is not None and row.get("status") == "ok" else None
+    return math.nan if value is None else float(value)
+
+
 def _ratio(t: float, ref: float) -> str:
     if not (math.isfinite(t) and math.isfinite(ref)) or ref <= 0:
         return "--"
@@ -66,8 +80,13 @@ def _group_table(rows: list, reference_tool: str | None, per: str = "") -> list[
     ref = median(ref_row)
     floor = next((median(r) for r in rows if r["role"] == "floor" and r["status"] == "ok"), math.nan)
     show_check = any(r.get("check") for r in rows)
+    memory_reference = next((r["memory_reference"] for r in rows if r.get("memory_reference")), "")
+    memory_ref = peak(next((r for r in rows if r["tool"] == memory_reference), None))
     head = "| tool | median" + per + " | IQR (q1 - q3) | min - max | vs symgrad | vs floor | one-off setup |"
     line = "|---|---:|---:|---:|---:|---:|---|"
+    if memory_reference:
+        head += " peak memory (vs hand) |"
+        line += "---:|"
     if show_check:
         head += " check |"
         line += "---|"
@@ -81,6 +100,9 @@ def _group_table(rows: list, reference_tool: str | None, per: str = "") -> list[
         cells = [name, fmt_time(r["median"]), f"{fmt_time(r['q1'])} - {fmt_time(r['q3'])}",
                  f"{fmt_time(r['min'])} - {fmt_time(r['max'])}", _ratio(r["median"], ref),
                  _ratio(r["median"], floor), _setup_text(r.get("setup", {}))]
+        if memory_reference:
+            p = peak(r)
+            cells.append("not measured" if not math.isfinite(p) else f"{fmt_mb(p)} ({_ratio(p, memory_ref)})")
         if show_check:
             cells.append(r.get("check") or "")
         out.append("| " + " | ".join(cells) + " |")
@@ -94,6 +116,12 @@ def _group_table(rows: list, reference_tool: str | None, per: str = "") -> list[
     if notes:
         out.append("")
         out.append("Notes: " + "; ".join(notes) + ".")
+    if memory_reference:
+        unmeasured = [f"{r['tool']} ({r['memory_note']})" for r in ok_rows if r.get("memory_note")]
+        out.append("")
+        out.append(f"Peak memory: tracemalloc's peak during one call after warm-up, outputs included; in brackets "
+                   f"its ratio to the peak of *{memory_reference}*." +
+                   (" Not measured: " + "; ".join(unmeasured) + "." if unmeasured else ""))
     return out
 
 
@@ -142,7 +170,7 @@ def markdown(result, image: str | None = None) -> str:
             lines += _w2_sweep(result)
         if w == "W5":
             lines += _w5_table(result)
-    lines.append("### Targets of issue 7 (evaluated from this run)")
+    lines.append("### Targets of issues 7 and 17 (evaluated from this run)")
     lines.append("")
     lines.append("| target | measured | verdict |")
     lines.append("|---|---|---|")
@@ -326,6 +354,7 @@ def targets(result) -> list[tuple[str, str, str]]:
             out.append((f"W4: aim at 2x the hand-written NumPy floor ({r['tool']})",
                         f"{fmt_time(t)} vs hand {fmt_time(hand4)} ({t / hand4:.1f}x)",
                         "met" if t <= 2 * hand4 else "missed"))
+    out += _memory_targets(result)
     # W5
     extra = result.get("extras", {}).get("W5")
     if extra:
@@ -336,6 +365,41 @@ def targets(result) -> list[tuple[str, str, str]]:
                 out.append((f"W5: linear growth with graph size ({name})",
                             f"slope {s:.2f} between {extra['sizes'][-2]:,} and {extra['sizes'][-1]:,} ops",
                             "met" if s <= 1.1 else "nearly (slope under 1.2)" if s <= 1.2 else "missed"))
+    return out
+
+
+MEMORY_LIMIT = 1.5
+"""Issue 17: symgrad's peak memory at most this multiple of the hand-written gradient's."""
+
+
+MEMORY_TARGETS = {
+    "W1": ("symgrad value_and_grad (NumPy)", "symgrad value_and_grad (C backend)", "symgrad eager, symbolic backward",
+           "symgrad eager, tape backward"),
+    "W2": ("symgrad grad (NumPy)", "symgrad grad (C backend)", "symgrad eager, symbolic backward",
+           "symgrad eager, tape backward"),
+}
+"""The symgrad paths whose peak memory is judged: the default (first), the C backend, eager."""
+
+
+def _memory_targets(result) -> list[tuple[str, str, str]]:
+    """A verdict for each of :data:`MEMORY_TARGETS` whose peak memory was measured."""
+    out = []
+    for workload, tools in MEMORY_TARGETS.items():
+        for tool in tools:
+            for row in result["rows"]:
+                if row["workload"] != workload or row["tool"] != tool or not row.get("memory_reference") \
+                        or not math.isfinite(peak(row)):
+                    continue
+                reference = row["memory_reference"]
+                hand = peak(find(result, workload, reference, label=row["label"]))
+                if not math.isfinite(hand) or hand <= 0:
+                    continue
+                ratio = peak(row) / hand
+                default = ", the default path" if tool == tools[0] else ""
+                out.append(((f"{workload}: peak memory at most {MEMORY_LIMIT}x the hand-written gradient's, "
+                             f"{row['label']} ({tool}{default})"),
+                            f"{fmt_mb(peak(row))} vs {fmt_mb(hand)} ({ratio:.2f}x)",
+                            "met" if ratio <= MEMORY_LIMIT else "missed"))
     return out
 
 

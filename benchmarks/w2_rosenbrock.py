@@ -10,19 +10,22 @@
   have), differentiated by symgrad's reverse mode -- SymPy's own
   ``[diff(f, xi) for xi in xs]`` is quadratic in n.
 
-The floor is the hand-written NumPy gradient (``scipy.optimize.rosen_der``'s formula).
+The floor is the hand-written NumPy gradient (``scipy.optimize.rosen_der``'s formula);
+it is also the reference of the peak memory measured at n = 10^6 (:data:`MEMORY_N`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from bench_common import (as_numpy, block, export_cases, fresh_build_dir, jax_modules, stopwatch,
+from bench_common import (UNTRACED, as_numpy, block, export_cases, fresh_build_dir, jax_modules, stopwatch,
                           symgrad_functional)
 from bench_harness import Case, Group, Prepared, Skip
 
 N_POINT = 1000
 SWEEP_FULL = [10, 100, 1_000, 10_000, 100_000, 1_000_000]
-SWEEP_QUICK = [10, 1_000, 100_000]
+SWEEP_QUICK = [10, 1_000, 1_000_000]
+MEMORY_N = 1_000_000  # the sweep's size where each tool's peak memory is measured too
+HAND = "hand-written NumPy (floor)"
 PLAIN_SMALL = 200  # where SymPy's own diff + lambdify still finishes in seconds
 
 
@@ -50,7 +53,7 @@ def groups(quick: bool) -> list[Group]:
     x = point(n)
     state: dict = {}
     main = [
-        Case("hand-written NumPy (floor)", lambda: _hand(x), role="floor", requires=("numpy",)),
+        Case(HAND, lambda: _hand(x), role="floor", requires=("numpy",)),
         Case("symgrad grad (NumPy)", lambda: _symgrad(x, state), role="symgrad", requires=("symgrad",)),
         Case("symgrad compiled code, no wrapper", lambda: _symgrad_raw(x, state), role="symgrad",
              requires=("symgrad",), note="the generated NumPy function called directly (CompiledFunction.fn)"),
@@ -69,10 +72,11 @@ def groups(quick: bool) -> list[Group]:
         Case("symengine diff + LLVM", lambda: _symengine(x), requires=("symengine",), quick=False, timeout=120),
         Case("SymPy diff + lambdify(cse)", lambda: _sympy(x), requires=("sympy",), quick=False, heavy=True,
              timeout=300, note="SymPy's own gradient is checked at n=200 below"),
-        Case("CasADi (SX)", lambda: _casadi(x), requires=("casadi",)),
-        Case("JAX jit", lambda: _jax(x), requires=("jax",)),
-        Case("torch eager", lambda: _torch(x), requires=("torch",)),
-        Case("torch.compile", lambda: _torch_compile(x), requires=("torch",), quick=False),
+        Case("CasADi (SX)", lambda: _casadi(x), requires=("casadi",), untraced=UNTRACED["casadi"]),
+        Case("JAX jit", lambda: _jax(x), requires=("jax",), untraced=UNTRACED["jax"]),
+        Case("torch eager", lambda: _torch(x), requires=("torch",), untraced=UNTRACED["torch"]),
+        Case("torch.compile", lambda: _torch_compile(x), requires=("torch",), quick=False,
+             untraced=UNTRACED["torch"]),
         Case("HIPS autograd", lambda: _autograd(x), requires=("autograd",)),
     ]
     out = [Group("W2", f"n={n:,}, one point", main, reference="symgrad grad (NumPy)", rtol=1e-9, atol=1e-9,
@@ -94,13 +98,18 @@ def groups(quick: bool) -> list[Group]:
         xm = point(m)
         st: dict = {}
         sweep = [
-            Case("hand-written NumPy (floor)", lambda xm=xm: _hand(xm), role="floor", requires=("numpy",)),
+            Case(HAND, lambda xm=xm: _hand(xm), role="floor", requires=("numpy",)),
             Case("symgrad grad (NumPy)", lambda xm=xm, st=st: _symgrad(xm, st), role="symgrad", requires=("symgrad",)),
-            Case("JAX jit", lambda xm=xm: _jax(xm), requires=("jax",)),
-            Case("torch eager", lambda xm=xm: _torch(xm), requires=("torch",)),
+            Case("symgrad grad (C backend)", lambda xm=xm: _symgrad_c(xm), role="symgrad", requires=("symgrad", "cc")),
+            Case("symgrad eager, symbolic backward", lambda xm=xm: _symgrad_eager(xm, "symbolic"), role="symgrad",
+                 requires=("symgrad",)),
+            Case("symgrad eager, tape backward", lambda xm=xm: _symgrad_eager(xm, "tape"), role="symgrad",
+                 requires=("symgrad",)),
+            Case("JAX jit", lambda xm=xm: _jax(xm), requires=("jax",), untraced=UNTRACED["jax"]),
+            Case("torch eager", lambda xm=xm: _torch(xm), requires=("torch",), untraced=UNTRACED["torch"]),
         ]
         out.append(Group("W2", f"vectorised, n={m:,}", sweep, reference="symgrad grad (NumPy)", rtol=1e-9,
-                         atol=1e-8, params={"n": m}))
+                         atol=1e-8, params={"n": m}, memory=m == MEMORY_N, memory_reference=HAND))
     return out
 
 
@@ -123,6 +132,21 @@ def _symgrad(x, state):
     with stopwatch(setup, "trace+derive+compile"):
         g(x)
     state["g"] = g
+    return Prepared(lambda: g(x), lambda: [g(x)], setup)
+
+
+def _symgrad_c(x):
+    from symgrad.symbolic.codegen.backends import UnsupportedExpressionError
+
+    F = symgrad_functional()
+    fresh_build_dir()
+    g = F.grad(rosen, backend="c")
+    setup: dict = {}
+    try:
+        with stopwatch(setup, "trace+derive+compile"):
+            g(x)
+    except UnsupportedExpressionError as err:
+        raise Skip(f"the C backend refuses: {str(err).splitlines()[0]}") from None
     return Prepared(lambda: g(x), lambda: [g(x)], setup)
 
 

@@ -417,3 +417,63 @@ def test_an_error_inside_compiled_code_shows_the_generated_line():
     compile_cache_clear()  # the cache's reference was the last one
     gc.collect()
     assert filename not in linecache.cache  # forgotten with its function
+
+
+def _w1_like(m, x, y, z):
+    """The benchmarks' W1 formula: many shared factors, several of them dead before return."""
+    return (m.sin(x * y) * m.exp(-z) + m.log(1 + x * x) * m.tanh(y) + m.cos(z) * (y * y + z * z + 1) ** 1.5).sum()
+
+
+def _rosenbrock(x):
+    """Slices and an in-place accumulated adjoint (``_t[1:] += ...``)."""
+    return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+def _without_dels(compiled: CompiledFunction):
+    """The generated function with its ``del`` statements removed, loaded like the original."""
+    import ast
+
+    from symgrad.symbolic.forms.structural import numpy_namespace
+
+    tree = ast.parse(compiled.source)
+    tree.body[0].body = [s for s in tree.body[0].body if not isinstance(s, ast.Delete)]
+    namespace = {"numpy": np, "functools": __import__("functools"), **numpy_namespace()}
+    exec(compile(ast.unparse(tree), "<no dels>", "exec"), namespace)
+    return namespace[compiled.name]
+
+
+@pytest.mark.parametrize("program, arity", [(lambda x, y, z: _w1_like(symgrad, x, y, z), 3), (_rosenbrock, 1)],
+                         ids=["w1_formula", "rosenbrock"])
+def test_generated_code_frees_each_temporary_after_its_last_read(program, arity):
+    import ast
+
+    rng = np.random.default_rng(5)
+    args = [rng.uniform(-1.0, 1.0, 50) for _ in range(arity)]
+    value_and_grad = symgrad.value_and_grad(program, argnums=tuple(range(arity)))
+    value, grads = value_and_grad(*args)
+    compiled = value_and_grad.compiled
+    *steps, returned = ast.parse(compiled.source).body[0].body
+
+    def read(node):
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                and n.id.startswith("_t")}
+
+    deleted: dict = {}
+    for i, step in enumerate(steps):
+        if isinstance(step, ast.Delete):
+            for target in step.targets:
+                assert target.id not in deleted, f"{target.id} deleted twice"
+                deleted[target.id] = i
+    assert deleted, compiled.source  # both programs have temporaries that die before the return
+    for name, at in deleted.items():
+        later = [ast.unparse(s) for s in steps[at + 1:] + [returned] if name in read(s)]
+        assert not later, f"{name} is read after its del: {later}"
+        assert name in read(steps[at - 1]), f"{name} is not deleted right after its last read"
+    kept = read(returned)
+    for name in set().union(*(read(s) for s in steps if not isinstance(s, ast.Delete))) - kept:
+        assert name in deleted, f"{name} is never read by the return, yet it is not freed"
+    assert not kept & set(deleted)
+    # the values are those of the same code without its dels, to the last bit
+    reference = _without_dels(compiled)(*args)
+    for got, expected in zip([value, *grads], reference):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))

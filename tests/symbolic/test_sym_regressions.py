@@ -530,6 +530,8 @@ def _intermediate_dtypes(compiled, args) -> dict:
             body.append(f"    __outs = {stripped[len('return '):]}")
             body.append("    for __k, __v in enumerate(__outs): __seen[f'out{__k}'] = numpy.asarray(__v).dtype")
             body.append("    return __outs")
+        elif stripped.startswith("del "):  # a temporary freed after its last use
+            body.append(line)
         else:
             body.append(line)
             name = re.match(r"\w+", stripped).group()  # also of ``_t2[1:] += _t1``

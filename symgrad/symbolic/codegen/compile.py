@@ -29,6 +29,7 @@ differ in a constant, a dtype, a shape, an axis or a slice have different keys.
 """
 from __future__ import annotations
 
+import ast
 import itertools
 import keyword
 import linecache
@@ -980,7 +981,52 @@ def _generate(symbols: list, names: list[str], outputs: list, name: str) -> tupl
     results = [printer._print(out) for out in outputs]
     body = ", ".join(results) + ("," if len(results) == 1 else "")
     lines.append(f"    return ({body})")
-    return "\n".join(lines), len(order)
+    return free_dead_temporaries("\n".join(lines)), len(order)
+
+
+def free_dead_temporaries(source: str) -> str:
+    r"""``source`` (one generated function) with ``del`` statements releasing every
+    temporary right after the statement that reads it last: a liveness pass over the
+    CSE assignments, so that an array no later statement needs is freed at once instead
+    of at ``return`` (for W1 of the benchmarks, a third less peak memory).  Temporaries
+    the ``return`` reads stay.  Generated code has no nested scope (no ``lambda``, no
+    generator: ``tests/reliability/test_hostile_names.py`` checks), so a read is done
+    when its statement is.
+
+    >>> print(free_dead_temporaries("def f(x):\n    _t0 = x + 1\n    _t1 = _t0*_t0\n    return (_t1 + x,)"))
+    def f(x):
+        _t0 = x + 1
+        _t1 = _t0*_t0
+        del _t0
+        return (_t1 + x,)
+    """
+    function = ast.parse(source).body[0]
+    *steps, returned = function.body
+    kept = _temporaries_read(returned)
+    last: dict = {}
+    for i, step in enumerate(steps):
+        for name in _temporaries_read(step):
+            last[name] = i
+    dying: dict = {}
+    for name, i in last.items():
+        if name not in kept:
+            dying.setdefault(i, []).append(name)
+    if not dying:
+        return source
+    lines = source.split("\n")
+    out = lines[:steps[0].lineno - 1]
+    for i, step in enumerate(steps):
+        out += lines[step.lineno - 1:step.end_lineno]
+        if i in dying:
+            out.append(f"    del {', '.join(sorted(dying[i], key=lambda n: int(n[2:])))}")
+    out += lines[returned.lineno - 1:]
+    return "\n".join(out)
+
+
+def _temporaries_read(node: ast.AST) -> set:
+    """The temporaries (``_t0`` ...) that ``node`` reads."""
+    return {n.id for n in ast.walk(node)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and _TEMPORARY.match(n.id)}
 
 
 def compile_exprs(inputs: Sequence[sp.Symbol], outputs: Sequence[Any], *,
