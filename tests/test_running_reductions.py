@@ -139,3 +139,22 @@ BAD = [
 def test_refused_arguments_name_the_problem(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+@pytest.mark.parametrize("name", ["logcumsumexp", "cumprod", "cumsum"])
+def test_jvp_matches_central_differences(name):
+    """``jvp`` transposes the VJP; logcumsumexp's adjoint splits the upstream gradient into
+    its positive and negative parts (stable, linear only in value), which once left the
+    seed symbol in the transpose: ``NameError: ... symbol g``."""
+    rng = np.random.default_rng(3)
+    x, v = rng.uniform(-2.0, 2.0, size=(3, 4)), rng.standard_normal((3, 4))
+    x[0, 1] = 0.0  # cumprod through a zero
+
+    def f(t):
+        return getattr(symgrad, name)(t, dim=1) * 1.5
+
+    value, tangent = symgrad.jvp(f, (x,), (v,))
+    h = 1e-6
+    expected = (f(symgrad.tensor(x + h * v)).numpy() - f(symgrad.tensor(x - h * v)).numpy()) / (2 * h)
+    np.testing.assert_allclose(np.asarray(tangent), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(value), f(symgrad.tensor(x)).numpy(), rtol=1e-12)

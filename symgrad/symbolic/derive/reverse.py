@@ -33,8 +33,8 @@ from ..forms.selections import (NOT_DIFFERENTIABLE, Equal, GreaterEqual, Logical
                           match_function_op)
 from ..forms.structural import StructuralFunction, exact, reduce_to, scale
 from ..core._compat import evaluate, global_parameters
-from ..core.symbols import (DEEP, ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache, intern, operands,
-                      shape_of, size_of)
+from ..core.symbols import (DEEP, ArrayVar, EngineArray, broadcast_shapes, collection_paused, expression_cache,
+                            free_symbols, intern, operands, replaced, shape_of, size_of)
 
 __all__ = ["adjoints", "diff", "gradient", "jacobian", "hessian", "vjp_expr", "jvp_expr", "jvp_exprs", "as_expr"]
 
@@ -602,4 +602,11 @@ def jvp_exprs(ys: Sequence[sp.Expr], xs: Sequence[sp.Expr], vs: Sequence[Any], *
                  for g, x, v in zip(vjps, xs, vs)]
         inner = terms[0] if len(terms) == 1 else sp.Add(*terms)
     outs = adjoints([(inner, sp.S.One)], seeds, as_recorded=as_recorded)
+    # A VJP is linear in its upstream gradient, so its transpose has no seed left -- unless
+    # an adjoint is written in a form that is linear only in value (logcumsumexp's splits g
+    # into its positive and negative parts in log space, for stability): then the seed
+    # survives, and any value of it gives the same transpose; ones are where such forms
+    # are plainest.
+    ones = {g: exact(sp.S.One, shape_of(g)) for g in seeds}
+    outs = [replaced(out, ones) if free_symbols(out) & ones.keys() else out for out in outs]
     return [exact(out, shape_of(y)) if shape_of(y) else out for out, y in zip(outs, ys)]
