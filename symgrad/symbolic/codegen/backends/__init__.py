@@ -296,7 +296,14 @@ class CBackend(Backend):
         shapes = options.get("output_shapes") or [None] * len(outputs)
         scalar = all(shape_of(s) == () for s in inputs) and all(
             (tuple(s) if s is not None else shape_of(sp.sympify(o))) == () for s, o in zip(shapes, outputs))
-        return get_backend("c_scalar" if scalar else "c_fused").compile(inputs, outputs, **options)
+        if scalar:
+            return get_backend("c_scalar").compile(inputs, outputs, **options)
+        from .c_plan import PlannedFunction, plan_steps
+
+        kinds, _, _ = plan_steps([sp.sympify(o) for o in outputs])
+        if all(kind == "c" for kind in kinds.values()):
+            return get_backend("c_fused").compile(inputs, outputs, **options)  # one loop, no plan
+        return PlannedFunction(inputs, outputs, **options)
 
 
 def _register_builtin() -> None:

@@ -30,6 +30,7 @@ import sympy as sp
 from ...core.symbols import broadcast_shapes, postorder, shape_of, size_of
 from . import Backend, NativeFunction, UnsupportedExpressionError
 from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
+from .c_points import Read, has_shifts, pointwise, resolve, segments
 from .cbuild import load_c
 
 __all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK"]
@@ -80,9 +81,13 @@ class FusedFunction(NativeFunction):
         self.inner = [FusedFunction(self.symbols, group, input_names=self.inputs, name=f"{self.name}_sums")
                       for group in by_shape.values()]
         symbols = self.symbols + [reductions[r] for group in by_shape.values() for r in group]
-        check_translatable(bodies, self.outputs, self.backend,
-                           "it compiles elementwise expressions and full sums or means; ")
         self.body_shapes = [tuple(shape_of(b)) for b in bodies]
+        self.points = has_shifts(bodies)
+        if self.points:
+            self._init_points(bodies, symbols)
+            return
+        check_translatable(bodies, self.outputs, self.backend,
+                           "it compiles elementwise expressions, full sums or means, and 1-D slices; ")
         try:
             self.shape = broadcast_shapes(*self.body_shapes) if self.body_shapes else ()
         except ValueError:
@@ -94,13 +99,127 @@ class FusedFunction(NativeFunction):
         self.is_array = {i: i < len(self.symbols) and self.input_shapes[i] != () for i in self.used}
         self._kernel_symbols = symbols
         self.source = self._generate(bodies)
+        self._load()
+
+    def _init_points(self, bodies: list, symbols: list) -> None:
+        """A loop over 1-D arrays with slices (see :mod:`.c_points`): reads at shifted
+        indices, each output written over its own length, in segments without guards."""
+        positions = {s: i for i, s in enumerate(symbols)}
+        forms, self.lengths = pointwise(bodies, positions)
+        self.shape = (max(self.lengths, default=1),)
+        self.pieces = [(lo, hi, resolve(forms, lo, hi)) for lo, hi in segments(forms, self.lengths)]
+        for _, _, resolved in self.pieces:
+            check_translatable(resolved, self.outputs, self.backend,
+                               "it compiles elementwise expressions, full sums or means, and 1-D slices; ")
+        free = {node for _, _, resolved in self.pieces for node in postorder(resolved) if isinstance(node, sp.Symbol)}
+        used = {node.position for node in free if isinstance(node, Read)}
+        used |= {positions[node] for node in free if node in positions}
+        self.used = sorted(used)
+        self.is_array = {i: i < len(self.symbols) and self.input_shapes[i] != () for i in self.used}
+        self._kernel_symbols = symbols
+        self.source = self._generate_points()
+        self._load()
+
+    def _load(self) -> None:
         library, self.library_path = load_c(self.source, FLAGS)
         self.fn = library.sg_kernel
         self.fn.restype = None
         self.fn.argtypes = ([ctypes.c_long] + [ctypes.c_void_p if self.is_array[i] else ctypes.c_double
                                                for i in self.used]
-                            + [ctypes.c_void_p] * (len(bodies) - self.n_reductions)
+                            + [ctypes.c_void_p] * (len(self.kinds) - self.n_reductions)
                             + ([ctypes.c_void_p] if self.n_reductions else []))
+
+    def _generate_points(self) -> str:
+        params = [f"const double* restrict in{i}" if self.is_array[i] else f"const double v{i}" for i in self.used]
+        outs = [f"double* restrict out{k}" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
+        n_red = self.n_reductions
+        reduced = [k for k, kind in enumerate(self.kinds) if kind != "elementwise"]
+        signature = ", ".join(["long a", "long b"] + params + outs + (["double* restrict part"] if n_red else []))
+        lines = [C_HEADER, ""]
+        self.n_temporaries = 0
+        for number, (lo, hi, resolved) in enumerate(self.pieces):
+            live = [k for k in range(len(resolved)) if hi <= self.lengths[k]]
+            names = {}
+            for node in postorder([resolved[k] for k in live]):
+                if isinstance(node, Read):
+                    names[node] = f"in{node.position}[{_affine(node.k, node.c)}]"
+                elif isinstance(node, sp.Symbol) and node in self._kernel_symbols:
+                    names[node] = f"v{self._kernel_symbols.index(node)}"
+            order, temps, constants = plan([resolved[k] for k in live])
+            self.n_temporaries += len(order)
+            printer = CPrinter(names, temps, constants)
+            accs = [f"acc{k}" for k in reduced if k in live]
+            loop = [f"        const double {temps[node]} = {printer.define(node)};" for node in order]
+            for k in live:
+                target = f"out{k}[i] =" if self.kinds[k] == "elementwise" else f"acc{k} +="
+                loop.append(f"        {target} {printer.print(resolved[k])};")
+            simd = f"#pragma omp simd reduction(+:{', '.join(accs)})" if accs else "#pragma omp simd"
+            lines += [
+                f"/* points {lo} <= i < {hi} */",
+                f"static void sg_piece{number}({signature}) {{",
+                *[f"    double acc{k} = 0.0;" for k in reduced],
+                f"    {simd}",
+                "    for (long i = a; i < b; i++) {",
+                *loop,
+                "    }",
+                *[f"    part[{j}] += acc{k};" for j, k in enumerate(reduced)],
+                "}", "",
+            ]
+        args = ["lo", "hi"] + [f"in{i}" if self.is_array[i] else f"v{i}" for i in self.used]
+        args += [f"out{k}" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
+        totals = [f"tot{j}" for j in range(n_red)]
+        parallel = "#pragma omp parallel for schedule(static)"
+        if n_red:
+            parallel += f" reduction(+:{', '.join(totals)})"
+        calls = []
+        for number, (lo, hi, _) in enumerate(self.pieces):
+            calls += [f"        lo = s > {lo} ? s : {lo}; hi = s + {BLOCK} < {hi} ? s + {BLOCK} : {hi};",
+                      f"        if (lo < hi) sg_piece{number}({', '.join(args + (['part'] if n_red else []))});"]
+        lines += [
+            f"void sg_kernel({', '.join(['long n'] + params + outs + (['double* restrict red'] if n_red else []))}) {{",
+            *[f"    double {t} = 0.0;" for t in totals],
+            f"    {parallel} if(n > {2 * BLOCK})",
+            f"    for (long s = 0; s < n; s += {BLOCK}) {{",
+            "        long lo, hi;",
+            *([f"        double part[{n_red}] = {{0}};"] if n_red else []),
+            *calls,
+            *[f"        {t} += part[{j}];" for j, t in enumerate(totals)],
+            "    }",
+            *[f"    red[{j}] = {t};" for j, t in enumerate(totals)],
+            "}", "",
+        ]
+        return "\n".join(lines)
+
+    def _run_points(self, arrays: list) -> list:
+        args: list = [self.shape[0]]
+        keep = []
+        for i in self.used:
+            a = arrays[i]
+            if not self.is_array[i]:
+                args.append(float(a))
+                continue
+            a = np.ascontiguousarray(a, dtype=np.float64)
+            keep.append(a)
+            args.append(a.ctypes.data)
+        results = []
+        for kind, length in zip(self.kinds, self.lengths):
+            if kind == "elementwise":
+                out = np.empty(length)
+                results.append(out)
+                args.append(out.ctypes.data)
+        red = np.empty(self.n_reductions)
+        if self.n_reductions:
+            args.append(red.ctypes.data)
+        self.fn(*args)
+        outs, sums = iter(results), iter(red)
+        final = []
+        for kind, shape, length in zip(self.kinds, self.body_shapes, self.lengths):
+            if kind == "elementwise":
+                final.append(next(outs).reshape(shape))
+            else:
+                total = float(next(sums))
+                final.append(np.asarray(total / length if kind == "mean" else total))
+        return final
 
     @property
     def n_reductions(self) -> int:
@@ -153,6 +272,8 @@ class FusedFunction(NativeFunction):
 
     def _run(self, arrays: list) -> list:
         arrays = arrays + [float(v) for inner in self.inner for v in inner._run(arrays)]
+        if self.points:
+            return self._run_points(arrays)
         shape = self.shape
         n = size_of(shape)
         args: list = [n]
@@ -199,3 +320,15 @@ def _read_back(small: tuple, full: tuple) -> tuple:
     """
     lead = len(full) - len(small)
     return (0,) * lead + tuple(slice(None) if s == f else slice(0, 1) for s, f in zip(small, full[lead:]))
+
+
+def _affine(k: int, c: int) -> str:
+    """C text of the index ``k*i + c``.
+
+    >>> _affine(1, 0), _affine(1, -1), _affine(2, 3), _affine(0, 4)
+    ('i', 'i - 1', '2*i + 3', '4')
+    """
+    if k == 0:
+        return str(c)
+    text = "i" if k == 1 else f"{k}*i"
+    return text if c == 0 else f"{text} + {c}" if c > 0 else f"{text} - {-c}"

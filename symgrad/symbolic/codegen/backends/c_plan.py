@@ -1,0 +1,227 @@
+"""The ``c`` backend for whole programs: a plan of fused C loops and NumPy pieces.
+
+A closed form that one fused loop cannot evaluate (a ``matmul``, a ``softmax``, a
+reduction over some axes, fancy indexing, ...) is cut into **steps**, run in order:
+
+* a **C step** is a :class:`~.c_fused.FusedFunction`: the largest pieces of the program the
+  C printer translates -- elementwise operations, full sums and means, and slices of 1-D
+  arrays and their adjoints read at shifted points (:mod:`.c_points`) -- each evaluated in
+  one pass; outputs of one shape (or all 1-D outputs of a loop with slices) share a loop;
+* a **NumPy step** is the NumPy backend's code (:class:`~symgrad.symbolic.codegen.compile.CompiledFunction`)
+  for the operations C does not translate, chained as far as they chain (``matmul(x.T, r)``
+  is one step).
+
+A value a later step needs -- the argument of a ``matmul`` computed by a loop, a
+``matmul`` a loop reads -- is *materialised*: an array output of its step, an input of the
+next.  Each node goes into the earliest step whose inputs are ready: an elementwise node
+into the C step after its last NumPy input, a NumPy node into the NumPy step after the C
+step of its last elementwise argument.  So ``backend="c"`` compiles every program the
+NumPy backend compiles, and falls back to NumPy for those pieces only.  The plan is
+inspectable: ``.steps`` lists each step (``"c"`` or ``"numpy"``, its compiled function
+and what it computes), ``.source`` the generated code of all of them in order.
+
+A boolean value (a comparison) that a NumPy operation reads is computed by NumPy as well
+(C computes 0.0 or 1.0, which NumPy indexing would read as numbers).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import sympy as sp
+
+from ...core.symbols import ArrayVar, operands, postorder, shape_of, unevaluated
+from ...forms.selections import Compare, LogicalAnd, LogicalNot, LogicalOr
+from . import NativeFunction
+from .c_code import _translatable, full_reduction
+from .c_points import shift_supported
+
+__all__ = ["PlannedFunction", "plan_steps", "Step"]
+
+_BOOLEAN = (Compare, LogicalAnd, LogicalOr, LogicalNot, sp.logic.boolalg.BooleanFunction,
+            sp.core.relational.Relational)
+
+
+class Step:
+    """One step of a plan: ``kind`` (``"c"`` or ``"numpy"``), the compiled ``function``,
+    the positions of its inputs in the plan's list of values, and the nodes it computes
+    (appended to that list, in order)."""
+
+    def __init__(self, kind: str, function: Any, reads: list[int], computes: list) -> None:
+        self.kind, self.function, self.reads, self.computes = kind, function, reads, computes
+
+    def __repr__(self) -> str:
+        return f"<Step {self.kind}: {len(self.reads)} inputs -> {len(self.computes)} values>"
+
+
+def _kinds(outputs: list) -> dict:
+    """``node -> "c" | "numpy"`` for every non-atomic node: what the C loops translate,
+    decided from the users down (a slice is translated only where every user up to the
+    next materialised value is at most 1-D; a boolean a NumPy node reads stays NumPy)."""
+    nodes = postorder(outputs)
+    users: dict = {}
+    for node in nodes:
+        for arg in operands(node):
+            users.setdefault(arg, []).append(node)
+    kinds: dict = {}
+    above: dict = {}  # the most dimensions of a C node that uses this node without a step between
+    for node in reversed(nodes):  # users before their operands
+        if not node.args:
+            continue
+        ndim = len(_shape(node))
+        top = 0
+        for user in users.get(node, ()):
+            if kinds.get(user) == "c":
+                top = max(top, len(_shape(user)), above.get(user, 0))
+        above[node] = top
+        if shift_supported(node):
+            fits = ndim <= 1 and top <= 1
+        else:
+            fits = (_translatable(node) or full_reduction(node) is not None) and not (
+                isinstance(node, _BOOLEAN) and any(kinds.get(u) == "numpy" for u in users.get(node, ())))
+        kinds[node] = "c" if fits else "numpy"
+    return kinds
+
+
+def _shape(node: sp.Basic) -> tuple:
+    return tuple(shape_of(node)) if isinstance(node, sp.Expr) else ()
+
+
+def plan_steps(outputs: list) -> tuple[dict, dict, set]:
+    """``(kinds, levels, materialised)``: each non-atomic node's kind (:func:`_kinds`), its
+    step number (C step ``k`` runs after NumPy step ``k``; NumPy steps start at 1), and the
+    nodes that are values of their own (outputs, and operands computed by another kind of
+    step)."""
+    kinds = _kinds(outputs)
+    levels: dict = {}
+    for node in postorder(outputs):
+        if not node.args:
+            continue
+        args = [a for a in operands(node) if a.args]
+        if kinds[node] == "c":
+            levels[node] = max((levels[a] for a in args), default=0)
+        else:
+            levels[node] = max([1] + [levels[a] + (kinds[a] == "c") for a in args])
+    materialised = {o for o in outputs if o.args}
+    for node in levels:
+        for arg in operands(node):
+            if arg.args and kinds[arg] != kinds[node]:
+                materialised.add(arg)
+    return kinds, levels, materialised
+
+
+class PlannedFunction(NativeFunction):
+    """A compiled plan (see the module docstring); call it like ``CompiledFunction``.
+
+    >>> from symgrad.symbolic.core.symbols import ArrayVar
+    >>> from symgrad.symbolic.forms.structural import Matmul
+    >>> a, x = ArrayVar("a", (2, 2)), ArrayVar("x", (2,))
+    >>> f = PlannedFunction([a, x], [sp.exp(Matmul.of(a, sp.sin(x)))])
+    >>> [step.kind for step in f.steps]
+    ['c', 'numpy', 'c']
+    >>> np.allclose(f(np.eye(2), np.ones(2)).out0, np.exp(np.sin(np.ones(2))))
+    True
+    """
+
+    backend = "c"
+
+    def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
+        from ..compile import CompiledFunction
+        from .c_fused import FusedFunction
+
+        super().__init__(inputs, outputs, **options)
+        roots = list(self.exprs.values())
+        kinds, levels, materialised = plan_steps(roots)
+        slot = {s: i for i, s in enumerate(self.symbols)}
+        taken = {str(s) for s in self.symbols}
+        names: dict = {}
+
+        def symbol_for(node) -> ArrayVar:
+            name = f"_piece{len(names)}"
+            while name in taken:
+                name += "_"
+            names[node] = ArrayVar(name, _shape(node))
+            return names[node]
+
+        self.steps: list[Step] = []
+        top = max(levels.values(), default=0)
+        for level in range(top + 1):
+            for kind in (("numpy", "c") if level else ("c",)):
+                chosen = [n for n in levels if levels[n] == level and kinds[n] == kind and n in materialised]
+                if not chosen:
+                    continue
+                bodies = _cut(chosen, names)
+                for group in _groups(chosen, bodies) if kind == "c" else [list(range(len(chosen)))]:
+                    nodes, exprs = [chosen[i] for i in group], [bodies[i] for i in group]
+                    free = sorted({s for e in exprs for s in _symbols(e)}, key=lambda s: (s not in slot, str(s)))
+                    number = len(self.steps)
+                    if kind == "c":
+                        function = FusedFunction(free, exprs, name=f"{self.name}_step{number}")
+                    else:
+                        function = CompiledFunction(free, exprs, name=f"{self.name}_step{number}")
+                    reads = [slot[s] for s in free]
+                    for node in nodes:
+                        slot[symbol_for(node)] = len(slot)
+                    self.steps.append(Step(kind, function, reads, nodes))
+        self.results = [slot[names[o]] if o in names else slot.get(o) for o in roots]
+        self.constants = [None if o.args or o in slot else o for o in roots]
+        self.source = "\n\n".join(
+            f"/* step {i}: {'C loop' if s.kind == 'c' else 'NumPy'} -> {len(s.computes)} value(s) */\n"
+            f"{s.function.source}" for i, s in enumerate(self.steps))
+        self.n_temporaries = sum(s.function.n_temporaries for s in self.steps)
+
+    def _run(self, arrays: list) -> list:
+        values = list(arrays)
+        for step in self.steps:
+            values.extend(step.function.outputs_of([values[i] for i in step.reads]))
+        out: list = []
+        seen: set = set()
+        for position, constant in zip(self.results, self.constants):
+            if constant is not None:
+                out.append(np.asarray(float(constant)))
+            elif position < len(arrays) or position in seen:  # an input, or an output twice: a copy
+                out.append(np.array(values[position], dtype=np.float64))
+            else:
+                out.append(values[position])
+            seen.add(position)
+        return out
+
+
+def _symbols(expr: sp.Basic) -> set:
+    return {n for n in postorder([expr]) if isinstance(n, sp.Symbol)}
+
+
+def _cut(nodes: list, names: dict) -> list:
+    """Each of ``nodes`` with the values earlier steps computed (``names``: node -> symbol)
+    replaced by their symbols, rebuilt without evaluation."""
+    built: dict = dict(names)
+    for root in nodes:
+        stack = [root]
+        while stack:
+            node = stack[-1]
+            if node in built:
+                stack.pop()
+                continue
+            pending = [a for a in node.args if a not in built]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            args = [built[a] for a in node.args]
+            built[node] = node if all(a is b for a, b in zip(args, node.args)) else unevaluated(node, args)
+    return [built[root] for root in nodes]
+
+
+def _groups(nodes: list, bodies: list) -> list[list[int]]:
+    """Which of one C step's values share a loop: those of one shape (of what a full sum
+    sums), and all those of at most one dimension when one of them has a slice."""
+    from .c_code import split_reduction
+    from .c_points import has_shifts
+
+    shapes = [tuple(shape_of(split_reduction(b)[1])) for b in bodies]
+    stencil = has_shifts(bodies)
+    groups: dict = {}
+    for i, shape in enumerate(shapes):
+        key = "1-D" if stencil and len(shape) <= 1 else shape
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
