@@ -217,6 +217,50 @@ def test_plain_sympy_rosenbrock_gradient(cc, backend, n):
     np.testing.assert_array_equal(native.compiled.call_packed(x), got)
 
 
+def rosen(x):
+    """The vectorised Rosenbrock function (benchmark W2)."""
+    return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+@pytest.mark.parametrize("backend, n", [(b, n) for b in ARRAY_BACKENDS for n in (1, 2, 3, 60, 2049, 4097, 10_001)])
+def test_vectorised_rosenbrock_is_one_stencil_loop(cc, backend, n):
+    """W2's program: slices and their adjoints in one C loop, value and gradient equal to
+    the NumPy backend's (the gradient bit for bit; the value to rounding, another summation
+    order) and to the hand-written gradient, across block boundaries and for the shortest
+    arrays (n = 1: empty slices)."""
+    x = np.random.default_rng(n).uniform(-1.5, 1.5, n)
+    native = S.value_and_grad(rosen, backend=backend)
+    value, grad = native(x)
+    ref_value, ref_grad = S.value_and_grad(rosen)(x)
+    assert native.compiled.backend == "c_fused" and native.source.count("sg_kernel") == 1
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    np.testing.assert_array_equal(grad, ref_grad)
+    np.testing.assert_allclose(grad, rosen_der(x) if n > 1 else np.zeros(1), rtol=1e-12, atol=1e-10)
+
+
+def w3_loss(W, b, X, Y):
+    """Benchmark W3's program: logistic regression, mean(BCEWithLogits(X @ W + b, Y))."""
+    import symgrad.nn.functional as Fn
+
+    return Fn.binary_cross_entropy_with_logits(X @ W + b, Y)
+
+
+def test_logistic_regression_plans_matmuls_around_loops(cc):
+    """W3's program (smaller): NumPy computes the matmuls, C the loss and the gradient of
+    the logits in one loop; values equal to the NumPy backend's."""
+    rng = np.random.default_rng(3)
+    X, W, b = rng.standard_normal((300, 20)), rng.standard_normal((20, 4)) * 0.1, rng.standard_normal(4) * 0.1
+    Y = (rng.uniform(size=(300, 4)) < 0.5).astype(np.float64)
+    Xt, Yt = symgrad.tensor(X, name="X"), symgrad.tensor(Y, name="Y")
+    native = S.value_and_grad(lambda W, b: w3_loss(W, b, Xt, Yt), argnums=(0, 1), backend="c")
+    value, grads = native(W, b)
+    ref_value, ref_grads = S.value_and_grad(lambda W, b: w3_loss(W, b, Xt, Yt), argnums=(0, 1))(W, b)
+    assert [step.kind for step in native.compiled.steps] == ["numpy", "c", "numpy"]
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for got, want in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("backend", ARRAY_BACKENDS)
 def test_transforms_take_a_backend(cc, backend):
     x = np.random.default_rng(3).uniform(0.5, 1.5, 4)
@@ -447,11 +491,11 @@ def test_compiler_errors(breakage, error, words, monkeypatch, tmp_path):
 
 
 _A, _B = ArrayVar("a", (2, 2)), ArrayVar("b", (2, 2))
-UNSUPPORTED = [  # (backend, inputs, output, the op the message names)
-    ("c", [_A, _B], S.structural_class("matmul").of(_A, _B), "matmul"),
-    ("c", [_A], S.structural_class("getitem").of(_A, index=(0,)), "getitem"),
-    ("c", [_A], Sum.of(_A, dim=(0,), keepdim=False), "sum"),
-    ("c", [_A], S.structural_class("softmax").of(_A, dim=1), "softmax"),
+UNSUPPORTED = [  # (backend, inputs, output, the op the message names); backend="c" plans them (below)
+    ("c_fused", [_A, _B], S.structural_class("matmul").of(_A, _B), "matmul"),
+    ("c_fused", [_A], S.structural_class("getitem").of(_A, index=(0,)), "getitem"),
+    ("c_fused", [_A], Sum.of(_A, dim=(0,), keepdim=False), "sum"),
+    ("c_fused", [_A], S.structural_class("softmax").of(_A, dim=1), "softmax"),
     ("c_fused", [_A], sp.besselj(0, _A), "besselj"),
     ("c_scalar", [_A], sp.sin(_A), "shape (2, 2)"),
 ]
@@ -462,6 +506,85 @@ def test_untranslatable_expressions_name_the_op(cc, backend, inputs, output, op)
     with pytest.raises(UnsupportedExpressionError) as info:
         S.compile_exprs(inputs, [output], backend=backend, cache=False)
     assert op in str(info.value) and "backend='numpy'" in str(info.value)
+
+
+@pytest.mark.parametrize("inputs, output, op", [case[1:] for case in UNSUPPORTED if case[0] == "c_fused"
+                                                and case[3] != "besselj"])
+def test_c_backend_plans_what_one_loop_cannot(cc, inputs, output, op):
+    """``backend="c"`` compiles what ``c_fused`` refuses, as a plan whose NumPy step
+    computes the op; its result equals the NumPy backend's."""
+    values = [np.random.default_rng(1).uniform(-1, 1, shape_of(s)) for s in inputs]
+    native, reference = compile_both("c", inputs, [sp.exp(output) * 2])
+    assert native.backend == "c" and [step.kind for step in native.steps] == ["numpy", "c"]
+    assert "NumPy" in native.source and "sg_kernel" in native.source
+    assert_agree(native(*values), reference(*values), TOLERANCES[np.float64])
+
+
+# ============================================================================ plans: C loops around NumPy pieces
+_M, _W, _V7 = ArrayVar("m", (4, 5)), ArrayVar("w", (5,)), ArrayVar("v", (7,))
+_IDX = np.array([0, 2, 2, 6])
+PLANNED = {  # name -> (function of tensors, argument values); value and gradient against the NumPy backend
+    "matmul": (lambda a, w: symgrad.tanh(a @ w).sum(), ((4, 5), (5,))),
+    "matmul, slice of the result": (lambda a, w: (symgrad.sigmoid(a @ w)[1:] - (a @ w)[:-1]).sum(), ((4, 5), (5,))),
+    "softmax": (lambda a: (symgrad.softmax(a, dim=1) * a).sum(), ((4, 5),)),
+    "logsumexp": (lambda a: symgrad.logsumexp(a, dim=0).sum() * 2, ((4, 5),)),
+    "sum over an axis, keepdim": (lambda a: (a / a.sum(dim=1, keepdim=True)).sum(), ((4, 5),)),
+    "mean over an axis": (lambda a: (symgrad.exp(a.mean(dim=0)) ** 2).sum(), ((4, 5),)),
+    "fancy indexing": (lambda v: (v[_IDX] ** 2).sum() + symgrad.sin(v).sum(), ((7,),)),
+    "2-D slices": (lambda a: (a[1:, :-1] * a[:-1, 1:]).sum(), ((4, 5),)),
+    "strided and reversed slices": (lambda v: (v[::2][:3] * v[1::2] + v[::-1][2:5]).sum(), ((7,),)),
+    "where of matmuls": (lambda a, b: symgrad.where(a @ b > 0, a @ b, -a @ b).sum(), ((4, 5), (5, 3))),
+    "cumsum": (lambda v: (v.cumsum(0) * v).sum(), ((7,),)),
+    "reshape": (lambda a: (a.reshape(5, 4) ** 3).sum(), ((4, 5),)),
+    "one element": (lambda v: (v * v[3] + v[-1]).sum(), ((7,),)),
+    "second difference": (lambda v: ((v[2:] - 2 * v[1:-1] + v[:-2]) ** 2).sum(), ((7,),)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANNED))
+def test_planned_programs_agree_with_numpy(cc, case):
+    """Every program the NumPy backend compiles, ``backend="c"`` compiles: value and
+    gradients equal to rounding (the C loops add sums in another order)."""
+    function, shapes = PLANNED[case]
+    rng = np.random.default_rng(5)
+    values = [rng.uniform(-1.5, 1.5, shape) for shape in shapes]
+    argnums = tuple(range(len(values)))
+    native = S.value_and_grad(function, argnums=argnums, backend="c")
+    value, grads = native(*values)
+    ref_value, ref_grads = S.value_and_grad(function, argnums=argnums)(*values)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12, atol=1e-13)
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+def test_plan_steps_run_in_order_and_say_where(cc):
+    """A matmul between elementwise work: a C loop for its argument, NumPy for the matmul,
+    a C loop for the rest; ``.steps`` and ``.source`` show which ran where, and an
+    elementwise value a NumPy step needs is computed once, by the loop before it."""
+    a, x = ArrayVar("a", (3, 4)), ArrayVar("x", (4,))
+    inner = sp.sin(x) * 2
+    product = S.structural_class("matmul").of(a, inner)
+    f = S.compile_exprs([a, x], [sp.exp(product) + 1, inner], backend="c", cache=False)
+    assert [step.kind for step in f.steps] == ["c", "numpy", "c"]
+    assert f.steps[0].computes == [inner] and f.steps[1].computes == [product]
+    assert f.source.index("step 0: C loop") < f.source.index("step 1: NumPy") < f.source.index("step 2: C loop")
+    values = [np.random.default_rng(2).uniform(-1, 1, (3, 4)), np.linspace(-1, 1, 4)]
+    assert_agree(f(*values), S.compile_exprs([a, x], [sp.exp(product) + 1, inner], cache=False)(*values),
+                 TOLERANCES[np.float64])
+
+
+def test_plan_takes_integer_index_inputs(cc):
+    """Index arrays are inputs of integer dtype, read by NumPy steps; a C step reads an
+    integer input as float64."""
+    from symgrad.symbolic.core.symbols import Slot
+
+    v, i = ArrayVar("v", (5,)), ArrayVar("i", (3,), "int64")
+    picked = S.structural_class("getitem").of(v, i, index=(Slot(0),))
+    f = S.compile_exprs([v, i], [sp.exp(picked) * i], backend="c", cache=False)
+    values = [np.linspace(0, 1, 5), np.array([4, 0, 4])]
+    assert_agree(f(*values), S.compile_exprs([v, i], [sp.exp(picked) * i], cache=False)(*values),
+                 TOLERANCES[np.float64])
 
 
 BAD_INPUTS = [  # (value for x of shape (3,) float64, words the message must contain)

@@ -305,14 +305,6 @@ class CPrinter(SymgradNumPyPrinter):
         """The C text of ``expr``."""
         return self._print(expr)
 
-    def _wrap(self, expr, level: int, strict: bool = False) -> str:
-        """As the NumPy printer's, and a sum that is a term of a sum (built unevaluated,
-        as :mod:`.c_points` does) in parentheses: it is added first."""
-        text = super()._wrap(expr, level, strict)
-        if isinstance(expr, sp.Add) and not self._is_named(expr) and not text.startswith("("):
-            return f"({text})"
-        return text
-
     def _print(self, expr, **kwargs) -> str:
         if not expr.args:
             return self._atom(expr)

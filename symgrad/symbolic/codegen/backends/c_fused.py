@@ -29,8 +29,9 @@ import sympy as sp
 
 from ...core.symbols import broadcast_shapes, postorder, shape_of, size_of
 from . import Backend, NativeFunction, UnsupportedExpressionError
-from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
-from .c_points import Read, has_shifts, pointwise, resolve, segments
+from ...forms.structural import Getitem, IndexPut
+from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, op_name, plan, split_reduction
+from .c_points import Read, has_shifts, pointwise, resolve, segments, shift_supported
 from .cbuild import load_c
 
 __all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK"]
@@ -104,8 +105,19 @@ class FusedFunction(NativeFunction):
     def _init_points(self, bodies: list, symbols: list) -> None:
         """A loop over 1-D arrays with slices (see :mod:`.c_points`): reads at shifted
         indices, each output written over its own length, in segments without guards."""
+        nodes = postorder(bodies)
+        unsupported = [n for n in nodes if isinstance(n, (Getitem, IndexPut)) and not shift_supported(n)]
+        for node in unsupported or [n for n in nodes if n.args and isinstance(n, sp.Expr)]:
+            wide = len(shape_of(node)) > 1
+            if unsupported or wide:
+                name = next(n for out, n in zip(bodies, self.outputs) if node in postorder([out]))
+                raise UnsupportedExpressionError(
+                    f"the {self.backend} backend cannot translate {op_name(node)} (in output {name!r}: "
+                    f"{str(node)[:80]}){' of shape ' + str(shape_of(node)) if wide else ''}: it reads one basic "
+                    "slice or element of 1-D arrays, in loops over 1-D arrays; backend='c' computes the rest with "
+                    "NumPy, and backend='numpy' compiles every operation")
         positions = {s: i for i, s in enumerate(symbols)}
-        forms, self.lengths = pointwise(bodies, positions)
+        forms, self.lengths, self._grouped = pointwise(bodies, positions)
         self.shape = (max(self.lengths, default=1),)
         self.pieces = [(lo, hi, resolve(forms, lo, hi)) for lo, hi in segments(forms, self.lengths)]
         for _, _, resolved in self.pieces:
@@ -146,6 +158,11 @@ class FusedFunction(NativeFunction):
                 elif isinstance(node, sp.Symbol) and node in self._kernel_symbols:
                     names[node] = f"v{self._kernel_symbols.index(node)}"
             order, temps, constants = plan([resolved[k] for k in live])
+            nodes = postorder([resolved[k] for k in live])
+            grouped = [n for n in nodes if isinstance(n, sp.Add) and n in self._grouped and n not in temps]
+            if grouped:  # sums computed first (see .c_points.pointwise): temporaries too
+                temps.update({n: f"_g{j}" for j, n in enumerate(grouped)})
+                order = [n for n in nodes if n in temps]
             self.n_temporaries += len(order)
             printer = CPrinter(names, temps, constants)
             accs = [f"acc{k}" for k in reduced if k in live]

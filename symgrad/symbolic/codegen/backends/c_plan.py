@@ -170,10 +170,23 @@ class PlannedFunction(NativeFunction):
             f"{s.function.source}" for i, s in enumerate(self.steps))
         self.n_temporaries = sum(s.function.n_temporaries for s in self.steps)
 
+    def _check(self, i: int, value: Any) -> np.ndarray:
+        """As for every native function, but integer arrays are taken too (indices, which
+        NumPy steps read; a C step reads them as float64)."""
+        array = getattr(value, "_data", value)
+        if isinstance(array, np.ndarray) and array.dtype.kind in "iu":
+            if array.shape != self.input_shapes[i]:
+                return super()._check(i, array.astype(np.float64))  # the shape error
+            return array
+        return super()._check(i, value)
+
     def _run(self, arrays: list) -> list:
         values = list(arrays)
         for step in self.steps:
-            values.extend(step.function.outputs_of([values[i] for i in step.reads]))
+            reads = [values[i] for i in step.reads]
+            if step.kind == "c":
+                reads = [r.astype(np.float64) if r.dtype.kind in "iu" else r for r in reads]
+            values.extend(step.function.outputs_of(reads))
         out: list = []
         seen: set = set()
         for position, constant in zip(self.results, self.constants):

@@ -110,20 +110,22 @@ def _accumulated_puts(roots: list) -> set:
     return found
 
 
-def pointwise(bodies: list, positions: dict) -> tuple[list, list[int]]:
-    """``(forms, lengths)``: each body as an elementwise form over the loop index ``i``
-    (reads of the inputs ``positions`` maps to their argument numbers as :class:`Read`
-    atoms, ``index_put`` as :class:`Guard`) and the number of points it has (1 for a
-    scalar).
+def pointwise(bodies: list, positions: dict) -> tuple[list, list[int], set]:
+    """``(forms, lengths, grouped)``: each body as an elementwise form over the loop index
+    ``i`` (reads of the inputs ``positions`` maps to their argument numbers as :class:`Read`
+    atoms, ``index_put`` as :class:`Guard`), the number of points it has (1 for a scalar),
+    and the values of the accumulated ``index_put`` terms, which the NumPy backend adds
+    whole (``out[1:] += a - b``): a sum among them is computed first, as a temporary.
 
     >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> v = ArrayVar("v", (5,))
-    >>> forms, lengths = pointwise([Getitem.of(v, index=(slice(1, None),)) - Getitem.of(v, index=(slice(None, -1),))],
-    ...                            {v: 0})
-    >>> forms, lengths
-    ([-_read0_1_0 + _read0_1_1], [4])
+    >>> forms, lengths, grouped = pointwise([Getitem.of(v, index=(slice(1, None),)) - Getitem.of(v, index=(slice(None, -1),))],
+    ...                                     {v: 0})
+    >>> forms, lengths, grouped
+    ([-_read0_1_0 + _read0_1_1], [4], set())
     """
     accumulated = _accumulated_puts(bodies)
+    grouped: set = set()
     memo: dict = {}
 
     def at(node: sp.Basic, k: int, c: int) -> sp.Basic:
@@ -161,6 +163,7 @@ def pointwise(bodies: list, positions: dict) -> tuple[list, list[int]]:
             stop = start + 1 if stop is None else stop
             value = at(g, k, c - start)
             if node in accumulated:
+                grouped.add(value)
                 value = sp.Add(sp.Float(0.0), value, evaluate=False)
             if k == 0:  # a fixed point: inside or outside, known now
                 return value if start <= c < stop else sp.Float(0.0)
@@ -171,7 +174,7 @@ def pointwise(bodies: list, positions: dict) -> tuple[list, list[int]]:
         return node if all(a is b for a, b in zip(args, node.args)) else unevaluated(node, args)
 
     forms = [at(b, 1, 0) for b in bodies]
-    return forms, [_length(b) for b in bodies]
+    return forms, [_length(b) for b in bodies], grouped
 
 
 def segments(forms: list, lengths: list[int]) -> list[tuple[int, int]]:
