@@ -22,7 +22,7 @@ from bench_harness import Case, Group, Prepared, Skip
 
 N_POINT = 1000
 SWEEP_FULL = [10, 100, 1_000, 10_000, 100_000, 1_000_000]
-SWEEP_QUICK = [10, 1_000, 100_000]
+SWEEP_QUICK = [10, 1_000, 100_000, 1_000_000]
 PLAIN_SMALL = 200  # where SymPy's own diff + lambdify still finishes in seconds
 
 
@@ -52,6 +52,8 @@ def groups(quick: bool) -> list[Group]:
     main = [
         Case("hand-written NumPy (floor)", lambda: _hand(x), role="floor", requires=("numpy",)),
         Case("symgrad grad (NumPy)", lambda: _symgrad(x, state), role="symgrad", requires=("symgrad",)),
+        Case("symgrad grad (C backend)", lambda: _symgrad_c(x), role="symgrad", requires=("symgrad", "cc"),
+             note="backend='c': the value and gradient as one stencil loop over x"),
         Case("symgrad compiled code, no wrapper", lambda: _symgrad_raw(x, state), role="symgrad",
              requires=("symgrad",), note="the generated NumPy function called directly (CompiledFunction.fn)"),
         Case("symgrad eager, symbolic backward", lambda: _symgrad_eager(x, "symbolic"), role="symgrad",
@@ -96,6 +98,7 @@ def groups(quick: bool) -> list[Group]:
         sweep = [
             Case("hand-written NumPy (floor)", lambda xm=xm: _hand(xm), role="floor", requires=("numpy",)),
             Case("symgrad grad (NumPy)", lambda xm=xm, st=st: _symgrad(xm, st), role="symgrad", requires=("symgrad",)),
+            Case("symgrad grad (C backend)", lambda xm=xm: _symgrad_c(xm), role="symgrad", requires=("symgrad", "cc")),
             Case("JAX jit", lambda xm=xm: _jax(xm), requires=("jax",)),
             Case("torch eager", lambda xm=xm: _torch(xm), requires=("torch",)),
         ]
@@ -123,6 +126,20 @@ def _symgrad(x, state):
     with stopwatch(setup, "trace+derive+compile"):
         g(x)
     state["g"] = g
+    return Prepared(lambda: g(x), lambda: [g(x)], setup)
+
+
+def _symgrad_c(x):
+    from symgrad.symbolic import compile_cache_clear
+
+    F = symgrad_functional()
+    _clear_sympy_cache()
+    compile_cache_clear()
+    fresh_build_dir()
+    g = F.grad(rosen, backend="c")
+    setup: dict = {}
+    with stopwatch(setup, "trace+derive+compile+first call"):
+        g(x)
     return Prepared(lambda: g(x), lambda: [g(x)], setup)
 
 

@@ -15,9 +15,16 @@ The loop runs over the broadcast shape of all outputs; an input of a smaller sha
 broadcast to it (a copy per call), an output of a smaller shape is read back from the
 loop's result.  A full ``sum``/``mean`` *inside* an expression (``x / x.sum()``) is
 computed first, by a fused loop of its own, and read as a scalar: one more pass over the
-data per level of nesting.  Anything else that is not elementwise -- ``matmul``,
-``getitem``, a reduction over some axes, ``softmax``, ... -- raises
-:class:`~symgrad.symbolic.codegen.backends.UnsupportedExpressionError` naming it.
+data per level of nesting.
+
+Over 1-D arrays the loop also reads basic slices and single elements at shifted indices,
+and writes their adjoints (``index_put`` at a slice of step 1): each output over its own
+length, the range of the loop cut into segments without conditions (:mod:`.c_points`).
+So the vectorised Rosenbrock value and gradient is one stencil loop.  Anything else that
+is not elementwise -- ``matmul``, slices of n-D arrays, fancy indexing, a reduction over
+some axes, ``softmax``, ... -- raises
+:class:`~symgrad.symbolic.codegen.backends.UnsupportedExpressionError` naming it
+(``backend="c"`` computes those pieces with NumPy: :mod:`.c_plan`).
 """
 from __future__ import annotations
 
