@@ -574,6 +574,23 @@ def test_plan_steps_run_in_order_and_say_where(cc):
                  TOLERANCES[np.float64])
 
 
+def test_slices_one_loop_cannot_read_go_to_numpy(cc):
+    """A strided slice of an adjoint (zeros with values at 1:, then every second element) is
+    not read point by point: ``c_fused`` refuses it naming the op, ``"c"`` plans again with
+    those slices in NumPy steps."""
+    from symgrad.symbolic.forms.structural import Getitem, IndexPut
+
+    v = ArrayVar("v", (5,))
+    put = IndexPut.of(sp.sin(v), shape=(6,), index=(slice(1, None),))
+    out = Getitem.of(put, index=(slice(None, None, 2),)) * 2
+    with pytest.raises(UnsupportedExpressionError, match="index_put"):
+        S.compile_exprs([v], [out], backend="c_fused", cache=False)
+    native, reference = compile_both("c", [v], [out])
+    assert native.backend == "c" and "numpy" in [step.kind for step in native.steps]
+    values = np.linspace(-1, 1, 5)
+    assert_agree(native(values), reference(values), TOLERANCES[np.float64])
+
+
 def test_plan_takes_integer_index_inputs(cc):
     """Index arrays are inputs of integer dtype, read by NumPy steps; a C step reads an
     integer input as float64."""

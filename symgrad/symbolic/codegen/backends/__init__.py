@@ -307,7 +307,10 @@ class CBackend(Backend):
 
         kinds, _, _ = plan_steps([sp.sympify(o) for o in outputs])
         if all(kind == "c" for kind in kinds.values()):
-            return get_backend("c_fused").compile(inputs, outputs, **options)  # one loop, no plan
+            try:
+                return get_backend("c_fused").compile(inputs, outputs, **options)  # one loop, no plan
+            except UnsupportedExpressionError:  # slices one loop cannot read after all: a plan
+                pass
         return PlannedFunction(inputs, outputs, **options)
 
 

@@ -32,7 +32,8 @@ import sympy as sp
 
 from ...core.symbols import ArrayVar, operands, postorder, shape_of, unevaluated
 from ...forms.selections import Compare, LogicalAnd, LogicalNot, LogicalOr
-from . import NativeFunction
+from ...forms.structural import Getitem, IndexPut
+from . import NativeFunction, UnsupportedExpressionError
 from .c_code import _translatable, full_reduction
 from .c_points import shift_supported
 
@@ -54,7 +55,7 @@ class Step:
         return f"<Step {self.kind}: {len(self.reads)} inputs -> {len(self.computes)} values>"
 
 
-def _kinds(outputs: list) -> dict:
+def _kinds(outputs: list, forced: frozenset = frozenset()) -> dict:
     """``node -> "c" | "numpy"`` for every non-atomic node: what the C loops translate,
     decided from the users down (a slice is translated only where every user up to the
     next materialised value is at most 1-D; a boolean a NumPy node reads stays NumPy)."""
@@ -74,7 +75,9 @@ def _kinds(outputs: list) -> dict:
             if kinds.get(user) == "c":
                 top = max(top, len(_shape(user)), above.get(user, 0))
         above[node] = top
-        if shift_supported(node):
+        if node in forced:
+            fits = False
+        elif shift_supported(node):
             fits = ndim <= 1 and top <= 1
         else:
             fits = (_translatable(node) or full_reduction(node) is not None) and not (
@@ -87,12 +90,12 @@ def _shape(node: sp.Basic) -> tuple:
     return tuple(shape_of(node)) if isinstance(node, sp.Expr) else ()
 
 
-def plan_steps(outputs: list) -> tuple[dict, dict, set]:
-    """``(kinds, levels, materialised)``: each non-atomic node's kind (:func:`_kinds`), its
-    step number (C step ``k`` runs after NumPy step ``k``; NumPy steps start at 1), and the
-    nodes that are values of their own (outputs, and operands computed by another kind of
-    step)."""
-    kinds = _kinds(outputs)
+def plan_steps(outputs: list, forced: frozenset = frozenset()) -> tuple[dict, dict, set]:
+    """``(kinds, levels, materialised)``: each non-atomic node's kind (:func:`_kinds`; the
+    nodes ``forced`` are NumPy's), its step number (C step ``k`` runs after NumPy step
+    ``k``; NumPy steps start at 1), and the nodes that are values of their own (outputs,
+    and operands computed by another kind of step)."""
+    kinds = _kinds(outputs, forced)
     levels: dict = {}
     for node in postorder(outputs):
         if not node.args:
@@ -126,12 +129,25 @@ class PlannedFunction(NativeFunction):
     backend = "c"
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
+        super().__init__(inputs, outputs, **options)
+        forced: frozenset = frozenset()
+        while True:
+            try:
+                self._build(forced)
+                break
+            except _Refused as refused:  # slices a loop could not read after all: NumPy's, and plan again
+                forced = forced | refused.nodes
+        self.source = "\n\n".join(
+            f"/* step {i}: {'C loop' if s.kind == 'c' else 'NumPy'} -> {len(s.computes)} value(s) */\n"
+            f"{s.function.source}" for i, s in enumerate(self.steps))
+        self.n_temporaries = sum(s.function.n_temporaries for s in self.steps)
+
+    def _build(self, forced: frozenset) -> None:
         from ..compile import CompiledFunction
         from .c_fused import FusedFunction
 
-        super().__init__(inputs, outputs, **options)
         roots = list(self.exprs.values())
-        kinds, levels, materialised = plan_steps(roots)
+        kinds, levels, materialised = plan_steps(roots, forced)
         slot = {s: i for i, s in enumerate(self.symbols)}
         taken = {str(s) for s in self.symbols}
         names: dict = {}
@@ -156,7 +172,13 @@ class PlannedFunction(NativeFunction):
                     free = sorted({s for e in exprs for s in _symbols(e)}, key=lambda s: (s not in slot, str(s)))
                     number = len(self.steps)
                     if kind == "c":
-                        function = FusedFunction(free, exprs, name=f"{self.name}_step{number}")
+                        try:
+                            function = FusedFunction(free, exprs, name=f"{self.name}_step{number}")
+                        except UnsupportedExpressionError:
+                            shifts = frozenset(n for n in postorder(nodes) if isinstance(n, (Getitem, IndexPut)))
+                            if not shifts - forced:
+                                raise
+                            raise _Refused(shifts) from None
                     else:
                         function = CompiledFunction(free, exprs, name=f"{self.name}_step{number}")
                     reads = [slot[s] for s in free]
@@ -165,10 +187,6 @@ class PlannedFunction(NativeFunction):
                     self.steps.append(Step(kind, function, reads, nodes))
         self.results = [slot[names[o]] if o in names else slot.get(o) for o in roots]
         self.constants = [None if o.args or o in slot else o for o in roots]
-        self.source = "\n\n".join(
-            f"/* step {i}: {'C loop' if s.kind == 'c' else 'NumPy'} -> {len(s.computes)} value(s) */\n"
-            f"{s.function.source}" for i, s in enumerate(self.steps))
-        self.n_temporaries = sum(s.function.n_temporaries for s in self.steps)
 
     def _check(self, i: int, value: Any) -> np.ndarray:
         """As for every native function, but integer arrays are taken too (indices, which
@@ -198,6 +216,14 @@ class PlannedFunction(NativeFunction):
                 out.append(values[position])
             seen.add(position)
         return out
+
+
+class _Refused(Exception):
+    """A C step could not read these slices point by point (a slice of an adjoint, say)."""
+
+    def __init__(self, nodes: frozenset) -> None:
+        super().__init__(f"{len(nodes)} slices")
+        self.nodes = nodes
 
 
 def _symbols(expr: sp.Basic) -> set:

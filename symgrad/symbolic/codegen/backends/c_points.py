@@ -52,6 +52,15 @@ class Guard(sp.Function):
         return None
 
 
+def _refusal(node: sp.Basic, why: str) -> UnsupportedExpressionError:
+    from .c_code import op_name
+
+    text = str(node)
+    return UnsupportedExpressionError(
+        f"a fused C loop cannot translate {op_name(node)}{why}: {text if len(text) <= 80 else text[:77] + '...'}; "
+        "backend='c' computes it with NumPy, backend='numpy' compiles every operation")
+
+
 def _single_slice_or_int(index: Any):
     parts = index if isinstance(index, tuple) else (index,)
     if len(parts) != 1 or not (type(parts[0]) is int or type(parts[0]) is slice):
@@ -91,8 +100,7 @@ def has_shifts(bodies: list) -> bool:
 def _length(node: sp.Basic) -> int:
     shape = shape_of(node) if isinstance(node, sp.Expr) else ()
     if len(shape) > 1:
-        raise UnsupportedExpressionError(
-            f"a fused loop with slices runs over 1-D arrays, but {node} has shape {shape}")
+        raise _refusal(node, f" of shape {shape} (a loop with slices runs over 1-D arrays)")
     return shape[0] if shape else 1
 
 
@@ -145,7 +153,7 @@ def pointwise(bodies: list, positions: dict) -> tuple[list, list[int], set]:
             return node
         if isinstance(node, Getitem):
             if not shift_supported(node):
-                raise UnsupportedExpressionError(f"cannot read {node} point by point")
+                raise _refusal(node, "")
             x = node.data[0]
             item = _single_slice_or_int(node.attrs["index"])
             n = shape_of(x)[0]
@@ -155,7 +163,7 @@ def pointwise(bodies: list, positions: dict) -> tuple[list, list[int], set]:
             return at(x, step * k, start + step * c)
         if isinstance(node, IndexPut):
             if not shift_supported(node):
-                raise UnsupportedExpressionError(f"cannot write {node} point by point")
+                raise _refusal(node, "")
             g = node.data[0]
             n = tuple(node.attrs["shape"])[0]
             item = _single_slice_or_int(node.attrs["index"])
@@ -168,7 +176,7 @@ def pointwise(bodies: list, positions: dict) -> tuple[list, list[int], set]:
             if k == 0:  # a fixed point: inside or outside, known now
                 return value if start <= c < stop else sp.Float(0.0)
             if k != 1:
-                raise UnsupportedExpressionError(f"cannot write {node} at a strided point")
+                raise _refusal(node, " at a strided point (a strided slice of it)")
             return Guard(sp.Integer(start - c), sp.Integer(stop - c), value)
         args = [at(a, k, c) for a in node.args]
         return node if all(a is b for a, b in zip(args, node.args)) else unevaluated(node, args)
