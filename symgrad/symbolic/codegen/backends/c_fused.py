@@ -3,9 +3,10 @@
 Every output is evaluated in **one** pass over the points: each input is read once,
 every temporary of symgrad's CSE lives in a register, each output is written once, and a
 full ``sum``/``mean`` at the root of an output (the value of ``value_and_grad``) is
-accumulated in the same pass.  The loop runs in blocks of 2,048 points split over the
-cores with OpenMP (static schedule, so sums are the same from run to run; below 4,096
-points it stays on one thread), and GCC vectorises it, calling glibc's vector math
+accumulated in the same pass.  The loop runs in blocks of 2,048 points shared among the
+cores with OpenMP as threads come free (below 4,096 points it stays on one thread); each
+block's partial sums are kept and added in block order, so sums are the same from run to
+run and for any number of threads.  GCC vectorises the loop, calling glibc's vector math
 library for ``sin``, ``exp``, ``log``, ``tanh`` ... (see :mod:`.c_code`).  Flags:
 ``-O2 -march=native -fopenmp -fno-math-errno -ffp-contract=off``; no ``-ffast-math``, so
 NaN and infinity behave as in NumPy.  Sums are accumulated in vector partial sums (a
@@ -191,28 +192,11 @@ class FusedFunction(NativeFunction):
             ]
         args = ["lo", "hi"] + [f"in{i}" if self.is_array[i] else f"v{i}" for i in self.used]
         args += [f"out{k}" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
-        totals = [f"tot{j}" for j in range(n_red)]
-        parallel = "#pragma omp parallel for schedule(static)"
-        if n_red:
-            parallel += f" reduction(+:{', '.join(totals)})"
-        calls = []
+        calls = ["        long lo, hi;"] + [f"        part[{j}] = 0.0;" for j in range(n_red)]
         for number, (lo, hi, _) in enumerate(self.pieces):
             calls += [f"        lo = s > {lo} ? s : {lo}; hi = s + {BLOCK} < {hi} ? s + {BLOCK} : {hi};",
                       f"        if (lo < hi) sg_piece{number}({', '.join(args + (['part'] if n_red else []))});"]
-        lines += [
-            f"void sg_kernel({', '.join(['long n'] + params + outs + (['double* restrict red'] if n_red else []))}) {{",
-            *[f"    double {t} = 0.0;" for t in totals],
-            f"    {parallel} if(n > {2 * BLOCK})",
-            f"    for (long s = 0; s < n; s += {BLOCK}) {{",
-            "        long lo, hi;",
-            *([f"        double part[{n_red}] = {{0}};"] if n_red else []),
-            *calls,
-            *[f"        {t} += part[{j}];" for j, t in enumerate(totals)],
-            "    }",
-            *[f"    red[{j}] = {t};" for j, t in enumerate(totals)],
-            "}", "",
-        ]
-        return "\n".join(lines)
+        return "\n".join(lines + _kernel(params + outs, n_red, calls))
 
     def _run_points(self, arrays: list) -> list:
         args: list = [self.shape[0]]
@@ -231,7 +215,7 @@ class FusedFunction(NativeFunction):
                 out = np.empty(length)
                 results.append(out)
                 args.append(out.ctypes.data)
-        red = np.empty(self.n_reductions)
+        red = np.empty(max(-(-args[0] // BLOCK), 1) * self.n_reductions)  # a partial sum per block
         if self.n_reductions:
             args.append(red.ctypes.data)
         self.fn(*args)
@@ -266,10 +250,6 @@ class FusedFunction(NativeFunction):
         args = ["m"] + [f"in{i} + s" if self.is_array[i] else f"v{i}" for i in self.used]
         args += [f"out{k} + s" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
         n_red = len(accs)
-        totals = [f"tot{j}" for j in range(n_red)]
-        parallel = "#pragma omp parallel for schedule(static)"
-        if n_red:
-            parallel += f" reduction(+:{', '.join(totals)})"
         lines = [
             C_HEADER, "",
             f"static void sg_block({', '.join(['long m'] + params + outs + (['double* restrict part'] if n_red else []))}) {{",
@@ -280,19 +260,10 @@ class FusedFunction(NativeFunction):
             "    }",
             *[f"    part[{j}] = {a};" for j, a in enumerate(accs)],
             "}", "",
-            f"void sg_kernel({', '.join(['long n'] + params + outs + (['double* restrict red'] if n_red else []))}) {{",
-            *[f"    double {t} = 0.0;" for t in totals],
-            f"    {parallel} if(n > {2 * BLOCK})",
-            f"    for (long s = 0; s < n; s += {BLOCK}) {{",
-            f"        const long m = n - s < {BLOCK} ? n - s : {BLOCK};",
-            *([f"        double part[{n_red}];"] if n_red else []),
-            f"        sg_block({', '.join(args + (['part'] if n_red else []))});",
-            *[f"        {t} += part[{j}];" for j, t in enumerate(totals)],
-            "    }",
-            *[f"    red[{j}] = {t};" for j, t in enumerate(totals)],
-            "}", "",
         ]
-        return "\n".join(lines)
+        calls = [f"        const long m = n - s < {BLOCK} ? n - s : {BLOCK};",
+                 f"        sg_block({', '.join(args + (['part'] if n_red else []))});"]
+        return "\n".join(lines + _kernel(params + outs, n_red, calls))
 
     def _run(self, arrays: list) -> list:
         arrays = arrays + [float(v) for inner in self.inner for v in inner._run(arrays)]
@@ -318,7 +289,7 @@ class FusedFunction(NativeFunction):
                 out = np.empty(shape)
                 results.append(out)
                 args.append(out.ctypes.data)
-        red = np.empty(self.n_reductions)
+        red = np.empty(max(-(-args[0] // BLOCK), 1) * self.n_reductions)  # a partial sum per block
         if self.n_reductions:
             args.append(red.ctypes.data)
         self.fn(*args)
@@ -334,6 +305,29 @@ class FusedFunction(NativeFunction):
                 count = n if kind == "mean" else n / max(size_of(body_shape), 1)
                 final.append(np.asarray(total / count if count else (np.nan if kind == "mean" else 0.0)))
         return final
+
+
+def _kernel(params: list, n_red: int, block: list) -> list:
+    """The lines of ``sg_kernel``: ``block`` (C lines for the points ``s`` to ``s + BLOCK``,
+    writing its ``n_red`` partial sums to ``part``) over every block, shared among the
+    threads as they come free (a thread another process holds up delays no one); then
+    each sum is the sum of its blocks' partial sums, in block order, so it does not depend
+    on the schedule or the number of threads.  ``red`` has room for every block's partial
+    sums; the totals come first."""
+    partial = [f"        double* restrict part = red + (s / {BLOCK}) * {n_red};"] if n_red else []
+    lines = [
+        f"void sg_kernel({', '.join(['long n'] + params + (['double* restrict red'] if n_red else []))}) {{",
+        f"    #pragma omp parallel for schedule(dynamic) if(n > {2 * BLOCK})",
+        f"    for (long s = 0; s < n; s += {BLOCK}) {{",
+        *partial,
+        *block,
+        "    }",
+    ]
+    for j in range(n_red):
+        lines += [f"    double total{j} = 0.0;",
+                  f"    for (long s = 0; s < n; s += {BLOCK}) total{j} += red[(s / {BLOCK}) * {n_red} + {j}];"]
+    lines += [f"    red[{j}] = total{j};" for j in range(n_red)]
+    return lines + ["}", ""]
 
 
 def _read_back(small: tuple, full: tuple) -> tuple:

@@ -21,7 +21,10 @@ inspectable: ``.steps`` lists each step (``"c"`` or ``"numpy"``, its compiled fu
 and what it computes), ``.source`` the generated code of all of them in order.
 
 A boolean value (a comparison) that a NumPy operation reads is computed by NumPy as well
-(C computes 0.0 or 1.0, which NumPy indexing would read as numbers).
+(C computes 0.0 or 1.0, which NumPy indexing would read as numbers).  A slice a loop
+turns out not to read point by point (a strided slice of an adjoint) is moved to a NumPy
+step, and the plan made again.  Integer inputs (index arrays) are taken: NumPy steps read
+them as they are, C steps as float64.
 """
 from __future__ import annotations
 
