@@ -21,7 +21,7 @@ import symgrad.symbolic as S
 from symgrad.ops import OPS
 from symgrad.symbolic.codegen.backends import (BackendInputError, CCompileError, CompilerNotFoundError,
                                        UnsupportedExpressionError, backend_names)
-from symgrad.symbolic.forms.selections import Cast, Greater, Select
+from symgrad.symbolic.forms.selections import Cast, Greater, Maximum, Select
 from symgrad.symbolic.derive.graph import tensor_graph
 from symgrad.symbolic.derive.reverse import adjoints
 from symgrad.symbolic.forms.structural import Sum
@@ -247,7 +247,8 @@ def w3_loss(W, b, X, Y):
 
 def test_logistic_regression_plans_matmuls_around_loops(cc):
     """W3's program (smaller): NumPy computes the matmuls, C the loss and the gradient of
-    the logits in one loop; values equal to the NumPy backend's."""
+    the logits in one loop, and the bias gradient (its column sums) in a loop nest;
+    values equal to the NumPy backend's."""
     rng = np.random.default_rng(3)
     X, W, b = rng.standard_normal((300, 20)), rng.standard_normal((20, 4)) * 0.1, rng.standard_normal(4) * 0.1
     Y = (rng.uniform(size=(300, 4)) < 0.5).astype(np.float64)
@@ -255,7 +256,7 @@ def test_logistic_regression_plans_matmuls_around_loops(cc):
     native = S.value_and_grad(lambda W, b: w3_loss(W, b, Xt, Yt), argnums=(0, 1), backend="c")
     value, grads = native(W, b)
     ref_value, ref_grads = S.value_and_grad(lambda W, b: w3_loss(W, b, Xt, Yt), argnums=(0, 1))(W, b)
-    assert [step.kind for step in native.compiled.steps] == ["numpy", "c", "numpy"]
+    assert [step.kind for step in native.compiled.steps] == ["numpy", "c", "numpy", "reduce"]
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     for got, want in zip(grads, ref_grads):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
@@ -515,8 +516,8 @@ def test_c_backend_plans_what_one_loop_cannot(cc, inputs, output, op):
     computes the op; its result equals the NumPy backend's."""
     values = [np.random.default_rng(1).uniform(-1, 1, shape_of(s)) for s in inputs]
     native, reference = compile_both("c", inputs, [sp.exp(output) * 2])
-    assert native.backend == "c" and [step.kind for step in native.steps] == ["numpy", "c"]
-    assert "NumPy" in native.source and "sg_kernel" in native.source
+    assert native.backend == "c" and [step.kind for step in native.steps] == ["reduce" if op == "sum" else "numpy", "c"]
+    assert ("NumPy" in native.source or op == "sum") and "sg_kernel" in native.source
     assert_agree(native(*values), reference(*values), TOLERANCES[np.float64])
 
 
@@ -589,6 +590,40 @@ def test_slices_one_loop_cannot_read_go_to_numpy(cc):
     assert native.backend == "c" and "numpy" in [step.kind for step in native.steps]
     values = np.linspace(-1, 1, 5)
     assert_agree(native(values), reference(values), TOLERANCES[np.float64])
+
+
+_T = ArrayVar("t", (3, 4, 5))
+AXIS_SUMS = {  # name -> (the reduction of an IEEE-exact body, whether NumPy adds in the C loop's order)
+    "sum over axis 0": (lambda t: Sum.of((t - 1) * t, dim=(0,), keepdim=False), True),
+    "sum over axis 1, keepdim": (lambda t: Sum.of(t * t + 1, dim=(1,), keepdim=True), True),
+    "sum over axes 0 and 1": (lambda t: Sum.of(t / 3 + 1, dim=(0, 1), keepdim=False), True),
+    "mean over axis 1": (lambda t: S.structural_class("mean").of(sp.Abs(t) * t, dim=(1,), keepdim=False), True),
+    "sum over the last axis": (lambda t: Sum.of(t * 2, dim=(2,), keepdim=False), False),
+    "mean over the last axes": (lambda t: S.structural_class("mean").of(t / 3, dim=(1, 2), keepdim=True), False),
+    "sum_to a row": (lambda t: S.structural_class("sum_to").of(t / 2 - t * t, shape=(5,)), True),
+    "sum_to (1, 5)": (lambda t: S.structural_class("sum_to").of(Maximum(t, 0.5), shape=(1, 5)), True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AXIS_SUMS))
+def test_sums_over_axes_are_c_loop_nests(cc, case):
+    """A sum or mean over neighbouring axes of an elementwise body is one C loop nest that
+    never stores the body; over leading or middle axes it adds rows in NumPy's order (the
+    same bits, at special values too), over the last axes in another (equal to rounding)."""
+    build, same_order = AXIS_SUMS[case]
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, 1e308, -1e308, 1.0, -2.5])
+    for values in (np.random.default_rng(4).uniform(-2, 2, (3, 4, 5)),
+                   np.resize(special, 60).reshape(3, 4, 5), -np.zeros((3, 4, 5))):
+        native, reference = compile_both("c", [_T], [build(_T)])
+        assert [step.kind for step in native.steps] == ["reduce"]
+        with np.errstate(all="ignore"):
+            got, want = native(values).out0, reference(values).out0
+        assert got.shape == want.shape
+        if same_order:
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
 
 
 def test_plan_takes_integer_index_inputs(cc):

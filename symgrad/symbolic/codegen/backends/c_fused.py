@@ -81,6 +81,7 @@ class FusedFunction(NativeFunction):
         super().__init__(inputs, outputs, **options)
         plans = [split_reduction(e) for e in self.exprs.values()]
         self.kinds = [kind for kind, _ in plans]
+        self.n_reductions = sum(kind != "elementwise" for kind in self.kinds)
         bodies, reductions = cut_reductions([body for _, body in plans])
         # full sums inside the expressions: computed first, by loops of their own (one per
         # shape of what they sum), then read by this loop as scalars
@@ -228,10 +229,6 @@ class FusedFunction(NativeFunction):
                 total = float(next(sums))
                 final.append(np.asarray(total / length if kind == "mean" else total))
         return final
-
-    @property
-    def n_reductions(self) -> int:
-        return sum(kind != "elementwise" for kind in self.kinds)
 
     def _generate(self, bodies: list) -> str:
         names = {self._kernel_symbols[i]: f"v{i}" for i in self.used}

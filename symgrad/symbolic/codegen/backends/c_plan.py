@@ -37,6 +37,7 @@ from ...core.symbols import ArrayVar, operands, postorder, shape_of, unevaluated
 from ...forms.selections import Compare, LogicalAnd, LogicalNot, LogicalOr
 from ...forms.structural import Getitem, IndexPut
 from . import NativeFunction, UnsupportedExpressionError
+from .c_axes import AxisReduction, axis_run
 from .c_code import _translatable, full_reduction
 from .c_points import shift_supported
 
@@ -46,8 +47,11 @@ _BOOLEAN = (Compare, LogicalAnd, LogicalOr, LogicalNot, sp.logic.boolalg.Boolean
             sp.core.relational.Relational)
 
 
+_TITLES = {"c": "C loop", "reduce": "C loop nest, a sum over axes", "numpy": "NumPy"}
+
+
 class Step:
-    """One step of a plan: ``kind`` (``"c"`` or ``"numpy"``), the compiled ``function``,
+    """One step of a plan: ``kind`` (``"c"``, ``"reduce"`` or ``"numpy"``), the compiled ``function``,
     the positions of its inputs in the plan's list of values, and the nodes it computes
     (appended to that list, in order)."""
 
@@ -59,7 +63,8 @@ class Step:
 
 
 def _kinds(outputs: list, forced: frozenset = frozenset()) -> dict:
-    """``node -> "c" | "numpy"`` for every non-atomic node: what the C loops translate,
+    """``node -> "c" | "reduce" | "numpy"`` for every non-atomic node: what the C loops
+    translate, what a C loop nest sums over some axes (:mod:`.c_axes`), and the rest;
     decided from the users down (a slice is translated only where every user up to the
     next materialised value is at most 1-D; a boolean a NumPy node reads stays NumPy)."""
     nodes = postorder(outputs)
@@ -77,9 +82,14 @@ def _kinds(outputs: list, forced: frozenset = frozenset()) -> dict:
         for user in users.get(node, ()):
             if kinds.get(user) == "c":
                 top = max(top, len(_shape(user)), above.get(user, 0))
+            elif kinds.get(user) == "reduce":  # its body is evaluated point by point over n-D arrays
+                top = max(top, 2)
         above[node] = top
         if node in forced:
             fits = False
+        elif axis_run(node) is not None:
+            kinds[node] = "reduce"
+            continue
         elif shift_supported(node):
             fits = ndim <= 1 and top <= 1
         else:
@@ -99,20 +109,22 @@ def plan_steps(outputs: list, forced: frozenset = frozenset()) -> tuple[dict, di
     ``k``; NumPy steps start at 1), and the nodes that are values of their own (outputs,
     and operands computed by another kind of step)."""
     kinds = _kinds(outputs, forced)
+    nodes = [n for n in postorder(outputs) if n.args]
+    materialised = {n for n in outputs if n.args} | {n for n in nodes if kinds[n] == "reduce"}
+    for node in nodes:
+        for arg in operands(node):
+            if arg.args and kinds[arg] != kinds[node] and not (kinds[node] == "reduce" and kinds[arg] == "c"):
+                materialised.add(arg)
     levels: dict = {}
-    for node in postorder(outputs):
-        if not node.args:
-            continue
+    for node in nodes:
         args = [a for a in operands(node) if a.args]
         if kinds[node] == "c":
             levels[node] = max((levels[a] for a in args), default=0)
+        elif kinds[node] == "reduce":  # after the NumPy step of its level, its elementwise body inside it
+            # (or read, when a loop computes it anyway)
+            levels[node] = max([1] + [levels[a] + (kinds[a] == "c" and a in materialised) for a in args])
         else:
-            levels[node] = max([1] + [levels[a] + (kinds[a] == "c") for a in args])
-    materialised = {o for o in outputs if o.args}
-    for node in levels:
-        for arg in operands(node):
-            if arg.args and kinds[arg] != kinds[node]:
-                materialised.add(arg)
+            levels[node] = max([1] + [levels[a] + (kinds[a] != "numpy") for a in args])
     return kinds, levels, materialised
 
 
@@ -138,10 +150,10 @@ class PlannedFunction(NativeFunction):
             try:
                 self._build(forced)
                 break
-            except _Refused as refused:  # slices a loop could not read after all: NumPy's, and plan again
+            except _Refused as refused:  # what C could not translate after all: NumPy's, and plan again
                 forced = forced | refused.nodes
         self.source = "\n\n".join(
-            f"/* step {i}: {'C loop' if s.kind == 'c' else 'NumPy'} -> {len(s.computes)} value(s) */\n"
+            f"/* step {i}: {_TITLES[s.kind]} -> {len(s.computes)} value(s) */\n"
             f"{s.function.source}" for i, s in enumerate(self.steps))
         self.n_temporaries = sum(s.function.n_temporaries for s in self.steps)
 
@@ -165,12 +177,18 @@ class PlannedFunction(NativeFunction):
         self.steps: list[Step] = []
         top = max(levels.values(), default=0)
         for level in range(top + 1):
-            for kind in (("numpy", "c") if level else ("c",)):
+            for kind in (("numpy", "reduce", "c") if level else ("c",)):
                 chosen = [n for n in levels if levels[n] == level and kinds[n] == kind and n in materialised]
                 if not chosen:
                     continue
                 bodies = _cut(chosen, names)
-                for group in _groups(chosen, bodies) if kind == "c" else [list(range(len(chosen)))]:
+                if kind == "c":
+                    groups = _groups(chosen, bodies)
+                elif kind == "reduce":  # one loop nest each, in order (one may read another)
+                    groups = [[i] for i in range(len(chosen))]
+                else:
+                    groups = [list(range(len(chosen)))]
+                for group in groups:
                     nodes, exprs = [chosen[i] for i in group], [bodies[i] for i in group]
                     free = sorted({s for e in exprs for s in _symbols(e)}, key=lambda s: (s not in slot, str(s)))
                     number = len(self.steps)
@@ -182,6 +200,11 @@ class PlannedFunction(NativeFunction):
                             if not shifts - forced:
                                 raise
                             raise _Refused(shifts) from None
+                    elif kind == "reduce":
+                        try:
+                            function = AxisReduction(free, exprs, name=f"{self.name}_step{number}")
+                        except UnsupportedExpressionError:  # a body C does not translate: NumPy's
+                            raise _Refused(frozenset(nodes)) from None
                     else:
                         function = CompiledFunction(free, exprs, name=f"{self.name}_step{number}")
                     reads = [slot[s] for s in free]
@@ -205,7 +228,7 @@ class PlannedFunction(NativeFunction):
         values = list(arrays)
         for step in self.steps:
             reads = [values[i] for i in step.reads]
-            if step.kind == "c":
+            if step.kind != "numpy":
                 reads = [r.astype(np.float64) if r.dtype.kind in "iu" else r for r in reads]
             values.extend(step.function.outputs_of(reads))
         out: list = []
