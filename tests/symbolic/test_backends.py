@@ -559,6 +559,36 @@ def test_planned_programs_agree_with_numpy(cc, case):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("case", range(8))
+def test_random_programs_over_every_op_compile_on_c(cc, case, rng):
+    """The generator's programs over every op it covers (matmul, softmax, reductions,
+    indexing, linear algebra, the special functions ...): ``backend="c"`` compiles each,
+    as one loop, one scalar function or a plan, and agrees with the NumPy backend on the
+    value, its sum and the gradients (rtol 1e-9: sums in another order, math libraries
+    within a few ulp)."""
+    while True:
+        program = random_program(rng, max_steps=6)
+        with np.errstate(all="ignore"):
+            tape_value = program(*program.tensors())
+        value, refs = tensor_graph(tape_value)
+        symbols = list(refs)
+        wrt = [s for s in symbols if getattr(s, "array_dtype", "float64").startswith("float")]
+        total = Sum.of(value, dim=None, keepdim=False)
+        try:
+            grads = adjoints([(total, sp.S.One)], wrt)
+        except NotImplementedError:  # an op without a symbolic adjoint
+            continue
+        break
+    values = [refs[s].detach().numpy() for s in symbols]
+    native, reference = compile_both("c", symbols, [value, total, *grads])
+    with np.errstate(all="ignore"):
+        got, want = native(*values), reference(*values)
+    for name, g, w in zip(want._fields, got, want):  # (the NumPy backend gives a constant 1 as int64)
+        w = np.asarray(w)
+        assert g.shape == w.shape and (g.dtype == w.dtype or w.dtype.kind in "iu"), name
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=f"{name} of {value}")
+
+
 def test_plan_steps_run_in_order_and_say_where(cc):
     """A matmul between elementwise work: a C loop for its argument, NumPy for the matmul,
     a C loop for the rest; ``.steps`` and ``.source`` show which ran where, and an

@@ -301,10 +301,13 @@ class CBackend(Backend):
         shapes = options.get("output_shapes") or [None] * len(outputs)
         scalar = all(shape_of(s) == () for s in inputs) and all(
             (tuple(s) if s is not None else shape_of(sp.sympify(o))) == () for s, o in zip(shapes, outputs))
-        if scalar:
-            return get_backend("c_scalar").compile(inputs, outputs, **options)
         from .c_plan import PlannedFunction, plan_steps
 
+        if scalar:
+            try:
+                return get_backend("c_scalar").compile(inputs, outputs, **options)
+            except UnsupportedExpressionError:  # an op C does not translate: a plan, NumPy for it
+                return PlannedFunction(inputs, outputs, **options)
         kinds, _, _ = plan_steps([sp.sympify(o) for o in outputs])
         if all(kind == "c" for kind in kinds.values()):
             try:
