@@ -10,9 +10,9 @@ or by name), get a named tuple of arrays; ``.source``, ``.exprs``, ``.inputs``,
     Everything: one generated NumPy function (the default; no extra dependency).
 ``c``
     Generated C for every program: ``c_scalar`` when every input and output is a scalar,
-    ``c_fused`` when one fused loop computes everything, else a plan of fused C loops and
-    NumPy steps for the operations C does not translate (``matmul``, ``softmax``, ...;
-    :mod:`.c_plan`).
+    ``c_fused`` when one fused loop computes everything, else a plan of fused C loops, C
+    loop nests for sums over axes (:mod:`.c_axes`) and NumPy steps for the operations C
+    does not translate (``matmul``, ``softmax``, ...; :mod:`.c_plan`).
 ``c_fused``
     Elementwise expressions over arrays, their full sums and means, and basic slices of
     1-D arrays and their adjoints, as one fused, OpenMP-threaded, vectorised C loop

@@ -7,6 +7,9 @@ reduction over some axes, fancy indexing, ...) is cut into **steps**, run in ord
   C printer translates -- elementwise operations, full sums and means, and slices of 1-D
   arrays and their adjoints read at shifted points (:mod:`.c_points`) -- each evaluated in
   one pass; outputs of one shape (or all 1-D outputs of a loop with slices) share a loop;
+* a **loop nest** (:class:`~.c_axes.AxisReduction`) sums or averages an elementwise
+  argument over some neighbouring axes, evaluating it inside (or reading it, when a C step
+  stores it anyway);
 * a **NumPy step** is the NumPy backend's code (:class:`~symgrad.symbolic.codegen.compile.CompiledFunction`)
   for the operations C does not translate, chained as far as they chain (``matmul(x.T, r)``
   is one step).
