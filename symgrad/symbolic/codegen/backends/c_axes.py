@@ -83,6 +83,8 @@ class AxisReduction(NativeFunction):
     """
 
     backend = "c"
+    parallel = True
+    """Whether the outputs are shared among OpenMP threads (see ``FusedFunction.parallel``)."""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
         super().__init__(inputs, outputs, **options)
@@ -105,7 +107,7 @@ class AxisReduction(NativeFunction):
         self.fn = library.sg_kernel
         self.fn.restype = None
         self.fn.argtypes = [ctypes.c_void_p if self.is_array[i] else ctypes.c_double for i in self.used] + [
-            ctypes.c_void_p]
+            ctypes.c_void_p, ctypes.c_int]
 
     def _generate(self, body: sp.Basic) -> str:
         O, R, I = self.sizes
@@ -120,7 +122,7 @@ class AxisReduction(NativeFunction):
         scale = f" / {float(R)!r}" if self.mean else ""
         if I == 1:  # sums along the last axes: one vectorised sum per output element
             nest = [
-                f"    #pragma omp parallel for schedule(static) if({O * R} > 32768)",
+                f"    #pragma omp parallel for schedule(static) if(parallel && {O * R} > 32768)",
                 f"    for (long o = 0; o < {O}; o++) {{",
                 "        double acc = 0.0;",
                 "        #pragma omp simd reduction(+:acc)",
@@ -134,7 +136,7 @@ class AxisReduction(NativeFunction):
             ]
         else:  # sums over leading or middle axes: rows added in order, vectorised along I
             nest = [
-                f"    #pragma omp parallel for collapse(2) schedule(static) if({O * R * I} > 32768)",
+                f"    #pragma omp parallel for collapse(2) schedule(static) if(parallel && {O * R * I} > 32768)",
                 f"    for (long o = 0; o < {O}; o++) {{",
                 f"    for (long b = 0; b < {I}; b += {BLOCK}) {{",
                 f"        const long e = b + {BLOCK} < {I} ? b + {BLOCK} : {I};",
@@ -152,7 +154,7 @@ class AxisReduction(NativeFunction):
                 "    }",
                 "    }",
             ]
-        return "\n".join([C_HEADER, "", f"void sg_kernel({', '.join(params + ['double* restrict out'])}) {{",
+        return "\n".join([C_HEADER, "", f"void sg_kernel({', '.join(params + ['double* restrict out', 'int parallel'])}) {{",
                           *nest, "}", ""])
 
     def _run(self, arrays: list) -> list:
@@ -171,5 +173,5 @@ class AxisReduction(NativeFunction):
         O, _, I = self.sizes
         out = np.empty(O * I)
         args.append(out.ctypes.data)
-        self.fn(*args)
+        self.fn(*args, self.parallel)
         return [out.reshape(self.output_shapes[0])]

@@ -76,6 +76,9 @@ class FusedFunction(NativeFunction):
     """
 
     backend = "c_fused"
+    parallel = True
+    """Whether the loop shares its blocks among OpenMP threads (a plan turns it off when
+    NumPy steps call a multithreaded BLAS: the two thread pools would contend)."""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
         super().__init__(inputs, outputs, **options)
@@ -148,7 +151,7 @@ class FusedFunction(NativeFunction):
         self.fn.argtypes = ([ctypes.c_long] + [ctypes.c_void_p if self.is_array[i] else ctypes.c_double
                                                for i in self.used]
                             + [ctypes.c_void_p] * (len(self.kinds) - self.n_reductions)
-                            + ([ctypes.c_void_p] if self.n_reductions else []))
+                            + ([ctypes.c_void_p] if self.n_reductions else []) + [ctypes.c_int])
 
     def _generate_points(self) -> str:
         params = [f"const double* restrict in{i}" if self.is_array[i] else f"const double v{i}" for i in self.used]
@@ -219,7 +222,7 @@ class FusedFunction(NativeFunction):
         red = np.empty(max(-(-args[0] // BLOCK), 1) * self.n_reductions)  # a partial sum per block
         if self.n_reductions:
             args.append(red.ctypes.data)
-        self.fn(*args)
+        self.fn(*args, self.parallel)
         outs, sums = iter(results), iter(red)
         final = []
         for kind, shape, length in zip(self.kinds, self.body_shapes, self.lengths):
@@ -289,7 +292,7 @@ class FusedFunction(NativeFunction):
         red = np.empty(max(-(-args[0] // BLOCK), 1) * self.n_reductions)  # a partial sum per block
         if self.n_reductions:
             args.append(red.ctypes.data)
-        self.fn(*args)
+        self.fn(*args, self.parallel)
         outs, sums = iter(results), iter(red)
         final = []
         for kind, body_shape in zip(self.kinds, self.body_shapes):
@@ -313,8 +316,8 @@ def _kernel(params: list, n_red: int, block: list) -> list:
     sums; the totals come first."""
     partial = [f"        double* restrict part = red + (s / {BLOCK}) * {n_red};"] if n_red else []
     lines = [
-        f"void sg_kernel({', '.join(['long n'] + params + (['double* restrict red'] if n_red else []))}) {{",
-        f"    #pragma omp parallel for schedule(dynamic) if(n > {2 * BLOCK})",
+        f"void sg_kernel({', '.join(['long n'] + params + (['double* restrict red'] if n_red else []) + ['int parallel'])}) {{",
+        f"    #pragma omp parallel for schedule(dynamic) if(parallel && n > {2 * BLOCK})",
         f"    for (long s = 0; s < n; s += {BLOCK}) {{",
         *partial,
         *block,

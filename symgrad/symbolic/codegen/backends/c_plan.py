@@ -14,6 +14,11 @@ reduction over some axes, fancy indexing, ...) is cut into **steps**, run in ord
   for the operations C does not translate, chained as far as they chain (``matmul(x.T, r)``
   is one step).
 
+When a NumPy step calls BLAS or LAPACK (``matmul``, ``solve``, ...), the plan's C steps
+run on one thread: NumPy's BLAS threads and OpenMP's would contend for the cores (on the
+2-core development machine the plan for W3 took twice the NumPy backend's time with
+both pools, the same time with one).
+
 A value a later step needs -- the argument of a ``matmul`` computed by a loop, a
 ``matmul`` a loop reads -- is *materialised*: an array output of its step, an input of the
 next.  Each node goes into the earliest step whose inputs are ready: an elementwise node
@@ -49,6 +54,17 @@ __all__ = ["PlannedFunction", "plan_steps", "Step"]
 _BOOLEAN = (Compare, LogicalAnd, LogicalOr, LogicalNot, sp.logic.boolalg.BooleanFunction,
             sp.core.relational.Relational)
 
+
+def _blas_types() -> tuple:
+    from ...forms import linalg
+    from ...forms.structural import Matmul
+
+    return (Matmul,) + tuple(v for v in vars(linalg).values()
+                             if isinstance(v, type) and issubclass(v, sp.Basic) and v.__module__ == linalg.__name__)
+
+
+_BLAS = _blas_types()
+"""Node types whose NumPy forward calls BLAS or LAPACK (multithreaded)."""
 
 _TITLES = {"c": "C loop", "reduce": "C loop nest, a sum over axes", "numpy": "NumPy"}
 
@@ -214,6 +230,10 @@ class PlannedFunction(NativeFunction):
                     for node in nodes:
                         slot[symbol_for(node)] = len(slot)
                     self.steps.append(Step(kind, function, reads, nodes))
+        blas = any(isinstance(n, _BLAS) for step in self.steps if step.kind == "numpy" for n in postorder(step.computes))
+        for step in self.steps:  # a multithreaded BLAS and OpenMP threads would contend for the cores
+            if step.kind != "numpy" and blas:
+                step.function.parallel = False
         self.results = [slot[names[o]] if o in names else slot.get(o) for o in roots]
         self.constants = [None if o.args or o in slot else o for o in roots]
 
