@@ -536,6 +536,8 @@ PLANNED = {  # name -> (function of tensors, argument values); value and gradien
     "strided and reversed slices": (lambda v: (v[::2][:3] * v[1::2] + v[::-1][2:5]).sum(), ((7,),)),
     "where of matmuls": (lambda a, b: symgrad.where(a @ b > 0, a @ b, -a @ b).sum(), ((4, 5), (5, 3))),
     "cumsum": (lambda v: (v.cumsum(0) * v).sum(), ((7,),)),
+    "sums over axes of sums over axes": (lambda a: (a / a.sum(dim=1, keepdim=True)).sum(dim=0).sum()
+                                         + (symgrad.exp(a) * a.mean(dim=0)).sum(dim=1).sum(), ((4, 5),)),
     "reshape": (lambda a: (a.reshape(5, 4) ** 3).sum(), ((4, 5),)),
     "one element": (lambda v: (v * v[3] + v[-1]).sum(), ((7,),)),
     "second difference": (lambda v: ((v[2:] - 2 * v[1:-1] + v[:-2]) ** 2).sum(), ((7,),)),

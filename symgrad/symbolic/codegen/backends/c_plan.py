@@ -25,8 +25,9 @@ next.  Each node goes into the earliest step whose inputs are ready: an elementw
 into the C step after its last NumPy input, a NumPy node into the NumPy step after the C
 step of its last elementwise argument.  So ``backend="c"`` compiles every program the
 NumPy backend compiles, and falls back to NumPy for those pieces only.  The plan is
-inspectable: ``.steps`` lists each step (``"c"`` or ``"numpy"``, its compiled function
-and what it computes), ``.source`` the generated code of all of them in order.
+inspectable: ``.steps`` lists each step (``"c"``, ``"reduce"`` or ``"numpy"``, its
+compiled function and what it computes), ``.source`` the generated code of all of them in
+order.
 
 A boolean value (a comparison) that a NumPy operation reads is computed by NumPy as well
 (C computes 0.0 or 1.0, which NumPy indexing would read as numbers).  A slice a loop
@@ -208,7 +209,9 @@ class PlannedFunction(NativeFunction):
                 else:
                     groups = [list(range(len(chosen)))]
                 for group in groups:
-                    nodes, exprs = [chosen[i] for i in group], [bodies[i] for i in group]
+                    nodes = [chosen[i] for i in group]
+                    # (a loop nest reads the loop nests before it: cut again)
+                    exprs = _cut(nodes, names) if kind == "reduce" else [bodies[i] for i in group]
                     free = sorted({s for e in exprs for s in _symbols(e)}, key=lambda s: (s not in slot, str(s)))
                     number = len(self.steps)
                     if kind == "c":
