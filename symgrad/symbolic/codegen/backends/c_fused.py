@@ -115,19 +115,16 @@ class FusedFunction(NativeFunction):
         self._load()
 
     def _init_points(self, bodies: list, symbols: list) -> None:
-        """A loop over 1-D arrays with slices (see :mod:`.c_points`): reads at shifted
-        indices, each output written over its own length, in segments without guards."""
-        nodes = postorder(bodies)
-        unsupported = [n for n in nodes if isinstance(n, (Getitem, IndexPut)) and not shift_supported(n)]
-        for node in unsupported or [n for n in nodes if n.args and isinstance(n, sp.Expr)]:
-            wide = len(shape_of(node)) > 1
-            if unsupported or wide:
+        """A loop with slices (see :mod:`.c_points`): reads at shifted flat indices, each
+        output written over its own length, in segments without guards."""
+        for node in postorder(bodies):
+            if isinstance(node, (Getitem, IndexPut)) and not shift_supported(node):
                 name = next(n for out, n in zip(bodies, self.outputs) if node in postorder([out]))
                 raise UnsupportedExpressionError(
                     f"the {self.backend} backend cannot translate {op_name(node)} (in output {name!r}: "
-                    f"{str(node)[:80]}){' of shape ' + str(shape_of(node)) if wide else ''}: it reads one basic "
-                    "slice or element of 1-D arrays, in loops over 1-D arrays; backend='c' computes the rest with "
-                    "NumPy, and backend='numpy' compiles every operation")
+                    f"{str(node)[:80]}): it reads slices and elements along the first axis (any step for 1-D "
+                    "arrays, step 1 otherwise); backend='c' computes the rest with NumPy, and backend='numpy' "
+                    "compiles every operation")
         positions = {s: i for i, s in enumerate(symbols)}
         forms, self.lengths, self._grouped = pointwise(bodies, positions)
         self.shape = (max(self.lengths, default=1),)

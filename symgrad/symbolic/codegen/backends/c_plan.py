@@ -85,33 +85,32 @@ class Step:
 def _kinds(outputs: list, forced: frozenset = frozenset()) -> dict:
     """``node -> "c" | "reduce" | "numpy"`` for every non-atomic node: what the C loops
     translate, what a C loop nest sums over some axes (:mod:`.c_axes`), and the rest;
-    decided from the users down (a slice is translated only where every user up to the
-    next materialised value is at most 1-D; a boolean a NumPy node reads stays NumPy)."""
+    decided from the users down (a slice is translated except inside the argument of a
+    loop nest; a boolean a NumPy node reads stays NumPy)."""
     nodes = postorder(outputs)
     users: dict = {}
     for node in nodes:
         for arg in operands(node):
             users.setdefault(arg, []).append(node)
     kinds: dict = {}
-    above: dict = {}  # the most dimensions of a C node that uses this node without a step between
+    under_sum: dict = {}  # whether a loop nest evaluates this node (through C nodes, no step between)
     for node in reversed(nodes):  # users before their operands
         if not node.args:
             continue
-        ndim = len(_shape(node))
-        top = 0
+        inside = False
         for user in users.get(node, ()):
             if kinds.get(user) == "c":
-                top = max(top, len(_shape(user)), above.get(user, 0))
-            elif kinds.get(user) == "reduce":  # its body is evaluated point by point over n-D arrays
-                top = max(top, 2)
-        above[node] = top
+                inside = inside or under_sum.get(user, False)
+            elif kinds.get(user) == "reduce":  # its body is evaluated inside a loop nest, without slices
+                inside = True
+        under_sum[node] = inside
         if node in forced:
             fits = False
         elif axis_run(node) is not None:
             kinds[node] = "reduce"
             continue
         elif shift_supported(node):
-            fits = ndim <= 1 and top <= 1
+            fits = not inside
         else:
             fits = (_translatable(node) or full_reduction(node) is not None) and not (
                 isinstance(node, _BOOLEAN) and any(kinds.get(u) == "numpy" for u in users.get(node, ())))
@@ -235,8 +234,11 @@ class PlannedFunction(NativeFunction):
                     self.steps.append(Step(kind, function, reads, nodes))
         blas = any(isinstance(n, _BLAS) for step in self.steps if step.kind == "numpy" for n in postorder(step.computes))
         for step in self.steps:  # a multithreaded BLAS and OpenMP threads would contend for the cores
-            if step.kind != "numpy" and blas:
-                step.function.parallel = False
+            loops = [step.function] if step.kind != "numpy" and blas else []
+            while loops:
+                loop = loops.pop()
+                loop.parallel = False
+                loops.extend(getattr(loop, "inner", ()))  # the loops of full sums inside
         self.results = [slot[names[o]] if o in names else slot.get(o) for o in roots]
         self.constants = [None if o.args or o in slot else o for o in roots]
 
@@ -304,15 +306,13 @@ def _cut(nodes: list, names: dict) -> list:
 
 
 def _groups(nodes: list, bodies: list) -> list[list[int]]:
-    """Which of one C step's values share a loop: those of one shape (of what a full sum
-    sums), and all those of at most one dimension when one of them has a slice."""
+    """Which of one C step's values share a loop: all those with slices (each over its own
+    length), and the others by shape (of what a full sum sums)."""
     from .c_code import split_reduction
     from .c_points import has_shifts
 
-    shapes = [tuple(shape_of(split_reduction(b)[1])) for b in bodies]
-    stencil = has_shifts(bodies)
     groups: dict = {}
-    for i, shape in enumerate(shapes):
-        key = "1-D" if stencil and len(shape) <= 1 else shape
+    for i, body in enumerate(bodies):
+        key = "slices" if has_shifts([body]) else tuple(shape_of(split_reduction(body)[1]))
         groups.setdefault(key, []).append(i)
     return list(groups.values())

@@ -1,10 +1,14 @@
-"""Slices and their adjoints inside one fused C loop: 1-D closed forms read at shifted points.
+"""Slices and their adjoints inside one fused C loop: closed forms read at shifted points.
 
 A fused loop evaluates its outputs point by point.  Over 1-D arrays, a basic slice moves
 the point: ``v[1:]`` at point ``j`` is ``v`` at ``j + 1``, ``v[::2]`` at ``j`` is ``v`` at
 ``2j``, ``v[3]`` is ``v`` at 3 wherever it is read.  The adjoint of a slice, ``index_put``
 (zeros with ``g`` at ``start:stop``), at point ``i`` is ``g`` at ``i - start`` inside
-``start:stop`` and 0 outside.  :func:`pointwise` rewrites such closed forms into
+``start:stop`` and 0 outside.  Over n-D arrays (C order, points numbered by their flat
+index) the same holds for a slice of step 1 or an integer along the first axis
+(``m[1:] - m[:-1]`` at point ``j`` reads ``m`` at ``j + row`` and ``j``, ``row`` the size of
+one element of the first axis), as long as every operation's operands have its shape or
+one element (no other broadcasting).  :func:`pointwise` rewrites such closed forms into
 elementwise ones over the loop's index ``i``: every read of an input becomes an atom
 naming the input and the affine index ``k*i + c`` it reads (:class:`Read`), and every
 ``index_put`` a :class:`Guard` (its value inside a range of ``i``, 0 outside).  So the
@@ -24,7 +28,7 @@ from typing import Any
 
 import sympy as sp
 
-from ...core.symbols import operands, shape_of, unevaluated
+from ...core.symbols import shape_of, size_of, unevaluated
 from ...forms.structural import Getitem, IndexPut, is_basic_index, is_basic_index_put
 from . import UnsupportedExpressionError
 
@@ -61,30 +65,38 @@ def _refusal(node: sp.Basic, why: str) -> UnsupportedExpressionError:
         "backend='c' computes it with NumPy, backend='numpy' compiles every operation")
 
 
-def _single_slice_or_int(index: Any):
+def _first_axis(index: Any):
+    """The slice or integer ``index`` applies to the first axis, when it takes every
+    element of the other axes (``x[1:]``, ``x[:-1, :]``, ``x[3, ...]``); else None."""
     parts = index if isinstance(index, tuple) else (index,)
-    if len(parts) != 1 or not (type(parts[0]) is int or type(parts[0]) is slice):
+    if not parts or not (type(parts[0]) is int or type(parts[0]) is slice):
+        return None
+    if any(not (p is Ellipsis or (type(p) is slice and p == slice(None))) for p in parts[1:]):
         return None
     return parts[0]
 
 
 def shift_supported(node: sp.Basic) -> bool:
-    """Whether ``node`` is a ``getitem`` of a 1-D array at one basic slice or integer, or
-    an ``index_put`` into a 1-D array at one slice of step 1 or one integer -- what
-    :func:`pointwise` translates (for nodes whose users are at most 1-D).
+    """Whether ``node`` is a ``getitem`` at a slice or an integer of the first axis (any
+    step for a 1-D array, step 1 otherwise), or an ``index_put`` into such a slice of
+    step 1 or an integer -- what :func:`pointwise` translates: over C-ordered arrays these
+    move the flat index by a constant.
 
     >>> from symgrad.symbolic.core.symbols import ArrayVar
-    >>> v = ArrayVar("v", (5,))
-    >>> shift_supported(Getitem.of(v, index=(slice(1, None),))), shift_supported(Getitem.of(v, index=(slice(None), None)))
-    (True, False)
+    >>> v, m = ArrayVar("v", (5,)), ArrayVar("m", (4, 3))
+    >>> [shift_supported(Getitem.of(x, index=i)) for x, i in ((v, (slice(1, None),)), (v, (slice(None), None)),
+    ...                                                        (m, (slice(None, -1), slice(None))), (m, (slice(None), 0)))]
+    [True, False, True, False]
     """
     if isinstance(node, Getitem):
-        index = node.attrs["index"]
-        return (not node.index_arrays and is_basic_index(index) and len(shape_of(node.data[0])) == 1
-                and _single_slice_or_int(index) is not None)
+        index, shape = node.attrs["index"], shape_of(node.data[0])
+        if node.index_arrays or not is_basic_index(index) or not shape:
+            return False
+        item = _first_axis(index)
+        return item is not None and (type(item) is int or len(shape) == 1 or item.step in (None, 1))
     if is_basic_index_put(node):
-        item = _single_slice_or_int(node.attrs["index"])
-        if item is None or len(tuple(node.attrs["shape"])) != 1:
+        item = _first_axis(node.attrs["index"])
+        if item is None or not tuple(node.attrs["shape"]):
             return False
         return type(item) is int or item.step in (None, 1)
     return False
@@ -98,10 +110,8 @@ def has_shifts(bodies: list) -> bool:
 
 
 def _length(node: sp.Basic) -> int:
-    shape = shape_of(node) if isinstance(node, sp.Expr) else ()
-    if len(shape) > 1:
-        raise _refusal(node, f" of shape {shape} (a loop with slices runs over 1-D arrays)")
-    return shape[0] if shape else 1
+    """The number of points of ``node`` (1 for a scalar)."""
+    return size_of(tuple(shape_of(node))) if isinstance(node, sp.Expr) else 1
 
 
 def _accumulated_puts(roots: list) -> set:
@@ -155,29 +165,37 @@ def pointwise(bodies: list, positions: dict) -> tuple[list, list[int], set]:
             if not shift_supported(node):
                 raise _refusal(node, "")
             x = node.data[0]
-            item = _single_slice_or_int(node.attrs["index"])
-            n = shape_of(x)[0]
+            item = _first_axis(node.attrs["index"])
+            shape = shape_of(x)
+            n, row = shape[0], size_of(shape[1:])  # row: the points of one element of the first axis
             if type(item) is int:
-                return at(x, 0, item + n if item < 0 else item)
+                first = item + n if item < 0 else item
+                return at(x, 0, first) if len(shape) == 1 else at(x, k, c + first * row)
             start, _, step = item.indices(n)
-            return at(x, step * k, start + step * c)
+            return at(x, step * k, start + step * c) if len(shape) == 1 else at(x, k, c + start * row)
         if isinstance(node, IndexPut):
             if not shift_supported(node):
                 raise _refusal(node, "")
             g = node.data[0]
-            n = tuple(node.attrs["shape"])[0]
-            item = _single_slice_or_int(node.attrs["index"])
+            shape = tuple(node.attrs["shape"])
+            n, row = shape[0], size_of(shape[1:])
+            item = _first_axis(node.attrs["index"])
             start, stop = (item + n if item < 0 else item, None) if type(item) is int else item.indices(n)[:2]
             stop = start + 1 if stop is None else stop
-            value = at(g, k, c - start)
+            lo, hi = start * row, stop * row
+            value = at(g, k, c - lo)
             if node in accumulated:
                 grouped.add(value)
                 value = sp.Add(sp.Float(0.0), value, evaluate=False)
             if k == 0:  # a fixed point: inside or outside, known now
-                return value if start <= c < stop else sp.Float(0.0)
+                return value if lo <= c < hi else sp.Float(0.0)
             if k != 1:
                 raise _refusal(node, " at a strided point (a strided slice of it)")
-            return Guard(sp.Integer(start - c), sp.Integer(stop - c), value)
+            return Guard(sp.Integer(lo - c), sp.Integer(hi - c), value)
+        # elementwise: every operand at the same point (of one shape), or one element
+        shapes = {shape_of(a) for a in node.args if isinstance(a, sp.Expr) and _length(a) > 1}
+        if len(shapes) > 1 or (isinstance(node, sp.Expr) and shapes and shapes != {shape_of(node)}):
+            raise _refusal(node, f" broadcasting {sorted(shapes)} (a loop with slices reads operands of one shape)")
         args = [at(a, k, c) for a in node.args]
         return node if all(a is b for a, b in zip(args, node.args)) else unevaluated(node, args)
 
