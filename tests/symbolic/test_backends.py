@@ -222,12 +222,12 @@ def rosen(x):
     return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
 
 
-@pytest.mark.parametrize("backend, n", [(b, n) for b in ARRAY_BACKENDS for n in (1, 2, 3, 60, 2049, 4097, 10_001)])
+@pytest.mark.parametrize("backend, n", [(b, n) for b in ARRAY_BACKENDS for n in (1, 2, 3, 60, 2049, 4097, 10_001, 300_001)])
 def test_vectorised_rosenbrock_is_one_stencil_loop(cc, backend, n):
     """W2's program: slices and their adjoints in one C loop, value and gradient equal to
     the NumPy backend's (the gradient bit for bit; the value to rounding, another summation
     order) and to the hand-written gradient, across block boundaries and for the shortest
-    arrays (n = 1: empty slices)."""
+    arrays (n = 1: empty slices), on one thread and on several (n = 300,001)."""
     x = np.random.default_rng(n).uniform(-1.5, 1.5, n)
     native = S.value_and_grad(rosen, backend=backend)
     value, grad = native(x)

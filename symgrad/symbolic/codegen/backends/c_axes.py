@@ -31,7 +31,7 @@ from ...core.symbols import postorder, shape_of, size_of
 from ...forms.structural import Mean, Sum, SumTo
 from . import NativeFunction, UnsupportedExpressionError
 from .c_code import C_HEADER, CPrinter, check_translatable, plan
-from .c_fused import FLAGS
+from .c_fused import FLAGS, PARALLEL_MIN
 from .cbuild import load_c
 
 __all__ = ["axis_run", "AxisReduction"]
@@ -122,7 +122,7 @@ class AxisReduction(NativeFunction):
         scale = f" / {float(R)!r}" if self.mean else ""
         if I == 1:  # sums along the last axes: one vectorised sum per output element
             nest = [
-                f"    #pragma omp parallel for schedule(static) if(parallel && {O * R} > 32768)",
+                f"    #pragma omp parallel for schedule(static) if(parallel && {O * R} >= {PARALLEL_MIN})",
                 f"    for (long o = 0; o < {O}; o++) {{",
                 "        double acc = 0.0;",
                 "        #pragma omp simd reduction(+:acc)",
@@ -136,7 +136,7 @@ class AxisReduction(NativeFunction):
             ]
         else:  # sums over leading or middle axes: rows added in order, vectorised along I
             nest = [
-                f"    #pragma omp parallel for collapse(2) schedule(static) if(parallel && {O * R * I} > 32768)",
+                f"    #pragma omp parallel for collapse(2) schedule(static) if(parallel && {O * R * I} >= {PARALLEL_MIN})",
                 f"    for (long o = 0; o < {O}; o++) {{",
                 f"    for (long b = 0; b < {I}; b += {BLOCK}) {{",
                 f"        const long e = b + {BLOCK} < {I} ? b + {BLOCK} : {I};",
