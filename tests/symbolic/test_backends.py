@@ -662,6 +662,22 @@ def test_sums_over_axes_are_c_loop_nests(cc, case):
             np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
 
 
+def test_slices_in_deep_programs_go_to_numpy(cc):
+    """Reading slices point by point recurses over the expression: a program deeper than
+    Python's recursion allows is planned with its slices in NumPy steps, not refused."""
+    def f(x):
+        y = x[1:] * x[:-1]
+        for _ in range(700):
+            y = symgrad.sin(y) * 0.5 + y
+        return y.sum()
+
+    x = np.linspace(0, 1, 50)
+    native = S.grad(f, backend="c")
+    got = native(x)
+    assert native.compiled.backend == "c" and "numpy" in [step.kind for step in native.compiled.steps]
+    np.testing.assert_allclose(got, S.grad(f)(x), rtol=1e-12)
+
+
 def test_plan_takes_integer_index_inputs(cc):
     """Index arrays are inputs of integer dtype, read by NumPy steps; a C step reads an
     integer input as float64."""

@@ -134,9 +134,15 @@ class FusedFunction(NativeFunction):
                     "arrays, step 1 otherwise); backend='c' computes the rest with NumPy, and backend='numpy' "
                     "compiles every operation")
         positions = {s: i for i, s in enumerate(symbols)}
-        forms, self.lengths, self._grouped = pointwise(bodies, positions)
-        self.shape = (max(self.lengths, default=1),)
-        self.pieces = [(lo, hi, resolve(forms, lo, hi)) for lo, hi in segments(forms, self.lengths)]
+        try:
+            forms, self.lengths, self._grouped = pointwise(bodies, positions)
+            self.shape = (max(self.lengths, default=1),)
+            self.pieces = [(lo, hi, resolve(forms, lo, hi)) for lo, hi in segments(forms, self.lengths)]
+        except RecursionError:  # (the rewriting recurses over the expression)
+            raise UnsupportedExpressionError(
+                f"the {self.backend} backend reads slices point by point in expressions of moderate depth, and "
+                "these are deeper; backend='c' computes the slices with NumPy, backend='numpy' compiles "
+                "everything") from None
         for _, _, resolved in self.pieces:
             check_translatable(resolved, self.outputs, self.backend,
                                "it compiles elementwise expressions, full sums or means, and 1-D slices; ")
