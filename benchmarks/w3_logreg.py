@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench_common import as_numpy, block, export_cases, jax_modules, stopwatch, symgrad_functional
+from bench_common import as_numpy, block, export_cases, fresh_build_dir, jax_modules, stopwatch, symgrad_functional
 from bench_harness import Case, Group, Prepared
 
 N, D, K = 10_000, 100, 10
@@ -49,6 +49,8 @@ def groups(quick: bool) -> list[Group]:
         Case("hand-written NumPy (floor)", lambda: _hand(X, W, b, Y), role="floor", requires=("numpy",)),
         Case("symgrad value_and_grad (NumPy)", lambda: _symgrad(X, W, b, Y, state), role="symgrad",
              requires=("symgrad",)),
+        Case("symgrad value_and_grad (C backend)", lambda: _symgrad_c(X, W, b, Y), role="symgrad",
+             requires=("symgrad", "cc"), note="backend='c': NumPy's matmuls around one C loop and a loop nest"),
         *export_cases(w3, (W, b, X, Y), (0, 1)),
         Case("symgrad eager, symbolic backward", lambda: _symgrad_eager(X, W, b, Y, "symbolic"), role="symgrad",
              requires=("symgrad",)),
@@ -77,6 +79,21 @@ def _symgrad(X, W, b, Y, state):
     with stopwatch(setup, "trace+derive+compile+first call"):
         vg(W, b)
     state["vg"] = vg
+    return Prepared(lambda: vg(W, b), lambda: list(vg(W, b)[1]), setup)
+
+
+def _symgrad_c(X, W, b, Y):
+    import symgrad
+    from symgrad.symbolic import compile_cache_clear
+
+    F = symgrad_functional()
+    compile_cache_clear()
+    fresh_build_dir()
+    Xt, Yt = symgrad.tensor(X, name="X"), symgrad.tensor(Y, name="Y")
+    vg = F.value_and_grad(lambda W, b: w3(W, b, Xt, Yt), argnums=(0, 1), backend="c")
+    setup: dict = {}
+    with stopwatch(setup, "trace+derive+compile+first call"):
+        vg(W, b)
     return Prepared(lambda: vg(W, b), lambda: list(vg(W, b)[1]), setup)
 
 

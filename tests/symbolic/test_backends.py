@@ -21,7 +21,7 @@ import symgrad.symbolic as S
 from symgrad.ops import OPS
 from symgrad.symbolic.codegen.backends import (BackendInputError, CCompileError, CompilerNotFoundError,
                                        UnsupportedExpressionError, backend_names)
-from symgrad.symbolic.forms.selections import Cast, Greater, Select
+from symgrad.symbolic.forms.selections import Cast, Greater, Maximum, Select
 from symgrad.symbolic.derive.graph import tensor_graph
 from symgrad.symbolic.derive.reverse import adjoints
 from symgrad.symbolic.forms.structural import Sum
@@ -217,6 +217,51 @@ def test_plain_sympy_rosenbrock_gradient(cc, backend, n):
     np.testing.assert_array_equal(native.compiled.call_packed(x), got)
 
 
+def rosen(x):
+    """The vectorised Rosenbrock function (benchmark W2)."""
+    return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+@pytest.mark.parametrize("backend, n", [(b, n) for b in ARRAY_BACKENDS for n in (1, 2, 3, 60, 2049, 4097, 10_001, 300_001)])
+def test_vectorised_rosenbrock_is_one_stencil_loop(cc, backend, n):
+    """W2's program: slices and their adjoints in one C loop, value and gradient equal to
+    the NumPy backend's (the gradient bit for bit; the value to rounding, another summation
+    order) and to the hand-written gradient, across block boundaries and for the shortest
+    arrays (n = 1: empty slices), on one thread and on several (n = 300,001)."""
+    x = np.random.default_rng(n).uniform(-1.5, 1.5, n)
+    native = S.value_and_grad(rosen, backend=backend)
+    value, grad = native(x)
+    ref_value, ref_grad = S.value_and_grad(rosen)(x)
+    assert native.compiled.backend == "c_fused" and native.source.count("sg_kernel") == 1
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    np.testing.assert_array_equal(grad, ref_grad)
+    np.testing.assert_allclose(grad, rosen_der(x) if n > 1 else np.zeros(1), rtol=1e-12, atol=1e-10)
+
+
+def w3_loss(W, b, X, Y):
+    """Benchmark W3's program: logistic regression, mean(BCEWithLogits(X @ W + b, Y))."""
+    import symgrad.nn.functional as Fn
+
+    return Fn.binary_cross_entropy_with_logits(X @ W + b, Y)
+
+
+def test_logistic_regression_plans_matmuls_around_loops(cc):
+    """W3's program (smaller): NumPy computes the matmuls, C the loss and the gradient of
+    the logits in one loop, and the bias gradient (its column sums) in a loop nest;
+    values equal to the NumPy backend's."""
+    rng = np.random.default_rng(3)
+    X, W, b = rng.standard_normal((300, 20)), rng.standard_normal((20, 4)) * 0.1, rng.standard_normal(4) * 0.1
+    Y = (rng.uniform(size=(300, 4)) < 0.5).astype(np.float64)
+    Xt, Yt = symgrad.tensor(X, name="X"), symgrad.tensor(Y, name="Y")
+    native = S.value_and_grad(lambda W, b: w3_loss(W, b, Xt, Yt), argnums=(0, 1), backend="c")
+    value, grads = native(W, b)
+    ref_value, ref_grads = S.value_and_grad(lambda W, b: w3_loss(W, b, Xt, Yt), argnums=(0, 1))(W, b)
+    assert [step.kind for step in native.compiled.steps] == ["numpy", "c", "numpy", "reduce"]
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for got, want in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("backend", ARRAY_BACKENDS)
 def test_transforms_take_a_backend(cc, backend):
     x = np.random.default_rng(3).uniform(0.5, 1.5, 4)
@@ -361,11 +406,12 @@ def test_native_function_interface(cc):
 @pytest.mark.parametrize("backend, symbols, output", [
     ("c_fused", [ArrayVar("x", (3,))], lambda x: Sum.of(sp.exp(x) * x, dim=None, keepdim=False)),
     ("c_scalar", [sp.Symbol("x", real=True)], lambda x: sp.atan(x) / (1 + x ** 2)),
+    ("c", [ArrayVar("x", (3,))], lambda x: sp.exp(S.structural_class("softmax").of(x, dim=0)) * x),  # a plan
 ])
 def test_native_functions_pickle_as_closed_forms(cc, backend, symbols, output):
     f = S.compile_exprs(symbols, [output(*symbols), symbols[0] * 2], output_names=["value", "twice"], backend=backend)
     g = pickle.loads(pickle.dumps(f))
-    value = np.linspace(0.5, 1.5, 3) if backend == "c_fused" else 0.75
+    value = 0.75 if backend == "c_scalar" else np.linspace(0.5, 1.5, 3)
     assert type(g) is type(f) and g.source == f.source and g.outputs == f.outputs
     for got, want in zip(g(value), f(value)):
         np.testing.assert_array_equal(got, want)
@@ -471,11 +517,11 @@ def test_compiler_errors(breakage, error, words, monkeypatch, tmp_path):
 
 
 _A, _B = ArrayVar("a", (2, 2)), ArrayVar("b", (2, 2))
-UNSUPPORTED = [  # (backend, inputs, output, the op the message names)
-    ("c", [_A, _B], S.structural_class("matmul").of(_A, _B), "matmul"),
-    ("c", [_A], S.structural_class("getitem").of(_A, index=(0,)), "getitem"),
-    ("c", [_A], Sum.of(_A, dim=(0,), keepdim=False), "sum"),
-    ("c", [_A], S.structural_class("softmax").of(_A, dim=1), "softmax"),
+UNSUPPORTED = [  # (backend, inputs, output, the op the message names); backend="c" plans them (below)
+    ("c_fused", [_A, _B], S.structural_class("matmul").of(_A, _B), "matmul"),
+    ("c_fused", [_A], S.structural_class("getitem").of(_A, index=(slice(None), 0)), "getitem"),
+    ("c_fused", [_A], Sum.of(_A, dim=(0,), keepdim=False), "sum"),
+    ("c_fused", [_A], S.structural_class("softmax").of(_A, dim=1), "softmax"),
     ("c_fused", [_A], sp.besselj(0, _A), "besselj"),
     ("c_scalar", [_A], sp.sin(_A), "shape (2, 2)"),
 ]
@@ -486,6 +532,187 @@ def test_untranslatable_expressions_name_the_op(cc, backend, inputs, output, op)
     with pytest.raises(UnsupportedExpressionError) as info:
         S.compile_exprs(inputs, [output], backend=backend, cache=False)
     assert op in str(info.value) and "backend='numpy'" in str(info.value)
+
+
+@pytest.mark.parametrize("inputs, output, op", [case[1:] for case in UNSUPPORTED if case[0] == "c_fused"
+                                                and case[3] != "besselj"])
+def test_c_backend_plans_what_one_loop_cannot(cc, inputs, output, op):
+    """``backend="c"`` compiles what ``c_fused`` refuses, as a plan whose NumPy step
+    computes the op; its result equals the NumPy backend's."""
+    values = [np.random.default_rng(1).uniform(-1, 1, shape_of(s)) for s in inputs]
+    native, reference = compile_both("c", inputs, [sp.exp(output) * 2])
+    assert native.backend == "c" and [step.kind for step in native.steps] == ["reduce" if op == "sum" else "numpy", "c"]
+    assert ("NumPy" in native.source or op == "sum") and "sg_kernel" in native.source
+    assert_agree(native(*values), reference(*values), TOLERANCES[np.float64])
+
+
+# ============================================================================ plans: C loops around NumPy pieces
+_M, _W, _V7 = ArrayVar("m", (4, 5)), ArrayVar("w", (5,)), ArrayVar("v", (7,))
+_IDX = np.array([0, 2, 2, 6])
+PLANNED = {  # name -> (function of tensors, argument values); value and gradient against the NumPy backend
+    "matmul": (lambda a, w: symgrad.tanh(a @ w).sum(), ((4, 5), (5,))),
+    "matmul, slice of the result": (lambda a, w: (symgrad.sigmoid(a @ w)[1:] - (a @ w)[:-1]).sum(), ((4, 5), (5,))),
+    "softmax": (lambda a: (symgrad.softmax(a, dim=1) * a).sum(), ((4, 5),)),
+    "logsumexp": (lambda a: symgrad.logsumexp(a, dim=0).sum() * 2, ((4, 5),)),
+    "sum over an axis, keepdim": (lambda a: (a / a.sum(dim=1, keepdim=True)).sum(), ((4, 5),)),
+    "mean over an axis": (lambda a: (symgrad.exp(a.mean(dim=0)) ** 2).sum(), ((4, 5),)),
+    "fancy indexing": (lambda v: (v[_IDX] ** 2).sum() + symgrad.sin(v).sum(), ((7,),)),
+    "2-D slices": (lambda a: (a[1:, :-1] * a[:-1, 1:]).sum(), ((4, 5),)),
+    "slices of the first axis": (lambda a: ((a[1:] - a[:-1]) ** 2).sum() + (a[0] * a[-1]).sum(), ((4, 5),)),
+    "a row times every row": (lambda a: (a[0] * a).sum(), ((4, 5),)),
+    "Rosenbrock over rows": (lambda a: (100.0 * (a[1:] - a[:-1] ** 2) ** 2 + (1 - a[:-1]) ** 2).sum(), ((6, 3),)),
+    "strided and reversed slices": (lambda v: (v[::2][:3] * v[1::2] + v[::-1][2:5]).sum(), ((7,),)),
+    "where of matmuls": (lambda a, b: symgrad.where(a @ b > 0, a @ b, -a @ b).sum(), ((4, 5), (5, 3))),
+    "cumsum": (lambda v: (v.cumsum(0) * v).sum(), ((7,),)),
+    "sums over axes of sums over axes": (lambda a: (a / a.sum(dim=1, keepdim=True)).sum(dim=0).sum()
+                                         + (symgrad.exp(a) * a.mean(dim=0)).sum(dim=1).sum(), ((4, 5),)),
+    "reshape": (lambda a: (a.reshape(5, 4) ** 3).sum(), ((4, 5),)),
+    "one element": (lambda v: (v * v[3] + v[-1]).sum(), ((7,),)),
+    "second difference": (lambda v: ((v[2:] - 2 * v[1:-1] + v[:-2]) ** 2).sum(), ((7,),)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANNED))
+def test_planned_programs_agree_with_numpy(cc, case):
+    """Every program the NumPy backend compiles, ``backend="c"`` compiles: value and
+    gradients equal to rounding (the C loops add sums in another order)."""
+    function, shapes = PLANNED[case]
+    rng = np.random.default_rng(5)
+    values = [rng.uniform(-1.5, 1.5, shape) for shape in shapes]
+    argnums = tuple(range(len(values)))
+    native = S.value_and_grad(function, argnums=argnums, backend="c")
+    value, grads = native(*values)
+    ref_value, ref_grads = S.value_and_grad(function, argnums=argnums)(*values)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12, atol=1e-13)
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_random_programs_over_every_op_compile_on_c(cc, case, rng):
+    """The generator's programs over every op it covers (matmul, softmax, reductions,
+    indexing, linear algebra, the special functions ...): ``backend="c"`` compiles each,
+    as one loop, one scalar function or a plan, and agrees with the NumPy backend on the
+    value, its sum and the gradients (rtol 1e-9: sums in another order, math libraries
+    within a few ulp)."""
+    while True:
+        program = random_program(rng, max_steps=6)
+        with np.errstate(all="ignore"):
+            tape_value = program(*program.tensors())
+        value, refs = tensor_graph(tape_value)
+        symbols = list(refs)
+        wrt = [s for s in symbols if getattr(s, "array_dtype", "float64").startswith("float")]
+        total = Sum.of(value, dim=None, keepdim=False)
+        try:
+            grads = adjoints([(total, sp.S.One)], wrt)
+        except NotImplementedError:  # an op without a symbolic adjoint
+            continue
+        break
+    values = [refs[s].detach().numpy() if hasattr(refs[s], "detach") else np.asarray(refs[s]) for s in symbols]
+    native, reference = compile_both("c", symbols, [value, total, *grads])
+    with np.errstate(all="ignore"):
+        got, want = native(*values), reference(*values)
+    for name, g, w in zip(want._fields, got, want):  # (the NumPy backend gives a constant 1 as int64)
+        w = np.asarray(w)
+        assert g.shape == w.shape and (g.dtype == w.dtype or w.dtype.kind in "iu"), name
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=f"{name} of {value}")
+
+
+def test_plan_steps_run_in_order_and_say_where(cc):
+    """A matmul between elementwise work: a C loop for its argument, NumPy for the matmul,
+    a C loop for the rest; ``.steps`` and ``.source`` show which ran where, and an
+    elementwise value a NumPy step needs is computed once, by the loop before it."""
+    a, x = ArrayVar("a", (3, 4)), ArrayVar("x", (4,))
+    inner = sp.sin(x) * 2
+    product = S.structural_class("matmul").of(a, inner)
+    f = S.compile_exprs([a, x], [sp.exp(product) + 1, inner], backend="c", cache=False)
+    assert [step.kind for step in f.steps] == ["c", "numpy", "c"]
+    assert f.steps[0].computes == [inner] and f.steps[1].computes == [product]
+    assert f.source.index("step 0: C loop") < f.source.index("step 1: NumPy") < f.source.index("step 2: C loop")
+    values = [np.random.default_rng(2).uniform(-1, 1, (3, 4)), np.linspace(-1, 1, 4)]
+    assert_agree(f(*values), S.compile_exprs([a, x], [sp.exp(product) + 1, inner], cache=False)(*values),
+                 TOLERANCES[np.float64])
+
+
+def test_slices_one_loop_cannot_read_go_to_numpy(cc):
+    """A strided slice of an adjoint (zeros with values at 1:, then every second element) is
+    not read point by point: ``c_fused`` refuses it naming the op, ``"c"`` plans again with
+    those slices in NumPy steps."""
+    from symgrad.symbolic.forms.structural import Getitem, IndexPut
+
+    v = ArrayVar("v", (5,))
+    put = IndexPut.of(sp.sin(v), shape=(6,), index=(slice(1, None),))
+    out = Getitem.of(put, index=(slice(None, None, 2),)) * 2
+    with pytest.raises(UnsupportedExpressionError, match="index_put"):
+        S.compile_exprs([v], [out], backend="c_fused", cache=False)
+    native, reference = compile_both("c", [v], [out])
+    assert native.backend == "c" and "numpy" in [step.kind for step in native.steps]
+    values = np.linspace(-1, 1, 5)
+    assert_agree(native(values), reference(values), TOLERANCES[np.float64])
+
+
+_T = ArrayVar("t", (3, 4, 5))
+AXIS_SUMS = {  # name -> (the reduction of an IEEE-exact body, whether NumPy adds in the C loop's order)
+    "sum over axis 0": (lambda t: Sum.of((t - 1) * t, dim=(0,), keepdim=False), True),
+    "sum over axis 1, keepdim": (lambda t: Sum.of(t * t + 1, dim=(1,), keepdim=True), True),
+    "sum over axes 0 and 1": (lambda t: Sum.of(t / 3 + 1, dim=(0, 1), keepdim=False), True),
+    "mean over axis 1": (lambda t: S.structural_class("mean").of(sp.Abs(t) * t, dim=(1,), keepdim=False), True),
+    "sum over the last axis": (lambda t: Sum.of(t * 2, dim=(2,), keepdim=False), False),
+    "mean over the last axes": (lambda t: S.structural_class("mean").of(t / 3, dim=(1, 2), keepdim=True), False),
+    "sum_to a row": (lambda t: S.structural_class("sum_to").of(t / 2 - t * t, shape=(5,)), True),
+    "sum_to (1, 5)": (lambda t: S.structural_class("sum_to").of(Maximum(t, 0.5), shape=(1, 5)), True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AXIS_SUMS))
+def test_sums_over_axes_are_c_loop_nests(cc, case):
+    """A sum or mean over neighbouring axes of an elementwise body is one C loop nest that
+    never stores the body; over leading or middle axes it adds rows in NumPy's order (the
+    same bits, at special values too), over the last axes in another (equal to rounding)."""
+    build, same_order = AXIS_SUMS[case]
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, 1e308, -1e308, 1.0, -2.5])
+    for values in (np.random.default_rng(4).uniform(-2, 2, (3, 4, 5)),
+                   np.resize(special, 60).reshape(3, 4, 5), -np.zeros((3, 4, 5))):
+        native, reference = compile_both("c", [_T], [build(_T)])
+        assert [step.kind for step in native.steps] == ["reduce"]
+        with np.errstate(all="ignore"):
+            got, want = native(values).out0, reference(values).out0
+        assert got.shape == want.shape
+        if same_order:
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-300)
+
+
+def test_slices_in_deep_programs_go_to_numpy(cc):
+    """Reading slices point by point recurses over the expression: a program deeper than
+    Python's recursion allows is planned with its slices in NumPy steps, not refused."""
+    def f(x):
+        y = x[1:] * x[:-1]
+        for _ in range(700):
+            y = symgrad.sin(y) * 0.5 + y
+        return y.sum()
+
+    x = np.linspace(0, 1, 50)
+    native = S.grad(f, backend="c")
+    got = native(x)
+    assert native.compiled.backend == "c" and "numpy" in [step.kind for step in native.compiled.steps]
+    np.testing.assert_allclose(got, S.grad(f)(x), rtol=1e-12)
+
+
+def test_plan_takes_integer_index_inputs(cc):
+    """Index arrays are inputs of integer dtype, read by NumPy steps; a C step reads an
+    integer input as float64."""
+    from symgrad.symbolic.core.symbols import Slot
+
+    v, i = ArrayVar("v", (5,)), ArrayVar("i", (3,), "int64")
+    picked = S.structural_class("getitem").of(v, i, index=(Slot(0),))
+    f = S.compile_exprs([v, i], [sp.exp(picked) * i], backend="c", cache=False)
+    values = [np.linspace(0, 1, 5), np.array([4, 0, 4])]
+    assert_agree(f(*values), S.compile_exprs([v, i], [sp.exp(picked) * i], cache=False)(*values),
+                 TOLERANCES[np.float64])
 
 
 BAD_INPUTS = [  # (value for x of shape (3,) float64, words the message must contain)

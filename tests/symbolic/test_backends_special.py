@@ -232,3 +232,84 @@ def test_random_exact_expressions_agree_bit_for_bit(cc, backend, seed):
     got, source = evaluate(backend, build, 2)
     want, _ = evaluate("numpy", build, 2)
     assert_same(got, want, 2, 0, source)
+
+
+# ============================================================================ slices and plans
+def _slice(x, index):
+    from symgrad.symbolic.forms.structural import Getitem
+
+    return Getitem.of(x, index=index)
+
+
+SHIFTED = {  # name -> (arity, the expression of 1-D x (and y)): slices read at shifted points of one loop
+    "x[1:]-x[:-1]": (1, lambda x: _slice(x, (slice(1, None),)) - _slice(x, (slice(None, -1),))),
+    "x[::2]*y[1::2]": (2, lambda x, y: _slice(x, (slice(None, None, 2),)) * _slice(y, (slice(1, None, 2),))),
+    "x[::-1]/y": (2, lambda x, y: _slice(x, (slice(None, None, -1),)) / y),
+    "x[3]*y+x[-1]": (2, lambda x, y: _slice(x, (3,)) * y + _slice(x, (-1,))),
+    "maximum(x[2:],x[:-2])": (1, lambda x: Maximum(_slice(x, (slice(2, None),)), _slice(x, (slice(None, -2),)))),
+}
+
+
+@pytest.mark.parametrize("backend", ["c", "c_fused"])
+@pytest.mark.parametrize("case", sorted(SHIFTED))
+def test_slices_agree_bit_for_bit(cc, backend, case):
+    arity, build = SHIFTED[case]
+    values = points(arity)
+    symbols = [ArrayVar(n, (len(values[0]),)) for n in "xy"[:arity]]
+    got = S.compile_exprs(symbols, [build(*symbols)], backend=backend, cache=False)
+    want = S.compile_exprs(symbols, [build(*symbols)], cache=False)
+    with np.errstate(all="ignore"):
+        a, b = np.asarray(got(*values).out0, np.float64), np.asarray(want(*values).out0, np.float64)
+    assert a.shape == b.shape
+    assert np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(a[~np.isnan(a)].view(np.int64),
+                                                                       b[~np.isnan(b)].view(np.int64)), got.source
+
+
+SHIFTED_PROGRAMS = {  # name -> the function of a 1-D tensor; gradients through slices' adjoints (index_put)
+    "rosenbrock": lambda x: 100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2,
+    "second difference": lambda x: (x[2:] - 2 * x[1:-1] + x[:-2]) ** 2,
+    "x[1:]*x[:-1]": lambda x: x[1:] * x[:-1],
+    "abs(x[::2])": lambda x: symgrad.abs(x[::2]) * x[1::2],
+    "x[0]*x": lambda x: x[0] * x + x[-1],
+    "relu(x[1:])-x[:-1]": lambda x: symgrad.relu(x[1:]) - x[:-1] / 2,
+    "rows of a matrix": lambda x: x.reshape(7, 2)[1:] * x.reshape(7, 2)[:-1] - x.reshape(7, 2)[3],
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHIFTED_PROGRAMS))
+def test_slice_gradients_agree_bit_for_bit(cc, case):
+    """The adjoints of slices (zeros with the gradient added at the slice, which the NumPy
+    backend accumulates in place: ``-0.0`` becomes ``0.0`` there) at every special value,
+    through ``grad`` with ``backend="c"``: the same bits as the NumPy backend."""
+    function = SHIFTED_PROGRAMS[case]
+    values = np.array(SPECIAL)
+    with np.errstate(all="ignore"):
+        want = S.grad(lambda x: function(x).sum())(values)
+        native = S.grad(lambda x: function(x).sum(), backend="c")
+        got = native(values)
+    assert_same(np.asarray(got, dtype=np.float64), want, 1, 0, native.source)
+
+
+PLANNED_PROGRAMS = {  # name -> the function of a (2, 7) tensor: C loops around NumPy pieces
+    "tanh(x @ x.T)": lambda x: symgrad.tanh(x @ x.T),
+    "softmax": lambda x: symgrad.softmax(x, dim=1) * x,
+    "x / sum over rows": lambda x: x / (x * x).sum(dim=1, keepdim=True),
+    "relu(x)[:, 1:] * x[:, :-1]": lambda x: symgrad.relu(x)[:, 1:] * x[:, :-1],
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANNED_PROGRAMS))
+def test_planned_programs_agree_at_special_values(cc, case):
+    """Programs ``backend="c"`` evaluates as a plan of C loops (and NumPy steps), at the special
+    values (each row of x a permutation of them): the values and gradients the NumPy backend
+    gives, NaN where it has NaN; the C loops' arithmetic is exact and NumPy computes the
+    rest, so within ``ULPS`` (the softmax's ``exp`` runs in NumPy on both sides)."""
+    function = PLANNED_PROGRAMS[case]
+    x = np.stack([np.array(SPECIAL)[:7], np.array(SPECIAL)[7:]])
+    with np.errstate(all="ignore"):
+        want_value, want_grad = S.value_and_grad(lambda x: function(x).sum())(x)
+        native = S.value_and_grad(lambda x: function(x).sum(), backend="c")
+        got_value, got_grad = native(x)
+    assert native.compiled.backend == "c"
+    assert_same(np.asarray(got_grad, dtype=np.float64).ravel(), np.asarray(want_grad).ravel(), 1, ULPS, native.source)
+    assert np.isnan(got_value) == np.isnan(want_value)

@@ -9,10 +9,14 @@ or by name), get a named tuple of arrays; ``.source``, ``.exprs``, ``.inputs``,
 ``numpy``
     Everything: one generated NumPy function (the default; no extra dependency).
 ``c``
-    Generated C: ``c_scalar`` when every input and output is a scalar, else ``c_fused``.
+    Generated C for every program: ``c_scalar`` when every input and output is a scalar,
+    ``c_fused`` when one fused loop computes everything, else a plan of fused C loops, C
+    loop nests for sums over axes (:mod:`.c_axes`) and NumPy steps for the operations C
+    does not translate (``matmul``, ``softmax``, ...; :mod:`.c_plan`).
 ``c_fused``
-    Elementwise expressions over arrays, and their full sums and means, as one fused,
-    OpenMP-threaded, vectorised C loop (:mod:`.c_fused`).
+    Elementwise expressions over arrays, their full sums and means, and basic slices of
+    1-D arrays and their adjoints, as one fused, OpenMP-threaded, vectorised C loop
+    (:mod:`.c_fused`, :mod:`.c_points`).
 ``c_scalar``
     Functions of many scalar symbols (a plain SymPy expression of ``x0 .. x999``) as one
     straight-line C function over a packed vector (:mod:`.c_scalar`).
@@ -285,10 +289,11 @@ class NumPyBackend(Backend):
 
 
 class CBackend(Backend):
-    """``c``: ``c_scalar`` when every input and output is a scalar, else ``c_fused``."""
+    """``c``: ``c_scalar`` when every input and output is a scalar, ``c_fused`` when one
+    loop computes everything, else a plan of C loops and NumPy steps (:mod:`.c_plan`)."""
 
     name = "c"
-    summary = "generated C: c_scalar for all-scalar functions, else c_fused"
+    summary = "generated C for every program: c_scalar, c_fused, or C loops around NumPy steps"
 
     def compile(self, inputs, outputs, **options):  # noqa: D102
         from ...core.symbols import shape_of
@@ -296,7 +301,20 @@ class CBackend(Backend):
         shapes = options.get("output_shapes") or [None] * len(outputs)
         scalar = all(shape_of(s) == () for s in inputs) and all(
             (tuple(s) if s is not None else shape_of(sp.sympify(o))) == () for s, o in zip(shapes, outputs))
-        return get_backend("c_scalar" if scalar else "c_fused").compile(inputs, outputs, **options)
+        from .c_plan import PlannedFunction, plan_steps
+
+        if scalar:
+            try:
+                return get_backend("c_scalar").compile(inputs, outputs, **options)
+            except UnsupportedExpressionError:  # an op C does not translate: a plan, NumPy for it
+                return PlannedFunction(inputs, outputs, **options)
+        kinds, _, _ = plan_steps([sp.sympify(o) for o in outputs])
+        if all(kind == "c" for kind in kinds.values()):
+            try:
+                return get_backend("c_fused").compile(inputs, outputs, **options)  # one loop, no plan
+            except UnsupportedExpressionError:  # slices one loop cannot read after all: a plan
+                pass
+        return PlannedFunction(inputs, outputs, **options)
 
 
 def _register_builtin() -> None:

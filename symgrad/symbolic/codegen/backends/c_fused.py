@@ -3,9 +3,11 @@
 Every output is evaluated in **one** pass over the points: each input is read once,
 every temporary of symgrad's CSE lives in a register, each output is written once, and a
 full ``sum``/``mean`` at the root of an output (the value of ``value_and_grad``) is
-accumulated in the same pass.  The loop runs in blocks of 2,048 points split over the
-cores with OpenMP (static schedule, so sums are the same from run to run; below 4,096
-points it stays on one thread), and GCC vectorises it, calling glibc's vector math
+accumulated in the same pass.  The loop runs in blocks of 2,048 points shared among the
+cores with OpenMP as threads come free (below :data:`PARALLEL_MIN` points it stays on one
+thread); each
+block's partial sums are kept and added in block order, so sums are the same from run to
+run and for any number of threads.  GCC vectorises the loop, calling glibc's vector math
 library for ``sin``, ``exp``, ``log``, ``tanh`` ... (see :mod:`.c_code`).  Flags:
 ``-O2 -march=native -fopenmp -fno-math-errno -ffp-contract=off``; no ``-ffast-math``, so
 NaN and infinity behave as in NumPy.  Sums are accumulated in vector partial sums (a
@@ -15,9 +17,16 @@ The loop runs over the broadcast shape of all outputs; an input of a smaller sha
 broadcast to it (a copy per call), an output of a smaller shape is read back from the
 loop's result.  A full ``sum``/``mean`` *inside* an expression (``x / x.sum()``) is
 computed first, by a fused loop of its own, and read as a scalar: one more pass over the
-data per level of nesting.  Anything else that is not elementwise -- ``matmul``,
-``getitem``, a reduction over some axes, ``softmax``, ... -- raises
-:class:`~symgrad.symbolic.codegen.backends.UnsupportedExpressionError` naming it.
+data per level of nesting.
+
+Over 1-D arrays the loop also reads basic slices and single elements at shifted indices,
+and writes their adjoints (``index_put`` at a slice of step 1): each output over its own
+length, the range of the loop cut into segments without conditions (:mod:`.c_points`).
+So the vectorised Rosenbrock value and gradient is one stencil loop.  Anything else that
+is not elementwise -- ``matmul``, slices of n-D arrays, fancy indexing, a reduction over
+some axes, ``softmax``, ... -- raises
+:class:`~symgrad.symbolic.codegen.backends.UnsupportedExpressionError` naming it
+(``backend="c"`` computes those pieces with NumPy: :mod:`.c_plan`).
 """
 from __future__ import annotations
 
@@ -29,10 +38,12 @@ import sympy as sp
 
 from ...core.symbols import broadcast_shapes, postorder, shape_of, size_of
 from . import Backend, NativeFunction, UnsupportedExpressionError
-from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, plan, split_reduction
+from ...forms.structural import Getitem, IndexPut
+from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, op_name, plan, split_reduction
+from .c_points import Read, has_shifts, pointwise, resolve, segments, shift_supported
 from .cbuild import load_c
 
-__all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK"]
+__all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK", "PARALLEL_MIN"]
 
 FLAGS = ["-O2", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC"]
 """``-fno-math-errno`` makes ``sqrt`` one instruction; ``-ffp-contract=off`` keeps
@@ -40,6 +51,13 @@ FLAGS = ["-O2", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contract=o
 
 BLOCK = 2048
 """Points per block (one OpenMP work item)."""
+
+PARALLEL_MIN = 1 << 18
+"""Loops over fewer points run on one thread.  A parallel region ends when its last thread
+does, and on a busy machine a thread can wait milliseconds for a core: on the 2-core
+development machine at load 5, the W2 gradient at n = 100,000 took 0.13 ms at best and
+1.3 ms as median with two threads, 0.15 ms and 0.19 ms with one; at n = 10^6, 1.0 ms and
+4 to 14 ms with two, 1.5 ms and 1.9 ms with one."""
 
 
 class CFusedBackend(Backend):
@@ -66,11 +84,15 @@ class FusedFunction(NativeFunction):
     """
 
     backend = "c_fused"
+    parallel = True
+    """Whether the loop shares its blocks among OpenMP threads (a plan turns it off when
+    NumPy steps call a multithreaded BLAS: the two thread pools would contend)."""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
         super().__init__(inputs, outputs, **options)
         plans = [split_reduction(e) for e in self.exprs.values()]
         self.kinds = [kind for kind, _ in plans]
+        self.n_reductions = sum(kind != "elementwise" for kind in self.kinds)
         bodies, reductions = cut_reductions([body for _, body in plans])
         # full sums inside the expressions: computed first, by loops of their own (one per
         # shape of what they sum), then read by this loop as scalars
@@ -80,9 +102,13 @@ class FusedFunction(NativeFunction):
         self.inner = [FusedFunction(self.symbols, group, input_names=self.inputs, name=f"{self.name}_sums")
                       for group in by_shape.values()]
         symbols = self.symbols + [reductions[r] for group in by_shape.values() for r in group]
-        check_translatable(bodies, self.outputs, self.backend,
-                           "it compiles elementwise expressions and full sums or means; ")
         self.body_shapes = [tuple(shape_of(b)) for b in bodies]
+        self.points = has_shifts(bodies)
+        if self.points:
+            self._init_points(bodies, symbols)
+            return
+        check_translatable(bodies, self.outputs, self.backend,
+                           "it compiles elementwise expressions, full sums or means, and 1-D slices; ")
         try:
             self.shape = broadcast_shapes(*self.body_shapes) if self.body_shapes else ()
         except ValueError:
@@ -94,17 +120,129 @@ class FusedFunction(NativeFunction):
         self.is_array = {i: i < len(self.symbols) and self.input_shapes[i] != () for i in self.used}
         self._kernel_symbols = symbols
         self.source = self._generate(bodies)
+        self._load()
+
+    def _init_points(self, bodies: list, symbols: list) -> None:
+        """A loop with slices (see :mod:`.c_points`): reads at shifted flat indices, each
+        output written over its own length, in segments without guards."""
+        for node in postorder(bodies):
+            if isinstance(node, (Getitem, IndexPut)) and not shift_supported(node):
+                name = next(n for out, n in zip(bodies, self.outputs) if node in postorder([out]))
+                raise UnsupportedExpressionError(
+                    f"the {self.backend} backend cannot translate {op_name(node)} (in output {name!r}: "
+                    f"{str(node)[:80]}): it reads slices and elements along the first axis (any step for 1-D "
+                    "arrays, step 1 otherwise); backend='c' computes the rest with NumPy, and backend='numpy' "
+                    "compiles every operation")
+        positions = {s: i for i, s in enumerate(symbols)}
+        try:
+            forms, self.lengths, self._grouped = pointwise(bodies, positions)
+            self.shape = (max(self.lengths, default=1),)
+            self.pieces = [(lo, hi, resolve(forms, lo, hi)) for lo, hi in segments(forms, self.lengths)]
+        except RecursionError:  # (the rewriting recurses over the expression)
+            raise UnsupportedExpressionError(
+                f"the {self.backend} backend reads slices point by point in expressions of moderate depth, and "
+                "these are deeper; backend='c' computes the slices with NumPy, backend='numpy' compiles "
+                "everything") from None
+        for _, _, resolved in self.pieces:
+            check_translatable(resolved, self.outputs, self.backend,
+                               "it compiles elementwise expressions, full sums or means, and 1-D slices; ")
+        free = {node for _, _, resolved in self.pieces for node in postorder(resolved) if isinstance(node, sp.Symbol)}
+        used = {node.position for node in free if isinstance(node, Read)}
+        used |= {positions[node] for node in free if node in positions}
+        self.used = sorted(used)
+        self.is_array = {i: i < len(self.symbols) and self.input_shapes[i] != () for i in self.used}
+        self._kernel_symbols = symbols
+        self.source = self._generate_points()
+        self._load()
+
+    def _load(self) -> None:
         library, self.library_path = load_c(self.source, FLAGS)
         self.fn = library.sg_kernel
         self.fn.restype = None
         self.fn.argtypes = ([ctypes.c_long] + [ctypes.c_void_p if self.is_array[i] else ctypes.c_double
                                                for i in self.used]
-                            + [ctypes.c_void_p] * (len(bodies) - self.n_reductions)
-                            + ([ctypes.c_void_p] if self.n_reductions else []))
+                            + [ctypes.c_void_p] * (len(self.kinds) - self.n_reductions)
+                            + ([ctypes.c_void_p] if self.n_reductions else []) + [ctypes.c_int])
 
-    @property
-    def n_reductions(self) -> int:
-        return sum(kind != "elementwise" for kind in self.kinds)
+    def _generate_points(self) -> str:
+        params = [f"const double* restrict in{i}" if self.is_array[i] else f"const double v{i}" for i in self.used]
+        outs = [f"double* restrict out{k}" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
+        n_red = self.n_reductions
+        reduced = [k for k, kind in enumerate(self.kinds) if kind != "elementwise"]
+        signature = ", ".join(["long a", "long b"] + params + outs + (["double* restrict part"] if n_red else []))
+        lines = [C_HEADER, ""]
+        self.n_temporaries = 0
+        for number, (lo, hi, resolved) in enumerate(self.pieces):
+            live = [k for k in range(len(resolved)) if hi <= self.lengths[k]]
+            names = {}
+            for node in postorder([resolved[k] for k in live]):
+                if isinstance(node, Read):
+                    names[node] = f"in{node.position}[{_affine(node.k, node.c)}]"
+                elif isinstance(node, sp.Symbol) and node in self._kernel_symbols:
+                    names[node] = f"v{self._kernel_symbols.index(node)}"
+            order, temps, constants = plan([resolved[k] for k in live])
+            nodes = postorder([resolved[k] for k in live])
+            grouped = [n for n in nodes if isinstance(n, sp.Add) and n in self._grouped and n not in temps]
+            if grouped:  # sums computed first (see .c_points.pointwise): temporaries too
+                temps.update({n: f"_g{j}" for j, n in enumerate(grouped)})
+                order = [n for n in nodes if n in temps]
+            self.n_temporaries += len(order)
+            printer = CPrinter(names, temps, constants)
+            accs = [f"acc{k}" for k in reduced if k in live]
+            loop = [f"        const double {temps[node]} = {printer.define(node)};" for node in order]
+            for k in live:
+                target = f"out{k}[i] =" if self.kinds[k] == "elementwise" else f"acc{k} +="
+                loop.append(f"        {target} {printer.print(resolved[k])};")
+            simd = f"#pragma omp simd reduction(+:{', '.join(accs)})" if accs else "#pragma omp simd"
+            lines += [
+                f"/* points {lo} <= i < {hi} */",
+                f"static void sg_piece{number}({signature}) {{",
+                *[f"    double acc{k} = 0.0;" for k in reduced],
+                f"    {simd}",
+                "    for (long i = a; i < b; i++) {",
+                *loop,
+                "    }",
+                *[f"    part[{j}] += acc{k};" for j, k in enumerate(reduced)],
+                "}", "",
+            ]
+        args = ["lo", "hi"] + [f"in{i}" if self.is_array[i] else f"v{i}" for i in self.used]
+        args += [f"out{k}" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
+        calls = ["        long lo, hi;"] + [f"        part[{j}] = 0.0;" for j in range(n_red)]
+        for number, (lo, hi, _) in enumerate(self.pieces):
+            calls += [f"        lo = s > {lo} ? s : {lo}; hi = s + {BLOCK} < {hi} ? s + {BLOCK} : {hi};",
+                      f"        if (lo < hi) sg_piece{number}({', '.join(args + (['part'] if n_red else []))});"]
+        return "\n".join(lines + _kernel(params + outs, n_red, calls))
+
+    def _run_points(self, arrays: list) -> list:
+        args: list = [self.shape[0]]
+        keep = []
+        for i in self.used:
+            a = arrays[i]
+            if not self.is_array[i]:
+                args.append(float(a))
+                continue
+            a = np.ascontiguousarray(a, dtype=np.float64)
+            keep.append(a)
+            args.append(a.ctypes.data)
+        results = []
+        for kind, length in zip(self.kinds, self.lengths):
+            if kind == "elementwise":
+                out = np.empty(length)
+                results.append(out)
+                args.append(out.ctypes.data)
+        red = np.empty(max(-(-args[0] // BLOCK), 1) * self.n_reductions)  # a partial sum per block
+        if self.n_reductions:
+            args.append(red.ctypes.data)
+        self.fn(*args, self.parallel)
+        outs, sums = iter(results), iter(red)
+        final = []
+        for kind, shape, length in zip(self.kinds, self.body_shapes, self.lengths):
+            if kind == "elementwise":
+                final.append(next(outs).reshape(shape))
+            else:
+                total = float(next(sums))
+                final.append(np.asarray(total / length if kind == "mean" else total))
+        return final
 
     def _generate(self, bodies: list) -> str:
         names = {self._kernel_symbols[i]: f"v{i}" for i in self.used}
@@ -123,10 +261,6 @@ class FusedFunction(NativeFunction):
         args = ["m"] + [f"in{i} + s" if self.is_array[i] else f"v{i}" for i in self.used]
         args += [f"out{k} + s" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
         n_red = len(accs)
-        totals = [f"tot{j}" for j in range(n_red)]
-        parallel = "#pragma omp parallel for schedule(static)"
-        if n_red:
-            parallel += f" reduction(+:{', '.join(totals)})"
         lines = [
             C_HEADER, "",
             f"static void sg_block({', '.join(['long m'] + params + outs + (['double* restrict part'] if n_red else []))}) {{",
@@ -137,22 +271,15 @@ class FusedFunction(NativeFunction):
             "    }",
             *[f"    part[{j}] = {a};" for j, a in enumerate(accs)],
             "}", "",
-            f"void sg_kernel({', '.join(['long n'] + params + outs + (['double* restrict red'] if n_red else []))}) {{",
-            *[f"    double {t} = 0.0;" for t in totals],
-            f"    {parallel} if(n > {2 * BLOCK})",
-            f"    for (long s = 0; s < n; s += {BLOCK}) {{",
-            f"        const long m = n - s < {BLOCK} ? n - s : {BLOCK};",
-            *([f"        double part[{n_red}];"] if n_red else []),
-            f"        sg_block({', '.join(args + (['part'] if n_red else []))});",
-            *[f"        {t} += part[{j}];" for j, t in enumerate(totals)],
-            "    }",
-            *[f"    red[{j}] = {t};" for j, t in enumerate(totals)],
-            "}", "",
         ]
-        return "\n".join(lines)
+        calls = [f"        const long m = n - s < {BLOCK} ? n - s : {BLOCK};",
+                 f"        sg_block({', '.join(args + (['part'] if n_red else []))});"]
+        return "\n".join(lines + _kernel(params + outs, n_red, calls))
 
     def _run(self, arrays: list) -> list:
         arrays = arrays + [float(v) for inner in self.inner for v in inner._run(arrays)]
+        if self.points:
+            return self._run_points(arrays)
         shape = self.shape
         n = size_of(shape)
         args: list = [n]
@@ -173,10 +300,10 @@ class FusedFunction(NativeFunction):
                 out = np.empty(shape)
                 results.append(out)
                 args.append(out.ctypes.data)
-        red = np.empty(self.n_reductions)
+        red = np.empty(max(-(-args[0] // BLOCK), 1) * self.n_reductions)  # a partial sum per block
         if self.n_reductions:
             args.append(red.ctypes.data)
-        self.fn(*args)
+        self.fn(*args, self.parallel)
         outs, sums = iter(results), iter(red)
         final = []
         for kind, body_shape in zip(self.kinds, self.body_shapes):
@@ -191,6 +318,29 @@ class FusedFunction(NativeFunction):
         return final
 
 
+def _kernel(params: list, n_red: int, block: list) -> list:
+    """The lines of ``sg_kernel``: ``block`` (C lines for the points ``s`` to ``s + BLOCK``,
+    writing its ``n_red`` partial sums to ``part``) over every block, shared among the
+    threads as they come free (a thread another process holds up delays no one); then
+    each sum is the sum of its blocks' partial sums, in block order, so it does not depend
+    on the schedule or the number of threads.  ``red`` has room for every block's partial
+    sums; the totals come first."""
+    partial = [f"        double* restrict part = red + (s / {BLOCK}) * {n_red};"] if n_red else []
+    lines = [
+        f"void sg_kernel({', '.join(['long n'] + params + (['double* restrict red'] if n_red else []) + ['int parallel'])}) {{",
+        f"    #pragma omp parallel for schedule(dynamic) if(parallel && n >= {PARALLEL_MIN})",
+        f"    for (long s = 0; s < n; s += {BLOCK}) {{",
+        *partial,
+        *block,
+        "    }",
+    ]
+    for j in range(n_red):
+        lines += [f"    double total{j} = 0.0;",
+                  f"    for (long s = 0; s < n; s += {BLOCK}) total{j} += red[(s / {BLOCK}) * {n_red} + {j}];"]
+    lines += [f"    red[{j}] = total{j};" for j in range(n_red)]
+    return lines + ["}", ""]
+
+
 def _read_back(small: tuple, full: tuple) -> tuple:
     """The index that reads an array of shape ``small`` out of its broadcast to ``full``.
 
@@ -199,3 +349,15 @@ def _read_back(small: tuple, full: tuple) -> tuple:
     """
     lead = len(full) - len(small)
     return (0,) * lead + tuple(slice(None) if s == f else slice(0, 1) for s, f in zip(small, full[lead:]))
+
+
+def _affine(k: int, c: int) -> str:
+    """C text of the index ``k*i + c``.
+
+    >>> _affine(1, 0), _affine(1, -1), _affine(2, 3), _affine(0, 4)
+    ('i', 'i - 1', '2*i + 3', '4')
+    """
+    if k == 0:
+        return str(c)
+    text = "i" if k == 1 else f"{k}*i"
+    return text if c == 0 else f"{text} + {c}" if c > 0 else f"{text} - {-c}"
