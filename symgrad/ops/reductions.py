@@ -120,7 +120,17 @@ def _count(shape, dim) -> int:
 
 def _mean_forward(x, *, dim=None, keepdim=False):
     x = np.asarray(x)
-    return np.asarray(np.mean(x, axis=normalize_dims(dim, x.ndim), keepdims=keepdim))
+    axis = normalize_dims(dim, x.ndim)
+    if x.dtype.kind == "f" and x.dtype.itemsize >= 4 and x.size:
+        # numpy.mean's own sum and division (bit for bit), without its checks: the mean
+        # of a training loop's loss is a hot path (float16 sums in float32 there: below)
+        count = x.size
+        if axis is not None:
+            count = 1
+            for d in axis:
+                count *= x.shape[d]
+        return np.asarray(np.add.reduce(x, axis=axis, keepdims=keepdim) / count)
+    return np.asarray(np.mean(x, axis=axis, keepdims=keepdim))
 
 
 # mean is sum / count; it has its own entry because PyTorch records one MeanBackward node.

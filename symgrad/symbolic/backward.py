@@ -130,7 +130,7 @@ def _scan(order, root_edges, targets) -> tuple[bool, frozenset]:
             for saved in node.inputs:
                 if saved.tensor._version.value != saved.version and not isinstance(saved.edge, Node):
                     unmodified = False
-        if (node.has_hooks()
+        if (((node.hooks[0] or node.retained[0] is not None or node.n_outputs > 1) and node.has_hooks())
                 or (node.function is not None and getattr(node.function, "sympy", None) is None)
                 or (targets is not None and node in targets)):
             boundary.add(node)

@@ -925,11 +925,19 @@ _QUIET_SETTINGS: list = [(None, None)]
 
 
 def _overlaps_any(out: np.ndarray, arrays: list) -> bool:
-    """Whether ``out`` shares memory with one of ``arrays``: two arrays that own their
-    data only if they are one array; otherwise ``numpy.shares_memory`` decides."""
-    own = out.base is None
+    """Whether ``out`` may share memory with one of ``arrays``.  A NumPy view's ``base``
+    is the array owning the data, so two arrays whose owners differ share nothing; only
+    when their owners are one array, or when one's data belongs to no array (a buffer),
+    does ``numpy.shares_memory`` decide (it costs as much as a small op: a backward step
+    calls this for every output and input)."""
+    owner = out if out.base is None else out.base
+    foreign = not isinstance(owner, np.ndarray) or owner.base is not None
     for a in arrays:
-        if a is out or (not (own and a.base is None) and np.shares_memory(out, a)):
+        if a is out:
+            return True
+        other = a if a.base is None else a.base
+        if other is owner or ((foreign or not isinstance(other, np.ndarray) or other.base is not None)
+                              and np.shares_memory(out, a)):
             return True
     return False
 

@@ -122,9 +122,11 @@ class ArrayInput(InputRef):
 
     __slots__ = ("tensor",)
 
-    def __init__(self, identity: tuple, tensor) -> None:
-        data = tensor._data
-        super().__init__(identity, tensor.name, data.shape, data.dtype, bool(tensor.name))
+    def __init__(self, identity: tuple, tensor) -> None:  # InputRef's fields, set here: one per leaf per backward
+        data, name = tensor._data, tensor.name
+        self.identity, self.name, self.shape, self.dtype, self.user_named = identity, name, data.shape, data.dtype, \
+            bool(name)
+        self.key = (identity[0], name, data.shape, data.dtype)
         self.tensor = tensor
 
     def recorded_tensor(self) -> Any:
