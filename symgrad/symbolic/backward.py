@@ -206,7 +206,8 @@ def _run_segment(tops, seeds, boundary, in_order, pending, own, create_graph: bo
     the graph's node order when the segment is all of the graph (the walk reuses it).
     """
     arrays = [getattr(s, "_data", s) for s in seeds]
-    seed_specs = tuple((np.shape(a), np.asarray(a).dtype.str) for a in arrays)
+    seed_specs = tuple([(a.shape, a.dtype.str) if type(a) is np.ndarray else (np.shape(a), np.asarray(a).dtype.str)
+                        for a in arrays])
     pairs = []
     for edge, extra in tops:
         if isinstance(extra, int):  # output k of a multi-output node

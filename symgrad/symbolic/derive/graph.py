@@ -223,6 +223,33 @@ class IndexInput(InputRef):
         return array
 
 
+_PLAIN = (type(None), bool, int, str)
+_FROZEN_ATTRS: dict = {}
+
+
+def _frozen_attrs(attrs: dict) -> tuple:
+    """``freeze(attrs)``, remembered for attributes that are all ``None``, bools, ints or
+    strings (a reduction's ``dim`` and ``keepdim``, an integer exponent: the same few in
+    every step of a loop).  The key holds each value's type, so ``True`` and ``1`` stay
+    apart; a float is never remembered (``0.0 == -0.0``, ``nan != nan``).
+
+    >>> _frozen_attrs({"dim": None, "keepdim": False}) == _freeze({"dim": None, "keepdim": False})
+    True
+    """
+    key = []
+    for name, value in attrs.items():
+        if type(value) not in _PLAIN:
+            return _freeze(attrs)
+        key.append((name, type(value), value))
+    key = tuple(key)
+    frozen = _FROZEN_ATTRS.get(key)
+    if frozen is None:
+        if len(_FROZEN_ATTRS) >= 1024:
+            _FROZEN_ATTRS.clear()
+        frozen = _FROZEN_ATTRS[key] = _freeze(attrs)
+    return frozen
+
+
 def _output_index(tensor) -> int:
     """Which output of its ``grad_fn`` a top tensor is (a multi-output Function's ``k``)."""
     return getattr(tensor, "_output_nr", 0)
@@ -358,14 +385,15 @@ class Segment:
             position = entered.get(edge)
             refs.append(("n", position, saved.index) if position is not None else
                         leaf_ref(edge, tensor, node, saved.index))
-            shapes.append(tensor.shape)
+            data = tensor._data  # (a released or stand-in value has no data, only its shape)
+            shapes.append(data.shape if data is not None else tensor.shape)
         position = entered[node] = len(self.nodes)
         self.nodes.append(node)
         op, attrs = node.op, node.attrs
         if attrs and op is not None and "index" in attrs:
             attrs = self._slotted[position] = self._index_inputs(attrs, refs, shapes)
         self.entries.append((op if op is not None else node.function,  # (an op or a Function class, by identity)
-                             _freeze(attrs) if attrs else (), tuple(refs), tuple(shapes)))
+                             _frozen_attrs(attrs) if attrs else (), tuple(refs), tuple(shapes)))
 
     def _index_inputs(self, attrs: dict, refs: list, shapes: list) -> dict:
         """The attributes of a node whose ``index`` attribute holds index arrays: those
