@@ -60,13 +60,17 @@ CASES = [_op_case(op) for op in PLAIN] + [
          (Domain(avoid=(0.0,)), Domain())),
     Case("sum", ((2, 3),), lambda x: np.sum(x, axis=0, keepdims=True), lambda x: x.sum(0, keepdim=True)),
     Case("mean", ((2, 3),), lambda x: np.mean(x, axis=(0, 1)), lambda x: x.mean((0, 1))),
-    Case("max", ((2, 3),), lambda x: np.max(x, axis=1), lambda x: x.max(1).values),
-    Case("min", ((2, 3),), lambda x: np.min(x), lambda x: x.min()),
-    Case("amax", ((2, 3),), lambda x: np.amax(x, axis=0, keepdims=True), lambda x: x.max(0, keepdim=True).values),
-    Case("amin", ((2, 3),), lambda x: np.amin(x, axis=-1), lambda x: x.min(-1).values),
+    Case("max", ((2, 3),), lambda x: np.max(x, axis=1), lambda x: x.amax(1)),
+    Case("max", ((2, 3, 2),), lambda x: np.max(x, axis=(0, 2), keepdims=True), lambda x: x.amax((0, 2), keepdim=True)),
+    Case("min", ((2, 3),), lambda x: np.min(x), lambda x: x.amin()),
+    Case("amax", ((2, 3),), lambda x: np.amax(x, axis=0, keepdims=True), lambda x: x.amax(0, keepdim=True)),
+    Case("amin", ((2, 3),), lambda x: np.amin(x, axis=-1), lambda x: x.amin(-1)),
+    Case("amin", ((2, 3, 2),), lambda x: np.amin(x, axis=(2, 0)), lambda x: x.amin((2, 0))),
     Case("prod", ((2, 3),), lambda x: np.prod(x, axis=1), lambda x: x.prod(1)),
     Case("cumsum", ((2, 3),), lambda x: np.cumsum(x, axis=1), lambda x: x.cumsum(1)),
     Case("cumsum", ((2, 3),), np.cumsum, lambda x: x.reshape(-1).cumsum(0)),
+    Case("cumprod", ((2, 3),), lambda x: np.cumprod(x, axis=0), lambda x: x.cumprod(0)),
+    Case("cumprod", ((2, 3),), np.cumprod, lambda x: x.reshape(-1).cumprod(0)),
     Case("matmul", ((2, 3), (3, 4)), np.matmul, lambda a, b: a @ b),
     Case("dot", ((2, 3), (3,)), np.dot, lambda a, b: a.matmul(b)),
     Case("reshape", ((2, 3),), lambda x: np.reshape(x, (3, 2)), lambda x: x.reshape(3, 2)),
@@ -144,7 +148,7 @@ def test_a_numpy_scalar_or_array_meets_a_tensor_as_the_operator_does():
 
 
 REFUSED = [
-    (lambda x: np.cumprod(x), "np.cumprod has no op"),
+    (lambda x: np.median(x), "np.median has no op"),
     (lambda x: np.allclose(x, x), "np.allclose has no op"),
     (lambda x: np.cbrt(x), "np.cbrt has no op"),
     (lambda x: np.exp(x, out=np.zeros(3)), "np.exp with out="),
@@ -166,8 +170,57 @@ def test_functions_without_an_op_are_refused_naming_them(call, message):
 
 
 def test_refused_inside_a_transform_too():
-    with pytest.raises(TypeError, match="np.cumprod has no op"):
-        symgrad.grad(lambda x: np.cumprod(x).sum())(symgrad.tensor([1.0, 2.0]))
+    with pytest.raises(TypeError, match="np.median has no op"):
+        symgrad.grad(lambda x: np.median(x))(symgrad.tensor([1.0, 2.0]))
+
+
+TIES = np.array([[2.0, 5.0, 5.0, 1.0], [3.0, 3.0, 3.0, 1.0], [-1.0, 5.0, 3.0, -1.0]])
+"""Tied maxima in rows 0 and 1, columns 1 and 3 and overall; tied minima in row 2, column 2
+and overall."""
+
+
+@pytest.mark.parametrize("function", [np.max, np.amax, np.min, np.amin], ids=["max", "amax", "min", "amin"])
+@pytest.mark.parametrize("axis", [None, 1, 0, (0, 1)], ids=["all", "1", "0", "01"])
+def test_numpy_max_and_its_alias_amax_split_the_gradient_between_ties(function, axis):
+    """np.max is np.amax: the tied extremes of each slice share the gradient evenly (JAX's
+    jnp.max and autograd's np.max), on both engines and traced (np.max along an axis gave it
+    all to the first extreme, as Tensor.max(dim); a tuple of axes raised TypeError)."""
+    extreme = function(TIES, axis=axis, keepdims=True)
+    g = np.linspace(0.5, 1.5, extreme.size).reshape(np.shape(function(TIES, axis=axis)))
+    hit = TIES == extreme
+    expected = g.reshape(extreme.shape) * hit / hit.sum(axis=axis, keepdims=True)
+    for engine in ("tape", "symbolic"):
+        x = symgrad.tensor(TIES, requires_grad=True)
+        with symgrad.backward_engine(engine):
+            (function(x, axis=axis) * symgrad.tensor(g)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-15, err_msg=engine)
+    traced = symgrad.grad(lambda x: (function(x, axis=axis) * symgrad.tensor(g)).sum())(symgrad.tensor(TIES))
+    np.testing.assert_allclose(np.asarray(traced), expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("axis", [None, 1, (0, 1)])
+def test_numpy_max_gradient_is_torch_amax(axis):
+    torch = pytest.importorskip("torch")
+    x = symgrad.tensor(TIES, requires_grad=True)
+    np.max(x, axis=axis).sum().backward()
+    reference = torch.tensor(TIES, requires_grad=True)
+    torch.amax(reference, dim=() if axis is None else axis).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), reference.grad.numpy())
+
+
+def test_numpy_max_over_no_axis_is_refused_not_read_as_all_axes():
+    with pytest.raises(ValueError, match=r"dim=\(\) is ambiguous"):
+        np.max(symgrad.tensor([1.0, 2.0], requires_grad=True), axis=())
+
+
+def test_numpy_cumprod_is_the_op_also_at_zeros():
+    """np.cumprod was refused although cumprod is an op: it runs it, PyTorch's gradient at zeros included."""
+    values = np.array([[2.0, 0.0, 3.0], [0.5, -1.0, 0.0]])
+    x, y = symgrad.tensor(values, requires_grad=True), symgrad.tensor(values, requires_grad=True)
+    np.cumprod(x, axis=1).sum().backward()
+    y.cumprod(1).sum().backward()
+    assert np.cumprod(x, axis=1).grad_fn.name() == "CumprodBackward0"
+    np.testing.assert_array_equal(x.grad.numpy(), y.grad.numpy())
 
 
 def test_asarray_keeps_its_meaning():

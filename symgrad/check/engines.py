@@ -56,33 +56,42 @@ def engine_rows(func, args: tuple, diff: list[int], engine: str, cotangents) -> 
     ``cotangents(o, shape)`` yields the cotangents of output ``o``: ``None`` means every
     one-hot vector (the full Jacobian, row by row).  The result is indexed
     ``[output][input position in diff]`` and holds arrays of shape (rows, numel(input)):
-    row ``r`` is ``c_r^T J``, flattened, in float64.
+    row ``r`` is ``c_r^T J``, flattened, in float64.  An output with no elements has no
+    one-hot rows (its Jacobian is empty, so trivially right), but one product with its
+    empty cotangent still runs, so a gradient of the wrong shape is caught there too.
     """
     with backward_engine(engine), enable_grad():
         outputs = [out for _, out in as_outputs(func(*args))]
         inputs = [args[i] for i in diff]
         blocks = []
-        for o, out in enumerate(outputs):
-            rows_per_input = [[] for _ in diff]
-            vectors = cotangents(o, out.shape)
+        for out in outputs:
+            vectors = cotangents(len(blocks), out.shape)
             if vectors is None:
+                if out.numel() == 0:
+                    _vjp(out, inputs, np.zeros(out.shape, out.dtype), engine, diff)
                 vectors = _one_hots(out.shape, out.dtype)
-            for vector in vectors:
-                if not out.requires_grad:
-                    grads = [None] * len(inputs)
-                else:
-                    grads = autograd_grad([out], inputs, grad_outputs=[Tensor(np.asarray(vector, out.dtype))],
-                                          retain_graph=True, allow_unused=True)
-                for k, (g, x) in enumerate(zip(grads, inputs)):
-                    row = np.zeros(x.numel()) if g is None else np.asarray(g._data, np.float64).ravel()
-                    if row.size != x.numel():
-                        raise RuntimeError(
-                            f"engine {engine!r} returned a gradient of shape {list(g.shape)} for input {diff[k]} "
-                            f"of shape {list(x.shape)}"
-                        )
-                    rows_per_input[k].append(row)
-            blocks.append([np.array(rows).reshape(len(rows), -1) for rows in rows_per_input])
+            rows = [_vjp(out, inputs, vector, engine, diff) for vector in vectors]
+            blocks.append([np.array([row[k] for row in rows], np.float64).reshape(len(rows), x.numel())
+                           for k, x in enumerate(inputs)])
         return blocks
+
+
+def _vjp(out: Tensor, inputs: list, vector, engine: str, diff: list[int]) -> list[np.ndarray]:
+    """``vector^T J`` of ``out`` for each input, flattened float64 (zeros where the input is
+    unused); a gradient whose shape is not its input's raises, naming both."""
+    if not out.requires_grad:
+        return [np.zeros(x.numel()) for x in inputs]
+    grads = autograd_grad([out], inputs, grad_outputs=[Tensor(np.asarray(vector, out.dtype))],
+                          retain_graph=True, allow_unused=True)
+    rows = []
+    for k, (g, x) in enumerate(zip(grads, inputs)):
+        if g is not None and tuple(g.shape) != tuple(x.shape):
+            raise RuntimeError(
+                f"engine {engine!r} returned a gradient of shape {list(g.shape)} for input {diff[k]} "
+                f"of shape {list(x.shape)}"
+            )
+        rows.append(np.zeros(x.numel()) if g is None else np.asarray(g._data, np.float64).ravel())
+    return rows
 
 
 def _one_hots(shape: tuple, dtype):

@@ -401,7 +401,8 @@ class Check:
     def _project(self, jacobian: np.ndarray, o: int, k: int) -> np.ndarray:
         if self.columns != "elements":  # given as the columns themselves
             return np.asarray(jacobian, np.float64).reshape(-1, 1)
-        jacobian = np.asarray(jacobian, np.float64).reshape(-1, int(np.prod(self.in_shapes[k], dtype=np.int64)))
+        jacobian = np.asarray(jacobian, np.float64).reshape(int(np.prod(self.out_shapes[o], dtype=np.int64)),
+                                                            int(np.prod(self.in_shapes[k], dtype=np.int64)))
         return self._project_columns(self._project_rows(o, jacobian), k)
 
     # ---------------------------------------------------------------- numerical side

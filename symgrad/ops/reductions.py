@@ -12,8 +12,9 @@ Choices at non-differentiable points, checked against PyTorch 2.13:
 * ``max``/``min`` over all elements split the gradient evenly between tied elements;
   over one ``dim`` they give all of it to the first extreme index (what ``torch.max``
   returns as ``indices`` on CPU).  ``amax``/``amin`` split it evenly between the ties of
-  each slice, over any dims (``x == amax(x)`` divided by the number of ties).  ``max``
-  and ``min`` use the helper op ``extremum_mask``.
+  each slice, over any dims (``x == amax(x)`` divided by the number of ties); NumPy's
+  ``np.max``/``np.amax`` run ``amax`` (their ``numpy`` field).  ``max`` and ``min`` use the
+  helper op ``extremum_mask``.
 * ``cumprod`` at zeros: PyTorch's gradient (see ``_cumprod_vjp``).
 * ``norm`` (the 2-norm) has gradient 0 where the norm is 0.
 
@@ -198,7 +199,6 @@ max_ = _reduction(
     ),
     saves=("inputs",),
     name_rule=_all_or_dim("MaxBackward1", "MaxBackward0"),
-    numpy="max",
 )
 
 min_ = _reduction(
@@ -208,7 +208,6 @@ min_ = _reduction(
     ),
     saves=("inputs",),
     name_rule=_all_or_dim("MinBackward1", "MinBackward0"),
-    numpy="min",
 )
 
 # ----------------------------------------------------------------------------- logsumexp, softmax
@@ -421,5 +420,9 @@ def _amax_vjp(xp, g, ans, x, *, dim=None, keepdim=False):
     return (_keep(xp, g, x, dim, keepdim) * hit / xp.sum(hit, dim=dim, keepdim=True),)
 
 
-amax = _reduction("amax", "AmaxBackward0", _amax_forward(np.max), vjp=_amax_vjp, saves=("inputs", "output"))
-amin = _reduction("amin", "AminBackward0", _amax_forward(np.min), vjp=_amax_vjp, saves=("inputs", "output"))
+# np.max and np.min (and their aliases np.amax, np.amin) run these, not max/min: NumPy's
+# reductions give values over any axes, as amax/amin (tape/numpy_protocol.py says why)
+amax = _reduction("amax", "AmaxBackward0", _amax_forward(np.max), vjp=_amax_vjp, saves=("inputs", "output"),
+                  numpy="max")
+amin = _reduction("amin", "AminBackward0", _amax_forward(np.min), vjp=_amax_vjp, saves=("inputs", "output"),
+                  numpy="min")

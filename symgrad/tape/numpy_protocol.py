@@ -9,7 +9,13 @@ is ``a + t``): recorded with its ``grad_fn``, in the closed form, and traced ins
 transforms.  NumPy's keyword names become the method's (``axis=`` is ``dim=``,
 ``keepdims=`` is ``keepdim=``, ``a_min=``/``a_max=`` are ``min=``/``max=``).  A few NumPy
 functions whose arguments differ from any op's (``np.transpose``, ``np.concatenate``,
-``np.dot``, ``np.max``...) are adapted in :data:`ADAPTED`.
+``np.dot``, ``np.max``, ``np.cumprod``...) are adapted in :data:`ADAPTED`.
+
+``np.max`` and its alias ``np.amax`` (``np.min``, ``np.amin``) are symgrad's ``amax``
+(``amin``): the values over any axes, and the tied extremes of each slice share the
+gradient evenly, as JAX's ``jnp.max``, HIPS autograd's ``np.max`` and ``torch.amax`` do.
+NumPy has no gradient to follow; ``Tensor.max(dim)`` is PyTorch's ``torch.max``, which gives
+all of it to the first extreme index it returns.
 
 Everything else raises ``TypeError`` naming the function: converting the tensor to an
 array would silently make a constant of it (no gradient; frozen into a trace).  So do
@@ -22,10 +28,14 @@ of these: it is ``Tensor.__array__``, the tensor's values, as in PyTorch (and re
 >>> x = symgrad.tensor([1.0, 2.0], requires_grad=True)
 >>> np.sum(np.log(x) * 2, axis=0)
 tensor(1.3863, grad_fn=<SumBackward1>)
->>> np.cumprod(x)
+>>> t = symgrad.tensor([[1.0, 3.0, 3.0]], requires_grad=True)
+>>> np.max(t, axis=1).sum().backward()
+>>> t.grad
+tensor([[0.0000, 0.5000, 0.5000]])
+>>> np.median(x)
 Traceback (most recent call last):
     ...
-TypeError: np.cumprod has no op in symgrad's op table, so it cannot run on tensors; ...
+TypeError: np.median has no op in symgrad's op table, so it cannot run on tensors; ...
 """
 from __future__ import annotations
 
@@ -61,9 +71,19 @@ def _op_call(op) -> Callable[..., Any]:
 
 
 def _extremum(name: str) -> Callable[..., Any]:
-    """``np.max``/``np.min``: the values only (``Tensor.max(dim)`` also gives indices, as PyTorch)."""
+    """``np.max``/``np.amax`` as ``amax`` (``np.min``/``np.amin`` as ``amin``): the values
+    over any axes, ties of a slice sharing the gradient evenly (see the module's docstring).
+    ``axis=()`` raises (NumPy reduces no axis there, ``Tensor.amax(())`` all of them)."""
     def call(a, axis=None, keepdims=False):
         return apply_op(name, a, dim=_dims(axis), keepdim=bool(keepdims))
+
+    return call
+
+
+def _running(name: str) -> Callable[..., Any]:
+    """``np.cumsum``/``np.cumprod``: along ``axis``, or along the flattened array without one."""
+    def call(a, axis=None):
+        return apply_op(name, a if axis is not None else a.reshape(-1), dim=0 if axis is None else int(axis))
 
     return call
 
@@ -96,16 +116,16 @@ def _joined(op_name: str) -> Callable[..., Any]:
 
 
 ADAPTED: dict[str, Callable[..., Any]] = {
-    "max": _extremum("max"),
-    "min": _extremum("min"),
-    "amax": _extremum("max"),
-    "amin": _extremum("min"),
+    "max": _extremum("amax"),
+    "min": _extremum("amin"),
+    "amax": _extremum("amax"),
+    "amin": _extremum("amin"),
     "dot": _dot,
     "transpose": _transpose,
     "concatenate": _joined("cat"),
     "stack": _joined("stack"),
-    "cumsum": lambda a, axis=None: apply_op("cumsum", a if axis is not None else a.reshape(-1),
-                                            dim=0 if axis is None else int(axis)),
+    "cumsum": _running("cumsum"),
+    "cumprod": _running("cumprod"),
     "shape": lambda a: tuple(a.shape),
     "ndim": lambda a: a.ndim,
     "size": lambda a: a.numel(),

@@ -54,7 +54,7 @@ LEAF_SHAPES: tuple[tuple[int, ...], ...] = ((), (3,), (2, 3), (1, 3), (3, 1), (2
 """Shapes fresh inputs are drawn with (small, so a full Jacobian stays cheap)."""
 
 MAX_NUMEL = 24
-"""No intermediate value has more elements than this (nor none: gradcheck needs an element)."""
+"""No intermediate value has more elements than this."""
 
 MAX_MAGNITUDE = 50.0
 """Arguments larger than this are scaled back into the op's domain (no exp(exp(x)))."""
@@ -306,7 +306,7 @@ class ProgramBuilder:
             raise RecipeError(f"{step.op} refused the call its recipe made (argument shapes {shapes}, attrs "
                               f"{step.attrs}): {type(err).__name__}: {err}") from err
         mask = step.function is None and OPS[step.op].kind == "mask"
-        if not 0 < out.size <= MAX_NUMEL or (out.dtype.kind != "f" and not (mask and out.dtype == bool)):
+        if out.size > MAX_NUMEL or (out.dtype.kind != "f" and not (mask and out.dtype == bool)):
             raise Reject(f"{step.op} gave {out.size} elements of dtype {out.dtype}")
         if not np.isfinite(out).all():
             raise Reject(f"{step.op} gave non-finite values")

@@ -49,6 +49,67 @@ def test_result_holds_the_jacobians():
     assert "passed" in result.report() and "tape agrees" in str(result)
 
 
+# ----------------------------------------------------------------------------- arrays with no elements
+EMPTY = {  # name: (function, inputs, the outputs' shapes)
+    "empty slice": (lambda x: x[:, 3:] * 2, lambda: (leaf(np.ones((2, 3))),), [(2, 0)]),
+    "matmul with an empty result": (lambda a, b: a @ b, lambda: (leaf(np.ones((0, 2))), leaf([[1.0, 2.0, 3.0]] * 2)),
+                                    [(0, 3)]),
+    "empty and non-empty outputs": (lambda x: (x[:0].sin(), x.exp()), lambda: (leaf([0.5, -1.0]),), [(0,), (2,)]),
+    "empty input, non-empty output": (lambda e, x: (e.sum() + x).sin(), lambda: (leaf(np.ones((0, 2))), leaf([0.3])),
+                                      [(1,)]),
+    "matmul over an empty dim": (lambda a, b: a @ b, lambda: (leaf(np.ones((2, 0))), leaf(np.ones((0, 3)))),
+                                 [(2, 3)]),
+}
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+@pytest.mark.parametrize("case", EMPTY, ids=list(EMPTY))
+def test_arrays_with_no_elements_have_empty_jacobians(case, fast_mode, engine):
+    """An empty Jacobian is trivially right (gradcheck raised "cannot reshape array of size 0"
+    on an empty output); its blocks still have the outputs' and inputs' sizes."""
+    func, make, out_shapes = EMPTY[case]
+    inputs = make()
+    result = gradcheck(func, inputs, engines=(engine,), fast_mode=fast_mode)
+    assert result.ok and result.labels == (engine,)
+    for o, shape in enumerate(out_shapes):
+        for k, x in enumerate(inputs):
+            rows = 1 if fast_mode else int(np.prod(shape))
+            columns = 1 if fast_mode else x.numel()
+            for label in ("numerical", engine):
+                assert result.jacobian(label, o, k).shape == (rows, columns)
+
+
+def test_an_empty_output_still_checks_the_gradients_shape():
+    """No one-hot row exists for an empty output, but one backward with its empty cotangent
+    runs, so a backward returning a gradient of the wrong shape is caught."""
+    class WrongShape(symgrad.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x[:0] * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return symgrad.tensor(np.zeros((0, 3)))
+
+    result = gradcheck(WrongShape.apply, (leaf(np.ones((2, 3))),), engines=("tape",), raise_exception=False)
+    assert not result and "shape [0, 3]" in result.report() and "[2, 3]" in result.report()
+
+
+def test_an_engine_gradient_of_an_empty_input_must_have_its_shape(monkeypatch):
+    """A gradient of the input's size but not its shape (both empty) is an error naming both."""
+    def flat(roots, grads, **kwargs):
+        return [np.zeros(0) for _ in kwargs["inputs"]]
+
+    monkeypatch.setitem(engine_switch._ENGINES, "flat", flat)
+    result = gradcheck(lambda e: e * 2, (leaf(np.ones((0, 3))),), engines=("flat",), raise_exception=False)
+    assert not result and "gradient of shape [0] for input 0 of shape [0, 3]" in result.report()
+
+
+def test_gradgradcheck_of_an_empty_output(engine):
+    x = leaf([0.3, -0.7])
+    assert gradgradcheck(lambda x: (x[1:1].exp(), (x ** 3).sum()), (x,), engines=(engine,))
+
+
 # ----------------------------------------------------------------------------- wrong custom backwards
 class ForgetfulRelu(symgrad.autograd.Function):
     """ReLU whose backward forgets to zero the gradient of the negative part."""

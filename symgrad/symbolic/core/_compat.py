@@ -14,6 +14,7 @@ from sympy.core.function import Application, ArgumentIndexError
 from sympy.core.operations import AssocOp
 from sympy.core.parameters import evaluate, global_parameters
 from sympy.core.relational import Relational
+from sympy.matrices.utilities import dotprodsimp as matrix_simplification
 from sympy.printing.defaults import Printable
 
 try:
@@ -23,8 +24,8 @@ except ImportError:  # another NumPy layout (NumPy 1.x): callers fall back on nu
     numpy_error_state = numpy_error_settings = None
 
 __all__ = ["INTERNAL_NAMES", "Application", "ArgumentIndexError", "AssocOp", "Printable", "Relational", "cacheit",
-           "clear_cache", "evaluate", "float_product", "global_parameters", "numpy_error_settings",
-           "numpy_error_state", "symbol_xnew"]
+           "clear_cache", "evaluate", "float_product", "global_parameters", "matrix_simplification",
+           "numpy_error_settings", "numpy_error_state", "symbol_xnew"]
 
 INTERNAL_NAMES: dict[str, tuple[str, ...]] = {
     "numpy._core._ufunc_config": ("_extobj_contextvar", "_make_extobj"),
@@ -36,6 +37,7 @@ INTERNAL_NAMES: dict[str, tuple[str, ...]] = {
     "sympy.core.relational": ("Relational",),
     "sympy.core.symbol": ("Symbol.__xnew__",),
     "sympy.core.numbers": ("Float._new", "Float._as_mpf_val", "Float._prec"),
+    "sympy.matrices.utilities": ("dotprodsimp",),  # matrix_simplification(False): no simplifying inside Matrix ops
     "sympy.printing.defaults": ("Printable", "Printable.__str__", "Printable.__repr__"),
 }
 """The internal names used, by module (``Class.attribute`` for an attribute of a class)."""

@@ -41,7 +41,7 @@ from ..derive.reverse import _is_tensor, as_expr
 from ..derive.simplifying import simplified
 from ..forms.structural import StructuralFunction, _Indexed, fill_index, is_equal
 from ..core import print_hooks
-from ..core._compat import Printable
+from ..core._compat import Printable, matrix_simplification
 from ..core.symbols import ArrayVar, operands, postorder, shape_of, size_of, unevaluated
 
 __all__ = ["text", "pretty", "latex", "tidy", "ClosedForm", "per_element", "print_sympy_at_any_depth"]
@@ -686,28 +686,40 @@ def _extremum_mask_elements(x: np.ndarray, dim: Any, mode: str) -> np.ndarray:
     return out
 
 
+PER_MATRIX = ("det", "logdet", "logabsdet", "det_sign", "inverse", "solve", "cholesky")
+"""The linear-algebra ops :func:`per_element` evaluates one SymPy ``Matrix`` at a time."""
+
+
 def _per_matrix(name: str, args: list) -> np.ndarray:
     """The linear-algebra ops on object arrays of scalar forms, one SymPy ``Matrix`` per
-    matrix of the batch (``det``, ``log det``, ``inv``, ``LUsolve``)."""
+    matrix of the batch: ``det`` (and ``log det``, ``log |det|``, ``sign det``), the inverse
+    as ``adj(A)/det(A)``, ``cholesky`` of the symmetric part, ``LUsolve``.  Determinants are
+    Berkowitz's (division-free) and SymPy's intermediate simplification is off: SymPy's own
+    ``inv`` and its simplifying steps expand nested entries (a Cholesky factor's square
+    roots) for minutes, and a view shows the formula, not a simplified one."""
     a = np.asarray(args[0], dtype=object)
     batch = a.shape[:-2]
     out = None
-    for index in np.ndindex(*batch):
-        matrix = sp.Matrix(a[index].tolist())
-        if name == "det":
-            value = matrix.det()
-        elif name == "logdet":
-            value = sp.log(matrix.det())
-        elif name == "inverse":
-            value = np.array(matrix.inv().tolist(), dtype=object)
-        else:
-            b = np.asarray(args[1], dtype=object)
-            right = b if b.ndim == 1 else np.broadcast_to(b, batch + b.shape[-2:])[index]
-            solved = matrix.LUsolve(sp.Matrix(right.tolist()))
-            value = np.array(solved.tolist(), dtype=object).reshape(right.shape)
-        if out is None:
-            out = np.empty(batch + np.shape(value), dtype=object)
-        out[index] = value
+    with matrix_simplification(False):
+        for index in np.ndindex(*batch):
+            matrix = sp.Matrix(a[index].tolist())
+            if name == "inverse":
+                value = np.array((matrix.adjugate(method="berkowitz") / matrix.det(method="berkowitz")).tolist(),
+                                 dtype=object)
+            elif name == "cholesky":  # the op reads the symmetric part, as JAX's
+                value = np.array(((matrix + matrix.T) / 2).cholesky(hermitian=False).tolist(), dtype=object)
+            elif name == "solve":
+                b = np.asarray(args[1], dtype=object)
+                right = b if b.ndim == 1 else np.broadcast_to(b, batch + b.shape[-2:])[index]
+                solved = matrix.LUsolve(sp.Matrix(right.tolist()))
+                value = np.array(solved.tolist(), dtype=object).reshape(right.shape)
+            else:
+                det = matrix.det(method="berkowitz")
+                value = {"det": det, "logdet": sp.log(det), "logabsdet": sp.log(sp.Abs(det)),
+                         "det_sign": sp.sign(det)}[name]
+            if out is None:
+                out = np.empty(batch + np.shape(value), dtype=object)
+            out[index] = value
     return out
 
 
@@ -717,10 +729,10 @@ def _structural_elements(node: StructuralFunction, args: list, index_arrays: lis
     if isinstance(node, _Indexed):  # index arrays and masks fill the index, they are not operands
         index = fill_index(attrs["index"], index_arrays)
         return np.asarray(node.numpy_forward()(*args, **{**attrs, "index": index}), dtype=object)
-    if name in ("det", "logdet", "inverse", "solve"):
+    if name in PER_MATRIX:
         return _per_matrix(name, args)
-    if name in ("max", "min"):
-        func = np.frompyfunc(sp.Max if name == "max" else sp.Min, 2, 1)
+    if name in ("max", "min", "amax", "amin"):
+        func = np.frompyfunc(sp.Max if name in ("max", "amax") else sp.Min, 2, 1)
         dims = node.dims()
         out = args[0]
         for d in sorted(dims, reverse=True):
@@ -741,6 +753,12 @@ def _structural_elements(node: StructuralFunction, args: list, index_arrays: lis
             return x - log(total)
         out = log(total)
         return out if attrs.get("keepdim") else np.squeeze(out, axis=dims)
+    if name == "logcumsumexp":  # log(cumsum(exp(x))) along dim
+        x = args[0]
+        if x.ndim == 0:
+            return x
+        (axis,) = _norm_dims_single(node)
+        return np.asarray(log(np.cumsum(exp(x), axis=axis)), dtype=object)
     if name == "extremum_mask":
         return _extremum_mask_elements(args[0], attrs.get("dim"), attrs.get("mode", "max"))
     return np.asarray(node.numpy_forward()(*args, **attrs), dtype=object)
