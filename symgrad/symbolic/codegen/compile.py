@@ -186,9 +186,11 @@ class SymgradNumPyPrinter(NumPyPrinter):
         return lines
 
     def _sum(self, terms) -> str:
-        """The terms of a sum, each pass over the data counted: a coefficient all terms
-        share is applied once (``(a - b)/n``, not ``-b/n + a/n``), and a positive term goes
-        first (``a - b``, not ``-b + a``, which negates ``b`` first)."""
+        """The terms of a sum, each pass over the data counted: a power of two all terms
+        share as coefficient is applied once (``(a - b)/2``, not ``-b/2 + a/2``: the same
+        rounding; see :func:`_power_of_two`), and a positive term goes first (``a - b``,
+        not ``-b + a``, which negates ``b`` first).  A sum among the terms keeps its
+        parentheses: ``a + (b + c)`` is not ``(a + b) + c`` in floating point."""
         common = self._common_coefficient(terms) if 1 < len(terms) <= CHUNK else None
         parts = []
         for term in terms:
@@ -226,7 +228,7 @@ class SymgradNumPyPrinter(NumPyPrinter):
                 common = coeff
             elif type(coeff) is not type(common) or coeff != common:
                 return None
-        return None if common is sp.S.One or not common.is_finite else common
+        return common if common is not sp.S.One and _power_of_two(common) else None
 
     def _signed(self, term) -> tuple[bool, str]:
         """``(negative, text)`` of a term of a sum, ``text`` without the sign."""
@@ -237,7 +239,7 @@ class SymgradNumPyPrinter(NumPyPrinter):
             return True, constant[2:-1]
         if isinstance(term, sp.Mul) and term.args and _negative_number(term.args[0]) and not self._is_named(term):
             return True, self._product(-term.args[0], term.args[1:])
-        return False, self._wrap(term, PRECEDENCE["Add"])
+        return False, self._wrap(term, PRECEDENCE["Add"], strict=isinstance(term, sp.Add))
 
     def _is_named(self, expr) -> bool:
         temp = self._temps.get(expr)
@@ -268,15 +270,15 @@ class SymgradNumPyPrinter(NumPyPrinter):
             numer.append(_balanced([self._wrap(f, PRECEDENCE["Mul"]) for f in factors], "*"))
             factors = ()
         for factor in factors:
-            if (isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and not self._is_named(factor)
-                    and factor.base.is_commutative):
-                base, expo = factor.base, -factor.exp
+            if (isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and factor.base.is_commutative
+                    and (not self._is_named(factor) or (factor.base.is_Number and factor not in self._temps))):
+                base, expo = factor.base, -factor.exp  # x/3 divides by 3, as NumPy's x/3 does (not x*0.333...)
                 if expo is sp.S.One:
                     denom.append((self._wrap(base, PRECEDENCE["Mul"], strict=True), True))
                 else:
                     denom.append((self._power(base, expo), True))
-            else:
-                numer.append(self._wrap(factor, PRECEDENCE["Mul"]))
+            else:  # a product among the factors is one of its own: x*(y*z) is not (x*y)*z in floating point
+                numer.append(self._wrap(factor, PRECEDENCE["Mul"], strict=isinstance(factor, sp.Mul)))
         text = "*".join(numer) if numer else "1"
         if not denom:
             return text
@@ -352,6 +354,22 @@ def _balanced(parts: list[str], op: str) -> str:
     while len(parts) > CHUNK:
         parts = ["(" + op.join(parts[i:i + CHUNK]) + ")" for i in range(0, len(parts), CHUNK)]
     return "(" + op.join(parts) + ")"
+
+
+def _power_of_two(number) -> bool:
+    """Whether multiplying by ``number`` only shifts the exponent (``2``, ``1/4``, ``0.5``), so
+    that ``c*(a + b)`` rounds as ``c*a + c*b`` does: a sum whose terms share any other
+    coefficient prints term by term, as it was computed (``3*a + 3*b`` is not ``3*(a + b)``).
+
+    >>> _power_of_two(sp.Integer(8)), _power_of_two(sp.Rational(1, 4)), _power_of_two(sp.Integer(3))
+    (True, True, False)
+    """
+    if number.is_zero or not number.is_finite:
+        return False
+    if number.is_Rational:  # reduced, so one of p and q is 1
+        p, q = abs(number.p), number.q
+        return p & (p - 1) == 0 and q & (q - 1) == 0
+    return bool(number.is_Float) and np.frexp(abs(float(number)))[0] == 0.5
 
 
 def _negative_number(expr) -> bool:
