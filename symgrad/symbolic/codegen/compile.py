@@ -270,9 +270,8 @@ class SymgradNumPyPrinter(NumPyPrinter):
             numer.append(_balanced([self._wrap(f, PRECEDENCE["Mul"]) for f in factors], "*"))
             factors = ()
         for factor in factors:
-            if (isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and factor.base.is_commutative
-                    and (not self._is_named(factor) or (factor.base.is_Number and factor not in self._temps))):
-                base, expo = factor.base, -factor.exp  # x/3 divides by 3, as NumPy's x/3 does (not x*0.333...)
+            if _divides(factor):  # x/y divides, as the div op does: not x*(1/y), nor x*0.333... for x/3
+                base, expo = factor.base, -factor.exp
                 if expo is sp.S.One:
                     denom.append((self._wrap(base, PRECEDENCE["Mul"], strict=True), True))
                 else:
@@ -653,7 +652,26 @@ def _nameable(node: sp.Basic) -> bool:
 
 
 def _args(node: sp.Basic) -> tuple:
-    return tuple(a for a in node.args if a.args) if node.args else ()
+    """The operands the printed code of ``node`` reads: a factor ``y**-1`` of a product is
+    printed as a division by ``y``, so ``y`` is read, not the power (which therefore never
+    gets a temporary ``1/y`` that a product would multiply by)."""
+    if not node.args:
+        return ()
+    if isinstance(node, sp.Mul) and len(node.args) <= CHUNK:
+        return tuple(a for a in (f.base if _divides(f) else f for f in node.args) if a.args)
+    return tuple(a for a in node.args if a.args)
+
+
+def _divides(factor: sp.Basic) -> bool:
+    """Whether a factor of a product prints as a division (``x/y`` for ``x*y**-1``,
+    ``x/y**2``, ``x/sqrt(y)``; see :meth:`SymgradNumPyPrinter._product`): so the compiled
+    code divides where the tape's ``div`` divides, also when the power is shared.
+
+    >>> y = sp.Symbol("y", real=True)
+    >>> _divides(y ** -1), _divides(y ** 2), _divides(sp.Pow(sp.Integer(3), -1, evaluate=False))
+    (True, False, True)
+    """
+    return isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and factor.base.is_commutative
 
 
 # ============================================================================ compiled function
