@@ -48,7 +48,7 @@ __all__ = [
     "Program", "Step", "Chooser", "RandomChooser", "Reject", "RecipeError", "ProgramBuilder", "RECIPES",
     "register_recipe", "random_program", "covered_ops", "uncovered_ops", "NONSMOOTH_OPS", "LEAF_SHAPES",
     "elementwise_dag", "COMPOSITES", "register_composite", "default_ops", "rounding_jump", "ROUNDING_JUMP",
-    "ROUNDED_IDENTITIES", "JUMPS", "PATH_ONLY_COMPOSITES",
+    "ROUNDED_IDENTITIES", "JUMPS", "PATH_ONLY_COMPOSITES", "EXACTLY_REPEATED_OPS",
 ]
 
 LEAF_SHAPES: tuple[tuple[int, ...], ...] = ((), (3,), (2, 3), (1, 3), (3, 1), (2, 1, 2))
@@ -991,15 +991,38 @@ def rounding_jump(x: Tensor, *, identity: str, jump: str, c: float) -> Tensor:
     return JUMPS[jump](ROUNDED_IDENTITIES[identity](x, c), x) * x
 
 
-def _rounding_jump(b: ProgramBuilder) -> tuple[list, dict]:
-    x = b.value(domain=AWAY_FROM_ZERO)  # divided by
-    return [x], {"identity": b.choose.element(sorted(ROUNDED_IDENTITIES)), "jump": b.choose.element(sorted(JUMPS)),
-                 "c": b.choose.element(list(ROUNDING_CONSTANTS))}
-
-
 ROUNDING_JUMP = "rounding_jump"
 """The name random programs draw :func:`rounding_jump` by, when asked: ``ops=default_ops() +
 [ROUNDING_JUMP]``."""
+
+EXACTLY_REPEATED_OPS = frozenset({"add", "sub", "mul", "div", "neg", "reshape", "transpose", "permute", "unsqueeze",
+                                  "squeeze", "broadcast_to", "getitem", "where", ROUNDING_JUMP})
+"""Ops every evaluation path computes bit for bit as the eager forward does (one IEEE
+operation, or no arithmetic).  :func:`rounding_jump` takes its argument from inputs and
+these only: an op whose closed form rounds differently from its NumPy forward in the last
+bit (``lgamma``, ``logsumexp``) would move the jump by itself, which is not what it tests."""
+
+
+def _exactly_repeated(b: ProgramBuilder) -> list[int]:
+    """The values of ``b`` computed from inputs by :data:`EXACTLY_REPEATED_OPS` only."""
+    exact: set = set()
+    for index, item in enumerate(b.layout):
+        if not isinstance(item, Step):
+            exact.add(index)
+        elif item.op in EXACTLY_REPEATED_OPS and all(a.index in exact for a in item.args if isinstance(a, Ref)):
+            exact.add(index)
+    return [i for i in sorted(exact) if b.values[i].dtype.kind == "f"]
+
+
+def _rounding_jump(b: ProgramBuilder) -> tuple[list, dict]:
+    candidates = _exactly_repeated(b)
+    if not candidates or (len(b.inputs) < b.max_leaves and b.choose.boolean()):
+        x = b._leaf(b.choose.element(list(LEAF_SHAPES)), AWAY_FROM_ZERO)
+    else:
+        x = b.into_domain(Ref(b.choose.element(candidates)), AWAY_FROM_ZERO)  # divided by: away from 0
+    return [x], {"identity": b.choose.element(sorted(ROUNDED_IDENTITIES)), "jump": b.choose.element(sorted(JUMPS)),
+                 "c": b.choose.element(list(ROUNDING_CONSTANTS))}
+
 
 PATH_ONLY_COMPOSITES: dict[str, tuple[Callable, CompositeRecipe, str]] = {
     ROUNDING_JUMP: (rounding_jump, _rounding_jump, "symgrad.testing.generator.rounding_jump"),

@@ -18,6 +18,11 @@ all derivatives), like ``sympy.lambdify`` with ``cse``:
   powers share one ``sqrt``, ``sigmoid(z)`` and ``softplus(z)`` one ``exp(-|z|)``, and a
   sum of ``index_put`` terms accumulates in one array.  Inputs and outputs keep readable
   names (``fc.weight`` becomes the argument ``fc_weight``).
+* **As recorded**: a form built unevaluated (``Segment.build(as_recorded=True)``) is
+  computed in the order the tape computed it -- a product or sum among a product's factors
+  or a sum's terms keeps its parentheses, a factor ``y**-1`` divides by ``y`` (also ``x/3``,
+  and also when ``1/y`` is shared), and only a power-of-two coefficient is factored out of a
+  sum -- since one rounding apart is a whole step under ``floor`` or a comparison.
 * The result is a :class:`CompiledFunction`: call it with arrays (positionally or by
   name); ``.source``, ``.exprs``, ``.inputs`` and ``.outputs`` are inspectable.
 
@@ -667,11 +672,36 @@ def _divides(factor: sp.Basic) -> bool:
     ``x/y**2``, ``x/sqrt(y)``; see :meth:`SymgradNumPyPrinter._product`): so the compiled
     code divides where the tape's ``div`` divides, also when the power is shared.
 
+    A constant that is not a number (``pi`` in ``rad2deg``'s ``x*180/pi``, ``log(2)``) is part
+    of an op's formula, whose forward multiplies by one literal: its reciprocal stays a
+    literal factor.
+
     >>> y = sp.Symbol("y", real=True)
-    >>> _divides(y ** -1), _divides(y ** 2), _divides(sp.Pow(sp.Integer(3), -1, evaluate=False))
-    (True, False, True)
+    >>> _divides(y ** -1), _divides(y ** 2), _divides(sp.Pow(sp.Integer(3), -1, evaluate=False)), _divides(1 / sp.pi)
+    (True, False, True, False)
     """
-    return isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and factor.base.is_commutative
+    return (isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and factor.base.is_commutative
+            and not _formula_constant(factor.base))
+
+
+def _formula_constant(expr: sp.Basic, levels: int = 3) -> bool:
+    """Whether ``expr`` is a constant other than a plain number, made of numbers and
+    ``pi``/``E``-like constants within ``levels`` levels (so a deep operand costs nothing).
+
+    >>> _formula_constant(sp.pi), _formula_constant(sp.log(2)), _formula_constant(sp.Integer(3))
+    (True, True, False)
+    """
+    if expr.is_Number:
+        return False
+    stack = [(expr, levels)]
+    while stack:
+        node, left = stack.pop()
+        if node.is_Number or isinstance(node, sp.NumberSymbol):
+            continue
+        if left == 0 or not node.args or not isinstance(node, sp.Expr) or isinstance(node, StructuralFunction):
+            return False
+        stack.extend((a, left - 1) for a in node.args)
+    return True
 
 
 # ============================================================================ compiled function
