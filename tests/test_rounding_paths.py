@@ -7,6 +7,11 @@ Found by the random programs: ``value_and_grad(lambda q: (c % c + 0*q.sum()).sum
 captured ``c`` that requires grad returned 1.9 (eager: 0), because evaluating the closed form
 with tensor ops multiplied by a reciprocal where the compiled code divides; and the
 remainder's closed form ``a - b*floor(a/b)`` was 0 where NumPy's remainder is 0.0999....
+Then: the closed forms are built as recorded (``(a*3)/3`` stays a quotient of a product),
+but the compiled code did not compute them so: ``((a*3)/3)/a`` printed as
+``0.3333333333333333*a*3/a`` (a nested product lost its parentheses, a division by 3 became
+a product with 1/3), ``a*(1/a)`` as ``a/a``, ``a + (b + c)`` as ``a + b + c``, ``3*a + 3*b``
+as ``3*(a + b)``, and a shared ``1/a`` was multiplied in where the tape divides.
 Each row runs through: the eager tape, the symbolic backward engine, ``create_graph=True``
 (the closed form evaluated with tensor ops), a compiled transform, and a transform whose
 function captures a tensor that requires grad (tensor ops again).
@@ -21,8 +26,10 @@ import symgrad
 A = np.array([1.0, 0.3, 7.0, -1.0, 1.9, -1.5, 2.5])
 B = np.array([0.1, 0.1, 0.7, 0.1, 1.9, -1.5, -0.5])
 
+
 def _thirds(x):
-    """``(x*3)/3``, which SymPy's evaluation would fold into ``x``: it is ``x`` up to one rounding."""
+    """``(x*3)/3``: ``x`` up to one rounding (not ``x`` at 1.9), which compiled code printed
+    as ``0.3333333333333333*3*x``, that is ``x``."""
     return (x * 3) / 3
 
 
@@ -52,6 +59,8 @@ PROGRAMS = {  # name -> f(a, b) on tensors: values with a jump where a rounding 
     "ceil of a ratio": lambda a, b: symgrad.ceil(a / _thirds(a)) * b,
     "sign of a difference": lambda a, b: symgrad.sign(_thirds(a) - a) * b + a,
 }
+
+
 def _eager(f, engine: str, create_graph: bool = False):
     a = symgrad.tensor(A, requires_grad=True)
     b = symgrad.tensor(B, requires_grad=True)
