@@ -11,12 +11,12 @@ changes every day; a failure report names the ``SYMGRAD_TEST_SEED`` that replays
   closure, a constant, a static value, the names -- called interleaved through one warm
   compile cache: each result must be its own program's;
 * random programs, many with a jump exactly where a rounding of the forward decides it
-  (:func:`~symgrad.testing.generator.rounding_jump`: ``floor((x*3)/3/x)``, ``x % x``, a tie of
-  ``maximum((x*0.1)*10/0.1 ...)``), through every way symgrad evaluates one: the symbolic
+  (:func:`~symgrad.testing.generator.rounding_jump`: ``floor((x*3)/3/x)``, ``x % x``, a tie
+  of ``maximum((x*0.1)/0.1, x)``), through every way symgrad evaluates one: the symbolic
   backward, ``create_graph=True`` (closed forms evaluated with tensor ops), a compiled
   transform, and a transform over a captured tensor that requires grad (its closed form
   recorded as tensor ops, then differentiated): each must give the eager tape's value and
-  gradients, not one step off;
+  gradients, not one step off; and such programs through every transform, as above;
 * one random program returned in other output structures (a tensor, a tuple, a list, a
   dict, with ``None``, split into an output and aux), interleaved through one warm cache
   with ``jacobian``: each result has its own structure and the tape's values.
@@ -150,6 +150,13 @@ def test_random_programs_agree_on_every_evaluation_path(k, rng):
         _close(got_value, value, f"{path}: value of\n{program}")
         for i, (g, e) in enumerate(zip(got_grads, grads)):
             _close(g, e, f"{path}: gradient for input {i} of\n{program}")
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_random_programs_with_rounding_jumps_through_every_transform(k, rng):
+    program = random_program(rng, ops=PATH_OPS, max_steps=4)
+    arrays = [np.array(x, dtype=float) for x in program.inputs]
+    _check_every_transform(program, arrays, rng, list(range(len(arrays))))
 
 
 def _named(f, names):
