@@ -937,7 +937,9 @@ def _matrix_norm(b):
 @register_composite("vector_norm", composites.vector_norm, "symgrad.linalg.vector_norm")
 def _vector_norm(b):
     x = b.value(domain=AWAY_FROM_ZERO)
-    return [x], {"ord": b.choose.element([1, 3, float("inf")]), "dim": _dim_choice(b, len(b.shape(x)))}
+    order = b.choose.element([1, 3, float("inf")])
+    # the inf-norm is not implemented over several dims but all of them: one dim, or all
+    return [x], {"ord": order, "dim": _dim_choice(b, len(b.shape(x)), allow_tuple=order != float("inf"))}
 
 
 # ----------------------------------------------------------------------------- rounding jumps
