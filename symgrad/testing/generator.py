@@ -47,7 +47,8 @@ from ..tape.tensor import Tensor, apply_op
 __all__ = [
     "Program", "Step", "Chooser", "RandomChooser", "Reject", "RecipeError", "ProgramBuilder", "RECIPES",
     "register_recipe", "random_program", "covered_ops", "uncovered_ops", "NONSMOOTH_OPS", "LEAF_SHAPES",
-    "elementwise_dag", "COMPOSITES", "register_composite", "default_ops",
+    "elementwise_dag", "COMPOSITES", "register_composite", "default_ops", "rounding_jump", "ROUNDING_JUMP",
+    "ROUNDED_IDENTITIES", "JUMPS", "PATH_ONLY_COMPOSITES", "EXACTLY_REPEATED_OPS",
 ]
 
 LEAF_SHAPES: tuple[tuple[int, ...], ...] = ((), (3,), (2, 3), (1, 3), (3, 1), (2, 1, 2))
@@ -63,7 +64,7 @@ COMPARISON_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 LOGICAL_OPS = ("logical_and", "logical_or", "logical_not")
 
 NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min",
-                           "amax", "amin", "matrix_norm", "vector_norm",
+                           "amax", "amin", "matrix_norm", "vector_norm", "rounding_jump",
                            "extremum_mask", "elu", "leaky_relu", "softsign", "floor", "ceil", "round", "trunc",
                            "frac", "remainder", "fmod", "copysign", *COMPARISON_OPS, *LOGICAL_OPS})
 """Ops with kinks or jumps (a mask selects between branches); second-derivative checks
@@ -320,8 +321,8 @@ class ProgramBuilder:
         if op in self.functions:
             function, domains = self.functions[op]
             return self._append(Step(op, tuple(self.broadcasting(domains)), {}, function))
-        if op in COMPOSITES:
-            function, recipe, source = COMPOSITES[op]
+        if op in COMPOSITES or op in PATH_ONLY_COMPOSITES:
+            function, recipe, source = COMPOSITES[op] if op in COMPOSITES else PATH_ONLY_COMPOSITES[op]
             args, attrs = recipe(self)
             return self._append(Step(op, tuple(args), attrs, function, source))
         recipe = RECIPES.get(op, elementwise_recipe if OPS[op].kind == "elementwise" else None)
@@ -936,7 +937,101 @@ def _matrix_norm(b):
 @register_composite("vector_norm", composites.vector_norm, "symgrad.linalg.vector_norm")
 def _vector_norm(b):
     x = b.value(domain=AWAY_FROM_ZERO)
-    return [x], {"ord": b.choose.element([1, 3, float("inf")]), "dim": _dim_choice(b, len(b.shape(x)))}
+    order = b.choose.element([1, 3, float("inf")])
+    # the inf-norm is not implemented over several dims but all of them: one dim, or all
+    return [x], {"ord": order, "dim": _dim_choice(b, len(b.shape(x)), allow_tuple=order != float("inf"))}
+
+
+# ----------------------------------------------------------------------------- rounding jumps
+ROUNDED_IDENTITIES: dict[str, Callable] = {  # name -> (x, c) -> x, computed with roundings in between
+    "itself": lambda x, c: x,
+    "scaled back": lambda x, c: (x * c) / c,
+    "divided back": lambda x, c: (x / c) * c,
+    "shifted back": lambda x, c: (x + c) - c,
+    "squared back": lambda x, c: (x * x) / x,
+    "times a reciprocal": lambda x, c: x * (x * apply_op("reciprocal", x)),
+}
+"""Ways to compute a value ``q`` equal to ``x`` in exact arithmetic but not always in floating
+point: ``(x*3)/3`` differs from ``x`` in the last bit for some ``x``, ``x*(1/x)`` from 1."""
+
+JUMPS: dict[str, Callable] = {  # name -> (q, x) -> a value with a jump where q meets x
+    "floor of the ratio": lambda q, x: apply_op("floor", q / x),
+    "ceil of the ratio": lambda q, x: apply_op("ceil", q / x),
+    "trunc of the ratio": lambda q, x: apply_op("trunc", q / x),
+    "round of the ratio": lambda q, x: apply_op("round", (q / x) * 1.5),
+    "remainder": lambda q, x: apply_op("remainder", q, x),
+    "fmod": lambda q, x: apply_op("fmod", q, x),
+    "floor_divide": lambda q, x: apply_op("floor_divide", q, x),
+    "maximum": lambda q, x: apply_op("maximum", q, x),
+    "minimum": lambda q, x: apply_op("minimum", x, q),
+    "sign of the difference": lambda q, x: apply_op("sign", q - x),
+    "where equal": lambda q, x: apply_op("where", apply_op("eq", q, x), q, x * 2.0),
+    "where at least": lambda q, x: apply_op("where", apply_op("ge", q, x), x * 3.0, q),
+}
+"""Jump functions at the point where ``q`` meets ``x`` (``floor(q/x)`` is 1 or 0, ``q % x`` 0 or
+about ``x``, ``maximum(q, x)`` a tie or not): one rounding decides a whole step there."""
+
+ROUNDING_CONSTANTS = (3.0, 0.1, 7.0, 10.0, 1.0 / 3.0, 0.7)
+
+
+def rounding_jump(x: Tensor, *, identity: str, jump: str, c: float) -> Tensor:
+    """``jump(q, x) * x`` for ``q = identity(x, c)`` (:data:`ROUNDED_IDENTITIES`,
+    :data:`JUMPS`): a value with a jump exactly where a rounding of the forward decides it.
+    Every way of evaluating a program (the eager tape, the symbolic backward, compiled
+    transforms, ``create_graph=True``) must give the eager forward's answer there, which
+    it does only if it computes each op as recorded (``(x*3)/3`` is not ``x``).  Finite
+    differences cannot check these (they cross the jump): compare paths with each other.
+
+    >>> import numpy as np
+    >>> x = Tensor(np.array([1.9, 7.0]))
+    >>> rounding_jump(x, identity="scaled back", jump="floor of the ratio", c=3.0)
+    tensor([0., 7.])
+    """
+    if identity not in ROUNDED_IDENTITIES or jump not in JUMPS:
+        raise ValueError(f"unknown identity {identity!r} or jump {jump!r}: choose from {sorted(ROUNDED_IDENTITIES)} "
+                         f"and {sorted(JUMPS)}")
+    return JUMPS[jump](ROUNDED_IDENTITIES[identity](x, c), x) * x
+
+
+ROUNDING_JUMP = "rounding_jump"
+"""The name random programs draw :func:`rounding_jump` by, when asked: ``ops=default_ops() +
+[ROUNDING_JUMP]``."""
+
+EXACTLY_REPEATED_OPS = frozenset({"add", "sub", "mul", "div", "neg", "reshape", "transpose", "permute", "unsqueeze",
+                                  "squeeze", "broadcast_to", "getitem", "where", ROUNDING_JUMP})
+"""Ops every evaluation path computes bit for bit as the eager forward does (one IEEE
+operation, or no arithmetic).  :func:`rounding_jump` takes its argument from inputs and
+these only: an op whose closed form rounds differently from its NumPy forward in the last
+bit (``lgamma``, ``logsumexp``) would move the jump by itself, which is not what it tests."""
+
+
+def _exactly_repeated(b: ProgramBuilder) -> list[int]:
+    """The values of ``b`` computed from inputs by :data:`EXACTLY_REPEATED_OPS` only."""
+    exact: set = set()
+    for index, item in enumerate(b.layout):
+        if not isinstance(item, Step):
+            exact.add(index)
+        elif item.op in EXACTLY_REPEATED_OPS and all(a.index in exact for a in item.args if isinstance(a, Ref)):
+            exact.add(index)
+    return [i for i in sorted(exact) if b.values[i].dtype.kind == "f"]
+
+
+def _rounding_jump(b: ProgramBuilder) -> tuple[list, dict]:
+    candidates = _exactly_repeated(b)
+    if not candidates or (len(b.inputs) < b.max_leaves and b.choose.boolean()):
+        x = b._leaf(b.choose.element(list(LEAF_SHAPES)), AWAY_FROM_ZERO)
+    else:
+        x = b.into_domain(Ref(b.choose.element(candidates)), AWAY_FROM_ZERO)  # divided by: away from 0
+    return [x], {"identity": b.choose.element(sorted(ROUNDED_IDENTITIES)), "jump": b.choose.element(sorted(JUMPS)),
+                 "c": b.choose.element(list(ROUNDING_CONSTANTS))}
+
+
+PATH_ONLY_COMPOSITES: dict[str, tuple[Callable, CompositeRecipe, str]] = {
+    ROUNDING_JUMP: (rounding_jump, _rounding_jump, "symgrad.testing.generator.rounding_jump"),
+}
+"""Composites as in :data:`COMPOSITES`, drawn only when ``ops`` names them: finite
+differences cannot check them (they sit on jumps), so they are for comparing the ways of
+evaluating a program with each other, never among :func:`default_ops`."""
 
 
 def default_ops() -> list[str]:

@@ -18,6 +18,11 @@ all derivatives), like ``sympy.lambdify`` with ``cse``:
   powers share one ``sqrt``, ``sigmoid(z)`` and ``softplus(z)`` one ``exp(-|z|)``, and a
   sum of ``index_put`` terms accumulates in one array.  Inputs and outputs keep readable
   names (``fc.weight`` becomes the argument ``fc_weight``).
+* **As recorded**: a form built unevaluated (``Segment.build(as_recorded=True)``) is
+  computed in the order the tape computed it -- a product or sum among a product's factors
+  or a sum's terms keeps its parentheses, a factor ``y**-1`` divides by ``y`` (also ``x/3``,
+  and also when ``1/y`` is shared), and only a power-of-two coefficient is factored out of a
+  sum -- since one rounding apart is a whole step under ``floor`` or a comparison.
 * The result is a :class:`CompiledFunction`: call it with arrays (positionally or by
   name); ``.source``, ``.exprs``, ``.inputs`` and ``.outputs`` are inspectable.
 
@@ -186,9 +191,11 @@ class SymgradNumPyPrinter(NumPyPrinter):
         return lines
 
     def _sum(self, terms) -> str:
-        """The terms of a sum, each pass over the data counted: a coefficient all terms
-        share is applied once (``(a - b)/n``, not ``-b/n + a/n``), and a positive term goes
-        first (``a - b``, not ``-b + a``, which negates ``b`` first)."""
+        """The terms of a sum, each pass over the data counted: a power of two all terms
+        share as coefficient is applied once (``(a - b)/2``, not ``-b/2 + a/2``: the same
+        rounding; see :func:`_power_of_two`), and a positive term goes first (``a - b``,
+        not ``-b + a``, which negates ``b`` first).  A sum among the terms keeps its
+        parentheses: ``a + (b + c)`` is not ``(a + b) + c`` in floating point."""
         common = self._common_coefficient(terms) if 1 < len(terms) <= CHUNK else None
         parts = []
         for term in terms:
@@ -226,7 +233,7 @@ class SymgradNumPyPrinter(NumPyPrinter):
                 common = coeff
             elif type(coeff) is not type(common) or coeff != common:
                 return None
-        return None if common is sp.S.One or not common.is_finite else common
+        return common if common is not sp.S.One and _power_of_two(common) else None
 
     def _signed(self, term) -> tuple[bool, str]:
         """``(negative, text)`` of a term of a sum, ``text`` without the sign."""
@@ -237,7 +244,7 @@ class SymgradNumPyPrinter(NumPyPrinter):
             return True, constant[2:-1]
         if isinstance(term, sp.Mul) and term.args and _negative_number(term.args[0]) and not self._is_named(term):
             return True, self._product(-term.args[0], term.args[1:])
-        return False, self._wrap(term, PRECEDENCE["Add"])
+        return False, self._wrap(term, PRECEDENCE["Add"], strict=isinstance(term, sp.Add))
 
     def _is_named(self, expr) -> bool:
         temp = self._temps.get(expr)
@@ -268,15 +275,14 @@ class SymgradNumPyPrinter(NumPyPrinter):
             numer.append(_balanced([self._wrap(f, PRECEDENCE["Mul"]) for f in factors], "*"))
             factors = ()
         for factor in factors:
-            if (isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and not self._is_named(factor)
-                    and factor.base.is_commutative):
+            if _divides(factor):  # x/y divides, as the div op does: not x*(1/y), nor x*0.333... for x/3
                 base, expo = factor.base, -factor.exp
                 if expo is sp.S.One:
                     denom.append((self._wrap(base, PRECEDENCE["Mul"], strict=True), True))
                 else:
                     denom.append((self._power(base, expo), True))
-            else:
-                numer.append(self._wrap(factor, PRECEDENCE["Mul"]))
+            else:  # a product among the factors is one of its own: x*(y*z) is not (x*y)*z in floating point
+                numer.append(self._wrap(factor, PRECEDENCE["Mul"], strict=isinstance(factor, sp.Mul)))
         text = "*".join(numer) if numer else "1"
         if not denom:
             return text
@@ -352,6 +358,22 @@ def _balanced(parts: list[str], op: str) -> str:
     while len(parts) > CHUNK:
         parts = ["(" + op.join(parts[i:i + CHUNK]) + ")" for i in range(0, len(parts), CHUNK)]
     return "(" + op.join(parts) + ")"
+
+
+def _power_of_two(number) -> bool:
+    """Whether multiplying by ``number`` only shifts the exponent (``2``, ``1/4``, ``0.5``), so
+    that ``c*(a + b)`` rounds as ``c*a + c*b`` does: a sum whose terms share any other
+    coefficient prints term by term, as it was computed (``3*a + 3*b`` is not ``3*(a + b)``).
+
+    >>> _power_of_two(sp.Integer(8)), _power_of_two(sp.Rational(1, 4)), _power_of_two(sp.Integer(3))
+    (True, True, False)
+    """
+    if number.is_zero or not number.is_finite:
+        return False
+    if number.is_Rational:  # reduced, so one of p and q is 1
+        p, q = abs(number.p), number.q
+        return p & (p - 1) == 0 and q & (q - 1) == 0
+    return bool(number.is_Float) and np.frexp(abs(float(number)))[0] == 0.5
 
 
 def _negative_number(expr) -> bool:
@@ -635,7 +657,51 @@ def _nameable(node: sp.Basic) -> bool:
 
 
 def _args(node: sp.Basic) -> tuple:
-    return tuple(a for a in node.args if a.args) if node.args else ()
+    """The operands the printed code of ``node`` reads: a factor ``y**-1`` of a product is
+    printed as a division by ``y``, so ``y`` is read, not the power (which therefore never
+    gets a temporary ``1/y`` that a product would multiply by)."""
+    if not node.args:
+        return ()
+    if isinstance(node, sp.Mul) and len(node.args) <= CHUNK:
+        return tuple(a for a in (f.base if _divides(f) else f for f in node.args) if a.args)
+    return tuple(a for a in node.args if a.args)
+
+
+def _divides(factor: sp.Basic) -> bool:
+    """Whether a factor of a product prints as a division (``x/y`` for ``x*y**-1``,
+    ``x/y**2``, ``x/sqrt(y)``; see :meth:`SymgradNumPyPrinter._product`): so the compiled
+    code divides where the tape's ``div`` divides, also when the power is shared.
+
+    A constant that is not a number (``pi`` in ``rad2deg``'s ``x*180/pi``, ``log(2)``) is part
+    of an op's formula, whose forward multiplies by one literal: its reciprocal stays a
+    literal factor.
+
+    >>> y = sp.Symbol("y", real=True)
+    >>> _divides(y ** -1), _divides(y ** 2), _divides(sp.Pow(sp.Integer(3), -1, evaluate=False)), _divides(1 / sp.pi)
+    (True, False, True, False)
+    """
+    return (isinstance(factor, sp.Pow) and _as_division(factor.base, factor.exp) and factor.base.is_commutative
+            and not _formula_constant(factor.base))
+
+
+def _formula_constant(expr: sp.Basic, levels: int = 3) -> bool:
+    """Whether ``expr`` is a constant other than a plain number, made of numbers and
+    ``pi``/``E``-like constants within ``levels`` levels (so a deep operand costs nothing).
+
+    >>> _formula_constant(sp.pi), _formula_constant(sp.log(2)), _formula_constant(sp.Integer(3))
+    (True, True, False)
+    """
+    if expr.is_Number:
+        return False
+    stack = [(expr, levels)]
+    while stack:
+        node, left = stack.pop()
+        if node.is_Number or isinstance(node, sp.NumberSymbol):
+            continue
+        if left == 0 or not node.args or not isinstance(node, sp.Expr) or isinstance(node, StructuralFunction):
+            return False
+        stack.extend((a, left - 1) for a in node.args)
+    return True
 
 
 # ============================================================================ compiled function

@@ -503,6 +503,8 @@ class Segment:
                 attrs = self._slotted.get(position, node.attrs)
                 args = [self._expr(r, exprs, symbols) for r in entry[2]]
                 out = _node_expr(node, args, entry[3], attrs)
+                if (deep or as_recorded) and isinstance(out, sp.Pow):
+                    out = reciprocal_as_recorded(out)
                 # one object per structure: a rebuilt graph shares the previous build's nodes
                 exprs.append(tuple(intern(o) for o in out) if isinstance(out, tuple) else intern(out))
         self.exprs = exprs
@@ -520,6 +522,24 @@ class Segment:
     def node_expr(self, position: int, k: int = 0) -> sp.Expr:
         out = self.exprs[position]
         return out[k] if isinstance(out, tuple) else out
+
+
+def reciprocal_as_recorded(form: sp.Pow) -> sp.Expr:
+    """An op whose whole form is a negative power (``reciprocal``, ``x ** -1``, ``rsqrt``),
+    built unevaluated, as the quotient ``1/x`` of its own: so a product with it stays the
+    product the tape computed, ``y * (1/x)``, which the compiled code and the tensor ops
+    (:mod:`.as_tensors`) would otherwise read as the division ``div(y, x)``, ``y/x`` (as
+    ``x * (1/x)`` can be ``1 - 2**-53``, the two differ by a whole step under ``floor``).
+    Any other form is returned as it is.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> with evaluate(False):
+    ...     sp.srepr(reciprocal_as_recorded(x ** -1))
+    "Mul(Integer(1), Pow(Symbol('x', real=True), Integer(-1)))"
+    """
+    if form.exp.is_Number and form.exp.is_negative:
+        return sp.Mul._from_args((sp.S.One, form), is_commutative=True)
+    return form
 
 
 def eval_constant(ref: tuple) -> Any:
