@@ -214,5 +214,5 @@ def test_an_unnamed_array_prints_what_computes_it_again(array, printed):
 def test_a_large_array_without_a_pattern_prints_as_a_summary():
     array = np.linspace(0.0, 1.0, 40) ** 2
     value = ArrayValue.of(array)
-    assert str(value).startswith("array((0.0, ") and str(value).endswith(", 1.0), dtype=float64, shape=(40,))")
+    assert str(value).startswith("array((0.0, ") and str(value).endswith(", 1.0), dtype=float64, size=(40,))")
     assert r"\text{float64, shape } 40" in sp.latex(value)

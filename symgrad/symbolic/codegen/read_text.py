@@ -89,7 +89,9 @@ def evaluate_text(shown: str, values: Mapping[str, Any]) -> np.ndarray:
 
     A form that names data lists the definitions below it (``where t0 = ...``, one per
     line, as :func:`~symgrad.symbolic.printing.printers.text` prints them); each is
-    computed first (after the ones it reads) and read by its name.
+    computed first (after the ones it reads) and read by its name, unless ``values`` gives
+    that name (a large array is defined by a summary, which describes it but computes
+    nothing).
 
     >>> float(evaluate_text("sum(2*[x > 0]*x)", {"x": np.array([-1.0, 2.0, 3.0])}))
     10.0
@@ -110,7 +112,9 @@ def evaluate_text(shown: str, values: Mapping[str, Any]) -> np.ndarray:
         if not ready:
             raise ValueError(f"the definitions of {sorted(pending)} read each other: {shown!r}")
         for name in ready:
-            values[name] = _evaluated(pending.pop(name), values)
+            definition = pending.pop(name)
+            if name not in values:  # a given value wins: a large array's definition only describes it
+                values[name] = _evaluated(definition, values)
     return _evaluated(form, values)
 
 

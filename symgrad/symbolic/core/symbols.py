@@ -248,7 +248,7 @@ class ArrayValue(sp.Atom):
     >>> print(sp.latex(ArrayValue.of(windows)))
     \\left(i + j\\right)_{i j} \\in \\mathbb{Z}^{6 \\times 4}
     >>> ArrayValue.of(np.arange(40.0) ** 2)
-    array((0.0, 1.0, 4.0, ..., 1444.0, 1521.0), dtype=float64, shape=(40,))
+    array((0.0, 1.0, 4.0, ..., 1444.0, 1521.0), dtype=float64, size=(40,))
     """
 
     __slots__ = ("shape", "dtype", "kind", "payload")
@@ -314,7 +314,7 @@ class ArrayValue(sp.Atom):
         if self.kind == "values":
             return f"array({_nested(self.payload, self.shape)!r})"
         shown = ", ".join(repr(v) for v in self.payload[:3]) + ", ..., " + ", ".join(repr(v) for v in self.payload[3:])
-        return f"array(({shown}), dtype={self.dtype}, shape={self.shape})"
+        return f"array(({shown}), dtype={self.dtype}, size={self.shape})"  # not "shape=", an engine word
 
     def _sympyrepr(self, printer) -> str:
         return f"ArrayValue({self.shape!r}, {self.dtype!r}, {self.kind!r}, {self.payload!r})"
