@@ -302,6 +302,11 @@ def _times(g: sp.Expr, partial: sp.Expr, flat: bool = False) -> sp.Expr:
     if flat:
         # unevaluated: the factors stay apart (x*x**-1 is not 1); only exact fractions merge
         (c, g), (d, partial) = _rational_part(g), _rational_part(partial)
+        if c == 1 and d not in (1, -1):
+            # the tape's order, as its VJPs write it: (g*d)*rest (pow's g*e*x**(e-1)), so a
+            # large g times d overflows where the tape's does
+            rest = partial.args if partial.is_Mul else (partial,)
+            return sp.Mul._from_args((g, d) + tuple(rest), is_commutative=True)
         product = g * partial if g.is_Atom or partial.is_Atom else sp.Mul._from_args((g, partial), is_commutative=True)
         return scale(sp.Rational(c.p * d.p, c.q * d.q), product)
     return g * partial
