@@ -228,6 +228,9 @@ def _same_output(symbolic: str, tape: str) -> None:
 
 @pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("*.py")))
 def test_examples_print_the_same_on_both_engines(script, tmp_path, monkeypatch):
+    from tests.test_examples import skip_without_what_it_needs
+
+    skip_without_what_it_needs(script)
     tape = _run_example(EXAMPLES / script, "tape", tmp_path, monkeypatch)
     compile_cache_clear()
     symbolic = _run_example(EXAMPLES / script, "symbolic", tmp_path, monkeypatch)

@@ -1058,6 +1058,12 @@ def _generate(symbols: list, names: list[str], outputs: list, name: str) -> tupl
     return free_dead_temporaries("\n".join(lines)), len(order)
 
 
+_AST_LOCK = threading.Lock()
+"""``ast.parse`` one thread at a time: on CPython 3.11.2 (a Debian machine's Python, seen in
+CI) two threads building syntax trees at once can raise ``SystemError: AST constructor
+recursion depth mismatch``, and threads compiling backward passes do build them at once."""
+
+
 def free_dead_temporaries(source: str) -> str:
     r"""``source`` (one generated function) with ``del`` statements releasing every
     temporary right after the statement that reads it last: a liveness pass over the
@@ -1074,7 +1080,8 @@ def free_dead_temporaries(source: str) -> str:
         del _t0
         return (_t1 + x,)
     """
-    function = ast.parse(source).body[0]
+    with _AST_LOCK:
+        function = ast.parse(source).body[0]
     *steps, returned = function.body
     kept = _temporaries_read(returned)
     last: dict = {}
