@@ -31,7 +31,7 @@ from ...core.symbols import postorder, shape_of, size_of
 from ...forms.structural import Mean, Sum, SumTo
 from . import NativeFunction, UnsupportedExpressionError
 from .c_code import C_HEADER, CPrinter, check_translatable, plan
-from .c_fused import FLAGS, PARALLEL_MIN
+from .c_fused import FLAGS, PARALLEL_MIN, input_arguments
 from .cbuild import load_c
 
 __all__ = ["axis_run", "AxisReduction"]
@@ -158,18 +158,7 @@ class AxisReduction(NativeFunction):
                           *nest, "}", ""])
 
     def _run(self, arrays: list) -> list:
-        args: list = []
-        keep = []
-        for i in self.used:
-            a = arrays[i]
-            if not self.is_array[i]:
-                args.append(float(a))
-                continue
-            if a.shape != self.body_shape:
-                a = np.broadcast_to(a, self.body_shape)
-            a = np.ascontiguousarray(a, dtype=np.float64)
-            keep.append(a)
-            args.append(a.ctypes.data)
+        args, keep = input_arguments(arrays, self.used, self.is_array, self.body_shape)  # keep: alive past the call
         O, _, I = self.sizes
         out = np.empty(O * I)
         args.append(out.ctypes.data)

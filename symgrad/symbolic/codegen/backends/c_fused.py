@@ -214,26 +214,8 @@ class FusedFunction(NativeFunction):
         return "\n".join(lines + _kernel(params + outs, n_red, calls))
 
     def _run_points(self, arrays: list) -> list:
-        args: list = [self.shape[0]]
-        keep = []
-        for i in self.used:
-            a = arrays[i]
-            if not self.is_array[i]:
-                args.append(float(a))
-                continue
-            a = np.ascontiguousarray(a, dtype=np.float64)
-            keep.append(a)
-            args.append(a.ctypes.data)
-        results = []
-        for kind, length in zip(self.kinds, self.lengths):
-            if kind == "elementwise":
-                out = np.empty(length)
-                results.append(out)
-                args.append(out.ctypes.data)
-        red = np.empty(max(-(-args[0] // BLOCK), 1) * self.n_reductions)  # a partial sum per block
-        if self.n_reductions:
-            args.append(red.ctypes.data)
-        self.fn(*args, self.parallel)
+        lengths = [length for kind, length in zip(self.kinds, self.lengths) if kind == "elementwise"]
+        results, red = self._call(self.shape[0], arrays, None, lengths)
         outs, sums = iter(results), iter(red)
         final = []
         for kind, shape, length in zip(self.kinds, self.body_shapes, self.lengths):
@@ -243,6 +225,20 @@ class FusedFunction(NativeFunction):
                 total = float(next(sums))
                 final.append(np.asarray(total / length if kind == "mean" else total))
         return final
+
+    def _call(self, n: int, arrays: list, shape: tuple | None, out_shapes: list) -> tuple[list, np.ndarray]:
+        """Run the kernel over ``n`` points: the inputs as :func:`input_arguments` passes
+        them, a fresh array of each of ``out_shapes`` per elementwise output; returns
+        those and the partial sums (the totals first: see :func:`_kernel`)."""
+        args, keep = input_arguments(arrays, self.used, self.is_array, shape)
+        results = [np.empty(out_shape) for out_shape in out_shapes]
+        args += [out.ctypes.data for out in results]
+        red = np.empty(max(-(-n // BLOCK), 1) * self.n_reductions)  # a partial sum per block
+        if self.n_reductions:
+            args.append(red.ctypes.data)
+        self.fn(n, *args, self.parallel)
+        del keep  # (alive until the kernel has read them)
+        return results, red
 
     def _generate(self, bodies: list) -> str:
         names = {self._kernel_symbols[i]: f"v{i}" for i in self.used}
@@ -282,28 +278,7 @@ class FusedFunction(NativeFunction):
             return self._run_points(arrays)
         shape = self.shape
         n = size_of(shape)
-        args: list = [n]
-        keep = []
-        for i in self.used:
-            a = arrays[i]
-            if not self.is_array[i]:
-                args.append(float(a))
-                continue
-            if a.shape != shape:
-                a = np.broadcast_to(a, shape)
-            a = np.ascontiguousarray(a, dtype=np.float64)
-            keep.append(a)
-            args.append(a.ctypes.data)
-        results: list = []
-        for kind in self.kinds:
-            if kind == "elementwise":
-                out = np.empty(shape)
-                results.append(out)
-                args.append(out.ctypes.data)
-        red = np.empty(max(-(-args[0] // BLOCK), 1) * self.n_reductions)  # a partial sum per block
-        if self.n_reductions:
-            args.append(red.ctypes.data)
-        self.fn(*args, self.parallel)
+        results, red = self._call(n, arrays, shape, [shape for kind in self.kinds if kind == "elementwise"])
         outs, sums = iter(results), iter(red)
         final = []
         for kind, body_shape in zip(self.kinds, self.body_shapes):
@@ -316,6 +291,26 @@ class FusedFunction(NativeFunction):
                 count = n if kind == "mean" else n / max(size_of(body_shape), 1)
                 final.append(np.asarray(total / count if count else (np.nan if kind == "mean" else 0.0)))
         return final
+
+
+def input_arguments(arrays: list, used: list, is_array: list, shape: tuple | None) -> tuple[list, list]:
+    """The kernel's input arguments, in ``used`` order: a scalar input as a double, an
+    array input as a pointer to contiguous float64 data (broadcast to ``shape`` first when
+    given); and the arrays behind those pointers, which the caller keeps until the call
+    returns."""
+    args: list = []
+    keep = []
+    for i in used:
+        a = arrays[i]
+        if not is_array[i]:
+            args.append(float(a))
+            continue
+        if shape is not None and a.shape != shape:
+            a = np.broadcast_to(a, shape)
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        keep.append(a)
+        args.append(a.ctypes.data)
+    return args, keep
 
 
 def _kernel(params: list, n_red: int, block: list) -> list:
