@@ -24,6 +24,8 @@ refuses all of it while a trace runs:
   under ``no_grad``, an in-place change of an argument or of a value under ``no_grad``
   (a mask changed in place is followed) -- are marked with how they were made (:func:`mark`); a recorded op
   that uses one, or a traced function that returns one, raises (:func:`check_use`);
+* **gradient hooks** registered on a traced tensor would never run: refused
+  (:func:`refuse_hook`);
 * **random numbers** drawn inside a traced function would be drawn once: refused too --
   symgrad's own (``randn``, ``Dropout``) as they are drawn, and NumPy's or Python's
   (``np.random.normal``, a captured ``np.random.Generator``, the ``random`` module) when
@@ -155,6 +157,19 @@ def refuse(tensor: Any, operation: str, fix: str | None = None) -> None:
         "while symgrad.grad (or another transform) traces a function, its tensors have no fixed value -- the "
         "compiled function is reused with new arguments, so a value read now would be frozen at this call's. "
         f"Instead, {fix or _FIXES.get(kind, _DEFAULT_FIX)}")
+
+
+def refuse_hook(tensor: Any) -> None:
+    """Raise :class:`UntraceableError` when a gradient hook is registered on a traced tensor:
+    a transform differentiates the recorded ops in closed form, so the hook, which would
+    change the gradient in an eager backward, would never run."""
+    if _running() and _live(tensor):
+        raise UntraceableError(
+            f"register_hook() on a traced tensor of shape {tuple(tensor.shape)}{user_line()}: symgrad.grad (and "
+            "every transform) derives the gradient in closed form from the recorded ops, so a hook, which changes "
+            "the gradient during an eager backward, would not run and the result would silently differ from "
+            "backward()'s. Instead, call backward() or symgrad.autograd.grad() on the eager graph, or write the "
+            "change of gradient as a custom Function with a SymPy form")
 
 
 def refuse_random(what: str) -> None:

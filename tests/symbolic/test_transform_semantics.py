@@ -377,6 +377,12 @@ def test_engine_made_symbols_never_meet_a_users_name(name):
 
 # ============================================================================ 3. ways out of the graph
 CAPTURED_GENERATOR = np.random.default_rng(11)
+
+
+def _hooked(t):
+    t.register_hook(lambda g: g * 10)  # would scale the gradient in an eager backward
+    return t
+
 CAPTURED_RANDOM_STATE = np.random.RandomState(12)
 OUT_OF_GRAPH = {
     "item()": lambda x: x * x.sum().item(),
@@ -397,6 +403,8 @@ OUT_OF_GRAPH = {
     "a captured np.random.Generator": lambda x: x * CAPTURED_GENERATOR.normal(size=2),
     "a captured np.random.RandomState": lambda x: x * CAPTURED_RANDOM_STATE.uniform(size=2),
     "random.random()": lambda x: x * random.random(),
+    "register_hook()": lambda x: _hooked(x * 2),
+    "register_hook() on the argument": lambda x: _hooked(x) * 2,
     "allclose()": lambda x: x * 2 if x.allclose(symgrad.ones(2)) else x,
     "equal()": lambda x: x * 2 if x.equal(symgrad.ones(2)) else x,
 }
