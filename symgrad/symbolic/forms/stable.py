@@ -304,11 +304,13 @@ class logaddexp(sp.Function):
     nargs = 2
 
     def fdiff(self, argindex=1):
+        # unevaluated differences: logaddexp(a, a) at a = -inf has the partials
+        # sigmoid(-inf - -inf) = NaN (PyTorch's), not sigmoid(0) = 1/2
         a, b = self.args
         if argindex == 1:
-            return sigmoid(a - b)
+            return sigmoid(sp.Add(a, -b, evaluate=False))
         if argindex == 2:
-            return sigmoid(b - a)
+            return sigmoid(sp.Add(b, -a, evaluate=False))
         raise ArgumentIndexError(self, argindex)
 
     def _eval_rewrite_as_exp(self, a, b, **kwargs):
