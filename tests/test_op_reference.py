@@ -64,11 +64,12 @@ SPELLED = {  # op -> how PyTorch writes it, where that is no function of the op'
     "bessel_i": "none (`torch.i0`, `torch.special.i1` for orders 0 and 1)",
     "bessel_ie": "none (`torch.special.i0e`, `i1e` for orders 0 and 1)",
     "det_sign": "`torch.linalg.slogdet(A).sign`", "logabsdet": "`torch.linalg.slogdet(A).logabsdet`",
+    "svd_u": "`torch.linalg.svd(A, full_matrices=False).U` (column signs fixed)",
 }
 
 NUMPY = {  # symgrad name -> the NumPy function computing it, where the names differ
     "cat": "concatenate", "permute": "transpose", "inverse": "linalg.inv", "det": "linalg.det",
-    "solve": "linalg.solve", "cholesky": "linalg.cholesky", "norm": "linalg.norm", "movedim": "moveaxis", "take_along_dim": "take_along_axis",
+    "solve": "linalg.solve", "cholesky": "linalg.cholesky", "svdvals": "linalg.svdvals", "norm": "linalg.norm", "movedim": "moveaxis", "take_along_dim": "take_along_axis",
     "index_select": "take", "repeat": "tile", "repeat_interleave": "repeat", "asin": "arcsin",
     "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
     "atan2": "arctan2", "abs": "absolute", "clamp": "clip", "lgamma": "none (`scipy.special.gammaln`)",

@@ -1,5 +1,6 @@
 """Linear algebra: ``det``, ``logdet``, ``inverse``, ``solve``, ``cholesky``, the two
-halves of ``slogdet`` (``det_sign``, ``logabsdet``) and ``tril`` over the last two dims.
+halves of ``slogdet`` (``det_sign``, ``logabsdet``), ``tril``, and the singular values
+``svdvals`` with the left singular vectors ``svd_u`` over the last two dims.
 
 Each works on a square matrix or a batch of them (``(..., n, n)``), as PyTorch's
 ``torch.linalg`` functions, and its SymPy form stays array-level (``STRUCTURAL``: the
@@ -24,6 +25,18 @@ same factorisation (so it does not under- or overflow as ``sign(det(A))`` can); 
 piecewise constant, so its gradient is zero (PyTorch's ``slogdet`` sign carries none).
 ``tril`` (the lower triangle, ``symgrad.tril``) is an op so that closed forms such as
 ``cholesky``'s adjoint name it instead of holding constant index arrays or masks.
+
+``svdvals`` gives the ``k = min(m, n)`` singular values of each ``(..., m, n)`` matrix in
+descending order (``torch.linalg.svdvals``). Where they are distinct and nonzero (the
+domain ``Domain(separated_singular_values=True)``), ``d s_i = u_i^T dA v_i``, so its VJP
+is ``U diag(g) V^T`` over the thin SVD ``A = U S V^T``; it is written as
+``U diag(g / s) U^T A`` (``U^T A = S V^T``), so the one op ``svd_u`` (``U``, each column's
+sign fixed so that its entry of largest magnitude is positive, as scikit-learn's
+``svd_flip`` does) carries the singular vectors. ``svd_u``'s own VJP is the textbook SVD
+adjoint for ``U`` (Townsend 2016, PyTorch's ``svd_backward``), so second derivatives of
+``svdvals`` exist on both engines; where two singular values meet or one is zero these
+rules divide by zero (the matrix norms of order ``2``, ``-2`` and ``"nuc"`` have kinks
+there).
 """
 from __future__ import annotations
 
@@ -36,6 +49,9 @@ SQUARE = Domain(well_conditioned=True)
 
 POSITIVE_DEFINITE = Domain(positive_definite=True)
 """Symmetric positive definite matrices, ``cholesky``'s domain."""
+
+SEPARATED_SINGULAR_VALUES = Domain(separated_singular_values=True)
+"""Matrices whose singular values are at least 1 and at least 0.5 apart (``svdvals``' domain)."""
 
 
 def _square(name: str, a) -> None:
@@ -108,6 +124,27 @@ def _logabsdet_forward(a):
     return np.asarray(np.linalg.slogdet(a)[1])
 
 
+def _svd_factors(name: str, a):
+    a = np.asarray(a)
+    if a.ndim < 2:
+        raise ValueError(f"{name} needs a matrix or a batch of them (at least 2 dims), got shape {a.shape}")
+    return np.linalg.svd(a, full_matrices=False)
+
+
+def _svdvals_forward(a):
+    _svd_factors("svdvals", a)  # the same checks
+    return np.asarray(np.linalg.svd(np.asarray(a), compute_uv=False))
+
+
+def _svd_u_forward(a):
+    u, _, _ = _svd_factors("svd_u", a)
+    if u.size == 0:
+        return u
+    # each column's sign: that of its entry of largest magnitude, made positive
+    largest = np.take_along_axis(u, np.argmax(np.abs(u), axis=-2)[..., None, :], axis=-2)
+    return np.asarray(u * np.where(largest < 0, -1, 1).astype(u.dtype))
+
+
 def _mT(xp, x):
     return xp.transpose(x, dim0=-1, dim1=-2)
 
@@ -125,6 +162,37 @@ def _cholesky_vjp(xp, g, ans, a):
     phi = (xp.tril(m) + xp.tril(m, diagonal=-1)) * 0.5
     inverse = xp.inverse(ans)
     return (xp.matmul(_mT(xp, inverse), xp.matmul((phi + _mT(xp, phi)) * 0.5, inverse)),)
+
+
+def _row(xp, s):
+    """A batch of vectors as a batch of 1 x k rows, to scale a matrix's columns."""
+    return xp.unsqueeze(s, dim=-2)
+
+
+def _column(xp, s):
+    """A batch of vectors as a batch of k x 1 columns, to scale a matrix's rows."""
+    return xp.unsqueeze(s, dim=-1)
+
+
+def _svdvals_vjp(xp, g, ans, a):
+    # U diag(g) V^T = U diag(g / s) U^T A, since U^T A = S V^T
+    u = xp.svd_u(a)
+    return (xp.matmul(xp.matmul(u * _row(xp, g / ans), _mT(xp, u)), a),)
+
+
+def _svd_u_vjp(xp, g, ans, a):
+    # the thin SVD's adjoint with only U's cotangent: with P = U^T G and
+    # F_ij = 1 / (s_j^2 - s_i^2) off the diagonal (0 on it),
+    # dA = [U (F o (P - P^T)) S + (I - U U^T) G S^{-1}] V^T,  V^T = S^{-1} U^T A
+    s = xp.svdvals(a)
+    squares = s * s
+    gaps = _row(xp, squares) - _column(xp, squares)  # s_j^2 - s_i^2, exactly 0 on the diagonal
+    # P - P^T is exactly 0 on the diagonal: divided by gaps + diag(s^2) it is F o (P - P^T)
+    diagonal = xp.tril(_mT(xp, xp.tril(_column(xp, s) * _row(xp, s))))
+    p = xp.matmul(_mT(xp, ans), g)
+    inner = (p - _mT(xp, p)) / (gaps + diagonal)
+    left = xp.matmul(ans, inner) * _row(xp, s) + (g - xp.matmul(ans, p)) / _row(xp, s)
+    return (xp.matmul(left, xp.matmul(_mT(xp, ans), a) / _column(xp, s)),)
 
 
 def _solve_vjp(xp, g, ans, a, b):
@@ -177,4 +245,14 @@ logabsdet = register(Op(
     name="logabsdet", grad_fn_name="LinalgSlogdetBackward0", forward=_logabsdet_forward,
     vjp=lambda xp, g, ans, a: (_lifted(xp, g) * _mT(xp, xp.inverse(a)),),
     domains=(SQUARE,), sympy=STRUCTURAL, kind="structural", public=False,
+))
+svdvals = register(Op(
+    name="svdvals", grad_fn_name="LinalgSvdBackward0", forward=_svdvals_forward, vjp=_svdvals_vjp,
+    saves=frozenset({"inputs", "output"}), domains=(SEPARATED_SINGULAR_VALUES,), sympy=STRUCTURAL,
+    kind="structural", public=False,
+))
+svd_u = register(Op(
+    name="svd_u", grad_fn_name="LinalgSvdBackward0", forward=_svd_u_forward, vjp=_svd_u_vjp,
+    saves=frozenset({"inputs", "output"}), domains=(SEPARATED_SINGULAR_VALUES,), sympy=STRUCTURAL,
+    kind="structural", public=False,
 ))

@@ -563,6 +563,25 @@ def _well_conditioned(b: ProgramBuilder, n: int) -> Ref:
     return b._append(Step("add", (scaled, b.constant(2 * np.eye(n, dtype=b.dtype)))))
 
 
+def _separated_singular_values(b: ProgramBuilder, m: int, n: int) -> Ref:
+    """An ``m x n`` matrix made from any value as ``D + tanh(M) / (5 max(m, n))`` with ``D``
+    diagonal, ``D_ii = k - i`` (``k = min(m, n)``): the perturbation's 2-norm is at most 0.2
+    (Weyl), so the singular values stay at least 0.6 apart and at least 0.8, where
+    ``svdvals`` and ``svd_u`` are smooth."""
+    k = min(m, n)
+    diagonal = np.zeros((m, n), dtype=b.dtype)
+    diagonal[np.arange(k), np.arange(k)] = np.arange(k, 0, -1)
+    squashed = b._append(Step("tanh", (b.value(shape=(m, n)),)))
+    scaled = b._append(Step("mul", (squashed, 1.0 / (5 * max(m, n)))))
+    return b._append(Step("add", (scaled, b.constant(diagonal))))
+
+
+@register_recipe("svdvals")
+@register_recipe("svd_u")
+def _any_matrix_with_separated_singular_values(b, op):
+    return [_separated_singular_values(b, b.choose.integer(1, 3), b.choose.integer(1, 3))], {}
+
+
 @register_recipe("det")
 @register_recipe("logdet")
 @register_recipe("inverse")
@@ -929,9 +948,15 @@ def _pad(b):
 
 @register_composite("matrix_norm", linalg.matrix_norm, "symgrad.linalg.matrix_norm")
 def _matrix_norm(b):
-    # abs has a kink at 0, the Frobenius norm where the matrix is 0: values kept away from 0
-    x = b.value(min_ndim=2, domain=AWAY_FROM_ZERO)
-    return [x], {"ord": b.choose.element(list(linalg.MATRIX_ORDERS)), "keepdim": b.choose.boolean()}
+    # abs has a kink at 0, the Frobenius norm where the matrix is 0: values kept away from 0;
+    # the orders of the singular values have kinks where two meet or one is 0: a matrix
+    # whose singular values are apart
+    order = b.choose.element(list(linalg.MATRIX_ORDERS))
+    if order in ("nuc", 2, -2):
+        x = _separated_singular_values(b, b.choose.integer(1, 3), b.choose.integer(1, 3))
+    else:
+        x = b.value(min_ndim=2, domain=AWAY_FROM_ZERO)
+    return [x], {"ord": order, "keepdim": b.choose.boolean()}
 
 
 @register_composite("vector_norm", composites.vector_norm, "symgrad.linalg.vector_norm")

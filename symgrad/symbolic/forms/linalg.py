@@ -1,6 +1,6 @@
 """SymPy forms of the linear-algebra ops (``symgrad/ops/linalg.py``): ``det``, ``logdet``,
-``inverse``, ``solve``, ``cholesky``, ``det_sign``, ``logabsdet`` and ``tril`` over the last
-two dims, with their shape rules and adjoints.
+``inverse``, ``solve``, ``cholesky``, ``det_sign``, ``logabsdet``, ``tril``, ``svdvals`` and
+``svd_u`` over the last two dims, with their shape rules and adjoints.
 
 They print in matrix notation (``det(A)``, ``inverse(A)`` as ``A^{-1}`` in LaTeX), and the
 adjoints are the textbook ones in the same functions, so a closed form reads as a textbook
@@ -11,7 +11,8 @@ from __future__ import annotations
 import sympy as sp
 
 from ..core.symbols import shape_of
-from .structural import Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, exact, reduce_to
+from .structural import (Matmul, Reshape, StructuralFunction, _matrix_transpose, _new_axis, _register, exact,
+                         reduce_to)
 
 
 def _square_rule(name: str, shape: tuple) -> None:
@@ -167,3 +168,57 @@ class Tril(StructuralFunction):
 
     def adjoint(self, g, index):
         return Tril.of(exact(g, shape_of(self)), diagonal=self.attrs.get("diagonal", 0))
+
+
+def _svd_shape(name: str, shape: tuple) -> tuple:
+    """``(*batch, m, n)`` checked: a matrix or a batch of them."""
+    if len(shape) < 2:
+        raise ValueError(f"{name} needs a matrix or a batch of them (at least 2 dims), got shape {shape}")
+    return tuple(shape)
+
+
+@_register
+class Svdvals(StructuralFunction):
+    """``svdvals(A)``: the ``min(m, n)`` singular values of each matrix, descending; its
+    adjoint ``U diag(G) V^T`` is written ``U diag(G / s) U^T A`` (``U^T A = S V^T``)."""
+
+    op_name = "svdvals"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        *batch, m, n = _svd_shape("svdvals", shapes[0])
+        return (*batch, min(m, n))
+
+    def adjoint(self, g, index):
+        (a,) = self.arrays
+        u = SvdU.of(a)
+        scaled = u * _new_axis(exact(g, shape_of(self)) / self, -2)
+        return Matmul.of(Matmul.of(scaled, _matrix_transpose(u)), a)
+
+
+@_register
+class SvdU(StructuralFunction):
+    """``svd_u(A)``: the left singular vectors of each matrix's thin SVD (``m x min(m, n)``),
+    each column's entry of largest magnitude positive.  Its adjoint is the SVD's for ``U``:
+    ``[U (F o (P - P^T)) S + (G - U P) S^{-1}] S^{-1} U^T A`` with ``P = U^T G`` and
+    ``F_ij = 1/(s_j^2 - s_i^2)`` off the diagonal."""
+
+    op_name = "svd_u"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        *batch, m, n = _svd_shape("svd_u", shapes[0])
+        return (*batch, m, min(m, n))
+
+    def adjoint(self, g, index):
+        (a,) = self.arrays
+        g = exact(g, shape_of(self))
+        s = Svdvals.of(a)
+        row, column = _new_axis(s, -2), _new_axis(s, -1)
+        gaps = _new_axis(s ** 2, -2) - _new_axis(s ** 2, -1)  # s_j^2 - s_i^2, 0 on the diagonal
+        # P - P^T is 0 on the diagonal: divided by gaps + diag(s^2) it is F o (P - P^T)
+        diagonal = Tril.of(_matrix_transpose(Tril.of(column * row)))
+        p = Matmul.of(_matrix_transpose(self), g)
+        inner = (p - _matrix_transpose(p)) / (gaps + diagonal)
+        left = Matmul.of(self, inner) * row + (g - Matmul.of(self, p)) / row
+        return Matmul.of(left, Matmul.of(_matrix_transpose(self), a) / column)
