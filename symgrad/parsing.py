@@ -159,6 +159,11 @@ def _tril_sympy(x: sp.Expr, k: int = 0) -> sp.Expr:
     return structural_class("tril").of(x, diagonal=k)
 
 
+def _triu_sympy(x: sp.Expr, k: int = 0) -> sp.Expr:
+    """The upper triangle as what the lower one leaves: ``x - tril(x, k - 1)`` (no mask)."""
+    return x - structural_class("tril").of(x, diagonal=k - 1)
+
+
 def _tril_tensor(x: Any, k: int = 0) -> Any:
     import symgrad
 
@@ -310,9 +315,13 @@ def _whitelist() -> dict[str, FunctionSpec]:
               tensor_form=_composite("solve")),
         _spec("tril", "lower triangle (on and below diagonal k)", sympy_form=_tril_sympy, tensor_form=_tril_tensor,
               options=("k",)),
+        _spec("triu", "upper triangle (on and above diagonal k)", sympy_form=_triu_sympy,
+              tensor_form=_composite("triu"), options=("k",)),
         *[_composite_spec(name, doc, arity=2) for name, doc in [
             ("outer", "outer product of two vectors"), ("inner", "inner product (over the last dims)"),
             ("kron", "Kronecker product")]],
+        _composite_spec("tensordot", "sum of products over the last dims of a and the first of b (2 without dims)",
+                        arity=2, options=("dims",)),
         *[_composite_spec(name, doc, options=options, required=len(options)) for name, doc, options in [
             ("flip", "reversed along dim", ("dim",)), ("roll", "rolled by shift along dim", ("shift", "dim")),
             ("movedim", "dim source moved to destination", ("source", "destination")),

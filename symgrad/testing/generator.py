@@ -940,6 +940,44 @@ def _kron(b):
     return [b.value(max_ndim=2), b.value(max_ndim=2)], {}
 
 
+@register_composite("ravel", composites.ravel)
+@register_composite("atleast_1d", composites.atleast_1d)
+@register_composite("atleast_2d", composites.atleast_2d)
+def _any_value(b):
+    return [b.value()], {}
+
+
+@register_composite("diag", composites.diag)
+def _diag(b):
+    return [b.value(min_ndim=1, max_ndim=2)], {"diagonal": b.choose.integer(-1, 1)}
+
+
+@register_composite("repeat", composites.repeat)
+def _repeat(b):
+    x = b.value(max_ndim=2)
+    sizes = [b.choose.integer(1, 2) for _ in range(len(b.shape(x)) + b.choose.integer(0, 1))]
+    return [x, *sizes], {}
+
+
+@register_composite("tensordot", composites.tensordot)
+def _tensordot(b):
+    a = b.value(min_ndim=1, max_ndim=2)
+    return [a, b.value(shape=b.shape(a)[-1:] + (b.choose.integer(1, 3),))], {"dims": 1}
+
+
+@register_composite("einsum", composites.einsum)
+def _einsum(b):
+    """A matrix product, a trace-free transpose with a sum, or an inner product."""
+    m, n = b.choose.integer(1, 3), b.choose.integer(1, 3)
+    a = b.value(shape=(m, n))
+    equation = b.choose.element(["ij,jk->ik", "ij->j", "ij,ij->i"])
+    if equation == "ij,jk->ik":
+        return [equation, a, b.value(shape=(n, b.choose.integer(1, 3)))], {}
+    if equation == "ij->j":
+        return [equation, a], {}
+    return [equation, a, b.value(shape=(m, n))], {}
+
+
 @register_composite("pad", composites.pad, "symgrad.nn.functional.pad")
 def _pad(b):
     x = b.value(min_ndim=1)
