@@ -118,6 +118,8 @@ CASES = [_op_case(op) for op in PLAIN] + [
     Case("sort", ((2, 3),), np.sort, lambda x: symgrad.sort(x, -1).values),
     Case("count_nonzero", ((2, 3),), lambda x: x * np.count_nonzero(x, axis=0),
          lambda x: x * symgrad.count_nonzero(x, 0)),
+    *[Case(name, ((2, 3),), (lambda name: lambda x: x * getattr(np, name)(x, axis=0))(name),
+           (lambda name: lambda x: x * getattr(symgrad, name)(x, 0))(name)) for name in ["argmax", "argmin"]],
     Case("linalg.det", ((3, 3),), np.linalg.det, lambda a: symgrad.linalg.det(a), (SQUARE,)),
     Case("linalg.inv", ((3, 3),), np.linalg.inv, lambda a: symgrad.linalg.inv(a), (SQUARE,)),
     Case("linalg.solve", ((3, 3), (3, 2)), np.linalg.solve, lambda a, b: symgrad.linalg.solve(a, b),
@@ -186,7 +188,9 @@ def test_numpy_function_is_the_method(case, rng):
         np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-UNTRACEABLE = {"sort": "its order is computed from the data: a trace would freeze it (UntraceableError)"}
+UNTRACEABLE = {  # computed from the data outside the graph: a trace would freeze it (UntraceableError)
+    "sort": "its order", "argmax": "the positions", "argmin": "the positions",
+}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=str(c)) for c in CASES])

@@ -137,6 +137,8 @@ SAMPLES = {  # composite or nn.functional name -> (rng) -> (its output, the tens
     "sort": lambda r: (lambda x: (composites.sort(x).values, [x]))(_matrix(r)),
     "topk": lambda r: (lambda x: (composites.topk(x, 2).values, [x]))(_matrix(r)),
     "count_nonzero": lambda r: (lambda x: (composites.count_nonzero(x), [x]))(_matrix(r)),
+    **{name: (lambda name: lambda r: (lambda x: (getattr(composites, name)(x, 1), [x]))(_matrix(r)))(name)
+       for name in ["argmax", "argmin"]},
     "einsum": lambda r: (lambda x, y: (composites.einsum("ij,jk->ik", x, y), [x, y]))(
         _matrix(r), _t(r.normal(size=(4, 2)), "y")),
     "tensordot": lambda r: (lambda x, y: (composites.tensordot(x, y, 1), [x, y]))(
