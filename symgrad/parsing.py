@@ -159,6 +159,27 @@ def _tril_sympy(x: sp.Expr, k: int = 0) -> sp.Expr:
     return structural_class("tril").of(x, diagonal=k)
 
 
+def _diagonal_part(x: sp.Expr) -> sp.Expr:
+    """The diagonal of the last two dims kept in place, the rest 0, without a mask:
+    ``tril(tril(x).mT)`` (transposed)."""
+    if len(shape_of(x)) < 2:
+        raise ValueError(f"needs a matrix or a batch of them (at least 2 dims), got shape {shape_of(x)}")
+    return structural_class("tril").of(_matrix_transpose_sympy(structural_class("tril").of(x)))
+
+
+def _trace_sympy(x: sp.Expr) -> sp.Expr:
+    if len(shape_of(x)) != 2:
+        raise ValueError(f"trace needs a matrix, got shape {shape_of(x)}")
+    return structural_class("sum").of(_diagonal_part(x), dim=None, keepdim=False)
+
+
+def _diagonal_sympy(x: sp.Expr) -> sp.Expr:
+    """The diagonal as the sums of the diagonal part over the longer of the two dims."""
+    rows, cols = shape_of(x)[-2:] if len(shape_of(x)) >= 2 else (0, 0)
+    part = _diagonal_part(x)  # transposed: (..., cols, rows)
+    return structural_class("sum").of(part, dim=(-1 if cols <= rows else -2,), keepdim=False)
+
+
 def _triu_sympy(x: sp.Expr, k: int = 0) -> sp.Expr:
     """The upper triangle as what the lower one leaves: ``x - tril(x, k - 1)`` (no mask)."""
     return x - structural_class("tril").of(x, diagonal=k - 1)
@@ -275,9 +296,16 @@ def _traced(tensor_form: Callable[..., Any], arity: int) -> Callable[..., sp.Exp
     return build
 
 
-def _composite_spec(name: str, doc: str, arity: int = 1, options: tuple = (), required: int = 0) -> FunctionSpec:
-    tensor_form = _composite(name)
+def _composite_spec(name: str, doc: str, arity: int = 1, options: tuple = (), required: int = 0,
+                    tensor_form: Callable[..., Any] | None = None) -> FunctionSpec:
+    """A function made of ops: its tensor face (the composite of that name by default) and
+    the closed form of it as its SymPy face."""
+    tensor_form = tensor_form or _composite(name)
     return _spec(name, doc, arity, _traced(tensor_form, arity), tensor_form, options, required)
+
+
+SIZES = ("r0", "r1", "r2", "r3")
+"""The options of ``tile``, ``repeat`` and ``expand``: one size per dim."""
 
 
 def _whitelist() -> dict[str, FunctionSpec]:
@@ -315,6 +343,16 @@ def _whitelist() -> dict[str, FunctionSpec]:
               tensor_form=_composite("solve")),
         _spec("tril", "lower triangle (on and below diagonal k)", sympy_form=_tril_sympy, tensor_form=_tril_tensor,
               options=("k",)),
+        _spec("trace", "sum of the diagonal of a matrix", sympy_form=_trace_sympy, tensor_form=_composite("trace")),
+        _spec("diagonal", "the diagonal of the last two dims", sympy_form=_diagonal_sympy,
+              tensor_form=lambda x: _composite("diagonal")(x, 0, -2, -1)),
+        *[_composite_spec(name, doc, options=SIZES, required=1, tensor_form=tensor_form) for name, doc, tensor_form in [
+            ("tile", "repeated r0, r1, ... times along the dims (as many as there are from the right)",
+             lambda x, *sizes: _composite("tile")(x, sizes)),
+            ("repeat", "repeated r0, r1, ... times along the dims (Tensor.repeat)",
+             lambda x, *sizes: _composite("repeat")(x, *sizes)),
+            ("expand", "broadcast to the shape (r0, r1, ...), -1 keeping a dim",
+             lambda x, *sizes: x.expand(*sizes))]],
         _spec("triu", "upper triangle (on and above diagonal k)", sympy_form=_triu_sympy,
               tensor_form=_composite("triu"), options=("k",)),
         *[_composite_spec(name, doc, arity=2) for name, doc in [
