@@ -65,6 +65,7 @@ SPELLED = {  # op -> how PyTorch writes it, where that is no function of the op'
     "bessel_ie": "none (`torch.special.i0e`, `i1e` for orders 0 and 1)",
     "det_sign": "`torch.linalg.slogdet(A).sign`", "logabsdet": "`torch.linalg.slogdet(A).logabsdet`",
     "svd_u": "`torch.linalg.svd(A, full_matrices=False).U` (column signs fixed)",
+    "svd_v": "`torch.linalg.svd(A, full_matrices=False).Vh.mT` (column signs fixed)",
 }
 
 NUMPY = {  # symgrad name -> the NumPy function computing it, where the names differ

@@ -69,7 +69,7 @@ class Domain:
     ``positive_definite`` draws symmetric positive definite ones, ``I + B B^T / n`` with
     ``|B_ij| < 1``; ``separated_singular_values`` draws matrices (``(..., m, n)``)
     ``Q_1 diag(s) Q_2^T`` with orthonormal ``Q_1``, ``Q_2`` and singular values ``s`` at least 1
-    and at least 0.5 apart, where ``svdvals`` and ``svd_u`` are smooth.
+    and at least 0.5 apart, where ``svdvals``, ``svd_u`` and ``svd_v`` are smooth.
     """
 
     low: float = -2.0

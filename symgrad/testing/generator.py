@@ -567,7 +567,7 @@ def _separated_singular_values(b: ProgramBuilder, m: int, n: int) -> Ref:
     """An ``m x n`` matrix made from any value as ``D + tanh(M) / (5 max(m, n))`` with ``D``
     diagonal, ``D_ii = k - i`` (``k = min(m, n)``): the perturbation's 2-norm is at most 0.2
     (Weyl), so the singular values stay at least 0.6 apart and at least 0.8, where
-    ``svdvals`` and ``svd_u`` are smooth."""
+    ``svdvals``, ``svd_u`` and ``svd_v`` are smooth."""
     k = min(m, n)
     diagonal = np.zeros((m, n), dtype=b.dtype)
     diagonal[np.arange(k), np.arange(k)] = np.arange(k, 0, -1)
@@ -578,6 +578,7 @@ def _separated_singular_values(b: ProgramBuilder, m: int, n: int) -> Ref:
 
 @register_recipe("svdvals")
 @register_recipe("svd_u")
+@register_recipe("svd_v")
 def _any_matrix_with_separated_singular_values(b, op):
     return [_separated_singular_values(b, b.choose.integer(1, 3), b.choose.integer(1, 3))], {}
 

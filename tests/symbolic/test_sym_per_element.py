@@ -125,6 +125,7 @@ def _evaluate(view, symbols: dict) -> np.ndarray:
 REFUSED = {  # op: a program running it, which per_element refuses (printers.NO_ELEMENTWISE_FORM says why)
     "svdvals": lambda x, w: symgrad.linalg.svdvals(x) ** 2,
     "svd_u": lambda x, w: apply_op("svd_u", x).exp(),
+    "svd_v": lambda x, w: apply_op("svd_v", x).exp(),
 }
 
 

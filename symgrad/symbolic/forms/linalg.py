@@ -1,6 +1,6 @@
 """SymPy forms of the linear-algebra ops (``symgrad/ops/linalg.py``): ``det``, ``logdet``,
-``inverse``, ``solve``, ``cholesky``, ``det_sign``, ``logabsdet``, ``tril``, ``svdvals`` and
-``svd_u`` over the last two dims, with their shape rules and adjoints.
+``inverse``, ``solve``, ``cholesky``, ``det_sign``, ``logabsdet``, ``tril``, ``svdvals``,
+``svd_u`` and ``svd_v`` over the last two dims, with their shape rules and adjoints.
 
 They print in matrix notation (``det(A)``, ``inverse(A)`` as ``A^{-1}`` in LaTeX), and the
 adjoints are the textbook ones in the same functions, so a closed form reads as a textbook
@@ -180,7 +180,7 @@ def _svd_shape(name: str, shape: tuple) -> tuple:
 @_register
 class Svdvals(StructuralFunction):
     """``svdvals(A)``: the ``min(m, n)`` singular values of each matrix, descending; its
-    adjoint ``U diag(G) V^T`` is written ``U diag(G / s) U^T A`` (``U^T A = S V^T``)."""
+    adjoint is ``U diag(G) V^T`` (``d s_i = u_i^T dA v_i``)."""
 
     op_name = "svdvals"
 
@@ -191,34 +191,55 @@ class Svdvals(StructuralFunction):
 
     def adjoint(self, g, index):
         (a,) = self.arrays
-        u = SvdU.of(a)
-        scaled = u * _new_axis(exact(g, shape_of(self)) / self, -2)
-        return Matmul.of(Matmul.of(scaled, _matrix_transpose(u)), a)
+        return Matmul.of(SvdU.of(a) * _new_axis(exact(g, shape_of(self)), -2), _matrix_transpose(SvdV.of(a)))
 
 
-@_register
-class SvdU(StructuralFunction):
-    """``svd_u(A)``: the left singular vectors of each matrix's thin SVD (``m x min(m, n)``),
-    each column's entry of largest magnitude positive.  Its adjoint is the SVD's for ``U``:
-    ``[U (F o (P - P^T)) S + (G - U P) S^{-1}] S^{-1} U^T A`` with ``P = U^T G`` and
-    ``F_ij = 1/(s_j^2 - s_i^2)`` off the diagonal."""
+def _svd_gaps(s: sp.Expr) -> sp.Expr:
+    """``s_j^2 - s_i^2`` off the diagonal, ``s_i^2`` on it: ``P - P^T`` (0 on its diagonal)
+    divided by it is ``F o (P - P^T)``, ``F_ij = 1/(s_j^2 - s_i^2)``."""
+    gaps = _new_axis(s ** 2, -2) - _new_axis(s ** 2, -1)
+    return gaps + Tril.of(_matrix_transpose(Tril.of(_new_axis(s, -1) * _new_axis(s, -2))))
 
-    op_name = "svd_u"
+
+class _SingularVectors(StructuralFunction):
+    """The thin SVD's ``U`` (``m x k``) or ``V`` (``n x k``), ``k = min(m, n)``, each column
+    pair's sign fixed so that ``U``'s entry of largest magnitude is positive."""
 
     @classmethod
     def shape_rule(cls, shapes, attrs):
-        *batch, m, n = _svd_shape("svd_u", shapes[0])
-        return (*batch, m, min(m, n))
+        *batch, m, n = _svd_shape(cls.op_name, shapes[0])
+        return (*batch, m if cls.op_name == "svd_u" else n, min(m, n))
+
+
+@_register
+class SvdU(_SingularVectors):
+    """``svd_u(A)``; its adjoint is the SVD's for ``U``:
+    ``[U (F o (P - P^T)) S + (G - U P) S^{-1}] V^T``, ``P = U^T G``."""
+
+    op_name = "svd_u"
 
     def adjoint(self, g, index):
         (a,) = self.arrays
         g = exact(g, shape_of(self))
         s = Svdvals.of(a)
-        row, column = _new_axis(s, -2), _new_axis(s, -1)
-        gaps = _new_axis(s ** 2, -2) - _new_axis(s ** 2, -1)  # s_j^2 - s_i^2, 0 on the diagonal
-        # P - P^T is 0 on the diagonal: divided by gaps + diag(s^2) it is F o (P - P^T)
-        diagonal = Tril.of(_matrix_transpose(Tril.of(column * row)))
         p = Matmul.of(_matrix_transpose(self), g)
-        inner = (p - _matrix_transpose(p)) / (gaps + diagonal)
-        left = Matmul.of(self, inner) * row + (g - Matmul.of(self, p)) / row
-        return Matmul.of(left, Matmul.of(_matrix_transpose(self), a) / column)
+        left = (Matmul.of(self, (p - _matrix_transpose(p)) / _svd_gaps(s)) * _new_axis(s, -2)
+                + (g - Matmul.of(self, p)) / _new_axis(s, -2))
+        return Matmul.of(left, _matrix_transpose(SvdV.of(a)))
+
+
+@_register
+class SvdV(_SingularVectors):
+    """``svd_v(A)``; its adjoint is the SVD's for ``V``:
+    ``U [S (F o (P - P^T)) V^T + S^{-1} (G - V P)^T]``, ``P = V^T G``."""
+
+    op_name = "svd_v"
+
+    def adjoint(self, g, index):
+        (a,) = self.arrays
+        g = exact(g, shape_of(self))
+        s = Svdvals.of(a)
+        p = Matmul.of(_matrix_transpose(self), g)
+        right = (Matmul.of((p - _matrix_transpose(p)) / _svd_gaps(s), _matrix_transpose(self)) * _new_axis(s, -1)
+                 + _matrix_transpose(g - Matmul.of(self, p)) / _new_axis(s, -1))
+        return Matmul.of(SvdU.of(a), right)

@@ -689,6 +689,7 @@ def _extremum_mask_elements(x: np.ndarray, dim: Any, mode: str) -> np.ndarray:
 NO_ELEMENTWISE_FORM = {
     "svdvals": "singular values are square roots of the roots of A^T A's characteristic polynomial",
     "svd_u": "singular vectors are null vectors of A A^T - s^2 I, for roots s^2 of its characteristic polynomial",
+    "svd_v": "as svd_u's, of A^T A - s^2 I",
 }
 """The structural ops :func:`per_element` refuses, and why."""
 
