@@ -287,7 +287,8 @@ def _traced(tensor_form: Callable[..., Any], arity: int) -> Callable[..., sp.Exp
         from .symbolic import tensor_graph
 
         placeholders = [symgrad.zeros(*shape_of(a), requires_grad=True) for a in args[:arity]]
-        expr, symbols = tensor_graph(tensor_form(*placeholders, *args[arity:]))
+        with symgrad.enable_grad():  # recorded also where the caller turned grad off
+            expr, symbols = tensor_graph(tensor_form(*placeholders, *args[arity:]))
         given = {id(t): a for t, a in zip(placeholders, args)}
         if any(id(t) not in given for t in symbols.values()):
             raise TypeError("the function's form holds constant arrays, which a formula cannot")

@@ -337,6 +337,15 @@ def test_array_functions_take_their_options_as_number_literals(text, values, num
         np.testing.assert_allclose(inputs[name].grad.numpy(), closed[k + 1], rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+def test_composite_functions_parse_with_grad_turned_off():
+    """The SymPy face of a composite records it on placeholders, with grad on whatever the caller's mode."""
+    import symgrad
+
+    with symgrad.no_grad():
+        inside = parse("var(x, 0)", {"x": (2, 3)})
+    assert inside.expr == parse("var(x, 0)", {"x": (2, 3)}).expr and inside.expr.free_symbols == {inside.symbols["x"]}
+
+
 def test_to_tensor_names_leaves_and_checks_shapes():
     parsed = parse("sum(w * 2)", {"w": (2,)})
     out, inputs = parsed.to_tensor({"w": 1.0})  # a number fills a declared array
