@@ -316,12 +316,10 @@ def _whitelist() -> dict[str, FunctionSpec]:
 
     specs = [_spec(op.name, op.summary, op.arity) for op in OPS.values() if op.in_formulas]
     specs += [
-        *[_spec(name, f"{doc} of all elements, or along dim", sympy_form=_reduction(op_name),
-                tensor_form=_reduction_tensor(op_name), options=("dim",))
-          for name, op_name, doc in [("sum", "sum", "sum"), ("mean", "mean", "mean"), ("prod", "prod", "product"),
-                                     ("amax", "amax", "largest"), ("amin", "amin", "smallest"),
-                                     ("logsumexp", "logsumexp", "log of the sum of exp"),
-                                     ("norm", "norm", "2-norm")]],
+        *[_spec(name, f"{doc} of all elements, or along dim", sympy_form=_reduction(name),
+                tensor_form=_reduction_tensor(name), options=("dim",))
+          for name, doc in [("sum", "sum"), ("mean", "mean"), ("prod", "product"), ("amax", "largest"),
+                            ("amin", "smallest"), ("logsumexp", "log of the sum of exp"), ("norm", "2-norm")]],
         *[_spec(name, doc, sympy_form=_along(name), tensor_form=lambda x, dim, name=name: getattr(x, name)(dim),
                 options=("dim",), required=1)
           for name, doc in [("cumsum", "running sum along dim"), ("cumprod", "running product along dim"),

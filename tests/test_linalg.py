@@ -218,7 +218,8 @@ def test_ties_in_singular_values_share_the_gradient_as_torch():
     norms (``2`` splits evenly between tied maxima, as ``amax``) do not depend on it."""
     torch = pytest.importorskip("torch")
     # signed permutations of diagonal matrices: singular values tie exactly
-    for a in ([[0.0, 3.0, 0.0], [-3.0, 0.0, 0.0], [0.0, 0.0, 1.0]], [[2.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]],
+    for a in ([[0.0, 3.0, 0.0], [-3.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+              [[2.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]],
               [[0.0, 0.0, -2.0], [0.0, 2.0, 0.0], [2.0, 0.0, 0.0]]):
         a = np.array(a)
         for ord in ["nuc", 2, -2]:
