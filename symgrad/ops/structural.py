@@ -77,6 +77,10 @@ det_sign                              sign of each matrix's determinant, derivat
                                       (slogdet's sign, linalg.py)
 logabsdet                             log of the absolute value of each matrix's
                                       determinant (slogdet's logabsdet, linalg.py)
+svdvals                               singular values of each matrix, descending
+                                      (linalg.py)
+svd_u, svd_v                          left/right singular vectors of each matrix's thin
+                                      SVD, signs fixed (linalg.py)
 ============= ======================= ==================================================
 
 Forwards always return a new array (never a view of an input), so a tensor's data can
