@@ -238,6 +238,100 @@ def test_vectorised_rosenbrock_is_one_stencil_loop(cc, backend, n):
     np.testing.assert_allclose(grad, rosen_der(x) if n > 1 else np.zeros(1), rtol=1e-12, atol=1e-10)
 
 
+PARALLEL_PROGRAMS = {
+    # (value_and_grad of a full sum, inputs): enough points for the loops' worker threads
+    "W1 formula": (lambda x, y, z: w1_formula(symgrad, x, y, z).sum(),
+                   lambda rng: list(rng.uniform(-1.0, 1.0, (3, 300_001)))),
+    "W2 stencil": (rosen, lambda rng: [rng.uniform(-1.5, 1.5, 300_001)]),
+    "column and row sums": (lambda m: (m.sum(0) ** 2).sum() + (symgrad.exp(m).sum(1) * m.mean(1)).sum(),
+                            lambda rng: [rng.uniform(-1.0, 1.0, (600, 500))]),
+}
+
+
+def _loops(compiled) -> list:
+    """The C loops of a compiled function: a plan's loops, the loops of full sums inside."""
+    loops = [step.function for step in compiled.steps if step.kind != "numpy"] if hasattr(compiled, "steps") else [compiled]
+    for loop in loops:
+        loops.extend(getattr(loop, "inner", ()))
+    return loops
+
+
+@pytest.mark.parametrize("case", sorted(PARALLEL_PROGRAMS))
+def test_loops_on_many_threads_equal_one_thread_and_numpy(cc, case):
+    """Loops long enough to share their blocks among worker threads (:mod:`.c_threads`)
+    give the same bits as the same loops on the calling thread alone (full sums added in
+    block order, whichever thread ran a block), on every call, also when four Python
+    threads call them at once (one of them gets the workers, the others run alone); and
+    agree with the NumPy backend."""
+    from symgrad.symbolic.codegen.backends.c_threads import thread_count
+
+    f, make = PARALLEL_PROGRAMS[case]
+    data = make(np.random.default_rng(7))
+    argnums = tuple(range(len(data)))
+    native = S.value_and_grad(f, argnums=argnums, backend="c")
+    value, grads = native(*data)
+    ref_value, ref_grads = S.value_and_grad(f, argnums=argnums)(*data)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-11)
+    for got, want in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    if case == "W2 stencil":
+        np.testing.assert_array_equal(grads[0], ref_grads[0])
+    loops = _loops(native.compiled)
+    assert loops and all(loop.parallel for loop in loops) and thread_count() >= 1
+    results: list = []
+    errors: list = []
+    start = threading.Barrier(4)
+
+    def work() -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                results.append(native(*data))
+        except Exception as err:  # noqa: BLE001  (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for loop in loops:
+        loop.parallel = False
+    try:
+        alone = native(*data)
+    finally:
+        for loop in loops:
+            loop.parallel = True
+    for got_value, got_grads in results + [(value, grads)]:
+        assert got_value.tobytes() == alone[0].tobytes()
+        for got, want in zip(got_grads, alone[1]):
+            assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_loops_run_in_a_forked_child(cc):
+    """A child process forked after the worker threads started (fork copies no threads)
+    starts its own and computes the same bits."""
+    x = np.random.default_rng(8).uniform(-1.5, 1.5, 300_001)
+    native = S.value_and_grad(rosen, backend="c")
+    value, grad = native(x)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the bits, never return into pytest
+        try:
+            child_value, child_grad = native(x)
+            os.write(write, b"same" if (child_value.tobytes() == value.tobytes()
+                                        and child_grad.tobytes() == grad.tobytes()) else b"diff")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    assert answer == b"same"
+
+
 def w3_loss(W, b, X, Y):
     """Benchmark W3's program: logistic regression, mean(BCEWithLogits(X @ W + b, Y))."""
     import symgrad.nn.functional as Fn

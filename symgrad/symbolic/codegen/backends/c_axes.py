@@ -15,7 +15,8 @@ the run, the axes after it -- and
 
 The body is evaluated point by point inside the loops (never stored), every input of
 another shape broadcast to the body's shape first (a copy per call, as in
-:mod:`.c_fused`); the outputs ``(o, i)`` are shared among the cores by OpenMP.  A mean
+:mod:`.c_fused`); the outputs ``(o, i)`` are shared among the cores by the threads of
+:mod:`.c_threads` (in tasks of whole output rows, or of :data:`BLOCK` elements along ``I``).  A mean
 divides the sum by ``R`` at the end, as NumPy does.  Accumulators start at 0.0, as
 NumPy's do (a sum of ``-0.0`` is ``0.0``).
 """
@@ -31,13 +32,14 @@ from ...core.symbols import postorder, shape_of, size_of
 from ...forms.structural import Mean, Sum, SumTo
 from . import NativeFunction, UnsupportedExpressionError
 from .c_code import C_HEADER, CPrinter, check_translatable, plan
-from .c_fused import FLAGS, PARALLEL_MIN, input_arguments
+from .c_fused import FLAGS, PARALLEL_MIN, input_arguments, task_context, unpack_context
+from .c_threads import runner
 from .cbuild import load_c
 
 __all__ = ["axis_run", "AxisReduction"]
 
 BLOCK = 512
-"""Output elements per OpenMP work item along ``I``."""
+"""Output elements per task along ``I``."""
 
 
 def axis_run(node: sp.Basic) -> tuple[int, int] | None:
@@ -84,7 +86,7 @@ class AxisReduction(NativeFunction):
 
     backend = "c"
     parallel = True
-    """Whether the outputs are shared among OpenMP threads (see ``FusedFunction.parallel``)."""
+    """Whether the outputs are shared among threads (see ``FusedFunction.parallel``)."""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
         super().__init__(inputs, outputs, **options)
@@ -107,7 +109,7 @@ class AxisReduction(NativeFunction):
         self.fn = library.sg_kernel
         self.fn.restype = None
         self.fn.argtypes = [ctypes.c_void_p if self.is_array[i] else ctypes.c_double for i in self.used] + [
-            ctypes.c_void_p, ctypes.c_int]
+            ctypes.c_void_p, ctypes.c_void_p]
 
     def _generate(self, body: sp.Basic) -> str:
         O, R, I = self.sizes
@@ -120,10 +122,11 @@ class AxisReduction(NativeFunction):
         value = printer.print(body)
         params = [f"const double* restrict in{i}" if self.is_array[i] else f"const double v{i}" for i in self.used]
         scale = f" / {float(R)!r}" if self.mean else ""
-        if I == 1:  # sums along the last axes: one vectorised sum per output element
+        if I == 1:  # sums along the last axes: one vectorised sum per output element (a task: `tasks` of them)
+            rows = max(1, 4096 // R)
+            tasks, work = -(-O // rows), O * R
             nest = [
-                f"    #pragma omp parallel for schedule(static) if(parallel && {O * R} >= {PARALLEL_MIN})",
-                f"    for (long o = 0; o < {O}; o++) {{",
+                f"    for (long o = t * {rows}; o < {O} && o < (t + 1) * {rows}; o++) {{",
                 "        double acc = 0.0;",
                 "        #pragma omp simd reduction(+:acc)",
                 f"        for (long r = 0; r < {R}; r++) {{",
@@ -134,33 +137,37 @@ class AxisReduction(NativeFunction):
                 f"        out[o] = acc{scale};",
                 "    }",
             ]
-        else:  # sums over leading or middle axes: rows added in order, vectorised along I
+        else:  # sums over leading or middle axes: rows added in order, vectorised along I (a task per o and block)
+            per_o = -(-I // BLOCK)
+            tasks, work = O * per_o, O * R * I
             nest = [
-                f"    #pragma omp parallel for collapse(2) schedule(static) if(parallel && {O * R * I} >= {PARALLEL_MIN})",
-                f"    for (long o = 0; o < {O}; o++) {{",
-                f"    for (long b = 0; b < {I}; b += {BLOCK}) {{",
-                f"        const long e = b + {BLOCK} < {I} ? b + {BLOCK} : {I};",
-                f"        double* restrict acc = out + o * {I};",
-                "        for (long i = b; i < e; i++) acc[i] = 0.0;",
-                f"        for (long r = 0; r < {R}; r++) {{",
-                "            #pragma omp simd",
-                "            for (long i = b; i < e; i++) {",
-                f"            const long p = (o * {R} + r) * {I} + i;",
+                f"    const long o = t / {per_o}, b = (t % {per_o}) * {BLOCK};",
+                f"    const long e = b + {BLOCK} < {I} ? b + {BLOCK} : {I};",
+                f"    double* restrict acc = out + o * {I};",
+                "    for (long i = b; i < e; i++) acc[i] = 0.0;",
+                f"    for (long r = 0; r < {R}; r++) {{",
+                "        #pragma omp simd",
+                "        for (long i = b; i < e; i++) {",
+                f"        const long p = (o * {R} + r) * {I} + i;",
                 *point,
-                f"            acc[i] += {value};",
-                "            }",
+                f"        acc[i] += {value};",
                 "        }",
-                *([f"        for (long i = b; i < e; i++) acc[i] = acc[i]{scale};"] if scale else []),
                 "    }",
-                "    }",
+                *([f"    for (long i = b; i < e; i++) acc[i] = acc[i]{scale};"] if scale else []),
             ]
-        return "\n".join([C_HEADER, "", f"void sg_kernel({', '.join(params + ['double* restrict out', 'int parallel'])}) {{",
-                          *nest, "}", ""])
+        params += ["double* restrict out"]
+        return "\n".join([C_HEADER, "", *task_context(params),
+                          "static void sg_task_rows(void* context, long t) {", *unpack_context(params), *nest, "}", "",
+                          f"void sg_kernel({', '.join(params + ['sg_runner run'])}) {{",
+                          f"    struct sg_context context = {{{', '.join(p.split()[-1] for p in params)}}};",
+                          f"    if (run && {work} >= {PARALLEL_MIN}) run({tasks}, sg_task_rows, &context);",
+                          f"    else for (long t = 0; t < {tasks}; t++) sg_task_rows(&context, t);",
+                          "}", ""])
 
     def _run(self, arrays: list) -> list:
         args, keep = input_arguments(arrays, self.used, self.is_array, self.body_shape)  # keep: alive past the call
         O, _, I = self.sizes
         out = np.empty(O * I)
         args.append(out.ctypes.data)
-        self.fn(*args, self.parallel)
+        self.fn(*args, runner() if self.parallel else None)
         return [out.reshape(self.output_shapes[0])]

@@ -96,8 +96,10 @@ def _header() -> str:
         "static inline double sg_tie_step(double a, double b) { return a < b ? 0.0 : (a == b ? 0.5 : 1.0); }",
         "static inline double sg_sigmoid(double z) {",
         "    double e = sg_exp(-fabs(z)); return (z >= 0 ? 1.0 : e) / (1.0 + e); }",
+        # (log1p computed unconditionally and no branch around it: GCC vectorises no loop
+        # with a call inside a condition; maximum(z, 0) keeps a NaN z, as NumPy's does)
         "static inline double sg_softplus(double z) {",
-        "    return (z != z) ? z : (z > 0 ? z : 0.0) + sg_log1p(sg_exp(-fabs(z))); }",
+        "    double l = sg_log1p(sg_exp(-fabs(z))); return ((z > 0 || z != z) ? z : 0.0) + l; }",
     ]
     return "\n".join(lines)
 

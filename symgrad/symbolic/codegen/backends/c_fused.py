@@ -4,12 +4,12 @@ Every output is evaluated in **one** pass over the points: each input is read on
 every temporary of symgrad's CSE lives in a register, each output is written once, and a
 full ``sum``/``mean`` at the root of an output (the value of ``value_and_grad``) is
 accumulated in the same pass.  The loop runs in blocks of 2,048 points shared among the
-cores with OpenMP as threads come free (below :data:`PARALLEL_MIN` points it stays on one
-thread); each
+cores as threads come free (:mod:`.c_threads`; below :data:`PARALLEL_MIN` points it stays
+on one thread); each
 block's partial sums are kept and added in block order, so sums are the same from run to
 run and for any number of threads.  GCC vectorises the loop, calling glibc's vector math
 library for ``sin``, ``exp``, ``log``, ``tanh`` ... (see :mod:`.c_code`).  Flags:
-``-O2 -march=native -fopenmp -fno-math-errno -ffp-contract=off``; no ``-ffast-math``, so
+``-O2 -march=native -fopenmp-simd -fno-math-errno -ffp-contract=off``; no ``-ffast-math``, so
 NaN and infinity behave as in NumPy.  Sums are accumulated in vector partial sums (a
 different order than NumPy's pairwise sum: equal to rounding).
 
@@ -41,30 +41,32 @@ from . import Backend, NativeFunction, UnsupportedExpressionError
 from ...forms.structural import Getitem, IndexPut
 from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, op_name, plan, split_reduction
 from .c_points import Read, has_shifts, pointwise, resolve, segments, shift_supported
+from .c_threads import runner
 from .cbuild import load_c
 
 __all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK", "PARALLEL_MIN"]
 
-FLAGS = ["-O2", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC"]
-"""``-fno-math-errno`` makes ``sqrt`` one instruction; ``-ffp-contract=off`` keeps
-``a*b + c`` two roundings, as in NumPy; no ``-ffast-math``."""
+FLAGS = ["-O2", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC"]
+"""``-fopenmp-simd`` reads the ``omp simd`` pragmas (vectorised loops calling libmvec)
+and nothing else of OpenMP (the threads are :mod:`.c_threads`'); ``-fno-math-errno``
+makes ``sqrt`` one instruction; ``-ffp-contract=off`` keeps ``a*b + c`` two roundings, as
+in NumPy; no ``-ffast-math``."""
 
 BLOCK = 2048
-"""Points per block (one OpenMP work item)."""
+"""Points per block (one task of :mod:`.c_threads`)."""
 
 PARALLEL_MIN = 1 << 18
-"""Loops over fewer points run on one thread.  A parallel region ends when its last thread
-does, and on a busy machine a thread can wait milliseconds for a core: on the 2-core
-development machine at load 5, the W2 gradient at n = 100,000 took 0.13 ms at best and
-1.3 ms as median with two threads, 0.15 ms and 0.19 ms with one; at n = 10^6, 1.0 ms and
-4 to 14 ms with two, 1.5 ms and 1.9 ms with one."""
+"""Loops over fewer points run on the calling thread: waking a worker costs a system call
+and, on a busy machine, helps little for a loop this short (with OpenMP's threads, on the
+2-core development machine at load 5, the W2 gradient at n = 100,000 took 0.13 ms at best
+and 1.3 ms as median with two threads, 0.15 ms and 0.19 ms with one)."""
 
 
 class CFusedBackend(Backend):
     """Elementwise expressions over arrays (and their full sums) as one fused C loop."""
 
     name = "c_fused"
-    summary = "elementwise array expressions and their full sums/means as fused OpenMP C loops"
+    summary = "elementwise array expressions and their full sums/means as fused, multithreaded C loops"
 
     def compile(self, inputs, outputs, **options) -> "FusedFunction":  # noqa: D102
         return FusedFunction(inputs, outputs, **options)
@@ -85,7 +87,7 @@ class FusedFunction(NativeFunction):
 
     backend = "c_fused"
     parallel = True
-    """Whether the loop shares its blocks among OpenMP threads (a plan turns it off when
+    """Whether the loop shares its blocks among threads (a plan turns it off when
     NumPy steps call a multithreaded BLAS: the two thread pools would contend)."""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
@@ -162,7 +164,7 @@ class FusedFunction(NativeFunction):
         self.fn.argtypes = ([ctypes.c_long] + [ctypes.c_void_p if self.is_array[i] else ctypes.c_double
                                                for i in self.used]
                             + [ctypes.c_void_p] * (len(self.kinds) - self.n_reductions)
-                            + ([ctypes.c_void_p] if self.n_reductions else []) + [ctypes.c_int])
+                            + ([ctypes.c_void_p] if self.n_reductions else []) + [ctypes.c_void_p])
 
     def _generate_points(self) -> str:
         params = [f"const double* restrict in{i}" if self.is_array[i] else f"const double v{i}" for i in self.used]
@@ -236,7 +238,7 @@ class FusedFunction(NativeFunction):
         red = np.empty(max(-(-n // BLOCK), 1) * self.n_reductions)  # a partial sum per block
         if self.n_reductions:
             args.append(red.ctypes.data)
-        self.fn(n, *args, self.parallel)
+        self.fn(n, *args, runner() if self.parallel else None)
         del keep  # (alive until the kernel has read them)
         return results, red
 
@@ -315,25 +317,52 @@ def input_arguments(arrays: list, used: list, is_array: list, shape: tuple | Non
 
 def _kernel(params: list, n_red: int, block: list) -> list:
     """The lines of ``sg_kernel``: ``block`` (C lines for the points ``s`` to ``s + BLOCK``,
-    writing its ``n_red`` partial sums to ``part``) over every block, shared among the
-    threads as they come free (a thread another process holds up delays no one); then
-    each sum is the sum of its blocks' partial sums, in block order, so it does not depend
-    on the schedule or the number of threads.  ``red`` has room for every block's partial
-    sums; the totals come first."""
-    partial = [f"        double* restrict part = red + (s / {BLOCK}) * {n_red};"] if n_red else []
-    lines = [
-        f"void sg_kernel({', '.join(['long n'] + params + (['double* restrict red'] if n_red else []) + ['int parallel'])}) {{",
-        f"    #pragma omp parallel for schedule(dynamic) if(parallel && n >= {PARALLEL_MIN})",
-        f"    for (long s = 0; s < n; s += {BLOCK}) {{",
-        *partial,
-        *block,
-        "    }",
-    ]
+    writing its ``n_red`` partial sums to ``part``) as the task ``sg_blocks`` of one block,
+    run for every block by ``sg_run`` (:mod:`.c_threads`: shared among the threads as they
+    come free; ``run`` is NULL for one thread, and below :data:`PARALLEL_MIN` points the
+    kernel runs the blocks itself); then each sum is the sum of its blocks' partial sums,
+    in block order, so it does not depend on the schedule or the number of threads.
+    ``red`` has room for every block's partial sums; the totals come first."""
+    params = params + (["double* restrict red"] if n_red else [])
+    partial = [f"    double* restrict part = red + b * {n_red};"] if n_red else []
+    lines = [*task_context(["long n"] + params),
+             "static void sg_blocks(void* context, long b) {",
+             *unpack_context(["long n"] + params),
+             f"    const long s = b * {BLOCK};",
+             *partial,
+             *[line[4:] for line in block],
+             "}", "",
+             f"void sg_kernel({', '.join(['long n'] + params + ['sg_runner run'])}) {{",
+             f"    struct sg_context context = {{{', '.join(['n'] + [_name(p) for p in params])}}};",
+             f"    const long blocks = (n + {BLOCK - 1}) / {BLOCK};",
+             f"    if (run && n >= {PARALLEL_MIN}) run(blocks, sg_blocks, &context);",
+             "    else for (long b = 0; b < blocks; b++) sg_blocks(&context, b);"]
     for j in range(n_red):
         lines += [f"    double total{j} = 0.0;",
-                  f"    for (long s = 0; s < n; s += {BLOCK}) total{j} += red[(s / {BLOCK}) * {n_red} + {j}];"]
+                  f"    for (long b = 0; b < blocks; b++) total{j} += red[b * {n_red} + {j}];"]
     lines += [f"    red[{j}] = total{j};" for j in range(n_red)]
     return lines + ["}", ""]
+
+
+def _name(param: str) -> str:
+    """The name a C parameter declares (``"const double* restrict in0"``: ``in0``)."""
+    return param.split()[-1]
+
+
+def task_context(params: list) -> list:
+    """C lines declaring the task type of :mod:`.c_threads` and ``struct sg_context``, a
+    field for each of the kernel's ``params`` (the task's one argument)."""
+    return ["typedef void (*sg_task)(void*, long);",
+            "typedef void (*sg_runner)(long, sg_task, void*);",
+            "struct sg_context {",
+            *[f"    {p.replace(' restrict', '')};" for p in params],
+            "};", ""]
+
+
+def unpack_context(params: list) -> list:
+    """C lines of a task reading its ``params`` back from the ``context`` argument."""
+    return ["    const struct sg_context* restrict ctx = context;",
+            *[f"    {p} = ctx->{_name(p)};" for p in params]]
 
 
 def _read_back(small: tuple, full: tuple) -> tuple:
