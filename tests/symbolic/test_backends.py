@@ -434,6 +434,36 @@ MATH_CASES = {  # SymPy functions the op table does not use, each on values insi
 }
 
 
+def test_every_elementwise_op_is_a_vectorised_loop(cc, tmp_path):
+    """The loop of each op the C backends translate, with its derivatives, is vectorised
+    (read from GCC's own report): a call inside a condition (``where``, ``Piecewise``, the
+    NaN test of ``softplus``) or a short-circuit ``&&`` keeps GCC from it, and a scalar
+    loop of ``exp``/``log`` is several times slower."""
+    import subprocess
+
+    from symgrad.symbolic.codegen.backends.c_fused import FLAGS, FusedFunction
+    from symgrad.symbolic.forms.selections import elementwise_form
+
+    version = subprocess.run([*cc, "--version"], capture_output=True, text=True).stdout
+    if "gcc" not in version.lower() and "free software foundation" not in version.lower():
+        pytest.skip("reads GCC's vectorisation report")
+    scalar = []
+    for name in ELEMENTWISE_OPS:
+        op = OPS[name]
+        xs = [ArrayVar(f"x{i}", (4096,)) for i in range(op.arity)]
+        try:
+            form = elementwise_form(name, op.sympy, xs)
+        except TypeError:  # (an op of symgrad's own whose form needs its attributes)
+            continue
+        source = FusedFunction(xs, [form, *(sp.diff(form, u) for u in xs)]).source
+        (tmp_path / "loop.c").write_text(source)
+        report = subprocess.run([*cc, *FLAGS, "-fopt-info-vec-optimized", str(tmp_path / "loop.c"),
+                                 "-o", str(tmp_path / "loop.so")], capture_output=True, text=True).stderr
+        if "loop vectorized" not in report:
+            scalar.append(name)
+    assert not scalar
+
+
 @pytest.mark.parametrize("case", sorted(MATH_CASES))
 def test_math_functions_agree_with_numpy(cc, case):
     values = np.linspace(-0.99, 0.99, 50)
