@@ -21,6 +21,10 @@ multiply-add that NumPy would not do):
 * ``sigmoid`` and ``softplus`` are the stable forms (one ``exp(-|z|)``), like the NumPy
   backend's ``logaddexp`` forms;
 * comparisons give 0 or 1, ``cast`` to ``float32``/``float16`` rounds as NumPy does;
+* nothing branches, so GCC vectorises every loop (it vectorises none with a call inside a
+  condition): ``where`` and ``Piecewise`` compute both values and choose one bit for bit
+  (``sg_select``), as NumPy's ``where`` does, logic is ``&``/``|`` of 0/1 truths, and
+  ``softplus`` computes its ``log1p`` unconditionally;
 * ``broadcast_to(e)`` is ``e``: the loop runs over the broadcast shape, point by point.
 
 Math functions are declared ``#pragma omp declare simd`` under ``asm`` aliases of their

@@ -15,7 +15,7 @@ reduction over some axes, fancy indexing, ...) is cut into **steps**, run in ord
   is one step).
 
 When a NumPy step calls BLAS or LAPACK (``matmul``, ``solve``, ...), the plan's C steps
-run on one thread: NumPy's BLAS threads and OpenMP's would contend for the cores (on the
+run on one thread: NumPy's BLAS threads and the loops' would contend for the cores (on the
 2-core development machine the plan for W3 took twice the NumPy backend's time with
 both pools, the same time with one).
 
@@ -233,7 +233,7 @@ class PlannedFunction(NativeFunction):
                         slot[symbol_for(node)] = len(slot)
                     self.steps.append(Step(kind, function, reads, nodes))
         blas = any(isinstance(n, _BLAS) for step in self.steps if step.kind == "numpy" for n in postorder(step.computes))
-        for step in self.steps:  # a multithreaded BLAS and OpenMP threads would contend for the cores
+        for step in self.steps:  # a multithreaded BLAS and the loops' threads would contend for the cores
             loops = [step.function] if step.kind != "numpy" and blas else []
             while loops:
                 loop = loops.pop()
