@@ -1,6 +1,6 @@
 """The ``c`` backend for whole programs: a plan of fused C loops and NumPy pieces.
 
-A closed form that one fused loop cannot evaluate (a ``matmul``, a ``softmax``, a
+A closed form that one fused loop cannot evaluate (a ``matmul``, a ``cumsum``, a
 reduction over some axes, fancy indexing, ...) is cut into **steps**, run in order:
 
 * a **C step** is a :class:`~.c_fused.FusedFunction`: the largest pieces of the program the
@@ -8,8 +8,9 @@ reduction over some axes, fancy indexing, ...) is cut into **steps**, run in ord
   arrays and their adjoints read at shifted points (:mod:`.c_points`) -- each evaluated in
   one pass; outputs of one shape (or all 1-D outputs of a loop with slices) share a loop;
 * a **loop nest** (:class:`~.c_axes.AxisReduction`) sums or averages an elementwise
-  argument over some neighbouring axes, evaluating it inside (or reading it, when a C step
-  stores it anyway);
+  argument over some neighbouring axes, or takes its ``max``, ``min``, ``logsumexp`` or
+  ``softmax`` along them, evaluating it inside (or reading it, when a C step stores it
+  anyway);
 * a **NumPy step** is the NumPy backend's code (:class:`~symgrad.symbolic.codegen.compile.CompiledFunction`)
   for the operations C does not translate, chained as far as they chain (``matmul(x.T, r)``
   is one step).
