@@ -12,7 +12,13 @@ woken worker may wait milliseconds for a core, the calling thread waited for it 
 after doing all the work itself (on the 2-core development machine at load average 4,
 the W2 gradient at n = 10^6 took 0.5 ms at best and 14 to 20 ms as median with OpenMP's
 two threads, 1 ms and 1.6 ms with one).  Here a late worker finds no block left and goes
-back to sleep; the most the caller waits for is the blocks workers have started.
+back to sleep; the most the caller waits for is the blocks workers have started.  Should
+the calling thread lose its core to the worker it wakes, or a worker be held up in the
+middle of a block (preempted by another process), so that the call took longer than the
+calling thread alone would have (the time of its own blocks scaled to all blocks), the
+next calls run on the calling thread alone: 1, then 2, 4, ... up to 64
+after further such calls, back to the workers after a call that gained.  Which thread
+runs a block never changes a result (see below), so this only moves time.
 
 Details: the workers (one fewer than the threads, :func:`thread_count`) are started on
 the first parallel call and sleep on a condition variable between calls.  A job is named
@@ -38,6 +44,7 @@ RUNTIME_SOURCE = r"""
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
 
 typedef void (*sg_task)(void*, long);
 
@@ -53,18 +60,27 @@ static _Atomic long blocks_done;
 static int workers_started;
 static int at_fork_registered;
 
-/* Take and run blocks of job `generation` until none is left (or another job began). */
-static void run_blocks(unsigned long generation, sg_task task, void* context, long blocks) {
+/* Take and run blocks of job `generation` until none is left (or another job began);
+   the number this thread ran. */
+static long run_blocks(unsigned long generation, sg_task task, void* context, long blocks) {
     const unsigned long tag = (generation & 0xffffffffUL) << 32;
     unsigned long ticket = atomic_load(&next_block);
+    long ran = 0;
     for (;;) {
-        if ((ticket & ~0xffffffffUL) != tag || (long)(ticket & 0xffffffffUL) >= blocks) return;
+        if ((ticket & ~0xffffffffUL) != tag || (long)(ticket & 0xffffffffUL) >= blocks) return ran;
         if (atomic_compare_exchange_weak(&next_block, &ticket, ticket + 1)) {
             task(context, (long)(ticket & 0xffffffffUL));
             atomic_fetch_add(&blocks_done, 1);
+            ran++;
             ticket = atomic_load(&next_block);
         }
     }
+}
+
+static double seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 static void* worker(void* unused) {
@@ -110,6 +126,8 @@ static void start_workers(int workers) {
 }
 
 static int worker_count = 0;
+static long calls_alone = 0;  /* (under caller_lock) calls to run on the calling thread ... */
+static long backoff = 0;      /* ... after a call the workers made slower than one thread */
 
 void sg_set_threads(int threads) { worker_count = threads > 1 ? threads - 1 : 0; }
 
@@ -118,7 +136,14 @@ void sg_run(long blocks, sg_task task, void* context) {
         for (long b = 0; b < blocks; b++) task(context, b);  /* another job is running: alone */
         return;
     }
+    if (calls_alone > 0) {
+        calls_alone--;
+        pthread_mutex_unlock(&caller_lock);
+        for (long b = 0; b < blocks; b++) task(context, b);
+        return;
+    }
     if (!workers_started) start_workers(worker_count);
+    const double start = seconds();
     pthread_mutex_lock(&job_lock);
     const unsigned long generation = ++job_generation;
     job_task = task;
@@ -128,11 +153,22 @@ void sg_run(long blocks, sg_task task, void* context) {
     atomic_store(&next_block, (generation & 0xffffffffUL) << 32);
     pthread_cond_broadcast(&job_posted);
     pthread_mutex_unlock(&job_lock);
-    run_blocks(generation, task, context, blocks);
+    const double posted = seconds();  /* (waking a worker may have cost this thread its core) */
+    const long mine = run_blocks(generation, task, context, blocks);
+    const double own = seconds() - posted;
     /* only blocks a worker has taken are left: wait for those (yielding, should that
        worker share this core) */
     for (long spins = 0; atomic_load(&blocks_done) < blocks; spins++)
         if (spins > 64) sched_yield();
+    /* slower than this thread alone would have been (it lost its core to the worker it
+       woke, and so ran no block, or a worker was held up mid-block)?
+       then the next calls run alone: 1, 2, 4, ... up to 64 of them, till one gains */
+    if (mine == 0 || seconds() - start > own * (double)blocks / (double)mine) {
+        backoff = backoff ? (backoff < 64 ? 2 * backoff : 64) : 1;
+        calls_alone = backoff;
+    } else {
+        backoff = 0;
+    }
     pthread_mutex_unlock(&caller_lock);
 }
 """
