@@ -38,7 +38,7 @@ import threading
 
 from .cbuild import load_c
 
-__all__ = ["RUNTIME_SOURCE", "thread_count", "runner"]
+__all__ = ["RUNTIME_SOURCE", "thread_count", "runner", "forget_slow_calls"]
 
 RUNTIME_SOURCE = r"""
 #include <pthread.h>
@@ -131,6 +131,12 @@ static long backoff = 0;      /* ... after a call the workers made slower than o
 
 void sg_set_threads(int threads) { worker_count = threads > 1 ? threads - 1 : 0; }
 
+void sg_forget_slow_calls(void) {  /* the next call shares its blocks again */
+    pthread_mutex_lock(&caller_lock);
+    calls_alone = backoff = 0;
+    pthread_mutex_unlock(&caller_lock);
+}
+
 void sg_run(long blocks, sg_task task, void* context) {
     if (blocks <= 1 || worker_count == 0 || pthread_mutex_trylock(&caller_lock) != 0) {
         for (long b = 0; b < blocks; b++) task(context, b);  /* another job is running: alone */
@@ -213,3 +219,14 @@ def runner() -> int | None:
                 _runner.append((library, ctypes.cast(library.sg_run, ctypes.c_void_p).value))
         entry = _runner[0]
     return None if entry is None else entry[1]
+
+
+def forget_slow_calls() -> None:
+    """Share the next loop's blocks with the workers again, however slow the last calls
+    with them were (see the module docstring): for tests of the threads, or after the
+    machine's load went down."""
+    runner()
+    with _lock:
+        entry = _runner[0]
+    if entry is not None:
+        entry[0].sg_forget_slow_calls()
