@@ -189,6 +189,11 @@ class Op:
     it naming it).  ``numpy``: the NumPy function this op is (``"exp"``, ``"add"``,
     ``"arctan2"``, ``"sum"``), so ``np.<numpy>(tensor, ...)`` runs the op
     (``tape/numpy_protocol.py``).
+
+    ``view`` says where PyTorch returns a *view* of the first input (memory shared with
+    it: ``transpose``, ``reshape``, basic indexing): ``True``, or a test of the attrs
+    (``getitem``: ints and slices only).  symgrad's result is a copy, so the tape marks it
+    and refuses what would tell the two apart (``tape/views.py``).
     """
 
     name: str
@@ -208,6 +213,7 @@ class Op:
     in_formulas: bool = False
     libm: str | None = None
     numpy: str | None = None
+    view: bool | Callable[..., bool] = False
 
     def __post_init__(self) -> None:
         if self.in_formulas and not self.summary:

@@ -33,6 +33,7 @@ True
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -173,9 +174,14 @@ class Program:
 
 
 def _literal(value) -> str:
+    """Python source that evaluates to ``value`` (an attr or a constant of a step)."""
     if isinstance(value, np.ndarray):
         dtype = "bool" if value.dtype == bool else f"np.{value.dtype.name}"
-        return f"np.array({value.tolist()!r}, dtype={dtype})"
+        return f"np.array({_literal(value.tolist())}, dtype={dtype})"
+    if isinstance(value, list):
+        return f"[{', '.join(_literal(v) for v in value)}]"
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):  # repr() gives the undefined name inf
+        return 'float("nan")' if math.isnan(value) else ('float("inf")' if value > 0 else '-float("inf")')
     if isinstance(value, tuple):
         inner = ", ".join(_literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"

@@ -44,7 +44,7 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from ..compile import SymgradNumPyPrinter, _plan, half_integer
 from ...forms.selections import (Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep,
                            function_ops)
-from ...forms.stable import sigmoid, softplus
+from ...forms.stable import sigmoid, sinc, softplus, xlog1py, xlogy
 from ...forms.structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
 from ...core.symbols import postorder, shape_of, size_of
 from . import UnsupportedExpressionError
@@ -111,6 +111,14 @@ def _header() -> str:
         # with a call inside a condition; maximum(z, 0) keeps a NaN z, as NumPy's does)
         "static inline double sg_softplus(double z) {",
         "    double l = sg_log1p(sg_exp(-fabs(z))); return ((z > 0 || z != z) ? z : 0.0) + l; }",
+        # NumPy's sinc, xlogy and xlog1py (ops/special.py), operation for operation (the
+        # logarithms computed everywhere, then chosen: no branch around a call)
+        "static inline double sg_sinc(double x) {",
+        "    double y = 3.141592653589793 * (x == 0 ? 1.0e-20 : x); return sg_sin(y) / y; }",
+        "static inline double sg_xlogy(double x, double y) {",
+        "    double l = x * sg_log(y); return sg_select((x == 0) & (y <= 0), 0.0 * x, l); }",
+        "static inline double sg_xlog1py(double x, double y) {",
+        "    double l = x * sg_log1p(y); return sg_select((x == 0) & (y <= -1), 0.0 * x, l); }",
     ]
     return "\n".join(lines)
 
@@ -206,7 +214,8 @@ def _translatable(node: sp.Basic) -> bool:
         return isinstance(node, BroadcastTo)  # at one point of the loop, broadcast_to(e) is e
     if isinstance(node, (sp.Add, sp.Mul, sp.Pow, sp.Piecewise, ExprCondPair, sp.And, sp.Or, sp.Not,
                          sp.Max, sp.Min, Compare, LogicalAnd, LogicalOr, LogicalNot, Select, Maximum, Minimum,
-                         TieStep, sigmoid, softplus, sp.sign, sp.DiracDelta)) or type(node) in _RELATIONS:
+                         TieStep, sigmoid, softplus, sinc, xlogy, xlog1py, sp.sign, sp.DiracDelta)) \
+            or type(node) in _RELATIONS:
         return True
     if isinstance(node, Cast):
         return node.dtype in _CAST
@@ -390,6 +399,15 @@ class CPrinter(SymgradNumPyPrinter):
 
     def _c_softplus(self, expr) -> str:
         return f"sg_softplus({self._print(expr.args[0])})"
+
+    def _c_sinc(self, expr) -> str:
+        return f"sg_sinc({self._print(expr.args[0])})"
+
+    def _c_xlogy(self, expr) -> str:
+        return f"sg_xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _c_xlog1py(self, expr) -> str:
+        return f"sg_xlog1py({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _c_Cast(self, expr) -> str:
         return _CAST[expr.dtype].format(self._print(expr.args[0]))
