@@ -334,6 +334,23 @@ def test_loops_run_in_a_forked_child(cc):
     assert answer == b"same"
 
 
+def test_broadcast_inputs_read_from_one_repetition(cc):
+    """An input whose shape is the last axes of the loop's (a bias) is read from its
+    repetition over one block and one period, not from a copy broadcast to the loop's
+    shape; other broadcasts are copied.  Across many blocks (periods 7 and 21 do not
+    divide the block), the same bits as the NumPy backend."""
+    shapes = {"x": (700, 3, 7), "b": (7,), "c": (3, 7), "d": (1, 1, 7), "e": (700, 1, 1)}
+    symbols = {name: ArrayVar(name, shape) for name, shape in shapes.items()}
+    x, b, c, d, e = symbols.values()
+    rng = np.random.default_rng(9)
+    values = [rng.uniform(-2, 2, shape) for shape in shapes.values()]
+    native, reference = compile_both("c_fused", list(symbols.values()), [x * b + c / d - e, b * c])
+    tiled = {native.inputs[i] for i in native.tiles}
+    assert tiled == {"b", "c", "d"}
+    for got, want in zip(native(*values), reference(*values)):
+        np.testing.assert_array_equal(got, want)
+
+
 def w3_loss(W, b, X, Y):
     """Benchmark W3's program: logistic regression, mean(BCEWithLogits(X @ W + b, Y))."""
     import symgrad.nn.functional as Fn
