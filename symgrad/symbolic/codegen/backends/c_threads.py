@@ -17,8 +17,8 @@ the calling thread lose its core to the worker it wakes, or a worker be held up 
 middle of a block (preempted by another process), so that the call took longer than the
 calling thread alone would have (the time of its own blocks scaled to all blocks), the
 next calls run on the calling thread alone: 1, then 2, 4, ... up to 64
-after further such calls, back to the workers after a call that gained.  Which thread
-runs a block never changes a result (see below), so this only moves time.
+after further such calls, back to the workers after a call that gained (results do not
+depend on it: below).
 
 Details: the workers (one fewer than the threads, :func:`thread_count`) are started on
 the first parallel call and sleep on a condition variable between calls.  A job is named
