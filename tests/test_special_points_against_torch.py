@@ -139,3 +139,26 @@ def test_value_and_gradient_at_special_points_are_pytorchs(name, path):
     np.testing.assert_array_equal(np.float64(got[0]), np.float64(expected[0]))
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=0, equal_nan=True)
     np.testing.assert_array_equal(np.signbit(got[1]) & np.isinf(got[1]), np.signbit(expected[1]) & np.isinf(expected[1]))
+
+
+HIGHER_ORDER = {
+    "sinc at 0": (lambda x: x.sinc(), [0.0, 0.5, -1.5]),
+    "xlogy(x, 1 + x) at 0": (lambda x: _lib(x).xlogy(x, 1 + x), [0.0, 0.5]),
+    "abs at 0": (lambda x: x.abs() * x, [0.0, 0.5]),
+}
+
+
+@pytest.mark.parametrize("name", list(HIGHER_ORDER))
+def test_jvp_and_hessian_at_special_points_are_pytorchs(name):
+    # found by a random program: sinc's derivative at 0, differentiated again, was 0 * NaN
+    f, values = HIGHER_ORDER[name]
+    point = np.array(values)
+    tangent = np.linspace(1.0, 2.0, len(values))
+    t_point, t_tangent = (torch.tensor(a, dtype=torch.float64) for a in (point, tangent))
+    expected_tangent = torch.func.jvp(f, (t_point,), (t_tangent,))[1].numpy()
+    expected_hessian = torch.func.hessian(lambda x: f(x).sum())(t_point).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        np.testing.assert_allclose(symgrad.jvp(f, (point,), (tangent,))[1], expected_tangent, rtol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(symgrad.hessian(lambda x: f(x).sum())(point), expected_hessian, rtol=1e-12,
+                                   atol=1e-15, equal_nan=True)

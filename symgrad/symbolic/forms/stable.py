@@ -373,11 +373,13 @@ class sinc(sp.Function):
     ``numpy.sinc``.  Its derivative is ``(cos(pi x) - sinc(x))/x``, selected away at
     ``x = 0`` where it is 0 (PyTorch's value, and the limit): as a function of its own, not
     a ``Piecewise`` of the quotient, whose derivative would multiply the quotient's
-    infinite derivative at 0 by the selection's 0 and give NaN.
+    infinite derivative at 0 by the selection's 0 and give NaN.  The quotient is computed
+    at ``x = 1`` where it is not taken, so derivatives of the derivative (``hessian``,
+    ``jvp``) are 0 there too, as PyTorch's, not 0 times NaN.
 
     >>> x = sp.Symbol("x", real=True)
-    >>> sinc(x).diff(x), sinc(0), sinc(sp.S.Half)
-    (where(x == 0, 0, (cos(pi*x) - sinc(x))/x), 1, 2/pi)
+    >>> sinc(0), sinc(sp.S.Half), sinc(x).diff(x).subs(x, sp.Rational(1, 2))
+    (1, 2/pi, -4/pi)
     """
 
     nargs = 1
@@ -396,7 +398,9 @@ class sinc(sp.Function):
         from .selections import Equal, Select
 
         x = self.args[0]
-        return Select(Equal(x, 0), sp.S.Zero, (sp.cos(sp.pi * x) - sinc(x)) / x)
+        at_zero = Equal(x, 0)
+        safe = Select(at_zero, sp.S.One, x)  # the branch not taken is computed at 1: its own derivatives stay finite
+        return Select(at_zero, sp.S.Zero, (sp.cos(sp.pi * safe) - sinc(safe)) / safe)
 
     def _eval_is_extended_real(self):
         return True if self.args[0].is_extended_real else None
