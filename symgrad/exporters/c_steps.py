@@ -1,0 +1,281 @@
+"""The ``"c"`` export target for programs one loop cannot compute: the ``c`` backend's plan, written out.
+
+A program with slices, ``matmul``, reductions over some axes or inputs of several shapes
+(the benchmark suite's W2 and W3) is planned by the in-process ``c`` backend
+(:class:`~symgrad.symbolic.codegen.backends.c_plan.PlannedFunction`): a sequence of steps
+whose C steps (:class:`~symgrad.symbolic.codegen.backends.c_fused.FusedFunction`, with the
+stencil reads of :mod:`~symgrad.symbolic.codegen.backends.c_points` for slices) and loop
+nests (:class:`~symgrad.symbolic.codegen.backends.c_axes.AxisReduction`) are already C.
+This module writes each of those kernels into the exported file under a name of its own,
+and the steps the backend leaves to NumPy as C too, where they are ``matmul``\\ s of
+arrays (or of their transposes): a plain loop nest, see :func:`matmul_source`.  An
+exported function then runs the steps in order, keeping the values one step hands to the
+next in the caller's workspace (``double *work`` of ``F_WORK`` doubles: no allocation).
+
+What the plan computes with NumPy and is not a ``matmul`` of arrays -- a ``softmax``, fancy
+indexing, a linear solve, a full sum inside an expression -- raises
+:class:`~symgrad.exporters.errors.ExportError` naming it.
+"""
+from __future__ import annotations
+
+import re
+import textwrap
+
+import sympy as sp
+
+from ..symbolic.codegen.backends import BackendError
+from ..symbolic.codegen.backends.c_code import C_HEADER, op_name
+from ..symbolic.codegen.backends.c_fused import BLOCK, PARALLEL_MIN
+from ..symbolic.core.symbols import postorder, shape_of, size_of
+from ..symbolic.forms.structural import Matmul, Transpose
+from .errors import ExportError
+
+__all__ = ["StepsFunction", "matmul_source", "MATMUL_ROWS"]
+
+MATMUL_ROWS = 32
+"""Rows of a ``matmul``'s result per OpenMP work item."""
+
+
+_TITLES = {"c": "one loop over the points", "reduce": "a loop nest summing over axes", "numpy": "matmul"}
+
+
+def _shape(node: sp.Basic) -> tuple:
+    return tuple(shape_of(node)) if isinstance(node, sp.Expr) else ()
+
+
+def _strides(shape: tuple) -> list[int]:
+    """The C-order strides (in elements) of a contiguous array of ``shape``."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.insert(0, step)
+        step *= n
+    return strides
+
+
+def _operand(node: sp.Basic) -> tuple[sp.Symbol, tuple, tuple] | None:
+    """``(symbol, shape, strides)`` of a ``matmul`` operand the loop nest reads in place:
+    an array (1-D or 2-D), or the transpose of a 2-D one (its strides swapped)."""
+    if isinstance(node, sp.Symbol) and len(_shape(node)) in (1, 2):
+        return node, _shape(node), tuple(_strides(_shape(node)))
+    if isinstance(node, Transpose) and isinstance(node.arrays[0], sp.Symbol) and len(_shape(node.arrays[0])) == 2:
+        (rows, cols), (s0, s1) = _shape(node.arrays[0]), _strides(_shape(node.arrays[0]))
+        return node.arrays[0], (cols, rows), (s1, s0)
+    return None
+
+
+def matmul_source(name: str, a_shape: tuple, a_strides: tuple, b_shape: tuple, b_strides: tuple,
+                  clones: str) -> str:
+    """C of ``void name(const double *a, const double *b, double *c)``: ``c = a @ b`` for
+    ``a`` of ``a_shape`` (1-D or 2-D) and ``b`` of ``b_shape`` read with the given strides
+    (so a transpose is read in place), ``c`` contiguous.
+
+    Each element of ``c`` is ``0.0`` plus ``a[i, k] * b[k, j]`` for ``k = 0, 1, ...`` in
+    order, whatever the number of threads: the rows of ``c`` are shared among OpenMP
+    threads in blocks of :data:`MATMUL_ROWS`, and a block function (``clones``: the
+    target-clones attribute) keeps a row of ``c`` in cache and adds rows of ``b`` into it
+    (``i-k-j`` order, the inner loop along ``b``'s row); when ``a`` is a transpose (its
+    column index is the contiguous one) the block runs ``k-i-j``, reading a row of the
+    stored ``a`` and of ``b`` per ``k``, so neither is read across its rows.
+    """
+    (m, k), (as0, as1) = ((1,) + a_shape, (0,) + a_strides) if len(a_shape) == 1 else (a_shape, a_strides)
+    (k2, n), (bs0, bs1) = (b_shape + (1,), b_strides + (0,)) if len(b_shape) == 1 else (b_shape, b_strides)
+    assert k == k2, (a_shape, b_shape)
+
+    def at(base: str, s0: int, s1: int, i: str, j: str) -> str:
+        terms = [f"{i}*{s0}" if s0 != 1 else i] if s0 else []
+        terms += [f"{j}*{s1}" if s1 != 1 else j] if s1 else []
+        return f"{base}[{' + '.join(terms) or '0'}]"
+
+    if as1 == 1 or m == 1:  # i-k-j: a's rows are contiguous
+        body = ["    for (long i = lo; i < hi; i++) {",
+                f"        for (long j = 0; j < {n}; j++) c[i*{n} + j] = 0.0;",
+                f"        for (long k = 0; k < {k}; k++) {{",
+                f"            const double aik = {at('a', as0, as1, 'i', 'k')};",
+                "            #pragma omp simd",
+                f"            for (long j = 0; j < {n}; j++) c[i*{n} + j] += aik*{at('b', bs0, bs1, 'k', 'j')};",
+                "        }", "    }"]
+    else:  # k-i-j: a is stored by columns (a transpose)
+        body = [f"    for (long p = lo*{n}; p < hi*{n}; p++) c[p] = 0.0;",
+                f"    for (long k = 0; k < {k}; k++) {{",
+                "        for (long i = lo; i < hi; i++) {",
+                f"            const double aik = {at('a', as0, as1, 'i', 'k')};",
+                "            #pragma omp simd",
+                f"            for (long j = 0; j < {n}; j++) c[i*{n} + j] += aik*{at('b', bs0, bs1, 'k', 'j')};",
+                "        }", "    }"]
+    rows = "const double *restrict a, const double *restrict b, double *restrict c"
+    return "\n".join([
+        f"{clones} static void {name}_rows(long lo, long hi, {rows}) {{", *body, "}", "",
+        f"static void {name}({rows}) {{",
+        f"    #pragma omp parallel for schedule(static) if({m * n * k}L >= {PARALLEL_MIN}L)",
+        f"    for (long lo = 0; lo < {m}; lo += {MATMUL_ROWS}) {{",
+        f"        {name}_rows(lo, lo + {MATMUL_ROWS} < {m} ? lo + {MATMUL_ROWS} : {m}, a, b, c);",
+        "    }", "}"])
+
+
+def _element(pointer: str, index: str) -> str:
+    """C of ``pointer[index]``, for a parameter or a place in the workspace (``work + 120``).
+
+    >>> _element("x", "i"), _element("work", "0"), _element("work + 120", "0"), _element("work + 120", "i")
+    ('x[i]', 'work[0]', 'work[120]', 'work[120 + i]')
+    """
+    at = re.fullmatch(r"work \+ (\d+)", pointer)
+    if at is None:
+        return f"{pointer}[{index}]"
+    return f"work[{at.group(1)}]" if index == "0" else f"work[{at.group(1)} + {index}]"
+
+
+def _kernel_source(function, name: str, clones: str) -> str:
+    """A backend kernel's C without the shared header, its functions renamed after ``name``
+    (``sg_kernel`` is ``name``, static; ``sg_block``, ``sg_piece3`` are ``name_block``,
+    ``name_piece3``), the block functions marked with ``clones``."""
+    source = function.source
+    if not source.startswith(C_HEADER):
+        raise AssertionError(f"a C kernel without the shared header: {source[:80]!r}")
+    body = source[len(C_HEADER):].strip("\n")
+    body = re.sub(r"\bsg_(block|piece\d+)\b", lambda m: f"{name}_{m.group(1)}", body)
+    body = re.sub(r"^static void (\w+_(block|piece\d+))\(", rf"{clones} static void \1(", body, flags=re.M)
+    body = re.sub(r"^void sg_kernel\(", f"static void {name}(", body, flags=re.M)
+    return body
+
+
+class StepsFunction:
+    """One exported function (``value``, ``grad`` or ``value_and_grad``) of a program as
+    the ``c`` backend plans it: ``.definitions`` (the C of its steps' kernels), ``.body``
+    (the lines of the exported function after its length check) and ``.work`` (the doubles
+    of workspace it needs).
+
+    ``names``: the C expression of each program input (its parameter); ``outputs``: the
+    output parameters, one per expression of ``exprs``, with ``comments`` above their code.
+    """
+
+    def __init__(self, prefix: str, symbols: list, names: list[str], exprs: list[sp.Expr], outputs: list[str],
+                 comments: list[list[str]], clones: str) -> None:
+        from ..symbolic.codegen.backends.c_plan import PlannedFunction
+
+        try:
+            plan = PlannedFunction(symbols, exprs, output_names=outputs, name=prefix)
+        except BackendError as err:
+            raise ExportError(f"the c target plans the program as the c backend does, which failed: {err}") from None
+        self.prefix, self.clones = prefix, clones
+        self.definitions: list[str] = []
+        self.work = 0
+        self.lines: list[str] = []
+        # each value of the plan: (C pointer expression, shape); inputs first, then what each step computes
+        self.values: list[tuple[str, tuple]] = [(n, _shape(s)) for n, s in zip(names, symbols)]
+        first_use = {}
+        for k, (position, constant) in enumerate(zip(plan.results, plan.constants)):
+            if constant is None and position >= len(symbols) and position not in first_use:
+                first_use[position] = k
+        position = len(symbols)
+        for number, step in enumerate(plan.steps):
+            destinations = []
+            self.lines.append(f"    /* step {number}: {_TITLES[step.kind]} */")
+            for node in step.computes:
+                k = first_use.get(position)
+                if k is not None and size_of(_shape(node)) == size_of(_shape(exprs[k])):
+                    destinations.append((outputs[k], _shape(node)))
+                    self.lines += comments[k]
+                else:
+                    destinations.append((self._allocate(size_of(_shape(node))), _shape(node)))
+                    self.lines += [f"    /* {line} */" for line in textwrap.wrap(
+                        f"at {destinations[-1][0]}: {sp.sstr(node)}", 90, break_long_words=False)]
+                position += 1
+            reads = [self.values[i] for i in step.reads]
+            getattr(self, f"_{step.kind}_step")(f"{prefix}_step{number}", step, reads, destinations)
+            self.values += destinations
+        for k, (position, constant, out) in enumerate(zip(plan.results, plan.constants, outputs)):
+            size = size_of(_shape(exprs[k]))
+            if constant is not None:
+                self.lines += comments[k]
+                self.lines.append(f"    for (long i = 0; i < {size}; i++) {out}[i] = {float(constant)!r};")
+                continue
+            source, shape = self.values[position]
+            if source == out:
+                continue  # computed in place
+            if size_of(shape) not in (1, size):
+                raise ExportError(f"the c target cannot broadcast {self._what(exprs[k])} of shape {shape} to {out}")
+            self.lines += comments[k]
+            read = _element(source, "0" if size_of(shape) == 1 else "i")
+            self.lines.append(f"    for (long i = 0; i < {size}; i++) {out}[i] = {read};")
+
+    @staticmethod
+    def _what(node: sp.Basic) -> str:
+        text = sp.sstr(node)
+        return text if len(text) <= 70 else text[:67] + "..."
+
+    def _allocate(self, size: int) -> str:
+        at = self.work
+        self.work += max(size, 1)
+        return f"work + {at}" if at else "work"
+
+    def _broadcast(self, value: tuple[str, tuple], shape: tuple) -> str:
+        """``value`` (pointer, shape) as a contiguous array of ``shape``: itself, or a copy
+        in the workspace broadcast to ``shape``."""
+        source, own = value
+        if own == shape:
+            return source
+        target = self._allocate(size_of(shape))
+        lead = len(shape) - len(own)
+        strides = [0] * lead + [s if n == m else 0 for s, n, m in zip(_strides(own), own, shape[lead:])]
+        loops = "".join(f"for (long i{d} = 0; i{d} < {n}; i{d}++) " for d, n in enumerate(shape))
+        index = " + ".join(f"i{d}*{s}" if s != 1 else f"i{d}" for d, s in enumerate(strides) if s) or "0"
+        self.lines.append(f"    {{ double *to = {target}; {loops}*to++ = {_element(source, index)}; }}  /* broadcast */")
+        return target
+
+    @staticmethod
+    def _scalar(value: tuple[str, tuple]) -> str:
+        return _element(value[0], "0")
+
+    def _c_step(self, name: str, step, reads: list, destinations: list) -> None:
+        fused = step.function
+        if fused.inner:
+            raise ExportError(f"the c target cannot yet express a full sum inside an expression "
+                              f"({self._what(step.computes[0])}); export a program without one")
+        self.definitions.append(_kernel_source(fused, name, self.clones))
+        shape = None if fused.points else fused.shape
+        args = [self._broadcast(reads[i], shape) if fused.is_array[i] and shape is not None
+                else reads[i][0] if fused.is_array[i] else self._scalar(reads[i]) for i in fused.used]
+        n = fused.shape[0] if fused.points else size_of(fused.shape)
+        for kind, body_shape, (target, _) in zip(fused.kinds, fused.body_shapes, destinations):
+            if kind == "elementwise":
+                if shape is not None and body_shape != shape:
+                    raise ExportError(f"the c target cannot read an output of shape {body_shape} back from a loop "
+                                      f"over {shape}")
+                args.append(target)
+        red = self._allocate(max(-(-n // BLOCK), 1) * fused.n_reductions) if fused.n_reductions else None
+        self.lines.append(f"    {name}({', '.join([f'{n}L'] + args + ([red] if red else []) + ['1'])});")
+        j = 0
+        for k, (kind, body_shape, (target, _)) in enumerate(zip(fused.kinds, fused.body_shapes, destinations)):
+            if kind == "elementwise":
+                continue
+            if fused.points:
+                count = fused.lengths[k] if kind == "mean" else 1
+            else:  # the loop visits each element of the body size(shape)/size(body) times
+                count = n if kind == "mean" else n / max(size_of(body_shape), 1)
+            total = _element(red, str(j))
+            self.lines.append(f"    {_element(target, '0')} = {total}" + (f" / {float(count)!r};" if count != 1 else ";"))
+            j += 1
+
+    def _reduce_step(self, name: str, step, reads: list, destinations: list) -> None:
+        nest = step.function
+        self.definitions.append(_kernel_source(nest, name, self.clones))
+        args = [self._broadcast(reads[i], nest.body_shape) if nest.is_array[i] else self._scalar(reads[i])
+                for i in nest.used]
+        self.lines.append(f"    {name}({', '.join(args + [destinations[0][0], '1'])});")
+
+    def _numpy_step(self, name: str, step, reads: list, destinations: list) -> None:
+        compiled = step.function
+        where = dict(zip(compiled.symbols, reads))
+        for number, (expr, node, (target, _)) in enumerate(zip(compiled.exprs.values(), step.computes, destinations)):
+            operands = [_operand(a) for a in expr.arrays] if isinstance(expr, Matmul) else [None]
+            if not isinstance(expr, Matmul) or None in operands:
+                culprit = next((n for n in postorder([expr]) if n.args and not isinstance(n, (Matmul, Transpose))),
+                               expr)
+                raise ExportError(f"the c target cannot translate {op_name(culprit)} (in {self._what(node)}): it "
+                                  "writes elementwise operations, sums, 1-D slices and matmuls of arrays or their "
+                                  "transposes in C; use target='numpy', which writes every operation")
+            (a, a_shape, a_strides), (b, b_shape, b_strides) = operands
+            function = f"{name}_matmul{number}" if len(step.computes) > 1 else f"{name}_matmul"
+            self.definitions.append(matmul_source(function, a_shape, a_strides, b_shape, b_strides, self.clones))
+            self.lines.append(f"    {function}({where[a][0]}, {where[b][0]}, {target});")
+
