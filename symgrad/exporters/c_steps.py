@@ -127,14 +127,19 @@ def _element(pointer: str, index: str) -> str:
 def _kernel_source(function, name: str, clones: str) -> str:
     """A backend kernel's C without the shared header, its functions renamed after ``name``
     (``sg_kernel`` is ``name``, static; ``sg_block``, ``sg_piece3`` are ``name_block``,
-    ``name_piece3``), the block functions marked with ``clones``."""
+    ``name_piece3``), the block functions marked with ``clones``; its ``parallel`` flag
+    (the exported code passes 1) counts as used in a build without OpenMP."""
     source = function.source
     if not source.startswith(C_HEADER):
         raise AssertionError(f"a C kernel without the shared header: {source[:80]!r}")
     body = source[len(C_HEADER):].strip("\n")
     body = re.sub(r"\bsg_(block|piece\d+)\b", lambda m: f"{name}_{m.group(1)}", body)
     body = re.sub(r"^static void (\w+_(block|piece\d+))\(", rf"{clones} static void \1(", body, flags=re.M)
-    body = re.sub(r"^void sg_kernel\(", f"static void {name}(", body, flags=re.M)
+    body, found = re.subn(r"^void sg_kernel\((.*int parallel)\) \{$",
+                          lambda m: f"static void {name}({m.group(1)}) {{\n    (void)parallel;  /* read by the OpenMP "
+                                    "pragmas only: unused without -fopenmp */", body, flags=re.M)
+    if found != 1:
+        raise AssertionError(f"a C kernel without one sg_kernel(..., int parallel): {source[-400:]!r}")
     return body
 
 
@@ -229,8 +234,9 @@ class StepsFunction:
     def _c_step(self, name: str, step, reads: list, destinations: list) -> None:
         fused = step.function
         if fused.inner:
-            raise ExportError(f"the c target cannot yet express a full sum inside an expression "
-                              f"({self._what(step.computes[0])}); export a program without one")
+            inner = next(iter(fused.inner[0].exprs.values()))
+            raise ExportError(f"the c target cannot yet express a full sum inside an expression ({self._what(inner)}"
+                              f" in {self._what(step.computes[0])}); use target='numpy', which writes every operation")
         self.definitions.append(_kernel_source(fused, name, self.clones))
         shape = None if fused.points else fused.shape
         args = [self._broadcast(reads[i], shape) if fused.is_array[i] and shape is not None
