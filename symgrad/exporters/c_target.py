@@ -14,7 +14,7 @@ definitions declare them ``restrict``).  Each function returns 0, or -1 (writing
 when ``n`` is not ``F_N``.  No Python, no allocation, no globals: the functions are
 reentrant.
 
-The code has the ``c_fused`` backend's loop structure (:mod:`symgrad.symbolic.codegen.backends.c_fused`),
+A program that one loop computes has the ``c_fused`` backend's loop structure (:mod:`symgrad.symbolic.codegen.backends.c_fused`),
 printed by the C backends' printer and planner (:mod:`symgrad.symbolic.codegen.backends.c_code`: the same
 CSE, the same evaluation order as NumPy, the same helpers): each function is **one pass**
 over the points computing all its outputs, in blocks of (at least) :data:`BLOCK` points.  A block is
@@ -30,10 +30,13 @@ x86-64 the block functions are compiled for AVX2 and AVX-512 too (:data:`TARGET_
 one build runs the widest vectors of the CPU it runs on, as the in-process backend's
 ``-march=native`` does.
 
-The target expresses what ``c_fused`` expresses: elementwise operations over inputs of
-one shape (or scalars) and full sums and means at the root of an output.  Anything else
--- ``matmul``, slicing, a reduction over some axes, a sum inside an expression, inputs of
-different array shapes -- raises :class:`~symgrad.exporters.errors.ExportError` naming it.
+A program one loop cannot compute -- slices, ``matmul``, sums over some axes, inputs of
+several shapes -- is written in steps, as the in-process ``c`` backend plans it
+(:mod:`.c_steps`): its kernels, a loop nest for each ``matmul``, and values handed from
+step to step in a workspace the caller provides.  The ABI then has a length per array
+input (when they have several shapes) and a trailing ``double *work`` of ``F_WORK``
+doubles (:class:`Abi`, :func:`abi`).  What neither can express raises
+:class:`~symgrad.exporters.errors.ExportError` naming it.
 """
 from __future__ import annotations
 
