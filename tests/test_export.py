@@ -551,7 +551,7 @@ int main(void) {
 def test_the_openmp_build_in_steps_gives_the_same_bits_with_any_number_of_threads(rng, tmp_path, compiler):
     if not c_target.has_openmp(compiler, tmp_path):
         pytest.skip(f"{' '.join(compiler)} has no OpenMP")
-    ex = symgrad.export(w3, *w3_at(3000, 100, 4)(rng), argnums=(0, 1), target="c", path=tmp_path / "w3.c")
+    symgrad.export(w3, *w3_at(3000, 100, 4)(rng), argnums=(0, 1), target="c", path=tmp_path / "w3.c")
     (tmp_path / "main.c").write_text(C_MAIN_W3)
     printed = {}
     for build in ("plain", "openmp"):

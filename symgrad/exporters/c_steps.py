@@ -30,7 +30,7 @@ from ..symbolic.core.symbols import postorder, shape_of, size_of
 from ..symbolic.forms.structural import Matmul, Transpose
 from .errors import ExportError
 
-__all__ = ["StepsFunction", "matmul_source", "MATMUL_ROWS"]
+__all__ = ["StepsFunction", "matmul_source", "comment", "MATMUL_ROWS"]
 
 MATMUL_ROWS = 32
 """Rows of a ``matmul``'s result per OpenMP work item."""
@@ -112,6 +112,11 @@ def matmul_source(name: str, a_shape: tuple, a_strides: tuple, b_shape: tuple, b
         "    }", "}"])
 
 
+def comment(text: str, indent: str) -> list[str]:
+    """``text`` as C comment lines of at most 90 characters of text each."""
+    return [f"{indent}/* {line} */" for line in textwrap.wrap(text, 90, break_long_words=False)]
+
+
 def _element(pointer: str, index: str) -> str:
     """C of ``pointer[index]``, for a parameter or a place in the workspace (``work + 120``).
 
@@ -145,7 +150,7 @@ def _kernel_source(function, name: str, clones: str) -> str:
 
 class StepsFunction:
     """One exported function (``value``, ``grad`` or ``value_and_grad``) of a program as
-    the ``c`` backend plans it: ``.definitions`` (the C of its steps' kernels), ``.body``
+    the ``c`` backend plans it: ``.definitions`` (the C of its steps' kernels), ``.lines``
     (the lines of the exported function after its length check) and ``.work`` (the doubles
     of workspace it needs).
 
@@ -161,7 +166,7 @@ class StepsFunction:
             plan = PlannedFunction(symbols, exprs, output_names=outputs, name=prefix)
         except BackendError as err:
             raise ExportError(f"the c target plans the program as the c backend does, which failed: {err}") from None
-        self.prefix, self.clones = prefix, clones
+        self.clones = clones
         self.definitions: list[str] = []
         self.work = 0
         self.lines: list[str] = []
@@ -182,8 +187,7 @@ class StepsFunction:
                     self.lines += comments[k]
                 else:
                     destinations.append((self._allocate(size_of(_shape(node))), _shape(node)))
-                    self.lines += [f"    /* {line} */" for line in textwrap.wrap(
-                        f"at {destinations[-1][0]}: {sp.sstr(node)}", 90, break_long_words=False)]
+                    self.lines += comment(f"at {destinations[-1][0]}: {sp.sstr(node)}", "    ")
                 position += 1
             reads = [self.values[i] for i in step.reads]
             getattr(self, f"_{step.kind}_step")(f"{prefix}_step{number}", step, reads, destinations)
@@ -222,9 +226,11 @@ class StepsFunction:
         target = self._allocate(size_of(shape))
         lead = len(shape) - len(own)
         strides = [0] * lead + [s if n == m else 0 for s, n, m in zip(_strides(own), own, shape[lead:])]
-        loops = "".join(f"for (long i{d} = 0; i{d} < {n}; i{d}++) " for d, n in enumerate(shape))
-        index = " + ".join(f"i{d}*{s}" if s != 1 else f"i{d}" for d, s in enumerate(strides) if s) or "0"
-        self.lines.append(f"    {{ double *to = {target}; {loops}*to++ = {_element(source, index)}; }}  /* broadcast */")
+        # (sg_ names: an argument cannot have them, so no input is shadowed)
+        loops = "".join(f"for (long sg_i{d} = 0; sg_i{d} < {n}; sg_i{d}++) " for d, n in enumerate(shape))
+        index = " + ".join(f"sg_i{d}*{s}" if s != 1 else f"sg_i{d}" for d, s in enumerate(strides) if s) or "0"
+        self.lines.append(f"    {{ double *sg_to = {target}; {loops}*sg_to++ = {_element(source, index)}; }}"
+                          "  /* broadcast */")
         return target
 
     @staticmethod

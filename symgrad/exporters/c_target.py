@@ -56,7 +56,7 @@ from ..symbolic.codegen.backends.c_code import C_HEADER, CPrinter, check_transla
 from ..symbolic.codegen.backends.c_fused import BLOCK
 from ..symbolic.codegen.backends.cbuild import find_compiler
 from ..symbolic.core.symbols import shape_of, size_of
-from .c_steps import StepsFunction
+from .c_steps import StepsFunction, comment
 from .errors import ExportError
 from .numpy_target import closed_form_lines, describe_inputs
 from .program import Program
@@ -179,8 +179,7 @@ def _length_check(abi: Abi) -> str:
 
 
 def _wrapped_comment(output: str, expr: sp.Expr, indent: str) -> list[str]:
-    return [f"{indent}/* {line} */" for line in textwrap.wrap(f"{output} = {sp.sstr(expr)}", 90,
-                                                              break_long_words=False)]
+    return comment(f"{output} = {sp.sstr(expr)}", indent)
 
 
 def _print_outputs(names: dict, taken: set, indent: str, targets: list[str], bodies: list,
