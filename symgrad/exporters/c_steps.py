@@ -27,7 +27,7 @@ from ..symbolic.codegen.backends import BackendError
 from ..symbolic.codegen.backends.c_code import C_HEADER, op_name
 from ..symbolic.codegen.backends.c_fused import BLOCK, PARALLEL_MIN
 from ..symbolic.core.symbols import postorder, shape_of, size_of
-from ..symbolic.forms.structural import Matmul, Transpose
+from ..symbolic.forms.structural import Getitem, IndexPut, Matmul, Reshape, Squeeze, Transpose, Unsqueeze
 from .errors import ExportError
 
 __all__ = ["StepsFunction", "matmul_source", "comment", "MATMUL_ROWS"]
@@ -61,6 +61,19 @@ def _operand(node: sp.Basic) -> tuple[sp.Symbol, tuple, tuple] | None:
         (rows, cols), (s0, s1) = _shape(node.arrays[0]), _strides(_shape(node.arrays[0]))
         return node.arrays[0], (cols, rows), (s1, s0)
     return None
+
+
+def _same_elements(node: sp.Basic) -> bool:
+    """Whether ``node`` is an array's elements in their C order under another shape: a
+    reshape, ``unsqueeze``/``squeeze``, an index of ``None``, ``...`` and ``:`` only
+    (``x[:, None]``) or its adjoint (the ``index_put`` that drops those axes again), of an
+    array a step has (a symbol)."""
+    if isinstance(node, (Reshape, Unsqueeze, Squeeze)):
+        return isinstance(node.arrays[0], sp.Symbol)
+    if isinstance(node, (Getitem, IndexPut)) and not node.index_arrays and isinstance(node.data[0], sp.Symbol):
+        parts = node.attrs["index"] if isinstance(node.attrs["index"], tuple) else (node.attrs["index"],)
+        return all(p is None or p is Ellipsis or (type(p) is slice and p == slice(None)) for p in parts)
+    return False
 
 
 def matmul_source(name: str, a_shape: tuple, a_strides: tuple, b_shape: tuple, b_strides: tuple,
@@ -279,13 +292,20 @@ class StepsFunction:
         compiled = step.function
         where = dict(zip(compiled.symbols, reads))
         for number, (expr, node, (target, _)) in enumerate(zip(compiled.exprs.values(), step.computes, destinations)):
+            if _same_elements(expr):  # x[:, None], reshape, ...: the elements of x in their order
+                size = size_of(_shape(expr))
+                source = _element(where[expr.arrays[0]][0], "i")
+                self.lines.append(f"    for (long i = 0; i < {size}; i++) {_element(target, 'i')} = {source};"
+                                  "  /* a new shape */")
+                continue
             operands = [_operand(a) for a in expr.arrays] if isinstance(expr, Matmul) else [None]
             if not isinstance(expr, Matmul) or None in operands:
-                culprit = next((n for n in postorder([expr]) if n.args and not isinstance(n, (Matmul, Transpose))),
-                               expr)
+                culprit = next((n for n in postorder([expr]) if n.args and not isinstance(n, (Matmul, Transpose))
+                                and not _same_elements(n)), expr)
                 raise ExportError(f"the c target cannot translate {op_name(culprit)} (in {self._what(node)}): it "
-                                  "writes elementwise operations, sums, 1-D slices and matmuls of arrays or their "
-                                  "transposes in C; use target='numpy', which writes every operation")
+                                  "writes elementwise operations, sums, slices along the first axis, reshapes and "
+                                  "matmuls of arrays or their transposes in C; use target='numpy', which writes every "
+                                  "operation")
             (a, a_shape, a_strides), (b, b_shape, b_strides) = operands
             function = f"{name}_matmul{number}" if len(step.computes) > 1 else f"{name}_matmul"
             self.definitions.append(matmul_source(function, a_shape, a_strides, b_shape, b_strides, self.clones))
