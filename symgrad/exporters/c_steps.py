@@ -7,13 +7,14 @@ whose C steps (:class:`~symgrad.symbolic.codegen.backends.c_fused.FusedFunction`
 stencil reads of :mod:`~symgrad.symbolic.codegen.backends.c_points` for slices) and loop
 nests (:class:`~symgrad.symbolic.codegen.backends.c_axes.AxisReduction`) are already C.
 This module writes each of those kernels into the exported file under a name of its own,
-and the steps the backend leaves to NumPy as C too, where they are ``matmul``\\ s of
-arrays (or of their transposes): a plain loop nest, see :func:`matmul_source`.  An
-exported function then runs the steps in order, keeping the values one step hands to the
-next in the caller's workspace (``double *work`` of ``F_WORK`` doubles: no allocation).
+and the steps the backend leaves to NumPy as C too where they are ``matmul``\\ s of
+arrays (or of their transposes) -- a plain loop nest, see :func:`matmul_source` -- or
+reshapes (``x[:, None]``: a copy).  An exported function then runs the steps in order,
+keeping the values one step hands to the next in the caller's workspace (``double *work``
+of ``F_WORK`` doubles: no allocation).
 
-What the plan computes with NumPy and is not a ``matmul`` of arrays -- a ``softmax``, fancy
-indexing, a linear solve, a full sum inside an expression -- raises
+What else the plan computes with NumPy -- a ``softmax``, a ``cumsum``, fancy indexing, a
+linear solve -- and a full sum inside an expression raise
 :class:`~symgrad.exporters.errors.ExportError` naming it.
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ MATMUL_ROWS = 32
 """Rows of a ``matmul``'s result per OpenMP work item."""
 
 
-_TITLES = {"c": "one loop over the points", "reduce": "a loop nest summing over axes", "numpy": "matmul"}
+_TITLES = {"c": "one loop over the points", "reduce": "a loop nest summing over axes"}
+"""What a step of each kind is, in the comment above its call (a NumPy step: its operations' names)."""
 
 
 def _shape(node: sp.Basic) -> tuple:
@@ -192,7 +194,8 @@ class StepsFunction:
         position = len(symbols)
         for number, step in enumerate(plan.steps):
             destinations = []
-            self.lines.append(f"    /* step {number}: {_TITLES[step.kind]} */")
+            title = _TITLES.get(step.kind) or ", ".join(dict.fromkeys(op_name(e) for e in step.function.exprs.values()))
+            self.lines.append(f"    /* step {number}: {title} */")
             for node in step.computes:
                 k = first_use.get(position)
                 if k is not None and size_of(_shape(node)) == size_of(_shape(exprs[k])):
@@ -278,7 +281,8 @@ class StepsFunction:
             else:  # the loop visits each element of the body size(shape)/size(body) times
                 count = n if kind == "mean" else n / max(size_of(body_shape), 1)
             total = _element(red, str(j))
-            self.lines.append(f"    {_element(target, '0')} = {total}" + (f" / {float(count)!r};" if count != 1 else ";"))
+            divided = f" / {float(count)!r}" if count != 1 else ""
+            self.lines.append(f"    {_element(target, '0')} = {total}{divided};")
             j += 1
 
     def _reduce_step(self, name: str, step, reads: list, destinations: list) -> None:

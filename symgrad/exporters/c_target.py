@@ -336,8 +336,8 @@ def _in_steps(program: Program, prefix: str) -> tuple[Abi, list[str], list[tuple
         body = [_signature(prefix, function, program, outputs, shape) + " {", _length_check(shape), *unused,
                 *steps.lines, "    return 0;", "}"]
         functions.append((function, "\n\n".join(steps.definitions + ["\n".join(body)])))
-    work = [f"#define {prefix.upper()}_WORK {shape.work}L  /* doubles of workspace each call needs */"] if shape.work else []
-    return shape, work, functions
+    work = [f"#define {prefix.upper()}_WORK {shape.work}L  /* doubles of workspace each call needs */"]
+    return shape, work if shape.work else [], functions
 
 
 def write(program: Program) -> dict[str, str]:
