@@ -8,13 +8,14 @@ stencil reads of :mod:`~symgrad.symbolic.codegen.backends.c_points` for slices) 
 nests (:class:`~symgrad.symbolic.codegen.backends.c_axes.AxisReduction`) are already C.
 This module writes each of those kernels into the exported file under a name of its own,
 and the steps the backend leaves to NumPy as C too where they are ``matmul``\\ s of
-arrays (or of their transposes) -- a plain loop nest, see :func:`matmul_source` -- or
-reshapes (``x[:, None]``: a copy).  An exported function then runs the steps in order,
-keeping the values one step hands to the next in the caller's workspace (``double *work``
-of ``F_WORK`` doubles: no allocation).
+arrays (or of their transposes, or transposed) -- a plain loop nest, see
+:func:`matmul_source` -- or reshapes (``x[:, None]``: a copy).  A full sum inside an
+expression is the backend's loop of its own, run first.  An exported function runs the
+steps in order, keeping the values one step hands to the next in the caller's workspace
+(``double *work`` of ``F_WORK`` doubles: no allocation).
 
 What else the plan computes with NumPy -- a ``softmax``, a ``cumsum``, fancy indexing, a
-linear solve -- and a full sum inside an expression raise
+linear solve, the adjoint of a strided slice -- raises
 :class:`~symgrad.exporters.errors.ExportError` naming it.
 """
 from __future__ import annotations
@@ -28,7 +29,8 @@ from ..symbolic.codegen.backends import BackendError
 from ..symbolic.codegen.backends.c_code import C_HEADER, op_name
 from ..symbolic.codegen.backends.c_fused import BLOCK, PARALLEL_MIN
 from ..symbolic.core.symbols import postorder, shape_of, size_of
-from ..symbolic.forms.structural import Getitem, IndexPut, Matmul, Reshape, Squeeze, Transpose, Unsqueeze
+from ..symbolic.forms.structural import (Getitem, IndexPut, Matmul, Permute, Reshape, Squeeze, Transpose,
+                                          Unsqueeze)
 from .errors import ExportError
 
 __all__ = ["StepsFunction", "matmul_source", "comment", "MATMUL_ROWS"]
@@ -54,15 +56,24 @@ def _strides(shape: tuple) -> list[int]:
     return strides
 
 
+def _swaps_axes(node: sp.Basic) -> bool:
+    """Whether ``node`` is the transpose of a 2-D array (``transpose`` or ``permute(1, 0)``)."""
+    if len(_shape(node.arrays[0])) != 2:
+        return False
+    return isinstance(node, Transpose) or tuple(int(d) % 2 for d in node.attrs["dims"]) == (1, 0)
+
+
 def _operand(node: sp.Basic) -> tuple[sp.Symbol, tuple, tuple] | None:
     """``(symbol, shape, strides)`` of a ``matmul`` operand the loop nest reads in place:
-    an array (1-D or 2-D), or the transpose of a 2-D one (its strides swapped)."""
-    if isinstance(node, sp.Symbol) and len(_shape(node)) in (1, 2):
-        return node, _shape(node), tuple(_strides(_shape(node)))
-    if isinstance(node, Transpose) and isinstance(node.arrays[0], sp.Symbol) and len(_shape(node.arrays[0])) == 2:
-        (rows, cols), (s0, s1) = _shape(node.arrays[0]), _strides(_shape(node.arrays[0]))
-        return node.arrays[0], (cols, rows), (s1, s0)
-    return None
+    an array (1-D or 2-D), or a 2-D one under transposes (``transpose``, ``permute``; ``x.T.T``
+    is ``x``): its strides swapped once per transpose."""
+    swaps = 0
+    while isinstance(node, (Transpose, Permute)) and _swaps_axes(node):
+        node, swaps = node.arrays[0], swaps + 1
+    if not isinstance(node, sp.Symbol) or len(_shape(node)) not in (1, 2):
+        return None
+    shape, strides = _shape(node), tuple(_strides(_shape(node)))
+    return (node, shape, strides) if swaps % 2 == 0 else (node, shape[::-1], strides[::-1])
 
 
 def _same_elements(node: sp.Basic) -> bool:
@@ -254,24 +265,41 @@ class StepsFunction:
         return _element(value[0], "0")
 
     def _c_step(self, name: str, step, reads: list, destinations: list) -> None:
-        fused = step.function
-        if fused.inner:
-            inner = next(iter(fused.inner[0].exprs.values()))
-            raise ExportError(f"the c target cannot yet express a full sum inside an expression ({self._what(inner)}"
-                              f" in {self._what(step.computes[0])}); use target='numpy', which writes every operation")
+        self._fused(name, step.function, reads, destinations)
+
+    def _fused(self, name: str, fused, reads: list, destinations: list) -> None:
+        """Call the fused loop ``fused`` (its kernel defined as ``name``) on ``reads``, its
+        outputs into ``destinations``; the full sums inside its expressions first, by the
+        loops of their own the backend made for them (``fused.inner``), read as scalars."""
+        for j, inner in enumerate(fused.inner):
+            sums = [(self._allocate(1), ()) for _ in inner.kinds]
+            self._fused(f"{name}_sums{j}", inner, reads[:len(inner.symbols)], sums)
+            reads = reads + sums
         self.definitions.append(_kernel_source(fused, name, self.clones))
         shape = None if fused.points else fused.shape
         args = [self._broadcast(reads[i], shape) if fused.is_array[i] and shape is not None
                 else reads[i][0] if fused.is_array[i] else self._scalar(reads[i]) for i in fused.used]
         n = fused.shape[0] if fused.points else size_of(fused.shape)
-        for kind, body_shape, (target, _) in zip(fused.kinds, fused.body_shapes, destinations):
-            if kind == "elementwise":
-                if shape is not None and body_shape != shape:
-                    raise ExportError(f"the c target cannot read an output of shape {body_shape} back from a loop "
-                                      f"over {shape}")
-                args.append(target)
+        fills = []  # (an output computed as one element, the destination it fills)
+        for k, (kind, body_shape, (target, target_shape)) in enumerate(zip(fused.kinds, fused.body_shapes,
+                                                                        destinations)):
+            if kind != "elementwise":
+                continue
+            if shape is not None and body_shape != shape:
+                raise ExportError(f"the c target cannot read an output of shape {body_shape} back from a loop "
+                                  f"over {shape}")
+            written = fused.lengths[k] if fused.points else size_of(shape)
+            if written != size_of(target_shape):  # a constant (ones((4,)) is 1): one element, then filled
+                if written != 1:
+                    raise ExportError(f"the c target cannot broadcast a loop's output of {written} elements to "
+                                      f"the shape {target_shape}")
+                fills.append((self._allocate(1), target, size_of(target_shape)))
+                target = fills[-1][0]
+            args.append(target)
         red = self._allocate(max(-(-n // BLOCK), 1) * fused.n_reductions) if fused.n_reductions else None
         self.lines.append(f"    {name}({', '.join([f'{n}L'] + args + ([red] if red else []) + ['1'])});")
+        for one, target, size in fills:
+            self.lines.append(f"    for (long i = 0; i < {size}; i++) {_element(target, 'i')} = {_element(one, '0')};")
         j = 0
         for k, (kind, body_shape, (target, _)) in enumerate(zip(fused.kinds, fused.body_shapes, destinations)):
             if kind == "elementwise":
@@ -302,10 +330,17 @@ class StepsFunction:
                 self.lines.append(f"    for (long i = 0; i < {size}; i++) {_element(target, 'i')} = {source};"
                                   "  /* a new shape */")
                 continue
-            operands = [_operand(a) for a in expr.arrays] if isinstance(expr, Matmul) else [None]
-            if not isinstance(expr, Matmul) or None in operands:
-                culprit = next((n for n in postorder([expr]) if n.args and not isinstance(n, (Matmul, Transpose))
-                                and not _same_elements(n)), expr)
+            product, swaps = expr, 0  # (a @ b).T is b.T @ a.T
+            while isinstance(product, (Transpose, Permute)) and _swaps_axes(product):
+                product, swaps = product.arrays[0], swaps + 1
+            operands = [_operand(a) for a in product.arrays] if isinstance(product, Matmul) else [None]
+            if swaps % 2 and None not in operands and all(len(shape) == 2 for _, shape, _ in operands):
+                operands = [(x, shape[::-1], strides[::-1]) for x, shape, strides in operands[::-1]]
+            elif swaps % 2:
+                operands = [None]
+            if None in operands:
+                culprit = next((n for n in postorder([expr]) if n.args and not _same_elements(n)
+                                and not isinstance(n, (Matmul, Transpose, Permute))), expr)
                 raise ExportError(f"the c target cannot translate {op_name(culprit)} (in {self._what(node)}): it "
                                   "writes elementwise operations, sums, slices along the first axis, reshapes and "
                                   "matmuls of arrays or their transposes in C; use target='numpy', which writes every "
