@@ -144,28 +144,33 @@ def exported_case(f, args, argnums, target: str, flags: list | None = None):
 
         return Prepared(lambda: value_and_grad(*args), grads, setup)
     with stopwatch(setup, "cc"):
-        call = _built_c(exported.paths[0], f.__name__, args, wrt, flags)
+        call = _built_c(exported, f.__name__, args, wrt, flags)
     return Prepared(call, lambda: call()[1:], setup)
 
 
-def _built_c(source, name: str, args, wrt: tuple, flags: list):
-    """``name_value_and_grad`` of the exported C file ``source``, built with ``flags`` and
-    bound to ``args``: a call returning ``[value, *grads]`` in new arrays."""
+def _built_c(exported, name: str, args, wrt: tuple, flags: list):
+    """``name_value_and_grad`` of the exported C files, built with ``flags`` and bound to
+    ``args`` (with the lengths and the workspace its ABI asks for): a call returning
+    ``[value, *grads]`` in new arrays."""
     import ctypes
     import subprocess
 
     from bench_tools import c_compiler
+    from symgrad.exporters.c_target import abi
 
+    source, header = exported.paths
     library = source.with_name(f"lib{name}.so")
     subprocess.run([c_compiler(), *flags, "-shared", "-fPIC", "-o", str(library), str(source), "-lm"], check=True)
     function = getattr(ctypes.CDLL(str(library)), f"{name}_value_and_grad")
     arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in args]
     pointers = [ctypes.c_void_p(a.ctypes.data) for a in arrays]
-    n = ctypes.c_long(max(a.size for a in arrays))
+    shape = abi(exported.program, header.read_text())
+    lengths = [ctypes.c_long(value) for _, _, value in shape.lengths]
 
-    def call():
+    def call():  # new outputs and workspace per call, as the in-process backend allocates its intermediates
         outs = [np.empty(())] + [np.empty(arrays[i].shape) for i in wrt]
-        status = function(n, *pointers, *[ctypes.c_void_p(o.ctypes.data) for o in outs])
+        work = [np.empty(shape.work)] if shape.work else []
+        status = function(*lengths, *pointers, *[ctypes.c_void_p(o.ctypes.data) for o in outs + work])
         if status != 0:
             raise RuntimeError(f"{name}_value_and_grad returned {status}")
         return outs

@@ -109,6 +109,8 @@ def groups(quick: bool) -> list[Group]:
                  requires=("symgrad",)),
             Case("JAX jit", lambda xm=xm: _jax(xm), requires=("jax",), untraced=UNTRACED["jax"]),
             Case("torch eager", lambda xm=xm: _torch(xm), requires=("torch",), untraced=UNTRACED["torch"]),
+            # the exported code at the largest n, where the loop rather than the call is timed
+            *(export_cases(rosen, (xm,), 0) if m == MEMORY_N else []),
         ]
         out.append(Group("W2", f"vectorised, n={m:,}", sweep, reference="symgrad grad (NumPy)", rtol=1e-9,
                          atol=1e-8, params={"n": m}, memory=m == MEMORY_N, memory_reference=HAND))

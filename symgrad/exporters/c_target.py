@@ -14,7 +14,7 @@ definitions declare them ``restrict``).  Each function returns 0, or -1 (writing
 when ``n`` is not ``F_N``.  No Python, no allocation, no globals: the functions are
 reentrant.
 
-The code has the ``c_fused`` backend's loop structure (:mod:`symgrad.symbolic.codegen.backends.c_fused`),
+A program that one loop computes has the ``c_fused`` backend's loop structure (:mod:`symgrad.symbolic.codegen.backends.c_fused`),
 printed by the C backends' printer and planner (:mod:`symgrad.symbolic.codegen.backends.c_code`: the same
 CSE, the same evaluation order as NumPy, the same helpers): each function is **one pass**
 over the points computing all its outputs, in blocks of (at least) :data:`BLOCK` points.  A block is
@@ -30,16 +30,21 @@ x86-64 the block functions are compiled for AVX2 and AVX-512 too (:data:`TARGET_
 one build runs the widest vectors of the CPU it runs on, as the in-process backend's
 ``-march=native`` does.
 
-The target expresses what ``c_fused`` expresses: elementwise operations over inputs of
-one shape (or scalars) and full sums and means at the root of an output.  Anything else
--- ``matmul``, slicing, a reduction over some axes, a sum inside an expression, inputs of
-different array shapes -- raises :class:`~symgrad.exporters.errors.ExportError` naming it.
+A program one loop cannot compute -- slices, ``matmul``, sums over some axes, inputs of
+several shapes -- is written in steps, as the in-process ``c`` backend plans it
+(:mod:`.c_steps`): its kernels, a loop nest for each ``matmul``, and values handed from
+step to step in a workspace the caller provides.  The ABI then has a length per array
+input (when they have several shapes) and a trailing ``double *work`` of ``F_WORK``
+doubles (:class:`Abi`, :func:`abi`).  What neither can express raises
+:class:`~symgrad.exporters.errors.ExportError` naming it.
 """
 from __future__ import annotations
 
 import ctypes
+import re
 import subprocess
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -51,6 +56,7 @@ from ..symbolic.codegen.backends.c_code import C_HEADER, CPrinter, check_transla
 from ..symbolic.codegen.backends.c_fused import BLOCK
 from ..symbolic.codegen.backends.cbuild import find_compiler
 from ..symbolic.core.symbols import shape_of, size_of
+from .c_steps import StepsFunction, comment
 from .errors import ExportError
 from .numpy_target import closed_form_lines, describe_inputs
 from .program import Program
@@ -102,12 +108,9 @@ _LOOP_NAMES = ("n", "i", "block", "start", "stop", "partial")
 
 
 class _Layout:
-    """The loop shape, element count and blocking of a program, or an ExportError saying why C cannot take it."""
+    """The loop shape, element count and blocking of a program, or an ExportError saying why one loop cannot take it."""
 
     def __init__(self, program: Program) -> None:
-        for name, dtype in zip(program.input_names, program.input_dtypes):
-            if dtype != np.float64:
-                raise ExportError(f"the c target takes float64 inputs; {name} is {dtype}")
         shapes = {s for s in program.input_shapes if s != ()}
         if len(shapes) > 1:
             raise ExportError(f"the c target loops over one shape, but the array inputs have the shapes "
@@ -125,10 +128,35 @@ def _c_name(program: Program) -> str:
     return program.name
 
 
+@dataclass
+class Abi:
+    """What the exported functions take besides the inputs and outputs: ``lengths``, the
+    leading ``long`` parameters as ``(parameter, macro, value)`` -- one ``n`` when the array
+    inputs share one shape, else one ``<input>_n`` per array input -- and ``work``, the
+    doubles of the trailing workspace ``double *work`` (0: no such parameter)."""
+
+    lengths: list[tuple[str, str, int]]
+    work: int = 0
+
+
+def abi(program: Program, header: str | None = None) -> Abi:
+    """The :class:`Abi` of ``program``'s exported functions (the workspace as ``header``, the
+    written ``.h``, declares it: its size is known once the code is written)."""
+    prefix = _c_name(program).upper()
+    arrays = [(name, shape) for name, shape in zip(program.input_names, program.input_shapes) if shape != ()]
+    if len({shape for _, shape in arrays}) <= 1:
+        lengths = [("n", f"{prefix}_N", size_of(arrays[0][1]) if arrays else 1)]
+    else:
+        lengths = [(f"{name}_n", f"{prefix}_{name}_N", size_of(shape)) for name, shape in arrays]
+    found = re.search(rf"^#define {prefix}_WORK (\d+)L", header or "", flags=re.M)
+    return Abi(lengths, int(found.group(1)) if found else 0)
+
+
 def _check_names(program: Program, prefix: str) -> None:
     """Raise ExportError for an argument whose name the C code cannot take as a parameter's."""
     outputs = program.output_names
-    own = {**{n: "a C keyword" for n in _C_KEYWORDS}, **{n: "a C function or macro the code calls"
+    own = {**{p: "a length parameter" for p, _, _ in abi(program).lengths}, "work": "the workspace parameter",
+           **{n: "a C keyword" for n in _C_KEYWORDS}, **{n: "a C function or macro the code calls"
                                                          for n in _PRINTED_NAMES},
            **{n: "a variable of the generated loops" for n in _LOOP_NAMES},
            **{o: "the name of an output" for o in outputs}, **{f"{o}_sum": "an accumulator" for o in outputs},
@@ -140,14 +168,18 @@ def _check_names(program: Program, prefix: str) -> None:
                               f"{name!r} is {reason} in the written code; rename the argument")
 
 
-def _signature(prefix: str, function: str, program: Program, outputs: list[str]) -> str:
-    params = ["long n"] + [f"const double *{n}" for n in program.input_names] + [f"double *{o}" for o in outputs]
+def _signature(prefix: str, function: str, program: Program, outputs: list[str], abi: Abi) -> str:
+    params = [f"long {p}" for p, _, _ in abi.lengths] + [f"const double *{n}" for n in program.input_names]
+    params += [f"double *{o}" for o in outputs] + (["double *work"] if abi.work else [])
     return f"int {prefix}_{function}({', '.join(params)})"
 
 
+def _length_check(abi: Abi) -> str:
+    return f"    if ({' || '.join(f'{p} != {m}' for p, m, _ in abi.lengths)}) return -1;"
+
+
 def _wrapped_comment(output: str, expr: sp.Expr, indent: str) -> list[str]:
-    return [f"{indent}/* {line} */" for line in textwrap.wrap(f"{output} = {sp.sstr(expr)}", 90,
-                                                              break_long_words=False)]
+    return comment(f"{output} = {sp.sstr(expr)}", indent)
 
 
 def _print_outputs(names: dict, taken: set, indent: str, targets: list[str], bodies: list,
@@ -209,7 +241,8 @@ def _function(prefix: str, function: str, program: Program, layout: _Layout, out
         lines += _print_outputs(names, taken, "        ", targets, [bodies[k] for k in looped],
                                 [exprs[k] for k in looped], [outputs[k] for k in looped])
         lines += ["    }"] + [f"    partial[{j}] = {a};" for j, a in enumerate(accumulators)] + ["}", ""]
-    lines += [_signature(prefix, function, program, outputs) + " {", f"    if (n != {macro}_N) return -1;"]
+    lines += [_signature(prefix, function, program, outputs, Abi([("n", f"{macro}_N", layout.n)])) + " {",
+              f"    if (n != {macro}_N) return -1;"]
     if looped:
         args = ["start", "stop"]
         args += [n if shape else f"{n}[0]" for n, shape in zip(program.input_names, program.input_shapes)]
@@ -242,18 +275,25 @@ def _functions(program: Program) -> list[tuple[str, list[str], list[sp.Expr]]]:
             ("value_and_grad", ["value"] + program.grad_names, [program.value] + program.grads)]
 
 
-def _about(program: Program, prefix: str) -> list[str]:
+def _about(program: Program, prefix: str, abi: Abi) -> list[str]:
     """The comment both files start with: what the code computes, its ABI and how to build it."""
     macro = prefix.upper()
     about = [f"Value and gradient of {program.name}, exported by symgrad and verified against its engines.", "",
              "Derived for the inputs (float64, C order):"]
     about += [f"    {line}" for line in describe_inputs(program)]
     about += ["", "Closed forms:"] + [f"    {line}" for line in closed_form_lines(program)]
+    if [p for p, _, _ in abi.lengths] == ["n"]:
+        lengths = f"n = {macro}_N, the number of elements of each array input,"
+    else:
+        lengths = ("the number of elements of each array input (" + ", ".join(f"{p} = {m}" for p, m, _ in abi.lengths)
+                   + "),")
+    work = (f" The last argument, work, points to {macro}_WORK doubles of scratch space that the function "
+            "overwrites (one per concurrent call)." if abi.work else "")
     paragraphs = [
-        (f"ABI: every function takes n = {macro}_N, the number of elements of each array input, and pointers to "
-         "contiguous float64 data: an array holds n elements, a scalar or the value one, a gradient as many as its "
-         "input. Outputs must not overlap the inputs or each other. A function returns 0, or -1 (writing nothing) "
-         "if n is wrong. No allocation, no globals: reentrant.", ""),
+        (f"ABI: every function takes {lengths} and pointers to contiguous float64 data in C order: an array holds "
+         "as many elements as its shape, a scalar or the value one, a gradient as many as its input. Outputs must "
+         f"not overlap the inputs or each other.{work} A function returns 0, or -1 (writing nothing) if a length "
+         "is wrong. No allocation, no globals: reentrant.", ""),
         (f"Build: cc {' '.join(RECOMMENDED_FLAGS)} -c {prefix}.c (link with -fopenmp -lm).", ""),
         ("-fopenmp runs the blocks of points on all cores and vectorises each block's loop with glibc's vector "
          "math (with GCC on x86-64, in the widest vectors this CPU has); the sums are added up block by block in a "
@@ -269,22 +309,60 @@ def _about(program: Program, prefix: str) -> list[str]:
     return about
 
 
-def write(program: Program) -> dict[str, str]:
-    """The ``.c`` and ``.h`` sources."""
+def _one_pass(program: Program, prefix: str) -> tuple[Abi, list[str], list[tuple[str, str]]]:
+    """``(abi, macros, [(function, C)])``: the program as one pass over the points; an
+    ExportError when one loop cannot compute it."""
     layout = _Layout(program)
+    macro = prefix.upper()
+    functions = [(function, _function(prefix, function, program, layout, outputs, exprs))
+                 for function, outputs, exprs in _functions(program)]
+    macros = [f"#define {macro}_BLOCK {layout.block}L  /* points per block: one OpenMP work item */",
+              f"#define {macro}_BLOCKS {layout.blocks}L"]
+    return Abi([("n", f"{macro}_N", layout.n)]), macros, functions
+
+
+def _in_steps(program: Program, prefix: str) -> tuple[Abi, list[str], list[tuple[str, str]]]:
+    """``(abi, macros, [(function, C)])``: the program as the c backend plans it, in steps
+    (:mod:`.c_steps`); an ExportError naming what C cannot compute."""
+    planned = []
+    for function, outputs, exprs in _functions(program):
+        comments = [_wrapped_comment(o, e, "    ") for o, e in zip(outputs, exprs)]
+        planned.append((function, outputs, StepsFunction(f"{prefix}_{function}", program.symbols, program.input_names,
+                                                         exprs, outputs, comments, "SG_TARGET_CLONES")))
+    shape = Abi(abi(program).lengths, max(steps.work for _, _, steps in planned))
+    functions = []
+    for function, outputs, steps in planned:
+        unused = ["    (void)work;  /* this function needs no workspace */"] if shape.work and not steps.work else []
+        body = [_signature(prefix, function, program, outputs, shape) + " {", _length_check(shape), *unused,
+                *steps.lines, "    return 0;", "}"]
+        functions.append((function, "\n\n".join(steps.definitions + ["\n".join(body)])))
+    work = [f"#define {prefix.upper()}_WORK {shape.work}L  /* doubles of workspace each call needs */"]
+    return shape, work if shape.work else [], functions
+
+
+def write(program: Program) -> dict[str, str]:
+    """The ``.c`` and ``.h`` sources: one pass over the points when one loop computes the
+    program, else the c backend's plan written out in steps."""
+    for name, dtype in zip(program.input_names, program.input_dtypes):
+        if dtype != np.float64:
+            raise ExportError(f"the c target takes float64 inputs; {name} is {dtype}")
     prefix = _c_name(program)
     _check_names(program, prefix)
+    try:
+        shape, macros, functions = _one_pass(program, prefix)
+    except ExportError:
+        shape, macros, functions = _in_steps(program, prefix)
     macro = prefix.upper()
     guard = f"{macro}_EXPORT_H"
-    comment = "/*\n" + "\n".join(f" * {line}".rstrip() for line in _about(program, prefix)) + "\n */"
-    header = [comment, f"#ifndef {guard}", f"#define {guard}", "", f"#define {macro}_N {layout.n}L", "",
+    comment = "/*\n" + "\n".join(f" * {line}".rstrip() for line in _about(program, prefix, shape)) + "\n */"
+    sizes = [f"#define {m} {value}L" for _, m, value in shape.lengths]
+    work = [m for m in macros if m.startswith(f"#define {macro}_WORK ")]
+    header = [comment, f"#ifndef {guard}", f"#define {guard}", "", *sizes, *work, "",
               "#ifdef __cplusplus", 'extern "C" {', "#endif", ""]
-    source = [comment, C_HEADER, TARGET_CLONES, "", f"#define {macro}_N {layout.n}L",
-              f"#define {macro}_BLOCK {layout.block}L  /* points per block: one OpenMP work item */",
-              f"#define {macro}_BLOCKS {layout.blocks}L", ""]
-    for function, outputs, exprs in _functions(program):
-        header.append(_signature(prefix, function, program, outputs) + ";")
-        source += [_function(prefix, function, program, layout, outputs, exprs), ""]
+    source = [comment, C_HEADER, TARGET_CLONES, "", *sizes, *macros, ""]
+    for (function, outputs, _), (_, text) in zip(_functions(program), functions):
+        header.append(_signature(prefix, function, program, outputs, shape) + ";")
+        source += [text, ""]
     header += ["", "#ifdef __cplusplus", "}", "#endif", "", f"#endif  /* {guard} */"]
     return {".c": "\n".join(source), ".h": "\n".join(header) + "\n"}
 
@@ -323,15 +401,17 @@ def load(paths: Sequence[Path], program: Program) -> Callable[[Sequence[np.ndarr
             raise ExportError(f"the written C code does not build with {' '.join(compiler + flags)}:\n{errors}")
         libraries.append((ctypes.CDLL(str(library)), label))
     prefix = _c_name(program)
-    n = _Layout(program).n
+    shape = abi(program, header.read_text())
+    lengths = [ctypes.c_long(value) for _, _, value in shape.lengths]
     shapes = [program.input_shapes[i] for i in program.wrt]
 
     def call(lib: ctypes.CDLL, label: str, function: str, names: list[str], out_shapes: list[tuple],
              values: Sequence[np.ndarray]) -> list:
         inputs = [np.ascontiguousarray(v, dtype=np.float64) for v in values]
         outs = [np.zeros(s) for s in out_shapes]
+        work = [np.full(shape.work, np.nan)] if shape.work else []  # (garbage in: the code must not read it)
         status = getattr(lib, f"{prefix}_{function}")(
-            ctypes.c_long(n), *[ctypes.c_void_p(a.ctypes.data) for a in inputs + outs])
+            *lengths, *[ctypes.c_void_p(a.ctypes.data) for a in inputs + outs + work])
         if status != 0:
             raise ExportError(f"{prefix}_{function}{label} returned {status}")
         return [(f"{prefix}_{function} {name}{label}", program.output_names.index(name), out)
