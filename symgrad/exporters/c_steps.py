@@ -155,22 +155,37 @@ def _element(pointer: str, index: str) -> str:
     return f"work[{at.group(1)}]" if index == "0" else f"work[{at.group(1)} + {index}]"
 
 
+RUNNER = "\n".join([
+    "/* how the steps' loops run their blocks: in block order, shared among OpenMP's threads in a build",
+    "   with -fopenmp (partial sums are added in block order, so every thread count gives the same bits) */",
+    "typedef void (*sg_task)(void*, long);",
+    "typedef void (*sg_runner)(long, sg_task, void*);",
+    "__attribute__((unused)) static void sg_run_blocks(long blocks, sg_task task, void* context) {",
+    "    #pragma omp parallel for schedule(static)",
+    "    for (long b = 0; b < blocks; b++) task(context, b);",
+    "}",
+])
+"""The C every file written in steps defines once: the task types of the backend's kernels
+(:mod:`~symgrad.symbolic.codegen.backends.c_threads` runs them in process) and the runner
+the exported kernels are called with."""
+
+
 def _kernel_source(function, name: str, clones: str) -> str:
-    """A backend kernel's C without the shared header, its functions renamed after ``name``
-    (``sg_kernel`` is ``name``, static; ``sg_block``, ``sg_piece3`` are ``name_block``,
-    ``name_piece3``), the block functions marked with ``clones``; its ``parallel`` flag
-    (the exported code passes 1) counts as used in a build without OpenMP."""
+    """A backend kernel's C without the shared header and the task types (:data:`RUNNER`),
+    its names made its own after ``name`` (``sg_kernel`` is ``name``, static; ``sg_block``,
+    ``sg_blocks``, ``sg_task_rows``, ``sg_piece3`` and ``struct sg_context`` are
+    ``name_block``...), the block functions marked with ``clones``; called with the runner
+    ``sg_run_blocks``."""
     source = function.source
     if not source.startswith(C_HEADER):
         raise AssertionError(f"a C kernel without the shared header: {source[:80]!r}")
     body = source[len(C_HEADER):].strip("\n")
-    body = re.sub(r"\bsg_(block|piece\d+)\b", lambda m: f"{name}_{m.group(1)}", body)
+    body = re.sub(r"^typedef void \(\*sg_(task|runner)\)\(.*\);\n", "", body, flags=re.M)
+    body = re.sub(r"\bsg_(blocks|block|task_rows|piece\d+|context)\b", lambda m: f"{name}_{m.group(1)}", body)
     body = re.sub(r"^static void (\w+_(block|piece\d+))\(", rf"{clones} static void \1(", body, flags=re.M)
-    body, found = re.subn(r"^void sg_kernel\((.*int parallel)\) \{$",
-                          lambda m: f"static void {name}({m.group(1)}) {{\n    (void)parallel;  /* read by the OpenMP "
-                                    "pragmas only: unused without -fopenmp */", body, flags=re.M)
+    body, found = re.subn(r"^void sg_kernel\((.*sg_runner run)\) \{$", rf"static void {name}(\1) {{", body, flags=re.M)
     if found != 1:
-        raise AssertionError(f"a C kernel without one sg_kernel(..., int parallel): {source[-400:]!r}")
+        raise AssertionError(f"a C kernel without one sg_kernel(..., sg_runner run): {source[-400:]!r}")
     return body
 
 
@@ -297,7 +312,7 @@ class StepsFunction:
                 target = fills[-1][0]
             args.append(target)
         red = self._allocate(max(-(-n // BLOCK), 1) * fused.n_reductions) if fused.n_reductions else None
-        self.lines.append(f"    {name}({', '.join([f'{n}L'] + args + ([red] if red else []) + ['1'])});")
+        self.lines.append(f"    {name}({', '.join([f'{n}L'] + args + ([red] if red else []) + ['sg_run_blocks'])});")
         for one, target, size in fills:
             self.lines.append(f"    for (long i = 0; i < {size}; i++) {_element(target, 'i')} = {_element(one, '0')};")
         j = 0
@@ -318,7 +333,7 @@ class StepsFunction:
         self.definitions.append(_kernel_source(nest, name, self.clones))
         args = [self._broadcast(reads[i], nest.body_shape) if nest.is_array[i] else self._scalar(reads[i])
                 for i in nest.used]
-        self.lines.append(f"    {name}({', '.join(args + [destinations[0][0], '1'])});")
+        self.lines.append(f"    {name}({', '.join(args + [destinations[0][0], 'sg_run_blocks'])});")
 
     def _numpy_step(self, name: str, step, reads: list, destinations: list) -> None:
         compiled = step.function

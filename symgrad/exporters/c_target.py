@@ -56,7 +56,7 @@ from ..symbolic.codegen.backends.c_code import C_HEADER, CPrinter, check_transla
 from ..symbolic.codegen.backends.c_fused import BLOCK
 from ..symbolic.codegen.backends.cbuild import find_compiler
 from ..symbolic.core.symbols import shape_of, size_of
-from .c_steps import StepsFunction, comment
+from .c_steps import RUNNER, StepsFunction, comment
 from .errors import ExportError
 from .numpy_target import closed_form_lines, describe_inputs
 from .program import Program
@@ -337,7 +337,7 @@ def _in_steps(program: Program, prefix: str) -> tuple[Abi, list[str], list[tuple
                 *steps.lines, "    return 0;", "}"]
         functions.append((function, "\n\n".join(steps.definitions + ["\n".join(body)])))
     work = [f"#define {prefix.upper()}_WORK {shape.work}L  /* doubles of workspace each call needs */"]
-    return shape, work if shape.work else [], functions
+    return shape, (work if shape.work else []) + ["", RUNNER], functions
 
 
 def write(program: Program) -> dict[str, str]:

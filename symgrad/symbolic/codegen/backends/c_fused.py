@@ -387,9 +387,10 @@ def task_context(params: list) -> list:
 
 
 def unpack_context(params: list) -> list:
-    """C lines of a task reading its ``params`` back from the ``context`` argument."""
+    """C lines of a task reading its ``params`` back from the ``context`` argument (each
+    marked used: a task need not read all of them, and exported C builds with -Werror)."""
     return ["    const struct sg_context* restrict ctx = context;",
-            *[f"    {p} = ctx->{_name(p)};" for p in params]]
+            *[f"    {p} = ctx->{_name(p)}; (void){_name(p)};" for p in params]]
 
 
 def _read_back(small: tuple, full: tuple) -> tuple:
