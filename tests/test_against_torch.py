@@ -109,14 +109,39 @@ def test_random_program_matches_torch(case, dtype, test_seed):
         sg_loss.backward()
     th_loss, th_out = run_program(steps, th_leaves)
     th_loss.backward()
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == "float32" else dict(rtol=1e-9, atol=1e-10)
     assert sg_out.dtype == np.dtype(dtype)
+    if dtype == "float32":  # both round; the exact answer is torch's in float64 on the same inputs
+        exact = [torch.tensor(arrays[n].astype("float64"), requires_grad=True) for n in LEAF_SHAPES]
+        exact_loss, exact_out = run_program(steps, exact)
+        exact_loss.backward()
+        _as_accurate_as_torch(sg_out, th_out, exact_out, str(steps))
+        for name, s, t, e in zip(LEAF_SHAPES, sg_leaves, th_leaves, exact):
+            if t.grad is None:
+                assert s.grad is None or not np.any(s.grad.numpy()), f"{name}: {steps}"
+                continue
+            _as_accurate_as_torch(s.grad, t.grad, e.grad, f"{name}: {steps}")
+        return
+    tol = dict(rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(sg_out.detach().numpy(), th_out.detach().numpy(), **tol, err_msg=str(steps))
     for name, s, t in zip(LEAF_SHAPES, sg_leaves, th_leaves):
         if t.grad is None:
             assert s.grad is None or not np.any(s.grad.numpy()), f"{name}: {steps}"
             continue
         np.testing.assert_allclose(s.grad.numpy(), t.grad.numpy(), **tol, err_msg=f"{name}: {steps}")
+
+
+def _as_accurate_as_torch(ours, torch_float32, exact, what: str) -> None:
+    """float32: symgrad's error against the float64 answer is within 1e-4 (relative and
+    absolute) or not much above torch's own float32 error there (an ill-conditioned program
+    -- a softmax of values near 90 -- loses digits in every float32 implementation: found
+    by seed 7225, where both differed from the answer by about 1e-4)."""
+    ours = np.asarray(ours.detach().numpy(), dtype=np.float64)
+    theirs = np.asarray(torch_float32.detach().numpy(), dtype=np.float64)
+    exact = exact.detach().numpy()
+    allowed = 1e-4 + 1e-4 * np.abs(exact) + 8 * np.abs(theirs - exact)
+    error = np.abs(ours - exact)
+    bad = ~((error <= allowed) | (np.isnan(ours) & np.isnan(exact)) | (ours == exact))
+    assert not bad.any(), (f"{what}: symgrad {ours[bad]}, torch float32 {theirs[bad]}, float64 answer {exact[bad]}")
 
 
 def test_grad_fn_names_match_torch():

@@ -241,16 +241,18 @@ class ProgramBuilder:
         return self.values[ref.index].shape
 
     def value(self, *, shape: tuple | None = None, broadcast_with: tuple | None = None, min_ndim: int = 0,
-              max_ndim: int = 3, domain: Domain | None = None, fresh_shapes: Sequence[tuple] | None = None) -> Ref:
+              max_ndim: int = 3, domain: Domain | None = None, fresh_shapes: Sequence[tuple] | None = None,
+              nonempty: bool = False) -> Ref:
         """A value for an argument: an existing one that fits, or a fresh input.
 
         ``shape`` demands an exact shape; ``broadcast_with`` one that broadcasts with it
-        (without growing past :data:`MAX_NUMEL`); ``domain`` keeps the values inside it.
+        (without growing past :data:`MAX_NUMEL`); ``domain`` keeps the values inside it;
+        ``nonempty`` one without a dimension of size 0 (to index along any of them).
         """
         def fits(s):
             if shape is not None:
                 return s == tuple(shape)
-            if not (min_ndim <= len(s) <= max_ndim):
+            if not (min_ndim <= len(s) <= max_ndim) or (nonempty and 0 in s):
                 return False
             if broadcast_with is not None:
                 try:
@@ -819,7 +821,7 @@ def _movedim(b):
 
 @register_composite("narrow", composites.narrow)
 def _narrow(b):
-    x = b.value(min_ndim=1)
+    x = b.value(min_ndim=1, nonempty=True)  # an index along any dim
     dim = _axis(b, x)
     n = b.shape(x)[dim]
     start = b.choose.integer(0, n - 1)
@@ -828,7 +830,7 @@ def _narrow(b):
 
 @register_composite("select", composites.select)
 def _select(b):
-    x = b.value(min_ndim=1)
+    x = b.value(min_ndim=1, nonempty=True)  # an index along any dim
     dim = _axis(b, x)
     n = b.shape(x)[dim]
     return [x], {"dim": dim, "index": b.choose.integer(-n, n - 1)}
@@ -841,7 +843,7 @@ def _indices(b: ProgramBuilder, n: int, shape: tuple) -> np.ndarray:
 
 @register_composite("index_select", composites.index_select)
 def _index_select(b):
-    x = b.value(min_ndim=1)
+    x = b.value(min_ndim=1, nonempty=True)  # an index along any dim
     dim = _axis(b, x)
     return [x], {"dim": dim, "index": _indices(b, b.shape(x)[dim], (b.choose.integer(1, 3),))}
 
@@ -856,14 +858,14 @@ def _gather_index(b: ProgramBuilder, shape: tuple, dim: int) -> np.ndarray:
 
 @register_composite("gather", composites.gather)
 def _gather(b):
-    x = b.value(min_ndim=1)
+    x = b.value(min_ndim=1, nonempty=True)  # an index along any dim
     dim = _axis(b, x)
     return [x], {"dim": dim, "index": _gather_index(b, b.shape(x), dim)}
 
 
 @register_composite("take_along_dim", composites.take_along_dim)
 def _take_along_dim(b):
-    x = b.value(min_ndim=1)
+    x = b.value(min_ndim=1, nonempty=True)  # an index along any dim
     shape = b.shape(x)
     dim = _axis(b, x) % len(shape)
     # indices broadcast against x outside dim: each of those sizes is x's or 1
@@ -873,7 +875,7 @@ def _take_along_dim(b):
 
 @register_composite("scatter_add", composites.scatter_add)
 def _scatter_add(b):
-    x = b.value(min_ndim=1)
+    x = b.value(min_ndim=1, nonempty=True)  # an index along any dim
     dim = _axis(b, x)
     index = _gather_index(b, b.shape(x), dim)
     return [x, dim, index, b.value(shape=index.shape)], {}
