@@ -50,8 +50,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
 import warnings
+from time import perf_counter
 from typing import Any, Sequence
 
 import numpy as np
@@ -216,9 +216,9 @@ class AutoFunction(ClosedFormFunction):
             return self.numpy.outputs_of(values)
         if self._forced_c:
             return self.outputs_of(values) if self._tier_up(values, None) else self.numpy.outputs_of(values)
-        start = time.perf_counter()
+        start = perf_counter()
         out = self.numpy.outputs_of(values)
-        elapsed = time.perf_counter() - start
+        elapsed = perf_counter() - start
         self._numpy_seconds += elapsed
         if elapsed < self._numpy_fastest:
             self._numpy_fastest = elapsed
@@ -233,9 +233,9 @@ class AutoFunction(ClosedFormFunction):
             if self.settled:
                 out = native.outputs_of(values)
             else:
-                start = time.perf_counter()
+                start = perf_counter()
                 out = native.outputs_of(values)
-                self._end_trial(time.perf_counter() - start)
+                self._end_trial(perf_counter() - start)
         except BackendInputError:  # an input this compiled C function does not take: this call on NumPy
             return None
         except Exception as err:  # noqa: BLE001 (a bug of the C backend must not break the call)
@@ -269,9 +269,9 @@ class AutoFunction(ClosedFormFunction):
                 self.tier, self.settled, self.reason = "c", True, f"{MODE_VARIABLE}=c"
                 return True
             try:
-                start = time.perf_counter()
+                start = perf_counter()
                 out = native.outputs_of(values)
-                elapsed = time.perf_counter() - start
+                elapsed = perf_counter() - start
             except BackendInputError as err:
                 self._stay_on_numpy(f"the C function does not take these inputs: {err}")
                 return False
