@@ -10,10 +10,11 @@ traces thousands of small programs, many times slower.  So :class:`AutoFunction`
 
 1. It compiles the NumPy backend's function (milliseconds) and runs every call on it,
    adding up the time those calls take.
-2. When the NumPy calls have taken :data:`PAYBACK_SECONDS` in all and the fastest of them
-   took at least :data:`MIN_CALL_SECONDS` -- the time spent so far equals what a compile
-   costs, the rule that is never worse than twice the best choice made in hindsight (the
-   "ski rental" argument) -- it checks once per process that a C compiler works
+2. A call faster than :data:`MIN_CALL_SECONDS` settles it on NumPy (its shapes are fixed,
+   so no later call is much slower).  When the NumPy calls have taken
+   :data:`PAYBACK_SECONDS` in all -- the time spent so far equals what a compile costs,
+   the rule that is never worse than twice the best choice made in hindsight (the "ski
+   rental" argument) -- it checks once per process that a C compiler works
    (:func:`compiler_status`: :func:`~.cbuild.find_compiler`, the build directory's safety
    checks, a probe compiled with the backend's flags) and compiles the ``"c"`` backend's
    function, which computes with NumPy whatever C does not translate.
@@ -206,6 +207,9 @@ class AutoFunction(ClosedFormFunction):
     def outputs_of(self, values: Sequence[Any]) -> list:
         """The outputs, as a list, for every input in order (see ``CompiledFunction.outputs_of``),
         computed by the tier in use."""
+        if self.settled and self.tier == "numpy":
+            self.last_backend = "numpy"
+            return self.numpy.outputs_of(values)
         plain = _float64_only(values)
         if self.tier == "c" and plain:
             out = self._on_c(values)
@@ -222,7 +226,11 @@ class AutoFunction(ClosedFormFunction):
         self._numpy_seconds += elapsed
         if elapsed < self._numpy_fastest:
             self._numpy_fastest = elapsed
-        if self._numpy_seconds >= PAYBACK_SECONDS and self._numpy_fastest >= MIN_CALL_SECONDS:
+        if self._numpy_fastest < MIN_CALL_SECONDS:  # the fastest call only gets faster: C cannot pay
+            self.settled = True
+            self.reason = (f"calls too short for C to pay: the fastest took {self._numpy_fastest * 1e6:.4g} us, "
+                           f"under {MIN_CALL_SECONDS * 1e6:.4g} us")
+        elif self._numpy_seconds >= PAYBACK_SECONDS:
             self._tier_up(values, out)
         return out
 
