@@ -279,3 +279,24 @@ def test_the_training_step_shortcut_and_pickling_keep_the_tier(cc, monkeypatch, 
     copy = pickle.loads(pickle.dumps(f))
     assert type(copy) is auto.AutoFunction and copy.tier == "numpy"  # a new process starts on NumPy again
     np.testing.assert_allclose(copy(x, y)[0], f(x, y)[0], rtol=1e-12, atol=1e-15)
+
+
+def test_a_backward_segment_reused_often_enough_tiers_up(cc, monkeypatch, rng):
+    """The eager ``backward()`` on the symbolic engine: a segment's compiled function runs
+    on NumPy until its calls pay for a compile, then on C; gradients as the tape engine's."""
+    from symgrad.symbolic import last_compiled
+
+    script(monkeypatch, numpy_calls=3, numpy_ms=2.0, c_ms=0.2)
+    x0, y0 = points(rng)
+    ran = []
+    for _ in range(6):
+        grads = {}
+        for engine in ("tape", "symbolic"):
+            x, y = symgrad.tensor(x0, requires_grad=True), symgrad.tensor(y0, requires_grad=True)
+            with symgrad.backward_engine(engine):
+                formula(x, y).backward()
+            grads[engine] = (x.grad.numpy(), y.grad.numpy())
+        ran.append(last_compiled()[0].last_backend)
+        for mine, tape in zip(grads["symbolic"], grads["tape"]):
+            np.testing.assert_allclose(mine, tape, rtol=1e-12, atol=1e-15)
+    assert ran == ["numpy"] * 3 + ["c_fused"] * 3
