@@ -1,7 +1,7 @@
 """``backend="auto"``, the default of every transform: NumPy first, C once it pays.
 
 A compiled C function is 5x to 50x faster than the NumPy backend's over large arrays, but
-generating and compiling it costs 0.3 to 0.8 s (:data:`PAYBACK_SECONDS`), which pays back
+generating and compiling it costs 0.1 to 0.8 s (:data:`PAYBACK_SECONDS`), which pays back
 only over many calls, and below about 0.2 ms per call (:data:`MIN_CALL_SECONDS`) C's fixed
 cost per call (ctypes, argument checks, a plan's steps) eats the gain.  Compiling C for
 every function would make a script that calls a transform twice, or a test suite that
@@ -66,19 +66,19 @@ __all__ = ["AutoBackend", "AutoFunction", "compiler_status", "PAYBACK_SECONDS", 
 
 PAYBACK_SECONDS = 0.4
 """NumPy time after which a function is compiled to C: what one C compile costs.  Measured
-on the 2-core development machine (load average 2 to 3, a fresh build directory, so
-including ``gcc``): the ``"c"`` backend's compile of the W1 formula's value and gradient
-took 0.29 to 0.40 s, of the Rosenbrock gradient 0.28 to 0.35 s, of a plan (W3, a loop
-around a full sum) 0.6 to 0.8 s; the NumPy backend's code generation of the same closed
-forms 1 to 13 ms (``benchmarks/auto_threshold.py``; docs/backends.md, "backend='auto'")."""
+on the 2-core development machine (two runs, load average 3 and 7, a fresh build directory,
+so including ``gcc``): the ``"c"`` backend's compile of the W1 formula's value and gradient
+took 0.23 to 0.40 s, of the Rosenbrock gradient 0.10 to 0.35 s, of a plan (W3, a loop
+around a full sum) 0.33 to 0.82 s; the NumPy backend's code generation of the same closed
+forms 1 to 16 ms (``benchmarks/auto_threshold.py``; docs/backends.md, "backend='auto'")."""
 
 MIN_CALL_SECONDS = 2e-4
 """The fastest NumPy call must take this long before C is tried: below it, C's fixed cost
-per call (10 to 20 us for one loop, 50 to 100 us for a plan's steps) takes most of the
-gain.  Measured as above: W1 at 1,000 points took 78 us on NumPy and 59 us on C, at
-10,000 points 527 us and 132 us; the Rosenbrock gradient at 10,000 points 58 us and 37 us,
-at 100,000 points 528 us and 66 us; a program with a sum inside (a plan of two loops) at
-1,000 points 53 us on NumPy and 107 us on C, at 100,000 points 1.2 ms and 0.7 ms."""
+per call (10 to 20 us for one loop, some tens more for several loops or a plan's steps)
+takes most of the gain.  Measured as above: W1 at 1,000 points took 77 us on NumPy and
+49 us on C, at 10,000 points 539 us and 120 us; the Rosenbrock gradient at 1,000 points
+16 us and 14 us, at 100,000 points 501 us and 53 us; a program with a sum inside (two
+loops) at 1,000 points 35 us on NumPy and 57 us on C, at 100,000 points 1.4 ms and 0.8 ms."""
 
 TRIAL_CALLS = 3
 """Calls on C (the first on the inputs of the NumPy call that triggered the compile)
