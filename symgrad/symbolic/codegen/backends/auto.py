@@ -194,6 +194,10 @@ class AutoFunction(ClosedFormFunction):
         self._trial: list[float] = []  # the times of the C calls on trial
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return (f"<AutoFunction {self.name}({', '.join(self.inputs)}) -> ({', '.join(self.outputs)}), "
+                f"tier={self.tier!r}>")
+
     @property
     def source(self) -> str:  # type: ignore[override]
         """The generated code of the tier in use (NumPy's, or the C backend's)."""
