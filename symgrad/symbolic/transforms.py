@@ -984,7 +984,8 @@ class Transformed:
 
     @property
     def source(self) -> str:
-        """The generated NumPy source of the most recent compilation."""
+        """The generated source of the most recent compilation: NumPy code, or C (a C backend, or
+        ``"auto"`` once it has moved the function to C)."""
         self._need_compiled()
         return self.compiled.source
 
