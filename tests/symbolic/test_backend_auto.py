@@ -1,8 +1,8 @@
 """``backend="auto"`` (the default): NumPy first, tiered up to the C backend when that pays.
 
 The tier-up is decided by the time the calls take, so these tests replace the module's
-clock by a scripted one (:class:`Clock`: each timed call lasts what the script says) and
-never depend on how fast this machine is.  Values are compared with the NumPy backend's
+timing of a call by a script (:func:`script`: each NumPy call lasts one time, each C call
+another) and never depend on how fast this machine is.  Values are compared with the NumPy backend's
 (equal to rounding: C adds sums in another order), gradients with central differences.
 Tests that need a C compiler skip where there is none (the ``cc`` fixture)."""
 from __future__ import annotations
@@ -25,22 +25,6 @@ N = 1000
 MS = 1e-3
 
 
-class Clock:
-    """A stand-in for ``perf_counter``: the timed calls last ``durations`` in order (every
-    measurement reads the clock twice, before and after)."""
-
-    def __init__(self, durations):
-        self.durations = list(durations)
-        self.now = 0.0
-        self.reads = 0
-
-    def __call__(self) -> float:
-        self.reads += 1
-        if self.reads % 2 == 0:
-            self.now += self.durations.pop(0)
-        return self.now
-
-
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
     """Each test: an empty compile cache (so each builds its own AutoFunction), no mode
@@ -54,14 +38,18 @@ def fresh(monkeypatch):
     auto.compiler_status.cache_clear()
 
 
-def script(monkeypatch, numpy_calls: int, numpy_ms: float, c_ms: float) -> Clock:
-    """Calls that pay after ``numpy_calls`` NumPy calls of ``numpy_ms`` each, then C calls
-    of ``c_ms`` each (the trial's first on the triggering call's inputs)."""
+def script(monkeypatch, numpy_calls: int, numpy_ms: float, c_ms: float) -> None:
+    """NumPy calls of ``numpy_ms`` each, which pay for a compile after ``numpy_calls`` of
+    them, and C calls of ``c_ms`` each."""
     monkeypatch.setattr(auto, "PAYBACK_SECONDS", numpy_calls * numpy_ms * MS * 0.999)
     monkeypatch.setattr(auto, "MIN_CALL_SECONDS", 0.1 * MS)
-    clock = Clock([numpy_ms * MS] * numpy_calls + [c_ms * MS] * 50)
-    monkeypatch.setattr(auto, "perf_counter", clock)
-    return clock
+    timed = auto._timed
+
+    def scripted(function, values):
+        out, _ = timed(function, values)
+        return out, (numpy_ms if function.backend == "numpy" else c_ms) * MS
+
+    monkeypatch.setattr(auto, "_timed", scripted)
 
 
 def formula(x, y):
@@ -85,16 +73,18 @@ def test_tiers_up_after_the_payback_and_keeps_the_numpy_backends_values(cc, monk
     vg = symgrad.value_and_grad(formula, argnums=(0, 1))
     reference = symgrad.value_and_grad(formula, argnums=(0, 1), backend="numpy")(x, y)
     ran = []
-    for _ in range(8):
+    for _ in range(10):
         value, (gx, gy) = vg(x, y)
         ran.append(vg.compiled.last_backend)
         np.testing.assert_allclose(value, reference[0], rtol=1e-12)
         np.testing.assert_allclose(gx, reference[1][0], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(gy, reference[1][1], rtol=1e-12, atol=1e-15)
-    # four NumPy calls, the fourth triggering the compile (its NumPy result returned), then C
-    assert ran == ["numpy"] * 4 + ["c_fused"] * 4
+    # four NumPy calls, the fourth triggering the compile and C's first trial call on its inputs
+    # (its NumPy result returned), then NumPy and C in turn until each has had three, then C
+    assert ran == ["numpy"] * 5 + ["c_fused", "numpy", "c_fused", "numpy", "c_fused"]
     f = vg.compiled
     assert (f.tier, f.settled) == ("c", True) and f.reason.startswith("C: ") and f.native.backend == "c_fused"
+    assert "500 us on C, 5000 us on NumPy, in turn" in f.reason
     assert "sg_kernel" in f.source and "def " in f.numpy.source
     eps = 1e-6
     x1 = x.copy()
@@ -126,10 +116,10 @@ def test_c_that_is_not_faster_goes_back_to_numpy_for_good(cc, monkeypatch, rng):
     x, y = points(rng)
     vg = symgrad.value_and_grad(formula, argnums=(0, 1))
     ran = []
-    for _ in range(6):
+    for _ in range(8):
         vg(x, y)
         ran.append(vg.compiled.last_backend)
-    assert ran == ["numpy", "numpy", "c_fused", "c_fused", "numpy", "numpy"]
+    assert ran == ["numpy", "numpy", "numpy", "c_fused", "numpy", "c_fused", "numpy", "numpy"]
     f = vg.compiled
     assert (f.tier, f.settled, f.native) == ("numpy", True, None) and "not faster" in f.reason
 
@@ -272,7 +262,7 @@ def test_the_training_step_shortcut_and_pickling_keep_the_tier(cc, monkeypatch, 
     script(monkeypatch, numpy_calls=2, numpy_ms=1.0, c_ms=0.1)
     x, y = points(rng)
     g = symgrad.grad(formula, argnums=(0, 1))
-    for _ in range(5):
+    for _ in range(8):
         g(x, y)
     f = g.compiled
     assert f.last_backend == "c_fused"
@@ -289,7 +279,7 @@ def test_a_backward_segment_reused_often_enough_tiers_up(cc, monkeypatch, rng):
     script(monkeypatch, numpy_calls=3, numpy_ms=2.0, c_ms=0.2)
     x0, y0 = points(rng)
     ran = []
-    for _ in range(6):
+    for _ in range(9):
         grads = {}
         for engine in ("tape", "symbolic"):
             x, y = symgrad.tensor(x0, requires_grad=True), symgrad.tensor(y0, requires_grad=True)
@@ -299,4 +289,4 @@ def test_a_backward_segment_reused_often_enough_tiers_up(cc, monkeypatch, rng):
         ran.append(last_compiled()[0].last_backend)
         for mine, tape in zip(grads["symbolic"], grads["tape"]):
             np.testing.assert_allclose(mine, tape, rtol=1e-12, atol=1e-15)
-    assert ran == ["numpy"] * 3 + ["c_fused"] * 3
+    assert ran == ["numpy"] * 4 + ["c_fused", "numpy", "c_fused", "numpy", "c_fused"]

@@ -19,11 +19,11 @@ traces thousands of small programs, many times slower.  So :class:`AutoFunction`
    checks, a probe compiled with the backend's flags) and compiles the ``"c"`` backend's
    function, which computes with NumPy whatever C does not translate.
 3. It *tries* the C function: on the call that triggered the compile (whose NumPy result
-   is returned) and on :data:`TRIAL_CALLS` - 1 more calls.  C stays only if its results
-   on that first call have NumPy's value classes (NaN, infinities and finite numbers in
-   the same places, finite values equal to a relative 1e-6: sums are added in another
-   order, so equal to rounding) and its fastest call beats NumPy's fastest; otherwise
-   every later call runs on NumPy.
+   is returned), then C and NumPy take turns for :data:`TRIAL_ROUNDS` calls each.  C
+   stays only if its results on that first call have NumPy's value classes (NaN,
+   infinities and finite numbers in the same places, finite values equal to a relative
+   1e-6: sums are added in another order, so equal to rounding) and its fastest call in
+   the trial beats NumPy's fastest; otherwise every later call runs on NumPy.
 
 Nothing breaks a call: no compiler, an unsafe build directory, a compile error or any
 other failure of the C backend leaves the function on NumPy (with a :class:`RuntimeWarning`
@@ -61,7 +61,7 @@ import sympy as sp
 from ..compile import ClosedFormFunction, CompiledFunction
 from . import Backend, BackendError, BackendInputError, CCompileError, UnsafeBuildDirError, get_backend
 
-__all__ = ["AutoBackend", "AutoFunction", "compiler_status", "PAYBACK_SECONDS", "MIN_CALL_SECONDS", "TRIAL_CALLS",
+__all__ = ["AutoBackend", "AutoFunction", "compiler_status", "PAYBACK_SECONDS", "MIN_CALL_SECONDS", "TRIAL_ROUNDS",
            "MODE_VARIABLE"]
 
 PAYBACK_SECONDS = 0.4
@@ -80,9 +80,12 @@ takes most of the gain.  Measured as above: W1 at 1,000 points took 77 us on Num
 16 us and 14 us, at 100,000 points 501 us and 53 us; a program with a sum inside (two
 loops) at 1,000 points 35 us on NumPy and 57 us on C, at 100,000 points 1.4 ms and 0.8 ms."""
 
-TRIAL_CALLS = 3
-"""Calls on C (the first on the inputs of the NumPy call that triggered the compile)
-whose fastest must beat NumPy's fastest call for C to stay."""
+TRIAL_ROUNDS = 3
+"""Calls on C and on NumPy, in turn, after the compile (the first C call on the inputs of
+the NumPy call that triggered it): C stays if its fastest beats NumPy's fastest.  Taking
+turns times both under the same load: on the busy development machine, NumPy's fastest
+call before the compile (W3: 19 ms) was slower than C's during the trial (12 ms), which
+then took 1.4x NumPy's time in the benchmark's rounds."""
 
 MODE_VARIABLE = "SYMGRAD_AUTO"
 """The environment variable that forces ``"auto"``'s tier: ``numpy``, ``c`` or ``tiered``."""
@@ -189,7 +192,7 @@ class AutoFunction(ClosedFormFunction):
         self._forced_c = mode == "c"
         self._numpy_seconds = 0.0
         self._numpy_fastest = float("inf")
-        self._trial: list[float] = []  # the times of the C calls on trial
+        self._trial: dict[str, list[float]] = {"c": [], "numpy": []}  # the times of the trial's calls
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -213,7 +216,7 @@ class AutoFunction(ClosedFormFunction):
             self.last_backend = "numpy"
             return self.numpy.outputs_of(values)
         plain = _float64_only(values)
-        if self.tier == "c" and plain:
+        if self.tier == "c" and plain and (self.settled or len(self._trial["c"]) <= len(self._trial["numpy"])):
             out = self._on_c(values)
             if out is not None:
                 return out
@@ -222,12 +225,12 @@ class AutoFunction(ClosedFormFunction):
             return self.numpy.outputs_of(values)
         if self._forced_c:
             return self.outputs_of(values) if self._tier_up(values, None) else self.numpy.outputs_of(values)
-        start = perf_counter()
-        out = self.numpy.outputs_of(values)
-        elapsed = perf_counter() - start
+        out, elapsed = _timed(self.numpy, values)
+        if self.tier == "c":  # on trial: NumPy's turn
+            self._judge("numpy", elapsed)
+            return out
         self._numpy_seconds += elapsed
-        if elapsed < self._numpy_fastest:
-            self._numpy_fastest = elapsed
+        self._numpy_fastest = min(self._numpy_fastest, elapsed)
         if self._numpy_fastest < MIN_CALL_SECONDS:  # the fastest call only gets faster: C cannot pay
             self.settled = True
             self.reason = (f"calls too short for C to pay: the fastest took {self._numpy_fastest * 1e6:.4g} us, "
@@ -237,15 +240,14 @@ class AutoFunction(ClosedFormFunction):
         return out
 
     def _on_c(self, values: Sequence[Any]) -> list | None:
-        """The C function's outputs, timed while on trial; None when NumPy must compute them."""
+        """The C function's outputs (timed while on trial); None when NumPy must compute them."""
         native = self.native
         try:
             if self.settled:
                 out = native.outputs_of(values)
             else:
-                start = perf_counter()
-                out = native.outputs_of(values)
-                self._end_trial(perf_counter() - start)
+                out, elapsed = _timed(native, values)
+                self._judge("c", elapsed)
         except BackendInputError:  # an input this compiled C function does not take: this call on NumPy
             return None
         except Exception as err:  # noqa: BLE001 (a bug of the C backend must not break the call)
@@ -279,9 +281,7 @@ class AutoFunction(ClosedFormFunction):
                 self.tier, self.settled, self.reason = "c", True, f"{MODE_VARIABLE}=c"
                 return True
             try:
-                start = perf_counter()
-                out = native.outputs_of(values)
-                elapsed = perf_counter() - start
+                out, elapsed = _timed(native, values)
             except BackendInputError as err:
                 self._stay_on_numpy(f"the C function does not take these inputs: {err}")
                 return False
@@ -292,20 +292,21 @@ class AutoFunction(ClosedFormFunction):
             if differs is not None:
                 self._stay_on_numpy(f"C's results differ from NumPy's: {differs}")
                 return False
-            self._trial = [elapsed]
-            self.tier, self.reason = "c", "on trial: C's calls are timed against NumPy's"
+            self.tier, self.reason = "c", "on trial: C's calls are timed against NumPy's, in turn"
+            self._judge("c", elapsed)
             return True
         finally:
             self._lock.release()
 
-    def _end_trial(self, elapsed: float) -> None:
-        """Time one more C call; after :data:`TRIAL_CALLS`, C stays if its fastest call
-        beat NumPy's fastest."""
-        self._trial.append(elapsed)
-        if len(self._trial) < TRIAL_CALLS or self.settled:
+    def _judge(self, backend: str, elapsed: float) -> None:
+        """Record one timed call of the trial (C and NumPy take turns, so both are timed
+        under the same load); after :data:`TRIAL_ROUNDS` calls of each, C stays if its
+        fastest beat NumPy's fastest."""
+        self._trial[backend].append(elapsed)
+        if self.settled or min(len(times) for times in self._trial.values()) < TRIAL_ROUNDS:
             return
-        c_best, numpy_best = min(self._trial), self._numpy_fastest
-        timing = f"fastest call {c_best * 1e6:.4g} us on C, {numpy_best * 1e6:.4g} us on NumPy"
+        c_best, numpy_best = min(self._trial["c"]), min(self._trial["numpy"])
+        timing = f"fastest call {c_best * 1e6:.4g} us on C, {numpy_best * 1e6:.4g} us on NumPy, in turn"
         if c_best < numpy_best:
             self.settled, self.reason = True, f"C: {timing}"
         else:
@@ -316,6 +317,13 @@ class AutoFunction(ClosedFormFunction):
         self.tier, self.settled, self.reason, self.native = "numpy", True, reason, None
         if warn is not None:
             _warn_once(warn)
+
+
+def _timed(function: Any, values: Sequence[Any]) -> tuple[list, float]:
+    """``function``'s outputs at ``values``, and the seconds the call took."""
+    start = perf_counter()
+    out = function.outputs_of(values)
+    return out, perf_counter() - start
 
 
 class AutoBackend(Backend):
