@@ -1,6 +1,6 @@
 """``backend="auto"``, the default of every transform: NumPy first, C once it pays.
 
-A compiled C function is 5x to 50x faster than the NumPy backend's over large arrays, but
+A compiled C function is 3x to 10x faster than the NumPy backend's over large arrays, but
 generating and compiling it costs 0.1 to 0.8 s (:data:`PAYBACK_SECONDS`), which pays back
 only over many calls, and below about 0.2 ms per call (:data:`MIN_CALL_SECONDS`) C's fixed
 cost per call (ctypes, argument checks, a plan's steps) eats the gain.  Compiling C for
@@ -206,6 +206,7 @@ class AutoFunction(ClosedFormFunction):
 
     @property
     def n_temporaries(self) -> int:
+        """The generated code's temporaries, of the tier in use."""
         return (self.native if self.tier == "c" else self.numpy).n_temporaries
 
     # ------------------------------------------------------------------ calling
