@@ -252,6 +252,10 @@ def test_inputs_c_would_compute_otherwise_stay_on_numpy(cc, monkeypatch, rng):
     np.testing.assert_array_equal(gx, expected[1][0])
     monkeypatch.setenv(auto.MODE_VARIABLE, "tiered")
     script(monkeypatch, numpy_calls=1, numpy_ms=1.0, c_ms=0.1)
+    vg32 = symgrad.value_and_grad(formula, argnums=(0, 1))
+    for _ in range(3):
+        vg32(x32, y32)
+    assert (vg32.compiled.tier, vg32.compiled.settled) == ("numpy", True) and "float64" in vg32.compiled.reason
     s = sp.Symbol("s", real=True)
     g = symgrad.grad(sp.sin(s) * s, s)
     out = [g(x) for _ in range(3)]

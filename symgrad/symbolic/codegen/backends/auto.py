@@ -220,16 +220,18 @@ class AutoFunction(ClosedFormFunction):
     def outputs_of(self, values: Sequence[Any]) -> list:
         """The outputs, as a list, for every input in order (see ``CompiledFunction.outputs_of``),
         computed by the tier in use."""
+        self.last_backend = "numpy"
         if self.settled and self.tier == "numpy":
-            self.last_backend = "numpy"
             return self.numpy.outputs_of(values)
-        plain = _float64_only(values)
-        if self.tier == "c" and plain and (self.settled or len(self._trial["c"]) <= len(self._trial["numpy"])):
+        if not _float64_only(values):
+            if self.tier == "numpy":  # shapes and dtypes are fixed per compiled function: never C
+                self.settled, self.reason = True, "inputs other than float64 (C would compute them in float64)"
+            return self.numpy.outputs_of(values)
+        if self.tier == "c" and (self.settled or len(self._trial["c"]) <= len(self._trial["numpy"])):
             out = self._on_c(values)
             if out is not None:
                 return out
-        self.last_backend = "numpy"
-        if self.settled or not plain:
+        if self.settled:
             return self.numpy.outputs_of(values)
         if self._forced_c:
             return self.outputs_of(values) if self._tier_up(values, None) else self.numpy.outputs_of(values)
