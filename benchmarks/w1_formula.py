@@ -70,7 +70,7 @@ def groups(quick: bool) -> list[Group]:
              requires=("symgrad",)),
         Case("symgrad value_and_grad (C backend)", lambda: _symgrad_functional(data, {}, backend="c"),
              role="symgrad", requires=("symgrad", "cc"),
-             note="backend='c': generated C, one fused OpenMP loop, glibc libmvec (symgrad.symbolic.codegen.backends)"),
+             note="backend='c': generated C, one fused multithreaded loop, glibc libmvec (symgrad.symbolic.codegen.backends)"),
         Case("symgrad C backend, compiled function only", lambda: _symgrad_compiled_only(data, state), role="symgrad",
              requires=("symgrad", "cc"), note="value_and_grad(..., backend='c').compiled called directly"),
         *export_cases(w1, data, (0, 1, 2)),

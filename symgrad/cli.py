@@ -80,8 +80,9 @@ def _functions_help() -> str:
     """The help's paragraph on the formula language, listing the parser's whitelist."""
     from .parsing import FUNCTIONS
 
-    text = (f"Expressions use numbers, names, + - * / ** @ and the functions {' '.join(FUNCTIONS)}, "
-            "with the constants pi and e.  Nothing else is evaluated.")
+    text = (f"Expressions use numbers, names, + - * / ** @ % // and the functions {' '.join(FUNCTIONS)}, "
+            "with the constants pi and e; a function's options (sum(x, dim)) are numbers written out.  "
+            "Nothing else is evaluated.")
     return textwrap.fill(text, width=80)
 
 

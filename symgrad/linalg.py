@@ -1,13 +1,14 @@
 """``symgrad.linalg``: PyTorch's ``torch.linalg`` names for the linear-algebra ops.
 
-``det``, ``inv``, ``solve`` and ``cholesky`` are the op table's ``det``, ``inverse``,
-``solve`` and ``cholesky`` (``symgrad/ops/linalg.py``); ``slogdet`` is its ``det_sign`` and
-``logabsdet``; ``Tensor.det()``, ``.logdet()`` and ``.inverse()`` and
+``det``, ``inv``, ``solve``, ``cholesky`` and ``svdvals`` are the op table's ``det``,
+``inverse``, ``solve``, ``cholesky`` and ``svdvals`` (``symgrad/ops/linalg.py``); ``slogdet``
+is its ``det_sign`` and ``logabsdet``; ``Tensor.det()``, ``.logdet()`` and ``.inverse()`` and
 ``symgrad.det``/``logdet``/``inverse`` are the same ops; ``vector_norm`` is
 ``Tensor.norm`` for any order. ``matrix_norm`` and ``norm`` are compositions of ops
 (like ``tape/composites.py``'s): ``"fro"`` is the op ``norm`` over two dims, the orders
-``1``, ``-1``, ``inf`` and ``-inf`` are ``amax``/``amin`` of sums of ``abs``, so their
-gradients are PyTorch's (ties share evenly, ``abs``' gradient at 0 is 0).
+``1``, ``-1``, ``inf`` and ``-inf`` are ``amax``/``amin`` of sums of ``abs``, ``"nuc"`` the
+sum of the singular values, ``2``/``-2`` their ``amax``/``amin``, so their gradients are
+PyTorch's (ties share evenly, ``abs``' gradient at 0 is 0).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from .ops.reductions import normalize_dims
 from .tape.composites import vector_norm
 from .tape.tensor import Tensor, apply_op, as_tensor
 
-__all__ = ["SlogdetResult", "cholesky", "det", "inv", "matrix_norm", "norm", "slogdet", "solve", "vector_norm"]
+__all__ = ["SlogdetResult", "cholesky", "det", "inv", "matrix_norm", "norm", "slogdet", "solve", "svdvals",
+           "vector_norm"]
 
 
 def det(A) -> Tensor:
@@ -52,6 +54,20 @@ def cholesky(A) -> Tensor:
     return apply_op("cholesky", as_tensor(A))
 
 
+def svdvals(A) -> Tensor:
+    """The singular values of a matrix (``(m, n)``), or of each matrix of a batch, in
+    descending order (``min(m, n)`` of them), as ``torch.linalg.svdvals``. Their gradient
+    ``U diag(g) V^T`` holds where they are distinct and nonzero.
+
+    >>> import symgrad
+    >>> svdvals(symgrad.tensor([[3.0, 4.0]]))  # a 1 x 2 matrix: its one singular value is its length
+    tensor([5.])
+    >>> svdvals(symgrad.tensor([[0.0, 2.0], [-3.0, 0.0]])).numpy().round(12)
+    array([3., 2.])
+    """
+    return apply_op("svdvals", as_tensor(A))
+
+
 class SlogdetResult(NamedTuple):
     """``slogdet``'s result: the sign of the determinant (gradient zero) and ``log |det|``."""
 
@@ -71,29 +87,27 @@ def slogdet(A) -> SlogdetResult:
     return SlogdetResult(apply_op("det_sign", A), apply_op("logabsdet", A))
 
 
-MATRIX_ORDERS = ("fro", 1, -1, math.inf, -math.inf)
+MATRIX_ORDERS = ("fro", "nuc", 1, -1, 2, -2, math.inf, -math.inf)
 """The orders :func:`matrix_norm` computes."""
 
 
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False) -> Tensor:
     """The matrix norm of each matrix in dims ``dim`` of ``A``, as
-    ``torch.linalg.matrix_norm``: ``ord="fro"`` (Frobenius), ``1``/``-1`` (the largest/smallest
-    column sum of ``|A|``), ``inf``/``-inf`` (the largest/smallest row sum). ``"nuc"``, ``2``
-    and ``-2`` need singular values, which symgrad has no op for: they raise
-    ``NotImplementedError``.
+    ``torch.linalg.matrix_norm``: ``ord="fro"`` (Frobenius), ``"nuc"`` (the sum of the
+    singular values), ``2``/``-2`` (the largest/smallest singular value), ``1``/``-1`` (the
+    largest/smallest column sum of ``|A|``), ``inf``/``-inf`` (the largest/smallest row sum).
 
     >>> import symgrad
     >>> A = symgrad.tensor([[1.0, -2.0], [3.0, 4.0]])
     >>> matrix_norm(A, 1), matrix_norm(A, float("inf"))
     (tensor(6.), tensor(7.))
+    >>> B = symgrad.tensor([[0.0, 2.0], [-3.0, 0.0]])
+    >>> [round(matrix_norm(B, ord).item(), 12) for ord in ("nuc", 2, -2)]
+    [5.0, 3.0, 2.0]
     """
     A = as_tensor(A)
-    if ord in ("nuc", 2, -2):
-        raise NotImplementedError(f"matrix_norm: ord={ord!r} needs the singular values, which symgrad has no op "
-                                  f"for; orders available: {MATRIX_ORDERS}")
-    if ord not in MATRIX_ORDERS:
-        raise ValueError(f"matrix_norm: ord must be one of {MATRIX_ORDERS} (or 'nuc', 2, -2, not implemented), "
-                         f"got {ord!r}")
+    if isinstance(ord, bool) or ord not in MATRIX_ORDERS:
+        raise ValueError(f"matrix_norm: ord must be one of {MATRIX_ORDERS}, got {ord!r}")
     if A.ndim < 2:
         raise ValueError(f"matrix_norm: needs a matrix or a batch of them (at least 2 dims), got shape "
                          f"{tuple(A.shape)}")
@@ -103,6 +117,11 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False) -> Tensor:
     rows, cols = (builtins.int(d) % A.ndim for d in dim)
     if ord == "fro":
         return apply_op("norm", A, dim=tuple(sorted((rows, cols))), keepdim=keepdim)
+    if ord in ("nuc", 2, -2):
+        matrices = A.permute(*[d for d in range(A.ndim) if d not in (rows, cols)], rows, cols)
+        values = apply_op("svdvals", matrices)
+        out = (values.sum(dim=-1) if ord == "nuc" else apply_op("amax" if ord == 2 else "amin", values, dim=-1))
+        return out.reshape(*[1 if d in (rows, cols) else n for d, n in enumerate(A.shape)]) if keepdim else out
     summed, extreme = (rows, cols) if builtins.abs(ord) == 1 else (cols, rows)
     sums = builtins.abs(A).sum(dim=summed, keepdim=True)
     out = apply_op("amax" if ord > 0 else "amin", sums, dim=extreme, keepdim=True)

@@ -7,9 +7,11 @@ by a user (the ``symgrad`` command, ``symgrad.viz``).  It never passes user text
 1. Python's own parser turns the text into a syntax tree (``ast.parse(mode="eval")``);
    parsing is not evaluation.  Syntax errors become :class:`ExpressionError` with the
    column where parsing failed.
-2. A strict, iterative visitor accepts only numbers, names, ``+ - * / ** @``, unary
+2. A strict, iterative visitor accepts only numbers, names, ``+ - * / ** @ % //``, unary
    ``-``/``+``, parentheses and calls of the whitelisted functions in :data:`FUNCTIONS`
-   (plus the constants ``pi`` and ``e``).  Anything else -- attribute access, indexing,
+   (plus the constants ``pi`` and ``e``).  A function's trailing options (a reduction's
+   ``dim``, ``tril``'s diagonal, a norm's order) are number literals (``sum(x, -1)``), read
+   when the formula is parsed, never expressions.  Anything else -- attribute access, indexing,
    lambdas, comprehensions, strings, keyword arguments, starred arguments, comparisons,
    calls of anything that is not a whitelisted name -- is refused with an
    :class:`ExpressionError` that names the construct and its column.
@@ -153,6 +155,42 @@ def _matrix_transpose_tensor(t: Any) -> Any:
     return t.transpose(t.ndim - 2, t.ndim - 1)
 
 
+def _tril_sympy(x: sp.Expr, k: int = 0) -> sp.Expr:
+    return structural_class("tril").of(x, diagonal=k)
+
+
+def _diagonal_part(x: sp.Expr) -> sp.Expr:
+    """The diagonal of the last two dims kept in place, the rest 0, without a mask:
+    ``tril(tril(x).mT)`` (transposed)."""
+    if len(shape_of(x)) < 2:
+        raise ValueError(f"needs a matrix or a batch of them (at least 2 dims), got shape {shape_of(x)}")
+    return structural_class("tril").of(_matrix_transpose_sympy(structural_class("tril").of(x)))
+
+
+def _trace_sympy(x: sp.Expr) -> sp.Expr:
+    if len(shape_of(x)) != 2:
+        raise ValueError(f"trace needs a matrix, got shape {shape_of(x)}")
+    return structural_class("sum").of(_diagonal_part(x), dim=None, keepdim=False)
+
+
+def _diagonal_sympy(x: sp.Expr) -> sp.Expr:
+    """The diagonal as the sums of the diagonal part over the longer of the two dims."""
+    rows, cols = shape_of(x)[-2:] if len(shape_of(x)) >= 2 else (0, 0)
+    part = _diagonal_part(x)  # transposed: (..., cols, rows)
+    return structural_class("sum").of(part, dim=(-1 if cols <= rows else -2,), keepdim=False)
+
+
+def _triu_sympy(x: sp.Expr, k: int = 0) -> sp.Expr:
+    """The upper triangle as what the lower one leaves: ``x - tril(x, k - 1)`` (no mask)."""
+    return x - structural_class("tril").of(x, diagonal=k - 1)
+
+
+def _tril_tensor(x: Any, k: int = 0) -> Any:
+    import symgrad
+
+    return symgrad.tril(x, k)
+
+
 def _tensor_function(name: str) -> Callable[..., Any]:
     def build(*args: Any) -> Any:
         import symgrad
@@ -164,17 +202,111 @@ def _tensor_function(name: str) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One whitelisted function: its arity, its SymPy face and its tensor face."""
+    """One whitelisted function: its number of array arguments (``arity``), its SymPy face
+    and its tensor face, and the names of its trailing options (``options``: whole numbers
+    such as a dim, or ``ord``, any number), of which the first ``required`` must be given.
+    Both faces take the arrays, then the options given, as Python numbers."""
 
     name: str
     arity: int
     sympy: Callable[..., sp.Expr]
     tensor: Callable[..., Any]
     doc: str
+    options: tuple[str, ...] = ()
+    required: int = 0
+
+    @property
+    def signature(self) -> str:
+        """How a call is written: ``x``, ``a, b``, ``x, dim``, ``x[, dim]``.
+
+        >>> FUNCTIONS["sum"].signature, FUNCTIONS["cumsum"].signature, FUNCTIONS["hypot"].signature
+        ('x[, dim]', 'x, dim', 'a, b')
+        """
+        arrays = ["x"] if self.arity == 1 else list("abc"[:self.arity])
+        text = ", ".join(arrays + list(self.options[:self.required]))
+        for option in self.options[self.required:]:
+            text += f"[, {option}"
+        return text + "]" * (len(self.options) - self.required)
+
+    def accepts(self, count: int) -> bool:
+        """Whether ``count`` arguments is a valid call."""
+        return self.arity + self.required <= count <= self.arity + len(self.options)
 
 
-def _spec(name: str, doc: str, arity: int = 1, sympy_form=None, tensor_form=None) -> FunctionSpec:
-    return FunctionSpec(name, arity, sympy_form or _op_sympy(name), tensor_form or _tensor_function(name), doc)
+NUMBER_OPTIONS = frozenset({"ord"})
+"""Options that take any number; the others (dims, offsets, counts) take whole numbers."""
+
+
+def _spec(name: str, doc: str, arity: int = 1, sympy_form=None, tensor_form=None, options: tuple = (),
+          required: int = 0) -> FunctionSpec:
+    return FunctionSpec(name, arity, sympy_form or _op_sympy(name), tensor_form or _tensor_function(name), doc,
+                        tuple(options), required)
+
+
+def _reduction(op_name: str) -> Callable[..., sp.Expr]:
+    """A reduction op over all elements, or over ``dim``."""
+    def build(x: sp.Expr, dim: int | None = None) -> sp.Expr:
+        return structural_class(op_name).of(x, dim=None if dim is None else (dim,), keepdim=False)
+
+    return build
+
+
+def _along(op_name: str) -> Callable[..., sp.Expr]:
+    """An op along one ``dim`` (cumsum, cumprod, logcumsumexp)."""
+    def build(x: sp.Expr, dim: int) -> sp.Expr:
+        return structural_class(op_name).of(x, dim=dim)
+
+    return build
+
+
+def _reduction_tensor(method: str) -> Callable[..., Any]:
+    def build(x: Any, dim: int | None = None) -> Any:
+        return getattr(x, method)() if dim is None else getattr(x, method)(dim=dim)
+
+    return build
+
+
+def _composite(name: str) -> Callable[..., Any]:
+    """The tensor face of a composite of ``tape/composites.py`` or of ``symgrad.linalg``."""
+    def build(*args: Any) -> Any:
+        from . import linalg
+        from .tape import composites
+
+        return (getattr(composites, name, None) or getattr(linalg, name))(*args)
+
+    return build
+
+
+def _traced(tensor_form: Callable[..., Any], arity: int) -> Callable[..., sp.Expr]:
+    """The SymPy face of a function made of ops (a composite): the closed form of the
+    tensor face run on placeholders of the arguments' shapes, the arguments put in for the
+    placeholders.  Composites that hold constant arrays (index arrays, masks) in their
+    form are not in the whitelist: a formula's form holds its variables only."""
+    def build(*args: Any) -> sp.Expr:
+        import symgrad
+        from .symbolic import tensor_graph
+
+        placeholders = [symgrad.zeros(*shape_of(a), requires_grad=True) for a in args[:arity]]
+        with symgrad.enable_grad():  # recorded also where the caller turned grad off
+            expr, symbols = tensor_graph(tensor_form(*placeholders, *args[arity:]))
+        given = {id(t): a for t, a in zip(placeholders, args)}
+        if any(id(t) not in given for t in symbols.values()):
+            raise TypeError("the function's form holds constant arrays, which a formula cannot")
+        return expr.xreplace({symbol: given[id(t)] for symbol, t in symbols.items()})
+
+    return build
+
+
+def _composite_spec(name: str, doc: str, arity: int = 1, options: tuple = (), required: int = 0,
+                    tensor_form: Callable[..., Any] | None = None) -> FunctionSpec:
+    """A function made of ops: its tensor face (the composite of that name by default) and
+    the closed form of it as its SymPy face."""
+    tensor_form = tensor_form or _composite(name)
+    return _spec(name, doc, arity, _traced(tensor_form, arity), tensor_form, options, required)
+
+
+SIZES = ("r0", "r1", "r2", "r3")
+"""The options of ``tile``, ``repeat`` and ``expand``: one size per dim."""
 
 
 def _whitelist() -> dict[str, FunctionSpec]:
@@ -184,8 +316,56 @@ def _whitelist() -> dict[str, FunctionSpec]:
 
     specs = [_spec(op.name, op.summary, op.arity) for op in OPS.values() if op.in_formulas]
     specs += [
-        _spec("sum", "sum of all elements", sympy_form=_structural("sum", dim=None, keepdim=False)),
-        _spec("mean", "mean of all elements", sympy_form=_structural("mean", dim=None, keepdim=False)),
+        *[_spec(name, f"{doc} of all elements, or along dim", sympy_form=_reduction(name),
+                tensor_form=_reduction_tensor(name), options=("dim",))
+          for name, doc in [("sum", "sum"), ("mean", "mean"), ("prod", "product"), ("amax", "largest"),
+                            ("amin", "smallest"), ("logsumexp", "log of the sum of exp"), ("norm", "2-norm")]],
+        *[_spec(name, doc, sympy_form=_along(name), tensor_form=lambda x, dim, name=name: getattr(x, name)(dim),
+                options=("dim",), required=1)
+          for name, doc in [("cumsum", "running sum along dim"), ("cumprod", "running product along dim"),
+                            ("logcumsumexp", "log of the running sum of exp along dim")]],
+        *[_composite_spec(name, doc, options=("dim",))
+          for name, doc in [("var", "variance (n - 1) of all elements, or along dim"),
+                            ("std", "standard deviation (n - 1) of all elements, or along dim")]],
+        _composite_spec("vector_norm", "ord-norm of all elements, or along dim", options=("ord", "dim"),
+                        required=1),
+        _composite_spec("matrix_norm", "matrix norm ('fro' without ord; 1, -1, 2, -2) of the last two dims",
+                        options=("ord",)),
+        *[_spec(name, doc, sympy_form=_structural(op_name), tensor_form=_composite(name) if linalg else None)
+          for name, op_name, linalg, doc in [
+              ("det", "det", False, "determinant of a square matrix (or of each of a batch)"),
+              ("logdet", "logdet", False, "log of the determinant of a square matrix"),
+              ("inverse", "inverse", False, "inverse of a square matrix"),
+              ("cholesky", "cholesky", True, "lower Cholesky factor of a symmetric positive definite matrix"),
+              ("svdvals", "svdvals", True, "singular values of a matrix, descending")]],
+        _spec("solve", "X with a @ X = b, a square", arity=2, sympy_form=_structural("solve"),
+              tensor_form=_composite("solve")),
+        _spec("tril", "lower triangle (on and below diagonal k)", sympy_form=_tril_sympy, tensor_form=_tril_tensor,
+              options=("k",)),
+        _spec("trace", "sum of the diagonal of a matrix", sympy_form=_trace_sympy, tensor_form=_composite("trace")),
+        _spec("diagonal", "the diagonal of the last two dims", sympy_form=_diagonal_sympy,
+              tensor_form=lambda x: _composite("diagonal")(x, 0, -2, -1)),
+        *[_composite_spec(name, doc, options=SIZES, required=1, tensor_form=tensor_form) for name, doc, tensor_form in [
+            ("tile", "repeated r0, r1, ... times along the dims (as many as there are from the right)",
+             lambda x, *sizes: _composite("tile")(x, sizes)),
+            ("repeat", "repeated r0, r1, ... times along the dims (Tensor.repeat)",
+             lambda x, *sizes: _composite("repeat")(x, *sizes)),
+            ("expand", "broadcast to the shape (r0, r1, ...), -1 keeping a dim",
+             lambda x, *sizes: x.expand(*sizes))]],
+        _spec("triu", "upper triangle (on and above diagonal k)", sympy_form=_triu_sympy,
+              tensor_form=_composite("triu"), options=("k",)),
+        *[_composite_spec(name, doc, arity=2) for name, doc in [
+            ("outer", "outer product of two vectors"), ("inner", "inner product (over the last dims)"),
+            ("kron", "Kronecker product")]],
+        _composite_spec("tensordot", "sum of products over the last dims of a and the first of b (2 without dims)",
+                        arity=2, options=("dims",)),
+        *[_composite_spec(name, doc, options=options, required=len(options)) for name, doc, options in [
+            ("flip", "reversed along dim", ("dim",)), ("roll", "rolled by shift along dim", ("shift", "dim")),
+            ("movedim", "dim source moved to destination", ("source", "destination")),
+            ("select", "the slice at index along dim (dim removed)", ("dim", "index")),
+            ("narrow", "length elements from start along dim", ("dim", "start", "length")),
+            ("ravel", "flattened to one dimension", ()), ("atleast_1d", "at least one dimension", ()),
+            ("atleast_2d", "at least two dimensions", ())]],
         _spec("transpose", "swap the last two axes", sympy_form=_matrix_transpose_sympy,
               tensor_form=_matrix_transpose_tensor),
     ]
@@ -259,7 +439,7 @@ class Instruction:
 
     ``kind`` is ``"number"`` (``value`` an int or float), ``"name"`` (a variable),
     ``"constant"`` (``pi``, ``e``), ``"op"`` (``value`` is ``add``, ``sub``, ``mul``,
-    ``div``, ``pow``, ``matmul`` or ``neg``) or ``"call"`` (``value`` a name from
+    ``div``, ``pow``, ``matmul``, ``mod``, ``floordiv`` or ``neg``) or ``"call"`` (``value`` a name from
     :data:`FUNCTIONS`).  ``nargs`` operands are popped from the value stack.  ``column``
     is the 1-based column of the construct in the text.
     """
@@ -271,9 +451,10 @@ class Instruction:
 
 
 _BINARY = {ast.Add: ("add", "+"), ast.Sub: ("sub", "-"), ast.Mult: ("mul", "*"), ast.Div: ("div", "/"),
-           ast.Pow: ("pow", "**"), ast.MatMult: ("matmul", "@")}
+           ast.Pow: ("pow", "**"), ast.MatMult: ("matmul", "@"), ast.Mod: ("mod", "%"),
+           ast.FloorDiv: ("floordiv", "//")}
 _BINARY_REFUSED = {
-    ast.Mod: "'%' (modulo)", ast.FloorDiv: "'//' (floor division)", ast.LShift: "'<<'", ast.RShift: "'>>'",
+    ast.LShift: "'<<'", ast.RShift: "'>>'",
     ast.BitAnd: "'&'", ast.BitOr: "'|'", ast.BitXor: "'^' (in Python this is bitwise xor; write x**2 for a power)",
 }
 _GROUP = {"add": "sum", "sub": "sum", "mul": "product", "div": "product"}
@@ -329,6 +510,27 @@ def _python_tree(text: str) -> ast.Expression:
                               construct="depth") from None
     except ValueError as err:  # e.g. null bytes, over-long integer literals
         raise ExpressionError(f"syntax error: {err}", text=text, construct="syntax") from None
+
+
+def _check_option(spec: FunctionSpec, option: str, arg: ast.AST, refuse: Callable[..., ExpressionError]) -> None:
+    """An option is a number literal (a whole one but for ``ord``), maybe negated."""
+    literal = arg.operand if isinstance(arg, ast.UnaryOp) and isinstance(arg.op, (ast.USub, ast.UAdd)) else arg
+    value = literal.value if isinstance(literal, ast.Constant) else None
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if not (whole or option in NUMBER_OPTIONS and isinstance(value, float) and math.isfinite(value)):
+        kind = "a number" if option in NUMBER_OPTIONS else "a whole number"
+        raise refuse(arg, f"{spec.name}'s {option} must be {kind} written out (such as 1 or -1), not an expression",
+                     "option")
+
+
+def _option_values(spec: FunctionSpec, args: list) -> list:
+    """The arguments with the options as Python numbers (folding gives SymPy numbers or
+    floats): ints, and ``ord`` an int where it is whole."""
+    values = list(args[:spec.arity])
+    for option, value in zip(spec.options, args[spec.arity:]):
+        number = float(value)
+        values.append(int(number) if option not in NUMBER_OPTIONS or number.is_integer() else number)
+    return values
 
 
 def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]:
@@ -434,9 +636,11 @@ def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]
                 if isinstance(arg, ast.Starred):
                     raise refuse(arg, "a starred argument ('*') is not allowed", "starred argument")
             spec = FUNCTIONS[func.id]
-            if len(node.args) != spec.arity:
-                plural = "s" if spec.arity != 1 else ""
-                raise refuse(func, f"{spec.name} takes {spec.arity} argument{plural}, got {len(node.args)}", "call")
+            if not spec.accepts(len(node.args)):
+                raise refuse(func, f"{spec.name} is called as {spec.name}({spec.signature}), got {len(node.args)} "
+                             f"argument{'s' if len(node.args) != 1 else ''}", "call")
+            for option, arg in zip(spec.options, node.args[spec.arity:]):
+                _check_option(spec, option, arg, refuse)
             stack.append((node, depth, group, True))
             for arg in reversed(node.args):
                 stack.append((arg, depth + 1, None, False))
@@ -486,10 +690,14 @@ def _check_size(name: str, args: list) -> None:
 
 
 def _sympy_operator(name: str) -> Callable[..., sp.Expr]:
+    from .ops import OPS
+
     return {
         "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
         "div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "neg": lambda a: -a,
         "matmul": lambda a, b: structural_class("matmul").of(a, b),
+        "mod": lambda a, b: OPS["remainder"].sympy(sp, a, b),
+        "floordiv": lambda a, b: OPS["floor_divide"].sympy(sp, a, b),
     }[name]
 
 
@@ -497,7 +705,7 @@ def _tensor_operator(name: str) -> Callable[..., Any]:
     return {
         "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
         "div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "neg": lambda a: -a,
-        "matmul": lambda a, b: a @ b,
+        "matmul": lambda a, b: a @ b, "mod": lambda a, b: a % b, "floordiv": lambda a, b: a // b,
     }[name]
 
 
@@ -587,8 +795,10 @@ class ParsedExpression:
             return float(_tensor_operator(name)(*(np.float64(a) for a in args)))
 
         def call(name: str, args: list) -> Any:
-            args = [a if isinstance(a, symgrad.Tensor) else symgrad.tensor(a, dtype=dtype) for a in args]
-            return FUNCTIONS[name].tensor(*args)
+            spec = FUNCTIONS[name]
+            args = [a if isinstance(a, symgrad.Tensor) or i >= spec.arity else symgrad.tensor(a, dtype=dtype)
+                    for i, a in enumerate(args)]
+            return spec.tensor(*_option_values(spec, args))
 
         with np.errstate(all="ignore"):
             out = self.fold(name=inputs.__getitem__, number=float, constant=lambda c: float(CONSTANTS[c]),
@@ -618,7 +828,8 @@ def _fold(text: str, program: Iterable[Instruction], name, number, constant, op,
             raise
         except Exception as err:  # noqa: BLE001  (SymPy or NumPy refusing a construct: report, never crash)
             what = step.value if step.kind == "call" else {"add": "+", "sub": "-", "mul": "*", "div": "/",
-                                                            "pow": "**", "matmul": "@", "neg": "-"}.get(step.value)
+                                                            "pow": "**", "matmul": "@", "neg": "-", "mod": "%",
+                                                            "floordiv": "//"}.get(step.value)
             reason = str(err) if isinstance(err, (ValueError, TypeError, ArithmeticError)) and str(err) else (
                 f"{type(err).__name__}: {err}")
             raise ExpressionError(f"cannot apply {what!r}: {reason}", text=text, column=step.column,
@@ -680,7 +891,7 @@ def parse(text: str, shapes: Mapping[str, Iterable[int]] | None = None) -> Parse
         return result
 
     def call(name: str, args: list) -> sp.Expr:
-        result = FUNCTIONS[name].sympy(*args)
+        result = FUNCTIONS[name].sympy(*_option_values(FUNCTIONS[name], args))
         if type(result).__name__ in _FOLDED and not result.free_symbols:
             result = _fold_constant(name, args)
         shape_of(result)

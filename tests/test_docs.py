@@ -277,8 +277,7 @@ def function_table() -> str:
 
     rows = ["| function | meaning |", "|---|---|"]
     for name, spec in FUNCTIONS.items():
-        arguments = "x" if spec.arity == 1 else ", ".join("abc"[:spec.arity])
-        rows.append(f"| `{name}({arguments})` | {spec.doc} |")
+        rows.append(f"| `{name}({spec.signature})` | {spec.doc} |")
     return "\n".join(rows) + "\n"
 
 

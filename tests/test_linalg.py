@@ -1,5 +1,5 @@
 """The linear-algebra ops (``det``, ``logdet``, ``inverse``, ``solve``, ``cholesky``,
-``slogdet``) and the matrix norms beyond the op table's rows: matrix-notation closed forms,
+``slogdet``, ``svdvals``) and the matrix norms beyond the op table's rows: matrix-notation closed forms,
 values against NumPy/SciPy, second derivatives on both engines against PyTorch, traced
 transforms against a fresh eager run, and the refused shapes and orders."""
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pytest
 
 import symgrad
 import symgrad.symbolic
-from symgrad.ops.linalg import POSITIVE_DEFINITE, SQUARE
+from symgrad.tape import apply_op
+from symgrad.ops.linalg import POSITIVE_DEFINITE, SEPARATED_SINGULAR_VALUES, SQUARE
 
 
 def _matrix(rng, shape=(3, 3)):
@@ -97,13 +98,19 @@ def _squared_matrix_norm(ord):
 
 DRAWS = {"square": _matrix, "negative det": _negative_det,
          "positive definite": lambda rng, shape=(3, 3): POSITIVE_DEFINITE.sample(rng, shape),
-         "any": lambda rng, shape=(3, 3): rng.uniform(-2, 2, size=shape)}
+         "any": lambda rng, shape=(3, 3): rng.uniform(-2, 2, size=shape),
+         "separated singular values": lambda rng, shape=(3, 3): SEPARATED_SINGULAR_VALUES.sample(rng, shape)}
 MORE_LOSSES = {  # name: (draw, loss)
     "cholesky": ("positive definite", lambda L, a, b: (L.linalg.cholesky(a) * b).sum()),
     "cholesky squared": ("positive definite", lambda L, a, b: (L.linalg.cholesky(a) ** 2 * b).sum()),
     "slogdet, det < 0": ("negative det", lambda L, a, b: L.linalg.slogdet(a).logabsdet * 3 + L.linalg.slogdet(a).sign),
     "slogdet": ("square", lambda L, a, b: L.linalg.slogdet(a * b).logabsdet ** 2),
     **{f"matrix_norm {ord}": ("any", _squared_matrix_norm(ord)) for ord in ["fro", 1, -1, INF, -INF]},
+    **{f"matrix_norm {ord}": ("separated singular values", lambda L, a, b, ord=ord: L.linalg.matrix_norm(a, ord) ** 2)
+       for ord in ["nuc", 2, -2]},
+    "svdvals": ("separated singular values", lambda L, a, b: (L.linalg.svdvals(a) ** 2 * b[0]).sum()),
+    "svdvals of a wide matrix": ("separated singular values",
+                                 lambda L, a, b: (L.linalg.svdvals(a[:2] * 2) * b[1, :2]).sum() ** 2),
     "norm of a vector, ord 3": ("any", lambda L, a, b: L.linalg.norm(a[0] * b[1], 3) ** 2),
 }
 
@@ -169,13 +176,17 @@ def test_values_match_numpy_and_scipy(dtype, rng):
         np.testing.assert_allclose(L.numpy()[k], scipy_linalg.cholesky(spd[k], lower=True), **tol)
     sign, logabsdet = symgrad.linalg.slogdet(_negative_det(rng, (2, 3, 3)).astype(dtype))
     assert sign.dtype == logabsdet.dtype == dtype
-    for ord in ["fro", 1, -1, INF, -INF]:
+    for ord in ["fro", "nuc", 1, -1, 2, -2, INF, -INF]:
         got = symgrad.linalg.matrix_norm(any_, ord)
         assert got.dtype == dtype
         np.testing.assert_allclose(got.numpy(), np.linalg.norm(any_, ord, axis=(-2, -1)), **tol)
         kept = symgrad.linalg.matrix_norm(any_, ord, dim=(0, 2), keepdim=True)
         np.testing.assert_allclose(kept.numpy(), np.linalg.norm(any_, ord, axis=(0, 2), keepdims=True), **tol)
     np.testing.assert_allclose(symgrad.linalg.norm(any_[0], INF).numpy(), np.linalg.norm(any_[0], INF), **tol)
+    np.testing.assert_allclose(symgrad.linalg.norm(any_[0], 2).numpy(), np.linalg.norm(any_[0], 2), **tol)
+    values = symgrad.linalg.svdvals(any_)
+    assert values.dtype == dtype and values.shape == (2, 3)
+    np.testing.assert_allclose(values.numpy(), np.stack([scipy_linalg.svdvals(m) for m in any_]), **tol)
     np.testing.assert_allclose(symgrad.linalg.norm(any_).numpy(), np.linalg.norm(any_.ravel()), **tol)
 
 
@@ -202,13 +213,60 @@ def test_ties_in_matrix_norm_share_the_gradient_as_torch(rng):
             np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-15, err_msg=f"ord {ord}, {engine}")
 
 
+def test_ties_in_singular_values_share_the_gradient_as_torch():
+    """Where singular values tie, ``U`` is any basis of their space; the gradients of the
+    norms (``2`` splits evenly between tied maxima, as ``amax``) do not depend on it."""
+    torch = pytest.importorskip("torch")
+    # signed permutations of diagonal matrices: singular values tie exactly
+    for a in ([[0.0, 3.0, 0.0], [-3.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+              [[2.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]],
+              [[0.0, 0.0, -2.0], [0.0, 2.0, 0.0], [2.0, 0.0, 0.0]]):
+        a = np.array(a)
+        for ord in ["nuc", 2, -2]:
+            for engine in ("tape", "symbolic"):
+                with symgrad.backward_engine(engine):
+                    x = symgrad.tensor(a, requires_grad=True)
+                    symgrad.linalg.matrix_norm(x, ord).backward()
+                t = torch.tensor(a, requires_grad=True)
+                torch.linalg.matrix_norm(t, ord).backward()
+                np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-12,
+                                           err_msg=f"{a}, ord {ord}, {engine}")
+
+
+def test_rank_deficient_matrices_have_pytorchs_first_derivatives(rng):
+    """No division in svdvals' VJP: at a rank-deficient matrix the 2-norm's gradient is
+    u_1 v_1^T and the nuclear norm's U V^T, as PyTorch's (no 0/0 NaN)."""
+    left, right = (np.linalg.qr(rng.standard_normal((3, 3)))[0] for _ in range(2))
+    a = (left * [3.0, 1.0, 0.0]) @ right.T
+    u, _, vh = np.linalg.svd(a)
+    for engine in ("tape", "symbolic"):
+        for ord, expected in [(2, np.outer(u[:, 0], vh[0])), ("nuc", u @ vh)]:
+            with symgrad.backward_engine(engine):
+                x = symgrad.tensor(a, requires_grad=True)
+                symgrad.linalg.matrix_norm(x, ord).backward()
+            np.testing.assert_allclose(x.grad.numpy(), expected, atol=1e-10, err_msg=f"ord {ord}, {engine}")
+
+
+def test_svdvals_of_empty_matrices_are_empty():
+    assert symgrad.linalg.svdvals(symgrad.ones(2, 0, 3)).shape == (2, 0)
+    assert apply_op("svd_u", symgrad.ones(2, 0, 0)).shape == (2, 0, 0)
+    assert apply_op("svd_u", symgrad.ones(3, 0)).shape == (3, 0)
+    assert apply_op("svd_v", symgrad.ones(3, 0)).shape == (0, 0)
+
+
+def test_svdvals_closed_form_names_the_singular_vectors(rng):
+    A = symgrad.tensor(SEPARATED_SINGULAR_VALUES.sample(rng, (3, 2)), requires_grad=True, name="A")
+    closed = symgrad.symbolic.text(symgrad.diff(symgrad.linalg.svdvals(A).sum(), A))
+    assert closed == "svd_u(A) @ svd_v(A).T"
+
+
 MORE_BAD = [
     (lambda: symgrad.linalg.cholesky(symgrad.ones(2, 3)), ValueError, "square matrix"),
     (lambda: symgrad.linalg.cholesky(symgrad.tensor([[1.0, 2.0], [2.0, 1.0]])), ValueError, "not positive definite"),
     (lambda: symgrad.linalg.slogdet(symgrad.ones(3)), ValueError, "square matrix"),
     (lambda: symgrad.linalg.matrix_norm(symgrad.ones(3)), ValueError, "at least 2 dims"),
-    (lambda: symgrad.linalg.matrix_norm(symgrad.ones(3, 3), "nuc"), NotImplementedError, "singular values"),
-    (lambda: symgrad.linalg.matrix_norm(symgrad.ones(3, 3), 2), NotImplementedError, "singular values"),
+    (lambda: symgrad.linalg.svdvals(symgrad.ones(3)), ValueError, "at least 2 dims"),
+    (lambda: symgrad.linalg.matrix_norm(symgrad.ones(3, 3), "spectral"), ValueError, "ord must be one of"),
     (lambda: symgrad.linalg.matrix_norm(symgrad.ones(3, 3), 3), ValueError, "ord must be one of"),
     (lambda: symgrad.linalg.matrix_norm(symgrad.ones(3, 3), dim=(0, -2)), ValueError, "same dimension twice"),
     (lambda: symgrad.linalg.matrix_norm(symgrad.ones(3, 3), dim=(0, 2)), IndexError, "out of range"),

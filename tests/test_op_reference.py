@@ -64,11 +64,13 @@ SPELLED = {  # op -> how PyTorch writes it, where that is no function of the op'
     "bessel_i": "none (`torch.i0`, `torch.special.i1` for orders 0 and 1)",
     "bessel_ie": "none (`torch.special.i0e`, `i1e` for orders 0 and 1)",
     "det_sign": "`torch.linalg.slogdet(A).sign`", "logabsdet": "`torch.linalg.slogdet(A).logabsdet`",
+    "svd_u": "`torch.linalg.svd(A, full_matrices=False).U` (column signs fixed)",
+    "svd_v": "`torch.linalg.svd(A, full_matrices=False).Vh.mT` (column signs fixed)",
 }
 
 NUMPY = {  # symgrad name -> the NumPy function computing it, where the names differ
     "cat": "concatenate", "permute": "transpose", "inverse": "linalg.inv", "det": "linalg.det",
-    "solve": "linalg.solve", "cholesky": "linalg.cholesky", "norm": "linalg.norm", "movedim": "moveaxis", "take_along_dim": "take_along_axis",
+    "solve": "linalg.solve", "cholesky": "linalg.cholesky", "svdvals": "linalg.svdvals", "norm": "linalg.norm", "movedim": "moveaxis", "take_along_dim": "take_along_axis",
     "index_select": "take", "repeat": "tile", "repeat_interleave": "repeat", "asin": "arcsin",
     "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh",
     "atan2": "arctan2", "abs": "absolute", "clamp": "clip", "lgamma": "none (`scipy.special.gammaln`)",
@@ -136,6 +138,8 @@ SAMPLES = {  # composite or nn.functional name -> (rng) -> (its output, the tens
     "sort": lambda r: (lambda x: (composites.sort(x).values, [x]))(_matrix(r)),
     "topk": lambda r: (lambda x: (composites.topk(x, 2).values, [x]))(_matrix(r)),
     "count_nonzero": lambda r: (lambda x: (composites.count_nonzero(x), [x]))(_matrix(r)),
+    **{name: (lambda name: lambda r: (lambda x: (getattr(composites, name)(x, 1), [x]))(_matrix(r)))(name)
+       for name in ["argmax", "argmin"]},
     "einsum": lambda r: (lambda x, y: (composites.einsum("ij,jk->ik", x, y), [x, y]))(
         _matrix(r), _t(r.normal(size=(4, 2)), "y")),
     "tensordot": lambda r: (lambda x, y: (composites.tensordot(x, y, 1), [x, y]))(

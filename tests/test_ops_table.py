@@ -145,6 +145,7 @@ CASES = [
         ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": (0, 2), "keepdim": True}), ((2, 3), {"dim": -1}),
         ((2, 3, 4), {"dim": 1})]],
     *[case(name, shape) for name in ["cholesky", "det_sign", "logabsdet"] for shape in [(1, 1), (3, 3), (2, 3, 3)]],
+    *[case(name, shape) for name in ["svdvals", "svd_u", "svd_v"] for shape in [(1, 1), (3, 3), (2, 3, 4), (4, 2)]],
     *[case("tril", shape, **attrs) for shape, attrs in [((3, 3), {}), ((2, 3, 4), {"diagonal": -1}), ((4, 2), {"diagonal": 1})]],
     *[case("solve", a, b) for a, b in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (1, 3, 1))]],
     case("transpose", (2, 3), dim0=0, dim1=1),
@@ -230,6 +231,9 @@ TORCH = {
     "det_sign": lambda t, a: t.linalg.slogdet(a).sign + 0 * t.linalg.slogdet(a).logabsdet,
     "logabsdet": lambda t, a: t.linalg.slogdet(a).logabsdet,
     "solve": lambda t, a, b: t.linalg.solve(a, b),
+    "svdvals": lambda t, a: t.linalg.svdvals(a),
+    "svd_u": lambda t, a: _signs_fixed(t, t.linalg.svd(a, full_matrices=False))[0],
+    "svd_v": lambda t, a: _signs_fixed(t, t.linalg.svd(a, full_matrices=False))[1],
     "transpose": lambda t, x, dim0, dim1: x.transpose(dim0, dim1),
     "permute": lambda t, x, dims: x.permute(dims),
     "reshape": lambda t, x, shape: x.reshape(shape),
@@ -243,6 +247,14 @@ TORCH = {
     "broadcast_to": lambda t, x, shape: t.broadcast_to(x, shape),
     "sum_to": lambda t, x, shape: x.sum_to_size(shape),
 }
+
+
+def _signs_fixed(t, svd):
+    """``svd_u``'s and ``svd_v``'s convention on PyTorch's ``U`` and ``V``: each column pair's
+    sign such that ``U``'s entry of largest magnitude is positive."""
+    largest = t.gather(svd.U, -2, svd.U.abs().argmax(dim=-2, keepdim=True))
+    signs = t.where(largest < 0, -1.0, 1.0).to(svd.U.dtype).detach()
+    return svd.U * signs, svd.Vh.mT * signs
 
 
 def torch_function(t, name: str):
@@ -274,8 +286,9 @@ TORCH_FREE = {  # ops without a PyTorch counterpart, and why
 FORWARD_ONLY_IN_TORCH = {  # ops PyTorch has but does not differentiate, and what symgrad's gradient is
     "floor_divide": "PyTorch raises 'derivative for aten::floor_divide is not implemented'; symgrad's is 0, as floor's",
 }
-NOT_TORCH_NODES = {"sum_to", "betaln", "det_sign", "floor_divide"}  # PyTorch's sum_to_size records Sum/View nodes,
-# betaln has no op, slogdet's sign has no node (it does not require grad), floor_divide's is NotImplemented
+NOT_TORCH_NODES = {"sum_to", "betaln", "det_sign", "floor_divide", "svd_u", "svd_v"}  # PyTorch's sum_to_size records
+# Sum/View nodes, betaln has no op, slogdet's sign has no node (it does not require grad), floor_divide's is
+# NotImplemented, svd_u and svd_v are linalg.svd's U and V times the signs (Mul nodes)
 
 # Kinks, ties, bounds and extreme values, compared with PyTorch (op, inputs, attrs).
 STABLE = [

@@ -6,7 +6,8 @@ ops such as matmul, reshapes, indexing and concatenation (``structural.py``), th
 comparisons and logical ops on masks, which have no derivative (``masks.py``), the special
 functions (``special.py``: lgamma, digamma, polygamma, erf, erfc, erfinv, Bessel I, xlogy,
 xlog1py, betaln),
-linear algebra (``linalg.py``: det, logdet, inverse, solve, cholesky, det_sign, logabsdet)
+linear algebra (``linalg.py``: det, logdet, inverse, solve, cholesky, det_sign, logabsdet, tril,
+svdvals, svd_u, svd_v)
 and the one unbroadcast helper ``sum_to`` with its adjoint ``broadcast_to`` (``broadcast.py``).
 
 >>> sorted(OPS)[:3]

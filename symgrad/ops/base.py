@@ -67,7 +67,9 @@ class Domain:
     ``well_conditioned`` draws square matrices (``(..., n, n)``), ``2 I + E`` with
     ``|E_ij| < 1/n``: a dominant diagonal, so invertible, with a positive determinant;
     ``positive_definite`` draws symmetric positive definite ones, ``I + B B^T / n`` with
-    ``|B_ij| < 1``.
+    ``|B_ij| < 1``; ``separated_singular_values`` draws matrices (``(..., m, n)``)
+    ``Q_1 diag(s) Q_2^T`` with orthonormal ``Q_1``, ``Q_2`` and singular values ``s`` at least 1
+    and at least 0.5 apart, where ``svdvals``, ``svd_u`` and ``svd_v`` are smooth.
     """
 
     low: float = -2.0
@@ -78,6 +80,7 @@ class Domain:
     boolean: bool = False
     well_conditioned: bool = False
     positive_definite: bool = False
+    separated_singular_values: bool = False
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
         """Draw an array of ``shape`` from the domain.
@@ -98,6 +101,13 @@ class Domain:
             n = shape[-1]
             b = rng.uniform(-1, 1, size=shape)
             return np.asarray(np.eye(n) + b @ np.swapaxes(b, -1, -2) / n, dtype=dtype)
+        if self.separated_singular_values:  # Q1 diag(s) Q2^T, s_i in [k - i, k - i + 0.5]
+            *batch, m, n = shape
+            k = min(m, n)
+            left = np.linalg.qr(rng.standard_normal((*batch, m, k)))[0]
+            right = np.linalg.qr(rng.standard_normal((*batch, n, k)))[0]
+            s = np.arange(k, 0, -1) + rng.uniform(0, 0.5, size=(*batch, k))
+            return np.asarray((left * s[..., None, :]) @ np.swapaxes(right, -1, -2), dtype=dtype)
         values = rng.uniform(self.low, self.high, size=shape)
         for point in self.avoid:
             close = np.abs(values - point) < self.margin
@@ -189,6 +199,11 @@ class Op:
     it naming it).  ``numpy``: the NumPy function this op is (``"exp"``, ``"add"``,
     ``"arctan2"``, ``"sum"``), so ``np.<numpy>(tensor, ...)`` runs the op
     (``tape/numpy_protocol.py``).
+
+    ``view`` says where PyTorch returns a *view* of the first input (memory shared with
+    it: ``transpose``, ``reshape``, basic indexing): ``True``, or a test of the attrs
+    (``getitem``: ints and slices only).  symgrad's result is a copy, so the tape marks it
+    and refuses what would tell the two apart (``tape/views.py``).
     """
 
     name: str
@@ -208,6 +223,7 @@ class Op:
     in_formulas: bool = False
     libm: str | None = None
     numpy: str | None = None
+    view: bool | Callable[..., bool] = False
 
     def __post_init__(self) -> None:
         if self.in_formulas and not self.summary:

@@ -57,6 +57,7 @@ broadcast_to = register(Op(
     vjp=lambda xp, g, ans, x, shape: (xp.sum_to(g, shape=np.shape(x)),),
     sympy=STRUCTURAL,
     kind="structural",
+    view=True,  # expand
     saves=frozenset(),
     public=True,
 ))

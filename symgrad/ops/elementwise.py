@@ -867,8 +867,8 @@ def _sinc_vjp(xp, g, ans, x):
 sinc = _unary(
     "sinc", "SincBackward0", np.sinc,
     vjp=_sinc_vjp,
-    # SymPy's derivative of the form is 0 at x = 0 (the first branch), as PyTorch's
-    sympy=lambda sp, x: sp.Piecewise((1, sp.Eq(x, 0)), (sp.sin(sp.pi * x) / (sp.pi * x), True)),
+    # its derivative is 0 at x = 0, as PyTorch's (a Piecewise form's was NaN there: 0 * inf)
+    sympy=sympy_function("symgrad.symbolic.forms.stable.sinc"),
     summary="sin(pi x)/(pi x), 1 at 0", **_ELEMENTARY,
     numpy="sinc",
 )

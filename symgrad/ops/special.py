@@ -395,7 +395,7 @@ bessel_ie = register(Op(
 ))
 
 
-def _xlog1py_forward(x, y):
+def xlog1py_values(x, y):
     x, y = np.asarray(x), np.asarray(y)
     nothing = (x == 0) & (y <= -1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -403,34 +403,28 @@ def _xlog1py_forward(x, y):
 
 
 def _xlog1py_vjp(xp, g, ans, x, y):
-    # where x == 0 and y <= -1 the value is the constant 0, so both gradients are 0 there;
-    # elsewhere d/dx = log1p(y) (also at x = 0, as PyTorch) and d/dy = x/(1 + y).  The
-    # branches not taken are computed at y = 0, so they stay finite.
+    # PyTorch's partials: d/dx = log1p(y) (also at x = 0), but 0 where the value is the
+    # constant 0 (x == 0 and y <= -1; the branch not taken is computed at y = 0), and
+    # d/dy = x/(1 + y) everywhere (NaN at x = 0, y = -1, as PyTorch's)
     nothing = (x == 0) * (y <= -1)
-    safe_y = xp.where(nothing, 0.0, y)
-    grad_x = xp.where(nothing, 0.0, g * xp.log1p(safe_y))
-    grad_y = xp.where(nothing, 0.0, g * x / (1 + safe_y))
+    grad_x = xp.where(nothing, 0.0, g * xp.log1p(xp.where(nothing, 0.0, y)))
+    grad_y = g * x / (1 + y)
     return xp.sum_to(grad_x, shape=np.shape(x)), xp.sum_to(grad_y, shape=np.shape(y))
-
-
-def _xlog1py_sympy(sp, x, y):
-    log1p = sympy_function("sympy.codegen.cfunctions.log1p")
-    return sp.Piecewise((0, sp.And(sp.Eq(x, 0), y <= -1)), (x * log1p(sp, y), True))
 
 
 xlog1py = register(Op(
     name="xlog1py",
     grad_fn_name="SpecialXlog1PyBackward0",
-    forward=_xlog1py_forward,
+    forward=xlog1py_values,
     vjp=_xlog1py_vjp,
-    sympy=_xlog1py_sympy,
+    sympy=sympy_function("symgrad.symbolic.forms.stable.xlog1py"),
     arity=2,
     domains=(Domain(), Domain(-0.9, 3.0)),
     summary="a*log(1+b), 0 where a = 0", public=True, in_formulas=True,
 ))
 
 
-def _xlogy_forward(x, y):
+def xlogy_values(x, y):
     x, y = np.asarray(x), np.asarray(y)
     nothing = (x == 0) & (y <= 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -438,21 +432,20 @@ def _xlogy_forward(x, y):
 
 
 def _xlogy_vjp(xp, g, ans, x, y):
-    # as xlog1py's: both gradients 0 where x == 0 and y <= 0 (the constant 0), branches
-    # not taken computed at y = 1
+    # PyTorch's partials, as xlog1py's: d/dx is 0 where the value is the constant 0
+    # (x == 0 and y <= 0; the branch not taken is computed at y = 1), d/dy = x/y everywhere
     nothing = (x == 0) * (y <= 0)
-    safe_y = xp.where(nothing, 1.0, y)
-    grad_x = xp.where(nothing, 0.0, g * xp.log(safe_y))
-    grad_y = xp.where(nothing, 0.0, g * x / safe_y)
+    grad_x = xp.where(nothing, 0.0, g * xp.log(xp.where(nothing, 1.0, y)))
+    grad_y = g * x / y
     return xp.sum_to(grad_x, shape=np.shape(x)), xp.sum_to(grad_y, shape=np.shape(y))
 
 
 xlogy = register(Op(
     name="xlogy",
     grad_fn_name="XlogyBackward0",
-    forward=_xlogy_forward,
+    forward=xlogy_values,
     vjp=_xlogy_vjp,
-    sympy=lambda sp, x, y: sp.Piecewise((0, sp.And(sp.Eq(x, 0), y <= 0)), (x * sp.log(y), True)),
+    sympy=sympy_function("symgrad.symbolic.forms.stable.xlogy"),
     arity=2,
     domains=(Domain(), Domain(0.1, 3.0)),
     summary="a*log(b), 0 where a = 0", public=True, in_formulas=True,

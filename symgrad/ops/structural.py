@@ -77,6 +77,10 @@ det_sign                              sign of each matrix's determinant, derivat
                                       (slogdet's sign, linalg.py)
 logabsdet                             log of the absolute value of each matrix's
                                       determinant (slogdet's logabsdet, linalg.py)
+svdvals                               singular values of each matrix, descending
+                                      (linalg.py)
+svd_u, svd_v                          left/right singular vectors of each matrix's thin
+                                      SVD, signs fixed (linalg.py)
 ============= ======================= ==================================================
 
 Forwards always return a new array (never a view of an input), so a tensor's data can
@@ -93,7 +97,7 @@ from .reductions import normalize_dims
 
 
 def _structural(name, grad_fn_name, forward, vjp, saves=(), arity=1, name_rule=None, needed_by=None,
-                public=False, numpy=None):
+                public=False, numpy=None, view=False):
     """A structural op; ``public``: ``Tensor.<name>`` (written out in ``tape/tensor.py``)
     and ``symgrad.<name>`` exist."""
     return register(Op(
@@ -110,6 +114,7 @@ def _structural(name, grad_fn_name, forward, vjp, saves=(), arity=1, name_rule=N
         needed_by=needed_by or {},
         public=public,
         numpy=numpy,
+        view=view,
     ))
 
 
@@ -165,6 +170,7 @@ transpose = _structural(
     forward=lambda x, *, dim0, dim1: np.swapaxes(x, dim0, dim1).copy(),
     vjp=lambda xp, g, ans, x, *, dim0, dim1: (xp.transpose(g, dim0=dim0, dim1=dim1),),
     public=True,
+    view=True,
 )
 
 
@@ -177,6 +183,7 @@ permute = _structural(
     forward=lambda x, *, dims: np.transpose(x, dims).copy(),
     vjp=lambda xp, g, ans, x, *, dims: (xp.permute(g, dims=_inverse_permutation(dims, np.ndim(x))),),
     public=True,
+    view=True,
 )
 
 reshape = _structural(
@@ -185,6 +192,7 @@ reshape = _structural(
     vjp=lambda xp, g, ans, x, *, shape: (xp.reshape(g, shape=np.shape(x)),),
     public=True,
     numpy="reshape",
+    view=True,  # PyTorch copies a reshape it cannot view (of a transposed tensor): marked all the same
 )
 
 unsqueeze = _structural(
@@ -193,6 +201,7 @@ unsqueeze = _structural(
     vjp=lambda xp, g, ans, x, *, dim: (xp.squeeze(g, dim=dim),),
     public=True,
     numpy="expand_dims",
+    view=True,
 )
 
 
@@ -216,6 +225,7 @@ squeeze = _structural(
     name_rule=_squeeze_name,
     public=True,
     numpy="squeeze",
+    view=True,
 )
 
 # ----------------------------------------------------------------------------- indexing
@@ -318,6 +328,7 @@ getitem = _structural(
     forward=lambda x, *, index: np.array(np.asarray(x)[normalize_index(index)]),
     vjp=lambda xp, g, ans, x, *, index: (xp.index_put(g, shape=np.shape(x), index=index),),
     name_rule=_getitem_name,
+    view=lambda *, index: not any(isinstance(item, np.ndarray) for item in normalize_index(index)),  # basic indexing
 )
 
 

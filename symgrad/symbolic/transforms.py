@@ -120,6 +120,7 @@ class _Fingerprinter:
         self.seen: dict = {}
         self.budget = _FINGERPRINT_BUDGET
         self.guard: _Guard | None = _Guard() if guard else None
+        self.random_sources: list = []  # generators met, checked around a trace
 
     def _unguardable(self) -> None:
         self.guard = None
@@ -156,6 +157,9 @@ class _Fingerprinter:
         if isinstance(obj, (types.BuiltinFunctionType, np.ufunc)):
             return ("id", marker)
         self._unguardable()  # what follows reads contents that can change in place
+        if isinstance(obj, tracing.RANDOM_SOURCE_TYPES):
+            self.random_sources.append(obj)
+            return ("id", marker)
         if isinstance(obj, types.MethodType):
             return ("method", self.of(obj.__func__, depth + 1), self.of(obj.__self__, depth + 1))
         if isinstance(obj, (tuple, list, set, frozenset)):
@@ -560,7 +564,7 @@ class _Problem:
         return out
 
 
-def _trace(f: Callable, call: _Arguments, has_aux: bool) -> _Problem:
+def _trace(f: Callable, call: _Arguments, has_aux: bool, random_sources: Sequence = ()) -> _Problem:
     from .derive.graph import Segment
 
     # Every floating argument requires grad while tracing, differentiated or not, so that
@@ -569,7 +573,7 @@ def _trace(f: Callable, call: _Arguments, has_aux: bool) -> _Problem:
     leaves = [tape.tensor(a, requires_grad=(k in diff or a.dtype.kind == "f"), name=name)
               for k, (a, name) in enumerate(zip(call.arrays, call.names))]
     positional, keywords = call.call(leaves)
-    with tape.enable_grad(), tracing.tracing(leaves) as trace:
+    with tape.enable_grad(), tracing.tracing(leaves) as trace, tracing.refusing_random_draws(f, random_sources):
         result = f(*positional, **keywords)
         aux_tensors: list = []
         rebuild = None
@@ -822,7 +826,7 @@ class Transformed:
                 self.compiled = compiled
                 self._remember_plain_call(walk.guard, call, args, kwargs, entry[0], compiled)
                 return entry[0], compiled, call
-            problem = _trace(self.f, call, self.has_aux)
+            problem = _trace(self.f, call, self.has_aux, walk.random_sources)
         key = (self.kind, problem.key, tuple(problem.diff), self.simplify, self.backend)
         compiled = cached(key, lambda: self._build(problem))
         if not self.is_expression:

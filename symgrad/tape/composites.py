@@ -30,13 +30,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..ops.reductions import normalize_dims
-from . import tracing
+from . import tracing, views
 from .tensor import MinMaxResult, Tensor, _index, apply_op, as_tensor
 
 __all__ = ["flip", "fliplr", "flipud", "roll", "movedim", "moveaxis", "ravel", "unbind", "chunk", "split", "select",
            "narrow", "masked_fill", "index_select", "gather", "take_along_dim", "atleast_1d", "atleast_2d",
            "atleast_3d", "outer", "inner", "trace", "diagonal", "diag", "triu", "tril", "var", "std", "tile", "repeat",
-           "repeat_interleave", "kron", "sort", "topk", "count_nonzero", "einsum", "tensordot", "scatter_add"]
+           "repeat_interleave", "kron", "sort", "topk", "argmax", "argmin", "count_nonzero", "einsum", "tensordot",
+           "scatter_add"]
 # vector_norm is symgrad.linalg.vector_norm (and Tensor.norm for p other than 2)
 
 
@@ -88,7 +89,7 @@ def flip(x: Tensor, dims) -> Tensor:
         raise ValueError(f"flip: dims {dims!r} names the same dimension twice")
     if x.ndim == 0 or not chosen:
         return x.clone()
-    return x[tuple(slice(None, None, -1) if d in chosen else slice(None) for d in range(x.ndim))]
+    return views.a_copy(x[tuple(slice(None, None, -1) if d in chosen else slice(None) for d in range(x.ndim))])
 
 
 @_shown_as("FlipBackward0")
@@ -388,7 +389,7 @@ def _interleaved_repeat(x: Tensor, reps: Sequence[int], inner: bool) -> Tensor:
             spread += [1, n]
             target += [r, n]
         final.append(r * n)
-    return x.reshape(*spread).broadcast_to(tuple(target)).reshape(*final)
+    return views.a_copy(x.reshape(*spread).broadcast_to(tuple(target)).reshape(*final))  # a copy in PyTorch
 
 
 @_shown_as("RepeatBackward0")
@@ -592,7 +593,10 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     start_row, start_col = builtins.max(-offset, 0), builtins.max(offset, 0)
     length = builtins.max(builtins.min(rows - start_row, cols - start_col), 0)
     steps = np.arange(length)
-    return moved[(Ellipsis, steps + start_row, steps + start_col)]
+    index = (Ellipsis, steps + start_row, steps + start_col)
+    out = moved[index]
+    views.note(out, moved, "getitem", {"index": index})  # a view in PyTorch, although an integer-array index
+    return out
 
 
 @_shown_as("TraceBackward0")
@@ -609,7 +613,7 @@ def diag(x: Tensor, diagonal: int = 0) -> Tensor:
     x = as_tensor(x)
     offset = _int(diagonal, "diagonal")
     if x.ndim == 2:
-        return x.diagonal(offset)
+        return views.a_copy(x.diagonal(offset))  # a copy in PyTorch, unlike diagonal()
     if x.ndim != 1:
         raise RuntimeError(f"diag: expects a 1-D or 2-D tensor, got {x.ndim} dimensions")
     steps = np.arange(x.shape[0])
@@ -700,6 +704,18 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: builtins.bool = True,
         return _ordered(x, np.zeros((), dtype=np.int64), "topk()", 0, "TopkBackward0")
     order = np.argsort(-x._data if largest else x._data, axis=d, kind="stable")
     return _ordered(x, np.take(order, np.arange(k), axis=d), "topk()", d, "TopkBackward0")
+
+
+def argmax(x: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:
+    """The position of the largest element of the flattened tensor, or along ``dim``, as
+    ``torch.argmax``: ``Tensor.argmax``, an int64 tensor without gradient (a traced function
+    that uses it raises, as it would freeze it)."""
+    return as_tensor(x).argmax(dim, keepdim)
+
+
+def argmin(x: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:
+    """The position of the smallest element, as :func:`argmax`."""
+    return as_tensor(x).argmin(dim, keepdim)
 
 
 def count_nonzero(x: Tensor, dim=None) -> Tensor:

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 from ..ops import OPS, ArrayNamespace
-from . import dtypes, tracing
+from . import dtypes, tracing, views
 from .grad_mode import is_grad_enabled
 from .node import MAX_ORIGIN_SIZE, Node, Origin, SavedInput
 from .tensor import Tensor, as_tensor
@@ -84,6 +84,9 @@ def _forward(op_name: str, operands: tuple, attrs: dict) -> tuple:
     """``(op, input tensors after promotion, result array)`` of one op on ``operands``."""
     op = OPS[op_name]
     inputs = _promote(op, [value if isinstance(value, Tensor) else _operand(value, operands) for value in operands])
+    for t in inputs:
+        if t._view_of is not None:
+            views.check_fresh(t)
     try:
         result = op.forward(*[t._data for t in inputs], **attrs)
     except (ValueError, IndexError, TypeError) as err:
@@ -103,6 +106,9 @@ def apply_op(op_name: str, *operands, **attrs) -> Tensor:
     """
     op, inputs, data = _forward(op_name, operands, attrs)
     out = Tensor(data)
+    view = op.view
+    if view and (view is True or view(**attrs)):
+        views.note(out, inputs[0], op_name, attrs)
     grad_mode = is_grad_enabled()
     if grad_mode and data.dtype.kind == "f":
         for t in inputs:

@@ -9,7 +9,13 @@ is ``a + t``): recorded with its ``grad_fn``, in the closed form, and traced ins
 transforms.  NumPy's keyword names become the method's (``axis=`` is ``dim=``,
 ``keepdims=`` is ``keepdim=``, ``a_min=``/``a_max=`` are ``min=``/``max=``).  A few NumPy
 functions whose arguments differ from any op's (``np.transpose``, ``np.concatenate``,
-``np.dot``, ``np.max``, ``np.cumprod``...) are adapted in :data:`ADAPTED`.
+``np.dot``, ``np.max``, ``np.cumprod``, NumPy 2's ``np.cumulative_sum``...) and the functions
+that are compositions of ops (``np.var``, ``np.flip``, ``np.einsum``, ``np.kron``...: the
+composites of ``tape/composites.py``, with NumPy's arguments: ``np.var``'s ``ddof`` is
+``correction``, ``np.repeat`` is ``repeat_interleave``, ``np.outer`` flattens its
+arguments) are adapted in :data:`ADAPTED`; ``np.linalg``'s functions (``det``, ``inv``,
+``solve``, ``cholesky``, ``slogdet``, ``svdvals``, ``norm``, ``matrix_norm``,
+``vector_norm``) in :data:`LINALG`.
 
 ``np.max`` and its alias ``np.amax`` (``np.min``, ``np.amin``) are symgrad's ``amax``
 (``amin``): the values over any axes, and the tied extremes of each slice share the
@@ -46,13 +52,17 @@ import numpy as np
 from ..ops import OPS
 from .tensor import Tensor, _dims, apply_op
 
-__all__ = ["array_ufunc", "array_function", "ADAPTED", "numpy_functions"]
+__all__ = ["array_ufunc", "array_function", "ADAPTED", "LINALG", "numpy_functions"]
 
 KEYWORDS = {"axis": "dim", "keepdims": "keepdim", "a_min": "min", "a_max": "max", "axes": "dims"}
 """NumPy's keyword names -> the Tensor methods' names."""
 
 POSITIONAL = ("shape", "newshape")
 """NumPy keywords that the Tensor methods take positionally (``np.reshape(t, shape=...)``)."""
+
+OPTIONS = frozenset({"min", "max", "dim", "keepdim", "shape", "ddof", "shift", "source", "destination", "offset",
+                     "axis1", "axis2", "k", "reps", "repeats", "indices", "ord"})
+"""Keywords of the adapted NumPy functions that are neither renamed nor refused."""
 
 _HELP = "use the symgrad function, or call it on t.detach().numpy() for the values alone (no gradient)"
 
@@ -86,6 +96,68 @@ def _running(name: str) -> Callable[..., Any]:
         return apply_op(name, a if axis is not None else a.reshape(-1), dim=0 if axis is None else int(axis))
 
     return call
+
+
+def _cumulative(name: str) -> Callable[..., Any]:
+    """NumPy 2's ``np.cumulative_sum``/``np.cumulative_prod``: along ``axis``, which a
+    vector may leave out (NumPy refuses that for more dimensions, and so does symgrad)."""
+    def call(x, axis=None):
+        if axis is None:
+            if x.ndim != 1:
+                raise ValueError(f"np.cumulative_{name[3:]}: axis must be given for an array of {x.ndim} dimensions "
+                                 "(NumPy's rule)")
+            axis = 0
+        return apply_op(name, x, dim=int(axis))
+
+    return call
+
+
+def _spread(name: str) -> Callable[..., Any]:
+    """``np.var``/``np.std``: ``ddof`` (NumPy's default 0) is PyTorch's ``correction``."""
+    def call(a, axis=None, ddof=0, keepdims=False):
+        from . import composites
+
+        return getattr(composites, name)(a, _dims(axis), correction=ddof, keepdim=bool(keepdims))
+
+    return call
+
+
+def _composite(name: str, **renamed: str) -> Callable[..., Any]:
+    """A composite of ``tape/composites.py`` called with NumPy's keyword names (``renamed``
+    maps NumPy's to the composite's: ``axis`` to ``dims``)."""
+    def call(*args, **kwargs):
+        from . import composites
+
+        return getattr(composites, name)(*args, **{renamed.get(key, key): value for key, value in kwargs.items()})
+
+    return call
+
+
+def _flip(m, axis=None):
+    from .composites import flip
+
+    return flip(m, tuple(range(m.ndim)) if axis is None else axis)
+
+
+def _outer(a, b):
+    """``np.outer`` flattens its arguments (``torch.outer`` takes vectors only)."""
+    from .composites import outer
+
+    return outer(a.reshape(-1), b.reshape(-1))
+
+
+def _trace(a, offset=0, axis1=0, axis2=1):
+    """The sums of the diagonals, as ``np.trace``: the diagonal's dim summed."""
+    from .composites import diagonal
+
+    return diagonal(a, offset, axis1, axis2).sum(dim=-1)
+
+
+def _sort(a, axis=-1):
+    """``np.sort``'s values (``axis=None`` sorts the flattened array)."""
+    from .composites import sort
+
+    return sort(a.reshape(-1) if axis is None else a, -1 if axis is None else axis).values
 
 
 def _dot(a, b):
@@ -126,12 +198,57 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "stack": _joined("stack"),
     "cumsum": _running("cumsum"),
     "cumprod": _running("cumprod"),
+    "cumulative_sum": _cumulative("cumsum"),
+    "cumulative_prod": _cumulative("cumprod"),
+    "var": _spread("var"),
+    "std": _spread("std"),
+    "flip": _flip,
+    "roll": _composite("roll", shift="shifts", axis="dims"),
+    "moveaxis": _composite("moveaxis"),
+    "ravel": _composite("ravel"),
+    "outer": _outer,
+    "inner": _composite("inner"),
+    "kron": _composite("kron"),
+    "einsum": _composite("einsum"),
+    "tensordot": _composite("tensordot", axes="dims"),
+    "trace": _trace,
+    "diagonal": _composite("diagonal", axis1="dim1", axis2="dim2"),
+    "diag": _composite("diag", k="diagonal"),
+    "triu": _composite("triu", k="diagonal"),
+    "tril": _composite("tril", k="diagonal"),
+    "tile": _composite("tile", reps="dims"),
+    "repeat": _composite("repeat_interleave", axis="dim"),
+    "take_along_axis": _composite("take_along_dim", axis="dim"),
+    "atleast_1d": _composite("atleast_1d"),
+    "atleast_2d": _composite("atleast_2d"),
+    "sort": _sort,
+    "count_nonzero": _composite("count_nonzero", axis="dim"),
+    "argmax": _composite("argmax", axis="dim", keepdims="keepdim"),
+    "argmin": _composite("argmin", axis="dim", keepdims="keepdim"),
     "shape": lambda a: tuple(a.shape),
     "ndim": lambda a: a.ndim,
     "size": lambda a: a.numel(),
 }
 """NumPy functions whose arguments differ from their op's method (or that only read a
 tensor's shape), written out."""
+
+
+def _linalg(name: str, **renamed: str) -> Callable[..., Any]:
+    def call(*args, **kwargs):
+        from .. import linalg
+
+        return getattr(linalg, name)(*args, **{renamed.get(key, key): value for key, value in kwargs.items()})
+
+    return call
+
+
+LINALG: dict[str, Callable[..., Any]] = {
+    "det": _linalg("det"), "inv": _linalg("inv"), "solve": _linalg("solve"), "cholesky": _linalg("cholesky"),
+    "slogdet": _linalg("slogdet"), "svdvals": _linalg("svdvals"),
+    **{name: _linalg(name, axis="dim", keepdims="keepdim") for name in ["norm", "matrix_norm", "vector_norm"]},
+}
+"""``np.linalg.<name>`` on tensors: ``symgrad.linalg``'s function of the same name (``inv``:
+the op ``inverse``), with NumPy's keywords (``axis=``, ``keepdims=``)."""
 
 
 def _routes() -> dict[str, Callable[..., Any]]:
@@ -148,8 +265,10 @@ def numpy_functions() -> list[str]:
 
     >>> "exp" in numpy_functions() and "cbrt" not in numpy_functions()
     True
+    >>> "linalg.det" in numpy_functions()
+    True
     """
-    return sorted(ROUTES)
+    return sorted(ROUTES) + sorted(f"linalg.{name}" for name in LINALG)
 
 
 def _refuse(name: str, why: str, fix: str = _HELP) -> TypeError:
@@ -160,7 +279,7 @@ def _checked_kwargs(name: str, kwargs: dict) -> dict:
     if kwargs.get("out") is not None:
         raise _refuse(name, "with out= would write into an array outside the graph", "use the tensor it returns")
     kwargs = {key: value for key, value in kwargs.items() if key != "out"}
-    unknown = sorted(set(kwargs) - set(KEYWORDS) - set(POSITIONAL) - {"min", "max", "dim", "keepdim", "shape"})
+    unknown = sorted(set(kwargs) - set(KEYWORDS) - set(POSITIONAL) - OPTIONS)
     if unknown:
         raise _refuse(name, f"got the keyword{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}=, "
                             "which symgrad's tensors do not support")
@@ -181,8 +300,12 @@ def array_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> An
 def array_function(func: Callable, types: tuple, args: tuple, kwargs: dict) -> Any:
     """``Tensor.__array_function__``: run the op that ``func`` is, or refuse."""
     name = func.__name__
-    route = ROUTES.get(name)
-    if route is None or getattr(np, name, None) is not func:
+    if getattr(func, "__module__", None) == "numpy.linalg" and getattr(np.linalg, name, None) is func:
+        name = f"linalg.{name}"
+        route = LINALG.get(name[len("linalg."):])
+    else:
+        route = ROUTES.get(name) if getattr(np, name, None) is func else None
+    if route is None:
         raise _refuse(name, "has no op in symgrad's op table, so it cannot run on tensors")
     if name == "where" and len(args) + len(kwargs) != 3:
         raise _refuse(name, "with one argument gives positions, which have no derivative",

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..ops import OPS, normalize_index
 from . import devices
-from . import dtypes, tracing
+from . import dtypes, tracing, views
 from .grad_mode import is_grad_enabled
 from .node import AccumulateGrad, Node, Origin, RemovableHandle, VersionCounter, note_index_source
 
@@ -68,6 +68,7 @@ class Tensor:
     _made_outside_graph: str | None = None  # how, when made from a running trace (tracing.py)
     _trace_node: Node | None = None  # a mask op a running trace recorded without grad (tracing.py)
     _origin: Origin | None = None  # how it was computed from named tensors, unrecorded (for printing)
+    _view_of: tuple | None = None  # what PyTorch would make a view of: (root, version, value, op) (views.py)
 
     def __init__(self, data: np.ndarray, *, requires_grad: builtins.bool = False, name: str | None = None,
                  _version: VersionCounter | None = None, _constant=None) -> None:
@@ -164,6 +165,8 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if not callable(hook):
             raise TypeError(f"a hook must be callable as hook(grad), got {type(hook).__name__} {hook!r}")
+        if tracing.ACTIVE_TRACES:
+            tracing.refuse_hook(self)
         if self.grad_fn is not None:
             hooks = self.grad_fn.hooks[self._output_nr]
         else:
@@ -196,7 +199,9 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A tensor sharing this one's memory and version counter, outside the graph."""
-        return tracing.mark(Tensor(self._data, _version=self._version), "detach()", self)
+        out = Tensor(self._data, _version=self._version)
+        views.note_detached(out, self)  # PyTorch's shares memory with this one's origin too
+        return tracing.mark(out, "detach()", self)
 
     def detach_(self) -> "Tensor":
         """Cut this tensor out of the graph in place, making it a leaf."""
@@ -292,6 +297,8 @@ class Tensor:
         """The single value as a Python number."""
         if tracing.ACTIVE_TRACES:
             tracing.refuse(self, "item()")
+        if self._view_of is not None:
+            views.check_fresh(self)
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to a Python scalar")
         return self._data.reshape(()).item()
@@ -300,6 +307,8 @@ class Tensor:
         """The values as an ndarray sharing memory; refused while the tensor requires grad."""
         if tracing.ACTIVE_TRACES:
             tracing.refuse(self, "numpy()")
+        if self._view_of is not None:
+            views.check_fresh(self)
         if self.requires_grad:
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
         return self._data
@@ -308,11 +317,15 @@ class Tensor:
         """The values as (nested) Python lists of numbers."""
         if tracing.ACTIVE_TRACES:
             tracing.refuse(self, "tolist()")
+        if self._view_of is not None:
+            views.check_fresh(self)
         return self._data.tolist()
 
     def __array__(self, dtype=None, copy=None):
         if tracing.ACTIVE_TRACES:
             tracing.refuse(self, "numpy.asarray() (__array__)")
+        if self._view_of is not None:
+            views.check_fresh(self)
         return self._data if dtype is None else self._data.astype(dtype)
 
     def __float__(self) -> float:
@@ -848,6 +861,7 @@ class Tensor:
         changed under ``no_grad``.
         """
         recording = is_grad_enabled()
+        root = views.before_inplace(self, op_name, recording) if self._view_of is not None else None
         if recording and self.is_leaf and self._requires_grad:
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation; "
@@ -872,6 +886,8 @@ class Tensor:
             self._inplace_while_tracing(op_name, others, attrs)
         else:  # nothing to record (no operand requires grad, or grad mode is off)
             self._write(_forward(op_name, (self,) + others, attrs)[2], op_name)
+        if root is not None:
+            views.write_through(self, root)
         return self
 
     def _inplace_while_tracing(self, op_name: str, others: tuple, attrs: dict) -> None:
@@ -956,7 +972,7 @@ class Tensor:
 
     def fill_(self, value):
         """Set every element to ``value`` in place."""
-        if type(value) in (int, float) and not (self.requires_grad and is_grad_enabled()):
+        if type(value) in (int, float) and self._view_of is None and not (self.requires_grad and is_grad_enabled()):
             # nothing to record: the assignment the setitem op would make, without the copy
             self._data[...] = value
             self._version.value += 1

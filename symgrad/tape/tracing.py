@@ -24,7 +24,12 @@ refuses all of it while a trace runs:
   under ``no_grad``, an in-place change of an argument or of a value under ``no_grad``
   (a mask changed in place is followed) -- are marked with how they were made (:func:`mark`); a recorded op
   that uses one, or a traced function that returns one, raises (:func:`check_use`);
-* **random numbers** drawn inside a traced function would be drawn once: refused too;
+* **gradient hooks** registered on a traced tensor would never run: refused
+  (:func:`refuse_hook`);
+* **random numbers** drawn inside a traced function would be drawn once: refused too --
+  symgrad's own (``randn``, ``Dropout``) as they are drawn, and NumPy's or Python's
+  (``np.random.normal``, a captured ``np.random.Generator``, the ``random`` module) when
+  the trace ends and their generator's state has moved (:func:`refusing_random_draws`);
 * **index arrays** taken from an integer argument (``x[i]``, labels in ``nll_loss``)
   are remembered with how they were computed from it (:func:`derived_array`), so the
   compiled function recomputes them from each call's argument.  A traced boolean mask
@@ -45,11 +50,16 @@ symgrad.tape.tracing.UntraceableError: the traced function indexes with a boolea
 """
 from __future__ import annotations
 
+import contextlib
 import linecache
 import os
+import pickle
+import random
 import sys
 import threading
 from typing import Any, Callable, Iterable
+
+import numpy as np
 
 from .node import note_index_source
 
@@ -149,12 +159,61 @@ def refuse(tensor: Any, operation: str, fix: str | None = None) -> None:
         f"Instead, {fix or _FIXES.get(kind, _DEFAULT_FIX)}")
 
 
+def refuse_hook(tensor: Any) -> None:
+    """Raise :class:`UntraceableError` when a gradient hook is registered on a traced tensor:
+    a transform differentiates the recorded ops in closed form, so the hook, which would
+    change the gradient in an eager backward, would never run."""
+    if _running() and _live(tensor):
+        raise UntraceableError(
+            f"register_hook() on a traced tensor of shape {tuple(tensor.shape)}{user_line()}: symgrad.grad (and "
+            "every transform) derives the gradient in closed form from the recorded ops, so a hook, which changes "
+            "the gradient during an eager backward, would not run and the result would silently differ from "
+            "backward()'s. Instead, call backward() or symgrad.autograd.grad() on the eager graph, or write the "
+            "change of gradient as a custom Function with a SymPy form")
+
+
 def refuse_random(what: str) -> None:
     """Raise :class:`UntraceableError` when random numbers are drawn inside a trace."""
     if _running():
         raise UntraceableError(
             f"{what} inside a traced function{user_line()}: the numbers would be drawn once, when the function is "
             f"traced, and reused at every call. Instead, {_FIXES['random']}")
+
+
+RANDOM_SOURCE_TYPES = (np.random.Generator, np.random.RandomState, np.random.BitGenerator)
+"""Random number generators whose state a transform checks around a trace."""
+
+
+def _random_states(sources: Iterable[Any]) -> list[bytes]:
+    """The state of NumPy's global generator, Python's ``random`` module and each of ``sources``."""
+    states = [pickle.dumps(np.random.get_state(legacy=False)), pickle.dumps(random.getstate())]
+    for source in sources:
+        state = source.bit_generator.state if isinstance(source, np.random.Generator) else (
+            source.get_state(legacy=False) if isinstance(source, np.random.RandomState) else source.state)
+        states.append(pickle.dumps(state))
+    return states
+
+
+@contextlib.contextmanager
+def refusing_random_draws(function: Callable, sources: Iterable[Any] = ()):
+    """Raise :class:`UntraceableError` if the body (a trace of ``function``) draws random
+    numbers from NumPy's global generator, from Python's ``random`` module or from one of
+    ``sources`` (generators the function captured): the compiled function would replay
+    this trace's numbers at every call, where the function itself draws new ones."""
+    sources = list(sources)
+    before = _random_states(sources)
+    yield
+    after = _random_states(sources)
+    names = ["NumPy's global random generator (np.random.*)", "Python's random module"] + [
+        f"the captured {type(s).__name__} {s!r}" for s in sources]
+    moved = [name for name, b, a in zip(names, before, after) if b != a]
+    if moved:
+        code = getattr(function, "__code__", None)
+        where = f" (the function {code.co_name}, defined at {code.co_filename}:{code.co_firstlineno})" if code else ""
+        raise UntraceableError(
+            f"the traced function{where} drew random numbers from {' and '.join(moved)}: they were drawn once, when the "
+            f"function was traced, and the compiled function would reuse them at every call. Instead, "
+            f"{_FIXES['random']}")
 
 
 def derived_array(source: Any, compute: Callable[[Any], Any]) -> Any:

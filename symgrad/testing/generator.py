@@ -33,6 +33,7 @@ True
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -173,9 +174,14 @@ class Program:
 
 
 def _literal(value) -> str:
+    """Python source that evaluates to ``value`` (an attr or a constant of a step)."""
     if isinstance(value, np.ndarray):
         dtype = "bool" if value.dtype == bool else f"np.{value.dtype.name}"
-        return f"np.array({value.tolist()!r}, dtype={dtype})"
+        return f"np.array({_literal(value.tolist())}, dtype={dtype})"
+    if isinstance(value, list):
+        return f"[{', '.join(_literal(v) for v in value)}]"
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):  # repr() gives the undefined name inf
+        return 'float("nan")' if math.isnan(value) else ('float("inf")' if value > 0 else '-float("inf")')
     if isinstance(value, tuple):
         inner = ", ".join(_literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
@@ -563,6 +569,26 @@ def _well_conditioned(b: ProgramBuilder, n: int) -> Ref:
     return b._append(Step("add", (scaled, b.constant(2 * np.eye(n, dtype=b.dtype)))))
 
 
+def _separated_singular_values(b: ProgramBuilder, m: int, n: int) -> Ref:
+    """An ``m x n`` matrix made from any value as ``D + tanh(M) / (5 max(m, n))`` with ``D``
+    diagonal, ``D_ii = k - i`` (``k = min(m, n)``): the perturbation's 2-norm is at most 0.2
+    (Weyl), so the singular values stay at least 0.6 apart and at least 0.8, where
+    ``svdvals``, ``svd_u`` and ``svd_v`` are smooth."""
+    k = min(m, n)
+    diagonal = np.zeros((m, n), dtype=b.dtype)
+    diagonal[np.arange(k), np.arange(k)] = np.arange(k, 0, -1)
+    squashed = b._append(Step("tanh", (b.value(shape=(m, n)),)))
+    scaled = b._append(Step("mul", (squashed, 1.0 / (5 * max(m, n)))))
+    return b._append(Step("add", (scaled, b.constant(diagonal))))
+
+
+@register_recipe("svdvals")
+@register_recipe("svd_u")
+@register_recipe("svd_v")
+def _any_matrix_with_separated_singular_values(b, op):
+    return [_separated_singular_values(b, b.choose.integer(1, 3), b.choose.integer(1, 3))], {}
+
+
 @register_recipe("det")
 @register_recipe("logdet")
 @register_recipe("inverse")
@@ -921,6 +947,44 @@ def _kron(b):
     return [b.value(max_ndim=2), b.value(max_ndim=2)], {}
 
 
+@register_composite("ravel", composites.ravel)
+@register_composite("atleast_1d", composites.atleast_1d)
+@register_composite("atleast_2d", composites.atleast_2d)
+def _any_value(b):
+    return [b.value()], {}
+
+
+@register_composite("diag", composites.diag)
+def _diag(b):
+    return [b.value(min_ndim=1, max_ndim=2)], {"diagonal": b.choose.integer(-1, 1)}
+
+
+@register_composite("repeat", composites.repeat)
+def _repeat(b):
+    x = b.value(max_ndim=2)
+    sizes = [b.choose.integer(1, 2) for _ in range(len(b.shape(x)) + b.choose.integer(0, 1))]
+    return [x, *sizes], {}
+
+
+@register_composite("tensordot", composites.tensordot)
+def _tensordot(b):
+    a = b.value(min_ndim=1, max_ndim=2)
+    return [a, b.value(shape=b.shape(a)[-1:] + (b.choose.integer(1, 3),))], {"dims": 1}
+
+
+@register_composite("einsum", composites.einsum)
+def _einsum(b):
+    """A matrix product, a trace-free transpose with a sum, or an inner product."""
+    m, n = b.choose.integer(1, 3), b.choose.integer(1, 3)
+    a = b.value(shape=(m, n))
+    equation = b.choose.element(["ij,jk->ik", "ij->j", "ij,ij->i"])
+    if equation == "ij,jk->ik":
+        return [equation, a, b.value(shape=(n, b.choose.integer(1, 3)))], {}
+    if equation == "ij->j":
+        return [equation, a], {}
+    return [equation, a, b.value(shape=(m, n))], {}
+
+
 @register_composite("pad", composites.pad, "symgrad.nn.functional.pad")
 def _pad(b):
     x = b.value(min_ndim=1)
@@ -929,9 +993,15 @@ def _pad(b):
 
 @register_composite("matrix_norm", linalg.matrix_norm, "symgrad.linalg.matrix_norm")
 def _matrix_norm(b):
-    # abs has a kink at 0, the Frobenius norm where the matrix is 0: values kept away from 0
-    x = b.value(min_ndim=2, domain=AWAY_FROM_ZERO)
-    return [x], {"ord": b.choose.element(list(linalg.MATRIX_ORDERS)), "keepdim": b.choose.boolean()}
+    # abs has a kink at 0, the Frobenius norm where the matrix is 0: values kept away from 0;
+    # the orders of the singular values have kinks where two meet or one is 0: a matrix
+    # whose singular values are apart
+    order = b.choose.element(list(linalg.MATRIX_ORDERS))
+    if order in ("nuc", 2, -2):
+        x = _separated_singular_values(b, b.choose.integer(1, 3), b.choose.integer(1, 3))
+    else:
+        x = b.value(min_ndim=2, domain=AWAY_FROM_ZERO)
+    return [x], {"ord": order, "keepdim": b.choose.boolean()}
 
 
 @register_composite("vector_norm", composites.vector_norm, "symgrad.linalg.vector_norm")

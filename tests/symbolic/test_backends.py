@@ -238,6 +238,119 @@ def test_vectorised_rosenbrock_is_one_stencil_loop(cc, backend, n):
     np.testing.assert_allclose(grad, rosen_der(x) if n > 1 else np.zeros(1), rtol=1e-12, atol=1e-10)
 
 
+PARALLEL_PROGRAMS = {
+    # (value_and_grad of a full sum, inputs): enough points for the loops' worker threads
+    "W1 formula": (lambda x, y, z: w1_formula(symgrad, x, y, z).sum(),
+                   lambda rng: list(rng.uniform(-1.0, 1.0, (3, 300_001)))),
+    "W2 stencil": (rosen, lambda rng: [rng.uniform(-1.5, 1.5, 300_001)]),
+    "column and row sums": (lambda m: (m.sum(0) ** 2).sum() + (symgrad.exp(m).sum(1) * m.mean(1)).sum(),
+                            lambda rng: [rng.uniform(-1.0, 1.0, (600, 500))]),
+}
+
+
+def _loops(compiled) -> list:
+    """The C loops of a compiled function: a plan's loops, the loops of full sums inside."""
+    loops = [step.function for step in compiled.steps if step.kind != "numpy"] if hasattr(compiled, "steps") else [compiled]
+    for loop in loops:
+        loops.extend(getattr(loop, "inner", ()))
+    return loops
+
+
+@pytest.mark.parametrize("case", sorted(PARALLEL_PROGRAMS))
+def test_loops_on_many_threads_equal_one_thread_and_numpy(cc, case):
+    """Loops long enough to share their blocks among worker threads (:mod:`.c_threads`)
+    give the same bits as the same loops on the calling thread alone (full sums added in
+    block order, whichever thread ran a block), on every call, also when four Python
+    threads call them at once (one of them gets the workers, the others run alone); and
+    agree with the NumPy backend."""
+    from symgrad.symbolic.codegen.backends.c_threads import forget_slow_calls, thread_count
+
+    f, make = PARALLEL_PROGRAMS[case]
+    forget_slow_calls()  # (the workers share the first call even if earlier ones were slow with them)
+    data = make(np.random.default_rng(7))
+    argnums = tuple(range(len(data)))
+    native = S.value_and_grad(f, argnums=argnums, backend="c")
+    value, grads = native(*data)
+    ref_value, ref_grads = S.value_and_grad(f, argnums=argnums)(*data)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-11)
+    for got, want in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    if case == "W2 stencil":
+        np.testing.assert_array_equal(grads[0], ref_grads[0])
+    loops = _loops(native.compiled)
+    assert loops and all(loop.parallel for loop in loops) and thread_count() >= 1
+    results: list = []
+    errors: list = []
+    start = threading.Barrier(4)
+
+    def work() -> None:
+        try:
+            start.wait()
+            for _ in range(3):
+                forget_slow_calls()
+                results.append(native(*data))
+        except Exception as err:  # noqa: BLE001  (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for loop in loops:
+        loop.parallel = False
+    try:
+        alone = native(*data)
+    finally:
+        for loop in loops:
+            loop.parallel = True
+    for got_value, got_grads in results + [(value, grads)]:
+        assert got_value.tobytes() == alone[0].tobytes()
+        for got, want in zip(got_grads, alone[1]):
+            assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_loops_run_in_a_forked_child(cc):
+    """A child process forked after the worker threads started (fork copies no threads)
+    starts its own and computes the same bits."""
+    x = np.random.default_rng(8).uniform(-1.5, 1.5, 300_001)
+    native = S.value_and_grad(rosen, backend="c")
+    value, grad = native(x)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the bits, never return into pytest
+        try:
+            child_value, child_grad = native(x)
+            os.write(write, b"same" if (child_value.tobytes() == value.tobytes()
+                                        and child_grad.tobytes() == grad.tobytes()) else b"diff")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    assert answer == b"same"
+
+
+def test_broadcast_inputs_read_from_one_repetition(cc):
+    """An input whose shape is the last axes of the loop's (a bias) is read from its
+    repetition over one block and one period, not from a copy broadcast to the loop's
+    shape; other broadcasts are copied.  Across many blocks (periods 7 and 21 do not
+    divide the block), the same bits as the NumPy backend."""
+    shapes = {"x": (700, 3, 7), "b": (7,), "c": (3, 7), "d": (1, 1, 7), "e": (700, 1, 1)}
+    symbols = {name: ArrayVar(name, shape) for name, shape in shapes.items()}
+    x, b, c, d, e = symbols.values()
+    rng = np.random.default_rng(9)
+    values = [rng.uniform(-2, 2, shape) for shape in shapes.values()]
+    native, reference = compile_both("c_fused", list(symbols.values()), [x * b + c / d - e, b * c])
+    tiled = {native.inputs[i] for i in native.tiles}
+    assert tiled == {"b", "c", "d"}
+    for got, want in zip(native(*values), reference(*values)):
+        np.testing.assert_array_equal(got, want)
+
+
 def w3_loss(W, b, X, Y):
     """Benchmark W3's program: logistic regression, mean(BCEWithLogits(X @ W + b, Y))."""
     import symgrad.nn.functional as Fn
@@ -338,6 +451,36 @@ MATH_CASES = {  # SymPy functions the op table does not use, each on values insi
     "floor": sp.floor(_U * 3), "ceiling": sp.ceiling(_U * 3), "Abs": sp.Abs(_U), "pow_-1.5": (2 + _U) ** -1.5,
     "pow_cbrt": (2 + _U) ** sp.Rational(1, 3), "pi": sp.pi * _U, "log(2)": sp.log(2) * _U,
 }
+
+
+def test_every_elementwise_op_is_a_vectorised_loop(cc, tmp_path):
+    """The loop of each op the C backends translate, with its derivatives, is vectorised
+    (read from GCC's own report): a call inside a condition (``where``, ``Piecewise``, the
+    NaN test of ``softplus``) or a short-circuit ``&&`` keeps GCC from it, and a scalar
+    loop of ``exp``/``log`` is several times slower."""
+    import subprocess
+
+    from symgrad.symbolic.codegen.backends.c_fused import FLAGS, FusedFunction
+    from symgrad.symbolic.forms.selections import elementwise_form
+
+    version = subprocess.run([*cc, "--version"], capture_output=True, text=True).stdout
+    if "gcc" not in version.lower() and "free software foundation" not in version.lower():
+        pytest.skip("reads GCC's vectorisation report")
+    scalar = []
+    for name in ELEMENTWISE_OPS:
+        op = OPS[name]
+        xs = [ArrayVar(f"x{i}", (4096,)) for i in range(op.arity)]
+        try:
+            form = elementwise_form(name, op.sympy, xs)
+        except TypeError:  # (an op of symgrad's own whose form needs its attributes)
+            continue
+        source = FusedFunction(xs, [form, *(sp.diff(form, u) for u in xs)]).source
+        (tmp_path / "loop.c").write_text(source)
+        report = subprocess.run([*cc, *FLAGS, "-fopt-info-vec-optimized", str(tmp_path / "loop.c"),
+                                 "-o", str(tmp_path / "loop.so")], capture_output=True, text=True).stderr
+        if "loop vectorized" not in report:
+            scalar.append(name)
+    assert not scalar
 
 
 @pytest.mark.parametrize("case", sorted(MATH_CASES))
@@ -542,8 +685,9 @@ def test_c_backend_plans_what_one_loop_cannot(cc, inputs, output, op):
     computes the op; its result equals the NumPy backend's."""
     values = [np.random.default_rng(1).uniform(-1, 1, shape_of(s)) for s in inputs]
     native, reference = compile_both("c", inputs, [sp.exp(output) * 2])
-    assert native.backend == "c" and [step.kind for step in native.steps] == ["reduce" if op == "sum" else "numpy", "c"]
-    assert ("NumPy" in native.source or op == "sum") and "sg_kernel" in native.source
+    in_c = op in ("sum", "softmax")  # (C loop nests: sums, softmax, ... over axes)
+    assert native.backend == "c" and [step.kind for step in native.steps] == ["reduce" if in_c else "numpy", "c"]
+    assert ("NumPy" in native.source or in_c) and "sg_kernel" in native.source
     assert_agree(native(*values), reference(*values), TOLERANCES[np.float64])
 
 

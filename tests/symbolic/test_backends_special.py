@@ -131,7 +131,9 @@ def ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(ordered(a) - ordered(b))
 
 
-def assert_same(got: np.ndarray, want: np.ndarray, arity: int, ulp: int, source: str) -> None:
+def assert_same(got: np.ndarray, want: np.ndarray, arity: int, ulp: int, source: str, where: list | None = None) -> None:
+    """``got`` equal to ``want`` (bit for bit, or within ``ulp``), NaN where it is NaN;
+    a failure names the points (``where``: by default those of :func:`points`)."""
     nan = np.isnan(want)
     equal = (np.isnan(got) & nan) | (got.view(np.int64) == want.view(np.int64))
     if ulp:
@@ -139,7 +141,7 @@ def assert_same(got: np.ndarray, want: np.ndarray, arity: int, ulp: int, source:
         same_zero = (want != 0) | (got != 0) | (np.signbit(want) == np.signbit(got))
         equal |= finite & same_zero & (ulps(got, want) <= ulp).astype(bool)
     bad = [i for i in range(len(want)) if not equal[i]]
-    where = list(zip(*points(arity)))
+    where = list(zip(*points(arity))) if where is None else where
     assert not bad, "\n".join([f"at {where[i]}: got {got[i]!r}, NumPy {want[i]!r}" for i in bad[:12]]
                               + [f"({len(bad)} points differ)", source[-1500:]])
 
@@ -313,3 +315,42 @@ def test_planned_programs_agree_at_special_values(cc, case):
     assert native.compiled.backend == "c"
     assert_same(np.asarray(got_grad, dtype=np.float64).ravel(), np.asarray(want_grad).ravel(), 1, ULPS, native.source)
     assert np.isnan(got_value) == np.isnan(want_value)
+
+
+def _structural(name: str, *args, **attrs):
+    return S.structural_class(name).of(*args, **attrs)
+
+
+AXIS_EXTREMES = {  # name -> (output of a (7, 14) array t, ulps): C loop nests along one axis, no NumPy step
+    "max along rows": (lambda t: _structural("max", t, dim=1, keepdim=False), 0),
+    "max along columns, kept": (lambda t: _structural("max", t * 2, dim=0, keepdim=True), 0),
+    "amin along rows": (lambda t: _structural("amin", -t, dim=1, keepdim=False), 0),
+    "logsumexp along rows": (lambda t: _structural("logsumexp", t, dim=1, keepdim=False), ULPS),
+    "logsumexp along columns, kept": (lambda t: _structural("logsumexp", t / 2, dim=0, keepdim=True), ULPS),
+    "softmax along rows": (lambda t: _structural("softmax", t, dim=1), ULPS),
+    "softmax along columns": (lambda t: _structural("softmax", t - 1, dim=0), ULPS),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AXIS_EXTREMES))
+def test_max_logsumexp_softmax_along_an_axis_at_special_values(cc, case):
+    """``max``/``amin`` (bit for bit), ``logsumexp`` and ``softmax`` (within ``ULPS``: ``exp``
+    and ``log`` are libmvec's against NumPy's, sums in another order along the last axis)
+    along either axis of an array whose rows and columns mix the special values (NaN in
+    some, infinities, zeros of both signs, subnormals, huge numbers), as C loop nests: the
+    NumPy backend's values, infinities and NaN in the same places."""
+    build, ulp = AXIS_EXTREMES[case]
+    t = ArrayVar("t", (7, 14))
+    values = np.array([np.roll(SPECIAL, k) for k in range(7)])
+    values[:, 13] = [np.inf] * 7  # a column without NaN
+    values[3] = np.resize([-0.0, 0.0, 1.0, -1e308], 14)  # a row without NaN or infinities
+    values[5] = np.resize([-np.inf, -1.0], 14)  # a row whose maximum is finite beside -inf
+    values[6] = np.resize([-0.0, 0.0, -1.0, 0.0, -0.0], 14)  # extremes tied at zeros of both signs
+    native = S.compile_exprs([t], [build(t)], backend="c", cache=False)
+    reference = S.compile_exprs([t], [build(t)], cache=False)
+    assert [step.kind for step in native.steps] == ["reduce"]
+    with np.errstate(all="ignore"):
+        got, want = native(values).out0, reference(values).out0
+    assert got.shape == want.shape
+    assert_same(np.asarray(got, dtype=np.float64).ravel(), np.asarray(want, dtype=np.float64).ravel(), 1, ulp,
+                native.source, where=list(np.ndindex(got.shape)))

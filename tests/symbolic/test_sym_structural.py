@@ -103,6 +103,7 @@ CASES = [
     ("logabsdet", [(3, 3)], {}),
     ("logabsdet", [(2, 3, 3)], {}),
     ("det_sign", [(2, 3, 3)], {}),
+    *[(name, [shape], {}) for name in ["svdvals", "svd_u", "svd_v"] for shape in [(1, 1), (3, 3), (2, 3, 4), (2, 4, 3)]],
     ("det", [(3, 3)], {}),
     ("det", [(2, 3, 3)], {}),
     ("logdet", [(3, 3)], {}),

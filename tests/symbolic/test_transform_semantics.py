@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import operator
+import random
 
 import numpy as np
 import pytest
@@ -375,6 +376,14 @@ def test_engine_made_symbols_never_meet_a_users_name(name):
 
 
 # ============================================================================ 3. ways out of the graph
+CAPTURED_GENERATOR = np.random.default_rng(11)
+
+
+def _hooked(t):
+    t.register_hook(lambda g: g * 10)  # would scale the gradient in an eager backward
+    return t
+
+CAPTURED_RANDOM_STATE = np.random.RandomState(12)
 OUT_OF_GRAPH = {
     "item()": lambda x: x * x.sum().item(),
     "float()": lambda x: x * float(x.sum()),
@@ -390,6 +399,12 @@ OUT_OF_GRAPH = {
     "symgrad.tensor()": lambda x: x * symgrad.tensor(x).sum(),
     "symgrad.randn()": lambda x: x * symgrad.randn(2),
     "symgrad.rand()": lambda x: x * symgrad.rand(2),
+    "np.random.normal()": lambda x: x * np.random.normal(size=2),
+    "a captured np.random.Generator": lambda x: x * CAPTURED_GENERATOR.normal(size=2),
+    "a captured np.random.RandomState": lambda x: x * CAPTURED_RANDOM_STATE.uniform(size=2),
+    "random.random()": lambda x: x * random.random(),
+    "register_hook()": lambda x: _hooked(x * 2),
+    "register_hook() on the argument": lambda x: _hooked(x) * 2,
     "allclose()": lambda x: x * 2 if x.allclose(symgrad.ones(2)) else x,
     "equal()": lambda x: x * 2 if x.equal(symgrad.ones(2)) else x,
 }
@@ -405,6 +420,21 @@ def test_every_way_out_of_the_graph_raises_naming_the_line(way, transform):
     message = str(info.value)
     assert "test_transform_semantics.py" in message  # the user's line
     assert "Instead," in message  # and the fix
+
+
+def test_random_numbers_drawn_outside_and_passed_in_are_read_at_each_call():
+    rng = np.random.default_rng(4)
+    df = grad(lambda x, noise: (x * noise).sum())
+    for _ in range(3):  # a captured generator that the function does not draw from is no draw
+        noise = rng.normal(size=2)
+        np.testing.assert_array_equal(df(np.ones(2), noise), noise)
+
+
+def test_a_refused_random_draw_leaves_nothing_cached():
+    f = grad(lambda x: (x * np.random.normal(size=2)).sum())
+    for _ in range(2):  # the second call traces again and raises again: no frozen numbers were kept
+        with pytest.raises(UntraceableError, match="NumPy's global random generator"):
+            f(np.ones(2))
 
 
 INDEX_WAYS = {

@@ -1,6 +1,6 @@
 """SymPy forms of the linear-algebra ops (``symgrad/ops/linalg.py``): ``det``, ``logdet``,
-``inverse``, ``solve``, ``cholesky``, ``det_sign``, ``logabsdet`` and ``tril`` over the last
-two dims, with their shape rules and adjoints.
+``inverse``, ``solve``, ``cholesky``, ``det_sign``, ``logabsdet``, ``tril``, ``svdvals``,
+``svd_u`` and ``svd_v`` over the last two dims, with their shape rules and adjoints.
 
 They print in matrix notation (``det(A)``, ``inverse(A)`` as ``A^{-1}`` in LaTeX), and the
 adjoints are the textbook ones in the same functions, so a closed form reads as a textbook
@@ -11,7 +11,8 @@ from __future__ import annotations
 import sympy as sp
 
 from ..core.symbols import shape_of
-from .structural import Matmul, Reshape, StructuralFunction, _matrix_transpose, _register, exact, reduce_to
+from .structural import (Matmul, Reshape, StructuralFunction, _matrix_transpose, _new_axis, _register, exact,
+                         reduce_to)
 
 
 def _square_rule(name: str, shape: tuple) -> None:
@@ -167,3 +168,78 @@ class Tril(StructuralFunction):
 
     def adjoint(self, g, index):
         return Tril.of(exact(g, shape_of(self)), diagonal=self.attrs.get("diagonal", 0))
+
+
+def _svd_shape(name: str, shape: tuple) -> tuple:
+    """``(*batch, m, n)`` checked: a matrix or a batch of them."""
+    if len(shape) < 2:
+        raise ValueError(f"{name} needs a matrix or a batch of them (at least 2 dims), got shape {shape}")
+    return tuple(shape)
+
+
+@_register
+class Svdvals(StructuralFunction):
+    """``svdvals(A)``: the ``min(m, n)`` singular values of each matrix, descending; its
+    adjoint is ``U diag(G) V^T`` (``d s_i = u_i^T dA v_i``)."""
+
+    op_name = "svdvals"
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        *batch, m, n = _svd_shape("svdvals", shapes[0])
+        return (*batch, min(m, n))
+
+    def adjoint(self, g, index):
+        (a,) = self.arrays
+        return Matmul.of(SvdU.of(a) * _new_axis(exact(g, shape_of(self)), -2), _matrix_transpose(SvdV.of(a)))
+
+
+def _svd_gaps(s: sp.Expr) -> sp.Expr:
+    """``s_j^2 - s_i^2`` off the diagonal, ``s_i^2`` on it: ``P - P^T`` (0 on its diagonal)
+    divided by it is ``F o (P - P^T)``, ``F_ij = 1/(s_j^2 - s_i^2)``."""
+    gaps = _new_axis(s ** 2, -2) - _new_axis(s ** 2, -1)
+    return gaps + Tril.of(_matrix_transpose(Tril.of(_new_axis(s, -1) * _new_axis(s, -2))))
+
+
+class _SingularVectors(StructuralFunction):
+    """The thin SVD's ``U`` (``m x k``) or ``V`` (``n x k``), ``k = min(m, n)``, each column
+    pair's sign fixed so that ``U``'s entry of largest magnitude is positive."""
+
+    @classmethod
+    def shape_rule(cls, shapes, attrs):
+        *batch, m, n = _svd_shape(cls.op_name, shapes[0])
+        return (*batch, m if cls.op_name == "svd_u" else n, min(m, n))
+
+
+@_register
+class SvdU(_SingularVectors):
+    """``svd_u(A)``; its adjoint is the SVD's for ``U``:
+    ``[U (F o (P - P^T)) S + (G - U P) S^{-1}] V^T``, ``P = U^T G``."""
+
+    op_name = "svd_u"
+
+    def adjoint(self, g, index):
+        (a,) = self.arrays
+        g = exact(g, shape_of(self))
+        s = Svdvals.of(a)
+        p = Matmul.of(_matrix_transpose(self), g)
+        left = (Matmul.of(self, (p - _matrix_transpose(p)) / _svd_gaps(s)) * _new_axis(s, -2)
+                + (g - Matmul.of(self, p)) / _new_axis(s, -2))
+        return Matmul.of(left, _matrix_transpose(SvdV.of(a)))
+
+
+@_register
+class SvdV(_SingularVectors):
+    """``svd_v(A)``; its adjoint is the SVD's for ``V``:
+    ``U [S (F o (P - P^T)) V^T + S^{-1} (G - V P)^T]``, ``P = V^T G``."""
+
+    op_name = "svd_v"
+
+    def adjoint(self, g, index):
+        (a,) = self.arrays
+        g = exact(g, shape_of(self))
+        s = Svdvals.of(a)
+        p = Matmul.of(_matrix_transpose(self), g)
+        right = (Matmul.of((p - _matrix_transpose(p)) / _svd_gaps(s), _matrix_transpose(self)) * _new_axis(s, -1)
+                 + _matrix_transpose(g - Matmul.of(self, p)) / _new_axis(s, -1))
+        return Matmul.of(SvdU.of(a), right)

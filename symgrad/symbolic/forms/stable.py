@@ -304,11 +304,13 @@ class logaddexp(sp.Function):
     nargs = 2
 
     def fdiff(self, argindex=1):
+        # unevaluated differences: logaddexp(a, a) at a = -inf has the partials
+        # sigmoid(-inf - -inf) = NaN (PyTorch's), not sigmoid(0) = 1/2
         a, b = self.args
         if argindex == 1:
-            return sigmoid(a - b)
+            return sigmoid(sp.Add(a, -b, evaluate=False))
         if argindex == 2:
-            return sigmoid(b - a)
+            return sigmoid(sp.Add(b, -a, evaluate=False))
         raise ArgumentIndexError(self, argindex)
 
     def _eval_rewrite_as_exp(self, a, b, **kwargs):
@@ -364,6 +366,115 @@ class copysign(sp.Function):
         return f"numpy.copysign({printer._print(self.args[0])}, {printer._print(self.args[1])})"
 
     _pythoncode = _numpycode
+
+
+class sinc(sp.Function):
+    """NumPy's and PyTorch's normalised sinc, ``sin(pi x)/(pi x)``, 1 at 0; compiled as
+    ``numpy.sinc``.  Its derivative is ``(cos(pi x) - sinc(x))/x``, selected away at
+    ``x = 0`` where it is 0 (PyTorch's value, and the limit): as a function of its own, not
+    a ``Piecewise`` of the quotient, whose derivative would multiply the quotient's
+    infinite derivative at 0 by the selection's 0 and give NaN.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> sinc(x).diff(x), sinc(0), sinc(sp.S.Half)
+    (where(x == 0, 0, (cos(pi*x) - sinc(x))/x), 1, 2/pi)
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sp.S.One
+        if x.is_Number and x is not sp.nan:
+            return sp.sin(sp.pi * x) / (sp.pi * x)
+        return None
+
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise ArgumentIndexError(self, argindex)
+        from .selections import Equal, Select
+
+        x = self.args[0]
+        return Select(Equal(x, 0), sp.S.Zero, (sp.cos(sp.pi * x) - sinc(x)) / x)
+
+    def _eval_is_extended_real(self):
+        return True if self.args[0].is_extended_real else None
+
+    def _eval_rewrite_as_sin(self, x, **kwargs):
+        return sp.Piecewise((1, sp.Eq(x, 0)), (sp.sin(sp.pi * x) / (sp.pi * x), True))
+
+    def _numpycode(self, printer) -> str:
+        return f"numpy.sinc({printer._print(self.args[0])})"
+
+    _pythoncode = _numpycode
+
+
+class _XLog(sp.Function):
+    """``x * log(y + shift)``, the constant 0 where ``x == 0`` and ``y + shift <= 0``
+    (``xlogy``, ``xlog1py``); compiled as the op table's forward.  Its partials are
+    PyTorch's: ``d/dx = log(y + shift)``, 0 where the value is that constant 0, and
+    ``d/dy = x/(y + shift)`` everywhere (NaN at ``x = 0, y + shift = 0``, as PyTorch's).
+    A ``Piecewise`` form gave NaN for ``d/dx`` there instead (its selection's 0 times the
+    infinite ``log``)."""
+
+    nargs = 2
+    shift: Any = 0
+
+    @classmethod
+    def _log(cls, y):
+        return sp.log(y + cls.shift)
+
+    @classmethod
+    def eval(cls, x, y):
+        if x.is_Number and y.is_Number and x is not sp.nan and y is not sp.nan:
+            return sp.S.Zero if x.is_zero and y + cls.shift <= 0 else x * cls._log(y)
+        return None
+
+    def fdiff(self, argindex=1):
+        from .selections import Equal, LessEqual, LogicalAnd, Select
+
+        x, y = self.args
+        if argindex == 1:
+            constant = LogicalAnd(Equal(x, 0), LessEqual(y, -self.shift))
+            return Select(constant, sp.S.Zero, self._log(y))
+        if argindex == 2:  # unevaluated: x/x is NaN at 0, not 1
+            return sp.Mul(x, sp.Pow(y + self.shift, -1, evaluate=False), evaluate=False)
+        raise ArgumentIndexError(self, argindex)
+
+    def _eval_is_extended_real(self):
+        return None
+
+    def _numpycode(self, printer) -> str:
+        return f"{type(self).__name__}({printer._print(self.args[0])}, {printer._print(self.args[1])})"
+
+    _pythoncode = _numpycode
+
+
+class xlogy(_XLog):
+    """``x * log(y)``, 0 where ``x == 0`` and ``y <= 0`` (see :class:`_XLog`).
+
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> xlogy(x, y).diff(x), xlogy(x, y).diff(y), xlogy(0, 0), xlogy(2, 1)
+    (where((x == 0) & (y <= 0), 0, log(y)), x/y, 0, 0)
+    """
+
+
+class xlog1py(_XLog):
+    """``x * log(1 + y)``, 0 where ``x == 0`` and ``y <= -1`` (see :class:`_XLog`).
+
+    >>> x, y = sp.symbols("x y", real=True)
+    >>> xlog1py(x, y).diff(y), xlog1py(0, -1)
+    (x/(y + 1), 0)
+    """
+
+    shift = 1
+
+    @classmethod
+    def _log(cls, y):
+        from sympy.codegen.cfunctions import log1p
+
+        return log1p(y)
 
 
 class _Step:
@@ -571,6 +682,6 @@ def nan_to_num_form(sp_module, x, nan: Any = 0.0, posinf: Any = None, neginf: An
     return (nan_to_num if bounds == nan_to_num.bounds else _nan_to_num_with(bounds))(x)
 
 
-NUMPY_HELPERS.update(erf=special.erf, erfc=special.erfc)
-__all__ += ["erf", "erfc", "logaddexp", "copysign", "floor", "ceiling", "trunc", "round_half_even", "nan_to_num",
+NUMPY_HELPERS.update(erf=special.erf, erfc=special.erfc, xlogy=special.xlogy_values, xlog1py=special.xlog1py_values)
+__all__ += ["erf", "erfc", "logaddexp", "copysign", "sinc", "xlogy", "xlog1py", "floor", "ceiling", "trunc", "round_half_even", "nan_to_num",
             "nan_to_num_form", "floor_divide", "remainder", "fmod"]

@@ -686,6 +686,14 @@ def _extremum_mask_elements(x: np.ndarray, dim: Any, mode: str) -> np.ndarray:
     return out
 
 
+NO_ELEMENTWISE_FORM = {
+    "svdvals": "singular values are square roots of the roots of A^T A's characteristic polynomial",
+    "svd_u": "singular vectors are null vectors of A A^T - s^2 I, for roots s^2 of its characteristic polynomial",
+    "svd_v": "as svd_u's, of A^T A - s^2 I",
+}
+"""The structural ops :func:`per_element` refuses, and why."""
+
+
 PER_MATRIX = ("det", "logdet", "logabsdet", "det_sign", "inverse", "solve", "cholesky")
 """The linear-algebra ops :func:`per_element` evaluates one SymPy ``Matrix`` at a time."""
 
@@ -761,6 +769,9 @@ def _structural_elements(node: StructuralFunction, args: list, index_arrays: lis
         return np.asarray(log(np.cumsum(exp(x), axis=axis)), dtype=object)
     if name == "extremum_mask":
         return _extremum_mask_elements(args[0], attrs.get("dim"), attrs.get("mode", "max"))
+    if name in NO_ELEMENTWISE_FORM:
+        raise NotImplementedError(f"per_element: {name} has no closed form per element ({NO_ELEMENTWISE_FORM[name]}); "
+                                  "print the array-level form (symgrad.symbolic.text) instead")
     return np.asarray(node.numpy_forward()(*args, **attrs), dtype=object)
 
 

@@ -19,7 +19,7 @@ or by name), get a named tuple of arrays; ``.source``, ``.exprs``, ``.inputs``,
     does not translate (``matmul``, ``softmax``, ...; :mod:`.c_plan`).
 ``c_fused``
     Elementwise expressions over arrays, their full sums and means, and basic slices of
-    1-D arrays and their adjoints, as one fused, OpenMP-threaded, vectorised C loop
+    1-D arrays and their adjoints, as one fused, multithreaded, vectorised C loop
     (:mod:`.c_fused`, :mod:`.c_points`).
 ``c_scalar``
     Functions of many scalar symbols (a plain SymPy expression of ``x0 .. x999``) as one

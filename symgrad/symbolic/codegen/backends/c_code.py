@@ -21,6 +21,10 @@ multiply-add that NumPy would not do):
 * ``sigmoid`` and ``softplus`` are the stable forms (one ``exp(-|z|)``), like the NumPy
   backend's ``logaddexp`` forms;
 * comparisons give 0 or 1, ``cast`` to ``float32``/``float16`` rounds as NumPy does;
+* nothing branches, so GCC vectorises every loop (it vectorises none with a call inside a
+  condition): ``where`` and ``Piecewise`` compute both values and choose one bit for bit
+  (``sg_select``), as NumPy's ``where`` does, logic is ``&``/``|`` of 0/1 truths, and
+  ``softplus`` computes its ``log1p`` unconditionally;
 * ``broadcast_to(e)`` is ``e``: the loop runs over the broadcast shape, point by point.
 
 Math functions are declared ``#pragma omp declare simd`` under ``asm`` aliases of their
@@ -40,7 +44,7 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from ..compile import SymgradNumPyPrinter, _plan, half_integer
 from ...forms.selections import (Cast, Compare, LogicalAnd, LogicalNot, LogicalOr, Maximum, Minimum, Select, TieStep,
                            function_ops)
-from ...forms.stable import sigmoid, softplus
+from ...forms.stable import sigmoid, sinc, softplus, xlog1py, xlogy
 from ...forms.structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
 from ...core.symbols import postorder, shape_of, size_of
 from . import UnsupportedExpressionError
@@ -83,7 +87,7 @@ _CAST = {"float64": "{}", "float32": "(double)(float)({})", "float16": "(double)
 
 
 def _header() -> str:
-    lines = ["#include <math.h>", "#include <stddef.h>"]
+    lines = ["#include <math.h>", "#include <stddef.h>", "#include <stdint.h>", "#include <string.h>"]
     for c_name, arity in sorted(set(_MATH.values()) | {("pow", 2), ("log1p", 1)}):
         if c_name not in _SCALAR_ONLY:
             lines.append("#pragma omp declare simd notinbranch")
@@ -94,10 +98,27 @@ def _header() -> str:
         "static inline double sg_minimum(double a, double b) { return (a < b || a != a) ? a : b; }",
         "static inline double sg_sign(double a) { return a > 0 ? 1.0 : (a < 0 ? -1.0 : (a == 0 ? 0.0 : a)); }",
         "static inline double sg_tie_step(double a, double b) { return a < b ? 0.0 : (a == b ? 0.5 : 1.0); }",
+        # both values computed, then one chosen bit for bit, as NumPy's where does: GCC
+        # vectorises no loop with a call inside a condition, and moves a call that only
+        # one arm of `c ? a : b` uses into a branch
+        "static inline double sg_select(int c, double a, double b) {",
+        "    uint64_t x, y; memcpy(&x, &a, 8); memcpy(&y, &b, 8);",
+        "    const uint64_t mask = -(uint64_t)(c != 0); x = (x & mask) | (y & ~mask);",
+        "    double r; memcpy(&r, &x, 8); return r; }",
         "static inline double sg_sigmoid(double z) {",
         "    double e = sg_exp(-fabs(z)); return (z >= 0 ? 1.0 : e) / (1.0 + e); }",
+        # (log1p computed unconditionally and no branch around it: GCC vectorises no loop
+        # with a call inside a condition; maximum(z, 0) keeps a NaN z, as NumPy's does)
         "static inline double sg_softplus(double z) {",
-        "    return (z != z) ? z : (z > 0 ? z : 0.0) + sg_log1p(sg_exp(-fabs(z))); }",
+        "    double l = sg_log1p(sg_exp(-fabs(z))); return ((z > 0 || z != z) ? z : 0.0) + l; }",
+        # NumPy's sinc, xlogy and xlog1py (ops/special.py), operation for operation (the
+        # logarithms computed everywhere, then chosen: no branch around a call)
+        "static inline double sg_sinc(double x) {",
+        "    double y = 3.141592653589793 * (x == 0 ? 1.0e-20 : x); return sg_sin(y) / y; }",
+        "static inline double sg_xlogy(double x, double y) {",
+        "    double l = x * sg_log(y); return sg_select((x == 0) & (y <= 0), 0.0 * x, l); }",
+        "static inline double sg_xlog1py(double x, double y) {",
+        "    double l = x * sg_log1p(y); return sg_select((x == 0) & (y <= -1), 0.0 * x, l); }",
     ]
     return "\n".join(lines)
 
@@ -193,7 +214,8 @@ def _translatable(node: sp.Basic) -> bool:
         return isinstance(node, BroadcastTo)  # at one point of the loop, broadcast_to(e) is e
     if isinstance(node, (sp.Add, sp.Mul, sp.Pow, sp.Piecewise, ExprCondPair, sp.And, sp.Or, sp.Not,
                          sp.Max, sp.Min, Compare, LogicalAnd, LogicalOr, LogicalNot, Select, Maximum, Minimum,
-                         TieStep, sigmoid, softplus, sp.sign, sp.DiracDelta)) or type(node) in _RELATIONS:
+                         TieStep, sigmoid, softplus, sinc, xlogy, xlog1py, sp.sign, sp.DiracDelta)) \
+            or type(node) in _RELATIONS:
         return True
     if isinstance(node, Cast):
         return node.dtype in _CAST
@@ -378,6 +400,15 @@ class CPrinter(SymgradNumPyPrinter):
     def _c_softplus(self, expr) -> str:
         return f"sg_softplus({self._print(expr.args[0])})"
 
+    def _c_sinc(self, expr) -> str:
+        return f"sg_sinc({self._print(expr.args[0])})"
+
+    def _c_xlogy(self, expr) -> str:
+        return f"sg_xlogy({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _c_xlog1py(self, expr) -> str:
+        return f"sg_xlog1py({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _c_Cast(self, expr) -> str:
         return _CAST[expr.dtype].format(self._print(expr.args[0]))
 
@@ -407,22 +438,24 @@ class CPrinter(SymgradNumPyPrinter):
 
     def _c_Select(self, expr) -> str:
         c, a, b = expr.args
-        return f"({self._truth(c)} ? {self._print(a)} : {self._print(b)})"
+        return f"sg_select({self._truth(c)}, {self._print(a)}, {self._print(b)})"
 
     def _c_Compare(self, expr) -> str:
         a, b = expr.args
         return f"(double)({self._print(a)} {_COMPARE[expr.numpy_name]} {self._print(b)})"
 
     def _logical(self, op: str, args) -> str:
+        # (`&` and `|` of the 0/1 truths, not the short-circuit `&&` and `||`: a branch
+        # would stop the loop's vectorisation)
         return "(double)(" + f" {op} ".join(self._truth(a) for a in args) + ")"
 
     def _c_LogicalAnd(self, expr) -> str:
-        return self._logical("&&", expr.args)
+        return self._logical("&", expr.args)
 
     _c_And = _c_LogicalAnd
 
     def _c_LogicalOr(self, expr) -> str:
-        return self._logical("||", expr.args)
+        return self._logical("|", expr.args)
 
     _c_Or = _c_LogicalOr
 
@@ -435,5 +468,5 @@ class CPrinter(SymgradNumPyPrinter):
         pieces = list(expr.args)
         out = self._print(pieces.pop().expr) if pieces[-1].cond is sp.true else "NAN"
         for value, cond in reversed(pieces):
-            out = f"({self._truth(cond)} ? {self._print(value)} : {out})"
+            out = f"sg_select({self._truth(cond)}, {self._print(value)}, {out})"
         return out

@@ -4,18 +4,19 @@ Every output is evaluated in **one** pass over the points: each input is read on
 every temporary of symgrad's CSE lives in a register, each output is written once, and a
 full ``sum``/``mean`` at the root of an output (the value of ``value_and_grad``) is
 accumulated in the same pass.  The loop runs in blocks of 2,048 points shared among the
-cores with OpenMP as threads come free (below :data:`PARALLEL_MIN` points it stays on one
-thread); each
+cores as threads come free (:mod:`.c_threads`; below :data:`PARALLEL_MIN` points it stays
+on one thread); each
 block's partial sums are kept and added in block order, so sums are the same from run to
 run and for any number of threads.  GCC vectorises the loop, calling glibc's vector math
 library for ``sin``, ``exp``, ``log``, ``tanh`` ... (see :mod:`.c_code`).  Flags:
-``-O2 -march=native -fopenmp -fno-math-errno -ffp-contract=off``; no ``-ffast-math``, so
+``-O2 -march=native -fopenmp-simd -fno-math-errno -ffp-contract=off``; no ``-ffast-math``, so
 NaN and infinity behave as in NumPy.  Sums are accumulated in vector partial sums (a
 different order than NumPy's pairwise sum: equal to rounding).
 
 The loop runs over the broadcast shape of all outputs; an input of a smaller shape is
-broadcast to it (a copy per call), an output of a smaller shape is read back from the
-loop's result.  A full ``sum``/``mean`` *inside* an expression (``x / x.sum()``) is
+broadcast to it (a copy per call; an input whose shape is the loop's last axes, a bias,
+is read from its repetition over one block and one period instead: :func:`_tiles`), an
+output of a smaller shape is read back from the loop's result.  A full ``sum``/``mean`` *inside* an expression (``x / x.sum()``) is
 computed first, by a fused loop of its own, and read as a scalar: one more pass over the
 data per level of nesting.
 
@@ -41,30 +42,32 @@ from . import Backend, NativeFunction, UnsupportedExpressionError
 from ...forms.structural import Getitem, IndexPut
 from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, op_name, plan, split_reduction
 from .c_points import Read, has_shifts, pointwise, resolve, segments, shift_supported
+from .c_threads import runner
 from .cbuild import load_c
 
 __all__ = ["CFusedBackend", "FusedFunction", "FLAGS", "BLOCK", "PARALLEL_MIN"]
 
-FLAGS = ["-O2", "-march=native", "-fopenmp", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC"]
-"""``-fno-math-errno`` makes ``sqrt`` one instruction; ``-ffp-contract=off`` keeps
-``a*b + c`` two roundings, as in NumPy; no ``-ffast-math``."""
+FLAGS = ["-O2", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC"]
+"""``-fopenmp-simd`` reads the ``omp simd`` pragmas (vectorised loops calling libmvec)
+and nothing else of OpenMP (the threads are :mod:`.c_threads`'); ``-fno-math-errno``
+makes ``sqrt`` one instruction; ``-ffp-contract=off`` keeps ``a*b + c`` two roundings, as
+in NumPy; no ``-ffast-math``."""
 
 BLOCK = 2048
-"""Points per block (one OpenMP work item)."""
+"""Points per block (one task of :mod:`.c_threads`)."""
 
 PARALLEL_MIN = 1 << 18
-"""Loops over fewer points run on one thread.  A parallel region ends when its last thread
-does, and on a busy machine a thread can wait milliseconds for a core: on the 2-core
-development machine at load 5, the W2 gradient at n = 100,000 took 0.13 ms at best and
-1.3 ms as median with two threads, 0.15 ms and 0.19 ms with one; at n = 10^6, 1.0 ms and
-4 to 14 ms with two, 1.5 ms and 1.9 ms with one."""
+"""Loops over fewer points run on the calling thread: waking a worker costs a system call
+and, on a busy machine, helps little for a loop this short (with OpenMP's threads, on the
+2-core development machine at load 5, the W2 gradient at n = 100,000 took 0.13 ms at best
+and 1.3 ms as median with two threads, 0.15 ms and 0.19 ms with one)."""
 
 
 class CFusedBackend(Backend):
     """Elementwise expressions over arrays (and their full sums) as one fused C loop."""
 
     name = "c_fused"
-    summary = "elementwise array expressions and their full sums/means as fused OpenMP C loops"
+    summary = "elementwise array expressions and their full sums/means as fused, multithreaded C loops"
 
     def compile(self, inputs, outputs, **options) -> "FusedFunction":  # noqa: D102
         return FusedFunction(inputs, outputs, **options)
@@ -85,7 +88,7 @@ class FusedFunction(NativeFunction):
 
     backend = "c_fused"
     parallel = True
-    """Whether the loop shares its blocks among OpenMP threads (a plan turns it off when
+    """Whether the loop shares its blocks among threads (a plan turns it off when
     NumPy steps call a multithreaded BLAS: the two thread pools would contend)."""
 
     def __init__(self, inputs: Sequence[sp.Symbol], outputs: Sequence[sp.Expr], **options: Any) -> None:
@@ -118,6 +121,8 @@ class FusedFunction(NativeFunction):
         free = {node for node in postorder(bodies) if isinstance(node, sp.Symbol)}
         self.used = [i for i, s in enumerate(symbols) if s in free]
         self.is_array = {i: i < len(self.symbols) and self.input_shapes[i] != () for i in self.used}
+        self.tiles = {i: size_of(self.input_shapes[i]) for i in self.used
+                      if self.is_array[i] and _tiles(self.input_shapes[i], self.shape)}
         self._kernel_symbols = symbols
         self.source = self._generate(bodies)
         self._load()
@@ -151,6 +156,7 @@ class FusedFunction(NativeFunction):
         used |= {positions[node] for node in free if node in positions}
         self.used = sorted(used)
         self.is_array = {i: i < len(self.symbols) and self.input_shapes[i] != () for i in self.used}
+        self.tiles: dict = {}  # (a loop with slices reads operands of one shape)
         self._kernel_symbols = symbols
         self.source = self._generate_points()
         self._load()
@@ -162,7 +168,7 @@ class FusedFunction(NativeFunction):
         self.fn.argtypes = ([ctypes.c_long] + [ctypes.c_void_p if self.is_array[i] else ctypes.c_double
                                                for i in self.used]
                             + [ctypes.c_void_p] * (len(self.kinds) - self.n_reductions)
-                            + ([ctypes.c_void_p] if self.n_reductions else []) + [ctypes.c_int])
+                            + ([ctypes.c_void_p] if self.n_reductions else []) + [ctypes.c_void_p])
 
     def _generate_points(self) -> str:
         params = [f"const double* restrict in{i}" if self.is_array[i] else f"const double v{i}" for i in self.used]
@@ -230,13 +236,13 @@ class FusedFunction(NativeFunction):
         """Run the kernel over ``n`` points: the inputs as :func:`input_arguments` passes
         them, a fresh array of each of ``out_shapes`` per elementwise output; returns
         those and the partial sums (the totals first: see :func:`_kernel`)."""
-        args, keep = input_arguments(arrays, self.used, self.is_array, shape)
+        args, keep = input_arguments(arrays, self.used, self.is_array, shape, self.tiles)
         results = [np.empty(out_shape) for out_shape in out_shapes]
         args += [out.ctypes.data for out in results]
         red = np.empty(max(-(-n // BLOCK), 1) * self.n_reductions)  # a partial sum per block
         if self.n_reductions:
             args.append(red.ctypes.data)
-        self.fn(n, *args, self.parallel)
+        self.fn(n, *args, runner() if self.parallel else None)
         del keep  # (alive until the kernel has read them)
         return results, red
 
@@ -254,7 +260,8 @@ class FusedFunction(NativeFunction):
             target = f"out{k}[i] =" if kind == "elementwise" else f"acc{k} +="
             loop.append(f"        {target} {printer.print(body)};")
         simd = f"#pragma omp simd reduction(+:{', '.join(accs)})" if accs else "#pragma omp simd"
-        args = ["m"] + [f"in{i} + s" if self.is_array[i] else f"v{i}" for i in self.used]
+        args = ["m"] + [(f"in{i} + s % {self.tiles[i]}" if i in self.tiles else f"in{i} + s") if self.is_array[i]
+                        else f"v{i}" for i in self.used]
         args += [f"out{k} + s" for k, kind in enumerate(self.kinds) if kind == "elementwise"]
         n_red = len(accs)
         lines = [
@@ -293,11 +300,14 @@ class FusedFunction(NativeFunction):
         return final
 
 
-def input_arguments(arrays: list, used: list, is_array: list, shape: tuple | None) -> tuple[list, list]:
+def input_arguments(arrays: list, used: list, is_array: list, shape: tuple | None,
+                    tiles: dict | None = None) -> tuple[list, list]:
     """The kernel's input arguments, in ``used`` order: a scalar input as a double, an
     array input as a pointer to contiguous float64 data (broadcast to ``shape`` first when
-    given); and the arrays behind those pointers, which the caller keeps until the call
-    returns."""
+    given), or, for the inputs ``tiles`` maps to their sizes (see :func:`_tiles`), to the
+    input repeated over ``size + BLOCK`` elements, which a block starting at point ``s``
+    reads from ``s % size`` on; and the arrays behind those pointers, which the caller
+    keeps until the call returns."""
     args: list = []
     keep = []
     for i in used:
@@ -305,7 +315,9 @@ def input_arguments(arrays: list, used: list, is_array: list, shape: tuple | Non
         if not is_array[i]:
             args.append(float(a))
             continue
-        if shape is not None and a.shape != shape:
+        if tiles and i in tiles:
+            a = np.resize(np.asarray(a, dtype=np.float64).ravel(), tiles[i] + BLOCK)
+        elif shape is not None and a.shape != shape:
             a = np.broadcast_to(a, shape)
         a = np.ascontiguousarray(a, dtype=np.float64)
         keep.append(a)
@@ -313,27 +325,71 @@ def input_arguments(arrays: list, used: list, is_array: list, shape: tuple | Non
     return args, keep
 
 
+def _tiles(small: tuple, full: tuple) -> bool:
+    """Whether an input of shape ``small`` broadcast to the loop's shape ``full`` repeats
+    itself along the flat points (its shape, without leading 1s, the last axes of
+    ``full``), in periods of at most :data:`BLOCK` points: then the loop reads it from a
+    repetition of ``BLOCK`` points more than one period instead of a copy broadcast to
+    ``full`` (a bias of 10 added to 10,000 x 10 logits: 2,058 numbers, not 100,000).
+
+    >>> _tiles((10,), (10000, 10)), _tiles((1, 10), (5, 10)), _tiles((5, 1), (5, 10)), _tiles((7,), (7,))
+    (True, True, False, False)
+    """
+    small, full = tuple(small), tuple(full)
+    while small and small[0] == 1:
+        small = small[1:]
+    suffix = len(small) <= len(full) and full[len(full) - len(small):] == small
+    return suffix and small != full and 0 < size_of(small) <= BLOCK
+
+
 def _kernel(params: list, n_red: int, block: list) -> list:
     """The lines of ``sg_kernel``: ``block`` (C lines for the points ``s`` to ``s + BLOCK``,
-    writing its ``n_red`` partial sums to ``part``) over every block, shared among the
-    threads as they come free (a thread another process holds up delays no one); then
-    each sum is the sum of its blocks' partial sums, in block order, so it does not depend
-    on the schedule or the number of threads.  ``red`` has room for every block's partial
-    sums; the totals come first."""
-    partial = [f"        double* restrict part = red + (s / {BLOCK}) * {n_red};"] if n_red else []
-    lines = [
-        f"void sg_kernel({', '.join(['long n'] + params + (['double* restrict red'] if n_red else []) + ['int parallel'])}) {{",
-        f"    #pragma omp parallel for schedule(dynamic) if(parallel && n >= {PARALLEL_MIN})",
-        f"    for (long s = 0; s < n; s += {BLOCK}) {{",
-        *partial,
-        *block,
-        "    }",
-    ]
+    writing its ``n_red`` partial sums to ``part``) as the task ``sg_blocks`` of one block,
+    run for every block by ``sg_run`` (:mod:`.c_threads`: shared among the threads as they
+    come free; ``run`` is NULL for one thread, and below :data:`PARALLEL_MIN` points the
+    kernel runs the blocks itself); then each sum is the sum of its blocks' partial sums,
+    in block order, so it does not depend on the schedule or the number of threads.
+    ``red`` has room for every block's partial sums; the totals come first."""
+    params = params + (["double* restrict red"] if n_red else [])
+    partial = [f"    double* restrict part = red + b * {n_red};"] if n_red else []
+    lines = [*task_context(["long n"] + params),
+             "static void sg_blocks(void* context, long b) {",
+             *unpack_context(["long n"] + params),
+             f"    const long s = b * {BLOCK};",
+             *partial,
+             *[line[4:] for line in block],
+             "}", "",
+             f"void sg_kernel({', '.join(['long n'] + params + ['sg_runner run'])}) {{",
+             f"    struct sg_context context = {{{', '.join(['n'] + [_name(p) for p in params])}}};",
+             f"    const long blocks = (n + {BLOCK - 1}) / {BLOCK};",
+             f"    if (run && n >= {PARALLEL_MIN}) run(blocks, sg_blocks, &context);",
+             "    else for (long b = 0; b < blocks; b++) sg_blocks(&context, b);"]
     for j in range(n_red):
         lines += [f"    double total{j} = 0.0;",
-                  f"    for (long s = 0; s < n; s += {BLOCK}) total{j} += red[(s / {BLOCK}) * {n_red} + {j}];"]
+                  f"    for (long b = 0; b < blocks; b++) total{j} += red[b * {n_red} + {j}];"]
     lines += [f"    red[{j}] = total{j};" for j in range(n_red)]
     return lines + ["}", ""]
+
+
+def _name(param: str) -> str:
+    """The name a C parameter declares (``"const double* restrict in0"``: ``in0``)."""
+    return param.split()[-1]
+
+
+def task_context(params: list) -> list:
+    """C lines declaring the task type of :mod:`.c_threads` and ``struct sg_context``, a
+    field for each of the kernel's ``params`` (the task's one argument)."""
+    return ["typedef void (*sg_task)(void*, long);",
+            "typedef void (*sg_runner)(long, sg_task, void*);",
+            "struct sg_context {",
+            *[f"    {p.replace(' restrict', '')};" for p in params],
+            "};", ""]
+
+
+def unpack_context(params: list) -> list:
+    """C lines of a task reading its ``params`` back from the ``context`` argument."""
+    return ["    const struct sg_context* restrict ctx = context;",
+            *[f"    {p} = ctx->{_name(p)};" for p in params]]
 
 
 def _read_back(small: tuple, full: tuple) -> tuple:

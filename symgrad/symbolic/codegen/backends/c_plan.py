@@ -1,6 +1,6 @@
 """The ``c`` backend for whole programs: a plan of fused C loops and NumPy pieces.
 
-A closed form that one fused loop cannot evaluate (a ``matmul``, a ``softmax``, a
+A closed form that one fused loop cannot evaluate (a ``matmul``, a ``cumsum``, a
 reduction over some axes, fancy indexing, ...) is cut into **steps**, run in order:
 
 * a **C step** is a :class:`~.c_fused.FusedFunction`: the largest pieces of the program the
@@ -8,14 +8,15 @@ reduction over some axes, fancy indexing, ...) is cut into **steps**, run in ord
   arrays and their adjoints read at shifted points (:mod:`.c_points`) -- each evaluated in
   one pass; outputs of one shape (or all 1-D outputs of a loop with slices) share a loop;
 * a **loop nest** (:class:`~.c_axes.AxisReduction`) sums or averages an elementwise
-  argument over some neighbouring axes, evaluating it inside (or reading it, when a C step
-  stores it anyway);
+  argument over some neighbouring axes, or takes its ``max``, ``min``, ``logsumexp`` or
+  ``softmax`` along them, evaluating it inside (or reading it, when a C step stores it
+  anyway);
 * a **NumPy step** is the NumPy backend's code (:class:`~symgrad.symbolic.codegen.compile.CompiledFunction`)
   for the operations C does not translate, chained as far as they chain (``matmul(x.T, r)``
   is one step).
 
 When a NumPy step calls BLAS or LAPACK (``matmul``, ``solve``, ...), the plan's C steps
-run on one thread: NumPy's BLAS threads and OpenMP's would contend for the cores (on the
+run on one thread: NumPy's BLAS threads and the loops' would contend for the cores (on the
 2-core development machine the plan for W3 took twice the NumPy backend's time with
 both pools, the same time with one).
 
@@ -233,7 +234,7 @@ class PlannedFunction(NativeFunction):
                         slot[symbol_for(node)] = len(slot)
                     self.steps.append(Step(kind, function, reads, nodes))
         blas = any(isinstance(n, _BLAS) for step in self.steps if step.kind == "numpy" for n in postorder(step.computes))
-        for step in self.steps:  # a multithreaded BLAS and OpenMP threads would contend for the cores
+        for step in self.steps:  # a multithreaded BLAS and the loops' threads would contend for the cores
             loops = [step.function] if step.kind != "numpy" and blas else []
             while loops:
                 loop = loops.pop()
