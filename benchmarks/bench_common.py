@@ -32,6 +32,20 @@ def stopwatch(into: dict, key: str):
         into[key] = into.get(key, 0.0) + time.perf_counter() - t0
 
 
+def settle_default(transform, call, setup: dict, limit: float = 30.0) -> str:
+    """Warm up symgrad's default backend (``"auto"``) as a program calling ``transform`` in a
+    loop would: call ``call`` until ``transform.compiled`` has settled on NumPy or C (the
+    NumPy calls that pay for a compile, the C compile, C's trial calls; at most ``limit``
+    seconds), timed as setup.  Returns a note saying which backend runs and why."""
+    t0 = time.perf_counter()
+    with stopwatch(setup, "tier-up (NumPy calls, C compile, trial)"):
+        while not transform.compiled.settled and time.perf_counter() - t0 < limit:
+            call()
+    compiled = transform.compiled
+    runs = compiled.native.backend if compiled.tier == "c" else "numpy"
+    return f"backend='auto' runs on {runs}: {compiled.reason}"
+
+
 def jax_modules():
     """``(jax, jax.numpy)`` with 64-bit floats on the CPU."""
     import jax

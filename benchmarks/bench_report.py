@@ -373,12 +373,13 @@ MEMORY_LIMIT = 1.5
 
 
 MEMORY_TARGETS = {
-    "W1": ("symgrad value_and_grad (NumPy)", "symgrad value_and_grad (C backend)", "symgrad eager, symbolic backward",
-           "symgrad eager, tape backward"),
-    "W2": ("symgrad grad (NumPy)", "symgrad grad (C backend)", "symgrad eager, symbolic backward",
-           "symgrad eager, tape backward"),
+    "W1": ("symgrad value_and_grad (default)", "symgrad value_and_grad (NumPy)", "symgrad value_and_grad (C backend)",
+           "symgrad eager, symbolic backward", "symgrad eager, tape backward"),
+    "W2": ("symgrad grad (default)", "symgrad grad (NumPy)", "symgrad grad (C backend)",
+           "symgrad eager, symbolic backward", "symgrad eager, tape backward"),
 }
-"""The symgrad paths whose peak memory is judged: the default (first), the C backend, eager."""
+"""The symgrad paths whose peak memory is judged: the default (first: backend='auto'), the NumPy
+and C backends, eager."""
 
 
 def _memory_targets(result) -> list[tuple[str, str, str]]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench_common import (UNTRACED, as_numpy, block, export_cases, fresh_build_dir, jax_modules, stopwatch,
-                          symgrad_functional)
+from bench_common import (UNTRACED, as_numpy, block, export_cases, fresh_build_dir, jax_modules, settle_default,
+                          stopwatch, symgrad_functional)
 from bench_harness import Case, Group, Prepared, Skip
 
 N_POINTS = 1_000_000
@@ -64,6 +64,8 @@ def groups(quick: bool) -> list[Group]:
         Case("np.sin pass (floor)", lambda: _floor(data), role="floor", requires=("numpy",)),
         Case(HAND, lambda: _hand(data), requires=("numpy",),
              note="hand_value_and_grad: the gradient derived by hand, each shared factor named once"),
+        Case("symgrad value_and_grad (default)", lambda: _symgrad_default(data), role="symgrad",
+             requires=("symgrad",), note="no backend= given: 'auto', warmed up until it settled on NumPy or C"),
         Case("symgrad value_and_grad (NumPy)", lambda: _symgrad_functional(data, state), role="symgrad",
              requires=("symgrad",)),
         Case("symgrad value_and_grad (C backend)", lambda: _symgrad_functional(data, {}, backend="c"),
@@ -119,6 +121,17 @@ def _symgrad_functional(data, state, backend="numpy"):
         return vg(*data)[1]
 
     return Prepared(lambda: vg(*data), grads, setup)
+
+
+def _symgrad_default(data):
+    F = symgrad_functional()
+    fresh_build_dir()
+    setup: dict = {}
+    vg = F.value_and_grad(w1, argnums=(0, 1, 2))
+    with stopwatch(setup, "trace+derive+compile+first call"):
+        vg(*data)
+    note = settle_default(vg, lambda: vg(*data), setup)
+    return Prepared(lambda: vg(*data), lambda: vg(*data)[1], setup, note=note)
 
 
 def _symgrad_compiled_only(data, state):

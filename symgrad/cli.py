@@ -278,7 +278,7 @@ def _point(problem_names: Sequence[str], shapes: dict, at: dict, *, fill_missing
 
 def _compiled(inputs: list, outputs: list, names: list[str], output_names: list[str] | None = None):
     engine = _engine()
-    return engine.compile_exprs(inputs, outputs, input_names=names, output_names=output_names)
+    return engine.compile_exprs(inputs, outputs, input_names=names, output_names=output_names, backend="numpy")
 
 
 def _finite_difference(parent_fn, names: list[str], values: dict, var: str) -> tuple[np.ndarray, np.ndarray]:

@@ -69,7 +69,7 @@ def generated_function(program: Program, name: str, outputs: list[str], exprs: l
     """One exported function's source from the NumPy code symgrad generates for ``exprs``
     (``rewrite`` translates it for another target), and the global names it reads."""
     compiled = compile_exprs(program.symbols, exprs, input_names=program.input_names, output_names=outputs,
-                             name=name, cache=False)
+                             name=name, cache=False, backend="numpy")
     tree = ast.parse(compiled.source)
     function = tree.body[0]
     taken = set(program.input_names) | set(outputs) | set(FUNCTIONS)

@@ -8,7 +8,9 @@ VJPs node by node, it differentiates closed forms.
 **Segments.**  The recorded graph is split at *boundary* nodes: the roots, custom
 ``Function`` nodes without a SymPy form, nodes carrying tensor hooks, nodes whose output
 called ``retain_grad()``, and non-leaf ``inputs=`` of ``autograd.grad``.  Usually there
-is none but the root, and the whole backward is **one** compiled NumPy function.  Each
+is none but the root, and the whole backward is **one** compiled function (NumPy code,
+tiered up to C when a segment is reused often enough on large enough arrays to pay for
+the compile: ``backend="auto"``, :mod:`.codegen.backends.auto`).  Each
 segment (the graph below one boundary node down to leaves and further boundaries) is
 translated to SymPy, differentiated by :mod:`.derive.reverse` with respect to its leaves and
 the boundary outputs it reaches, compiled, and cached by structure (:mod:`.codegen.compile`)
@@ -42,7 +44,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .codegen.compile import CompiledFunction, cache_transaction, cached
+from .codegen.backends.auto import AutoFunction
+from .codegen.compile import cache_transaction, cached
 from .derive.graph import InputRef, Segment
 from .derive.reverse import adjoints
 from .forms.structural import exact
@@ -54,7 +57,7 @@ __all__ = ["symbolic_backward", "cross_checked_backward", "GradientMismatchError
 _LAST: list = []
 
 
-def last_compiled() -> list[CompiledFunction]:
+def last_compiled() -> list[AutoFunction]:
     """The compiled functions the most recent symbolic backward ran (one per segment),
     to read their ``.source`` and ``.exprs``: the chain rule over the graph as recorded
     (grouped as it multiplies, not simplified; see ``Segment.build``).
@@ -261,11 +264,13 @@ def _derive_segment(segment: Segment, seeds, sink_positions: list[int]) -> tuple
     return symbols, seed_symbols, [exact(g, shape) for g, shape in zip(grads, shapes)]
 
 
-def _compile_segment(segment: Segment, seeds, sink_positions: list[int]) -> CompiledFunction:
+def _compile_segment(segment: Segment, seeds, sink_positions: list[int]) -> AutoFunction:
+    """The segment's gradients as a ``backend="auto"`` function: NumPy, tiered up to C when
+    a segment is reused often enough on large enough arrays to pay for the compile."""
     symbols, seed_symbols, grads = _derive_segment(segment, seeds, sink_positions)
     refs: list[InputRef] = segment.inputs
     names = [f"grad_{symbols[p].name}" for p in sink_positions]
-    return CompiledFunction(
+    return AutoFunction(
         symbols + seed_symbols, grads,
         input_names=[s.name for s in symbols + seed_symbols], output_names=names,
         output_shapes=[refs[p].shape for p in sink_positions],

@@ -43,8 +43,9 @@ With ``set_backward_engine("both")`` every call is also run eagerly on the tape 
 compared (:class:`~symgrad.symbolic.backward.GradientMismatchError` on a difference).
 
 Derivatives come from :mod:`.derive.reverse`; code from :mod:`.codegen.compile` (the global cache is
-shared with ``backward()``), by the ``backend=`` each transform takes (``"numpy"`` by
-default; ``"c"`` for generated C, see :mod:`.backends`).  ``jacobian`` and ``hessian``
+shared with ``backward()``), by the ``backend=`` each transform takes (``"auto"`` by
+default: NumPy, tiered up to generated C when that pays, see :mod:`.codegen.backends.auto`;
+``"numpy"`` or ``"c"`` to choose one).  ``jacobian`` and ``hessian``
 compile one vector-Jacobian product with a symbolic upstream gradient (one per output
 leaf) and evaluate it once per output element (no re-derivation).
 """
@@ -63,7 +64,7 @@ from ..tape import tracing
 from ..tape.grad_mode import is_grad_enabled
 from ..tape.structure import freeze
 from ..tape.tensor import Tensor, apply_op
-from .codegen.compile import CompiledFunction, cached
+from .codegen.compile import ClosedFormFunction, cached
 from .derive.reverse import adjoints, jvp_exprs
 from .forms.structural import exact
 from .core._compat import evaluate
@@ -168,7 +169,7 @@ class _Fingerprinter:
             return (kind.__name__,) + tuple((repr(k), self.of(v, depth + 1)) for k, v in obj.items())
         if isinstance(obj, Transformed):  # its caches change as it runs; what it computes is its function's
             return ("transformed", obj.kind, tuple(obj.argnums), self.of(obj.f, depth + 1))
-        if isinstance(obj, CompiledFunction):
+        if isinstance(obj, ClosedFormFunction):
             return ("id", marker)
         partial = getattr(obj, "func", None)
         if callable(partial) and hasattr(obj, "keywords") and hasattr(obj, "args"):  # functools.partial
@@ -744,11 +745,12 @@ class Transformed:
 
     ``closed_forms`` maps output names to SymPy closed forms of the most recent trace;
     ``source`` is the generated code (NumPy, or C for a C ``backend``); ``compiled`` the
-    :class:`~symgrad.symbolic.codegen.compile.CompiledFunction` (or the backend's equivalent).
+    :class:`~symgrad.symbolic.codegen.compile.ClosedFormFunction` its backend made (by
+    default an :class:`~symgrad.symbolic.codegen.backends.auto.AutoFunction`).
     """
 
     def __init__(self, kind: str, f: Any, argnums: Any, args: Sequence[sp.Symbol] | None, simplify: bool,
-                 backend: str = "numpy", *, has_aux: bool = False, static_argnums: Any = (),
+                 backend: str = "auto", *, has_aux: bool = False, static_argnums: Any = (),
                  static_argnames: Any = ()) -> None:
         from .codegen.backends import get_backend
 
@@ -787,7 +789,7 @@ class Transformed:
             raise ValueError(f"{kind} needs at least one argument to differentiate (argnums is empty)")
         self._traces: OrderedDict = OrderedDict()
         self._last_plain_call: _PlainCall | None = None
-        self.compiled: CompiledFunction | None = None
+        self.compiled: ClosedFormFunction | None = None
         self.__name__ = f"{kind}_{getattr(f, '__name__', 'expr')}"
 
     def __getstate__(self) -> dict:
@@ -870,7 +872,7 @@ class Transformed:
                     raise ValueError(f"{self.kind} needs a function with one output element{where}, got shape "
                                      f"{shape}: use jacobian() or vjp() (or .sum() the output)")
 
-    def _build(self, problem: _Problem) -> CompiledFunction:
+    def _build(self, problem: _Problem) -> ClosedFormFunction:
         symbols, values, aux = problem.materialize()
         tree = problem.outputs
         self._check_outputs(tree)
@@ -960,7 +962,7 @@ class Transformed:
         more: another key, tensors to record (a captured tensor requires grad, or a trace
         is running), or the ``"both"`` engine's cross-check."""
         last = self._repeated_plain_call(args, kwargs)
-        if last is None or not isinstance(last.compiled, CompiledFunction) or tape.get_backward_engine() == "both":
+        if last is None or not isinstance(last.compiled, ClosedFormFunction) or tape.get_backward_engine() == "both":
             return None
         problem = last.problem
         if problem.captured and (tracing.ACTIVE_TRACES or any(
@@ -986,7 +988,8 @@ class Transformed:
 
     @property
     def source(self) -> str:
-        """The generated NumPy source of the most recent compilation."""
+        """The generated source of the most recent compilation: NumPy code, or C (a C backend, or
+        ``"auto"`` once it has moved the function to C)."""
         self._need_compiled()
         return self.compiled.source
 
@@ -1088,7 +1091,7 @@ class _Run:
         """The compiled function's outputs at this call's inputs (plus ``extra`` inputs:
         seeds, tangents), as arrays or as recorded tensors."""
         if self.tensor_env is None:
-            if isinstance(self.compiled, CompiledFunction):
+            if isinstance(self.compiled, ClosedFormFunction):
                 return list(self.compiled.outputs_of(list(self.inputs) + list(extra)))
             return list(self.compiled(*self.inputs, *extra))
         from .derive.as_tensors import NotTensorizable, evaluate_as_tensors
@@ -1341,7 +1344,7 @@ def _eager_hessian(out: Tensor, diff: list, pull: Callable) -> list:
 
 # ============================================================================ public transforms
 def grad(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (), static_argnames: Any = (),
-         args: Sequence[sp.Symbol] | None = None, simplify: bool = False, backend: str = "numpy") -> Transformed:
+         args: Sequence[sp.Symbol] | None = None, simplify: bool = False, backend: str = "auto") -> Transformed:
     """The gradient of a scalar function, as a compiled callable.
 
     >>> import symgrad
@@ -1362,7 +1365,7 @@ def grad(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any
 
 def value_and_grad(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (),
                    static_argnames: Any = (), args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
-                   backend: str = "numpy") -> Transformed:
+                   backend: str = "auto") -> Transformed:
     """``(value, gradient)`` from one compiled function (``((value, aux), gradient)``
     with ``has_aux=True``).
 
@@ -1376,7 +1379,7 @@ def value_and_grad(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_ar
 
 def jacobian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (),
              static_argnames: Any = (), args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
-             backend: str = "numpy") -> Transformed:
+             backend: str = "auto") -> Transformed:
     """The Jacobian, shaped ``output.shape + input.shape``; of a function returning a
     pytree, that pytree with each leaf's Jacobian (JAX's ``jacrev``).
 
@@ -1404,7 +1407,7 @@ through ``jacfwd``."""
 
 def hessian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: Any = (),
             static_argnames: Any = (), args: Sequence[sp.Symbol] | None = None, simplify: bool = False,
-            backend: str = "numpy") -> Transformed:
+            backend: str = "auto") -> Transformed:
     """The Hessian of a scalar function, shaped ``input.shape + input.shape``; of a function
     returning a pytree of one-element leaves (several losses), one Hessian per leaf.  With
     ``has_aux=True`` the function returns ``(output, aux)`` and the result is
@@ -1422,7 +1425,7 @@ def hessian(f: Any, argnums: Any = 0, *, has_aux: bool = False, static_argnums: 
 
 
 def vjp(f: Any, *primals: Any, argnums: Any = None, has_aux: bool = False, args: Sequence[sp.Symbol] | None = None,
-        backend: str = "numpy"):
+        backend: str = "auto"):
     """``(value, vjp_fn)``: ``vjp_fn(g)`` gives ``g``'s pull-back to every primal (a tuple).
     ``g`` has the value's structure (a pytree for a function returning one) and each leaf
     its value's shape.  The compiled function is ``vjp_fn.compiled``.  With
@@ -1456,7 +1459,7 @@ def vjp(f: Any, *primals: Any, argnums: Any = None, has_aux: bool = False, args:
 
 
 def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, has_aux: bool = False,
-        args: Sequence[sp.Symbol] | None = None, backend: str = "numpy"):
+        args: Sequence[sp.Symbol] | None = None, backend: str = "auto"):
     """``(value, tangent_out)``: the Jacobian-vector product in forward direction; both of
     the output's structure for a function returning a pytree.  ``primals`` and
     ``tangents`` are tuples or lists, one entry per argument; each tangent (each leaf of a

@@ -569,7 +569,8 @@ def test_backends_never_share_a_cache_entry(cc):
     assert S.compile_exprs([x], [expr], backend="c_fused") is not native  # another name, another entry
     f = lambda v: (symgrad.cos(v) * 7).sum()  # noqa: E731
     assert S.grad(f, backend="c")._prepare([np.ones(5)], {})[1].backend == "c_fused"
-    assert S.grad(f)._prepare([np.ones(5)], {})[1].backend == "numpy"
+    assert S.grad(f)._prepare([np.ones(5)], {})[1].backend == "auto"  # the default
+    assert S.grad(f, backend="numpy")._prepare([np.ones(5)], {})[1].backend == "numpy"
 
 
 def test_compiling_from_many_threads(cc, build_dir):

@@ -1113,10 +1113,12 @@ def _temporaries_read(node: ast.AST) -> set:
 def compile_exprs(inputs: Sequence[sp.Symbol], outputs: Sequence[Any], *,
                   output_names: Sequence[str] | None = None, input_names: Sequence[str] | None = None,
                   output_shapes: Sequence[Any] | None = None, output_dtypes: Sequence[Any] | None = None,
-                  cache: bool = True, name: str = "compiled", backend: str = "numpy") -> CompiledFunction:
+                  cache: bool = True, name: str = "compiled", backend: str = "auto") -> ClosedFormFunction:
     """Compile ``outputs`` (SymPy expressions over ``inputs``) into one function, cached by
-    the expressions' structure and the backend: ``"numpy"`` (the default) generates NumPy
-    code; ``"c"``, ``"c_fused"`` and ``"c_scalar"`` generate C (see
+    the expressions' structure and the backend: ``"auto"`` (the default) runs the NumPy
+    code and tiers up to C when its calls pay for a compile
+    (:mod:`symgrad.symbolic.codegen.backends.auto`); ``"numpy"`` generates NumPy code only;
+    ``"c"``, ``"c_fused"`` and ``"c_scalar"`` generate C (see
     :mod:`symgrad.symbolic.codegen.backends`).
 
     >>> from symgrad.symbolic.core.symbols import ArrayVar

@@ -62,7 +62,7 @@ def _text_namespace() -> dict:
 def _compiled_function(function: type, arguments: tuple) -> Callable:
     """``function`` evaluated as the compiled code evaluates it (the engine's own NumPy
     translation), elementwise over NumPy arrays."""
-    compiled = compile_exprs(list(arguments), [function(*arguments)], output_shapes=[None])
+    compiled = compile_exprs(list(arguments), [function(*arguments)], output_shapes=[None], backend="numpy")
     return lambda *values: compiled.outputs_of([np.asarray(v, dtype=float) for v in values])[0]
 
 

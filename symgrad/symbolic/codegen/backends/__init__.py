@@ -6,8 +6,12 @@ of :class:`~symgrad.symbolic.codegen.compile.CompiledFunction`: call it with arr
 or by name), get a named tuple of arrays; ``.source``, ``.exprs``, ``.inputs``,
 ``.outputs`` and ``.backend`` are inspectable.
 
+``auto``
+    The default: the ``numpy`` backend's function, tiered up to the ``c`` backend's once its
+    calls have taken as long as a C compile costs, when a working C compiler is found and C
+    turns out faster (:mod:`.auto`).
 ``numpy``
-    Everything: one generated NumPy function (the default; no extra dependency).
+    Everything: one generated NumPy function (no extra dependency).
 ``c``
     Generated C for every program: ``c_scalar`` when every input and output is a scalar,
     ``c_fused`` when one fused loop computes everything, else a plan of fused C loops, C
@@ -32,7 +36,7 @@ specialised to them).  Nothing is silently wrong: a missing compiler raises
 
 >>> import sympy as sp
 >>> backend_names()
-['c', 'c_fused', 'c_scalar', 'numpy']
+['auto', 'c', 'c_fused', 'c_scalar', 'numpy']
 >>> get_backend("numpy").compile([sp.Symbol("x")], [sp.Symbol("x") + 1]).backend
 'numpy'
 """
@@ -126,7 +130,7 @@ def get_backend(name: str) -> Backend:
     >>> get_backend("fortran")
     Traceback (most recent call last):
     ...
-    ValueError: unknown backend 'fortran'; the backends are ['c', 'c_fused', 'c_scalar', 'numpy']
+    ValueError: unknown backend 'fortran'; the backends are ['auto', 'c', 'c_fused', 'c_scalar', 'numpy']
     """
     try:
         return _BACKENDS[name]
@@ -277,10 +281,10 @@ def _rule(positions: list, fixed: list, boolean: bool):
 
 # ============================================================================ the registered backends
 class NumPyBackend(Backend):
-    """The default: one generated NumPy function (``CompiledFunction``)."""
+    """One generated NumPy function (``CompiledFunction``)."""
 
     name = "numpy"
-    summary = "every operation, as one generated NumPy function (default)"
+    summary = "every operation, as one generated NumPy function"
 
     def compile(self, inputs, outputs, **options):  # noqa: D102
         from ..compile import CompiledFunction
@@ -318,10 +322,11 @@ class CBackend(Backend):
 
 
 def _register_builtin() -> None:
+    from .auto import AutoBackend
     from .c_fused import CFusedBackend
     from .c_scalar import CScalarBackend
 
-    for backend in (NumPyBackend(), CBackend(), CFusedBackend(), CScalarBackend()):
+    for backend in (AutoBackend(), NumPyBackend(), CBackend(), CFusedBackend(), CScalarBackend()):
         register_backend(backend)
 
 
