@@ -256,7 +256,7 @@ def targets(result) -> list[tuple[str, str, str]]:
     sg = median(find(result, "W1", REFERENCES["W1"]))
     lam = median(find(result, "W1", "SymPy diff + lambdify(cse)"))
     if both(sg, lam):
-        out.append(("W1: default NumPy backend no slower than SymPy's lambdify(cse) of the naive gradient",
+        out.append(("W1: the NumPy backend no slower than SymPy's lambdify(cse) of the naive gradient",
                     f"symgrad {fmt_time(sg)}, lambdify {fmt_time(lam)} ({sg / lam:.2f}x)",
                     "met" if sg <= lam else "met within the 5% noise margin" if sg <= lam * 1.05 else "missed"))
     fused = find(result, "W1", "symgrad value_and_grad (C backend)")
@@ -354,6 +354,7 @@ def targets(result) -> list[tuple[str, str, str]]:
             out.append((f"W4: aim at 2x the hand-written NumPy floor ({r['tool']})",
                         f"{fmt_time(t)} vs hand {fmt_time(hand4)} ({t / hand4:.1f}x)",
                         "met" if t <= 2 * hand4 else "missed"))
+    out += _issue_17_speed(result)
     out += _memory_targets(result)
     # W5
     extra = result.get("extras", {}).get("W5")
@@ -365,6 +366,47 @@ def targets(result) -> list[tuple[str, str, str]]:
                 out.append((f"W5: linear growth with graph size ({name})",
                             f"slope {s:.2f} between {extra['sizes'][-2]:,} and {extra['sizes'][-1]:,} ops",
                             "met" if s <= 1.1 else "nearly (slope under 1.2)" if s <= 1.2 else "missed"))
+    return out
+
+
+ISSUE_17_ROWS = {
+    "W1": ("symgrad value_and_grad (default)", None),
+    "W2": ("symgrad grad (default)", "vectorised, n=1,000,000"),
+    "W3": ("symgrad value_and_grad (default)", None),
+}
+"""Issue 17's speed goal: symgrad's default path (``backend="auto"``) ahead of JAX jit and
+torch.compile, on each workload's largest problem."""
+
+W4_EAGER_SHARE = 0.8
+"""Issue 17: an eager epoch at least this fraction of torch eager's speed (time at most 1/0.8 of it)."""
+
+
+def _issue_17_speed(result) -> list[tuple[str, str, str]]:
+    """Issue 17's verdicts: the default path against JAX jit and torch.compile (W1-W3), and
+    the eager engines against torch eager (W4)."""
+    out = []
+    for workload, (tool, label) in ISSUE_17_ROWS.items():
+        row = find(result, workload, tool, label=label)
+        ours = median(row)
+        if not math.isfinite(ours):
+            continue
+        peers = [(name, median(find(result, workload, name, label=label or row["label"])))
+                 for name in ("JAX jit", "torch.compile")]
+        peers = [(name, t) for name, t in peers if math.isfinite(t)]
+        if not peers:
+            continue
+        where = f" at {label}" if label else ""
+        out.append((f"{workload} (issue 17): the default path{where} ahead of JAX jit and torch.compile",
+                    f"{tool} {fmt_time(ours)}; " + "; ".join(f"{n} {fmt_time(t)} ({t / ours:.2f}x ours)"
+                                                              for n, t in peers),
+                    "met" if all(ours < t for _, t in peers) else "missed"))
+    torch4 = median(find(result, "W4", "torch eager"))
+    for engine in ("symbolic", "tape"):
+        ours = median(find(result, "W4", f"symgrad eager, {engine} backward"))
+        if math.isfinite(ours) and math.isfinite(torch4):
+            out.append((f"W4 (issue 17): an eager epoch ({engine} engine) at least {W4_EAGER_SHARE}x torch eager's "
+                        "speed", f"{fmt_time(ours)} vs torch {fmt_time(torch4)} ({torch4 / ours:.2f}x its speed)",
+                        "met" if torch4 / ours >= W4_EAGER_SHARE else "missed"))
     return out
 
 

@@ -819,6 +819,47 @@ def _movedim(b):
     return [x], {"source": _axis(b, x), "destination": _axis(b, x)}
 
 
+def unbind_piece(x, dim: int, k: int):
+    """Tensor ``k`` of ``unbind(x, dim)``: a program's step takes one output."""
+    return composites.unbind(x, dim)[k]
+
+
+def chunk_piece(x, chunks: int, dim: int, k: int):
+    """Tensor ``k`` of ``chunk(x, chunks, dim)``."""
+    return composites.chunk(x, chunks, dim)[k]
+
+
+def split_piece(x, split_size: int, dim: int, k: int):
+    """Tensor ``k`` of ``split(x, split_size, dim)``."""
+    return composites.split(x, split_size, dim)[k]
+
+
+@register_composite("unbind", unbind_piece, "symgrad.testing.generator.unbind_piece")
+def _unbind(b):
+    x = b.value(min_ndim=1, nonempty=True)
+    dim = _axis(b, x)
+    return [x], {"dim": dim, "k": b.choose.integer(0, b.shape(x)[dim] - 1)}
+
+
+@register_composite("chunk", chunk_piece, "symgrad.testing.generator.chunk_piece")
+def _chunk(b):
+    x = b.value(min_ndim=1, nonempty=True)
+    dim = _axis(b, x)
+    n = b.shape(x)[dim]
+    chunks = b.choose.integer(1, n)
+    length = -(-n // chunks)  # each piece's, but the last
+    return [x], {"chunks": chunks, "dim": dim, "k": b.choose.integer(0, -(-n // length) - 1)}
+
+
+@register_composite("split", split_piece, "symgrad.testing.generator.split_piece")
+def _split(b):
+    x = b.value(min_ndim=1, nonempty=True)
+    dim = _axis(b, x)
+    n = b.shape(x)[dim]
+    size = b.choose.integer(1, n)
+    return [x], {"split_size": size, "dim": dim, "k": b.choose.integer(0, -(-n // size) - 1)}
+
+
 @register_composite("narrow", composites.narrow)
 def _narrow(b):
     x = b.value(min_ndim=1, nonempty=True)  # an index along any dim
