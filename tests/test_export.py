@@ -592,18 +592,24 @@ def test_the_openmp_build_in_steps_gives_the_same_bits_with_any_number_of_thread
         pytest.skip(f"{' '.join(compiler)} has no OpenMP")
     symgrad.export(w3, *w3_at(3000, 100, 4)(rng), argnums=(0, 1), target="c", path=tmp_path / "w3.c")
     (tmp_path / "main.c").write_text(C_MAIN_W3)
+    plain, openmp = _printed_by_every_thread_count(compiler, tmp_path, "w3.c")
+    np.testing.assert_allclose(openmp, plain, rtol=1e-12, atol=1e-15)  # the builds differ by rounding only
+
+
+def _printed_by_every_thread_count(compiler, folder, source: str) -> tuple[list, list]:
+    """The numbers ``main.c`` with ``source`` prints, built plain and with OpenMP: each build
+    must print the same bits with 1, 2 and 3 threads."""
     printed = {}
     for build in ("plain", "openmp"):
-        program = tmp_path / f"main_{build}"
-        subprocess.run(compiler + C_BUILDS[build] + ["-o", str(program), "main.c", "w3.c", "-lm"], check=True,
-                       cwd=tmp_path)
+        program = folder / f"main_{build}"
+        subprocess.run(compiler + C_BUILDS[build] + ["-o", str(program), "main.c", source, "-lm"], check=True,
+                       cwd=folder)
         for threads in ("1", "2", "3", "2"):
             run = subprocess.run([str(program)], capture_output=True, text=True, check=True,
                                  env={**os.environ, "OMP_NUM_THREADS": threads})
             printed.setdefault(build, set()).add(run.stdout)
     assert len(printed["openmp"]) == 1 and len(printed["plain"]) == 1
-    plain, openmp = ([float.fromhex(v) for v in next(iter(printed[b])).split()] for b in ("plain", "openmp"))
-    np.testing.assert_allclose(openmp, plain, rtol=1e-12, atol=1e-15)  # the builds differ by rounding only
+    return tuple([float.fromhex(v) for v in next(iter(printed[b])).split()] for b in ("plain", "openmp"))
 
 
 def test_a_corrupted_c_export_in_steps_is_caught_and_nothing_is_written(rng, tmp_path, monkeypatch, compiler):
@@ -763,18 +769,9 @@ def test_the_openmp_build_gives_the_same_bits_with_any_number_of_threads(rng, tm
     if not c_target.has_openmp(compiler, tmp_path):
         pytest.skip(f"{' '.join(compiler)} has no OpenMP")
     n = 20 * 2048 + 7  # 21 blocks over the threads
-    ex = symgrad.export(w1, *points(n)["w1"][1](rng), argnums=(0, 1, 2), target="c", path=tmp_path / "w1.c")
+    symgrad.export(w1, *points(n)["w1"][1](rng), argnums=(0, 1, 2), target="c", path=tmp_path / "w1.c")
     (tmp_path / "main.c").write_text(C_MAIN)
-    printed = {}
-    for build in ("plain", "openmp"):
-        program = tmp_path / f"main_{build}"
-        subprocess.run(compiler + C_BUILDS[build] + ["-o", str(program), "main.c", "w1.c", "-lm"], check=True, cwd=tmp_path)
-        for threads in ("1", "2", "3", "2"):
-            run = subprocess.run([str(program)], capture_output=True, text=True, check=True,
-                                 env={**os.environ, "OMP_NUM_THREADS": threads})
-            printed.setdefault(build, set()).add(run.stdout)
-    assert len(printed["openmp"]) == 1 and len(printed["plain"]) == 1
-    plain, openmp = ([float.fromhex(v) for v in next(iter(printed[b])).split()] for b in ("plain", "openmp"))
+    plain, openmp = _printed_by_every_thread_count(compiler, tmp_path, "w1.c")
     np.testing.assert_allclose(openmp, plain, rtol=1e-12)  # the builds differ by rounding only
 
 

@@ -841,23 +841,26 @@ def _unbind(b):
     return [x], {"dim": dim, "k": b.choose.integer(0, b.shape(x)[dim] - 1)}
 
 
-@register_composite("chunk", chunk_piece, "symgrad.testing.generator.chunk_piece")
-def _chunk(b):
+def _pieces(b: ProgramBuilder, count_name: str, length_of: Callable[[int, int], int]):
+    """``chunk``'s and ``split``'s recipe: a count (chunks, or a piece's length) drawn from
+    1 to the size ``n`` of a dim, each piece ``length_of(n, count)`` long but the last, and
+    one of the pieces."""
     x = b.value(min_ndim=1, nonempty=True)
     dim = _axis(b, x)
     n = b.shape(x)[dim]
-    chunks = b.choose.integer(1, n)
-    length = -(-n // chunks)  # each piece's, but the last
-    return [x], {"chunks": chunks, "dim": dim, "k": b.choose.integer(0, -(-n // length) - 1)}
+    count = b.choose.integer(1, n)
+    length = length_of(n, count)
+    return [x], {count_name: count, "dim": dim, "k": b.choose.integer(0, -(-n // length) - 1)}
+
+
+@register_composite("chunk", chunk_piece, "symgrad.testing.generator.chunk_piece")
+def _chunk(b):
+    return _pieces(b, "chunks", lambda n, chunks: -(-n // chunks))
 
 
 @register_composite("split", split_piece, "symgrad.testing.generator.split_piece")
 def _split(b):
-    x = b.value(min_ndim=1, nonempty=True)
-    dim = _axis(b, x)
-    n = b.shape(x)[dim]
-    size = b.choose.integer(1, n)
-    return [x], {"split_size": size, "dim": dim, "k": b.choose.integer(0, -(-n // size) - 1)}
+    return _pieces(b, "split_size", lambda n, size: size)
 
 
 @register_composite("narrow", composites.narrow)
