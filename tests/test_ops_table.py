@@ -145,6 +145,11 @@ CASES = [
         ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": (0, 2), "keepdim": True}), ((2, 3), {"dim": -1}),
         ((2, 3, 4), {"dim": 1})]],
     *[case(name, shape) for name in ["cholesky", "det_sign", "logabsdet"] for shape in [(1, 1), (3, 3), (2, 3, 3)]],
+    *[case("sort_values", shape, dim=dim, descending=descending) for shape, dim in [((5,), 0), ((2, 3, 4), 1),
+      ((2, 3), -1), ((), 0)] for descending in [False, True]],
+    *[case("sort_by", shape, shape, dim=dim, descending=descending, inverse=inverse)
+      for shape, dim in [((5,), 0), ((2, 3, 4), 1), ((2, 3), -1)] for descending in [False, True]
+      for inverse in [False, True]],
     *[case(name, shape) for name in ["svdvals", "svd_u", "svd_v"] for shape in [(1, 1), (3, 3), (2, 3, 4), (4, 2)]],
     *[case("tril", shape, **attrs) for shape, attrs in [((3, 3), {}), ((2, 3, 4), {"diagonal": -1}), ((4, 2), {"diagonal": 1})]],
     *[case("solve", a, b) for a, b in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (1, 3, 1))]],
@@ -224,6 +229,8 @@ TORCH = {
     "prod": lambda t, x, dim=None, keepdim=False: x.prod() if dim is None else x.prod(dim, keepdim),
     **{name: (lambda name: lambda t, x, dim=None, keepdim=False: getattr(x, name)(
         () if dim is None else dim, keepdim))(name) for name in ["amax", "amin"]},
+    "sort_values": lambda t, x, dim, descending=False: t.sort(x, dim=dim, descending=descending, stable=True).values,
+    "sort_by": lambda t, x, key, dim, descending=False, inverse=False: _sorted_by(t, x, key, dim, descending, inverse),
     "inverse": lambda t, a: t.linalg.inv(a),
     "cholesky": lambda t, a: t.linalg.cholesky(a),
     "tril": lambda t, x, diagonal=0: t.tril(x, diagonal),
@@ -255,6 +262,12 @@ def _signs_fixed(t, svd):
     largest = t.gather(svd.U, -2, svd.U.abs().argmax(dim=-2, keepdim=True))
     signs = t.where(largest < 0, -1.0, 1.0).to(svd.U.dtype).detach()
     return svd.U * signs, svd.Vh.mT * signs
+
+
+def _sorted_by(t, x, key, dim, descending, inverse):
+    """``sort_by`` in PyTorch: ``x`` gathered at ``key``'s stable sort order, or scattered there."""
+    order = t.sort(key, dim=dim, descending=descending, stable=True).indices
+    return t.zeros_like(x).scatter(dim, order, x) if inverse else x.gather(dim, order)
 
 
 def torch_function(t, name: str):
@@ -330,6 +343,10 @@ KINKS = [
       for attrs in [{}, {"dim": 1}, {"dim": 0, "keepdim": True}, {"dim": (0, 1)}]],
     *[("cumprod", [values], {"dim": -1}) for values in [
         [[1.5, 0.0, 2.0, -1.0], [0.0, 0.0, 3.0, 2.0], [2.0, 0.5, 3.0, 0.0], [0.0, 1.0, 0.0, 2.0]], [0.0]]],
+    # ties: each tied element's gradient is the one of the position torch's stable sort gives it
+    *[("sort_values", [values], {"dim": dim, "descending": descending}) for values, dim in [
+        ([1.0, 3.0, 3.0, 2.0, 3.0, 1.0], 0), ([[1.0, 3.0, 3.0, 2.0, 3.0], [5.0, 5.0, 1.0, 5.0, 1.0]], 1),
+        ([[2.0, 2.0, 2.0], [2.0, 1.0, 2.0]], 0)] for descending in [False, True]],
     ("norm", [[[0.0, 0.0], [3.0, 4.0]]], {"dim": 1}),
     ("norm", [[0.0, 0.0, 0.0]], {}),
     *[("pow_scalar", [[0.0, 1.0, -2.0]], {"exponent": e}) for e in [0, 1, 2, 3]],

@@ -92,6 +92,10 @@ POINTS = {
     "huber_loss at the kink": (lambda x: _f(x).huber_loss(x, x * 0, reduction="sum"), [1.0, 0.0]),
     "l1_loss at 0": (lambda x: _f(x).l1_loss(x, x * 0 + 1, reduction="sum"), [1.0, 0.0]),
     "topk of ties": (lambda x: x.topk(1)[0], [1.0, 1.0, 0.0]),
+    "topk of ties, smallest": (lambda x: x.topk(2, largest=False)[0] * _constant(x, [1.0, 2.0]), [1.0, 0.0, 0.0, 1.0]),
+    "sort of ties, weighted": (lambda x: x.sort(stable=True)[0] * _constant(x, [1.0, 2.0, 3.0, 4.0]), [2.0, 1.0, 2.0, 1.0]),
+    "sort of ties, descending": (lambda x: x.sort(descending=True, stable=True)[0] * _constant(x, [1.0, 2.0, 3.0, 4.0]),
+                                 [2.0, 1.0, 2.0, 1.0]),
     "atan2 at the origin": (lambda x: _lib(x).atan2(x, x * 1), [0.0, 1.0]),
     "logaddexp(a, a) at -inf": (lambda x: _lib(x).logaddexp(x.log(), x.log()), [0.0, 1.0]),
 }
@@ -99,9 +103,6 @@ POINTS = {
 # What symgrad still gives differently (visible here, not hidden): each must fail, so a fix shows up.
 DIFFERENT = {
     "atan2 at the origin": "PyTorch's gradient at (0, 0) is 0; symgrad's formula y/(x^2+y^2) gives 0/0 = NaN",
-}
-TRANSFORM_REFUSES = {
-    "topk of ties": "sort and topk are built from index arrays that depend on the values, which a trace refuses",
 }
 
 
@@ -131,10 +132,6 @@ def test_value_and_gradient_at_special_points_are_pytorchs(name, path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = _torch_run(f, values)
-        if path == "transform" and name in TRANSFORM_REFUSES:
-            with pytest.raises(symgrad.UntraceableError):
-                _symgrad_run(f, values, path)
-            return
         got = _symgrad_run(f, values, path)
     np.testing.assert_array_equal(np.float64(got[0]), np.float64(expected[0]))
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-12, atol=0, equal_nan=True)

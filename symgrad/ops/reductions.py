@@ -17,6 +17,11 @@ Choices at non-differentiable points, checked against PyTorch 2.13:
   helper op ``extremum_mask``.
 * ``cumprod`` at zeros: PyTorch's gradient (see ``_cumprod_vjp``).
 * ``norm`` (the 2-norm) has gradient 0 where the norm is 0.
+* ``sort_values`` (the values of ``symgrad.sort``/``topk``) orders ties stably, as
+  ``torch.sort(stable=True)``: each tied element's gradient is the one of the position
+  its stable order sends it to. Its VJP is the op ``sort_by`` (the gradient put back where
+  the input's stable order took it), recomputed from the input at every call, so sorting
+  works inside transforms and on the symbolic engine.
 
 The softmax family and ``logsumexp`` are derived, but are their own entries: their
 forwards subtract the maximum first so that they do not overflow, and their VJPs are
@@ -28,7 +33,7 @@ import math
 
 import numpy as np
 
-from .base import STRUCTURAL, Op, register
+from .base import STRUCTURAL, UNDEFINED, Domain, Op, register
 
 
 def normalize_dims(dim, ndim: int) -> tuple[int, ...] | None:
@@ -426,3 +431,70 @@ amax = _reduction("amax", "AmaxBackward0", _amax_forward(np.max), vjp=_amax_vjp,
                   numpy="max")
 amin = _reduction("amin", "AminBackward0", _amax_forward(np.min), vjp=_amax_vjp, saves=("inputs", "output"),
                   numpy="min")
+
+# ----------------------------------------------------------------------------- sort_values, sort_by
+
+
+def _sort_dim(x, dim) -> int:
+    (d,) = normalize_dims(dim, np.ndim(x)) or (0,)
+    return d
+
+
+def stable_order(key, dim: int, descending: bool) -> np.ndarray:
+    """The stable argsort of ``key`` along ``dim`` (descending: of ``-key``, so ties keep
+    their order, as ``torch.sort(stable=True, descending=True)``)."""
+    key = np.asarray(key)
+    return np.argsort(-key if descending else key, axis=dim, kind="stable")
+
+
+def _sort_values_forward(x, *, dim, descending=False):
+    x = np.asarray(x)
+    if x.ndim == 0:
+        return x.copy()
+    d = _sort_dim(x, dim)
+    return np.take_along_axis(x, stable_order(x, d, descending), axis=d)
+
+
+def _sort_by_forward(x, key, *, dim, descending=False, inverse=False):
+    x, key = np.asarray(x), np.asarray(key)
+    if x.shape != key.shape:
+        raise ValueError(f"sort_by: x of shape {x.shape} and key of shape {key.shape} must have the same shape")
+    if x.ndim == 0:
+        return x.copy()
+    d = _sort_dim(x, dim)
+    order = stable_order(key, d, descending)
+    if not inverse:
+        return np.take_along_axis(x, order, axis=d)
+    out = np.empty_like(x)
+    np.put_along_axis(out, order, x, axis=d)
+    return out
+
+
+sort_values = register(Op(
+    name="sort_values",
+    grad_fn_name="SortBackward1",
+    forward=_sort_values_forward,
+    vjp=lambda xp, g, ans, x, *, dim, descending=False: (
+        xp.sort_by(g, x, dim=dim, descending=descending, inverse=True),),
+    sympy=STRUCTURAL,
+    kind="structural",
+    saves=frozenset({"inputs"}),
+))
+
+sort_by = register(Op(
+    name="sort_by",
+    grad_fn_name="GatherBackward0",
+    forward=_sort_by_forward,
+    # a permutation (inverse: its inverse) fixed by key, which is piecewise constant in key
+    vjp=lambda xp, g, ans, x, key, *, dim, descending=False, inverse=False: (
+        xp.sort_by(g, key, dim=dim, descending=descending, inverse=not inverse), UNDEFINED),
+    sympy=STRUCTURAL,
+    kind="structural",
+    arity=2,
+    domains=(Domain(), Domain()),
+    differentiable=(True, False),
+    saves=frozenset({"inputs"}),
+    needed_by={0: (), 1: (0,)},  # key is read for x's gradient, x for none
+    name_rule=lambda x_shape, key_shape, *, dim, descending=False, inverse=False: (
+        "ScatterBackward0" if inverse else "GatherBackward0"),
+))

@@ -37,6 +37,12 @@ logcumsumexp  dim                     log(cumsum(exp(x))) along the int dim, sta
                                       (reductions.py)
 amax, amin    dim=None, keepdim=False max/min over dim, attrs as sum; ties share the
                                       gradient evenly (reductions.py)
+sort_values   dim, descending=False   x sorted along the int dim, ties in their order
+                                      (stable; descending sorts -x) (reductions.py)
+sort_by       dim, descending=False,  x's slices along dim gathered in the stable order
+              inverse=False           of key (input 2, no derivative), or (inverse)
+                                      put back where that order took them: each is the
+                                      other's adjoint (reductions.py)
 sum_to        shape                   sum a broadcast array down to ``shape``
                                       (broadcast.py)
 broadcast_to  shape                   NumPy-broadcast to ``shape`` (broadcast.py)

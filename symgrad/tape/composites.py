@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..ops.reductions import normalize_dims
+from ..ops.reductions import normalize_dims, stable_order
 from . import tracing, views
 from .tensor import MinMaxResult, Tensor, _index, apply_op, as_tensor
 
@@ -669,31 +669,38 @@ def std(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtin
 
 
 # ----------------------------------------------------------------------------- order
-def _ordered(x: Tensor, order: np.ndarray, how: str, d: int, grad_fn_name: str) -> MinMaxResult:
-    """Values ``x`` gathered at ``order`` (indices computed from ``x``'s data, so marked: a
-    traced function that uses them raises instead of freezing them), and the indices."""
-    indices = tracing.mark(Tensor(np.ascontiguousarray(order, dtype=np.int64)), how, x)
-    if x.ndim == 0:
-        return MinMaxResult(x.clone(), indices)
-    values = gather(x, d, indices)
-    if values.grad_fn is not None:
-        values.grad_fn.rename(grad_fn_name)
-    return MinMaxResult(values, indices)
+def _order_indices(x: Tensor, order: np.ndarray, how: str) -> Tensor:
+    """The int64 indices of a sort, computed from ``x``'s data (so marked: a traced function
+    that uses them raises instead of freezing them); they carry no gradient."""
+    return tracing.mark(Tensor(np.ascontiguousarray(order, dtype=np.int64)), how, x)
+
+
+def _sorted_values(x: Tensor, d: int, descending: builtins.bool) -> Tensor:
+    """``x`` sorted along ``d`` by the op ``sort_values``, which sorts at every call (so inside
+    transforms and on the symbolic engine too)."""
+    return apply_op("sort_values", x, dim=d, descending=builtins.bool(descending))
 
 
 def sort(x: Tensor, dim: int = -1, descending: builtins.bool = False, stable: builtins.bool = False) -> MinMaxResult:
-    """``(values, indices)``: ``x`` sorted along ``dim``; ties keep their order (always stable)."""
+    """``(values, indices)``: ``x`` sorted along ``dim``; ties keep their order (always stable,
+    so ``stable`` changes only the node's name, as PyTorch's). The values are differentiable,
+    also inside transforms; the indices carry no gradient."""
     x = as_tensor(x)
     d = _dim(dim, x.ndim)
     if x.ndim == 0:
-        return _ordered(x, np.zeros((), dtype=np.int64), "sort()", 0, "SortBackward0")
-    order = np.argsort(-x._data if descending else x._data, axis=d, kind="stable")
-    return _ordered(x, order, "sort()", d, "SortBackward0")
+        return MinMaxResult(x.clone(), _order_indices(x, np.zeros((), dtype=np.int64), "sort()"))
+    order = stable_order(x._data, d, descending)
+    values = _sorted_values(x, d, descending)
+    if values.grad_fn is not None:
+        values.grad_fn.rename("SortBackward1" if stable else "SortBackward0")
+    return MinMaxResult(values, _order_indices(x, order, "sort()"))
 
 
 def topk(x: Tensor, k: int, dim: int = -1, largest: builtins.bool = True,
          sorted: builtins.bool = True) -> MinMaxResult:
-    """``(values, indices)`` of the ``k`` largest (or smallest) elements along ``dim``."""
+    """``(values, indices)`` of the ``k`` largest (or smallest) elements along ``dim``, in
+    order; ties keep their order. The values are the first ``k`` of the stable sort
+    (differentiable, also inside transforms); the indices carry no gradient."""
     x = as_tensor(x)
     d = _dim(dim, x.ndim)
     k = _int(k, "k")
@@ -701,9 +708,13 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: builtins.bool = True,
     if not 0 <= k <= n:
         raise RuntimeError(f"topk: k ({k}) is out of range for dimension {d} of size {n}")
     if x.ndim == 0:
-        return _ordered(x, np.zeros((), dtype=np.int64), "topk()", 0, "TopkBackward0")
-    order = np.argsort(-x._data if largest else x._data, axis=d, kind="stable")
-    return _ordered(x, np.take(order, np.arange(k), axis=d), "topk()", d, "TopkBackward0")
+        return MinMaxResult(x.clone(), _order_indices(x, np.zeros((), dtype=np.int64), "topk()"))
+    first_k = (slice(None),) * d + (slice(0, k),)
+    order = stable_order(x._data, d, largest)[first_k]
+    values = _sorted_values(x, d, largest)[first_k]
+    if values.grad_fn is not None:
+        values.grad_fn.rename("TopkBackward0")
+    return MinMaxResult(values, _order_indices(x, order, "topk()"))
 
 
 def argmax(x: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:

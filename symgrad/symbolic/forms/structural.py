@@ -664,6 +664,46 @@ class Logcumsumexp(_SameShape):
 
 
 @_register
+class SortValues(_SameShape):
+    """``sort_values(x, dim, descending)``: ``x`` sorted along ``dim`` (stable); its adjoint
+    puts ``g`` back where ``x``'s own order took each value (``sort_by(g, x, inverse=True)``)."""
+
+    op_name = "sort_values"
+    hidden_defaults = {"descending": False}
+
+    def adjoint(self, g, index):
+        shape = shape_of(self)
+        if not shape:
+            return g
+        return SortBy.of(exact(g, shape), self.arrays[0], dim=self.attrs["dim"],
+                         descending=self.attrs.get("descending", False), inverse=True)
+
+
+@_register
+class SortBy(_SameShape):
+    """``sort_by(x, key, dim, descending, inverse)``: ``x`` gathered along ``dim`` in the
+    stable order of ``key`` (inverse: put back where that order took it). A permutation
+    fixed by ``key``, so its adjoint in ``x`` is the inverse permutation and ``key`` carries
+    no gradient."""
+
+    op_name = "sort_by"
+    hidden_defaults = {"descending": False, "inverse": False}
+
+    def differentiable_args(self):
+        return (True, False)
+
+    def adjoint(self, g, index):
+        if index == 1:
+            return sp.Integer(0)
+        shape = shape_of(self)
+        if not shape:
+            return g
+        attrs = self.attrs
+        return SortBy.of(exact(g, shape), self.arrays[1], dim=attrs["dim"],
+                         descending=attrs.get("descending", False), inverse=not attrs.get("inverse", False))
+
+
+@_register
 class LogSoftmax(PrintedInStandardNotation, _SameShape):
     """``log_softmax(x, dim)``."""
 
