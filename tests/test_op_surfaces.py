@@ -54,8 +54,6 @@ NOT_YET = {  # (surface, the issue's name): why it is not there yet
     ("generator", "argmax"): "integer positions: no gradient for a random program to check",
     ("generator", "argmin"): "as argmax",
     ("generator", "count_nonzero"): "an integer count: no gradient for a random program to check",
-    ("generator", "sort"): "returns (values, indices); a program's step takes one tensor output",
-    ("generator", "topk"): "as sort",
     ("parser", "argmax"): "integer positions without a derivative; formulas are differentiable real functions",
     ("parser", "argmin"): "as argmax",
     ("parser", "count_nonzero"): "as argmax",

@@ -66,6 +66,7 @@ LOGICAL_OPS = ("logical_and", "logical_or", "logical_not")
 
 NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min",
                            "amax", "amin", "matrix_norm", "vector_norm", "rounding_jump",
+                           "sort_values", "sort", "topk",
                            "extremum_mask", "elu", "leaky_relu", "softsign", "floor", "ceil", "round", "trunc",
                            "frac", "remainder", "fmod", "copysign", *COMPARISON_OPS, *LOGICAL_OPS})
 """Ops with kinks or jumps (a mask selects between branches); second-derivative checks
@@ -563,6 +564,22 @@ def _cumsum(b, op):
     return [x], {"dim": b.choose.integer(-len(b.shape(x)), len(b.shape(x)) - 1)}
 
 
+@register_recipe("sort_values")
+def _sort_values(b, op):
+    x = b.value(min_ndim=1)
+    return [x], {"dim": _axis(b, x), "descending": b.choose.boolean()}
+
+
+@register_recipe("sort_by")
+def _sort_by(b, op):
+    # the key is a constant of distinct values: a key computed by the program could hold
+    # ties, where a finite-difference step would reorder it (a jump, not a derivative)
+    x = b.value(min_ndim=1)
+    shape = b.shape(x)
+    key = b.constant(b.choose.rng.permutation(int(np.prod(shape))).reshape(shape).astype(b.dtype))
+    return [x, key], {"dim": _axis(b, x), "descending": b.choose.boolean(), "inverse": b.choose.boolean()}
+
+
 def _well_conditioned(b: ProgramBuilder, n: int) -> Ref:
     """An ``n x n`` matrix made from any value as ``2 I + tanh(M)/n``: diagonally dominant, so
     invertible with a positive determinant whatever ``M`` holds."""
@@ -861,6 +878,29 @@ def _chunk(b):
 @register_composite("split", split_piece, "symgrad.testing.generator.split_piece")
 def _split(b):
     return _pieces(b, "split_size", lambda n, size: size)
+
+
+def sorted_values(x, dim: int, descending: bool):
+    """The values of ``sort(x, dim, descending)``: a program's step takes one output."""
+    return composites.sort(x, dim, descending).values
+
+
+def topk_values(x, k: int, dim: int, largest: bool):
+    """The values of ``topk(x, k, dim, largest)``."""
+    return composites.topk(x, k, dim, largest).values
+
+
+@register_composite("sort", sorted_values, "symgrad.testing.generator.sorted_values")
+def _sort(b):
+    x = b.value(min_ndim=1)
+    return [x], {"dim": _axis(b, x), "descending": b.choose.boolean()}
+
+
+@register_composite("topk", topk_values, "symgrad.testing.generator.topk_values")
+def _topk(b):
+    x = b.value(min_ndim=1, nonempty=True)
+    dim = _axis(b, x)
+    return [x], {"k": b.choose.integer(1, b.shape(x)[dim]), "dim": dim, "largest": b.choose.boolean()}
 
 
 @register_composite("narrow", composites.narrow)
