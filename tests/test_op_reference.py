@@ -66,6 +66,8 @@ SPELLED = {  # op -> how PyTorch writes it, where that is no function of the op'
     "det_sign": "`torch.linalg.slogdet(A).sign`", "logabsdet": "`torch.linalg.slogdet(A).logabsdet`",
     "svd_u": "`torch.linalg.svd(A, full_matrices=False).U` (column signs fixed)",
     "svd_v": "`torch.linalg.svd(A, full_matrices=False).Vh.mT` (column signs fixed)",
+    "sort_values": "`torch.sort(x, dim, descending, stable=True).values`",
+    "sort_by": "none (`x.gather(dim, i)`, inverse `scatter`, with `i` the stable sort's indices of `key`)",
 }
 
 NUMPY = {  # symgrad name -> the NumPy function computing it, where the names differ
@@ -76,6 +78,7 @@ NUMPY = {  # symgrad name -> the NumPy function computing it, where the names di
     "atan2": "arctan2", "abs": "absolute", "clamp": "clip", "lgamma": "none (`scipy.special.gammaln`)",
     "erf": "none (`scipy.special.erf`)", "erfc": "none (`scipy.special.erfc`)",
     "xlogy": "none (`scipy.special.xlogy`)", "sigmoid": "none (`scipy.special.expit`)",
+    "sort_values": "sort", "sort_by": "none (`take_along_axis(x, argsort(key, kind=\"stable\"), dim)`)",
 }
 NOT_NUMPYS = {"select", "split", "std", "var", "sort", "pad", "transpose"}
 """Names whose NumPy function of the same name takes other arguments or computes something
