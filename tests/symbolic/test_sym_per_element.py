@@ -126,6 +126,8 @@ REFUSED = {  # op: a program running it, which per_element refuses (printers.NO_
     "svdvals": lambda x, w: symgrad.linalg.svdvals(x) ** 2,
     "svd_u": lambda x, w: apply_op("svd_u", x).exp(),
     "svd_v": lambda x, w: apply_op("svd_v", x).exp(),
+    "sort_values": lambda x, w: symgrad.sort(x, 1).values ** 2,
+    "sort_by": lambda x, w: apply_op("sort_by", x, x.detach().t().reshape(3, 4), dim=0).exp(),
 }
 
 

@@ -690,6 +690,8 @@ NO_ELEMENTWISE_FORM = {
     "svdvals": "singular values are square roots of the roots of A^T A's characteristic polynomial",
     "svd_u": "singular vectors are null vectors of A A^T - s^2 I, for roots s^2 of its characteristic polynomial",
     "svd_v": "as svd_u's, of A^T A - s^2 I",
+    "sort_values": "which element lands where depends on the values (its form per element is a network of Min and Max)",
+    "sort_by": "the order is the stable sort of key, which depends on key's values",
 }
 """The structural ops :func:`per_element` refuses, and why."""
 
