@@ -95,3 +95,13 @@ def test_indices_are_still_refused_inside_a_transform():
     f = symgrad.grad(lambda x: (x * symgrad.sort(x).indices).sum())
     with pytest.raises(symgrad.UntraceableError, match="sort"):
         f(np.array([3.0, 1.0, 2.0]))
+
+
+@pytest.mark.parametrize("values", [[1.0, float("nan"), 2.0, 2.0, 1.0], [[3, 1, 3], [2, 2, 0]], [True, False, True]])
+@pytest.mark.parametrize("descending", [False, True])
+def test_order_of_nan_integers_and_booleans_is_torchs(values, descending):
+    """Descending sorts without negating: NaN first (as PyTorch), booleans and integers sort."""
+    got = symgrad.sort(symgrad.tensor(values), descending=descending, stable=True)
+    expected = torch.sort(torch.tensor(values), descending=descending, stable=True)
+    np.testing.assert_array_equal(got.values.numpy(), expected.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), expected.indices.numpy())

@@ -441,10 +441,15 @@ def _sort_dim(x, dim) -> int:
 
 
 def stable_order(key, dim: int, descending: bool) -> np.ndarray:
-    """The stable argsort of ``key`` along ``dim`` (descending: of ``-key``, so ties keep
-    their order, as ``torch.sort(stable=True, descending=True)``)."""
+    """The stable argsort of ``key`` along ``dim``; ties keep their order also when
+    ``descending`` (as ``torch.sort(stable=True, descending=True)``), which sorts the
+    reversed slices ascending and reverses the result (no negation: booleans and unsigned
+    integers sort too, and NaN comes first, as in PyTorch)."""
     key = np.asarray(key)
-    return np.argsort(-key if descending else key, axis=dim, kind="stable")
+    if not descending:
+        return np.argsort(key, axis=dim, kind="stable")
+    flip = reversed_along(dim, key.ndim)
+    return key.shape[dim] - 1 - np.argsort(key[flip], axis=dim, kind="stable")[flip]
 
 
 def _sort_values_forward(x, *, dim, descending=False):
