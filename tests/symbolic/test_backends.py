@@ -390,6 +390,22 @@ def test_transforms_take_a_backend(cc, backend):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["c", "auto"])
+def test_sort_runs_as_a_numpy_step_of_the_c_plan(cc, backend):
+    """``sort_values`` and its adjoint ``sort_by`` have no C translation: ``"c"`` (and ``"auto"``)
+    compute them in NumPy steps of the plan, with the same values as the NumPy backend."""
+    x = np.random.default_rng(5).standard_normal((3, 4))
+
+    def f(x):
+        return ((symgrad.sort(symgrad.sin(x), dim=-1, descending=True).values * symgrad.arange(4.0)).sum()
+                + (symgrad.topk(x * x, 2, dim=0).values ** 2).sum())
+
+    for got, want in zip(S.value_and_grad(f, backend=backend)(x), S.value_and_grad(f, backend="numpy")(x)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    with pytest.raises(UnsupportedExpressionError, match="sort_by"):
+        S.grad(f, backend="c_fused")(x)
+
+
 @pytest.mark.parametrize("backend", ARRAY_BACKENDS)
 def test_transforms_of_pytree_outputs_take_a_backend(cc, backend):
     # several seeds (jacobian, vjp), several tangent outputs (jvp), one-hot output weights (hessian)
