@@ -268,16 +268,23 @@ expm1 = _unary(
     numpy="expm1",
 )
 
+def _atan2_vjp(xp, g, ans, y, x):
+    # x/(x^2 + y^2) and -y/(x^2 + y^2), and 0 at the origin as PyTorch's (not 0/0), the
+    # branch not taken divided by 1
+    squares = x * x + y * y
+    origin = squares == 0
+    safe = xp.where(origin, 1.0, squares)
+    return (xp.sum_to(xp.where(origin, 0.0, g * x / safe), shape=_shape(y)),
+            xp.sum_to(xp.where(origin, 0.0, -(g * y) / safe), shape=_shape(x)))
+
+
 atan2 = register(Op(
     name="atan2",
     numpy="arctan2",
     grad_fn_name="Atan2Backward0",
     forward=_fresh(np.arctan2),
-    vjp=lambda xp, g, ans, y, x: (
-        xp.sum_to(g * x / (x * x + y * y), shape=_shape(y)),
-        xp.sum_to(-(g * y) / (x * x + y * y), shape=_shape(x)),
-    ),
-    sympy=lambda sp, y, x: sp.atan2(y, x),
+    vjp=_atan2_vjp,
+    sympy=sympy_function("symgrad.symbolic.forms.stable.atan2"),  # PyTorch's 0 partials at the origin
     arity=2,
     # y away from 0: the angle jumps by 2*pi across the negative x axis
     domains=(Domain(avoid=(0.0,), margin=0.2), Domain(avoid=(0.0,), margin=0.2)),

@@ -18,6 +18,7 @@ from symgrad.symbolic.forms.selections import Maximum
 from symgrad.symbolic.printing.notebook import sympy_bundle
 from symgrad.symbolic.forms.structural import Matmul, Sum, Transpose, structural_class
 from symgrad.symbolic.core.symbols import postorder
+from symgrad.symbolic.printing.printers import PRINT_DEPTH
 from symgrad.testing import random_program
 
 
@@ -87,6 +88,25 @@ def test_pretty_powers_of_symgrads_nodes_print_as_sympys_do(kind, context):
     assert pretty(shape(node)) == sp.pretty(shape(lookalike))
 
 
+def _depth(expr: sp.Basic) -> int:
+    """Levels of ``expr``'s tree."""
+    levels: dict = {}
+    for node in postorder([expr]):
+        levels[id(node)] = 1 + max((levels.get(id(a), 1) for a in node.args), default=0)
+    return levels[id(expr)]
+
+
+def _same_text(sympys: str, ours: str, form: sp.Basic) -> None:
+    """``text`` is SymPy's ``str`` for a form SymPy prints in one piece; deeper, printed in
+    pieces, the terms of a sum may come in another order (``deep_text``'s docstring), never
+    other terms: the same tokens (seed 20261207 found such a gradient, 26 levels deep)."""
+    if _depth(form) <= PRINT_DEPTH:
+        assert ours == sympys
+    else:
+        tokens = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|\d+\.?\d*(?:e[-+]?\d+)?|\*\*|[-+*/@()\[\],.:]")
+        assert sorted(tokens.findall(ours)) == sorted(tokens.findall(sympys)), (ours, sympys)
+
+
 def test_every_printer_prints_random_programs_and_their_gradients(rng):
     """The closed forms of random programs over every op (drawn from the session seed),
     and their gradients, print in every printer: symgrad's, SymPy's own and the notebook's."""
@@ -99,7 +119,7 @@ def test_every_printer_prints_random_programs_and_their_gradients(rng):
         y = y if y.shape == () else y.sum()
         for form in [y.expr, *diff(y, list(tensors), allow_unused=True)]:
             shown, _ = defined_data(form)  # data computed from named tensors: in place, or listed below
-            assert str(to_display(shown)) == text(form).split("\nwhere ")[0]
+            _same_text(str(to_display(shown)), text(form).split("\nwhere ")[0], to_display(shown))
             for name, printer in printers.items():
                 try:
                     assert printer(form)

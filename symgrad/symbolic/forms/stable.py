@@ -414,6 +414,27 @@ class sinc(sp.Function):
     _pythoncode = _numpycode
 
 
+class atan2(sp.atan2):
+    """SymPy's ``atan2(y, x)`` with PyTorch's partials at the origin, where the angle is not
+    differentiable: 0 there (``x/(x^2 + y^2)`` and ``-y/(x^2 + y^2)`` elsewhere), not 0/0.
+
+    >>> y, x = sp.symbols("y x", real=True)
+    >>> atan2(y, x).diff(y)
+    where(x**2 + y**2 == 0, 0, x/(x**2 + y**2))
+    """
+
+    def fdiff(self, argindex=1):
+        from .selections import Equal, Select
+
+        y, x = self.args
+        squares = x ** 2 + y ** 2
+        if argindex == 1:
+            return Select(Equal(squares, 0), sp.S.Zero, x / squares)
+        if argindex == 2:
+            return Select(Equal(squares, 0), sp.S.Zero, -y / squares)
+        raise ArgumentIndexError(self, argindex)
+
+
 class _XLog(sp.Function):
     """``x * log(y + shift)``, the constant 0 where ``x == 0`` and ``y + shift <= 0``
     (``xlogy``, ``xlog1py``); compiled as the op table's forward.  Its partials are
@@ -687,5 +708,5 @@ def nan_to_num_form(sp_module, x, nan: Any = 0.0, posinf: Any = None, neginf: An
 
 
 NUMPY_HELPERS.update(erf=special.erf, erfc=special.erfc, xlogy=special.xlogy_values, xlog1py=special.xlog1py_values)
-__all__ += ["erf", "erfc", "logaddexp", "copysign", "sinc", "xlogy", "xlog1py", "floor", "ceiling", "trunc", "round_half_even", "nan_to_num",
+__all__ += ["erf", "erfc", "logaddexp", "copysign", "sinc", "xlogy", "xlog1py", "atan2", "floor", "ceiling", "trunc", "round_half_even", "nan_to_num",
             "nan_to_num_form", "floor_divide", "remainder", "fmod"]

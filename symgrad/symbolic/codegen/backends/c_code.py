@@ -56,7 +56,7 @@ _MATH_WITHOUT_OP = {  # SymPy function -> (glibc name, arity), for functions tha
     # (they come from derivatives or from a user's SymPy expression)
     sp.sinh: ("sinh", 1), sp.cosh: ("cosh", 1), sp.asin: ("asin", 1), sp.acos: ("acos", 1),
     sp.atan: ("atan", 1), sp.asinh: ("asinh", 1), sp.acosh: ("acosh", 1), sp.atanh: ("atanh", 1),
-    sp.erf: ("erf", 1), sp.erfc: ("erfc", 1),
+    sp.erf: ("erf", 1), sp.erfc: ("erfc", 1), sp.atan2: ("atan2", 2),
 }
 
 
