@@ -290,11 +290,19 @@ def follows(op: Any, inputs: Iterable[Any]) -> bool:
     return op.kind == "mask" or op.name == "cast" or any(t._trace_node is not None for t in live)
 
 
+_FROM = " (from a tensor made by "
+
+
 def mark(out: Any, how: str, *inputs: Any) -> Any:
     """Mark ``out`` as made by ``how`` outside the graph when an input is part of the
-    running trace; returns ``out``."""
+    running trace, naming also where a chain of such tensors began (``the unrecorded op
+    sum (from a tensor made by sort())``); returns ``out``."""
     if out.grad_fn is None and _running():
         if any(_live(t) for t in inputs if hasattr(t, "_made_outside_graph")):
+            earlier = next((t._made_outside_graph for t in inputs if getattr(t, "_made_outside_graph", None)), None)
+            if earlier is not None:
+                root = earlier.split(_FROM, 1)[1][:-1] if _FROM in earlier else earlier
+                how = f"{how}{_FROM}{root})"
             out._made_outside_graph = how
     return out
 
