@@ -146,9 +146,13 @@ def test_a_boolean_mask_argument_is_refused_as_an_index():
 FROZEN = [  # a comparison mask is traced, not refused: tests/symbolic/test_traced_masks.py
     ("index_from_argmax", lambda a: a[a.argmax()] * 2, "argmax()"),
     ("detached_inside", lambda a: (a * a.detach()).sum(), "detach()"),
-    ("under_no_grad", lambda a: a.sum() * _no_grad(lambda: (a * 2).sum()), "the unrecorded op sum"),
-    ("mask_of_a_detached_tensor", lambda a: symgrad.where(a.detach() > 0, a, -a).sum(), "the unrecorded op gt"),
-    ("mask_of_argmax", lambda a: symgrad.where(a.argmax() == 0, a, -a).sum(), "the unrecorded op eq"),
+    # a chain of such tensors is named by its last op and by where it began
+    ("under_no_grad", lambda a: a.sum() * _no_grad(lambda: (a * 2).sum()),
+     "the unrecorded op sum (from a tensor made by the unrecorded op mul)"),
+    ("mask_of_a_detached_tensor", lambda a: symgrad.where(a.detach() > 0, a, -a).sum(),
+     "the unrecorded op gt (from a tensor made by detach())"),
+    ("mask_of_argmax", lambda a: symgrad.where(a.argmax() == 0, a, -a).sum(),
+     "the unrecorded op eq (from a tensor made by argmax())"),
 ]
 
 
