@@ -180,14 +180,16 @@ transpose = _structural(
 )
 
 
-def _inverse_permutation(dims, ndim: int) -> tuple[int, ...]:
+def inverse_permutation(dims, ndim: int) -> tuple[int, ...]:
+    """The dims that undo ``permute(x, dims)`` for an ``x`` of ``ndim`` dimensions
+    (``permute``'s VJP, and writing a permuted view back, ``tape/views.py``)."""
     return tuple(int(i) for i in np.argsort([d % ndim for d in dims]))
 
 
 permute = _structural(
     "permute", "PermuteBackward0",
     forward=lambda x, *, dims: np.transpose(x, dims).copy(),
-    vjp=lambda xp, g, ans, x, *, dims: (xp.permute(g, dims=_inverse_permutation(dims, np.ndim(x))),),
+    vjp=lambda xp, g, ans, x, *, dims: (xp.permute(g, dims=inverse_permutation(dims, np.ndim(x))),),
     public=True,
     view=True,
 )

@@ -38,8 +38,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-import numpy as np
-
+from ..ops.structural import inverse_permutation
 from .grad_mode import no_grad
 
 
@@ -59,13 +58,7 @@ def note_detached(out: Any, base: Any) -> None:
     it), and, when ``base`` is marked, a view of ``base``'s root through a detach -- an
     in-place change is written through without being recorded, as PyTorch's shared memory
     changes without a record."""
-    mark = base._view_of
-    root = mark[0]() if mark is not None else None
-    if root is None:
-        root, chain = base, (("detach", {}),)
-    else:
-        chain = mark[3] + (("detach", {}),)
-    out._view_of = (weakref.ref(root), root._version, root._version.value, chain)
+    note(out, base, "detach", {})
 
 
 def _describe(chain: tuple) -> str:
@@ -117,7 +110,7 @@ def _put(base: Any, chain: tuple, value: Any) -> Any:
     if op == "transpose":
         return apply_op("transpose", inner, **attrs)
     if op == "permute":
-        return apply_op("permute", inner, dims=tuple(int(i) for i in np.argsort([d % base.ndim for d in attrs["dims"]])))
+        return apply_op("permute", inner, dims=inverse_permutation(attrs["dims"], base.ndim))
     return apply_op("reshape", inner, shape=tuple(base.shape))  # reshape, squeeze, unsqueeze
 
 
