@@ -184,9 +184,10 @@ RANDOM_SOURCE_TYPES = (np.random.Generator, np.random.RandomState, np.random.Bit
 """Random number generators whose state a transform checks around a trace."""
 
 
-def _random_states(sources: Iterable[Any]) -> list[bytes]:
-    """The state of NumPy's global generator, Python's ``random`` module and each of ``sources``."""
-    states = [pickle.dumps(np.random.get_state(legacy=False)), pickle.dumps(random.getstate())]
+def _random_states(sources: Iterable[Any], with_globals: bool) -> list[bytes]:
+    """The state of each of ``sources`` and, ``with_globals``, of NumPy's global generator and
+    Python's ``random`` module."""
+    states = [pickle.dumps(np.random.get_state(legacy=False)), pickle.dumps(random.getstate())] if with_globals else []
     for source in sources:
         state = source.bit_generator.state if isinstance(source, np.random.Generator) else (
             source.get_state(legacy=False) if isinstance(source, np.random.RandomState) else source.state)
@@ -197,14 +198,17 @@ def _random_states(sources: Iterable[Any]) -> list[bytes]:
 @contextlib.contextmanager
 def refusing_random_draws(function: Callable, sources: Iterable[Any] = ()):
     """Raise :class:`UntraceableError` if the body (a trace of ``function``) draws random
-    numbers from NumPy's global generator, from Python's ``random`` module or from one of
-    ``sources`` (generators the function captured): the compiled function would replay
+    numbers from NumPy's global generator, from Python's ``random`` module (while no other
+    Python thread runs) or from one of ``sources`` (generators the function captured): the compiled function would replay
     this trace's numbers at every call, where the function itself draws new ones."""
     sources = list(sources)
-    before = _random_states(sources)
+    # the global generators are the process's: with other Python threads running (a dask
+    # pool tracing blocks), their draws would be taken for the function's, so not checked
+    with_globals = threading.active_count() == 1
+    before = _random_states(sources, with_globals)
     yield
-    after = _random_states(sources)
-    names = ["NumPy's global random generator (np.random.*)", "Python's random module"] + [
+    after = _random_states(sources, with_globals)
+    names = (["NumPy's global random generator (np.random.*)", "Python's random module"] if with_globals else []) + [
         f"the captured {type(s).__name__} {s!r}" for s in sources]
     moved = [name for name, b, a in zip(names, before, after) if b != a]
     if moved:
