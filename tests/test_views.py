@@ -99,6 +99,42 @@ def test_a_result_read_after_its_origin_changed_shows_the_change_or_raises(name)
         np.testing.assert_array_equal((taken + 0).numpy(), before)
 
 
+def _write_into_numpy(lib, take, hand_out):
+    x = _start(lib)
+    values = hand_out(take(x))
+    values.reshape(-1)[0] = -7.0  # reshape(-1): a view of any array but a non-contiguous one
+    return x.numpy().copy()
+
+
+HANDED_OUT = {"numpy()": lambda t: t.numpy(), "numpy.asarray": np.asarray}
+
+
+@pytest.mark.parametrize("hand_out", list(HANDED_OUT))
+@pytest.mark.parametrize("name", list(TAKEN))
+def test_a_write_into_a_results_array_changes_its_origin_as_in_pytorch_or_raises(name, hand_out):
+    """PyTorch's ``x[0].numpy()`` is ``x``'s memory: a write into it changes ``x``.
+    symgrad's is a copy's, so the array of a result PyTorch makes a view is read-only: the
+    write raises instead of being lost."""
+    take, is_view = TAKEN[name]
+    x = _start(symgrad)
+    values = HANDED_OUT[hand_out](take(x))
+    if is_view:
+        with pytest.raises(ValueError, match="read-only"):
+            values[...] = 0.0
+        np.testing.assert_array_equal(x.numpy(), np.arange(12.0).reshape(3, 4))
+        assert np.array(take(x)).flags.writeable  # an explicit copy is anyone's to write
+    elif torch is not None:  # a copy in PyTorch too: the write changes nothing else
+        np.testing.assert_array_equal(_write_into_numpy(symgrad, take, HANDED_OUT[hand_out]),
+                                      _write_into_numpy(torch, take, HANDED_OUT[hand_out]))
+
+
+def test_a_detached_tensors_array_is_its_origins_memory_as_in_pytorch():
+    x = _start(symgrad)
+    x.detach().numpy()[0, 0] = -1.0
+    np.asarray(x.detach())[0, 1] = -2.0
+    np.testing.assert_array_equal(x.numpy()[0, :2], [-1.0, -2.0])
+
+
 def test_a_result_whose_origin_is_gone_is_an_ordinary_tensor():
     row = _start(symgrad)[1]  # the 3x4 tensor is freed at once
     row.mul_(2)

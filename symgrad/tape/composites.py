@@ -456,8 +456,8 @@ def inner(a: Tensor, b: Tensor) -> Tensor:
         return a * b
     if a.shape[-1] != b.shape[-1]:
         raise RuntimeError(f"inner: the last dimensions must match, got {tuple(a.shape)} and {tuple(b.shape)}")
-    k = a.shape[-1]
-    out = a.reshape(-1, k) @ b.reshape(-1, k).transpose(0, 1)
+    k = a.shape[-1]  # rows counted, not -1: with k = 0 a -1 could be any number
+    out = a.reshape(math.prod(a.shape[:-1]), k) @ b.reshape(math.prod(b.shape[:-1]), k).transpose(0, 1)
     return out.reshape(*(tuple(a.shape[:-1]) + tuple(b.shape[:-1])))
 
 

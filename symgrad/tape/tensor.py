@@ -304,14 +304,14 @@ class Tensor:
         return self._data.reshape(()).item()
 
     def numpy(self) -> np.ndarray:
-        """The values as an ndarray sharing memory; refused while the tensor requires grad."""
+        """The values as an ndarray sharing memory; refused while the tensor requires grad.
+        Of a tensor that PyTorch would make a view of another (``x[0]``, ``x.T``: see
+        ``views.py``), the array is read-only: PyTorch's would write into ``x``."""
         if tracing.ACTIVE_TRACES:
             tracing.refuse(self, "numpy()")
-        if self._view_of is not None:
-            views.check_fresh(self)
         if self.requires_grad:
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
-        return self._data
+        return self._data if self._view_of is None else views.handed_out(self)
 
     def tolist(self):
         """The values as (nested) Python lists of numbers."""
@@ -326,7 +326,9 @@ class Tensor:
             tracing.refuse(self, "numpy.asarray() (__array__)")
         if self._view_of is not None:
             views.check_fresh(self)
-        return self._data if dtype is None else self._data.astype(dtype)
+        if copy or dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(self._data.dtype if dtype is None else dtype)  # a copy: anyone's to write
+        return self._data if self._view_of is None else views.handed_out(self)
 
     def __float__(self) -> float:
         if tracing.ACTIVE_TRACES:

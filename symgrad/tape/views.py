@@ -139,6 +139,22 @@ def check_fresh(tensor: Any) -> None:
             "before it. Take it again after the change (or .clone() it before, to keep the old values on purpose)")
 
 
+def handed_out(tensor: Any) -> Any:
+    """The array ``numpy()`` and ``numpy.asarray`` hand out for a marked ``tensor``
+    (refusing a stale one, as :func:`check_fresh`): its own values, read-only while its
+    root is alive.  PyTorch's array would be the root's memory, so a write into it would
+    change the root; a write into symgrad's copy would change nothing, so it raises
+    (NumPy's "assignment destination is read-only") instead of being lost.  Through
+    detaches only, the array is the root's own and stays writable, as PyTorch's."""
+    check_fresh(tensor)
+    mark = tensor._view_of
+    if mark is None or _shares_memory(mark[3]):
+        return tensor._data
+    values = tensor._data.view()
+    values.flags.writeable = False
+    return values
+
+
 def a_copy(tensor: Any) -> Any:
     """``tensor``, unmarked: the function that made it returns a copy in PyTorch too."""
     tensor._view_of = None

@@ -202,7 +202,14 @@ class Chooser:
     rng: np.random.Generator
 
     def integer(self, low: int, high: int) -> int:
-        """An int in ``[low, high]``."""
+        """An int in ``[low, high]``; an empty range (an index into an empty dimension, an
+        element of no options) rejects the program, whatever recipe asked."""
+        if high < low:
+            raise Reject(f"no integer in [{low}, {high}] to choose")
+        return self.draw_integer(low, high)
+
+    def draw_integer(self, low: int, high: int) -> int:
+        """An int in the non-empty range ``[low, high]``: what a subclass decides."""
         raise NotImplementedError
 
     def element(self, options: Sequence):
@@ -218,7 +225,7 @@ class RandomChooser(Chooser):
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
-    def integer(self, low: int, high: int) -> int:
+    def draw_integer(self, low: int, high: int) -> int:
         return int(self.rng.integers(low, high + 1))
 
 
@@ -531,14 +538,14 @@ def _norm(b, op):
 @register_recipe("min")
 @register_recipe("prod")
 def _extremum(b, op):
-    x = b.value()
+    x = b.value(nonempty=op.name != "prod")  # the largest of nothing is undefined (PyTorch refuses it too)
     dim = _dim_choice(b, len(b.shape(x)), allow_tuple=False)
     return [x], {"dim": dim, "keepdim": b.choose.boolean() if dim is not None else False}
 
 
 @register_recipe("extremum_mask")
 def _extremum_mask(b, op):
-    x = b.value()
+    x = b.value(nonempty=True)
     return [x], {"dim": _dim_choice(b, len(b.shape(x)), allow_tuple=False), "mode": b.choose.element(["max", "min"])}
 
 
@@ -552,7 +559,7 @@ def _softmax(b, op):
 @register_recipe("amax")
 @register_recipe("amin")
 def _even_extremum(b, op):
-    x = b.value()
+    x = b.value(nonempty=True)
     return [x], {"dim": _dim_choice(b, len(b.shape(x))), "keepdim": b.choose.boolean()}
 
 
@@ -1086,13 +1093,13 @@ def _matrix_norm(b):
     if order in ("nuc", 2, -2):
         x = _separated_singular_values(b, b.choose.integer(1, 3), b.choose.integer(1, 3))
     else:
-        x = b.value(min_ndim=2, domain=AWAY_FROM_ZERO)
+        x = b.value(min_ndim=2, domain=AWAY_FROM_ZERO, nonempty=True)  # (the 1-norm is a largest column sum)
     return [x], {"ord": order, "keepdim": b.choose.boolean()}
 
 
 @register_composite("vector_norm", composites.vector_norm, "symgrad.linalg.vector_norm")
 def _vector_norm(b):
-    x = b.value(domain=AWAY_FROM_ZERO)
+    x = b.value(domain=AWAY_FROM_ZERO, nonempty=True)  # (the inf-norm is a largest element)
     order = b.choose.element([1, 3, float("inf")])
     # the inf-norm is not implemented over several dims but all of them: one dim, or all
     return [x], {"ord": order, "dim": _dim_choice(b, len(b.shape(x)), allow_tuple=order != float("inf"))}

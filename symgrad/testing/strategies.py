@@ -37,11 +37,8 @@ class HypothesisChooser(Chooser):
         self.draw = draw
         self.rng = np.random.default_rng(seed)
 
-    def integer(self, low: int, high: int) -> int:
+    def draw_integer(self, low: int, high: int) -> int:
         return self.draw(st.integers(low, high))
-
-    def element(self, options: Sequence):
-        return options[self.draw(st.integers(0, len(options) - 1))]
 
     def boolean(self) -> bool:
         return self.draw(st.booleans())

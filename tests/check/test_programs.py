@@ -18,7 +18,9 @@ from symgrad.check import KinkWarning, gradcheck, gradgradcheck
 from symgrad.ops import OPS
 from symgrad.tape.tensor import apply_op
 from symgrad.testing import NONSMOOTH_OPS, random_program, skip_unless_engine
-from symgrad.testing.generator import COMPOSITES, ProgramBuilder, RandomChooser, covered_ops, default_ops, uncovered_ops
+from symgrad.ops import Domain
+from symgrad.testing.generator import (COMPOSITES, ProgramBuilder, RandomChooser, Reject, covered_ops, default_ops,
+                                       uncovered_ops)
 from symgrad.testing.strategies import arrays_in, op_programs, programs
 
 
@@ -87,6 +89,31 @@ def test_each_composite_in_random_programs(name, engine, rng):
         if ran == 3:
             break
     assert ran == 3, f"could not build programs that apply {name}"
+
+
+EMPTY_SHAPES = ((0,), (2, 0), (0, 3))
+
+
+@pytest.mark.parametrize("op", default_ops())
+def test_given_empty_values_a_recipe_builds_or_rejects(op, rng):
+    """Programs meet empty values (a mask that selects nothing, a slice past the end); a
+    recipe given one builds a program or rejects the choices, never crashes (session seed
+    7409 once drew an index into an empty dimension for ``getitem``)."""
+    for _ in range(12):
+        builder = ProgramBuilder(RandomChooser(rng))
+        for shape in EMPTY_SHAPES:
+            builder._leaf(shape, Domain())
+        try:
+            builder.apply(op)
+        except Reject:
+            pass
+
+
+def test_a_choice_from_an_empty_range_rejects_the_program(rng):
+    with pytest.raises(Reject, match=r"no integer in \[1, 0\]"):
+        RandomChooser(rng).integer(1, 0)
+    with pytest.raises(Reject):
+        RandomChooser(rng).element([])
 
 
 def test_default_programs_draw_ops_and_composites():

@@ -152,6 +152,13 @@ class SymgradNumPyPrinter(NumPyPrinter):
             )
         return repr(value) if expr._prec <= 53 else super()._print_Float(expr)
 
+    def _print_ComplexInfinity(self, expr) -> str:
+        """SymPy's ``zoo``, a whole number divided by zero that SymPy folded (the ``1/n`` of a
+        mean over no elements, of a variance with nothing left after its correction): an
+        infinity without a sign, which only NaN stands for honestly.  It multiplies an
+        empty sum, 0, where NumPy's 0/0 is NaN too."""
+        return self._print(sp.nan)
+
     def _print_helper_call(self, expr) -> str:
         """SymPy functions NumPy has no vectorised form of (``loggamma`` would print as the
         scalar ``math.lgamma``, ``polygamma``, ``erfinv`` and ``besseli`` not at all):

@@ -46,7 +46,7 @@ from ...forms.selections import (Cast, Compare, LogicalAnd, LogicalNot, LogicalO
                            function_ops)
 from ...forms.stable import sigmoid, sinc, softplus, xlog1py, xlogy
 from ...forms.structural import BroadcastTo, Mean, Sum, StructuralFunction, SumTo
-from ...core.symbols import postorder, shape_of, size_of
+from ...core.symbols import postorder, shape_of, size_of, unevaluated
 from . import UnsupportedExpressionError
 
 __all__ = ["CPrinter", "C_HEADER", "check_translatable", "op_name", "plan", "split_reduction", "full_reduction",
@@ -165,7 +165,8 @@ def cut_reductions(bodies: list) -> tuple[list, dict]:
     """``(bodies, {reduction: symbol})``: the outermost full reductions inside ``bodies``
     replaced by scalar symbols, and those of a scalar (``sum(x)`` of a 0-d ``x``) by their
     argument; the expressions are rebuilt once per node, so shared subexpressions stay
-    shared.
+    shared, and unevaluated, so SymPy cancels nothing NumPy computes (``-t + t`` is NaN
+    where ``t`` is).
 
     >>> from symgrad.symbolic.core.symbols import ArrayVar
     >>> x, c = ArrayVar("x", (3,)), sp.Symbol("c")
@@ -186,7 +187,7 @@ def cut_reductions(bodies: list) -> tuple[list, dict]:
             rebuilt[node] = node
         elif ready:
             args = tuple(rebuilt[a] for a in node.args)
-            rebuilt[node] = args[0] if scalar else node.func(*args) if args != node.args else node
+            rebuilt[node] = args[0] if scalar else unevaluated(node, args) if args != node.args else node
         else:
             stack.append((node, True))
             stack.extend((a, False) for a in node.args if a not in rebuilt)
@@ -208,8 +209,8 @@ def op_name(node: sp.Basic) -> str:
 
 def _translatable(node: sp.Basic) -> bool:
     if not node.args:
-        return isinstance(node, sp.Symbol) or node.is_Number or isinstance(node, (sp.NumberSymbol,
-                                                                                     sp.logic.boolalg.BooleanAtom))
+        return isinstance(node, sp.Symbol) or node.is_Number or node is sp.zoo or isinstance(
+            node, (sp.NumberSymbol, sp.logic.boolalg.BooleanAtom))
     if isinstance(node, StructuralFunction):
         return isinstance(node, BroadcastTo)  # at one point of the loop, broadcast_to(e) is e
     if isinstance(node, (sp.Add, sp.Mul, sp.Pow, sp.Piecewise, ExprCondPair, sp.And, sp.Or, sp.Not,
@@ -271,7 +272,7 @@ def _literal(number: int) -> str:
 
 def _constant(node: sp.Basic) -> str | None:
     """A C literal for a number or a constant subexpression (``log(2)``), or None."""
-    special = {sp.nan: "NAN", sp.oo: "INFINITY", -sp.oo: "(-INFINITY)"}
+    special = {sp.nan: "NAN", sp.zoo: "NAN", sp.oo: "INFINITY", -sp.oo: "(-INFINITY)"}  # zoo: see _print_ComplexInfinity
     if node in special:
         return special[node]
     if isinstance(node, (sp.Integer, sp.Float)):

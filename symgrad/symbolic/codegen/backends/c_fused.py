@@ -38,7 +38,7 @@ import numpy as np
 import sympy as sp
 
 from ...core.symbols import broadcast_shapes, postorder, shape_of, size_of
-from . import Backend, NativeFunction, UnsupportedExpressionError
+from . import Backend, BackendInputError, NativeFunction, UnsupportedExpressionError
 from ...forms.structural import Getitem, IndexPut
 from .c_code import C_HEADER, CPrinter, check_translatable, cut_reductions, op_name, plan, split_reduction
 from .c_points import Read, has_shifts, pointwise, resolve, segments, shift_supported
@@ -279,6 +279,17 @@ class FusedFunction(NativeFunction):
                  f"        sg_block({', '.join(args + (['part'] if n_red else []))});"]
         return "\n".join(lines + _kernel(params + outs, n_red, calls))
 
+    def _nothing_computed(self, k: int, body_shape: tuple) -> np.ndarray:
+        """Output ``k``, whose body has points, of a call whose loop had none (another output
+        is empty): an empty output needs no values; a non-empty one (a scalar, or a sum of
+        a scalar body) cannot be read off the loop."""
+        if size_of(self.output_shapes[k]) == 0:
+            return np.zeros(body_shape)
+        raise BackendInputError(
+            f"output {self.outputs[k]!r} of {self.name} has shape {self.output_shapes[k]}, but the {self.backend} "
+            f"backend computes all outputs in one loop over shape {self.shape}, which is empty at these inputs: "
+            "compile the outputs separately, or use backend='numpy'")
+
     def _run(self, arrays: list) -> list:
         arrays = arrays + [float(v) for inner in self.inner for v in inner._run(arrays)]
         if self.points:
@@ -288,12 +299,14 @@ class FusedFunction(NativeFunction):
         results, red = self._call(n, arrays, shape, [shape for kind in self.kinds if kind == "elementwise"])
         outs, sums = iter(results), iter(red)
         final = []
-        for kind, body_shape in zip(self.kinds, self.body_shapes):
-            if kind == "elementwise":
-                out = next(outs)
-                final.append(out if body_shape == shape else np.array(out[_read_back(body_shape, shape)]))
+        for k, (kind, body_shape) in enumerate(zip(self.kinds, self.body_shapes)):
+            result = next(outs) if kind == "elementwise" else next(sums)
+            if n == 0 and body_shape != shape and size_of(body_shape):  # the loop visited no point of the body
+                final.append(self._nothing_computed(k, body_shape))
+            elif kind == "elementwise":
+                final.append(result if body_shape == shape else np.array(result[_read_back(body_shape, shape)]))
             else:
-                total = float(next(sums))
+                total = float(result)
                 # the loop visits each element of the body size(shape)/size(body) times
                 count = n if kind == "mean" else n / max(size_of(body_shape), 1)
                 final.append(np.asarray(total / count if count else (np.nan if kind == "mean" else 0.0)))
