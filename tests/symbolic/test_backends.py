@@ -172,6 +172,33 @@ def test_full_sums_inside_expressions(cc, case):
     assert depth(native) == loops
 
 
+_ROW = ArrayVar("w", (3,))
+_DIVISOR = ArrayVar("s", ())
+_ROW_CENTRED = sp.Add(_ROW, -S.structural_class("mean").of(_ROW, dim=None, keepdim=True), evaluate=False)
+_DIVISORD = sp.Mul(_ROW_CENTRED, sp.Pow(_DIVISOR, -1, evaluate=False), evaluate=False)  # NaN or inf where s = 0
+CANCELLING = {  # forms SymPy's evaluation would simplify, unlike IEEE arithmetic where t is NaN or inf
+    "-t + t": sp.Add(sp.Mul(-1, _DIVISORD, evaluate=False), _DIVISORD, evaluate=False),
+    "t - t plus a sum": sp.Add(_DIVISORD, sp.Mul(-1, _DIVISORD, evaluate=False), Sum.of(_ROW, dim=None, keepdim=False),
+                               evaluate=False),
+    "0 * t": sp.Mul(sp.Integer(0), _DIVISORD, evaluate=False),
+    "t / t": sp.Mul(_DIVISORD, sp.Pow(_DIVISORD, -1, evaluate=False), evaluate=False),
+    "t ** 0": sp.Pow(_DIVISORD, 0, evaluate=False),
+}
+
+
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
+@pytest.mark.parametrize("case", sorted(CANCELLING))
+def test_forms_are_computed_as_given_not_as_sympy_would_simplify_them(cc, backend, case):
+    """The C backends rebuild a form when they cut its full reductions out into loops of
+    their own; rebuilt with SymPy's evaluation, ``-t + t`` became 0 where NumPy's is NaN
+    (the gradient of the variance of one element)."""
+    native, reference = compile_both(backend, [_ROW, _DIVISOR], [CANCELLING[case]])
+    for scale in (0.0, np.inf, 2.0):
+        values = (np.array([0.5, 0.5, 2.0]), np.array(scale))
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(native(*values)[0], reference(*values)[0])
+
+
 # ============================================================================ W1 and Rosenbrock
 def w1_formula(m, x, y, z):
     return m.sin(x * y) * m.exp(-z) + m.log(1 + x * x) * m.tanh(y) + m.cos(z) * (y * y + z * z + 1) ** 1.5
