@@ -49,7 +49,7 @@ import keyword
 import math
 import unicodedata
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -1020,6 +1020,23 @@ class ParsedExpression:
     expr: sp.Expr = field(repr=False)
     shape: Shape = ()
     constants: dict[sp.Symbol, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def with_constants_apart(self, taken: Iterable[str]) -> "ParsedExpression":
+        """This formula with each constant named in ``taken`` (the variables and constants
+        of other formulas compiled with it) renamed apart; itself when none is.
+
+        >>> first = parse("sum(index_select(x, 0, [1, 0]))", {"x": (2,)})
+        >>> second = first.with_constants_apart(first.names + tuple(c.name for c in first.constants))
+        >>> [c.name for c in first.constants], [c.name for c in second.constants]
+        (['idx0'], ['idx1'])
+        """
+        taken = set(taken)
+        if not any(c.name in taken for c in self.constants):
+            return self
+        table = _Constants(taken | set(self.names) | {c.name for c in self.constants})
+        renamed = {c: table.named(c, v) if c.name in taken else c for c, v in self.constants.items()}
+        return replace(self, expr=self.expr.xreplace(renamed),
+                                   constants={renamed[c]: v for c, v in self.constants.items()})
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         """Notebook display: the formula in LaTeX, bounded (see :mod:`symgrad.symbolic.printing.notebook`)."""
