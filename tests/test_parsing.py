@@ -614,7 +614,8 @@ HOSTILE = [
 EXPRESSION_ALPHABET = "xyzw0123456789.+-*/@()^%,=:;[]{}'\"_ abcdefghijklmnopqrstuvEIe\\\n\t#!~<>&|"
 FRAGMENTS = ["x", "y", "2", "1.5", "e", "pi", "+", "-", "*", "/", "**", "@", "(", ")", ",", "sin(", "exp(", "log(",
              "sqrt(", "sum(", "maximum(", "relu(", "__import__", ".", "[0]", "'s'", "lambda:", "eval(", "9**9**9",
-             " ", "=", "if", "else", "for", "in", "not", "True", "None", "1e999", "3j", "_", "__class__"]
+             " ", "=", "if", "else", "for", "in", "not", "True", "None", "1e999", "3j", "_", "__class__",
+             "sort(", "unbind(", "[-1]", "einsum(", "'ij->j'", "gather(", "pad(", "masked_fill(", "[[0, 1]]", "[1, 0]"]
 
 
 def _outcome(text: str) -> None:
