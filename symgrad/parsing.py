@@ -9,18 +9,28 @@ by a user (the ``symgrad`` command, ``symgrad.viz``).  It never passes user text
    column where parsing failed.
 2. A strict, iterative visitor accepts only numbers, names, ``+ - * / ** @ % //``, unary
    ``-``/``+``, parentheses and calls of the whitelisted functions in :data:`FUNCTIONS`
-   (plus the constants ``pi`` and ``e``).  A function's trailing options (a reduction's
-   ``dim``, ``tril``'s diagonal, a norm's order) are number literals (``sum(x, -1)``), read
-   when the formula is parsed, never expressions.  Anything else -- attribute access, indexing,
-   lambdas, comprehensions, strings, keyword arguments, starred arguments, comparisons,
-   calls of anything that is not a whitelisted name -- is refused with an
-   :class:`ExpressionError` that names the construct and its column.
+   (plus the constants ``pi`` and ``e``).  A function's options (a reduction's ``dim``,
+   ``tril``'s diagonal, a norm's order) are number literals (``sum(x, -1)``), read when the
+   formula is parsed, never expressions; index arrays, masks, pad amounts and repeat counts
+   are list literals of whole numbers (``gather(x, 1, [[0], [1]])``, :data:`LIST_KINDS`) and
+   ``einsum``'s equation a string literal (``einsum('ij,jk->ik', a, b)``), each accepted as
+   that option only.  A function of several results (``sort``, ``slogdet``, ``unbind``...)
+   is called with the result picked by a whole-number subscript, ``sort(x)[0]``: the one
+   subscript a formula may hold; integer results (sort's indices) are refused by name.
+   Anything else -- attribute access, other indexing, lambdas, comprehensions, other strings
+   and lists, keyword arguments, starred arguments, comparisons, calls of anything that is
+   not a whitelisted name -- is refused with an :class:`ExpressionError` that names the
+   construct and its column.
 3. The accepted tree is flattened into a post-order :class:`Instruction` program.  The
    program is folded (without recursion) into a SymPy expression over array-level
    symbols (:class:`symgrad.symbolic.core.symbols.ArrayVar`, one symbol per variable,
    whatever its shape) and, on request, replayed on symgrad tensors with the same ops
    (:meth:`ParsedExpression.to_tensor`), which is how ``symgrad check`` obtains the tape
-   value of the very same formula.
+   value of the very same formula.  The arrays a function's form holds besides the
+   variables (the index arrays written out, a zero buffer, an ``arange`` grid) are the
+   formula's constants, :attr:`ParsedExpression.constants` (symbol to NumPy array): whoever
+   compiles or evaluates the form passes them after the variables, and the engine's
+   printers show them (``where idx0 = array((2, 0))``).
 
 Names must be ordinary identifiers: Python keywords, builtins (``eval``, ``open``,
 ``__import__``...), names starting with ``_``, module names that generated code uses
@@ -504,7 +514,7 @@ def _several_result_specs() -> list[FunctionSpec]:
                       ("x", "dim"), 1, "values, indices", ("values", "indices")),
         _several_spec("topk", "the k largest along dim (the last without dim), descending: [0] the values",
                       ("x", "k", "dim"), 2, "values, indices", ("values", "indices")),
-        _several_spec("slogdet", "sign and log of the absolute determinant: [0] the sign, [1] log|det|",
+        _several_spec("slogdet", "sign and log of the absolute value of the determinant: [0] the sign, [1] the log",
                       ("x",), 1, "sign, logabsdet", ("sign", "logabsdet")),
         _several_spec("unbind", "the slices along dim (0 without dim), each without dim", ("x", "dim"), 1,
                       "one slice per index along dim"),
@@ -1005,11 +1015,21 @@ class ParsedExpression:
 
     ``names`` lists the variables in order of first appearance; ``symbols`` maps each
     to its :class:`~symgrad.symbolic.core.symbols.ArrayVar` (shape ``()`` for scalars);
-    ``shape`` is the shape of the result.
+    ``shape`` is the shape of the result; ``constants`` maps each constant array of the form
+    (a :class:`~symgrad.symbolic.core.symbols.DataArray`, named apart from the variables) to
+    its value, which a compiled form takes after the variables.
 
     >>> p = parse("x @ w + b", shapes={"x": (2,), "w": (2, 3), "b": (3,)})
     >>> p.expr, p.shape, p.shapes["w"]
     (b + x @ w, (3,), (2, 3))
+    >>> from symgrad.symbolic import compile_exprs, text
+    >>> p = parse("index_select(x, 0, [2, 0]) * 10", shapes={"x": (3,)})
+    >>> print(text(p.expr))
+    10*x[idx0]
+    where idx0 = array((2, 0))
+    >>> f = compile_exprs([p.symbols["x"], *p.constants], [p.expr])
+    >>> f(np.array([1.0, 2.0, 3.0]), *p.constants.values()).out0
+    array([30., 10.])
     """
 
     text: str
