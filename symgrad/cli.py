@@ -81,8 +81,9 @@ def _functions_help() -> str:
     from .parsing import FUNCTIONS
 
     text = (f"Expressions use numbers, names, + - * / ** @ % // and the functions {' '.join(FUNCTIONS)}, "
-            "with the constants pi and e; a function's options (sum(x, dim)) are numbers written out.  "
-            "Nothing else is evaluated.")
+            "with the constants pi and e; a function's options (sum(x, dim)) are numbers written out, its "
+            "index arrays and masks lists (gather(x, 1, [[0], [1]])), einsum's equation a string; a function "
+            "of several results is picked with [i] (sort(x)[0]).  Nothing else is evaluated.")
     return textwrap.fill(text, width=80)
 
 

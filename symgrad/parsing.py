@@ -68,7 +68,7 @@ import sympy as sp
 from .symbolic import ArrayVar, shape_of, structural_class
 
 __all__ = [
-    "ExpressionError", "ParsedExpression", "Instruction", "FunctionSpec", "FUNCTIONS", "CONSTANTS",
+    "ExpressionError", "ParsedExpression", "Instruction", "FunctionSpec", "FormWithConstants", "FUNCTIONS", "CONSTANTS",
     "parse", "parse_shapes", "parse_values", "parse_names", "check_name",
     "MAX_LENGTH", "MAX_DEPTH", "MAX_BITS", "MAX_ELEMENTS",
 ]

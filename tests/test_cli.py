@@ -142,7 +142,8 @@ def test_diff_binds_and_prints_the_constant_arrays_of_a_formula(capsys):
     comment = next(line for line in lines if "the constant arrays of the closed forms" in line)
     signature = next(line for line in lines if line.startswith("def compiled("))
     constants = comment[2:comment.index(":")].split(", ")
-    assert sorted(constants) == ["idx1", "idx2", "idx3"] and signature == f"def compiled(x, idx0, {', '.join(constants)}):"
+    assert sorted(constants) == ["idx1", "idx2", "idx3"]
+    assert signature == f"def compiled(x, idx0, {', '.join(constants)}):"
 
 
 def test_check_of_a_formula_with_a_mask_and_a_pad(capsys):

@@ -444,7 +444,8 @@ TORCH_FUNCTIONS = [
     ("masked_fill(x, [[True, False, True], [False, False, True]], -0.5)",
      lambda t, x, a: x.masked_fill(t.tensor([[True, False, True], [False, False, True]]), -0.5)),
     ("gather(x, 0, [[1, 1, 0], [0, 1, 1]]) * sum(index_select(a, 1, [2, 0, 0]))",
-     lambda t, x, a: t.gather(x, 0, t.tensor([[1, 1, 0], [0, 1, 1]])) * t.index_select(a, 1, t.tensor([2, 0, 0])).sum()),
+     lambda t, x, a: t.gather(x, 0, t.tensor([[1, 1, 0], [0, 1, 1]]))
+     * t.index_select(a, 1, t.tensor([2, 0, 0])).sum()),
     ("scatter_add(a, 1, [[2, 2, 0], [0, 1, 1]], x ** 2)",  # src as large as index: torch's gradient
      lambda t, x, a: t.scatter_add(a, 1, t.tensor([[2, 2, 0], [0, 1, 1]]), x ** 2)),  # is wrong for a larger one
     ("take_along_dim(x, [[2, 0], [1, 1]], 1) * sum(take_along_dim(a, [8, 0]))",
