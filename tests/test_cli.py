@@ -154,6 +154,14 @@ def test_check_of_a_formula_with_a_mask_and_a_pad(capsys):
     assert "check passed: 6/6" in out
 
 
+def test_explain_defines_a_formulas_constant_arrays(capsys):
+    status, out, _ = run(capsys, "explain", "sum(index_select(x, 0, [2, 0]) ** 2)", "--shape", "x=3")
+    assert status == 0
+    assert out.splitlines()[:2] == ["Chain rule for df/dx, where f = sum(x[idx0]**2)",
+                                    "  and idx0 = array((2, 0)), an array no one named (name the tensor to print its "
+                                    "name), shape (2,)"]
+
+
 def test_diff_of_a_picked_result(capsys):
     status, out, _ = run(capsys, "diff", "sum(sort(x)[0] * w)", "--shape", "x=3,w=3", "--wrt", "x",
                          "--at", "x=[3, 1, 2],w=[1, 2, 4]")
