@@ -1039,7 +1039,7 @@ class ParsedExpression:
     symbols: dict[str, sp.Symbol]
     expr: sp.Expr = field(repr=False)
     shape: Shape = ()
-    constants: dict[sp.Symbol, np.ndarray] = field(default_factory=dict, repr=False)
+    constants: dict[sp.Symbol, np.ndarray] = field(default_factory=dict, repr=False, compare=False)  # in expr
 
     def with_constants_apart(self, taken: Iterable[str]) -> "ParsedExpression":
         """This formula with each constant named in ``taken`` (the variables and constants
