@@ -81,8 +81,9 @@ def _functions_help() -> str:
     from .parsing import FUNCTIONS
 
     text = (f"Expressions use numbers, names, + - * / ** @ % // and the functions {' '.join(FUNCTIONS)}, "
-            "with the constants pi and e; a function's options (sum(x, dim)) are numbers written out.  "
-            "Nothing else is evaluated.")
+            "with the constants pi and e; a function's options (sum(x, dim)) are numbers written out, its "
+            "index arrays and masks lists (gather(x, 1, [[0], [1]])), einsum's equation a string; a function "
+            "of several results is picked with [i] (sort(x)[0]).  Nothing else is evaluated.")
     return textwrap.fill(text, width=80)
 
 
@@ -148,6 +149,9 @@ class Problem:
     symbols: dict
     shapes: dict
     names: list = field(default_factory=list)
+    constants: dict = field(default_factory=dict)
+    """The constant arrays the formulas' forms hold (index arrays, masks, zero buffers), by
+    symbol: compiled functions take them after the variables (see :func:`_compiled`)."""
 
 
 def _function_names(count: int) -> list[str]:
@@ -183,8 +187,12 @@ def _problem(expressions: Sequence[str], shape_specs: Sequence[str], wrt_spec: s
     for name in wrt:  # a variable the expressions do not use: its derivative is 0
         symbols.setdefault(name, ArrayVar(name, shapes.get(name, ())))
     all_names = names + [n for n in wrt if n not in names]
+    constants: dict = {}
+    for i, p in enumerate(parsed):  # one compiled function takes them all: names kept apart
+        parsed[i] = p = p.with_constants_apart(set(all_names) | {c.name for c in constants})
+        constants.update(p.constants)
     return Problem(parsed, wrt, symbols, {n: tuple(getattr(symbols[n], "array_shape", ())) for n in all_names},
-                   all_names)
+                   all_names, constants)
 
 
 def _require_scalar_output(parsed: ParsedExpression, what: str) -> None:
@@ -276,9 +284,33 @@ def _point(problem_names: Sequence[str], shapes: dict, at: dict, *, fill_missing
     return values
 
 
-def _compiled(inputs: list, outputs: list, names: list[str], output_names: list[str] | None = None):
-    engine = _engine()
-    return engine.compile_exprs(inputs, outputs, input_names=names, output_names=output_names, backend="numpy")
+def _compiled(problem: Problem, outputs: list, output_names: list[str] | None = None) -> "_WithConstants":
+    """``outputs`` compiled as a function of the problem's variables (in ``problem.names``
+    order); the formulas' constant arrays are further inputs, passed by the result."""
+    constants = list(problem.constants)
+    compiled = _engine().compile_exprs([problem.symbols[n] for n in problem.names] + constants, outputs,
+                                       input_names=list(problem.names) + [c.name for c in constants],
+                                       output_names=output_names, backend="numpy")
+    return _WithConstants(compiled, tuple(problem.constants.values()))
+
+
+@dataclass(frozen=True)
+class _WithConstants:
+    """A compiled function called with the variables' values: it passes the constants after them."""
+
+    compiled: Any
+    constants: tuple
+
+    def __call__(self, *values: Any) -> Any:
+        return self.compiled(*values, *self.constants)
+
+    @property
+    def source(self) -> str:
+        return self.compiled.source
+
+    @property
+    def outputs(self) -> tuple:
+        return self.compiled.outputs
 
 
 def _finite_difference(parent_fn, names: list[str], values: dict, var: str) -> tuple[np.ndarray, np.ndarray]:
@@ -306,17 +338,16 @@ def _finite_difference(parent_fn, names: list[str], values: dict, var: str) -> t
 def _evaluate(problem: Problem, derivatives: list[Derivative], values: dict) -> list:
     """Fill value/fd/error of each derivative; returns the values of the expressions."""
     names = list(problem.names)
-    inputs = [problem.symbols[n] for n in names]
     arrays = [values[n] for n in names]
     with np.errstate(all="ignore"):
-        main = _compiled(inputs, [p.expr for p in problem.parsed] + [d.expr for d in derivatives], names)
+        main = _compiled(problem, [p.expr for p in problem.parsed] + [d.expr for d in derivatives])
         results = main(*arrays)
         f_values = [np.asarray(v) for v in results[: len(problem.parsed)]]
         parents: dict = {}
         for d, value in zip(derivatives, results[len(problem.parsed):]):
             d.value = np.asarray(value, dtype=np.float64)
             if d.parent not in parents:
-                parents[d.parent] = _compiled(inputs, [d.parent], names)
+                parents[d.parent] = _compiled(problem, [d.parent])
             d.fd, d.fd_error = _finite_difference(parents[d.parent], names, values, d.var)
             difference = np.abs(np.broadcast_to(d.value, d.fd.shape) - d.fd)
             d.error = float(np.max(difference)) if difference.size else 0.0
@@ -457,13 +488,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     f_values = _evaluate(problem, derivatives, values) if values is not None else None
     code = None
     if args.code:
-        names = list(problem.names)
         output_names = [n for n in _function_names(len(problem.parsed))] + [
             d.label.replace("/", "_") + (f"_{d.position[0]}_{d.position[1]}" if d.position and mode == "hessian" else "")
             for d in derivatives]
-        compiled = _compiled([problem.symbols[n] for n in names], [p.expr for p in problem.parsed]
-                             + [d.expr for d in derivatives], names, output_names)
+        compiled = _compiled(problem, [p.expr for p in problem.parsed] + [d.expr for d in derivatives], output_names)
         code = f"# returns ({', '.join(compiled.outputs)})\n{compiled.source}"
+        if problem.constants:
+            code = (f"# {', '.join(c.name for c in problem.constants)}: the constant arrays of the closed forms "
+                    f"(their 'where' lines)\n{code}")
 
     if args.json:
         document = {
@@ -611,7 +643,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     syms = [problem.symbols[n] for n in problem.wrt]
     grads = engine.gradient(parsed.expr, syms)
     with np.errstate(all="ignore"):
-        compiled = _compiled([problem.symbols[n] for n in names], [parsed.expr] + list(grads), names)
+        compiled = _compiled(problem, [parsed.expr] + list(grads))
         results = compiled(*(values[n] for n in names))
     value = float(np.asarray(results[0]))
     shape_of = {n: tuple(problem.shapes.get(n, ())) for n in problem.wrt}
@@ -691,7 +723,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         }
         _write(json.dumps(document, indent=2, allow_nan=False))
     else:
-        _write(f"f = {parsed.expr}")
+        # the engine's text lists the constant arrays in 'where' lines; str writes them in place
+        _write(f"f = {_render(parsed.expr, 'text') if parsed.constants else parsed.expr}")
         _write(f"at {_point_text(values)}: f = {_number(value)}")
         _write()
         _write(_table(rows, ["", "symbolic", "tape", "finite difference", "fd error", "abs error", ""]))

@@ -9,18 +9,28 @@ by a user (the ``symgrad`` command, ``symgrad.viz``).  It never passes user text
    column where parsing failed.
 2. A strict, iterative visitor accepts only numbers, names, ``+ - * / ** @ % //``, unary
    ``-``/``+``, parentheses and calls of the whitelisted functions in :data:`FUNCTIONS`
-   (plus the constants ``pi`` and ``e``).  A function's trailing options (a reduction's
-   ``dim``, ``tril``'s diagonal, a norm's order) are number literals (``sum(x, -1)``), read
-   when the formula is parsed, never expressions.  Anything else -- attribute access, indexing,
-   lambdas, comprehensions, strings, keyword arguments, starred arguments, comparisons,
-   calls of anything that is not a whitelisted name -- is refused with an
-   :class:`ExpressionError` that names the construct and its column.
+   (plus the constants ``pi`` and ``e``).  A function's options (a reduction's ``dim``,
+   ``tril``'s diagonal, a norm's order) are number literals (``sum(x, -1)``), read when the
+   formula is parsed, never expressions; index arrays, masks, pad amounts and repeat counts
+   are list literals of whole numbers (``gather(x, 1, [[0], [1]])``, :data:`LIST_KINDS`) and
+   ``einsum``'s equation a string literal (``einsum('ij,jk->ik', a, b)``), each accepted as
+   that option only.  A function of several results (``sort``, ``slogdet``, ``unbind``...)
+   is called with the result picked by a whole-number subscript, ``sort(x)[0]``: the one
+   subscript a formula may hold; integer results (sort's indices) are refused by name.
+   Anything else -- attribute access, other indexing, lambdas, comprehensions, other strings
+   and lists, keyword arguments, starred arguments, comparisons, calls of anything that is
+   not a whitelisted name -- is refused with an :class:`ExpressionError` that names the
+   construct and its column.
 3. The accepted tree is flattened into a post-order :class:`Instruction` program.  The
    program is folded (without recursion) into a SymPy expression over array-level
    symbols (:class:`symgrad.symbolic.core.symbols.ArrayVar`, one symbol per variable,
    whatever its shape) and, on request, replayed on symgrad tensors with the same ops
    (:meth:`ParsedExpression.to_tensor`), which is how ``symgrad check`` obtains the tape
-   value of the very same formula.
+   value of the very same formula.  The arrays a function's form holds besides the
+   variables (the index arrays written out, a zero buffer, an ``arange`` grid) are the
+   formula's constants, :attr:`ParsedExpression.constants` (symbol to NumPy array): whoever
+   compiles or evaluates the form passes them after the variables, and the engine's
+   printers show them (``where idx0 = array((2, 0))``).
 
 Names must be ordinary identifiers: Python keywords, builtins (``eval``, ``open``,
 ``__import__``...), names starting with ``_``, module names that generated code uses
@@ -49,7 +59,7 @@ import keyword
 import math
 import unicodedata
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -58,7 +68,7 @@ import sympy as sp
 from .symbolic import ArrayVar, shape_of, structural_class
 
 __all__ = [
-    "ExpressionError", "ParsedExpression", "Instruction", "FunctionSpec", "FUNCTIONS", "CONSTANTS",
+    "ExpressionError", "ParsedExpression", "Instruction", "FunctionSpec", "FormWithConstants", "FUNCTIONS", "CONSTANTS",
     "parse", "parse_shapes", "parse_values", "parse_names", "check_name",
     "MAX_LENGTH", "MAX_DEPTH", "MAX_BITS", "MAX_ELEMENTS",
 ]
@@ -200,47 +210,115 @@ def _tensor_function(name: str) -> Callable[..., Any]:
     return build
 
 
+ARRAY_PARAMETERS = frozenset({"x", "a", "b", "c", "src"})
+"""Parameters that take an array (any expression); the others are options written as literals."""
+
+VARIADIC = "*operands"
+"""A last parameter that takes any number (one or more) of arrays (``einsum``'s operands)."""
+
+NUMBER_OPTIONS = frozenset({"ord", "value"})
+"""Options that take any number; the others (dims, offsets, counts) take whole numbers."""
+
+LIST_KINDS = {
+    "positions": "a list of whole numbers 0 or more written out, such as [0, 2] or [[0], [1]]",
+    "mask": "a list of 0 and 1 (or True and False) written out, such as [[1, 0], [0, 1]]",
+    "whole numbers": "a list of whole numbers written out, such as [1, 1]",
+    "counts": "a whole number or a list of whole numbers written out, such as 2 or [1, 2]",
+}
+"""Options a function may take as list literals (``FunctionSpec.lists``), by what their
+elements are, and how they are written: ``positions`` and ``mask`` lists are rectangular, of
+any number of dims; the others are flat."""
+
+STRING_OPTIONS = frozenset({"equation"})
+"""Options written as a string literal (``einsum``'s equation), the only place a formula has text."""
+
+INTEGER_RESULTS = {"indices": "integer positions, which have no formula form (no derivative)"}
+"""Results of a several-result function that a formula cannot pick, with the reason."""
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
-    """One whitelisted function: its number of array arguments (``arity``), its SymPy face
-    and its tensor face, and the names of its trailing options (``options``: whole numbers
-    such as a dim, or ``ord``, any number), of which the first ``required`` must be given.
-    Both faces take the arrays, then the options given, as Python numbers."""
+    """One whitelisted function: its positional ``parameters`` in the order they are written
+    (arrays, named as in :data:`ARRAY_PARAMETERS` or :data:`VARIADIC`, and options), of which
+    the first ``required`` must be given, its SymPy face and its tensor face.  Both faces take
+    the arguments in written order: arrays as they are, options as Python values (numbers,
+    NumPy arrays for list literals, text for the equation).
+
+    ``lists`` gives the options written as list literals, each with its kind of
+    :data:`LIST_KINDS` (``(("index", "positions"),)``).
+
+    A function of several results (``sort``, ``unbind``) names them in ``several``; a call
+    is subscripted with a whole-number literal (``sort(x)[0]``), and both faces take the
+    index as the keyword ``result``.  ``results`` names them when their number is fixed."""
 
     name: str
-    arity: int
+    parameters: tuple[str, ...]
+    required: int
     sympy: Callable[..., sp.Expr]
     tensor: Callable[..., Any]
     doc: str
-    options: tuple[str, ...] = ()
-    required: int = 0
+    several: str = ""
+    results: tuple[str, ...] = ()
+    lists: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def arity(self) -> int:
+        """How many array parameters the function has (its variadic one counted once)."""
+        return sum(1 for p in self.parameters if self.kind(p) == "array")
 
     @property
     def signature(self) -> str:
-        """How a call is written: ``x``, ``a, b``, ``x, dim``, ``x[, dim]``.
+        """How the arguments are written: ``x``, ``a, b``, ``x, dim``, ``x[, dim]``, ``equation, a, ...``.
 
         >>> FUNCTIONS["sum"].signature, FUNCTIONS["cumsum"].signature, FUNCTIONS["hypot"].signature
         ('x[, dim]', 'x, dim', 'a, b')
+        >>> FUNCTIONS["einsum"].signature
+        'equation, a, ...'
         """
-        arrays = ["x"] if self.arity == 1 else list("abc"[:self.arity])
-        text = ", ".join(arrays + list(self.options[:self.required]))
-        for option in self.options[self.required:]:
-            text += f"[, {option}"
-        return text + "]" * (len(self.options) - self.required)
+        shown = ["a, ..." if p == VARIADIC else p for p in self.parameters]
+        text = ", ".join(shown[:self.required])
+        for parameter in shown[self.required:]:
+            text += f"[, {parameter}" if text else f"[{parameter}"
+        return text + "]" * (len(shown) - self.required)
+
+    @property
+    def usage(self) -> str:
+        """How a call is written: ``sum(x[, dim])``; ``sort(x[, dim])[i]`` for several results.
+
+        >>> FUNCTIONS["sort"].usage
+        'sort(x[, dim])[i]'
+        """
+        return f"{self.name}({self.signature})" + ("[i]" if self.several else "")
+
+    def kind(self, parameter: str) -> str:
+        """``array``, ``number``, ``whole``, ``equation`` or a kind of :data:`LIST_KINDS`."""
+        if parameter in ARRAY_PARAMETERS or parameter == VARIADIC:
+            return "array"
+        if parameter in NUMBER_OPTIONS:
+            return "number"
+        if parameter in STRING_OPTIONS:
+            return "equation"
+        return dict(self.lists).get(parameter, "whole")
+
+    def parameter(self, position: int) -> str:
+        """The parameter the argument at ``position`` (0-based) is given to."""
+        if self.parameters and self.parameters[-1] == VARIADIC and position >= len(self.parameters) - 1:
+            return VARIADIC
+        return self.parameters[position]
 
     def accepts(self, count: int) -> bool:
         """Whether ``count`` arguments is a valid call."""
-        return self.arity + self.required <= count <= self.arity + len(self.options)
-
-
-NUMBER_OPTIONS = frozenset({"ord"})
-"""Options that take any number; the others (dims, offsets, counts) take whole numbers."""
+        if self.parameters and self.parameters[-1] == VARIADIC:
+            return count >= self.required
+        return self.required <= count <= len(self.parameters)
 
 
 def _spec(name: str, doc: str, arity: int = 1, sympy_form=None, tensor_form=None, options: tuple = (),
           required: int = 0) -> FunctionSpec:
-    return FunctionSpec(name, arity, sympy_form or _op_sympy(name), tensor_form or _tensor_function(name), doc,
-                        tuple(options), required)
+    """``arity`` arrays (``x``, or ``a, b, c``), then ``options``, the first ``required`` of them required."""
+    arrays = ("x",) if arity == 1 else tuple("abc"[:arity])
+    return FunctionSpec(name, arrays + tuple(options), arity + required, sympy_form or _op_sympy(name),
+                        tensor_form or _tensor_function(name), doc)
 
 
 def _reduction(op_name: str) -> Callable[..., sp.Expr]:
@@ -277,22 +355,48 @@ def _composite(name: str) -> Callable[..., Any]:
     return build
 
 
-def _traced(tensor_form: Callable[..., Any], arity: int) -> Callable[..., sp.Expr]:
+@dataclass(frozen=True)
+class FormWithConstants:
+    """A SymPy face's form that holds constant arrays (a zero buffer, an index grid, the
+    index array or mask a formula wrote out): the form, and the value of each constant
+    symbol in it (:class:`~symgrad.symbolic.core.symbols.DataArray`, printed as the engine
+    prints one: ``where idx0 = ...``)."""
+
+    expr: sp.Expr
+    constants: dict
+
+
+def _traced(tensor_form: Callable[..., Any]) -> Callable[..., sp.Expr | FormWithConstants]:
     """The SymPy face of a function made of ops (a composite): the closed form of the
-    tensor face run on placeholders of the arguments' shapes, the arguments put in for the
-    placeholders.  Composites that hold constant arrays (index arrays, masks) in their
-    form are not in the whitelist: a formula's form holds its variables only."""
-    def build(*args: Any) -> sp.Expr:
+    tensor face run on placeholders of the array arguments' shapes (the SymPy ones; the
+    options are Python values), the arguments put in for the placeholders.  The arrays
+    the form holds besides (zero buffers, index grids, the index arrays written in the
+    formula) are its constants; one computed from the placeholders' values (an order, a
+    count) would be frozen at them, and is refused."""
+    def build(*args: Any, **keywords: Any) -> sp.Expr | FormWithConstants:
         import symgrad
         from .symbolic import tensor_graph
+        from .tape import tracing
 
-        placeholders = [symgrad.zeros(*shape_of(a), requires_grad=True) for a in args[:arity]]
-        with symgrad.enable_grad():  # recorded also where the caller turned grad off
-            expr, symbols = tensor_graph(tensor_form(*placeholders, *args[arity:]))
-        given = {id(t): a for t, a in zip(placeholders, args)}
-        if any(id(t) not in given for t in symbols.values()):
-            raise TypeError("the function's form holds constant arrays, which a formula cannot")
-        return expr.xreplace({symbol: given[id(t)] for symbol, t in symbols.items()})
+        placeholders = {i: symgrad.zeros(*shape_of(a), requires_grad=True) for i, a in enumerate(args)
+                        if isinstance(a, sp.Basic)}
+        given = {id(t): args[i] for i, t in placeholders.items()}
+        # recorded also where the caller turned grad off; a trace of the placeholders marks
+        # what is computed from their values outside the graph
+        with symgrad.enable_grad(), tracing.tracing(placeholders.values()):
+            out = tensor_form(*[placeholders.get(i, a) for i, a in enumerate(args)], **keywords)
+        expr, symbols = tensor_graph(out)
+        constants = {}
+        for symbol, source in symbols.items():
+            if id(source) in given:
+                continue
+            made_by = getattr(source, "_made_outside_graph", None)
+            if made_by is not None:
+                raise TypeError(f"the function's form holds an array made by {made_by} from the arguments' values, "
+                                "which a formula cannot hold (it would be frozen at one point)")
+            constants[symbol] = np.array(source._data if isinstance(source, symgrad.Tensor) else source)
+        expr = expr.xreplace({symbol: given[id(t)] for symbol, t in symbols.items() if id(t) in given})
+        return FormWithConstants(expr, constants) if constants else expr
 
     return build
 
@@ -302,7 +406,37 @@ def _composite_spec(name: str, doc: str, arity: int = 1, options: tuple = (), re
     """A function made of ops: its tensor face (the composite of that name by default) and
     the closed form of it as its SymPy face."""
     tensor_form = tensor_form or _composite(name)
-    return _spec(name, doc, arity, _traced(tensor_form, arity), tensor_form, options, required)
+    return _spec(name, doc, arity, _traced(tensor_form), tensor_form, options, required)
+
+
+def _pick(name: str, results: tuple, result: int) -> Any:
+    """Result ``result`` of a function of several results, or a clear refusal."""
+    if not -len(results) <= result < len(results):
+        raise ValueError(f"{name} gives {len(results)} results here; [{result}] is out of range "
+                         f"(from [0] to [{len(results) - 1}])")
+    return results[result]
+
+
+def _several_spec(name: str, doc: str, parameters: tuple, required: int, several: str, results: tuple = (),
+                  lists: tuple = (), tensor_form: Callable[..., Any] | None = None) -> FunctionSpec:
+    """A function of several results (``sort``, ``unbind``): both faces take the index of
+    the result a formula picks as the keyword ``result``."""
+    everything = tensor_form or _composite(name)
+
+    def picked(*args: Any, result: int) -> Any:
+        return _pick(name, tuple(everything(*args)), result)
+
+    return FunctionSpec(name, parameters, required, _traced(picked), picked, doc, several, tuple(results),
+                        tuple(lists))
+
+
+def _composite_in_order(name: str, doc: str, parameters: tuple, required: int, lists: tuple = (),
+                        tensor_form: Callable[..., Any] | None = None) -> FunctionSpec:
+    """A composite with list options, or whose arrays and options interleave
+    (``scatter_add(x, dim, index, src)``, ``einsum(equation, a, ...)``): its parameters as
+    written, the first ``required`` required."""
+    tensor_form = tensor_form or _composite(name)
+    return FunctionSpec(name, parameters, required, _traced(tensor_form), tensor_form, doc, lists=tuple(lists))
 
 
 SIZES = ("r0", "r1", "r2", "r3")
@@ -369,7 +503,51 @@ def _whitelist() -> dict[str, FunctionSpec]:
         _spec("transpose", "swap the last two axes", sympy_form=_matrix_transpose_sympy,
               tensor_form=_matrix_transpose_tensor),
     ]
+    specs += _several_result_specs() + _written_out_specs()
     return {spec.name: spec for spec in sorted(specs, key=lambda spec: spec.name)}
+
+
+def _several_result_specs() -> list[FunctionSpec]:
+    """The functions of several results: a formula picks one, ``sort(x)[0]``."""
+    return [
+        _several_spec("sort", "sorted ascending along dim (the last without dim): [0] the values",
+                      ("x", "dim"), 1, "values, indices", ("values", "indices")),
+        _several_spec("topk", "the k largest along dim (the last without dim), descending: [0] the values",
+                      ("x", "k", "dim"), 2, "values, indices", ("values", "indices")),
+        _several_spec("slogdet", "sign and log of the absolute value of the determinant: [0] the sign, [1] the log",
+                      ("x",), 1, "sign, logabsdet", ("sign", "logabsdet")),
+        _several_spec("unbind", "the slices along dim (0 without dim), each without dim", ("x", "dim"), 1,
+                      "one slice per index along dim"),
+        _several_spec("chunk", "chunks pieces along dim (0 without dim), the last maybe smaller",
+                      ("x", "chunks", "dim"), 2, "the pieces"),
+        _several_spec("split", "pieces of split_size (or of the sizes listed) along dim (0 without dim)",
+                      ("x", "split_size", "dim"), 2, "the pieces", lists=(("split_size", "counts"),)),
+    ]
+
+
+def _written_out_specs() -> list[FunctionSpec]:
+    """The functions that take an equation or list literals (index arrays, masks, pad
+    amounts), or whose forms hold constant arrays (zero buffers, index grids)."""
+    positions = (("index", "positions"),)
+    return [
+        _composite_in_order("einsum", "Einstein summation: einsum('ij,jk->ik', a, b)", ("equation", VARIADIC), 2),
+        _composite_in_order("diag", "a vector's square matrix with it on diagonal k, or a matrix's diagonal k",
+                            ("x", "k"), 1),
+        _composite_in_order("pad", "padded with zeros: [before, after] amounts from the last dim backwards",
+                            ("x", "pad"), 2, (("pad", "whole numbers"),)),
+        _composite_in_order("repeat_interleave", "each element (each slice along dim) repeated in place",
+                            ("x", "repeats", "dim"), 2, (("repeats", "counts"),)),
+        _composite_in_order("masked_fill", "value where mask is 1, x elsewhere", ("x", "mask", "value"), 3,
+                            (("mask", "mask"),)),
+        _composite_in_order("gather", "the elements at index along dim (torch.gather)", ("x", "dim", "index"), 3,
+                            positions),
+        _composite_in_order("scatter_add", "x with src added at index along dim (torch.scatter_add)",
+                            ("x", "dim", "index", "src"), 4, positions),
+        _composite_in_order("index_select", "the slices at the positions index along dim", ("x", "dim", "index"), 3,
+                            positions),
+        _composite_in_order("take_along_dim", "the elements at indices along dim (of the flattened x without dim)",
+                            ("x", "indices", "dim"), 2, (("indices", "positions"),)),
+    ]
 
 
 FUNCTIONS: dict[str, FunctionSpec] = _whitelist()
@@ -439,9 +617,13 @@ class Instruction:
 
     ``kind`` is ``"number"`` (``value`` an int or float), ``"name"`` (a variable),
     ``"constant"`` (``pi``, ``e``), ``"op"`` (``value`` is ``add``, ``sub``, ``mul``,
-    ``div``, ``pow``, ``matmul``, ``mod``, ``floordiv`` or ``neg``) or ``"call"`` (``value`` a name from
-    :data:`FUNCTIONS`).  ``nargs`` operands are popped from the value stack.  ``column``
-    is the 1-based column of the construct in the text.
+    ``div``, ``pow``, ``matmul``, ``mod``, ``floordiv`` or ``neg``), ``"literal"`` (an
+    option written as a list literal, as nested tuples, or ``einsum``'s equation, as text;
+    and the index of the result a formula picks of a function of several results, as an
+    int: folding passes it on as it is) or ``"call"`` (``value`` a name from
+    :data:`FUNCTIONS`; a call of a function of several results has the index of the
+    result it picks as its last argument).  ``nargs`` operands are popped from the value
+    stack.  ``column`` is the 1-based column of the construct in the text.
     """
 
     kind: str
@@ -460,7 +642,7 @@ _BINARY_REFUSED = {
 _GROUP = {"add": "sum", "sub": "sum", "mul": "product", "div": "product"}
 
 _CONSTRUCTS = {
-    "Attribute": "attribute access", "Subscript": "indexing (subscript)", "Slice": "a slice",
+    "Attribute": "attribute access", "Slice": "a slice",
     "Lambda": "lambda", "ListComp": "a list comprehension", "SetComp": "a set comprehension",
     "DictComp": "a dict comprehension", "GeneratorExp": "a generator expression",
     "List": "a list literal", "Tuple": "a tuple (a comma outside a function call)", "Dict": "a dict literal",
@@ -512,25 +694,104 @@ def _python_tree(text: str) -> ast.Expression:
         raise ExpressionError(f"syntax error: {err}", text=text, construct="syntax") from None
 
 
+def _whole_literal(node: ast.AST) -> int | None:
+    """The whole number a literal such as ``2`` or ``-1`` writes, or None."""
+    literal = node.operand if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) else node
+    value = literal.value if isinstance(literal, ast.Constant) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return -value if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) else value
+
+
 def _check_option(spec: FunctionSpec, option: str, arg: ast.AST, refuse: Callable[..., ExpressionError]) -> None:
-    """An option is a number literal (a whole one but for ``ord``), maybe negated."""
+    """A number option is a number literal (a whole one but for ``ord`` and ``value``), maybe negated."""
     literal = arg.operand if isinstance(arg, ast.UnaryOp) and isinstance(arg.op, (ast.USub, ast.UAdd)) else arg
     value = literal.value if isinstance(literal, ast.Constant) else None
-    whole = isinstance(value, int) and not isinstance(value, bool)
+    whole = _whole_literal(arg) is not None
     if not (whole or option in NUMBER_OPTIONS and isinstance(value, float) and math.isfinite(value)):
         kind = "a number" if option in NUMBER_OPTIONS else "a whole number"
         raise refuse(arg, f"{spec.name}'s {option} must be {kind} written out (such as 1 or -1), not an expression",
                      "option")
 
 
-def _option_values(spec: FunctionSpec, args: list) -> list:
-    """The arguments with the options as Python numbers (folding gives SymPy numbers or
-    floats): ints, and ``ord`` an int where it is whole."""
-    values = list(args[:spec.arity])
-    for option, value in zip(spec.options, args[spec.arity:]):
-        number = float(value)
-        values.append(int(number) if option not in NUMBER_OPTIONS or number.is_integer() else number)
-    return values
+EINSUM_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ, ->")
+"""What an einsum equation is written with: letters, commas, spaces and one ``->``."""
+
+
+def _literal_option(spec: FunctionSpec, option: str, arg: ast.AST, refuse: Callable[..., ExpressionError]) -> Any:
+    """An option written as a literal: ``einsum``'s equation (text), or a list of whole
+    numbers (or of 0/1/True/False for a mask) of the kind ``spec`` gives it, as nested
+    tuples; anything else is refused naming the function and the option."""
+    kind = spec.kind(option)
+    if kind == "equation":
+        equation = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+        if equation is None or not set(equation) <= EINSUM_CHARACTERS or equation.count("->") > 1 \
+                or equation.replace("->", "").count("-") + equation.replace("->", "").count(">"):
+            raise refuse(arg, f"{spec.name}'s {option} must be a string literal of letters, commas and one '->', "
+                         "such as 'ij,jk->ik' ('...' is not supported)", "option")
+        return equation
+    why = f"{spec.name}'s {option} must be {LIST_KINDS[kind]}"
+    if kind == "counts" and _whole_literal(arg) is not None:
+        return _whole_literal(arg)
+    if not isinstance(arg, ast.List):
+        raise refuse(arg, why, "option")
+    nested = kind in ("positions", "mask")
+    values: list = []  # the elements, depth first; lists as their nested tuples
+    pending: list[tuple[ast.AST, list]] = [(arg, values)]
+    while pending:
+        node, into = pending.pop()
+        if isinstance(node, ast.List) and (nested or node is arg):
+            inner: list = []
+            into.append(inner)
+            pending.extend((element, inner) for element in reversed(node.elts))
+            continue
+        number = _whole_literal(node)
+        if kind == "mask" and isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            number = int(node.value)
+        if number is None or kind == "positions" and number < 0 or kind == "mask" and number not in (0, 1):
+            raise refuse(node, why, "option")
+        into.append(number)
+
+    def frozen(value: Any) -> Any:
+        return tuple(frozen(v) for v in value) if isinstance(value, list) else value
+
+    try:
+        np.asarray(values[0], dtype=np.int64)
+    except (ValueError, OverflowError):  # ragged, more dims than NumPy has, a number too large
+        raise refuse(arg, f"{why} (rectangular, of numbers below 2**63)", "option") from None
+    return frozen(values[0])
+
+
+def _arguments(spec: FunctionSpec, args: list) -> tuple[list, dict]:
+    """The arguments as the faces take them: arrays as they are, numbers as Python numbers
+    (folding gives SymPy numbers or floats; ints, and ``ord`` an int where it is whole), list
+    literals as NumPy arrays (int64; bool for a mask; a list of ints for pad amounts and
+    counts), the equation as text; and the keywords: ``result``, the index of the result a
+    call of a function of several results picks (its last argument)."""
+    keywords = {}
+    if spec.several:
+        *args, keywords["result"] = args
+    values = []
+    for position, value in enumerate(args):
+        kind = spec.kind(spec.parameter(position))
+        if kind in ("array", "equation"):
+            values.append(value)
+        elif kind in ("whole", "number"):
+            number = float(value)
+            values.append(int(number) if kind == "whole" or number.is_integer() else number)
+        elif kind in ("positions", "mask"):
+            values.append(np.array(value, dtype=bool if kind == "mask" else np.int64))
+        else:  # "whole numbers", "counts"
+            values.append(list(value) if isinstance(value, tuple) else value)
+    return values, keywords
+
+
+@dataclass(frozen=True)
+class _Literal:
+    """An option written as a literal, or the result a subscript picks, on the visitor's stack."""
+
+    value: Any
+    column: int
 
 
 def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]:
@@ -558,8 +819,12 @@ def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]
         return refuse(node, f"attribute access ('.{node.attr}') is not allowed in an expression",
                       "attribute access", column)
 
+    picked: dict[int, int] = {}  # id of a call of a function of several results -> the result its subscript picks
     while stack:
         node, depth, group, expanded = stack.pop()
+        if isinstance(node, _Literal):
+            program.append(Instruction("literal", node.value, 0, node.column))
+            continue
         col = column_of(node) or 1
         if expanded:
             if isinstance(node, ast.BinOp):
@@ -567,7 +832,8 @@ def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]
             elif isinstance(node, ast.UnaryOp):
                 program.append(Instruction("op", "neg", 1, col))
             else:  # ast.Call
-                program.append(Instruction("call", node.func.id, len(node.args), col))
+                several = FUNCTIONS[node.func.id].several
+                program.append(Instruction("call", node.func.id, len(node.args) + bool(several), col))
             continue
         own_group = None
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
@@ -637,13 +903,44 @@ def _compile_program(text: str, tree: ast.Expression) -> tuple[Instruction, ...]
                     raise refuse(arg, "a starred argument ('*') is not allowed", "starred argument")
             spec = FUNCTIONS[func.id]
             if not spec.accepts(len(node.args)):
-                raise refuse(func, f"{spec.name} is called as {spec.name}({spec.signature}), got {len(node.args)} "
+                raise refuse(func, f"{spec.name} is called as {spec.usage}, got {len(node.args)} "
                              f"argument{'s' if len(node.args) != 1 else ''}", "call")
-            for option, arg in zip(spec.options, node.args[spec.arity:]):
-                _check_option(spec, option, arg, refuse)
+            if spec.several and id(node) not in picked:
+                raise refuse(func, f"{spec.name} gives several results ({spec.several}): pick one with [i], as in "
+                             f"{spec.name}(...)[0]", "call")
             stack.append((node, depth, group, True))
-            for arg in reversed(node.args):
+            if spec.several:
+                stack.append((_Literal(picked.pop(id(node)), col), depth, None, False))
+            for position, arg in reversed(list(enumerate(node.args))):
+                option = spec.parameter(position)
+                kind = spec.kind(option)
+                if kind in ("whole", "number"):
+                    _check_option(spec, option, arg, refuse)
+                elif kind != "array":
+                    arg = _Literal(_literal_option(spec, option, arg, refuse), column_of(arg) or col)
                 stack.append((arg, depth + 1, None, False))
+        elif isinstance(node, ast.Subscript):
+            call = node.value
+            spec = FUNCTIONS.get(call.func.id) if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) \
+                else None
+            if spec is None or not spec.several:
+                raise refuse(node, "indexing (subscript) is not allowed in an expression; only a function of several "
+                             "results (" + ", ".join(n for n, s in FUNCTIONS.items() if s.several) + ") is "
+                             "subscripted, to pick one: sort(x)[0]", "Subscript")
+            result = _whole_literal(node.slice)
+            if result is None:
+                raise refuse(node.slice, f"{spec.name}(...)[i] picks a result by a whole number written out, such as "
+                             "[0] or [-1]; not a slice or an expression", "subscript")
+            if spec.results:
+                if not -len(spec.results) <= result < len(spec.results):
+                    raise refuse(node.slice, f"{spec.name} gives {len(spec.results)} results ({spec.several}); "
+                                 f"[{result}] is out of range", "subscript")
+                name = spec.results[result]
+                if name in INTEGER_RESULTS:
+                    raise refuse(node.slice, f"{spec.name}(...)[{result}] is its {name}: {INTEGER_RESULTS[name]}; "
+                                 f"[0] is its {spec.results[0]}", "subscript")
+            picked[id(call)] = result
+            stack.append((call, depth, group, False))
         elif isinstance(node, ast.Attribute):
             raise attribute_error(node)
         else:
@@ -718,11 +1015,21 @@ class ParsedExpression:
 
     ``names`` lists the variables in order of first appearance; ``symbols`` maps each
     to its :class:`~symgrad.symbolic.core.symbols.ArrayVar` (shape ``()`` for scalars);
-    ``shape`` is the shape of the result.
+    ``shape`` is the shape of the result; ``constants`` maps each constant array of the form
+    (a :class:`~symgrad.symbolic.core.symbols.DataArray`, named apart from the variables) to
+    its value, which a compiled form takes after the variables.
 
     >>> p = parse("x @ w + b", shapes={"x": (2,), "w": (2, 3), "b": (3,)})
     >>> p.expr, p.shape, p.shapes["w"]
     (b + x @ w, (3,), (2, 3))
+    >>> from symgrad.symbolic import compile_exprs, text
+    >>> p = parse("index_select(x, 0, [2, 0]) * 10", shapes={"x": (3,)})
+    >>> print(text(p.expr))
+    10*x[idx0]
+    where idx0 = array((2, 0))
+    >>> f = compile_exprs([p.symbols["x"], *p.constants], [p.expr])
+    >>> f(np.array([1.0, 2.0, 3.0]), *p.constants.values()).out0
+    array([30., 10.])
     """
 
     text: str
@@ -732,6 +1039,24 @@ class ParsedExpression:
     symbols: dict[str, sp.Symbol]
     expr: sp.Expr = field(repr=False)
     shape: Shape = ()
+    constants: dict[sp.Symbol, np.ndarray] = field(default_factory=dict, repr=False, compare=False)  # in expr
+
+    def with_constants_apart(self, taken: Iterable[str]) -> "ParsedExpression":
+        """This formula with each constant named in ``taken`` (the variables and constants
+        of other formulas compiled with it) renamed apart; itself when none is.
+
+        >>> first = parse("sum(index_select(x, 0, [1, 0]))", {"x": (2,)})
+        >>> second = first.with_constants_apart(first.names + tuple(c.name for c in first.constants))
+        >>> [c.name for c in first.constants], [c.name for c in second.constants]
+        (['idx0'], ['idx1'])
+        """
+        taken = set(taken)
+        if not any(c.name in taken for c in self.constants):
+            return self
+        table = _Constants(taken | set(self.names) | {c.name for c in self.constants})
+        renamed = {c: table.named(c, v) if c.name in taken else c for c, v in self.constants.items()}
+        return replace(self, expr=self.expr.xreplace(renamed),
+                                   constants={renamed[c]: v for c, v in self.constants.items()})
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         """Notebook display: the formula in LaTeX, bounded (see :mod:`symgrad.symbolic.printing.notebook`)."""
@@ -796,9 +1121,10 @@ class ParsedExpression:
 
         def call(name: str, args: list) -> Any:
             spec = FUNCTIONS[name]
-            args = [a if isinstance(a, symgrad.Tensor) or i >= spec.arity else symgrad.tensor(a, dtype=dtype)
-                    for i, a in enumerate(args)]
-            return spec.tensor(*_option_values(spec, args))
+            values, keywords = _arguments(spec, args)
+            values = [symgrad.tensor(v, dtype=dtype) if spec.kind(spec.parameter(i)) == "array"
+                      and not isinstance(v, symgrad.Tensor) else v for i, v in enumerate(values)]
+            return spec.tensor(*values, **keywords)
 
         with np.errstate(all="ignore"):
             out = self.fold(name=inputs.__getitem__, number=float, constant=lambda c: float(CONSTANTS[c]),
@@ -820,6 +1146,9 @@ def _fold(text: str, program: Iterable[Instruction], name, number, constant, op,
                 continue
             if step.kind == "constant":
                 values.append(constant(step.value))
+                continue
+            if step.kind == "literal":
+                values.append(step.value)
                 continue
             args = values[len(values) - step.nargs:]
             del values[len(values) - step.nargs:]
@@ -883,6 +1212,7 @@ def parse(text: str, shapes: Mapping[str, Iterable[int]] | None = None) -> Parse
         if step.kind == "name" and step.value not in names:
             names.append(step.value)
     symbols = {n: ArrayVar(n, declared.get(n, ())) for n in names}
+    constants = _Constants(names)
 
     def op(name: str, args: list) -> sp.Expr:
         _check_size(name, args)
@@ -891,7 +1221,10 @@ def parse(text: str, shapes: Mapping[str, Iterable[int]] | None = None) -> Parse
         return result
 
     def call(name: str, args: list) -> sp.Expr:
-        result = FUNCTIONS[name].sympy(*_option_values(FUNCTIONS[name], args))
+        values, keywords = _arguments(FUNCTIONS[name], args)
+        result = FUNCTIONS[name].sympy(*values, **keywords)
+        if isinstance(result, FormWithConstants):
+            result = constants.add(result)
         if type(result).__name__ in _FOLDED and not result.free_symbols:
             result = _fold_constant(name, args)
         shape_of(result)
@@ -904,7 +1237,36 @@ def parse(text: str, shapes: Mapping[str, Iterable[int]] | None = None) -> Parse
                               text=text, construct="value")
     return ParsedExpression(text=text, program=program, names=tuple(names),
                             shapes={n: declared.get(n, ()) for n in names}, symbols=symbols, expr=expr,
-                            shape=shape_of(expr))
+                            shape=shape_of(expr), constants=constants.values)
+
+
+class _Constants:
+    """The constant arrays of a formula's form, each under a name that no variable (``taken``)
+    and no other constant has; equal arrays share one symbol."""
+
+    def __init__(self, taken: Iterable[str]) -> None:
+        self.taken = set(taken)
+        self.values: dict[sp.Symbol, np.ndarray] = {}
+
+    def add(self, form: FormWithConstants) -> sp.Expr:
+        """``form``'s expression, its constants renamed to the formula's."""
+        renamed = {}
+        for symbol, value in form.constants.items():
+            same = next((s for s, v in self.values.items()
+                         if v.dtype == value.dtype and v.shape == value.shape and np.array_equal(v, value)), None)
+            renamed[symbol] = same if same is not None else self.named(symbol, value)
+        return form.expr.xreplace(renamed)
+
+    def named(self, symbol: Any, value: np.ndarray) -> sp.Symbol:
+        """A new constant like ``symbol`` (``idx0``, ``t0``: the engine's kind of name) with a free name."""
+        prefix = symbol.name.rstrip("0123456789") or "c"
+        number = 0
+        while f"{prefix}{number}" in self.taken:
+            number += 1
+        constant = type(symbol)(f"{prefix}{number}", symbol.array_shape, symbol.array_dtype, symbol.definition)
+        self.taken.add(constant.name)
+        self.values[constant] = value
+        return constant
 
 
 # ============================================================================ specs

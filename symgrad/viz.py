@@ -376,8 +376,11 @@ _OPERATOR_NAMES = {"Add": "+", "Mul": "*", "Pow": "**", "Matmul": "@"}
 def _expression_lines(node: Any, shape: Any) -> tuple[str, list]:
     import sympy as sp
 
+    from .symbolic.core.symbols import ArrayValue, DataArray
     from .symbolic.forms.structural import StructuralFunction
 
+    if isinstance(node, DataArray) and isinstance(node.definition, ArrayValue):  # an index array, a zero buffer
+        return "constant", [node.name, f"= {node.definition}", _shape_text(shape)]
     if isinstance(node, sp.Symbol):
         return "leaf", [node.name, _shape_text(shape)]
     if not node.args or isinstance(node, sp.NumberSymbol) or node.is_Number:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,59 @@ def test_diff_code_prints_generated_numpy_source(capsys):
     assert "# returns (f, df_dx, df_dy)" in out
     source = out[out.index("def "):]
     assert source.startswith("def compiled(x, y):") and "numpy.sin(x)" in source and "numpy.cos(x)" in source
+
+
+def test_diff_binds_and_prints_the_constant_arrays_of_a_formula(capsys):
+    """gather's index array and its row grid are constants of the closed form: printed in
+    'where' lines, passed to the compiled function, and named apart across expressions and
+    from the variables (a variable named idx0 keeps its name)."""
+    x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    status, out, _ = run(capsys, "diff", "sum(gather(x, 1, [[0], [2]]) ** 2)", "sum(index_select(x, 1, [2, 2]) * idx0)",
+                         "--shape", "x=2x3,idx0=2", "--at", "x=[[1,2,3],[4,5,6]],idx0=[1,3]", "--code")
+    assert status == 0
+    lines = out.splitlines()
+    assert "= indices((2, 1))[0]" in out and "= 2*indices((2, 1))[0]" in out  # the row grid, the index written
+    assert "    where idx3 = array((2, 2))" in lines  # the second expression's, named apart
+    cells = [re.split(r"\s{2,}", line.strip()) for line in lines if line.startswith(("f1 ", "f2 ", "df"))]
+    rows = {row[0]: row for row in cells if len(row) > 1}  # the table's rows (columns 2 spaces apart)
+    assert float(rows["f1"][1]) == pytest.approx(x[0, 0] ** 2 + x[1, 2] ** 2)
+    assert float(rows["f2"][1]) == pytest.approx(x[:, 2].sum() * (1.0 + 3.0))  # columns [2, 2] times idx0
+    assert float(rows["df1/dx[1, 2]"][1]) == pytest.approx(2 * x[1, 2]) and rows["df1/dx[1, 2]"][-1] == "ok"
+    assert float(rows["df2/dx[1, 2]"][1]) == pytest.approx(1.0 + 3.0) and rows["df2/dx[0, 1]"][1] == "0"
+    assert float(rows["df2/didx0[1]"][1]) == pytest.approx(x[:, 2].sum())
+    assert all(r[-1] == "ok" for name, r in rows.items() if name.startswith("df"))
+    comment = next(line for line in lines if "the constant arrays of the closed forms" in line)
+    signature = next(line for line in lines if line.startswith("def compiled("))
+    constants = comment[2:comment.index(":")].split(", ")
+    assert sorted(constants) == ["idx1", "idx2", "idx3"]
+    assert signature == f"def compiled(x, idx0, {', '.join(constants)}):"
+
+
+def test_check_of_a_formula_with_a_mask_and_a_pad(capsys):
+    status, out, _ = run(capsys, "check", "sum(masked_fill(x, [[1, 0, 0], [0, 0, 1]], 2.5) ** 2 * pad(x, [1, -1]))",
+                         "--shape", "x=2x3", "--seed", "3")
+    assert status == 0, out
+    assert out.startswith("f = sum(") and "where t0 = array(((True, False, False), (False, False, True)))" in out
+    assert "check passed: 6/6" in out
+
+
+def test_explain_defines_a_formulas_constant_arrays(capsys):
+    status, out, _ = run(capsys, "explain", "sum(index_select(x, 0, [2, 0]) ** 2)", "--shape", "x=3")
+    assert status == 0
+    assert out.splitlines()[:2] == ["Chain rule for df/dx, where f = sum(x[idx0]**2)",
+                                    "  and idx0 = array((2, 0)), an array no one named (name the tensor to print its "
+                                    "name), shape (2,)"]
+
+
+def test_diff_of_a_picked_result(capsys):
+    status, out, _ = run(capsys, "diff", "sum(sort(x)[0] * w)", "--shape", "x=3,w=3", "--wrt", "x",
+                         "--at", "x=[3, 1, 2],w=[1, 2, 4]")
+    assert status == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("df/dx[")}
+    assert "df/dx = sort_by(w, x, dim=0, inverse=True)" in out
+    # sorted: x[1] < x[2] < x[0], weighted 1, 2, 4
+    assert [float(rows[f"df/dx[{i}]"][1]) for i in range(3)] == [4.0, 1.0, 2.0]
+    assert all(r[-1] == "ok" for r in rows.values())
 
 
 def test_diff_json(capsys):

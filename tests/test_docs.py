@@ -277,7 +277,7 @@ def function_table() -> str:
 
     rows = ["| function | meaning |", "|---|---|"]
     for name, spec in FUNCTIONS.items():
-        rows.append(f"| `{name}({spec.signature})` | {spec.doc} |")
+        rows.append(f"| `{spec.usage}` | {spec.doc} |")
     return "\n".join(rows) + "\n"
 
 

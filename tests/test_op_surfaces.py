@@ -57,21 +57,6 @@ NOT_YET = {  # (surface, the issue's name): why it is not there yet
     ("parser", "argmax"): "integer positions without a derivative; formulas are differentiable real functions",
     ("parser", "argmin"): "as argmax",
     ("parser", "count_nonzero"): "as argmax",
-    ("parser", "sort"): "two results (values, indices); a formula has one",
-    ("parser", "topk"): "as sort",
-    ("parser", "slogdet"): "two results (sign, logabsdet); logdet is in formulas",
-    ("parser", "unbind"): "several results; a formula has one",
-    ("parser", "chunk"): "as unbind",
-    ("parser", "split"): "as unbind",
-    ("parser", "einsum"): "its equation is a string, which formulas refuse",
-    ("parser", "diag"): "its form indexes with constant arange arrays, which a formula's form cannot hold",
-    ("parser", "repeat_interleave"): "its form indexes with a constant index array",
-    ("parser", "pad"): "its form holds a constant zero array (the padded buffer)",
-    ("parser", "masked_fill"): "takes a boolean mask, and formula variables are real arrays",
-    ("parser", "gather"): "takes an integer index array, and formula variables are real arrays",
-    ("parser", "scatter_add"): "as gather",
-    ("parser", "index_select"): "as gather",
-    ("parser", "take_along_dim"): "as gather",
 }
 
 

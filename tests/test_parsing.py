@@ -141,6 +141,48 @@ REFUSED = [
     ("sin(" * (MAX_DEPTH + 1) + "x" + ")" * (MAX_DEPTH + 1), f"more than {MAX_DEPTH} levels", 401),
     ("x" * (MAX_LENGTH + 1), f"the limit is {MAX_LENGTH}", None),
     ("1" * 400, "number literal is too long", 1),
+    # functions of several results: picked by a whole-number subscript, nothing else subscripted
+    ("sort(x)", "sort gives several results (values, indices): pick one with [i]", 1),
+    ("2 * unbind(x, 0)", "unbind gives several results", 5),
+    ("sort(x)[1]", "sort(...)[1] is its indices: integer positions, which have no formula form", 9),
+    ("topk(x, 1)[-1]", "topk(...)[-1] is its indices", 12),
+    ("slogdet(x)[2]", "slogdet gives 2 results (sign, logabsdet); [2] is out of range", 12),
+    ("sort(x)[0:1]", "picks a result by a whole number written out", 9),
+    ("sort(x)[y]", "picks a result by a whole number written out", 9),
+    ("sort(x)[0.5]", "picks a result by a whole number written out", 9),
+    ("sum(x)[0]", "indexing (subscript) is not allowed", 1),
+    ("sin(x)[0]", "only a function of several results (chunk, slogdet, sort, split, topk, unbind)", 1),
+    # einsum's equation: the one string a formula may hold
+    ("einsum(x, x)", "einsum's equation must be a string literal of letters, commas and one '->'", 8),
+    ("einsum('i...->i', x)", "('...' is not supported)", 8),
+    ("einsum('i->i->i', x)", "one '->'", 8),
+    ("einsum('i>i', x)", "one '->'", 8),
+    ("einsum('i;j', x)", "one '->'", 8),
+    ("einsum('i->i')", "einsum is called as einsum(equation, a, ...), got 1 argument", 1),
+    ("einsum('i->i', 'x')", "string literal is not allowed", 16),
+    ("sin('i->i')", "string literal is not allowed", 5),
+    # list literals: options of the functions that take them, whole numbers, rectangular
+    ("gather(x, 1, x)", "gather's index must be a list of whole numbers 0 or more written out", 14),
+    ("gather(x, 1, [[0, -1]])", "gather's index must be a list of whole numbers 0 or more", 19),
+    ("gather(x, 1, [[0.5]])", "gather's index must be a list of whole numbers", 16),
+    ("gather(x, 1, [[True]])", "gather's index must be a list of whole numbers", 16),
+    ("gather(x, 1, [[0, 1], [1]])", "gather's index must be a list of whole numbers 0 or more written out, such as "
+     "[0, 2] or [[0], [1]] (rectangular", 14),
+    ("gather(x, 1, [1180591620717411303424])", "(rectangular, of numbers below 2**63)", 14),
+    ("gather(x, 1, [2**3])", "gather's index must be a list of whole numbers", 15),
+    ("gather(x, [1], [[0]])", "gather's dim must be a whole number written out", 11),
+    ("index_select(x, 0, (0, 1))", "index_select's index must be a list", 20),
+    ("take_along_dim(x, [x])", "take_along_dim's indices must be a list", 20),
+    ("scatter_add(x, 0, [0], 1, 2)", "scatter_add is called as scatter_add(x, dim, index, src), got 5", 1),
+    ("masked_fill(x, [2], 1)", "masked_fill's mask must be a list of 0 and 1 (or True and False)", 17),
+    ("masked_fill(x, [1], y)", "masked_fill's value must be a number written out", 21),
+    ("pad(x, 1)", "pad's pad must be a list of whole numbers written out, such as [1, 1]", 8),
+    ("pad(x, [[1, 1]])", "pad's pad must be a list of whole numbers", 9),
+    ("repeat_interleave(x, [[2]])", "repeat_interleave's repeats must be a whole number or a list", 23),
+    ("repeat_interleave(x, 1.5)", "repeat_interleave's repeats must be a whole number or a list", 22),
+    ("split(x, x)[0]", "split's split_size must be a whole number or a list", 10),
+    ("sum(x, [0])", "sum's dim must be a whole number written out", 8),
+    ("x + [0]", "a list literal is not allowed", 5),
 ]
 
 
@@ -300,7 +342,52 @@ ARRAY_FUNCTIONS = [
     ("narrow(x, 1, 1, 2) * sum(ravel(x) ** 2)", {"x": X}, lambda x: x[:, 1:3] * np.sum(x.ravel() ** 2)),
     ("atleast_2d(u) * atleast_1d(s)", {"u": U, "s": np.array(1.5)}, lambda u, s: u[None, :] * s),
     ("x % 0.7 + x // 0.35", {"x": X}, lambda x: np.remainder(x, 0.7) + np.floor_divide(x, 0.35)),
+    # functions of several results, one picked
+    ("sort(x)[0] + sort(x, 0)[0] + sort(x, -2)[-2]", {"x": X}, lambda x: np.sort(x, -1) + 2 * np.sort(x, 0)),
+    ("topk(x, 2)[0] + sum(topk(x, 1, 0)[0])", {"x": X}, lambda x: -np.sort(-x, -1)[:, :2] + x.max(0).sum()),
+    ("slogdet(a)[1] * slogdet(a)[0] + slogdet(-a)[-2]", {"a": A},
+     lambda a: np.linalg.slogdet(a)[1] * np.linalg.slogdet(a)[0] + np.linalg.slogdet(-a)[0]),
+    ("unbind(x, 1)[2] * sum(unbind(x)[-1] + unbind(x, 0)[0])", {"x": X}, lambda x: x[:, 2] * np.sum(x[1] + x[0])),
+    ("chunk(x, 2, 1)[1] + chunk(x, 2)[0] + split(x, [1, 2], 1)[0] + split(x, 2, 1)[1]", {"x": X},
+     lambda x: x[:, 2:3] + x[:1] + x[:, :1] + x[:, 2:]),
+    # einsum, with any number of operands
+    ("einsum('ij,jk->ik', x, a) + einsum('ij->j', x) * sum(einsum('ij , jk , k -> i', x, a, u))",
+     {"x": X, "a": A, "u": U}, lambda x, a, u: x @ a + x.sum(0) * np.sum(x @ a @ u)),
+    ("einsum('i,i', u, v) * einsum('ij,ij->', x, x)", {"u": U, "v": V, "x": X},
+     lambda u, v, x: np.einsum("i,i", u, v) * np.einsum("ij,ij->", x, x)),
+    # forms that hold constant arrays: index grids, zero buffers, written-out index arrays and masks
+    ("diag(u) + diag(a)", {"u": U, "a": A}, lambda u, a: np.diag(u) + np.diag(a)),
+    ("diag(u, -1) + diag(u, 1)", {"u": U}, lambda u: np.diag(u, -1) + np.diag(u, 1)),
+    ("diag(x, 1) + diag(a, -1)", {"x": X, "a": A}, lambda x, a: np.diag(x, 1) + np.diag(a, -1)),
+    ("pad(x, [1, 2]) * sum(pad(x, [0, 1, 2, 1]) ** 2)", {"x": X},
+     lambda x: np.pad(x, ((0, 0), (1, 2))) * np.sum(np.pad(x, ((2, 1), (0, 1))) ** 2)),
+    ("pad(x, [-1, 1, 1, 0])", {"x": X}, lambda x: np.pad(x[:, 1:], ((1, 0), (0, 1)))),
+    ("repeat_interleave(x, [3, 0, 1], 1) * sum(repeat_interleave(x, 2, 0) ** 2)", {"x": X},
+     lambda x: np.repeat(x, [3, 0, 1], 1) * np.sum(np.repeat(x, 2, 0) ** 2)),
+    ("repeat_interleave(x, 2)", {"x": X}, lambda x: np.repeat(x, 2)),
+    ("masked_fill(x, [[1, 0, 1], [0, 0, 1]], 2.5) + masked_fill(x, [True, False, False], -1)", {"x": X},
+     lambda x: np.where([[1, 0, 1], [0, 0, 1]], 2.5, x) + np.where([True, False, False], -1, x)),
+    ("gather(x, 1, [[0, 2, 2, 1], [1, 1, 0, 0]]) * sum(gather(x, 0, [[1, 0, 1], [0, 0, 0]]) ** 2)", {"x": X},
+     lambda x: np.take_along_axis(x, np.array([[0, 2, 2, 1], [1, 1, 0, 0]]), 1)
+     * np.sum(np.take_along_axis(x, np.array([[1, 0, 1], [0, 0, 0]]), 0) ** 2)),
+    ("scatter_add(x, 0, [[0, 1, 0], [0, 0, 1]], s) + scatter_add(x, 1, [[2], [2]], s)", {"x": X, "s": X[::-1]},
+     lambda x, s: _scatter_add(x, 0, np.array([[0, 1, 0], [0, 0, 1]]), s)
+     + _scatter_add(x, 1, np.array([[2], [2]]), s[:, :1])),
+    ("index_select(x, 1, [2, 0, 2]) + sum(index_select(x, 0, [1, 1, 0]) ** 2, 0)", {"x": X},
+     lambda x: x[:, [2, 0, 2]] + np.sum(x[[1, 1, 0], :] ** 2, 0)),
+    ("take_along_dim(x, [[0], [2]], 1) + take_along_dim(x, [5, 0, 5])", {"x": X},
+     lambda x: np.take_along_axis(x, np.array([[0], [2]]), 1) + x.ravel()[[5, 0, 5]]),
 ]
+
+
+def _scatter_add(x, dim, index, src):
+    """torch.scatter_add in NumPy: ``src`` added at ``index`` along ``dim``, repeats accumulating."""
+    out = np.array(x, dtype=float)
+    for position in np.ndindex(index.shape):
+        target = list(position)
+        target[dim] = index[position]
+        out[tuple(target)] += src[position]
+    return out
 
 
 @pytest.mark.parametrize("text, values, numpy_value", ARRAY_FUNCTIONS, ids=[t for t, _, _ in ARRAY_FUNCTIONS])
@@ -317,9 +404,13 @@ def test_array_functions_take_their_options_as_number_literals(text, values, num
     assert parsed.shape == np.shape(expected)
     weights = np.linspace(0.5, 1.5, np.size(expected)).reshape(np.shape(expected))
     weighted = parse(f"sum(({text}) * w)", {**{n: np.shape(v) for n, v in values.items()}, "w": np.shape(weights)})
+    assert list(parsed.constants) == list(weighted.constants)  # the same names and values: the formula's
     symbols = [weighted.symbols[n] for n in parsed.names]
-    compiled = compile_exprs(symbols + [weighted.symbols["w"]], [parsed.expr, *gradient(weighted.expr, symbols)])
-    closed = compiled(*(values[n] for n in parsed.names), weights)
+    compiled = compile_exprs(symbols + [weighted.symbols["w"], *weighted.constants],
+                             [parsed.expr, *gradient(weighted.expr, symbols)])
+    closed = compiled(*(values[n] for n in parsed.names), weights, *weighted.constants.values())
+    value = parsed.to_tensor(values)[0].detach().numpy()
+    np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(closed[0], expected, rtol=1e-12, atol=1e-14)
     with backward_engine("tape"):
         out, inputs = weighted.to_tensor({**values, "w": weights})
@@ -335,6 +426,121 @@ def test_array_functions_take_their_options_as_number_literals(text, values, num
             numeric.flat[j] = np.sum((at[0] - at[1]) * weights) / 2e-6
         np.testing.assert_allclose(closed[k + 1], numeric, rtol=1e-6, atol=1e-7, err_msg=name)
         np.testing.assert_allclose(inputs[name].grad.numpy(), closed[k + 1], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+TORCH_FUNCTIONS = [
+    # text (over x of X's shape, a of A's), the same in torch
+    ("sort(x, 0)[0] * sum(topk(x, 2)[0])",
+     lambda t, x, a: t.sort(x, 0)[0] * t.topk(x, 2)[0].sum()),
+    ("slogdet(a)[1] + slogdet(a)[0]", lambda t, x, a: t.linalg.slogdet(a)[1] + t.linalg.slogdet(a)[0]),
+    ("unbind(x, 1)[1] * sum(chunk(x, 2, 1)[1])",
+     lambda t, x, a: t.unbind(x, 1)[1] * t.chunk(x, 2, 1)[1].sum()),
+    ("split(x, [2, 1], 1)[0] * sum(split(x, 1)[1])", lambda t, x, a: t.split(x, [2, 1], 1)[0] * t.split(x, 1)[1].sum()),
+    ("einsum('ij,jk->ki', x, a)", lambda t, x, a: t.einsum("ij,jk->ki", x, a)),
+    ("diag(sum(x, 0), 1) * sum(diag(a, -1))", lambda t, x, a: t.diag(x.sum(0), 1) * t.diag(a, -1).sum()),
+    ("pad(x, [2, -1, 1, 0])", lambda t, x, a: t.nn.functional.pad(x, [2, -1, 1, 0])),
+    ("repeat_interleave(x, [1, 0, 2], 1) * sum(repeat_interleave(x, 3) ** 2)",
+     lambda t, x, a: t.repeat_interleave(x, t.tensor([1, 0, 2]), 1) * (t.repeat_interleave(x, 3) ** 2).sum()),
+    ("masked_fill(x, [[True, False, True], [False, False, True]], -0.5)",
+     lambda t, x, a: x.masked_fill(t.tensor([[True, False, True], [False, False, True]]), -0.5)),
+    ("gather(x, 0, [[1, 1, 0], [0, 1, 1]]) * sum(index_select(a, 1, [2, 0, 0]))",
+     lambda t, x, a: t.gather(x, 0, t.tensor([[1, 1, 0], [0, 1, 1]]))
+     * t.index_select(a, 1, t.tensor([2, 0, 0])).sum()),
+    ("scatter_add(a, 1, [[2, 2, 0], [0, 1, 1]], x ** 2)",  # src as large as index: torch's gradient
+     lambda t, x, a: t.scatter_add(a, 1, t.tensor([[2, 2, 0], [0, 1, 1]]), x ** 2)),  # is wrong for a larger one
+    ("take_along_dim(x, [[2, 0], [1, 1]], 1) * sum(take_along_dim(a, [8, 0]))",
+     lambda t, x, a: t.take_along_dim(x, t.tensor([[2, 0], [1, 1]]), 1) * t.take_along_dim(a, t.tensor([8, 0])).sum()),
+]
+
+
+@pytest.mark.parametrize("text, torch_value", TORCH_FUNCTIONS, ids=[t for t, _ in TORCH_FUNCTIONS])
+def test_functions_with_several_results_or_constant_arrays_agree_with_torch(text, torch_value):
+    """The value of the compiled closed form, its constants bound, and the gradient of the
+    weighted sum by the symbolic engine and by the tape, against torch's autograd."""
+    torch = pytest.importorskip("torch")
+    from symgrad.symbolic import compile_exprs
+    from symgrad.symbolic.derive.reverse import gradient
+    from symgrad.tape.engine import backward_engine
+
+    values = {"x": X, "a": A}
+    inputs = {n: torch.tensor(v, requires_grad=True) for n, v in values.items()}
+    expected = torch_value(torch, inputs["x"], inputs["a"])
+    weights = np.linspace(0.5, 1.5, expected.numel()).reshape(tuple(expected.shape))
+    (expected * torch.tensor(weights)).sum().backward()
+    weighted = parse(f"sum(({text}) * w)", {"x": X.shape, "a": A.shape, "w": weights.shape})
+    names = list(weighted.names)
+    symbols = [weighted.symbols[n] for n in names]
+    wrt = [weighted.symbols[n] for n in names if n != "w"]
+    compiled = compile_exprs(symbols + list(weighted.constants), [weighted.expr, *gradient(weighted.expr, wrt)])
+    closed = compiled(*({**values, "w": weights}[n] for n in names), *weighted.constants.values())
+    np.testing.assert_allclose(closed[0], (expected.detach().numpy() * weights).sum(), rtol=1e-12)
+    with backward_engine("tape"):
+        out, leaves = weighted.to_tensor({**values, "w": weights})
+        out.backward()
+    for k, name in enumerate(n for n in names if n != "w"):
+        torch_grad = inputs[name].grad.numpy()
+        np.testing.assert_allclose(closed[k + 1], torch_grad, rtol=1e-10, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(leaves[name].grad.numpy(), torch_grad, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+REFUSED_AT_SHAPES = [
+    # text (x of shape (2, 3), a (3, 3)), words: refused when the shapes are known
+    ("unbind(x, 0)[2]", "cannot apply 'unbind': unbind gives 2 results here; [2] is out of range (from [0] to [1])"),
+    ("chunk(x, 3, 1)[-4]", "chunk gives 3 results here; [-4] is out of range"),
+    ("gather(x, 1, [[0, 3]])", "index 3 is out of bounds for axis 1 with size 3"),
+    ("gather(x, 1, [0, 1])", "gather: index has 1 dimensions, the input 2"),
+    ("index_select(x, 0, [[0]])", "index_select: the index must be 0-D or 1-D"),
+    ("masked_fill(x, [[1, 0]], 1)", "masked_fill: the mask of shape (1, 2) does not broadcast to the input's shape"),
+    ("scatter_add(x, 0, [[2, 0, 0]], x)", "scatter_add: index values must be in [0, 2)"),
+    ("pad(x, [1])", "pad: needs an even number of amounts"),
+    ("repeat_interleave(x, [1, 2], 1)", "repeat_interleave: repeats must be non-negative, one per slice (3), got 2"),
+    ("einsum('ij,jk->ik', x)", "einsum: the equation 'ij,jk->ik' has 2 operands, 1 were given"),
+    ("einsum('ii->i', a)", "a letter repeated within one operand ('ii', a diagonal) is not implemented"),
+    ("diag(sum(x))", "diag: expects a 1-D or 2-D tensor, got 0 dimensions"),
+    ("topk(x, 4)[0]", "topk: k (4) is out of range for dimension 1 of size 3"),
+]
+
+
+@pytest.mark.parametrize("text, words", REFUSED_AT_SHAPES, ids=[t for t, _ in REFUSED_AT_SHAPES])
+def test_refused_when_the_shapes_do_not_fit(text, words):
+    with pytest.raises(ExpressionError) as info:
+        parse(text, {"x": (2, 3), "a": (3, 3)})
+    assert words in str(info.value) and info.value.column == 1
+
+
+def test_constant_arrays_are_named_apart_from_the_variables_and_shared_when_equal():
+    parsed = parse("sum(gather(idx0, 1, [[0], [1]])) + sum(gather(t0, 1, [[0], [1]]) * pad(t0, [1, 0]))",
+                   {"idx0": (2, 3), "t0": (2, 3)})
+    names = {c.name: v for c, v in parsed.constants.items()}
+    assert parsed.names == ("idx0", "t0") and not set(names) & set(parsed.names)
+    # the row grid and the index written out are equal, so one symbol; the pad buffer is a float zero array
+    assert sorted(names) == ["idx1", "t1"]
+    np.testing.assert_array_equal(names["idx1"], [[0], [1]])
+    assert names["idx1"].dtype == np.int64 and names["t1"].dtype == np.float64 and not names["t1"].any()
+    assert parsed == parse(parsed.text, parsed.shapes)  # the same names at every parse (constants in expr)
+    apart = parsed.with_constants_apart(["idx1"])
+    assert sorted(c.name for c in apart.constants) == ["idx2", "t1"] and "idx1" not in str(apart.expr.free_symbols)
+    assert parse("sum(x)", {"x": (2,)}).constants == {}
+
+
+def test_a_form_holding_an_array_computed_from_the_arguments_values_is_refused():
+    """sort's indices are refused by name; a composite that computed an array from its
+    arguments' values outside the graph would freeze it at the placeholders' zeros, so
+    the SymPy face of a traced function refuses it too."""
+    from symgrad.parsing import _traced
+    from symgrad.symbolic.core.symbols import ArrayVar
+    from symgrad.tape.composites import sort
+
+    with pytest.raises(TypeError, match=r"holds an array made by sort\(\) from the arguments' values"):
+        _traced(lambda x: sort(x)[1])(ArrayVar("x", (2, 3)))
+
+
+def test_literals_reach_the_faces_as_arrays_and_text():
+    parsed = parse("masked_fill(x, [[1, 0]], 1.5) + einsum('ij->ij', x)", {"x": (1, 2)})
+    literals = [step.value for step in parsed.program if step.kind == "literal"]
+    assert literals == [((1, 0),), "ij->ij"]
+    out, _ = parsed.to_tensor({"x": [[1.0, 2.0]]})
+    np.testing.assert_array_equal(out.detach().numpy(), [[2.5, 4.0]])
 
 
 def test_composite_functions_parse_with_grad_turned_off():
@@ -409,7 +615,8 @@ HOSTILE = [
 EXPRESSION_ALPHABET = "xyzw0123456789.+-*/@()^%,=:;[]{}'\"_ abcdefghijklmnopqrstuvEIe\\\n\t#!~<>&|"
 FRAGMENTS = ["x", "y", "2", "1.5", "e", "pi", "+", "-", "*", "/", "**", "@", "(", ")", ",", "sin(", "exp(", "log(",
              "sqrt(", "sum(", "maximum(", "relu(", "__import__", ".", "[0]", "'s'", "lambda:", "eval(", "9**9**9",
-             " ", "=", "if", "else", "for", "in", "not", "True", "None", "1e999", "3j", "_", "__class__"]
+             " ", "=", "if", "else", "for", "in", "not", "True", "None", "1e999", "3j", "_", "__class__",
+             "sort(", "unbind(", "[-1]", "einsum(", "'ij->j'", "gather(", "pad(", "masked_fill(", "[[0, 1]]", "[1, 0]"]
 
 
 def _outcome(text: str) -> None:

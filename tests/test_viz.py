@@ -142,6 +142,13 @@ def test_expression_graph_shares_subexpressions_and_shows_shapes():
     assert ["w", "(2, 3)"] in labels and ["@", "(4, 3)"] in labels
 
 
+def test_expression_graph_draws_a_formulas_constant_arrays_as_constants():
+    parsed = parse("sum(index_select(x, 0, [2, 0]) ** 2)", {"x": (3,)})
+    attributes = [a for a in nodes(viz.draw(parsed, adjoints=True).source).values() if label(a)[0] == "idx0"]
+    assert len(attributes) == 1 and "dashed" in attributes[0]  # grey and dashed, as numbers are
+    assert label(attributes[0])[:3] == ["idx0", "= array((2, 0))", "(2,)"]
+
+
 def test_draw_dispatches_and_refuses_others():
     x = symgrad.tensor(1.0, requires_grad=True)
     assert viz.draw(x * 2).kind == "tensor"

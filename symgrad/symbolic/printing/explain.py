@@ -82,10 +82,10 @@ class Explanation:
     def __str__(self) -> str:
         f, x = self.function.name, self.wrt.name
         lines = [f"Chain rule for d{f}/d{x}, where {f} = {text_of(self.expr)}"]
-        lines += [f"  and {s.name} = {text_of(d)}, {_what(d)}, shape {tuple(np.shape(v))}"
+        lines += [f"  and {s.name} = {text_of(d)}, {_what(d)}, shape {_data_shape(s, v)}"
                   f"{_value_text(v)}" if d is not None else
                   f"  and {s.name} is data computed without recording (name the tensor to print its name), "
-                  f"shape {tuple(np.shape(v))}{_value_text(v)}" for s, v, d in self.unnamed_data]
+                  f"shape {_data_shape(s, v)}{_value_text(v)}" for s, v, d in self.unnamed_data]
         lines += ["",
                  f"Forward pass (each value on a path from {x} to {f}):"]
         lines += [f"  {s.name} = {text_of(s.definition)}{_value_text(s.value)}" for s in self.forward]
@@ -112,7 +112,7 @@ class Explanation:
         f, x = sp.latex(self.function), sp.latex(self.wrt)
         rows = [r"&\text{forward:} & %s &= %s" % (f, latex_of(self.expr))]
         rows += [r"&\text{data:} & %s &%s\quad (\text{shape } %s)" % (
-            sp.latex(sp.Symbol(s.name)), "" if d is None else "= " + latex_of(d), r" \times ".join(map(str, np.shape(v))) or "1")
+            sp.latex(sp.Symbol(s.name)), "" if d is None else "= " + latex_of(d), r" \times ".join(map(str, _data_shape(s, v))) or "1")
             for s, v, d in self.unnamed_data]
         rows += [r"&& %s &= %s%s" % (sp.latex(s.name), latex_of(s.definition), _value_latex(s.value))
                  for s in self.forward]
@@ -142,6 +142,11 @@ def _shown_value(value: Any) -> str:
     if array.ndim == 0:
         return np.format_float_positional(float(array), precision=4, unique=True, trim="-")
     return np.array2string(array, precision=4, threshold=8, edgeitems=2, separator=", ").replace("\n", "")
+
+
+def _data_shape(symbol: Any, value: Any) -> tuple:
+    """The shape of an unnamed input: its value's, or its symbol's where the value is unknown."""
+    return tuple(np.shape(value)) if value is not None else tuple(symbol.array_shape)
 
 
 def _value_text(value: Any) -> str:
@@ -246,9 +251,11 @@ def explain(y: Any, x: Any) -> Explanation:
         names[node] = ArrayVar(_free_name(f"u_{k}", taken), shape_of(node))
     names[expr] = ArrayVar(function.name, shape_of(expr))
     explanation = Explanation(function=names[expr], wrt=symbol, expr=expr)
+    shown = {s.name for s in expr.free_symbols}
     if _is_tensor(y):
-        shown = {s.name for s in expr.free_symbols}
         explanation.unnamed_data = [(s, v, definition_of.get(s.name)) for s, v in _unnamed_data(y) if s.name in shown]
+    else:  # a form's data symbols (a parsed formula's index arrays): their definitions, values unknown
+        explanation.unnamed_data = [(d, None, definition) for d, definition in where if d.name in shown]
     definitions = {}
     for node in steps:
         definition = node.func(*[names.get(a, a) for a in node.args])
