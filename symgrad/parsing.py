@@ -285,9 +285,12 @@ def _traced(tensor_form: Callable[..., Any], arity: int) -> Callable[..., sp.Exp
     def build(*args: Any) -> sp.Expr:
         import symgrad
         from .symbolic import tensor_graph
+        from .tape import tracing
 
         placeholders = [symgrad.zeros(*shape_of(a), requires_grad=True) for a in args[:arity]]
-        with symgrad.enable_grad():  # recorded also where the caller turned grad off
+        # recorded also where the caller turned grad off; traced, so that ops without a
+        # derivative (count_nonzero's mask, argmax) are recorded too
+        with symgrad.enable_grad(), tracing.tracing(placeholders):
             expr, symbols = tensor_graph(tensor_form(*placeholders, *args[arity:]))
         given = {id(t): a for t, a in zip(placeholders, args)}
         if any(id(t) not in given for t in symbols.values()):
@@ -327,6 +330,10 @@ def _whitelist() -> dict[str, FunctionSpec]:
         *[_composite_spec(name, doc, options=("dim",))
           for name, doc in [("var", "variance (n - 1) of all elements, or along dim"),
                             ("std", "standard deviation (n - 1) of all elements, or along dim")]],
+        *[_composite_spec(name, doc, options=("dim",), tensor_form=_reduction_tensor(name))
+          for name, doc in [("argmax", "position of the first largest element (flattened), or along dim; no derivative"),
+                            ("argmin", "position of the first smallest element (flattened), or along dim; no derivative")]],
+        _composite_spec("count_nonzero", "number of non-zero elements, or along dim; no derivative", options=("dim",)),
         _composite_spec("vector_norm", "ord-norm of all elements, or along dim", options=("ord", "dim"),
                         required=1),
         _composite_spec("matrix_norm", "matrix norm ('fro' without ord; 1, -1, 2, -2) of the last two dims",

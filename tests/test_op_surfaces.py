@@ -51,12 +51,6 @@ OPERATORS = {"@", "%", "//"}
 """What formulas write as operators (``parsing._BINARY``)."""
 
 NOT_YET = {  # (surface, the issue's name): why it is not there yet
-    ("generator", "argmax"): "integer positions: no gradient for a random program to check",
-    ("generator", "argmin"): "as argmax",
-    ("generator", "count_nonzero"): "an integer count: no gradient for a random program to check",
-    ("parser", "argmax"): "integer positions without a derivative; formulas are differentiable real functions",
-    ("parser", "argmin"): "as argmax",
-    ("parser", "count_nonzero"): "as argmax",
     ("parser", "sort"): "two results (values, indices); a formula has one",
     ("parser", "topk"): "as sort",
     ("parser", "slogdet"): "two results (sign, logabsdet); logdet is in formulas",

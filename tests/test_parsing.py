@@ -300,6 +300,12 @@ ARRAY_FUNCTIONS = [
     ("narrow(x, 1, 1, 2) * sum(ravel(x) ** 2)", {"x": X}, lambda x: x[:, 1:3] * np.sum(x.ravel() ** 2)),
     ("atleast_2d(u) * atleast_1d(s)", {"u": U, "s": np.array(1.5)}, lambda u, s: u[None, :] * s),
     ("x % 0.7 + x // 0.35", {"x": X}, lambda x: np.remainder(x, 0.7) + np.floor_divide(x, 0.35)),
+    # positions and counts: int64, no derivative (x's gradient is the weight each multiplies it by);
+    # relu's zeros stay zeros under a finite-difference step, so the count does not jump
+    ("argmax(x, 0) * x + argmin(x) * x + sum(count_nonzero(relu(x), 1) * sum(x, 1))", {"x": X},
+     lambda x: np.argmax(x, 0) * x + np.argmin(x) * x + np.sum(np.count_nonzero(np.maximum(x, 0), 1) * x.sum(1))),
+    ("argmin(x, 1) * u + argmax(u) * u + count_nonzero(x) * sum(x, 1)", {"x": X.T, "u": U},
+     lambda x, u: np.argmin(x, 1) * u + np.argmax(u) * u + np.count_nonzero(x) * x.sum(1)),
 ]
 
 
@@ -335,6 +341,22 @@ def test_array_functions_take_their_options_as_number_literals(text, values, num
             numeric.flat[j] = np.sum((at[0] - at[1]) * weights) / 2e-6
         np.testing.assert_allclose(closed[k + 1], numeric, rtol=1e-6, atol=1e-7, err_msg=name)
         np.testing.assert_allclose(inputs[name].grad.numpy(), closed[k + 1], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("text", ["argmax(x)", "argmin(x, 1)", "count_nonzero(x, 0)", "argmax(x, -1) * argmin(x, 1)"])
+def test_positions_and_counts_have_no_derivative(text):
+    """Their closed forms differentiate to zero, and the tape gives the input no gradient
+    (as PyTorch: an integer result does not require grad)."""
+    from symgrad.symbolic.codegen.compile import compile_exprs
+    from symgrad.symbolic.derive.reverse import gradient
+
+    parsed = parse(f"sum({text})", {"x": X.shape})
+    x = parsed.symbols["x"]
+    (closed,) = gradient(parsed.expr, [x])
+    assert x not in closed.free_symbols
+    np.testing.assert_array_equal(compile_exprs([x], [closed])(X)[0], np.zeros(X.shape))
+    out, inputs = parsed.to_tensor({"x": X})
+    assert not out.requires_grad and inputs["x"].grad is None
 
 
 def test_composite_functions_parse_with_grad_turned_off():
