@@ -259,9 +259,9 @@ def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
         if part._trace_node is not None and array.dtype != bool:
             raise UntraceableError(
                 f"the traced function indexes with an array of shape {tuple(part.shape)} and dtype {part.dtype} "
-                f"computed from a mask of its inputs{user_line()}: only an argument's own values can be read "
-                "again at each call. Select with symgrad.where(mask, x, 0) instead, or pass the index tensor to "
-                "the function as an argument")
+                f"computed from a mask or a position (argmax, argmin) of its inputs{user_line()}: only an "
+                "argument's own values can be read again at each call. Select with symgrad.where(mask, x, 0) "
+                "(x.max() for x[x.argmax()]) instead, or pass the index tensor to the function as an argument")
         if array.dtype == bool:
             raise UntraceableError(
                 f"the traced function indexes with a boolean mask of shape {tuple(part.shape)} from its inputs"
