@@ -246,6 +246,7 @@ class ProgramBuilder:
         self.inputs: list[np.ndarray] = []
         self.layout: list = []  # input numbers and steps, in creation order
         self.values: list[np.ndarray] = []  # the value of each layout entry
+        self.without_derivative: set[int] = set()  # integer results made numbers: no argument takes them
 
     # ------------------------------------------------------------ values for recipes
     def shape(self, ref: Ref) -> tuple[int, ...]:
@@ -273,7 +274,8 @@ class ProgramBuilder:
             return True
 
         # newest first: Hypothesis shrinks towards index 0, so programs shrink to chains
-        candidates = [i for i, v in enumerate(self.values) if fits(v.shape) and v.dtype.kind == "f"][::-1]
+        candidates = [i for i, v in enumerate(self.values)
+                      if fits(v.shape) and v.dtype.kind == "f" and i not in self.without_derivative][::-1]
         fresh = not candidates or (len(self.inputs) < self.max_leaves and self.choose.integer(0, 2) == 2)
         if fresh:
             if len(self.inputs) >= self.max_leaves + 2:
@@ -380,8 +382,10 @@ class ProgramBuilder:
 
     def _weigh(self, integers: Ref) -> Ref:
         """``cast(integers) * a``: an integer result (a position, a count) converted to
-        numbers and multiplied into a value ``a`` that broadcasts with it."""
+        numbers and multiplied into a value ``a`` that broadcasts with it (never the numbers
+        themselves, or a program could have no derivative at all)."""
         numbers = self._append(Step("cast", (integers,), {"dtype": self.dtype}))
+        self.without_derivative.add(numbers.index)
         return self._append(Step("mul", (numbers, self.value(broadcast_with=self.shape(numbers)))))
 
     def build(self, ops: Sequence[str], steps: int) -> Program:
