@@ -15,6 +15,11 @@ Choices at non-differentiable points, checked against PyTorch 2.13:
   each slice, over any dims (``x == amax(x)`` divided by the number of ties); NumPy's
   ``np.max``/``np.amax`` run ``amax`` (their ``numpy`` field).  ``max`` and ``min`` use the
   helper op ``extremum_mask``.
+* ``argmax``/``argmin`` give the int64 position of the first of tied extremes, a NaN's
+  (the first NaN) where there is one, as PyTorch; ``keepdim=True`` without ``dim`` keeps
+  every dim with size 1 (PyTorch 2.13).  They have no derivative (``differentiable`` False,
+  VJP ``UNDEFINED``): a running trace records them as it records masks
+  (``tape/tracing.py``), so a transform recomputes them at every call.
 * ``cumprod`` at zeros: PyTorch's gradient (see ``_cumprod_vjp``).
 * ``norm`` (the 2-norm) has gradient 0 where the norm is 0.
 * ``sort_values`` (the values of ``symgrad.sort``/``topk``) orders ties stably, as
