@@ -461,6 +461,10 @@ def _whitelist() -> dict[str, FunctionSpec]:
         *[_composite_spec(name, doc, options=("dim",))
           for name, doc in [("var", "variance (n - 1) of all elements, or along dim"),
                             ("std", "standard deviation (n - 1) of all elements, or along dim")]],
+        *[_composite_spec(name, doc, options=("dim",), tensor_form=_reduction_tensor(name))
+          for name, doc in [("argmax", "position of the first largest element (flattened), or along dim; no derivative"),
+                            ("argmin", "position of the first smallest element (flattened), or along dim; no derivative")]],
+        _composite_spec("count_nonzero", "number of non-zero elements, or along dim; no derivative", options=("dim",)),
         _composite_spec("vector_norm", "ord-norm of all elements, or along dim", options=("ord", "dim"),
                         required=1),
         _composite_spec("matrix_norm", "matrix norm ('fro' without ord; 1, -1, 2, -2) of the last two dims",

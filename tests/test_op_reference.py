@@ -140,9 +140,7 @@ SAMPLES = {  # composite or nn.functional name -> (rng) -> (its output, the tens
                                                                       _t(r.normal(size=(2, 3)), "b")),
     "sort": lambda r: (lambda x: (composites.sort(x).values, [x]))(_matrix(r)),
     "topk": lambda r: (lambda x: (composites.topk(x, 2).values, [x]))(_matrix(r)),
-    "count_nonzero": lambda r: (lambda x: (composites.count_nonzero(x), [x]))(_matrix(r)),
-    **{name: (lambda name: lambda r: (lambda x: (getattr(composites, name)(x, 1), [x]))(_matrix(r)))(name)
-       for name in ["argmax", "argmin"]},
+    "count_nonzero": lambda r: _traced(composites.count_nonzero, _matrix(r)),
     "einsum": lambda r: (lambda x, y: (composites.einsum("ij,jk->ik", x, y), [x, y]))(
         _matrix(r), _t(r.normal(size=(4, 2)), "y")),
     "tensordot": lambda r: (lambda x, y: (composites.tensordot(x, y, 1), [x, y]))(
@@ -196,7 +194,16 @@ def _op_sample(name: str, rng: np.random.Generator):
     op = OPS[name]
     tensors = [symgrad.tensor(a, requires_grad=a.dtype.kind == "f" and differentiable(op, i), name="abcdef"[i])
                for i, a in enumerate(arrays)]
-    return apply_op(name, *tensors, **case.attrs), tensors
+    return _traced(lambda *xs: apply_op(name, *xs, **case.attrs), *tensors)
+
+
+def _traced(f, *tensors):
+    """``(f(*tensors), tensors)`` recorded as a transform records it: ops without derivative
+    (masks, argmax) too, so that the C column sees them."""
+    from symgrad.tape import tracing
+
+    with tracing.tracing(tensors):
+        return f(*tensors), list(tensors)
 
 
 def _torch_name(name: str, section: str) -> str:

@@ -5,9 +5,9 @@ table, a composite of ``tape/composites.py``, a function of ``symgrad.nn.functio
 ``docs/api.md``'s table of every op, the random-program generator (``default_ops``) and the
 formula language (``symgrad.parsing.FUNCTIONS``).
 
-What is not there yet is listed in :data:`NOT_YET` with the reason, so the gap stays
-visible: a missing surface fails unless it is listed, and a listed one fails once it is
-there (remove it from the list then). The issue's nn modules, tensor habits, transforms and
+Every op is on every surface (the ops with integer or several results, and those whose
+forms hold constant arrays, are in formulas too: ``argmax(x)``, ``sort(x)[0]``,
+``gather(x, 1, [[0], [1]])``; see ``symgrad/parsing.py``). The issue's nn modules, tensor habits, transforms and
 pytrees have tests of their own (``test_nn_layers.py``, ``test_tensor_habits.py``,
 ``test_autograd_functional.py``, ``symbolic/test_transform_pytrees.py``).
 """
@@ -50,16 +50,6 @@ SPELLED = {  # the issue's name -> how a formula writes it, where that is not th
 OPERATORS = {"@", "%", "//"}
 """What formulas write as operators (``parsing._BINARY``)."""
 
-NOT_YET = {  # (surface, the issue's name): why it is not there yet
-    ("generator", "argmax"): "integer positions: no gradient for a random program to check",
-    ("generator", "argmin"): "as argmax",
-    ("generator", "count_nonzero"): "an integer count: no gradient for a random program to check",
-    ("parser", "argmax"): "integer positions without a derivative; formulas are differentiable real functions",
-    ("parser", "argmin"): "as argmax",
-    ("parser", "count_nonzero"): "as argmax",
-}
-
-
 def _records(name: str) -> tuple[str, ...]:
     return RECORDS.get(name, (name,))
 
@@ -89,21 +79,11 @@ SURFACES = ["record", "docs", "generator", "parser"]
 
 @pytest.mark.parametrize("surface", SURFACES)
 @pytest.mark.parametrize("name", ISSUE_16_OPS)
-def test_every_issue_16_op_is_on_every_surface_or_listed_as_not_yet(name, surface):
-    if (surface, name) in NOT_YET:
-        assert not _present(surface, name), (f"{name} is on the surface {surface} now: remove ({surface!r}, "
-                                             f"{name!r}) from NOT_YET")
-        return
-    assert _present(surface, name), (f"{name} is missing from the surface {surface}: add it, or list it in "
-                                     "NOT_YET with the reason")
+def test_every_issue_16_op_is_on_every_surface(name, surface):
+    assert _present(surface, name), f"{name} is missing from the surface {surface}"
 
 
 @pytest.mark.parametrize("name", ISSUE_16_OPS)
 def test_every_issue_16_op_is_public(name):
     """``symgrad.<name>``, ``symgrad.linalg.<name>``, ``Tensor.<name>`` or ``nn.functional.<name>``."""
     assert any(hasattr(where, name) for where in (symgrad, symgrad.linalg, symgrad.Tensor, F)), name
-
-
-def test_not_yet_names_only_issue_16_ops_with_reasons():
-    for (surface, name), why in NOT_YET.items():
-        assert surface in SURFACES and name in ISSUE_16_OPS and why.strip()

@@ -125,6 +125,9 @@ CASES = [
         ((4,), {"dim": 0})]],
     *[case("extremum_mask", (3, 4), dim=dim, mode=mode, torch=False)
       for dim in [None, 0, -1] for mode in ["max", "min"]],
+    *[case(name, shape, **attrs) for name in ["argmax", "argmin"] for shape, attrs in [
+        ((2, 3), {}), ((5,), {"dim": 0}), ((2, 3, 4), {"dim": -1, "keepdim": True}), ((2, 3), {"keepdim": True}),
+        ((), {}), ((), {"dim": 0})]],
     *[case("logsumexp", shape, **attrs) for shape, attrs in [
         ((2, 3), {}), ((2, 3), {"dim": 1}), ((2, 3, 4), {"dim": (0, 2), "keepdim": True}), ((5,), {"dim": -1})]],
     *[case(name, shape, dim=dim) for name in ["softmax", "log_softmax"]
@@ -299,6 +302,7 @@ TORCH_FREE = {  # ops without a PyTorch counterpart, and why
 FORWARD_ONLY_IN_TORCH = {  # ops PyTorch has but does not differentiate, and what symgrad's gradient is
     "floor_divide": "PyTorch raises 'derivative for aten::floor_divide is not implemented'; symgrad's is 0, as floor's",
 }
+INT64_RESULTS = {"argmax": np.int64, "argmin": np.int64}  # positions, whatever the input's dtype
 NOT_TORCH_NODES = {"sum_to", "betaln", "det_sign", "floor_divide", "svd_u", "svd_v"}  # PyTorch's sum_to_size records
 # Sum/View nodes, betaln has no op, slogdet's sign has no node (it does not require grad), floor_divide's is
 # NotImplemented, svd_u and svd_v are linalg.svd's U and V times the signs (Mul nodes)
@@ -347,6 +351,11 @@ KINKS = [
     *[("sort_values", [values], {"dim": dim, "descending": descending}) for values, dim in [
         ([1.0, 3.0, 3.0, 2.0, 3.0, 1.0], 0), ([[1.0, 3.0, 3.0, 2.0, 3.0], [5.0, 5.0, 1.0, 5.0, 1.0]], 1),
         ([[2.0, 2.0, 2.0], [2.0, 1.0, 2.0]], 0)] for descending in [False, True]],
+    # positions: the first of tied extremes, a NaN's position (the first NaN), infinities
+    *[(name, [values], attrs) for name in ["argmax", "argmin"] for values in [
+        [[1.0, 3.0, 3.0, -1.0], [2.0, 2.0, -1.0, -1.0]], [[1.0, np.nan, 3.0, np.nan], [np.nan, 2.0, np.nan, 1.0]],
+        [[np.inf, np.inf, -np.inf, 0.0], [-np.inf, 1.0, -np.inf, np.inf]]]
+      for attrs in [{}, {"dim": 1}, {"dim": 0, "keepdim": True}, {"keepdim": True}]],
     ("norm", [[[0.0, 0.0], [3.0, 4.0]]], {"dim": 1}),
     ("norm", [[0.0, 0.0, 0.0]], {}),
     *[("pow_scalar", [[0.0, 1.0, -2.0]], {"exponent": e}) for e in [0, 1, 2, 3]],
@@ -379,6 +388,11 @@ KINKS = [
 
 def differentiable(op, i: int) -> bool:
     return op.differentiable is None or op.differentiable[i]
+
+
+def without_derivative(op) -> bool:
+    """No input carries a gradient (masks, positions): PyTorch records no node for the op."""
+    return op.differentiable is not None and not any(op.differentiable)
 
 
 def draw(case: Case, dtype, rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
@@ -480,7 +494,8 @@ def test_float32_stays_float32(case, rng):
     ans, grads = run(op, inputs, g, case.attrs)
     ans64, grads64 = run(op, [x.astype(np.float64) if x.dtype == np.float32 else x for x in inputs],
                          g.astype(np.float64), case.attrs)
-    expected = bool if op.kind == "mask" else case.attrs.get("dtype", np.float32)  # cast's dtype attr, else kept
+    # masks give booleans, positions int64, cast its dtype attr; the others keep float32
+    expected = bool if op.kind == "mask" else INT64_RESULTS.get(case.op, case.attrs.get("dtype", np.float32))
     assert ans.dtype == np.dtype(expected)
     scale = max(1.0, float(np.max(np.abs(ans64), initial=0)))
     np.testing.assert_allclose(ans, ans64, rtol=1e-5, atol=1e-5 * scale)
@@ -561,7 +576,7 @@ def test_vjp_uses_only_operators_and_xp(case, rng):
     inputs, g = draw(case, np.float64, rng)
     ans, grads = run(op, inputs, g, case.attrs)
     # what the op does not declare in ``saves`` is replaced by NaN: the VJP may only read its shape
-    if "output" not in op.saves:
+    if "output" not in op.saves and ans.dtype.kind == "f":
         ans = np.full_like(ans, np.nan)
     if "inputs" not in op.saves:
         inputs = [np.full_like(x, np.nan) if x.dtype.kind == "f" else x for x in inputs]
@@ -615,7 +630,7 @@ def test_matches_torch(case, dtype, rng):
 
 
 @pytest.mark.parametrize("case", params([c for c in TORCH_CASES if c.op not in NOT_TORCH_NODES
-                                         and OPS[c.op].kind != "mask"]))
+                                         and not without_derivative(OPS[c.op])]))
 def test_node_name_matches_torch(case, rng):
     torch = pytest.importorskip("torch")
     inputs, _ = draw(case, np.float64, rng)

@@ -377,6 +377,12 @@ ARRAY_FUNCTIONS = [
      lambda x: x[:, [2, 0, 2]] + np.sum(x[[1, 1, 0], :] ** 2, 0)),
     ("take_along_dim(x, [[0], [2]], 1) + take_along_dim(x, [5, 0, 5])", {"x": X},
      lambda x: np.take_along_axis(x, np.array([[0], [2]]), 1) + x.ravel()[[5, 0, 5]]),
+    # positions and counts: int64, no derivative (x's gradient is the weight each multiplies it by);
+    # relu's zeros stay zeros under a finite-difference step, so the count does not jump
+    ("argmax(x, 0) * x + argmin(x) * x + sum(count_nonzero(relu(x), 1) * sum(x, 1))", {"x": X},
+     lambda x: np.argmax(x, 0) * x + np.argmin(x) * x + np.sum(np.count_nonzero(np.maximum(x, 0), 1) * x.sum(1))),
+    ("argmin(x, 1) * u + argmax(u) * u + count_nonzero(x) * sum(x, 1)", {"x": X.T, "u": U},
+     lambda x, u: np.argmin(x, 1) * u + np.argmax(u) * u + np.count_nonzero(x) * x.sum(1)),
 ]
 
 
@@ -541,6 +547,22 @@ def test_literals_reach_the_faces_as_arrays_and_text():
     assert literals == [((1, 0),), "ij->ij"]
     out, _ = parsed.to_tensor({"x": [[1.0, 2.0]]})
     np.testing.assert_array_equal(out.detach().numpy(), [[2.5, 4.0]])
+
+
+@pytest.mark.parametrize("text", ["argmax(x)", "argmin(x, 1)", "count_nonzero(x, 0)", "argmax(x, -1) * argmin(x, 1)"])
+def test_positions_and_counts_have_no_derivative(text):
+    """Their closed forms differentiate to zero, and the tape gives the input no gradient
+    (as PyTorch: an integer result does not require grad)."""
+    from symgrad.symbolic.codegen.compile import compile_exprs
+    from symgrad.symbolic.derive.reverse import gradient
+
+    parsed = parse(f"sum({text})", {"x": X.shape})
+    x = parsed.symbols["x"]
+    (closed,) = gradient(parsed.expr, [x])
+    assert x not in closed.free_symbols
+    np.testing.assert_array_equal(compile_exprs([x], [closed])(X)[0], np.zeros(X.shape))
+    out, inputs = parsed.to_tensor({"x": X})
+    assert not out.requires_grad and inputs["x"].grad is None
 
 
 def test_composite_functions_parse_with_grad_turned_off():

@@ -15,6 +15,11 @@ Choices at non-differentiable points, checked against PyTorch 2.13:
   each slice, over any dims (``x == amax(x)`` divided by the number of ties); NumPy's
   ``np.max``/``np.amax`` run ``amax`` (their ``numpy`` field).  ``max`` and ``min`` use the
   helper op ``extremum_mask``.
+* ``argmax``/``argmin`` give the int64 position of the first of tied extremes, a NaN's
+  (the first NaN) where there is one, as PyTorch; ``keepdim=True`` without ``dim`` keeps
+  every dim with size 1 (PyTorch 2.13).  They have no derivative (``differentiable`` False,
+  VJP ``UNDEFINED``): a running trace records them as it records masks
+  (``tape/tracing.py``), so a transform recomputes them at every call.
 * ``cumprod`` at zeros: PyTorch's gradient (see ``_cumprod_vjp``).
 * ``norm`` (the 2-norm) has gradient 0 where the norm is 0.
 * ``sort_values`` (the values of ``symgrad.sort``/``topk``) orders ties stably, as
@@ -214,6 +219,53 @@ min_ = _reduction(
     saves=("inputs",),
     name_rule=_all_or_dim("MinBackward1", "MinBackward0"),
 )
+
+# ----------------------------------------------------------------------------- argmax, argmin
+
+
+def _position_forward(pick, op_name):
+    """The forward of ``argmax``/``argmin``: the first extreme index (``pick``) of the
+    flattened ``x`` (``dim=None``; ``keepdim`` keeps every dim with size 1, as PyTorch
+    2.13), or along one int dim, as int64.  A NaN is the extremum (its first index), as in
+    PyTorch and NumPy."""
+    def forward(x, *, dim=None, keepdim=False):
+        _single_dim(dim, op_name)
+        x = np.asarray(x)
+        if x.dtype == bool:
+            raise TypeError(f"{op_name} does not take a boolean tensor (as torch.{op_name}): convert it with .long()")
+        if dim is None:
+            if x.size == 0:
+                raise ValueError(f"{op_name} of an empty tensor (shape {x.shape}) has no position: pass a dim")
+            out = np.asarray(pick(x), dtype=np.int64)
+            return out.reshape((1,) * x.ndim) if keepdim else out
+        (axis,) = normalize_dims(dim, x.ndim) or (0,)
+        if x.ndim == 0:
+            return np.zeros((), dtype=np.int64)
+        if x.shape[axis] == 0:
+            raise ValueError(f"{op_name} along dim {dim} of size 0 (shape {x.shape}) has no position")
+        return np.asarray(pick(x, axis=axis, keepdims=keepdim), dtype=np.int64)
+    return forward
+
+
+def _position_op(name, pick):
+    """``argmax``/``argmin``: an int64 position, piecewise constant in ``x``, so without
+    derivative (PyTorch's ``argmax`` is not differentiable); its VJP is UNDEFINED."""
+    return register(Op(
+        name=name,
+        grad_fn_name=f"{name.capitalize()}Backward0",  # no PyTorch node: shows in a traced graph only
+        forward=_position_forward(pick, name),
+        vjp=lambda xp, g, ans, x, *, dim=None, keepdim=False: (UNDEFINED,),
+        sympy=STRUCTURAL,
+        kind="reduction",
+        saves=frozenset(),
+        differentiable=(False,),
+        public=True,  # the Tensor method is written out (axis=, keepdims=)
+        numpy=name,
+    ))
+
+
+argmax = _position_op("argmax", np.argmax)
+argmin = _position_op("argmin", np.argmin)
 
 # ----------------------------------------------------------------------------- logsumexp, softmax
 

@@ -18,6 +18,11 @@ mean          dim=None, keepdim=False mean over ``dim``, attrs as sum (reduction
 max, min      dim=None, keepdim=False values of the max/min over all elements (dim None)
                                       or over one int dim; indices are not an output
                                       (reductions.py)
+argmax        dim=None, keepdim=False int64 position of the first max (a NaN counts as
+                                      the max) of the flattened x (dim None; keepdim:
+                                      all dims kept as 1) or along one int dim; no
+                                      derivative (reductions.py)
+argmin        dim=None, keepdim=False the same for the first min (reductions.py)
 extremum_mask dim=None, mode='max'    where max/min (mode) send their gradient, shaped
                                       like x: 1/k on each of k ties (dim None), one-hot
                                       at the first extreme index along an int dim

@@ -36,7 +36,7 @@ from .tensor import MinMaxResult, Tensor, _index, apply_op, as_tensor
 __all__ = ["flip", "fliplr", "flipud", "roll", "movedim", "moveaxis", "ravel", "unbind", "chunk", "split", "select",
            "narrow", "masked_fill", "index_select", "gather", "take_along_dim", "atleast_1d", "atleast_2d",
            "atleast_3d", "outer", "inner", "trace", "diagonal", "diag", "triu", "tril", "var", "std", "tile", "repeat",
-           "repeat_interleave", "kron", "sort", "topk", "argmax", "argmin", "count_nonzero", "einsum", "tensordot",
+           "repeat_interleave", "kron", "sort", "topk", "count_nonzero", "einsum", "tensordot",
            "scatter_add"]
 # vector_norm is symgrad.linalg.vector_norm (and Tensor.norm for p other than 2)
 
@@ -715,18 +715,6 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: builtins.bool = True,
     if values.grad_fn is not None:
         values.grad_fn.rename("TopkBackward0")
     return MinMaxResult(values, _order_indices(x, order, "topk()"))
-
-
-def argmax(x: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:
-    """The position of the largest element of the flattened tensor, or along ``dim``, as
-    ``torch.argmax``: ``Tensor.argmax``, an int64 tensor without gradient (a traced function
-    that uses it raises, as it would freeze it)."""
-    return as_tensor(x).argmax(dim, keepdim)
-
-
-def argmin(x: Tensor, dim=None, keepdim: builtins.bool = False) -> Tensor:
-    """The position of the smallest element, as :func:`argmax`."""
-    return as_tensor(x).argmin(dim, keepdim)
 
 
 def count_nonzero(x: Tensor, dim=None) -> Tensor:

@@ -223,8 +223,6 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "atleast_2d": _composite("atleast_2d"),
     "sort": _sort,
     "count_nonzero": _composite("count_nonzero", axis="dim"),
-    "argmax": _composite("argmax", axis="dim", keepdims="keepdim"),
-    "argmin": _composite("argmin", axis="dim", keepdims="keepdim"),
     "shape": lambda a: tuple(a.shape),
     "ndim": lambda a: a.ndim,
     "size": lambda a: a.numel(),

@@ -622,14 +622,21 @@ class Tensor:
         return self.shape == other.shape and builtins.bool(np.array_equal(self._data, other._data))
 
     def argmax(self, dim: int | None = None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
+        """The int64 position of the first largest element (a NaN's, if any) of the flattened
+        tensor or along ``dim``, as ``torch.argmax``: the op ``argmax``, without gradient,
+        recomputed at every call of a transform.
+
+        >>> import symgrad
+        >>> symgrad.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]]).argmax(1)
+        tensor([1, 0])
+        """
         dim, keepdim = _dim_keywords("argmax", dim, axis, keepdim, keepdims)
-        return tracing.mark(Tensor(np.argmax(self._data, axis=dim, keepdims=keepdim if dim is not None else False)),
-                            "argmax()", self)
+        return apply_op("argmax", self, dim=_dims(dim), keepdim=builtins.bool(keepdim))
 
     def argmin(self, dim: int | None = None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
+        """The int64 position of the first smallest element, as :meth:`argmax`."""
         dim, keepdim = _dim_keywords("argmin", dim, axis, keepdim, keepdims)
-        return tracing.mark(Tensor(np.argmin(self._data, axis=dim, keepdims=keepdim if dim is not None else False)),
-                            "argmin()", self)
+        return apply_op("argmin", self, dim=_dims(dim), keepdim=builtins.bool(keepdim))
 
     # ----------------------------------------------------------------- elementwise math
     # exp, log, sin, ...: one method per public op of the table, made by _add_op_methods

@@ -19,7 +19,9 @@ refuses all of it while a trace runs:
   (:func:`follows`): the node is the output's ``_trace_node``, not its ``grad_fn`` (a
   mask never requires grad, as in PyTorch), so ``symgrad.where(a > 0, a, -a)`` is
   recomputed from each call's values.  Eager code never records a mask;
-* **tensors made outside the graph** from a traced tensor -- ``argmax``, ``all()``,
+* **positions are followed** as masks are: ``argmax`` and ``argmin`` are ops without
+  derivative (int64 results), recorded for the trace and recomputed at every call;
+* **tensors made outside the graph** from a traced tensor -- ``all()``,
   ``any()``, ``detach()``, ``detach_()``, integer arithmetic on an argument, anything
   under ``no_grad``, an in-place change of an argument or of a value under ``no_grad``
   (a mask changed in place is followed) -- are marked with how they were made (:func:`mark`); a recorded op
@@ -257,9 +259,9 @@ def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
         if part._trace_node is not None and array.dtype != bool:
             raise UntraceableError(
                 f"the traced function indexes with an array of shape {tuple(part.shape)} and dtype {part.dtype} "
-                f"computed from a mask of its inputs{user_line()}: only an argument's own values can be read "
-                "again at each call. Select with symgrad.where(mask, x, 0) instead, or pass the index tensor to "
-                "the function as an argument")
+                f"computed from a mask or a position (argmax, argmin) of its inputs{user_line()}: only an "
+                "argument's own values can be read again at each call. Select with symgrad.where(mask, x, 0) "
+                "(x.max() for x[x.argmax()]) instead, or pass the index tensor to the function as an argument")
         if array.dtype == bool:
             raise UntraceableError(
                 f"the traced function indexes with a boolean mask of shape {tuple(part.shape)} from its inputs"
@@ -271,8 +273,9 @@ def note_index(parts: Iterable[Any], normalized: Iterable[Any]) -> None:
 
 def follows(op: Any, inputs: Iterable[Any]) -> bool:
     """Whether the running trace records ``op`` applied to ``inputs`` although none of
-    them requires grad: ``op`` is a mask op (a comparison, ``&``, ``|``, ``~``), a
-    ``cast``, or has an input the trace recorded that way (``mask.float() * 2``), and
+    them requires grad: ``op`` has no derivative in any input (a mask op: a comparison,
+    ``&``, ``|``, ``~``; ``argmax``, ``argmin``), is a ``cast``, or has an input the trace
+    recorded that way (``mask.float() * 2``, ``x * x.argmax()``), and
     some input is part of the trace and none was made outside the graph.  The tape then
     records the op as the output's ``_trace_node`` (not its ``grad_fn``: a mask never
     requires grad), so the compiled function recomputes it from each call's values.
@@ -291,7 +294,8 @@ def follows(op: Any, inputs: Iterable[Any]) -> bool:
     live = [t for t in inputs if _live(t)]
     if not live or any(t._made_outside_graph is not None for t in live):
         return False
-    return op.kind == "mask" or op.name == "cast" or any(t._trace_node is not None for t in live)
+    without_derivative = op.differentiable is not None and not any(op.differentiable)  # masks, argmax
+    return without_derivative or op.name == "cast" or any(t._trace_node is not None for t in live)
 
 
 _FROM = " (from a tensor made by "

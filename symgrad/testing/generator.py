@@ -14,7 +14,12 @@ of its arguments -- comes from a *recipe*.  Elementwise ops without attributes n
 :func:`register_recipe` adds one for an op you register yourself.  A mask op (a
 comparison, ``logical_and`` ...) has no derivative, so its boolean result is always used
 as the condition of a ``where`` that follows it; comparisons are made against 0 with
-values kept away from 0, so finite differences never cross the threshold.
+values kept away from 0, so finite differences never cross the threshold.  An op with an
+integer result (:data:`INTEGER_VALUED`: ``argmax``, ``argmin``, the composite
+``count_nonzero``) has no derivative either: its result is converted to numbers and
+multiplied into a value that follows it, and its argument keeps the extreme of each slice
+apart from the rest (no zeros near the threshold, for the count), so finite differences
+never move a position or a count.
 
 The composites of ``symgrad/tape/composites.py`` and ``symgrad/linalg.py`` (``flip``,
 ``gather``, ``scatter_add``, ``var``, ``matrix_norm`` ...) are drawn too, by name, each
@@ -47,7 +52,8 @@ from ..tape.tensor import Tensor, apply_op
 
 __all__ = [
     "Program", "Step", "Chooser", "RandomChooser", "Reject", "RecipeError", "ProgramBuilder", "RECIPES",
-    "register_recipe", "random_program", "covered_ops", "uncovered_ops", "NONSMOOTH_OPS", "LEAF_SHAPES",
+    "register_recipe", "random_program", "covered_ops", "uncovered_ops", "NONSMOOTH_OPS", "INTEGER_VALUED",
+    "LEAF_SHAPES",
     "elementwise_dag", "COMPOSITES", "register_composite", "default_ops", "rounding_jump", "ROUNDING_JUMP",
     "ROUNDED_IDENTITIES", "JUMPS", "PATH_ONLY_COMPOSITES", "EXACTLY_REPEATED_OPS",
 ]
@@ -63,12 +69,16 @@ MAX_MAGNITUDE = 50.0
 
 COMPARISON_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 LOGICAL_OPS = ("logical_and", "logical_or", "logical_not")
+POSITION_OPS = ("argmax", "argmin")
+INTEGER_VALUED = frozenset({*POSITION_OPS, "count_nonzero"})
+"""Ops and composites with an int64 result and no derivative (see the module docstring)."""
 
 NONSMOOTH_OPS = frozenset({"relu", "abs", "sign", "clamp", "clamp_tensor", "maximum", "minimum", "max", "min",
                            "amax", "amin", "matrix_norm", "vector_norm", "rounding_jump",
                            "sort_values", "sort", "topk",
                            "extremum_mask", "elu", "leaky_relu", "softsign", "floor", "ceil", "round", "trunc",
-                           "frac", "remainder", "fmod", "copysign", *COMPARISON_OPS, *LOGICAL_OPS})
+                           "frac", "remainder", "fmod", "copysign", *COMPARISON_OPS, *LOGICAL_OPS,
+                           *INTEGER_VALUED})
 """Ops with kinks or jumps (a mask selects between branches); second-derivative checks
 leave them out."""
 
@@ -243,6 +253,7 @@ class ProgramBuilder:
         self.inputs: list[np.ndarray] = []
         self.layout: list = []  # input numbers and steps, in creation order
         self.values: list[np.ndarray] = []  # the value of each layout entry
+        self.without_derivative: set[int] = set()  # integer results made numbers: no argument takes them
 
     # ------------------------------------------------------------ values for recipes
     def shape(self, ref: Ref) -> tuple[int, ...]:
@@ -270,7 +281,8 @@ class ProgramBuilder:
             return True
 
         # newest first: Hypothesis shrinks towards index 0, so programs shrink to chains
-        candidates = [i for i, v in enumerate(self.values) if fits(v.shape) and v.dtype.kind == "f"][::-1]
+        candidates = [i for i, v in enumerate(self.values)
+                      if fits(v.shape) and v.dtype.kind == "f" and i not in self.without_derivative][::-1]
         fresh = not candidates or (len(self.inputs) < self.max_leaves and self.choose.integer(0, 2) == 2)
         if fresh:
             if len(self.inputs) >= self.max_leaves + 2:
@@ -323,7 +335,8 @@ class ProgramBuilder:
             raise RecipeError(f"{step.op} refused the call its recipe made (argument shapes {shapes}, attrs "
                               f"{step.attrs}): {type(err).__name__}: {err}") from err
         mask = step.function is None and OPS[step.op].kind == "mask"
-        if out.size > MAX_NUMEL or (out.dtype.kind != "f" and not (mask and out.dtype == bool)):
+        expected = bool if mask else np.int64 if step.op in INTEGER_VALUED else None
+        if out.size > MAX_NUMEL or (out.dtype.kind != "f" and out.dtype != expected):
             raise Reject(f"{step.op} gave {out.size} elements of dtype {out.dtype}")
         if not np.isfinite(out).all():
             raise Reject(f"{step.op} gave non-finite values")
@@ -340,13 +353,16 @@ class ProgramBuilder:
         if op in COMPOSITES or op in PATH_ONLY_COMPOSITES:
             function, recipe, source = COMPOSITES[op] if op in COMPOSITES else PATH_ONLY_COMPOSITES[op]
             args, attrs = recipe(self)
-            return self._append(Step(op, tuple(args), attrs, function, source))
+            out = self._append(Step(op, tuple(args), attrs, function, source))
+            return self._weigh(out) if op in INTEGER_VALUED else out
         recipe = RECIPES.get(op, elementwise_recipe if OPS[op].kind == "elementwise" else None)
         if recipe is None:
             raise RecipeError(f"op {op!r} has no recipe: add one with symgrad.testing.register_recipe")
         args, attrs = recipe(self, OPS[op])
         out = self._append(Step(op, tuple(args), attrs))
-        return self._select(out) if OPS[op].kind == "mask" else out
+        if OPS[op].kind == "mask":
+            return self._select(out)
+        return self._weigh(out) if op in INTEGER_VALUED else out
 
     def broadcasting(self, domains: Sequence) -> list[Ref]:
         """One value inside each of ``domains``, all of which broadcast together (each
@@ -370,6 +386,14 @@ class ProgramBuilder:
         a = self.value(broadcast_with=self.shape(mask))
         b = self.value(broadcast_with=np.broadcast_shapes(self.shape(mask), self.shape(a)))
         return self._append(Step("where", (mask, a, b)))
+
+    def _weigh(self, integers: Ref) -> Ref:
+        """``cast(integers) * a``: an integer result (a position, a count) converted to
+        numbers and multiplied into a value ``a`` that broadcasts with it (never the numbers
+        themselves, or a program could have no derivative at all)."""
+        numbers = self._append(Step("cast", (integers,), {"dtype": self.dtype}))
+        self.without_derivative.add(numbers.index)
+        return self._append(Step("mul", (numbers, self.value(broadcast_with=self.shape(numbers)))))
 
     def build(self, ops: Sequence[str], steps: int) -> Program:
         """Apply ``steps`` ops drawn from ``ops``, then package the program.  Results no
@@ -541,6 +565,33 @@ def _extremum(b, op):
     x = b.value(nonempty=op.name != "prod")  # the largest of nothing is undefined (PyTorch refuses it too)
     dim = _dim_choice(b, len(b.shape(x)), allow_tuple=False)
     return [x], {"dim": dim, "keepdim": b.choose.boolean() if dim is not None else False}
+
+
+POSITION_GAP = 0.2
+"""How far the extreme of each slice an ``argmax``/``argmin`` reads stays from the others'
+values (as :data:`AWAY_FROM_ZERO` keeps compared values 0.1 from 0)."""
+
+
+def _extreme_gap(values: np.ndarray, dim, largest: bool) -> float:
+    """The smallest distance between the extreme of a slice (along ``dim``; all of
+    ``values`` when None) and the slice's next value; inf for slices of one element."""
+    slices = values.reshape(1, -1) if dim is None else np.moveaxis(values, dim, -1).reshape(-1, values.shape[dim])
+    if slices.shape[-1] < 2 or not slices.size:
+        return math.inf
+    ordered = np.sort(slices, axis=-1)
+    gaps = ordered[:, -1] - ordered[:, -2] if largest else ordered[:, 1] - ordered[:, 0]
+    return float(gaps.min())
+
+
+@register_recipe("argmax")
+@register_recipe("argmin")
+def _position(b, op):
+    x = b.value(nonempty=True)
+    ndim = len(b.shape(x))
+    dim = _dim_choice(b, ndim, allow_tuple=False)
+    if _extreme_gap(b.values[x.index], dim, op.name == "argmax") < POSITION_GAP:
+        raise Reject(f"{op.name}: the extreme of a slice is within {POSITION_GAP} of another value")
+    return [x], {"dim": dim, "keepdim": b.choose.boolean()}
 
 
 @register_recipe("extremum_mask")
@@ -908,6 +959,16 @@ def _topk(b):
     x = b.value(min_ndim=1, nonempty=True)
     dim = _axis(b, x)
     return [x], {"k": b.choose.integer(1, b.shape(x)[dim]), "dim": dim, "largest": b.choose.boolean()}
+
+
+@register_composite("count_nonzero", composites.count_nonzero)
+def _count_nonzero(b):
+    # zeros that stay zeros (a value away from 0 times a constant 0/1 array): a small step
+    # of the inputs changes no element's being zero, so the count has no jump there
+    x = b.value(domain=AWAY_FROM_ZERO)
+    keep = (b.choose.rng.random(b.shape(x)) < 0.6).astype(b.dtype)
+    masked = b._append(Step("mul", (x, b.constant(keep))))
+    return [masked], {"dim": _dim_choice(b, len(b.shape(x)))}
 
 
 @register_composite("narrow", composites.narrow)

@@ -434,6 +434,25 @@ def test_sort_runs_as_a_numpy_step_of_the_c_plan(cc, backend):
         S.grad(sort_only, backend="c_fused")(x[0])
 
 
+@pytest.mark.parametrize("backend", ["c", "auto"])
+def test_argmax_runs_as_a_numpy_step_of_the_c_plan(cc, backend):
+    """``argmax``, ``argmin`` and ``count_nonzero``'s cast of a mask have no C translation:
+    ``"c"`` (and ``"auto"``) compute them in NumPy steps of the plan, with the NumPy backend's
+    values at every point (the positions recomputed), and ``c_fused`` refuses them by name."""
+    rng = np.random.default_rng(6)
+
+    def f(x):
+        return ((symgrad.sin(x) * x.argmax(1, keepdim=True)).sum() + x.argmin().double() * x.sum()
+                + (symgrad.count_nonzero(symgrad.relu(x), 0) * x).sum())
+
+    compiled, reference = S.value_and_grad(f, backend=backend), S.value_and_grad(f, backend="numpy")
+    for x in [rng.standard_normal((3, 4)) for _ in range(3)]:
+        for got, want in zip(compiled(x), reference(x)):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    with pytest.raises(UnsupportedExpressionError, match="argmax|argmin|Cast"):
+        S.grad(f, backend="c_fused")(x)
+
+
 @pytest.mark.parametrize("backend", ARRAY_BACKENDS)
 def test_transforms_of_pytree_outputs_take_a_backend(cc, backend):
     # several seeds (jacobian, vjp), several tangent outputs (jvp), one-hot output weights (hessian)

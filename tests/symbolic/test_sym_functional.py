@@ -105,13 +105,17 @@ def test_unused_argument_has_zero_gradient_and_errors_are_clear(rng):
 
 # What a traced function computes from its arguments is recomputed at every call (the
 # arguments it does not differentiate, and the ones it indexes with, included); what it
-# computes outside the recorded graph (masks, argmax, integer arithmetic, detach) is
-# refused with a clear error instead of being frozen at its value from the first call.
+# computes outside the recorded graph (integer arithmetic, detach, no_grad) is refused with a
+# clear error instead of being frozen at its value from the first call. Masks and positions
+# (argmax) are ops without derivative, recomputed at every call too.
 RECOMPUTED = [
     ("op_on_the_other_argument", lambda a, x: (a * (x * 2.0).sin()).sum(), lambda a, x: (a * np.sin(2 * x)).sum()),
     ("clamped_other_argument", lambda a, x: (a ** 2 * x.clamp(-0.5, 0.5)).sum(),
      lambda a, x: (a ** 2 * np.clip(x, -0.5, 0.5)).sum()),
     ("relu_instead_of_a_mask", lambda a, x: (a.relu() * x).sum(), lambda a, x: (np.maximum(a, 0) * x).sum()),
+    ("position_of_the_other_argument", lambda a, x: (a * x.argmax()).sum(), lambda a, x: (a * np.argmax(x)).sum()),
+    ("mask_of_argmax", lambda a, x: symgrad.where(a.argmin() == 0, a, -a).sum() * x.argmax(),
+     lambda a, x: np.where(np.argmin(a) == 0, a, -a).sum() * np.argmax(x)),
 ]
 
 
@@ -144,16 +148,21 @@ def test_a_boolean_mask_argument_is_refused_as_an_index():
 
 
 FROZEN = [  # a comparison mask is traced, not refused: tests/symbolic/test_traced_masks.py
-    ("index_from_argmax", lambda a: a[a.argmax()] * 2, "argmax()"),
     ("detached_inside", lambda a: (a * a.detach()).sum(), "detach()"),
     # a chain of such tensors is named by its last op and by where it began
     ("under_no_grad", lambda a: a.sum() * _no_grad(lambda: (a * 2).sum()),
      "the unrecorded op sum (from a tensor made by the unrecorded op mul)"),
     ("mask_of_a_detached_tensor", lambda a: symgrad.where(a.detach() > 0, a, -a).sum(),
      "the unrecorded op gt (from a tensor made by detach())"),
-    ("mask_of_argmax", lambda a: symgrad.where(a.argmax() == 0, a, -a).sum(),
-     "the unrecorded op eq (from a tensor made by argmax())"),
 ]
+
+
+def test_indexing_with_a_position_is_refused():
+    """``x[x.argmax()]``: the position is traced, but an index is read from arguments only."""
+    from symgrad.tape.tracing import UntraceableError
+
+    with pytest.raises(UntraceableError, match=re.escape("computed from a mask or a position (argmax, argmin)")):
+        grad(lambda a: a[a.argmax()] * 2)(np.array([0.5, -1.0, 2.0]))
 
 
 def test_integer_arithmetic_on_an_index_argument_is_refused():

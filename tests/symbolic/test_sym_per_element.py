@@ -77,7 +77,17 @@ PROGRAMS = {
                                     + x[:, 1:3] % w[1:] + x[:, :2] // w[:3] * w[1:], {"getitem"}),
     "cross_entropy": (lambda x, w: symgrad.nn.functional.cross_entropy(x, symgrad.tensor([3, 0, 1])),
                       {"getitem", "log_softmax"}),
+    "argmax_argmin": (lambda x, w: _traced(lambda: x * x.argmax(1, keepdim=True) + x.argmin(0) * x.argmax()
+                                           + (w * w.argmin(keepdim=True)).sum()), {"argmax", "argmin"}),
 }
+
+
+def _traced(program):
+    """``program()`` recorded as a transform records it: positions (argmax) too."""
+    from symgrad.tape import tracing
+
+    with tracing.tracing(()):
+        return program()
 
 
 

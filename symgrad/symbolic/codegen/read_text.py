@@ -49,8 +49,6 @@ def _text_namespace() -> dict:
         "scatter": _scatter_value, "assign": _assign_value, "s_": np.s_, "_iverson": _indicator_value,
         "reshape": lambda x, shape: np.reshape(x, shape), "maximum": np.maximum, "minimum": np.minimum,
         "Rational": lambda p, q: p / q, "arange": np.arange, "indices": np.indices, "array": np.array,
-        "argmax": lambda x, dim, keepdim: np.argmax(x, axis=dim, keepdims=keepdim),
-        "argmin": lambda x, dim, keepdim: np.argmin(x, axis=dim, keepdims=keepdim),
     })
     for function, uses in function_ops().items():  # the op table's other functions (log1p, atan2, polygamma...)
         general = [form for _, form in uses if all(isinstance(a, sp.Dummy) for a in form)]

@@ -548,6 +548,37 @@ class ExtremumMask(PrintedInStandardNotation, StructuralFunction):
         return sp.Integer(0)
 
 
+class _Position(_Reduction):
+    """``argmax``/``argmin(x, dim, keepdim)``: an int64 position, piecewise constant in
+    ``x``, so ``x`` carries no gradient through it (the adjoint is 0, as ``extremum_mask``'s)."""
+
+    def differentiable_args(self):
+        return (False,)
+
+    def adjoint(self, g, index):
+        return sp.Integer(0)
+
+    def _eval_is_integer(self):
+        return True
+
+    def _eval_is_nonnegative(self):
+        return True
+
+
+@_register
+class Argmax(_Position):
+    """``argmax(x, dim, keepdim)``: the first maximal position (a NaN's, if any)."""
+
+    op_name = "argmax"
+
+
+@_register
+class Argmin(_Position):
+    """``argmin(x, dim, keepdim)``: the first minimal position (a NaN's, if any)."""
+
+    op_name = "argmin"
+
+
 @_register
 class Logsumexp(PrintedInStandardNotation, _Reduction):
     """``logsumexp(x, dim, keepdim)``, evaluated stably by the op's NumPy forward."""

@@ -686,6 +686,20 @@ def _extremum_mask_elements(x: np.ndarray, dim: Any, mode: str) -> np.ndarray:
     return out
 
 
+def _position_elements(x: np.ndarray, dim: Any, keepdim: bool, mode: str) -> np.ndarray:
+    """``argmax``/``argmin`` per element: ``sum_j j [x_j is the first extreme]`` along ``dim``
+    (over the flattened ``x`` for ``dim=None``)."""
+    from ..forms.structural import _norm_dims
+
+    if x.ndim == 0:
+        return np.array(sp.S.Zero, dtype=object)
+    along, axis = (x.reshape(-1), 0) if dim is None else (x, _norm_dims(dim, x.ndim)[0])
+    first = _extremum_mask_elements(along, axis, mode)
+    positions = np.arange(along.shape[axis]).reshape([-1 if d == axis else 1 for d in range(along.ndim)])
+    out = np.sum(first * positions, axis=axis, keepdims=keepdim)
+    return np.asarray(out.reshape((1,) * x.ndim) if dim is None and keepdim else out, dtype=object)
+
+
 NO_ELEMENTWISE_FORM = {
     "svdvals": "singular values are square roots of the roots of A^T A's characteristic polynomial",
     "svd_u": "singular vectors are null vectors of A A^T - s^2 I, for roots s^2 of its characteristic polynomial",
@@ -771,6 +785,8 @@ def _structural_elements(node: StructuralFunction, args: list, index_arrays: lis
         return np.asarray(log(np.cumsum(exp(x), axis=axis)), dtype=object)
     if name == "extremum_mask":
         return _extremum_mask_elements(args[0], attrs.get("dim"), attrs.get("mode", "max"))
+    if name in ("argmax", "argmin"):
+        return _position_elements(args[0], attrs.get("dim"), bool(attrs.get("keepdim")), name[3:])
     if name in NO_ELEMENTWISE_FORM:
         raise NotImplementedError(f"per_element: {name} has no closed form per element ({NO_ELEMENTWISE_FORM[name]}); "
                                   "print the array-level form (symgrad.symbolic.text) instead")
