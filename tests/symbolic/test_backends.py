@@ -199,6 +199,31 @@ def test_forms_are_computed_as_given_not_as_sympy_would_simplify_them(cc, backen
             np.testing.assert_array_equal(native(*values)[0], reference(*values)[0])
 
 
+_GROUPED_A, _GROUPED_B, _GROUPED_C = ArrayVar("a", ()), ArrayVar("b", ()), ArrayVar("c", (3,))
+_GROUPED_SUM = sp.Add(_GROUPED_A, _GROUPED_B, evaluate=False)
+_GROUPED_BROADCAST = S.structural_class("broadcast_to").of(_GROUPED_SUM, shape=(3,))
+GROUPED = {  # nodes the C printer prints as their argument alone, inside operators that bind tighter
+    "broadcast_to(a + b) * c": sp.Mul(_GROUPED_BROADCAST, _GROUPED_C, evaluate=False),
+    "c / broadcast_to(a + b)": sp.Mul(_GROUPED_C, sp.Pow(_GROUPED_BROADCAST, -1, evaluate=False), evaluate=False),
+    "broadcast_to(a + b) ** 3": sp.Pow(_GROUPED_BROADCAST, 3, evaluate=False),
+    "-broadcast_to(a - b)": sp.Mul(-1, S.structural_class("broadcast_to").of(
+        sp.Add(_GROUPED_A, sp.Mul(-1, _GROUPED_B, evaluate=False), evaluate=False), shape=(3,)), evaluate=False),
+    "cast(a + b, float64) * c": sp.Mul(Cast.of(_GROUPED_SUM, "float64"), _GROUPED_C, evaluate=False),
+    "cast(a + b, float32) * c": sp.Mul(Cast.of(_GROUPED_SUM, "float32"), _GROUPED_C, evaluate=False),
+}
+
+
+@pytest.mark.parametrize("backend", ARRAY_BACKENDS)
+@pytest.mark.parametrize("case", sorted(GROUPED))
+def test_a_node_printed_as_its_argument_keeps_its_grouping(cc, backend, case):
+    """At one point of a C loop ``broadcast_to(e)`` is ``e``, and a cast to ``float64`` is
+    ``e`` too; printed bare inside a product, ``(a + b)*c`` became ``a + b*c`` (found by the
+    warm-cache fuzz with the C tier forced: the gradient of ``sum(exp(x)[0:1])**2``)."""
+    native, reference = compile_both(backend, [_GROUPED_A, _GROUPED_B, _GROUPED_C], [GROUPED[case]])
+    values = (np.array(0.75), np.array(-2.5), np.array([1.0, 2.0, -3.0]))
+    np.testing.assert_array_equal(native(*values)[0], reference(*values)[0])
+
+
 # ============================================================================ W1 and Rosenbrock
 def w1_formula(m, x, y, z):
     return m.sin(x * y) * m.exp(-z) + m.log(1 + x * x) * m.tanh(y) + m.cos(z) * (y * y + z * z + 1) ** 1.5

@@ -386,8 +386,16 @@ class CPrinter(SymgradNumPyPrinter):
         return f"sg_pow({b}, {self._print(expo)})"
 
     # ------------------------------------------------------------------ functions
+    def _whole(self, expr: sp.Basic) -> str:
+        """``expr``'s text as one operand: in parentheses unless it is a name, a number or
+        a temporary, for a node printed as its argument alone (``broadcast_to`` at one
+        point, a cast to ``float64``) to keep its grouping: ``broadcast_to(a + b) * c``
+        is ``(a + b)*c``, not ``a + b*c``."""
+        text = self._print(expr)
+        return text if not expr.args or self._is_named(expr) else f"({text})"
+
     def _c_BroadcastTo(self, expr) -> str:
-        return self._print(expr.arrays[0])
+        return self._whole(expr.arrays[0])
 
     def _c_sign(self, expr) -> str:
         return f"sg_sign({self._print(expr.args[0])})"
@@ -411,7 +419,7 @@ class CPrinter(SymgradNumPyPrinter):
         return f"sg_xlog1py({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _c_Cast(self, expr) -> str:
-        return _CAST[expr.dtype].format(self._print(expr.args[0]))
+        return _CAST[expr.dtype].format(self._whole(expr.args[0]))
 
     def _c_nested(self, func: str, args) -> str:
         out = self._print(args[0])
