@@ -208,11 +208,7 @@ def _build(spec):
     return x, (y * y).sum()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(spec=programs())
-def test_fuzzed_programs_through_one_warm_cache_match_the_tape(spec, figures):
-    """Random programs share one cache (nothing is cleared between examples): whatever
-    is a hit must be the right code."""
+def _symbolic_matches_the_tape(spec) -> None:
     grads = {}
     for engine in ("tape", "symbolic"):
         x, loss = _build(spec)
@@ -220,4 +216,39 @@ def test_fuzzed_programs_through_one_warm_cache_match_the_tape(spec, figures):
             loss.backward()
         grads[engine] = x.grad.numpy()
     _close([grads["symbolic"]], [grads["tape"]])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=programs())
+def test_fuzzed_programs_through_one_warm_cache_match_the_tape(spec, figures):
+    """Random programs share one cache (nothing is cleared between examples): whatever
+    is a hit must be the right code."""
+    _symbolic_matches_the_tape(spec)
     figures.add("cache: random programs fuzzed through one warm cache", 1)
+
+
+@pytest.fixture
+def c_tier(monkeypatch):
+    """``backend="auto"`` on C for every function compiled in the test (a C compiler is
+    needed; the cache starts empty, so nothing compiled before on NumPy answers)."""
+    from symgrad.symbolic.codegen.backends import CompilerNotFoundError
+    from symgrad.symbolic.codegen.backends.cbuild import find_compiler
+
+    try:
+        find_compiler()
+    except CompilerNotFoundError as err:
+        pytest.skip(f"no C compiler: {err}")
+    monkeypatch.setenv("SYMGRAD_AUTO", "c")
+    symgrad.symbolic.compile_cache_clear()
+    yield
+    symgrad.symbolic.compile_cache_clear()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=programs())
+def test_fuzzed_programs_on_the_c_tier_match_the_tape(spec, c_tier, figures):
+    """The same fuzz with ``"auto"`` on its C tier, which small programs never reach by
+    themselves: with it forced, this fuzz found ``broadcast_to(a + b) * c`` printed as
+    ``a + b*c`` in C (the gradient of ``sum(exp(x)[0:1])**2``)."""
+    _symbolic_matches_the_tape(spec)
+    figures.add("cache: random programs fuzzed through the C tier", 1)
