@@ -470,10 +470,18 @@ def test_argmax_runs_as_a_numpy_step_of_the_c_plan(cc, backend):
         return ((symgrad.sin(x) * x.argmax(1, keepdim=True)).sum() + x.argmin().double() * x.sum()
                 + (symgrad.count_nonzero(symgrad.relu(x), 0) * x).sum())
 
+    def with_positions(x):  # the positions themselves as outputs: int64, as NumPy's
+        return f(x), (x.argmax(), x.argmin(0), x.argmax(1, keepdim=True) * (x.sum() > 0))
+
     compiled, reference = S.value_and_grad(f, backend=backend), S.value_and_grad(f, backend="numpy")
+    aux = S.value_and_grad(with_positions, backend=backend, has_aux=True)
+    aux_reference = S.value_and_grad(with_positions, backend="numpy", has_aux=True)
     for x in [rng.standard_normal((3, 4)) for _ in range(3)]:
         for got, want in zip(compiled(x), reference(x)):
             np.testing.assert_allclose(got, want, rtol=1e-12)
+        for got, want in zip(aux(x)[0][1], aux_reference(x)[0][1]):
+            assert got.dtype == want.dtype == np.int64
+            np.testing.assert_array_equal(got, want)
     with pytest.raises(UnsupportedExpressionError, match="argmax|argmin|Cast"):
         S.grad(f, backend="c_fused")(x)
 

@@ -231,8 +231,10 @@ class NativeFunction(ClosedFormFunction):
 
 
 def _dtype_rules(symbols: list, outputs: list) -> list:
-    """Per output, a function of the input dtypes giving the output's NumPy dtype."""
+    """Per output, a function of the input dtypes giving the output's NumPy dtype (NumPy's
+    promotion of the inputs it depends on, casts' targets and positions' int64)."""
     from ...forms.selections import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr
+    from ...forms.structural import Argmax, Argmin
     from ...core.symbols import postorder
 
     boolean = (Compare, LogicalAnd, LogicalOr, LogicalNot, sp.logic.boolalg.BooleanFunction, sp.core.relational.Relational)
@@ -246,6 +248,8 @@ def _dtype_rules(symbols: list, outputs: list) -> list:
             flows[node] = (0, none)
         elif isinstance(node, Cast):
             flows[node] = (0, frozenset((node.dtype,)))
+        elif isinstance(node, (Argmax, Argmin)):  # positions: int64, as NumPy's
+            flows[node] = (0, frozenset(("int64",)))
         else:
             mask, fixed = 0, none
             for arg in node.args:
@@ -275,7 +279,7 @@ def _rule(positions: list, fixed: list, boolean: bool):
             return np.dtype(bool)
         found = [dtypes[p] for p in positions] + [np.dtype(f) for f in fixed]
         dtype = np.result_type(*found) if found else np.dtype(np.float64)
-        return dtype if dtype.kind == "f" else np.dtype(np.float64)
+        return dtype if dtype.kind in "fi" else np.dtype(np.float64)  # (integers only from positions)
     return rule
 
 
