@@ -662,10 +662,23 @@ def var(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtin
     return (centred * centred).sum(dim=dims, keepdim=keepdim) / builtins.max(count - correction, 0)
 
 
+def _root(total: Tensor, power: float) -> Tensor:
+    """``total ** power`` (``0 < power < 1``) of a nonnegative ``total`` (a variance, a sum of
+    ``|x|^p``), with gradient 0 where ``total`` is 0, as PyTorch's ``std`` and ``vector_norm``
+    give: there the root's derivative is infinite and the chain rule's ``0 * inf`` would be
+    NaN, though the function is constant along every direction (one element's spread) or
+    has 0 as a subgradient (the tip of the cone ``||x||``). The inner ``where`` keeps the
+    root's derivative finite, so the gradient (and the second derivative) is exactly 0.
+    A NaN ``total`` (the variance of one element with ``correction=1``) stays NaN."""
+    nonzero = total != 0
+    return apply_op("where", nonzero, apply_op("where", nonzero, total, 1.0) ** power, 0.0)
+
+
 @_shown_as("StdBackward0")
 def std(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False) -> Tensor:
-    """Standard deviation: the square root of :func:`var`."""
-    return var(x, dim, correction=correction, unbiased=unbiased, keepdim=keepdim).sqrt()
+    """Standard deviation: the square root of :func:`var`; where the variance is 0 (one
+    element, or all equal) the gradient is 0, as PyTorch's (see :func:`_root`)."""
+    return _root(var(x, dim, correction=correction, unbiased=unbiased, keepdim=keepdim), 0.5)
 
 
 # ----------------------------------------------------------------------------- order
@@ -726,8 +739,8 @@ def count_nonzero(x: Tensor, dim=None) -> Tensor:
 def vector_norm(x: Tensor, ord=2, dim=None, keepdim: builtins.bool = False) -> Tensor:
     """``(sum |x|^ord)^(1/ord)`` over ``dim`` (all elements when None), as
     ``torch.linalg.vector_norm``: ``ord`` a number >= 1, ``inf`` (the largest ``|x|``) or
-    ``-inf`` (the smallest). ``ord=2`` is the op ``norm``. At a zero vector the gradient of
-    ``ord`` other than 1, 2 and the infinities is NaN (PyTorch gives 0)."""
+    ``-inf`` (the smallest). ``ord=2`` is the op ``norm``. At a zero vector the gradient is
+    0 for every ``ord``, as PyTorch's (see :func:`_root`)."""
     x = as_tensor(x)
     if isinstance(ord, builtins.bool) or not isinstance(ord, numbers.Real) or not (ord >= 1 or ord == -math.inf):
         raise ValueError(f"vector_norm: ord must be a number >= 1, inf or -inf, got {ord!r}")
@@ -745,7 +758,7 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: builtins.bool = False) -> T
         if len(dims) != 1:
             raise NotImplementedError("vector_norm with ord=inf over several (not all) dims is not implemented")
         return extreme(dims[0], keepdim=keepdim).values
-    return (size ** ord).sum(dim=dims, keepdim=keepdim) ** (1.0 / ord)
+    return _root((size ** ord).sum(dim=dims, keepdim=keepdim), 1.0 / ord)
 
 
 # ----------------------------------------------------------------------------- padding
