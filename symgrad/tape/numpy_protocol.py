@@ -9,7 +9,7 @@ is ``a + t``): recorded with its ``grad_fn``, in the closed form, and traced ins
 transforms.  NumPy's keyword names become the method's (``axis=`` is ``dim=``,
 ``keepdims=`` is ``keepdim=``, ``a_min=``/``a_max=`` are ``min=``/``max=``).  A few NumPy
 functions whose arguments differ from any op's (``np.transpose``, ``np.concatenate``,
-``np.dot``, ``np.max``, ``np.cumprod``, NumPy 2's ``np.cumulative_sum``...) and the functions
+``np.dot``, ``np.max``, ``np.prod`` over a tuple of axes, ``np.cumprod``, NumPy 2's ``np.cumulative_sum``...) and the functions
 that are compositions of ops (``np.var``, ``np.flip``, ``np.einsum``, ``np.kron``...: the
 composites of ``tape/composites.py``, with NumPy's arguments: ``np.var``'s ``ddof`` is
 ``correction``, ``np.repeat`` is ``repeat_interleave``, ``np.outer`` flattens its
@@ -50,6 +50,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..ops import OPS
+from ..ops.reductions import normalize_dims
 from .tensor import Tensor, _dims, apply_op
 
 __all__ = ["array_ufunc", "array_function", "ADAPTED", "LINALG", "numpy_functions"]
@@ -110,6 +111,17 @@ def _cumulative(name: str) -> Callable[..., Any]:
         return apply_op(name, x, dim=int(axis))
 
     return call
+
+
+def _product(a, axis=None, keepdims=False):
+    """``np.prod``: over all elements, one axis or a tuple of axes (one ``prod`` op per axis,
+    the highest first, so the others keep their numbers; ``Tensor.prod`` takes one dim, as
+    PyTorch's)."""
+    if not isinstance(axis, (tuple, list)):
+        return apply_op("prod", a, dim=_dims(axis), keepdim=bool(keepdims))
+    for d in sorted(normalize_dims(tuple(axis), a.ndim), reverse=True):
+        a = apply_op("prod", a, dim=d, keepdim=bool(keepdims))
+    return a
 
 
 def _spread(name: str) -> Callable[..., Any]:
@@ -196,6 +208,7 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "transpose": _transpose,
     "concatenate": _joined("cat"),
     "stack": _joined("stack"),
+    "prod": _product,
     "cumsum": _running("cumsum"),
     "cumprod": _running("cumprod"),
     "cumulative_sum": _cumulative("cumsum"),
