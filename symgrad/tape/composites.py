@@ -529,7 +529,11 @@ def einsum(equation: str, *operands) -> Tensor:
     """Einstein summation, as ``torch.einsum`` (``"ij,jk->ik"``, ``"bi,bi->b"``, ...): the
     operands are contracted pairwise, left to right, each pair as one batched ``matmul``
     (letters only in one operand and not wanted later are summed first), so the closed
-    form stays array-level. Not implemented: ``...`` and a letter repeated in one operand."""
+    form stays array-level. Not implemented: ``...``, a letter repeated in one operand, and
+    NumPy's sublist form (``einsum(a, [0, 1], b, [1, 2])``)."""
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum: the first argument must be the equation (a str such as 'ij,jk->ik'), got "
+                        f"{type(equation).__name__}; NumPy's sublist form einsum(a, [0, 1], ...) is not supported")
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     operands = [as_tensor(o) for o in operands]

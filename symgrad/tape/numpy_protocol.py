@@ -234,6 +234,7 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "take_along_axis": _composite("take_along_dim", axis="dim"),
     "atleast_1d": _composite("atleast_1d"),
     "atleast_2d": _composite("atleast_2d"),
+    "atleast_3d": _composite("atleast_3d"),
     "sort": _sort,
     "count_nonzero": _composite("count_nonzero", axis="dim"),
     "shape": lambda a: tuple(a.shape),

@@ -59,7 +59,7 @@ def run(case, spelling, rng):
     args = [draw(rng, spec) for spec in case["args"]]
     f = case[spelling]
     check_case(f, args, argnums=case.get("argnums", (0,)), order=case.get("order", 2),
-               reference=case.get("numpy"), torch_f=case.get("torch") if spelling == "symgrad" else None, rng=rng)
+               reference=case.get("reference") or case.get("numpy"), torch_f=case.get("torch") if spelling == "symgrad" else None, rng=rng)
 
 
 def _torch():
@@ -219,3 +219,202 @@ def test_binary_ufuncs(name, shape_a, shape_b, spelling, rng):
     case = {"args": [(shape_a, lims_a), (shape_b, lims_b)], "argnums": (0, 1),
             "symgrad": ours, "numpy": numpy_f, "torch": torch_f}
     run(case, spelling, rng)
+
+
+# ---------------------------------------------------------------- array functions (combo_check)
+
+
+def _case(shapes, ours, numpy_f=None, torch_f=None, reference=None, argnums=None, order=2):
+    """One combo: ``shapes`` of the arguments (all differentiated unless ``argnums``), the symgrad
+    spelling, the NumPy spelling (on tensors too, where symgrad routes it; else only the
+    value's ``reference``) and the torch spelling."""
+    return {"args": [(shape, STD) for shape in shapes], "argnums": tuple(range(len(shapes))) if argnums is None
+            else argnums, "symgrad": ours, "numpy": numpy_f, "reference": reference, "torch": torch_f, "order": order}
+
+
+def _combos():
+    cases = {}
+    for axes in [None, (0, 1, 2), (0, 2, 1), (2, 0, 1), (2, 1, 0), (1, 0, 2), (1, 2, 0)]:
+        dims = (2, 1, 0) if axes is None else axes
+        cases[f"transpose-{axes}"] = _case([(2, 3, 4)], lambda x, d=dims: x.permute(*d),
+                                           lambda x, a=axes: np.transpose(x, a), lambda t, d=dims: t.permute(*d))
+    for source in range(3):
+        for destination in range(3):
+            cases[f"moveaxis-{source}-{destination}"] = _case(
+                [(2, 3, 4)], lambda x, s=source, d=destination: symgrad.moveaxis(x, s, d),
+                lambda x, s=source, d=destination: np.moveaxis(x, s, d),
+                lambda t, s=source, d=destination: t.movedim(s, d))
+    for shape in [(2, 3, 4), (3, 1)]:
+        for repeats in [1, 2]:
+            for axis in [None, 0, 1]:
+                cases[f"repeat-{shape}-{repeats}-{axis}"] = _case(
+                    [shape], lambda x, r=repeats, a=axis: symgrad.repeat_interleave(x, r, dim=a),
+                    lambda x, r=repeats, a=axis: np.repeat(x, r, axis=a),
+                    lambda t, r=repeats, a=axis: t.repeat_interleave(r, dim=a))
+    for shape, reps in [((2, 1, 3, 1), (1, 4, 1, 2)), ((1, 2), (1, 2)), ((1, 2), (2, 3)), ((1, 2), (3, 2, 1)),
+                        ((1,), (2,)), ((1,), 2)]:
+        cases[f"tile-{shape}-{reps}"] = _case([shape], lambda x, r=reps: symgrad.tile(x, r if isinstance(r, tuple)
+                                                                                      else (r,)),
+                                              lambda x, r=reps: np.tile(x, r),
+                                              lambda t, r=reps: t.tile(r if isinstance(r, tuple) else (r,)))
+    for a, b in [((3, 3), (2, 2)), ((2, 2), (3, 3)), ((3,), (2,)), ((3, 1), (1, 2)), ((1, 3), (2, 1)), ((), (2, 2)),
+                 ((2, 2), ()), ((3,), (2, 2)), ((2, 1), (3,))]:
+        cases[f"kron-{a}-{b}"] = _case([a, b], symgrad.kron, np.kron, lambda s, t: _torch().kron(s, t))
+    for a, b in [(None, None), (None, (3,)), ((3,), None), ((3,), (3,)), ((3,), (4, 3)), ((2, 3), (3,)),
+                 ((2, 3), (4, 3)), ((2, 3), None)]:
+        cases[f"inner-{a}-{b}"] = _case([a, b], symgrad.inner, np.inner, lambda s, t: _torch().inner(s, t))
+    for a, b in [(None, None), (None, (3, 4)), ((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4)),
+                 ((2, 3), None)]:
+        cases[f"dot-{a}-{b}"] = _case([a, b], _symgrad_dot, np.dot, _torch_dot)
+    cases["outer"] = _case([(3,), (3,)], symgrad.outer, np.outer, lambda s, t: _torch().outer(s, t))
+    for a in [(3,), (2, 3), (2, 2, 3)]:
+        for b in [(3,), (3, 4), (2, 3, 4)]:
+            cases[f"matmul-{a}-{b}"] = _case([a, b], symgrad.matmul, np.matmul, lambda s, t: s @ t)
+    cases["matmul-broadcast"] = _case([(1, 2, 2), (3, 2, 1)], symgrad.matmul, np.matmul, lambda s, t: s @ t)
+    tensordots = [((1, 3), (3,), [(1,), (0,)]), ((2, 3, 2), (3, 4, 2), [(1,), (0,)]), ((1, 3), (3, 1), [(1,), (0,)]),
+                  ((3, 4, 2), (2, 3, 2), [(0,), (1,)]), ((3,), (1, 3), [(0,), (1,)]),
+                  ((2, 3), (1, 2, 3), [(0, 1), (1, 2)]), ((2, 3, 4), (2, 2, 3, 4), [(1, 0), (2, 1)]),
+                  ((2, 2), (2, 2), 1), ((4, 2, 2), (2, 2, 4), 2), ((4, 2, 2), (2, 2), 1), ((4,), (), 0),
+                  ((2, 6), (6, 3), [[-1], [0]]), ((2, 6), (6, 3), [-1, 0]), ((2,), (2, 2), [0, 1])]
+    for a, b, axes in tensordots:
+        cases[f"tensordot-{a}-{b}-{axes}"] = _case(
+            [a, b], lambda s, t, x=axes: symgrad.tensordot(s, t, _torch_axes(x)),
+            lambda s, t, x=axes: np.tensordot(s, t, x), lambda s, t, x=axes: _torch().tensordot(s, t, _torch_axes(x)))
+    for name in ["maximum", "minimum"]:
+        for a in [(1,), (1, 4), (3, 4)]:
+            for b in [(1,), (1, 4), (3, 4)]:
+                cases[f"{name}-{a}-{b}"] = _case([a, b], getattr(symgrad, name), getattr(np, name),
+                                                 lambda s, t, n=name: getattr(_torch(), n)(s, t))
+    for shape in [(1,), (7,)]:
+        cases[f"sort-{shape}"] = _case([shape], lambda x: symgrad.sort(x).values, np.sort,
+                                       lambda t: t.sort().values)
+    for k in (1, 2, 3):
+        shapes = [None, (1,), (7,), (1, 4), (2, 4), (2, 4, 5)] + ([(2, 4, 3, 5)] if k == 3 else [])
+        for shape in shapes:
+            cases[f"atleast_{k}d-{shape}"] = _case([shape], getattr(symgrad, f"atleast_{k}d"),
+                                                   getattr(np, f"atleast_{k}d"),
+                                                   lambda t, k=k: getattr(_torch(), f"atleast_{k}d")(t))
+    einsums = [("ij->ji", [(1, 1)]), ("ij->ji", [(3, 4)]), ("ij,jk->ik", [(2, 3), (3, 4)]),
+               ("ijk,lji->lki", [(3, 4, 4), (4, 4, 3)]), ("k,nk->", [(5,), (10, 5)]), ("abcd->bd", [(3, 2, 3, 2)]),
+               ("ij,k", [(3, 4), (3,)])]
+    for equation, shapes in einsums:
+        cases[f"einsum-{equation}-{shapes[0]}"] = _case(
+            shapes, lambda *a, e=equation: symgrad.einsum(e, *a), lambda *a, e=equation: np.einsum(e, *a),
+            lambda *a, e=equation: _torch().einsum(e, *a))
+    for shape in [(5, 5), (4, 5), (5, 4), (3, 4, 5)]:
+        for offset in [-1, 0, 1]:
+            cases[f"trace-{shape}-{offset}"] = _case(
+                [shape], lambda x, o=offset: symgrad.diagonal(x, o).sum(-1), lambda x, o=offset: np.trace(x, o),
+                lambda t, o=offset: t.diagonal(o).sum(-1))
+    for k in [-1, 0, 1]:
+        cases[f"diag-{k}"] = _case([(5, 5)], lambda x, k=k: symgrad.diag(x, k), lambda x, k=k: np.diag(x, k),
+                                   lambda t, k=k: t.diag(k))
+        cases[f"diag_flat-{k}"] = _case([(5,)], lambda x, k=k: symgrad.diag(x, k), lambda x, k=k: np.diag(x, k),
+                                        lambda t, k=k: t.diag(k))
+        for shape in [(5, 5), (5, 5, 4)]:
+            for name in ["tril", "triu"]:
+                cases[f"{name}-{shape}-{k}"] = _case(
+                    [shape], lambda x, n=name, k=k: getattr(symgrad, n)(x, k),
+                    lambda x, n=name, k=k: getattr(np, n)(x, k), lambda t, n=name, k=k: getattr(t, n)(k))
+    for axis1 in range(3):
+        for axis2 in range(3):
+            cases[f"swapaxes-{axis1}-{axis2}"] = _case(
+                [(3, 4, 5)], lambda x, a=axis1, b=axis2: symgrad.transpose(x, a, b),
+                reference=lambda x, a=axis1, b=axis2: np.swapaxes(x, a, b),
+                torch_f=lambda t, a=axis1, b=axis2: t.swapaxes(a, b))
+    for shape, size, axis in [((1,), 1, 0), ((7,), 1, 0), ((4, 8), 1, 0), ((4, 8), 2, 1), ((4, 8), [1, 3], 0),
+                              ((4, 4, 4), 2, 2), ((4, 4, 4), [1, 1, 2], 1)]:
+        cases[f"split-{shape}-{size}-{axis}"] = _case(
+            [shape], lambda x, s=size, a=axis: symgrad.split(x, s, a),
+            reference=lambda x, s=size, a=axis: np.split(x, _split_indices(x.shape[a], s), axis=a),
+            torch_f=lambda t, s=size, a=axis: t.split(s, a))
+    for shapes, axis in [([(1,), (3,)], 0), ([(2, 2), (2, 2)], 0), ([(2, 2), (2, 2)], 1), ([(2, 2, 2), (2, 2, 2)], 2)]:
+        cases[f"concatenate-{shapes[0]}-{axis}"] = _case(
+            shapes, lambda *a, x=axis: symgrad.cat(list(a), x), lambda *a, x=axis: np.concatenate(a, axis=x),
+            lambda *a, x=axis: _torch().cat(a, x))
+    for count, axis in [(1, 0), (1, 1), (2, 0), (2, 1)]:
+        cases[f"stack-{count}-{axis}"] = _case(
+            [(2,)] * count, lambda *a, x=axis: symgrad.stack(list(a), x), lambda *a, x=axis: np.stack(a, axis=x),
+            lambda *a, x=axis: _torch().stack(a, x))
+    for width in [0, 3, (3,), (3, 2), ((3, 2),), ((1, 2), (3, 4)), ((0, 0), (0, 0))]:
+        cases[f"pad-{width}"] = _case(
+            [(2, 2)], lambda x, w=width: symgrad.nn.functional.pad(x, _torch_pad(w, 2)),
+            reference=lambda x, w=width: np.pad(x, w, "constant"),
+            torch_f=lambda t, w=width: _torch().nn.functional.pad(t, _torch_pad(w, 2)))
+    return cases
+
+
+def _symgrad_dot(a, b):
+    """``np.dot`` in symgrad's names: a product with a scalar, else ``matmul``."""
+    return a * b if a.ndim == 0 or b.ndim == 0 else symgrad.matmul(a, b)
+
+
+def _torch_dot(a, b):
+    return a * b if a.ndim == 0 or b.ndim == 0 else a @ b
+
+
+def _torch_axes(axes):
+    """NumPy's ``axes`` for ``tensordot`` in torch's spelling (an int, or two lists)."""
+    if isinstance(axes, int):
+        return axes
+    first, second = axes
+    return ([first] if isinstance(first, int) else list(first), [second] if isinstance(second, int) else list(second))
+
+
+def _split_indices(n, size):
+    """The split points NumPy wants for torch's ``split`` sizes (one size, or a list of them)."""
+    sizes = [size] * (n // size) + ([n % size] if n % size else []) if isinstance(size, int) else size
+    return list(np.cumsum(sizes)[:-1])
+
+
+def _torch_pad(width, ndim):
+    """``np.pad``'s widths (an int, a pair, or a pair per dim) as torch's flat list, last dim first."""
+    pairs = np.broadcast_to(np.array(width, dtype=int).reshape(-1, 2) if np.size(width) > 1
+                            else np.full((1, 2), np.ravel(width)[0]), (ndim, 2))
+    return [int(v) for pair in pairs[::-1] for v in pair]
+
+
+COMBOS = _combos()
+
+
+@pytest.mark.parametrize("name,spelling", spellings(COMBOS))
+def test_array_functions(name, spelling, rng):
+    run(COMBOS[name], spelling, rng)
+
+
+def test_repeat_zero_times_is_empty(rng):
+    x = rng.standard_normal((2, 3))
+    for axis in [None, 0, 1]:
+        assert symgrad.repeat_interleave(symgrad.tensor(x), 0, dim=axis).shape == np.repeat(x, 0, axis=axis).shape
+
+
+def test_dot_of_3d_arrays_refuses(rng):
+    a, b = symgrad.tensor(rng.standard_normal((2, 2, 3))), symgrad.tensor(rng.standard_normal((3, 4)))
+    with pytest.raises(TypeError, match="not matmul"):
+        np.dot(a, b)
+
+
+def test_einsum_forms_symgrad_does_not_parse_refuse(rng):
+    a, b = symgrad.tensor(rng.standard_normal((2, 3))), symgrad.tensor(rng.standard_normal((3, 4)))
+    with pytest.raises(TypeError, match="sublist form"):
+        symgrad.einsum(a, [0, 1], b, [1, 2], [0, 2])
+    with pytest.raises(NotImplementedError, match="ellipses"):
+        symgrad.einsum("...ij,...jk->...ik", a, b)
+    with pytest.raises(NotImplementedError, match="repeated within one operand"):
+        symgrad.einsum("ii->i", symgrad.tensor(rng.standard_normal((3, 3))))
+
+
+MISSING = {"logaddexp2": 2, "fmax": 2, "fmin": 2, "diff": 1, "gradient": 1, "partition": None, "rollaxis": None,
+           "cross": 2, "vsplit": None, "hsplit": None, "dsplit": None, "array_split": None, "vstack": None,
+           "hstack": None, "column_stack": None}
+
+
+@pytest.mark.parametrize("name", sorted(MISSING))
+def test_missing_numpy_functions_refuse(name, rng):
+    t = symgrad.tensor(rng.standard_normal((4, 4, 3)))
+    args = {1: (t,), 2: (t, t), None: None}[MISSING[name]]
+    if args is None:
+        args = {"partition": (t, 1), "rollaxis": (t, 1), "vsplit": (t, 2), "hsplit": (t, 2), "dsplit": (t, 3), "array_split": (t, 2),
+                "vstack": ([t, t],), "hstack": ([t, t],), "column_stack": ([t, t],)}[name]
+    with pytest.raises(TypeError, match=f"np.{name} has no op"):
+        getattr(np, name)(*args)
