@@ -49,6 +49,35 @@ def test_tensor_constructor_of_a_tensor_shares_its_values():
     assert y.dtype == x.dtype and x.tolist() == [7, 2]
 
 
+LISTS_OF_GRAPH_TENSORS = {  # an op's argument given as a list holding a tensor that requires grad
+    "linalg.norm": lambda x: symgrad.linalg.norm([x, x + 2]),
+    "linalg.det": lambda x: symgrad.linalg.det([[x, 1.0], [2.0, x]]),
+    "add": lambda x: symgrad.add(x, [x, 1.0]),
+    "operator +": lambda x: x + [x, 1.0],
+    "matmul": lambda x: symgrad.matmul([[x, 1.0]], symgrad.ones(2)),
+    "where": lambda x: symgrad.where(symgrad.tensor([True, False]), (x, x * 2), 0.0),
+    "as_tensor": lambda x: symgrad.as_tensor([1.0, x]),
+    "exp": lambda x: symgrad.exp([x]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LISTS_OF_GRAPH_TENSORS))
+def test_a_list_of_tensors_that_require_grad_is_refused_not_made_a_constant(name):
+    # found porting HIPS autograd's test_norm_list_of_boxes: symgrad.linalg.norm([x, x + 2])
+    # returned tensor(2.) with no grad_fn (the list became a constant), so the gradient was lost
+    x = symgrad.tensor(0.5, requires_grad=True)
+    with pytest.raises(TypeError, match="symgrad.stack"):
+        LISTS_OF_GRAPH_TENSORS[name](x)
+
+
+def test_a_list_of_tensors_without_grad_is_still_a_constant_and_tensor_copies():
+    plain = symgrad.tensor(0.5)
+    assert symgrad.as_tensor([plain, 2.0]).tolist() == [0.5, 2.0]
+    x = symgrad.tensor(0.5, requires_grad=True)
+    copied = symgrad.tensor([x, 2.0])  # torch.tensor's explicit copy, as PyTorch: no graph
+    assert copied.grad_fn is None and not copied.requires_grad
+
+
 def test_from_numpy_shares_memory_both_ways_and_keeps_dtype():
     array = np.array([1.0, 2.0], dtype=np.float32)
     t = symgrad.from_numpy(array, name="a")

@@ -1151,7 +1151,16 @@ def as_tensor(data, dtype=None) -> Tensor:
         return data if dtype is None else data.to(dtype)
     if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
         return Tensor(dtypes.as_array(data, copy=False))
+    if isinstance(data, (list, tuple)) and _holds_graph_tensor(data):
+        raise TypeError("a list or tuple of tensors that require grad would become a constant here (its "
+                        "gradient silently lost); join them with symgrad.stack (or symgrad.cat) first")
     return Tensor(dtypes.as_array(data, dtype))
+
+
+def _holds_graph_tensor(data) -> builtins.bool:
+    """Whether a (nested) list or tuple holds a tensor that requires grad."""
+    return builtins.any(item.requires_grad if isinstance(item, Tensor) else
+                        isinstance(item, (list, tuple)) and _holds_graph_tensor(item) for item in data)
 
 
 def _is_bound_array(value) -> builtins.bool:
