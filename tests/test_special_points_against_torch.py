@@ -75,6 +75,7 @@ POINTS = {
     "vector_norm(ord=3) of a zero row": (lambda x: _lib(x).linalg.vector_norm(x.reshape(2, 2), 3, dim=1),
                                          [0.0, 0.0, 1.0, -2.0]),
     "norm(p=3) at 0": (lambda x: x.norm(p=3), [0.0, 0.0]),
+    "det of a singular matrix": (lambda x: _lib(x).linalg.det(x.reshape(2, 2)), [1.0, 2.0, 2.0, 4.0]),
     "sign at 0": (lambda x: x.sign(), [0.0, 1.0]),
     "floor": (lambda x: x.floor(), [1.5, -0.5]),
     "round at halves": (lambda x: x.round(), [0.5, 1.5]),
@@ -108,7 +109,12 @@ POINTS = {
 }
 
 # What symgrad still gives differently (visible here, not hidden): each must fail, so a fix shows up.
-DIFFERENT: dict[str, str] = {}
+DIFFERENT: dict[str, str] = {
+    "det of a singular matrix": "det's gradient is det(A) A^-T, so at a singular A the backward raises numpy's "
+                                "LinAlgError (PyTorch gives the adjugate); a closed form cannot branch on "
+                                "singularity, and an SVD adjugate would make second derivatives NaN at repeated "
+                                "singular values",
+}
 
 
 def _torch_run(f, values):
