@@ -184,16 +184,28 @@ def _dot(a, b):
     return apply_op("matmul", a, b)
 
 
+def _expand_dims(a, axis):
+    """``np.expand_dims``: ``axis`` an int or a tuple of positions in the result."""
+    if not isinstance(axis, (tuple, list)):
+        return apply_op("unsqueeze", a, dim=int(axis))
+    for d in sorted(normalize_dims(tuple(axis), a.ndim + len(axis))):
+        a = apply_op("unsqueeze", a, dim=d)
+    return a
+
+
 def _transpose(a, axes=None):
     dims = tuple(reversed(range(a.ndim))) if axes is None else tuple(axes)
     return a.permute(*dims)
 
 
 def _joined(op_name: str) -> Callable[..., Any]:
+    """``np.concatenate`` (``axis=None`` joins the flattened arrays) and ``np.stack``."""
     def call(arrays, axis=0):
         arrays = list(arrays)
         if not arrays:
             raise ValueError(f"np.{'concatenate' if op_name == 'cat' else 'stack'} needs at least one array")
+        if axis is None and op_name == "cat":
+            return apply_op("cat", *[apply_op("reshape", a, shape=(-1,)) for a in arrays], dim=0)
         return apply_op(op_name, *arrays, dim=axis)
 
     return call
@@ -206,6 +218,7 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "amin": _extremum("amin"),
     "dot": _dot,
     "transpose": _transpose,
+    "expand_dims": _expand_dims,
     "concatenate": _joined("cat"),
     "stack": _joined("stack"),
     "prod": _product,
