@@ -6,7 +6,8 @@ its gradient with respect to each differentiated argument four ways.
 * eager ``.backward()`` on each engine (``"symbolic"``, ``"tape"``) against the same
   differences;
 * to order 2 (autograd's default): a Hessian-vector product, ``grad`` of ``grad`` along a
-  random direction, against central differences of the gradient;
+  random direction and eager double backward (``create_graph=True``) on each engine,
+  against central differences of the gradient;
 * PyTorch's autograd, where the case gives the torch spelling (skipped without torch).
 
 A function's output (an array, or a list or tuple of them) is reduced to a scalar
@@ -108,6 +109,21 @@ def check_second_order(loss, args, i, rng, eps=1e-5):
 
     expected = (np.asarray(gradient(*shifted(eps))) - np.asarray(gradient(*shifted(-eps)))) / (2 * eps)
     np.testing.assert_allclose(hvp, expected, rtol=1e-5, atol=1e-6, err_msg=f"second order, argnum {i}")
+    previous = symgrad.get_backward_engine()
+    try:
+        for engine in ENGINES:  # eager double backward: PyTorch's create_graph=True
+            symgrad.set_backward_engine(engine)
+            tensors = [symgrad.tensor(a, requires_grad=k == i) for k, a in enumerate(args)]
+            first, = symgrad.autograd.grad(loss(*tensors), tensors[i], create_graph=True)
+            if first.grad_fn is None:  # a gradient that does not depend on the input: zero curvature
+                eager = np.zeros(np.shape(args[i]))
+            else:
+                eager, = symgrad.autograd.grad((first * symgrad.tensor(v)).sum(), tensors[i], allow_unused=True)
+                eager = np.zeros(np.shape(args[i])) if eager is None else eager.numpy()
+            np.testing.assert_allclose(np.reshape(eager, np.shape(args[i])), expected, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{engine} double backward (create_graph), argnum {i}")
+    finally:
+        symgrad.set_backward_engine(previous)
 
 
 def check_torch(torch_f, args, argnums, grads, weights):

@@ -209,8 +209,8 @@ BINARY = {  # name: (symgrad function, NumPy function, torch function, lims of a
     "op_mod": (symgrad.remainder, operator.mod, operator.mod, STD, (0.3, 2.0)),
     "op_mod_neg": (symgrad.remainder, operator.mod, operator.mod, STD, (-0.3, -2.0)),
 }
-BINARY_SHAPES = [None, (2,), (3, 2), (1, 2), ()]
-BINARY_PAIRS = [(a, b) for a in BINARY_SHAPES for b in BINARY_SHAPES]
+BINARY_SHAPES = [None, (2,), (3, 2), (1, 2)]  # autograd's scalar, vector and matrices, every pair
+BINARY_PAIRS = [(a, b) for a in BINARY_SHAPES for b in BINARY_SHAPES] + [((), (3, 2)), ((3, 2), ()), ((), None)]
 
 
 @pytest.mark.parametrize("spelling", ["symgrad", "numpy"])
