@@ -5,6 +5,8 @@ its gradient with respect to each differentiated argument four ways.
 * ``symgrad.grad`` against central differences of the function;
 * eager ``.backward()`` on each engine (``"symbolic"``, ``"tape"``) against the same
   differences;
+* forward mode (autograd's ``modes=["fwd", "rev"]``): ``symgrad.jvp`` along a random
+  tangent against central differences of the outputs;
 * to order 2 (autograd's default): a Hessian-vector product, ``grad`` of ``grad`` along a
   random direction and eager double backward (``create_graph=True``) on each engine,
   against central differences of the gradient;
@@ -56,9 +58,11 @@ def as_input(a):
     return a if isinstance(a, float) else np.array(a, dtype=np.float64)
 
 
-def check_case(f, args, argnums=(0,), order=2, reference=None, torch_f=None, rng=None, rtol=1e-5, atol=1e-7):
+def check_case(f, args, argnums=(0,), order=2, reference=None, torch_f=None, rng=None, forward=True, rtol=1e-5,
+               atol=1e-7):
     """Run every check on ``f(*args)``; ``reference`` (NumPy's function on the arrays) gives
-    the expected value, ``torch_f`` the same function on torch tensors."""
+    the expected value, ``torch_f`` the same function on torch tensors; ``forward`` adds
+    forward mode and ``order=2`` the second derivative (both draw directions from ``rng``)."""
     args = [as_input(a) for a in args]
     value = f(*[symgrad.tensor(a) for a in args])
     if reference is not None:
@@ -87,11 +91,28 @@ def check_case(f, args, argnums=(0,), order=2, reference=None, torch_f=None, rng
                                            rtol=rtol, atol=atol, err_msg=f"{engine} backward, argnum {i}")
     finally:
         symgrad.set_backward_engine(previous)
+    if forward:
+        check_forward_mode(f, args, argnums, rng, rtol=rtol, atol=atol)
     if order >= 2:
         for i in argnums:
             check_second_order(loss, args, i, rng)
     if torch_f is not None:
         check_torch(torch_f, args, argnums, grads, weights_like(value))
+
+
+def check_forward_mode(f, args, argnums, rng, eps=1e-6, rtol=1e-5, atol=1e-7):
+    """``symgrad.jvp`` along a random tangent of the differentiated arguments against central
+    differences of every output along it (autograd's ``modes=["fwd", "rev"]``)."""
+    tangents = [rng.standard_normal(np.shape(a)) if k in argnums else np.zeros(np.shape(a)) for k, a in enumerate(args)]
+    tangents = [float(t) if isinstance(a, float) else t for t, a in zip(tangents, args)]
+    _, tangent_out = symgrad.jvp(f, tuple(args), tuple(tangents))
+
+    def at(step):
+        return outputs(f(*[symgrad.tensor(np.asarray(a) + step * np.asarray(t)) for a, t in zip(args, tangents)]))
+
+    for got, plus, minus in zip(outputs(tangent_out), at(eps), at(-eps)):
+        np.testing.assert_allclose(got, (plus.numpy() - minus.numpy()) / (2 * eps), rtol=rtol, atol=atol,
+                                   err_msg="symgrad.jvp (forward mode)")
 
 
 def check_second_order(loss, args, i, rng, eps=1e-5):

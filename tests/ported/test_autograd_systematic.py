@@ -57,11 +57,13 @@ def draw(rng, spec):
 
 def run(case, spelling, rng):
     """Check one case in one spelling. The NumPy spelling records the same ops as symgrad's
-    (what it tests is the routing), so its second order and torch are left to the other."""
+    (what it tests is the routing), so its forward mode, second order and torch are left to
+    the other."""
     args = [draw(rng, spec) for spec in case["args"]]
-    f = case[spelling]
-    check_case(f, args, argnums=case.get("argnums", (0,)), order=case.get("order", 2) if spelling == "symgrad" else 1,
-               reference=case.get("reference") or case.get("numpy"), torch_f=case.get("torch") if spelling == "symgrad" else None, rng=rng)
+    ours = spelling == "symgrad"
+    check_case(case[spelling], args, argnums=case.get("argnums", (0,)), order=case.get("order", 2) if ours else 1,
+               reference=case.get("reference") or case.get("numpy"), torch_f=case.get("torch") if ours else None,
+               rng=rng, forward=ours)
 
 
 def _torch():
