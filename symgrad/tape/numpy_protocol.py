@@ -9,11 +9,11 @@ is ``a + t``): recorded with its ``grad_fn``, in the closed form, and traced ins
 transforms.  NumPy's keyword names become the method's (``axis=`` is ``dim=``,
 ``keepdims=`` is ``keepdim=``, ``a_min=``/``a_max=`` are ``min=``/``max=``).  A few NumPy
 functions whose arguments differ from any op's (``np.transpose``, ``np.concatenate``,
-``np.dot``, ``np.max``, ``np.prod`` over a tuple of axes, ``np.cumprod``, NumPy 2's ``np.cumulative_sum``...) and the functions
-that are compositions of ops (``np.var``, ``np.flip``, ``np.einsum``, ``np.kron``...: the
-composites of ``tape/composites.py``, with NumPy's arguments: ``np.var``'s ``ddof`` is
-``correction``, ``np.repeat`` is ``repeat_interleave``, ``np.outer`` flattens its
-arguments) are adapted in :data:`ADAPTED`; ``np.linalg``'s functions (``det``, ``inv``,
+``np.expand_dims``, ``np.dot``, ``np.max``, ``np.prod`` over a tuple of axes, ``np.cumprod``,
+NumPy 2's ``np.cumulative_sum``...) and the functions that are compositions of ops
+(``np.var``, ``np.flip``, ``np.einsum``, ``np.kron``...: the composites of
+``tape/composites.py``, with NumPy's arguments: ``np.var``'s ``ddof`` is ``correction``,
+``np.repeat`` is ``repeat_interleave``, ``np.outer`` flattens its arguments) are adapted in :data:`ADAPTED`; ``np.linalg``'s functions (``det``, ``inv``,
 ``solve``, ``cholesky``, ``slogdet``, ``svdvals``, ``norm``, ``matrix_norm``,
 ``vector_norm``) in :data:`LINALG`.
 

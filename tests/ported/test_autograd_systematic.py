@@ -418,7 +418,8 @@ def test_missing_numpy_functions_refuse(name, rng):
     t = symgrad.tensor(rng.standard_normal((4, 4, 3)))
     args = {1: (t,), 2: (t, t), None: None}[MISSING[name]]
     if args is None:
-        args = {"partition": (t, 1), "rollaxis": (t, 1), "vsplit": (t, 2), "hsplit": (t, 2), "dsplit": (t, 3), "array_split": (t, 2),
+        args = {"partition": (t, 1), "rollaxis": (t, 1), "vsplit": (t, 2), "hsplit": (t, 2), "dsplit": (t, 3),
+                "array_split": (t, 2),
                 "vstack": ([t, t],), "hstack": ([t, t],), "column_stack": ([t, t],)}[name]
     with pytest.raises(TypeError, match=f"np.{name} has no op"):
         getattr(np, name)(*args)
