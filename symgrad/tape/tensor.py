@@ -1142,6 +1142,10 @@ def _index(key) -> tuple:
 def as_tensor(data, dtype=None) -> Tensor:
     """Return ``data`` as a tensor, without copying a tensor or ndarray of the right dtype.
 
+    A list or tuple holding a tensor that requires grad raises ``TypeError`` (it would
+    become a constant, its gradient lost; PyTorch only warns): join such tensors with
+    ``symgrad.stack``. Every op reads its array arguments through this function.
+
     >>> import numpy as np, symgrad
     >>> a = np.zeros(2)
     >>> t = symgrad.as_tensor(a); t[0] = 5.0; a
