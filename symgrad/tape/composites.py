@@ -743,8 +743,9 @@ def count_nonzero(x: Tensor, dim=None) -> Tensor:
 def vector_norm(x: Tensor, ord=2, dim=None, keepdim: builtins.bool = False) -> Tensor:
     """``(sum |x|^ord)^(1/ord)`` over ``dim`` (all elements when None), as
     ``torch.linalg.vector_norm``: ``ord`` a number >= 1, ``inf`` (the largest ``|x|``) or
-    ``-inf`` (the smallest). ``ord=2`` is the op ``norm``. At a zero vector the gradient is
-    0 for every ``ord``, as PyTorch's (see :func:`_root`)."""
+    ``-inf`` (the smallest; tied extremes share the gradient evenly, as PyTorch's).
+    ``ord=2`` is the op ``norm``. At a zero vector the gradient is 0 for every ``ord``, as
+    PyTorch's (see :func:`_root`)."""
     x = as_tensor(x)
     if isinstance(ord, builtins.bool) or not isinstance(ord, numbers.Real) or not (ord >= 1 or ord == -math.inf):
         raise ValueError(f"vector_norm: ord must be a number >= 1, inf or -inf, got {ord!r}")
@@ -754,14 +755,8 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: builtins.bool = False) -> T
     size = builtins.abs(x)
     if ord == 1:
         return size.sum(dim=dims, keepdim=keepdim)
-    if math.isinf(ord):
-        extreme = size.max if ord > 0 else size.min
-        if dims is None or len(dims) == x.ndim:
-            out = extreme()
-            return out.reshape(*([1] * x.ndim)) if keepdim else out
-        if len(dims) != 1:
-            raise NotImplementedError("vector_norm with ord=inf over several (not all) dims is not implemented")
-        return extreme(dims[0], keepdim=keepdim).values
+    if math.isinf(ord):  # amax/amin: tied extremes share the gradient evenly, as PyTorch's
+        return apply_op("amax" if ord > 0 else "amin", size, dim=dims, keepdim=keepdim)
     return _root((size ** ord).sum(dim=dims, keepdim=keepdim), 1.0 / ord)
 
 
