@@ -16,6 +16,12 @@ Inputs are drawn from the session's seed; the matrices are kept well conditioned
 (``G / sqrt(n) + 3 I``, or ``G G^T + n I`` where autograd uses a positive definite one) so
 central differences stay accurate whatever the seed.
 
+Found by this port (fixed): ``symgrad.linalg.norm([x, x + 2])`` silently made a constant
+of the list (no gradient); ``vector_norm`` of ``ord=inf`` along a dim gave a tie's gradient
+to one element (PyTorch shares it) and refused several dims. Still different: ``det``'s
+gradient at a singular matrix raises ``LinAlgError`` (PyTorch gives the adjugate; a strict
+xfail in ``tests/test_special_points_against_torch.py``).
+
 Left out, each for a reason:
 
 * the complex rows (``*_complex``): symgrad is real-valued;

@@ -17,6 +17,13 @@ by :func:`.systematic.check_case`: the value against NumPy's, ``symgrad.grad`` a
 ``.backward()`` on each engine against central differences, the second derivative
 (autograd's order 2) and torch's gradient where torch has the function.
 
+Found by this port (fixed; each also has a row in the table of its own test file):
+``std`` of one element (or of equal ones) had a NaN gradient where the function is
+constant (and ``vector_norm`` of ``ord=3`` at a zero vector); ``np.prod`` refused a tuple of
+axes; ``np.concatenate(..., axis=None)`` crashed in backward; ``np.expand_dims`` refused a
+tuple of axes; ``np.atleast_3d`` was not routed; ``einsum``'s sublist form raised an
+``AttributeError``; ``np.round(t, 1)`` was unclear, and ``t.sin(u)`` overwrote ``u``.
+
 Left out, each for a reason:
 
 * the complex-valued rows (``test_complex``, ``real``, ``imag``, ``conj``, ``conjugate``,
