@@ -336,7 +336,7 @@ def test_del_grad_is_grad_none():
 
 
 AXIS_METHODS = ["sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax", "argmax", "argmin",
-                "squeeze", "unsqueeze"]
+                "squeeze", "unsqueeze", "amax", "amin", "prod", "cumsum", "cumprod", "std", "var"]
 
 
 def _values(result):
@@ -353,7 +353,8 @@ def test_axis_is_dim_like_torch(method, rng):
     np.testing.assert_allclose(_values(by_axis), _values(getattr(torch.tensor(data), method)(axis=1)), rtol=1e-14)
 
 
-@pytest.mark.parametrize("method", ["sum", "mean", "max", "min", "logsumexp", "argmax", "argmin"])
+@pytest.mark.parametrize("method", ["sum", "mean", "max", "min", "logsumexp", "argmax", "argmin", "amax", "amin",
+                                    "prod", "std", "var"])
 def test_keepdims_is_keepdim(method, rng):
     torch = _torch()
     data = rng.standard_normal((3, 4))
@@ -375,6 +376,9 @@ def test_free_sum_takes_axis_and_the_gradient_flows():
     (lambda x: x.softmax(), "softmax\\(\\) missing the dimension"),
     (lambda x: x.logsumexp(), "logsumexp\\(\\) missing"),
     (lambda x: x.unsqueeze(), "unsqueeze\\(\\) missing"),
+    (lambda x: x.cumsum(), "cumsum\\(\\) missing"),
+    (lambda x: x.amax(0, axis=0), "got dim=0 and axis=0"),
+    (lambda x: x.std(0, keepdim=True, keepdims=True), "keepdim and keepdims"),
 ])
 def test_dim_keyword_errors(call, message):
     with pytest.raises(TypeError, match=message):

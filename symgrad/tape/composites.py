@@ -31,7 +31,7 @@ import numpy as np
 
 from ..ops.reductions import normalize_dims, stable_order
 from . import tracing, views
-from .tensor import MinMaxResult, Tensor, _index, apply_op, as_tensor
+from .tensor import MinMaxResult, Tensor, _dim_keywords, _index, apply_op, as_tensor
 
 __all__ = ["flip", "fliplr", "flipud", "roll", "movedim", "moveaxis", "ravel", "unbind", "chunk", "split", "select",
            "narrow", "masked_fill", "index_select", "gather", "take_along_dim", "atleast_1d", "atleast_2d",
@@ -649,10 +649,12 @@ def tril(x: Tensor, diagonal: int = 0) -> Tensor:
 
 # ----------------------------------------------------------------------------- statistics
 @_shown_as("VarBackward0")
-def var(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False) -> Tensor:
+def var(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False, axis=None,
+        keepdims=None) -> Tensor:
     """Variance over ``dim``, dividing by ``N - correction`` (``correction=1`` by default;
-    ``unbiased=False`` is ``correction=0``), as ``torch.var``."""
+    ``unbiased=False`` is ``correction=0``), as ``torch.var`` (``axis``/``keepdims`` too)."""
     x = as_tensor(x)
+    dim, keepdim = _dim_keywords("var", dim, axis, keepdim, keepdims)
     if correction is not None and unbiased is not None:
         raise TypeError("var: give correction or unbiased, not both")
     if isinstance(dim, builtins.bool):  # torch.var(x, False): the old positional `unbiased`
@@ -679,9 +681,11 @@ def _root(total: Tensor, power: float) -> Tensor:
 
 
 @_shown_as("StdBackward0")
-def std(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False) -> Tensor:
+def std(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False, axis=None,
+        keepdims=None) -> Tensor:
     """Standard deviation: the square root of :func:`var`; where the variance is 0 (one
     element, or all equal) the gradient is 0, as PyTorch's (see :func:`_root`)."""
+    dim, keepdim = _dim_keywords("std", dim, axis, keepdim, keepdims)
     return _root(var(x, dim, correction=correction, unbiased=unbiased, keepdim=keepdim), 0.5)
 
 

@@ -744,32 +744,37 @@ class Tensor:
             raise TypeError("log_softmax() missing the dimension to normalise over: pass dim (or axis)")
         return apply_op("log_softmax", self, dim=dim)
 
-    def prod(self, dim=None, keepdim: builtins.bool = False):
+    def prod(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
         """The product over all elements or over the int ``dim``; the gradient at zeros is
         PyTorch's (the product of the others at a lone zero, else 0)."""
+        dim, keepdim = _dim_keywords("prod", dim, axis, keepdim, keepdims)
         if dim is not None and not isinstance(dim, (builtins.int, np.integer)):
             raise TypeError(f"prod takes one int dim (or None), got {dim!r}")
         return apply_op("prod", self, dim=None if dim is None else builtins.int(dim), keepdim=keepdim)
 
-    def cumsum(self, dim: int):
+    def cumsum(self, dim: int | None = None, *, axis=None):
         """Running sums along ``dim``."""
+        dim = _required_dim("cumsum", dim, axis)
         return apply_op("cumsum", self, dim=builtins.int(dim))
 
-    def cumprod(self, dim: int):
+    def cumprod(self, dim: int | None = None, *, axis=None):
         """Running products along ``dim``; the gradient at zeros is PyTorch's."""
+        dim = _required_dim("cumprod", dim, axis)
         return apply_op("cumprod", self, dim=builtins.int(dim))
 
     def logcumsumexp(self, dim: int):
         """``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
         return apply_op("logcumsumexp", self, dim=builtins.int(dim))
 
-    def amax(self, dim=None, keepdim: builtins.bool = False):
+    def amax(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
         """The largest value over ``dim`` (None or ``()``: all dims; an int or a tuple); the
         gradient is split evenly between the tied largest elements of each slice, as PyTorch's."""
+        dim, keepdim = _dim_keywords("amax", dim, axis, keepdim, keepdims)
         return apply_op("amax", self, dim=None if dim == () else _dims(dim), keepdim=keepdim)
 
-    def amin(self, dim=None, keepdim: builtins.bool = False):
+    def amin(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
         """The smallest value over ``dim``; ties share the gradient evenly, as in :meth:`amax`."""
+        dim, keepdim = _dim_keywords("amin", dim, axis, keepdim, keepdims)
         return apply_op("amin", self, dim=None if dim == () else _dims(dim), keepdim=keepdim)
 
     def norm(self, p=2, dim=None, keepdim: builtins.bool = False):
@@ -1092,6 +1097,14 @@ def _dim_keywords(method: str, dim, axis, keepdim, keepdims):
             raise TypeError(f"{method}() got keepdim and keepdims; keepdims is NumPy's name for keepdim, pass one")
         keepdim = keepdims
     return dim, keepdim
+
+
+def _required_dim(method: str, dim, axis) -> int:
+    """The one dim a running op needs, by PyTorch's name or NumPy's."""
+    dim, _ = _dim_keywords(method, dim, axis, False, None)
+    if dim is None:
+        raise TypeError(f"{method}() missing the dimension to run along: pass dim (or axis)")
+    return dim
 
 
 def _dims(dim):
