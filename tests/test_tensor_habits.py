@@ -49,6 +49,35 @@ def test_tensor_constructor_of_a_tensor_shares_its_values():
     assert y.dtype == x.dtype and x.tolist() == [7, 2]
 
 
+LISTS_OF_GRAPH_TENSORS = {  # an op's argument given as a list holding a tensor that requires grad
+    "linalg.norm": lambda x: symgrad.linalg.norm([x, x + 2]),
+    "linalg.det": lambda x: symgrad.linalg.det([[x, 1.0], [2.0, x]]),
+    "add": lambda x: symgrad.add(x, [x, 1.0]),
+    "operator +": lambda x: x + [x, 1.0],
+    "matmul": lambda x: symgrad.matmul([[x, 1.0]], symgrad.ones(2)),
+    "where": lambda x: symgrad.where(symgrad.tensor([True, False]), (x, x * 2), 0.0),
+    "as_tensor": lambda x: symgrad.as_tensor([1.0, x]),
+    "exp": lambda x: symgrad.exp([x]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LISTS_OF_GRAPH_TENSORS))
+def test_a_list_of_tensors_that_require_grad_is_refused_not_made_a_constant(name):
+    # found porting HIPS autograd's test_norm_list_of_boxes: symgrad.linalg.norm([x, x + 2])
+    # returned tensor(2.) with no grad_fn (the list became a constant), so the gradient was lost
+    x = symgrad.tensor(0.5, requires_grad=True)
+    with pytest.raises(TypeError, match="symgrad.stack"):
+        LISTS_OF_GRAPH_TENSORS[name](x)
+
+
+def test_a_list_of_tensors_without_grad_is_still_a_constant_and_tensor_copies():
+    plain = symgrad.tensor(0.5)
+    assert symgrad.as_tensor([plain, 2.0]).tolist() == [0.5, 2.0]
+    x = symgrad.tensor(0.5, requires_grad=True)
+    copied = symgrad.tensor([x, 2.0])  # torch.tensor's explicit copy, as PyTorch: no graph
+    assert copied.grad_fn is None and not copied.requires_grad
+
+
 def test_from_numpy_shares_memory_both_ways_and_keeps_dtype():
     array = np.array([1.0, 2.0], dtype=np.float32)
     t = symgrad.from_numpy(array, name="a")
@@ -307,7 +336,7 @@ def test_del_grad_is_grad_none():
 
 
 AXIS_METHODS = ["sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax", "argmax", "argmin",
-                "squeeze", "unsqueeze"]
+                "squeeze", "unsqueeze", "amax", "amin", "prod", "cumsum", "cumprod", "std", "var"]
 
 
 def _values(result):
@@ -324,7 +353,8 @@ def test_axis_is_dim_like_torch(method, rng):
     np.testing.assert_allclose(_values(by_axis), _values(getattr(torch.tensor(data), method)(axis=1)), rtol=1e-14)
 
 
-@pytest.mark.parametrize("method", ["sum", "mean", "max", "min", "logsumexp", "argmax", "argmin"])
+@pytest.mark.parametrize("method", ["sum", "mean", "max", "min", "logsumexp", "argmax", "argmin", "amax", "amin",
+                                    "prod", "std", "var"])
 def test_keepdims_is_keepdim(method, rng):
     torch = _torch()
     data = rng.standard_normal((3, 4))
@@ -346,6 +376,9 @@ def test_free_sum_takes_axis_and_the_gradient_flows():
     (lambda x: x.softmax(), "softmax\\(\\) missing the dimension"),
     (lambda x: x.logsumexp(), "logsumexp\\(\\) missing"),
     (lambda x: x.unsqueeze(), "unsqueeze\\(\\) missing"),
+    (lambda x: x.cumsum(), "cumsum\\(\\) missing"),
+    (lambda x: x.amax(0, axis=0), "got dim=0 and axis=0"),
+    (lambda x: x.std(0, keepdim=True, keepdims=True), "keepdim and keepdims"),
 ])
 def test_dim_keyword_errors(call, message):
     with pytest.raises(TypeError, match=message):

@@ -378,6 +378,9 @@ def cat_skipped(shapes) -> list[bool]:
 
 
 def _cat_forward(*arrays, dim=0):
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"cat: dim must be an int, got {dim!r} (NumPy's axis=None, joining the flattened arrays, "
+                        "is cat of each one's reshape(-1))")
     arrays = [np.asarray(a) for a in arrays]
     kept = [a for a, skip in zip(arrays, cat_skipped([a.shape for a in arrays])) if not skip]
     return np.concatenate(kept, axis=dim)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..ops.reductions import normalize_dims, stable_order
 from . import tracing, views
-from .tensor import MinMaxResult, Tensor, _index, apply_op, as_tensor
+from .tensor import MinMaxResult, Tensor, _dim_keywords, _index, apply_op, as_tensor
 
 __all__ = ["flip", "fliplr", "flipud", "roll", "movedim", "moveaxis", "ravel", "unbind", "chunk", "split", "select",
            "narrow", "masked_fill", "index_select", "gather", "take_along_dim", "atleast_1d", "atleast_2d",
@@ -529,7 +529,11 @@ def einsum(equation: str, *operands) -> Tensor:
     """Einstein summation, as ``torch.einsum`` (``"ij,jk->ik"``, ``"bi,bi->b"``, ...): the
     operands are contracted pairwise, left to right, each pair as one batched ``matmul``
     (letters only in one operand and not wanted later are summed first), so the closed
-    form stays array-level. Not implemented: ``...`` and a letter repeated in one operand."""
+    form stays array-level. Not implemented: ``...``, a letter repeated in one operand, and
+    NumPy's sublist form (``einsum(a, [0, 1], b, [1, 2])``)."""
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum: the first argument must be the equation (a str such as 'ij,jk->ik'), got "
+                        f"{type(equation).__name__}; NumPy's sublist form einsum(a, [0, 1], ...) is not supported")
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     operands = [as_tensor(o) for o in operands]
@@ -645,10 +649,12 @@ def tril(x: Tensor, diagonal: int = 0) -> Tensor:
 
 # ----------------------------------------------------------------------------- statistics
 @_shown_as("VarBackward0")
-def var(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False) -> Tensor:
+def var(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False, axis=None,
+        keepdims=None) -> Tensor:
     """Variance over ``dim``, dividing by ``N - correction`` (``correction=1`` by default;
-    ``unbiased=False`` is ``correction=0``), as ``torch.var``."""
+    ``unbiased=False`` is ``correction=0``), as ``torch.var`` (``axis``/``keepdims`` too)."""
     x = as_tensor(x)
+    dim, keepdim = _dim_keywords("var", dim, axis, keepdim, keepdims)
     if correction is not None and unbiased is not None:
         raise TypeError("var: give correction or unbiased, not both")
     if isinstance(dim, builtins.bool):  # torch.var(x, False): the old positional `unbiased`
@@ -662,10 +668,25 @@ def var(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtin
     return (centred * centred).sum(dim=dims, keepdim=keepdim) / builtins.max(count - correction, 0)
 
 
+def _root(total: Tensor, power: float) -> Tensor:
+    """``total ** power`` (``0 < power < 1``) of a nonnegative ``total`` (a variance, a sum of
+    ``|x|^p``), with gradient 0 where ``total`` is 0, as PyTorch's ``std`` and ``vector_norm``
+    give: there the root's derivative is infinite and the chain rule's ``0 * inf`` would be
+    NaN, though the function is constant along every direction (one element's spread) or
+    has 0 as a subgradient (the tip of the cone ``||x||``). The inner ``where`` keeps the
+    root's derivative finite, so the gradient (and the second derivative) is exactly 0.
+    A NaN ``total`` (the variance of one element with ``correction=1``) stays NaN."""
+    nonzero = total != 0
+    return apply_op("where", nonzero, apply_op("where", nonzero, total, 1.0) ** power, 0.0)
+
+
 @_shown_as("StdBackward0")
-def std(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False) -> Tensor:
-    """Standard deviation: the square root of :func:`var`."""
-    return var(x, dim, correction=correction, unbiased=unbiased, keepdim=keepdim).sqrt()
+def std(x: Tensor, dim=None, *, correction=None, unbiased=None, keepdim: builtins.bool = False, axis=None,
+        keepdims=None) -> Tensor:
+    """Standard deviation: the square root of :func:`var`; where the variance is 0 (one
+    element, or all equal) the gradient is 0, as PyTorch's (see :func:`_root`)."""
+    dim, keepdim = _dim_keywords("std", dim, axis, keepdim, keepdims)
+    return _root(var(x, dim, correction=correction, unbiased=unbiased, keepdim=keepdim), 0.5)
 
 
 # ----------------------------------------------------------------------------- order
@@ -726,8 +747,9 @@ def count_nonzero(x: Tensor, dim=None) -> Tensor:
 def vector_norm(x: Tensor, ord=2, dim=None, keepdim: builtins.bool = False) -> Tensor:
     """``(sum |x|^ord)^(1/ord)`` over ``dim`` (all elements when None), as
     ``torch.linalg.vector_norm``: ``ord`` a number >= 1, ``inf`` (the largest ``|x|``) or
-    ``-inf`` (the smallest). ``ord=2`` is the op ``norm``. At a zero vector the gradient of
-    ``ord`` other than 1, 2 and the infinities is NaN (PyTorch gives 0)."""
+    ``-inf`` (the smallest; tied extremes share the gradient evenly, as PyTorch's).
+    ``ord=2`` is the op ``norm``. At a zero vector the gradient is 0 for every ``ord``, as
+    PyTorch's (see :func:`_root`)."""
     x = as_tensor(x)
     if isinstance(ord, builtins.bool) or not isinstance(ord, numbers.Real) or not (ord >= 1 or ord == -math.inf):
         raise ValueError(f"vector_norm: ord must be a number >= 1, inf or -inf, got {ord!r}")
@@ -737,15 +759,9 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: builtins.bool = False) -> T
     size = builtins.abs(x)
     if ord == 1:
         return size.sum(dim=dims, keepdim=keepdim)
-    if math.isinf(ord):
-        extreme = size.max if ord > 0 else size.min
-        if dims is None or len(dims) == x.ndim:
-            out = extreme()
-            return out.reshape(*([1] * x.ndim)) if keepdim else out
-        if len(dims) != 1:
-            raise NotImplementedError("vector_norm with ord=inf over several (not all) dims is not implemented")
-        return extreme(dims[0], keepdim=keepdim).values
-    return (size ** ord).sum(dim=dims, keepdim=keepdim) ** (1.0 / ord)
+    if math.isinf(ord):  # amax/amin: tied extremes share the gradient evenly, as PyTorch's
+        return apply_op("amax" if ord > 0 else "amin", size, dim=dims, keepdim=keepdim)
+    return _root((size ** ord).sum(dim=dims, keepdim=keepdim), 1.0 / ord)
 
 
 # ----------------------------------------------------------------------------- padding

@@ -83,6 +83,10 @@ def _promote(op, inputs: list) -> list:
 def _forward(op_name: str, operands: tuple, attrs: dict) -> tuple:
     """``(op, input tensors after promotion, result array)`` of one op on ``operands``."""
     op = OPS[op_name]
+    if op.arity is not None and len(operands) != op.arity:
+        # a NumPy ufunc forward would read an extra operand as its out= array and overwrite it
+        raise TypeError(f"{op_name} takes {op.arity} tensor input{'s' if op.arity != 1 else ''}, got {len(operands)}; "
+                        "pass its other arguments by keyword")
     inputs = _promote(op, [value if isinstance(value, Tensor) else _operand(value, operands) for value in operands])
     for t in inputs:
         if t._view_of is not None:

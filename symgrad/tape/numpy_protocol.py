@@ -9,11 +9,11 @@ is ``a + t``): recorded with its ``grad_fn``, in the closed form, and traced ins
 transforms.  NumPy's keyword names become the method's (``axis=`` is ``dim=``,
 ``keepdims=`` is ``keepdim=``, ``a_min=``/``a_max=`` are ``min=``/``max=``).  A few NumPy
 functions whose arguments differ from any op's (``np.transpose``, ``np.concatenate``,
-``np.dot``, ``np.max``, ``np.cumprod``, NumPy 2's ``np.cumulative_sum``...) and the functions
-that are compositions of ops (``np.var``, ``np.flip``, ``np.einsum``, ``np.kron``...: the
-composites of ``tape/composites.py``, with NumPy's arguments: ``np.var``'s ``ddof`` is
-``correction``, ``np.repeat`` is ``repeat_interleave``, ``np.outer`` flattens its
-arguments) are adapted in :data:`ADAPTED`; ``np.linalg``'s functions (``det``, ``inv``,
+``np.expand_dims``, ``np.dot``, ``np.max``, ``np.prod`` over a tuple of axes, ``np.cumprod``,
+NumPy 2's ``np.cumulative_sum``...) and the functions that are compositions of ops
+(``np.var``, ``np.flip``, ``np.einsum``, ``np.kron``...: the composites of
+``tape/composites.py``, with NumPy's arguments: ``np.var``'s ``ddof`` is ``correction``,
+``np.repeat`` is ``repeat_interleave``, ``np.outer`` flattens its arguments) are adapted in :data:`ADAPTED`; ``np.linalg``'s functions (``det``, ``inv``,
 ``solve``, ``cholesky``, ``slogdet``, ``svdvals``, ``norm``, ``matrix_norm``,
 ``vector_norm``) in :data:`LINALG`.
 
@@ -50,6 +50,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..ops import OPS
+from ..ops.reductions import normalize_dims
 from .tensor import Tensor, _dims, apply_op
 
 __all__ = ["array_ufunc", "array_function", "ADAPTED", "LINALG", "numpy_functions"]
@@ -112,6 +113,17 @@ def _cumulative(name: str) -> Callable[..., Any]:
     return call
 
 
+def _product(a, axis=None, keepdims=False):
+    """``np.prod``: over all elements, one axis or a tuple of axes (one ``prod`` op per axis,
+    the highest first, so the others keep their numbers; ``Tensor.prod`` takes one dim, as
+    PyTorch's)."""
+    if not isinstance(axis, (tuple, list)):
+        return apply_op("prod", a, dim=_dims(axis), keepdim=bool(keepdims))
+    for d in sorted(normalize_dims(tuple(axis), a.ndim), reverse=True):
+        a = apply_op("prod", a, dim=d, keepdim=bool(keepdims))
+    return a
+
+
 def _spread(name: str) -> Callable[..., Any]:
     """``np.var``/``np.std``: ``ddof`` (NumPy's default 0) is PyTorch's ``correction``."""
     def call(a, axis=None, ddof=0, keepdims=False):
@@ -172,16 +184,28 @@ def _dot(a, b):
     return apply_op("matmul", a, b)
 
 
+def _expand_dims(a, axis):
+    """``np.expand_dims``: ``axis`` an int or a tuple of positions in the result."""
+    if not isinstance(axis, (tuple, list)):
+        return apply_op("unsqueeze", a, dim=int(axis))
+    for d in sorted(normalize_dims(tuple(axis), a.ndim + len(axis))):
+        a = apply_op("unsqueeze", a, dim=d)
+    return a
+
+
 def _transpose(a, axes=None):
     dims = tuple(reversed(range(a.ndim))) if axes is None else tuple(axes)
     return a.permute(*dims)
 
 
 def _joined(op_name: str) -> Callable[..., Any]:
+    """``np.concatenate`` (``axis=None`` joins the flattened arrays) and ``np.stack``."""
     def call(arrays, axis=0):
         arrays = list(arrays)
         if not arrays:
             raise ValueError(f"np.{'concatenate' if op_name == 'cat' else 'stack'} needs at least one array")
+        if axis is None and op_name == "cat":
+            return apply_op("cat", *[apply_op("reshape", a, shape=(-1,)) for a in arrays], dim=0)
         return apply_op(op_name, *arrays, dim=axis)
 
     return call
@@ -194,8 +218,10 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "amin": _extremum("amin"),
     "dot": _dot,
     "transpose": _transpose,
+    "expand_dims": _expand_dims,
     "concatenate": _joined("cat"),
     "stack": _joined("stack"),
+    "prod": _product,
     "cumsum": _running("cumsum"),
     "cumprod": _running("cumprod"),
     "cumulative_sum": _cumulative("cumsum"),
@@ -221,6 +247,7 @@ ADAPTED: dict[str, Callable[..., Any]] = {
     "take_along_axis": _composite("take_along_dim", axis="dim"),
     "atleast_1d": _composite("atleast_1d"),
     "atleast_2d": _composite("atleast_2d"),
+    "atleast_3d": _composite("atleast_3d"),
     "sort": _sort,
     "count_nonzero": _composite("count_nonzero", axis="dim"),
     "shape": lambda a: tuple(a.shape),

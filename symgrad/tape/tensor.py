@@ -744,32 +744,37 @@ class Tensor:
             raise TypeError("log_softmax() missing the dimension to normalise over: pass dim (or axis)")
         return apply_op("log_softmax", self, dim=dim)
 
-    def prod(self, dim=None, keepdim: builtins.bool = False):
+    def prod(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
         """The product over all elements or over the int ``dim``; the gradient at zeros is
         PyTorch's (the product of the others at a lone zero, else 0)."""
+        dim, keepdim = _dim_keywords("prod", dim, axis, keepdim, keepdims)
         if dim is not None and not isinstance(dim, (builtins.int, np.integer)):
             raise TypeError(f"prod takes one int dim (or None), got {dim!r}")
         return apply_op("prod", self, dim=None if dim is None else builtins.int(dim), keepdim=keepdim)
 
-    def cumsum(self, dim: int):
+    def cumsum(self, dim: int | None = None, *, axis=None):
         """Running sums along ``dim``."""
+        dim = _required_dim("cumsum", dim, axis)
         return apply_op("cumsum", self, dim=builtins.int(dim))
 
-    def cumprod(self, dim: int):
+    def cumprod(self, dim: int | None = None, *, axis=None):
         """Running products along ``dim``; the gradient at zeros is PyTorch's."""
+        dim = _required_dim("cumprod", dim, axis)
         return apply_op("cumprod", self, dim=builtins.int(dim))
 
     def logcumsumexp(self, dim: int):
         """``log(cumsum(exp(x)))`` along ``dim``, computed without overflow."""
         return apply_op("logcumsumexp", self, dim=builtins.int(dim))
 
-    def amax(self, dim=None, keepdim: builtins.bool = False):
+    def amax(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
         """The largest value over ``dim`` (None or ``()``: all dims; an int or a tuple); the
         gradient is split evenly between the tied largest elements of each slice, as PyTorch's."""
+        dim, keepdim = _dim_keywords("amax", dim, axis, keepdim, keepdims)
         return apply_op("amax", self, dim=None if dim == () else _dims(dim), keepdim=keepdim)
 
-    def amin(self, dim=None, keepdim: builtins.bool = False):
+    def amin(self, dim=None, keepdim: builtins.bool = False, *, axis=None, keepdims=None):
         """The smallest value over ``dim``; ties share the gradient evenly, as in :meth:`amax`."""
+        dim, keepdim = _dim_keywords("amin", dim, axis, keepdim, keepdims)
         return apply_op("amin", self, dim=None if dim == () else _dims(dim), keepdim=keepdim)
 
     def norm(self, p=2, dim=None, keepdim: builtins.bool = False):
@@ -1094,6 +1099,14 @@ def _dim_keywords(method: str, dim, axis, keepdim, keepdims):
     return dim, keepdim
 
 
+def _required_dim(method: str, dim, axis) -> int:
+    """The one dim a running op needs, by PyTorch's name or NumPy's."""
+    dim, _ = _dim_keywords(method, dim, axis, False, None)
+    if dim is None:
+        raise TypeError(f"{method}() missing the dimension to run along: pass dim (or axis)")
+    return dim
+
+
 def _dims(dim):
     if dim is None:
         return None
@@ -1142,6 +1155,10 @@ def _index(key) -> tuple:
 def as_tensor(data, dtype=None) -> Tensor:
     """Return ``data`` as a tensor, without copying a tensor or ndarray of the right dtype.
 
+    A list or tuple holding a tensor that requires grad raises ``TypeError`` (it would
+    become a constant, its gradient lost; PyTorch only warns): join such tensors with
+    ``symgrad.stack``. Every op reads its array arguments through this function.
+
     >>> import numpy as np, symgrad
     >>> a = np.zeros(2)
     >>> t = symgrad.as_tensor(a); t[0] = 5.0; a
@@ -1151,7 +1168,16 @@ def as_tensor(data, dtype=None) -> Tensor:
         return data if dtype is None else data.to(dtype)
     if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
         return Tensor(dtypes.as_array(data, copy=False))
+    if isinstance(data, (list, tuple)) and _holds_graph_tensor(data):
+        raise TypeError("a list or tuple of tensors that require grad would become a constant here (its "
+                        "gradient silently lost); join them with symgrad.stack (or symgrad.cat) first")
     return Tensor(dtypes.as_array(data, dtype))
+
+
+def _holds_graph_tensor(data) -> builtins.bool:
+    """Whether a (nested) list or tuple holds a tensor that requires grad."""
+    return builtins.any(item.requires_grad if isinstance(item, Tensor) else
+                        isinstance(item, (list, tuple)) and _holds_graph_tensor(item) for item in data)
 
 
 def _is_bound_array(value) -> builtins.bool:

@@ -13,7 +13,9 @@ import pytest
 import symgrad
 import symgrad.nn.functional as F
 from symgrad.check import AnomalyError, detect_anomaly
+from symgrad.ops import OPS
 from symgrad.symbolic import compile_cache_info
+from symgrad.tape import apply_op
 
 
 def ones(*shape, dtype=None, requires_grad=False):
@@ -441,3 +443,27 @@ def test_a_cache_build_that_looks_up_its_own_key_raises_instead_of_waiting_forev
     with pytest.raises(RuntimeError, match="its own key"):
         cached(key, lambda: cached(key, lambda: "inner"))
     assert cached(key, lambda: "built") == "built"  # the failed build released the key
+
+
+FIXED_ARITY = sorted(name for name, op in OPS.items() if op.arity is not None)
+
+
+@pytest.mark.parametrize("name", FIXED_ARITY)
+def test_an_extra_operand_is_refused_and_left_unchanged(name):
+    # found porting autograd's test_systematic: t.sin(u) (and symgrad.exp(t, u), np.round(t, 1))
+    # handed u to the NumPy ufunc as its out= array, so u was silently overwritten with sin(t)
+    operands = [symgrad.tensor([0.25, 0.5]) for _ in range(OPS[name].arity + 1)]
+    extra = operands[-1]._data.copy()
+    with pytest.raises(TypeError, match=f"{name} takes {OPS[name].arity} tensor input"):
+        apply_op(name, *operands)
+    np.testing.assert_array_equal(operands[-1]._data, extra)
+
+
+@pytest.mark.parametrize("call", [lambda t, u: t.sin(u), lambda t, u: symgrad.exp(t, u), lambda t, u: t.floor(u),
+                                  lambda t, u: np.round(t, 1), lambda t, u: t.abs(2.0)],
+                         ids=["Tensor.sin(u)", "symgrad.exp(t, u)", "Tensor.floor(u)", "np.round(t, 1)", "abs(2.0)"])
+def test_a_one_input_op_called_with_two_refuses(call):
+    t, u = symgrad.tensor([0.25, 0.5], requires_grad=True), symgrad.tensor([5.0, 6.0])
+    with pytest.raises(TypeError, match="takes 1 tensor input, got 2"):
+        call(t, u)
+    assert u.tolist() == [5.0, 6.0]
