@@ -96,6 +96,19 @@ def test_random_programs_through_every_transform(k, rng):
     _check_every_transform(program, arrays, rng, order[::-1])
 
 
+@pytest.mark.parametrize("k", range(6))
+def test_random_programs_through_every_transform_on_the_c_tier(k, rng, cc, monkeypatch):
+    """The same on ``"auto"``'s C tier, which these small programs never reach by
+    themselves (its trial against NumPy is skipped when the tier is forced, so a C result
+    that differs shows here)."""
+    monkeypatch.setenv("SYMGRAD_AUTO", "c")
+    symgrad.symbolic.compile_cache_clear()  # nothing compiled earlier on NumPy answers
+    program = random_program(rng, max_steps=4)
+    arrays = [np.array(x, dtype=float) for x in program.inputs]
+    _check_every_transform(program, arrays, rng, list(range(len(arrays))))
+    symgrad.symbolic.compile_cache_clear()
+
+
 def _tape_value_and_grads(program, arrays):
     """``sum(program)`` and its gradient for every input, by the eager tape."""
     tensors = [symgrad.tensor(a, requires_grad=True) for a in arrays]
