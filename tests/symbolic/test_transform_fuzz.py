@@ -165,14 +165,9 @@ def test_random_programs_agree_on_every_evaluation_path(k, rng):
             _close(g, e, f"{path}: gradient for input {i} of\n{program}")
 
 
-# jvp of a program with logcumsumexp raises NameError (the upstream gradient's symbol is left
-# in the tangent: its VJP is not linear in it), a defect of its own, found here and left out
-TRANSFORM_PATH_OPS = [op for op in PATH_OPS if op != "logcumsumexp"]
-
-
 @pytest.mark.parametrize("k", range(8))
 def test_random_programs_with_rounding_jumps_through_every_transform(k, rng):
-    program = random_program(rng, ops=TRANSFORM_PATH_OPS, max_steps=4)
+    program = random_program(rng, ops=PATH_OPS, max_steps=4)
     arrays = [np.array(x, dtype=float) for x in program.inputs]
     _check_every_transform(program, arrays, rng, list(range(len(arrays))))
 
