@@ -20,8 +20,10 @@ def sum_to_shape(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     array([[3.],
            [3.]])
     """
-    g = np.asarray(g)
-    shape = tuple(shape)
+    if type(g) is not np.ndarray:
+        g = np.asarray(g)
+    if type(shape) is not tuple:
+        shape = tuple(shape)
     if g.shape == shape:
         return g.copy()  # an op's forward never returns (a view of) its input
     lead = g.ndim - len(shape)

@@ -53,9 +53,10 @@ def _promote(op, inputs: list) -> list:
     """
     if op.kind != "elementwise" or len(inputs) < 2:
         return inputs
-    first = inputs[0].dtype
+    first = inputs[0]._data.dtype
     for t in inputs:
-        if t.dtype is not first and t.dtype != first:
+        dtype = t._data.dtype
+        if dtype is not first and dtype != first:
             break
     else:
         return inputs

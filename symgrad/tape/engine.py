@@ -223,14 +223,15 @@ def graph_order(root_edges, targets=None) -> list:
     for root in root_edges:
         if root is None or root in state:
             continue
-        stack = [(root, iter(_edges(root)))]
+        stack = [(root, iter(_inputs(root)))]
         state[root] = "open"
         while stack:
-            node, children = stack[-1]
-            for child in children:
+            node, inputs = stack[-1]
+            for saved in inputs:
+                child = saved.edge
                 if child is not None and child not in state:
                     state[child] = "open"
-                    stack.append((child, iter(_edges(child))))
+                    stack.append((child, iter(_inputs(child))))
                     break
             else:
                 stack.pop()
@@ -245,8 +246,13 @@ def graph_order(root_edges, targets=None) -> list:
     return [node for node in order if node in useful]
 
 
+def _inputs(node) -> tuple:
+    """The saved inputs of a node (none of an AccumulateGrad)."""
+    return node.inputs if isinstance(node, Node) else ()
+
+
 def _edges(node) -> list:
-    return [saved.edge for saved in node.inputs] if isinstance(node, Node) else []
+    return [saved.edge for saved in _inputs(node)]
 
 
 def input_targets(inputs) -> dict:
@@ -345,9 +351,10 @@ def accumulate_grad(tensor: Tensor, g, create_graph: bool) -> None:
     if isinstance(g, Tensor) and not create_graph:
         g = g._data
     if not isinstance(g, Tensor):
-        g = np.asarray(g, dtype=tensor.dtype)
-        if g.shape != tensor.shape:
-            raise RuntimeError(f"gradient of shape {list(g.shape)} does not match the tensor's shape {list(tensor.shape)}")
+        data = tensor._data
+        g = np.asarray(g, dtype=data.dtype)
+        if g.shape != data.shape:
+            raise RuntimeError(f"gradient of shape {list(g.shape)} does not match the tensor's shape {list(data.shape)}")
     pending = getattr(_writes, "pending", None)
     if pending is None:
         _write_grad(tensor, g, create_graph)
@@ -399,14 +406,18 @@ def tape_backward(roots, grad_roots, *, inputs, retain_graph: bool, create_graph
     results = [None] * (len(inputs) if inputs is not None else 0)
     with set_grad_enabled(create_graph):
         for node in order:
-            if node not in pending:
+            grads = pending.pop(node, None)
+            if grads is None:
                 continue
-            grads = pending.pop(node)
-            deliver_to_leaf = accumulate and (targets is None or node in targets)
-            deliver_outputs(node, grads, create_graph, deliver_to_leaf, targets, results)
-            if isinstance(node, AccumulateGrad):
+            if type(node) is AccumulateGrad or isinstance(node, AccumulateGrad):
+                deliver_outputs(node, grads, create_graph, accumulate and (targets is None or node in targets),
+                                targets, results)
                 continue
-            check_not_freed(node)
+            if targets is not None or node.hooks[0] or node.retained[0] is not None or node.n_outputs > 1:
+                deliver_outputs(node, grads, create_graph, accumulate and (targets is None or node in targets),
+                                targets, results)  # (an op node without hooks or retain_grad delivers nothing)
+            if node.freed:
+                check_not_freed(node)
             node.check_versions()
             for saved, g_in in zip(node.inputs, node_vjp(node, grads, create_graph)):
                 if saved.edge in reachable and g_in is not None and g_in is not UNDEFINED:
