@@ -35,7 +35,13 @@ _ENGINES: dict[str, Callable | str] = {
     "both": "symgrad.symbolic.backward:cross_checked_backward",
 }
 _selected = ["symbolic"]  # the process-wide choice
-_block = threading.local()  # a ``backward_engine`` block's choice, per thread (like grad mode)
+class _BlockChoice(threading.local):
+    """A ``backward_engine`` block's choice, per thread (like grad mode); None outside blocks."""
+
+    name: str | None = None
+
+
+_block = _BlockChoice()
 
 
 def _check_engine(name: str) -> None:
@@ -56,13 +62,13 @@ def set_backward_engine(name: str) -> None:
     """
     _check_engine(name)
     _selected[0] = name
-    if getattr(_block, "name", None) is not None:
+    if _block.name is not None:
         _block.name = name
 
 
 def get_backward_engine() -> str:
     """The name of the engine ``backward()`` uses now (in this thread)."""
-    return getattr(_block, "name", None) or _selected[0]
+    return _block.name or _selected[0]
 
 
 class backward_engine:
@@ -78,7 +84,7 @@ class backward_engine:
         self.name = name
 
     def __enter__(self) -> None:
-        self.previous = getattr(_block, "name", None)
+        self.previous = _block.name
         _block.name = self.name
 
     def __exit__(self, *exc) -> None:
@@ -325,7 +331,14 @@ def deliver(node, g, create_graph: bool, accumulate: bool, index: int = 0):
     return g
 
 
-_writes = threading.local()
+class _PendingWrites(threading.local):
+    """The ``.grad`` writes the running ``backward()`` call holds back, per thread (None
+    outside such a call: writes are made at once)."""
+
+    pending: list | None = None
+
+
+_writes = _PendingWrites()
 _GRAD_LOCK = threading.RLock()
 
 
@@ -335,7 +348,7 @@ class _GradWrites:
     freed or modified graph) leaves every ``.grad`` and its version as they were."""
 
     def __enter__(self) -> None:
-        self.outer = getattr(_writes, "pending", None)
+        self.outer = _writes.pending
         _writes.pending = []
 
     def __exit__(self, exc_type, *exc) -> None:
@@ -355,7 +368,7 @@ def accumulate_grad(tensor: Tensor, g, create_graph: bool) -> None:
         g = np.asarray(g, dtype=data.dtype)
         if g.shape != data.shape:
             raise RuntimeError(f"gradient of shape {list(g.shape)} does not match the tensor's shape {list(data.shape)}")
-    pending = getattr(_writes, "pending", None)
+    pending = _writes.pending
     if pending is None:
         _write_grad(tensor, g, create_graph)
     else:
@@ -464,7 +477,9 @@ def node_vjp(node: Node, grads: list, create_graph: bool) -> list:
         g = grads[0] if isinstance(grads[0], Tensor) else Tensor(grads[0])
         return list(op.vjp(tensor_ops, g, answer, *values, **node.attrs))
     values = [saved.tensor._data for saved in node.inputs]
-    return list(op.vjp(numpy_ops, np.asarray(grads[0]), node.outputs[0], *values, **node.attrs))
+    g = grads[0]
+    return list(op.vjp(numpy_ops, g if type(g) is np.ndarray else np.asarray(g), node.outputs[0], *values,
+                       **node.attrs))
 
 
 def _function_vjp(node: Node, grads: list, create_graph: bool) -> list:

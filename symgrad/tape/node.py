@@ -46,13 +46,6 @@ class SavedInput:
         index = tensor._output_nr
         self.index = index if index == 0 or isinstance(edge, Node) else 0
 
-    def release(self) -> None:
-        """Drop the value of an intermediate input (one produced by a recorded op), keeping
-        what the graph's structure needs: shape, dtype and the edge.  Leaves, constants and
-        data tensors stay: they are the user's, and printing the graph reads them."""
-        if isinstance(self.edge, Node) and not isinstance(self.tensor, ReleasedValue):
-            self.tensor = ReleasedValue(self.tensor)
-
 
 class ReleasedValue:
     """What a freed node keeps of an intermediate input: its shape and dtype, no data."""
@@ -216,11 +209,16 @@ class Node:
                 _check_version(self, counter.value, expected, array)
 
     def free(self) -> None:
-        """Drop saved values after a backward without ``retain_graph``; edges stay."""
+        """Drop saved values after a backward without ``retain_graph``; edges stay.
+
+        Of an intermediate input (one produced by a recorded op) only what the graph's
+        structure needs stays: shape, dtype and the edge.  Leaves, constants and data
+        tensors stay: they are the user's, and printing the graph reads them."""
         self.freed = True
         self.outputs = [None] * self.n_outputs
         for saved in self.inputs:
-            saved.release()
+            if isinstance(saved.edge, Node) and not isinstance(saved.tensor, ReleasedValue):
+                saved.tensor = ReleasedValue(saved.tensor)
         if self.ctx is not None:
             self.ctx.free()
 
