@@ -225,19 +225,19 @@ def graph_order(root_edges, targets=None) -> list:
 
     With ``targets`` (a set of nodes), only nodes on a path to a target are kept.
     """
-    postorder, state = [], {}
+    postorder, seen = [], set()
     for root in root_edges:
-        if root is None or root in state:
+        if root is None or root in seen:
             continue
-        stack = [(root, iter(_inputs(root)))]
-        state[root] = "open"
+        stack = [(root, iter(root.inputs if isinstance(root, Node) else ()))]  # (an AccumulateGrad has none)
+        seen.add(root)
         while stack:
             node, inputs = stack[-1]
             for saved in inputs:
                 child = saved.edge
-                if child is not None and child not in state:
-                    state[child] = "open"
-                    stack.append((child, iter(_inputs(child))))
+                if child is not None and child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(child.inputs if isinstance(child, Node) else ())))
                     break
             else:
                 stack.pop()
@@ -252,13 +252,8 @@ def graph_order(root_edges, targets=None) -> list:
     return [node for node in order if node in useful]
 
 
-def _inputs(node) -> tuple:
-    """The saved inputs of a node (none of an AccumulateGrad)."""
-    return node.inputs if isinstance(node, Node) else ()
-
-
 def _edges(node) -> list:
-    return [saved.edge for saved in _inputs(node)]
+    return [saved.edge for saved in node.inputs] if isinstance(node, Node) else []
 
 
 def input_targets(inputs) -> dict:
