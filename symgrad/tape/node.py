@@ -127,10 +127,16 @@ class Node:
             self.ctx = ctx
         if n_outputs != 1:
             self.n_outputs = n_outputs
-        self.outputs: list[np.ndarray | None] = [None] * n_outputs
-        self.output_versions: list[tuple[Any, int] | None] = [None] * n_outputs
-        self.hooks: list[list] = [[]] if n_outputs == 1 else [[] for _ in range(n_outputs)]
-        self.retained: list[weakref.ref | None] = [None] * n_outputs
+        if n_outputs == 1:  # (list displays: cheaper than repeating a list, on every recorded op)
+            self.outputs: list[np.ndarray | None] = [None]
+            self.output_versions: list[tuple[Any, int] | None] = [None]
+            self.hooks: list[list] = [[]]
+            self.retained: list[weakref.ref | None] = [None]
+        else:
+            self.outputs = [None] * n_outputs
+            self.output_versions = [None] * n_outputs
+            self.hooks = [[] for _ in range(n_outputs)]
+            self.retained = [None] * n_outputs
 
     def name(self) -> str:
         """PyTorch's name for this node, e.g. ``AddBackward0`` (from the op and the input
