@@ -260,6 +260,15 @@ class Op:
 OPS: dict[str, Op] = {}
 
 
+def shape_of(x) -> tuple[int, ...]:
+    """``np.shape(x)``, at once for an ndarray (VJPs ask for their inputs' shapes on every call).
+
+    >>> shape_of(np.zeros((2, 3))), shape_of(1.0)
+    ((2, 3), ())
+    """
+    return x.shape if type(x) is np.ndarray else np.shape(x)
+
+
 def register(op: Op) -> Op:
     """Add ``op`` to the table; a second op of the same name is an error."""
     if op.name in OPS:
@@ -276,19 +285,27 @@ class ArrayNamespace:
     second namespace whose calls record ops on tensors, which is how ``create_graph=True``
     makes gradients differentiable without a second set of derivative rules.
 
+    ``call(op, *args, **attrs)`` runs one op; or ``bind(op)`` gives the function that runs
+    ``op`` (one call less per op: :data:`numpy_ops` binds each op's forward itself).
+
     >>> numpy_ops.exp(np.zeros(2))
     array([1., 1.])
     """
 
-    def __init__(self, call: Callable[..., Any]) -> None:
-        self._call = call
+    def __init__(self, call: Callable[..., Any] | None = None, *, bind: Callable[[Op], Callable] | None = None) -> None:
+        if (call is None) == (bind is None):
+            raise TypeError("ArrayNamespace takes call(op, *args, **attrs) or bind(op), exactly one of them")
+        self._bind = bind if bind is not None else (lambda op: lambda *args, **attrs: call(op, *args, **attrs))
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
+        """The function calling op ``name``, made on first use and kept as an attribute
+        (VJPs look ops up on every call: later lookups never reach here)."""
         try:
             op = OPS[name]
         except KeyError:
             raise AttributeError(f"the op table has no op named {name!r}") from None
-        return lambda *args, **attrs: self._call(op, *args, **attrs)
+        function = self.__dict__[name] = self._bind(op)
+        return function
 
 
-numpy_ops = ArrayNamespace(lambda op, *args, **attrs: op.forward(*args, **attrs))
+numpy_ops = ArrayNamespace(bind=lambda op: op.forward)

@@ -31,12 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import UNDEFINED, Domain, Op, register, sympy_function, sympy_number
+from .base import UNDEFINED, Domain, Op, register, shape_of, sympy_function, sympy_number
 from .special import erf as _erf
-
-
-def _shape(a) -> tuple[int, ...]:
-    return np.shape(a)
 
 
 def _fresh(ufunc):
@@ -77,7 +73,7 @@ add = register(Op(
     numpy="add",
     grad_fn_name="AddBackward0",
     forward=_fresh(np.add),
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(g, shape=_shape(b))),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=shape_of(a)), xp.sum_to(g, shape=shape_of(b))),
     sympy=lambda sp, a, b: a + b,
     arity=2,
     saves=frozenset(),
@@ -89,7 +85,7 @@ sub = register(Op(
     numpy="subtract",
     grad_fn_name="SubBackward0",
     forward=_fresh(np.subtract),
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-g, shape=_shape(b))),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=shape_of(a)), xp.sum_to(-g, shape=shape_of(b))),
     sympy=lambda sp, a, b: a - b,
     arity=2,
     saves=frozenset(),
@@ -109,7 +105,7 @@ mul = register(Op(
     numpy="multiply",
     grad_fn_name="MulBackward0",
     forward=_fresh(np.multiply),
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * b, shape=_shape(a)), xp.sum_to(g * a, shape=_shape(b))),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * b, shape=shape_of(a)), xp.sum_to(g * a, shape=shape_of(b))),
     sympy=lambda sp, a, b: a * b,
     arity=2,
     needed_by={0: (1,), 1: (0,)},
@@ -124,8 +120,8 @@ div = register(Op(
     grad_fn_name="DivBackward0",
     forward=_fresh(np.true_divide),
     vjp=lambda xp, g, ans, a, b: (
-        xp.sum_to(g / b, shape=_shape(a)),
-        xp.sum_to(-g * a / (b * b), shape=_shape(b)),
+        xp.sum_to(g / b, shape=shape_of(a)),
+        xp.sum_to(-g * a / (b * b), shape=shape_of(b)),
     ),
     sympy=lambda sp, a, b: a / b,
     arity=2,
@@ -145,7 +141,7 @@ def _pow_vjp(xp, g, ans, a, b):
     grad_a = xp.where(no_base, 0.0, g * b * xp.pow(xp.where(no_base, 1.0, a), b - 1))
     at_zero = (a == 0) * (b >= 0)
     grad_b = xp.where(at_zero, 0.0, g * ans * xp.log(xp.where(at_zero, 1.0, a)))
-    return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
+    return xp.sum_to(grad_a, shape=shape_of(a)), xp.sum_to(grad_b, shape=shape_of(b))
 
 
 pow_ = register(Op(
@@ -274,8 +270,8 @@ def _atan2_vjp(xp, g, ans, y, x):
     squares = x * x + y * y
     origin = squares == 0
     safe = xp.where(origin, 1.0, squares)
-    return (xp.sum_to(xp.where(origin, 0.0, g * x / safe), shape=_shape(y)),
-            xp.sum_to(xp.where(origin, 0.0, -(g * y) / safe), shape=_shape(x)))
+    return (xp.sum_to(xp.where(origin, 0.0, g * x / safe), shape=shape_of(y)),
+            xp.sum_to(xp.where(origin, 0.0, -(g * y) / safe), shape=shape_of(x)))
 
 
 atan2 = register(Op(
@@ -297,7 +293,7 @@ hypot = register(Op(
     numpy="hypot",
     grad_fn_name="HypotBackward0",
     forward=_fresh(np.hypot),
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * a / ans, shape=_shape(a)), xp.sum_to(g * b / ans, shape=_shape(b))),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g * a / ans, shape=shape_of(a)), xp.sum_to(g * b / ans, shape=shape_of(b))),
     sympy=sympy_function("sympy.codegen.cfunctions.hypot"),
     arity=2,
     saves=frozenset({"inputs", "output"}),
@@ -557,8 +553,8 @@ def _clamp_tensor_vjp(xp, g, ans, x, min, max):  # noqa: A002
     grad_x = xp.where(inside, g, 0.0)
     grad_min = xp.where(inside, 0.0, xp.where(crossed, 0.0, xp.where(below, g, 0.0)))
     grad_max = xp.where(inside, 0.0, xp.where(crossed, g, xp.where(below, 0.0, xp.where(x > max, g, 0.0))))
-    return (xp.sum_to(grad_x, shape=_shape(x)), xp.sum_to(grad_min, shape=_shape(min)),
-            xp.sum_to(grad_max, shape=_shape(max)))
+    return (xp.sum_to(grad_x, shape=shape_of(x)), xp.sum_to(grad_min, shape=shape_of(min)),
+            xp.sum_to(grad_max, shape=shape_of(max)))
 
 
 def _clamp_tensor_sympy(sp, x, min, max):  # noqa: A002
@@ -593,7 +589,7 @@ def _extremum_vjp(xp, g, a, b, wins):
     half = g * 0.5
     grad_a = xp.where(tie, half, xp.where(wins(b, a), 0.0, g))
     grad_b = xp.where(tie, half, xp.where(wins(a, b), 0.0, g))
-    return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(grad_b, shape=_shape(b))
+    return xp.sum_to(grad_a, shape=shape_of(a)), xp.sum_to(grad_b, shape=shape_of(b))
 
 
 maximum = register(Op(
@@ -627,8 +623,8 @@ minimum = register(Op(
 def _where_vjp(xp, g, ans, condition, a, b):
     return (
         UNDEFINED,
-        xp.sum_to(xp.where(condition, g, 0.0), shape=_shape(a)),
-        xp.sum_to(xp.where(condition, 0.0, g), shape=_shape(b)),
+        xp.sum_to(xp.where(condition, g, 0.0), shape=shape_of(a)),
+        xp.sum_to(xp.where(condition, 0.0, g), shape=shape_of(b)),
     )
 
 
@@ -696,8 +692,8 @@ floor_divide = register(Op(
     numpy="floor_divide",
     grad_fn_name="FloorDivideBackward0",
     forward=_fresh(np.floor_divide),
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(_zeros_like(xp, g), shape=_shape(a)),
-                                  xp.sum_to(_zeros_like(xp, g), shape=_shape(b))),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(_zeros_like(xp, g), shape=shape_of(a)),
+                                  xp.sum_to(_zeros_like(xp, g), shape=shape_of(b))),
     sympy=sympy_function("symgrad.symbolic.forms.stable.floor_divide"),
     arity=2,
     saves=frozenset(),
@@ -710,8 +706,8 @@ remainder = register(Op(
     numpy="remainder",
     grad_fn_name="RemainderBackward1",
     forward=_fresh(np.remainder),
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)),
-                                  xp.sum_to(-(g * xp.floor_divide(a, b)), shape=_shape(b))),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=shape_of(a)),
+                                  xp.sum_to(-(g * xp.floor_divide(a, b)), shape=shape_of(b))),
     sympy=sympy_function("symgrad.symbolic.forms.stable.remainder"),
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
@@ -723,7 +719,7 @@ fmod = register(Op(
     numpy="fmod",
     grad_fn_name="FmodBackward1",
     forward=_fresh(np.fmod),
-    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=_shape(a)), xp.sum_to(-(g * xp.trunc(a / b)), shape=_shape(b))),
+    vjp=lambda xp, g, ans, a, b: (xp.sum_to(g, shape=shape_of(a)), xp.sum_to(-(g * xp.trunc(a / b)), shape=shape_of(b))),
     sympy=sympy_function("symgrad.symbolic.forms.stable.fmod"),
     arity=2,
     domains=(Domain(-3.0, 3.0), Domain(avoid=(0.0,), margin=0.3)),
@@ -735,7 +731,7 @@ def _copysign_vjp(xp, g, ans, a, b):
     # PyTorch: d/da = ans/a = sign(a)*copysign(1, b), 0 at a = 0; d/db = 0
     zero = a == 0
     grad_a = xp.where(zero, 0.0, g * ans / xp.where(zero, 1.0, a))
-    return xp.sum_to(grad_a, shape=_shape(a)), xp.sum_to(_zeros_like(xp, g), shape=_shape(b))
+    return xp.sum_to(grad_a, shape=shape_of(a)), xp.sum_to(_zeros_like(xp, g), shape=shape_of(b))
 
 
 copysign = register(Op(
@@ -782,9 +778,9 @@ lerp = register(Op(
     grad_fn_name="LerpBackward1",
     forward=_lerp_forward,
     vjp=lambda xp, g, ans, start, end, weight: (
-        xp.sum_to(g * (1 - weight), shape=_shape(start)),
-        xp.sum_to(g * weight, shape=_shape(end)),
-        xp.sum_to(g * (end - start), shape=_shape(weight)),
+        xp.sum_to(g * (1 - weight), shape=shape_of(start)),
+        xp.sum_to(g * weight, shape=shape_of(end)),
+        xp.sum_to(g * (end - start), shape=shape_of(weight)),
     ),
     sympy=lambda sp, start, end, weight: start + weight * (end - start),
     arity=3,
@@ -832,8 +828,8 @@ binary_cross_entropy_with_logits = register(Op(
     grad_fn_name="BinaryCrossEntropyWithLogitsBackward0",
     forward=_bce_forward,
     vjp=lambda xp, g, ans, logits, target: (
-        xp.sum_to(g * (xp.sigmoid(logits) - target), shape=_shape(logits)),
-        xp.sum_to(-(g * logits), shape=_shape(target)),
+        xp.sum_to(g * (xp.sigmoid(logits) - target), shape=shape_of(logits)),
+        xp.sum_to(-(g * logits), shape=shape_of(target)),
     ),
     # the smooth form log(1 + exp(z)) - z*y with the engine's stable softplus (not
     # max(z,0) + log1p(exp(-|z|))), so that SymPy's derivative at z = 0 is sigmoid(0) - y
@@ -846,7 +842,7 @@ binary_cross_entropy_with_logits = register(Op(
 
 
 def _logaddexp_vjp(xp, g, ans, a, b):
-    return xp.sum_to(g * xp.sigmoid(a - b), shape=_shape(a)), xp.sum_to(g * xp.sigmoid(b - a), shape=_shape(b))
+    return xp.sum_to(g * xp.sigmoid(a - b), shape=shape_of(a)), xp.sum_to(g * xp.sigmoid(b - a), shape=shape_of(b))
 
 
 logaddexp = register(Op(

@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from .base import STRUCTURAL, UNDEFINED, Domain, Op, register
+from .base import STRUCTURAL, UNDEFINED, Domain, Op, register, shape_of
 
 
 def normalize_dims(dim, ndim: int) -> tuple[int, ...] | None:
@@ -80,7 +80,7 @@ def kept_shape(shape: tuple[int, ...], dim) -> tuple[int, ...]:
 
 def _keep(xp, g, x, dim, keepdim):
     """``g`` (the gradient of a reduction's output) reshaped to the keepdim shape."""
-    return g if keepdim else xp.reshape(g, shape=kept_shape(np.shape(x), dim))
+    return g if keepdim else xp.reshape(g, shape=kept_shape(shape_of(x), dim))
 
 
 def _reduction(name, grad_fn_name, forward, vjp, saves, name_rule=None, public=True, numpy=None):
@@ -116,7 +116,7 @@ def _sum_forward(x, *, dim=None, keepdim=False):
 sum_ = _reduction(
     "sum", "SumBackward0", _sum_forward,
     vjp=lambda xp, g, ans, x, *, dim=None, keepdim=False: (
-        xp.broadcast_to(_keep(xp, g, x, dim, keepdim), shape=np.shape(x)),
+        xp.broadcast_to(_keep(xp, g, x, dim, keepdim), shape=shape_of(x)),
     ),
     saves=(),
     name_rule=_all_or_dim("SumBackward0", "SumBackward1"),
@@ -148,7 +148,7 @@ def _mean_forward(x, *, dim=None, keepdim=False):
 mean = _reduction(
     "mean", "MeanBackward0", _mean_forward,
     vjp=lambda xp, g, ans, x, *, dim=None, keepdim=False: (
-        xp.broadcast_to(_keep(xp, g, x, dim, keepdim) / _count(np.shape(x), dim), shape=np.shape(x)),
+        xp.broadcast_to(_keep(xp, g, x, dim, keepdim) / _count(shape_of(x), dim), shape=shape_of(x)),
     ),
     saves=(),
     name_rule=_all_or_dim("MeanBackward0", "MeanBackward1"),

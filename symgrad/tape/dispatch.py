@@ -49,13 +49,13 @@ def _promote(op, inputs: list) -> list:
     float operand of another dtype is cast (recorded, so its gradient flows back); so is
     an integer or boolean operand that a running trace follows (``mask * x``), so the
     compiled function converts each call's values.
-    Operands that all have one dtype are returned as they are, at once.
+    Operands that all have one dtype are returned as they are, at once.  Only elementwise
+    ops of several operands promote (the caller checks: this is on every op's path).
     """
-    if op.kind != "elementwise" or len(inputs) < 2:
-        return inputs
-    first = inputs[0].dtype
+    first = inputs[0]._data.dtype
     for t in inputs:
-        if t.dtype is not first and t.dtype != first:
+        dtype = t._data.dtype
+        if dtype is not first and dtype != first:
             break
     else:
         return inputs
@@ -87,12 +87,16 @@ def _forward(op_name: str, operands: tuple, attrs: dict) -> tuple:
         # a NumPy ufunc forward would read an extra operand as its out= array and overwrite it
         raise TypeError(f"{op_name} takes {op.arity} tensor input{'s' if op.arity != 1 else ''}, got {len(operands)}; "
                         "pass its other arguments by keyword")
-    inputs = _promote(op, [value if isinstance(value, Tensor) else _operand(value, operands) for value in operands])
+    inputs = [value if isinstance(value, Tensor) else _operand(value, operands) for value in operands]
+    if len(inputs) > 1 and op.kind == "elementwise":
+        inputs = _promote(op, inputs)
+    arrays = []
     for t in inputs:
         if t._view_of is not None:
             views.check_fresh(t)
+        arrays.append(t._data)
     try:
-        result = op.forward(*[t._data for t in inputs], **attrs)
+        result = op.forward(*arrays, **attrs)
     except (ValueError, IndexError, TypeError) as err:
         shapes = ", ".join(str(list(t.shape)) for t in inputs)
         raise type(err)(f"{op_name} failed for input shapes {shapes}: {err}") from None

@@ -35,7 +35,13 @@ _ENGINES: dict[str, Callable | str] = {
     "both": "symgrad.symbolic.backward:cross_checked_backward",
 }
 _selected = ["symbolic"]  # the process-wide choice
-_block = threading.local()  # a ``backward_engine`` block's choice, per thread (like grad mode)
+class _BlockChoice(threading.local):
+    """A ``backward_engine`` block's choice, per thread (like grad mode); None outside blocks."""
+
+    name: str | None = None
+
+
+_block = _BlockChoice()
 
 
 def _check_engine(name: str) -> None:
@@ -56,13 +62,13 @@ def set_backward_engine(name: str) -> None:
     """
     _check_engine(name)
     _selected[0] = name
-    if getattr(_block, "name", None) is not None:
+    if _block.name is not None:
         _block.name = name
 
 
 def get_backward_engine() -> str:
     """The name of the engine ``backward()`` uses now (in this thread)."""
-    return getattr(_block, "name", None) or _selected[0]
+    return _block.name or _selected[0]
 
 
 class backward_engine:
@@ -78,7 +84,7 @@ class backward_engine:
         self.name = name
 
     def __enter__(self) -> None:
-        self.previous = getattr(_block, "name", None)
+        self.previous = _block.name
         _block.name = self.name
 
     def __exit__(self, *exc) -> None:
@@ -219,18 +225,19 @@ def graph_order(root_edges, targets=None) -> list:
 
     With ``targets`` (a set of nodes), only nodes on a path to a target are kept.
     """
-    postorder, state = [], {}
+    postorder, seen = [], set()
     for root in root_edges:
-        if root is None or root in state:
+        if root is None or root in seen:
             continue
-        stack = [(root, iter(_edges(root)))]
-        state[root] = "open"
+        stack = [(root, iter(root.inputs if isinstance(root, Node) else ()))]  # (an AccumulateGrad has none)
+        seen.add(root)
         while stack:
-            node, children = stack[-1]
-            for child in children:
-                if child is not None and child not in state:
-                    state[child] = "open"
-                    stack.append((child, iter(_edges(child))))
+            node, inputs = stack[-1]
+            for saved in inputs:
+                child = saved.edge
+                if child is not None and child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(child.inputs if isinstance(child, Node) else ())))
                     break
             else:
                 stack.pop()
@@ -319,7 +326,14 @@ def deliver(node, g, create_graph: bool, accumulate: bool, index: int = 0):
     return g
 
 
-_writes = threading.local()
+class _PendingWrites(threading.local):
+    """The ``.grad`` writes the running ``backward()`` call holds back, per thread (None
+    outside such a call: writes are made at once)."""
+
+    pending: list | None = None
+
+
+_writes = _PendingWrites()
 _GRAD_LOCK = threading.RLock()
 
 
@@ -329,7 +343,7 @@ class _GradWrites:
     freed or modified graph) leaves every ``.grad`` and its version as they were."""
 
     def __enter__(self) -> None:
-        self.outer = getattr(_writes, "pending", None)
+        self.outer = _writes.pending
         _writes.pending = []
 
     def __exit__(self, exc_type, *exc) -> None:
@@ -345,10 +359,11 @@ def accumulate_grad(tensor: Tensor, g, create_graph: bool) -> None:
     if isinstance(g, Tensor) and not create_graph:
         g = g._data
     if not isinstance(g, Tensor):
-        g = np.asarray(g, dtype=tensor.dtype)
-        if g.shape != tensor.shape:
-            raise RuntimeError(f"gradient of shape {list(g.shape)} does not match the tensor's shape {list(tensor.shape)}")
-    pending = getattr(_writes, "pending", None)
+        data = tensor._data
+        g = np.asarray(g, dtype=data.dtype)
+        if g.shape != data.shape:
+            raise RuntimeError(f"gradient of shape {list(g.shape)} does not match the tensor's shape {list(data.shape)}")
+    pending = _writes.pending
     if pending is None:
         _write_grad(tensor, g, create_graph)
     else:
@@ -399,14 +414,18 @@ def tape_backward(roots, grad_roots, *, inputs, retain_graph: bool, create_graph
     results = [None] * (len(inputs) if inputs is not None else 0)
     with set_grad_enabled(create_graph):
         for node in order:
-            if node not in pending:
+            grads = pending.pop(node, None)
+            if grads is None:
                 continue
-            grads = pending.pop(node)
-            deliver_to_leaf = accumulate and (targets is None or node in targets)
-            deliver_outputs(node, grads, create_graph, deliver_to_leaf, targets, results)
-            if isinstance(node, AccumulateGrad):
+            if type(node) is AccumulateGrad or isinstance(node, AccumulateGrad):
+                deliver_outputs(node, grads, create_graph, accumulate and (targets is None or node in targets),
+                                targets, results)
                 continue
-            check_not_freed(node)
+            if targets is not None or node.hooks[0] or node.retained[0] is not None or node.n_outputs > 1:
+                deliver_outputs(node, grads, create_graph, accumulate and (targets is None or node in targets),
+                                targets, results)  # (an op node without hooks or retain_grad delivers nothing)
+            if node.freed:
+                check_not_freed(node)
             node.check_versions()
             for saved, g_in in zip(node.inputs, node_vjp(node, grads, create_graph)):
                 if saved.edge in reachable and g_in is not None and g_in is not UNDEFINED:
@@ -453,7 +472,9 @@ def node_vjp(node: Node, grads: list, create_graph: bool) -> list:
         g = grads[0] if isinstance(grads[0], Tensor) else Tensor(grads[0])
         return list(op.vjp(tensor_ops, g, answer, *values, **node.attrs))
     values = [saved.tensor._data for saved in node.inputs]
-    return list(op.vjp(numpy_ops, np.asarray(grads[0]), node.outputs[0], *values, **node.attrs))
+    g = grads[0]
+    return list(op.vjp(numpy_ops, g if type(g) is np.ndarray else np.asarray(g), node.outputs[0], *values,
+                       **node.attrs))
 
 
 def _function_vjp(node: Node, grads: list, create_graph: bool) -> list:

@@ -19,12 +19,19 @@ import functools
 import inspect
 import threading
 
-_state = threading.local()
+class _GradState(threading.local):
+    """This thread's grad mode; on by default in every thread (a class attribute, so
+    reading it needs no ``getattr`` default: it is read by every op)."""
+
+    enabled = True
+
+
+_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
     """True when operations on tensors that require grad are recorded (this thread)."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def _set(enabled: bool) -> None:

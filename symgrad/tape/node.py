@@ -18,12 +18,16 @@ from .dtypes import dtype_name
 
 
 class VersionCounter:
-    """Counts in-place changes of one buffer; shared by a tensor and its ``detach()``es."""
+    """Counts in-place changes of one buffer; shared by a tensor and its ``detach()``es.
 
-    __slots__ = ("value",)
+    A fresh counter is at 0: the class attribute, until the first change sets its own
+    (every tensor makes one, so making it runs no ``__init__``).
 
-    def __init__(self) -> None:
-        self.value = 0
+    >>> counter = VersionCounter(); counter.value += 1; counter.value, VersionCounter().value
+    (1, 0)
+    """
+
+    value = 0
 
 
 class SavedInput:
@@ -42,13 +46,6 @@ class SavedInput:
         index = tensor._output_nr
         self.index = index if index == 0 or isinstance(edge, Node) else 0
 
-    def release(self) -> None:
-        """Drop the value of an intermediate input (one produced by a recorded op), keeping
-        what the graph's structure needs: shape, dtype and the edge.  Leaves, constants and
-        data tensors stay: they are the user's, and printing the graph reads them."""
-        if isinstance(self.edge, Node) and not isinstance(self.tensor, ReleasedValue):
-            self.tensor = ReleasedValue(self.tensor)
-
 
 class ReleasedValue:
     """What a freed node keeps of an intermediate input: its shape and dtype, no data."""
@@ -59,8 +56,9 @@ class ReleasedValue:
     requires_grad = True
 
     def __init__(self, tensor) -> None:
-        self.shape = tensor.shape
-        self.dtype = tensor.dtype
+        data = tensor._data
+        self.shape = data.shape
+        self.dtype = data.dtype
         self.name = tensor.name
         self._version = tensor._version
         self._output_nr = tensor._output_nr
@@ -111,19 +109,34 @@ class Node:
     None).
     """
 
+    # The state of a fresh node of one op, as class attributes: a node sets only what
+    # differs (every recorded op makes one node, so this is on the hot path).
+    function = None
+    ctx = None
+    n_outputs = 1
+    freed = False
+    _name: str | None = None  # worked out when first asked for (see name())
+
     def __init__(self, op, attrs: dict, inputs: list[SavedInput], *, function=None, ctx=None, n_outputs: int = 1) -> None:
         self.op = op
         self.attrs = attrs
         self.inputs = tuple(inputs)
-        self.function = function
-        self.ctx = ctx
-        self.n_outputs = n_outputs
-        self.outputs: list[np.ndarray | None] = [None] * n_outputs
-        self.output_versions: list[tuple[Any, int] | None] = [None] * n_outputs
-        self.hooks: list[list] = [[]] if n_outputs == 1 else [[] for _ in range(n_outputs)]
-        self.retained: list[weakref.ref | None] = [None] * n_outputs
-        self.freed = False
-        self._name: str | None = None  # worked out when first asked for (see name())
+        if function is not None:
+            self.function = function
+        if ctx is not None:
+            self.ctx = ctx
+        if n_outputs != 1:
+            self.n_outputs = n_outputs
+        if n_outputs == 1:  # (list displays: cheaper than repeating a list, on every recorded op)
+            self.outputs: list[np.ndarray | None] = [None]
+            self.output_versions: list[tuple[Any, int] | None] = [None]
+            self.hooks: list[list] = [[]]
+            self.retained: list[weakref.ref | None] = [None]
+        else:
+            self.outputs = [None] * n_outputs
+            self.output_versions = [None] * n_outputs
+            self.hooks = [[] for _ in range(n_outputs)]
+            self.retained = [None] * n_outputs
 
     def name(self) -> str:
         """PyTorch's name for this node, e.g. ``AddBackward0`` (from the op and the input
@@ -202,11 +215,16 @@ class Node:
                 _check_version(self, counter.value, expected, array)
 
     def free(self) -> None:
-        """Drop saved values after a backward without ``retain_graph``; edges stay."""
+        """Drop saved values after a backward without ``retain_graph``; edges stay.
+
+        Of an intermediate input (one produced by a recorded op) only what the graph's
+        structure needs stays: shape, dtype and the edge.  Leaves, constants and data
+        tensors stay: they are the user's, and printing the graph reads them."""
         self.freed = True
         self.outputs = [None] * self.n_outputs
         for saved in self.inputs:
-            saved.release()
+            if isinstance(saved.edge, Node) and not isinstance(saved.tensor, ReleasedValue):
+                saved.tensor = ReleasedValue(saved.tensor)
         if self.ctx is not None:
             self.ctx.free()
 

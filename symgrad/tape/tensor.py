@@ -192,9 +192,7 @@ class Tensor:
     def backward(self, gradient=None, retain_graph: builtins.bool | None = None,
                  create_graph: builtins.bool = False, inputs=None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (see ``symgrad.autograd``)."""
-        from .engine import backward
-
-        backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
+        engine.backward([self], None if gradient is None else [gradient], retain_graph=retain_graph,
                  create_graph=create_graph, inputs=inputs)
 
     def detach(self) -> "Tensor":
@@ -534,7 +532,9 @@ class Tensor:
 
     def pow(self, exponent):
         """``self ** exponent``: a number exponent records PowBackward0, a tensor PowBackward1."""
-        if isinstance(exponent, numbers.Number) and not isinstance(exponent, builtins.bool):
+        kind = type(exponent)  # an int or float at once (numbers.Number is an ABC: a slower check)
+        if kind is int or kind is float or (
+                isinstance(exponent, numbers.Number) and not isinstance(exponent, builtins.bool)):
             return apply_op("pow_scalar", self, exponent=exponent)
         return apply_op("pow", self, exponent)
 
@@ -1189,3 +1189,4 @@ def _is_bound_array(value) -> builtins.bool:
 from .dispatch import _forward, apply_op  # noqa: E402  (dispatch reads Tensor)
 _add_op_methods()
 from . import numpy_protocol  # noqa: E402  (it reads Tensor and apply_op)
+from . import engine  # noqa: E402  (Tensor.backward calls it; it reads Tensor; imported once, not per call)
