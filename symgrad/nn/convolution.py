@@ -8,8 +8,10 @@ array-level (a gather and a product, never one term per output pixel), the adjoi
 gather is a scatter-add (``index_put``), which *is* the transposed convolution, and both
 engines, the transforms and the printers need nothing new.
 
-Supported: ``stride``, ``padding`` (zeros; ``-inf`` for max pooling) and ``dilation``, as
-ints or pairs; ``groups=1`` only. ``max_pool2d`` sends the gradient of a window to its first
+Supported: ``stride``, ``padding`` (zeros; ``-inf`` for max pooling; for convolutions also
+``"valid"`` and ``"same"``, which pads the extra odd element on the right, as PyTorch) and
+``dilation``, as ints or pairs; ``groups=1`` only.  Unbatched inputs (no N dimension) are
+accepted, as in PyTorch. ``max_pool2d`` sends the gradient of a window to its first
 largest element, as PyTorch does on the CPU.
 """
 from __future__ import annotations
@@ -54,11 +56,39 @@ def _windows(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], paddin
     return x[:, :, rows[:, None, :, None], cols[None, :, None, :]]
 
 
+def _unbatched(function, input: Tensor, ndim: int, *args, **kwargs) -> Tensor | None:
+    """``function`` applied to an unbatched input (one dimension short of ``ndim``) as a batch of one."""
+    if input.ndim != ndim - 1:
+        return None
+    return function(input.unsqueeze(0), *args, **kwargs).squeeze(0)
+
+
+def _conv_padding(input: Tensor, padding, kernel: tuple[int, int], stride: tuple[int, int],
+                  dilation: tuple[int, int], what: str) -> tuple[Tensor, tuple[int, int]]:
+    """The input and the symmetric padding left for ``_windows``: ``"valid"`` is none, and
+    ``"same"`` pads the input itself, with the odd extra element on the right, as PyTorch."""
+    if not isinstance(padding, str):
+        return input, _pair(padding, "padding", 0)
+    if padding == "valid":
+        return input, (0, 0)
+    if padding != "same":
+        raise ValueError(f"{what}: padding must be 'valid', 'same', an int or a pair of ints, got {padding!r}")
+    if stride != (1, 1):
+        raise ValueError(f"{what}: padding='same' is not supported for strided convolutions (stride {stride})")
+    if input.ndim != 4:
+        return input, (0, 0)  # _windows reports the bad rank
+    total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    return pad(input, (total[1] // 2, total[1] - total[1] // 2, total[0] // 2, total[0] - total[0] // 2)), (0, 0)
+
+
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
-    """2-D cross-correlation, as ``torch.nn.functional.conv2d``: input ``(N, C, H, W)``,
-    weight ``(O, C, kh, kw)``, bias ``(O,)``; output ``(N, O, H_out, W_out)``."""
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``: input ``(N, C, H, W)`` (or
+    unbatched ``(C, H, W)``), weight ``(O, C, kh, kw)``, bias ``(O,)``; output ``(N, O, H_out, W_out)``."""
     input, weight = as_tensor(input), as_tensor(weight)
+    unbatched = _unbatched(conv2d, input, 4, weight, bias, stride, padding, dilation, groups)
+    if unbatched is not None:
+        return unbatched
     if groups != 1:
         raise NotImplementedError(f"conv2d with groups={groups} is not implemented; symgrad has groups=1")
     if weight.ndim != 4:
@@ -67,27 +97,37 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     if input.ndim == 4 and input.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d: the input has {input.shape[1]} channels, the weight expects {weight.shape[1]}")
     out_channels, channels, kh, kw = weight.shape
-    patches = _windows(input, (kh, kw), _pair(stride, "stride", 1), _pair(padding, "padding", 0),
-                       _pair(dilation, "dilation", 1), 0.0, "conv2d")
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape != (out_channels,):
+            raise ValueError(f"conv2d: bias must have shape ({out_channels},), one per output channel of the weight "
+                             f"{tuple(weight.shape)}, got {tuple(bias.shape)}")
+    stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
+    input, padding = _conv_padding(input, padding, (kh, kw), stride, dilation, "conv2d")
+    patches = _windows(input, (kh, kw), stride, padding, dilation, 0.0, "conv2d")
     n, _, h_out, w_out, _, _ = patches.shape
     columns = patches.permute(0, 2, 3, 1, 4, 5).reshape(n * h_out * w_out, channels * kh * kw)
     out = columns @ weight.reshape(out_channels, channels * kh * kw).transpose(0, 1)
     out = out.reshape(n, h_out, w_out, out_channels).permute(0, 3, 1, 2)
     if bias is not None:
-        out = out + as_tensor(bias).reshape(1, out_channels, 1, 1)
+        out = out + bias.reshape(1, out_channels, 1, 1)
     return out
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """1-D cross-correlation, as ``torch.nn.functional.conv1d``: input ``(N, C, L)``, weight
-    ``(O, C, k)``; a ``conv2d`` over a height of one."""
+    ``(O, C, k)``; a ``conv2d`` over a height of one.  ``(C, L)`` is an unbatched input."""
     input, weight = as_tensor(input), as_tensor(weight)
+    unbatched = _unbatched(conv1d, input, 3, weight, bias, stride, padding, dilation, groups)
+    if unbatched is not None:
+        return unbatched
     if input.ndim != 3 or weight.ndim != 3:
         raise ValueError(f"conv1d expects a 3-D input (N, C, L) and weight (O, C, k), got shapes "
                          f"{tuple(input.shape)} and {tuple(weight.shape)}")
+    padding = padding if isinstance(padding, str) else (0, _single(padding, "padding", 0))
     out = conv2d(input.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1, _single(stride, "stride", 1)),
-                 padding=(0, _single(padding, "padding", 0)), dilation=(1, _single(dilation, "dilation", 1)),
+                 padding=padding, dilation=(1, _single(dilation, "dilation", 1)),
                  groups=groups)
     return out.squeeze(2)
 
@@ -99,24 +139,36 @@ def _single(value, what: str, minimum: int) -> int:
     return int(single)
 
 
-def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
-    """The largest element of each window (padding counts as ``-inf``)."""
-    input = as_tensor(input)
-    kernel = _pair(kernel_size, "kernel_size", 1)
+def _pool_padding(padding, kernel: tuple[int, int], what: str) -> tuple[int, int]:
+    """Pooling padding, at most half the kernel (PyTorch's rule: a window of padding alone has no value)."""
     padding = _pair(padding, "padding", 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel size {kernel}")
+        raise ValueError(f"{what}: padding {padding} must be at most half the kernel size {kernel}")
+    return padding
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
+    """The largest element of each window (padding counts as ``-inf``) of ``(N, C, H, W)`` or ``(C, H, W)``."""
+    input = as_tensor(input)
+    unbatched = _unbatched(max_pool2d, input, 4, kernel_size, stride, padding, dilation)
+    if unbatched is not None:
+        return unbatched
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    padding = _pool_padding(padding, kernel, "max_pool2d")
     windows = _windows(input, kernel, _pair(kernel if stride is None else stride, "stride", 1), padding,
                        _pair(dilation, "dilation", 1), -math.inf, "max_pool2d")
     return windows.reshape(*windows.shape[:4], -1).max(dim=-1).values
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
-    """The mean of each window (zero padding counts, as PyTorch's default)."""
+    """The mean of each window (zero padding counts, as PyTorch's default) of ``(N, C, H, W)`` or ``(C, H, W)``."""
     input = as_tensor(input)
+    unbatched = _unbatched(avg_pool2d, input, 4, kernel_size, stride, padding)
+    if unbatched is not None:
+        return unbatched
     kernel = _pair(kernel_size, "kernel_size", 1)
     windows = _windows(input, kernel, _pair(kernel if stride is None else stride, "stride", 1),
-                       _pair(padding, "padding", 0), (1, 1), 0.0, "avg_pool2d")
+                       _pool_padding(padding, kernel, "avg_pool2d"), (1, 1), 0.0, "avg_pool2d")
     return windows.reshape(*windows.shape[:4], -1).mean(dim=-1)
 
 
@@ -188,7 +240,8 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1) -> None:
         super().__init__()
-        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride or kernel_size, padding, dilation
+        self.kernel_size, self.padding, self.dilation = kernel_size, padding, dilation
+        self.stride = kernel_size if stride is None else stride
         _check_pooling(self.kernel_size, self.stride, self.padding)
 
     def forward(self, input: Tensor) -> Tensor:
@@ -203,7 +256,8 @@ class AvgPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
         _check_pooling(self.kernel_size, self.stride, self.padding)
 
     def forward(self, input: Tensor) -> Tensor:

@@ -561,15 +561,27 @@ def _class_targets(function: str, input: Tensor, target) -> Tensor:
     return target
 
 
-def _class_weight(function: str, weight, n_classes: int, dtype) -> np.ndarray | None:
+def _class_weight(function: str, weight, n_classes: int, dtype) -> Tensor | None:
+    """The per-class weight as a tensor of the input's dtype, kept in the graph (so a weight
+    that requires grad, or one a transform traces, is differentiated rather than frozen)."""
     if weight is None:
         return None
-    weight = as_tensor(weight).detach().numpy()
+    weight = as_tensor(weight)
     if weight.shape != (n_classes,):
         raise ValueError(
             f"{function}: weight should have one entry per class ({n_classes}), got shape {list(weight.shape)}"
         )
-    return weight.astype(dtype)
+    return weight if weight.dtype == dtype else weight.to(dtype)
+
+
+def _counted_classes(target: Tensor, ignore_index: int) -> np.ndarray:
+    """The target's class indices with ignored entries replaced by class 0 (recomputed per traced call)."""
+    return tracing.derived_array(target, lambda c: np.where(c != ignore_index, c, 0).astype(np.intp))
+
+
+def _counted_mask(target: Tensor, ignore_index: int, dtype) -> Tensor:
+    """1 where the target counts, 0 where it equals ``ignore_index``."""
+    return Tensor(tracing.derived_array(target, lambda c: (c != ignore_index).astype(dtype)))
 
 
 def _nll_name(ndim: int, reduction: str) -> str:
@@ -615,12 +627,6 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
             )
         return np.where(counted, classes, 0).astype(np.intp)
 
-    def scale_of(classes: np.ndarray) -> np.ndarray:
-        counted = classes != ignore_index
-        safe = np.where(counted, classes, 0).astype(np.intp)
-        per_class = class_weight[safe] if class_weight is not None else np.ones(safe.shape, input.dtype)
-        return (per_class * counted).astype(input.dtype)
-
     safe = tracing.derived_array(target, safe_classes)
     if input.ndim == 1:
         picked = input[(safe,)]
@@ -635,11 +641,13 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
     name = _nll_name(input.ndim, reduction)
     if class_weight is None and all_counted:
         return _named(_reduce(-picked, reduction), name)
-    loss = -(picked * Tensor(tracing.derived_array(target, scale_of)))
+    scale = _counted_mask(target, ignore_index, input.dtype)
+    if class_weight is not None:
+        scale = class_weight[(safe,)] * scale
+    loss = -(picked * scale)
     if reduction == "mean":
-        total = tracing.derived_array(target, lambda c: np.asarray(scale_of(c).sum(), dtype=input.dtype))
         with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan, like PyTorch
-            return _named(loss.sum() / Tensor(total), name)
+            return _named(loss.sum() / scale.sum(), name)
     return _named(_reduce(loss, reduction), name)
 
 
@@ -674,7 +682,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     if class_weight is not None:
         shape = [1] * input.ndim
         shape[class_dim] = n_classes
-        weight_view = Tensor(class_weight.reshape(shape))
+        weight_view = class_weight.reshape(shape)
 
     if dtypes.is_floating(target.dtype):
         # probability targets: -(sum over classes of target * log p), mean over the rest
@@ -702,14 +710,11 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     if reduction == "sum":
         smooth = smooth.sum()
     elif reduction == "mean":
-        def denominator_of(classes: np.ndarray) -> np.ndarray:
-            counted = classes != ignore_index
-            if class_weight is None:
-                return np.asarray(counted.sum(), dtype=input.dtype)
-            return np.asarray(class_weight[classes[counted]].sum(), dtype=input.dtype)
-
+        counted = _counted_mask(target, ignore_index, input.dtype)
+        if class_weight is not None:
+            counted = class_weight[(_counted_classes(target, ignore_index),)] * counted
         with np.errstate(invalid="ignore", divide="ignore"):
-            smooth = smooth.sum() / Tensor(tracing.derived_array(target, denominator_of))
+            smooth = smooth.sum() / counted.sum()
     return (1 - label_smoothing) * loss + smooth * (label_smoothing / n_classes)
 
 
