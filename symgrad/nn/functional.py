@@ -363,6 +363,9 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm=No
 
     out = weight[(tracing.derived_array(input, checked),)]
     if padding_idx is not None:
+        # the padding row keeps its value but gets no gradient: a detach(), which a trace cannot record
+        tracing.refuse(weight, f"embedding(padding_idx={padding_idx}) (no gradient for the padding row)",
+                       "differentiate with eager backward(), or leave padding_idx out inside the transform")
         keep = Tensor(tracing.derived_array(input, lambda indices: (indices != padding_idx)[..., None]))
         out = apply_op("where", keep, out, out.detach())
     return _named(out, "EmbeddingBackward0")
