@@ -101,11 +101,11 @@ def test_conv1d_module_matches_torch(rng):
 
 BAD = [
     (lambda: F.conv2d(symgrad.ones(1, 2, 5, 5), symgrad.ones(3, 1, 2, 2)), ValueError, "2 channels"),
-    (lambda: F.conv2d(symgrad.ones(2, 5, 5), symgrad.ones(3, 2, 2, 2)), ValueError, "4-D input"),
+    (lambda: F.conv2d(symgrad.ones(5, 5), symgrad.ones(3, 2, 2, 2)), ValueError, "4-D input"),
     (lambda: F.conv2d(symgrad.ones(1, 1, 2, 2), symgrad.ones(1, 1, 3, 3)), ValueError, "larger than"),
     (lambda: F.conv2d(symgrad.ones(1, 1, 5, 5), symgrad.ones(1, 1, 3, 3), stride=0), ValueError, "stride"),
     (lambda: F.conv2d(symgrad.ones(1, 2, 5, 5), symgrad.ones(2, 1, 3, 3), groups=2), NotImplementedError, "groups"),
-    (lambda: F.conv1d(symgrad.ones(1, 5), symgrad.ones(1, 1, 3)), ValueError, "3-D input"),
+    (lambda: F.conv1d(symgrad.ones(5), symgrad.ones(1, 1, 3)), ValueError, "3-D input"),
     (lambda: F.max_pool2d(symgrad.ones(1, 1, 4, 4), 2, padding=2), ValueError, "half the kernel"),
     (lambda: nn.Conv2d(1, 0, 3), ValueError, "positive integer"),
     (lambda: nn.MaxPool2d((2, 2, 2)), ValueError, "kernel_size"),

@@ -42,7 +42,8 @@ def _windows(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], paddin
     """Every ``kernel``-sized window of the last two dims of ``x`` (N, C, H, W), as an array
     of shape ``(N, C, H_out, W_out, kh, kw)``."""
     if x.ndim != 4:
-        raise ValueError(f"{what} expects a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(f"{what} expects a 4-D input (N, C, H, W) or an unbatched 3-D one (C, H, W), got shape "
+                         f"{tuple(x.shape)}")
     if padding != (0, 0):
         x = pad(x, (padding[1], padding[1], padding[0], padding[0]), value=fill)
     starts = []
@@ -123,8 +124,8 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     if unbatched is not None:
         return unbatched
     if input.ndim != 3 or weight.ndim != 3:
-        raise ValueError(f"conv1d expects a 3-D input (N, C, L) and weight (O, C, k), got shapes "
-                         f"{tuple(input.shape)} and {tuple(weight.shape)}")
+        raise ValueError(f"conv1d expects a 3-D input (N, C, L) (or an unbatched 2-D one) and a 3-D weight (O, C, k), "
+                         f"got shapes {tuple(input.shape)} and {tuple(weight.shape)}")
     padding = padding if isinstance(padding, str) else (0, _single(padding, "padding", 0))
     out = conv2d(input.unsqueeze(2), weight.unsqueeze(2), bias, stride=(1, _single(stride, "stride", 1)),
                  padding=padding, dilation=(1, _single(dilation, "dilation", 1)),
