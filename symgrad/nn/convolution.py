@@ -10,7 +10,8 @@ engines, the transforms and the printers need nothing new.
 
 Supported: ``stride``, ``padding`` (zeros; ``-inf`` for max pooling; for convolutions also
 ``"valid"`` and ``"same"``, which pads the extra odd element on the right, as PyTorch) and
-``dilation``, as ints or pairs; ``groups=1`` only.  Unbatched inputs (no N dimension) are
+``dilation``, as ints or pairs; ``groups=1`` only.  Pooling also takes ``ceil_mode``, and
+``avg_pool2d`` ``count_include_pad`` and ``divisor_override``, with PyTorch's divisors.  Unbatched inputs (no N dimension) are
 accepted, as in PyTorch. ``max_pool2d`` sends the gradient of a window to its first
 largest element, as PyTorch does on the CPU.
 """
@@ -37,22 +38,34 @@ def _pair(value, what: str, minimum: int) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+def _output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool, what: str) -> int:
+    """PyTorch's output length: with ``ceil_mode`` a last, partial window is kept if it starts
+    inside the input or its left padding."""
+    span = d * (k - 1) + 1
+    count = -(-(size + 2 * p - span) // s) + 1 if ceil_mode else (size + 2 * p - span) // s + 1
+    if ceil_mode and (count - 1) * s >= size + p:
+        count -= 1
+    if count < 1:
+        raise ValueError(f"{what}: the kernel (size {k}, dilation {d}) is larger than the padded input "
+                         f"(size {size + 2 * p})")
+    return count
+
+
 def _windows(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-             dilation: tuple[int, int], fill: float, what: str) -> Tensor:
+             dilation: tuple[int, int], fill: float, what: str, ceil_mode: bool = False) -> Tensor:
     """Every ``kernel``-sized window of the last two dims of ``x`` (N, C, H, W), as an array
-    of shape ``(N, C, H_out, W_out, kh, kw)``."""
+    of shape ``(N, C, H_out, W_out, kh, kw)``; the windows ``ceil_mode`` adds past the
+    padded input read ``fill``."""
     if x.ndim != 4:
         raise ValueError(f"{what} expects a 4-D input (N, C, H, W) or an unbatched 3-D one (C, H, W), got shape "
                          f"{tuple(x.shape)}")
-    if padding != (0, 0):
-        x = pad(x, (padding[1], padding[1], padding[0], padding[0]), value=fill)
-    starts = []
-    for size, k, s, d in zip(x.shape[2:], kernel, stride, dilation):
-        span = d * (k - 1) + 1
-        if span > size:
-            raise ValueError(f"{what}: the kernel (size {k}, dilation {d}) is larger than the padded input "
-                             f"(size {size})")
-        starts.append((np.arange((size - span) // s + 1) * s)[:, None] + np.arange(k)[None, :] * d)
+    starts, beyond = [], []
+    for size, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation):
+        count = _output_size(size, k, s, p, d, ceil_mode, what)
+        starts.append((np.arange(count) * s)[:, None] + np.arange(k)[None, :] * d)
+        beyond.append(max(0, (count - 1) * s + d * (k - 1) + 1 - (size + 2 * p)))
+    if padding != (0, 0) or beyond != [0, 0]:
+        x = pad(x, (padding[1], padding[1] + beyond[1], padding[0], padding[0] + beyond[0]), value=fill)
     rows, cols = starts  # (H_out, kh), (W_out, kw)
     return x[:, :, rows[:, None, :, None], cols[None, :, None, :]]
 
@@ -148,29 +161,53 @@ def _pool_padding(padding, kernel: tuple[int, int], what: str) -> tuple[int, int
     return padding
 
 
-def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
-    """The largest element of each window (padding counts as ``-inf``) of ``(N, C, H, W)`` or ``(C, H, W)``."""
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> Tensor:
+    """The largest element of each window (padding counts as ``-inf``) of ``(N, C, H, W)`` or
+    ``(C, H, W)``; ``ceil_mode`` keeps a last, partial window, as PyTorch."""
     input = as_tensor(input)
-    unbatched = _unbatched(max_pool2d, input, 4, kernel_size, stride, padding, dilation)
+    unbatched = _unbatched(max_pool2d, input, 4, kernel_size, stride, padding, dilation, ceil_mode)
     if unbatched is not None:
         return unbatched
     kernel = _pair(kernel_size, "kernel_size", 1)
     padding = _pool_padding(padding, kernel, "max_pool2d")
     windows = _windows(input, kernel, _pair(kernel if stride is None else stride, "stride", 1), padding,
-                       _pair(dilation, "dilation", 1), -math.inf, "max_pool2d")
+                       _pair(dilation, "dilation", 1), -math.inf, "max_pool2d", ceil_mode)
     return windows.reshape(*windows.shape[:4], -1).max(dim=-1).values
 
 
-def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
-    """The mean of each window (zero padding counts, as PyTorch's default) of ``(N, C, H, W)`` or ``(C, H, W)``."""
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+    """The mean of each window of ``(N, C, H, W)`` or ``(C, H, W)``, as PyTorch: zero padding
+    counts unless ``count_include_pad=False`` (then only the input's elements do), the part of a
+    ``ceil_mode`` window past the padding never counts, and ``divisor_override`` replaces the count."""
     input = as_tensor(input)
-    unbatched = _unbatched(avg_pool2d, input, 4, kernel_size, stride, padding)
+    unbatched = _unbatched(avg_pool2d, input, 4, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override)
     if unbatched is not None:
         return unbatched
     kernel = _pair(kernel_size, "kernel_size", 1)
-    windows = _windows(input, kernel, _pair(kernel if stride is None else stride, "stride", 1),
-                       _pool_padding(padding, kernel, "avg_pool2d"), (1, 1), 0.0, "avg_pool2d")
-    return windows.reshape(*windows.shape[:4], -1).mean(dim=-1)
+    stride, padding = _pair(kernel if stride is None else stride, "stride", 1), _pool_padding(padding, kernel,
+                                                                                              "avg_pool2d")
+    if divisor_override is not None and (isinstance(divisor_override, bool) or
+                                         not isinstance(divisor_override, (int, np.integer)) or divisor_override <= 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a positive int or None, got {divisor_override!r}")
+    windows = _windows(input, kernel, stride, padding, (1, 1), 0.0, "avg_pool2d", ceil_mode)
+    sums = windows.reshape(*windows.shape[:4], -1).sum(dim=-1)
+    if divisor_override is not None:
+        return sums / float(divisor_override)
+    counts = [_window_counts(size, k, s, p, count, count_include_pad)
+              for size, k, s, p, count in zip(input.shape[2:], kernel, stride, padding, windows.shape[2:4])]
+    return sums / Tensor(np.multiply.outer(*counts).astype(sums.dtype))
+
+
+def _window_counts(size: int, k: int, s: int, p: int, count: int, count_include_pad: bool) -> np.ndarray:
+    """How many elements each of ``count`` windows along one dim averages: those inside the
+    padded input, or, without ``count_include_pad``, inside the input itself."""
+    start = np.arange(count) * s - p
+    end = np.minimum(start + k, size + p)
+    if not count_include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, size)
+    return end - start
 
 
 class _ConvNd(Module):
@@ -237,32 +274,37 @@ def _check_pooling(kernel_size, stride, padding) -> None:
 
 
 class MaxPool2d(Module):
-    """``nn.MaxPool2d(kernel_size, stride=None, padding=0, dilation=1)``."""
+    """``nn.MaxPool2d(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False)``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1) -> None:
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> None:
         super().__init__()
-        self.kernel_size, self.padding, self.dilation = kernel_size, padding, dilation
+        self.kernel_size, self.padding, self.dilation, self.ceil_mode = kernel_size, padding, dilation, ceil_mode
         self.stride = kernel_size if stride is None else stride
         _check_pooling(self.kernel_size, self.stride, self.padding)
 
     def forward(self, input: Tensor) -> Tensor:
-        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation)
+        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
-    """``nn.AvgPool2d(kernel_size, stride=None, padding=0)``."""
+    """``nn.AvgPool2d(kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+    divisor_override=None)``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None) -> None:
         super().__init__()
-        self.kernel_size, self.padding = kernel_size, padding
+        self.kernel_size, self.padding, self.ceil_mode = kernel_size, padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
         self.stride = kernel_size if stride is None else stride
         _check_pooling(self.kernel_size, self.stride, self.padding)
 
     def forward(self, input: Tensor) -> Tensor:
-        return avg_pool2d(input, self.kernel_size, self.stride, self.padding)
+        return avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                          self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

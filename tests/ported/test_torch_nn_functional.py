@@ -11,8 +11,7 @@ gradient must agree.
 Deliberate differences (not compared; each has its own test of symgrad's behaviour):
 
 - ``groups != 1`` for conv1d/conv2d: ``NotImplementedError`` naming ``groups``.
-- ``ceil_mode``, ``count_include_pad``, ``divisor_override``, ``return_indices`` of the
-  pooling functions: not accepted (``TypeError`` naming the argument).
+- ``return_indices`` of ``max_pool2d``: not accepted (``TypeError`` naming it).
 - ``pad`` modes other than ``"constant"``: ``NotImplementedError`` naming the mode.
 - ``embedding``'s ``max_norm``, ``scale_grad_by_freq``, ``sparse``: ``NotImplementedError``.
 - ``mse_loss``/``l1_loss``/``huber_loss`` with a target of another shape: symgrad raises where
@@ -186,6 +185,19 @@ def _conv_pool_calls():
         calls.append(Call(f"max_pool2d-{kw}", "max_pool2d", [xp], [T], **kw))
     for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1))):
         calls.append(Call(f"avg_pool2d-{kw}", "avg_pool2d", [xp], [T], **kw))
+    # test_pooling's ceil_mode / count_include_pad / divisor_override cases: a last partial
+    # window, windows over the padding, and a span larger than the input (kept by ceil_mode)
+    for kw in (dict(kernel_size=3, stride=2, ceil_mode=True), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+               dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 0), dilation=2, ceil_mode=True)):
+        calls.append(Call(f"max_pool2d-{kw}", "max_pool2d", [xp], [T], **kw))
+    calls.append(Call("max_pool2d-span-past-input-ceil", "max_pool2d", [xp[:, :, :4, :4]], [T], kernel_size=3,
+                      stride=2, dilation=2, ceil_mode=True))
+    for kw in (dict(kernel_size=3, stride=2, ceil_mode=True), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+               dict(kernel_size=3, padding=1, count_include_pad=False),
+               dict(kernel_size=(3, 2), stride=(2, 3), padding=1, ceil_mode=True, count_include_pad=False),
+               dict(kernel_size=2, divisor_override=3), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                                                             divisor_override=5)):
+        calls.append(Call(f"avg_pool2d-{kw}", "avg_pool2d", [xp], [T], **kw))
     calls += [Call("max_pool2d-ties", "max_pool2d", [ties], [T], kernel_size=2),
               Call("max_pool2d-ties-overlapping", "max_pool2d", [ties], [T], kernel_size=2, stride=1),
               Call("max_pool2d-nan", "max_pool2d", [with_nan], [T], kernel_size=2),
@@ -250,7 +262,8 @@ def test_matches_torch(call, engine):
 TRANSFORMED = [c for c in CALLS if c.name in {
     "nll-weight-ignore-mean", "ce-weight-ignore-smooth-mean", "ce-probabilities-weight-smooth-sum",
     "bce-logits-weight-col-mean", "huber-d0.5-sum", "conv2d-{'padding': 'same'}",
-    "conv1d-{'stride': 2}", "max_pool2d-ties-overlapping", "avg_pool2d-{'kernel_size': 3, 'stride': 2}",
+    "conv1d-{'stride': 2}", "max_pool2d-ties-overlapping",
+    "avg_pool2d-{'kernel_size': (3, 2), 'stride': (2, 3), 'padding': 1, 'ceil_mode': True, 'count_include_pad': False}",
     "layer_norm-(5,)-2", "embedding-padding-None", "softplus-{'beta': 0.5, 'threshold': 1.0}"}]
 
 
@@ -359,6 +372,18 @@ def test_batchnorm1d_module_over_steps(momentum, track, affine):
                                theirs(torch.tensor(inputs)).detach().numpy(), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_pooling_modules_match_torch(ceil_mode):
+    x = _rng("modules").standard_normal((2, 3, 7, 6))
+    pairs = [(nn.MaxPool2d(3, 2, 1, ceil_mode=ceil_mode), torch.nn.MaxPool2d(3, 2, 1, ceil_mode=ceil_mode)),
+             (nn.AvgPool2d(3, 2, 1, ceil_mode=ceil_mode, count_include_pad=False),
+              torch.nn.AvgPool2d(3, 2, 1, ceil_mode=ceil_mode, count_include_pad=False)),
+             (nn.AvgPool2d(2, divisor_override=3), torch.nn.AvgPool2d(2, divisor_override=3))]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours(symgrad.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(), rtol=RTOL)
+    assert repr(pairs[0][0]) == repr(pairs[0][1])
+
+
 # ---------------------------------------------------------------------- refused arguments
 def _x(*shape):
     return symgrad.tensor(np.ones(shape))
@@ -372,14 +397,12 @@ REFUSED = [
     ("conv2d padding word", lambda: F.conv2d(_x(1, 1, 3, 3), _x(1, 1, 1, 1), padding="full"), ValueError, "padding"),
     ("conv2d same strided", lambda: F.conv2d(_x(1, 1, 3, 3), _x(1, 1, 1, 1), stride=2, padding="same"), ValueError,
      "same"),
-    ("max_pool2d ceil_mode", lambda: F.max_pool2d(_x(1, 1, 4, 4), 2, ceil_mode=True), TypeError, "ceil_mode"),
     ("max_pool2d return_indices", lambda: F.max_pool2d(_x(1, 1, 4, 4), 2, return_indices=True), TypeError,
      "return_indices"),
-    ("avg_pool2d ceil_mode", lambda: F.avg_pool2d(_x(1, 1, 4, 4), 2, ceil_mode=True), TypeError, "ceil_mode"),
-    ("avg_pool2d count_include_pad", lambda: F.avg_pool2d(_x(1, 1, 4, 4), 3, padding=1, count_include_pad=False),
-     TypeError, "count_include_pad"),
-    ("avg_pool2d divisor_override", lambda: F.avg_pool2d(_x(1, 1, 4, 4), 2, divisor_override=3), TypeError,
+    ("avg_pool2d divisor_override 0", lambda: F.avg_pool2d(_x(1, 1, 4, 4), 2, divisor_override=0), ValueError,
      "divisor_override"),
+    ("max_pool2d window past the input", lambda: F.max_pool2d(_x(1, 1, 4, 4), 3, stride=1, dilation=2), ValueError,
+     "larger than the padded input"),
     ("avg_pool2d padding beyond half", lambda: F.avg_pool2d(_x(1, 1, 4, 4), 3, padding=2), ValueError, "padding"),
     ("max_pool2d padding beyond half", lambda: F.max_pool2d(_x(1, 1, 4, 4), 3, padding=2), ValueError, "padding"),
     ("MaxPool2d stride 0", lambda: nn.MaxPool2d(2, stride=0), ValueError, "stride"),
