@@ -10,7 +10,7 @@ engines, the transforms and the printers need nothing new.
 
 Supported: ``stride``, ``padding`` (zeros; ``-inf`` for max pooling; for convolutions also
 ``"valid"`` and ``"same"``, which pads the extra odd element on the right, as PyTorch) and
-``dilation``, as ints or pairs; ``groups=1`` only.  Pooling also takes ``ceil_mode``, and
+``dilation``, as ints or pairs, and ``groups``.  Pooling also takes ``ceil_mode``, and
 ``avg_pool2d`` ``count_include_pad`` and ``divisor_override``, with PyTorch's divisors.  Unbatched inputs (no N dimension) are
 accepted, as in PyTorch. ``max_pool2d`` sends the gradient of a window to its first
 largest element, as PyTorch does on the CPU.
@@ -24,7 +24,7 @@ import numpy as np
 from ..tape import devices, dtypes
 from ..tape.composites import pad
 from ..tape.creation import generator
-from ..tape.tensor import Tensor, as_tensor
+from ..tape.tensor import Tensor, apply_op, as_tensor
 from .module import Module
 from .parameter import Parameter
 
@@ -98,19 +98,24 @@ def _conv_padding(input: Tensor, padding, kernel: tuple[int, int], stride: tuple
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``: input ``(N, C, H, W)`` (or
-    unbatched ``(C, H, W)``), weight ``(O, C, kh, kw)``, bias ``(O,)``; output ``(N, O, H_out, W_out)``."""
+    unbatched ``(C, H, W)``), weight ``(O, C / groups, kh, kw)``, bias ``(O,)``; output
+    ``(N, O, H_out, W_out)``.  With ``groups`` the channels split into that many independent
+    convolutions (one ``matmul`` each, concatenated)."""
     input, weight = as_tensor(input), as_tensor(weight)
     unbatched = _unbatched(conv2d, input, 4, weight, bias, stride, padding, dilation, groups)
     if unbatched is not None:
         return unbatched
-    if groups != 1:
-        raise NotImplementedError(f"conv2d with groups={groups} is not implemented; symgrad has groups=1")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
     if weight.ndim != 4:
-        raise ValueError(f"conv2d expects a 4-D weight (out_channels, in_channels, kh, kw), got shape "
+        raise ValueError(f"conv2d expects a 4-D weight (out_channels, in_channels / groups, kh, kw), got shape "
                          f"{tuple(weight.shape)}")
-    if input.ndim == 4 and input.shape[1] != weight.shape[1]:
-        raise ValueError(f"conv2d: the input has {input.shape[1]} channels, the weight expects {weight.shape[1]}")
     out_channels, channels, kh, kw = weight.shape
+    if input.ndim == 4 and input.shape[1] != channels * groups:
+        raise ValueError(f"conv2d: the input has {input.shape[1]} channels, the weight expects {channels * groups} "
+                         f"({groups} group(s) of {channels})")
+    if out_channels % groups:
+        raise ValueError(f"conv2d: the weight's {out_channels} output channels do not split into groups={groups}")
     if bias is not None:
         bias = as_tensor(bias)
         if bias.shape != (out_channels,):
@@ -120,8 +125,14 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     input, padding = _conv_padding(input, padding, (kh, kw), stride, dilation, "conv2d")
     patches = _windows(input, (kh, kw), stride, padding, dilation, 0.0, "conv2d")
     n, _, h_out, w_out, _, _ = patches.shape
-    columns = patches.permute(0, 2, 3, 1, 4, 5).reshape(n * h_out * w_out, channels * kh * kw)
-    out = columns @ weight.reshape(out_channels, channels * kh * kw).transpose(0, 1)
+    step = out_channels // groups
+    outs = []
+    for group in range(groups):
+        part = patches if groups == 1 else patches[:, group * channels:(group + 1) * channels]
+        kernel = weight if groups == 1 else weight[group * step:(group + 1) * step]
+        columns = part.permute(0, 2, 3, 1, 4, 5).reshape(n * h_out * w_out, channels * kh * kw)
+        outs.append(columns @ kernel.reshape(step, channels * kh * kw).transpose(0, 1))
+    out = outs[0] if groups == 1 else apply_op("cat", *outs, dim=1)
     out = out.reshape(n, h_out, w_out, out_channels).permute(0, 3, 1, 2)
     if bias is not None:
         out = out + bias.reshape(1, out_channels, 1, 1)
@@ -211,20 +222,24 @@ def _window_counts(size: int, k: int, s: int, p: int, count: int, count_include_
 
 
 class _ConvNd(Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel: tuple, stride, padding, dilation, bias: bool,
-                 device, dtype, what: str) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: tuple, stride, padding, dilation, groups: int,
+                 bias: bool, device, dtype, what: str) -> None:
         super().__init__()
         devices.check_cpu(device, what)
         if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0
-               for v in (in_channels, out_channels, *kernel)):
-            raise ValueError(f"{what} needs positive integer channels and kernel size, got in_channels="
-                             f"{in_channels!r}, out_channels={out_channels!r}, kernel_size={kernel!r}")
+               for v in (in_channels, out_channels, groups, *kernel)):
+            raise ValueError(f"{what} needs positive integer channels, groups and kernel size, got in_channels="
+                             f"{in_channels!r}, out_channels={out_channels!r}, groups={groups!r}, kernel_size={kernel!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{what}: in_channels={in_channels} and out_channels={out_channels} must both be "
+                             f"divisible by groups={groups}")
         self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), kernel
-        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, int(groups)
         dtype = dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype)
-        bound = 1.0 / math.sqrt(self.in_channels * math.prod(kernel))  # PyTorch's kaiming-uniform(a=sqrt(5)) bound
+        fan_in = self.in_channels // self.groups * math.prod(kernel)
+        bound = 1.0 / math.sqrt(fan_in)  # PyTorch's kaiming-uniform(a=sqrt(5)) bound
         draw = lambda shape: Tensor(generator().uniform(-bound, bound, size=shape).astype(dtype))  # noqa: E731
-        self.weight = Parameter(draw((self.out_channels, self.in_channels, *kernel)))
+        self.weight = Parameter(draw((self.out_channels, self.in_channels // self.groups, *kernel)))
         if bias:
             self.bias = Parameter(draw((self.out_channels,)))
         else:
@@ -234,36 +249,37 @@ class _ConvNd(Module):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
                 + (f", padding={self.padding}" if self.padding not in (0, (0,), (0, 0)) else "")
                 + (f", dilation={self.dilation}" if self.dilation not in (1, (1,), (1, 1)) else "")
+                + (f", groups={self.groups}" if self.groups != 1 else "")
                 + ("" if self.bias is not None else ", bias=False"))
 
 
 class Conv2d(_ConvNd):
-    """``nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True)``."""
+    """``nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True)``;
+    ``padding`` may be ``"valid"`` or ``"same"``."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, device=None, dtype=None) -> None:
-        if groups != 1:
-            raise NotImplementedError(f"Conv2d with groups={groups} is not implemented; symgrad has groups=1")
         super().__init__(in_channels, out_channels, _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1),
-                         _pair(padding, "padding", 0), _pair(dilation, "dilation", 1), bias, device, dtype, "Conv2d")
+                         padding if isinstance(padding, str) else _pair(padding, "padding", 0),
+                         _pair(dilation, "dilation", 1), groups, bias, device, dtype, "Conv2d")
 
     def forward(self, input: Tensor) -> Tensor:
-        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class Conv1d(_ConvNd):
-    """``nn.Conv1d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True)``."""
+    """``nn.Conv1d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True)``;
+    ``padding`` may be ``"valid"`` or ``"same"``."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, device=None, dtype=None) -> None:
-        if groups != 1:
-            raise NotImplementedError(f"Conv1d with groups={groups} is not implemented; symgrad has groups=1")
         super().__init__(in_channels, out_channels, (_single(kernel_size, "kernel_size", 1),),
-                         (_single(stride, "stride", 1),), (_single(padding, "padding", 0),),
-                         (_single(dilation, "dilation", 1),), bias, device, dtype, "Conv1d")
+                         (_single(stride, "stride", 1),),
+                         padding if isinstance(padding, str) else (_single(padding, "padding", 0),),
+                         (_single(dilation, "dilation", 1),), groups, bias, device, dtype, "Conv1d")
 
     def forward(self, input: Tensor) -> Tensor:
-        return conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 def _check_pooling(kernel_size, stride, padding) -> None:

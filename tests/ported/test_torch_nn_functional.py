@@ -10,7 +10,6 @@ gradient must agree.
 
 Deliberate differences (not compared; each has its own test of symgrad's behaviour):
 
-- ``groups != 1`` for conv1d/conv2d: ``NotImplementedError`` naming ``groups``.
 - ``return_indices`` of ``max_pool2d``: not accepted (``TypeError`` naming it).
 - ``pad`` modes other than ``"constant"``: ``NotImplementedError`` naming the mode.
 - ``embedding``'s ``max_norm``, ``scale_grad_by_freq``, ``sparse``: ``NotImplementedError``.
@@ -174,7 +173,15 @@ def _conv_pool_calls():
     for kw in (dict(stride=2), dict(padding=(1, 2)), dict(dilation=(2, 1)), dict(stride=(2, 3), padding=1, dilation=2),
                dict(padding="same"), dict(padding="same", dilation=(2, 3)), dict(padding="valid")):
         calls.append(Call(f"conv2d-{kw}", "conv2d", [x2, w2, b], [T, T, T], **kw))
-    calls += [Call("conv2d-no-bias", "conv2d", [x2, w2], [T, T]),
+    # test_convolution's grouped and depthwise cases
+    xg = rng.standard_normal((2, 6, 7, 6))
+    for groups, shape, kw in ((3, (6, 2, 3, 2), dict(stride=2, padding=1)), (6, (6, 1, 3, 3), dict(padding="same")),
+                              (6, (12, 1, 3, 3), dict(dilation=2)), (2, (4, 3, 2, 2), dict())):
+        calls.append(Call(f"conv2d-groups-{groups}-{shape}-{kw}", "conv2d",
+                          [xg, rng.standard_normal(shape), rng.standard_normal(shape[0])], [T, T, T], groups=groups, **kw))
+    calls += [Call("conv1d-groups-2", "conv1d", [rng.standard_normal((2, 4, 9)), rng.standard_normal((6, 2, 3))], [T, T],
+                   groups=2, padding="same"),
+              Call("conv2d-no-bias", "conv2d", [x2, w2], [T, T]),
               Call("conv2d-unbatched", "conv2d", [x2[0], w2, b], [T, T, T], padding=1)]
     for kw in (dict(stride=2), dict(padding=2), dict(dilation=3), dict(padding="same"), dict(padding="same", dilation=2),
                dict(padding="valid"), dict(stride=(2,))):
@@ -262,13 +269,13 @@ def test_matches_torch(call, engine):
 TRANSFORMED = [c for c in CALLS if c.name in {
     "nll-weight-ignore-mean", "ce-weight-ignore-smooth-mean", "ce-probabilities-weight-smooth-sum",
     "bce-logits-weight-col-mean", "huber-d0.5-sum", "conv2d-{'padding': 'same'}",
-    "conv1d-{'stride': 2}", "max_pool2d-ties-overlapping",
+    "conv1d-{'stride': 2}", "max_pool2d-ties-overlapping", "conv1d-groups-2",
     "avg_pool2d-{'kernel_size': (3, 2), 'stride': (2, 3), 'padding': 1, 'ceil_mode': True, 'count_include_pad': False}",
     "layer_norm-(5,)-2", "embedding-padding-None", "softplus-{'beta': 0.5, 'threshold': 1.0}"}]
 
 
 def test_transform_table_is_complete():
-    assert len(TRANSFORMED) == 12
+    assert len(TRANSFORMED) == 13
 
 
 @pytest.mark.parametrize("call", TRANSFORMED, ids=repr)
@@ -384,14 +391,33 @@ def test_pooling_modules_match_torch(ceil_mode):
     assert repr(pairs[0][0]) == repr(pairs[0][1])
 
 
+@pytest.mark.parametrize("padding", ["same", 1])
+def test_grouped_conv_modules_match_torch(padding):
+    for ours, theirs, shape in ((nn.Conv2d(6, 4, 3, padding=padding, groups=2), torch.nn.Conv2d(6, 4, 3, padding=padding,
+                                                                                                 groups=2), (2, 6, 5, 5)),
+                                (nn.Conv1d(4, 8, 3, padding=padding, groups=4), torch.nn.Conv1d(4, 8, 3, padding=padding,
+                                                                                                 groups=4), (2, 4, 7))):
+        theirs = theirs.double()
+        assert repr(ours) == repr(theirs)
+        assert [tuple(v.shape) for v in ours.state_dict().values()] == [tuple(v.shape) for v in
+                                                                        theirs.state_dict().values()]
+        theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+        x = _rng("grouped").standard_normal(shape)
+        np.testing.assert_allclose(ours(symgrad.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                                   rtol=RTOL, atol=ATOL)
+
+
 # ---------------------------------------------------------------------- refused arguments
 def _x(*shape):
     return symgrad.tensor(np.ones(shape))
 
 
 REFUSED = [
-    ("conv2d groups", lambda: F.conv2d(_x(1, 4, 3, 3), _x(2, 2, 1, 1), groups=2), NotImplementedError, "groups"),
-    ("conv1d groups", lambda: F.conv1d(_x(1, 4, 3), _x(2, 2, 1), groups=2), NotImplementedError, "groups"),
+    ("conv2d groups not dividing out", lambda: F.conv2d(_x(1, 4, 3, 3), _x(3, 2, 1, 1), groups=2), ValueError,
+     "groups=2"),
+    ("conv1d groups channels", lambda: F.conv1d(_x(1, 4, 3), _x(2, 1, 1), groups=2), ValueError, "2 group"),
+    ("conv2d groups 0", lambda: F.conv2d(_x(1, 4, 3, 3), _x(2, 2, 1, 1), groups=0), ValueError, "groups"),
+    ("Conv2d groups not dividing in", lambda: nn.Conv2d(5, 4, 3, groups=2), ValueError, "divisible by groups"),
     ("conv2d bias size", lambda: F.conv2d(_x(1, 3, 3, 3), _x(4, 3, 1, 1), _x(3)), ValueError, "bias"),
     ("conv1d bias size", lambda: F.conv1d(_x(1, 3, 3), _x(4, 3, 1), _x(3)), ValueError, "bias"),
     ("conv2d padding word", lambda: F.conv2d(_x(1, 1, 3, 3), _x(1, 1, 1, 1), padding="full"), ValueError, "padding"),
