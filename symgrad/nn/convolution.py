@@ -11,9 +11,9 @@ engines, the transforms and the printers need nothing new.
 Supported: ``stride``, ``padding`` (zeros; ``-inf`` for max pooling; for convolutions also
 ``"valid"`` and ``"same"``, which pads the extra odd element on the right, as PyTorch) and
 ``dilation``, as ints or pairs, and ``groups``.  Pooling also takes ``ceil_mode``, and
-``avg_pool2d`` ``count_include_pad`` and ``divisor_override``, with PyTorch's divisors.  Unbatched inputs (no N dimension) are
-accepted, as in PyTorch. ``max_pool2d`` sends the gradient of a window to its first
-largest element, as PyTorch does on the CPU.
+``avg_pool2d`` ``count_include_pad`` and ``divisor_override``, with PyTorch's divisors.
+Unbatched inputs (no N dimension) are accepted, as in PyTorch. ``max_pool2d`` sends the
+gradient of a window to its first largest element, as PyTorch does on the CPU.
 """
 from __future__ import annotations
 
@@ -229,7 +229,8 @@ class _ConvNd(Module):
         if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0
                for v in (in_channels, out_channels, groups, *kernel)):
             raise ValueError(f"{what} needs positive integer channels, groups and kernel size, got in_channels="
-                             f"{in_channels!r}, out_channels={out_channels!r}, groups={groups!r}, kernel_size={kernel!r}")
+                             f"{in_channels!r}, out_channels={out_channels!r}, groups={groups!r}, "
+                             f"kernel_size={kernel!r}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{what}: in_channels={in_channels} and out_channels={out_channels} must both be "
                              f"divisible by groups={groups}")
@@ -302,8 +303,8 @@ class MaxPool2d(Module):
         return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
-                f"ceil_mode={self.ceil_mode}")
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):

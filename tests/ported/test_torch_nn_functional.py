@@ -178,19 +178,22 @@ def _conv_pool_calls():
     for groups, shape, kw in ((3, (6, 2, 3, 2), dict(stride=2, padding=1)), (6, (6, 1, 3, 3), dict(padding="same")),
                               (6, (12, 1, 3, 3), dict(dilation=2)), (2, (4, 3, 2, 2), dict())):
         calls.append(Call(f"conv2d-groups-{groups}-{shape}-{kw}", "conv2d",
-                          [xg, rng.standard_normal(shape), rng.standard_normal(shape[0])], [T, T, T], groups=groups, **kw))
-    calls += [Call("conv1d-groups-2", "conv1d", [rng.standard_normal((2, 4, 9)), rng.standard_normal((6, 2, 3))], [T, T],
-                   groups=2, padding="same"),
+                          [xg, rng.standard_normal(shape), rng.standard_normal(shape[0])], [T, T, T],
+                          groups=groups, **kw))
+    calls += [Call("conv1d-groups-2", "conv1d", [rng.standard_normal((2, 4, 9)), rng.standard_normal((6, 2, 3))],
+                   [T, T], groups=2, padding="same"),
               Call("conv2d-no-bias", "conv2d", [x2, w2], [T, T]),
               Call("conv2d-unbatched", "conv2d", [x2[0], w2, b], [T, T, T], padding=1)]
-    for kw in (dict(stride=2), dict(padding=2), dict(dilation=3), dict(padding="same"), dict(padding="same", dilation=2),
-               dict(padding="valid"), dict(stride=(2,))):
+    for kw in (dict(stride=2), dict(padding=2), dict(dilation=3), dict(padding="same"),
+               dict(padding="same", dilation=2), dict(padding="valid"), dict(stride=(2,))):
         calls.append(Call(f"conv1d-{kw}", "conv1d", [x1, w1, b], [T, T, T], **kw))
     calls += [Call("conv1d-unbatched", "conv1d", [x1[0], w1], [T, T], padding="same")]
-    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1)),
-               dict(kernel_size=3, dilation=2), dict(kernel_size=2, stride=(1, 2), padding=1)):
+    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2),
+               dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1)), dict(kernel_size=3, dilation=2),
+               dict(kernel_size=2, stride=(1, 2), padding=1)):
         calls.append(Call(f"max_pool2d-{kw}", "max_pool2d", [xp], [T], **kw))
-    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1))):
+    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2),
+               dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1))):
         calls.append(Call(f"avg_pool2d-{kw}", "avg_pool2d", [xp], [T], **kw))
     # test_pooling's ceil_mode / count_include_pad / divisor_override cases: a last partial
     # window, windows over the padding, and a span larger than the input (kept by ceil_mode)
@@ -393,10 +396,11 @@ def test_pooling_modules_match_torch(ceil_mode):
 
 @pytest.mark.parametrize("padding", ["same", 1])
 def test_grouped_conv_modules_match_torch(padding):
-    for ours, theirs, shape in ((nn.Conv2d(6, 4, 3, padding=padding, groups=2), torch.nn.Conv2d(6, 4, 3, padding=padding,
-                                                                                                 groups=2), (2, 6, 5, 5)),
-                                (nn.Conv1d(4, 8, 3, padding=padding, groups=4), torch.nn.Conv1d(4, 8, 3, padding=padding,
-                                                                                                 groups=4), (2, 4, 7))):
+    pairs = ((nn.Conv2d(6, 4, 3, padding=padding, groups=2), torch.nn.Conv2d(6, 4, 3, padding=padding, groups=2),
+              (2, 6, 5, 5)),
+             (nn.Conv1d(4, 8, 3, padding=padding, groups=4), torch.nn.Conv1d(4, 8, 3, padding=padding, groups=4),
+              (2, 4, 7)))
+    for ours, theirs, shape in pairs:
         theirs = theirs.double()
         assert repr(ours) == repr(theirs)
         assert [tuple(v.shape) for v in ours.state_dict().values()] == [tuple(v.shape) for v in
@@ -453,3 +457,47 @@ REFUSED = [
 def test_refused_with_a_clear_error(name, make, error, words):
     with pytest.raises(error, match=words):
         make()
+
+
+# ---------------------------------------------------------------------- second order (OpInfo's gradgrad checks)
+def _second_order_cases():
+    rng = _rng("second order")
+    y, classes, weight = rng.uniform(size=(3, 4)), np.array([0, 3, -100]), rng.uniform(0.5, 2.0, 4)
+
+    def both(make):
+        return make(symgrad, F), make(torch, TF)
+
+    return {
+        "softplus": both(lambda lib, f: lambda a: f.softplus(a, beta=2.0, threshold=1.5).sum()),
+        "gelu-tanh": both(lambda lib, f: lambda a: f.gelu(a, approximate="tanh").sum()),
+        "elu-squared": both(lambda lib, f: lambda a: (f.elu(a, 0.7) ** 2).sum()),
+        "log_softmax": both(lambda lib, f: lambda a: (f.log_softmax(a, 1) * lib.tensor(y)).sum()),
+        "cross_entropy": both(lambda lib, f: lambda a: f.cross_entropy(a, lib.tensor(classes), lib.tensor(weight),
+                                                                          label_smoothing=0.2)),
+        "bce_with_logits": both(lambda lib, f: lambda a: f.binary_cross_entropy_with_logits(
+            a, lib.tensor(y), pos_weight=lib.tensor(weight))),
+        "bce-of-sigmoid": both(lambda lib, f: lambda a: f.binary_cross_entropy(lib.sigmoid(a), lib.tensor(y))),
+        "batch_norm-training": both(lambda lib, f: lambda a: (f.batch_norm(a, None, None, training=True)
+                                                              * lib.tensor(y)).sum()),
+        "layer_norm": both(lambda lib, f: lambda a: (f.layer_norm(a, (4,)) * lib.tensor(y)).sum()),
+        "avg_pool2d-ceil-no-pad-count": both(lambda lib, f: lambda a: (f.avg_pool2d(
+            a.reshape(1, 1, 3, 4), 2, 1, padding=1, ceil_mode=True, count_include_pad=False) ** 2).sum()),
+    }
+
+
+SECOND_ORDER = _second_order_cases()
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ORDER))
+def test_hessian_and_double_backward_match_torch(name):
+    ours, theirs = SECOND_ORDER[name]
+    x, direction = _rng(name).standard_normal((3, 4)), _rng(name + "v").standard_normal((3, 4))
+    expected = torch.autograd.functional.hessian(theirs, torch.tensor(x)).numpy()
+    np.testing.assert_allclose(np.asarray(symgrad.hessian(ours)(symgrad.tensor(x))), expected, rtol=1e-8, atol=1e-10)
+    for engine in ENGINES:
+        with symgrad.backward_engine(engine):
+            a = symgrad.tensor(x, requires_grad=True)
+            (grad,) = symgrad.autograd.grad(ours(a), [a], create_graph=True)
+            (grad * symgrad.tensor(direction)).sum().backward()
+        hessian_times_direction = (expected.reshape(12, 12) @ direction.reshape(12)).reshape(3, 4)
+        np.testing.assert_allclose(a.grad.numpy(), hessian_times_direction, rtol=1e-8, atol=1e-10, err_msg=engine)
