@@ -289,7 +289,7 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
     weight = _check_affine("batch_norm", "weight", weight, (channels,))
     bias = _check_affine("batch_norm", "bias", bias, (channels,))
     if training:
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)):
             raise TypeError(f"batch_norm: momentum must be a number, got {type(momentum).__name__} {momentum!r:.60}")
         count = input.numel() // channels if channels else 0
         if count <= 1:
@@ -301,7 +301,7 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
         centred = input - mean
         var = (centred * centred).mean(dim=dims, keepdim=True)
         if stats[0] is not None or stats[1] is not None:
-            _update_running_stats(input, stats, mean, var, count, momentum)
+            _update_running_stats(input, stats, mean, var, count, float(momentum))
     else:
         if stats[0] is None or stats[1] is None:
             raise ValueError("batch_norm: running_mean and running_var are needed when training=False")

@@ -355,6 +355,15 @@ def test_batch_norm_running_statistics(shape, momentum, training):
     np.testing.assert_allclose(s_var.numpy(), t_var.numpy(), rtol=1e-12)
 
 
+def test_batch_norm_takes_a_numpy_momentum():
+    inputs = _rng("numpy momentum").standard_normal((6, 3))
+    ours, theirs = symgrad.zeros(3), torch.zeros(3, dtype=torch.float64)
+    F.batch_norm(symgrad.tensor(inputs), ours, symgrad.ones(3), training=True, momentum=np.float32(0.25))
+    TF.batch_norm(torch.tensor(inputs), theirs, torch.ones(3, dtype=torch.float64), training=True,
+                  momentum=np.float32(0.25))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+
+
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("track", [True, False])
 @pytest.mark.parametrize("momentum", [0.1, None, 0.5])
