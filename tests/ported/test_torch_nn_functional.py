@@ -19,7 +19,12 @@ Deliberate differences (not compared; each has its own test of symgrad's behavio
   torch refuses it; symgrad differentiates it (checked against torch's written-out formula).
 - ``binary_cross_entropy`` where ``log`` is clamped (input 0, 1, or below ``exp(-100)``):
   symgrad's gradient is the clamped loss's (0), torch's hand rule gives ``(x - y) / 1e-12``.
-- ``smooth_l1_loss`` is not offered (``huber_loss`` is; ``smooth_l1 = huber / beta``).
+- Not offered by symgrad.nn.functional, so not compared: ``smooth_l1_loss`` (``huber_loss``
+  is; ``smooth_l1(beta) = huber(delta=beta) / beta``), ``hardtanh``, ``relu6``, ``selu``,
+  ``celu``, ``instance_norm``, ``group_norm``, ``conv3d``, ``conv_transpose*``, ``max_pool1d``,
+  ``avg_pool1d``, adaptive pooling, ``interpolate``.
+- Mixed float32/float64 arguments: symgrad promotes (NumPy's rule) where torch refuses, and
+  ``huber_loss(float32, float64)`` is float64 where torch keeps float32.
 """
 from __future__ import annotations
 
