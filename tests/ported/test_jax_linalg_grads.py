@@ -131,7 +131,7 @@ for _ord in (None, 1, 2, 3, np.inf, -np.inf):  # JAX's testNorm: vector orders
         lambda a, o=_ord: _torch().linalg.norm(a, o), lambda a, o=_ord: _jnp().linalg.norm(a, o),
         order=1 if _ord in (1, np.inf, -np.inf) else 2)
 for _ord in (None, "fro", 1, -1, 2, -2, np.inf, -np.inf, "nuc"):  # and matrix orders, over axes
-    for _axis in (None, (0, 1), (1, 0)):
+    for _axis in (None, (1, 0)) if _ord in ("fro", 2, np.inf, "nuc") else (None,):  # sampled
         CASES[f"matrix_norm_ord_{_ord}_axis_{_axis}"] = case(
             [normal(4, 3)], lambda a, o=_ord, x=_axis: L.norm(a, o, dim=x),
             lambda a, o=_ord, x=_axis: np.linalg.norm(a, o, axis=x),
