@@ -55,21 +55,30 @@ def _tf(name):
     return call
 
 
-def check_transforms_at(f, args, argnums):
-    """``symgrad.jacobian`` and ``symgrad.vjp`` of ``f`` at ``args`` against central differences."""
-    for i in argnums:
-        jac = np.asarray(symgrad.jacobian(lambda *a: outputs(f(*a))[0], argnums=i)(*args))
-        out0 = np.asarray(outputs(f(*[symgrad.tensor(a) for a in args]))[0].detach().numpy())
-        for k in np.ndindex(*out0.shape) if out0.shape else [()]:
-            expected = central_grad(lambda *a, k=k: outputs(f(*a))[0][k] if k else outputs(f(*a))[0], args, i)
-            np.testing.assert_allclose(jac[k].reshape(np.shape(args[i])), expected, rtol=1e-5, atol=1e-7,
-                                       err_msg=f"symgrad.jacobian row {k}, argnum {i}")
+def check_transforms_at(f, args, argnums, eps=1e-6):
+    """``symgrad.jacobian`` and ``symgrad.vjp`` of ``f``'s first output at ``args`` against
+    central differences (one column of the Jacobian per input element)."""
+    first = lambda *a: outputs(f(*a))[0]  # noqa: E731
+
+    def value(a):
+        return first(*[symgrad.tensor(x) for x in a]).detach().numpy()
+
+    out0 = value(args)
     cotangent = np.cos(np.arange(out0.size) + 0.25).reshape(out0.shape)
-    primal_out, pullback = symgrad.vjp(lambda *a: outputs(f(*a))[0], *args)
+    primal_out, pullback = symgrad.vjp(first, *args)
     np.testing.assert_allclose(np.asarray(primal_out), out0, rtol=1e-12, atol=1e-12, err_msg="symgrad.vjp primal")
     pulled = pullback(cotangent)
     for i in argnums:
-        expected = central_grad(lambda *a: (outputs(f(*a))[0] * symgrad.tensor(cotangent)).sum(), args, i)
+        columns = np.zeros(out0.shape + np.shape(args[i]))
+        for k in np.ndindex(*np.shape(args[i])):
+            plus, minus = [a.copy() for a in args], [a.copy() for a in args]
+            plus[i][k] += eps
+            minus[i][k] -= eps
+            columns[(...,) + k] = (value(plus) - value(minus)) / (2 * eps)
+        jac = np.asarray(symgrad.jacobian(first, argnums=i)(*args))
+        np.testing.assert_allclose(jac.reshape(columns.shape), columns, rtol=1e-5, atol=1e-7,
+                                   err_msg=f"symgrad.jacobian, argnum {i}")
+        expected = np.tensordot(cotangent, columns, axes=out0.ndim)
         np.testing.assert_allclose(np.asarray(pulled[i]).reshape(np.shape(args[i])), expected, rtol=1e-5, atol=1e-7,
                                    err_msg=f"symgrad.vjp, argnum {i}")
 
@@ -155,7 +164,7 @@ UNARY = {  # name: (symgrad function, NumPy, torch name, draw of a shape)
     "square": (symgrad.square, np.square, "square", lambda s: normal(*s)),
     "reciprocal": (symgrad.reciprocal, np.reciprocal, "reciprocal", lambda s: away_from_zero(*s)),
     "lgamma": (symgrad.lgamma, None, "lgamma", lambda s: positive(*s)),
-    "digamma": (symgrad.digamma, None, "digamma", lambda s: positive(*s)),
+    "digamma": (symgrad.digamma, None, None, lambda s: positive(*s)),  # torch's trigamma: only to ~5e-10
 }
 
 BINARY = {  # name: (symgrad function, NumPy, torch name, draw of a shape, order)
@@ -175,17 +184,17 @@ BINARY_SHAPES = [((3,), (3,)), ((), (3, 4)), ((3, 1), (1, 4)), ((2, 3, 4), (2, 1
 
 
 def _unary_cases():
-    cases = {}
-    for name, (f, numpy_f, torch_name, draw) in UNARY.items():
-        for shape in UNARY_SHAPES:
-            cases[f"{name}_{shape}"] = case([draw(shape)], f, numpy_f, _tf(torch_name))
+    cases = {}  # sampled: each op on one of the shapes, in turn
+    for k, (name, (f, numpy_f, torch_name, draw)) in enumerate(UNARY.items()):
+        shape = UNARY_SHAPES[k % len(UNARY_SHAPES)]
+        cases[f"{name}_{shape}"] = case([draw(shape)], f, numpy_f, torch_name and _tf(torch_name))
     return cases
 
 
 def _binary_cases():
-    cases = {}
-    for name, (f, numpy_f, torch_name, draw, order) in BINARY.items():
-        for shapes in BINARY_SHAPES:
+    cases = {}  # sampled: each op on two of the shape pairs, in turn
+    for k, (name, (f, numpy_f, torch_name, draw, order)) in enumerate(BINARY.items()):
+        for shapes in (BINARY_SHAPES[k % len(BINARY_SHAPES)], BINARY_SHAPES[(k + 1) % len(BINARY_SHAPES)]):
             cases[f"{name}_{shapes}"] = case([draw(*shapes[0]), draw(*shapes[1])], f, numpy_f, _tf(torch_name),
                                              argnums=(0, 1), order=order)
     return cases
@@ -385,16 +394,14 @@ def _dot_cases():
 
 def _conv_cases():
     cases = {}
-    for b, i, j in [(2, 2, 3), (3, 2, 2)]:
-        for strides in [(1, 1), (1, 2), (2, 1)]:
-            for padding in [0, 1]:
+    for b, i, j, strides, padding in [(2, 2, 3, (1, 1), 0), (3, 2, 2, (1, 2), 1), (2, 3, 2, (2, 1), 1)]:  # sampled
                 cases[f"conv2d_b{b}_i{i}_j{j}_s{strides}_p{padding}"] = case(
                     [normal(b, i, 3, 4), normal(j, i, 1, 2)],
                     lambda x, w, s=strides, p=padding: F.conv2d(x, w, stride=s, padding=p), None,
                     lambda x, w, s=strides, p=padding: _torch().nn.functional.conv2d(x, w, stride=s, padding=p),
                     argnums=(0, 1))
     cases["conv2d_rhs_dilation"] = case(
-        [normal(2, 2, 5, 6), normal(3, 2, 2, 2)], lambda x, w: F.conv2d(x, w, dilation=(2, 1), padding=(1, 0)), None,
+        [normal(1, 2, 4, 3), normal(2, 2, 2, 2)], lambda x, w: F.conv2d(x, w, dilation=(2, 1), padding=(1, 0)), None,
         lambda x, w: _torch().nn.functional.conv2d(x, w, dilation=(2, 1), padding=(1, 0)), argnums=(0, 1))
     cases["conv1d"] = case([normal(4, 2, 1), normal(3, 2, 1)], F.conv1d, None,
                            lambda x, w: _torch().nn.functional.conv1d(x, w), argnums=(0, 1))
@@ -438,7 +445,7 @@ def _reduce_cases():
 
 def _window_cases():
     return {  # JAX's testReduceWindowGrad: reduce_window add / max as pools
-        "avg_pool2d": case([normal(2, 2, 4, 5)], lambda x: F.avg_pool2d(x, 2, stride=1), None,
+        "avg_pool2d": case([normal(1, 2, 3, 4)], lambda x: F.avg_pool2d(x, 2, stride=1), None,
                            lambda x: _torch().nn.functional.avg_pool2d(x, 2, stride=1)),
         "avg_pool2d_strided": case([normal(1, 2, 6, 6)], lambda x: F.avg_pool2d(x, (2, 3), stride=(2, 3)), None,
                                    lambda x: _torch().nn.functional.avg_pool2d(x, (2, 3), stride=(2, 3))),
@@ -451,20 +458,19 @@ def _window_cases():
 
 def _cumulative_cases():
     cases = {}
-    for shape in [(10,), (3, 4, 5)]:
-        for axis in range(len(shape)):
+    ops = [("cumsum", "cumsum", np.cumsum), ("cumprod", "cumprod", np.cumprod), ("cumlogsumexp", "logcumsumexp", None)]
+    for k, (name, op, numpy_f) in enumerate(ops):
+        for shape, axis in [((10,), 0), ((3, 4, 5), k % 3), ((3, 4, 5), (k + 1) % 3)]:  # sampled axes
             for reverse in (False, True):
-                for name, op, numpy_f in [("cumsum", "cumsum", np.cumsum), ("cumprod", "cumprod", np.cumprod),
-                                          ("cumlogsumexp", "logcumsumexp", None)]:
-                    if reverse:
-                        ours = lambda x, a=axis, o=op: getattr(x.flip(a), o)(a).flip(a)
-                        ref = None if numpy_f is None else (
-                            lambda x, a=axis, n=numpy_f: np.flip(n(np.flip(x, a), a), a))
-                    else:
-                        ours = lambda x, a=axis, o=op: getattr(x, o)(a)
-                        ref = None if numpy_f is None else (lambda x, a=axis, n=numpy_f: n(x, a))
-                    cases[f"{name}_{shape}_axis{axis}_reverse{reverse}"] = case(
-                        [normal(*shape, scale=0.5)], ours, ref, ours)
+                if reverse:
+                    ours = lambda x, a=axis, o=op: getattr(x.flip(a), o)(a).flip(a)
+                    ref = None if numpy_f is None else (
+                        lambda x, a=axis, n=numpy_f: np.flip(n(np.flip(x, a), a), a))
+                else:
+                    ours = lambda x, a=axis, o=op: getattr(x, o)(a)
+                    ref = None if numpy_f is None else (lambda x, a=axis, n=numpy_f: n(x, a))
+                cases[f"{name}_{shape}_axis{axis}_reverse{reverse}"] = case(
+                    [normal(*shape, scale=0.5)], ours, ref, ours)
     for zeros in (1, 2):
         cases[f"cumprod_with_{zeros}_zeros"] = case([with_zeros(zeros, 6)], lambda x: x.cumprod(0),
                                                     lambda x: np.cumprod(x, 0), lambda x: x.cumprod(0))
@@ -473,7 +479,7 @@ def _cumulative_cases():
 
 def _sort_cases():
     cases = {}
-    for shape in [(5,), (5, 7), (4, 9, 3)]:
+    for shape in [(5,), (5, 7), (4, 3, 2)]:
         for axis in sorted({len(shape) - 1, 0}):
             cases[f"sort_{shape}_axis{axis}"] = case(
                 [distinct(*shape)], lambda x, a=axis: symgrad.sort(x, a).values, lambda x, a=axis: np.sort(x, a),
@@ -554,3 +560,35 @@ STRUCTURAL = {**_index_cases(), **_slice_cases(), **_shape_cases(), **_concat_sp
 @pytest.mark.parametrize("name", sorted(STRUCTURAL))
 def test_structural_op_grad(name, rng):
     check_at_two_points(STRUCTURAL[name], rng)
+
+
+REFUSED = {  # what lax (or torch) computes and symgrad refuses with a clear error instead
+    "conv2d with groups": (lambda x: F.conv2d(x, symgrad.tensor(np.ones((4, 2, 1, 1))), groups=2), (1, 4, 3, 3),
+                           NotImplementedError, "groups=2 is not implemented"),
+    "pad in reflect mode": (lambda x: F.pad(x, (1, 1), mode="reflect"), (2, 4), NotImplementedError,
+                            "mode 'reflect' is not implemented"),
+    "out-of-bounds gather (mode clip/fill)": (lambda x: x[np.array([0, 7])], (5,), IndexError, "out of bounds"),
+    "out-of-bounds scatter_add": (lambda x: symgrad.scatter_add(x, 0, np.array([5]), symgrad.ones(1)), (5,),
+                                  IndexError, r"index values must be in \[0, 5\)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_out_of_bounds_index_refused(name, rng):
+    f, shape, error, message = REFUSED[name]
+    with pytest.raises(error, match=message):
+        f(symgrad.tensor(rng.standard_normal(shape), requires_grad=True))
+
+
+def test_argmax_index_in_a_traced_function_is_refused(rng):
+    # x[argmax] in a transformed function: the index would be frozen at the first call, so
+    # symgrad refuses it and names the fix (JAX recomputes it per call under jit)
+    x = rng.permutation(np.arange(12.0)).reshape(3, 4)
+    f = lambda x: symgrad.take_along_dim(x, x.argmax(1, keepdim=True), 1).sum()  # noqa: E731
+    with pytest.raises(symgrad.UntraceableError, match="argmax"):
+        symgrad.grad(f)(x)
+    for engine in ("symbolic", "tape"):  # eagerly it is fine: one at each row's maximum
+        t = symgrad.tensor(x, requires_grad=True)
+        with symgrad.backward_engine(engine):
+            f(t).backward()
+        np.testing.assert_array_equal(t.grad.numpy(), (x == x.max(1, keepdims=True)).astype(float))
