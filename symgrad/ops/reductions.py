@@ -411,16 +411,20 @@ def _product_of_the_others(xp, x, dim):
         return xp.reshape(_product_of_the_others(xp, xp.reshape(x, shape=(-1,)), 0), shape=np.shape(x))
     axis = normalize_dims(dim, np.ndim(x))[0]
     if np.shape(x)[axis] <= 1:
-        return xp.broadcast_to(np.ones((), dtype=x.dtype), shape=np.shape(x))
+        return _ones_like(xp, x)
     flip = reversed_along(axis, np.ndim(x))
     return _product_before(xp, x, axis) * xp.getitem(_product_before(xp, xp.getitem(x, index=flip), axis), index=flip)
+
+
+def _ones_like(xp, x):
+    """Ones shaped like ``x`` (whatever its values, NaN included), made with ``xp`` alone."""
+    return xp.cast(xp.where(x == 0, 1.0, 1.0), dtype=x.dtype)
 
 
 def _product_before(xp, x, axis):
     """The running product along ``axis`` of the elements strictly before each one (1 first)."""
     head = (slice(None),) * axis
-    ones_shape = tuple(1 if d == axis else n for d, n in enumerate(np.shape(x)))
-    ones = xp.broadcast_to(np.ones((), dtype=x.dtype), shape=ones_shape)
+    ones = _ones_like(xp, xp.getitem(x, index=head + (slice(None, 1),)))
     return xp.cat(ones, xp.getitem(xp.cumprod(x, dim=axis), index=head + (slice(None, -1),)), dim=axis)
 
 
