@@ -18,7 +18,7 @@ Conventions every entry here follows:
   (``maximum(x, x)`` has gradient 2 at NaN, 1 elsewhere); elu'(0) = alpha and
   leaky_relu'(0) = negative_slope (the negative side's slope), the rounding ops (floor,
   ceil, round, trunc) have gradient 0 also at their jumps, frac 1, remainder and fmod
-  d/da = 1 and d/db = -floor(a/b) or -trunc(a/b) there, sinc'(0) = 0, copysign's d/da = 0
+  d/da = 1 and d/db = -floor(a/b) or -trunc(a/b) there, sinc'(0) = 0 (with sinc''(0) = -pi^2/3), copysign's d/da = 0
   at a = 0, nan_to_num's gradient is g * isfinite(x);
 * relu, clamp and where select the gradient (``xp.where(mask, g, 0.0)``) rather than
   multiply it by a 0/1 mask, so an inf or NaN ``g`` gives PyTorch's exact 0 outside the
@@ -858,19 +858,29 @@ logaddexp = register(Op(
 ))
 
 
+SINC_SLOPE_SERIES = (-np.pi ** 2 / 3, np.pi ** 4 / 30, -np.pi ** 6 / 840)
+"""The coefficients of x, x^3 and x^5 in the Maclaurin series of sinc'(x): the derivative's
+form at x = 0, 0 there (PyTorch's value) with the right derivatives to sixth order (JAX's
+``_sinc_maclaurin``; a constant 0 would make sinc''(0) = 0, not -pi^2/3)."""
+
+
 def _sinc_vjp(xp, g, ans, x):
-    # (cos(pi x) - sinc(x))/x, and 0 at x = 0 (PyTorch's value; the limit is 0 too).  The
-    # branch not taken is computed at x = 1, so its derivatives stay finite there.
+    # (cos(pi x) - sinc(x))/x, and at x = 0 its Maclaurin series (value 0, as PyTorch's, and
+    # the right second derivative).  The branch not taken is computed at x = 1, so its
+    # derivatives stay finite there.
     zero = x == 0
     safe = xp.where(zero, 1.0, x)
-    return (xp.where(zero, 0.0, g * (xp.cos(safe * np.pi) - xp.sinc(safe)) / safe),)
+    c1, c3, c5 = SINC_SLOPE_SERIES
+    series = x * (c1 + x * x * (c3 + x * x * c5))
+    return (g * xp.where(zero, series, (xp.cos(safe * np.pi) - xp.sinc(safe)) / safe),)
 
 
 # PyTorch's and NumPy's normalised sinc, sin(pi x)/(pi x), 1 at x = 0
 sinc = _unary(
     "sinc", "SincBackward0", np.sinc,
     vjp=_sinc_vjp,
-    # its derivative is 0 at x = 0, as PyTorch's (a Piecewise form's was NaN there: 0 * inf)
+    # its derivative is 0 at x = 0, as PyTorch's, and its second -pi^2/3 (a Piecewise form's
+    # was NaN there: 0 * inf)
     sympy=sympy_function("symgrad.symbolic.forms.stable.sinc"),
     summary="sin(pi x)/(pi x), 1 at 0", **_ELEMENTARY,
     numpy="sinc",

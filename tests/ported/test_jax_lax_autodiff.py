@@ -22,7 +22,9 @@ or two zeros in a slice) and of ``cumprod`` after a slice's first zero was 0 -- 
 gradient there is 0 in value but not in its derivative, so ``grad`` of ``grad``, ``hessian``
 and double backward were silently wrong (``prod_with_1_zeros``, ``cumprod_with_1_zeros``).
 ``prod``'s gradient is now the product of the others written without a division (right to
-every order); ``cumprod``'s is right to second order (what JAX checks). Checked and agreeing
+every order); ``cumprod``'s is right to second order (what JAX checks). ``sinc``'s second
+derivative at 0 was 0 (PyTorch's, whose derivative is masked to 0 there) where it is
+``-pi^2/3`` (JAX's): the derivative's form at 0 is now its Maclaurin series. Checked and agreeing
 with torch's conventions: the gradient at ties and kinks (:func:`test_gradient_at_ties_matches_torch`).
 
 Left out, each for a reason:
@@ -223,7 +225,7 @@ SPECIAL_VALUES = {  # JAX's LAX_GRAD_SPECIAL_VALUE_TESTS, plus the ops' own spec
     "atan": (symgrad.atan, [0.0, 1000.0]), "erf": (symgrad.erf, [0.0, 10.0]), "erfc": (symgrad.erfc, [0.0, 10.0]),
     "sigmoid": (symgrad.sigmoid, [0.0, 40.0, -40.0]), "softplus": (symgrad.softplus, [0.0, 40.0, -40.0]),
     "expm1": (symgrad.expm1, [0.0, 1e-8]), "log1p": (symgrad.log1p, [0.0, 1e-8]),
-    "erfinv": (symgrad.erfinv, [0.0]), "sinc": (symgrad.sinc, [0.5, 1.0]),
+    "erfinv": (symgrad.erfinv, [0.0]), "sinc": (symgrad.sinc, [0.0, 0.5, 1.0]),
 }
 
 
