@@ -29,6 +29,8 @@ Conventions every entry here follows:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import UNDEFINED, Domain, Op, register, shape_of, sympy_function, sympy_number
@@ -858,21 +860,34 @@ logaddexp = register(Op(
 ))
 
 
-SINC_SLOPE_SERIES = (-np.pi ** 2 / 3, np.pi ** 4 / 30, -np.pi ** 6 / 840)
-"""The coefficients of x, x^3 and x^5 in the Maclaurin series of sinc'(x): the derivative's
-form at x = 0, 0 there (PyTorch's value) with the right derivatives to sixth order (JAX's
-``_sinc_maclaurin``; a constant 0 would make sinc''(0) = 0, not -pi^2/3)."""
+SINC_SLOPE_SERIES = tuple((2 * k - 1, (-1) ** k * 2 * k * math.pi ** (2 * k) / math.factorial(2 * k + 1))
+                          for k in range(1, 7))
+"""(power, coefficient) of the Maclaurin series of sinc'(x) up to x^11: the derivative's form
+for ``|x| < SINC_SERIES_BELOW`` (JAX's ``_sinc_maclaurin``). At 0 it is 0 (PyTorch's value)
+with the right derivatives (sinc''(0) = -pi^2/3, where a constant 0 would give 0); near 0 it
+avoids the quotient's cancellation (cos(pi x) - sinc(x) ~ pi^2 x^2 / 3)."""
+
+SINC_SERIES_BELOW = 0.1
+"""Below it the series' first omitted term is under 1e-17 of sinc'; above it the quotient
+loses at most about 3e-15 to cancellation."""
+
+
+def sinc_slope_series(x):
+    """The series of sinc'(x) (:data:`SINC_SLOPE_SERIES`), in Horner form, for arrays, tensors
+    or SymPy expressions."""
+    total = 0.0
+    for _, c in reversed(SINC_SLOPE_SERIES):
+        total = total * x * x + c
+    return total * x
 
 
 def _sinc_vjp(xp, g, ans, x):
-    # (cos(pi x) - sinc(x))/x, and at x = 0 its Maclaurin series (value 0, as PyTorch's, and
-    # the right second derivative).  The branch not taken is computed at x = 1, so its
-    # derivatives stay finite there.
-    zero = x == 0
-    safe = xp.where(zero, 1.0, x)
-    c1, c3, c5 = SINC_SLOPE_SERIES
-    series = x * (c1 + x * x * (c3 + x * x * c5))
-    return (g * xp.where(zero, series, (xp.cos(safe * np.pi) - xp.sinc(safe)) / safe),)
+    # (cos(pi x) - sinc(x))/x, and near 0 its Maclaurin series.  The branch not taken is
+    # computed at x = 1, so its derivatives stay finite there.
+    near_zero = xp.abs(x) < SINC_SERIES_BELOW
+    safe = xp.where(near_zero, 1.0, x)
+    small = xp.where(near_zero, x, 0.0)
+    return (g * xp.where(near_zero, sinc_slope_series(small), (xp.cos(safe * np.pi) - xp.sinc(safe)) / safe),)
 
 
 # PyTorch's and NumPy's normalised sinc, sin(pi x)/(pi x), 1 at x = 0
