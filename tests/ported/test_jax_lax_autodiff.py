@@ -47,7 +47,6 @@ import pytest
 import symgrad
 import symgrad.nn.functional as F
 
-from .conftest import central_grad
 from .systematic import check_case, outputs
 
 
@@ -68,7 +67,7 @@ def _tf(name):
 def check_transforms_at(f, args, argnums, eps=1e-6):
     """``symgrad.jacobian`` and ``symgrad.vjp`` of ``f``'s first output at ``args`` against
     central differences (one column of the Jacobian per input element)."""
-    first = lambda *a: outputs(f(*a))[0]  # noqa: E731
+    first = lambda *a: outputs(f(*a))[0]
 
     def value(a):
         return first(*[symgrad.tensor(x) for x in a]).detach().numpy()
@@ -594,7 +593,7 @@ def test_argmax_index_in_a_traced_function_is_refused(rng):
     # x[argmax] in a transformed function: the index would be frozen at the first call, so
     # symgrad refuses it and names the fix (JAX recomputes it per call under jit)
     x = rng.permutation(np.arange(12.0)).reshape(3, 4)
-    f = lambda x: symgrad.take_along_dim(x, x.argmax(1, keepdim=True), 1).sum()  # noqa: E731
+    f = lambda x: symgrad.take_along_dim(x, x.argmax(1, keepdim=True), 1).sum()
     with pytest.raises(symgrad.UntraceableError, match="argmax"):
         symgrad.grad(f)(x)
     for engine in ("symbolic", "tape"):  # eagerly it is fine: one at each row's maximum
@@ -624,7 +623,7 @@ def test_gradient_at_ties_matches_torch(name):
     a0 = np.array([[1.0, 2.0, 2.0, 0.0], [3.0, 3.0, 3.0, 1.0]])
     b0 = np.array([[1.0, 2.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0]])  # a == b in places, a * b tied in rows
     weights = np.cos(np.arange(theirs(torch.tensor(a0), torch.tensor(b0)).numel()) + 0.5)
-    loss = lambda x, y: (ours(x, y).reshape(-1) * symgrad.tensor(weights)).sum()  # noqa: E731
+    loss = lambda x, y: (ours(x, y).reshape(-1) * symgrad.tensor(weights)).sum()
     gradient = symgrad.grad(loss, argnums=(0, 1))
     for shift in (0.0, 0.25):  # the same compiled gradient at a second point, tied in the same places
         a, b = a0 + shift, b0 + shift
