@@ -639,3 +639,23 @@ def test_gradient_at_ties_matches_torch(name):
             for k, got in enumerate((xa.grad, xb.grad)):
                 np.testing.assert_allclose(got.numpy(), expected[k], atol=1e-12,
                                            err_msg=f"{engine} backward, shift {shift}")
+
+
+def test_higher_order_gradient_of_reciprocal_and_sinc():
+    # JAX's testHigherOrderGradientOfReciprocal: six nested grads of 1/x (written 1/x) at 4,
+    # 6!/4^7 exactly; and sinc's fourth derivative at 0, pi^4/5 (its series' x^4 term, JAX's
+    # _sinc_maclaurin), then at a second point through the same nested transforms
+    sixth = lambda x: 1 / x
+    fourth = symgrad.sinc
+    for _ in range(6):
+        sixth = symgrad.grad(sixth)
+    for _ in range(4):
+        fourth = symgrad.grad(fourth)
+    assert sixth(np.array(4.0)) == 720 / 4 ** 7
+    np.testing.assert_allclose(sixth(np.array(2.0)), 720 / 2 ** 7, rtol=1e-14)
+    np.testing.assert_allclose(fourth(np.array(0.0)), np.pi ** 4 / 5, rtol=1e-14)
+    x = 0.05  # inside the series' range: against the closed form's 4th derivative at x
+    import sympy as sp
+    t = sp.Symbol("t")
+    expected = float(sp.diff(sp.sin(sp.pi * t) / (sp.pi * t), t, 4).subs(t, sp.Rational(1, 20)).evalf(30))
+    np.testing.assert_allclose(fourth(np.array(x)), expected, rtol=1e-9)
