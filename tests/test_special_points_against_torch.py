@@ -170,6 +170,8 @@ def test_jvp_and_hessian_at_special_points_are_pytorchs(name):
     t_point, t_tangent = (torch.tensor(a, dtype=torch.float64) for a in (point, tangent))
     expected_tangent = torch.func.jvp(f, (t_point,), (t_tangent,))[1].numpy()
     expected_hessian = torch.func.hessian(lambda x: f(x).sum())(t_point).numpy()
+    if name == "sinc at 0":  # torch's sinc''(0) is 0 (its derivative is masked to 0 there);
+        expected_hessian[0, 0] = -np.pi ** 2 / 3  # the true value (JAX's, the Maclaurin series')
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         np.testing.assert_allclose(symgrad.jvp(f, (point,), (tangent,))[1], expected_tangent, rtol=1e-12, equal_nan=True)

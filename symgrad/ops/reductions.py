@@ -389,15 +389,43 @@ def _prod_forward(x, *, dim=None, keepdim=False):
 
 
 def _prod_vjp(xp, g, ans, x, *, dim=None, keepdim=False):
-    # as PyTorch: ans/x where the slice has no zero; where it has one, the product of the
-    # others at the zero and 0 elsewhere; where it has two or more, 0 everywhere
+    # ans/x where the slice has no zero (as PyTorch); where it has one, the product of the
+    # others written without a division (exclusive running products from either end), so
+    # the gradient is right at zeros to every order: at one zero, d grad_i / d x_zero (the
+    # product of the rest) is not 0 although grad_i is
     g = _keep(xp, g, x, dim, keepdim)
+    if np.ndim(x) == 0:
+        return (g,)
     zero = x == 0
     nonzero = xp.where(zero, 1.0, x)
     zeros = xp.sum(xp.cast(zero, dtype=x.dtype), dim=dim, keepdim=True)
     others = xp.prod(nonzero, dim=dim, keepdim=True)
-    at_one_zero = xp.where(zero, g * others, 0.0)
-    return (xp.where(zeros == 0, g * others / nonzero, xp.where(zeros == 1, at_one_zero, 0.0)),)
+    return (xp.where(zeros == 0, g * others / nonzero, g * _product_of_the_others(xp, x, dim)),)
+
+
+def _product_of_the_others(xp, x, dim):
+    """For each element of ``x``, the product of the other elements of its slice along ``dim``
+    (all of ``x`` when None): the running product before it times the one after it, so no
+    division by the element (right where it is 0, and differentiable there)."""
+    if dim is None:
+        return xp.reshape(_product_of_the_others(xp, xp.reshape(x, shape=(-1,)), 0), shape=np.shape(x))
+    axis = normalize_dims(dim, np.ndim(x))[0]
+    if np.shape(x)[axis] <= 1:
+        return _ones_like(xp, x)
+    flip = reversed_along(axis, np.ndim(x))
+    return _product_before(xp, x, axis) * xp.getitem(_product_before(xp, xp.getitem(x, index=flip), axis), index=flip)
+
+
+def _ones_like(xp, x):
+    """Ones shaped like ``x`` (whatever its values, NaN included), made with ``xp`` alone."""
+    return xp.cast(xp.where(x == 0, 1.0, 1.0), dtype=x.dtype)
+
+
+def _product_before(xp, x, axis):
+    """The running product along ``axis`` of the elements strictly before each one (1 first)."""
+    head = (slice(None),) * axis
+    ones = _ones_like(xp, xp.getitem(x, index=head + (slice(None, 1),)))
+    return xp.cat(ones, xp.getitem(xp.cumprod(x, dim=axis), index=head + (slice(None, -1),)), dim=axis)
 
 
 prod = _reduction(
@@ -414,18 +442,30 @@ def _cumprod_vjp(xp, g, ans, x, *, dim):
     # out_j = x_0 ... x_j. Before the first zero of a slice (k), d out_j / d x_i = out_j / x_i,
     # and out_j = 0 for j >= k, so the gradient is cumsum-from-the-end(g * out) / x_i. At the
     # first zero it is sum_{j>=k} g_j * prod_{m<=j, m != k} x_m: the same sum over the running
-    # products of x with that zero replaced by 1. After it, every out_j holds the zero x_k: 0.
-    # (PyTorch's rule; it stays right to second order, since the masks are piecewise constant.)
+    # products of x with that zero replaced by 1 (PyTorch's rule). After it the gradient is
+    # 0, but it is written x_k * (the same rule for x with x_k replaced by 1), so its
+    # derivative in x_k -- not 0 -- is right: the gradient is right to second order.
     if np.ndim(x) == 0:
         return (g,)
     zero = xp.cast(x == 0, dtype=x.dtype)
-    seen = xp.cumsum(zero, dim=dim)  # zeros up to and including each position
+    earlier_zeros = xp.cumsum(zero, dim=dim) - zero  # zeros strictly before each position
+    first = xp.logical_and(x == 0, earlier_zeros == 0)  # the first zero of the slice
+    first_as_one = xp.where(first, 1.0, x)
+    at_the_first_zero = xp.sum(xp.where(first, x, 0.0), dim=dim, keepdim=True)
+    after_first = at_the_first_zero * _cumprod_rule(xp, g, xp.cumprod(first_as_one, dim=dim), first_as_one, dim)
+    return (xp.where(earlier_zeros > 0, after_first, _cumprod_rule(xp, g, ans, x, dim)),)
+
+
+def _cumprod_rule(xp, g, ans, x, dim):
+    """The gradient of ``cumprod`` up to and at the first zero of each slice (0 after it)."""
+    zero = xp.cast(x == 0, dtype=x.dtype)
+    seen = xp.cumsum(zero, dim=dim)
     before = seen == 0
     up_to_first = seen - zero == 0  # no zero strictly before
     first_as_one = xp.where(before, x, xp.where(up_to_first, 1.0, x))
     at_first = _from_end(xp, "cumsum", g * xp.cumprod(first_as_one, dim=dim), dim)
     earlier = _from_end(xp, "cumsum", g * ans, dim) / xp.where(before, x, 1.0)
-    return (xp.where(before, earlier, xp.where(up_to_first, at_first, 0.0)),)
+    return xp.where(before, earlier, xp.where(up_to_first, at_first, 0.0))
 
 
 cumprod = _reduction(

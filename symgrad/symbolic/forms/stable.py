@@ -371,11 +371,13 @@ class copysign(sp.Function):
 class sinc(sp.Function):
     """NumPy's and PyTorch's normalised sinc, ``sin(pi x)/(pi x)``, 1 at 0; compiled as
     ``numpy.sinc``.  Its derivative is ``(cos(pi x) - sinc(x))/x``, selected away at
-    ``x = 0`` where it is 0 (PyTorch's value, and the limit): as a function of its own, not
+    ``|x| < 0.1`` for its Maclaurin series there (``ops.elementwise.SINC_SLOPE_SERIES``: 0 at
+    0, PyTorch's value, with the right derivatives, ``sinc''(0) = -pi^2/3``, and no
+    cancellation near 0): as a function of its own, not
     a ``Piecewise`` of the quotient, whose derivative would multiply the quotient's
     infinite derivative at 0 by the selection's 0 and give NaN.  The quotient is computed
     at ``x = 1`` where it is not taken, so derivatives of the derivative (``hessian``,
-    ``jvp``) are 0 there too, as PyTorch's, not 0 times NaN.
+    ``jvp``) take no 0 times NaN.
 
     >>> x = sp.Symbol("x", real=True)
     >>> sinc(0), sinc(sp.S.Half), sinc(x).diff(x).subs(x, sp.Rational(1, 2))
@@ -395,12 +397,14 @@ class sinc(sp.Function):
     def fdiff(self, argindex=1):
         if argindex != 1:
             raise ArgumentIndexError(self, argindex)
-        from .selections import Equal, Select
+        from ...ops.elementwise import SINC_SERIES_BELOW, sinc_slope_series
+        from .selections import Less, Select
 
         x = self.args[0]
-        at_zero = Equal(x, 0)
-        safe = Select(at_zero, sp.S.One, x)  # the branch not taken is computed at 1: its own derivatives stay finite
-        return Select(at_zero, sp.S.Zero, (sp.cos(sp.pi * safe) - sinc(safe)) / safe)
+        near_zero = Less(sp.Abs(x), SINC_SERIES_BELOW)
+        safe = Select(near_zero, sp.S.One, x)  # the branch not taken is computed at 1: its own derivatives stay finite
+        small = Select(near_zero, x, sp.S.Zero)
+        return Select(near_zero, sinc_slope_series(small), (sp.cos(sp.pi * safe) - sinc(safe)) / safe)
 
     def _eval_is_extended_real(self):
         return True if self.args[0].is_extended_real else None

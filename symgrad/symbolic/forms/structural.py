@@ -450,7 +450,8 @@ class Sum(PrintedInStandardNotation, _Reduction):
 
 @_register
 class Prod(_Reduction):
-    """``prod(x, dim, keepdim)``; its adjoint treats zeros as PyTorch does."""
+    """``prod(x, dim, keepdim)``; at a zero its adjoint is the product of the others, written
+    without a division (so it is right at zeros to every order)."""
 
     op_name = "prod"
 
@@ -460,12 +461,38 @@ class Prod(_Reduction):
         x = self.arrays[0]
         dims = self.attrs.get("dim")  # as given: a 0-d argument has no dims to name
         g = self._upstream(g)
+        shape = shape_of(x)
+        if not shape:
+            return g
         zero = Equal(x, 0)
         nonzero = Select(zero, 1, x)
-        zeros = Sum.of(exact(Select(zero, 1, 0), shape_of(x)), dim=dims, keepdim=True)
+        zeros = Sum.of(exact(Select(zero, 1, 0), shape), dim=dims, keepdim=True)
         others = Prod.of(nonzero, dim=dims, keepdim=True)
-        at_one_zero = Select(zero, g * others, 0)
-        return Select(Equal(zeros, 0), g * others / nonzero, Select(Equal(zeros, 1), at_one_zero, 0))
+        return Select(Equal(zeros, 0), g * others / nonzero, g * _product_of_the_others(x, dims))
+
+
+def _product_of_the_others(x: sp.Expr, dim: Any) -> sp.Expr:
+    """For each element of ``x``, the product of the others of its slice along ``dim`` (all
+    of ``x`` when None) with no division: the running products before and after it (as the
+    tape's ``_product_of_the_others`` in ``ops/reductions.py``)."""
+    from ...ops.reductions import reversed_along
+
+    shape = shape_of(x)
+    if dim is None:
+        return Reshape.of(_product_of_the_others(Reshape.of(x, shape=(size_of(shape),)), 0), shape=shape)
+    axis = _norm_dims(dim, len(shape))[0]
+    if shape[axis] <= 1:
+        return exact(sp.Integer(1), shape)
+    flip = reversed_along(axis, len(shape))
+    return _product_before(x, axis) * Getitem.of(_product_before(Getitem.of(x, index=flip), axis), index=flip)
+
+
+def _product_before(x: sp.Expr, axis: int) -> sp.Expr:
+    """The running product along ``axis`` of the elements strictly before each one (1 first)."""
+    shape = shape_of(x)
+    ones = exact(sp.Integer(1), tuple(1 if d == axis else n for d, n in enumerate(shape)))
+    before = Getitem.of(Cumprod.of(x, dim=axis), index=(slice(None),) * axis + (slice(None, -1),))
+    return Cat.of(ones, before, dim=axis)
 
 
 @_register
@@ -647,12 +674,12 @@ def _from_end(running: type, y: sp.Expr, dim: int) -> sp.Expr:
 @_register
 class Cumprod(_SameShape):
     """``cumprod(x, dim)``: running products along ``dim``; its adjoint treats zeros as
-    PyTorch does (see ``ops/reductions.py``)."""
+    the tape's VJP does, right to second order (see ``ops/reductions.py``)."""
 
     op_name = "cumprod"
 
     def adjoint(self, g, index):
-        from .selections import Equal, Select
+        from .selections import Equal, Greater, LogicalAnd, Select
 
         shape = shape_of(self)
         if not shape:
@@ -661,12 +688,26 @@ class Cumprod(_SameShape):
         dim = self.attrs["dim"]
         g = exact(g, shape)
         zero = exact(Select(Equal(x, 0), 1, 0), shape)
-        seen = Cumsum.of(zero, dim=dim)
-        before, up_to_first = Equal(seen, 0), Equal(seen - zero, 0)
-        first_as_one = Select(before, x, Select(up_to_first, 1, x))
-        at_first = _from_end(Cumsum, g * Cumprod.of(first_as_one, dim=dim), dim)
-        earlier = _from_end(Cumsum, g * self, dim) / Select(before, x, 1)
-        return Select(before, earlier, Select(up_to_first, at_first, 0))
+        earlier_zeros = Cumsum.of(zero, dim=dim) - zero  # zeros strictly before each position
+        first = LogicalAnd(Equal(x, 0), Equal(earlier_zeros, 0))  # the first zero of the slice
+        first_as_one = Select(first, 1, x)
+        at_the_first_zero = Sum.of(exact(Select(first, x, 0), shape), dim=dim, keepdim=True)
+        after_first = at_the_first_zero * _cumprod_rule(g, Cumprod.of(first_as_one, dim=dim), first_as_one, dim)
+        return Select(Greater(earlier_zeros, 0), after_first, _cumprod_rule(g, self, x, dim))
+
+
+def _cumprod_rule(g: sp.Expr, out: sp.Expr, x: sp.Expr, dim: int) -> sp.Expr:
+    """The adjoint of ``out = cumprod(x)`` up to and at the first zero of each slice (0 after it)."""
+    from .selections import Equal, Select
+
+    shape = shape_of(out)
+    zero = exact(Select(Equal(x, 0), 1, 0), shape)
+    seen = Cumsum.of(zero, dim=dim)
+    before, up_to_first = Equal(seen, 0), Equal(seen - zero, 0)
+    first_as_one = Select(before, x, Select(up_to_first, 1, x))
+    at_first = _from_end(Cumsum, g * Cumprod.of(first_as_one, dim=dim), dim)
+    earlier = _from_end(Cumsum, g * out, dim) / Select(before, x, 1)
+    return Select(before, earlier, Select(up_to_first, at_first, 0))
 
 
 @_register
