@@ -572,8 +572,6 @@ def test_structural_op_grad(name, rng):
 
 
 REFUSED = {  # what lax (or torch) computes and symgrad refuses with a clear error instead
-    "conv2d with groups": (lambda x: F.conv2d(x, symgrad.tensor(np.ones((4, 2, 1, 1))), groups=2), (1, 4, 3, 3),
-                           NotImplementedError, "groups=2 is not implemented"),
     "pad in reflect mode": (lambda x: F.pad(x, (1, 1), mode="reflect"), (2, 4), NotImplementedError,
                             "mode 'reflect' is not implemented"),
     "out-of-bounds gather (mode clip/fill)": (lambda x: x[np.array([0, 7])], (5,), IndexError, "out of bounds"),
