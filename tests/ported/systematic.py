@@ -159,3 +159,25 @@ def check_torch(torch_f, args, argnums, grads, weights):
     for i in argnums:
         np.testing.assert_allclose(grads[i], tensors[i].grad.numpy(), rtol=1e-10, atol=1e-12,
                                    err_msg=f"symgrad.grad against torch's, argnum {i}")
+
+
+# ---------------------------------------------------------------------------- matrices
+def normal(*shape):
+    """Draws of standard normal arrays of ``shape``."""
+    return lambda rng: rng.standard_normal(shape)
+
+
+def well_conditioned(*shape):
+    """Draws of (batches of) square matrices ``G / sqrt(n) + 3 I`` (singular values in about [1, 5])."""
+    n = shape[-1]
+    return lambda rng: rng.standard_normal(shape) / np.sqrt(n) + 3.0 * np.eye(n)
+
+
+def positive_definite(*shape):
+    """Draws of ``G G^T / n + I``: symmetric positive definite, condition number below about 5."""
+    n = shape[-1]
+
+    def draw(rng):
+        g = rng.standard_normal(shape)
+        return g @ np.swapaxes(g, -1, -2) / n + np.eye(n)
+    return draw

@@ -43,31 +43,11 @@ import pytest
 
 import symgrad
 
-from .systematic import check_case
+from .systematic import check_case, normal, positive_definite, well_conditioned
 
 
 def _torch():
     return pytest.importorskip("torch", exc_type=ImportError)
-
-
-def well_conditioned(*shape):
-    """A batch of square matrices ``G / sqrt(n) + 3 I`` (singular values in about [1, 5])."""
-    n = shape[-1]
-    return lambda rng: rng.standard_normal(shape) / np.sqrt(n) + 3.0 * np.eye(n)
-
-
-def positive_definite(*shape):
-    """``G G^T / n + I``: symmetric positive definite, condition number below about 5."""
-    n = shape[-1]
-
-    def draw(rng):
-        g = rng.standard_normal(shape)
-        return g @ np.swapaxes(g, -1, -2) / n + np.eye(n)
-    return draw
-
-
-def normal(*shape):
-    return lambda rng: rng.standard_normal(shape)
 
 
 def negated(draw):

@@ -28,7 +28,7 @@ import pytest
 
 import symgrad
 
-from .systematic import check_case
+from .systematic import check_case, normal, positive_definite, well_conditioned
 
 L = symgrad.linalg
 
@@ -41,24 +41,6 @@ def _jax():
     jax = pytest.importorskip("jax", exc_type=ImportError)
     jax.config.update("jax_enable_x64", True)
     return jax
-
-
-def normal(*shape):
-    return lambda rng: rng.standard_normal(shape)
-
-
-def well_conditioned(*shape):
-    n = shape[-1]
-    return lambda rng: rng.standard_normal(shape) / np.sqrt(n) + 3.0 * np.eye(n)
-
-
-def positive_definite(*shape):
-    n = shape[-1]
-
-    def draw(rng):
-        g = rng.standard_normal(shape)
-        return g @ np.swapaxes(g, -1, -2) / n + np.eye(n)
-    return draw
 
 
 def _sym(a):
