@@ -587,6 +587,40 @@ def _counted_mask(target: Tensor, ignore_index: int, dtype) -> Tensor:
     return Tensor(tracing.derived_array(target, lambda c: (c != ignore_index).astype(dtype)))
 
 
+def _weights_of(classes: np.ndarray, ignore_index: int, weights: np.ndarray | None, dtype) -> np.ndarray:
+    """Each label's class weight (1 without weights), 0 where it is ``ignore_index``."""
+    counted = classes != ignore_index
+    if weights is None:
+        return counted.astype(dtype)
+    return (weights[np.where(counted, classes, 0)] * counted).astype(dtype)
+
+
+def _weight_in_graph(class_weight: Tensor | None) -> bool:
+    return class_weight is not None and (class_weight.requires_grad or tracing.is_traced(class_weight))
+
+
+def _target_weights(target: Tensor, ignore_index: int, class_weight: Tensor | None, dtype) -> Tensor:
+    """Each target's class weight (1 without weights), 0 where the target is ignored.
+    Through the graph where the weight is in it (it requires grad, or a trace follows it);
+    else computed from the labels by :func:`tracing.derived_array`, so a traced call
+    recomputes it from its own labels (ops on tensors made of labels and constants alone
+    are not recorded: they would be frozen at the first call's values)."""
+    if _weight_in_graph(class_weight):
+        return class_weight[(_counted_classes(target, ignore_index),)] * _counted_mask(target, ignore_index, dtype)
+    weights = None if class_weight is None else class_weight.detach().numpy()
+    return Tensor(tracing.derived_array(target, lambda classes: _weights_of(classes, ignore_index, weights, dtype)))
+
+
+def _counted_total(target: Tensor, ignore_index: int, class_weight: Tensor | None, dtype) -> Tensor:
+    """A mean's denominator, the sum of :func:`_target_weights`, recomputed from each traced
+    call's labels where the weight is not in the graph."""
+    if _weight_in_graph(class_weight):
+        return _target_weights(target, ignore_index, class_weight, dtype).sum()
+    weights = None if class_weight is None else class_weight.detach().numpy()
+    return Tensor(tracing.derived_array(
+        target, lambda classes: np.asarray(_weights_of(classes, ignore_index, weights, dtype).sum(), dtype=dtype)))
+
+
 def _nll_name(ndim: int, reduction: str) -> str:
     """PyTorch's node name: 1-D/2-D inputs use nll_loss, 4-D nll_loss2d, and other ranks are
     reshaped into nll_loss2d (then an unreduced result is a view)."""
@@ -644,13 +678,10 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
     name = _nll_name(input.ndim, reduction)
     if class_weight is None and all_counted:
         return _named(_reduce(-picked, reduction), name)
-    scale = _counted_mask(target, ignore_index, input.dtype)
-    if class_weight is not None:
-        scale = class_weight[(safe,)] * scale
-    loss = -(picked * scale)
+    loss = -(picked * _target_weights(target, ignore_index, class_weight, input.dtype))
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan, like PyTorch
-            return _named(loss.sum() / scale.sum(), name)
+            return _named(loss.sum() / _counted_total(target, ignore_index, class_weight, input.dtype), name)
     return _named(_reduce(loss, reduction), name)
 
 
@@ -713,11 +744,8 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     if reduction == "sum":
         smooth = smooth.sum()
     elif reduction == "mean":
-        counted = _counted_mask(target, ignore_index, input.dtype)
-        if class_weight is not None:
-            counted = class_weight[(_counted_classes(target, ignore_index),)] * counted
         with np.errstate(invalid="ignore", divide="ignore"):
-            smooth = smooth.sum() / counted.sum()
+            smooth = smooth.sum() / _counted_total(target, ignore_index, class_weight, input.dtype)
     return (1 - label_smoothing) * loss + smooth * (label_smoothing / n_classes)
 
 

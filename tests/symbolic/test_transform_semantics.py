@@ -568,7 +568,7 @@ def test_an_argument_that_is_not_numeric_names_static_argnums():
 
 LABEL_CASES = [(loss, kwargs) for loss in ("cross_entropy", "nll_loss")
                for kwargs in ({}, {"ignore_index": 1}, {"label_smoothing": 0.2, "ignore_index": 2},
-                              {"weight": np.array([1.0, 2.0, 3.0])})
+                              {"weight": np.array([1.0, 2.0, 3.0])}, {"weight": np.array([1.0, 2.0, 3.0]), "ignore_index": 0})
                if loss == "cross_entropy" or "label_smoothing" not in kwargs]
 
 
