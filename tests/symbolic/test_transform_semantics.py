@@ -582,6 +582,22 @@ def test_class_labels_are_read_at_each_call(loss, kwargs):
         assert_matches_eager(lambda X: fn(X, symgrad.tensor(y), **kwargs), (X,), transform=lambda X: df(X, y))
 
 
+def test_an_unrecorded_op_on_arrays_derived_from_labels_is_refused_not_frozen():
+    """Arrays a function derives from an integer argument (``tracing.derived_array``: its
+    labels, index arrays) are recomputed at each call only where they are used as they
+    are; a sum of them alone is not recorded, so its first value would be reused at every
+    later call (``cross_entropy``'s mean over the counted labels was, with ignore_index).
+    It is refused, naming the op."""
+    from symgrad.tape import tracing
+
+    def f(x, y):
+        counted = symgrad.Tensor(tracing.derived_array(symgrad.as_tensor(y), lambda c: (c != 1).astype(float)))
+        return (x * counted).sum() / counted.sum()
+
+    with pytest.raises(UntraceableError, match=r"unrecorded op sum \(from a tensor made by derived_array\(\)"):
+        value_and_grad(f)(np.ones(3), np.array([0, 1, 2]))
+
+
 def test_class_labels_out_of_range_raise_at_a_later_call():
     df = grad(lambda X, y: F.cross_entropy(X, y))
     X = np.zeros((2, 3))
