@@ -471,7 +471,7 @@ def test_argmax_runs_as_a_numpy_step_of_the_c_plan(cc, backend):
                 + (symgrad.count_nonzero(symgrad.relu(x), 0) * x).sum())
 
     def with_positions(x):  # the positions themselves as outputs: int64, as NumPy's
-        return f(x), (x.argmax(), x.argmin(0), x.argmax(1, keepdim=True) * (x.sum() > 0))
+        return f(x), (x.argmax(), x.argmin(0), x.argmax(1, keepdim=True))
 
     compiled, reference = S.value_and_grad(f, backend=backend), S.value_and_grad(f, backend="numpy")
     aux = S.value_and_grad(with_positions, backend=backend, has_aux=True)
@@ -484,6 +484,23 @@ def test_argmax_runs_as_a_numpy_step_of_the_c_plan(cc, backend):
             np.testing.assert_array_equal(got, want)
     with pytest.raises(UnsupportedExpressionError, match="argmax|argmin|Cast"):
         S.grad(f, backend="c_fused")(x)
+
+
+def test_a_position_times_a_constant_is_a_float_on_c(cc):
+    """A gradient folds a float constant into a position (``sum(4.9443*argmin(a))``); its
+    dtype is float64, as NumPy's, where a rule giving positions' int64 to whatever they
+    reach truncated it to 9.0 (the C-tier transform fuzz, seed 7805); a position itself
+    stays int64."""
+    from symgrad.symbolic.forms.structural import Argmin
+
+    a = ArrayVar("a", (1, 3))
+    position = Argmin.of(a, dim=-1, keepdim=False)
+    outputs = [Sum.of(sp.Float(4.9443) * position, dim=None, keepdim=False), position]
+    native, reference = compile_both("c", [a], outputs)
+    values = np.array([[-1.0, 0.5, -2.0]])
+    for got, want in zip(native(values), reference(values)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("backend", ARRAY_BACKENDS)

@@ -232,7 +232,7 @@ class NativeFunction(ClosedFormFunction):
 
 def _dtype_rules(symbols: list, outputs: list) -> list:
     """Per output, a function of the input dtypes giving the output's NumPy dtype (NumPy's
-    promotion of the inputs it depends on, casts' targets and positions' int64)."""
+    promotion of the inputs it depends on and of casts' targets; int64 for a position)."""
     from ...forms.selections import Cast, Compare, LogicalAnd, LogicalNot, LogicalOr
     from ...forms.structural import Argmax, Argmin
     from ...core.symbols import postorder
@@ -248,8 +248,6 @@ def _dtype_rules(symbols: list, outputs: list) -> list:
             flows[node] = (0, none)
         elif isinstance(node, Cast):
             flows[node] = (0, frozenset((node.dtype,)))
-        elif isinstance(node, (Argmax, Argmin)):  # positions: int64, as NumPy's
-            flows[node] = (0, frozenset(("int64",)))
         else:
             mask, fixed = 0, none
             for arg in node.args:
@@ -269,7 +267,10 @@ def _dtype_rules(symbols: list, outputs: list) -> list:
             mask ^= low
         if not positions and not fixed:  # a constant (``x/x`` is 1): the dtype of the whole function
             positions = list(range(len(symbols)))
-        rules.append(_rule(positions, sorted(fixed), isinstance(out, boolean)))
+        if isinstance(out, (Argmax, Argmin)):  # a position itself: int64, as NumPy's
+            rules.append(lambda dtypes: np.dtype(np.int64))
+        else:  # (arithmetic on positions is float, as the tape casts them before it)
+            rules.append(_rule(positions, sorted(fixed), isinstance(out, boolean)))
     return rules
 
 
@@ -279,7 +280,7 @@ def _rule(positions: list, fixed: list, boolean: bool):
             return np.dtype(bool)
         found = [dtypes[p] for p in positions] + [np.dtype(f) for f in fixed]
         dtype = np.result_type(*found) if found else np.dtype(np.float64)
-        return dtype if dtype.kind in "fi" else np.dtype(np.float64)  # (integers only from positions)
+        return dtype if dtype.kind == "f" else np.dtype(np.float64)
     return rule
 
 
